@@ -1,0 +1,164 @@
+//! Persistence: a closed set of backends, one file each, with the same operations.
+
+mod sqlite;
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+pub(crate) use self::sqlite::SqliteBackend;
+use crate::crypto::{Sealed, WrappedKey};
+use crate::directory::{TenantRecord, UserRecord};
+use crate::error::Result;
+use crate::model::{SecretId, SecretInfo, TenantId, UserId};
+use crate::references::{Owner, OwnerType, ResolvedRef, Usages};
+
+/// Which database holds the store.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// The embedded default: a SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// A secret as persisted: metadata plus ciphertext.
+#[derive(Clone)]
+pub(crate) struct SecretRow {
+    pub(crate) info: SecretInfo,
+    pub(crate) sealed: Sealed,
+}
+
+/// A stored configuration that may own references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnerRecord {
+    /// Who it is.
+    pub owner: Owner,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The configuration document, with placeholders (never plaintext).
+    pub body: serde_json::Value,
+    /// Milliseconds since the epoch.
+    pub created_time: i64,
+    /// Milliseconds since the epoch.
+    pub updated_time: i64,
+}
+
+/// Result of deleting a secret inside one transaction.
+pub(crate) enum DeleteOutcome {
+    Deleted,
+    InUse(Usages),
+}
+
+/// The persistence backends.
+pub(crate) enum Backend {
+    Sqlite(SqliteBackend),
+}
+
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Backend {
+    pub(crate) async fn connect(db: &Database) -> Result<Self> {
+        match db {
+            Database::Sqlite(path) => Ok(Self::Sqlite(SqliteBackend::connect(path).await?)),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        dispatch!(self.close())
+    }
+    pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
+        dispatch!(self.load_data_keys())
+    }
+    pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
+        dispatch!(self.insert_data_key(key))
+    }
+    pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
+        dispatch!(self.system_secret(name))
+    }
+    pub(crate) async fn insert_system_secret(&self, name: &str, sealed: &Sealed) -> Result<()> {
+        dispatch!(self.insert_system_secret(name, sealed))
+    }
+    pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
+        dispatch!(self.load_secrets())
+    }
+    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
+        dispatch!(self.insert_secret(row))
+    }
+    pub(crate) async fn update_secret(
+        &self,
+        row: &SecretRow,
+        expected_version: i64,
+    ) -> Result<bool> {
+        dispatch!(self.update_secret(row, expected_version))
+    }
+    pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
+        dispatch!(self.delete_secret(id))
+    }
+    pub(crate) async fn usages(&self, id: SecretId) -> Result<Usages> {
+        dispatch!(self.usages(id))
+    }
+    pub(crate) async fn save_owner(
+        &self,
+        tenant: TenantId,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[ResolvedRef<'_>],
+    ) -> Result<bool> {
+        dispatch!(self.save_owner(tenant, owner, body, refs))
+    }
+    pub(crate) async fn delete_owner(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<bool> {
+        dispatch!(self.delete_owner(tenant, kind, id))
+    }
+    pub(crate) async fn owner(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<Option<OwnerRecord>> {
+        dispatch!(self.owner(tenant, kind, id))
+    }
+    pub(crate) async fn owners(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+    ) -> Result<Vec<OwnerRecord>> {
+        dispatch!(self.owners(tenant, kind))
+    }
+    pub(crate) async fn dangling_references(&self) -> Result<i64> {
+        dispatch!(self.dangling_references())
+    }
+    pub(crate) async fn insert_tenant(&self, t: &TenantRecord) -> Result<()> {
+        dispatch!(self.insert_tenant(t))
+    }
+    pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
+        dispatch!(self.tenant_by_name(name))
+    }
+    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
+        dispatch!(self.insert_user(u))
+    }
+    pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        dispatch!(self.user_by_name(username))
+    }
+    pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        dispatch!(self.user_by_id(id))
+    }
+    pub(crate) async fn count_users(&self) -> Result<i64> {
+        dispatch!(self.count_users())
+    }
+}

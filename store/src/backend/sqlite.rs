@@ -1,0 +1,525 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`, so every acknowledged
+//! write survives `kill -9` and power loss. One connection: SQLite has one writer anyway, and reads
+//! on the hot path come from the in-memory index.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::{DeleteOutcome, OwnerRecord, SecretRow};
+use crate::access::Role;
+use crate::crypto::{Sealed, WrappedKey};
+use crate::directory::{TenantRecord, UserRecord};
+use crate::error::{Result, StoreError};
+use crate::model::{SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
+
+pub(crate) struct SqliteBackend {
+    pool: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn parse_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
+    let text: String = row.try_get(col)?;
+    text.parse().map_err(|_| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("column {col}: bad id '{text}'").into(),
+        ))
+    })
+}
+
+fn parse_opt_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| {
+        t.parse().map_err(|_| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("column {col}: bad id '{t}'").into(),
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn sealed_from(row: &SqliteRow) -> Result<Sealed> {
+    let nonce: Vec<u8> = row.try_get("nonce")?;
+    Ok(Sealed {
+        key_id: row.try_get("key_id")?,
+        nonce: nonce.as_slice().try_into().map_err(|_| {
+            StoreError::Database(sqlx::Error::Decode("nonce is not 12 bytes".into()))
+        })?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+fn decode_err(what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.to_owned().into()))
+}
+
+fn user_from(row: &SqliteRow) -> Result<UserRecord> {
+    let roles: String = row.try_get("roles")?;
+    let roles: Vec<Role> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
+    Ok(UserRecord {
+        id: parse_id(row, "id")?,
+        tenant_id: parse_id(row, "tenant_id")?,
+        customer_id: parse_opt_id(row, "customer_id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        roles,
+        created_time: row.try_get("created_time")?,
+    })
+}
+
+fn owner_from(row: &SqliteRow) -> Result<OwnerRecord> {
+    let kind: String = row.try_get("type")?;
+    let body: String = row.try_get("body")?;
+    Ok(OwnerRecord {
+        owner: Owner {
+            kind: OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
+            id: parse_id(row, "id")?,
+            name: row.try_get("name")?,
+            customer_id: parse_opt_id(row, "customer_id")?,
+        },
+        tenant_id: parse_id(row, "tenant_id")?,
+        body: serde_json::from_str(&body).map_err(|_| decode_err("owners.body"))?,
+        created_time: row.try_get("created_time")?,
+        updated_time: row.try_get("updated_time")?,
+    })
+}
+
+fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
+}
+
+async fn usages_in(tx: &mut Transaction<'_, Sqlite>, id: SecretId) -> Result<Usages> {
+    let rows = sqlx::query(
+        "SELECT o.type, o.id, o.name, r.node_id, r.node_name, r.pointer \
+         FROM secret_refs r JOIN owners o ON o.id = r.owner_id \
+         WHERE r.secret_id = ? ORDER BY o.type, o.name, o.id, r.pointer",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut grouped = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("type")?;
+        grouped.push((
+            OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
+            parse_id::<Uuid>(row, "id")?,
+            row.try_get::<String, _>("name")?,
+            SecretRef {
+                secret_name: String::new(),
+                node_id: row.try_get("node_id")?,
+                node_name: row.try_get("node_name")?,
+                pointer: row.try_get("pointer")?,
+            },
+        ));
+    }
+    Ok(Usages::group(grouped))
+}
+
+impl SqliteBackend {
+    pub(crate) async fn connect(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        let backend = Self { pool };
+        if let Err(e) = migrator().run(&backend.pool).await {
+            backend.close().await;
+            return Err(e.into());
+        }
+        Ok(backend)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
+        let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKey {
+                    id: r.try_get("id")?,
+                    wrapped: r.try_get("wrapped")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
+        sqlx::query("INSERT INTO data_keys (id, wrapped, created_time) VALUES (?, ?, ?)")
+            .bind(key.id)
+            .bind(&key.wrapped)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
+        let row =
+            sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(sealed_from).transpose()
+    }
+
+    pub(crate) async fn insert_system_secret(&self, name: &str, sealed: &Sealed) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO system_secrets (name, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed.key_id)
+        .bind(sealed.nonce.as_slice())
+        .bind(&sealed.ciphertext)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
+             updated_time, key_id, nonce, ciphertext FROM secrets",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let shares =
+            sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut shared: std::collections::HashMap<SecretId, Vec<_>> = Default::default();
+        for s in &shares {
+            shared
+                .entry(parse_id(s, "secret_id")?)
+                .or_default()
+                .push(parse_id(s, "customer_id")?);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: SecretId = parse_id(row, "id")?;
+            let kind: String = row.try_get("type")?;
+            out.push(SecretRow {
+                info: SecretInfo {
+                    id,
+                    tenant_id: parse_id(row, "tenant_id")?,
+                    name: row.try_get("name")?,
+                    kind: SecretType::parse(&kind).ok_or_else(|| decode_err("secrets.type"))?,
+                    description: row.try_get("description")?,
+                    file_name: row.try_get("file_name")?,
+                    version: row.try_get("version")?,
+                    created_time: row.try_get("created_time")?,
+                    updated_time: row.try_get("updated_time")?,
+                    shared_with: shared.remove(&id).unwrap_or_default(),
+                },
+                sealed: sealed_from(row)?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
+        let i = &row.info;
+        let result = sqlx::query(
+            "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
+             created_time, updated_time, key_id, nonce, ciphertext) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.tenant_id.to_string())
+        .bind(&i.name)
+        .bind(i.kind.as_str())
+        .bind(&i.description)
+        .bind(&i.file_name)
+        .bind(i.version)
+        .bind(i.created_time)
+        .bind(i.updated_time)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::NameTaken(i.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn update_secret(
+        &self,
+        row: &SecretRow,
+        expected_version: i64,
+    ) -> Result<bool> {
+        let i = &row.info;
+        let done = sqlx::query(
+            "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
+             key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND version = ?",
+        )
+        .bind(&i.description)
+        .bind(&i.file_name)
+        .bind(i.version)
+        .bind(i.updated_time)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .bind(i.id.to_string())
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let usages = usages_in(&mut tx, id).await?;
+        if !usages.is_empty() {
+            return Ok(DeleteOutcome::InUse(usages));
+        }
+        let result = sqlx::query("DELETE FROM secrets WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(DeleteOutcome::Deleted)
+            }
+            // A reference committed between our read and the delete (another instance).
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
+                drop(tx);
+                let mut tx = self.pool.begin().await?;
+                Ok(DeleteOutcome::InUse(usages_in(&mut tx, id).await?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn usages(&self, id: SecretId) -> Result<Usages> {
+        let mut tx = self.pool.begin().await?;
+        usages_in(&mut tx, id).await
+    }
+
+    pub(crate) async fn save_owner(
+        &self,
+        tenant: TenantId,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[ResolvedRef<'_>],
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let saved = sqlx::query(
+            "INSERT INTO owners (id, tenant_id, type, name, customer_id, body, created_time, updated_time) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body, \
+             updated_time = excluded.updated_time \
+             WHERE owners.tenant_id = excluded.tenant_id AND owners.type = excluded.type",
+        )
+        .bind(owner.id.to_string())
+        .bind(tenant.to_string())
+        .bind(owner.kind.as_str())
+        .bind(&owner.name)
+        .bind(owner.customer_id.map(|c| c.to_string()))
+        .bind(body.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if saved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM secret_refs WHERE owner_id = ?")
+            .bind(owner.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for r in refs {
+            let inserted = sqlx::query(
+                "INSERT INTO secret_refs (secret_id, owner_id, node_id, node_name, pointer) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(r.secret_id.to_string())
+            .bind(owner.id.to_string())
+            .bind(&r.reference.node_id)
+            .bind(&r.reference.node_name)
+            .bind(&r.reference.pointer)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
+                    return Err(StoreError::UnknownSecrets(vec![
+                        r.reference.secret_name.clone(),
+                    ]));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(crate) async fn delete_owner(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<bool> {
+        // References go with the owner (ON DELETE CASCADE), in the same statement.
+        let done = sqlx::query("DELETE FROM owners WHERE id = ? AND tenant_id = ? AND type = ?")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .bind(kind.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn owner(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<Option<OwnerRecord>> {
+        let row = sqlx::query("SELECT * FROM owners WHERE id = ? AND tenant_id = ? AND type = ?")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(owner_from).transpose()
+    }
+
+    pub(crate) async fn owners(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+    ) -> Result<Vec<OwnerRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM owners WHERE tenant_id = ? AND type = ? ORDER BY name, id")
+                .bind(tenant.to_string())
+                .bind(kind.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(owner_from).collect()
+    }
+
+    pub(crate) async fn dangling_references(&self) -> Result<i64> {
+        let n = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM secret_refs r LEFT JOIN secrets s ON s.id = r.secret_id \
+             WHERE s.id IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    pub(crate) async fn insert_tenant(&self, t: &TenantRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tenants (id, name, created_time) VALUES (?, ?, ?)")
+            .bind(t.id.to_string())
+            .bind(&t.name)
+            .bind(t.created_time)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
+        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TenantRecord {
+                id: parse_id(&r, "id")?,
+                name: r.try_get("name")?,
+                created_time: r.try_get("created_time")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
+        let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
+        let result = sqlx::query(
+            "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(u.tenant_id.to_string())
+        .bind(u.customer_id.map(|c| c.to_string()))
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(roles)
+        .bind(u.created_time)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(
+                StoreError::invalid("username", format!("'{}' is already taken", u.username)),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub(crate) async fn count_users(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,136 @@
+//! The store's one error type.
+
+use crate::references::Usages;
+
+/// One problem with one field of a request, e.g. `name: must not contain '$'`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldProblem {
+    /// The field, as the API spells it (`name`, `value`, `fileName`, ...).
+    pub field: String,
+    /// What is wrong with it, written for the person who sent it.
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Everything that can go wrong in the store. No variant ever carries a secret's value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The request broke one or more validation rules; every problem is listed.
+    #[error("{}", join(.0))]
+    Invalid(Vec<FieldProblem>),
+    /// A value is larger than the configured limit.
+    #[error("{field}: is {size} bytes, the limit for {kind} secrets is {limit} bytes")]
+    TooLarge {
+        /// The field carrying the value.
+        field: &'static str,
+        /// `TEXT` or `FILE`.
+        kind: &'static str,
+        /// The size that was sent.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The tenant already has a secret of this name.
+    #[error("a secret named '{0}' already exists")]
+    NameTaken(String),
+    /// A request tried to change a field that never changes after creation.
+    #[error("{field}: cannot be changed after creation (it is '{current}')")]
+    Immutable {
+        /// `name` or `type`.
+        field: &'static str,
+        /// The value the field keeps.
+        current: String,
+    },
+    /// No such object for this actor (other tenants' objects are reported the same way).
+    #[error("{kind} '{id}' not found")]
+    NotFound {
+        /// What was looked for (`secret`, `user`, ...).
+        kind: &'static str,
+        /// The id or name that was asked for.
+        id: String,
+    },
+    /// The actor lacks a permission.
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    /// A configuration references secrets that do not exist (or were deleted concurrently).
+    #[error("unknown secrets referenced: {}", .0.join(", "))]
+    UnknownSecrets(Vec<String>),
+    /// The secret is referenced and cannot be deleted.
+    #[error("secret '{name}' is in use by {usages}")]
+    InUse {
+        /// The secret's name.
+        name: String,
+        /// Who references it.
+        usages: Usages,
+    },
+    /// A ciphertext failed authentication: altered, moved to another row, or the wrong key.
+    #[error(
+        "secret '{0}' failed its integrity check (ciphertext altered or moved); no value returned"
+    )]
+    Integrity(String),
+    /// The master key does not unwrap the keyring in the database.
+    #[error(
+        "the master key does not match this database: the keyring cannot be unwrapped \
+         (check VEIL_MASTER_KEY / --master-key-file); nothing was changed"
+    )]
+    WrongMasterKey,
+    /// The master key could not be loaded.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// Two writers changed the same secret at once; the caller may retry.
+    #[error("secret '{0}' was changed concurrently, try again")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A file operation (master key) failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn join(problems: &[FieldProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldProblem::new(field, message)])
+    }
+
+    pub(crate) fn secret_not_found(id: impl ToString) -> Self {
+        Self::NotFound {
+            kind: "secret",
+            id: id.to_string(),
+        }
+    }
+}
+
+/// Shorthand for results of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

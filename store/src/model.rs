@@ -1,0 +1,483 @@
+//! The secret model and its validation rules (ARCHITECTURE §2).
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{FieldProblem, Result, StoreError};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn new_random() -> Self {
+                Self(Uuid::new_v4())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies a tenant: the unit of isolation.
+    TenantId
+);
+id_type!(
+    /// Identifies a customer of a tenant.
+    CustomerId
+);
+id_type!(
+    /// Identifies a secret.
+    SecretId
+);
+id_type!(
+    /// Identifies a user.
+    UserId
+);
+
+/// What a secret holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SecretType {
+    /// UTF-8 text: passwords, tokens, API keys.
+    Text,
+    /// Bytes: certificates, key files.
+    File,
+}
+
+impl SecretType {
+    /// The name the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "TEXT",
+            Self::File => "FILE",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TEXT" => Some(Self::Text),
+            "FILE" => Some(Self::File),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SecretType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret's metadata: everything the API may show. It has no value field by construction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretInfo {
+    /// The secret's id.
+    pub id: SecretId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The immutable, per-tenant unique name.
+    pub name: String,
+    /// TEXT or FILE; immutable.
+    #[serde(rename = "type")]
+    pub kind: SecretType,
+    /// Free text.
+    pub description: String,
+    /// The uploaded file's name (FILE only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// 1 at creation, +1 on every value change.
+    pub version: i64,
+    /// Milliseconds since the epoch.
+    pub created_time: i64,
+    /// Milliseconds since the epoch.
+    pub updated_time: i64,
+    /// Customers this secret is shared with.
+    pub shared_with: Vec<CustomerId>,
+}
+
+/// A secret's plaintext, held in zeroizing memory. `Debug` prints `[REDACTED]`; it has no `Serialize`.
+pub struct SecretValue(SecretSlice<u8>);
+
+impl SecretValue {
+    /// Wraps bytes; the vector is moved, not copied.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(SecretSlice::from(bytes))
+    }
+
+    /// The bytes. Call only where the value is written into a request or connection.
+    pub fn expose_bytes(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// The value as text, if it is valid UTF-8 (always true for TEXT secrets).
+    pub fn expose_text(&self) -> Option<&str> {
+        std::str::from_utf8(self.expose_bytes()).ok()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.expose_bytes().len()
+    }
+
+    /// True for an empty value (never stored).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<String> for SecretValue {
+    fn from(s: String) -> Self {
+        Self::new(s.into_bytes())
+    }
+}
+
+impl From<&str> for SecretValue {
+    fn from(s: &str) -> Self {
+        Self::new(s.as_bytes().to_vec())
+    }
+}
+
+impl From<secrecy::SecretString> for SecretValue {
+    fn from(s: secrecy::SecretString) -> Self {
+        Self::from(s.expose_secret())
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue([REDACTED])")
+    }
+}
+
+/// A request to create a secret.
+#[derive(Debug)]
+pub struct NewSecret {
+    /// Name (trimmed before use).
+    pub name: String,
+    /// TEXT or FILE.
+    pub kind: SecretType,
+    /// Optional description.
+    pub description: Option<String>,
+    /// The plaintext.
+    pub value: SecretValue,
+    /// FILE only: the file's name.
+    pub file_name: Option<String>,
+}
+
+/// A request to change a secret. `name` and `kind` are there only so a change can be refused.
+#[derive(Debug, Default)]
+pub struct SecretUpdate {
+    /// A new value: version +1.
+    pub value: Option<SecretValue>,
+    /// A new description.
+    pub description: Option<String>,
+    /// FILE only: a new file name (usually with a new value).
+    pub file_name: Option<String>,
+    /// Must equal the current name if present.
+    pub name: Option<String>,
+    /// Must equal the current type if present.
+    pub kind: Option<String>,
+}
+
+/// Size limits for values.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest TEXT value in bytes (default 64 KiB).
+    pub max_text_bytes: usize,
+    /// Largest FILE value in bytes (default 1 MiB).
+    pub max_file_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_text_bytes: 64 * 1024,
+            max_file_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The longest name or file name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
+const FORBIDDEN_NAME_CHARS: [char; 6] = ['<', '>', '{', '}', ';', '$'];
+
+/// Checks a secret name and returns it trimmed. The rules of ARCHITECTURE §2; the placeholder
+/// parser in veil-core uses the same function so a name that can be stored can be referenced.
+pub fn validate_name(raw: &str) -> Result<String, FieldProblem> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(FieldProblem::new("name", "must not be empty"));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(FieldProblem::new(
+            "name",
+            format!("is {chars} characters long, the limit is {MAX_NAME_CHARS}"),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(FieldProblem::new(
+            "name",
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(c)) {
+        return Err(FieldProblem::new(
+            "name",
+            format!("must not contain '{c}' (none of < > {{ }} ; $ are allowed)"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_description(raw: &str, problems: &mut Vec<FieldProblem>) {
+    let chars = raw.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        problems.push(FieldProblem::new(
+            "description",
+            format!("is {chars} characters long, the limit is {MAX_DESCRIPTION_CHARS}"),
+        ));
+    }
+}
+
+fn validate_file_name(raw: &str, problems: &mut Vec<FieldProblem>) -> String {
+    let name = raw.trim();
+    if name.is_empty() {
+        problems.push(FieldProblem::new(
+            "fileName",
+            "must not be empty for a FILE secret",
+        ));
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        problems.push(FieldProblem::new(
+            "fileName",
+            format!("is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        problems.push(FieldProblem::new(
+            "fileName",
+            "must be a plain file name without control characters, '/' or '\\'",
+        ));
+    }
+    name.to_owned()
+}
+
+/// Checks a value against its type's rules; size problems come back as [`StoreError::TooLarge`].
+pub(crate) fn validate_value(
+    kind: SecretType,
+    value: &SecretValue,
+    limits: &Limits,
+    problems: &mut Vec<FieldProblem>,
+) -> Result<()> {
+    if value.is_empty() {
+        problems.push(FieldProblem::new("value", "must not be empty"));
+        return Ok(());
+    }
+    let limit = match kind {
+        SecretType::Text => limits.max_text_bytes,
+        SecretType::File => limits.max_file_bytes,
+    };
+    if value.len() > limit {
+        return Err(StoreError::TooLarge {
+            field: "value",
+            kind: kind.as_str(),
+            size: value.len(),
+            limit,
+        });
+    }
+    if kind == SecretType::Text && value.expose_text().is_none() {
+        problems.push(FieldProblem::new(
+            "value",
+            "a TEXT secret must be valid UTF-8",
+        ));
+    }
+    Ok(())
+}
+
+/// A validated creation request.
+pub(crate) struct ValidNewSecret {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) file_name: Option<String>,
+}
+
+pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewSecret> {
+    let mut problems = Vec::new();
+    let name = validate_name(&req.name)
+        .map_err(|p| problems.push(p))
+        .unwrap_or_default();
+    let description = req.description.clone().unwrap_or_default();
+    validate_description(&description, &mut problems);
+    let file_name = match (req.kind, &req.file_name) {
+        (SecretType::File, Some(f)) => Some(validate_file_name(f, &mut problems)),
+        (SecretType::File, None) => {
+            problems.push(FieldProblem::new(
+                "fileName",
+                "is required for a FILE secret",
+            ));
+            None
+        }
+        (SecretType::Text, Some(_)) => {
+            problems.push(FieldProblem::new(
+                "fileName",
+                "only FILE secrets have a file name",
+            ));
+            None
+        }
+        (SecretType::Text, None) => None,
+    };
+    validate_value(req.kind, &req.value, limits, &mut problems)?;
+    if problems.is_empty() {
+        Ok(ValidNewSecret {
+            name,
+            description,
+            file_name,
+        })
+    } else {
+        Err(StoreError::Invalid(problems))
+    }
+}
+
+/// Validates an update against the current metadata; returns the new description and file name.
+pub(crate) fn validate_update(
+    current: &SecretInfo,
+    req: &SecretUpdate,
+    limits: &Limits,
+) -> Result<(Option<String>, Option<String>)> {
+    if let Some(name) = &req.name {
+        if name.trim() != current.name {
+            return Err(StoreError::Immutable {
+                field: "name",
+                current: current.name.clone(),
+            });
+        }
+    }
+    if let Some(kind) = &req.kind {
+        if kind != current.kind.as_str() {
+            return Err(StoreError::Immutable {
+                field: "type",
+                current: current.kind.as_str().to_owned(),
+            });
+        }
+    }
+    let mut problems = Vec::new();
+    if let Some(d) = &req.description {
+        validate_description(d, &mut problems);
+    }
+    let file_name = match (&req.file_name, current.kind) {
+        (Some(f), SecretType::File) => Some(validate_file_name(f, &mut problems)),
+        (Some(_), SecretType::Text) => {
+            problems.push(FieldProblem::new(
+                "fileName",
+                "only FILE secrets have a file name",
+            ));
+            None
+        }
+        (None, _) => None,
+    };
+    if let Some(value) = &req.value {
+        validate_value(current.kind, value, limits, &mut problems)?;
+    }
+    if req.value.is_none() && req.description.is_none() && req.file_name.is_none() {
+        problems.push(FieldProblem::new(
+            "value",
+            "nothing to change: send a value, a description or a fileName",
+        ));
+    }
+    if problems.is_empty() {
+        Ok((req.description.clone(), file_name))
+    } else {
+        Err(StoreError::Invalid(problems))
+    }
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_value_debug_is_redacted() {
+        let v = SecretValue::from("hunter2");
+        assert_eq!(format!("{v:?}"), "SecretValue([REDACTED])");
+        let req = NewSecret {
+            name: "n".into(),
+            kind: SecretType::Text,
+            description: None,
+            value: SecretValue::from("hunter2"),
+            file_name: None,
+        };
+        assert!(!format!("{req:?}").contains("hunter2"));
+        let upd = SecretUpdate {
+            value: Some("hunter2".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{upd:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(
+            validate_name("  loriot password ").unwrap(),
+            "loriot password"
+        );
+        assert_eq!(validate_name("пароль-ключ 🔑").unwrap(), "пароль-ключ 🔑");
+        assert_eq!(
+            validate_name(&"é".repeat(255)).unwrap().chars().count(),
+            255
+        );
+        for (bad, needle) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("a\u{7}b", "control"),
+            ("a\nb", "control"),
+            ("a<b", "'<'"),
+            ("a>b", "'>'"),
+            ("a{b", "'{'"),
+            ("a}b", "'}'"),
+            ("a;b", "';'"),
+            ("a$b", "'$'"),
+        ] {
+            let p = validate_name(bad).unwrap_err();
+            assert_eq!(p.field, "name");
+            assert!(p.message.contains(needle), "{bad:?}: {}", p.message);
+        }
+        let p = validate_name(&"x".repeat(256)).unwrap_err();
+        assert!(p.message.contains("256 characters"), "{}", p.message);
+    }
+}

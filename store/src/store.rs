@@ -1,0 +1,595 @@
+//! [`Store`]: the one entry point. Writes go to the database first and, once committed, to the
+//! in-memory index and the event channel; reads (and `resolve`) come from the index only.
+
+use std::sync::{Arc, RwLock};
+
+use dashmap::DashMap;
+use tokio::sync::{Mutex, broadcast};
+use uuid::Uuid;
+
+use crate::access::{Actor, Operation};
+use crate::backend::{Backend, Database, DeleteOutcome, OwnerRecord, SecretRow};
+use crate::crypto::{Keyring, MasterKey, MasterKeySource, random_bytes};
+use crate::directory::{TenantRecord, UserRecord};
+use crate::error::{Result, StoreError};
+use crate::events::{ChangeKind, SecretEvent};
+use crate::model::{
+    Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
+    validate_new, validate_update,
+};
+use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
+
+/// How to open a store.
+#[derive(Debug)]
+pub struct StoreConfig {
+    /// Where the data lives.
+    pub database: Database,
+    /// Where the master key comes from.
+    pub master_key: MasterKeySource,
+    /// Value size limits.
+    pub limits: Limits,
+}
+
+/// A page of a listing, in the API's shape.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// How many items match in all.
+    pub total_elements: usize,
+    /// How many pages there are at this page size.
+    pub total_pages: usize,
+    /// Whether a later page exists.
+    pub has_next: bool,
+}
+
+/// Which page of secrets to list.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Zero-based page number.
+    pub page: usize,
+    /// Items per page, 1..=1000.
+    pub page_size: usize,
+    /// Case-insensitive substring of the name.
+    pub text_search: Option<String>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            page: 0,
+            page_size: 20,
+            text_search: None,
+        }
+    }
+}
+
+/// Metadata and ciphertext of every secret, so look-ups never touch the database.
+#[derive(Default)]
+struct Index {
+    by_id: DashMap<SecretId, Arc<SecretRow>>,
+    by_name: DashMap<TenantId, DashMap<String, Arc<SecretRow>>>,
+}
+
+impl Index {
+    fn insert(&self, row: SecretRow) {
+        let row = Arc::new(row);
+        self.by_id.insert(row.info.id, Arc::clone(&row));
+        self.by_name
+            .entry(row.info.tenant_id)
+            .or_default()
+            .insert(row.info.name.clone(), row);
+    }
+
+    fn remove(&self, info: &SecretInfo) {
+        self.by_id.remove(&info.id);
+        if let Some(names) = self.by_name.get(&info.tenant_id) {
+            names.remove(&info.name);
+        }
+    }
+
+    fn by_name(&self, tenant: TenantId, name: &str) -> Option<Arc<SecretRow>> {
+        self.by_name
+            .get(&tenant)
+            .and_then(|names| names.get(name).map(|r| Arc::clone(r.value())))
+    }
+
+    fn by_id(&self, id: SecretId) -> Option<Arc<SecretRow>> {
+        self.by_id.get(&id).map(|r| Arc::clone(r.value()))
+    }
+}
+
+struct Inner {
+    backend: Backend,
+    keyring: RwLock<Keyring>,
+    index: Index,
+    events: broadcast::Sender<SecretEvent>,
+    /// Serializes writes in this process so the index follows the database's commit order.
+    write: Mutex<()>,
+    limits: Limits,
+}
+
+/// The encrypted secret store. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend.kind())
+            .field("secrets", &self.inner.index.by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, checks the master key against the keyring and
+    /// loads the index. A wrong master key fails with [`StoreError::WrongMasterKey`] and writes nothing.
+    pub async fn open(config: StoreConfig) -> Result<Self> {
+        // Parse an explicit key before touching the database, so a typo changes no file.
+        let master = MasterKey::load(&config.master_key)?;
+        let backend = Backend::connect(&config.database).await?;
+        match Self::init(&backend, master, &config.master_key).await {
+            Ok((keyring, rows)) => {
+                let index = Index::default();
+                for row in rows {
+                    index.insert(row);
+                }
+                let (events, _) = broadcast::channel(1024);
+                Ok(Self {
+                    inner: Arc::new(Inner {
+                        backend,
+                        keyring: RwLock::new(keyring),
+                        index,
+                        events,
+                        write: Mutex::new(()),
+                        limits: config.limits,
+                    }),
+                })
+            }
+            Err(e) => {
+                backend.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn init(
+        backend: &Backend,
+        master: Option<MasterKey>,
+        source: &MasterKeySource,
+    ) -> Result<(Keyring, Vec<SecretRow>)> {
+        let stored = backend.load_data_keys().await?;
+        let master = match (master, source) {
+            (Some(m), _) => m,
+            (None, MasterKeySource::Generated(path)) if stored.is_empty() => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a new master key; back it up and keep it apart from the database, \
+                     or set VEIL_MASTER_KEY / --master-key-file"
+                );
+                MasterKey::generate(path)?
+            }
+            (None, MasterKeySource::Generated(path)) => {
+                return Err(StoreError::MasterKey(format!(
+                    "{} is missing but the database holds a keyring; restore the key file or set \
+                     VEIL_MASTER_KEY (a new key would make every secret unreadable)",
+                    path.display()
+                )));
+            }
+            (None, _) => unreachable!("explicit key sources always load a key or fail"),
+        };
+        let keyring = if stored.is_empty() {
+            let key = Keyring::new_wrapped_key(&master, 1);
+            backend.insert_data_key(&key).await?;
+            Keyring::unwrap_all(&master, &[key])?
+        } else {
+            Keyring::unwrap_all(&master, &stored)?
+        };
+        debug_assert!(!keyring.is_empty());
+        let rows = backend.load_secrets().await?;
+        Ok((keyring, rows))
+    }
+
+    /// Closes the database cleanly.
+    pub async fn close(&self) {
+        self.inner.backend.close().await;
+    }
+
+    /// The backend's name (`sqlite`).
+    pub fn backend_kind(&self) -> &'static str {
+        self.inner.backend.kind()
+    }
+
+    /// The configured value limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// How many secrets all tenants hold.
+    pub fn secret_count(&self) -> usize {
+        self.inner.index.by_id.len()
+    }
+
+    /// Change events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SecretEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn publish(&self, info: &SecretInfo, kind: ChangeKind) {
+        // No subscriber is fine: nothing is running that needs to refresh.
+        let _ = self.inner.events.send(SecretEvent {
+            tenant_id: info.tenant_id,
+            secret_id: info.id,
+            name: info.name.clone(),
+            kind,
+        });
+    }
+
+    fn visible(&self, actor: &Actor, id: SecretId) -> Result<Arc<SecretRow>> {
+        self.inner
+            .index
+            .by_id(id)
+            .filter(|row| actor.can_see(&row.info))
+            .ok_or_else(|| StoreError::secret_not_found(id))
+    }
+
+    fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        self.inner.keyring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a secret (version 1).
+    pub async fn create(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
+        actor.require(Operation::Create)?;
+        let valid = validate_new(&req, &self.inner.limits)?;
+        let _guard = self.inner.write.lock().await;
+        if self
+            .inner
+            .index
+            .by_name(actor.tenant_id, &valid.name)
+            .is_some()
+        {
+            return Err(StoreError::NameTaken(valid.name));
+        }
+        let now = now_ms();
+        let info = SecretInfo {
+            id: SecretId::new_random(),
+            tenant_id: actor.tenant_id,
+            name: valid.name,
+            kind: req.kind,
+            description: valid.description,
+            file_name: valid.file_name,
+            version: 1,
+            created_time: now,
+            updated_time: now,
+            shared_with: Vec::new(),
+        };
+        let sealed = self
+            .keyring()
+            .seal(info.tenant_id, info.id, info.version, &req.value);
+        let row = SecretRow {
+            info: info.clone(),
+            sealed,
+        };
+        self.inner.backend.insert_secret(&row).await?;
+        self.inner.index.insert(row);
+        tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
+        self.publish(&info, ChangeKind::Created);
+        Ok(info)
+    }
+
+    /// Metadata of one secret.
+    pub fn get(&self, actor: &Actor, id: SecretId) -> Result<SecretInfo> {
+        let row = self.visible(actor, id)?;
+        actor.require(Operation::Read)?;
+        Ok(row.info.clone())
+    }
+
+    /// Metadata of a secret by name, if the actor can see it (used to validate configurations).
+    pub fn find(&self, actor: &Actor, name: &str) -> Option<SecretInfo> {
+        self.inner
+            .index
+            .by_name(actor.tenant_id, name)
+            .filter(|row| actor.can_see(&row.info))
+            .map(|row| row.info.clone())
+    }
+
+    /// One page of the actor's secrets, sorted by name.
+    pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
+        actor.require(Operation::Read)?;
+        if !(1..=1000).contains(&query.page_size) {
+            return Err(StoreError::invalid(
+                "pageSize",
+                "must be between 1 and 1000",
+            ));
+        }
+        let needle = query
+            .text_search
+            .as_deref()
+            .map(str::to_lowercase)
+            .filter(|s| !s.is_empty());
+        let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
+            Some(names) => names
+                .iter()
+                .filter(|e| actor.can_see(&e.value().info))
+                .filter(|e| {
+                    needle
+                        .as_deref()
+                        .is_none_or(|n| e.value().info.name.to_lowercase().contains(n))
+                })
+                .map(|e| e.value().info.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        matches.sort_by(|a, b| a.name.cmp(&b.name));
+        let total = matches.len();
+        let total_pages = total.div_ceil(query.page_size);
+        let data: Vec<SecretInfo> = matches
+            .into_iter()
+            .skip(query.page.saturating_mul(query.page_size))
+            .take(query.page_size)
+            .collect();
+        Ok(Page {
+            data,
+            total_elements: total,
+            total_pages,
+            has_next: query.page + 1 < total_pages,
+        })
+    }
+
+    /// Changes value and/or description. A new value increments the version.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        req: SecretUpdate,
+    ) -> Result<SecretInfo> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        let (description, file_name) = validate_update(&current.info, &req, &self.inner.limits)?;
+        let mut info = current.info.clone();
+        let description_changed = description.as_ref().is_some_and(|d| *d != info.description)
+            || file_name
+                .as_ref()
+                .is_some_and(|f| Some(f) != info.file_name.as_ref());
+        if let Some(d) = description {
+            info.description = d;
+        }
+        if let Some(f) = file_name {
+            info.file_name = Some(f);
+        }
+        let sealed = match &req.value {
+            Some(value) => {
+                info.version += 1;
+                self.keyring()
+                    .seal(info.tenant_id, info.id, info.version, value)
+            }
+            None => current.sealed.clone(),
+        };
+        info.updated_time = now_ms();
+        let row = SecretRow {
+            info: info.clone(),
+            sealed,
+        };
+        if !self
+            .inner
+            .backend
+            .update_secret(&row, current.info.version)
+            .await?
+        {
+            return Err(StoreError::Conflict(info.name));
+        }
+        self.inner.index.insert(row);
+        tracing::info!(secret = %info.name, version = info.version, actor = %actor.username, "secret updated");
+        if req.value.is_some() {
+            self.publish(&info, ChangeKind::ValueUpdated(info.version));
+        }
+        if description_changed {
+            self.publish(&info, ChangeKind::DescriptionUpdated);
+        }
+        Ok(info)
+    }
+
+    /// Deletes a secret; refused with the list of users while any configuration references it.
+    pub async fn delete(&self, actor: &Actor, id: SecretId) -> Result<()> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Delete)?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        match self.inner.backend.delete_secret(id).await? {
+            DeleteOutcome::InUse(usages) => Err(StoreError::InUse {
+                name: current.info.name.clone(),
+                usages,
+            }),
+            DeleteOutcome::Deleted => {
+                self.inner.index.remove(&current.info);
+                tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
+                self.publish(&current.info, ChangeKind::Deleted);
+                Ok(())
+            }
+        }
+    }
+
+    /// Who references a secret, grouped by owner type.
+    pub async fn usages(&self, actor: &Actor, id: SecretId) -> Result<Usages> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Read)?;
+        self.inner.backend.usages(id).await
+    }
+
+    /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
+    /// this, never an HTTP route. Errors carry the name, never the value.
+    pub fn resolve(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
+        let row = self
+            .inner
+            .index
+            .by_name(tenant, name)
+            .ok_or_else(|| StoreError::secret_not_found(name))?;
+        let info = &row.info;
+        self.keyring()
+            .open(info.tenant_id, info.id, info.version, &row.sealed)
+            .ok_or_else(|| StoreError::Integrity(info.name.clone()))
+    }
+
+    /// Saves a configuration and replaces all its references in one transaction. Every referenced
+    /// secret must exist and be visible to the actor, who needs USE.
+    pub async fn save_owner(
+        &self,
+        actor: &Actor,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[SecretRef],
+    ) -> Result<()> {
+        if !refs.is_empty() {
+            actor.require(Operation::Use)?;
+        }
+        let _guard = self.inner.write.lock().await;
+        let mut missing = Vec::new();
+        let mut resolved = Vec::with_capacity(refs.len());
+        for r in refs {
+            match self.inner.index.by_name(actor.tenant_id, &r.secret_name) {
+                Some(row) if actor.can_see(&row.info) => resolved.push(ResolvedRef {
+                    secret_id: row.info.id,
+                    reference: r,
+                }),
+                _ => missing.push(r.secret_name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(StoreError::UnknownSecrets(missing));
+        }
+        if self
+            .inner
+            .backend
+            .save_owner(actor.tenant_id, owner, body, &resolved)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound {
+                kind: owner_kind_name(owner.kind),
+                id: owner.id.to_string(),
+            })
+        }
+    }
+
+    /// Deletes a configuration and its references in one statement.
+    pub async fn delete_owner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<()> {
+        let _guard = self.inner.write.lock().await;
+        if self
+            .inner
+            .backend
+            .delete_owner(actor.tenant_id, kind, id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound {
+                kind: owner_kind_name(kind),
+                id: id.to_string(),
+            })
+        }
+    }
+
+    /// One stored configuration of the actor's tenant.
+    pub async fn owner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
+        self.inner
+            .backend
+            .owner(actor.tenant_id, kind, id)
+            .await?
+            .filter(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: owner_kind_name(kind),
+                id: id.to_string(),
+            })
+    }
+
+    /// Every stored configuration of a kind in the actor's tenant (customer users: their own).
+    pub async fn owners(&self, actor: &Actor, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        let mut all = self.inner.backend.owners(actor.tenant_id, kind).await?;
+        all.retain(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id);
+        Ok(all)
+    }
+
+    /// Consistency check: references whose secret no longer exists (always 0).
+    pub async fn dangling_references(&self) -> Result<i64> {
+        self.inner.backend.dangling_references().await
+    }
+
+    /// An internal random value (e.g. the token signing key), created on first use and stored
+    /// encrypted like a secret. Every instance sharing the database gets the same value.
+    pub async fn system_secret(&self, name: &str, len: usize) -> Result<SecretValue> {
+        let _guard = self.inner.write.lock().await;
+        if self.inner.backend.system_secret(name).await?.is_none() {
+            let sealed = self
+                .keyring()
+                .seal_system(name, &SecretValue::new(random_bytes(len)));
+            self.inner
+                .backend
+                .insert_system_secret(name, &sealed)
+                .await?;
+        }
+        let sealed = self
+            .inner
+            .backend
+            .system_secret(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "system secret",
+                id: name.to_owned(),
+            })?;
+        self.keyring()
+            .open_system(name, &sealed)
+            .ok_or_else(|| StoreError::Integrity(format!("system:{name}")))
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantRecord> {
+        let t = TenantRecord {
+            id: TenantId::new_random(),
+            name: name.to_owned(),
+            created_time: now_ms(),
+        };
+        self.inner.backend.insert_tenant(&t).await?;
+        Ok(t)
+    }
+
+    /// A tenant by name.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
+        self.inner.backend.tenant_by_name(name).await
+    }
+
+    /// Creates a user (the caller hashes the password).
+    pub async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        self.inner.backend.insert_user(user).await
+    }
+
+    /// A user by login name.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.inner.backend.user_by_name(username).await
+    }
+
+    /// A user by id.
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        self.inner.backend.user_by_id(id).await
+    }
+
+    /// How many users exist (0 on a fresh database).
+    pub async fn count_users(&self) -> Result<i64> {
+        self.inner.backend.count_users().await
+    }
+}
+
+fn owner_kind_name(kind: OwnerType) -> &'static str {
+    match kind {
+        OwnerType::RuleChain => "rule chain",
+        OwnerType::Integration => "integration",
+    }
+}
