@@ -1,0 +1,77 @@
+//! The REST API: router, shared state, request logging.
+
+mod secrets;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use veil_store::Store;
+
+use crate::auth::{self, TokenKeys};
+use crate::error::ApiError;
+
+/// What every handler can reach.
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) tokens: TokenKeys,
+    /// Verified against on unknown usernames so a login takes as long either way.
+    pub(crate) dummy_hash: String,
+}
+
+/// The whole API.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let limits = state.store.limits();
+    // A FILE value arrives base64-encoded (4/3 larger) inside JSON, or raw in a multipart form.
+    let body_limit = limits.max_file_bytes.max(limits.max_text_bytes) / 3 * 4 + 64 * 1024;
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/api/secrets/{id}",
+            get(secrets::get)
+                .patch(secrets::update)
+                .delete(secrets::delete),
+        )
+        .route("/api/secrets/{id}/usages", get(secrets::usages))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "backend": state.store.backend_kind() }))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// One line per request: method, path (never the query or body), status, duration.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}

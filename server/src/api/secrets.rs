@@ -1,0 +1,230 @@
+//! `/api/secrets`: metadata in, metadata out; the value goes in once and never comes back.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use veil_store::{
+    ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
+};
+
+use super::AppState;
+use crate::auth::AuthActor;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListParams {
+    page: Option<usize>,
+    page_size: Option<usize>,
+    text_search: Option<String>,
+}
+
+/// `GET /api/secrets?page=&pageSize=&textSearch=`
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<SecretInfo>>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let query = ListQuery {
+        page: p.page.unwrap_or(0),
+        page_size: p.page_size.unwrap_or(20),
+        text_search: p.text_search,
+    };
+    Ok(Json(state.store.list(&actor, &query)?))
+}
+
+fn parse_id(raw: &str) -> ApiResult<SecretId> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
+}
+
+/// `GET /api/secrets/{id}`
+pub(crate) async fn get(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SecretInfo>> {
+    Ok(Json(state.store.get(&actor, parse_id(&id)?)?))
+}
+
+/// `GET /api/secrets/{id}/usages`
+pub(crate) async fn usages(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<veil_store::Usages>> {
+    Ok(Json(state.store.usages(&actor, parse_id(&id)?).await?))
+}
+
+/// `DELETE /api/secrets/{id}`
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete(&actor, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/secrets`: JSON (`value` base64 for FILE) or a multipart form with a `file` part.
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let new = if is_multipart {
+        let multipart = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        read_multipart(multipart).await?
+    } else {
+        let body = Bytes::from_request(req, &state).await.map_err(body_error)?;
+        read_json_create(json_object(&body)?)?
+    };
+    let info = state.store.create(&actor, new).await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?}`.
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<SecretInfo>> {
+    let id = parse_id(&id)?;
+    let mut fields = json_object(&body.map_err(body_error)?)?;
+    // Decoding a FILE value needs the type, which the caller may not send.
+    let current = state.store.get(&actor, id)?;
+    let update = SecretUpdate {
+        name: take_string(&mut fields, "name")?,
+        kind: take_string(&mut fields, "type")?,
+        description: take_string(&mut fields, "description")?,
+        file_name: take_string(&mut fields, "fileName")?,
+        value: take_value(&mut fields, current.kind)?,
+    };
+    Ok(Json(state.store.update(&actor, id, update).await?))
+}
+
+fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("request body is larger than the server accepts")
+    } else {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+/// Parses a JSON object. serde_json's syntax errors name a position, never the content.
+fn json_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("body: expected a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("body: invalid JSON ({e})"))),
+    }
+}
+
+/// Takes an optional string field; the error names the field, never echoes its content.
+fn take_string(fields: &mut Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
+    match fields.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid_secret(key, "must be a string")),
+    }
+}
+
+fn take_value(fields: &mut Map<String, Value>, kind: SecretType) -> ApiResult<Option<SecretValue>> {
+    let Some(raw) = take_string(fields, "value")? else {
+        return Ok(None);
+    };
+    let raw = SecretValue::from(raw);
+    match kind {
+        SecretType::Text => Ok(Some(raw)),
+        SecretType::File => {
+            let text = raw.expose_text().unwrap_or_default();
+            STANDARD
+                .decode(text.trim())
+                .map(|bytes| Some(SecretValue::new(bytes)))
+                .map_err(|_| ApiError::invalid_secret("value", "must be base64 for a FILE secret"))
+        }
+    }
+}
+
+fn parse_type(raw: Option<String>) -> ApiResult<Option<SecretType>> {
+    raw.map(|t| match t.as_str() {
+        "TEXT" => Ok(SecretType::Text),
+        "FILE" => Ok(SecretType::File),
+        _ => Err(ApiError::invalid_secret("type", "must be TEXT or FILE")),
+    })
+    .transpose()
+}
+
+fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
+    let kind = parse_type(take_string(&mut fields, "type")?)?
+        .ok_or_else(|| ApiError::invalid_secret("type", "is required (TEXT or FILE)"))?;
+    let name = take_string(&mut fields, "name")?
+        .ok_or_else(|| ApiError::invalid_secret("name", "is required"))?;
+    let value = take_value(&mut fields, kind)?
+        .ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
+    Ok(NewSecret {
+        name,
+        kind,
+        description: take_string(&mut fields, "description")?,
+        value,
+        file_name: take_string(&mut fields, "fileName")?,
+    })
+}
+
+async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
+    let (mut name, mut kind, mut description, mut file_name, mut value) =
+        (None, None, None, None, None::<SecretValue>);
+    let form_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("request body is larger than the server accepts")
+        } else {
+            ApiError::bad_request(format!("multipart form: {}", e.body_text()))
+        }
+    };
+    while let Some(field) = form.next_field().await.map_err(form_error)? {
+        let field_name = field.name().unwrap_or_default().to_owned();
+        match field_name.as_str() {
+            "file" | "value" => {
+                if field_name == "file" && file_name.is_none() {
+                    file_name = field.file_name().map(str::to_owned);
+                }
+                value = Some(SecretValue::new(
+                    field.bytes().await.map_err(form_error)?.to_vec(),
+                ));
+            }
+            "name" => name = Some(field.text().await.map_err(form_error)?),
+            "type" => kind = Some(field.text().await.map_err(form_error)?),
+            "description" => description = Some(field.text().await.map_err(form_error)?),
+            "fileName" => file_name = Some(field.text().await.map_err(form_error)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file)"
+                )));
+            }
+        }
+    }
+    Ok(NewSecret {
+        name: name.ok_or_else(|| ApiError::invalid_secret("name", "is required"))?,
+        kind: parse_type(kind)?.unwrap_or(SecretType::File),
+        description,
+        value: value.ok_or_else(|| ApiError::invalid_secret("file", "is required"))?,
+        file_name,
+    })
+}

@@ -1,0 +1,168 @@
+//! Logins and tokens. Passwords are argon2 hashes; tokens are HS256 JWTs signed with a key kept
+//! encrypted in the store (so every instance sharing a database accepts them), valid for 12 hours.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use veil_store::{Actor, Store, UserId};
+
+use crate::api::AppState;
+use crate::error::{ApiError, ApiResult};
+
+const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+const SIGNING_KEY_NAME: &str = "token-signing-key";
+
+/// Signs and checks tokens.
+pub(crate) struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub(crate) async fn load(store: &Store) -> veil_store::Result<Self> {
+        let key = store.system_secret(SIGNING_KEY_NAME, 32).await?;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(key.expose_bytes()),
+            decoding: DecodingKey::from_secret(key.expose_bytes()),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Hashes a password with argon2id and a random salt.
+pub(crate) fn hash_password(password: &SecretString) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .expect("argon2 with default parameters accepts any password")
+        .to_string()
+}
+
+fn verify_password(password: &SecretString, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A login request. `Debug` hides the password.
+#[derive(Deserialize)]
+pub(crate) struct LoginRequest {
+    username: String,
+    password: SecretString,
+}
+
+/// `POST /api/auth/login`
+pub(crate) async fn login(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected JSON {{\"username\", \"password\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let user = state.store.user_by_name(&req.username).await?;
+    // Verify against a dummy hash when the user is unknown, so timing does not reveal usernames.
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&req.password, &hash))
+        .await
+        .unwrap_or(false);
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        _ => {
+            tracing::warn!(username = %req.username, "failed login");
+            return Err(ApiError::unauthorized("invalid username or password"));
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let claims = Claims {
+        sub: user.id.to_string(),
+        iat: now,
+        exp: now + TOKEN_LIFETIME.as_secs(),
+    };
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &state.tokens.encoding,
+    )
+    .map_err(|e| {
+        ApiError::from(veil_store::StoreError::MasterKey(format!(
+            "token signing: {e}"
+        )))
+    })?;
+    tracing::info!(username = %user.username, "login");
+    Ok(Json(
+        serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() }),
+    ))
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`.
+pub(crate) struct AuthActor(pub(crate) Actor);
+
+impl FromRequestParts<Arc<AppState>> for AuthActor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> header")
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization header must be 'Bearer <token>'")
+            })?;
+        let data = jsonwebtoken::decode::<Claims>(
+            token.trim(),
+            &state.tokens.decoding,
+            &Validation::new(Algorithm::HS256),
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                ApiError::unauthorized("token expired; log in again")
+            }
+            _ => ApiError::unauthorized("invalid token"),
+        })?;
+        let id: UserId = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::unauthorized("invalid token"))?;
+        let user = state
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+        Ok(Self(user.actor()))
+    }
+}

@@ -1,0 +1,130 @@
+//! Errors of the binary and of the HTTP API. API errors render as `{"error", "message", ...}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use veil_store::StoreError;
+
+/// Why `veil` stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ServerError {
+    /// The store could not be opened (wrong master key, database error...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// An error answer of the REST API.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Option<(&'static str, Value)>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn invalid_secret(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_secret",
+            format!("{field}: {message}"),
+        )
+        .with(
+            "problems",
+            json!([{ "field": field, "message": message.to_string() }]),
+        )
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.extra = Some((key, value));
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let message = e.to_string();
+        match e {
+            StoreError::Invalid(problems) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_secret", message)
+                    .with("problems", json!(problems))
+            }
+            StoreError::TooLarge { .. } => Self::too_large(message),
+            StoreError::NameTaken(_) => Self::new(StatusCode::CONFLICT, "name_taken", message),
+            StoreError::Immutable { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "immutable_field", message)
+            }
+            StoreError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            StoreError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            StoreError::UnknownSecrets(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
+            }
+            StoreError::InUse { usages, .. } => {
+                Self::new(StatusCode::CONFLICT, "secret_in_use", message)
+                    .with("references", json!(usages))
+            }
+            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::Integrity(_) => {
+                tracing::error!("{message}");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity_error",
+                    message,
+                )
+            }
+            other => {
+                // Details (database paths, driver messages) go to the log, not to the client.
+                tracing::error!(error = %other, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let (Some((key, value)), Some(map)) = (self.extra, body.as_object_mut()) {
+            map.insert(key.to_owned(), value);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Result of an API handler.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

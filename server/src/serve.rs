@@ -1,0 +1,150 @@
+//! `veil serve`: open the store, make sure an administrator exists, serve until SIGTERM/Ctrl-C.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use veil_store::{Database, Limits, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
+
+use crate::ServeArgs;
+use crate::api::{self, AppState};
+use crate::auth::{TokenKeys, hash_password};
+use crate::error::ServerError;
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
+    move |source| ServerError::Io { context, source }
+}
+
+fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_error(format!(
+        "cannot create data directory {}",
+        dir.display()
+    )))
+}
+
+fn master_key_source(args: &ServeArgs) -> MasterKeySource {
+    if let Ok(key) = std::env::var("VEIL_MASTER_KEY") {
+        return MasterKeySource::Base64(SecretString::from(key));
+    }
+    match &args.master_key_file {
+        Some(path) => MasterKeySource::File(path.clone()),
+        None => MasterKeySource::Generated(args.data_dir.join("master.key")),
+    }
+}
+
+/// First start: tenant "Default" and its administrator `admin`.
+async fn bootstrap(store: &Store) -> Result<(), ServerError> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let tenant = match store.tenant_by_name("Default").await? {
+        Some(t) => t,
+        None => store.create_tenant("Default").await?,
+    };
+    let (password, generated) = match std::env::var("VEIL_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (SecretString::from(p), false),
+        _ => {
+            let mut bytes = [0u8; 18];
+            OsRng.fill_bytes(&mut bytes);
+            (SecretString::from(URL_SAFE_NO_PAD.encode(bytes)), true)
+        }
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| io_error("hashing the admin password".into())(std::io::Error::other(e)))?
+    };
+    store
+        .create_user(&UserRecord {
+            id: UserId::new_random(),
+            tenant_id: tenant.id,
+            customer_id: None,
+            username: "admin".into(),
+            password_hash: hash,
+            roles: vec![Role::TenantAdmin],
+            created_time: tenant.created_time,
+        })
+        .await?;
+    tracing::info!(tenant = %tenant.name, "created tenant and its administrator 'admin'");
+    if generated {
+        // Printed once, on stdout, never logged.
+        println!(
+            "Created user 'admin' with password: {}",
+            password.expose_secret()
+        );
+        println!("(set VEIL_ADMIN_PASSWORD before the first start to choose it)");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Runs the server until a shutdown signal.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
+    create_data_dir(&args.data_dir)?;
+    let database = args.data_dir.join("veil.db");
+    let store = Store::open(StoreConfig {
+        database: Database::Sqlite(database.clone()),
+        master_key: master_key_source(&args),
+        limits: Limits::default(),
+    })
+    .await?;
+    tracing::info!(
+        database = %database.display(),
+        secrets = store.secret_count(),
+        "store opened"
+    );
+    let served = serve(&args, store.clone()).await;
+    store.close().await;
+    served
+}
+
+async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
+    bootstrap(&store).await?;
+    let tokens = TokenKeys::load(&store).await?;
+    let dummy_hash = hash_password(&SecretString::from("not a real password"));
+    let state = Arc::new(AppState {
+        store,
+        tokens,
+        dummy_hash,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(io_error(format!("cannot listen on {}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io_error("reading the bound address".into()))?;
+    tracing::info!("veil listening on http://{addr}");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(io_error("serving HTTP".into()))
+}
