@@ -1,0 +1,12 @@
+//! veil-store integration tests: real SQLite files in temporary directories.
+
+// Shared fixtures: a store in a temp dir, actors, directory snapshots.
+mod support;
+// Every validation rule, name/type immutability, duplicates, size limits, permissions.
+mod validation;
+// Values round-trip exactly; nothing in plaintext on disk; ciphertext integrity; master keys.
+mod crypto;
+// References: usages, refused deletes, and the save-vs-delete race.
+mod references;
+// Tenant isolation and change events.
+mod isolation;
