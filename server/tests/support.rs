@@ -1,0 +1,205 @@
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A running `veil serve`.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    logs: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+pub(crate) fn veil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+}
+
+/// A `veil serve` command on a free port; the caller adds environment and spawns.
+pub(crate) fn serve_command(data_dir: &Path) -> Command {
+    let mut cmd = veil();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("VEIL_MASTER_KEY")
+        .env_remove("VEIL_MASTER_KEY_FILE")
+        .env_remove("VEIL_LOG")
+        .env_remove("RUST_LOG")
+        .env("VEIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn collect(
+    reader: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    ready: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if let (Some(tx), Some(addr)) = (&ready, line.split("veil listening on ").nth(1)) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+impl Server {
+    pub(crate) async fn start(data_dir: &Path) -> Self {
+        Self::start_with(serve_command(data_dir)).await
+    }
+
+    pub(crate) async fn start_with(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn veil");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        collect(child.stderr.take().unwrap(), Arc::clone(&logs), Some(tx));
+        collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
+        let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let base = match base {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("veil did not start; log:\n{}", logs.lock().unwrap());
+            }
+        };
+        Self {
+            child,
+            base,
+            client: reqwest::Client::new(),
+            logs,
+            stdout,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) async fn login(&self) -> String {
+        let resp = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub(crate) fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub(crate) fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An authenticated client for one server.
+pub(crate) struct Api<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) token: String,
+}
+
+impl<'a> Api<'a> {
+    pub(crate) async fn new(server: &'a Server) -> Self {
+        Self {
+            token: server.login().await,
+            server,
+        }
+    }
+
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.server
+            .client
+            .request(method, self.server.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends and returns (status, JSON body or Null).
+    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::POST, path).json(&body))
+            .await
+    }
+
+    pub(crate) async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::PATCH, path).json(&body))
+            .await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+}
+
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file below `dir` with its content.
+pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}

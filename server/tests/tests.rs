@@ -1,0 +1,8 @@
+//! End-to-end tests of the `veil` binary: the real process on a random loopback port.
+
+// Starting, stopping and talking to a `veil serve` process.
+mod support;
+// The secrets REST API as a client sees it.
+mod api;
+// The process: logs, master key, crash safety, shutdown, first start.
+mod process;
