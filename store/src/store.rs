@@ -65,11 +65,14 @@ impl Default for ListQuery {
     }
 }
 
+/// foldhash: half the cost of SipHash on `resolve`'s two look-ups; seeded randomly per process.
+type FastMap<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
+
 /// Metadata and ciphertext of every secret, so look-ups never touch the database.
 #[derive(Default)]
 struct Index {
-    by_id: DashMap<SecretId, Arc<SecretRow>>,
-    by_name: DashMap<TenantId, DashMap<String, Arc<SecretRow>>>,
+    by_id: FastMap<SecretId, Arc<SecretRow>>,
+    by_name: FastMap<TenantId, FastMap<String, Arc<SecretRow>>>,
 }
 
 impl Index {
@@ -425,10 +428,12 @@ impl Store {
     /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
     /// this, never an HTTP route. Errors carry the name, never the value.
     pub fn resolve(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
-        let row = self
-            .inner
-            .index
-            .by_name(tenant, name)
+        // Decrypt under the index's read guards instead of cloning the row's Arc: readers never
+        // block each other, and it keeps two atomic operations off the hot path.
+        let names = self.inner.index.by_name.get(&tenant);
+        let row = names
+            .as_ref()
+            .and_then(|names| names.get(name))
             .ok_or_else(|| StoreError::secret_not_found(name))?;
         let info = &row.info;
         self.keyring()
