@@ -85,26 +85,28 @@ async fn bootstrap(store: &Store) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives right after "listening" is not lost.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind| signal(kind).map_err(io_error("installing signal handlers".into()));
+        (
+            install(SignalKind::terminate())?,
+            install(SignalKind::interrupt())?,
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
 }
 
 /// Runs the server until a shutdown signal.
@@ -142,9 +144,10 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     let addr = listener
         .local_addr()
         .map_err(io_error("reading the bound address".into()))?;
+    let shutdown = shutdown_signal()?;
     tracing::info!("veil listening on http://{addr}");
     axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(io_error("serving HTTP".into()))
 }

@@ -1,6 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`, so every acknowledged
-//! write survives `kill -9` and power loss. One connection: SQLite has one writer anyway, and reads
-//! on the hot path come from the in-memory index.
+//! write survives `kill -9` and power loss. One connection behind a mutex: SQLite has one writer
+//! anyway, reads on the hot path come from the in-memory index, and closing it is deterministic
+//! (a pool returns connections from background tasks, which can race a close at exit and leave a
+//! `-wal` file behind after a refused start).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -9,10 +11,10 @@ use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::{DeleteOutcome, OwnerRecord, SecretRow};
@@ -24,7 +26,8 @@ use crate::model::{SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
 
 pub(crate) struct SqliteBackend {
-    pool: SqlitePool,
+    /// `None` once closed.
+    conn: Mutex<Option<SqliteConnection>>,
 }
 
 fn migrator() -> Migrator {
@@ -140,35 +143,40 @@ async fn usages_in(tx: &mut Transaction<'_, Sqlite>, id: SecretId) -> Result<Usa
 
 impl SqliteBackend {
     pub(crate) async fn connect(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
+        let mut conn = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
             .await?;
-        let backend = Self { pool };
-        if let Err(e) = migrator().run(&backend.pool).await {
-            backend.close().await;
+        if let Err(e) = migrator().run(&mut conn).await {
+            let _ = conn.close().await;
             return Err(e.into());
         }
-        Ok(backend)
+        Ok(Self {
+            conn: Mutex::new(Some(conn)),
+        })
+    }
+
+    async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
+        MutexGuard::try_map(self.conn.lock().await, Option::as_mut)
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))
     }
 
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        if let Some(conn) = self.conn.lock().await.take() {
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing the database");
+            }
+        }
     }
 
     pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
         let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -185,7 +193,7 @@ impl SqliteBackend {
             .bind(key.id)
             .bind(&key.wrapped)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -194,7 +202,7 @@ impl SqliteBackend {
         let row =
             sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = ?")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?;
         row.as_ref().map(sealed_from).transpose()
     }
@@ -208,7 +216,7 @@ impl SqliteBackend {
         .bind(sealed.key_id)
         .bind(sealed.nonce.as_slice())
         .bind(&sealed.ciphertext)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -218,11 +226,11 @@ impl SqliteBackend {
             "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
              updated_time, key_id, nonce, ciphertext FROM secrets",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let shares =
             sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.conn().await?)
                 .await?;
         let mut shared: std::collections::HashMap<SecretId, Vec<_>> = Default::default();
         for s in &shares {
@@ -273,7 +281,7 @@ impl SqliteBackend {
         .bind(row.sealed.key_id)
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -303,13 +311,14 @@ impl SqliteBackend {
         .bind(&row.sealed.ciphertext)
         .bind(i.id.to_string())
         .bind(expected_version)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let usages = usages_in(&mut tx, id).await?;
         if !usages.is_empty() {
             return Ok(DeleteOutcome::InUse(usages));
@@ -326,7 +335,7 @@ impl SqliteBackend {
             // A reference committed between our read and the delete (another instance).
             Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
                 drop(tx);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 Ok(DeleteOutcome::InUse(usages_in(&mut tx, id).await?))
             }
             Err(e) => Err(e.into()),
@@ -334,7 +343,8 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn usages(&self, id: SecretId) -> Result<Usages> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         usages_in(&mut tx, id).await
     }
 
@@ -346,7 +356,8 @@ impl SqliteBackend {
         refs: &[ResolvedRef<'_>],
     ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let saved = sqlx::query(
             "INSERT INTO owners (id, tenant_id, type, name, customer_id, body, created_time, updated_time) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -408,7 +419,7 @@ impl SqliteBackend {
             .bind(id.to_string())
             .bind(tenant.to_string())
             .bind(kind.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -423,7 +434,7 @@ impl SqliteBackend {
             .bind(id.to_string())
             .bind(tenant.to_string())
             .bind(kind.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(owner_from).transpose()
     }
@@ -437,7 +448,7 @@ impl SqliteBackend {
             sqlx::query("SELECT * FROM owners WHERE tenant_id = ? AND type = ? ORDER BY name, id")
                 .bind(tenant.to_string())
                 .bind(kind.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.conn().await?)
                 .await?;
         rows.iter().map(owner_from).collect()
     }
@@ -447,7 +458,7 @@ impl SqliteBackend {
             "SELECT COUNT(*) FROM secret_refs r LEFT JOIN secrets s ON s.id = r.secret_id \
              WHERE s.id IS NULL",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(n)
     }
@@ -457,7 +468,7 @@ impl SqliteBackend {
             .bind(t.id.to_string())
             .bind(&t.name)
             .bind(t.created_time)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -465,7 +476,7 @@ impl SqliteBackend {
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| {
             Ok(TenantRecord {
@@ -490,7 +501,7 @@ impl SqliteBackend {
         .bind(&u.password_hash)
         .bind(roles)
         .bind(u.created_time)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -504,7 +515,7 @@ impl SqliteBackend {
     pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE username = ?")
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(user_from).transpose()
     }
@@ -512,14 +523,14 @@ impl SqliteBackend {
     pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(user_from).transpose()
     }
 
     pub(crate) async fn count_users(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?)
     }
 }
