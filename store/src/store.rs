@@ -441,6 +441,17 @@ impl Store {
             .ok_or_else(|| StoreError::Integrity(info.name.clone()))
     }
 
+    /// The current version of a secret, from the index (no decryption). Lets callers that cache
+    /// something derived from a value notice a change.
+    pub fn version(&self, tenant: TenantId, name: &str) -> Option<i64> {
+        self.inner
+            .index
+            .by_name
+            .get(&tenant)?
+            .get(name)
+            .map(|row| row.info.version)
+    }
+
     /// Saves a configuration and replaces all its references in one transaction. Every referenced
     /// secret must exist and be visible to the actor, who needs USE.
     pub async fn save_owner(

@@ -1,0 +1,258 @@
+//! Rule chains in ThingsBoard's shape, and deploying one: parse, compile every node's
+//! configuration once, check every secret reference against the store, build the nodes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use veil_store::{Actor, Operation, SecretRef, Store};
+
+use crate::node::{BuildCtx, Node, Registry};
+use crate::template::{Problem, SecretUse, compile};
+
+/// A rule chain as users write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleChainDef {
+    /// Display name.
+    pub name: String,
+    /// Where messages enter.
+    #[serde(default)]
+    pub first_node_index: usize,
+    /// The nodes.
+    pub nodes: Vec<NodeDef>,
+    /// Relations between nodes.
+    #[serde(default)]
+    pub connections: Vec<ConnectionDef>,
+}
+
+/// One node of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDef {
+    /// Stable id; assigned at deploy when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Node type name, e.g. `rest_api_call`.
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// Display name.
+    pub name: String,
+    /// Type-specific configuration; may hold placeholders in secret-capable fields.
+    #[serde(default = "empty_object")]
+    pub configuration: Value,
+    /// Record debug events for this node.
+    #[serde(default)]
+    pub debug_mode: bool,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A relation from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionDef {
+    /// Index of the source node.
+    pub from_index: usize,
+    /// Index of the target node.
+    pub to_index: usize,
+    /// Relation name (`Success`, `Failure`, `True`, ...).
+    #[serde(rename = "type")]
+    pub relation: String,
+}
+
+/// A node ready to run.
+pub(crate) struct BuiltNode {
+    pub(crate) node: Box<dyn Node>,
+    pub(crate) secret_names: Vec<String>,
+}
+
+/// A validated chain: its definition (with node ids filled in), its references for the store,
+/// and its built nodes.
+pub struct Deployment {
+    /// The definition to persist: placeholders as written, never values.
+    pub def: RuleChainDef,
+    /// Every secret reference, with node and field.
+    pub references: Vec<SecretRef>,
+    pub(crate) nodes: Vec<BuiltNode>,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("def", &self.def)
+            .field("references", &self.references)
+            .finish()
+    }
+}
+
+/// Parses a chain document, reporting a type error with its path.
+pub fn parse_chain(doc: &Value) -> Result<RuleChainDef, Vec<Problem>> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().iter().map(|s| match s {
+            serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+            serde_path_to_error::Segment::Map { key } => format!("/{key}"),
+            serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
+            serde_path_to_error::Segment::Unknown => String::new(),
+        });
+        vec![Problem::new(
+            path.collect::<String>(),
+            e.into_inner().to_string(),
+        )]
+    })
+}
+
+/// Checks that every secret use exists for the actor, has an accepted type, and that the actor
+/// may USE it. One problem per failing use, at `base + pointer`.
+pub fn check_secret_uses(
+    store: &Store,
+    actor: &Actor,
+    base: &str,
+    uses: &[SecretUse],
+    problems: &mut Vec<Problem>,
+) {
+    for u in uses {
+        let path = format!("{base}{}", u.pointer);
+        match store.find(actor, &u.name) {
+            None => problems.push(Problem::new(
+                path,
+                format!("secret '{}' does not exist", u.name),
+            )),
+            Some(info) if !u.accepts.allows(info.kind) => problems.push(Problem::new(
+                path,
+                format!(
+                    "secret '{}' is a {} secret; this field accepts {}",
+                    u.name,
+                    info.kind,
+                    u.accepts.describe()
+                ),
+            )),
+            Some(_) => {
+                if actor.require(Operation::Use).is_err() {
+                    problems.push(Problem::new(
+                        path,
+                        format!(
+                            "missing permission SECRET:USE to reference secret '{}'",
+                            u.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Validates and builds a chain. Every problem is reported at once, each with its JSON pointer.
+pub fn deploy(
+    registry: &Registry,
+    store: &Store,
+    actor: &Actor,
+    doc: &Value,
+) -> Result<Deployment, Vec<Problem>> {
+    let mut def = parse_chain(doc)?;
+    let mut problems = Vec::new();
+    if def.name.trim().is_empty() {
+        problems.push(Problem::new("/name", "must not be empty"));
+    }
+    if def.nodes.is_empty() {
+        problems.push(Problem::new(
+            "/nodes",
+            "a rule chain needs at least one node",
+        ));
+    } else if def.first_node_index >= def.nodes.len() {
+        problems.push(Problem::new(
+            "/firstNodeIndex",
+            format!(
+                "is {}, but the chain has {} nodes",
+                def.first_node_index,
+                def.nodes.len()
+            ),
+        ));
+    }
+    let mut nodes = Vec::with_capacity(def.nodes.len());
+    let mut references = Vec::new();
+    for (i, node) in def.nodes.iter_mut().enumerate() {
+        let id = node
+            .id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        if node.name.trim().is_empty() {
+            problems.push(Problem::new(
+                format!("/nodes/{i}/name"),
+                "must not be empty",
+            ));
+        }
+        let Some(descriptor) = registry.get(&node.node_type) else {
+            let known: Vec<&str> = registry.types().map(|d| d.type_name).collect();
+            problems.push(Problem::new(
+                format!("/nodes/{i}/type"),
+                format!(
+                    "unknown node type '{}' (known: {})",
+                    node.node_type,
+                    known.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let base = format!("/nodes/{i}/configuration");
+        if !node.configuration.is_object() {
+            problems.push(Problem::new(base, "must be a JSON object"));
+            continue;
+        }
+        let mut compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
+        let ctx = BuildCtx {
+            store,
+            tenant: actor.tenant_id,
+            base: &base,
+            node_name: &node.name,
+        };
+        let built = (descriptor.build)(&ctx, &mut compiled);
+        check_secret_uses(store, actor, &base, compiled.secret_uses(), &mut problems);
+        let mut secret_names: Vec<String> = compiled
+            .secret_uses()
+            .iter()
+            .map(|u| u.name.clone())
+            .collect();
+        secret_names.sort();
+        secret_names.dedup();
+        for u in compiled.secret_uses() {
+            references.push(SecretRef {
+                secret_name: u.name.clone(),
+                node_id: Some(id.clone()),
+                node_name: Some(node.name.clone()),
+                pointer: format!("{base}{}", u.pointer),
+            });
+        }
+        match built {
+            Ok(node) => nodes.push(BuiltNode { node, secret_names }),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    for (j, c) in def.connections.iter().enumerate() {
+        for (field, index) in [("fromIndex", c.from_index), ("toIndex", c.to_index)] {
+            if index >= def.nodes.len() {
+                problems.push(Problem::new(
+                    format!("/connections/{j}/{field}"),
+                    format!("is {index}, but the chain has {} nodes", def.nodes.len()),
+                ));
+            }
+        }
+        if c.relation.trim().is_empty() {
+            problems.push(Problem::new(
+                format!("/connections/{j}/type"),
+                "must not be empty",
+            ));
+        }
+    }
+    if problems.is_empty() {
+        references.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        references.dedup();
+        Ok(Deployment {
+            def,
+            references,
+            nodes,
+        })
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,36 @@
+//! veil-core: placeholders and templates, redaction, messages and the rule-chain engine.
+//!
+//! A configuration (a node's or an integration's) is a JSON tree whose declared fields may hold
+//! `$<secret:NAME>` placeholders and message templates. At deploy, [`compile`] turns it into a
+//! [`CompiledConfig`] — segments of literal text, secrets and message templates — and lists every
+//! [`SecretUse`] with its JSON pointer; [`deploy`] does that for a whole rule chain, checks every
+//! use against the store (exists, right type, USE permission) and builds the nodes through the
+//! explicit node [`Registry`]. At execution, [`NodeCtx::render`] resolves the secrets of the
+//! moment through the store and returns a zeroizing `SecretString`; message content is inserted
+//! as data and never scanned for placeholders. [`ChainRuntime`] routes [`Msg`]s between nodes and
+//! records debug events; a [`Redactor`] masks every value the chain's nodes could have used, in
+//! any common encoding, wherever text leaves the engine.
+
+mod chain;
+mod engine;
+mod message;
+mod node;
+mod redact;
+mod template;
+
+pub use crate::chain::{
+    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain,
+};
+pub use crate::engine::{
+    ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep,
+};
+pub use crate::message::Msg;
+pub use crate::node::{
+    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult,
+    Outputs, Registry, Relation, relation,
+};
+pub use crate::redact::{MASK, Redactor};
+pub use crate::template::{
+    Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx,
+    RenderError, SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,
+};

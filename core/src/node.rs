@@ -1,0 +1,229 @@
+//! The node plugin API. A node type is a [`NodeDescriptor`] — type name, description, default
+//! configuration, the fields that may hold secrets or message templates — plus a factory that
+//! builds a [`Node`] from the compiled configuration. Registration is an explicit [`Registry`].
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use secrecy::SecretString;
+use serde_json::Value;
+use veil_store::{SecretValue, Store, TenantId};
+
+use crate::message::Msg;
+use crate::template::{CompiledConfig, FieldSpec, Problem, RenderCtx, RenderError, Template};
+
+/// A boxed future, so nodes can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The relation names every node may use.
+pub mod relation {
+    /// The node did its job.
+    pub const SUCCESS: &str = "Success";
+    /// The node failed; the message carries the (redacted) error in metadata `error`.
+    pub const FAILURE: &str = "Failure";
+    /// A filter matched.
+    pub const TRUE: &str = "True";
+    /// A filter did not match.
+    pub const FALSE: &str = "False";
+}
+
+/// A relation name: one of [`relation`]'s, or a switch node's own.
+pub type Relation = Cow<'static, str>;
+
+/// What a node sends on: zero or more (relation, message) pairs.
+pub type Outputs = Vec<(Relation, Msg)>;
+
+/// Why a node failed. Its text is redacted before anyone sees it.
+#[derive(Debug)]
+pub struct NodeError(String);
+
+impl NodeError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<RenderError> for NodeError {
+    fn from(e: RenderError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A failed execution: the input message (to route to `Failure`) and the error.
+#[derive(Debug)]
+pub struct Failed {
+    /// The message as it came in.
+    pub msg: Msg,
+    /// What went wrong.
+    pub error: NodeError,
+}
+
+impl Failed {
+    /// Pairs the input message with an error.
+    pub fn new(msg: Msg, error: impl Into<NodeError>) -> Self {
+        Self {
+            msg,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<String> for NodeError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for NodeError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// Result of processing one message.
+pub type NodeResult = Result<Outputs, Failed>;
+
+/// What a node can reach while it executes.
+pub struct NodeCtx<'a> {
+    store: &'a Store,
+    tenant: TenantId,
+    notes: Mutex<Vec<String>>,
+}
+
+impl<'a> NodeCtx<'a> {
+    /// A context for one execution.
+    pub fn new(store: &'a Store, tenant: TenantId) -> Self {
+        Self {
+            store,
+            tenant,
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The store, for nodes that resolve secrets themselves (scripts).
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// The chain's tenant.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Renders a template against a message; secrets are resolved now.
+    pub fn render(&self, template: &Template, msg: &Msg) -> Result<SecretString, RenderError> {
+        RenderCtx::new(self.store, self.tenant, Some(msg)).render(template)
+    }
+
+    /// Resolves a secret's value now (FILE secrets used as bytes, scripts).
+    pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
+        RenderCtx::new(self.store, self.tenant, None).resolve(name)
+    }
+
+    /// Adds a line to this execution's debug event (a script's `print`). It is redacted there.
+    pub fn note(&self, line: impl Into<String>) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.into());
+    }
+
+    pub(crate) fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A running node.
+pub trait Node: Send + Sync + 'static {
+    /// Turns one message into zero or more (relation, message) outputs.
+    fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult>;
+
+    /// A secret this node references changed; connection-oriented nodes reconnect.
+    fn secret_changed(&self, _name: &str) {}
+}
+
+/// What a factory gets besides the configuration.
+pub struct BuildCtx<'a> {
+    /// The store (connection-oriented nodes keep a clone to resolve when they connect).
+    pub store: &'a Store,
+    /// The tenant the chain belongs to.
+    pub tenant: TenantId,
+    /// JSON pointer of the configuration in the document (`/nodes/3/configuration`).
+    pub base: &'a str,
+    /// The node's name.
+    pub node_name: &'a str,
+}
+
+impl BuildCtx<'_> {
+    /// A problem at a pointer relative to the configuration.
+    pub fn problem(&self, pointer: &str, message: impl Into<String>) -> Problem {
+        Problem::new(format!("{}{pointer}", self.base), message)
+    }
+}
+
+/// Builds a node from its compiled configuration, or explains what is wrong with it.
+pub type Factory = fn(&BuildCtx<'_>, &mut CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>>;
+
+/// A node type.
+pub struct NodeDescriptor {
+    /// The `type` in chain JSON, e.g. `rest_api_call`.
+    pub type_name: &'static str,
+    /// One line for people.
+    pub description: &'static str,
+    /// The configuration a new node starts with.
+    pub default_config: fn() -> Value,
+    /// Fields that may hold secret placeholders and/or message templates.
+    pub fields: &'static [FieldSpec],
+    /// The factory.
+    pub build: Factory,
+}
+
+impl std::fmt::Debug for NodeDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDescriptor")
+            .field("type_name", &self.type_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The node types a deployment may use, listed explicitly.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    types: Vec<&'static NodeDescriptor>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a node type (the last registration of a name wins).
+    pub fn with(mut self, descriptor: &'static NodeDescriptor) -> Self {
+        self.types.retain(|d| d.type_name != descriptor.type_name);
+        self.types.push(descriptor);
+        self
+    }
+
+    /// A node type by name.
+    pub fn get(&self, type_name: &str) -> Option<&'static NodeDescriptor> {
+        self.types
+            .iter()
+            .copied()
+            .find(|d| d.type_name == type_name)
+    }
+
+    /// Every registered type.
+    pub fn types(&self) -> impl Iterator<Item = &'static NodeDescriptor> + '_ {
+        self.types.iter().copied()
+    }
+}

@@ -1,0 +1,241 @@
+//! Rendering a compiled template at execution time: secrets are resolved through the store each
+//! time (the value of the moment), message values are inserted as data and never scanned for
+//! placeholders, and the result is a zeroizing [`SecretString`].
+
+use std::borrow::Cow;
+use std::sync::{LazyLock, OnceLock};
+
+use handlebars::{Handlebars, RenderContext, Renderable};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use veil_store::{SecretValue, Store, StoreError, TenantId};
+
+use super::compile::{Escape, Segment, Template};
+use crate::message::Msg;
+
+/// Why a template could not be rendered. Carries names, never values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The secret could not be resolved (deleted, integrity failure).
+    #[error("secret '{name}' cannot be used: {source}")]
+    Secret {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// A FILE secret that is not UTF-8 was used in a text field.
+    #[error("secret '{0}' is not valid UTF-8 text and cannot be used in this field")]
+    NotText(String),
+    /// A message template failed.
+    #[error("message template: {0}")]
+    Template(String),
+}
+
+static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+    let mut hb = Handlebars::new();
+    hb.register_escape_fn(handlebars::no_escape);
+    hb
+});
+
+static JSON_STRING: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+    let mut hb = Handlebars::new();
+    hb.register_escape_fn(|s| {
+        let mut out = String::with_capacity(s.len());
+        json_escape_into(&mut out, s);
+        out
+    });
+    hb
+});
+
+/// What a template renders against: the store (for secrets), the tenant, and the message.
+pub struct RenderCtx<'a> {
+    store: &'a Store,
+    tenant: TenantId,
+    msg: Option<&'a Msg>,
+    handlebars_data: OnceLock<handlebars::Context>,
+}
+
+impl<'a> RenderCtx<'a> {
+    /// A context; `msg` is `None` for connection-level settings rendered without a message.
+    pub fn new(store: &'a Store, tenant: TenantId, msg: Option<&'a Msg>) -> Self {
+        Self {
+            store,
+            tenant,
+            msg,
+            handlebars_data: OnceLock::new(),
+        }
+    }
+
+    /// Resolves one secret's value (for FILE secrets used as bytes).
+    pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
+        self.store
+            .resolve(self.tenant, name)
+            .map_err(|source| RenderError::Secret {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    fn handlebars_data(&self) -> &handlebars::Context {
+        self.handlebars_data.get_or_init(|| {
+            let data = match self.msg {
+                Some(m) => json!({
+                    "msg": m.data,
+                    "metadata": m.metadata,
+                    "msgType": m.msg_type,
+                    "originator": m.originator,
+                }),
+                None => json!({}),
+            };
+            handlebars::Context::from(data)
+        })
+    }
+
+    /// Renders a template to text.
+    pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(template.segments.len());
+        for segment in &template.segments {
+            parts.push(match segment {
+                Segment::Literal(text) => Part::Text(Cow::Borrowed(text)),
+                Segment::Secret { name } => {
+                    let value = self.resolve(name)?;
+                    if value.expose_text().is_none() {
+                        return Err(RenderError::NotText(name.clone()));
+                    }
+                    Part::Secret(value)
+                }
+                Segment::Metadata(key) => {
+                    Part::Message(match self.msg.and_then(|m| m.metadata.get(key)) {
+                        Some(v) => Cow::Borrowed(v.as_str()),
+                        None => Cow::Owned(format!("${{{key}}}")),
+                    })
+                }
+                Segment::Data(key) => Part::Message(match self.msg.and_then(|m| m.data.get(key)) {
+                    Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+                    Some(other) => Cow::Owned(other.to_string()),
+                    None => Cow::Owned(format!("$[{key}]")),
+                }),
+                Segment::Handlebars(tpl) => {
+                    let registry: &Handlebars<'static> = match template.escape {
+                        Escape::None => &PLAIN,
+                        Escape::JsonString => &JSON_STRING,
+                    };
+                    let text = tpl
+                        .renders(
+                            registry,
+                            self.handlebars_data(),
+                            &mut RenderContext::new(None),
+                        )
+                        .map_err(|e| RenderError::Template(e.to_string()))?;
+                    // Handlebars already escaped the inserted values.
+                    Part::Text(Cow::Owned(text))
+                }
+            });
+        }
+        let escape = template.escape;
+        let len: usize = parts.iter().map(|p| p.len(escape)).sum();
+        // Exact capacity: the buffer holding plaintext is never reallocated (which would leave an
+        // unzeroized copy behind); SecretString zeroizes it on drop.
+        let mut out = String::with_capacity(len);
+        for part in &parts {
+            part.write(&mut out, escape);
+        }
+        debug_assert_eq!(out.len(), len);
+        Ok(SecretString::from(out))
+    }
+}
+
+enum Part<'a> {
+    /// Literal text from the configuration, or handlebars output (already escaped).
+    Text(Cow<'a, str>),
+    /// Message content, escaped like secrets.
+    Message(Cow<'a, str>),
+    Secret(SecretValue),
+}
+
+impl Part<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Self::Text(t) | Self::Message(t) => t,
+            Self::Secret(v) => v.expose_text().unwrap_or_default(),
+        }
+    }
+
+    fn len(&self, escape: Escape) -> usize {
+        match (self, escape) {
+            (Self::Text(t), _) => t.len(),
+            (_, Escape::None) => self.text().len(),
+            (_, Escape::JsonString) => json_escaped_len(self.text()),
+        }
+    }
+
+    fn write(&self, out: &mut String, escape: Escape) {
+        match (self, escape) {
+            (Self::Text(t), _) => out.push_str(t),
+            (_, Escape::None) => out.push_str(self.text()),
+            (_, Escape::JsonString) => json_escape_into(out, self.text()),
+        }
+    }
+}
+
+fn json_escape_char(c: char) -> Option<&'static str> {
+    Some(match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        '\u{8}' => "\\b",
+        '\u{c}' => "\\f",
+        _ => return None,
+    })
+}
+
+fn json_escaped_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match json_escape_char(c) {
+            Some(e) => e.len(),
+            None if (c as u32) < 0x20 => 6,
+            None => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// Appends `s` escaped for the inside of a JSON string literal. Written here rather than taken
+/// from serde_json so a secret is escaped straight into its zeroizing buffer, with no copy.
+pub(crate) fn json_escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match json_escape_char(c) {
+            Some(e) => out.push_str(e),
+            None if (c as u32) < 0x20 => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            None => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escaping_matches_serde_json() {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "ctl\u{1}\u{1f}\n\r\t\u{8}\u{c}",
+            "ünï 🔑",
+            "</script>",
+        ] {
+            let mut out = String::new();
+            json_escape_into(&mut out, s);
+            let expected = serde_json::to_string(s).unwrap();
+            assert_eq!(format!("\"{out}\""), expected);
+            assert_eq!(json_escaped_len(s), out.len());
+        }
+    }
+}
