@@ -1,1 +1,3 @@
+//! veil-core benchmarks.
+
 fn main() {}

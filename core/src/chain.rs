@@ -79,10 +79,7 @@ pub struct Deployment {
 
 impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deployment")
-            .field("def", &self.def)
-            .field("references", &self.references)
-            .finish()
+        f.debug_struct("Deployment").field("def", &self.def).field("references", &self.references).finish()
     }
 }
 
@@ -95,10 +92,7 @@ pub fn parse_chain(doc: &Value) -> Result<RuleChainDef, Vec<Problem>> {
             serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
             serde_path_to_error::Segment::Unknown => String::new(),
         });
-        vec![Problem::new(
-            path.collect::<String>(),
-            e.into_inner().to_string(),
-        )]
+        vec![Problem::new(path.collect::<String>(), e.into_inner().to_string())]
     })
 }
 
@@ -114,10 +108,7 @@ pub fn check_secret_uses(
     for u in uses {
         let path = format!("{base}{}", u.pointer);
         match store.find(actor, &u.name) {
-            None => problems.push(Problem::new(
-                path,
-                format!("secret '{}' does not exist", u.name),
-            )),
+            None => problems.push(Problem::new(path, format!("secret '{}' does not exist", u.name))),
             Some(info) if !u.accepts.allows(info.kind) => problems.push(Problem::new(
                 path,
                 format!(
@@ -131,10 +122,7 @@ pub fn check_secret_uses(
                 if actor.require(Operation::Use).is_err() {
                     problems.push(Problem::new(
                         path,
-                        format!(
-                            "missing permission SECRET:USE to reference secret '{}'",
-                            u.name
-                        ),
+                        format!("missing permission SECRET:USE to reference secret '{}'", u.name),
                     ));
                 }
             }
@@ -155,42 +143,25 @@ pub fn deploy(
         problems.push(Problem::new("/name", "must not be empty"));
     }
     if def.nodes.is_empty() {
-        problems.push(Problem::new(
-            "/nodes",
-            "a rule chain needs at least one node",
-        ));
+        problems.push(Problem::new("/nodes", "a rule chain needs at least one node"));
     } else if def.first_node_index >= def.nodes.len() {
         problems.push(Problem::new(
             "/firstNodeIndex",
-            format!(
-                "is {}, but the chain has {} nodes",
-                def.first_node_index,
-                def.nodes.len()
-            ),
+            format!("is {}, but the chain has {} nodes", def.first_node_index, def.nodes.len()),
         ));
     }
     let mut nodes = Vec::with_capacity(def.nodes.len());
     let mut references = Vec::new();
     for (i, node) in def.nodes.iter_mut().enumerate() {
-        let id = node
-            .id
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-            .clone();
+        let id = node.id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
         if node.name.trim().is_empty() {
-            problems.push(Problem::new(
-                format!("/nodes/{i}/name"),
-                "must not be empty",
-            ));
+            problems.push(Problem::new(format!("/nodes/{i}/name"), "must not be empty"));
         }
         let Some(descriptor) = registry.get(&node.node_type) else {
             let known: Vec<&str> = registry.types().map(|d| d.type_name).collect();
             problems.push(Problem::new(
                 format!("/nodes/{i}/type"),
-                format!(
-                    "unknown node type '{}' (known: {})",
-                    node.node_type,
-                    known.join(", ")
-                ),
+                format!("unknown node type '{}' (known: {})", node.node_type, known.join(", ")),
             ));
             continue;
         };
@@ -199,23 +170,16 @@ pub fn deploy(
             problems.push(Problem::new(base, "must be a JSON object"));
             continue;
         }
-        let mut compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
-        let ctx = BuildCtx {
-            store,
-            tenant: actor.tenant_id,
-            base: &base,
-            node_name: &node.name,
-        };
-        let built = (descriptor.build)(&ctx, &mut compiled);
-        check_secret_uses(store, actor, &base, compiled.secret_uses(), &mut problems);
-        let mut secret_names: Vec<String> = compiled
-            .secret_uses()
-            .iter()
-            .map(|u| u.name.clone())
-            .collect();
+        let compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
+        let mut uses = compiled.secret_uses().to_vec();
+        let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name);
+        let built = (descriptor.build)(&ctx, compiled);
+        uses.extend(ctx.take_uses());
+        check_secret_uses(store, actor, &base, &uses, &mut problems);
+        let mut secret_names: Vec<String> = uses.iter().map(|u| u.name.clone()).collect();
         secret_names.sort();
         secret_names.dedup();
-        for u in compiled.secret_uses() {
+        for u in &uses {
             references.push(SecretRef {
                 secret_name: u.name.clone(),
                 node_id: Some(id.clone()),
@@ -238,20 +202,13 @@ pub fn deploy(
             }
         }
         if c.relation.trim().is_empty() {
-            problems.push(Problem::new(
-                format!("/connections/{j}/type"),
-                "must not be empty",
-            ));
+            problems.push(Problem::new(format!("/connections/{j}/type"), "must not be empty"));
         }
     }
     if problems.is_empty() {
         references.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         references.dedup();
-        Ok(Deployment {
-            def,
-            references,
-            nodes,
-        })
+        Ok(Deployment { def, references, nodes })
     } else {
         Err(problems)
     }

@@ -93,10 +93,7 @@ pub struct ChainRuntime {
 
 impl std::fmt::Debug for ChainRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainRuntime")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("ChainRuntime").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -107,11 +104,7 @@ fn to_json(msg: &Msg) -> Value {
 impl ChainRuntime {
     /// Starts a runtime for a deployment.
     pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: Deployment) -> Self {
-        let Deployment {
-            def,
-            nodes,
-            references,
-        } = deployment;
+        let Deployment { def, nodes, references } = deployment;
         let mut slots: Vec<Slot> = def
             .nodes
             .iter()
@@ -126,17 +119,9 @@ impl ChainRuntime {
             })
             .collect();
         for c in &def.connections {
-            slots[c.from_index]
-                .routes
-                .entry(c.relation.clone())
-                .or_default()
-                .push(c.to_index);
+            slots[c.from_index].routes.entry(c.relation.clone()).or_default().push(c.to_index);
         }
-        let redactor = Redactor::new(
-            store.clone(),
-            tenant,
-            references.into_iter().map(|r| r.secret_name),
-        );
+        let redactor = Redactor::new(store.clone(), tenant, references.into_iter().map(|r| r.secret_name));
         Self {
             id,
             name: def.name,
@@ -175,12 +160,7 @@ impl ChainRuntime {
 
     /// The recorded debug events, oldest first.
     pub fn debug_events(&self) -> Vec<DebugEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
     /// Processes one message to the end and returns what every node did.
@@ -208,7 +188,7 @@ impl ChainRuntime {
             let input = slot.debug.then(|| to_json(&msg));
             let started = Instant::now();
             let ts = msg_now();
-            let ctx = NodeCtx::new(&self.store, self.tenant);
+            let ctx = NodeCtx::new(&self.store, self.tenant).with_redactor(&self.redactor);
             let (outputs, error) = match slot.node.process(&ctx, msg).await {
                 Ok(outputs) => (outputs, None),
                 Err(Failed { msg, error }) => {
@@ -219,15 +199,7 @@ impl ChainRuntime {
                 }
             };
             if let Some(mut input) = input {
-                self.record(
-                    slot,
-                    ts,
-                    &mut input,
-                    &outputs,
-                    ctx.take_notes(),
-                    error.clone(),
-                    started,
-                );
+                self.record(slot, ts, &mut input, &outputs, ctx.take_notes(), error.clone(), started);
             }
             trace.push(TraceStep {
                 node_id: slot.id.clone(),
@@ -266,10 +238,7 @@ impl ChainRuntime {
             .map(|(rel, m)| {
                 let mut msg = to_json(m);
                 self.redactor.mask_json(&mut msg);
-                DebugOutput {
-                    relation: rel.to_string(),
-                    msg,
-                }
+                DebugOutput { relation: rel.to_string(), msg }
             })
             .collect();
         let event = DebugEvent {

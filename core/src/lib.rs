@@ -21,16 +21,14 @@ mod template;
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain,
 };
-pub use crate::engine::{
-    ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep,
-};
+pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
 pub use crate::message::Msg;
 pub use crate::node::{
-    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult,
-    Outputs, Registry, Relation, relation,
+    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult, Outputs,
+    Registry, Relation, relation,
 };
 pub use crate::redact::{MASK, Redactor};
 pub use crate::template::{
-    Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx,
-    RenderError, SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,
+    Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,
+    SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,
 };

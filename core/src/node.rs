@@ -12,7 +12,10 @@ use serde_json::Value;
 use veil_store::{SecretValue, Store, TenantId};
 
 use crate::message::Msg;
-use crate::template::{CompiledConfig, FieldSpec, Problem, RenderCtx, RenderError, Template};
+use crate::redact::Redactor;
+use crate::template::{
+    Accepts, CompiledConfig, FieldSpec, Problem, RenderCtx, RenderError, SecretUse, Template,
+};
 
 /// A boxed future, so nodes can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,10 +73,7 @@ pub struct Failed {
 impl Failed {
     /// Pairs the input message with an error.
     pub fn new(msg: Msg, error: impl Into<NodeError>) -> Self {
-        Self {
-            msg,
-            error: error.into(),
-        }
+        Self { msg, error: error.into() }
     }
 }
 
@@ -96,16 +96,28 @@ pub type NodeResult = Result<Outputs, Failed>;
 pub struct NodeCtx<'a> {
     store: &'a Store,
     tenant: TenantId,
+    redactor: Option<&'a Redactor>,
     notes: Mutex<Vec<String>>,
 }
 
 impl<'a> NodeCtx<'a> {
     /// A context for one execution.
     pub fn new(store: &'a Store, tenant: TenantId) -> Self {
-        Self {
-            store,
-            tenant,
-            notes: Mutex::new(Vec::new()),
+        Self { store, tenant, redactor: None, notes: Mutex::new(Vec::new()) }
+    }
+
+    /// The same context masking with `redactor` (the chain's).
+    pub fn with_redactor(mut self, redactor: &'a Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// `text` with the values of every secret the chain uses masked: use it for anything a node
+    /// writes to a log.
+    pub fn redact(&self, text: &str) -> String {
+        match self.redactor {
+            Some(r) => r.mask(text),
+            None => text.to_owned(),
         }
     }
 
@@ -131,10 +143,7 @@ impl<'a> NodeCtx<'a> {
 
     /// Adds a line to this execution's debug event (a script's `print`). It is redacted there.
     pub fn note(&self, line: impl Into<String>) {
-        self.notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line.into());
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(line.into());
     }
 
     pub(crate) fn take_notes(&self) -> Vec<String> {
@@ -161,9 +170,29 @@ pub struct BuildCtx<'a> {
     pub base: &'a str,
     /// The node's name.
     pub node_name: &'a str,
+    extra_uses: Mutex<Vec<SecretUse>>,
 }
 
-impl BuildCtx<'_> {
+impl<'a> BuildCtx<'a> {
+    /// A context for building one node.
+    pub fn new(store: &'a Store, tenant: TenantId, base: &'a str, node_name: &'a str) -> Self {
+        Self { store, tenant, base, node_name, extra_uses: Mutex::new(Vec::new()) }
+    }
+
+    /// Declares a secret use found by other means than a placeholder (a script's
+    /// `secret("name")`): it is validated and tracked like a placeholder at `pointer`.
+    pub fn use_secret(&self, name: &str, pointer: &str, accepts: Accepts) {
+        self.extra_uses.lock().unwrap_or_else(|e| e.into_inner()).push(SecretUse {
+            name: name.to_owned(),
+            pointer: pointer.to_owned(),
+            accepts,
+        });
+    }
+
+    pub(crate) fn take_uses(&self) -> Vec<SecretUse> {
+        std::mem::take(&mut *self.extra_uses.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// A problem at a pointer relative to the configuration.
     pub fn problem(&self, pointer: &str, message: impl Into<String>) -> Problem {
         Problem::new(format!("{}{pointer}", self.base), message)
@@ -171,7 +200,7 @@ impl BuildCtx<'_> {
 }
 
 /// Builds a node from its compiled configuration, or explains what is wrong with it.
-pub type Factory = fn(&BuildCtx<'_>, &mut CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>>;
+pub type Factory = fn(&BuildCtx<'_>, CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>>;
 
 /// A node type.
 pub struct NodeDescriptor {
@@ -189,9 +218,7 @@ pub struct NodeDescriptor {
 
 impl std::fmt::Debug for NodeDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeDescriptor")
-            .field("type_name", &self.type_name)
-            .finish_non_exhaustive()
+        f.debug_struct("NodeDescriptor").field("type_name", &self.type_name).finish_non_exhaustive()
     }
 }
 
@@ -216,10 +243,7 @@ impl Registry {
 
     /// A node type by name.
     pub fn get(&self, type_name: &str) -> Option<&'static NodeDescriptor> {
-        self.types
-            .iter()
-            .copied()
-            .find(|d| d.type_name == type_name)
+        self.types.iter().copied().find(|d| d.type_name == type_name)
     }
 
     /// Every registered type.

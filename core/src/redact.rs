@@ -36,9 +36,7 @@ pub struct Redactor {
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redactor")
-            .field("secrets", &self.names)
-            .finish_non_exhaustive()
+        f.debug_struct("Redactor").field("secrets", &self.names).finish_non_exhaustive()
     }
 }
 
@@ -51,17 +49,10 @@ fn variants(value: &SecretValue) -> Vec<Zeroizing<Vec<u8>>> {
         out.push(Zeroizing::new(engine.encode(bytes).into_bytes()));
     }
     if let Some(text) = value.expose_text() {
-        out.push(Zeroizing::new(
-            utf8_percent_encode(text, NON_ALPHANUMERIC)
-                .to_string()
-                .into_bytes(),
-        ));
+        out.push(Zeroizing::new(utf8_percent_encode(text, NON_ALPHANUMERIC).to_string().into_bytes()));
         // Form encoding writes spaces as '+'.
         out.push(Zeroizing::new(
-            utf8_percent_encode(text, NON_ALPHANUMERIC)
-                .to_string()
-                .replace("%20", "+")
-                .into_bytes(),
+            utf8_percent_encode(text, NON_ALPHANUMERIC).to_string().replace("%20", "+").into_bytes(),
         ));
         let mut escaped = String::with_capacity(text.len() + 8);
         json_escape_into(&mut escaped, text);
@@ -77,12 +68,7 @@ impl Redactor {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
         names.dedup();
-        Self {
-            store,
-            tenant,
-            names,
-            learned: Mutex::new(Learned::default()),
-        }
+        Self { store, tenant, names, learned: Mutex::new(Learned::default()) }
     }
 
     /// Learns values that changed since the last call.
@@ -102,12 +88,8 @@ impl Redactor {
             learned.versions.insert(name.clone(), version);
         }
         if changed {
-            learned
-                .patterns
-                .sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
-            learned
-                .patterns
-                .dedup_by(|a, b| a.as_slice() == b.as_slice());
+            learned.patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+            learned.patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
             learned.automaton = AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(learned.patterns.iter().map(|p| p.as_slice()))

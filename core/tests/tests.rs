@@ -1,1 +1,1 @@
-//! t
+//! veil-core integration tests.

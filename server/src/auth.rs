@@ -55,15 +55,11 @@ pub(crate) fn hash_password(password: &SecretString) -> String {
 
 fn verify_password(password: &SecretString, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 
-/// A login request. `Debug` hides the password.
+/// A login request. It has no `Debug`; the password is a `SecretString`.
 #[derive(Deserialize)]
 pub(crate) struct LoginRequest {
     username: String,
@@ -75,51 +71,32 @@ pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected JSON {{\"username\", \"password\"}}: {}",
-            e.body_text()
-        ))
-    })?;
+    // A fixed message: the rejection's text would quote the request, password included.
+    let Json(req) = body
+        .map_err(|_| ApiError::bad_request("expected JSON {\"username\": string, \"password\": string}"))?;
     let user = state.store.user_by_name(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not reveal usernames.
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| state.dummy_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&req.password, &hash))
-        .await
-        .unwrap_or(false);
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let ok =
+        tokio::task::spawn_blocking(move || verify_password(&req.password, &hash)).await.unwrap_or(false);
+    // Only names that exist are logged: people type passwords into the username field.
     let user = match (ok, user) {
         (true, Some(user)) => user,
-        _ => {
-            tracing::warn!(username = %req.username, "failed login");
+        (false, Some(user)) => {
+            tracing::warn!(username = %user.username, "failed login: wrong password");
+            return Err(ApiError::unauthorized("invalid username or password"));
+        }
+        (_, None) => {
+            tracing::warn!("failed login: unknown username");
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let claims = Claims {
-        sub: user.id.to_string(),
-        iat: now,
-        exp: now + TOKEN_LIFETIME.as_secs(),
-    };
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &state.tokens.encoding,
-    )
-    .map_err(|e| {
-        ApiError::from(veil_store::StoreError::MasterKey(format!(
-            "token signing: {e}"
-        )))
-    })?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs() };
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.tokens.encoding)
+        .map_err(|e| ApiError::internal(format!("token signing failed: {e}")))?;
     tracing::info!(username = %user.username, "login");
-    Ok(Json(
-        serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() }),
-    ))
+    Ok(Json(serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() })))
 }
 
 /// The authenticated caller, from `Authorization: Bearer <token>`.
@@ -132,16 +109,12 @@ impl FromRequestParts<Arc<AppState>> for AuthActor {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing Authorization: Bearer <token> header")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header must be 'Bearer <token>'")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
         let data = jsonwebtoken::decode::<Claims>(
             token.trim(),
             &state.tokens.decoding,
@@ -153,11 +126,7 @@ impl FromRequestParts<Arc<AppState>> for AuthActor {
             }
             _ => ApiError::unauthorized("invalid token"),
         })?;
-        let id: UserId = data
-            .claims
-            .sub
-            .parse()
-            .map_err(|_| ApiError::unauthorized("invalid token"))?;
+        let id: UserId = data.claims.sub.parse().map_err(|_| ApiError::unauthorized("invalid token"))?;
         let user = state
             .store
             .user_by_id(id)

@@ -34,12 +34,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            extra: None,
-        }
+        Self { status, code, message: message.into(), extra: None }
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -47,15 +42,8 @@ impl ApiError {
     }
 
     pub(crate) fn invalid_secret(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_secret",
-            format!("{field}: {message}"),
-        )
-        .with(
-            "problems",
-            json!([{ "field": field, "message": message.to_string() }]),
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid_secret", format!("{field}: {message}"))
+            .with("problems", json!([{ "field": field, "message": message.to_string() }]))
     }
 
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
@@ -64,6 +52,12 @@ impl ApiError {
 
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    /// A 500 whose details go to the log only.
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {detail}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
     }
 
     fn with(mut self, key: &'static str, value: Value) -> Self {
@@ -76,32 +70,21 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let message = e.to_string();
         match e {
-            StoreError::Invalid(problems) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_secret", message)
-                    .with("problems", json!(problems))
-            }
+            StoreError::Invalid(problems) => Self::new(StatusCode::BAD_REQUEST, "invalid_secret", message)
+                .with("problems", json!(problems)),
             StoreError::TooLarge { .. } => Self::too_large(message),
             StoreError::NameTaken(_) => Self::new(StatusCode::CONFLICT, "name_taken", message),
-            StoreError::Immutable { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "immutable_field", message)
-            }
+            StoreError::Immutable { .. } => Self::new(StatusCode::BAD_REQUEST, "immutable_field", message),
             StoreError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             StoreError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
-            StoreError::UnknownSecrets(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
-            }
+            StoreError::UnknownSecrets(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_config", message),
             StoreError::InUse { usages, .. } => {
-                Self::new(StatusCode::CONFLICT, "secret_in_use", message)
-                    .with("references", json!(usages))
+                Self::new(StatusCode::CONFLICT, "secret_in_use", message).with("references", json!(usages))
             }
             StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
             StoreError::Integrity(_) => {
                 tracing::error!("{message}");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "integrity_error",
-                    message,
-                )
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", message)
             }
             other => {
                 // Details (database paths, driver messages) go to the log, not to the client.

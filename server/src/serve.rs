@@ -23,10 +23,7 @@ fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io_error(format!(
-        "cannot create data directory {}",
-        dir.display()
-    )))
+    builder.create(dir).map_err(io_error(format!("cannot create data directory {}", dir.display())))
 }
 
 fn master_key_source(args: &ServeArgs) -> MasterKeySource {
@@ -76,10 +73,7 @@ async fn bootstrap(store: &Store) -> Result<(), ServerError> {
     tracing::info!(tenant = %tenant.name, "created tenant and its administrator 'admin'");
     if generated {
         // Printed once, on stdout, never logged.
-        println!(
-            "Created user 'admin' with password: {}",
-            password.expose_secret()
-        );
+        println!("Created user 'admin' with password: {}", password.expose_secret());
         println!("(set VEIL_ADMIN_PASSWORD before the first start to choose it)");
     }
     Ok(())
@@ -92,10 +86,7 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
     let (mut term, mut int) = {
         use tokio::signal::unix::{SignalKind, signal};
         let install = |kind| signal(kind).map_err(io_error("installing signal handlers".into()));
-        (
-            install(SignalKind::terminate())?,
-            install(SignalKind::interrupt())?,
-        )
+        (install(SignalKind::terminate())?, install(SignalKind::interrupt())?)
     };
     Ok(async move {
         #[cfg(unix)]
@@ -133,17 +124,11 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     bootstrap(&store).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
-    let state = Arc::new(AppState {
-        store,
-        tokens,
-        dummy_hash,
-    });
+    let state = Arc::new(AppState { store, tokens, dummy_hash });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_error(format!("cannot listen on {}", args.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(io_error("reading the bound address".into()))?;
+    let addr = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
     let shutdown = shutdown_signal()?;
     tracing::info!("veil listening on http://{addr}");
     axum::serve(listener, api::router(state))

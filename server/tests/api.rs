@@ -12,10 +12,7 @@ fn assert_error(resp: &(u16, Value), status: u16, code: &str, message_part: &str
     assert_eq!(resp.0, status, "{resp:?}");
     assert_eq!(resp.1["error"], code, "{resp:?}");
     let message = resp.1["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(message_part),
-        "{message:?} should contain {message_part:?}"
-    );
+    assert!(message.contains(message_part), "{message:?} should contain {message_part:?}");
 }
 
 #[tokio::test]
@@ -25,16 +22,14 @@ async fn secrets_crud_as_a_client_sees_it() {
     let api = Api::new(&server).await;
 
     let (status, created) = api
-        .post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "description": "REST token", "value": VALUE}))
+        .post(
+            "/api/secrets",
+            json!({"name": "api-token", "type": "TEXT", "description": "REST token", "value": VALUE}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let mut keys: Vec<&str> = created
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
@@ -50,45 +45,25 @@ async fn secrets_crud_as_a_client_sees_it() {
             "version"
         ]
     );
-    assert_eq!(
-        (created["name"].as_str(), created["version"].as_i64()),
-        (Some("api-token"), Some(1))
-    );
+    assert_eq!((created["name"].as_str(), created["version"].as_i64()), (Some("api-token"), Some(1)));
 
     let (status, got) = api.get(&format!("/api/secrets/{id}")).await;
     assert_eq!((status, &got), (200, &created));
 
-    let (status, patched) = api
-        .patch(&format!("/api/secrets/{id}"), json!({"value": "rotated"}))
-        .await;
+    let (status, patched) = api.patch(&format!("/api/secrets/{id}"), json!({"value": "rotated"})).await;
     assert_eq!((status, patched["version"].as_i64()), (200, Some(2)));
-    let (status, patched) = api
-        .patch(&format!("/api/secrets/{id}"), json!({"description": "new"}))
-        .await;
+    // A client may send the whole object back; read-only fields are ignored.
+    let mut whole = created.clone();
+    whole["description"] = json!("new");
+    let (status, patched) = api.patch(&format!("/api/secrets/{id}"), whole).await;
     assert_eq!(
-        (
-            status,
-            patched["version"].as_i64(),
-            patched["description"].as_str()
-        ),
+        (status, patched["version"].as_i64(), patched["description"].as_str()),
         (200, Some(2), Some("new"))
     );
 
-    let resp = api
-        .patch(
-            &format!("/api/secrets/{id}"),
-            json!({"name": "renamed", "value": "x"}),
-        )
-        .await;
-    assert_error(
-        &resp,
-        400,
-        "immutable_field",
-        "name: cannot be changed after creation (it is 'api-token')",
-    );
-    let resp = api
-        .patch(&format!("/api/secrets/{id}"), json!({"type": "FILE"}))
-        .await;
+    let resp = api.patch(&format!("/api/secrets/{id}"), json!({"name": "renamed", "value": "x"})).await;
+    assert_error(&resp, 400, "immutable_field", "name: cannot be changed after creation (it is 'api-token')");
+    let resp = api.patch(&format!("/api/secrets/{id}"), json!({"type": "FILE"})).await;
     assert_error(&resp, 400, "immutable_field", "type: cannot be changed");
     assert_eq!(
         api.get(&format!("/api/secrets/{id}")).await.1["version"],
@@ -97,25 +72,12 @@ async fn secrets_crud_as_a_client_sees_it() {
     );
 
     let (status, usages) = api.get(&format!("/api/secrets/{id}/usages")).await;
-    assert_eq!(
-        (status, usages),
-        (200, json!({"RULE_CHAIN": [], "INTEGRATION": []}))
-    );
+    assert_eq!((status, usages), (200, json!({"RULE_CHAIN": [], "INTEGRATION": []})));
 
     let (status, _) = api.delete(&format!("/api/secrets/{id}")).await;
     assert_eq!(status, 204);
-    assert_error(
-        &api.get(&format!("/api/secrets/{id}")).await,
-        404,
-        "not_found",
-        &id,
-    );
-    assert_error(
-        &api.delete(&format!("/api/secrets/{id}")).await,
-        404,
-        "not_found",
-        &id,
-    );
+    assert_error(&api.get(&format!("/api/secrets/{id}")).await, 404, "not_found", &id);
+    assert_error(&api.delete(&format!("/api/secrets/{id}")).await, 404, "not_found", &id);
 }
 
 #[tokio::test]
@@ -124,72 +86,24 @@ async fn bad_requests_get_clear_errors_naming_the_field() {
     let server = Server::start(dir.path()).await;
     let api = Api::new(&server).await;
 
-    let resp = api
-        .post("/api/secrets", json!({"type": "TEXT", "value": "v"}))
-        .await;
+    let resp = api.post("/api/secrets", json!({"type": "TEXT", "value": "v"})).await;
     assert_error(&resp, 400, "invalid_secret", "name: is required");
-    let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "a$b", "type": "TEXT", "value": "v"}),
-        )
-        .await;
+    let resp = api.post("/api/secrets", json!({"name": "a$b", "type": "TEXT", "value": "v"})).await;
     assert_error(&resp, 400, "invalid_secret", "name: must not contain '$'");
     assert_eq!(resp.1["problems"][0]["field"], "name");
-    let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "n", "type": "BLOB", "value": "v"}),
-        )
-        .await;
+    let resp = api.post("/api/secrets", json!({"name": "n", "type": "BLOB", "value": "v"})).await;
     assert_error(&resp, 400, "invalid_secret", "type: must be TEXT or FILE");
-    let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "n", "type": "TEXT", "value": 424242}),
-        )
-        .await;
+    let resp = api.post("/api/secrets", json!({"name": "n", "type": "TEXT", "value": 424242})).await;
     assert_error(&resp, 400, "invalid_secret", "value: must be a string");
-    assert!(
-        !resp.1.to_string().contains("424242"),
-        "a wrongly typed value is not echoed"
-    );
-    let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "n", "type": "TEXT", "value": ""}),
-        )
-        .await;
+    assert!(!resp.1.to_string().contains("424242"), "a wrongly typed value is not echoed");
+    let resp = api.post("/api/secrets", json!({"name": "n", "type": "TEXT", "value": ""})).await;
     assert_error(&resp, 400, "invalid_secret", "value: must not be empty");
-    let resp = api
-        .send(
-            api.req(Method::POST, "/api/secrets")
-                .body("{\"name\": \"n\", "),
-        )
-        .await;
+    let resp = api.send(api.req(Method::POST, "/api/secrets").body("{\"name\": \"n\", ")).await;
     assert_error(&resp, 400, "bad_request", "invalid JSON");
 
-    assert_eq!(
-        api.post(
-            "/api/secrets",
-            json!({"name": "dup", "type": "TEXT", "value": "v"})
-        )
-        .await
-        .0,
-        201
-    );
-    let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": " dup ", "type": "TEXT", "value": "w"}),
-        )
-        .await;
-    assert_error(
-        &resp,
-        409,
-        "name_taken",
-        "a secret named 'dup' already exists",
-    );
+    assert_eq!(api.post("/api/secrets", json!({"name": "dup", "type": "TEXT", "value": "v"})).await.0, 201);
+    let resp = api.post("/api/secrets", json!({"name": " dup ", "type": "TEXT", "value": "w"})).await;
+    assert_error(&resp, 409, "name_taken", "a secret named 'dup' already exists");
 
     assert_error(
         &api.get("/api/secrets/not-a-uuid").await,
@@ -197,44 +111,16 @@ async fn bad_requests_get_clear_errors_naming_the_field() {
         "bad_request",
         "id: 'not-a-uuid' is not a UUID",
     );
-    let resp = api
-        .get("/api/secrets/00000000-0000-0000-0000-000000000000")
-        .await;
-    assert_error(
-        &resp,
-        404,
-        "not_found",
-        "secret '00000000-0000-0000-0000-000000000000' not found",
-    );
-    assert_error(
-        &api.get("/api/nothing-here").await,
-        404,
-        "not_found",
-        "no route for GET /api/nothing-here",
-    );
+    let resp = api.get("/api/secrets/00000000-0000-0000-0000-000000000000").await;
+    assert_error(&resp, 404, "not_found", "secret '00000000-0000-0000-0000-000000000000' not found");
+    assert_error(&api.get("/api/nothing-here").await, 404, "not_found", "no route for GET /api/nothing-here");
 
     // Authentication.
-    let anonymous = server
-        .client
-        .get(server.url("/api/secrets"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = server.client.get(server.url("/api/secrets")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(
-        anonymous.json::<Value>().await.unwrap()["error"],
-        "unauthorized"
-    );
-    let forged = Api {
-        server: &server,
-        token: format!("{}x", api.token),
-    };
-    assert_error(
-        &forged.get("/api/secrets").await,
-        401,
-        "unauthorized",
-        "invalid token",
-    );
+    assert_eq!(anonymous.json::<Value>().await.unwrap()["error"], "unauthorized");
+    let forged = Api { server: &server, token: format!("{}x", api.token) };
+    assert_error(&forged.get("/api/secrets").await, 401, "unauthorized", "invalid token");
     let resp = server
         .client
         .post(server.url("/api/auth/login"))
@@ -243,16 +129,30 @@ async fn bad_requests_get_clear_errors_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["message"],
-        "invalid username or password"
+    assert_eq!(resp.json::<Value>().await.unwrap()["message"], "invalid username or password");
+
+    let resp = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": 987654321}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(!resp.text().await.unwrap().contains("987654321"), "a login error never quotes the request");
+    let resp =
+        api.post("/api/secrets", json!({"name": "typo", "type": "TEXT", "value": "v", "fileNme": "x"})).await;
+    assert_error(
+        &resp,
+        400,
+        "invalid_secret",
+        "fileNme: unknown field (expected name, type, description, value, fileName)",
     );
+    let resp = api.get("/api/secrets?page=18446744073709551615").await;
+    assert_eq!((resp.0, resp.1["hasNext"].as_bool()), (200, Some(false)));
 
     let (status, health) = api.get("/api/health").await;
-    assert_eq!(
-        (status, health),
-        (200, json!({"status": "ok", "backend": "sqlite"}))
-    );
+    assert_eq!((status, health), (200, json!({"status": "ok", "backend": "sqlite"})));
 }
 
 #[tokio::test]
@@ -273,31 +173,17 @@ async fn file_secrets_by_json_and_multipart_and_size_limits() {
         (201, Some("FILE"), Some("ca.pem"))
     );
     let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "bad", "type": "FILE", "fileName": "x", "value": "%%%"}),
-        )
+        .post("/api/secrets", json!({"name": "bad", "type": "FILE", "fileName": "x", "value": "%%%"}))
         .await;
-    assert_error(
-        &resp,
-        400,
-        "invalid_secret",
-        "value: must be base64 for a FILE secret",
-    );
+    assert_error(&resp, 400, "invalid_secret", "value: must be base64 for a FILE secret");
 
     let form = Form::new()
         .text("name", "client-cert")
         .text("description", "mTLS")
         .part("file", Part::bytes(pem.clone()).file_name("client.pem"));
-    let (status, info) = api
-        .send(api.req(Method::POST, "/api/secrets").multipart(form))
-        .await;
+    let (status, info) = api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
     assert_eq!(
-        (
-            status,
-            info["fileName"].as_str(),
-            info["description"].as_str()
-        ),
+        (status, info["fileName"].as_str(), info["description"].as_str()),
         (201, Some("client.pem"), Some("mTLS"))
     );
 
@@ -318,19 +204,11 @@ async fn file_secrets_by_json_and_multipart_and_size_limits() {
     let form = Form::new()
         .text("name", "one-mib")
         .part("file", Part::bytes(vec![7u8; 1 << 20]).file_name("big.bin"));
-    assert_eq!(
-        api.send(api.req(Method::POST, "/api/secrets").multipart(form))
-            .await
-            .0,
-        201
-    );
-    let form = Form::new().text("name", "too-big").part(
-        "file",
-        Part::bytes(vec![7u8; (1 << 20) + 1]).file_name("big.bin"),
-    );
-    let resp = api
-        .send(api.req(Method::POST, "/api/secrets").multipart(form))
-        .await;
+    assert_eq!(api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await.0, 201);
+    let form = Form::new()
+        .text("name", "too-big")
+        .part("file", Part::bytes(vec![7u8; (1 << 20) + 1]).file_name("big.bin"));
+    let resp = api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
     assert_error(
         &resp,
         413,
@@ -342,34 +220,19 @@ async fn file_secrets_by_json_and_multipart_and_size_limits() {
         .await;
     assert_eq!(resp.0, 413);
     assert_eq!(
-        api.post(
-            "/api/secrets",
-            json!({"name": "text-max", "type": "TEXT", "value": "t".repeat(65536)})
-        )
-        .await
-        .0,
+        api.post("/api/secrets", json!({"name": "text-max", "type": "TEXT", "value": "t".repeat(65536)}))
+            .await
+            .0,
         201
     );
     let resp = api
-        .post(
-            "/api/secrets",
-            json!({"name": "text-over", "type": "TEXT", "value": "t".repeat(65537)}),
-        )
+        .post("/api/secrets", json!({"name": "text-over", "type": "TEXT", "value": "t".repeat(65537)}))
         .await;
-    assert_error(
-        &resp,
-        413,
-        "payload_too_large",
-        "the limit for TEXT secrets is 65536 bytes",
-    );
+    assert_error(&resp, 413, "payload_too_large", "the limit for TEXT secrets is 65536 bytes");
 
     let (_, page) = api.get("/api/secrets?pageSize=100").await;
-    let mut names: Vec<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let mut names: Vec<&str> =
+        page["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["ca", "client-cert", "one-mib", "text-max"]);
 
@@ -381,12 +244,7 @@ async fn file_secrets_by_json_and_multipart_and_size_limits() {
                 .body(vec![b' '; 4 << 20]),
         )
         .await;
-    assert_error(
-        &resp,
-        413,
-        "payload_too_large",
-        "request body is larger than the server accepts",
-    );
+    assert_error(&resp, 413, "payload_too_large", "request body is larger than the server accepts");
 }
 
 #[tokio::test]
@@ -395,44 +253,24 @@ async fn listing_pages_sorts_and_searches_and_no_response_carries_a_value() {
     let server = Server::start(dir.path()).await;
     let api = Api::new(&server).await;
     let mut bodies = Vec::new();
-    for (i, name) in ["mqtt-password", "api-token", "Loriot", "zeta", "ÄÖÜ-key"]
-        .iter()
-        .enumerate()
-    {
+    for (i, name) in ["mqtt-password", "api-token", "Loriot", "zeta", "ÄÖÜ-key"].iter().enumerate() {
         let (status, body) = api
-            .post(
-                "/api/secrets",
-                json!({"name": name, "type": "TEXT", "value": format!("{VALUE}-{i}")}),
-            )
+            .post("/api/secrets", json!({"name": name, "type": "TEXT", "value": format!("{VALUE}-{i}")}))
             .await;
         assert_eq!(status, 201);
         bodies.push(body);
     }
     let (status, page) = api.get("/api/secrets?page=0&pageSize=2").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        page["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Loriot", "api-token"]);
     assert_eq!(
-        (
-            page["totalElements"].as_u64(),
-            page["totalPages"].as_u64(),
-            page["hasNext"].as_bool()
-        ),
+        (page["totalElements"].as_u64(), page["totalPages"].as_u64(), page["hasNext"].as_bool()),
         (Some(5), Some(3), Some(true))
     );
     let (_, page) = api.get("/api/secrets?page=2&pageSize=2").await;
-    assert_eq!(
-        (
-            page["data"].as_array().unwrap().len(),
-            page["hasNext"].as_bool()
-        ),
-        (1, Some(false))
-    );
+    assert_eq!((page["data"].as_array().unwrap().len(), page["hasNext"].as_bool()), (1, Some(false)));
     let (_, found) = api.get("/api/secrets?textSearch=PASS").await;
     assert_eq!(found["data"][0]["name"], "mqtt-password");
     assert_eq!(found["totalElements"], 1);

@@ -29,31 +29,19 @@ async fn trace_level_logs_and_stdout_never_contain_a_value() {
         "canary-file-multipart-0987654321",
         "canary-refused-duplicate-5555555",
     ];
-    let (_, info) = api
-        .post(
-            "/api/secrets",
-            json!({"name": "t", "type": "TEXT", "value": values[0]}),
-        )
-        .await;
-    api.patch(
-        &format!("/api/secrets/{}", info["id"].as_str().unwrap()),
-        json!({"value": values[1]}),
+    let (_, info) = api.post("/api/secrets", json!({"name": "t", "type": "TEXT", "value": values[0]})).await;
+    api.patch(&format!("/api/secrets/{}", info["id"].as_str().unwrap()), json!({"value": values[1]})).await;
+    api.post(
+        "/api/secrets",
+        json!({"name": "f", "type": "FILE", "fileName": "f.pem", "value": STANDARD.encode(values[2])}),
     )
     .await;
-    api.post("/api/secrets", json!({"name": "f", "type": "FILE", "fileName": "f.pem", "value": STANDARD.encode(values[2])}))
-        .await;
-    let form = Form::new().text("name", "m").part(
-        "file",
-        Part::bytes(values[3].as_bytes().to_vec()).file_name("m.pem"),
-    );
-    api.send(api.req(Method::POST, "/api/secrets").multipart(form))
-        .await;
-    let (status, _) = api
-        .post(
-            "/api/secrets",
-            json!({"name": "t", "type": "TEXT", "value": values[4]}),
-        )
-        .await;
+    let form = Form::new()
+        .text("name", "m")
+        .part("file", Part::bytes(values[3].as_bytes().to_vec()).file_name("m.pem"));
+    api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
+    let (status, _) =
+        api.post("/api/secrets", json!({"name": "t", "type": "TEXT", "value": values[4]})).await;
     assert_eq!(status, 409);
     assert!(server.terminate().success());
     let output = format!("{}{}", server.logs(), server.stdout());
@@ -74,31 +62,18 @@ async fn a_wrong_master_key_refuses_to_start_with_a_clear_error_and_changes_no_f
     cmd.env("VEIL_MASTER_KEY", key(1));
     let mut server = Server::start_with(cmd).await;
     let api = Api::new(&server).await;
-    assert_eq!(
-        api.post(
-            "/api/secrets",
-            json!({"name": "s", "type": "TEXT", "value": "v"})
-        )
-        .await
-        .0,
-        201
-    );
+    assert_eq!(api.post("/api/secrets", json!({"name": "s", "type": "TEXT", "value": "v"})).await.0, 201);
     assert!(server.terminate().success());
-    assert!(
-        !data.join("master.key").exists(),
-        "an explicit key is never written to disk"
-    );
+    assert!(!data.join("master.key").exists(), "an explicit key is never written to disk");
     let before = snapshot(&data);
 
     let key_file = dir.path().join("other.key");
     std::fs::write(&key_file, key(2)).unwrap();
     let wrong = "error: the master key does not match this database";
     let missing = "master.key is missing but the database holds a keyring";
-    for (env, file, expected) in [
-        (Some(key(2)), None, wrong),
-        (None, Some(&key_file), wrong),
-        (None, None, missing),
-    ] {
+    for (env, file, expected) in
+        [(Some(key(2)), None, wrong), (None, Some(&key_file), wrong), (None, None, missing)]
+    {
         let mut cmd = serve_command(&data);
         cmd.stdout(Stdio::null());
         if let Some(k) = env {
@@ -124,11 +99,7 @@ async fn kill_9_during_concurrent_creates_loses_no_acknowledged_write() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..8 {
-        let (client, url, token) = (
-            server.client.clone(),
-            server.url("/api/secrets"),
-            token.clone(),
-        );
+        let (client, url, token) = (server.client.clone(), server.url("/api/secrets"), token.clone());
         let (acknowledged, stop) = (Arc::clone(&acknowledged), Arc::clone(&stop));
         writers.push(tokio::spawn(async move {
             for i in 0.. {
@@ -139,9 +110,7 @@ async fn kill_9_during_concurrent_creates_loses_no_acknowledged_write() {
                 let sent = client
                     .post(&url)
                     .bearer_auth(&token)
-                    .json(
-                        &json!({"name": name, "type": "TEXT", "value": format!("value of {name}")}),
-                    )
+                    .json(&json!({"name": name, "type": "TEXT", "value": format!("value of {name}")}))
                     .send()
                     .await;
                 match sent {
@@ -166,22 +135,10 @@ async fn kill_9_during_concurrent_creates_loses_no_acknowledged_write() {
     let api = Api::new(&server).await;
     let (status, page) = api.get("/api/secrets?pageSize=1000").await;
     assert_eq!(status, 200);
-    let present: std::collections::HashSet<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|n| !present.contains(n.as_str()))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged creates lost: {lost:?}",
-        lost.len(),
-        acknowledged.len()
-    );
+    let present: std::collections::HashSet<&str> =
+        page["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|n| !present.contains(n.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged creates lost: {lost:?}", lost.len(), acknowledged.len());
     assert!(acknowledged.len() >= 300);
 }
 
@@ -198,10 +155,7 @@ async fn first_start_prints_a_generated_admin_password_once_and_sigterm_stops_cl
         .unwrap_or_else(|| panic!("no password in {stdout:?}"))
         .to_owned();
     assert!(password.len() >= 20);
-    assert!(
-        !server.logs().contains(&password),
-        "the password is printed, not logged"
-    );
+    assert!(!server.logs().contains(&password), "the password is printed, not logged");
     let resp = server
         .client
         .post(server.url("/api/auth/login"))
@@ -218,18 +172,9 @@ async fn first_start_prints_a_generated_admin_password_once_and_sigterm_stops_cl
     cmd.env_remove("VEIL_ADMIN_PASSWORD");
     let mut again = Server::start_with(cmd).await;
     assert!(again.terminate().success());
-    assert!(
-        !again.stdout().contains("password"),
-        "printed only on the first start"
-    );
+    assert!(!again.stdout().contains("password"), "printed only on the first start");
     let key = std::fs::metadata(dir.path().join("master.key")).unwrap();
     #[cfg(unix)]
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
-        0o600
-    );
-    assert!(contains(
-        &std::fs::read(dir.path().join("veil.db")).unwrap(),
-        b"SQLite format 3"
-    ));
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+    assert!(contains(&std::fs::read(dir.path().join("veil.db")).unwrap(), b"SQLite format 3"));
 }

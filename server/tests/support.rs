@@ -66,9 +66,8 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         collect(child.stderr.take().unwrap(), Arc::clone(&logs), Some(tx));
         collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
-        let base = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap();
+        let base =
+            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
         let base = match base {
             Ok(b) => b,
             Err(_) => {
@@ -76,13 +75,7 @@ impl Server {
                 panic!("veil did not start; log:\n{}", logs.lock().unwrap());
             }
         };
-        Self {
-            child,
-            base,
-            client: reqwest::Client::new(),
-            logs,
-            stdout,
-        }
+        Self { child, base, client: reqwest::Client::new(), logs, stdout }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -98,10 +91,7 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        resp.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
 
     pub(crate) fn logs(&self) -> String {
@@ -119,10 +109,7 @@ impl Server {
 
     /// SIGTERM, then wait for the exit.
     pub(crate) fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
         let status = self.child.wait().unwrap();
         // Let the reader threads drain the pipes.
@@ -146,17 +133,11 @@ pub(crate) struct Api<'a> {
 
 impl<'a> Api<'a> {
     pub(crate) async fn new(server: &'a Server) -> Self {
-        Self {
-            token: server.login().await,
-            server,
-        }
+        Self { token: server.login().await, server }
     }
 
     pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.server
-            .client
-            .request(method, self.server.url(path))
-            .bearer_auth(&self.token)
+        self.server.client.request(method, self.server.url(path)).bearer_auth(&self.token)
     }
 
     /// Sends and returns (status, JSON body or Null).
@@ -168,13 +149,11 @@ impl<'a> Api<'a> {
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::POST, path).json(&body))
-            .await
+        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
     }
 
     pub(crate) async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::PATCH, path).json(&body))
-            .await
+        self.send(self.req(reqwest::Method::PATCH, path).json(&body)).await
     }
 
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {

@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_main};
 use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store,
-    StoreConfig, TenantId, UserId,
+    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store, StoreConfig,
+    TenantId, UserId,
 };
 
 fn config(dir: &std::path::Path) -> StoreConfig {

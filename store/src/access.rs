@@ -23,15 +23,6 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// All operations, in a fixed order.
-    pub const ALL: [Operation; 5] = [
-        Operation::Read,
-        Operation::Create,
-        Operation::Write,
-        Operation::Delete,
-        Operation::Use,
-    ];
-
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -130,19 +121,13 @@ impl Actor {
         if self.permissions.allows(op) && (self.customer_id.is_none() || customer_may(op)) {
             Ok(())
         } else {
-            Err(StoreError::Forbidden(format!(
-                "missing permission SECRET:{}",
-                op.as_str()
-            )))
+            Err(StoreError::Forbidden(format!("missing permission SECRET:{}", op.as_str())))
         }
     }
 
     /// Whether the secret exists for this actor at all (tenant isolation, customer sharing).
     pub fn can_see(&self, info: &SecretInfo) -> bool {
-        info.tenant_id == self.tenant_id
-            && self
-                .customer_id
-                .is_none_or(|c| info.shared_with.contains(&c))
+        info.tenant_id == self.tenant_id && self.customer_id.is_none_or(|c| info.shared_with.contains(&c))
     }
 }
 

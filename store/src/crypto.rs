@@ -45,9 +45,7 @@ pub(crate) struct MasterKey(SecretBox<[u8; 32]>);
 impl MasterKey {
     fn parse(text: &str, origin: &str) -> Result<Self> {
         let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| {
-            StoreError::MasterKey(format!(
-                "{origin} is not valid base64 (expected base64 of 32 bytes)"
-            ))
+            StoreError::MasterKey(format!("{origin} is not valid base64 (expected base64 of 32 bytes)"))
         })?);
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             StoreError::MasterKey(format!(
@@ -59,22 +57,17 @@ impl MasterKey {
     }
 
     fn read_file(path: &Path) -> Result<Self> {
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| StoreError::Io {
-                    context: format!("cannot read master key file {}", path.display()),
-                    source,
-                })?,
-            );
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| StoreError::Io {
+            context: format!("cannot read master key file {}", path.display()),
+            source,
+        })?);
         Self::parse(&text, &format!("master key file {}", path.display()))
     }
 
     /// Loads the key from an explicit source; `None` for a generated key file that does not exist yet.
     pub(crate) fn load(source: &MasterKeySource) -> Result<Option<Self>> {
         match source {
-            MasterKeySource::Base64(s) => {
-                Self::parse(s.expose_secret(), "VEIL_MASTER_KEY").map(Some)
-            }
+            MasterKeySource::Base64(s) => Self::parse(s.expose_secret(), "VEIL_MASTER_KEY").map(Some),
             MasterKeySource::File(p) => Self::read_file(p).map(Some),
             MasterKeySource::Generated(p) if p.exists() => Self::read_file(p).map(Some),
             MasterKeySource::Generated(_) => Ok(None),
@@ -188,13 +181,7 @@ impl Keyring {
         let aad = key_aad(id);
         let ct = master
             .cipher()
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: key.as_slice(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: key.as_slice(), aad: &aad })
             .expect("AES-GCM encryption of 32 bytes cannot fail");
         let mut wrapped = nonce.to_vec();
         wrapped.extend_from_slice(&ct);
@@ -210,18 +197,12 @@ impl Keyring {
     }
 
     fn seal_with_aad(&self, plain: &[u8], aad: &[u8]) -> Sealed {
-        let cipher = self
-            .cipher(self.active)
-            .expect("the active key is in the keyring");
+        let cipher = self.cipher(self.active).expect("the active key is in the keyring");
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
             .encrypt(&nonce, Payload { msg: plain, aad })
             .expect("AES-GCM encryption within size limits cannot fail");
-        Sealed {
-            key_id: self.active,
-            nonce: nonce.into(),
-            ciphertext,
-        }
+        Sealed { key_id: self.active, nonce: nonce.into(), ciphertext }
     }
 
     fn open_with_aad(&self, sealed: &Sealed, aad: &[u8]) -> Option<SecretValue> {
@@ -244,13 +225,7 @@ impl Keyring {
         }
     }
 
-    pub(crate) fn seal(
-        &self,
-        tenant: TenantId,
-        id: SecretId,
-        version: i64,
-        value: &SecretValue,
-    ) -> Sealed {
+    pub(crate) fn seal(&self, tenant: TenantId, id: SecretId, version: i64, value: &SecretValue) -> Sealed {
         self.seal_with_aad(value.expose_bytes(), &secret_aad(tenant, id, version))
     }
 
@@ -295,19 +270,10 @@ mod tests {
         let ring = Keyring::unwrap_all(&m, &[Keyring::new_wrapped_key(&m, 1)]).unwrap();
         let (t, s) = (TenantId::new_random(), SecretId::new_random());
         let sealed = ring.seal(t, s, 1, &SecretValue::from("p\"a\\ss"));
-        assert_eq!(
-            ring.open(t, s, 1, &sealed).unwrap().expose_text(),
-            Some("p\"a\\ss")
-        );
+        assert_eq!(ring.open(t, s, 1, &sealed).unwrap().expose_text(), Some("p\"a\\ss"));
         assert!(ring.open(t, s, 2, &sealed).is_none(), "other version");
-        assert!(
-            ring.open(t, SecretId::new_random(), 1, &sealed).is_none(),
-            "other secret"
-        );
-        assert!(
-            ring.open(TenantId::new_random(), s, 1, &sealed).is_none(),
-            "other tenant"
-        );
+        assert!(ring.open(t, SecretId::new_random(), 1, &sealed).is_none(), "other secret");
+        assert!(ring.open(TenantId::new_random(), s, 1, &sealed).is_none(), "other tenant");
         let again = ring.seal(t, s, 1, &SecretValue::from("p\"a\\ss"));
         assert_ne!(again.nonce, sealed.nonce, "fresh nonce per encryption");
     }
@@ -317,22 +283,14 @@ mod tests {
         let m = master();
         let wrapped = Keyring::new_wrapped_key(&m, 1);
         let other = MasterKey::parse(&STANDARD.encode([8u8; 32]), "test").unwrap();
-        assert!(matches!(
-            Keyring::unwrap_all(&other, &[wrapped]),
-            Err(StoreError::WrongMasterKey)
-        ));
+        assert!(matches!(Keyring::unwrap_all(&other, &[wrapped]), Err(StoreError::WrongMasterKey)));
     }
 
     #[test]
     fn master_key_parse_errors_name_the_source() {
-        let e = MasterKey::parse("not base64!", "VEIL_MASTER_KEY")
-            .err()
-            .unwrap()
-            .to_string();
+        let e = MasterKey::parse("not base64!", "VEIL_MASTER_KEY").err().unwrap().to_string();
         assert!(e.contains("VEIL_MASTER_KEY") && e.contains("base64"), "{e}");
-        let e = MasterKey::parse(&STANDARD.encode([1u8; 16]), "VEIL_MASTER_KEY")
-            .err()
-            .unwrap();
+        let e = MasterKey::parse(&STANDARD.encode([1u8; 16]), "VEIL_MASTER_KEY").err().unwrap();
         assert!(e.to_string().contains("16 bytes"), "{e}");
     }
 }

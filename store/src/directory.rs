@@ -58,10 +58,7 @@ impl UserRecord {
             username: self.username.clone(),
             tenant_id: self.tenant_id,
             customer_id: self.customer_id,
-            permissions: self
-                .roles
-                .iter()
-                .fold(Permissions::default(), |acc, r| acc.union(r.permissions())),
+            permissions: self.roles.iter().fold(Permissions::default(), |acc, r| acc.union(r.permissions())),
         }
     }
 }

@@ -13,10 +13,7 @@ pub struct FieldProblem {
 
 impl FieldProblem {
     pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            message: message.into(),
-        }
+        Self { field: field.to_owned(), message: message.into() }
     }
 }
 
@@ -79,9 +76,7 @@ pub enum StoreError {
         usages: Usages,
     },
     /// A ciphertext failed authentication: altered, moved to another row, or the wrong key.
-    #[error(
-        "secret '{0}' failed its integrity check (ciphertext altered or moved); no value returned"
-    )]
+    #[error("secret '{0}' failed its integrity check (ciphertext altered or moved); no value returned")]
     Integrity(String),
     /// The master key does not unwrap the keyring in the database.
     #[error(
@@ -95,6 +90,9 @@ pub enum StoreError {
     /// Two writers changed the same secret at once; the caller may retry.
     #[error("secret '{0}' was changed concurrently, try again")]
     Conflict(String),
+    /// A bug or a crashed task; details are in the message.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -112,11 +110,7 @@ pub enum StoreError {
 }
 
 fn join(problems: &[FieldProblem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl StoreError {
@@ -125,10 +119,7 @@ impl StoreError {
     }
 
     pub(crate) fn secret_not_found(id: impl ToString) -> Self {
-        Self::NotFound {
-            kind: "secret",
-            id: id.to_string(),
-        }
+        Self::NotFound { kind: "secret", id: id.to_string() }
     }
 }
 

@@ -32,8 +32,8 @@ pub use crate::directory::{TenantRecord, UserRecord};
 pub use crate::error::{FieldProblem, Result, StoreError};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
-    CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo,
-    SecretType, SecretUpdate, SecretValue, TenantId, UserId, validate_name,
+    CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
+    SecretUpdate, SecretValue, TenantId, UserId, validate_name,
 };
 pub use crate::references::{NodeUsage, Owner, OwnerType, OwnerUsage, SecretRef, Usages};
 pub use crate::store::{ListQuery, Page, Store, StoreConfig};

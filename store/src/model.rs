@@ -73,7 +73,8 @@ impl SecretType {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// Parses `TEXT` or `FILE`.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "TEXT" => Some(Self::Text),
             "FILE" => Some(Self::File),
@@ -158,12 +159,6 @@ impl From<&str> for SecretValue {
     }
 }
 
-impl From<secrecy::SecretString> for SecretValue {
-    fn from(s: secrecy::SecretString) -> Self {
-        Self::from(s.expose_secret())
-    }
-}
-
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretValue([REDACTED])")
@@ -211,10 +206,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_text_bytes: 64 * 1024,
-            max_file_bytes: 1024 * 1024,
-        }
+        Self { max_text_bytes: 64 * 1024, max_file_bytes: 1024 * 1024 }
     }
 }
 
@@ -241,10 +233,7 @@ pub fn validate_name(raw: &str) -> Result<String, FieldProblem> {
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         return Err(FieldProblem::new(
             "name",
-            format!(
-                "must not contain control characters (found U+{:04X})",
-                c as u32
-            ),
+            format!("must not contain control characters (found U+{:04X})", c as u32),
         ));
     }
     if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(c)) {
@@ -269,19 +258,10 @@ fn validate_description(raw: &str, problems: &mut Vec<FieldProblem>) {
 fn validate_file_name(raw: &str, problems: &mut Vec<FieldProblem>) -> String {
     let name = raw.trim();
     if name.is_empty() {
-        problems.push(FieldProblem::new(
-            "fileName",
-            "must not be empty for a FILE secret",
-        ));
+        problems.push(FieldProblem::new("fileName", "must not be empty for a FILE secret"));
     } else if name.chars().count() > MAX_NAME_CHARS {
-        problems.push(FieldProblem::new(
-            "fileName",
-            format!("is longer than {MAX_NAME_CHARS} characters"),
-        ));
-    } else if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c == '\\')
-    {
+        problems.push(FieldProblem::new("fileName", format!("is longer than {MAX_NAME_CHARS} characters")));
+    } else if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
         problems.push(FieldProblem::new(
             "fileName",
             "must be a plain file name without control characters, '/' or '\\'",
@@ -306,18 +286,10 @@ pub(crate) fn validate_value(
         SecretType::File => limits.max_file_bytes,
     };
     if value.len() > limit {
-        return Err(StoreError::TooLarge {
-            field: "value",
-            kind: kind.as_str(),
-            size: value.len(),
-            limit,
-        });
+        return Err(StoreError::TooLarge { field: "value", kind: kind.as_str(), size: value.len(), limit });
     }
     if kind == SecretType::Text && value.expose_text().is_none() {
-        problems.push(FieldProblem::new(
-            "value",
-            "a TEXT secret must be valid UTF-8",
-        ));
+        problems.push(FieldProblem::new("value", "a TEXT secret must be valid UTF-8"));
     }
     Ok(())
 }
@@ -331,36 +303,24 @@ pub(crate) struct ValidNewSecret {
 
 pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewSecret> {
     let mut problems = Vec::new();
-    let name = validate_name(&req.name)
-        .map_err(|p| problems.push(p))
-        .unwrap_or_default();
+    let name = validate_name(&req.name).map_err(|p| problems.push(p)).unwrap_or_default();
     let description = req.description.clone().unwrap_or_default();
     validate_description(&description, &mut problems);
     let file_name = match (req.kind, &req.file_name) {
         (SecretType::File, Some(f)) => Some(validate_file_name(f, &mut problems)),
         (SecretType::File, None) => {
-            problems.push(FieldProblem::new(
-                "fileName",
-                "is required for a FILE secret",
-            ));
+            problems.push(FieldProblem::new("fileName", "is required for a FILE secret"));
             None
         }
         (SecretType::Text, Some(_)) => {
-            problems.push(FieldProblem::new(
-                "fileName",
-                "only FILE secrets have a file name",
-            ));
+            problems.push(FieldProblem::new("fileName", "only FILE secrets have a file name"));
             None
         }
         (SecretType::Text, None) => None,
     };
     validate_value(req.kind, &req.value, limits, &mut problems)?;
     if problems.is_empty() {
-        Ok(ValidNewSecret {
-            name,
-            description,
-            file_name,
-        })
+        Ok(ValidNewSecret { name, description, file_name })
     } else {
         Err(StoreError::Invalid(problems))
     }
@@ -374,18 +334,12 @@ pub(crate) fn validate_update(
 ) -> Result<(Option<String>, Option<String>)> {
     if let Some(name) = &req.name {
         if name.trim() != current.name {
-            return Err(StoreError::Immutable {
-                field: "name",
-                current: current.name.clone(),
-            });
+            return Err(StoreError::Immutable { field: "name", current: current.name.clone() });
         }
     }
     if let Some(kind) = &req.kind {
         if kind != current.kind.as_str() {
-            return Err(StoreError::Immutable {
-                field: "type",
-                current: current.kind.as_str().to_owned(),
-            });
+            return Err(StoreError::Immutable { field: "type", current: current.kind.as_str().to_owned() });
         }
     }
     let mut problems = Vec::new();
@@ -395,10 +349,7 @@ pub(crate) fn validate_update(
     let file_name = match (&req.file_name, current.kind) {
         (Some(f), SecretType::File) => Some(validate_file_name(f, &mut problems)),
         (Some(_), SecretType::Text) => {
-            problems.push(FieldProblem::new(
-                "fileName",
-                "only FILE secrets have a file name",
-            ));
+            problems.push(FieldProblem::new("fileName", "only FILE secrets have a file name"));
             None
         }
         (None, _) => None,
@@ -407,10 +358,8 @@ pub(crate) fn validate_update(
         validate_value(current.kind, value, limits, &mut problems)?;
     }
     if req.value.is_none() && req.description.is_none() && req.file_name.is_none() {
-        problems.push(FieldProblem::new(
-            "value",
-            "nothing to change: send a value, a description or a fileName",
-        ));
+        problems
+            .push(FieldProblem::new("value", "nothing to change: send a value, a description or a fileName"));
     }
     if problems.is_empty() {
         Ok((req.description.clone(), file_name))
@@ -443,24 +392,15 @@ mod tests {
             file_name: None,
         };
         assert!(!format!("{req:?}").contains("hunter2"));
-        let upd = SecretUpdate {
-            value: Some("hunter2".into()),
-            ..Default::default()
-        };
+        let upd = SecretUpdate { value: Some("hunter2".into()), ..Default::default() };
         assert!(!format!("{upd:?}").contains("hunter2"));
     }
 
     #[test]
     fn name_rules() {
-        assert_eq!(
-            validate_name("  loriot password ").unwrap(),
-            "loriot password"
-        );
+        assert_eq!(validate_name("  loriot password ").unwrap(), "loriot password");
         assert_eq!(validate_name("пароль-ключ 🔑").unwrap(), "пароль-ключ 🔑");
-        assert_eq!(
-            validate_name(&"é".repeat(255)).unwrap().chars().count(),
-            255
-        );
+        assert_eq!(validate_name(&"é".repeat(255)).unwrap().chars().count(), 255);
         for (bad, needle) in [
             ("", "empty"),
             ("   ", "empty"),

@@ -113,20 +113,12 @@ impl Usages {
             let entry = match list.iter_mut().position(|o| o.id == id) {
                 Some(i) => &mut list[i],
                 None => {
-                    list.push(OwnerUsage {
-                        id,
-                        name,
-                        nodes: Vec::new(),
-                    });
+                    list.push(OwnerUsage { id, name, nodes: Vec::new() });
                     list.last_mut().expect("just pushed")
                 }
             };
             if kind == OwnerType::RuleChain {
-                entry.nodes.push(NodeUsage {
-                    id: r.node_id,
-                    name: r.node_name,
-                    path: r.pointer,
-                });
+                entry.nodes.push(NodeUsage { id: r.node_id, name: r.node_name, path: r.pointer });
             }
         }
         usages
@@ -137,19 +129,11 @@ impl std::fmt::Display for Usages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
         for chain in &self.rule_chains {
-            let nodes: Vec<&str> = chain
-                .nodes
-                .iter()
-                .filter_map(|n| n.name.as_deref())
-                .collect();
+            let nodes: Vec<&str> = chain.nodes.iter().filter_map(|n| n.name.as_deref()).collect();
             if nodes.is_empty() {
                 parts.push(format!("rule chain '{}'", chain.name));
             } else {
-                parts.push(format!(
-                    "rule chain '{}' (node '{}')",
-                    chain.name,
-                    nodes.join("', '")
-                ));
+                parts.push(format!("rule chain '{}' (node '{}')", chain.name, nodes.join("', '")));
             }
         }
         for integration in &self.integrations {

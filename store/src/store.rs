@@ -57,11 +57,7 @@ pub struct ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        Self {
-            page: 0,
-            page_size: 20,
-            text_search: None,
-        }
+        Self { page: 0, page_size: 20, text_search: None }
     }
 }
 
@@ -79,10 +75,7 @@ impl Index {
     fn insert(&self, row: SecretRow) {
         let row = Arc::new(row);
         self.by_id.insert(row.info.id, Arc::clone(&row));
-        self.by_name
-            .entry(row.info.tenant_id)
-            .or_default()
-            .insert(row.info.name.clone(), row);
+        self.by_name.entry(row.info.tenant_id).or_default().insert(row.info.name.clone(), row);
     }
 
     fn remove(&self, info: &SecretInfo) {
@@ -93,9 +86,7 @@ impl Index {
     }
 
     fn by_name(&self, tenant: TenantId, name: &str) -> Option<Arc<SecretRow>> {
-        self.by_name
-            .get(&tenant)
-            .and_then(|names| names.get(name).map(|r| Arc::clone(r.value())))
+        self.by_name.get(&tenant).and_then(|names| names.get(name).map(|r| Arc::clone(r.value())))
     }
 
     fn by_id(&self, id: SecretId) -> Option<Arc<SecretRow>> {
@@ -185,12 +176,16 @@ impl Store {
             }
             (None, _) => unreachable!("explicit key sources always load a key or fail"),
         };
+        // Check the key before anything is written (the schema migration included).
         let keyring = if stored.is_empty() {
+            backend.migrate().await?;
             let key = Keyring::new_wrapped_key(&master, 1);
             backend.insert_data_key(&key).await?;
             Keyring::unwrap_all(&master, &[key])?
         } else {
-            Keyring::unwrap_all(&master, &stored)?
+            let keyring = Keyring::unwrap_all(&master, &stored)?;
+            backend.migrate().await?;
+            keyring
         };
         debug_assert!(!keyring.is_empty());
         let rows = backend.load_secrets().await?;
@@ -232,6 +227,19 @@ impl Store {
         });
     }
 
+    /// Runs a write to completion even when the caller stops waiting: a client that disconnects
+    /// mid-request must not leave the database committed and the index unchanged.
+    async fn detached<T, F, Fut>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        tokio::spawn(write(self.clone()))
+            .await
+            .map_err(|e| StoreError::Internal(format!("a store write did not finish: {e}")))?
+    }
+
     fn visible(&self, actor: &Actor, id: SecretId) -> Result<Arc<SecretRow>> {
         self.inner
             .index
@@ -246,15 +254,15 @@ impl Store {
 
     /// Creates a secret (version 1).
     pub async fn create(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.create_inner(&actor, req).await }).await
+    }
+
+    async fn create_inner(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
         actor.require(Operation::Create)?;
         let valid = validate_new(&req, &self.inner.limits)?;
         let _guard = self.inner.write.lock().await;
-        if self
-            .inner
-            .index
-            .by_name(actor.tenant_id, &valid.name)
-            .is_some()
-        {
+        if self.inner.index.by_name(actor.tenant_id, &valid.name).is_some() {
             return Err(StoreError::NameTaken(valid.name));
         }
         let now = now_ms();
@@ -270,13 +278,8 @@ impl Store {
             updated_time: now,
             shared_with: Vec::new(),
         };
-        let sealed = self
-            .keyring()
-            .seal(info.tenant_id, info.id, info.version, &req.value);
-        let row = SecretRow {
-            info: info.clone(),
-            sealed,
-        };
+        let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
+        let row = SecretRow { info: info.clone(), sealed };
         self.inner.backend.insert_secret(&row).await?;
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
@@ -304,25 +307,14 @@ impl Store {
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
         if !(1..=1000).contains(&query.page_size) {
-            return Err(StoreError::invalid(
-                "pageSize",
-                "must be between 1 and 1000",
-            ));
+            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
         }
-        let needle = query
-            .text_search
-            .as_deref()
-            .map(str::to_lowercase)
-            .filter(|s| !s.is_empty());
+        let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
         let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
             Some(names) => names
                 .iter()
                 .filter(|e| actor.can_see(&e.value().info))
-                .filter(|e| {
-                    needle
-                        .as_deref()
-                        .is_none_or(|n| e.value().info.name.to_lowercase().contains(n))
-                })
+                .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
                 .map(|e| e.value().info.clone())
                 .collect(),
             None => Vec::new(),
@@ -339,17 +331,17 @@ impl Store {
             data,
             total_elements: total,
             total_pages,
-            has_next: query.page + 1 < total_pages,
+            has_next: query.page.saturating_add(1) < total_pages,
         })
     }
 
     /// Changes value and/or description. A new value increments the version.
-    pub async fn update(
-        &self,
-        actor: &Actor,
-        id: SecretId,
-        req: SecretUpdate,
-    ) -> Result<SecretInfo> {
+    pub async fn update(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.update_inner(&actor, id, req).await }).await
+    }
+
+    async fn update_inner(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
         self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let _guard = self.inner.write.lock().await;
@@ -357,9 +349,7 @@ impl Store {
         let (description, file_name) = validate_update(&current.info, &req, &self.inner.limits)?;
         let mut info = current.info.clone();
         let description_changed = description.as_ref().is_some_and(|d| *d != info.description)
-            || file_name
-                .as_ref()
-                .is_some_and(|f| Some(f) != info.file_name.as_ref());
+            || file_name.as_ref().is_some_and(|f| Some(f) != info.file_name.as_ref());
         if let Some(d) = description {
             info.description = d;
         }
@@ -369,22 +359,13 @@ impl Store {
         let sealed = match &req.value {
             Some(value) => {
                 info.version += 1;
-                self.keyring()
-                    .seal(info.tenant_id, info.id, info.version, value)
+                self.keyring().seal(info.tenant_id, info.id, info.version, value)
             }
             None => current.sealed.clone(),
         };
         info.updated_time = now_ms();
-        let row = SecretRow {
-            info: info.clone(),
-            sealed,
-        };
-        if !self
-            .inner
-            .backend
-            .update_secret(&row, current.info.version)
-            .await?
-        {
+        let row = SecretRow { info: info.clone(), sealed };
+        if !self.inner.backend.update_secret(&row, current.info.version).await? {
             return Err(StoreError::Conflict(info.name));
         }
         self.inner.index.insert(row);
@@ -400,15 +381,19 @@ impl Store {
 
     /// Deletes a secret; refused with the list of users while any configuration references it.
     pub async fn delete(&self, actor: &Actor, id: SecretId) -> Result<()> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.delete_inner(&actor, id).await }).await
+    }
+
+    async fn delete_inner(&self, actor: &Actor, id: SecretId) -> Result<()> {
         self.visible(actor, id)?;
         actor.require(Operation::Delete)?;
         let _guard = self.inner.write.lock().await;
         let current = self.visible(actor, id)?;
         match self.inner.backend.delete_secret(id).await? {
-            DeleteOutcome::InUse(usages) => Err(StoreError::InUse {
-                name: current.info.name.clone(),
-                usages,
-            }),
+            DeleteOutcome::InUse(usages) => {
+                Err(StoreError::InUse { name: current.info.name.clone(), usages })
+            }
             DeleteOutcome::Deleted => {
                 self.inner.index.remove(&current.info);
                 tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
@@ -444,17 +429,24 @@ impl Store {
     /// The current version of a secret, from the index (no decryption). Lets callers that cache
     /// something derived from a value notice a change.
     pub fn version(&self, tenant: TenantId, name: &str) -> Option<i64> {
-        self.inner
-            .index
-            .by_name
-            .get(&tenant)?
-            .get(name)
-            .map(|row| row.info.version)
+        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.version)
     }
 
     /// Saves a configuration and replaces all its references in one transaction. Every referenced
-    /// secret must exist and be visible to the actor, who needs USE.
+    /// secret must exist and be visible to the actor, who needs USE. A customer user may only
+    /// overwrite its own customer's configurations.
     pub async fn save_owner(
+        &self,
+        actor: &Actor,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[SecretRef],
+    ) -> Result<()> {
+        let (actor, owner, body, refs) = (actor.clone(), owner.clone(), body.clone(), refs.to_vec());
+        self.detached(move |s| async move { s.save_owner_inner(&actor, &owner, &body, &refs).await }).await
+    }
+
+    async fn save_owner_inner(
         &self,
         actor: &Actor,
         owner: &Owner,
@@ -465,14 +457,24 @@ impl Store {
             actor.require(Operation::Use)?;
         }
         let _guard = self.inner.write.lock().await;
+        if let Some(customer) = actor.customer_id {
+            let existing = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?;
+            if existing.is_some_and(|o| o.owner.customer_id != Some(customer))
+                || owner.customer_id != Some(customer)
+            {
+                return Err(StoreError::NotFound {
+                    kind: owner_kind_name(owner.kind),
+                    id: owner.id.to_string(),
+                });
+            }
+        }
         let mut missing = Vec::new();
         let mut resolved = Vec::with_capacity(refs.len());
         for r in refs {
             match self.inner.index.by_name(actor.tenant_id, &r.secret_name) {
-                Some(row) if actor.can_see(&row.info) => resolved.push(ResolvedRef {
-                    secret_id: row.info.id,
-                    reference: r,
-                }),
+                Some(row) if actor.can_see(&row.info) => {
+                    resolved.push(ResolvedRef { secret_id: row.info.id, reference: r })
+                }
                 _ => missing.push(r.secret_name.clone()),
             }
         }
@@ -481,36 +483,27 @@ impl Store {
             missing.dedup();
             return Err(StoreError::UnknownSecrets(missing));
         }
-        if self
-            .inner
-            .backend
-            .save_owner(actor.tenant_id, owner, body, &resolved)
-            .await?
-        {
+        if self.inner.backend.save_owner(actor.tenant_id, owner, body, &resolved).await? {
             Ok(())
         } else {
-            Err(StoreError::NotFound {
-                kind: owner_kind_name(owner.kind),
-                id: owner.id.to_string(),
-            })
+            Err(StoreError::NotFound { kind: owner_kind_name(owner.kind), id: owner.id.to_string() })
         }
     }
 
     /// Deletes a configuration and its references in one statement.
     pub async fn delete_owner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<()> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.delete_owner_inner(&actor, kind, id).await }).await
+    }
+
+    async fn delete_owner_inner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<()> {
+        // Visibility first: another customer's configuration does not exist for this actor.
+        self.owner(actor, kind, id).await?;
         let _guard = self.inner.write.lock().await;
-        if self
-            .inner
-            .backend
-            .delete_owner(actor.tenant_id, kind, id)
-            .await?
-        {
+        if self.inner.backend.delete_owner(actor.tenant_id, kind, id).await? {
             Ok(())
         } else {
-            Err(StoreError::NotFound {
-                kind: owner_kind_name(kind),
-                id: id.to_string(),
-            })
+            Err(StoreError::NotFound { kind: owner_kind_name(kind), id: id.to_string() })
         }
     }
 
@@ -521,10 +514,7 @@ impl Store {
             .owner(actor.tenant_id, kind, id)
             .await?
             .filter(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id)
-            .ok_or_else(|| StoreError::NotFound {
-                kind: owner_kind_name(kind),
-                id: id.to_string(),
-            })
+            .ok_or_else(|| StoreError::NotFound { kind: owner_kind_name(kind), id: id.to_string() })
     }
 
     /// Every stored configuration of a kind in the actor's tenant (customer users: their own).
@@ -532,6 +522,12 @@ impl Store {
         let mut all = self.inner.backend.owners(actor.tenant_id, kind).await?;
         all.retain(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id);
         Ok(all)
+    }
+
+    /// Every stored configuration of a kind, across tenants: for starting them at boot. Not for
+    /// serving requests (no actor, no access check).
+    pub async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        self.inner.backend.all_owners(kind).await
     }
 
     /// Consistency check: references whose secret no longer exists (always 0).
@@ -544,23 +540,15 @@ impl Store {
     pub async fn system_secret(&self, name: &str, len: usize) -> Result<SecretValue> {
         let _guard = self.inner.write.lock().await;
         if self.inner.backend.system_secret(name).await?.is_none() {
-            let sealed = self
-                .keyring()
-                .seal_system(name, &SecretValue::new(random_bytes(len)));
-            self.inner
-                .backend
-                .insert_system_secret(name, &sealed)
-                .await?;
+            let sealed = self.keyring().seal_system(name, &SecretValue::new(random_bytes(len)));
+            self.inner.backend.insert_system_secret(name, &sealed).await?;
         }
         let sealed = self
             .inner
             .backend
             .system_secret(name)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "system secret",
-                id: name.to_owned(),
-            })?;
+            .ok_or_else(|| StoreError::NotFound { kind: "system secret", id: name.to_owned() })?;
         self.keyring()
             .open_system(name, &sealed)
             .ok_or_else(|| StoreError::Integrity(format!("system:{name}")))
@@ -568,11 +556,7 @@ impl Store {
 
     /// Creates a tenant.
     pub async fn create_tenant(&self, name: &str) -> Result<TenantRecord> {
-        let t = TenantRecord {
-            id: TenantId::new_random(),
-            name: name.to_owned(),
-            created_time: now_ms(),
-        };
+        let t = TenantRecord { id: TenantId::new_random(), name: name.to_owned(), created_time: now_ms() };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(t)
     }

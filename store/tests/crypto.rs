@@ -22,25 +22,13 @@ async fn tricky_values_round_trip_exactly_through_a_restart() {
         t.text(&format!("tricky-{i}"), v).await;
     }
     let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    t.store
-        .create(&t.admin, file_secret("binary", binary.clone()))
-        .await
-        .unwrap();
+    t.store.create(&t.admin, file_secret("binary", binary.clone())).await.unwrap();
     let t = t.reopen().await;
     for (i, v) in TRICKY.iter().enumerate() {
-        let got = t
-            .store
-            .resolve(t.admin.tenant_id, &format!("tricky-{i}"))
-            .unwrap();
+        let got = t.store.resolve(t.admin.tenant_id, &format!("tricky-{i}")).unwrap();
         assert_eq!(got.expose_text(), Some(*v));
     }
-    assert_eq!(
-        t.store
-            .resolve(t.admin.tenant_id, "binary")
-            .unwrap()
-            .expose_bytes(),
-        binary.as_slice()
-    );
+    assert_eq!(t.store.resolve(t.admin.tenant_id, "binary").unwrap().expose_bytes(), binary.as_slice());
 }
 
 #[tokio::test]
@@ -52,25 +40,12 @@ async fn no_plaintext_or_base64_of_it_anywhere_in_the_data_directory() {
         "rotated-canary-value-9876543210-zyxwvu",
     ];
     let a = t.text("a", values[0]).await;
+    t.store.create(&t.admin, file_secret("f", values[1].as_bytes().to_vec())).await.unwrap();
     t.store
-        .create(&t.admin, file_secret("f", values[1].as_bytes().to_vec()))
+        .update(&t.admin, a.id, SecretUpdate { value: Some(values[2].into()), ..Default::default() })
         .await
         .unwrap();
-    t.store
-        .update(
-            &t.admin,
-            a.id,
-            SecretUpdate {
-                value: Some(values[2].into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    t.store
-        .system_secret("token-signing-key", 32)
-        .await
-        .unwrap();
+    t.store.system_secret("token-signing-key", 32).await.unwrap();
     // Scan while open (WAL present) and after a clean close (checkpointed into the main file).
     for pass in 0..2 {
         let files = snapshot(t.dir.path());
@@ -119,14 +94,9 @@ async fn a_moved_or_altered_ciphertext_fails_its_integrity_check() {
          substr(ciphertext, 1, 2) || CAST(X'00' AS BLOB) || substr(ciphertext, 4) WHERE name = 'c'",
     )
     .await;
-    let store = open_at(t.dir.path(), generated_key(t.dir.path()))
-        .await
-        .unwrap();
+    let store = open_at(t.dir.path(), generated_key(t.dir.path())).await.unwrap();
     let tenant = t.admin.tenant_id;
-    assert_eq!(
-        store.resolve(tenant, "a").unwrap().expose_text(),
-        Some("value-of-a")
-    );
+    assert_eq!(store.resolve(tenant, "a").unwrap().expose_text(), Some("value-of-a"));
     for name in ["b", "c"] {
         let e = store.resolve(tenant, name).unwrap_err();
         assert!(matches!(&e, StoreError::Integrity(n) if n == name), "{e:?}");
@@ -144,41 +114,22 @@ async fn a_wrong_master_key_refuses_to_open_and_changes_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_at(dir.path(), explicit_key(1)).await.unwrap();
     let admin = crate::support::admin_of(veil_store::TenantId::new_random());
-    store
-        .create(&admin, crate::support::text_secret("s", "v"))
-        .await
-        .unwrap();
+    store.create(&admin, crate::support::text_secret("s", "v")).await.unwrap();
     store.close().await;
     let before = snapshot(dir.path());
 
     let e = open_at(dir.path(), explicit_key(2)).await.unwrap_err();
     assert!(matches!(e, StoreError::WrongMasterKey), "{e:?}");
-    assert!(
-        e.to_string().contains("does not match this database"),
-        "{e}"
-    );
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "a refused start must not change any file"
-    );
+    assert!(e.to_string().contains("does not match this database"), "{e}");
+    assert_eq!(snapshot(dir.path()), before, "a refused start must not change any file");
 
     // No key given and no master.key: refuse rather than generate a key that opens nothing.
-    let e = open_at(dir.path(), generated_key(dir.path()))
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("master.key is missing but the database holds a keyring"),
-        "{e}"
-    );
+    let e = open_at(dir.path(), generated_key(dir.path())).await.unwrap_err();
+    assert!(e.to_string().contains("master.key is missing but the database holds a keyring"), "{e}");
     assert_eq!(snapshot(dir.path()), before);
 
     let store = open_at(dir.path(), explicit_key(1)).await.unwrap();
-    assert_eq!(
-        store.resolve(admin.tenant_id, "s").unwrap().expose_text(),
-        Some("v")
-    );
+    assert_eq!(store.resolve(admin.tenant_id, "s").unwrap().expose_text(), Some("v"));
 }
 
 #[tokio::test]
@@ -191,20 +142,11 @@ async fn the_generated_master_key_is_private_and_reused() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let t = t.reopen().await;
     assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
-    assert_eq!(
-        t.store
-            .resolve(t.admin.tenant_id, "s")
-            .unwrap()
-            .expose_text(),
-        Some("v")
-    );
+    assert_eq!(t.store.resolve(t.admin.tenant_id, "s").unwrap().expose_text(), Some("v"));
 }
 
 #[test]
@@ -213,10 +155,7 @@ fn debug_of_every_secret_holding_type_is_redacted() {
     assert_eq!(format!("{value:?}"), "SecretValue([REDACTED])");
     let req = crate::support::text_secret("n", "hunter2-canary");
     assert!(!format!("{req:?}").contains("hunter2"), "{req:?}");
-    let upd = SecretUpdate {
-        value: Some("hunter2-canary".into()),
-        ..Default::default()
-    };
+    let upd = SecretUpdate { value: Some("hunter2-canary".into()), ..Default::default() };
     assert!(!format!("{upd:?}").contains("hunter2"));
     let key = explicit_key(9);
     assert_eq!(format!("{key:?}"), "MasterKeySource::Base64([REDACTED])");

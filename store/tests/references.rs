@@ -7,12 +7,7 @@ use veil_store::{Owner, OwnerType, SecretRef, StoreError};
 use crate::support::TestStore;
 
 fn chain(name: &str) -> Owner {
-    Owner {
-        kind: OwnerType::RuleChain,
-        id: Uuid::new_v4(),
-        name: name.into(),
-        customer_id: None,
-    }
+    Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: name.into(), customer_id: None }
 }
 
 fn node_ref(secret: &str, node: &str, pointer: &str) -> SecretRef {
@@ -35,20 +30,12 @@ async fn usages_are_grouped_and_a_referenced_secret_cannot_be_deleted() {
             &t.admin,
             &uplink,
             &body,
-            &[node_ref(
-                "loriot-password",
-                "Notify",
-                "/nodes/0/configuration/password",
-            )],
+            &[node_ref("loriot-password", "Notify", "/nodes/0/configuration/password")],
         )
         .await
         .unwrap();
-    let integration = Owner {
-        kind: OwnerType::Integration,
-        id: Uuid::new_v4(),
-        name: "LORIOT".into(),
-        customer_id: None,
-    };
+    let integration =
+        Owner { kind: OwnerType::Integration, id: Uuid::new_v4(), name: "LORIOT".into(), customer_id: None };
     t.store
         .save_owner(
             &t.admin,
@@ -80,45 +67,17 @@ async fn usages_are_grouped_and_a_referenced_secret_cannot_be_deleted() {
         e.to_string(),
         "secret 'loriot-password' is in use by rule chain 'Uplink' (node 'Notify'), integration 'LORIOT'"
     );
-    assert!(
-        t.store
-            .resolve(t.admin.tenant_id, "loriot-password")
-            .is_ok(),
-        "still there"
-    );
+    assert!(t.store.resolve(t.admin.tenant_id, "loriot-password").is_ok(), "still there");
 
     // The owner's stored document comes back as saved.
-    assert_eq!(
-        t.store
-            .owner(&t.admin, OwnerType::RuleChain, uplink.id)
-            .await
-            .unwrap()
-            .body,
-        body
-    );
+    assert_eq!(t.store.owner(&t.admin, OwnerType::RuleChain, uplink.id).await.unwrap().body, body);
 
     // Saving an owner again replaces its references; deleting it removes them.
-    t.store
-        .save_owner(&t.admin, &uplink, &json!({}), &[])
-        .await
-        .unwrap();
-    t.store
-        .delete_owner(&t.admin, OwnerType::Integration, integration.id)
-        .await
-        .unwrap();
-    assert!(
-        t.store
-            .usages(&t.admin, secret.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    t.store.save_owner(&t.admin, &uplink, &json!({}), &[]).await.unwrap();
+    t.store.delete_owner(&t.admin, OwnerType::Integration, integration.id).await.unwrap();
+    assert!(t.store.usages(&t.admin, secret.id).await.unwrap().is_empty());
     t.store.delete(&t.admin, secret.id).await.unwrap();
-    assert!(
-        t.store
-            .resolve(t.admin.tenant_id, "loriot-password")
-            .is_err()
-    );
+    assert!(t.store.resolve(t.admin.tenant_id, "loriot-password").is_err());
 }
 
 #[tokio::test]
@@ -132,24 +91,13 @@ async fn a_save_that_references_missing_secrets_is_refused_listing_all_of_them()
             &t.admin,
             &owner,
             &json!({}),
-            &[
-                node_ref("nope-2", "A", "/a"),
-                node_ref("exists", "B", "/b"),
-                node_ref("nope-1", "C", "/c"),
-            ],
+            &[node_ref("nope-2", "A", "/a"), node_ref("exists", "B", "/b"), node_ref("nope-1", "C", "/c")],
         )
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "unknown secrets referenced: nope-1, nope-2");
-    let e = t
-        .store
-        .owner(&t.admin, OwnerType::RuleChain, owner.id)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, StoreError::NotFound { .. }),
-        "nothing was saved"
-    );
+    let e = t.store.owner(&t.admin, OwnerType::RuleChain, owner.id).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { .. }), "nothing was saved");
 }
 
 /// Saves referencing a secret and deletes of it race; whatever the interleaving, exactly one of
@@ -166,9 +114,7 @@ async fn saves_and_deletes_race_without_leaving_dangling_references() {
             let t = Arc::clone(&t);
             let name = name.clone();
             tokio::spawn(async move {
-                t.store
-                    .save_owner(&t.admin, &owner, &json!({}), &[node_ref(&name, "N", "/x")])
-                    .await
+                t.store.save_owner(&t.admin, &owner, &json!({}), &[node_ref(&name, "N", "/x")]).await
             })
         };
         let deleter = {
@@ -178,15 +124,10 @@ async fn saves_and_deletes_race_without_leaving_dangling_references() {
         let (saved, deleted) = (saver.await.unwrap(), deleter.await.unwrap());
         match (&saved, &deleted) {
             (Ok(()), Err(StoreError::InUse { .. })) => saves_won += 1,
-            (Err(StoreError::UnknownSecrets(n)), Ok(())) if n == &vec![name.clone()] => {
-                deletes_won += 1
-            }
+            (Err(StoreError::UnknownSecrets(n)), Ok(())) if n == &vec![name.clone()] => deletes_won += 1,
             other => panic!("round {round}: exactly one must win, got {other:?}"),
         }
-        assert_eq!(
-            t.store.resolve(t.admin.tenant_id, &name).is_ok(),
-            saved.is_ok()
-        );
+        assert_eq!(t.store.resolve(t.admin.tenant_id, &name).is_ok(), saved.is_ok());
     }
     assert_eq!(t.store.dangling_references().await.unwrap(), 0);
     assert_eq!(saves_won + deletes_won, 150);

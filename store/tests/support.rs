@@ -3,8 +3,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store,
-    StoreConfig, TenantId, UserId,
+    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store, StoreConfig,
+    TenantId, UserId,
 };
 
 pub(crate) struct TestStore {
@@ -31,11 +31,7 @@ pub(crate) fn generated_key(dir: &Path) -> MasterKeySource {
 }
 
 pub(crate) fn explicit_key(byte: u8) -> MasterKeySource {
-    MasterKeySource::Base64(
-        base64::engine::general_purpose::STANDARD
-            .encode([byte; 32])
-            .into(),
-    )
+    MasterKeySource::Base64(base64::engine::general_purpose::STANDARD.encode([byte; 32]).into())
 }
 
 pub(crate) fn admin_of(tenant: TenantId) -> Actor {
@@ -45,30 +41,19 @@ pub(crate) fn admin_of(tenant: TenantId) -> Actor {
 impl TestStore {
     pub(crate) async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_at(dir.path(), generated_key(dir.path()))
-            .await
-            .unwrap();
-        Self {
-            dir,
-            store,
-            admin: admin_of(TenantId::new_random()),
-        }
+        let store = open_at(dir.path(), generated_key(dir.path())).await.unwrap();
+        Self { dir, store, admin: admin_of(TenantId::new_random()) }
     }
 
     /// Closes and opens the same directory again, as a restart would.
     pub(crate) async fn reopen(self) -> Self {
         self.store.close().await;
-        let store = open_at(self.dir.path(), generated_key(self.dir.path()))
-            .await
-            .unwrap();
+        let store = open_at(self.dir.path(), generated_key(self.dir.path())).await.unwrap();
         Self { store, ..self }
     }
 
     pub(crate) async fn text(&self, name: &str, value: &str) -> veil_store::SecretInfo {
-        self.store
-            .create(&self.admin, text_secret(name, value))
-            .await
-            .unwrap()
+        self.store.create(&self.admin, text_secret(name, value)).await.unwrap()
     }
 }
 

@@ -65,32 +65,17 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// A secret-capable field without message templates.
     pub const fn secret(pointer: &'static str, accepts: Accepts) -> Self {
-        Self {
-            pointer,
-            secret: Some(accepts),
-            message_template: false,
-            escape: Escape::None,
-        }
+        Self { pointer, secret: Some(accepts), message_template: false, escape: Escape::None }
     }
 
     /// A secret-capable field that is also a message template.
     pub const fn secret_template(pointer: &'static str) -> Self {
-        Self {
-            pointer,
-            secret: Some(Accepts::Text),
-            message_template: true,
-            escape: Escape::None,
-        }
+        Self { pointer, secret: Some(Accepts::Text), message_template: true, escape: Escape::None }
     }
 
     /// A message template without secrets.
     pub const fn template(pointer: &'static str) -> Self {
-        Self {
-            pointer,
-            secret: None,
-            message_template: true,
-            escape: Escape::None,
-        }
+        Self { pointer, secret: None, message_template: true, escape: Escape::None }
     }
 
     /// The same field with JSON-string escaping.
@@ -124,10 +109,7 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self { path: path.into(), message: message.into() }
     }
 }
 
@@ -174,12 +156,9 @@ impl Template {
 
     /// Whether rendering needs the message.
     pub fn uses_message(&self) -> bool {
-        self.segments.iter().any(|s| {
-            matches!(
-                s,
-                Segment::Metadata(_) | Segment::Data(_) | Segment::Handlebars(_)
-            )
-        })
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Metadata(_) | Segment::Data(_) | Segment::Handlebars(_)))
     }
 
     /// Names of the secrets this template uses.
@@ -224,30 +203,16 @@ impl CompiledConfig {
 
     /// Templates whose pointer starts with `prefix/`, with the rest of the pointer (unescaped
     /// JSON-pointer segment), e.g. every header under `/headers`.
-    pub fn templates_under<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (String, &'a Template)> {
-        self.templates
-            .iter()
-            .filter_map(move |(pointer, template)| {
-                let rest = pointer.strip_prefix(prefix)?.strip_prefix('/')?;
-                (!rest.contains('/')).then(|| (unescape_segment(rest), template))
-            })
+    pub fn templates_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a Template)> {
+        self.templates.iter().filter_map(move |(pointer, template)| {
+            let rest = pointer.strip_prefix(prefix)?.strip_prefix('/')?;
+            (!rest.contains('/')).then(|| (unescape_segment(rest), template))
+        })
     }
 
     /// Every placeholder use, in document order.
     pub fn secret_uses(&self) -> &[SecretUse] {
         &self.uses
-    }
-
-    /// Adds a secret use found by other means (a script's `secret("name")` call).
-    pub fn add_secret_use(&mut self, name: &str, pointer: &str, accepts: Accepts) {
-        self.uses.push(SecretUse {
-            name: name.to_owned(),
-            pointer: pointer.to_owned(),
-            accepts,
-        });
     }
 }
 
@@ -267,11 +232,7 @@ pub fn compile(
     base: &str,
     problems: &mut Vec<Problem>,
 ) -> CompiledConfig {
-    let mut compiled = CompiledConfig {
-        plain: Value::Null,
-        templates: BTreeMap::new(),
-        uses: Vec::new(),
-    };
+    let mut compiled = CompiledConfig { plain: Value::Null, templates: BTreeMap::new(), uses: Vec::new() };
     compiled.plain = walk(config, "", fields, base, problems, &mut compiled);
     compiled
 }
@@ -356,26 +317,16 @@ fn compile_string(
                             pointer: pointer.to_owned(),
                             accepts: spec.secret.unwrap_or(Accepts::Any),
                         });
-                        segments.push(Segment::Secret {
-                            name: name.to_owned(),
-                        });
+                        segments.push(Segment::Secret { name: name.to_owned() });
                     }
-                    Piece::Literal(text) if spec.message_template => {
-                        match message_segments(&text) {
-                            Ok(parts) => segments.extend(parts),
-                            Err(e) => problems.push(Problem::new(path.clone(), e)),
-                        }
-                    }
+                    Piece::Literal(text) if spec.message_template => match message_segments(&text) {
+                        Ok(parts) => segments.extend(parts),
+                        Err(e) => problems.push(Problem::new(path.clone(), e)),
+                    },
                     Piece::Literal(text) => segments.push(Segment::Literal(text.into_owned())),
                 }
             }
-            out.templates.insert(
-                pointer.to_owned(),
-                Template {
-                    segments,
-                    escape: spec.escape,
-                },
-            );
+            out.templates.insert(pointer.to_owned(), Template { segments, escape: spec.escape });
             Value::String(s.to_owned())
         }
     }
@@ -475,10 +426,8 @@ mod tests {
         });
         let mut problems = Vec::new();
         let c = compile(&config, FIELDS, "/nodes/0/configuration", &mut problems);
-        let paths: Vec<(&str, &str)> = problems
-            .iter()
-            .map(|p| (p.path.as_str(), p.message.as_str()))
-            .collect();
+        let paths: Vec<(&str, &str)> =
+            problems.iter().map(|p| (p.path.as_str(), p.message.as_str())).collect();
         assert_eq!(
             paths,
             [
@@ -496,11 +445,8 @@ mod tests {
                 ),
             ]
         );
-        let names: Vec<(&str, &str)> = c
-            .secret_uses()
-            .iter()
-            .map(|u| (u.name.as_str(), u.pointer.as_str()))
-            .collect();
+        let names: Vec<(&str, &str)> =
+            c.secret_uses().iter().map(|u| (u.name.as_str(), u.pointer.as_str())).collect();
         assert_eq!(
             names,
             [
@@ -512,14 +458,8 @@ mod tests {
         );
         assert_eq!(c.plain()["note"], "cost $<secret: is escaped");
         assert_eq!(c.plain()["timeout"], 5);
-        assert_eq!(
-            c.template("/headers/X-Literal").unwrap().literal(),
-            Some("$<secret:x>")
-        );
-        assert_eq!(
-            c.template("/credentials/password").unwrap().single_secret(),
-            Some("pw")
-        );
+        assert_eq!(c.template("/headers/X-Literal").unwrap().literal(), Some("$<secret:x>"));
+        assert_eq!(c.template("/credentials/password").unwrap().single_secret(), Some("pw"));
         let headers: Vec<String> = c.templates_under("/headers").map(|(k, _)| k).collect();
         assert_eq!(headers, ["Authorization", "X-Literal"]);
         assert!(c.template("/url").unwrap().uses_message());
@@ -537,14 +477,8 @@ mod tests {
                 _ => "?".into(),
             })
             .collect();
-        assert_eq!(
-            kinds,
-            ["L(a )", "M(x)", "L( b )", "D(y)", "L( $ {z} ${} $[)"]
-        );
-        assert_eq!(
-            rewrite_tb_patterns("{{msg.a}} ${k}"),
-            "{{msg.a}} {{metadata.[k]}}"
-        );
+        assert_eq!(kinds, ["L(a )", "M(x)", "L( b )", "D(y)", "L( $ {z} ${} $[)"]);
+        assert_eq!(rewrite_tb_patterns("{{msg.a}} ${k}"), "{{msg.a}} {{metadata.[k]}}");
         assert!(message_segments("{{#if x}}").is_err());
     }
 }

@@ -4,11 +4,7 @@ mod compile;
 mod placeholder;
 mod render;
 
-pub use self::compile::{
-    Accepts, CompiledConfig, Escape, FieldSpec, Problem, SecretUse, Template, compile,
-};
-pub use self::placeholder::{
-    Piece, PlaceholderError, escape, mentions_placeholder, parse, placeholder,
-};
+pub use self::compile::{Accepts, CompiledConfig, Escape, FieldSpec, Problem, SecretUse, Template, compile};
+pub use self::placeholder::{Piece, PlaceholderError, escape, mentions_placeholder, parse, placeholder};
 pub(crate) use self::render::json_escape_into;
 pub use self::render::{RenderCtx, RenderError};

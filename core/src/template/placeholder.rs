@@ -42,9 +42,8 @@ pub fn parse(s: &str) -> Result<Vec<Piece<'_>>, PlaceholderError> {
             owned.push_str(OPEN);
             i = at + ESCAPED_OPEN.len();
             literal_start = i;
-        } else if rest.starts_with(OPEN) {
+        } else if let Some(body) = rest.strip_prefix(OPEN) {
             let position = s[..at].chars().count();
-            let body = &rest[OPEN.len()..];
             let Some(end) = body.find('>') else {
                 return Err(PlaceholderError {
                     position,
@@ -52,10 +51,8 @@ pub fn parse(s: &str) -> Result<Vec<Piece<'_>>, PlaceholderError> {
                 });
             };
             let name = &body[..end];
-            let valid = validate_name(name).map_err(|p| PlaceholderError {
-                position,
-                problem: format!("secret {p}"),
-            })?;
+            let valid = validate_name(name)
+                .map_err(|p| PlaceholderError { position, problem: format!("secret {p}") })?;
             if valid != name {
                 return Err(PlaceholderError {
                     position,
@@ -125,32 +122,20 @@ mod tests {
     fn grammar() {
         assert_eq!(parse("plain").unwrap(), vec![lit("plain")]);
         assert_eq!(parse("").unwrap(), vec![]);
-        assert_eq!(
-            parse("$<secret:api-token>").unwrap(),
-            vec![Piece::Secret("api-token")]
-        );
+        assert_eq!(parse("$<secret:api-token>").unwrap(), vec![Piece::Secret("api-token")]);
         assert_eq!(
             parse("Bearer $<secret:api token>!").unwrap(),
             vec![lit("Bearer "), Piece::Secret("api token"), lit("!")]
         );
-        assert_eq!(
-            parse("$<secret:a>$<secret:b>").unwrap(),
-            vec![Piece::Secret("a"), Piece::Secret("b")]
-        );
-        assert_eq!(
-            parse("cost: $5 <secret:x>").unwrap(),
-            vec![lit("cost: $5 <secret:x>")]
-        );
+        assert_eq!(parse("$<secret:a>$<secret:b>").unwrap(), vec![Piece::Secret("a"), Piece::Secret("b")]);
+        assert_eq!(parse("cost: $5 <secret:x>").unwrap(), vec![lit("cost: $5 <secret:x>")]);
         assert_eq!(parse("$$<secret:x>").unwrap(), vec![lit("$<secret:x>")]);
         assert_eq!(
             parse("a $$<secret:x> $<secret:y>").unwrap(),
             vec![lit("a $<secret:x> "), Piece::Secret("y")]
         );
         assert_eq!(parse("$$$<secret:x>").unwrap(), vec![lit("$$<secret:x>")]);
-        assert_eq!(
-            parse("ключ $<secret:пароль>").unwrap(),
-            vec![lit("ключ "), Piece::Secret("пароль")]
-        );
+        assert_eq!(parse("ключ $<secret:пароль>").unwrap(), vec![lit("ключ "), Piece::Secret("пароль")]);
     }
 
     #[test]

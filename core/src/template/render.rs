@@ -60,22 +60,14 @@ pub struct RenderCtx<'a> {
 impl<'a> RenderCtx<'a> {
     /// A context; `msg` is `None` for connection-level settings rendered without a message.
     pub fn new(store: &'a Store, tenant: TenantId, msg: Option<&'a Msg>) -> Self {
-        Self {
-            store,
-            tenant,
-            msg,
-            handlebars_data: OnceLock::new(),
-        }
+        Self { store, tenant, msg, handlebars_data: OnceLock::new() }
     }
 
     /// Resolves one secret's value (for FILE secrets used as bytes).
     pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
         self.store
             .resolve(self.tenant, name)
-            .map_err(|source| RenderError::Secret {
-                name: name.to_owned(),
-                source,
-            })
+            .map_err(|source| RenderError::Secret { name: name.to_owned(), source })
     }
 
     fn handlebars_data(&self) -> &handlebars::Context {
@@ -106,12 +98,10 @@ impl<'a> RenderCtx<'a> {
                     }
                     Part::Secret(value)
                 }
-                Segment::Metadata(key) => {
-                    Part::Message(match self.msg.and_then(|m| m.metadata.get(key)) {
-                        Some(v) => Cow::Borrowed(v.as_str()),
-                        None => Cow::Owned(format!("${{{key}}}")),
-                    })
-                }
+                Segment::Metadata(key) => Part::Message(match self.msg.and_then(|m| m.metadata.get(key)) {
+                    Some(v) => Cow::Borrowed(v.as_str()),
+                    None => Cow::Owned(format!("${{{key}}}")),
+                }),
                 Segment::Data(key) => Part::Message(match self.msg.and_then(|m| m.data.get(key)) {
                     Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                     Some(other) => Cow::Owned(other.to_string()),
@@ -123,11 +113,7 @@ impl<'a> RenderCtx<'a> {
                         Escape::JsonString => &JSON_STRING,
                     };
                     let text = tpl
-                        .renders(
-                            registry,
-                            self.handlebars_data(),
-                            &mut RenderContext::new(None),
-                        )
+                        .renders(registry, self.handlebars_data(), &mut RenderContext::new(None))
                         .map_err(|e| RenderError::Template(e.to_string()))?;
                     // Handlebars already escaped the inserted values.
                     Part::Text(Cow::Owned(text))
@@ -224,13 +210,7 @@ mod tests {
 
     #[test]
     fn json_escaping_matches_serde_json() {
-        for s in [
-            "plain",
-            "q\"b\\s",
-            "ctl\u{1}\u{1f}\n\r\t\u{8}\u{c}",
-            "ünï 🔑",
-            "</script>",
-        ] {
+        for s in ["plain", "q\"b\\s", "ctl\u{1}\u{1f}\n\r\t\u{8}\u{c}", "ünï 🔑", "</script>"] {
             let mut out = String::new();
             json_escape_into(&mut out, s);
             let expected = serde_json::to_string(s).unwrap();

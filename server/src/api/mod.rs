@@ -33,12 +33,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/health", get(health))
         .route("/api/auth/login", post(auth::login))
         .route("/api/secrets", get(secrets::list).post(secrets::create))
-        .route(
-            "/api/secrets/{id}",
-            get(secrets::get)
-                .patch(secrets::update)
-                .delete(secrets::delete),
-        )
+        .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -11,9 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use veil_store::{
-    ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
-};
+use veil_store::{ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue};
 
 use super::AppState;
 use crate::auth::AuthActor;
@@ -43,8 +41,7 @@ pub(crate) async fn list(
 }
 
 fn parse_id(raw: &str) -> ApiResult<SecretId> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
+    raw.parse().map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
 }
 
 /// `GET /api/secrets/{id}`
@@ -87,9 +84,8 @@ pub(crate) async fn create(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("multipart/form-data"));
     let new = if is_multipart {
-        let multipart = Multipart::from_request(req, &state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let multipart =
+            Multipart::from_request(req, &state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
         read_multipart(multipart).await?
     } else {
         let body = Bytes::from_request(req, &state).await.map_err(body_error)?;
@@ -117,6 +113,7 @@ pub(crate) async fn update(
         file_name: take_string(&mut fields, "fileName")?,
         value: take_value(&mut fields, current.kind)?,
     };
+    reject_unknown(&fields, "value, description, fileName", READ_ONLY_FIELDS)?;
     Ok(Json(state.store.update(&actor, id, update).await?))
 }
 
@@ -164,28 +161,32 @@ fn take_value(fields: &mut Map<String, Value>, kind: SecretType) -> ApiResult<Op
 }
 
 fn parse_type(raw: Option<String>) -> ApiResult<Option<SecretType>> {
-    raw.map(|t| match t.as_str() {
-        "TEXT" => Ok(SecretType::Text),
-        "FILE" => Ok(SecretType::File),
-        _ => Err(ApiError::invalid_secret("type", "must be TEXT or FILE")),
-    })
-    .transpose()
+    raw.map(|t| SecretType::parse(&t).ok_or_else(|| ApiError::invalid_secret("type", "must be TEXT or FILE")))
+        .transpose()
 }
+
+/// Refuses fields the call does not know, so a typo (`fileNme`) is not silently lost. `ignored`
+/// are read-only fields a client may send back from a SecretInfo.
+fn reject_unknown(fields: &Map<String, Value>, expected: &str, ignored: &[&str]) -> ApiResult<()> {
+    match fields.keys().find(|k| !ignored.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid_secret(k, format!("unknown field (expected {expected})"))),
+        None => Ok(()),
+    }
+}
+
+const READ_ONLY_FIELDS: &[&str] = &["id", "tenantId", "version", "createdTime", "updatedTime", "sharedWith"];
 
 fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     let kind = parse_type(take_string(&mut fields, "type")?)?
         .ok_or_else(|| ApiError::invalid_secret("type", "is required (TEXT or FILE)"))?;
-    let name = take_string(&mut fields, "name")?
-        .ok_or_else(|| ApiError::invalid_secret("name", "is required"))?;
-    let value = take_value(&mut fields, kind)?
-        .ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
-    Ok(NewSecret {
-        name,
-        kind,
-        description: take_string(&mut fields, "description")?,
-        value,
-        file_name: take_string(&mut fields, "fileName")?,
-    })
+    let name =
+        take_string(&mut fields, "name")?.ok_or_else(|| ApiError::invalid_secret("name", "is required"))?;
+    let value =
+        take_value(&mut fields, kind)?.ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
+    let description = take_string(&mut fields, "description")?;
+    let file_name = take_string(&mut fields, "fileName")?;
+    reject_unknown(&fields, "name, type, description, value, fileName", &[])?;
+    Ok(NewSecret { name, kind, description, value, file_name })
 }
 
 async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
@@ -205,9 +206,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
                 if field_name == "file" && file_name.is_none() {
                     file_name = field.file_name().map(str::to_owned);
                 }
-                value = Some(SecretValue::new(
-                    field.bytes().await.map_err(form_error)?.to_vec(),
-                ));
+                value = Some(SecretValue::new(field.bytes().await.map_err(form_error)?.to_vec()));
             }
             "name" => name = Some(field.text().await.map_err(form_error)?),
             "type" => kind = Some(field.text().await.map_err(form_error)?),

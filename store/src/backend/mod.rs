@@ -77,6 +77,9 @@ impl Backend {
     pub(crate) async fn close(&self) {
         dispatch!(self.close())
     }
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        dispatch!(self.migrate())
+    }
     pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
         dispatch!(self.load_data_keys())
     }
@@ -95,11 +98,7 @@ impl Backend {
     pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
         dispatch!(self.insert_secret(row))
     }
-    pub(crate) async fn update_secret(
-        &self,
-        row: &SecretRow,
-        expected_version: i64,
-    ) -> Result<bool> {
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
         dispatch!(self.update_secret(row, expected_version))
     }
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
@@ -117,12 +116,7 @@ impl Backend {
     ) -> Result<bool> {
         dispatch!(self.save_owner(tenant, owner, body, refs))
     }
-    pub(crate) async fn delete_owner(
-        &self,
-        tenant: TenantId,
-        kind: OwnerType,
-        id: Uuid,
-    ) -> Result<bool> {
+    pub(crate) async fn delete_owner(&self, tenant: TenantId, kind: OwnerType, id: Uuid) -> Result<bool> {
         dispatch!(self.delete_owner(tenant, kind, id))
     }
     pub(crate) async fn owner(
@@ -133,12 +127,11 @@ impl Backend {
     ) -> Result<Option<OwnerRecord>> {
         dispatch!(self.owner(tenant, kind, id))
     }
-    pub(crate) async fn owners(
-        &self,
-        tenant: TenantId,
-        kind: OwnerType,
-    ) -> Result<Vec<OwnerRecord>> {
+    pub(crate) async fn owners(&self, tenant: TenantId, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
         dispatch!(self.owners(tenant, kind))
+    }
+    pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        dispatch!(self.all_owners(kind))
     }
     pub(crate) async fn dangling_references(&self) -> Result<i64> {
         dispatch!(self.dangling_references())

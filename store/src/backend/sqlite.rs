@@ -10,9 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use uuid::Uuid;
@@ -46,9 +44,7 @@ fn migrator() -> Migrator {
 fn parse_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
     let text: String = row.try_get(col)?;
     text.parse().map_err(|_| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("column {col}: bad id '{text}'").into(),
-        ))
+        StoreError::Database(sqlx::Error::Decode(format!("column {col}: bad id '{text}'").into()))
     })
 }
 
@@ -56,9 +52,7 @@ fn parse_opt_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(col)?;
     text.map(|t| {
         t.parse().map_err(|_| {
-            StoreError::Database(sqlx::Error::Decode(
-                format!("column {col}: bad id '{t}'").into(),
-            ))
+            StoreError::Database(sqlx::Error::Decode(format!("column {col}: bad id '{t}'").into()))
         })
     })
     .transpose()
@@ -68,9 +62,10 @@ fn sealed_from(row: &SqliteRow) -> Result<Sealed> {
     let nonce: Vec<u8> = row.try_get("nonce")?;
     Ok(Sealed {
         key_id: row.try_get("key_id")?,
-        nonce: nonce.as_slice().try_into().map_err(|_| {
-            StoreError::Database(sqlx::Error::Decode("nonce is not 12 bytes".into()))
-        })?,
+        nonce: nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Database(sqlx::Error::Decode("nonce is not 12 bytes".into())))?,
         ciphertext: row.try_get("ciphertext")?,
     })
 }
@@ -143,7 +138,7 @@ async fn usages_in(tx: &mut Transaction<'_, Sqlite>, id: SecretId) -> Result<Usa
 
 impl SqliteBackend {
     pub(crate) async fn connect(path: &Path) -> Result<Self> {
-        let mut conn = SqliteConnectOptions::new()
+        let conn = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -152,13 +147,14 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             .connect()
             .await?;
-        if let Err(e) = migrator().run(&mut conn).await {
-            let _ = conn.close().await;
-            return Err(e.into());
-        }
-        Ok(Self {
-            conn: Mutex::new(Some(conn)),
-        })
+        Ok(Self { conn: Mutex::new(Some(conn)) })
+    }
+
+    /// Brings the schema up to date. Runs after the master key was checked against the keyring,
+    /// so a refused start never changes the schema.
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        migrator().run(&mut *self.conn().await?).await?;
+        Ok(())
     }
 
     async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
@@ -175,17 +171,18 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
+        let schema: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'data_keys'",
+        )
+        .fetch_one(&mut *self.conn().await?)
+        .await?;
+        if schema == 0 {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id")
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WrappedKey {
-                    id: r.try_get("id")?,
-                    wrapped: r.try_get("wrapped")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Ok(WrappedKey { id: r.try_get("id")?, wrapped: r.try_get("wrapped")? })).collect()
     }
 
     pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
@@ -199,11 +196,10 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
-        let row =
-            sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?;
+        let row = sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
         row.as_ref().map(sealed_from).transpose()
     }
 
@@ -228,16 +224,12 @@ impl SqliteBackend {
         )
         .fetch_all(&mut *self.conn().await?)
         .await?;
-        let shares =
-            sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
-                .fetch_all(&mut *self.conn().await?)
-                .await?;
+        let shares = sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         let mut shared: std::collections::HashMap<SecretId, Vec<_>> = Default::default();
         for s in &shares {
-            shared
-                .entry(parse_id(s, "secret_id")?)
-                .or_default()
-                .push(parse_id(s, "customer_id")?);
+            shared.entry(parse_id(s, "secret_id")?).or_default().push(parse_id(s, "customer_id")?);
         }
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -292,11 +284,7 @@ impl SqliteBackend {
         }
     }
 
-    pub(crate) async fn update_secret(
-        &self,
-        row: &SecretRow,
-        expected_version: i64,
-    ) -> Result<bool> {
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
         let i = &row.info;
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
@@ -323,10 +311,8 @@ impl SqliteBackend {
         if !usages.is_empty() {
             return Ok(DeleteOutcome::InUse(usages));
         }
-        let result = sqlx::query("DELETE FROM secrets WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await;
+        let result =
+            sqlx::query("DELETE FROM secrets WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await;
         match result {
             Ok(_) => {
                 tx.commit().await?;
@@ -397,9 +383,7 @@ impl SqliteBackend {
             match inserted {
                 Ok(_) => {}
                 Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                    return Err(StoreError::UnknownSecrets(vec![
-                        r.reference.secret_name.clone(),
-                    ]));
+                    return Err(StoreError::UnknownSecrets(vec![r.reference.secret_name.clone()]));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -408,12 +392,7 @@ impl SqliteBackend {
         Ok(true)
     }
 
-    pub(crate) async fn delete_owner(
-        &self,
-        tenant: TenantId,
-        kind: OwnerType,
-        id: Uuid,
-    ) -> Result<bool> {
+    pub(crate) async fn delete_owner(&self, tenant: TenantId, kind: OwnerType, id: Uuid) -> Result<bool> {
         // References go with the owner (ON DELETE CASCADE), in the same statement.
         let done = sqlx::query("DELETE FROM owners WHERE id = ? AND tenant_id = ? AND type = ?")
             .bind(id.to_string())
@@ -439,17 +418,20 @@ impl SqliteBackend {
         row.as_ref().map(owner_from).transpose()
     }
 
-    pub(crate) async fn owners(
-        &self,
-        tenant: TenantId,
-        kind: OwnerType,
-    ) -> Result<Vec<OwnerRecord>> {
-        let rows =
-            sqlx::query("SELECT * FROM owners WHERE tenant_id = ? AND type = ? ORDER BY name, id")
-                .bind(tenant.to_string())
-                .bind(kind.as_str())
-                .fetch_all(&mut *self.conn().await?)
-                .await?;
+    pub(crate) async fn owners(&self, tenant: TenantId, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        let rows = sqlx::query("SELECT * FROM owners WHERE tenant_id = ? AND type = ? ORDER BY name, id")
+            .bind(tenant.to_string())
+            .bind(kind.as_str())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(owner_from).collect()
+    }
+
+    pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        let rows = sqlx::query("SELECT * FROM owners WHERE type = ? ORDER BY tenant_id, name, id")
+            .bind(kind.as_str())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         rows.iter().map(owner_from).collect()
     }
 
@@ -505,9 +487,9 @@ impl SqliteBackend {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(
-                StoreError::invalid("username", format!("'{}' is already taken", u.username)),
-            ),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::invalid("username", format!("'{}' is already taken", u.username)))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -529,8 +511,6 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *self.conn().await?)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *self.conn().await?).await?)
     }
 }

@@ -1,0 +1,288 @@
+//! `rest_api_call`: sends the message to a REST endpoint (ThingsBoard's configuration names).
+//! URL, headers and credentials may hold secrets, rendered for each message; the response body
+//! becomes the outgoing message's data, with `status`, `statusCode` and `statusReason` in metadata.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use veil_core::{
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
+    NodeError, NodeResult, Problem, Template, relation,
+};
+
+pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
+    type_name: "rest_api_call",
+    description: "Calls a REST endpoint with the message as body; credentials and headers may come from secrets",
+    default_config: || {
+        json!({
+            "restEndpointUrlPattern": "http://localhost/api",
+            "requestMethod": "POST",
+            "headers": { "Content-Type": "application/json" },
+            "readTimeoutMs": 0,
+            "credentials": { "type": "anonymous" },
+        })
+    },
+    fields: &[
+        FieldSpec::secret_template("/restEndpointUrlPattern"),
+        FieldSpec::secret_template("/headers/*"),
+        FieldSpec::secret("/credentials/username", Accepts::Text),
+        FieldSpec::secret("/credentials/password", Accepts::Text),
+        FieldSpec::secret("/credentials/token", Accepts::Text),
+        FieldSpec::secret("/credentials/value", Accepts::Text),
+        FieldSpec::secret_template("/bodyTemplate").json_escaped(),
+    ],
+    build,
+};
+
+/// Used when `readTimeoutMs` is 0 (ThingsBoard's "no timeout").
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+enum Credentials {
+    Anonymous,
+    Basic { username: String, password: String },
+    Bearer { token: String },
+    ApiKey { header: HeaderName, value: String },
+}
+
+struct RestApiCall {
+    client: reqwest::Client,
+    method: reqwest::Method,
+    /// Template pointers; the templates themselves live in `config`.
+    headers: Vec<(HeaderName, String)>,
+    credentials: Credentials,
+    body_template: bool,
+    config: CompiledConfig,
+}
+
+fn string_field<'c>(config: &'c CompiledConfig, key: &str) -> Option<&'c str> {
+    config.plain().get(key).and_then(Value::as_str)
+}
+
+fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    match config.template("/restEndpointUrlPattern") {
+        None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),
+        Some(t) => {
+            if let Some(url) = t.literal() {
+                if let Err(e) = reqwest::Url::parse(url) {
+                    problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")));
+                }
+            }
+        }
+    }
+    let method_name = string_field(&config, "requestMethod").unwrap_or("POST");
+    let method = match method_name.to_ascii_uppercase().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
+            reqwest::Method::from_bytes(m.as_bytes()).ok()
+        }
+        _ => None,
+    };
+    if method.is_none() {
+        problems.push(ctx.problem(
+            "/requestMethod",
+            format!("'{method_name}' is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+        ));
+    }
+    let timeout = match config.plain().get("readTimeoutMs") {
+        None | Some(Value::Null) => DEFAULT_TIMEOUT,
+        Some(v) => match v.as_u64() {
+            Some(0) => DEFAULT_TIMEOUT,
+            Some(ms) => Duration::from_millis(ms),
+            None => {
+                problems.push(ctx.problem("/readTimeoutMs", "must be a whole number of milliseconds"));
+                DEFAULT_TIMEOUT
+            }
+        },
+    };
+    let mut headers = Vec::new();
+    match config.plain().get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
+                match (HeaderName::from_bytes(name.as_bytes()), value.is_string()) {
+                    (Ok(header), true) => headers.push((header, pointer)),
+                    (Err(_), _) => {
+                        problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name")))
+                    }
+                    (_, false) => problems.push(ctx.problem(&pointer, "must be a string")),
+                }
+            }
+        }
+        Some(_) => problems.push(ctx.problem("/headers", "must be an object of header names to values")),
+    }
+    let credentials = credentials(ctx, &config, &mut problems);
+    let body_template = match config.plain().get("bodyTemplate") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(_)) => true,
+        Some(_) => {
+            problems.push(ctx.problem("/bodyTemplate", "must be a string (a handlebars template)"));
+            false
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
+    match (method, problems.is_empty()) {
+        (Some(method), true) => Ok(Box::new(RestApiCall {
+            client,
+            method,
+            headers,
+            credentials: credentials.unwrap_or(Credentials::Anonymous),
+            body_template,
+            config,
+        })),
+        _ => Err(problems),
+    }
+}
+
+fn credentials(
+    ctx: &BuildCtx<'_>,
+    config: &CompiledConfig,
+    problems: &mut Vec<Problem>,
+) -> Option<Credentials> {
+    let Some(creds) = config.plain().get("credentials") else {
+        return Some(Credentials::Anonymous);
+    };
+    let kind = creds.get("type").and_then(Value::as_str).unwrap_or("anonymous");
+    let mut required = |field: &str| -> Option<String> {
+        let pointer = format!("/credentials/{field}");
+        if config.template(&pointer).is_some() {
+            Some(pointer)
+        } else {
+            problems.push(ctx.problem(&pointer, format!("is required for '{kind}' credentials")));
+            None
+        }
+    };
+    match kind {
+        "anonymous" => Some(Credentials::Anonymous),
+        "basic" => {
+            let (username, password) = (required("username"), required("password"));
+            Some(Credentials::Basic { username: username?, password: password? })
+        }
+        "bearer" => Some(Credentials::Bearer { token: required("token")? }),
+        "apiKey" => {
+            let value = required("value");
+            let header = creds.get("header").and_then(Value::as_str).unwrap_or("X-API-Key");
+            match HeaderName::from_bytes(header.as_bytes()) {
+                Ok(header) => Some(Credentials::ApiKey { header, value: value? }),
+                Err(_) => {
+                    problems.push(
+                        ctx.problem("/credentials/header", format!("'{header}' is not a valid header name")),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            problems.push(ctx.problem(
+                "/credentials/type",
+                format!("'{other}' is not one of anonymous, basic, bearer, apiKey"),
+            ));
+            None
+        }
+    }
+}
+
+/// A header value from a rendered secret: marked sensitive so HTTP libraries never print it.
+fn sensitive_header(value: &SecretString, what: &str) -> Result<HeaderValue, NodeError> {
+    let mut header = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
+        NodeError::new(format!("{what}: the rendered value is not a valid HTTP header value"))
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+impl RestApiCall {
+    fn template(&self, pointer: &str) -> Result<&Template, NodeError> {
+        self.config
+            .template(pointer)
+            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))
+    }
+
+    fn render(&self, ctx: &NodeCtx<'_>, pointer: &str, msg: &Msg) -> Result<SecretString, NodeError> {
+        Ok(ctx.render(self.template(pointer)?, msg)?)
+    }
+
+    /// Builds the request; every secret is rendered now, for this message.
+    fn request(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<reqwest::RequestBuilder, NodeError> {
+        let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
+        let url = reqwest::Url::parse(url.expose_secret()).map_err(|e| {
+            NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
+        })?;
+        let mut request = self.client.request(self.method.clone(), url);
+        for (name, pointer) in &self.headers {
+            let value = self.render(ctx, pointer, msg)?;
+            request = request.header(name, sensitive_header(&value, &format!("header '{name}'"))?);
+        }
+        request = match &self.credentials {
+            Credentials::Anonymous => request,
+            Credentials::Basic { username, password } => {
+                let (user, pass) = (self.render(ctx, username, msg)?, self.render(ctx, password, msg)?);
+                request.basic_auth(user.expose_secret(), Some(pass.expose_secret()))
+            }
+            Credentials::Bearer { token } => {
+                let token = self.render(ctx, token, msg)?;
+                let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
+                request.header(reqwest::header::AUTHORIZATION, sensitive_header(&value, "bearer token")?)
+            }
+            Credentials::ApiKey { header, value } => {
+                let value = self.render(ctx, value, msg)?;
+                request.header(header, sensitive_header(&value, "API key")?)
+            }
+        };
+        if matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
+            return Ok(request);
+        }
+        let body = if self.body_template {
+            self.render(ctx, "/bodyTemplate", msg)?.expose_secret().to_owned()
+        } else {
+            match &msg.data {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        };
+        Ok(request.body(body))
+    }
+
+    async fn call(&self, ctx: &NodeCtx<'_>, msg: Msg) -> NodeResult {
+        let request = match self.request(ctx, &msg) {
+            Ok(r) => r,
+            Err(e) => return Err(Failed::new(msg, e)),
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            // Without the URL: it may hold a secret (the redactor would mask it anyway).
+            Err(e) => return Err(Failed::new(msg, format!("request failed: {}", e.without_url()))),
+        };
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(Failed::new(msg, format!("reading the response failed: {}", e.without_url())));
+            }
+        };
+        let data = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        let reason = status.canonical_reason().unwrap_or("");
+        let mut out = msg;
+        out.data = data;
+        out.metadata.insert("status".into(), reason.to_owned());
+        out.metadata.insert("statusCode".into(), status.as_u16().to_string());
+        out.metadata.insert("statusReason".into(), reason.to_owned());
+        if status.is_success() {
+            Ok(vec![(relation::SUCCESS.into(), out)])
+        } else {
+            Err(Failed::new(out, format!("HTTP {} {reason}", status.as_u16())))
+        }
+    }
+}
+
+impl Node for RestApiCall {
+    fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
+        Box::pin(self.call(ctx, msg))
+    }
+}
