@@ -120,7 +120,7 @@ pub fn check_secret_uses(
             )),
             Some(_) => {
                 if actor.require(Operation::Use).is_err() {
-                    problems.push(Problem::new(
+                    problems.push(Problem::permission(
                         path,
                         format!("missing permission SECRET:USE to reference secret '{}'", u.name),
                     ));

@@ -54,6 +54,22 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
+    /// A configuration failed validation: 400 `invalid_config`, or 403 when a permission is missing.
+    pub(crate) fn invalid_config(problems: Vec<veil_core::Problem>) -> Self {
+        let forbidden = problems.iter().any(|p| p.permission);
+        let first = problems.first().map(ToString::to_string).unwrap_or_default();
+        let message = match problems.len() {
+            1 => format!("invalid configuration: {first}"),
+            n => format!("invalid configuration ({n} problems): {first}; ..."),
+        };
+        let (status, code) = if forbidden {
+            (StatusCode::FORBIDDEN, "forbidden")
+        } else {
+            (StatusCode::BAD_REQUEST, "invalid_config")
+        };
+        Self::new(status, code, message).with("problems", json!(problems))
+    }
+
     /// A 500 whose details go to the log only.
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {detail}");

@@ -124,7 +124,15 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     bootstrap(&store).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
-    let state = Arc::new(AppState { store, tokens, dummy_hash });
+    let state = Arc::new(AppState {
+        store,
+        tokens,
+        dummy_hash,
+        registry: veil_nodes::registry(),
+        chains: Default::default(),
+    });
+    api::start_all(&state).await?;
+    api::forward_secret_changes(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_error(format!("cannot listen on {}", args.listen)))?;

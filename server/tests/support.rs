@@ -182,3 +182,58 @@ pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8
     }
     out
 }
+
+/// A request as an outside service saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) method: String,
+    pub(crate) uri: String,
+    pub(crate) headers: std::collections::HashMap<String, String>,
+    pub(crate) body: String,
+}
+
+/// A real HTTP service on loopback that records every request and answers with `status`.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    status: Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Receiver {
+    pub(crate) async fn start() -> Self {
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let (r, s) = (Arc::clone(&requests), Arc::clone(&status));
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+                r.lock().unwrap().push(Recorded {
+                    method: parts.method.to_string(),
+                    uri: parts.uri.to_string(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .collect(),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let code = s.load(std::sync::atomic::Ordering::SeqCst);
+                (axum::http::StatusCode::from_u16(code).unwrap(), axum::Json(json!({"received": true})))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, requests, status }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub(crate) fn answer_with(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -4,5 +4,7 @@
 mod support;
 // The secrets REST API as a client sees it.
 mod api;
+// Rule chains calling a real HTTP service with secrets from the store.
+mod chains;
 // The process: logs, master key, crash safety, shutdown, first start.
 mod process;

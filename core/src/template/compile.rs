@@ -104,12 +104,20 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, for a person.
     pub message: String,
+    /// The problem is a missing permission (the API answers 403 rather than 400).
+    #[serde(skip)]
+    pub permission: bool,
 }
 
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self { path: path.into(), message: message.into(), permission: false }
+    }
+
+    /// A missing permission at `path`.
+    pub fn permission(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { permission: true, ..Self::new(path, message) }
     }
 }
 

@@ -1,6 +1,9 @@
 //! The REST API: router, shared state, request logging.
 
+mod chains;
 mod secrets;
+
+pub(crate) use self::chains::{forward_secret_changes, start_all};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +22,10 @@ use crate::error::ApiError;
 /// What every handler can reach.
 pub(crate) struct AppState {
     pub(crate) store: Store,
+    /// The node types chains may use.
+    pub(crate) registry: veil_core::Registry,
+    /// Running rule chains by id.
+    pub(crate) chains: dashmap::DashMap<uuid::Uuid, std::sync::Arc<veil_core::ChainRuntime>>,
     pub(crate) tokens: TokenKeys,
     /// Verified against on unknown usernames so a login takes as long either way.
     pub(crate) dummy_hash: String,
@@ -35,6 +42,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/secrets", get(secrets::list).post(secrets::create))
         .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))
+        .route("/api/rule-chains", get(chains::list).post(chains::create))
+        .route("/api/rule-chains/{id}", get(chains::get).put(chains::update).delete(chains::delete))
+        .route("/api/rule-chains/{id}/messages", post(chains::send_message))
+        .route("/api/rule-chains/{id}/events", get(chains::events))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(log_request))

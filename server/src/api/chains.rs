@@ -1,0 +1,275 @@
+//! `/api/rule-chains`: chains are validated and compiled once when saved, stored with their
+//! placeholders (never values) together with their secret references, and run in memory.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+use veil_core::{ChainRuntime, DebugEvent, Msg, deploy};
+use veil_store::{Actor, Owner, OwnerRecord, OwnerType, Page, Store};
+
+use super::AppState;
+use crate::auth::AuthActor;
+use crate::error::{ApiError, ApiResult};
+
+fn parse_id(raw: &str) -> ApiResult<Uuid> {
+    raw.parse().map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
+}
+
+fn json_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Value> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("request body is larger than the server accepts")
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: invalid JSON ({e})")))
+}
+
+/// The API's view of a stored chain: its definition plus id and times.
+fn view(record: &OwnerRecord) -> Value {
+    let mut out = match &record.body {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    out.insert("id".into(), json!(record.owner.id));
+    out.insert("createdTime".into(), json!(record.created_time));
+    out.insert("updatedTime".into(), json!(record.updated_time));
+    Value::Object(out)
+}
+
+/// Validates, persists (with references, in one transaction) and starts a chain.
+async fn save(state: &AppState, actor: &Actor, id: Uuid, doc: &Value) -> ApiResult<OwnerRecord> {
+    let deployment = deploy(&state.registry, &state.store, actor, doc).map_err(ApiError::invalid_config)?;
+    let owner = Owner {
+        kind: OwnerType::RuleChain,
+        id,
+        name: deployment.def.name.clone(),
+        customer_id: actor.customer_id,
+    };
+    let body = serde_json::to_value(&deployment.def).map_err(ApiError::internal)?;
+    state.store.save_owner(actor, &owner, &body, &deployment.references).await?;
+    let runtime = ChainRuntime::new(id, actor.tenant_id, state.store.clone(), deployment);
+    state.chains.insert(id, Arc::new(runtime));
+    tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
+    Ok(state.store.owner(actor, OwnerType::RuleChain, id).await?)
+}
+
+/// `POST /api/rule-chains`
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let doc = json_body(body)?;
+    let record = save(&state, &actor, Uuid::new_v4(), &doc).await?;
+    Ok((StatusCode::CREATED, Json(view(&record))))
+}
+
+/// `PUT /api/rule-chains/{id}`
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    state.store.owner(&actor, OwnerType::RuleChain, id).await?;
+    let doc = json_body(body)?;
+    Ok(Json(view(&save(&state, &actor, id, &doc).await?)))
+}
+
+/// `GET /api/rule-chains/{id}`
+pub(crate) async fn get(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&state.store.owner(&actor, OwnerType::RuleChain, parse_id(&id)?).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListParams {
+    page: Option<usize>,
+    page_size: Option<usize>,
+}
+
+/// `GET /api/rule-chains?page=&pageSize=`: ids, names and times.
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<Value>>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (page, page_size) = (p.page.unwrap_or(0), p.page_size.unwrap_or(20));
+    if !(1..=1000).contains(&page_size) {
+        return Err(ApiError::bad_request("pageSize: must be between 1 and 1000"));
+    }
+    let all = state.store.owners(&actor, OwnerType::RuleChain).await?;
+    let total = all.len();
+    let total_pages = total.div_ceil(page_size);
+    let data = all
+        .iter()
+        .skip(page.saturating_mul(page_size))
+        .take(page_size)
+        .map(|r| {
+            json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
+        })
+        .collect();
+    Ok(Json(Page {
+        data,
+        total_elements: total,
+        total_pages,
+        has_next: page.saturating_add(1) < total_pages,
+    }))
+}
+
+/// `DELETE /api/rule-chains/{id}`: the chain and its references go together.
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    state.store.delete_owner(&actor, OwnerType::RuleChain, id).await?;
+    state.chains.remove(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The running chain, if the actor may see it.
+async fn runtime(state: &AppState, actor: &Actor, id: &str) -> ApiResult<Arc<ChainRuntime>> {
+    let id = parse_id(id)?;
+    state.store.owner(actor, OwnerType::RuleChain, id).await?;
+    state.chains.get(&id).map(|r| Arc::clone(r.value())).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "chain_not_running",
+            format!("rule chain '{id}' is not running; see the server log"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessageParams {
+    wait: Option<bool>,
+}
+
+fn message_from(doc: Value) -> ApiResult<Msg> {
+    let Value::Object(mut fields) = doc else {
+        return Err(ApiError::bad_request(
+            "body: expected a JSON object {type?, originator?, metadata?, data}",
+        ));
+    };
+    let text = |fields: &mut Map<String, Value>, key: &str, default: &str| match fields.remove(key) {
+        None | Some(Value::Null) => Ok(default.to_owned()),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::bad_request(format!("{key}: must be a string"))),
+    };
+    let msg_type = text(&mut fields, "type", "POST_TELEMETRY_REQUEST")?;
+    let originator = text(&mut fields, "originator", "api")?;
+    let mut msg = Msg::new(msg_type, originator, fields.remove("data").unwrap_or_else(|| json!({})));
+    match fields.remove("metadata") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                msg.metadata.insert(k, v);
+            }
+        }
+        Some(_) => return Err(ApiError::bad_request("metadata: must be an object of strings")),
+    }
+    if let Some(k) = fields.keys().next() {
+        return Err(ApiError::bad_request(format!(
+            "{k}: unknown field (expected type, originator, metadata, data)"
+        )));
+    }
+    Ok(msg)
+}
+
+/// `POST /api/rule-chains/{id}/messages[?wait=true]`
+pub(crate) async fn send_message(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    params: Result<Query<MessageParams>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<axum::response::Response> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let runtime = runtime(&state, &actor, &id).await?;
+    let msg = message_from(json_body(body)?)?;
+    let msg_id = msg.id;
+    if params.wait.unwrap_or(false) {
+        let trace = runtime.process(msg).await;
+        Ok(Json(json!({ "msgId": msg_id, "trace": trace })).into_response())
+    } else {
+        tokio::spawn(async move {
+            runtime.process(msg).await;
+        });
+        Ok((StatusCode::ACCEPTED, Json(json!({ "msgId": msg_id }))).into_response())
+    }
+}
+
+/// `GET /api/rule-chains/{id}/events`: debug events of nodes in debug mode, redacted.
+pub(crate) async fn events(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<DebugEvent>>> {
+    Ok(Json(runtime(&state, &actor, &id).await?.debug_events()))
+}
+
+/// Starts every stored chain (at boot). A chain that no longer deploys is logged and left stopped.
+pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
+    for record in state.store.all_owners(OwnerType::RuleChain).await? {
+        let actor = system_actor(&state.store, record.tenant_id);
+        match deploy(&state.registry, &state.store, &actor, &record.body) {
+            Ok(deployment) => {
+                let runtime =
+                    ChainRuntime::new(record.owner.id, record.tenant_id, state.store.clone(), deployment);
+                state.chains.insert(record.owner.id, Arc::new(runtime));
+            }
+            Err(problems) => {
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
+            }
+        }
+    }
+    tracing::info!(chains = state.chains.len(), "rule chains started");
+    Ok(())
+}
+
+/// The identity used to redeploy stored chains: they were authorised when they were saved.
+fn system_actor(_store: &Store, tenant: veil_store::TenantId) -> Actor {
+    Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
+}
+
+/// Forwards secret changes to the running chains of the secret's tenant.
+pub(crate) fn forward_secret_changes(state: Arc<AppState>) {
+    let mut events = state.store.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    for chain in state.chains.iter().filter(|c| c.tenant() == event.tenant_id) {
+                        chain.secret_changed(&event.name);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "secret change events were dropped");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
