@@ -222,3 +222,22 @@ async fn errors_and_logs_never_show_a_value_and_chains_restart_with_the_server()
     assert_eq!((status, result["trace"].as_array().map(Vec::len)), (200, Some(2)), "{result}");
     assert_eq!(receiver.requests().len(), 2, "the restarted chain called the service again");
 }
+
+/// The chain the README walks through deploys and works as described.
+#[tokio::test]
+async fn the_readme_example_chain_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "s3cr3t-t0ken"})).await;
+    let chain = veil_examples::REST_BEARER_CHAIN.replace("http://127.0.0.1:9000", &receiver.url);
+    let (status, created) = api.post("/api/rule-chains", serde_json::from_str(&chain).unwrap()).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let message = json!({"metadata": {"deviceName": "thermo-7"}, "data": {"temperature": 22}});
+    let (_, result) = api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), message).await;
+    assert_eq!(result["trace"][1]["relation"], json!(["Success"]), "{result}");
+    let seen = &receiver.requests()[0];
+    assert_eq!((seen.uri.as_str(), seen.headers["authorization"].as_str()), ("/telemetry/thermo-7", "Bearer s3cr3t-t0ken"));
+}
