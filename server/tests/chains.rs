@@ -239,5 +239,53 @@ async fn the_readme_example_chain_works() {
     let (_, result) = api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), message).await;
     assert_eq!(result["trace"][1]["relation"], json!(["Success"]), "{result}");
     let seen = &receiver.requests()[0];
-    assert_eq!((seen.uri.as_str(), seen.headers["authorization"].as_str()), ("/telemetry/thermo-7", "Bearer s3cr3t-t0ken"));
+    assert_eq!(
+        (seen.uri.as_str(), seen.headers["authorization"].as_str()),
+        ("/telemetry/thermo-7", "Bearer s3cr3t-t0ken")
+    );
+}
+
+#[tokio::test]
+async fn updating_a_chain_replaces_its_references_and_a_loop_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let (_, old) =
+        api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "old-value"})).await;
+    api.post("/api/secrets", json!({"name": "new-token", "type": "TEXT", "value": "new-value"})).await;
+    let (_, chain) = api.post("/api/rule-chains", rest_chain(&receiver.url)).await;
+    let id = chain["id"].as_str().unwrap().to_owned();
+
+    let mut changed = rest_chain(&receiver.url);
+    changed["nodes"][0]["configuration"]["credentials"]["token"] = json!("$<secret:new-token>");
+    let (status, updated) =
+        api.send(api.req(reqwest::Method::PUT, &format!("/api/rule-chains/{id}")).json(&changed)).await;
+    assert_eq!(status, 200, "{updated}");
+    api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+    assert_eq!(receiver.requests()[0].headers["authorization"], "Bearer new-value");
+    // The old secret is no longer referenced.
+    assert_eq!(api.delete(&format!("/api/secrets/{}", old["id"].as_str().unwrap())).await.0, 204);
+
+    // A node routed back to itself: the message is stopped, not processed forever.
+    let looping = json!({
+        "name": "Loop",
+        "nodes": [{"type": "log", "name": "Again", "configuration": {}}],
+        "connections": [{"fromIndex": 0, "toIndex": 0, "type": "Success"}]
+    });
+    let (_, created) = api.post("/api/rule-chains", looping).await;
+    let loop_id = created["id"].as_str().unwrap();
+    let (status, result) =
+        api.post(&format!("/api/rule-chains/{loop_id}/messages?wait=true"), json!({"data": {}})).await;
+    assert_eq!(status, 200);
+    let trace = result["trace"].as_array().unwrap();
+    assert_eq!(trace.len(), 1001);
+    assert!(
+        trace[1000]["error"].as_str().unwrap().contains("more than 1000 node executions"),
+        "{}",
+        trace[1000]
+    );
+    // Without ?wait the message is accepted and processed in the background.
+    let (status, accepted) = api.post(&format!("/api/rule-chains/{id}/messages"), json!({"data": {}})).await;
+    assert_eq!((status, accepted["msgId"].is_string()), (202, true));
 }
