@@ -16,6 +16,7 @@ mod engine;
 mod message;
 mod node;
 mod redact;
+mod script;
 mod template;
 
 pub use crate::chain::{
@@ -28,7 +29,10 @@ pub use crate::node::{
     Registry, Relation, relation,
 };
 pub use crate::redact::{MASK, Redactor};
+pub use crate::script::{MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, sandbox_engine};
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,
     SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,
 };
+/// The Rhai version scripts run on, for node crates.
+pub use rhai;

@@ -58,7 +58,29 @@ fn variants(value: &SecretValue) -> Vec<Zeroizing<Vec<u8>>> {
         json_escape_into(&mut escaped, text);
         out.push(Zeroizing::new(escaped.into_bytes()));
     }
+    out.extend(embedded_base64(bytes));
     out.retain(|p| !p.is_empty());
+    out
+}
+
+/// The part of the base64 text of `…prefix + value + suffix…` that depends on the value alone, for
+/// each of the three alignments a value can have inside a longer base64 string (the password in
+/// `Basic base64(user:password)`). Only runs of at least 8 characters are used.
+fn embedded_base64(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out = Vec::new();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for offset in 0..3usize {
+            let mut shifted = Zeroizing::new(vec![0u8; offset]);
+            shifted.extend_from_slice(value);
+            let encoded = Zeroizing::new(engine.encode(shifted.as_slice()).into_bytes());
+            // Character i covers bits [6i, 6i + 6); keep those inside the value's bits.
+            let start = (8 * offset).div_ceil(6);
+            let end = (8 * (offset + value.len())) / 6;
+            if end >= start + 8 {
+                out.push(Zeroizing::new(encoded[start..end].to_vec()));
+            }
+        }
+    }
     out
 }
 

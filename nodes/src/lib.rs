@@ -7,10 +7,11 @@
 
 mod log;
 mod rest_api_call;
+mod script;
 
 use veil_core::Registry;
 
 /// Every built-in node type.
 pub fn registry() -> Registry {
-    Registry::new().with(&rest_api_call::DESCRIPTOR).with(&log::DESCRIPTOR)
+    Registry::new().with(&rest_api_call::DESCRIPTOR).with(&script::DESCRIPTOR).with(&log::DESCRIPTOR)
 }

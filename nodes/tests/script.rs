@@ -1,0 +1,156 @@
+use serde_json::{Value, json};
+use veil_core::{MASK, Script};
+
+use crate::support::{Env, run};
+
+fn script_chain(mode: &str, script: &str) -> Value {
+    json!({
+        "name": "Scripted",
+        "nodes": [
+            {"type": "script", "name": "Script", "debugMode": true, "configuration": {"mode": mode, "script": script}},
+            {"type": "log", "name": "After", "debugMode": true, "configuration": {}}
+        ],
+        "connections": [
+            {"fromIndex": 0, "toIndex": 1, "type": "Success"},
+            {"fromIndex": 0, "toIndex": 1, "type": "True"},
+            {"fromIndex": 0, "toIndex": 1, "type": "hot"}
+        ]
+    })
+}
+
+fn relations(trace: &[veil_core::TraceStep]) -> Vec<Vec<String>> {
+    trace.iter().map(|s| s.relation.clone()).collect()
+}
+
+#[tokio::test]
+async fn filter_transform_and_switch() {
+    let env = Env::new().await;
+    let filter = env.deploy(&script_chain("filter", "msg.temperature > 20")).await.unwrap();
+    assert_eq!(relations(&run(&filter, json!({"temperature": 25})).await)[0], ["True"]);
+    assert_eq!(relations(&run(&filter, json!({"temperature": 15})).await)[0], ["False"]);
+
+    let transform = env
+        .deploy(&script_chain(
+            "transform",
+            r#"let m = msg; m.fahrenheit = m.temperature * 9 / 5 + 32; metadata.unit = "F"; #{msg: m, metadata: metadata}"#,
+        ))
+        .await
+        .unwrap();
+    let trace = run(&transform, json!({"temperature": 20})).await;
+    assert_eq!(relations(&trace), [vec!["Success"], vec!["Success"]]);
+    let events = transform.debug_events();
+    let out = &events[0].outputs[0].msg;
+    assert_eq!(out["data"], json!({"temperature": 20, "fahrenheit": 68}));
+    assert_eq!(out["metadata"], json!({"deviceName": "device-1", "unit": "F"}));
+    assert_eq!(out["type"], "POST_TELEMETRY_REQUEST", "missing keys keep the input's");
+
+    let switch = env
+        .deploy(&script_chain("switch", r#"if msg.temperature > 30 { "hot" } else { ["cold", "log"] }"#))
+        .await
+        .unwrap();
+    assert_eq!(relations(&run(&switch, json!({"temperature": 35})).await), [vec!["hot"], vec!["Success"]]);
+    assert_eq!(relations(&run(&switch, json!({"temperature": 5})).await), [vec!["cold", "log"]]);
+
+    let wrong = env.deploy(&script_chain("filter", r#""yes""#)).await.unwrap();
+    let trace = run(&wrong, json!({})).await;
+    assert_eq!(trace[0].relation, ["Failure"]);
+    assert!(trace[0].error.as_deref().unwrap().contains("must return true or false"), "{trace:?}");
+}
+
+#[tokio::test]
+async fn secrets_in_scripts_are_usable_tracked_and_never_shown() {
+    let env = Env::new().await;
+    let key = "script-key-9f8e7d6c5b4a";
+    env.secret("signing-key", key).await;
+    let chain = script_chain(
+        "transform",
+        r#"print("key is " + secret("signing-key"));
+           let m = msg; m.signature = hmac_sha256_hex(secret("signing-key"), "payload");
+           m.auth = basic_auth("user", secret("signing-key"));
+           #{msg: m}"#,
+    );
+    let runtime = env.deploy(&chain).await.unwrap();
+    let trace = run(&runtime, json!({"v": 1})).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    let events = runtime.debug_events();
+    // The signature is computed with the real key.
+    let signature = events[0].outputs[0].msg["data"]["signature"].as_str().unwrap().to_owned();
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(b"payload");
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(signature, expected);
+    assert_eq!(events[0].notes, [format!("key is {MASK}")], "print(secret) is masked");
+    let everything = serde_json::to_string(&events).unwrap();
+    assert!(!everything.contains(key), "{everything}");
+    assert!(!everything.contains(&base64_of(&format!("user:{key}"))), "the basic-auth form is masked too");
+
+    // Tracked like a placeholder: the secret cannot be deleted while the script uses it.
+    let info = env.store.find(&env.admin, "signing-key").unwrap();
+    let e = env.store.delete(&env.admin, info.id).await.unwrap_err();
+    assert_eq!(e.to_string(), "secret 'signing-key' is in use by rule chain 'Scripted' (node 'Script')");
+    let usages = env.store.usages(&env.admin, info.id).await.unwrap();
+    assert_eq!(usages.rule_chains[0].nodes[0].path, "/nodes/0/configuration/script");
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test]
+async fn deploy_refuses_non_literal_names_unknown_secrets_and_syntax_errors() {
+    let env = Env::new().await;
+    env.secret("known", "v").await;
+    let problems =
+        env.deploy(&script_chain("filter", "let n = msg.name; secret(n) == \"x\"")).await.unwrap_err();
+    assert_eq!(problems[0].path, "/nodes/0/configuration/script");
+    assert!(problems[0].message.contains("secret() takes one string literal"), "{problems:?}");
+    assert!(problems[0].message.starts_with("line 1, column "), "{problems:?}");
+
+    let problems = env.deploy(&script_chain("filter", r#"secret("unknown") == "x""#)).await.unwrap_err();
+    assert_eq!(problems[0].message, "secret 'unknown' does not exist");
+
+    let problems = env.deploy(&script_chain("filter", "let x = ;\nx")).await.unwrap_err();
+    assert!(problems[0].message.starts_with("line 1, column 9:"), "{problems:?}");
+
+    let problems = env.deploy(&script_chain("sideways", "true")).await.unwrap_err();
+    assert_eq!(problems[0].message, "'sideways' is not one of filter, transform, switch");
+
+    // A placeholder is not how scripts get secrets: the script field is not secret-capable.
+    let problems = env.deploy(&script_chain("filter", r#""$<secret:known>" == "v""#)).await.unwrap_err();
+    assert!(problems[0].message.contains("not secret-capable"), "{problems:?}");
+}
+
+#[tokio::test]
+async fn the_optimizer_never_bakes_a_value_into_the_ast() {
+    let env = Env::new().await;
+    let value = "baked-canary-31337";
+    env.secret("k", value).await;
+    for source in [
+        r#"secret("k")"#,
+        r#"let s = secret("k"); s + "" == "x""#,
+        r#"const K = "k"; secret(K).len() > 3"#,
+        r#"if secret("k") == "baked-canary-31337" { 1 } else { 2 }"#,
+    ] {
+        let script =
+            Script::compile(&env.store, env.admin.tenant_id, source, &["msg", "metadata", "msgType"])
+                .unwrap();
+        assert_eq!(script.secrets(), ["k"]);
+        let dump = format!("{:?}", script.ast());
+        // The last source holds the value as a literal the author wrote; it must be there once,
+        // as written, and nowhere else.
+        let expected = usize::from(source.contains(value));
+        assert_eq!(dump.matches(value).count(), expected, "{source}: {dump}");
+    }
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_and_routed_to_failure() {
+    let env = Env::new().await;
+    let runtime = env.deploy(&script_chain("filter", "loop { } true")).await.unwrap();
+    let chain_with_failure = runtime;
+    let trace = run(&chain_with_failure, json!({})).await;
+    assert_eq!(trace[0].relation, ["Failure"]);
+    assert!(trace[0].error.as_deref().unwrap().contains("more than 200000 operations"), "{trace:?}");
+}
