@@ -6,6 +6,7 @@
 //! the next message.
 
 mod log;
+mod mqtt;
 mod rest_api_call;
 mod script;
 
@@ -13,5 +14,9 @@ use veil_core::Registry;
 
 /// Every built-in node type.
 pub fn registry() -> Registry {
-    Registry::new().with(&rest_api_call::DESCRIPTOR).with(&script::DESCRIPTOR).with(&log::DESCRIPTOR)
+    Registry::new()
+        .with(&rest_api_call::DESCRIPTOR)
+        .with(&script::DESCRIPTOR)
+        .with(&mqtt::DESCRIPTOR)
+        .with(&log::DESCRIPTOR)
 }

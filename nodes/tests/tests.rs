@@ -4,3 +4,5 @@
 mod support;
 // The Rhai script node: modes, secret(), sandbox, redaction.
 mod script;
+// The MQTT node against a mosquitto of the test's own (password file, mutual TLS).
+mod mqtt;

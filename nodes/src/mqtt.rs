@@ -1,0 +1,296 @@
+//! `mqtt`: publishes messages to an MQTT broker (ThingsBoard's configuration names). The
+//! connection is kept open; credentials (username/password, or CA/client certificate/key from FILE
+//! secrets) are resolved when it connects, and when a secret it uses changes it reconnects with
+//! the new value before the next publish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use veil_core::{
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
+    NodeError, NodeResult, Problem, RenderCtx, relation,
+};
+use veil_store::{Store, TenantId};
+
+pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
+    type_name: "mqtt",
+    description: "Publishes each message to an MQTT broker; credentials and certificates may come from secrets",
+    default_config: || {
+        json!({
+            "topicPattern": "my-topic",
+            "host": "localhost",
+            "port": 1883,
+            "connectTimeoutSec": 10,
+            "clientId": "",
+            "cleanSession": true,
+            "retainedMessage": false,
+            "ssl": false,
+            "credentials": { "type": "anonymous" },
+        })
+    },
+    fields: &[
+        FieldSpec::template("/topicPattern"),
+        FieldSpec::secret("/credentials/username", Accepts::Text),
+        FieldSpec::secret("/credentials/password", Accepts::Text),
+        FieldSpec::secret("/credentials/caCert", Accepts::File),
+        FieldSpec::secret("/credentials/cert", Accepts::File),
+        FieldSpec::secret("/credentials/privateKey", Accepts::File),
+    ],
+    build,
+};
+
+enum Credentials {
+    Anonymous,
+    Basic,
+    /// Mutual TLS: CA, client certificate and key (FILE secrets or literal PEM).
+    CertPem,
+}
+
+struct Settings {
+    host: String,
+    port: u16,
+    client_id: String,
+    clean_session: bool,
+    retain: bool,
+    ssl: bool,
+    connect_timeout: Duration,
+    credentials: Credentials,
+}
+
+struct Connection {
+    client: AsyncClient,
+    /// Polls the event loop; set `broken` and ends on the first error.
+    poller: JoinHandle<()>,
+    broken: Arc<AtomicBool>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+struct MqttNode {
+    store: Store,
+    tenant: TenantId,
+    settings: Settings,
+    config: CompiledConfig,
+    connection: Mutex<Option<Connection>>,
+    /// A secret the connection was made with changed: reconnect before the next publish.
+    stale: AtomicBool,
+}
+
+fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let plain = config.plain();
+    let text = |key: &str| plain.get(key).and_then(Value::as_str).map(str::to_owned);
+    let flag = |key: &str| plain.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let host = text("host").filter(|h| !h.trim().is_empty());
+    if host.is_none() {
+        problems.push(ctx.problem("/host", "is required (the broker's host name)"));
+    }
+    let port = match plain.get("port").map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok())) {
+        None => Some(1883),
+        Some(Some(p)) if p > 0 => Some(p),
+        Some(_) => {
+            problems.push(ctx.problem("/port", "must be a port number 1..65535"));
+            None
+        }
+    };
+    if config.template("/topicPattern").is_none() {
+        problems.push(ctx.problem("/topicPattern", "is required"));
+    }
+    let kind = plain.pointer("/credentials/type").and_then(Value::as_str).unwrap_or("anonymous");
+    let require = |field: &str, problems: &mut Vec<Problem>| {
+        let pointer = format!("/credentials/{field}");
+        if config.template(&pointer).is_none() {
+            problems.push(ctx.problem(&pointer, format!("is required for '{kind}' credentials")));
+        }
+    };
+    let credentials =
+        match kind {
+            "anonymous" => Some(Credentials::Anonymous),
+            "basic" => {
+                require("username", &mut problems);
+                require("password", &mut problems);
+                Some(Credentials::Basic)
+            }
+            "cert.PEM" => {
+                for field in ["caCert", "cert", "privateKey"] {
+                    require(field, &mut problems);
+                }
+                Some(Credentials::CertPem)
+            }
+            other => {
+                problems.push(ctx.problem(
+                    "/credentials/type",
+                    format!("'{other}' is not one of anonymous, basic, cert.PEM"),
+                ));
+                None
+            }
+        };
+    let client_id = text("clientId").filter(|c| !c.is_empty()).unwrap_or_else(|| {
+        format!("veil-{}", ctx.node_name.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
+    });
+    let connect_timeout =
+        Duration::from_secs(plain.get("connectTimeoutSec").and_then(Value::as_u64).unwrap_or(10).max(1));
+    let ssl = flag("ssl") || matches!(credentials, Some(Credentials::CertPem));
+    match (host, port, credentials) {
+        (Some(host), Some(port), Some(credentials)) if problems.is_empty() => Ok(Box::new(MqttNode {
+            store: ctx.store.clone(),
+            tenant: ctx.tenant,
+            settings: Settings {
+                host,
+                port,
+                client_id,
+                clean_session: plain.get("cleanSession").and_then(Value::as_bool).unwrap_or(true),
+                retain: flag("retainedMessage"),
+                ssl,
+                connect_timeout,
+                credentials,
+            },
+            config,
+            connection: Mutex::new(None),
+            stale: AtomicBool::new(false),
+        })),
+        _ => Err(problems),
+    }
+}
+
+impl MqttNode {
+    fn render(&self, pointer: &str) -> Result<String, NodeError> {
+        let template = self
+            .config
+            .template(pointer)
+            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))?;
+        let ctx = RenderCtx::new(&self.store, self.tenant, None);
+        Ok(ctx.render(template)?.expose_secret().to_owned())
+    }
+
+    /// PEM bytes of a FILE secret field (or of literal PEM text).
+    fn pem(&self, pointer: &str) -> Result<Vec<u8>, NodeError> {
+        let template = self
+            .config
+            .template(pointer)
+            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))?;
+        let ctx = RenderCtx::new(&self.store, self.tenant, None);
+        match template.single_secret() {
+            Some(name) => Ok(ctx.resolve(name)?.expose_bytes().to_vec()),
+            None => Ok(ctx.render(template)?.expose_secret().as_bytes().to_vec()),
+        }
+    }
+
+    /// Connects with the credentials of this moment and waits for the broker's answer.
+    async fn connect(&self) -> Result<Connection, NodeError> {
+        let s = &self.settings;
+        let mut options = MqttOptions::new(&s.client_id, &s.host, s.port);
+        options.set_keep_alive(Duration::from_secs(30)).set_clean_session(s.clean_session);
+        match s.credentials {
+            Credentials::Anonymous => {}
+            Credentials::Basic => {
+                options.set_credentials(
+                    self.render("/credentials/username")?,
+                    self.render("/credentials/password")?,
+                );
+            }
+            Credentials::CertPem => {
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                    ca: self.pem("/credentials/caCert")?,
+                    alpn: None,
+                    client_auth: Some((self.pem("/credentials/cert")?, self.pem("/credentials/privateKey")?)),
+                }));
+            }
+        }
+        if s.ssl && !matches!(s.credentials, Credentials::CertPem) {
+            // The platform's trusted roots.
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::default()));
+        }
+        let (client, mut events) = AsyncClient::new(options, 64);
+        let target = format!("{}:{}", s.host, s.port);
+        let connected = tokio::time::timeout(s.connect_timeout, async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        return match ack.code {
+                            ConnectReturnCode::Success => Ok(()),
+                            code => Err(format!("the broker refused the connection ({code:?})")),
+                        };
+                    }
+                    Ok(_) => {}
+                    Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
+                        return Err(format!("the broker refused the connection ({code:?})"));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        match connected {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(NodeError::new(format!("MQTT connection to {target} failed: {e}"))),
+            Err(_) => return Err(NodeError::new(format!("MQTT connection to {target} timed out"))),
+        }
+        let broken = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&broken);
+        let poller = tokio::spawn(async move {
+            loop {
+                if let Err(e) = events.poll().await {
+                    tracing::warn!(broker = %target, "MQTT connection lost: {e}");
+                    flag.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+        });
+        Ok(Connection { client, poller, broken })
+    }
+
+    async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
+        let topic = ctx.render(
+            self.config.template("/topicPattern").ok_or_else(|| NodeError::new("topicPattern: missing"))?,
+            msg,
+        )?;
+        let payload = match &msg.data {
+            Value::String(s) => s.clone().into_bytes(),
+            other => other.to_string().into_bytes(),
+        };
+        let mut connection = self.connection.lock().await;
+        let stale = self.stale.swap(false, Ordering::SeqCst);
+        if stale || connection.as_ref().is_some_and(|c| c.broken.load(Ordering::SeqCst)) {
+            if let Some(old) = connection.take() {
+                let _ = old.client.disconnect().await;
+            }
+        }
+        if connection.is_none() {
+            *connection = Some(self.connect().await?);
+        }
+        let client = &connection.as_ref().expect("connected above").client;
+        let published =
+            client.publish(topic.expose_secret(), QoS::AtLeastOnce, self.settings.retain, payload).await;
+        if let Err(e) = published {
+            *connection = None;
+            return Err(NodeError::new(format!("MQTT publish failed: {e}")));
+        }
+        Ok(())
+    }
+}
+
+impl Node for MqttNode {
+    fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
+        Box::pin(async move {
+            match self.publish(ctx, &msg).await {
+                Ok(()) => Ok(vec![(relation::SUCCESS.into(), msg)]),
+                Err(e) => Err(Failed::new(msg, e)),
+            }
+        })
+    }
+
+    fn secret_changed(&self, _name: &str) {
+        self.stale.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,292 @@
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use veil_store::{NewSecret, SecretType, SecretUpdate, SecretValue};
+
+use crate::support::{Env, run};
+
+/// The mosquitto binary, from `VEIL_TEST_MOSQUITTO` (set by `.ci/run`).
+fn mosquitto_binary() -> String {
+    std::env::var("VEIL_TEST_MOSQUITTO")
+        .expect("VEIL_TEST_MOSQUITTO must name the mosquitto binary (e.g. /usr/sbin/mosquitto)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A mosquitto broker of the test's own, on free ports, with a password file.
+struct Broker {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The password-protected (or TLS) listener.
+    port: u16,
+    /// An anonymous plain listener for the test's subscriber.
+    watch_port: u16,
+}
+
+impl Broker {
+    fn start(main_listener: impl FnOnce(&Path, u16) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, watch_port) = (free_port(), free_port());
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "").unwrap();
+        let config = format!(
+            "per_listener_settings true\nuser root\npersistence false\nlog_dest stderr\n\
+             {}\n\
+             listener {watch_port} 127.0.0.1\nallow_anonymous true\n",
+            main_listener(dir.path(), port)
+        );
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let broker = Self { child, dir, port, watch_port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", watch_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return broker;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mosquitto did not start");
+    }
+
+    fn with_passwords() -> Self {
+        Self::start(|dir, port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}",
+                dir.join("passwd").display()
+            )
+        })
+    }
+
+    fn passwd(&self) -> PathBuf {
+        self.dir.path().join("passwd")
+    }
+
+    /// Sets a user's password and makes the running broker reload the file.
+    fn set_password(&self, user: &str, password: &str) {
+        let status = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(self.passwd())
+            .args([user, password])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Subscribes to `topic` on the anonymous listener; received payloads arrive on the channel.
+    async fn watch(&self, topic: &str) -> mpsc::UnboundedReceiver<(String, Value)> {
+        let mut options =
+            MqttOptions::new(format!("watcher-{}", self.watch_port), "127.0.0.1", self.watch_port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(options, 16);
+        client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _client = client;
+            let mut ready = Some(ready_tx);
+            while let Ok(event) = events.poll().await {
+                match event {
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Event::Incoming(Packet::Publish(p)) => {
+                        let _ = tx.send((
+                            p.topic.clone(),
+                            serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), ready_rx).await.unwrap().unwrap();
+        rx
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Value) {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a published message").unwrap()
+}
+
+fn mqtt_chain(port: u16, credentials: Value) -> Value {
+    json!({
+        "name": "To broker",
+        "nodes": [{"type": "mqtt", "name": "Publish", "debugMode": true, "configuration": {
+            "topicPattern": "veil/${deviceName}/telemetry",
+            "host": "127.0.0.1",
+            "port": port,
+            "connectTimeoutSec": 5,
+            "credentials": credentials
+        }}]
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs mosquitto (VEIL_TEST_MOSQUITTO)"]
+async fn publishes_with_the_password_from_a_secret_and_reconnects_after_rotation() {
+    let broker = Broker::with_passwords();
+    broker.set_password("veil", "pw-one-1111");
+    let env = Env::new().await;
+    env.secret("mqtt-password", "pw-one-1111").await;
+    let mut watched = broker.watch("veil/#").await;
+    let chain = mqtt_chain(
+        broker.port,
+        json!({"type": "basic", "username": "veil", "password": "$<secret:mqtt-password>"}),
+    );
+    let runtime = env.deploy(&chain).await.unwrap();
+
+    let trace = run(&runtime, json!({"temperature": 21})).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    assert_eq!(next(&mut watched).await, ("veil/device-1/telemetry".into(), json!({"temperature": 21})));
+
+    // The broker's password changes, then the secret: the node reconnects with the new value.
+    broker.set_password("veil", "pw-two-2222");
+    let info = env.store.find(&env.admin, "mqtt-password").unwrap();
+    let update = SecretUpdate { value: Some(SecretValue::from("pw-two-2222")), ..Default::default() };
+    env.store.update(&env.admin, info.id, update).await.unwrap();
+    runtime.secret_changed("mqtt-password");
+    let trace = run(&runtime, json!({"temperature": 22})).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    assert_eq!(next(&mut watched).await.1, json!({"temperature": 22}));
+
+    // The broker really checks: the old password is refused now, and the error shows no value.
+    env.secret("old-password", "pw-one-1111").await;
+    let stale = mqtt_chain(
+        broker.port,
+        json!({"type": "basic", "username": "veil", "password": "$<secret:old-password>"}),
+    );
+    let stale = env.deploy(&stale).await.unwrap();
+    let trace = run(&stale, json!({"temperature": 23})).await;
+    assert_eq!(trace[0].relation, ["Failure"]);
+    let error = trace[0].error.as_deref().unwrap();
+    assert!(error.contains("refused the connection"), "{error}");
+    assert!(!error.contains("pw-one"), "{error}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watched.recv()).await.is_err(),
+        "nothing was published"
+    );
+}
+
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+/// Parameters with their own common name (rcgen's default name is the same for every certificate,
+/// which makes a leaf look self-issued).
+fn params(names: &[&str], common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+}
+
+fn new_pki() -> Pki {
+    let mut ca_params = params(&[], "Veil test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = params(&["localhost", "127.0.0.1"], "localhost").signed_by(&server_key, &ca).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = params(&[], "veil-client").signed_by(&client_key, &ca).unwrap();
+    Pki {
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+        client_cert: client.pem(),
+        client_key: client_key.serialize_pem(),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs mosquitto (VEIL_TEST_MOSQUITTO)"]
+async fn mutual_tls_with_certificates_from_file_secrets() {
+    let pki = new_pki();
+    let broker = Broker::start(|dir, port| {
+        for (name, pem) in
+            [("ca.pem", &pki.ca), ("server.pem", &pki.server_cert), ("server.key", &pki.server_key)]
+        {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nrequire_certificate true\n\
+             cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key",
+            dir.display()
+        )
+    });
+    let env = Env::new().await;
+    for (name, pem) in [("mqtt-ca", &pki.ca), ("mqtt-cert", &pki.client_cert), ("mqtt-key", &pki.client_key)]
+    {
+        let req = NewSecret {
+            name: name.into(),
+            kind: SecretType::File,
+            description: None,
+            value: SecretValue::new(pem.as_bytes().to_vec()),
+            file_name: Some(format!("{name}.pem")),
+        };
+        env.store.create(&env.admin, req).await.unwrap();
+    }
+    let mut watched = broker.watch("veil/#").await;
+    let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
+    let runtime = env.deploy(&mqtt_chain(broker.port, credentials)).await.unwrap();
+    let trace = run(&runtime, json!({"secure": true})).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    assert_eq!(next(&mut watched).await.1, json!({"secure": true}));
+
+    // A client certificate the broker does not trust is refused.
+    let other = new_pki();
+    for (name, pem) in [("other-cert", &other.client_cert), ("other-key", &other.client_key)] {
+        let req = NewSecret {
+            name: name.into(),
+            kind: SecretType::File,
+            description: None,
+            value: SecretValue::new(pem.as_bytes().to_vec()),
+            file_name: Some(format!("{name}.pem")),
+        };
+        env.store.create(&env.admin, req).await.unwrap();
+    }
+    let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:other-cert>", "privateKey": "$<secret:other-key>"});
+    let runtime = env.deploy(&mqtt_chain(broker.port, credentials)).await.unwrap();
+    let trace = run(&runtime, json!({"secure": false})).await;
+    assert_eq!(trace[0].relation, ["Failure"], "{trace:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watched.recv()).await.is_err(),
+        "nothing was published"
+    );
+
+    // A TEXT secret where a FILE is expected is refused at deploy.
+    env.secret("text", "not a file").await;
+    let wrong = json!({"type": "cert.PEM", "caCert": "$<secret:text>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
+    let problems = env.deploy(&mqtt_chain(broker.port, wrong)).await.unwrap_err();
+    assert_eq!(problems[0].message, "secret 'text' is a TEXT secret; this field accepts FILE");
+}
