@@ -7,6 +7,7 @@
 
 mod log;
 mod mqtt;
+mod rabbitmq;
 mod rest_api_call;
 mod script;
 
@@ -18,5 +19,6 @@ pub fn registry() -> Registry {
         .with(&rest_api_call::DESCRIPTOR)
         .with(&script::DESCRIPTOR)
         .with(&mqtt::DESCRIPTOR)
+        .with(&rabbitmq::DESCRIPTOR)
         .with(&log::DESCRIPTOR)
 }

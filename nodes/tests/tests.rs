@@ -6,3 +6,5 @@ mod support;
 mod script;
 // The MQTT node against a mosquitto of the test's own (password file, mutual TLS).
 mod mqtt;
+// The RabbitMQ node against the machine's RabbitMQ, in a vhost and user of the test's own.
+mod rabbitmq;
