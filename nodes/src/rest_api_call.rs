@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, Template, relation,
+    NodeError, NodeResult, Problem, RenderCtx, Template, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -31,6 +31,9 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/credentials/password", Accepts::Text),
         FieldSpec::secret("/credentials/token", Accepts::Text),
         FieldSpec::secret("/credentials/value", Accepts::Text),
+        FieldSpec::secret("/credentials/caCert", Accepts::File),
+        FieldSpec::secret("/credentials/cert", Accepts::File),
+        FieldSpec::secret("/credentials/privateKey", Accepts::File),
         FieldSpec::secret_template("/bodyTemplate").json_escaped(),
     ],
     build,
@@ -41,13 +44,31 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Credentials {
     Anonymous,
-    Basic { username: String, password: String },
-    Bearer { token: String },
-    ApiKey { header: HeaderName, value: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    ApiKey {
+        header: HeaderName,
+        value: String,
+    },
+    /// Mutual TLS: pointers of the CA, client certificate and key (FILE secrets).
+    CertPem {
+        ca: String,
+        cert: String,
+        key: String,
+    },
 }
 
 struct RestApiCall {
+    /// The client without a client certificate (every credential type but `cert.PEM`).
     client: reqwest::Client,
+    timeout: Duration,
+    /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
+    tls_client: std::sync::Mutex<Option<reqwest::Client>>,
     method: reqwest::Method,
     /// Template pointers; the templates themselves live in `config`.
     headers: Vec<(HeaderName, String)>,
@@ -129,6 +150,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     match (method, problems.is_empty()) {
         (Some(method), true) => Ok(Box::new(RestApiCall {
             client,
+            timeout,
+            tls_client: std::sync::Mutex::new(None),
             method,
             headers,
             credentials: credentials.unwrap_or(Credentials::Anonymous),
@@ -164,6 +187,10 @@ fn credentials(
             Some(Credentials::Basic { username: username?, password: password? })
         }
         "bearer" => Some(Credentials::Bearer { token: required("token")? }),
+        "cert.PEM" => {
+            let (ca, cert, key) = (required("caCert"), required("cert"), required("privateKey"));
+            Some(Credentials::CertPem { ca: ca?, cert: cert?, key: key? })
+        }
         "apiKey" => {
             let value = required("value");
             let header = creds.get("header").and_then(Value::as_str).unwrap_or("X-API-Key");
@@ -180,7 +207,7 @@ fn credentials(
         other => {
             problems.push(ctx.problem(
                 "/credentials/type",
-                format!("'{other}' is not one of anonymous, basic, bearer, apiKey"),
+                format!("'{other}' is not one of anonymous, basic, bearer, apiKey, cert.PEM"),
             ));
             None
         }
@@ -196,7 +223,52 @@ fn sensitive_header(value: &SecretString, what: &str) -> Result<HeaderValue, Nod
     Ok(header)
 }
 
+/// PEM bytes of a FILE secret field (or literal PEM text).
+fn pem(ctx: &NodeCtx<'_>, template: &Template) -> Result<Vec<u8>, NodeError> {
+    match template.single_secret() {
+        Some(name) => Ok(ctx.resolve(name)?.expose_bytes().to_vec()),
+        None => Ok(RenderCtx::new(ctx.store(), ctx.tenant(), None)
+            .render(template)?
+            .expose_secret()
+            .as_bytes()
+            .to_vec()),
+    }
+}
+
 impl RestApiCall {
+    /// The mutual-TLS client, built from the certificates of the moment on first use and after a
+    /// change (connections are pooled per client, so a new certificate means a new client).
+    fn tls_client(
+        &self,
+        ctx: &NodeCtx<'_>,
+        ca: &str,
+        cert: &str,
+        key: &str,
+    ) -> Result<reqwest::Client, NodeError> {
+        let mut cached = self.tls_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cached.as_ref() {
+            return Ok(client.clone());
+        }
+        let ca = reqwest::Certificate::from_pem(&pem(ctx, self.template(ca)?)?)
+            .map_err(|_| NodeError::new("credentials/caCert: not a PEM certificate"))?;
+        let mut identity = pem(ctx, self.template(cert)?)?;
+        identity.push(b'\n');
+        identity.extend_from_slice(&pem(ctx, self.template(key)?)?);
+        let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
+            NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
+        })?;
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .identity(identity)
+            .build()
+            .map_err(|e| NodeError::new(format!("cannot create the TLS client: {e}")))?;
+        *cached = Some(client.clone());
+        Ok(client)
+    }
+
     fn template(&self, pointer: &str) -> Result<&Template, NodeError> {
         self.config
             .template(pointer)
@@ -213,7 +285,11 @@ impl RestApiCall {
         let url = reqwest::Url::parse(url.expose_secret()).map_err(|e| {
             NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
         })?;
-        let mut request = self.client.request(self.method.clone(), url);
+        let client = match &self.credentials {
+            Credentials::CertPem { ca, cert, key } => self.tls_client(ctx, ca, cert, key)?,
+            _ => self.client.clone(),
+        };
+        let mut request = client.request(self.method.clone(), url);
         for (name, pointer) in &self.headers {
             let value = self.render(ctx, pointer, msg)?;
             request = request.header(name, sensitive_header(&value, &format!("header '{name}'"))?);
@@ -233,6 +309,7 @@ impl RestApiCall {
                 let value = self.render(ctx, value, msg)?;
                 request.header(header, sensitive_header(&value, "API key")?)
             }
+            Credentials::CertPem { .. } => request,
         };
         if matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
             return Ok(request);
@@ -284,5 +361,9 @@ impl RestApiCall {
 impl Node for RestApiCall {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(self.call(ctx, msg))
+    }
+
+    fn secret_changed(&self, _name: &str) {
+        *self.tls_client.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }

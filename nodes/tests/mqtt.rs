@@ -2,13 +2,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use veil_store::{NewSecret, SecretType, SecretUpdate, SecretValue};
 
-use crate::support::{Env, run};
+use crate::support::{Env, new_pki, run};
 
 /// The mosquitto binary, from `VEIL_TEST_MOSQUITTO` (set by `.ci/run`).
 fn mosquitto_binary() -> String {
@@ -192,40 +191,6 @@ async fn publishes_with_the_password_from_a_secret_and_reconnects_after_rotation
         tokio::time::timeout(Duration::from_millis(300), watched.recv()).await.is_err(),
         "nothing was published"
     );
-}
-
-struct Pki {
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client_cert: String,
-    client_key: String,
-}
-
-/// Parameters with their own common name (rcgen's default name is the same for every certificate,
-/// which makes a leaf look self-issued).
-fn params(names: &[&str], common_name: &str) -> CertificateParams {
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, common_name);
-    params
-}
-
-fn new_pki() -> Pki {
-    let mut ca_params = params(&[], "Veil test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = params(&["localhost", "127.0.0.1"], "localhost").signed_by(&server_key, &ca).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client = params(&[], "veil-client").signed_by(&client_key, &ca).unwrap();
-    Pki {
-        ca: ca.pem(),
-        server_cert: server.pem(),
-        server_key: server_key.serialize_pem(),
-        client_cert: client.pem(),
-        client_key: client_key.serialize_pem(),
-    }
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 mod support;
 // The Rhai script node: modes, secret(), sandbox, redaction.
 mod script;
+// rest_api_call with mutual TLS against a TLS server of the test's own.
+mod rest_tls;
 // The MQTT node against a mosquitto of the test's own (password file, mutual TLS).
 mod mqtt;
 // The RabbitMQ node against the machine's RabbitMQ, in a vhost and user of the test's own.
