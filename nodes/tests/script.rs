@@ -154,3 +154,15 @@ async fn an_endless_loop_is_stopped_and_routed_to_failure() {
     assert_eq!(trace[0].relation, ["Failure"]);
     assert!(trace[0].error.as_deref().unwrap().contains("more than 200000 operations"), "{trace:?}");
 }
+
+/// The script node example of the README.
+#[tokio::test]
+async fn the_readme_signing_example_works() {
+    let env = Env::new().await;
+    env.secret("signing-key", "k").await;
+    let script = "let m = msg; m.signature = hmac_sha256_hex(secret(\"signing-key\"), `${msg.temperature}`); #{msg: m}";
+    let runtime = env.deploy(&script_chain("transform", script)).await.unwrap();
+    assert_eq!(run(&runtime, json!({"temperature": 21})).await[0].relation, ["Success"]);
+    let signature = &runtime.debug_events()[0].outputs[0].msg["data"]["signature"];
+    assert_eq!(signature.as_str().map(str::len), Some(64), "{signature}");
+}
