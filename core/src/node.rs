@@ -61,11 +61,12 @@ impl From<RenderError> for NodeError {
     }
 }
 
-/// A failed execution: the input message (to route to `Failure`) and the error.
+/// A failed execution: the input message (to route to `Failure`) and the error. The message is
+/// boxed so results stay small on the success path.
 #[derive(Debug)]
 pub struct Failed {
     /// The message as it came in.
-    pub msg: Msg,
+    pub msg: Box<Msg>,
     /// What went wrong.
     pub error: NodeError,
 }
@@ -73,7 +74,7 @@ pub struct Failed {
 impl Failed {
     /// Pairs the input message with an error.
     pub fn new(msg: Msg, error: impl Into<NodeError>) -> Self {
-        Self { msg, error: error.into() }
+        Self { msg: Box::new(msg), error: error.into() }
     }
 }
 

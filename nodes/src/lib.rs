@@ -5,6 +5,7 @@
 //! secret-capable fields through `NodeCtx::render` at execution time, so a rotated secret is used by
 //! the next message.
 
+mod common;
 mod log;
 mod mqtt;
 mod rabbitmq;

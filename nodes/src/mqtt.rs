@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, RenderCtx, relation,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    NodeResult, Problem, RenderCtx,
 };
 use veil_store::{Store, TenantId};
+
+use crate::common;
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "mqtt",
@@ -164,26 +166,12 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 }
 
 impl MqttNode {
-    fn render(&self, pointer: &str) -> Result<String, NodeError> {
-        let template = self
-            .config
-            .template(pointer)
-            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))?;
-        let ctx = RenderCtx::new(&self.store, self.tenant, None);
-        Ok(ctx.render(template)?.expose_secret().to_owned())
+    fn render(&self) -> RenderCtx<'_> {
+        RenderCtx::new(&self.store, self.tenant, None)
     }
 
-    /// PEM bytes of a FILE secret field (or of literal PEM text).
     fn pem(&self, pointer: &str) -> Result<Vec<u8>, NodeError> {
-        let template = self
-            .config
-            .template(pointer)
-            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))?;
-        let ctx = RenderCtx::new(&self.store, self.tenant, None);
-        match template.single_secret() {
-            Some(name) => Ok(ctx.resolve(name)?.expose_bytes().to_vec()),
-            None => Ok(ctx.render(template)?.expose_secret().as_bytes().to_vec()),
-        }
+        common::pem(&self.render(), common::template(&self.config, pointer)?)
     }
 
     /// Connects with the credentials of this moment and waits for the broker's answer.
@@ -194,10 +182,10 @@ impl MqttNode {
         match s.credentials {
             Credentials::Anonymous => {}
             Credentials::Basic => {
-                options.set_credentials(
-                    self.render("/credentials/username")?,
-                    self.render("/credentials/password")?,
-                );
+                let render = self.render();
+                let username = common::setting(&render, &self.config, "/credentials/username")?;
+                let password = common::setting(&render, &self.config, "/credentials/password")?;
+                options.set_credentials(username.expose_secret(), password.expose_secret());
             }
             Credentials::CertPem => {
                 options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
@@ -255,10 +243,7 @@ impl MqttNode {
             self.config.template("/topicPattern").ok_or_else(|| NodeError::new("topicPattern: missing"))?,
             msg,
         )?;
-        let payload = match &msg.data {
-            Value::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
-        };
+        let payload = common::payload(msg);
         let mut connection = self.connection.lock().await;
         let stale = self.stale.swap(false, Ordering::SeqCst);
         if stale || connection.as_ref().is_some_and(|c| c.broken.load(Ordering::SeqCst)) {
@@ -282,12 +267,7 @@ impl MqttNode {
 
 impl Node for MqttNode {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
-        Box::pin(async move {
-            match self.publish(ctx, &msg).await {
-                Ok(()) => Ok(vec![(relation::SUCCESS.into(), msg)]),
-                Err(e) => Err(Failed::new(msg, e)),
-            }
-        })
+        Box::pin(async move { common::pass_on(self.publish(ctx, &msg).await, msg) })
     }
 
     fn secret_changed(&self, _name: &str) {

@@ -13,10 +13,12 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, RenderCtx, relation,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    NodeResult, Problem, RenderCtx,
 };
 use veil_store::{Store, TenantId};
+
+use crate::common;
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "rabbitmq",
@@ -183,10 +185,7 @@ impl RabbitMq {
             }
         };
         let (exchange, routing_key) = (render("/exchangeNamePattern")?, render("/routingKeyPattern")?);
-        let payload = match &msg.data {
-            Value::String(s) => s.clone().into_bytes(),
-            other => other.to_string().into_bytes(),
-        };
+        let payload = common::payload(msg);
         let mut open = self.open.lock().await;
         let stale = self.stale.swap(false, Ordering::SeqCst);
         if stale || open.as_ref().is_some_and(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
@@ -227,12 +226,7 @@ impl RabbitMq {
 
 impl Node for RabbitMq {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
-        Box::pin(async move {
-            match self.publish(ctx, &msg).await {
-                Ok(()) => Ok(vec![(relation::SUCCESS.into(), msg)]),
-                Err(e) => Err(Failed::new(msg, e)),
-            }
-        })
+        Box::pin(async move { common::pass_on(self.publish(ctx, &msg).await, msg) })
     }
 
     fn secret_changed(&self, _name: &str) {

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use crate::common;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, RenderCtx, Template, relation,
+    NodeError, NodeResult, Problem, RenderCtx, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -223,18 +224,6 @@ fn sensitive_header(value: &SecretString, what: &str) -> Result<HeaderValue, Nod
     Ok(header)
 }
 
-/// PEM bytes of a FILE secret field (or literal PEM text).
-fn pem(ctx: &NodeCtx<'_>, template: &Template) -> Result<Vec<u8>, NodeError> {
-    match template.single_secret() {
-        Some(name) => Ok(ctx.resolve(name)?.expose_bytes().to_vec()),
-        None => Ok(RenderCtx::new(ctx.store(), ctx.tenant(), None)
-            .render(template)?
-            .expose_secret()
-            .as_bytes()
-            .to_vec()),
-    }
-}
-
 impl RestApiCall {
     /// The mutual-TLS client, built from the certificates of the moment on first use and after a
     /// change (connections are pooled per client, so a new certificate means a new client).
@@ -249,11 +238,13 @@ impl RestApiCall {
         if let Some(client) = cached.as_ref() {
             return Ok(client.clone());
         }
-        let ca = reqwest::Certificate::from_pem(&pem(ctx, self.template(ca)?)?)
+        let render = RenderCtx::new(ctx.store(), ctx.tenant(), None);
+        let pem = |pointer: &str| common::pem(&render, common::template(&self.config, pointer)?);
+        let ca = reqwest::Certificate::from_pem(&pem(ca)?)
             .map_err(|_| NodeError::new("credentials/caCert: not a PEM certificate"))?;
-        let mut identity = pem(ctx, self.template(cert)?)?;
+        let mut identity = pem(cert)?;
         identity.push(b'\n');
-        identity.extend_from_slice(&pem(ctx, self.template(key)?)?);
+        identity.extend_from_slice(&pem(key)?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
@@ -269,14 +260,8 @@ impl RestApiCall {
         Ok(client)
     }
 
-    fn template(&self, pointer: &str) -> Result<&Template, NodeError> {
-        self.config
-            .template(pointer)
-            .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))
-    }
-
     fn render(&self, ctx: &NodeCtx<'_>, pointer: &str, msg: &Msg) -> Result<SecretString, NodeError> {
-        Ok(ctx.render(self.template(pointer)?, msg)?)
+        Ok(ctx.render(common::template(&self.config, pointer)?, msg)?)
     }
 
     /// Builds the request; every secret is rendered now, for this message.
@@ -317,10 +302,7 @@ impl RestApiCall {
         let body = if self.body_template {
             self.render(ctx, "/bodyTemplate", msg)?.expose_secret().to_owned()
         } else {
-            match &msg.data {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }
+            String::from_utf8(common::payload(msg)).unwrap_or_default()
         };
         Ok(request.body(body))
     }

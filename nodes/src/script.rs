@@ -83,7 +83,7 @@ fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
 }
 
 impl ScriptNode {
-    // The error carries the message back so it can go to `Failure`; it is large by design.
+    // The error carries the message back so it can go to `Failure`.
     #[allow(clippy::result_large_err)]
     fn outputs(&self, result: Dynamic, mut msg: Msg) -> Result<Outputs, (Msg, String)> {
         match self.mode {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use veil_store::{NewSecret, SecretType, SecretUpdate, SecretValue};
+use veil_store::{SecretUpdate, SecretValue};
 
 use crate::support::{Env, new_pki, run};
 
@@ -212,14 +212,7 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
     let env = Env::new().await;
     for (name, pem) in [("mqtt-ca", &pki.ca), ("mqtt-cert", &pki.client_cert), ("mqtt-key", &pki.client_key)]
     {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::File,
-            description: None,
-            value: SecretValue::new(pem.as_bytes().to_vec()),
-            file_name: Some(format!("{name}.pem")),
-        };
-        env.store.create(&env.admin, req).await.unwrap();
+        env.file_secret(name, pem).await;
     }
     let mut watched = broker.watch("veil/#").await;
     let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
@@ -231,14 +224,7 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
     // A client certificate the broker does not trust is refused.
     let other = new_pki();
     for (name, pem) in [("other-cert", &other.client_cert), ("other-key", &other.client_key)] {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::File,
-            description: None,
-            value: SecretValue::new(pem.as_bytes().to_vec()),
-            file_name: Some(format!("{name}.pem")),
-        };
-        env.store.create(&env.admin, req).await.unwrap();
+        env.file_secret(name, pem).await;
     }
     let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:other-cert>", "privateKey": "$<secret:other-key>"});
     let runtime = env.deploy(&mqtt_chain(broker.port, credentials)).await.unwrap();

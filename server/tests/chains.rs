@@ -166,7 +166,10 @@ async fn validation_reports_every_problem_with_its_path() {
             "secret placeholders are not allowed in this field (it is not secret-capable)",
         ),
         ("/nodes/0/configuration/restEndpointUrlPattern", "secret 'missing' does not exist"),
-        ("/nodes/1/type", "unknown node type 'no_such_node' (known: rest_api_call, script, log)"),
+        (
+            "/nodes/1/type",
+            "unknown node type 'no_such_node' (known: rest_api_call, script, mqtt, rabbitmq, log)",
+        ),
     ];
     let expected: Vec<(String, String)> =
         expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();

@@ -1,0 +1,45 @@
+//! Pieces the node files share: reading compiled settings, PEM material, payloads, results.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use veil_core::{CompiledConfig, Failed, Msg, NodeError, NodeResult, RenderCtx, Template, relation};
+
+/// A declared field's template; its absence is a bug in the node's factory, reported, not a panic.
+pub(crate) fn template<'c>(config: &'c CompiledConfig, pointer: &str) -> Result<&'c Template, NodeError> {
+    config
+        .template(pointer)
+        .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))
+}
+
+/// A connection setting rendered without a message: the credentials of this moment.
+pub(crate) fn setting(
+    render: &RenderCtx<'_>,
+    config: &CompiledConfig,
+    pointer: &str,
+) -> Result<SecretString, NodeError> {
+    Ok(render.render(template(config, pointer)?)?)
+}
+
+/// PEM bytes of a FILE secret field, or of literal PEM text.
+pub(crate) fn pem(render: &RenderCtx<'_>, template: &Template) -> Result<Vec<u8>, NodeError> {
+    match template.single_secret() {
+        Some(name) => Ok(render.resolve(name)?.expose_bytes().to_vec()),
+        None => Ok(render.render(template)?.expose_secret().as_bytes().to_vec()),
+    }
+}
+
+/// The message data as a payload: strings as they are, anything else as JSON.
+pub(crate) fn payload(msg: &Msg) -> Vec<u8> {
+    match &msg.data {
+        Value::String(s) => s.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+/// `Success` with the message when the node's work succeeded, else `Failure`.
+pub(crate) fn pass_on(result: Result<(), NodeError>, msg: Msg) -> NodeResult {
+    match result {
+        Ok(()) => Ok(vec![(relation::SUCCESS.into(), msg)]),
+        Err(e) => Err(Failed::new(msg, e)),
+    }
+}
