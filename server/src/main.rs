@@ -39,14 +39,21 @@ pub(crate) struct ServeArgs {
     pub(crate) master_key_file: Option<PathBuf>,
 }
 
+/// Broker clients that print protocol frames at debug/trace level — frames that carry the
+/// credentials Veil injected (AMQP's SASL response, MQTT's CONNECT). Capped whatever the user asks.
+const CREDENTIAL_FRAME_LOGGERS: &str = "lapin=info,amq_protocol=info,rumqttc=info";
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let wanted =
+        std::env::var("VEIL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::EnvFilter::try_new(format!("{wanted},{CREDENTIAL_FRAME_LOGGERS}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{CREDENTIAL_FRAME_LOGGERS}")))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
