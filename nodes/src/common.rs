@@ -43,3 +43,25 @@ pub(crate) fn pass_on(result: Result<(), NodeError>, msg: Msg) -> NodeResult {
         Err(e) => Err(Failed::new(msg, e)),
     }
 }
+
+/// A client private key as PEM rustls can load: an `ENCRYPTED PRIVATE KEY` (PKCS#8) is decrypted
+/// with `password`; other keys pass through unchanged.
+pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&SecretString>) -> Result<Vec<u8>, NodeError> {
+    let text = std::str::from_utf8(&pem).map_err(|_| NodeError::new("privateKey: not PEM text"))?;
+    if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return Ok(pem);
+    }
+    let password = password
+        .ok_or_else(|| NodeError::new("privateKey is encrypted: set credentials/password to its password"))?;
+    let (_, document) = pkcs8::SecretDocument::from_pem(text)
+        .map_err(|_| NodeError::new("privateKey: not a valid PEM document"))?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+        .map_err(|_| NodeError::new("privateKey: not an encrypted PKCS#8 key"))?;
+    let key = encrypted
+        .decrypt(password.expose_secret().as_bytes())
+        .map_err(|_| NodeError::new("privateKey: the password does not decrypt it"))?;
+    let pem = key
+        .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
+        .map_err(|_| NodeError::new("privateKey: cannot re-encode the decrypted key"))?;
+    Ok(pem.as_bytes().to_vec())
+}

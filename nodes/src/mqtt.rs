@@ -174,6 +174,15 @@ impl MqttNode {
         common::pem(&self.render(), common::template(&self.config, pointer)?)
     }
 
+    /// The client key, decrypted with `credentials/password` when it is an encrypted PKCS#8 key.
+    fn private_key(&self) -> Result<Vec<u8>, NodeError> {
+        let password = match self.config.template("/credentials/password") {
+            Some(t) => Some(self.render().render(t)?),
+            None => None,
+        };
+        common::private_key_pem(self.pem("/credentials/privateKey")?, password.as_ref())
+    }
+
     /// Connects with the credentials of this moment and waits for the broker's answer.
     async fn connect(&self) -> Result<Connection, NodeError> {
         let s = &self.settings;
@@ -191,7 +200,7 @@ impl MqttNode {
                 options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
                     ca: self.pem("/credentials/caCert")?,
                     alpn: None,
-                    client_auth: Some((self.pem("/credentials/cert")?, self.pem("/credentials/privateKey")?)),
+                    client_auth: Some((self.pem("/credentials/cert")?, self.private_key()?)),
                 }));
             }
         }

@@ -244,7 +244,11 @@ impl RestApiCall {
             .map_err(|_| NodeError::new("credentials/caCert: not a PEM certificate"))?;
         let mut identity = pem(cert)?;
         identity.push(b'\n');
-        identity.extend_from_slice(&pem(key)?);
+        let password = match self.config.template("/credentials/password") {
+            Some(t) => Some(render.render(t)?),
+            None => None,
+        };
+        identity.extend_from_slice(&common::private_key_pem(pem(key)?, password.as_ref())?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;

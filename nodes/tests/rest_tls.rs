@@ -82,6 +82,24 @@ async fn rest_calls_present_the_client_certificate_from_file_secrets() {
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(refused.load(Ordering::SeqCst), 0);
 
+    // An encrypted PKCS#8 key is decrypted with the password from a TEXT secret.
+    let encrypted = encrypt_key(&pki.client_key, "key-pass-123");
+    env.file_secret("encrypted-key", &encrypted).await;
+    env.secret("key-password", "key-pass-123").await;
+    env.secret("bad-key-password", "nope").await;
+    for (password, relation) in
+        [("$<secret:key-password>", "Success"), ("$<secret:bad-key-password>", "Failure")]
+    {
+        let mut with_password = chain("$<secret:client-cert>", "$<secret:encrypted-key>");
+        with_password["nodes"][0]["configuration"]["credentials"]["password"] = json!(password);
+        let runtime = env.deploy(&with_password).await.unwrap();
+        let trace = run(&runtime, json!({"x": 3})).await;
+        assert_eq!(trace[0].relation, [relation], "{trace:?}");
+        if relation == "Failure" {
+            assert_eq!(trace[0].error.as_deref(), Some("privateKey: the password does not decrypt it"));
+        }
+    }
+
     // A certificate from another CA is refused by the server.
     let other = new_pki();
     env.file_secret("other-cert", &other.client_cert).await;
@@ -92,4 +110,24 @@ async fn rest_calls_present_the_client_certificate_from_file_secrets() {
     assert!(refused.load(Ordering::SeqCst) >= 1, "the server refused the handshake");
     let error = trace[0].error.as_deref().unwrap();
     assert!(!error.contains("PRIVATE KEY"), "{error}");
+}
+
+/// The key as an encrypted PKCS#8 PEM (`openssl pkcs8 -topk8 -v2 aes-256-cbc`).
+fn encrypt_key(key_pem: &str, password: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, encrypted) = (dir.path().join("key.pem"), dir.path().join("encrypted.pem"));
+    std::fs::write(&plain, key_pem).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout"])
+        .arg(format!("pass:{password}"))
+        .arg("-in")
+        .arg(&plain)
+        .arg("-out")
+        .arg(&encrypted)
+        .status()
+        .expect("the openssl command line tool");
+    assert!(status.success());
+    let pem = std::fs::read_to_string(encrypted).unwrap();
+    assert!(pem.contains("BEGIN ENCRYPTED PRIVATE KEY"));
+    pem
 }
