@@ -3,6 +3,8 @@
 //! - `render/config-1KiB-3-secrets`: renders every template of a compiled ~1 KiB `rest_api_call`-like
 //!   configuration holding three placeholders, as a node does per message (three decryptions, no
 //!   plaintext cache). Target: under 600 ns, and at least 5x faster than the baseline below.
+//! - `render/resolve-only-3-secrets`: the three `Store::resolve` calls alone, the floor of any
+//!   rendering that decrypts per execution.
 //! - `render/regex-baseline`: the naive approach for comparison — substitute on the configuration's
 //!   JSON text with a regex built per call and values looked up in the store. (It is also wrong:
 //!   it ignores escapes, and a value containing `"` would break the JSON.)
@@ -160,6 +162,16 @@ fn render_benches(c: &mut Criterion, store: &Store, tenant: TenantId) {
         b.iter(|| {
             let ctx = RenderCtx::new(store, tenant, Some(&msg));
             black_box(render_all(&ctx, black_box(&templates)))
+        })
+    });
+    // The floor for any approach that decrypts per render: the three store look-ups alone.
+    group.bench_function("resolve-only-3-secrets", |b| {
+        b.iter(|| {
+            let values: Vec<SecretValue> = SECRETS
+                .iter()
+                .map(|(name, _)| store.resolve(tenant, black_box(name)).expect("resolve"))
+                .collect();
+            black_box(values)
         })
     });
     group.bench_function("regex-baseline", |b| {

@@ -87,6 +87,10 @@ impl<'a> RenderCtx<'a> {
 
     /// Renders a template to text.
     pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
+        // Constant text (most fields): one copy, no bookkeeping.
+        if let Some(text) = template.literal() {
+            return Ok(SecretString::from(text));
+        }
         let mut parts: Vec<Part<'_>> = Vec::with_capacity(template.segments.len());
         for segment in &template.segments {
             parts.push(match segment {
