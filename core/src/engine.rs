@@ -122,6 +122,8 @@ impl ChainRuntime {
             slots[c.from_index].routes.entry(c.relation.clone()).or_default().push(c.to_index);
         }
         let redactor = Redactor::new(store.clone(), tenant, references.into_iter().map(|r| r.secret_name));
+        // Learn the values now: one replaced before anything was masked must still be masked.
+        redactor.learn();
         Self {
             id,
             name: def.name,
@@ -149,8 +151,31 @@ impl ChainRuntime {
         &self.redactor
     }
 
+    /// Tells every node that any of its secrets may have changed (change events were lost).
+    pub fn all_secrets_changed(&self) {
+        self.redactor.learn();
+        for slot in &self.slots {
+            for name in &slot.secret_names {
+                slot.node.secret_changed(name);
+            }
+        }
+    }
+
+    /// A relation as shown in traces and debug events: names the chain declares are shown as
+    /// they are; any other (a switch script's output) goes through the redactor.
+    fn shown_relation(&self, slot: &Slot, relation: &str) -> String {
+        if slot.routes.contains_key(relation)
+            || [relation::SUCCESS, relation::FAILURE, relation::TRUE, relation::FALSE].contains(&relation)
+        {
+            relation.to_owned()
+        } else {
+            self.redactor.mask(relation)
+        }
+    }
+
     /// Tells the nodes that reference `name` that it changed.
     pub fn secret_changed(&self, name: &str) {
+        self.redactor.learn();
         for slot in &self.slots {
             if slot.secret_names.iter().any(|n| n == name) {
                 slot.node.secret_changed(name);
@@ -204,7 +229,7 @@ impl ChainRuntime {
             trace.push(TraceStep {
                 node_id: slot.id.clone(),
                 node_name: slot.name.clone(),
-                relation: outputs.iter().map(|(r, _)| r.to_string()).collect(),
+                relation: outputs.iter().map(|(r, _)| self.shown_relation(slot, r)).collect(),
                 error,
             });
             for (rel, out) in outputs {
@@ -238,7 +263,7 @@ impl ChainRuntime {
             .map(|(rel, m)| {
                 let mut msg = to_json(m);
                 self.redactor.mask_json(&mut msg);
-                DebugOutput { relation: rel.to_string(), msg }
+                DebugOutput { relation: self.shown_relation(slot, rel), msg }
             })
             .collect();
         let event = DebugEvent {

@@ -29,7 +29,9 @@ pub use crate::node::{
     Registry, Relation, relation,
 };
 pub use crate::redact::{MASK, Redactor};
-pub use crate::script::{MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, sandbox_engine};
+pub use crate::script::{
+    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, sandbox_engine,
+};
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,
     SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,

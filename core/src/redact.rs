@@ -119,6 +119,12 @@ impl Redactor {
         }
     }
 
+    /// Learns the current values of the secrets (call when one may have changed).
+    pub fn learn(&self) {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(&mut learned);
+    }
+
     /// `text` with every known value (in any known form) replaced by `***`.
     pub fn mask(&self, text: &str) -> String {
         let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());

@@ -25,8 +25,26 @@ thread_local! {
     static NOTES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-fn note(line: String) {
-    NOTES.with(|n| n.borrow_mut().push(line));
+/// At most this many printed lines per run are kept, each cut to [`MAX_NOTE_BYTES`].
+pub const MAX_NOTES: usize = 100;
+/// The longest printed line kept.
+pub const MAX_NOTE_BYTES: usize = 4096;
+
+fn note(mut line: String) {
+    NOTES.with(|n| {
+        let mut notes = n.borrow_mut();
+        if notes.len() < MAX_NOTES {
+            if line.len() > MAX_NOTE_BYTES {
+                let mut cut = MAX_NOTE_BYTES;
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                line.truncate(cut);
+                line.push_str(" [cut]");
+            }
+            notes.push(line);
+        }
+    });
 }
 
 /// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes; no

@@ -65,3 +65,13 @@ pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&SecretString>) -> 
         .map_err(|_| NodeError::new("privateKey: cannot re-encode the decrypted key"))?;
     Ok(pem.as_bytes().to_vec())
 }
+
+/// The versions of the secrets a connection was made with. Comparing them with the store's on
+/// each use notices a rotation as soon as it commits, without waiting for the change event.
+pub(crate) fn secret_versions(
+    store: &veil_store::Store,
+    tenant: veil_store::TenantId,
+    config: &CompiledConfig,
+) -> Vec<Option<i64>> {
+    config.secret_uses().iter().map(|u| store.version(tenant, &u.name)).collect()
+}

@@ -67,6 +67,8 @@ struct Settings {
 
 struct Connection {
     client: AsyncClient,
+    /// Versions of the secrets it was made with.
+    versions: Vec<Option<i64>>,
     /// Polls the event loop; set `broken` and ends on the first error.
     poller: JoinHandle<()>,
     broken: Arc<AtomicBool>,
@@ -185,6 +187,7 @@ impl MqttNode {
 
     /// Connects with the credentials of this moment and waits for the broker's answer.
     async fn connect(&self) -> Result<Connection, NodeError> {
+        let versions = common::secret_versions(&self.store, self.tenant, &self.config);
         let s = &self.settings;
         let mut options = MqttOptions::new(&s.client_id, &s.host, s.port);
         options.set_keep_alive(Duration::from_secs(30)).set_clean_session(s.clean_session);
@@ -244,7 +247,7 @@ impl MqttNode {
                 }
             }
         });
-        Ok(Connection { client, poller, broken })
+        Ok(Connection { client, versions, poller, broken })
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
@@ -255,7 +258,10 @@ impl MqttNode {
         let payload = common::payload(msg);
         let mut connection = self.connection.lock().await;
         let stale = self.stale.swap(false, Ordering::SeqCst);
-        if stale || connection.as_ref().is_some_and(|c| c.broken.load(Ordering::SeqCst)) {
+        let current = common::secret_versions(&self.store, self.tenant, &self.config);
+        if stale
+            || connection.as_ref().is_some_and(|c| c.broken.load(Ordering::SeqCst) || c.versions != current)
+        {
             if let Some(old) = connection.take() {
                 let _ = old.client.disconnect().await;
             }

@@ -53,13 +53,19 @@ struct Settings {
     properties: BasicProperties,
 }
 
+/// A connection, its confirm-mode channel, and the versions of the secrets it was made with.
+struct Open {
+    connection: Connection,
+    channel: Channel,
+    versions: Vec<Option<i64>>,
+}
+
 struct RabbitMq {
     store: Store,
     tenant: TenantId,
     settings: Settings,
     config: CompiledConfig,
-    /// The connection and its confirm-mode channel.
-    open: Mutex<Option<(Connection, Channel)>>,
+    open: Mutex<Option<Open>>,
     stale: AtomicBool,
 }
 
@@ -145,7 +151,8 @@ impl RabbitMq {
     }
 
     /// Connects with the credentials of this moment (passed as a structure, never as URL text).
-    async fn connect(&self) -> Result<(Connection, Channel), NodeError> {
+    async fn connect(&self) -> Result<Open, NodeError> {
+        let versions = common::secret_versions(&self.store, self.tenant, &self.config);
         let s = &self.settings;
         let uri = AMQPUri {
             scheme: AMQPScheme::AMQP,
@@ -174,7 +181,7 @@ impl RabbitMq {
                 .map_err(fail)?;
         let channel = connection.create_channel().await.map_err(fail)?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(fail)?;
-        Ok((connection, channel))
+        Ok(Open { connection, channel, versions })
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
@@ -188,15 +195,22 @@ impl RabbitMq {
         let payload = common::payload(msg);
         let mut open = self.open.lock().await;
         let stale = self.stale.swap(false, Ordering::SeqCst);
-        if stale || open.as_ref().is_some_and(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
-            if let Some((connection, _)) = open.take() {
-                let _ = connection.close(200, "reconnecting".into()).await;
+        let current = common::secret_versions(&self.store, self.tenant, &self.config);
+        if stale
+            || open.as_ref().is_some_and(|o| {
+                !o.connection.status().connected() || !o.channel.status().connected() || o.versions != current
+            })
+        {
+            if let Some(Open { connection, .. }) = open.take() {
+                let _ =
+                    tokio::time::timeout(self.settings.timeout, connection.close(200, "reconnecting".into()))
+                        .await;
             }
         }
         if open.is_none() {
             *open = Some(self.connect().await?);
         }
-        let (_, channel) = open.as_ref().expect("connected above");
+        let channel = &open.as_ref().expect("connected above").channel;
         let mut headers = FieldTable::default();
         headers.insert("originator".into(), AMQPValue::LongString(msg.originator.clone().into()));
         let properties = self.settings.properties.clone().with_headers(headers);
@@ -210,14 +224,24 @@ impl RabbitMq {
             )
             .await;
         let result = match confirm {
-            Ok(confirm) => confirm.await,
+            Ok(confirm) => tokio::time::timeout(self.settings.timeout, confirm).await.unwrap_or_else(|_| {
+                Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                    lapin::ConnectionState::Error,
+                )))
+            }),
             Err(e) => Err(e),
         };
         match result {
             Ok(Confirmation::Nack(_)) => Err(NodeError::new("RabbitMQ did not accept the message (nack)")),
             Ok(_) => Ok(()),
             Err(e) => {
-                *open = None;
+                if let Some(Open { connection, .. }) = open.take() {
+                    let _ = tokio::time::timeout(
+                        self.settings.timeout,
+                        connection.close(200, "publish failed".into()),
+                    )
+                    .await;
+                }
                 Err(NodeError::new(format!("RabbitMQ publish failed: {e}")))
             }
         }

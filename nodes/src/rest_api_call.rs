@@ -69,7 +69,7 @@ struct RestApiCall {
     client: reqwest::Client,
     timeout: Duration,
     /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
-    tls_client: std::sync::Mutex<Option<reqwest::Client>>,
+    tls_client: std::sync::Mutex<Option<(reqwest::Client, Vec<Option<i64>>)>>,
     method: reqwest::Method,
     /// Template pointers; the templates themselves live in `config`.
     headers: Vec<(HeaderName, String)>,
@@ -144,7 +144,10 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             false
         }
     };
+    // No redirects: reqwest would carry API-key and other secret headers to whatever host a
+    // redirect names. A 3xx is reported like any other non-2xx answer.
     let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
@@ -235,8 +238,11 @@ impl RestApiCall {
         key: &str,
     ) -> Result<reqwest::Client, NodeError> {
         let mut cached = self.tls_client.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = cached.as_ref() {
-            return Ok(client.clone());
+        let versions = common::secret_versions(ctx.store(), ctx.tenant(), &self.config);
+        if let Some((client, built_with)) = cached.as_ref() {
+            if *built_with == versions {
+                return Ok(client.clone());
+            }
         }
         let render = RenderCtx::new(ctx.store(), ctx.tenant(), None);
         let pem = |pointer: &str| common::pem(&render, common::template(&self.config, pointer)?);
@@ -253,6 +259,7 @@ impl RestApiCall {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -260,7 +267,7 @@ impl RestApiCall {
             .identity(identity)
             .build()
             .map_err(|e| NodeError::new(format!("cannot create the TLS client: {e}")))?;
-        *cached = Some(client.clone());
+        *cached = Some((client.clone(), versions));
         Ok(client)
     }
 

@@ -108,7 +108,7 @@ async fn publishes_with_credentials_from_secrets_and_follows_a_password_change()
     let info = env.store.find(&env.admin, "amqp-password").unwrap();
     let update = SecretUpdate { value: Some(SecretValue::from("rabbit-pw-2")), ..Default::default() };
     env.store.update(&env.admin, info.id, update).await.unwrap();
-    runtime.secret_changed("amqp-password");
+    // No change event is delivered here: the node notices the new version on its own.
     let trace = run(&runtime, json!({"temperature": 31})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(get().await, Some(json!({"temperature": 31})));

@@ -166,3 +166,15 @@ async fn the_readme_signing_example_works() {
     let signature = &runtime.debug_events()[0].outputs[0].msg["data"]["signature"];
     assert_eq!(signature.as_str().map(str::len), Some(64), "{signature}");
 }
+
+/// A switch that names a relation after a secret does not show the value in the trace.
+#[tokio::test]
+async fn relation_names_from_scripts_are_redacted() {
+    let env = Env::new().await;
+    env.secret("route-secret", "relation-canary-777").await;
+    let runtime = env.deploy(&script_chain("switch", r#"secret("route-secret")"#)).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    assert_eq!(trace[0].relation, [MASK]);
+    let events = serde_json::to_string(&runtime.debug_events()).unwrap();
+    assert!(!events.contains("relation-canary-777"), "{events}");
+}

@@ -327,10 +327,12 @@ fn compile_string(
                         });
                         segments.push(Segment::Secret { name: name.to_owned() });
                     }
-                    Piece::Literal(text) if spec.message_template => match message_segments(&text) {
-                        Ok(parts) => segments.extend(parts),
-                        Err(e) => problems.push(Problem::new(path.clone(), e)),
-                    },
+                    Piece::Literal(text) if spec.message_template => {
+                        match message_segments(&text, spec.escape) {
+                            Ok(parts) => segments.extend(parts),
+                            Err(e) => problems.push(Problem::new(path.clone(), e)),
+                        }
+                    }
                     Piece::Literal(text) => segments.push(Segment::Literal(text.into_owned())),
                 }
             }
@@ -342,7 +344,14 @@ fn compile_string(
 
 /// Splits literal text into literal / `${metadataKey}` / `$[dataKey]` segments, or compiles it as
 /// a handlebars template when it contains `{{` (ThingsBoard patterns are rewritten into it).
-fn message_segments(text: &str) -> Result<Vec<Segment>, String> {
+fn message_segments(text: &str, escape: Escape) -> Result<Vec<Segment>, String> {
+    if escape == Escape::JsonString && text.contains("{{{") {
+        // `{{{x}}}` and `{{{{raw}}}}` switch escaping off: message data could change the JSON.
+        return Err(
+            "message template: triple braces are not allowed here (values must be JSON-escaped); use {{...}}"
+                .into(),
+        );
+    }
     if text.contains("{{") {
         let source = rewrite_tb_patterns(text);
         let template = handlebars::Template::compile(&source)
@@ -475,7 +484,7 @@ mod tests {
 
     #[test]
     fn tb_patterns() {
-        let segs = message_segments("a ${x} b $[y] $ {z} ${} $[").unwrap();
+        let segs = message_segments("a ${x} b $[y] $ {z} ${} $[", Escape::None).unwrap();
         let kinds: Vec<String> = segs
             .iter()
             .map(|s| match s {
@@ -487,6 +496,8 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["L(a )", "M(x)", "L( b )", "D(y)", "L( $ {z} ${} $[)"]);
         assert_eq!(rewrite_tb_patterns("{{msg.a}} ${k}"), "{{msg.a}} {{metadata.[k]}}");
-        assert!(message_segments("{{#if x}}").is_err());
+        assert!(message_segments("{{#if x}}", Escape::None).is_err());
+        assert!(message_segments("{\"a\": \"{{{msg.a}}}\"}", Escape::JsonString).is_err());
+        assert!(message_segments("{\"a\": \"{{msg.a}}\"}", Escape::JsonString).is_ok());
     }
 }

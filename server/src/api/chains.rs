@@ -266,7 +266,10 @@ pub(crate) fn forward_secret_changes(state: Arc<AppState>) {
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "secret change events were dropped");
+                    tracing::warn!(missed = n, "secret change events were dropped; refreshing every chain");
+                    for chain in state.chains.iter() {
+                        chain.all_secrets_changed();
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
