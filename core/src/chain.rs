@@ -88,7 +88,9 @@ pub fn parse_chain(doc: &Value) -> Result<RuleChainDef, Vec<Problem>> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().iter().map(|s| match s {
             serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
-            serde_path_to_error::Segment::Map { key } => format!("/{key}"),
+            serde_path_to_error::Segment::Map { key } => {
+                format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+            }
             serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
             serde_path_to_error::Segment::Unknown => String::new(),
         });
