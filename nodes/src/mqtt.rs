@@ -72,6 +72,9 @@ struct Connection {
     /// Polls the event loop; set `broken` and ends on the first error.
     poller: JoinHandle<()>,
     broken: Arc<AtomicBool>,
+    /// One item per PUBACK from the broker. Publishes are serialized by the node's lock, so the
+    /// next acknowledgement after a publish is that publish's.
+    acks: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
 impl Drop for Connection {
@@ -238,16 +241,23 @@ impl MqttNode {
         }
         let broken = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&broken);
+        let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
         let poller = tokio::spawn(async move {
             loop {
-                if let Err(e) = events.poll().await {
-                    tracing::warn!(broker = %target, "MQTT connection lost: {e}");
-                    flag.store(true, Ordering::SeqCst);
-                    break;
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        let _ = ack_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(broker = %target, "MQTT connection lost: {e}");
+                        flag.store(true, Ordering::SeqCst);
+                        break;
+                    }
                 }
             }
         });
-        Ok(Connection { client, versions, poller, broken })
+        Ok(Connection { client, versions, poller, broken, acks })
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
@@ -269,14 +279,26 @@ impl MqttNode {
         if connection.is_none() {
             *connection = Some(self.connect().await?);
         }
-        let client = &connection.as_ref().expect("connected above").client;
+        let open = connection.as_mut().expect("connected above");
+        // Acknowledgements of earlier publishes that timed out must not confirm this one.
+        while open.acks.try_recv().is_ok() {}
         let published =
-            client.publish(topic.expose_secret(), QoS::AtLeastOnce, self.settings.retain, payload).await;
-        if let Err(e) = published {
-            *connection = None;
-            return Err(NodeError::new(format!("MQTT publish failed: {e}")));
+            open.client.publish(topic.expose_secret(), QoS::AtLeastOnce, self.settings.retain, payload).await;
+        let acked = match published {
+            Ok(()) => tokio::time::timeout(self.settings.connect_timeout, open.acks.recv()).await,
+            Err(e) => {
+                *connection = None;
+                return Err(NodeError::new(format!("MQTT publish failed: {e}")));
+            }
+        };
+        match acked {
+            Ok(Some(())) => Ok(()),
+            // The poller ended (connection lost) or the broker did not acknowledge in time.
+            _ => {
+                *connection = None;
+                Err(NodeError::new("MQTT publish was not acknowledged by the broker"))
+            }
         }
-        Ok(())
     }
 }
 
