@@ -44,6 +44,19 @@ pub struct Page<T> {
     pub has_next: bool,
 }
 
+impl<T> Page<T> {
+    /// Page `page` (zero-based) of `items`, `page_size` (1..=1000) per page.
+    pub fn of(items: impl ExactSizeIterator<Item = T>, page: usize, page_size: usize) -> Result<Self> {
+        if !(1..=1000).contains(&page_size) {
+            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
+        }
+        let total = items.len();
+        let total_pages = total.div_ceil(page_size);
+        let data = items.skip(page.saturating_mul(page_size)).take(page_size).collect();
+        Ok(Self { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages })
+    }
+}
+
 /// Which page of secrets to list.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -306,9 +319,6 @@ impl Store {
     /// One page of the actor's secrets, sorted by name.
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
-        if !(1..=1000).contains(&query.page_size) {
-            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
-        }
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
         let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
             Some(names) => names
@@ -320,19 +330,7 @@ impl Store {
             None => Vec::new(),
         };
         matches.sort_by(|a, b| a.name.cmp(&b.name));
-        let total = matches.len();
-        let total_pages = total.div_ceil(query.page_size);
-        let data: Vec<SecretInfo> = matches
-            .into_iter()
-            .skip(query.page.saturating_mul(query.page_size))
-            .take(query.page_size)
-            .collect();
-        Ok(Page {
-            data,
-            total_elements: total,
-            total_pages,
-            has_next: query.page.saturating_add(1) < total_pages,
-        })
+        Page::of(matches.into_iter(), query.page, query.page_size)
     }
 
     /// Changes value and/or description. A new value increments the version.

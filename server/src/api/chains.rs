@@ -12,24 +12,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 use veil_core::{ChainRuntime, DebugEvent, Msg, deploy};
-use veil_store::{Actor, Owner, OwnerRecord, OwnerType, Page, Store};
+use veil_store::{Actor, Owner, OwnerRecord, OwnerType, Page};
 
-use super::AppState;
+use super::{AppState, body_error, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
-fn parse_id(raw: &str) -> ApiResult<Uuid> {
-    raw.parse().map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
-}
-
 fn json_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Value> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("request body is larger than the server accepts")
-        } else {
-            ApiError::bad_request(e.body_text())
-        }
-    })?;
+    let body = body.map_err(body_error)?;
     serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: invalid JSON ({e})")))
 }
 
@@ -80,7 +70,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let id = parse_id(&id)?;
+    let id = parse_id::<Uuid>(&id)?;
     state.store.owner(&actor, OwnerType::RuleChain, id).await?;
     let doc = json_body(body)?;
     Ok(Json(view(&save(&state, &actor, id, &doc).await?)))
@@ -92,7 +82,7 @@ pub(crate) async fn get(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&state.store.owner(&actor, OwnerType::RuleChain, parse_id(&id)?).await?)))
+    Ok(Json(view(&state.store.owner(&actor, OwnerType::RuleChain, parse_id::<Uuid>(&id)?).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,27 +99,13 @@ pub(crate) async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<Value>>> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (page, page_size) = (p.page.unwrap_or(0), p.page_size.unwrap_or(20));
-    if !(1..=1000).contains(&page_size) {
-        return Err(ApiError::bad_request("pageSize: must be between 1 and 1000"));
-    }
     let all = state.store.owners(&actor, OwnerType::RuleChain).await?;
-    let total = all.len();
-    let total_pages = total.div_ceil(page_size);
-    let data = all
-        .iter()
-        .skip(page.saturating_mul(page_size))
-        .take(page_size)
-        .map(|r| {
-            json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
-        })
-        .collect();
-    Ok(Json(Page {
-        data,
-        total_elements: total,
-        total_pages,
-        has_next: page.saturating_add(1) < total_pages,
-    }))
+    let items = all.iter().map(|r| {
+        json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
+    });
+    let page = Page::of(items, p.page.unwrap_or(0), p.page_size.unwrap_or(20))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(page))
 }
 
 /// `DELETE /api/rule-chains/{id}`: the chain and its references go together.
@@ -138,7 +114,7 @@ pub(crate) async fn delete(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id)?;
+    let id = parse_id::<Uuid>(&id)?;
     state.store.delete_owner(&actor, OwnerType::RuleChain, id).await?;
     state.chains.remove(&id);
     Ok(StatusCode::NO_CONTENT)
@@ -146,7 +122,7 @@ pub(crate) async fn delete(
 
 /// The running chain, if the actor may see it.
 async fn runtime(state: &AppState, actor: &Actor, id: &str) -> ApiResult<Arc<ChainRuntime>> {
-    let id = parse_id(id)?;
+    let id = parse_id::<Uuid>(id)?;
     state.store.owner(actor, OwnerType::RuleChain, id).await?;
     state.chains.get(&id).map(|r| Arc::clone(r.value())).ok_or_else(|| {
         ApiError::new(
@@ -232,7 +208,7 @@ pub(crate) async fn events(
 /// Starts every stored chain (at boot). A chain that no longer deploys is logged and left stopped.
 pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
     for record in state.store.all_owners(OwnerType::RuleChain).await? {
-        let actor = system_actor(&state.store, record.tenant_id);
+        let actor = system_actor(record.tenant_id);
         match deploy(&state.registry, &state.store, &actor, &record.body) {
             Ok(deployment) => {
                 let runtime =
@@ -250,7 +226,7 @@ pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
 }
 
 /// The identity used to redeploy stored chains: they were authorised when they were saved.
-fn system_actor(_store: &Store, tenant: veil_store::TenantId) -> Actor {
+fn system_actor(tenant: veil_store::TenantId) -> Actor {
     Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
 }
 

@@ -17,7 +17,21 @@ use axum::routing::{get, post};
 use veil_store::Store;
 
 use crate::auth::{self, TokenKeys};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+
+/// An id from the path; a malformed one is a 400 naming it.
+fn parse_id<T: std::str::FromStr>(raw: &str) -> ApiResult<T> {
+    raw.parse().map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
+}
+
+/// A body that could not be read: too large (413) or broken (400).
+fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("request body is larger than the server accepts")
+    } else {
+        ApiError::bad_request(e.body_text())
+    }
+}
 
 /// What every handler can reach.
 pub(crate) struct AppState {

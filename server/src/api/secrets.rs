@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use veil_store::{ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue};
 
-use super::AppState;
+use super::{AppState, body_error, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
@@ -40,17 +40,13 @@ pub(crate) async fn list(
     Ok(Json(state.store.list(&actor, &query)?))
 }
 
-fn parse_id(raw: &str) -> ApiResult<SecretId> {
-    raw.parse().map_err(|_| ApiError::bad_request(format!("id: '{raw}' is not a UUID")))
-}
-
 /// `GET /api/secrets/{id}`
 pub(crate) async fn get(
     State(state): State<Arc<AppState>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
-    Ok(Json(state.store.get(&actor, parse_id(&id)?)?))
+    Ok(Json(state.store.get(&actor, parse_id::<SecretId>(&id)?)?))
 }
 
 /// `GET /api/secrets/{id}/usages`
@@ -59,7 +55,7 @@ pub(crate) async fn usages(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<veil_store::Usages>> {
-    Ok(Json(state.store.usages(&actor, parse_id(&id)?).await?))
+    Ok(Json(state.store.usages(&actor, parse_id::<SecretId>(&id)?).await?))
 }
 
 /// `DELETE /api/secrets/{id}`
@@ -68,7 +64,7 @@ pub(crate) async fn delete(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete(&actor, parse_id(&id)?).await?;
+    state.store.delete(&actor, parse_id::<SecretId>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,7 +98,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<SecretInfo>> {
-    let id = parse_id(&id)?;
+    let id = parse_id::<SecretId>(&id)?;
     let mut fields = json_object(&body.map_err(body_error)?)?;
     // Decoding a FILE value needs the type, which the caller may not send.
     let current = state.store.get(&actor, id)?;
@@ -115,14 +111,6 @@ pub(crate) async fn update(
     };
     reject_unknown(&fields, "value, description, fileName", READ_ONLY_FIELDS)?;
     Ok(Json(state.store.update(&actor, id, update).await?))
-}
-
-fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large("request body is larger than the server accepts")
-    } else {
-        ApiError::bad_request(e.body_text())
-    }
 }
 
 /// Parses a JSON object. serde_json's syntax errors name a position, never the content.
