@@ -85,6 +85,11 @@ impl std::fmt::Debug for Deployment {
 
 /// Parses a chain document, reporting a type error with its path.
 pub fn parse_chain(doc: &Value) -> Result<RuleChainDef, Vec<Problem>> {
+    parse_doc(doc)
+}
+
+/// Deserializes a configuration document, reporting a type error at its JSON pointer.
+pub fn parse_doc<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, Vec<Problem>> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().iter().map(|s| match s {
             serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
@@ -174,7 +179,7 @@ pub fn deploy(
         }
         let compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
         let mut uses = compiled.secret_uses().to_vec();
-        let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name);
+        let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name).with_services(registry.services());
         let built = (descriptor.build)(&ctx, compiled);
         uses.extend(ctx.take_uses());
         check_secret_uses(store, actor, &base, &uses, &mut problems);

@@ -20,13 +20,13 @@ mod script;
 mod template;
 
 pub use crate::chain::{
-    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain,
+    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_doc,
 };
 pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
 pub use crate::message::Msg;
 pub use crate::node::{
     BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult, Outputs,
-    Registry, Relation, relation,
+    Registry, Relation, Services, relation,
 };
 pub use crate::redact::{MASK, Redactor};
 pub use crate::script::{

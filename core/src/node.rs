@@ -2,10 +2,12 @@
 //! configuration, the fields that may hold secrets or message templates — plus a factory that
 //! builds a [`Node`] from the compiled configuration. Registration is an explicit [`Registry`].
 
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -171,13 +173,26 @@ pub struct BuildCtx<'a> {
     pub base: &'a str,
     /// The node's name.
     pub node_name: &'a str,
+    services: Option<&'a Services>,
     extra_uses: Mutex<Vec<SecretUse>>,
 }
 
 impl<'a> BuildCtx<'a> {
     /// A context for building one node.
     pub fn new(store: &'a Store, tenant: TenantId, base: &'a str, node_name: &'a str) -> Self {
-        Self { store, tenant, base, node_name, extra_uses: Mutex::new(Vec::new()) }
+        Self { store, tenant, base, node_name, services: None, extra_uses: Mutex::new(Vec::new()) }
+    }
+
+    /// The same context with the registry's shared services.
+    pub fn with_services(mut self, services: &'a Services) -> Self {
+        self.services = Some(services);
+        self
+    }
+
+    /// A service the registry was given with [`Registry::with_service`] (e.g. the running
+    /// integrations, for the node that sends downlinks).
+    pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.services?.get::<T>()
     }
 
     /// Declares a secret use found by other means than a placeholder (a script's
@@ -223,10 +238,30 @@ impl std::fmt::Debug for NodeDescriptor {
     }
 }
 
-/// The node types a deployment may use, listed explicitly.
+/// Shared objects node factories may need beyond the store, one per type.
+#[derive(Default, Clone)]
+pub struct Services {
+    by_type: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Services {
+    /// The service of type `T`, if one was added.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.by_type.get(&TypeId::of::<T>()).and_then(|s| Arc::clone(s).downcast::<T>().ok())
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("count", &self.by_type.len()).finish()
+    }
+}
+
+/// The node types a deployment may use, listed explicitly, and the services their factories reach.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     types: Vec<&'static NodeDescriptor>,
+    services: Services,
 }
 
 impl Registry {
@@ -240,6 +275,18 @@ impl Registry {
         self.types.retain(|d| d.type_name != descriptor.type_name);
         self.types.push(descriptor);
         self
+    }
+
+    /// Adds a shared service (replacing one of the same type) that factories reach through
+    /// [`BuildCtx::service`].
+    pub fn with_service<T: Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
+        self.services.by_type.insert(TypeId::of::<T>(), service);
+        self
+    }
+
+    /// The shared services.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// A node type by name.

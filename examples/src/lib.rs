@@ -4,3 +4,5 @@
 /// `examples/chains/rest-bearer.json`: a chain that calls a REST endpoint with a bearer token
 /// taken from the secret `api-token`, then logs the response.
 pub const REST_BEARER_CHAIN: &str = include_str!("../chains/rest-bearer.json");
+
+pub mod loriot;

@@ -124,12 +124,17 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     bootstrap(&store).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
+    let integrations = Arc::new(veil_integrations::Integrations::new());
     let state = Arc::new(AppState {
         store,
         tokens,
         dummy_hash,
-        registry: veil_nodes::registry(),
+        registry: veil_nodes::registry()
+            .with(&veil_integrations::DOWNLINK_NODE)
+            .with_service(Arc::clone(&integrations)),
         chains: Default::default(),
+        integration_types: veil_integrations::registry(),
+        integrations,
     });
     api::start_all(&state).await?;
     api::forward_secret_changes(Arc::clone(&state));

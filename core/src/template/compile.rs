@@ -128,7 +128,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// A part of a compiled string.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Segment {
     Literal(String),
     Secret { name: String },
@@ -138,7 +138,7 @@ pub(crate) enum Segment {
 }
 
 /// A compiled string value: what a node renders at execution time.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Template {
     pub(crate) segments: Vec<Segment>,
     pub(crate) escape: Escape,

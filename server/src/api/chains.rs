@@ -18,7 +18,7 @@ use super::{AppState, body_error, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
-fn json_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Value> {
+pub(super) fn json_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Value> {
     let body = body.map_err(body_error)?;
     serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: invalid JSON ({e})")))
 }
@@ -92,6 +92,18 @@ pub(crate) struct ListParams {
     page_size: Option<usize>,
 }
 
+impl ListParams {
+    /// The page asked for (0 when absent).
+    pub(super) fn page(&self) -> usize {
+        self.page.unwrap_or(0)
+    }
+
+    /// The page size asked for (20 when absent).
+    pub(super) fn page_size(&self) -> usize {
+        self.page_size.unwrap_or(20)
+    }
+}
+
 /// `GET /api/rule-chains?page=&pageSize=`: ids, names and times.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
@@ -103,8 +115,7 @@ pub(crate) async fn list(
     let items = all.iter().map(|r| {
         json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
     });
-    let page = Page::of(items, p.page.unwrap_or(0), p.page_size.unwrap_or(20))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let page = Page::of(items, p.page(), p.page_size()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(page))
 }
 
@@ -138,7 +149,7 @@ pub(crate) struct MessageParams {
     wait: Option<bool>,
 }
 
-fn message_from(doc: Value) -> ApiResult<Msg> {
+pub(super) fn message_from(doc: Value) -> ApiResult<Msg> {
     let Value::Object(mut fields) = doc else {
         return Err(ApiError::bad_request(
             "body: expected a JSON object {type?, originator?, metadata?, data}",
@@ -226,11 +237,11 @@ pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
 }
 
 /// The identity used to redeploy stored chains: they were authorised when they were saved.
-fn system_actor(tenant: veil_store::TenantId) -> Actor {
+pub(super) fn system_actor(tenant: veil_store::TenantId) -> Actor {
     Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
 }
 
-/// Forwards secret changes to the running chains of the secret's tenant.
+/// Forwards secret changes to the running chains and integrations of the secret's tenant.
 pub(crate) fn forward_secret_changes(state: Arc<AppState>) {
     let mut events = state.store.subscribe();
     tokio::spawn(async move {
@@ -240,12 +251,14 @@ pub(crate) fn forward_secret_changes(state: Arc<AppState>) {
                     for chain in state.chains.iter().filter(|c| c.tenant() == event.tenant_id) {
                         chain.secret_changed(&event.name);
                     }
+                    state.integrations.secret_changed(event.tenant_id, &event.name);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "secret change events were dropped; refreshing every chain");
                     for chain in state.chains.iter() {
                         chain.all_secrets_changed();
                     }
+                    state.integrations.all_secrets_changed();
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }

@@ -1,9 +1,19 @@
 //! The REST API: router, shared state, request logging.
 
 mod chains;
+mod integrations;
 mod secrets;
 
-pub(crate) use self::chains::{forward_secret_changes, start_all};
+pub(crate) use self::chains::forward_secret_changes;
+
+/// Starts the stored rule chains, then the integrations that feed them.
+pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
+    chains::start_all(state).await?;
+    integrations::start_all(state).await
+}
+
+/// Largest uplink body accepted (LORIOT's are a few hundred bytes).
+pub(crate) const MAX_UPLINK_BYTES: usize = 1024 * 1024;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +50,10 @@ pub(crate) struct AppState {
     pub(crate) registry: veil_core::Registry,
     /// Running rule chains by id.
     pub(crate) chains: dashmap::DashMap<uuid::Uuid, std::sync::Arc<veil_core::ChainRuntime>>,
+    /// The integration types integrations may use.
+    pub(crate) integration_types: veil_integrations::IntegrationRegistry,
+    /// Running integrations (shared with the `integration_downlink` node through the registry).
+    pub(crate) integrations: Arc<veil_integrations::Integrations>,
     pub(crate) tokens: TokenKeys,
     /// Verified against on unknown usernames so a login takes as long either way.
     pub(crate) dummy_hash: String,
@@ -60,6 +74,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/rule-chains/{id}", get(chains::get).put(chains::update).delete(chains::delete))
         .route("/api/rule-chains/{id}/messages", post(chains::send_message))
         .route("/api/rule-chains/{id}/events", get(chains::events))
+        .route("/api/integrations", get(integrations::list).post(integrations::create))
+        .route(
+            "/api/integrations/{id}",
+            get(integrations::get).put(integrations::update).delete(integrations::delete),
+        )
+        .route("/api/integrations/{id}/downlink", post(integrations::downlink))
+        .route(
+            "/api/v1/integrations/{kind}/{routing_key}",
+            post(integrations::uplink).layer(DefaultBodyLimit::max(MAX_UPLINK_BYTES)),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(log_request))
@@ -80,10 +104,18 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
+/// The path as logged: an uplink's routing key (it lets anyone post uplinks) is masked.
+fn logged_path(path: &str) -> String {
+    match path.strip_prefix("/api/v1/integrations/").and_then(|rest| rest.split_once('/')) {
+        Some((kind, _)) => format!("/api/v1/integrations/{kind}/{}", veil_core::MASK),
+        None => path.to_owned(),
+    }
+}
+
 /// One line per request: method, path (never the query or body), status, duration.
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = logged_path(req.uri().path());
     let started = Instant::now();
     let response = next.run(req).await;
     tracing::info!(

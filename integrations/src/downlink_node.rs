@@ -1,0 +1,55 @@
+//! `integration_downlink`: a rule node that hands the message to an integration of the chain's
+//! tenant, whose downlink converter and credentials send it on (`Success`), or says why not
+//! (`Failure`).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+use veil_core::{
+    BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult, Problem,
+    relation,
+};
+
+use crate::runtime::Integrations;
+
+/// The node type; the server registers it with the running [`Integrations`] as a service.
+pub static DOWNLINK_NODE: NodeDescriptor = NodeDescriptor {
+    type_name: "integration_downlink",
+    description: "Sends the message as a downlink through an integration (its converter and credentials)",
+    default_config: || json!({ "integrationId": "" }),
+    fields: &[],
+    build,
+};
+
+struct DownlinkNode {
+    integration: Uuid,
+    running: Arc<Integrations>,
+}
+
+fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let id = match config.plain().get("integrationId") {
+        Some(Value::String(raw)) => raw.parse::<Uuid>().map_err(|_| {
+            vec![ctx.problem("/integrationId", format!("'{raw}' is not an integration id (UUID)"))]
+        })?,
+        _ => return Err(vec![ctx.problem("/integrationId", "is required (the id of an integration)")]),
+    };
+    let running = ctx
+        .service::<Integrations>()
+        .ok_or_else(|| vec![ctx.problem("", "integration downlinks are not available in this deployment")])?;
+    Ok(Box::new(DownlinkNode { integration: id, running }))
+}
+
+impl Node for DownlinkNode {
+    fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
+        Box::pin(async move {
+            let Some(integration) = self.running.get(ctx.tenant(), self.integration) else {
+                return Err(Failed::new(msg, format!("integration '{}' is not running", self.integration)));
+            };
+            match integration.downlink(&msg).await {
+                Ok(_) => Ok(vec![(relation::SUCCESS.into(), msg)]),
+                Err(e) => Err(Failed::new(msg, e.to_string())),
+            }
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! `HTTP`: any device or service POSTs to `/api/v1/integrations/http/{routingKey}`; with
+//! `enableSecurity` the headers in `headersFilter` must carry their expected values (secrets).
+//! Downlinks have nowhere to go: the sender does not listen.
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem};
+
+use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor, IntegrationError, UplinkError};
+use crate::security::{HeaderSecurity, json_or_text};
+
+pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
+    type_name: "HTTP",
+    uplink_path: "http",
+    description: "HTTP uplinks from devices or services, optionally authenticated by a header whose value is a secret",
+    default_config: || json!({ "enableSecurity": true, "headersFilter": { "Authorization": "Bearer $<secret:http-uplink-token>" } }),
+    fields: &[FieldSpec::secret("/headersFilter/*", Accepts::Text)],
+    build,
+};
+
+struct Http {
+    security: HeaderSecurity,
+}
+
+fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
+    if let Value::Object(map) = config.plain() {
+        for key in map.keys().filter(|k| !matches!(k.as_str(), "enableSecurity" | "headersFilter")) {
+            problems.push(ctx.problem(
+                &format!("/{}", key.replace('~', "~0").replace('/', "~1")),
+                "unknown setting (expected enableSecurity, headersFilter)",
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(Box::new(Http { security })) } else { Err(problems) }
+}
+
+impl Integration for Http {
+    fn start<'a>(&'a self, _ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn accept_uplink(
+        &self,
+        ctx: &IntegrationCtx<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Value, UplinkError> {
+        self.security.check(ctx, headers)?;
+        json_or_text(headers, body)
+    }
+
+    fn downlink<'a>(
+        &'a self,
+        _ctx: &'a IntegrationCtx<'a>,
+        _downlink: Value,
+    ) -> BoxFuture<'a, Result<Value, IntegrationError>> {
+        Box::pin(async { Err(IntegrationError::new("HTTP integrations send no downlinks")) })
+    }
+}

@@ -1,0 +1,170 @@
+//! The integration plugin API: a descriptor (type name, default configuration, secret-capable
+//! fields) and a factory that builds an [`Integration`] from its compiled configuration, listed in an
+//! explicit [`IntegrationRegistry`] — the same shape as rule nodes.
+
+use reqwest::header::HeaderMap;
+use secrecy::SecretString;
+use serde_json::Value;
+use veil_core::{
+    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderCtx, RenderError, Template,
+};
+use veil_store::{Store, TenantId};
+
+/// Why an integration could not do its work. The text is redacted before anyone sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationError(String);
+
+impl IntegrationError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl std::fmt::Display for IntegrationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<RenderError> for IntegrationError {
+    fn from(e: RenderError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A refused uplink: the HTTP status the sender gets, a code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkError {
+    /// 400, 401, 404, 409, 413, 422 or 503.
+    pub status: u16,
+    /// Machine-readable code (`invalid_uplink`, `unauthorized`, ...).
+    pub code: &'static str,
+    /// For a person; names the field and the problem, never a value.
+    pub message: String,
+}
+
+impl UplinkError {
+    /// A 400 `invalid_uplink`: the body is not what the integration accepts.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { status: 400, code: "invalid_uplink", message: message.into() }
+    }
+
+    /// A 401 `unauthorized`: the request headers do not match the integration's security filter.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self { status: 401, code: "unauthorized", message: message.into() }
+    }
+}
+
+impl std::fmt::Display for UplinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What an integration can reach while it works.
+pub struct IntegrationCtx<'a> {
+    /// The store, to resolve secrets at the moment of use.
+    pub store: &'a Store,
+    /// The integration's tenant.
+    pub tenant: TenantId,
+    /// The integration's name.
+    pub name: &'a str,
+    /// Masks every secret the integration uses: for logs and errors.
+    pub redactor: &'a Redactor,
+}
+
+impl IntegrationCtx<'_> {
+    /// Renders a configuration template with the secrets of this moment.
+    pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
+        RenderCtx::new(self.store, self.tenant, None).render(template)
+    }
+}
+
+/// A running integration.
+pub trait Integration: Send + Sync + 'static {
+    /// Connects to the outside service: logs in, creates what must exist there. Called when the
+    /// integration starts and again after a secret it uses changes.
+    fn start<'a>(&'a self, ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>>;
+
+    /// Checks an uplink request (security headers, body shape) and returns the payload the uplink
+    /// converter sees: the body parsed as JSON, or a string.
+    fn accept_uplink(
+        &self,
+        ctx: &IntegrationCtx<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Value, UplinkError>;
+
+    /// Sends one downlink (the downlink converter's output) to the outside service and describes
+    /// what happened.
+    fn downlink<'a>(
+        &'a self,
+        ctx: &'a IntegrationCtx<'a>,
+        downlink: Value,
+    ) -> BoxFuture<'a, Result<Value, IntegrationError>>;
+
+    /// A secret the integration uses changed: drop sessions or connections made with the old value.
+    fn secret_changed(&self, _name: &str) {}
+}
+
+/// Builds an integration from its compiled configuration, or explains what is wrong with it.
+/// `BuildCtx::problem` prefixes pointers with `/configuration`.
+pub type IntegrationFactory = fn(&BuildCtx<'_>, CompiledConfig) -> Result<Box<dyn Integration>, Vec<Problem>>;
+
+/// An integration type.
+pub struct IntegrationDescriptor {
+    /// The `type` of an integration object, e.g. `LORIOT`.
+    pub type_name: &'static str,
+    /// The path segment of its uplink endpoint: `/api/v1/integrations/{uplink_path}/{routingKey}`.
+    pub uplink_path: &'static str,
+    /// One line for people.
+    pub description: &'static str,
+    /// The configuration a new integration starts with.
+    pub default_config: fn() -> Value,
+    /// Fields that may hold secret placeholders.
+    pub fields: &'static [FieldSpec],
+    /// The factory.
+    pub build: IntegrationFactory,
+}
+
+impl std::fmt::Debug for IntegrationDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationDescriptor").field("type_name", &self.type_name).finish_non_exhaustive()
+    }
+}
+
+/// The integration types a server offers, listed explicitly.
+#[derive(Debug, Default, Clone)]
+pub struct IntegrationRegistry {
+    types: Vec<&'static IntegrationDescriptor>,
+}
+
+impl IntegrationRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a type (the last registration of a name wins).
+    pub fn with(mut self, descriptor: &'static IntegrationDescriptor) -> Self {
+        self.types.retain(|d| d.type_name != descriptor.type_name);
+        self.types.push(descriptor);
+        self
+    }
+
+    /// A type by its name.
+    pub fn get(&self, type_name: &str) -> Option<&'static IntegrationDescriptor> {
+        self.types.iter().copied().find(|d| d.type_name == type_name)
+    }
+
+    /// A type by its uplink path segment (`loriot`).
+    pub fn by_uplink_path(&self, path: &str) -> Option<&'static IntegrationDescriptor> {
+        self.types.iter().copied().find(|d| d.uplink_path == path)
+    }
+
+    /// Every registered type.
+    pub fn types(&self) -> impl Iterator<Item = &'static IntegrationDescriptor> + '_ {
+        self.types.iter().copied()
+    }
+}

@@ -1,0 +1,347 @@
+//! Running integrations: status, uplinks through the converter into messages, downlinks out, and
+//! the set of running integrations ([`Integrations`]) shared by the server and the
+//! `integration_downlink` node.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use uuid::Uuid;
+use veil_core::{Msg, Redactor, Script};
+use veil_store::{Store, TenantId};
+
+use crate::converter;
+use crate::deploy::{IntegrationDef, IntegrationDeployment};
+use crate::integration::{Integration, IntegrationCtx, IntegrationError, UplinkError};
+
+/// Where an integration is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// `enabled` is false.
+    Disabled,
+    /// Connecting to the outside service.
+    Starting,
+    /// Ready.
+    Active,
+    /// Starting failed; the reason is redacted.
+    Error(String),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disabled => f.write_str("disabled"),
+            Self::Starting => f.write_str("starting"),
+            Self::Active => f.write_str("active"),
+            Self::Error(reason) => write!(f, "error: {reason}"),
+        }
+    }
+}
+
+/// One running integration.
+pub struct IntegrationRuntime {
+    id: Uuid,
+    tenant: TenantId,
+    store: Store,
+    def: IntegrationDef,
+    uplink_path: &'static str,
+    integration: Box<dyn Integration>,
+    uplink: Option<Script>,
+    downlink: Option<Script>,
+    secret_names: Vec<String>,
+    redactor: Redactor,
+    status: Mutex<Status>,
+    /// Bumped by every start, so a slow old start cannot overwrite a newer one's status.
+    generation: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for IntegrationRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationRuntime").field("id", &self.id).field("name", &self.def.name).finish()
+    }
+}
+
+impl IntegrationRuntime {
+    /// A runtime for a deployed integration; call [`IntegrationRuntime::start`] to connect it.
+    pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: IntegrationDeployment) -> Arc<Self> {
+        let IntegrationDeployment { def, descriptor, integration, uplink, downlink, secret_names, .. } =
+            deployment;
+        let redactor = Redactor::new(store.clone(), tenant, secret_names.iter().cloned());
+        redactor.learn();
+        let status = if def.enabled { Status::Starting } else { Status::Disabled };
+        Arc::new(Self {
+            id,
+            tenant,
+            store,
+            def,
+            uplink_path: descriptor.uplink_path,
+            integration,
+            uplink,
+            downlink,
+            secret_names,
+            redactor,
+            status: Mutex::new(status),
+            generation: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Its tenant.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Its definition (placeholders, never values).
+    pub fn def(&self) -> &IntegrationDef {
+        &self.def
+    }
+
+    /// The routing key of its uplink URL.
+    pub fn routing_key(&self) -> &str {
+        self.def.routing_key.as_deref().unwrap_or_default()
+    }
+
+    /// The uplink path segment of its type (`loriot`).
+    pub fn uplink_path(&self) -> &'static str {
+        self.uplink_path
+    }
+
+    /// Where it is now.
+    pub fn status(&self) -> Status {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Masks the values of every secret the integration uses.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    fn set_status(&self, status: Status) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+    }
+
+    fn ctx(&self) -> IntegrationCtx<'_> {
+        IntegrationCtx {
+            store: &self.store,
+            tenant: self.tenant,
+            name: &self.def.name,
+            redactor: &self.redactor,
+        }
+    }
+
+    /// Connects in the background (log in, create the LORIOT output); the status shows how it went.
+    pub fn start(self: &Arc<Self>) {
+        if !self.def.enabled || self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.set_status(Status::Starting);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = this.integration.start(&this.ctx()).await;
+            if this.stopped.load(Ordering::SeqCst) || this.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            match result {
+                Ok(()) => {
+                    tracing::info!(integration = %this.def.name, id = %this.id, "integration active");
+                    this.set_status(Status::Active);
+                }
+                Err(e) => {
+                    let reason = this.redactor.mask(&e.to_string());
+                    tracing::warn!(integration = %this.def.name, id = %this.id, "integration failed to start: {reason}");
+                    this.set_status(Status::Error(reason));
+                }
+            }
+        });
+    }
+
+    /// Stops it: no more uplinks, downlinks or status changes.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn check_running(&self) -> Result<(), (u16, &'static str, String)> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err((404, "not_found", format!("integration '{}' was removed", self.def.name)));
+        }
+        if !self.def.enabled {
+            return Err((
+                409,
+                "integration_disabled",
+                format!("integration '{}' is disabled", self.def.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks an uplink request and converts it into messages for the rule chain. Nothing is
+    /// returned unless every part of the uplink was valid.
+    pub fn uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
+        self.check_running().map_err(|(status, code, message)| UplinkError { status, code, message })?;
+        let ctx = self.ctx();
+        let payload = self.integration.accept_uplink(&ctx, headers, body)?;
+        let Some(script) = &self.uplink else {
+            return Err(UplinkError {
+                status: 503,
+                code: "integration_unavailable",
+                message: "the integration has no uplink converter".into(),
+            });
+        };
+        let mut metadata = BTreeMap::new();
+        metadata.insert("integrationName".to_owned(), self.def.name.clone());
+        metadata.insert("integrationType".to_owned(), self.def.integration_type.clone());
+        let converted = converter::uplink(script, &payload, &metadata);
+        for note in converted.notes {
+            tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
+        }
+        converted.result.map_err(|e| UplinkError {
+            status: 422,
+            code: "converter_failed",
+            message: format!("uplink converter: {}", self.redactor.mask(&e)),
+        })
+    }
+
+    /// Converts a message with the downlink converter (or takes its data as is) and sends it.
+    /// The error is redacted.
+    pub async fn downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
+        self.check_running().map_err(|(_, _, message)| IntegrationError::new(message))?;
+        let downlink = match &self.downlink {
+            Some(script) => {
+                let converted = converter::downlink(script, msg);
+                for note in converted.notes {
+                    tracing::debug!(integration = %self.def.name, "downlink converter: {}", self.redactor.mask(&note));
+                }
+                converted.result.map_err(|e| {
+                    IntegrationError::new(format!("downlink converter: {}", self.redactor.mask(&e)))
+                })?
+            }
+            None => msg.data.clone(),
+        };
+        let result = self.integration.downlink(&self.ctx(), downlink).await;
+        match result {
+            Ok(mut out) => {
+                self.redactor.mask_json(&mut out);
+                tracing::info!(integration = %self.def.name, "downlink sent");
+                Ok(out)
+            }
+            Err(e) => {
+                let reason = self.redactor.mask(&e.to_string());
+                tracing::warn!(integration = %self.def.name, "downlink failed: {reason}");
+                Err(IntegrationError::new(reason))
+            }
+        }
+    }
+
+    /// A secret changed: learn its value for masking and, when the integration uses it, drop
+    /// what was made with the old value and start again (a fixed password clears an error).
+    pub fn secret_changed(self: &Arc<Self>, name: &str) {
+        if self.secret_names.iter().any(|n| n == name) {
+            self.redactor.learn();
+            self.integration.secret_changed(name);
+            self.start();
+        }
+    }
+}
+
+/// The running integrations, by id and by routing key.
+#[derive(Debug, Default)]
+pub struct Integrations {
+    by_id: DashMap<Uuid, Arc<IntegrationRuntime>>,
+    /// Routing key → integration id; a key is reserved before its integration is saved.
+    keys: DashMap<String, Uuid>,
+}
+
+impl Integrations {
+    /// None running.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reserves a routing key for an integration; false when another integration holds it.
+    pub fn reserve_key(&self, key: &str, id: Uuid) -> bool {
+        match self.keys.entry(key.to_owned()) {
+            Entry::Occupied(e) => *e.get() == id,
+            Entry::Vacant(e) => {
+                e.insert(id);
+                true
+            }
+        }
+    }
+
+    /// Gives up a reservation that did not lead to a save.
+    pub fn release_key(&self, key: &str, id: Uuid) {
+        self.keys.remove_if(key, |_, holder| *holder == id);
+    }
+
+    /// Runs `runtime` in place of the integration with the same id (stopped, its old key freed).
+    pub fn insert(&self, runtime: Arc<IntegrationRuntime>) {
+        self.keys.insert(runtime.routing_key().to_owned(), runtime.id());
+        if let Some(old) = self.by_id.insert(runtime.id(), Arc::clone(&runtime)) {
+            old.stop();
+            if old.routing_key() != runtime.routing_key() {
+                self.release_key(old.routing_key(), old.id());
+            }
+        }
+    }
+
+    /// Stops and forgets an integration.
+    pub fn remove(&self, id: Uuid) {
+        if let Some((_, old)) = self.by_id.remove(&id) {
+            old.stop();
+            self.release_key(old.routing_key(), id);
+        }
+    }
+
+    /// An integration by id, if it belongs to `tenant`.
+    pub fn get(&self, tenant: TenantId, id: Uuid) -> Option<Arc<IntegrationRuntime>> {
+        self.by_id.get(&id).filter(|r| r.tenant() == tenant).map(|r| Arc::clone(r.value()))
+    }
+
+    /// The integration an uplink URL addresses.
+    pub fn by_routing_key(&self, uplink_path: &str, key: &str) -> Option<Arc<IntegrationRuntime>> {
+        let id = *self.keys.get(key)?;
+        self.by_id.get(&id).filter(|r| r.uplink_path() == uplink_path).map(|r| Arc::clone(r.value()))
+    }
+
+    /// How many run.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// None run.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Tells the integrations of `tenant` that use `name` that it changed.
+    pub fn secret_changed(&self, tenant: TenantId, name: &str) {
+        let affected: Vec<_> =
+            self.by_id.iter().filter(|r| r.tenant() == tenant).map(|r| Arc::clone(r.value())).collect();
+        for runtime in affected {
+            runtime.secret_changed(name);
+        }
+    }
+
+    /// Change events were lost: every integration refreshes every secret.
+    pub fn all_secrets_changed(&self) {
+        let all: Vec<_> = self.by_id.iter().map(|r| Arc::clone(r.value())).collect();
+        for runtime in all.iter().filter(|r| !r.secret_names.is_empty()) {
+            runtime.redactor.learn();
+            for name in &runtime.secret_names {
+                runtime.integration.secret_changed(name);
+            }
+            runtime.start();
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Pieces both integrations share: header security (`enableSecurity` + `headersFilter`, whose
+//! expected values may be secrets) and reading an uplink body.
+
+use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use veil_core::{BuildCtx, CompiledConfig, Problem, Template};
+
+use crate::integration::{IntegrationCtx, UplinkError};
+
+/// Expected request headers; empty when security is off.
+pub(crate) struct HeaderSecurity {
+    filters: Vec<(String, Template)>,
+}
+
+impl HeaderSecurity {
+    /// Reads `enableSecurity` and `headersFilter` from a compiled configuration.
+    pub(crate) fn from_config(
+        ctx: &BuildCtx<'_>,
+        config: &CompiledConfig,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
+        let plain = config.plain();
+        let enabled = match plain.get("enableSecurity") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                problems.push(ctx.problem("/enableSecurity", "must be true or false"));
+                false
+            }
+        };
+        match plain.get("headersFilter") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (name, value) in map {
+                    if !value.is_string() {
+                        problems.push(ctx.problem(
+                            &format!("/headersFilter/{}", name.replace('~', "~0").replace('/', "~1")),
+                            "must be a string (the expected header value)",
+                        ));
+                    } else if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        problems.push(ctx.problem(
+                            &format!("/headersFilter/{}", name.replace('~', "~0").replace('/', "~1")),
+                            "is not a valid HTTP header name",
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                problems.push(ctx.problem("/headersFilter", "must be an object {header: expected value}"))
+            }
+        }
+        if !enabled {
+            return Self { filters: Vec::new() };
+        }
+        let filters: Vec<(String, Template)> = config
+            .templates_under("/headersFilter")
+            .map(|(name, template)| (name.to_ascii_lowercase(), template.clone()))
+            .collect();
+        if filters.is_empty() {
+            problems.push(ctx.problem(
+                "/headersFilter",
+                "enableSecurity is on: name at least one header and its expected value",
+            ));
+        }
+        Self { filters }
+    }
+
+    /// The expected value of a header, rendered now (the LORIOT output's `auth`).
+    pub(crate) fn expected(&self, header: &str) -> Option<&Template> {
+        self.filters.iter().find(|(name, _)| name.eq_ignore_ascii_case(header)).map(|(_, t)| t)
+    }
+
+    /// Checks every filtered header in constant time (digests compared, so neither content nor
+    /// length leaks through timing). The error names the header, never a value.
+    pub(crate) fn check(&self, ctx: &IntegrationCtx<'_>, headers: &HeaderMap) -> Result<(), UplinkError> {
+        for (name, template) in &self.filters {
+            let Some(got) = headers.get(name.as_str()) else {
+                return Err(UplinkError::unauthorized(format!("header '{name}' is missing")));
+            };
+            let expected = ctx.render(template).map_err(|e| UplinkError {
+                status: 503,
+                code: "integration_unavailable",
+                message: ctx.redactor.mask(&format!("cannot check header '{name}': {e}")),
+            })?;
+            let a = Sha256::digest(got.as_bytes());
+            let b = Sha256::digest(expected.expose_secret().as_bytes());
+            if !bool::from(a.ct_eq(&b)) {
+                return Err(UplinkError::unauthorized(format!("header '{name}' does not match")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The body as JSON, naming the problem when it is not.
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, UplinkError> {
+    serde_json::from_slice(body).map_err(|e| UplinkError::invalid(format!("body: invalid JSON ({e})")))
+}
+
+/// The body as JSON when it parses, else as text; binary that is not UTF-8 is refused.
+pub(crate) fn json_or_text(headers: &HeaderMap, body: &[u8]) -> Result<Value, UplinkError> {
+    let declared_json = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    if declared_json {
+        return json_body(body);
+    }
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
+    std::str::from_utf8(body)
+        .map(|text| Value::String(text.to_owned()))
+        .map_err(|_| UplinkError::invalid("body: neither JSON nor UTF-8 text"))
+}
+
+/// A boolean setting (absent = `default`), or a problem naming it.
+pub(crate) fn flag(
+    ctx: &BuildCtx<'_>,
+    plain: &Value,
+    key: &str,
+    default: bool,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    match plain.get(key) {
+        None | Some(Value::Null) => default,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.push(ctx.problem(&format!("/{key}"), "must be true or false"));
+            default
+        }
+    }
+}
+
+/// An optional string setting, or a problem naming it.
+pub(crate) fn text<'v>(
+    ctx: &BuildCtx<'_>,
+    plain: &'v Value,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<&'v str> {
+    match plain.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            problems.push(ctx.problem(&format!("/{key}"), "must be a string"));
+            None
+        }
+    }
+}
+
+/// An `http(s)://` URL setting without a trailing slash, or a problem naming it.
+pub(crate) fn url(ctx: &BuildCtx<'_>, pointer: &str, raw: &str, problems: &mut Vec<Problem>) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            raw.trim_end_matches('/').to_owned()
+        }
+        _ => {
+            problems.push(ctx.problem(pointer, format!("'{raw}' is not an http(s) URL")));
+            String::new()
+        }
+    }
+}
