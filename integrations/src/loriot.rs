@@ -67,6 +67,8 @@ struct Loriot {
     security: HeaderSecurity,
     client: reqwest::Client,
     session: tokio::sync::Mutex<Option<SecretString>>,
+    /// Secrets the account login uses: a change ends the session.
+    login_secrets: Vec<String>,
 }
 
 fn is_hex(s: &str) -> bool {
@@ -169,7 +171,14 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     if !problems.is_empty() {
         return Err(problems);
     }
+    let login_secrets = match &credentials {
+        Some(Credentials::Basic { username, password }) => {
+            username.secret_names().chain(password.secret_names()).map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(Box::new(Loriot {
+        login_secrets,
         base,
         app_id,
         create_output,
@@ -451,10 +460,12 @@ impl Integration for Loriot {
         })
     }
 
-    fn secret_changed(&self, _name: &str) {
-        // The next call logs in with the value of that moment.
-        if let Ok(mut session) = self.session.try_lock() {
-            *session = None;
+    fn secret_changed(&self, name: &str) {
+        // A new password or username: the next call logs in with the value of that moment.
+        if self.login_secrets.iter().any(|n| n == name) {
+            if let Ok(mut session) = self.session.try_lock() {
+                *session = None;
+            }
         }
     }
 }
