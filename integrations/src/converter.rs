@@ -95,6 +95,7 @@ fn messages(output: Value, base: &BTreeMap<String, String>) -> Result<Vec<Msg>, 
             }
         };
         let mut metadata = base.clone();
+        metadata.insert("deviceName".into(), device.clone());
         match fields.remove("deviceType") {
             None | Some(Value::Null) => {}
             Some(Value::String(t)) => {

@@ -95,7 +95,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     let send_downlink = flag(ctx, plain, "sendDownlink", false, &mut problems);
     let app_id = text(ctx, plain, "appId", &mut problems).map(str::to_owned);
     if let Some(id) = &app_id {
-        if !is_hex(id) || id.len() > 16 {
+        if (!is_hex(id) || id.len() > 16) && !veil_core::mentions_placeholder(id) {
             problems.push(
                 ctx.problem("/appId", format!("'{id}' is not a LORIOT application id (hex, e.g. BE7A0000)")),
             );
@@ -318,7 +318,7 @@ impl Loriot {
             })
         });
         if exists {
-            tracing::info!(integration = %ctx.name, "LORIOT output for {endpoint} exists");
+            tracing::info!(integration = %ctx.name, "LORIOT application output exists");
             return Ok(());
         }
         let auth = match self.security.expected("authorization") {
@@ -327,7 +327,7 @@ impl Loriot {
         };
         let body = json!({ "output": "httppush", "osetup": { "url": endpoint, "auth": auth } });
         self.call(ctx, Method::POST, &format!("{app_url}/outputs/httppush"), Some(&body)).await?;
-        tracing::info!(integration = %ctx.name, "LORIOT output for {endpoint} created");
+        tracing::info!(integration = %ctx.name, "LORIOT application output created");
         Ok(())
     }
 }

@@ -155,6 +155,10 @@ pub(crate) fn text<'v>(
 
 /// An `http(s)://` URL setting without a trailing slash, or a problem naming it.
 pub(crate) fn url(ctx: &BuildCtx<'_>, pointer: &str, raw: &str, problems: &mut Vec<Problem>) -> String {
+    if veil_core::mentions_placeholder(raw) {
+        // Already reported: the field is not secret-capable.
+        return String::new();
+    }
     match reqwest::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             raw.trim_end_matches('/').to_owned()

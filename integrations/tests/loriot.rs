@@ -285,7 +285,6 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
             "/configuration/appId",
             "/configuration/server",
             "/configuration/sendDownlink",
-            "/configuration/appId",
             "/configuration/httpEndpoint",
             "/configuration/headersFilter",
             "/configuration/credentials/password",
@@ -293,7 +292,7 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
         ],
         "{problems:#?}"
     );
-    assert!(problems[8].message.contains("secret 'missing' does not exist"), "{problems:#?}");
+    assert!(problems[7].message.contains("secret 'missing' does not exist"), "{problems:#?}");
 
     let unknown =
         json!({"name": "x", "type": "KAFKA", "ruleChainId": Uuid::new_v4(), "uplinkConverter": "1"});

@@ -168,7 +168,7 @@ async fn validation_reports_every_problem_with_its_path() {
         ("/nodes/0/configuration/restEndpointUrlPattern", "secret 'missing' does not exist"),
         (
             "/nodes/1/type",
-            "unknown node type 'no_such_node' (known: rest_api_call, script, mqtt, rabbitmq, log)",
+            "unknown node type 'no_such_node' (known: rest_api_call, script, mqtt, rabbitmq, log, integration_downlink)",
         ),
     ];
     let expected: Vec<(String, String)> =

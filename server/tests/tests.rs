@@ -6,5 +6,7 @@ mod support;
 mod api;
 // Rule chains calling a real HTTP service with secrets from the store.
 mod chains;
+// LORIOT and HTTP integrations against the LORIOT emulator.
+mod integrations;
 // The process: logs, master key, crash safety, shutdown, first start.
 mod process;

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use http_body_util::BodyExt as _;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 use veil_core::Problem;
@@ -16,7 +17,7 @@ use veil_integrations::{IntegrationRuntime, UplinkError, deploy_integration};
 use veil_store::{Actor, Owner, OwnerRecord, OwnerType, Page, StoreError};
 
 use super::chains::{ListParams, json_body, message_from, system_actor};
-use super::{AppState, body_error, parse_id};
+use super::{AppState, MAX_DRAINED_BYTES, MAX_UPLINK_BYTES, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
@@ -218,6 +219,35 @@ fn uplink_error(e: UplinkError) -> ApiError {
     ApiError::new(status, e.code, e.message)
 }
 
+/// An uplink body up to [`MAX_UPLINK_BYTES`]. A larger one is read to its end (up to
+/// [`MAX_DRAINED_BYTES`]) before the 413, so the sender, still writing, gets the answer rather
+/// than a broken connection.
+async fn uplink_body(headers: &HeaderMap, mut body: Body) -> ApiResult<Vec<u8>> {
+    let too_large =
+        || ApiError::too_large(format!("an uplink body may have at most {MAX_UPLINK_BYTES} bytes"));
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_DRAINED_BYTES) {
+        return Err(too_large());
+    }
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("body: cannot be read ({e})")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_UPLINK_BYTES {
+                kept.extend_from_slice(&data);
+            } else if total > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
+    }
+    if total > MAX_UPLINK_BYTES { Err(too_large()) } else { Ok(kept) }
+}
+
 /// `POST /api/v1/integrations/{type}/{routingKey}`: an uplink. No token: the routing key and the
 /// integration's header security identify the sender. Converted messages go to the rule chain in
 /// order; the answer says how many.
@@ -225,9 +255,9 @@ pub(crate) async fn uplink(
     State(state): State<Arc<AppState>>,
     Path((kind, key)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> ApiResult<Json<Value>> {
-    let body = body.map_err(body_error)?;
+    let body = uplink_body(&headers, body).await?;
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

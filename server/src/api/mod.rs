@@ -14,6 +14,8 @@ pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
 
 /// Largest uplink body accepted (LORIOT's are a few hundred bytes).
 pub(crate) const MAX_UPLINK_BYTES: usize = 1024 * 1024;
+/// A larger uplink is still read up to this size so its sender gets the 413 answer.
+pub(crate) const MAX_DRAINED_BYTES: usize = 32 * 1024 * 1024;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,10 +82,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(integrations::get).put(integrations::update).delete(integrations::delete),
         )
         .route("/api/integrations/{id}/downlink", post(integrations::downlink))
-        .route(
-            "/api/v1/integrations/{kind}/{routing_key}",
-            post(integrations::uplink).layer(DefaultBodyLimit::max(MAX_UPLINK_BYTES)),
-        )
+        .route("/api/v1/integrations/{kind}/{routing_key}", post(integrations::uplink))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(log_request))
