@@ -179,7 +179,9 @@ pub fn deploy(
         }
         let compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
         let mut uses = compiled.secret_uses().to_vec();
-        let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name).with_services(registry.services());
+        let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name)
+            .with_services(registry.services())
+            .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
         uses.extend(ctx.take_uses());
         check_secret_uses(store, actor, &base, &uses, &mut problems);

@@ -190,6 +190,16 @@ impl ChainRuntime {
 
     /// Processes one message to the end and returns what every node did.
     pub async fn process(&self, msg: Msg) -> Vec<TraceStep> {
+        // Every secret resolved while this message runs is counted as used by this chain.
+        let context = veil_store::UseContext {
+            kind: veil_store::OwnerType::RuleChain,
+            id: self.id,
+            name: self.name.clone(),
+        };
+        veil_store::with_use_context(context, self.run(msg)).await
+    }
+
+    async fn run(&self, msg: Msg) -> Vec<TraceStep> {
         let mut trace = Vec::new();
         let mut queue = VecDeque::from([(self.first, msg)]);
         let mut steps = 0;

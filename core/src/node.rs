@@ -173,6 +173,8 @@ pub struct BuildCtx<'a> {
     pub base: &'a str,
     /// The node's name.
     pub node_name: &'a str,
+    /// Set when a customer user deploys: nodes that reach tenant-wide resources refuse.
+    pub customer_id: Option<veil_store::CustomerId>,
     services: Option<&'a Services>,
     extra_uses: Mutex<Vec<SecretUse>>,
 }
@@ -180,7 +182,21 @@ pub struct BuildCtx<'a> {
 impl<'a> BuildCtx<'a> {
     /// A context for building one node.
     pub fn new(store: &'a Store, tenant: TenantId, base: &'a str, node_name: &'a str) -> Self {
-        Self { store, tenant, base, node_name, services: None, extra_uses: Mutex::new(Vec::new()) }
+        Self {
+            store,
+            tenant,
+            base,
+            node_name,
+            customer_id: None,
+            services: None,
+            extra_uses: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same context for a deployment by a customer user.
+    pub fn for_customer(mut self, customer: Option<veil_store::CustomerId>) -> Self {
+        self.customer_id = customer;
+        self
     }
 
     /// The same context with the registry's shared services.

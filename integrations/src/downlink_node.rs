@@ -28,6 +28,10 @@ struct DownlinkNode {
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    if ctx.customer_id.is_some() {
+        // Integrations belong to the tenant; their credentials are not the customer's to use.
+        return Err(vec![ctx.problem("", "customer rule chains cannot send downlinks through integrations")]);
+    }
     let id = match config.plain().get("integrationId") {
         Some(Value::String(raw)) => raw.parse::<Uuid>().map_err(|_| {
             vec![ctx.problem("/integrationId", format!("'{raw}' is not an integration id (UUID)"))]

@@ -3,6 +3,8 @@
 //! are ThingsBoard's. The account password (or API token) and the downlink token come from secrets,
 //! rendered at the moment of each login or call.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
@@ -66,9 +68,14 @@ struct Loriot {
     http_endpoint: Option<String>,
     security: HeaderSecurity,
     client: reqwest::Client,
-    session: tokio::sync::Mutex<Option<SecretString>>,
-    /// Secrets the account login uses: a change ends the session.
+    /// The account session and the credentials generation it was made with.
+    session: tokio::sync::Mutex<Option<(SecretString, u64)>>,
+    /// Bumped when a secret the login uses changes; a session of an older generation is replaced.
+    credentials_generation: AtomicU64,
+    /// Secrets the account login uses.
     login_secrets: Vec<String>,
+    /// Held across "is the output there? create it" so two starts cannot both create one.
+    output_lock: tokio::sync::Mutex<()>,
 }
 
 fn is_hex(s: &str) -> bool {
@@ -85,7 +92,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     let domain = text(ctx, plain, "domain", &mut problems).unwrap_or("loriot.io");
     let base = match text(ctx, plain, "apiBaseUrl", &mut problems) {
         Some(raw) => url(ctx, "/apiBaseUrl", raw, &mut problems),
-        None => format!("https://{server}.{domain}"),
+        None => url(ctx, "/domain", &format!("https://{server}.{domain}"), &mut problems),
     };
     let downlink_url = match text(ctx, plain, "loriotDownlinkUrl", &mut problems) {
         Some(raw) => url(ctx, "/loriotDownlinkUrl", raw, &mut problems),
@@ -163,6 +170,13 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         None => None,
     };
     let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
+    if create_output && security.is_enabled() && security.expected("authorization").is_none() {
+        problems.push(ctx.problem(
+            "/headersFilter",
+            "with createLoriotOutput and enableSecurity, name the Authorization header: LORIOT sends \
+             only that one (the output's auth)",
+        ));
+    }
     let client = reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -190,18 +204,23 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         security,
         client,
         session: tokio::sync::Mutex::new(None),
+        credentials_generation: AtomicU64::new(0),
+        output_lock: tokio::sync::Mutex::new(()),
     }))
 }
 
 /// At most this much of an answer body goes into an error message.
 const EXCERPT: usize = 200;
 
-fn excerpt(text: &str) -> &str {
-    let mut end = text.len().min(EXCERPT);
-    while !text.is_char_boundary(end) {
+/// The start of an answer body for an error message, masked before it is cut (a cut through a
+/// secret would leave a prefix the redactor no longer recognises).
+fn excerpt(ctx: &IntegrationCtx<'_>, text: &str) -> String {
+    let masked = ctx.redactor.mask(text);
+    let mut end = masked.len().min(EXCERPT);
+    while !masked.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].trim()
+    masked[..end].trim().to_owned()
 }
 
 impl Loriot {
@@ -228,7 +247,7 @@ impl Loriot {
             return Err(IntegrationError::new(format!(
                 "LORIOT login as '{}' refused: HTTP {status} {}",
                 user.expose_secret(),
-                excerpt(&text)
+                excerpt(ctx, &text)
             )));
         }
         serde_json::from_str::<Value>(&text)
@@ -250,10 +269,12 @@ impl Loriot {
             }
             Some(Credentials::Basic { username, password }) => {
                 let mut session = self.session.lock().await;
-                if fresh || session.is_none() {
-                    *session = Some(self.login(ctx, username, password).await?);
+                let generation = self.credentials_generation.load(Ordering::SeqCst);
+                let stale = session.as_ref().is_none_or(|(_, g)| *g != generation);
+                if fresh || stale {
+                    *session = Some((self.login(ctx, username, password).await?, generation));
                 }
-                let current = session.as_ref().map(|s| s.expose_secret()).unwrap_or_default();
+                let current = session.as_ref().map(|(s, _)| s.expose_secret()).unwrap_or_default();
                 Ok(format!("Session {current}").into())
             }
         }
@@ -293,7 +314,7 @@ impl Loriot {
             if !status.is_success() {
                 return Err(IntegrationError::new(format!(
                     "{method} {url} answered HTTP {status} {}",
-                    excerpt(&text)
+                    excerpt(ctx, &text)
                 )));
             }
             if text.trim().is_empty() {
@@ -309,6 +330,7 @@ impl Loriot {
         let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
             return Ok(());
         };
+        let _one_at_a_time = self.output_lock.lock().await;
         let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
         let app = self.call(ctx, Method::GET, &app_url, None).await?;
         let exists = app.get("outputs").and_then(Value::as_array).is_some_and(|outputs| {
@@ -400,13 +422,15 @@ fn tx_command(downlink: &Value, app_id: &str) -> Result<Value, IntegrationError>
 impl Integration for Loriot {
     fn start<'a>(&'a self, ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>> {
         Box::pin(async move {
-            if self.create_output {
-                self.ensure_output(ctx).await
-            } else if matches!(self.credentials, Some(Credentials::Basic { .. })) {
-                // Nothing to create, but a wrong password should show now, not at the first call.
-                self.authorization(ctx, true).await.map(drop)
-            } else {
-                Ok(())
+            match (&self.app_id, &self.credentials) {
+                _ if self.create_output => self.ensure_output(ctx).await,
+                // Nothing to create, but wrong credentials should show now, not at the first call.
+                (Some(app_id), Some(_)) => {
+                    let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
+                    self.call(ctx, Method::GET, &app_url, None).await.map(drop)
+                }
+                (None, Some(Credentials::Basic { .. })) => self.authorization(ctx, true).await.map(drop),
+                _ => Ok(()),
             }
         })
     }
@@ -453,7 +477,7 @@ impl Integration for Loriot {
                 return Err(IntegrationError::new(format!(
                     "downlink to {} answered HTTP {status} {}",
                     self.downlink_url,
-                    excerpt(&text)
+                    excerpt(ctx, &text)
                 )));
             }
             Ok(json!({ "sent": tx, "status": status.as_u16() }))
@@ -463,9 +487,7 @@ impl Integration for Loriot {
     fn secret_changed(&self, name: &str) {
         // A new password or username: the next call logs in with the value of that moment.
         if self.login_secrets.iter().any(|n| n == name) {
-            if let Ok(mut session) = self.session.try_lock() {
-                *session = None;
-            }
+            self.credentials_generation.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct IntegrationRuntime {
     /// Bumped by every start, so a slow old start cannot overwrite a newer one's status.
     generation: AtomicU64,
     stopped: AtomicBool,
+    /// The start in progress: a new start or a stop aborts it.
+    starting: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for IntegrationRuntime {
@@ -88,6 +90,7 @@ impl IntegrationRuntime {
             status: Mutex::new(status),
             generation: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            starting: Mutex::new(None),
         })
     }
 
@@ -130,6 +133,15 @@ impl IntegrationRuntime {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
     }
 
+    /// Secrets resolved in its name are counted as used by this integration.
+    fn use_context(&self) -> veil_store::UseContext {
+        veil_store::UseContext {
+            kind: veil_store::OwnerType::Integration,
+            id: self.id,
+            name: self.def.name.clone(),
+        }
+    }
+
     fn ctx(&self) -> IntegrationCtx<'_> {
         IntegrationCtx {
             store: &self.store,
@@ -147,8 +159,13 @@ impl IntegrationRuntime {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.set_status(Status::Starting);
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let result = this.integration.start(&this.ctx()).await;
+        let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = starting.take() {
+            previous.abort();
+        }
+        let task = tokio::spawn(async move {
+            let ctx = this.ctx();
+            let result = veil_store::with_use_context(this.use_context(), this.integration.start(&ctx)).await;
             if this.stopped.load(Ordering::SeqCst) || this.generation.load(Ordering::SeqCst) != generation {
                 return;
             }
@@ -164,11 +181,15 @@ impl IntegrationRuntime {
                 }
             }
         });
+        *starting = Some(task.abort_handle());
     }
 
     /// Stops it: no more uplinks, downlinks or status changes.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        if let Some(task) = self.starting.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
     }
 
     fn check_running(&self) -> Result<(), (u16, &'static str, String)> {
@@ -188,6 +209,10 @@ impl IntegrationRuntime {
     /// Checks an uplink request and converts it into messages for the rule chain. Nothing is
     /// returned unless every part of the uplink was valid.
     pub fn uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
+        veil_store::with_use_context_sync(self.use_context(), || self.convert_uplink(headers, body))
+    }
+
+    fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
         self.check_running().map_err(|(status, code, message)| UplinkError { status, code, message })?;
         let ctx = self.ctx();
         let payload = self.integration.accept_uplink(&ctx, headers, body)?;
@@ -205,16 +230,30 @@ impl IntegrationRuntime {
         for note in converted.notes {
             tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
         }
-        converted.result.map_err(|e| UplinkError {
+        let mut messages = converted.result.map_err(|e| UplinkError {
             status: 422,
             code: "converter_failed",
             message: format!("uplink converter: {}", self.redactor.mask(&e)),
-        })
+        })?;
+        // A converter that read a secret must not hand its value to the chain, whose redactor
+        // does not know the integration's secrets.
+        for msg in &mut messages {
+            self.redactor.mask_json(&mut msg.data);
+            for value in msg.metadata.values_mut() {
+                *value = self.redactor.mask(value);
+            }
+            msg.originator = self.redactor.mask(&msg.originator);
+        }
+        Ok(messages)
     }
 
     /// Converts a message with the downlink converter (or takes its data as is) and sends it.
     /// The error is redacted.
     pub async fn downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
+        veil_store::with_use_context(self.use_context(), self.send_downlink(msg)).await
+    }
+
+    async fn send_downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
         self.check_running().map_err(|(_, _, message)| IntegrationError::new(message))?;
         let downlink = match &self.downlink {
             Some(script) => {
@@ -292,6 +331,14 @@ impl Integrations {
             if old.routing_key() != runtime.routing_key() {
                 self.release_key(old.routing_key(), old.id());
             }
+        }
+    }
+
+    /// Stops and forgets every integration of a tenant (the tenant was deleted).
+    pub fn remove_tenant(&self, tenant: TenantId) {
+        let ids: Vec<Uuid> = self.by_id.iter().filter(|r| r.tenant() == tenant).map(|r| r.id()).collect();
+        for id in ids {
+            self.remove(id);
         }
     }
 

@@ -68,6 +68,11 @@ impl HeaderSecurity {
         Self { filters }
     }
 
+    /// Whether uplinks must carry headers.
+    pub(crate) fn is_enabled(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// The expected value of a header, rendered now (the LORIOT output's `auth`).
     pub(crate) fn expected(&self, header: &str) -> Option<&Template> {
         self.filters.iter().find(|(name, _)| name.eq_ignore_ascii_case(header)).map(|(_, t)| t)
@@ -160,7 +165,12 @@ pub(crate) fn url(ctx: &BuildCtx<'_>, pointer: &str, raw: &str, problems: &mut V
         return String::new();
     }
     match reqwest::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
             raw.trim_end_matches('/').to_owned()
         }
         _ => {

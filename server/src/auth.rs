@@ -2,13 +2,13 @@
 //! encrypted in the store (so every instance sharing a database accepts them), valid for 12 hours.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -66,31 +66,89 @@ pub(crate) struct LoginRequest {
     password: SecretString,
 }
 
+/// Failed logins allowed per user name within [`LOGIN_WINDOW`].
+pub(crate) const MAX_FAILED_PER_USER: u32 = 5;
+/// Failed logins allowed per client address within [`LOGIN_WINDOW`].
+pub(crate) const MAX_FAILED_PER_ADDRESS: u32 = 20;
+/// How long failed logins count.
+pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Counts failed logins per user name and per address; past the limit, logins are refused until
+/// the window that started with the first failure has passed.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    failures: dashmap::DashMap<String, (u32, Instant)>,
+}
+
+impl LoginLimiter {
+    fn limit(key: &str) -> u32 {
+        if key.starts_with("user:") { MAX_FAILED_PER_USER } else { MAX_FAILED_PER_ADDRESS }
+    }
+
+    /// Seconds to wait, if any key is over its limit.
+    fn blocked(&self, keys: &[String]) -> Option<u64> {
+        keys.iter()
+            .filter_map(|k| {
+                let entry = self.failures.get(k)?;
+                let (count, since) = *entry;
+                let left = LOGIN_WINDOW.checked_sub(since.elapsed())?;
+                (count >= Self::limit(k)).then(|| left.as_secs().max(1))
+            })
+            .max()
+    }
+
+    fn failed(&self, keys: &[String]) {
+        for k in keys {
+            let mut entry = self.failures.entry(k.clone()).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= LOGIN_WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeeded(&self, user_key: &str) {
+        self.failures.remove(user_key);
+    }
+}
+
 /// `POST /api/auth/login`
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     // A fixed message: the rejection's text would quote the request, password included.
     let Json(req) = body
         .map_err(|_| ApiError::bad_request("expected JSON {\"username\": string, \"password\": string}"))?;
+    let keys = [format!("user:{}", req.username), format!("addr:{}", address.ip())];
+    if let Some(wait) = state.login_limiter.blocked(&keys) {
+        return Err(ApiError::too_many(format!("too many failed logins; try again in {wait} s"), wait));
+    }
     let user = state.store.user_by_name(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not reveal usernames.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
     let ok =
         tokio::task::spawn_blocking(move || verify_password(&req.password, &hash)).await.unwrap_or(false);
     // Only names that exist are logged: people type passwords into the username field.
+    let address_text = Some(address.ip().to_string());
     let user = match (ok, user) {
         (true, Some(user)) => user,
         (false, Some(user)) => {
             tracing::warn!(username = %user.username, "failed login: wrong password");
+            state.login_limiter.failed(&keys);
+            state.store.record_login(Some(&user), false, address_text).await;
             return Err(ApiError::unauthorized("invalid username or password"));
         }
         (_, None) => {
             tracing::warn!("failed login: unknown username");
+            state.login_limiter.failed(&keys);
+            state.store.record_login(None, false, address_text).await;
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
+    state.login_limiter.succeeded(&keys[0]);
+    state.store.record_login(Some(&user), true, address_text).await;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs() };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.tokens.encoding)
@@ -132,6 +190,6 @@ impl FromRequestParts<Arc<AppState>> for AuthActor {
             .user_by_id(id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
-        Ok(Self(user.actor()))
+        Ok(Self(state.store.actor_for(&user).await?))
     }
 }

@@ -30,11 +30,20 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     extra: Option<(&'static str, Value)>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None }
+        Self { status, code, message: message.into(), extra: None, retry_after: None }
+    }
+
+    /// A 429: too many attempts; try again after `seconds`.
+    pub(crate) fn too_many(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+        }
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -88,6 +97,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Invalid(problems) => Self::new(StatusCode::BAD_REQUEST, "invalid_secret", message)
                 .with("problems", json!(problems)),
+            StoreError::InvalidInput(problems) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+                    .with("problems", json!(problems))
+            }
+            StoreError::Needed { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
             StoreError::TooLarge { .. } => Self::too_large(message),
             StoreError::NameTaken(_) => Self::new(StatusCode::CONFLICT, "name_taken", message),
             StoreError::Immutable { .. } => Self::new(StatusCode::BAD_REQUEST, "immutable_field", message),
@@ -121,7 +135,11 @@ impl IntoResponse for ApiError {
         if let (Some((key, value)), Some(map)) = (self.extra, body.as_object_mut()) {
             map.insert(key.to_owned(), value);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

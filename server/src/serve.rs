@@ -36,45 +36,70 @@ fn master_key_source(args: &ServeArgs) -> MasterKeySource {
     }
 }
 
-/// First start: tenant "Default" and its administrator `admin`.
-async fn bootstrap(store: &Store) -> Result<(), ServerError> {
-    if store.count_users().await? > 0 {
-        return Ok(());
-    }
-    let tenant = match store.tenant_by_name("Default").await? {
-        Some(t) => t,
-        None => store.create_tenant("Default").await?,
-    };
-    let (password, generated) = match std::env::var("VEIL_ADMIN_PASSWORD") {
+/// A password from `var`, or a generated one (and whether it was generated).
+fn initial_password(var: &str) -> (SecretString, bool) {
+    match std::env::var(var) {
         Ok(p) if !p.is_empty() => (SecretString::from(p), false),
         _ => {
             let mut bytes = [0u8; 18];
             OsRng.fill_bytes(&mut bytes);
             (SecretString::from(URL_SAFE_NO_PAD.encode(bytes)), true)
         }
-    };
+    }
+}
+
+/// Creates a user whose password comes from `var` or is generated and printed once.
+async fn first_user(
+    store: &Store,
+    tenant: &veil_store::TenantRecord,
+    username: &str,
+    role: Role,
+    var: &str,
+) -> Result<(), ServerError> {
+    let (password, generated) = initial_password(var);
     let hash = {
         let password = password.clone();
         tokio::task::spawn_blocking(move || hash_password(&password))
             .await
-            .map_err(|e| io_error("hashing the admin password".into())(std::io::Error::other(e)))?
+            .map_err(|e| io_error(format!("hashing the {username} password"))(std::io::Error::other(e)))?
     };
     store
         .create_user(&UserRecord {
             id: UserId::new_random(),
             tenant_id: tenant.id,
             customer_id: None,
-            username: "admin".into(),
+            username: username.into(),
             password_hash: hash,
-            roles: vec![Role::TenantAdmin],
+            roles: vec![role.as_str().to_owned()],
             created_time: tenant.created_time,
         })
         .await?;
-    tracing::info!(tenant = %tenant.name, "created tenant and its administrator 'admin'");
+    tracing::info!(tenant = %tenant.name, "created user '{username}' ({})", role.as_str());
     if generated {
         // Printed once, on stdout, never logged.
-        println!("Created user 'admin' with password: {}", password.expose_secret());
-        println!("(set VEIL_ADMIN_PASSWORD before the first start to choose it)");
+        println!("Created user '{username}' with password: {}", password.expose_secret());
+        println!("(set {var} before the first start to choose it)");
+    }
+    Ok(())
+}
+
+/// First start: tenant "Default" and its administrator `admin`; the system tenant and its
+/// administrator `sysadmin` (also added to data directories made before it existed).
+async fn bootstrap(store: &Store) -> Result<(), ServerError> {
+    if store.count_users().await? == 0 {
+        let tenant = match store.tenant_by_name("Default").await? {
+            Some(t) => t,
+            None => store.create_tenant("Default").await?,
+        };
+        first_user(store, &tenant, "admin", Role::TenantAdmin, "VEIL_ADMIN_PASSWORD").await?;
+    }
+    if store.ensure_system_tenant().await? && store.user_by_name("sysadmin").await?.is_none() {
+        let system = veil_store::TenantRecord {
+            id: veil_store::SYSTEM_TENANT,
+            name: "System".into(),
+            created_time: veil_store::now_ms(),
+        };
+        first_user(store, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
     }
     Ok(())
 }
@@ -135,6 +160,8 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
         chains: Default::default(),
         integration_types: veil_integrations::registry(),
         integrations,
+        login_limiter: Default::default(),
+        integration_writes: Default::default(),
     });
     api::start_all(&state).await?;
     api::forward_secret_changes(Arc::clone(&state));
@@ -144,8 +171,6 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
     let shutdown = shutdown_signal()?;
     tracing::info!("veil listening on http://{addr}");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(io_error("serving HTTP".into()))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io_error("serving HTTP".into()))
 }

@@ -1,10 +1,14 @@
-//! Tenants and users as stored. Password hashing and tokens belong to the server; the store keeps
-//! the hash and the roles.
+//! Tenants, customers, users and custom roles as stored. Password hashing and tokens belong to the
+//! server; the store keeps the hash and the role names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::access::{Actor, Permissions, Role};
+use crate::access::{Operation, Permissions, Resource};
 use crate::model::{CustomerId, TenantId, UserId};
+
+/// The tenant system administrators belong to; it holds nothing else and is never listed.
+pub const SYSTEM_TENANT: TenantId = TenantId(Uuid::nil());
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -16,6 +20,52 @@ pub struct TenantRecord {
     pub name: String,
     /// Milliseconds since the epoch.
     pub created_time: i64,
+}
+
+/// A customer of a tenant: its users use secrets shared with it, never read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerRecord {
+    /// Its id.
+    pub id: CustomerId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Unique within the tenant.
+    pub name: String,
+    /// Milliseconds since the epoch.
+    pub created_time: i64,
+}
+
+/// Operations on one resource, as a custom role grants them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The resource.
+    pub resource: Resource,
+    /// The operations.
+    pub operations: Vec<Operation>,
+}
+
+/// A custom role: a named set of grants within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Unique within the tenant; never a built-in role's name.
+    pub name: String,
+    /// What it grants.
+    pub permissions: Vec<Grant>,
+    /// Milliseconds since the epoch.
+    pub created_time: i64,
+}
+
+impl RoleRecord {
+    /// The grants as a permission set.
+    pub fn permission_set(&self) -> Permissions {
+        self.permissions.iter().fold(Permissions::default(), |acc, g| acc.with(g.resource, &g.operations))
+    }
 }
 
 /// A user account.
@@ -31,8 +81,8 @@ pub struct UserRecord {
     pub username: String,
     /// A PHC-format password hash (argon2).
     pub password_hash: String,
-    /// Granted roles.
-    pub roles: Vec<Role>,
+    /// Granted roles: built-in names (`TENANT_ADMIN`, ...) or the tenant's custom roles.
+    pub roles: Vec<String>,
     /// Milliseconds since the epoch.
     pub created_time: i64,
 }
@@ -50,15 +100,43 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
-impl UserRecord {
-    /// The actor this user acts as.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            user_id: self.id,
-            username: self.username.clone(),
-            tenant_id: self.tenant_id,
-            customer_id: self.customer_id,
-            permissions: self.roles.iter().fold(Permissions::default(), |acc, r| acc.union(r.permissions())),
+/// A user as the API shows it: no password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    /// Its id.
+    pub id: UserId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Set for customer users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
+    /// Login name.
+    pub username: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub created_time: i64,
+}
+
+impl From<&UserRecord> for UserInfo {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id,
+            tenant_id: u.tenant_id,
+            customer_id: u.customer_id,
+            username: u.username.clone(),
+            roles: u.roles.clone(),
+            created_time: u.created_time,
         }
     }
+}
+
+/// Changes to a user; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// A new password hash.
+    pub password_hash: Option<String>,
+    /// New role names.
+    pub roles: Option<Vec<String>>,
 }

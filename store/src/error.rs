@@ -30,6 +30,17 @@ pub enum StoreError {
     /// The request broke one or more validation rules; every problem is listed.
     #[error("{}", join(.0))]
     Invalid(Vec<FieldProblem>),
+    /// A user, customer, role or tenant request broke one or more rules; every problem is listed.
+    #[error("{}", join(.0))]
+    InvalidInput(Vec<FieldProblem>),
+    /// The object is still needed (a customer with users, a role held by users, ...).
+    #[error("{message}")]
+    Needed {
+        /// Machine-readable code, e.g. `customer_in_use`.
+        code: &'static str,
+        /// What needs it.
+        message: String,
+    },
     /// A value is larger than the configured limit.
     #[error("{field}: is {size} bytes, the limit for {kind} secrets is {limit} bytes")]
     TooLarge {
@@ -116,6 +127,10 @@ fn join(problems: &[FieldProblem]) -> String {
 impl StoreError {
     pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldProblem::new(field, message)])
+    }
+
+    pub(crate) fn input(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidInput(vec![FieldProblem::new(field, message)])
     }
 
     pub(crate) fn secret_not_found(id: impl ToString) -> Self {

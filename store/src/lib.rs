@@ -16,6 +16,7 @@
 //! `Serialize`).
 
 mod access;
+mod audit;
 mod backend;
 mod crypto;
 mod directory;
@@ -25,15 +26,20 @@ mod model;
 mod references;
 mod store;
 
-pub use crate::access::{Actor, Operation, Permissions, Role};
+pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
+pub use crate::audit::{
+    AuditAction, AuditEntry, AuditQuery, UseContext, with_use_context, with_use_context_sync,
+};
 pub use crate::backend::{Database, OwnerRecord};
 pub use crate::crypto::MasterKeySource;
-pub use crate::directory::{TenantRecord, UserRecord};
+pub use crate::directory::{
+    CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
+};
 pub use crate::error::{FieldProblem, Result, StoreError};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
     CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
-    SecretUpdate, SecretValue, TenantId, UserId, validate_name,
+    SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_name,
 };
 pub use crate::references::{NodeUsage, Owner, OwnerType, OwnerUsage, SecretRef, Usages};
-pub use crate::store::{ListQuery, Page, Store, StoreConfig};
+pub use crate::store::{ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};

@@ -369,7 +369,7 @@ pub(crate) fn validate_update(
 }
 
 /// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -7,14 +7,18 @@ use dashmap::DashMap;
 use tokio::sync::{Mutex, broadcast};
 use uuid::Uuid;
 
+mod admin;
+
+pub use self::admin::{MAX_DIRECTORY_NAME, NewUser};
 use crate::access::{Actor, Operation};
+use crate::audit::{AuditAction, UseCounter};
 use crate::backend::{Backend, Database, DeleteOutcome, OwnerRecord, SecretRow};
 use crate::crypto::{Keyring, MasterKey, MasterKeySource, random_bytes};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::events::{ChangeKind, SecretEvent};
 use crate::model::{
-    Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
+    CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
     validate_new, validate_update,
 };
 use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
@@ -105,6 +109,25 @@ impl Index {
     fn by_id(&self, id: SecretId) -> Option<Arc<SecretRow>> {
         self.by_id.get(&id).map(|r| Arc::clone(r.value()))
     }
+
+    fn remove_tenant(&self, tenant: TenantId) {
+        self.by_id.retain(|_, row| row.info.tenant_id != tenant);
+        self.by_name.remove(&tenant);
+    }
+
+    fn forget_customer(&self, tenant: TenantId, customer: CustomerId) {
+        let shared: Vec<Arc<SecretRow>> = self
+            .by_id
+            .iter()
+            .filter(|r| r.info.tenant_id == tenant && r.info.shared_with.contains(&customer))
+            .map(|r| Arc::clone(r.value()))
+            .collect();
+        for row in shared {
+            let mut info = row.info.clone();
+            info.shared_with.retain(|c| *c != customer);
+            self.insert(SecretRow { info, sealed: row.sealed.clone() });
+        }
+    }
 }
 
 struct Inner {
@@ -115,6 +138,8 @@ struct Inner {
     /// Serializes writes in this process so the index follows the database's commit order.
     write: Mutex<()>,
     limits: Limits,
+    /// Secret uses by running configurations, written to the audit log per minute.
+    uses: UseCounter,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -146,7 +171,7 @@ impl Store {
                     index.insert(row);
                 }
                 let (events, _) = broadcast::channel(1024);
-                Ok(Self {
+                let store = Self {
                     inner: Arc::new(Inner {
                         backend,
                         keyring: RwLock::new(keyring),
@@ -154,8 +179,11 @@ impl Store {
                         events,
                         write: Mutex::new(()),
                         limits: config.limits,
+                        uses: UseCounter::default(),
                     }),
-                })
+                };
+                store.flush_uses_periodically();
+                Ok(store)
             }
             Err(e) => {
                 backend.close().await;
@@ -205,8 +233,22 @@ impl Store {
         Ok((keyring, rows))
     }
 
-    /// Closes the database cleanly.
+    /// Writes finished minutes of use counts every few seconds while the store is alive.
+    fn flush_uses_periodically(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                Store { inner }.flush_finished_uses().await;
+            }
+        });
+    }
+
+    /// Writes pending use counts and closes the database cleanly.
     pub async fn close(&self) {
+        self.flush_uses().await;
         self.inner.backend.close().await;
     }
 
@@ -297,6 +339,8 @@ impl Store {
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
         self.publish(&info, ChangeKind::Created);
+        let details = serde_json::json!({ "type": info.kind, "version": info.version });
+        self.audit_secret(actor, AuditAction::Create, &info, true, details).await;
         Ok(info)
     }
 
@@ -370,9 +414,13 @@ impl Store {
         tracing::info!(secret = %info.name, version = info.version, actor = %actor.username, "secret updated");
         if req.value.is_some() {
             self.publish(&info, ChangeKind::ValueUpdated(info.version));
+            let details = serde_json::json!({ "version": info.version });
+            self.audit_secret(actor, AuditAction::ValueChange, &info, true, details).await;
         }
         if description_changed {
             self.publish(&info, ChangeKind::DescriptionUpdated);
+            self.audit_secret(actor, AuditAction::DescriptionChange, &info, true, serde_json::json!({}))
+                .await;
         }
         Ok(info)
     }
@@ -390,12 +438,19 @@ impl Store {
         let current = self.visible(actor, id)?;
         match self.inner.backend.delete_secret(id).await? {
             DeleteOutcome::InUse(usages) => {
-                Err(StoreError::InUse { name: current.info.name.clone(), usages })
+                let details = serde_json::json!({ "references": usages });
+                self.audit_secret(actor, AuditAction::DeleteRefused, &current.info, false, details).await;
+                Err(StoreError::InUse {
+                    name: current.info.name.clone(),
+                    usages: self.visible_usages(actor, usages),
+                })
             }
             DeleteOutcome::Deleted => {
                 self.inner.index.remove(&current.info);
                 tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
                 self.publish(&current.info, ChangeKind::Deleted);
+                let details = serde_json::json!({ "version": current.info.version });
+                self.audit_secret(actor, AuditAction::Delete, &current.info, true, details).await;
                 Ok(())
             }
         }
@@ -405,7 +460,13 @@ impl Store {
     pub async fn usages(&self, actor: &Actor, id: SecretId) -> Result<Usages> {
         self.visible(actor, id)?;
         actor.require(Operation::Read)?;
-        self.inner.backend.usages(id).await
+        self.inner.backend.usages(id, actor.customer_id).await
+    }
+
+    /// What a refused delete may show the actor: tenant users see every use; customer users never
+    /// act on secrets, so this is for completeness.
+    fn visible_usages(&self, actor: &Actor, usages: Usages) -> Usages {
+        if actor.customer_id.is_some() { Usages::default() } else { usages }
     }
 
     /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
@@ -419,6 +480,7 @@ impl Store {
             .and_then(|names| names.get(name))
             .ok_or_else(|| StoreError::secret_not_found(name))?;
         let info = &row.info;
+        self.inner.uses.count(tenant, info.id, name);
         self.keyring()
             .open(info.tenant_id, info.id, info.version, &row.sealed)
             .ok_or_else(|| StoreError::Integrity(info.name.clone()))
@@ -454,6 +516,9 @@ impl Store {
         if !refs.is_empty() {
             actor.require(Operation::Use)?;
         }
+        let resource = owner_resource(owner.kind);
+        let exists = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?.is_some();
+        actor.require_on(resource, if exists { Operation::Write } else { Operation::Create })?;
         let _guard = self.inner.write.lock().await;
         if let Some(customer) = actor.customer_id {
             let existing = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?;
@@ -496,7 +561,8 @@ impl Store {
 
     async fn delete_owner_inner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<()> {
         // Visibility first: another customer's configuration does not exist for this actor.
-        self.owner(actor, kind, id).await?;
+        self.owner_visible(actor, kind, id).await?;
+        actor.require_on(owner_resource(kind), Operation::Delete)?;
         let _guard = self.inner.write.lock().await;
         if self.inner.backend.delete_owner(actor.tenant_id, kind, id).await? {
             Ok(())
@@ -507,6 +573,12 @@ impl Store {
 
     /// One stored configuration of the actor's tenant.
     pub async fn owner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
+        let found = self.owner_visible(actor, kind, id).await?;
+        actor.require_on(owner_resource(kind), Operation::Read)?;
+        Ok(found)
+    }
+
+    async fn owner_visible(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
         self.inner
             .backend
             .owner(actor.tenant_id, kind, id)
@@ -517,6 +589,7 @@ impl Store {
 
     /// Every stored configuration of a kind in the actor's tenant (customer users: their own).
     pub async fn owners(&self, actor: &Actor, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        actor.require_on(owner_resource(kind), Operation::Read)?;
         let mut all = self.inner.backend.owners(actor.tenant_id, kind).await?;
         all.retain(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id);
         Ok(all)
@@ -582,6 +655,13 @@ impl Store {
     /// How many users exist (0 on a fresh database).
     pub async fn count_users(&self) -> Result<i64> {
         self.inner.backend.count_users().await
+    }
+}
+
+fn owner_resource(kind: OwnerType) -> crate::access::Resource {
+    match kind {
+        OwnerType::RuleChain => crate::access::Resource::RuleChain,
+        OwnerType::Integration => crate::access::Resource::Integration,
     }
 }
 

@@ -194,6 +194,7 @@ pub(crate) async fn send_message(
 ) -> ApiResult<axum::response::Response> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let runtime = runtime(&state, &actor, &id).await?;
+    actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Write)?;
     let msg = message_from(json_body(body)?)?;
     let msg_id = msg.id;
     if params.wait.unwrap_or(false) {
@@ -219,7 +220,7 @@ pub(crate) async fn events(
 /// Starts every stored chain (at boot). A chain that no longer deploys is logged and left stopped.
 pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
     for record in state.store.all_owners(OwnerType::RuleChain).await? {
-        let actor = system_actor(record.tenant_id);
+        let actor = owner_actor(&record);
         match deploy(&state.registry, &state.store, &actor, &record.body) {
             Ok(deployment) => {
                 let runtime =
@@ -236,9 +237,16 @@ pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
     Ok(())
 }
 
-/// The identity used to redeploy stored chains: they were authorised when they were saved.
-pub(super) fn system_actor(tenant: veil_store::TenantId) -> Actor {
-    Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
+/// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
+/// for a customer's configuration a user of that customer, so secrets no longer shared with the
+/// customer fail the redeploy.
+pub(super) fn owner_actor(record: &OwnerRecord) -> Actor {
+    let mut actor = Actor::tenant_admin(record.tenant_id, veil_store::UserId(Uuid::nil()), "system");
+    if let Some(customer) = record.owner.customer_id {
+        actor.customer_id = Some(customer);
+        actor.permissions = veil_store::Role::CustomerUser.permissions();
+    }
+    actor
 }
 
 /// Forwards secret changes to the running chains and integrations of the secret's tenant.

@@ -16,7 +16,7 @@ use veil_core::Problem;
 use veil_integrations::{IntegrationRuntime, UplinkError, deploy_integration};
 use veil_store::{Actor, Owner, OwnerRecord, OwnerType, Page, StoreError};
 
-use super::chains::{ListParams, json_body, message_from, system_actor};
+use super::chains::{ListParams, json_body, message_from, owner_actor};
 use super::{AppState, MAX_DRAINED_BYTES, MAX_UPLINK_BYTES, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
@@ -63,14 +63,23 @@ async fn check_chain(state: &AppState, actor: &Actor, doc: &Value) -> ApiResult<
 
 /// Validates, persists (with references, in one transaction) and starts an integration.
 async fn save(state: &AppState, actor: &Actor, id: Uuid, mut doc: Value) -> ApiResult<OwnerRecord> {
-    let previous = state.integrations.get(actor.tenant_id, id);
+    // One save or delete of integrations at a time: routing keys and runtimes follow the database.
+    let _one_at_a_time = state.integration_writes.lock().await;
+    let stored = match state.store.owner(actor, OwnerType::Integration, id).await {
+        Ok(record) => record.body.get("routingKey").and_then(Value::as_str).map(str::to_owned),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
     if let Value::Object(map) = &mut doc {
         for field in VIEW_FIELDS {
             map.remove(*field);
         }
         // An update without a routing key keeps the one LORIOT already pushes to.
-        if let (None, Some(p)) = (map.get("routingKey"), &previous) {
-            map.insert("routingKey".into(), json!(p.routing_key()));
+        if map.get("routingKey").is_none_or(Value::is_null) {
+            map.remove("routingKey");
+            if let Some(key) = &stored {
+                map.insert("routingKey".into(), json!(key));
+            }
         }
     } else {
         return Err(ApiError::bad_request("body: expected a JSON object (an integration)"));
@@ -106,7 +115,7 @@ async fn save(state: &AppState, actor: &Actor, id: Uuid, mut doc: Value) -> ApiR
     }
     .await;
     if let Err(e) = saved {
-        if previous.as_ref().is_none_or(|p| p.routing_key() != key) {
+        if stored.as_deref() != Some(key.as_str()) {
             state.integrations.release_key(&key, id);
         }
         return Err(e);
@@ -185,6 +194,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id::<Uuid>(&id)?;
+    let _one_at_a_time = state.integration_writes.lock().await;
     state.store.delete_owner(&actor, OwnerType::Integration, id).await?;
     state.integrations.remove(id);
     Ok(StatusCode::NO_CONTENT)
@@ -200,6 +210,7 @@ pub(crate) async fn downlink(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
     state.store.owner(&actor, OwnerType::Integration, id).await?;
+    actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
     let msg = message_from(json_body(body)?)?;
     let runtime = state.integrations.get(actor.tenant_id, id).ok_or_else(|| {
         ApiError::new(
@@ -293,7 +304,7 @@ pub(crate) async fn uplink(
 /// is logged and left stopped.
 pub(crate) async fn start_all(state: &AppState) -> veil_store::Result<()> {
     for record in state.store.all_owners(OwnerType::Integration).await? {
-        let actor = system_actor(record.tenant_id);
+        let actor = owner_actor(&record);
         match deploy_integration(&state.integration_types, &state.store, &actor, &record.body) {
             Ok(deployment) => {
                 let runtime = IntegrationRuntime::new(

@@ -1,6 +1,8 @@
 //! The REST API: router, shared state, request logging.
 
+mod audit;
 mod chains;
+mod directory;
 mod integrations;
 mod secrets;
 
@@ -25,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use veil_store::Store;
 
 use crate::auth::{self, TokenKeys};
@@ -56,7 +58,11 @@ pub(crate) struct AppState {
     pub(crate) integration_types: veil_integrations::IntegrationRegistry,
     /// Running integrations (shared with the `integration_downlink` node through the registry).
     pub(crate) integrations: Arc<veil_integrations::Integrations>,
+    /// Serializes saves and deletes of integrations.
+    pub(crate) integration_writes: tokio::sync::Mutex<()>,
     pub(crate) tokens: TokenKeys,
+    /// Failed logins per user name and address.
+    pub(crate) login_limiter: auth::LoginLimiter,
     /// Verified against on unknown usernames so a login takes as long either way.
     pub(crate) dummy_hash: String,
 }
@@ -72,6 +78,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/secrets", get(secrets::list).post(secrets::create))
         .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))
+        .route("/api/secrets/{id}/shares", post(secrets::share))
+        .route("/api/secrets/{id}/shares/{customer_id}", delete(secrets::unshare))
+        .route("/api/tenants", get(directory::tenants).post(directory::create_tenant))
+        .route("/api/tenants/{id}", get(directory::tenant).delete(directory::delete_tenant))
+        .route("/api/customers", get(directory::customers).post(directory::create_customer))
+        .route("/api/customers/{id}", get(directory::customer).delete(directory::delete_customer))
+        .route("/api/users", get(directory::users).post(directory::create_user))
+        .route(
+            "/api/users/{id}",
+            get(directory::user).patch(directory::update_user).delete(directory::delete_user),
+        )
+        .route("/api/roles", get(directory::roles).post(directory::create_role))
+        .route("/api/roles/{id}", delete(directory::delete_role))
+        .route("/api/audit-logs", get(audit::list))
         .route("/api/rule-chains", get(chains::list).post(chains::create))
         .route("/api/rule-chains/{id}", get(chains::get).put(chains::update).delete(chains::delete))
         .route("/api/rule-chains/{id}/messages", post(chains::send_message))

@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use veil_store::{ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue};
+use veil_store::{
+    CustomerId, ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
+};
 
 use super::{AppState, body_error, parse_id};
 use crate::auth::AuthActor;
@@ -214,4 +216,40 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
         value: value.ok_or_else(|| ApiError::invalid_secret("file", "is required"))?,
         file_name,
     })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ShareRequest {
+    customer_id: String,
+}
+
+/// `POST /api/secrets/{id}/shares {customerId}`: the customer's users may use it, never read it.
+pub(crate) async fn share(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<SecretInfo>> {
+    let id = parse_id::<SecretId>(&id)?;
+    let body = body.map_err(body_error)?;
+    let req: ShareRequest = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("body: expected {\"customerId\": \"<customer id>\"}"))?;
+    let customer = req
+        .customer_id
+        .parse::<CustomerId>()
+        .map_err(|_| ApiError::bad_request(format!("customerId: '{}' is not a UUID", req.customer_id)))?;
+    Ok(Json(state.store.share(&actor, id, customer).await?))
+}
+
+/// `DELETE /api/secrets/{id}/shares/{customerId}`: refused (409, listing the uses) while the
+/// customer's configurations use the secret.
+pub(crate) async fn unshare(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path((id, customer)): Path<(String, String)>,
+) -> ApiResult<Json<SecretInfo>> {
+    let id = parse_id::<SecretId>(&id)?;
+    let customer = parse_id::<CustomerId>(&customer)?;
+    Ok(Json(state.store.unshare(&actor, id, customer).await?))
 }

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
-pub(crate) use self::sqlite::SqliteBackend;
+pub(crate) use self::sqlite::{CustomerUse, SqliteBackend};
+use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::crypto::{Sealed, WrappedKey};
-use crate::directory::{TenantRecord, UserRecord};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
-use crate::model::{SecretId, SecretInfo, TenantId, UserId};
+use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::references::{Owner, OwnerType, ResolvedRef, Usages};
 
 /// Which database holds the store.
@@ -104,8 +105,8 @@ impl Backend {
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
         dispatch!(self.delete_secret(id))
     }
-    pub(crate) async fn usages(&self, id: SecretId) -> Result<Usages> {
-        dispatch!(self.usages(id))
+    pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
+        dispatch!(self.usages(id, customer))
     }
     pub(crate) async fn save_owner(
         &self,
@@ -153,5 +154,68 @@ impl Backend {
     }
     pub(crate) async fn count_users(&self) -> Result<i64> {
         dispatch!(self.count_users())
+    }
+    pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
+        dispatch!(self.tenant_by_id(id))
+    }
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        dispatch!(self.tenants())
+    }
+    pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {
+        dispatch!(self.delete_tenant(id))
+    }
+    pub(crate) async fn insert_customer(&self, c: &CustomerRecord) -> Result<()> {
+        dispatch!(self.insert_customer(c))
+    }
+    pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
+        dispatch!(self.customers(tenant))
+    }
+    pub(crate) async fn customer(&self, tenant: TenantId, id: CustomerId) -> Result<Option<CustomerRecord>> {
+        dispatch!(self.customer(tenant, id))
+    }
+    pub(crate) async fn delete_customer(
+        &self,
+        tenant: TenantId,
+        id: CustomerId,
+    ) -> Result<Option<CustomerUse>> {
+        dispatch!(self.delete_customer(tenant, id))
+    }
+    pub(crate) async fn users(&self, tenant: TenantId) -> Result<Vec<UserRecord>> {
+        dispatch!(self.users(tenant))
+    }
+    pub(crate) async fn update_user(&self, u: &UserRecord) -> Result<()> {
+        dispatch!(self.update_user(u))
+    }
+    pub(crate) async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
+        dispatch!(self.delete_user(tenant, id))
+    }
+    pub(crate) async fn insert_role(&self, r: &RoleRecord) -> Result<()> {
+        dispatch!(self.insert_role(r))
+    }
+    pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
+        dispatch!(self.roles(tenant))
+    }
+    pub(crate) async fn delete_role(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
+        dispatch!(self.delete_role(tenant, id))
+    }
+    pub(crate) async fn insert_share(&self, secret: SecretId, customer: CustomerId) -> Result<()> {
+        dispatch!(self.insert_share(secret, customer))
+    }
+    pub(crate) async fn delete_share(
+        &self,
+        secret: SecretId,
+        customer: CustomerId,
+    ) -> Result<Option<Usages>> {
+        dispatch!(self.delete_share(secret, customer))
+    }
+    pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
+        dispatch!(self.insert_audit(entries))
+    }
+    pub(crate) async fn audit_logs(
+        &self,
+        tenant: TenantId,
+        q: &AuditQuery,
+    ) -> Result<(Vec<AuditEntry>, i64)> {
+        dispatch!(self.audit_logs(tenant, q))
     }
 }

@@ -15,12 +15,14 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use uuid::Uuid;
 
+mod directory;
+
+pub(crate) use self::directory::CustomerUse;
 use super::{DeleteOutcome, OwnerRecord, SecretRow};
-use crate::access::Role;
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
-use crate::model::{SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
 
 pub(crate) struct SqliteBackend {
@@ -30,13 +32,22 @@ pub(crate) struct SqliteBackend {
 
 fn migrator() -> Migrator {
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0001_init.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("directory audit"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0002_directory_audit.sql")),
+                false,
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -76,7 +87,7 @@ fn decode_err(what: &str) -> StoreError {
 
 fn user_from(row: &SqliteRow) -> Result<UserRecord> {
     let roles: String = row.try_get("roles")?;
-    let roles: Vec<Role> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
+    let roles: Vec<String> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
     Ok(UserRecord {
         id: parse_id(row, "id")?,
         tenant_id: parse_id(row, "tenant_id")?,
@@ -109,13 +120,21 @@ fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
 }
 
-async fn usages_in(tx: &mut Transaction<'_, Sqlite>, id: SecretId) -> Result<Usages> {
+/// The configurations that use a secret; with `customer`, only that customer's.
+async fn usages_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: SecretId,
+    customer: Option<CustomerId>,
+) -> Result<Usages> {
+    let customer = customer.map(|c| c.to_string());
     let rows = sqlx::query(
         "SELECT o.type, o.id, o.name, r.node_id, r.node_name, r.pointer \
          FROM secret_refs r JOIN owners o ON o.id = r.owner_id \
-         WHERE r.secret_id = ? ORDER BY o.type, o.name, o.id, r.pointer",
+         WHERE r.secret_id = ? AND (? IS NULL OR o.customer_id = ?) ORDER BY o.type, o.name, o.id, r.pointer",
     )
     .bind(id.to_string())
+    .bind(&customer)
+    .bind(&customer)
     .fetch_all(&mut **tx)
     .await?;
     let mut grouped = Vec::with_capacity(rows.len());
@@ -307,7 +326,7 @@ impl SqliteBackend {
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        let usages = usages_in(&mut tx, id).await?;
+        let usages = usages_in(&mut tx, id, None).await?;
         if !usages.is_empty() {
             return Ok(DeleteOutcome::InUse(usages));
         }
@@ -322,16 +341,16 @@ impl SqliteBackend {
             Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
                 drop(tx);
                 let mut tx = conn.begin().await?;
-                Ok(DeleteOutcome::InUse(usages_in(&mut tx, id).await?))
+                Ok(DeleteOutcome::InUse(usages_in(&mut tx, id, None).await?))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    pub(crate) async fn usages(&self, id: SecretId) -> Result<Usages> {
+    pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        usages_in(&mut tx, id).await
+        usages_in(&mut tx, id, customer).await
     }
 
     pub(crate) async fn save_owner(

@@ -1,0 +1,41 @@
+//! `GET /api/audit-logs`: who did what to which secret or account, when, with what outcome.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use veil_store::{AuditEntry, AuditQuery, Page, SecretId};
+
+use super::{AppState, parse_id};
+use crate::auth::AuthActor;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AuditParams {
+    secret_id: Option<String>,
+    actor: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    page: Option<usize>,
+    page_size: Option<usize>,
+}
+
+/// `GET /api/audit-logs?secretId=&actor=&from=&to=&page=&pageSize=` (times in ms), newest first.
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let query = AuditQuery {
+        secret_id: p.secret_id.as_deref().map(parse_id::<SecretId>).transpose()?,
+        actor: p.actor.filter(|a| !a.is_empty()),
+        from: p.from,
+        to: p.to,
+        page: p.page.unwrap_or(0),
+        page_size: p.page_size.unwrap_or(50),
+    };
+    Ok(Json(state.store.audit_logs(&actor, &query).await?))
+}

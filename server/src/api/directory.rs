@@ -1,0 +1,336 @@
+//! Tenants (system administrators), customers, users and custom roles. The store checks every
+//! permission; these handlers parse, hash passwords and shape answers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use veil_store::{
+    CustomerId, CustomerRecord, Grant, NewUser, Page, Role, RoleRecord, TenantId, TenantRecord, UserId,
+    UserInfo, UserRecord, UserUpdate,
+};
+
+use super::chains::ListParams;
+use super::{AppState, body_error, parse_id};
+use crate::auth::{AuthActor, hash_password};
+use crate::error::{ApiError, ApiResult};
+
+/// Shortest password accepted for a new or changed password.
+pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A JSON body of type `T`; a problem names the field, never a value.
+fn body<T: DeserializeOwned>(raw: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<T> {
+    let raw = raw.map_err(body_error)?;
+    let mut de = serde_json::Deserializer::from_slice(&raw);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            "body: invalid JSON".to_owned()
+        } else if inner.to_string().starts_with("unknown field")
+            || inner.to_string().starts_with("missing field")
+        {
+            // serde names the field, not its value.
+            inner.to_string().split(" at line").next().unwrap_or_default().to_owned()
+        } else {
+            format!("{path}: has the wrong type")
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", what)
+    })
+}
+
+async fn hash(password: SecretString) -> ApiResult<String> {
+    if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("password: must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)
+}
+
+fn page<T>(items: Vec<T>, p: &ListParams) -> ApiResult<Json<Page<T>>> {
+    Page::of(items.into_iter(), p.page(), p.page_size())
+        .map(Json)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn params(q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>) -> ApiResult<ListParams> {
+    q.map(|Query(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+// ---- tenants ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTenantAdmin {
+    username: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTenant {
+    name: String,
+    admin: Option<NewTenantAdmin>,
+}
+
+/// `POST /api/tenants {name, admin?: {username, password}}`
+pub(crate) async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: NewTenant = body(raw)?;
+    actor.require_on(veil_store::Resource::Tenant, veil_store::Operation::Create)?;
+    let admin_hash = match &req.admin {
+        Some(a) => Some(hash(a.password.clone()).await?),
+        None => None,
+    };
+    let tenant = state.store.create_tenant_as(&actor, &req.name).await?;
+    let mut out = json!(tenant);
+    if let (Some(admin), Some(password_hash)) = (req.admin, admin_hash) {
+        let user = UserRecord {
+            id: UserId::new_random(),
+            tenant_id: tenant.id,
+            customer_id: None,
+            username: admin.username.trim().to_owned(),
+            password_hash,
+            roles: vec![Role::TenantAdmin.as_str().to_owned()],
+            created_time: tenant.created_time,
+        };
+        state.store.create_user(&user).await?;
+        out["admin"] = json!(UserInfo::from(&user));
+    }
+    tracing::info!(tenant = %tenant.name, actor = %actor.username, "tenant created");
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /api/tenants`
+pub(crate) async fn tenants(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<TenantRecord>>> {
+    let p = params(q)?;
+    page(state.store.tenants(&actor).await?, &p)
+}
+
+/// `GET /api/tenants/{id}`
+pub(crate) async fn tenant(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantRecord>> {
+    Ok(Json(state.store.tenant(&actor, parse_id::<TenantId>(&id)?).await?))
+}
+
+/// `DELETE /api/tenants/{id}`: everything in it goes; its chains and integrations stop.
+pub(crate) async fn delete_tenant(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id::<TenantId>(&id)?;
+    state.store.delete_tenant(&actor, id).await?;
+    state.chains.retain(|_, c| c.tenant() != id);
+    state.integrations.remove_tenant(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- customers ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCustomer {
+    name: String,
+}
+
+/// `POST /api/customers {name}`
+pub(crate) async fn create_customer(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: NewCustomer = body(raw)?;
+    Ok((StatusCode::CREATED, Json(state.store.create_customer(&actor, &req.name).await?)))
+}
+
+/// `GET /api/customers`
+pub(crate) async fn customers(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<CustomerRecord>>> {
+    let p = params(q)?;
+    page(state.store.customers(&actor).await?, &p)
+}
+
+/// `GET /api/customers/{id}`
+pub(crate) async fn customer(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CustomerRecord>> {
+    let id = parse_id::<CustomerId>(&id)?;
+    let found = state.store.customer(&actor, id).await?;
+    actor.require_on(veil_store::Resource::Customer, veil_store::Operation::Read)?;
+    Ok(Json(found))
+}
+
+/// `DELETE /api/customers/{id}`
+pub(crate) async fn delete_customer(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_customer(&actor, parse_id::<CustomerId>(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- users ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct NewUserRequest {
+    username: String,
+    password: SecretString,
+    customer_id: Option<CustomerId>,
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UserPatch {
+    password: Option<SecretString>,
+    roles: Option<Vec<String>>,
+}
+
+/// `POST /api/users {username, password, customerId?, roles}`
+pub(crate) async fn create_user(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: NewUserRequest = body(raw)?;
+    actor.require_on(veil_store::Resource::User, veil_store::Operation::Create)?;
+    let password_hash = hash(req.password).await?;
+    let new =
+        NewUser { username: req.username, password_hash, customer_id: req.customer_id, roles: req.roles };
+    Ok((StatusCode::CREATED, Json(state.store.create_user_as(&actor, new).await?)))
+}
+
+/// `GET /api/users`
+pub(crate) async fn users(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<UserInfo>>> {
+    let p = params(q)?;
+    page(state.store.users(&actor).await?, &p)
+}
+
+/// `GET /api/users/{id}`
+pub(crate) async fn user(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserInfo>> {
+    Ok(Json(state.store.user(&actor, parse_id::<UserId>(&id)?).await?))
+}
+
+/// `PATCH /api/users/{id} {password?, roles?}`
+pub(crate) async fn update_user(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<UserInfo>> {
+    let id = parse_id::<UserId>(&id)?;
+    let req: UserPatch = body(raw)?;
+    if req.password.is_none() && req.roles.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "nothing to change: send password and/or roles",
+        ));
+    }
+    let password_hash = match req.password {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    let update = UserUpdate { password_hash, roles: req.roles };
+    Ok(Json(state.store.update_user(&actor, id, update).await?))
+}
+
+/// `DELETE /api/users/{id}`
+pub(crate) async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_user(&actor, parse_id::<UserId>(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- roles ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewRole {
+    name: String,
+    permissions: Vec<Grant>,
+}
+
+fn role_view(r: &RoleRecord) -> Value {
+    json!({"id": r.id, "name": r.name, "builtIn": false, "permissions": r.permissions, "createdTime": r.created_time})
+}
+
+/// `GET /api/roles`: the built-in roles and the tenant's custom ones, with what they grant.
+pub(crate) async fn roles(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+) -> ApiResult<Json<Value>> {
+    let custom = state.store.roles(&actor).await?;
+    let built_in = Role::ALL.iter().filter(|r| **r != Role::SysAdmin).map(|r| {
+        let grants: Vec<Value> = r
+            .permissions()
+            .grants()
+            .into_iter()
+            .map(|(resource, operations)| json!({"resource": resource, "operations": operations}))
+            .collect();
+        json!({"name": r.as_str(), "builtIn": true, "permissions": grants})
+    });
+    let all: Vec<Value> = built_in.chain(custom.iter().map(role_view)).collect();
+    Ok(Json(json!({ "data": all })))
+}
+
+/// `POST /api/roles {name, permissions: [{resource, operations}]}`
+pub(crate) async fn create_role(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: NewRole = body(raw)?;
+    let role = state.store.create_role(&actor, &req.name, req.permissions).await?;
+    Ok((StatusCode::CREATED, Json(role_view(&role))))
+}
+
+/// `DELETE /api/roles/{id}`
+pub(crate) async fn delete_role(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_role(&actor, parse_id::<Uuid>(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,223 @@
+//! The audit log: who did what to which secret (or account), when, and how it ended — never a
+//! value. Uses of secrets by running configurations are counted in memory and written once per
+//! secret, owner and minute.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::model::{SecretId, TenantId, now_ms};
+use crate::references::OwnerType;
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditAction {
+    /// A secret was created.
+    Create,
+    /// A secret's value changed (new version).
+    ValueChange,
+    /// A secret's description (or file name) changed.
+    DescriptionChange,
+    /// A secret was deleted.
+    Delete,
+    /// Deleting a secret was refused because configurations use it.
+    DeleteRefused,
+    /// A secret was shared with a customer.
+    Share,
+    /// A share was removed.
+    Unshare,
+    /// Removing a share was refused because the customer's configurations use the secret.
+    UnshareRefused,
+    /// A running configuration used a secret (counted per minute).
+    Use,
+    /// A user logged in.
+    Login,
+    /// A login failed.
+    LoginFailed,
+}
+
+impl AuditAction {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::ValueChange => "VALUE_CHANGE",
+            Self::DescriptionChange => "DESCRIPTION_CHANGE",
+            Self::Delete => "DELETE",
+            Self::DeleteRefused => "DELETE_REFUSED",
+            Self::Share => "SHARE",
+            Self::Unshare => "UNSHARE",
+            Self::UnshareRefused => "UNSHARE_REFUSED",
+            Self::Use => "USE",
+            Self::Login => "LOGIN",
+            Self::LoginFailed => "LOGIN_FAILED",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Create,
+            Self::ValueChange,
+            Self::DescriptionChange,
+            Self::Delete,
+            Self::DeleteRefused,
+            Self::Share,
+            Self::Unshare,
+            Self::UnshareRefused,
+            Self::Use,
+            Self::Login,
+            Self::LoginFailed,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: i64,
+    /// The tenant; absent for failed logins of unknown users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
+    /// Milliseconds since the epoch (for uses: the start of the minute).
+    pub time: i64,
+    /// Who acted: a user id, or for uses the configuration's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// The user's name, or for uses `RULE_CHAIN 'name'` / `INTEGRATION 'name'`.
+    pub actor_name: String,
+    /// What was done.
+    pub action: AuditAction,
+    /// `SECRET` or `USER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+    /// The target's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The target's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// `SUCCESS` or `FAILURE`.
+    pub outcome: String,
+    /// More: a version, a customer id, a use count, a reason, an address. Never a value.
+    pub details: serde_json::Value,
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Entries about this secret.
+    pub secret_id: Option<SecretId>,
+    /// Entries by this actor (user name, or id).
+    pub actor: Option<String>,
+    /// From this time on (ms, inclusive).
+    pub from: Option<i64>,
+    /// Before this time (ms, exclusive).
+    pub to: Option<i64>,
+    /// Zero-based page.
+    pub page: usize,
+    /// Entries per page, 1..=1000.
+    pub page_size: usize,
+}
+
+/// An entry before it is stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewAuditEntry {
+    pub(crate) tenant_id: Option<TenantId>,
+    pub(crate) time: i64,
+    pub(crate) actor_id: Option<String>,
+    pub(crate) actor_name: String,
+    pub(crate) action: AuditAction,
+    pub(crate) target_type: Option<&'static str>,
+    pub(crate) target_id: Option<String>,
+    pub(crate) target_name: Option<String>,
+    pub(crate) success: bool,
+    pub(crate) details: serde_json::Value,
+}
+
+/// The configuration on whose behalf secrets are being resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UseContext {
+    /// Rule chain or integration.
+    pub kind: OwnerType,
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+tokio::task_local! {
+    static USE_CONTEXT: UseContext;
+}
+
+/// Runs `fut` with every secret it resolves counted as used by `context`.
+pub async fn with_use_context<F: std::future::Future>(context: UseContext, fut: F) -> F::Output {
+    USE_CONTEXT.scope(context, fut).await
+}
+
+/// Runs `f` with every secret it resolves counted as used by `context` (synchronous code).
+pub fn with_use_context_sync<R>(context: UseContext, f: impl FnOnce() -> R) -> R {
+    USE_CONTEXT.sync_scope(context, f)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct UseKey {
+    tenant: TenantId,
+    secret: SecretId,
+    secret_name: String,
+    owner: UseContext,
+    minute: i64,
+}
+
+/// Uses counted since the last flush.
+#[derive(Debug, Default)]
+pub(crate) struct UseCounter {
+    counts: Mutex<HashMap<UseKey, u64>>,
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+impl UseCounter {
+    /// Counts one use if a configuration is resolving (the task-local context is set).
+    pub(crate) fn count(&self, tenant: TenantId, secret: SecretId, secret_name: &str) {
+        let Ok(owner) = USE_CONTEXT.try_with(Clone::clone) else {
+            return;
+        };
+        let key = UseKey {
+            tenant,
+            secret,
+            secret_name: secret_name.to_owned(),
+            owner,
+            minute: now_ms() / MINUTE_MS * MINUTE_MS,
+        };
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+    }
+
+    /// Takes the counts of finished minutes (or all, at shutdown) as audit entries.
+    pub(crate) fn drain(&self, all: bool) -> Vec<NewAuditEntry> {
+        let current = now_ms() / MINUTE_MS * MINUTE_MS;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let done: Vec<UseKey> = counts.keys().filter(|k| all || k.minute < current).cloned().collect();
+        done.into_iter()
+            .filter_map(|k| counts.remove(&k).map(|n| (k, n)))
+            .map(|(k, n)| NewAuditEntry {
+                tenant_id: Some(k.tenant),
+                time: k.minute,
+                actor_id: Some(k.owner.id.to_string()),
+                actor_name: format!("{} '{}'", k.owner.kind.as_str(), k.owner.name),
+                action: AuditAction::Use,
+                target_type: Some("SECRET"),
+                target_id: Some(k.secret.to_string()),
+                target_name: Some(k.secret_name),
+                success: true,
+                details: serde_json::json!({ "count": n, "ownerType": k.owner.kind.as_str(), "ownerId": k.owner.id }),
+            })
+            .collect()
+    }
+}

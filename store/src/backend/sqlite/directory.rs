@@ -1,0 +1,353 @@
+//! Tenants, customers, users, custom roles, shares and the audit log in SQLite.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+use super::{SqliteBackend, decode_err, is_kind, parse_id, parse_opt_id, usages_in, user_from};
+use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
+use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
+use crate::error::{Result, StoreError};
+use crate::model::{CustomerId, SecretId, TenantId, UserId};
+use crate::references::Usages;
+
+fn tenant_from(r: &SqliteRow) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: parse_id(r, "id")?,
+        name: r.try_get("name")?,
+        created_time: r.try_get("created_time")?,
+    })
+}
+
+fn customer_from(r: &SqliteRow) -> Result<CustomerRecord> {
+    Ok(CustomerRecord {
+        id: parse_id(r, "id")?,
+        tenant_id: parse_id(r, "tenant_id")?,
+        name: r.try_get("name")?,
+        created_time: r.try_get("created_time")?,
+    })
+}
+
+fn role_from(r: &SqliteRow) -> Result<RoleRecord> {
+    let permissions: String = r.try_get("permissions")?;
+    Ok(RoleRecord {
+        id: parse_id(r, "id")?,
+        tenant_id: parse_id(r, "tenant_id")?,
+        name: r.try_get("name")?,
+        permissions: serde_json::from_str::<Vec<Grant>>(&permissions)
+            .map_err(|_| decode_err("roles.permissions"))?,
+        created_time: r.try_get("created_time")?,
+    })
+}
+
+fn audit_from(r: &SqliteRow) -> Result<AuditEntry> {
+    let action: String = r.try_get("action")?;
+    let details: String = r.try_get("details")?;
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        tenant_id: parse_opt_id(r, "tenant_id")?,
+        time: r.try_get("time")?,
+        actor_id: r.try_get("actor_id")?,
+        actor_name: r.try_get("actor_name")?,
+        action: AuditAction::parse(&action).ok_or_else(|| decode_err("audit_log.action"))?,
+        target_type: r.try_get("target_type")?,
+        target_id: r.try_get("target_id")?,
+        target_name: r.try_get("target_name")?,
+        outcome: r.try_get("outcome")?,
+        details: serde_json::from_str(&details).map_err(|_| decode_err("audit_log.details"))?,
+    })
+}
+
+/// What stands in the way of deleting a customer.
+pub(crate) struct CustomerUse {
+    pub(crate) users: i64,
+    pub(crate) configurations: i64,
+}
+
+impl SqliteBackend {
+    pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
+        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.as_ref().map(tenant_from).transpose()
+    }
+
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        let rows = sqlx::query("SELECT id, name, created_time FROM tenants ORDER BY name")
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    /// Deletes a tenant with everything in it (the audit log stays).
+    pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        let t = id.to_string();
+        for sql in [
+            "DELETE FROM secret_refs WHERE owner_id IN (SELECT id FROM owners WHERE tenant_id = ?)",
+            "DELETE FROM owners WHERE tenant_id = ?",
+            "DELETE FROM secret_shares WHERE secret_id IN (SELECT id FROM secrets WHERE tenant_id = ?)",
+            "DELETE FROM secrets WHERE tenant_id = ?",
+            "DELETE FROM users WHERE tenant_id = ?",
+            "DELETE FROM customers WHERE tenant_id = ?",
+            "DELETE FROM roles WHERE tenant_id = ?",
+        ] {
+            sqlx::query(sql).bind(&t).execute(&mut *tx).await?;
+        }
+        let gone = sqlx::query("DELETE FROM tenants WHERE id = ?").bind(&t).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(gone.rows_affected() == 1)
+    }
+
+    pub(crate) async fn insert_customer(&self, c: &CustomerRecord) -> Result<()> {
+        let result =
+            sqlx::query("INSERT INTO customers (id, tenant_id, name, created_time) VALUES (?, ?, ?, ?)")
+                .bind(c.id.to_string())
+                .bind(c.tenant_id.to_string())
+                .bind(&c.name)
+                .bind(c.created_time)
+                .execute(&mut *self.conn().await?)
+                .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::invalid("name", format!("a customer named '{}' already exists", c.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
+        let rows = sqlx::query("SELECT * FROM customers WHERE tenant_id = ? ORDER BY name")
+            .bind(tenant.to_string())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(customer_from).collect()
+    }
+
+    pub(crate) async fn customer(&self, tenant: TenantId, id: CustomerId) -> Result<Option<CustomerRecord>> {
+        let row = sqlx::query("SELECT * FROM customers WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.as_ref().map(customer_from).transpose()
+    }
+
+    /// Deletes a customer and its shares unless users or configurations still belong to it.
+    pub(crate) async fn delete_customer(
+        &self,
+        tenant: TenantId,
+        id: CustomerId,
+    ) -> Result<Option<CustomerUse>> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        let c = id.to_string();
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE customer_id = ?")
+            .bind(&c)
+            .fetch_one(&mut *tx)
+            .await?;
+        let configurations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM owners WHERE customer_id = ?")
+            .bind(&c)
+            .fetch_one(&mut *tx)
+            .await?;
+        if users > 0 || configurations > 0 {
+            return Ok(Some(CustomerUse { users, configurations }));
+        }
+        sqlx::query("DELETE FROM secret_shares WHERE customer_id = ?").bind(&c).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM customers WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(&c)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn users(&self, tenant: TenantId) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = ? ORDER BY username")
+            .bind(tenant.to_string())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    pub(crate) async fn update_user(&self, u: &UserRecord) -> Result<()> {
+        let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
+        sqlx::query("UPDATE users SET password_hash = ?, roles = ? WHERE id = ?")
+            .bind(&u.password_hash)
+            .bind(roles)
+            .bind(u.id.to_string())
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn insert_role(&self, r: &RoleRecord) -> Result<()> {
+        let permissions = serde_json::to_string(&r.permissions).map_err(|_| decode_err("permissions"))?;
+        let result = sqlx::query(
+            "INSERT INTO roles (id, tenant_id, name, permissions, created_time) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.tenant_id.to_string())
+        .bind(&r.name)
+        .bind(permissions)
+        .bind(r.created_time)
+        .execute(&mut *self.conn().await?)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::invalid("name", format!("a role named '{}' already exists", r.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
+        let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = ? ORDER BY name")
+            .bind(tenant.to_string())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(role_from).collect()
+    }
+
+    pub(crate) async fn delete_role(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM roles WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn insert_share(&self, secret: SecretId, customer: CustomerId) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secret_shares (secret_id, customer_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(secret.to_string())
+        .bind(customer.to_string())
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a share unless the customer's configurations use the secret (then their usages).
+    pub(crate) async fn delete_share(
+        &self,
+        secret: SecretId,
+        customer: CustomerId,
+    ) -> Result<Option<Usages>> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        let usages = usages_in(&mut tx, secret, Some(customer)).await?;
+        if !usages.is_empty() {
+            return Ok(Some(usages));
+        }
+        sqlx::query("DELETE FROM secret_shares WHERE secret_id = ? AND customer_id = ?")
+            .bind(secret.to_string())
+            .bind(customer.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// Appends entries; a use of a secret by an owner in a minute already recorded adds its count.
+    pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        for e in entries {
+            if e.action == AuditAction::Use {
+                let count = e.details.get("count").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                let merged = sqlx::query(
+                    "UPDATE audit_log SET details = json_set(details, '$.count', json_extract(details, '$.count') + ?) \
+                     WHERE action = 'USE' AND tenant_id IS ? AND actor_id IS ? AND target_id IS ? AND time = ?",
+                )
+                .bind(count)
+                .bind(e.tenant_id.map(|t| t.to_string()))
+                .bind(&e.actor_id)
+                .bind(&e.target_id)
+                .bind(e.time)
+                .execute(&mut *tx)
+                .await?;
+                if merged.rows_affected() > 0 {
+                    continue;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO audit_log (tenant_id, time, actor_id, actor_name, action, target_type, target_id, \
+                 target_name, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.tenant_id.map(|t| t.to_string()))
+            .bind(e.time)
+            .bind(&e.actor_id)
+            .bind(&e.actor_name)
+            .bind(e.action.as_str())
+            .bind(e.target_type)
+            .bind(&e.target_id)
+            .bind(&e.target_name)
+            .bind(if e.success { "SUCCESS" } else { "FAILURE" })
+            .bind(e.details.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of a tenant's entries, newest first, and how many match.
+    pub(crate) async fn audit_logs(
+        &self,
+        tenant: TenantId,
+        q: &AuditQuery,
+    ) -> Result<(Vec<AuditEntry>, i64)> {
+        const FILTER: &str = "tenant_id = ? AND (? IS NULL OR target_id = ?) \
+             AND (? IS NULL OR actor_name = ? OR actor_id = ?) AND (? IS NULL OR time >= ?) AND (? IS NULL OR time < ?)";
+        let secret = q.secret_id.map(|s| s.to_string());
+        let mut conn = self.conn().await?;
+        let count_sql = format!("SELECT COUNT(*) FROM audit_log WHERE {FILTER}");
+        let total: i64 = sqlx::query_scalar(&count_sql)
+            .bind(tenant.to_string())
+            .bind(&secret)
+            .bind(&secret)
+            .bind(&q.actor)
+            .bind(&q.actor)
+            .bind(&q.actor)
+            .bind(q.from)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(q.to)
+            .fetch_one(&mut *conn)
+            .await?;
+        let page_sql =
+            format!("SELECT * FROM audit_log WHERE {FILTER} ORDER BY time DESC, id DESC LIMIT ? OFFSET ?");
+        let rows = sqlx::query(&page_sql)
+            .bind(tenant.to_string())
+            .bind(&secret)
+            .bind(&secret)
+            .bind(&q.actor)
+            .bind(&q.actor)
+            .bind(&q.actor)
+            .bind(q.from)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(q.to)
+            .bind(q.page_size as i64)
+            .bind((q.page * q.page_size) as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok((rows.iter().map(audit_from).collect::<Result<_>>()?, total))
+    }
+}

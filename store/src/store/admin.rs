@@ -1,0 +1,504 @@
+//! Tenants, customers, users, custom roles, sharing and the audit log. Every call takes the
+//! acting user and checks its permissions here; another tenant's object is "not found".
+
+use std::collections::BTreeSet;
+
+use uuid::Uuid;
+
+use super::{Page, Store, now_ms};
+use crate::access::{Actor, Operation, Permissions, Resource, Role};
+use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
+use crate::directory::{
+    CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
+};
+use crate::error::{FieldProblem, Result, StoreError};
+use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
+
+/// Longest name of a tenant, customer, role or user.
+pub const MAX_DIRECTORY_NAME: usize = 100;
+
+/// A user to create; the caller hashes the password.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login name, unique across the installation.
+    pub username: String,
+    /// A PHC-format password hash.
+    pub password_hash: String,
+    /// Makes it a customer user.
+    pub customer_id: Option<CustomerId>,
+    /// Role names: built-in or the tenant's custom roles.
+    pub roles: Vec<String>,
+}
+
+fn check_name(field: &str, name: &str) -> Result<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::input(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_DIRECTORY_NAME {
+        return Err(StoreError::input(field, format!("must be at most {MAX_DIRECTORY_NAME} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(StoreError::input(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Whether every permission of `wanted` is also in `held`.
+fn within(wanted: Permissions, held: Permissions) -> bool {
+    wanted.grants().iter().all(|(r, ops)| ops.iter().all(|&op| held.allows_on(*r, op)))
+}
+
+impl Store {
+    /// The actor a user acts as: the union of its built-in and custom roles.
+    pub async fn actor_for(&self, user: &UserRecord) -> Result<Actor> {
+        let custom = if user.roles.iter().any(|r| Role::from_name(r).is_none()) {
+            self.inner.backend.roles(user.tenant_id).await?
+        } else {
+            Vec::new()
+        };
+        let permissions =
+            user.roles.iter().fold(Permissions::default(), |acc, name| match Role::from_name(name) {
+                Some(role) => acc.union(role.permissions()),
+                None => {
+                    custom.iter().find(|r| &r.name == name).map_or(acc, |r| acc.union(r.permission_set()))
+                }
+            });
+        Ok(Actor {
+            user_id: user.id,
+            username: user.username.clone(),
+            tenant_id: user.tenant_id,
+            customer_id: user.customer_id,
+            permissions,
+        })
+    }
+
+    async fn write_audit(&self, entries: Vec<NewAuditEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.backend.insert_audit(&entries).await {
+            tracing::error!(error = %e, "writing the audit log failed");
+        }
+    }
+
+    /// Records an action on a secret by a user.
+    pub(crate) async fn audit_secret(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        info: &SecretInfo,
+        success: bool,
+        details: serde_json::Value,
+    ) {
+        self.write_audit(vec![NewAuditEntry {
+            tenant_id: Some(info.tenant_id),
+            time: now_ms(),
+            actor_id: Some(actor.user_id.to_string()),
+            actor_name: actor.username.clone(),
+            action,
+            target_type: Some("SECRET"),
+            target_id: Some(info.id.to_string()),
+            target_name: Some(info.name.clone()),
+            success,
+            details,
+        }])
+        .await;
+    }
+
+    /// Records a login attempt. `user` is the account when the name exists; `address` is the
+    /// client's. Failed logins of unknown names are kept without a tenant and without the name
+    /// (people type passwords into the username field).
+    pub async fn record_login(&self, user: Option<&UserRecord>, success: bool, address: Option<String>) {
+        let action = if success { AuditAction::Login } else { AuditAction::LoginFailed };
+        self.write_audit(vec![NewAuditEntry {
+            tenant_id: user.map(|u| u.tenant_id),
+            time: now_ms(),
+            actor_id: user.map(|u| u.id.to_string()),
+            actor_name: user.map_or_else(|| "(unknown user)".to_owned(), |u| u.username.clone()),
+            action,
+            target_type: user.map(|_| "USER"),
+            target_id: user.map(|u| u.id.to_string()),
+            target_name: user.map(|u| u.username.clone()),
+            success,
+            details: serde_json::json!({ "address": address }),
+        }])
+        .await;
+    }
+
+    /// Writes the use counts gathered so far (all of them, the current minute's too).
+    pub async fn flush_uses(&self) {
+        let entries = self.inner.uses.drain(true);
+        self.write_audit(entries).await;
+    }
+
+    /// Writes the use counts of finished minutes; the store calls this periodically.
+    pub(crate) async fn flush_finished_uses(&self) {
+        let entries = self.inner.uses.drain(false);
+        self.write_audit(entries).await;
+    }
+
+    /// One page of the actor's tenant's audit log, newest first. Use counts are flushed first.
+    pub async fn audit_logs(&self, actor: &Actor, query: &AuditQuery) -> Result<Page<AuditEntry>> {
+        actor.require_on(Resource::AuditLog, Operation::Read)?;
+        if !(1..=1000).contains(&query.page_size) {
+            return Err(StoreError::input("pageSize", "must be 1..1000"));
+        }
+        self.flush_uses().await;
+        let (entries, total) = self.inner.backend.audit_logs(actor.tenant_id, query).await?;
+        let total = total as usize;
+        let total_pages = total.div_ceil(query.page_size);
+        Ok(Page { data: entries, total_elements: total, total_pages, has_next: query.page + 1 < total_pages })
+    }
+
+    // ---- tenants (system administrators) ----
+
+    /// Every tenant (not the system tenant).
+    pub async fn tenants(&self, actor: &Actor) -> Result<Vec<TenantRecord>> {
+        actor.require_on(Resource::Tenant, Operation::Read)?;
+        let mut all = self.inner.backend.tenants().await?;
+        all.retain(|t| t.id != SYSTEM_TENANT);
+        Ok(all)
+    }
+
+    /// One tenant.
+    pub async fn tenant(&self, actor: &Actor, id: TenantId) -> Result<TenantRecord> {
+        actor.require_on(Resource::Tenant, Operation::Read)?;
+        self.inner
+            .backend
+            .tenant_by_id(id)
+            .await?
+            .filter(|t| t.id != SYSTEM_TENANT)
+            .ok_or_else(|| StoreError::NotFound { kind: "tenant", id: id.to_string() })
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant_as(&self, actor: &Actor, name: &str) -> Result<TenantRecord> {
+        actor.require_on(Resource::Tenant, Operation::Create)?;
+        let name = check_name("name", name)?;
+        if self.inner.backend.tenant_by_name(&name).await?.is_some() {
+            return Err(StoreError::input("name", format!("a tenant named '{name}' already exists")));
+        }
+        self.create_tenant(&name).await
+    }
+
+    /// Creates the system tenant (idempotent); system administrators belong to it.
+    pub async fn ensure_system_tenant(&self) -> Result<bool> {
+        if self.inner.backend.tenant_by_id(SYSTEM_TENANT).await?.is_some() {
+            return Ok(false);
+        }
+        let t = TenantRecord { id: SYSTEM_TENANT, name: "System".to_owned(), created_time: now_ms() };
+        self.inner.backend.insert_tenant(&t).await?;
+        Ok(true)
+    }
+
+    /// Deletes a tenant with its secrets, configurations, customers, users and roles. The caller
+    /// stops its running configurations.
+    pub async fn delete_tenant(&self, actor: &Actor, id: TenantId) -> Result<()> {
+        actor.require_on(Resource::Tenant, Operation::Delete)?;
+        if id == SYSTEM_TENANT || id == actor.tenant_id {
+            return Err(StoreError::Forbidden("the system tenant cannot be deleted".into()));
+        }
+        self.tenant(actor, id).await?;
+        let _guard = self.inner.write.lock().await;
+        if !self.inner.backend.delete_tenant(id).await? {
+            return Err(StoreError::NotFound { kind: "tenant", id: id.to_string() });
+        }
+        self.inner.index.remove_tenant(id);
+        tracing::info!(tenant = %id, actor = %actor.username, "tenant deleted");
+        Ok(())
+    }
+
+    // ---- customers ----
+
+    /// Creates a customer in the actor's tenant.
+    pub async fn create_customer(&self, actor: &Actor, name: &str) -> Result<CustomerRecord> {
+        actor.require_on(Resource::Customer, Operation::Create)?;
+        let c = CustomerRecord {
+            id: CustomerId::new_random(),
+            tenant_id: actor.tenant_id,
+            name: check_name("name", name)?,
+            created_time: now_ms(),
+        };
+        self.inner.backend.insert_customer(&c).await?;
+        Ok(c)
+    }
+
+    /// The tenant's customers (a customer user sees its own).
+    pub async fn customers(&self, actor: &Actor) -> Result<Vec<CustomerRecord>> {
+        actor.require_on(Resource::Customer, Operation::Read)?;
+        let mut all = self.inner.backend.customers(actor.tenant_id).await?;
+        all.retain(|c| actor.customer_id.is_none_or(|own| own == c.id));
+        Ok(all)
+    }
+
+    /// One customer of the actor's tenant.
+    pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<CustomerRecord> {
+        self.inner
+            .backend
+            .customer(actor.tenant_id, id)
+            .await?
+            .filter(|c| actor.customer_id.is_none_or(|own| own == c.id))
+            .ok_or_else(|| StoreError::NotFound { kind: "customer", id: id.to_string() })
+    }
+
+    /// Deletes a customer (its shares go too); refused while users or configurations belong to it.
+    pub async fn delete_customer(&self, actor: &Actor, id: CustomerId) -> Result<()> {
+        let customer = self.customer(actor, id).await?;
+        actor.require_on(Resource::Customer, Operation::Delete)?;
+        let _guard = self.inner.write.lock().await;
+        if let Some(used) = self.inner.backend.delete_customer(actor.tenant_id, id).await? {
+            return Err(StoreError::Needed {
+                code: "customer_in_use",
+                message: format!(
+                    "customer '{}' still has {} user(s) and {} configuration(s); delete them first",
+                    customer.name, used.users, used.configurations
+                ),
+            });
+        }
+        self.inner.index.forget_customer(actor.tenant_id, id);
+        Ok(())
+    }
+
+    // ---- custom roles ----
+
+    /// The tenant's custom roles.
+    pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleRecord>> {
+        actor.require_on(Resource::Role, Operation::Read)?;
+        self.inner.backend.roles(actor.tenant_id).await
+    }
+
+    /// Creates a custom role; it cannot grant more than the actor has.
+    pub async fn create_role(&self, actor: &Actor, name: &str, grants: Vec<Grant>) -> Result<RoleRecord> {
+        actor.require_on(Resource::Role, Operation::Create)?;
+        let name = check_name("name", name)?;
+        if Role::from_name(&name).is_some() {
+            return Err(StoreError::input("name", format!("'{name}' is a built-in role")));
+        }
+        if grants.is_empty() || grants.iter().any(|g| g.operations.is_empty()) {
+            return Err(StoreError::input(
+                "permissions",
+                "grant at least one operation on each resource listed",
+            ));
+        }
+        if grants.iter().any(|g| g.resource == Resource::Tenant) {
+            return Err(StoreError::input("permissions", "TENANT is for system administrators only"));
+        }
+        let role = RoleRecord {
+            id: Uuid::new_v4(),
+            tenant_id: actor.tenant_id,
+            name,
+            permissions: grants,
+            created_time: now_ms(),
+        };
+        if !within(role.permission_set(), actor.permissions) {
+            return Err(StoreError::Forbidden("a role cannot grant more than its creator has".into()));
+        }
+        self.inner.backend.insert_role(&role).await?;
+        Ok(role)
+    }
+
+    /// Deletes a custom role no user holds.
+    pub async fn delete_role(&self, actor: &Actor, id: Uuid) -> Result<()> {
+        actor.require_on(Resource::Role, Operation::Delete)?;
+        let roles = self.inner.backend.roles(actor.tenant_id).await?;
+        let role = roles
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| StoreError::NotFound { kind: "role", id: id.to_string() })?;
+        let holders: Vec<String> = self
+            .inner
+            .backend
+            .users(actor.tenant_id)
+            .await?
+            .into_iter()
+            .filter(|u| u.roles.contains(&role.name))
+            .map(|u| u.username)
+            .collect();
+        if !holders.is_empty() {
+            return Err(StoreError::Needed {
+                code: "role_in_use",
+                message: format!("role '{}' is held by {}", role.name, holders.join(", ")),
+            });
+        }
+        self.inner.backend.delete_role(actor.tenant_id, id).await?;
+        Ok(())
+    }
+
+    // ---- users ----
+
+    /// Checks role names and the customer for a user of the actor's tenant.
+    async fn check_roles(&self, actor: &Actor, roles: &[String], customer: Option<CustomerId>) -> Result<()> {
+        let mut problems = Vec::new();
+        if roles.is_empty() {
+            problems.push(FieldProblem::new("roles", "name at least one role"));
+        }
+        let custom = self.inner.backend.roles(actor.tenant_id).await?;
+        let mut granted = Permissions::default();
+        for name in roles.iter().collect::<BTreeSet<_>>() {
+            match (Role::from_name(name), custom.iter().find(|r| &r.name == name)) {
+                (Some(Role::SysAdmin), _) => {
+                    problems.push(FieldProblem::new("roles", "SYS_ADMIN cannot be granted here"))
+                }
+                (Some(role), _) => {
+                    if customer.is_some() && role != Role::CustomerUser {
+                        problems.push(FieldProblem::new(
+                            "roles",
+                            format!("a customer user can hold CUSTOMER_USER or custom roles, not {name}"),
+                        ));
+                    }
+                    if customer.is_none() && role == Role::CustomerUser {
+                        problems.push(FieldProblem::new("customerId", "is required for CUSTOMER_USER"));
+                    }
+                    granted = granted.union(role.permissions());
+                }
+                (None, Some(r)) => granted = granted.union(r.permission_set()),
+                (None, None) => problems.push(FieldProblem::new(
+                    "roles",
+                    format!("'{name}' is not a role (built-in: TENANT_ADMIN, SECRET_MANAGER, RULE_CHAIN_AUTHOR, CUSTOMER_USER)"),
+                )),
+            }
+        }
+        if let Some(c) = customer {
+            if self.inner.backend.customer(actor.tenant_id, c).await?.is_none() {
+                problems.push(FieldProblem::new("customerId", format!("customer '{c}' does not exist")));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(StoreError::InvalidInput(problems));
+        }
+        if !within(granted, actor.permissions) {
+            return Err(StoreError::Forbidden(
+                "cannot grant roles with more permissions than you have".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn visible_user(actor: &Actor, user: Option<UserRecord>, id: UserId) -> Result<UserRecord> {
+        user.filter(|u| u.tenant_id == actor.tenant_id)
+            .filter(|u| actor.customer_id.is_none_or(|c| u.customer_id == Some(c)))
+            .ok_or_else(|| StoreError::NotFound { kind: "user", id: id.to_string() })
+    }
+
+    /// Users of the actor's tenant.
+    pub async fn users(&self, actor: &Actor) -> Result<Vec<UserInfo>> {
+        actor.require_on(Resource::User, Operation::Read)?;
+        let all = self.inner.backend.users(actor.tenant_id).await?;
+        Ok(all
+            .iter()
+            .filter(|u| actor.customer_id.is_none_or(|c| u.customer_id == Some(c)))
+            .map(UserInfo::from)
+            .collect())
+    }
+
+    /// One user of the actor's tenant.
+    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserInfo> {
+        let user = Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
+        if user.id != actor.user_id {
+            actor.require_on(Resource::User, Operation::Read)?;
+        }
+        Ok(UserInfo::from(&user))
+    }
+
+    /// Creates a user in the actor's tenant.
+    pub async fn create_user_as(&self, actor: &Actor, new: NewUser) -> Result<UserInfo> {
+        actor.require_on(Resource::User, Operation::Create)?;
+        let username = check_name("username", &new.username)?;
+        self.check_roles(actor, &new.roles, new.customer_id).await?;
+        let user = UserRecord {
+            id: UserId::new_random(),
+            tenant_id: actor.tenant_id,
+            customer_id: new.customer_id,
+            username,
+            password_hash: new.password_hash,
+            roles: new.roles,
+            created_time: now_ms(),
+        };
+        self.inner.backend.insert_user(&user).await?;
+        tracing::info!(user = %user.username, actor = %actor.username, "user created");
+        Ok(UserInfo::from(&user))
+    }
+
+    /// Changes a user's password or roles. Users may change their own password.
+    pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<UserInfo> {
+        let mut user = Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
+        let own_password_only = user.id == actor.user_id && update.roles.is_none();
+        if !own_password_only {
+            actor.require_on(Resource::User, Operation::Write)?;
+        }
+        if let Some(roles) = update.roles {
+            if user.id == actor.user_id {
+                return Err(StoreError::Forbidden("you cannot change your own roles".into()));
+            }
+            self.check_roles(actor, &roles, user.customer_id).await?;
+            user.roles = roles;
+        }
+        if let Some(hash) = update.password_hash {
+            user.password_hash = hash;
+        }
+        self.inner.backend.update_user(&user).await?;
+        Ok(UserInfo::from(&user))
+    }
+
+    /// Deletes a user (not oneself).
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
+        actor.require_on(Resource::User, Operation::Delete)?;
+        if id == actor.user_id {
+            return Err(StoreError::Forbidden("you cannot delete yourself".into()));
+        }
+        self.inner.backend.delete_user(actor.tenant_id, id).await?;
+        Ok(())
+    }
+
+    // ---- sharing ----
+
+    /// Shares a secret with a customer of the tenant: its users may use it, never read its value.
+    pub async fn share(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.share_inner(&actor, id, customer, true).await }).await
+    }
+
+    /// Stops sharing; refused while the customer's configurations use the secret.
+    pub async fn unshare(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.share_inner(&actor, id, customer, false).await }).await
+    }
+
+    async fn share_inner(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        customer: CustomerId,
+        share: bool,
+    ) -> Result<SecretInfo> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        if actor.customer_id.is_some() {
+            return Err(StoreError::Forbidden("missing permission SECRET:WRITE".into()));
+        }
+        let c = self.customer(actor, customer).await?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        let mut info = current.info.clone();
+        let details = serde_json::json!({ "customerId": c.id, "customerName": c.name });
+        if share {
+            self.inner.backend.insert_share(id, customer).await?;
+            if !info.shared_with.contains(&customer) {
+                info.shared_with.push(customer);
+                info.shared_with.sort();
+            }
+        } else {
+            if let Some(usages) = self.inner.backend.delete_share(id, customer).await? {
+                self.audit_secret(actor, AuditAction::UnshareRefused, &info, false, details).await;
+                return Err(StoreError::InUse { name: info.name.clone(), usages });
+            }
+            info.shared_with.retain(|c| *c != customer);
+        }
+        self.inner.index.insert(super::SecretRow { info: info.clone(), sealed: current.sealed.clone() });
+        let action = if share { AuditAction::Share } else { AuditAction::Unshare };
+        self.audit_secret(actor, action, &info, true, details).await;
+        Ok(info)
+    }
+}
