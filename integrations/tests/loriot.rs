@@ -302,3 +302,48 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
     let problems = env.deploy(&typo).await.unwrap_err();
     assert_eq!(paths(&problems), ["/uplinkConvertor"], "{problems:#?}");
 }
+
+#[tokio::test]
+async fn starts_racing_each_other_create_one_output() {
+    let emulator = Emulator::start(emulator_config()).await.unwrap();
+    let env = env_with_secrets(PASSWORD).await;
+    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    runtime.secret_changed("loriot-app-token");
+    runtime.secret_changed("loriot-push-auth");
+    assert_eq!(settled(&runtime).await, Status::Active);
+    // A replacement runtime for the same integration (a PUT) while the first may still run.
+    let again = env.deploy(&integration(&emulator)).await.unwrap();
+    assert_eq!(settled(&again).await, Status::Active);
+    let endpoints: Vec<Value> = emulator.outputs().iter().map(|o| o["osetup"]["url"].clone()).collect();
+    let mut unique = endpoints.clone();
+    unique.dedup();
+    assert_eq!(endpoints.len(), unique.len(), "{endpoints:?}");
+}
+
+#[tokio::test]
+async fn a_secret_read_by_the_uplink_converter_never_reaches_the_chain() {
+    let emulator = Emulator::start(emulator_config()).await.unwrap();
+    let env = env_with_secrets(PASSWORD).await;
+    env.secret("signing-key", "sk-\"live\"-42").await;
+    let mut doc = integration(&emulator);
+    doc["uplinkConverter"] = json!(
+        r#"#{ deviceName: "d-" + payload.EUI, telemetry: #{ key: secret("signing-key"), t: 1 }, metadata: #{ k: secret("signing-key") } }"#
+    );
+    let runtime = env.deploy(&doc).await.unwrap();
+    let msgs = runtime
+        .uplink(&headers(&[("authorization", PUSH_AUTH)]), uplink("00E7028F").to_string().as_bytes())
+        .unwrap();
+    assert_eq!(msgs[0].data, json!({"key": "***", "t": 1}));
+    assert_eq!(msgs[0].metadata["k"], "***");
+}
+
+#[tokio::test]
+async fn an_output_with_security_needs_the_authorization_header_loriot_sends() {
+    let emulator = Emulator::start(emulator_config()).await.unwrap();
+    let env = env_with_secrets(PASSWORD).await;
+    let mut doc = integration(&emulator);
+    doc["configuration"]["headersFilter"] = json!({"X-Token": "$<secret:loriot-push-auth>"});
+    let problems = env.deploy(&doc).await.unwrap_err();
+    assert_eq!(paths(&problems), ["/configuration/headersFilter"]);
+    assert!(problems[0].message.contains("name the Authorization header"), "{problems:?}");
+}
