@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub(crate) const SYSADMIN_PASSWORD: &str = "system horse battery staple";
 
 /// A running `veil serve`.
 pub(crate) struct Server {
@@ -31,6 +32,7 @@ pub(crate) fn serve_command(data_dir: &Path) -> Command {
         .env_remove("VEIL_LOG")
         .env_remove("RUST_LOG")
         .env("VEIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("VEIL_SYSADMIN_PASSWORD", SYSADMIN_PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -83,10 +85,14 @@ impl Server {
     }
 
     pub(crate) async fn login(&self) -> String {
+        self.login_as("admin", ADMIN_PASSWORD).await
+    }
+
+    pub(crate) async fn login_as(&self, username: &str, password: &str) -> String {
         let resp = self
             .client
             .post(self.url("/api/auth/login"))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .json(&json!({"username": username, "password": password}))
             .send()
             .await
             .unwrap();
@@ -134,6 +140,14 @@ pub(crate) struct Api<'a> {
 impl<'a> Api<'a> {
     pub(crate) async fn new(server: &'a Server) -> Self {
         Self { token: server.login().await, server }
+    }
+
+    pub(crate) async fn as_user(server: &'a Server, username: &str, password: &str) -> Self {
+        Self { token: server.login_as(username, password).await, server }
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::PUT, path).json(&body)).await
     }
 
     pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
