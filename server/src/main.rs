@@ -1,7 +1,9 @@
-//! The `veil` binary: `veil serve` runs the HTTP API over the secret store.
+//! The `veil` binary: `veil serve` runs the HTTP API over the secret store; the other subcommands
+//! are a client of that API.
 
 mod api;
 mod auth;
+mod cli;
 mod error;
 mod serve;
 
@@ -17,12 +19,35 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: cli::Global,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: REST API over the embedded SQLite store.
     Serve(ServeArgs),
+    /// Log in and keep the token (in the config directory, mode 0600).
+    Login(cli::LoginArgs),
+    /// Forget the saved token.
+    Logout,
+    /// Secrets: values in from stdin or a file, never out.
+    #[command(subcommand)]
+    Secret(cli::SecretCmd),
+    /// Rule chains.
+    #[command(subcommand)]
+    Chain(cli::DocCmd),
+    /// Integrations (`send` sends a downlink).
+    #[command(subcommand)]
+    Integration(cli::DocCmd),
+    /// Users of your tenant.
+    #[command(subcommand)]
+    User(cli::UserCmd),
+    /// Customers of your tenant.
+    #[command(subcommand)]
+    Customer(cli::CustomerCmd),
+    /// The audit log.
+    Audit(cli::AuditArgs),
 }
 
 /// Options of `veil serve`.
@@ -50,8 +75,41 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{CREDENTIAL_FRAME_LOGGERS}")))
 }
 
+/// Runs a client command; errors print on stderr with their exit code.
+fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: Command) -> ExitCode {
+    let result = runtime.block_on(async {
+        match command {
+            Command::Login(args) => cli::login(global, args).await,
+            Command::Logout => cli::logout(global),
+            Command::Secret(cmd) => cli::secret(global, cmd).await,
+            Command::Chain(cmd) => cli::documents(global, cmd, false).await,
+            Command::Integration(cmd) => cli::documents(global, cmd, true).await,
+            Command::User(cmd) => cli::user(global, cmd).await,
+            Command::Customer(cmd) => cli::customer(global, cmd).await,
+            Command::Audit(args) => cli::audit(global, args).await,
+            Command::Serve(_) => unreachable!("serve is not a client command"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.exit_code()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => run_client(&rt, &cli.global, cli.command),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
@@ -67,6 +125,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            _ => unreachable!("client commands returned above"),
         }
     });
     match result {

@@ -8,5 +8,7 @@ mod api;
 mod chains;
 // LORIOT and HTTP integrations against the LORIOT emulator.
 mod integrations;
+// The `veil` CLI against a live server: output and exit codes.
+mod cli;
 // The process: logs, master key, crash safety, shutdown, first start.
 mod process;

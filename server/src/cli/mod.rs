@@ -1,0 +1,736 @@
+//! The `veil` CLI over the REST API: log in once, then manage secrets, rule chains, integrations,
+//! users, customers and read the audit log. Secret values come from stdin or a file, never from an
+//! argument (arguments land in shell history and process listings).
+
+mod client;
+mod output;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+pub(crate) use self::client::CliError;
+use self::client::{CliResult, Client, Credentials, query, save_credentials, server_url};
+pub(crate) use self::output::Format;
+use self::output::{Column, Field, text, time};
+
+/// Options every client command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Global {
+    /// The server, e.g. http://127.0.0.1:8080 (default: the one `veil login` saved).
+    #[arg(long, env = "VEIL_URL", global = true)]
+    pub(crate) url: Option<String>,
+    /// How to print answers.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub(crate) output: Format,
+}
+
+/// `veil login`
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The user name.
+    #[arg(long, short)]
+    username: String,
+    /// Read the password from stdin instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// `veil secret ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCmd {
+    /// Create a secret; the value comes from stdin (or --file), never from an argument.
+    Create {
+        /// Its name (never changes).
+        name: String,
+        /// TEXT (passwords, tokens) or FILE (certificates).
+        #[arg(long = "type", default_value = "TEXT", value_parser = ["TEXT", "FILE", "text", "file"])]
+        kind: String,
+        /// A description for people.
+        #[arg(long)]
+        description: Option<String>,
+        /// Read the value from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// FILE secrets: the file name to show (default: the file's name).
+        #[arg(long)]
+        file_name: Option<String>,
+        /// Refused: a value on the command line lands in shell history.
+        #[arg(long, hide = true)]
+        value: Option<String>,
+    },
+    /// List secrets (metadata only).
+    List {
+        /// Only names containing this (case-insensitive).
+        #[arg(long)]
+        search: Option<String>,
+        /// Page (from 0).
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+        /// Secrets per page.
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+    },
+    /// Show one secret's metadata.
+    Show {
+        /// Name or id.
+        secret: String,
+    },
+    /// Change the value (from stdin with --stdin, or --file) and/or the description.
+    Update {
+        /// Name or id.
+        secret: String,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Read the new value from stdin.
+        #[arg(long)]
+        stdin: bool,
+        /// Read the new value from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Refused: a value on the command line lands in shell history.
+        #[arg(long, hide = true)]
+        value: Option<String>,
+    },
+    /// Delete a secret (refused while configurations use it).
+    Delete {
+        /// Name or id.
+        secret: String,
+    },
+    /// Which rule chains and integrations use a secret.
+    Usages {
+        /// Name or id.
+        secret: String,
+    },
+    /// Let a customer's users use a secret (never read it).
+    Share {
+        /// Name or id.
+        secret: String,
+        /// Customer name or id.
+        #[arg(long)]
+        customer: String,
+    },
+    /// Stop sharing (refused while the customer's configurations use it).
+    Unshare {
+        /// Name or id.
+        secret: String,
+        /// Customer name or id.
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+/// `veil chain ...` and `veil integration ...`: JSON documents.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DocCmd {
+    /// Create from a JSON file (`-` for stdin).
+    Create {
+        /// The document.
+        file: PathBuf,
+    },
+    /// List.
+    List,
+    /// Show one as JSON.
+    Show {
+        /// Its id.
+        id: String,
+    },
+    /// Replace from a JSON file (`-` for stdin).
+    Update {
+        /// Its id.
+        id: String,
+        /// The document.
+        file: PathBuf,
+    },
+    /// Delete.
+    Delete {
+        /// Its id.
+        id: String,
+    },
+    /// Rule chains: process a message; integrations: send a downlink.
+    Send {
+        /// Its id.
+        id: String,
+        /// The message data (JSON).
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// Message metadata (JSON object of strings).
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Message type (default POST_TELEMETRY_REQUEST).
+        #[arg(long = "type")]
+        msg_type: Option<String>,
+        /// Originator (default `api`).
+        #[arg(long)]
+        originator: Option<String>,
+        /// Rule chains: wait and print what every node did.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// `veil user ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCmd {
+    /// Create a user; the password is prompted for (or read from stdin).
+    Create {
+        /// Login name.
+        username: String,
+        /// Roles: TENANT_ADMIN, SECRET_MANAGER, RULE_CHAIN_AUTHOR, CUSTOMER_USER or custom (repeat).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Makes it a customer user (name or id).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Show a user.
+    Show {
+        /// Name or id.
+        user: String,
+    },
+    /// Change roles and/or the password.
+    Update {
+        /// Name or id.
+        user: String,
+        /// New roles (repeat).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read a new password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user.
+    Delete {
+        /// Name or id.
+        user: String,
+    },
+}
+
+/// `veil customer ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum CustomerCmd {
+    /// Create a customer.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// List customers.
+    List,
+    /// Delete a customer (refused while it has users or configurations).
+    Delete {
+        /// Name or id.
+        customer: String,
+    },
+}
+
+/// `veil audit`
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// Entries about this secret (name or id).
+    #[arg(long)]
+    secret: Option<String>,
+    /// Entries by this actor (user name).
+    #[arg(long)]
+    actor: Option<String>,
+    /// From this time (RFC 3339, e.g. 2026-11-27T10:00:00Z, or ms since the epoch).
+    #[arg(long)]
+    from: Option<String>,
+    /// Before this time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Page (from 0).
+    #[arg(long, default_value_t = 0)]
+    page: usize,
+    /// Entries per page.
+    #[arg(long, default_value_t = 50)]
+    page_size: usize,
+}
+
+const VALUE_ARG_REFUSED: &str = "refusing --value: a value on the command line lands in shell history and \
+     process listings; pipe it on stdin (printf %s \"$VALUE\" | veil secret create NAME) or use --file";
+
+fn read_stdin() -> CliResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).map_err(|e| CliError::failure(format!("reading stdin: {e}")))?;
+    Ok(buf)
+}
+
+/// A TEXT value from stdin: one trailing newline (what `echo` adds) is dropped.
+fn text_value(bytes: Vec<u8>) -> CliResult<String> {
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| CliError::usage("the value is not UTF-8 text; use --type FILE"))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+fn read_file(path: &PathBuf) -> CliResult<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        return read_stdin();
+    }
+    std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn json_arg(name: &str, raw: &str) -> CliResult<Value> {
+    serde_json::from_str(raw).map_err(|e| CliError::usage(format!("--{name}: not JSON ({e})")))
+}
+
+fn password(from_stdin: bool) -> CliResult<String> {
+    if from_stdin {
+        let text = text_value(read_stdin()?)?;
+        return Ok(text);
+    }
+    rpassword::prompt_password("Password: ")
+        .map_err(|e| CliError::usage(format!("cannot prompt for a password ({e}); use --password-stdin")))
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// The id of a secret given by name or id.
+async fn secret_id(client: &Client, secret: &str) -> CliResult<String> {
+    if is_uuid(secret) {
+        return Ok(secret.to_owned());
+    }
+    let page = client.get(&format!("/api/secrets?pageSize=1000&textSearch={}", query(secret))).await?;
+    page["data"]
+        .as_array()
+        .and_then(|items| items.iter().find(|s| s["name"] == secret))
+        .and_then(|s| s["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| CliError::not_found(format!("secret '{secret}' not found (not_found)")))
+}
+
+/// The id of a customer, user ... given by name or id, from a listing.
+async fn id_in(client: &Client, listing: &str, key: &str, what: &str, wanted: &str) -> CliResult<String> {
+    if is_uuid(wanted) {
+        return Ok(wanted.to_owned());
+    }
+    let page = client.get(&format!("{listing}?pageSize=1000")).await?;
+    page["data"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i[key] == wanted))
+        .and_then(|i| i["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| CliError::not_found(format!("{what} '{wanted}' not found (not_found)")))
+}
+
+const SECRET_FIELDS: &[Field] = &[
+    ("name", |v| text(&v["name"])),
+    ("type", |v| text(&v["type"])),
+    ("version", |v| text(&v["version"])),
+    ("description", |v| text(&v["description"])),
+    ("fileName", |v| text(&v["fileName"])),
+    ("sharedWith", |v| text(&v["sharedWith"])),
+    ("created", |v| time(&v["createdTime"])),
+    ("updated", |v| time(&v["updatedTime"])),
+    ("id", |v| text(&v["id"])),
+];
+
+/// `veil login`: checks the credentials and saves the token (mode 0600).
+pub(crate) async fn login(global: &Global, args: LoginArgs) -> CliResult<()> {
+    let url = server_url(global.url.as_deref());
+    let password = password(args.password_stdin)?;
+    let client = Client::anonymous(url.clone())?;
+    let answer =
+        client.post("/api/auth/login", &json!({"username": args.username, "password": password})).await?;
+    let token = answer["token"].as_str().ok_or_else(|| CliError::failure("the server sent no token"))?;
+    let path = save_credentials(&Credentials { url: url.clone(), token: token.to_owned() })?;
+    output::done(
+        global.output,
+        &json!({"url": url, "username": args.username, "credentials": path}),
+        &format!("Logged in to {url} as {} (token saved in {})", args.username, path.display()),
+    );
+    Ok(())
+}
+
+/// `veil logout`: forgets the saved token.
+pub(crate) fn logout(global: &Global) -> CliResult<()> {
+    let path = client::credentials_path()?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => output::done(global.output, &json!({"loggedOut": true}), "Logged out"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            output::done(global.output, &json!({"loggedOut": false}), "Not logged in")
+        }
+        Err(e) => return Err(CliError::failure(format!("cannot remove {}: {e}", path.display()))),
+    }
+    Ok(())
+}
+
+/// `veil secret ...`
+pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let out = global.output;
+    match cmd {
+        SecretCmd::Create { name, kind, description, file, file_name, value } => {
+            if value.is_some() {
+                return Err(CliError::usage(VALUE_ARG_REFUSED));
+            }
+            let kind = kind.to_uppercase();
+            let bytes = match &file {
+                Some(path) => read_file(path)?,
+                None => read_stdin()?,
+            };
+            let mut body = json!({"name": name, "type": kind, "description": description});
+            if kind == "FILE" {
+                let shown = file_name
+                    .or_else(|| {
+                        file.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())
+                    })
+                    .ok_or_else(|| {
+                        CliError::usage("FILE secrets need --file-name when the value comes from stdin")
+                    })?;
+                body["value"] = json!(STANDARD.encode(&bytes));
+                body["fileName"] = json!(shown);
+            } else {
+                body["value"] = json!(text_value(bytes)?);
+            }
+            let created = client.post("/api/secrets", &body).await?;
+            output::object(out, &created, SECRET_FIELDS);
+        }
+        SecretCmd::List { search, page, page_size } => {
+            let mut path = format!("/api/secrets?page={page}&pageSize={page_size}");
+            if let Some(s) = search {
+                path.push_str(&format!("&textSearch={}", query(&s)));
+            }
+            let answer = client.get(&path).await?;
+            let items = answer["data"].as_array().cloned().unwrap_or_default();
+            output::list(
+                out,
+                &answer,
+                &items,
+                &[
+                    Column { heading: "NAME", read: |v| text(&v["name"]) },
+                    Column { heading: "TYPE", read: |v| text(&v["type"]) },
+                    Column { heading: "VERSION", read: |v| text(&v["version"]) },
+                    Column { heading: "DESCRIPTION", read: |v| text(&v["description"]) },
+                    Column { heading: "SHARED WITH", read: |v| text(&v["sharedWith"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        SecretCmd::Show { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            output::object(out, &client.get(&format!("/api/secrets/{id}")).await?, SECRET_FIELDS);
+        }
+        SecretCmd::Update { secret, description, stdin, file, value } => {
+            if value.is_some() {
+                return Err(CliError::usage(
+                    VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin"),
+                ));
+            }
+            let id = secret_id(&client, &secret).await?;
+            let current = client.get(&format!("/api/secrets/{id}")).await?;
+            let mut body = json!({});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let bytes = match (&file, stdin) {
+                (Some(path), _) => Some(read_file(path)?),
+                (None, true) => Some(read_stdin()?),
+                (None, false) => None,
+            };
+            if let Some(bytes) = bytes {
+                body["value"] = if current["type"] == "FILE" {
+                    json!(STANDARD.encode(&bytes))
+                } else {
+                    json!(text_value(bytes)?)
+                };
+            }
+            if body.as_object().is_some_and(|m| m.is_empty()) {
+                return Err(CliError::usage("nothing to change: give --description, --stdin or --file"));
+            }
+            let updated =
+                client.call(reqwest::Method::PATCH, &format!("/api/secrets/{id}"), Some(&body)).await?;
+            output::object(out, &updated, SECRET_FIELDS);
+        }
+        SecretCmd::Delete { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            let answer = client.delete(&format!("/api/secrets/{id}")).await?;
+            output::done(out, &answer, &format!("Deleted secret '{secret}'"));
+        }
+        SecretCmd::Usages { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            let answer = client.get(&format!("/api/secrets/{id}/usages")).await?;
+            let mut rows = Vec::new();
+            for (kind, key) in [("RULE_CHAIN", "RULE_CHAIN"), ("INTEGRATION", "INTEGRATION")] {
+                for owner in answer[key].as_array().into_iter().flatten() {
+                    let places: Vec<String> = owner["nodes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|n| format!("{} {}", text(&n["name"]), text(&n["path"])).trim().to_owned())
+                        .collect();
+                    rows.push(json!({"kind": kind, "name": owner["name"], "id": owner["id"], "where": places.join("; ")}));
+                }
+            }
+            output::list(
+                out,
+                &answer,
+                &rows,
+                &[
+                    Column { heading: "USED BY", read: |v| text(&v["kind"]) },
+                    Column { heading: "NAME", read: |v| text(&v["name"]) },
+                    Column { heading: "WHERE", read: |v| text(&v["where"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        SecretCmd::Share { secret, customer } => {
+            let id = secret_id(&client, &secret).await?;
+            let c = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
+            let shared = client.post(&format!("/api/secrets/{id}/shares"), &json!({"customerId": c})).await?;
+            output::done(out, &shared, &format!("Shared '{secret}' with customer '{customer}'"));
+        }
+        SecretCmd::Unshare { secret, customer } => {
+            let id = secret_id(&client, &secret).await?;
+            let c = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
+            let unshared = client.delete(&format!("/api/secrets/{id}/shares/{c}")).await?;
+            output::done(out, &unshared, &format!("Stopped sharing '{secret}' with customer '{customer}'"));
+        }
+    }
+    Ok(())
+}
+
+/// `veil chain ...` (`integrations = false`) and `veil integration ...`.
+pub(crate) async fn documents(global: &Global, cmd: DocCmd, integrations: bool) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let out = global.output;
+    let (base, what) =
+        if integrations { ("/api/integrations", "integration") } else { ("/api/rule-chains", "rule chain") };
+    let read_doc = |file: &PathBuf| -> CliResult<Value> {
+        let bytes = read_file(file)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CliError::usage(format!("{}: not JSON ({e})", file.display())))
+    };
+    match cmd {
+        DocCmd::Create { file } => {
+            let created = client.post(base, &read_doc(&file)?).await?;
+            let line =
+                format!("Created {what} '{}' with id {}", text(&created["name"]), text(&created["id"]));
+            output::done(out, &created, &line);
+        }
+        DocCmd::List => {
+            let answer = client.get(&format!("{base}?pageSize=1000")).await?;
+            let items = answer["data"].as_array().cloned().unwrap_or_default();
+            let mut columns = vec![Column { heading: "NAME", read: |v| text(&v["name"]) }];
+            if integrations {
+                columns.push(Column { heading: "TYPE", read: |v| text(&v["type"]) });
+                columns.push(Column { heading: "STATUS", read: |v| text(&v["status"]) });
+            }
+            columns.push(Column { heading: "UPDATED", read: |v| time(&v["updatedTime"]) });
+            columns.push(Column { heading: "ID", read: |v| text(&v["id"]) });
+            output::list(out, &answer, &items, &columns);
+        }
+        DocCmd::Show { id } => output::json(&client.get(&format!("{base}/{id}")).await?),
+        DocCmd::Update { id, file } => {
+            let updated =
+                client.call(reqwest::Method::PUT, &format!("{base}/{id}"), Some(&read_doc(&file)?)).await?;
+            output::done(out, &updated, &format!("Updated {what} '{}'", text(&updated["name"])));
+        }
+        DocCmd::Delete { id } => {
+            let answer = client.delete(&format!("{base}/{id}")).await?;
+            output::done(out, &answer, &format!("Deleted {what} {id}"));
+        }
+        DocCmd::Send { id, data, metadata, msg_type, originator, wait } => {
+            let mut msg = json!({"data": json_arg("data", &data)?});
+            if let Some(m) = metadata {
+                msg["metadata"] = json_arg("metadata", &m)?;
+            }
+            if let Some(t) = msg_type {
+                msg["type"] = json!(t);
+            }
+            if let Some(o) = originator {
+                msg["originator"] = json!(o);
+            }
+            if integrations {
+                let sent = client.post(&format!("{base}/{id}/downlink"), &msg).await?;
+                output::done(out, &sent, &format!("Downlink sent: {}", sent["sent"]));
+            } else {
+                let path = format!("{base}/{id}/messages{}", if wait { "?wait=true" } else { "" });
+                let answer = client.post(&path, &msg).await?;
+                let steps = answer["trace"].as_array().cloned().unwrap_or_default();
+                if wait {
+                    output::list(
+                        out,
+                        &answer,
+                        &steps,
+                        &[
+                            Column { heading: "NODE", read: |v| text(&v["nodeName"]) },
+                            Column { heading: "RELATION", read: |v| text(&v["relation"]) },
+                            Column { heading: "ERROR", read: |v| text(&v["error"]) },
+                        ],
+                    );
+                } else {
+                    output::done(out, &answer, &format!("Message {} accepted", text(&answer["msgId"])));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `veil user ...`
+pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let out = global.output;
+    const USER_FIELDS: &[Field] = &[
+        ("username", |v| text(&v["username"])),
+        ("roles", |v| text(&v["roles"])),
+        ("customerId", |v| text(&v["customerId"])),
+        ("created", |v| time(&v["createdTime"])),
+        ("id", |v| text(&v["id"])),
+    ];
+    match cmd {
+        UserCmd::Create { username, roles, customer, password_stdin } => {
+            let customer_id = match customer {
+                Some(c) => Some(id_in(&client, "/api/customers", "name", "customer", &c).await?),
+                None => None,
+            };
+            let password = password(password_stdin)?;
+            let body = json!({"username": username, "password": password, "roles": roles, "customerId": customer_id});
+            let created = client.post("/api/users", &body).await?;
+            output::object(out, &created, USER_FIELDS);
+        }
+        UserCmd::List => {
+            let answer = client.get("/api/users?pageSize=1000").await?;
+            let items = answer["data"].as_array().cloned().unwrap_or_default();
+            output::list(
+                out,
+                &answer,
+                &items,
+                &[
+                    Column { heading: "USERNAME", read: |v| text(&v["username"]) },
+                    Column { heading: "ROLES", read: |v| text(&v["roles"]) },
+                    Column { heading: "CUSTOMER", read: |v| text(&v["customerId"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        UserCmd::Show { user } => {
+            let id = id_in(&client, "/api/users", "username", "user", &user).await?;
+            output::object(out, &client.get(&format!("/api/users/{id}")).await?, USER_FIELDS);
+        }
+        UserCmd::Update { user, roles, password_stdin } => {
+            let id = id_in(&client, "/api/users", "username", "user", &user).await?;
+            let mut body = json!({});
+            if !roles.is_empty() {
+                body["roles"] = json!(roles);
+            }
+            if password_stdin {
+                body["password"] = json!(password(true)?);
+            }
+            if body.as_object().is_some_and(|m| m.is_empty()) {
+                return Err(CliError::usage("nothing to change: give --role or --password-stdin"));
+            }
+            let updated =
+                client.call(reqwest::Method::PATCH, &format!("/api/users/{id}"), Some(&body)).await?;
+            output::object(out, &updated, USER_FIELDS);
+        }
+        UserCmd::Delete { user } => {
+            let id = id_in(&client, "/api/users", "username", "user", &user).await?;
+            let answer = client.delete(&format!("/api/users/{id}")).await?;
+            output::done(out, &answer, &format!("Deleted user '{user}'"));
+        }
+    }
+    Ok(())
+}
+
+/// `veil customer ...`
+pub(crate) async fn customer(global: &Global, cmd: CustomerCmd) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let out = global.output;
+    match cmd {
+        CustomerCmd::Create { name } => {
+            let created = client.post("/api/customers", &json!({"name": name})).await?;
+            output::done(
+                out,
+                &created,
+                &format!("Created customer '{name}' with id {}", text(&created["id"])),
+            );
+        }
+        CustomerCmd::List => {
+            let answer = client.get("/api/customers?pageSize=1000").await?;
+            let items = answer["data"].as_array().cloned().unwrap_or_default();
+            output::list(
+                out,
+                &answer,
+                &items,
+                &[
+                    Column { heading: "NAME", read: |v| text(&v["name"]) },
+                    Column { heading: "CREATED", read: |v| time(&v["createdTime"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        CustomerCmd::Delete { customer } => {
+            let id = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
+            let answer = client.delete(&format!("/api/customers/{id}")).await?;
+            output::done(out, &answer, &format!("Deleted customer '{customer}'"));
+        }
+    }
+    Ok(())
+}
+
+/// A time argument: ms since the epoch or RFC 3339.
+fn time_arg(name: &str, raw: &str) -> CliResult<i64> {
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| CliError::usage(format!("--{name}: '{raw}' is neither RFC 3339 nor milliseconds")))
+}
+
+/// `veil audit`
+pub(crate) async fn audit(global: &Global, args: AuditArgs) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let mut path = format!("/api/audit-logs?page={}&pageSize={}", args.page, args.page_size);
+    if let Some(s) = &args.secret {
+        path.push_str(&format!("&secretId={}", secret_id(&client, s).await?));
+    }
+    if let Some(a) = &args.actor {
+        path.push_str(&format!("&actor={}", query(a)));
+    }
+    if let Some(f) = &args.from {
+        path.push_str(&format!("&from={}", time_arg("from", f)?));
+    }
+    if let Some(t) = &args.to {
+        path.push_str(&format!("&to={}", time_arg("to", t)?));
+    }
+    let answer = client.get(&path).await?;
+    let items = answer["data"].as_array().cloned().unwrap_or_default();
+    output::list(
+        global.output,
+        &answer,
+        &items,
+        &[
+            Column { heading: "TIME", read: |v| time(&v["time"]) },
+            Column { heading: "ACTOR", read: |v| text(&v["actorName"]) },
+            Column { heading: "ACTION", read: |v| text(&v["action"]) },
+            Column { heading: "TARGET", read: |v| text(&v["targetName"]) },
+            Column { heading: "OUTCOME", read: |v| text(&v["outcome"]) },
+            Column {
+                heading: "DETAILS",
+                read: |v| match &v["details"] {
+                    Value::Object(m) if m.is_empty() => String::new(),
+                    other => other.to_string(),
+                },
+            },
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,242 @@
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, veil};
+
+/// The value must never show in any output: quotes and a backslash inside.
+const TOKEN: &str = "cli-\"tok\"\\en-2";
+
+/// What one `veil` run printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// `veil ARGS` against the server at `base`, with its own config directory, `stdin` piped in.
+fn run_with(config: &Path, base: &str, args: &[String], stdin: &str) -> Run {
+    let mut child = veil()
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env("HOME", config)
+        .env("VEIL_URL", base)
+        .env_remove("VEIL_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the CLI off the async runtime (the server under test shares it).
+async fn spawn_run(config: &Path, server: &Server, args: &[&str], stdin: &str) -> Run {
+    let (config, base, stdin) = (config.to_owned(), server.base.clone(), stdin.to_owned());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run_with(&config, &base, &args, &stdin)).await.unwrap()
+}
+
+fn ok(r: &Run) -> &str {
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    &r.stdout
+}
+
+#[tokio::test]
+async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let receiver = Receiver::start().await;
+
+    // Not logged in: auth exit code.
+    let r = spawn_run(&config, &server, &["secret", "list"], "").await;
+    assert_eq!((r.code, r.stderr.trim()), (5, "error: not logged in: run `veil login` or set VEIL_TOKEN"));
+    // Wrong password, then the right one; the token file is private.
+    let r =
+        spawn_run(&config, &server, &["login", "-u", "admin", "--password-stdin"], "wrong-password\n").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["login", "-u", "admin", "--password-stdin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    )
+    .await;
+    assert!(ok(&r).starts_with(&format!("Logged in to {} as admin", server.base)), "{}", r.stdout);
+    let file = config.join("veil").join("credentials.json");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions()) & 0o777,
+        0o600
+    );
+
+    // A value as an argument is refused with a hint (usage error), nothing is created.
+    let r = spawn_run(&config, &server, &["secret", "create", "api-token", "--value", "x"], "").await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("pipe it on stdin"), "{}", r.stderr);
+    // The value from stdin; one trailing newline is dropped.
+    let r = spawn_run(
+        &config,
+        &server,
+        &["secret", "create", "api-token", "--description", "API token"],
+        &format!("{TOKEN}\n"),
+    )
+    .await;
+    let shown = ok(&r);
+    assert!(
+        shown.contains("api-token") && shown.contains("API token") && shown.contains("version      1"),
+        "{shown}"
+    );
+    let r = spawn_run(&config, &server, &["secret", "create", "api-token"], "again").await;
+    assert_eq!(r.code, 4, "name taken is a conflict: {}", r.stderr);
+    let long_name = "n".repeat(1000);
+    let r = spawn_run(&config, &server, &["secret", "create", &long_name], "v").await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("name"), "{}", r.stderr);
+
+    // Tables for people, JSON for scripts.
+    let r = spawn_run(&config, &server, &["secret", "list"], "").await;
+    let table = ok(&r);
+    assert!(
+        table.lines().next().unwrap().split_whitespace().eq([
+            "NAME",
+            "TYPE",
+            "VERSION",
+            "DESCRIPTION",
+            "SHARED",
+            "WITH",
+            "ID"
+        ]),
+        "{table}"
+    );
+    assert!(table.lines().nth(1).unwrap().trim_start().starts_with("api-token  TEXT  1"), "{table}");
+    let r = spawn_run(&config, &server, &["secret", "list", "--output", "json"], "").await;
+    let listed: Value = serde_json::from_str(ok(&r)).unwrap();
+    assert_eq!(
+        (listed["totalElements"].clone(), listed["data"][0]["name"].clone()),
+        (json!(1), json!("api-token"))
+    );
+
+    // The value reached the store intact: a chain using it sends it to a real service.
+    let chain = veil_examples::REST_BEARER_CHAIN.replace("http://127.0.0.1:9000", &receiver.url);
+    let chain_file = dir.path().join("chain.json");
+    std::fs::write(&chain_file, chain).unwrap();
+    let r = spawn_run(
+        &config,
+        &server,
+        &["chain", "create", chain_file.to_str().unwrap(), "--output", "json"],
+        "",
+    )
+    .await;
+    let chain_id = serde_json::from_str::<Value>(ok(&r)).unwrap()["id"].as_str().unwrap().to_owned();
+    let r = spawn_run(
+        &config,
+        &server,
+        &[
+            "chain",
+            "send",
+            &chain_id,
+            "--data",
+            "{\"t\": 1}",
+            "--metadata",
+            "{\"deviceName\": \"d1\"}",
+            "--wait",
+        ],
+        "",
+    )
+    .await;
+    assert!(ok(&r).contains("Send to API   Success"), "{}", r.stdout);
+    assert_eq!(receiver.requests()[0].headers["authorization"], format!("Bearer {TOKEN}"));
+
+    // In use: delete is a conflict naming the chain; usages show where.
+    let r = spawn_run(&config, &server, &["secret", "delete", "api-token"], "").await;
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("in use by rule chain 'Telemetry to REST'"), "{}", r.stderr);
+    let r = spawn_run(&config, &server, &["secret", "usages", "api-token"], "").await;
+    assert!(ok(&r).contains("/nodes/0/configuration/credentials/token"), "{}", r.stdout);
+    let r = spawn_run(&config, &server, &["secret", "show", "no-such-secret"], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+
+    // Rotation from a file.
+    let value_file = dir.path().join("value.txt");
+    std::fs::write(&value_file, "rotated-token").unwrap();
+    let r = spawn_run(
+        &config,
+        &server,
+        &["secret", "update", "api-token", "--file", value_file.to_str().unwrap()],
+        "",
+    )
+    .await;
+    assert!(ok(&r).contains("version      2"), "{}", r.stdout);
+
+    // Customers, sharing, users.
+    ok(&spawn_run(&config, &server, &["customer", "create", "Acme"], "").await);
+    let r = spawn_run(&config, &server, &["secret", "share", "api-token", "--customer", "Acme"], "").await;
+    assert_eq!(ok(&r).trim(), "Shared 'api-token' with customer 'Acme'");
+    let r = spawn_run(
+        &config,
+        &server,
+        &["user", "create", "acme-user", "--role", "CUSTOMER_USER", "--customer", "Acme", "--password-stdin"],
+        "acme-password-1\n",
+    )
+    .await;
+    assert!(ok(&r).contains("CUSTOMER_USER"), "{}", r.stdout);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["user", "create", "x", "--role", "NO_SUCH_ROLE", "--password-stdin"],
+        "password-123\n",
+    )
+    .await;
+    assert_eq!(r.code, 6);
+    assert!(r.stderr.contains("'NO_SUCH_ROLE' is not a role"), "{}", r.stderr);
+
+    // The customer user may use but not manage: a permission error is the auth exit code.
+    let other = dir.path().join("config-acme");
+    ok(&spawn_run(&other, &server, &["login", "-u", "acme-user", "--password-stdin"], "acme-password-1\n")
+        .await);
+    let r = spawn_run(&other, &server, &["secret", "list", "--output", "json"], "").await;
+    assert_eq!(serde_json::from_str::<Value>(ok(&r)).unwrap()["totalElements"], 1);
+    let r = spawn_run(&other, &server, &["secret", "update", "api-token", "--stdin"], "stolen").await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("missing permission SECRET:WRITE"), "{}", r.stderr);
+
+    // The audit log shows what happened, never the value.
+    let r = spawn_run(&config, &server, &["audit", "--secret", "api-token", "--output", "json"], "").await;
+    let audit: Value = serde_json::from_str(ok(&r)).unwrap();
+    let actions: Vec<&str> =
+        audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for wanted in ["CREATE", "USE", "DELETE_REFUSED", "VALUE_CHANGE", "SHARE"] {
+        assert!(actions.contains(&wanted), "{wanted} missing from {actions:?}");
+    }
+    let r = spawn_run(&config, &server, &["audit"], "").await;
+    assert!(ok(&r).lines().next().unwrap().contains("ACTION"), "{}", r.stdout);
+
+    // Logged out: back to the auth exit code. VEIL_TOKEN works instead of the file.
+    ok(&spawn_run(&config, &server, &["logout"], "").await);
+    assert_eq!(spawn_run(&config, &server, &["secret", "list"], "").await.code, 5);
+    let token = Api::new(&server).await.token;
+    let mut cmd = veil();
+    let out = cmd
+        .args(["secret", "list", "--output", "json"])
+        .env("XDG_CONFIG_HOME", &config)
+        .env("VEIL_URL", &server.base)
+        .env("VEIL_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Nothing printed anywhere holds the value.
+    let everything = format!("{}{}", server.logs(), server.stdout());
+    for needle in [TOKEN, "rotated-token"] {
+        assert!(!everything.contains(needle), "{needle} leaked");
+    }
+}
