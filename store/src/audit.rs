@@ -166,19 +166,28 @@ pub fn with_use_context_sync<R>(context: UseContext, f: impl FnOnce() -> R) -> R
     USE_CONTEXT.sync_scope(context, f)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One secret used by one configuration in one minute (all `Copy`: counting allocates nothing
+/// after the first use of the minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct UseKey {
     tenant: TenantId,
     secret: SecretId,
-    secret_name: String,
-    owner: UseContext,
+    owner_kind: OwnerType,
+    owner: Uuid,
     minute: i64,
+}
+
+#[derive(Debug)]
+struct UseCount {
+    count: u64,
+    secret_name: String,
+    owner_name: String,
 }
 
 /// Uses counted since the last flush.
 #[derive(Debug, Default)]
 pub(crate) struct UseCounter {
-    counts: Mutex<HashMap<UseKey, u64>>,
+    counts: Mutex<HashMap<UseKey, UseCount>>,
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -186,37 +195,44 @@ const MINUTE_MS: i64 = 60_000;
 impl UseCounter {
     /// Counts one use if a configuration is resolving (the task-local context is set).
     pub(crate) fn count(&self, tenant: TenantId, secret: SecretId, secret_name: &str) {
-        let Ok(owner) = USE_CONTEXT.try_with(Clone::clone) else {
-            return;
-        };
-        let key = UseKey {
-            tenant,
-            secret,
-            secret_name: secret_name.to_owned(),
-            owner,
-            minute: now_ms() / MINUTE_MS * MINUTE_MS,
-        };
-        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+        let _ = USE_CONTEXT.try_with(|owner| {
+            let key = UseKey {
+                tenant,
+                secret,
+                owner_kind: owner.kind,
+                owner: owner.id,
+                minute: now_ms() / MINUTE_MS * MINUTE_MS,
+            };
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            counts
+                .entry(key)
+                .or_insert_with(|| UseCount {
+                    count: 0,
+                    secret_name: secret_name.to_owned(),
+                    owner_name: owner.name.clone(),
+                })
+                .count += 1;
+        });
     }
 
     /// Takes the counts of finished minutes (or all, at shutdown) as audit entries.
     pub(crate) fn drain(&self, all: bool) -> Vec<NewAuditEntry> {
         let current = now_ms() / MINUTE_MS * MINUTE_MS;
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let done: Vec<UseKey> = counts.keys().filter(|k| all || k.minute < current).cloned().collect();
+        let done: Vec<UseKey> = counts.keys().filter(|k| all || k.minute < current).copied().collect();
         done.into_iter()
             .filter_map(|k| counts.remove(&k).map(|n| (k, n)))
             .map(|(k, n)| NewAuditEntry {
                 tenant_id: Some(k.tenant),
                 time: k.minute,
-                actor_id: Some(k.owner.id.to_string()),
-                actor_name: format!("{} '{}'", k.owner.kind.as_str(), k.owner.name),
+                actor_id: Some(k.owner.to_string()),
+                actor_name: format!("{} '{}'", k.owner_kind.as_str(), n.owner_name),
                 action: AuditAction::Use,
                 target_type: Some("SECRET"),
                 target_id: Some(k.secret.to_string()),
-                target_name: Some(k.secret_name),
+                target_name: Some(n.secret_name),
                 success: true,
-                details: serde_json::json!({ "count": n, "ownerType": k.owner.kind.as_str(), "ownerId": k.owner.id }),
+                details: serde_json::json!({ "count": n.count, "ownerType": k.owner_kind.as_str(), "ownerId": k.owner }),
             })
             .collect()
     }

@@ -10,3 +10,5 @@ mod crypto;
 mod references;
 // Tenant isolation and change events.
 mod isolation;
+// Customers, sharing, custom roles, tenants and the audit log.
+mod directory;
