@@ -58,6 +58,7 @@ pub(crate) async fn create(
     AuthActor(actor): AuthActor,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Create)?;
     let doc = json_body(body)?;
     let record = save(&state, &actor, Uuid::new_v4(), &doc).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
@@ -72,6 +73,7 @@ pub(crate) async fn update(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
     state.store.owner(&actor, OwnerType::RuleChain, id).await?;
+    actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Write)?;
     let doc = json_body(body)?;
     Ok(Json(view(&save(&state, &actor, id, &doc).await?)))
 }

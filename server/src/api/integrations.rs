@@ -133,6 +133,7 @@ pub(crate) async fn create(
     AuthActor(actor): AuthActor,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Create)?;
     let doc = json_body(body)?;
     let record = save(&state, &actor, Uuid::new_v4(), doc).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &record))))
@@ -147,6 +148,7 @@ pub(crate) async fn update(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
     state.store.owner(&actor, OwnerType::Integration, id).await?;
+    actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
     let doc = json_body(body)?;
     let record = save(&state, &actor, id, doc).await?;
     Ok(Json(view(&state, &record)))
