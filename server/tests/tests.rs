@@ -12,3 +12,5 @@ mod integrations;
 mod cli;
 // The process: logs, master key, crash safety, shutdown, first start.
 mod process;
+// Roles, customers, sharing and the audit log, route by route.
+mod access;

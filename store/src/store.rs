@@ -578,7 +578,9 @@ impl Store {
         Ok(found)
     }
 
-    async fn owner_visible(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
+    /// A stored configuration if the actor can see it, whatever its permissions (the caller
+    /// checks the one its operation needs).
+    pub async fn owner_visible(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
         self.inner
             .backend
             .owner(actor.tenant_id, kind, id)

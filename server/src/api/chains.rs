@@ -37,19 +37,24 @@ fn view(record: &OwnerRecord) -> Value {
 
 /// Validates, persists (with references, in one transaction) and starts a chain.
 async fn save(state: &AppState, actor: &Actor, id: Uuid, doc: &Value) -> ApiResult<OwnerRecord> {
-    let deployment = deploy(&state.registry, &state.store, actor, doc).map_err(ApiError::invalid_config)?;
-    let owner = Owner {
-        kind: OwnerType::RuleChain,
-        id,
-        name: deployment.def.name.clone(),
-        customer_id: actor.customer_id,
+    // A customer's chain stays the customer's and is validated as the customer's, whoever edits it:
+    // a tenant user cannot put a secret that is not shared with the customer into it.
+    let customer = match state.store.owner_visible(actor, OwnerType::RuleChain, id).await {
+        Ok(existing) => existing.owner.customer_id,
+        Err(veil_store::StoreError::NotFound { .. }) => actor.customer_id,
+        Err(e) => return Err(e.into()),
     };
+    let scoped = Actor { customer_id: customer, ..actor.clone() };
+    let actor = &scoped;
+    let deployment = deploy(&state.registry, &state.store, actor, doc).map_err(ApiError::invalid_config)?;
+    let owner =
+        Owner { kind: OwnerType::RuleChain, id, name: deployment.def.name.clone(), customer_id: customer };
     let body = serde_json::to_value(&deployment.def).map_err(ApiError::internal)?;
     state.store.save_owner(actor, &owner, &body, &deployment.references).await?;
     let runtime = ChainRuntime::new(id, actor.tenant_id, state.store.clone(), deployment);
     state.chains.insert(id, Arc::new(runtime));
     tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
-    Ok(state.store.owner(actor, OwnerType::RuleChain, id).await?)
+    Ok(state.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
 }
 
 /// `POST /api/rule-chains`
@@ -72,7 +77,7 @@ pub(crate) async fn update(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner(&actor, OwnerType::RuleChain, id).await?;
+    state.store.owner_visible(&actor, OwnerType::RuleChain, id).await?;
     actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Write)?;
     let doc = json_body(body)?;
     Ok(Json(view(&save(&state, &actor, id, &doc).await?)))
@@ -134,9 +139,15 @@ pub(crate) async fn delete(
 }
 
 /// The running chain, if the actor may see it.
-async fn runtime(state: &AppState, actor: &Actor, id: &str) -> ApiResult<Arc<ChainRuntime>> {
+async fn runtime(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    op: veil_store::Operation,
+) -> ApiResult<Arc<ChainRuntime>> {
     let id = parse_id::<Uuid>(id)?;
-    state.store.owner(actor, OwnerType::RuleChain, id).await?;
+    state.store.owner_visible(actor, OwnerType::RuleChain, id).await?;
+    actor.require_on(veil_store::Resource::RuleChain, op)?;
     state.chains.get(&id).map(|r| Arc::clone(r.value())).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -195,8 +206,7 @@ pub(crate) async fn send_message(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::response::Response> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let runtime = runtime(&state, &actor, &id).await?;
-    actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Write)?;
+    let runtime = runtime(&state, &actor, &id, veil_store::Operation::Write).await?;
     let msg = message_from(json_body(body)?)?;
     let msg_id = msg.id;
     if params.wait.unwrap_or(false) {
@@ -216,7 +226,7 @@ pub(crate) async fn events(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<DebugEvent>>> {
-    Ok(Json(runtime(&state, &actor, &id).await?.debug_events()))
+    Ok(Json(runtime(&state, &actor, &id, veil_store::Operation::Read).await?.debug_events()))
 }
 
 /// Starts every stored chain (at boot). A chain that no longer deploys is logged and left stopped.

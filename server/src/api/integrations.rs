@@ -52,7 +52,7 @@ async fn check_chain(state: &AppState, actor: &Actor, doc: &Value) -> ApiResult<
     let Some(id) = doc.get("ruleChainId").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok()) else {
         return Ok(None);
     };
-    match state.store.owner(actor, OwnerType::RuleChain, id).await {
+    match state.store.owner_visible(actor, OwnerType::RuleChain, id).await {
         Ok(_) => Ok(None),
         Err(StoreError::NotFound { .. }) => {
             Ok(Some(Problem::new("/ruleChainId", format!("rule chain '{id}' does not exist"))))
@@ -65,7 +65,7 @@ async fn check_chain(state: &AppState, actor: &Actor, doc: &Value) -> ApiResult<
 async fn save(state: &AppState, actor: &Actor, id: Uuid, mut doc: Value) -> ApiResult<OwnerRecord> {
     // One save or delete of integrations at a time: routing keys and runtimes follow the database.
     let _one_at_a_time = state.integration_writes.lock().await;
-    let stored = match state.store.owner(actor, OwnerType::Integration, id).await {
+    let stored = match state.store.owner_visible(actor, OwnerType::Integration, id).await {
         Ok(record) => record.body.get("routingKey").and_then(Value::as_str).map(str::to_owned),
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
@@ -124,7 +124,7 @@ async fn save(state: &AppState, actor: &Actor, id: Uuid, mut doc: Value) -> ApiR
     state.integrations.insert(Arc::clone(&runtime));
     runtime.start();
     tracing::info!(integration = %owner.name, %id, actor = %actor.username, "integration saved");
-    Ok(state.store.owner(actor, OwnerType::Integration, id).await?)
+    Ok(state.store.owner_visible(actor, OwnerType::Integration, id).await?)
 }
 
 /// `POST /api/integrations`
@@ -147,7 +147,7 @@ pub(crate) async fn update(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner(&actor, OwnerType::Integration, id).await?;
+    state.store.owner_visible(&actor, OwnerType::Integration, id).await?;
     actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
     let doc = json_body(body)?;
     let record = save(&state, &actor, id, doc).await?;
@@ -211,7 +211,7 @@ pub(crate) async fn downlink(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner(&actor, OwnerType::Integration, id).await?;
+    state.store.owner_visible(&actor, OwnerType::Integration, id).await?;
     actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
     let msg = message_from(json_body(body)?)?;
     let runtime = state.integrations.get(actor.tenant_id, id).ok_or_else(|| {

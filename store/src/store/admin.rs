@@ -300,12 +300,12 @@ impl Store {
 
     /// Deletes a custom role no user holds.
     pub async fn delete_role(&self, actor: &Actor, id: Uuid) -> Result<()> {
-        actor.require_on(Resource::Role, Operation::Delete)?;
         let roles = self.inner.backend.roles(actor.tenant_id).await?;
         let role = roles
             .iter()
             .find(|r| r.id == id)
             .ok_or_else(|| StoreError::NotFound { kind: "role", id: id.to_string() })?;
+        actor.require_on(Resource::Role, Operation::Delete)?;
         let holders: Vec<String> = self
             .inner
             .backend
