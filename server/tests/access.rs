@@ -567,6 +567,12 @@ async fn a_customer_uses_a_shared_secret_without_ever_reading_it() {
     assert_eq!(seen[0].headers["authorization"], format!("Bearer {value}"));
     bodies.extend([created.clone(), result]);
 
+    // The chain stays the customer's: the tenant admin cannot slip an unshared secret into it.
+    let mut edited = chain("Customer uplink", Some("tenant-only"), &format!("{}/ingest", receiver.url));
+    edited["nodes"][0]["id"] = json!(node_id);
+    let (status, refused) = admin.put(&format!("/api/rule-chains/{chain_id}"), edited).await;
+    assert_eq!((status, refused["problems"].clone()), (400, does_not_exist("tenant-only")), "{refused}");
+
     // No route gives cust-a the value: metadata, listing, usages, the chain, its debug events.
     let (status, got) = cust_a.get(&format!("/api/secrets/{secret_id}")).await;
     assert_eq!(status, 200, "{got}");
