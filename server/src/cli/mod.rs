@@ -407,11 +407,9 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                 path.push_str(&format!("&textSearch={}", query(&s)));
             }
             let answer = client.get(&path).await?;
-            let items = answer["data"].as_array().cloned().unwrap_or_default();
-            output::list(
+            output::page(
                 out,
                 &answer,
-                &items,
                 &[
                     Column { heading: "NAME", read: |v| text(&v["name"]) },
                     Column { heading: "TYPE", read: |v| text(&v["type"]) },
@@ -525,7 +523,6 @@ pub(crate) async fn documents(global: &Global, cmd: DocCmd, integrations: bool) 
         }
         DocCmd::List => {
             let answer = client.get(&format!("{base}?pageSize=1000")).await?;
-            let items = answer["data"].as_array().cloned().unwrap_or_default();
             let mut columns = vec![Column { heading: "NAME", read: |v| text(&v["name"]) }];
             if integrations {
                 columns.push(Column { heading: "TYPE", read: |v| text(&v["type"]) });
@@ -533,7 +530,7 @@ pub(crate) async fn documents(global: &Global, cmd: DocCmd, integrations: bool) 
             }
             columns.push(Column { heading: "UPDATED", read: |v| time(&v["updatedTime"]) });
             columns.push(Column { heading: "ID", read: |v| text(&v["id"]) });
-            output::list(out, &answer, &items, &columns);
+            output::page(out, &answer, &columns);
         }
         DocCmd::Show { id } => output::json(&client.get(&format!("{base}/{id}")).await?),
         DocCmd::Update { id, file } => {
@@ -607,11 +604,9 @@ pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
         }
         UserCmd::List => {
             let answer = client.get("/api/users?pageSize=1000").await?;
-            let items = answer["data"].as_array().cloned().unwrap_or_default();
-            output::list(
+            output::page(
                 out,
                 &answer,
-                &items,
                 &[
                     Column { heading: "USERNAME", read: |v| text(&v["username"]) },
                     Column { heading: "ROLES", read: |v| text(&v["roles"]) },
@@ -664,11 +659,9 @@ pub(crate) async fn customer(global: &Global, cmd: CustomerCmd) -> CliResult<()>
         }
         CustomerCmd::List => {
             let answer = client.get("/api/customers?pageSize=1000").await?;
-            let items = answer["data"].as_array().cloned().unwrap_or_default();
-            output::list(
+            output::page(
                 out,
                 &answer,
-                &items,
                 &[
                     Column { heading: "NAME", read: |v| text(&v["name"]) },
                     Column { heading: "CREATED", read: |v| time(&v["createdTime"]) },
@@ -712,11 +705,9 @@ pub(crate) async fn audit(global: &Global, args: AuditArgs) -> CliResult<()> {
         path.push_str(&format!("&to={}", time_arg("to", t)?));
     }
     let answer = client.get(&path).await?;
-    let items = answer["data"].as_array().cloned().unwrap_or_default();
-    output::list(
+    output::page(
         global.output,
         &answer,
-        &items,
         &[
             Column { heading: "TIME", read: |v| time(&v["time"]) },
             Column { heading: "ACTOR", read: |v| text(&v["actorName"]) },

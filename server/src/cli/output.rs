@@ -73,6 +73,12 @@ pub(crate) fn list(format: Format, answer: &Value, items: &[Value], columns: &[C
 /// A field of an object view: its label and how to read it.
 pub(crate) type Field = (&'static str, fn(&Value) -> String);
 
+/// A page answer (`{data: [...], ...}`): its items as rows, or the whole answer as JSON.
+pub(crate) fn page(format: Format, answer: &Value, columns: &[Column]) {
+    let items = answer["data"].as_array().map(Vec::as_slice).unwrap_or_default();
+    list(format, answer, items, columns);
+}
+
 /// One object as `field  value` lines, or JSON.
 pub(crate) fn object(format: Format, answer: &Value, fields: &[Field]) {
     match format {

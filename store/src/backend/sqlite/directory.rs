@@ -58,6 +58,21 @@ fn audit_from(r: &SqliteRow) -> Result<AuditEntry> {
     })
 }
 
+/// An insert whose unique name may be taken: a clear error naming the field.
+fn unique_name(
+    result: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    what: &str,
+    name: &str,
+) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+            Err(StoreError::input("name", format!("a {what} named '{name}' already exists")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What stands in the way of deleting a customer.
 pub(crate) struct CustomerUse {
     pub(crate) users: i64,
@@ -110,13 +125,7 @@ impl SqliteBackend {
                 .bind(c.created_time)
                 .execute(&mut *self.conn().await?)
                 .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::invalid("name", format!("a customer named '{}' already exists", c.name)))
-            }
-            Err(e) => Err(e.into()),
-        }
+        unique_name(result, "customer", &c.name)
     }
 
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
@@ -206,13 +215,7 @@ impl SqliteBackend {
         .bind(r.created_time)
         .execute(&mut *self.conn().await?)
         .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::invalid("name", format!("a role named '{}' already exists", r.name)))
-            }
-            Err(e) => Err(e.into()),
-        }
+        unique_name(result, "role", &r.name)
     }
 
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
