@@ -52,6 +52,16 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     };
     let script = match config.plain().get("script").and_then(Value::as_str) {
         Some(source) => match Script::compile(ctx.store, ctx.tenant, source, INPUTS) {
+            Ok(script) if ctx.customer_id.is_some() && !script.secrets().is_empty() => {
+                // A script that holds a value can print or encode it: customers use secrets, they
+                // never read them.
+                problems.push(ctx.problem(
+                    "/script",
+                    "secret() is not available in a customer's rule chain: reference the secret in a \
+                     secret-capable field of another node instead",
+                ));
+                None
+            }
             Ok(script) => {
                 for name in script.secrets() {
                     ctx.use_secret(name, "/script", Accepts::Any);

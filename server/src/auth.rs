@@ -70,6 +70,8 @@ pub(crate) struct LoginRequest {
 pub(crate) const MAX_FAILED_PER_USER: u32 = 5;
 /// Failed logins allowed per client address within [`LOGIN_WINDOW`].
 pub(crate) const MAX_FAILED_PER_ADDRESS: u32 = 20;
+/// Past this many tracked names and addresses, finished windows are dropped.
+const MAX_TRACKED: usize = 10_000;
 /// How long failed logins count.
 pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -85,30 +87,37 @@ impl LoginLimiter {
         if key.starts_with("user:") { MAX_FAILED_PER_USER } else { MAX_FAILED_PER_ADDRESS }
     }
 
-    /// Seconds to wait, if any key is over its limit.
-    fn blocked(&self, keys: &[String]) -> Option<u64> {
-        keys.iter()
-            .filter_map(|k| {
-                let entry = self.failures.get(k)?;
-                let (count, since) = *entry;
-                let left = LOGIN_WINDOW.checked_sub(since.elapsed())?;
-                (count >= Self::limit(k)).then(|| left.as_secs().max(1))
-            })
-            .max()
-    }
-
-    fn failed(&self, keys: &[String]) {
+    /// Counts an attempt for every key, or refuses (seconds to wait) when one is at its limit.
+    /// Counting before the slow password check means parallel guesses cannot all slip through.
+    fn attempt(&self, keys: &[String]) -> Result<(), u64> {
+        // Forget windows that are over before growing further.
+        if self.failures.len() > MAX_TRACKED {
+            self.failures.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+        }
         for k in keys {
             let mut entry = self.failures.entry(k.clone()).or_insert((0, Instant::now()));
             if entry.1.elapsed() >= LOGIN_WINDOW {
                 *entry = (0, Instant::now());
             }
-            entry.0 += 1;
+            if entry.0 >= Self::limit(k) {
+                let left = LOGIN_WINDOW.saturating_sub(entry.1.elapsed());
+                return Err(left.as_secs().max(1));
+            }
         }
+        for k in keys {
+            if let Some(mut entry) = self.failures.get_mut(k) {
+                entry.0 += 1;
+            }
+        }
+        Ok(())
     }
 
-    fn succeeded(&self, user_key: &str) {
+    /// A successful login: it was not a failure, and the user's count starts again.
+    fn succeeded(&self, user_key: &str, address_key: &str) {
         self.failures.remove(user_key);
+        if let Some(mut entry) = self.failures.get_mut(address_key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 }
 
@@ -121,11 +130,21 @@ pub(crate) async fn login(
     // A fixed message: the rejection's text would quote the request, password included.
     let Json(req) = body
         .map_err(|_| ApiError::bad_request("expected JSON {\"username\": string, \"password\": string}"))?;
-    let keys = [format!("user:{}", req.username), format!("addr:{}", address.ip())];
-    if let Some(wait) = state.login_limiter.blocked(&keys) {
+    // Names longer than any account's are not looked up (nor kept by the limiter).
+    let user = if req.username.chars().count() > veil_store::MAX_DIRECTORY_NAME {
+        None
+    } else {
+        state.store.user_by_name(&req.username).await?
+    };
+    // Unknown names count only against the address: what people type there may be a password.
+    let address_key = format!("addr:{}", address.ip());
+    let keys: Vec<String> = match &user {
+        Some(u) => vec![format!("user:{}", u.id), address_key.clone()],
+        None => vec![address_key.clone()],
+    };
+    if let Err(wait) = state.login_limiter.attempt(&keys) {
         return Err(ApiError::too_many(format!("too many failed logins; try again in {wait} s"), wait));
     }
-    let user = state.store.user_by_name(&req.username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not reveal usernames.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
     let ok =
@@ -136,18 +155,16 @@ pub(crate) async fn login(
         (true, Some(user)) => user,
         (false, Some(user)) => {
             tracing::warn!(username = %user.username, "failed login: wrong password");
-            state.login_limiter.failed(&keys);
             state.store.record_login(Some(&user), false, address_text).await;
             return Err(ApiError::unauthorized("invalid username or password"));
         }
         (_, None) => {
             tracing::warn!("failed login: unknown username");
-            state.login_limiter.failed(&keys);
             state.store.record_login(None, false, address_text).await;
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
-    state.login_limiter.succeeded(&keys[0]);
+    state.login_limiter.succeeded(&keys[0], &address_key);
     state.store.record_login(Some(&user), true, address_text).await;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs() };

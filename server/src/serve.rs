@@ -93,13 +93,20 @@ async fn bootstrap(store: &Store) -> Result<(), ServerError> {
         };
         first_user(store, &tenant, "admin", Role::TenantAdmin, "VEIL_ADMIN_PASSWORD").await?;
     }
-    if store.ensure_system_tenant().await? && store.user_by_name("sysadmin").await?.is_none() {
-        let system = veil_store::TenantRecord {
-            id: veil_store::SYSTEM_TENANT,
-            name: "System".into(),
-            created_time: veil_store::now_ms(),
-        };
-        first_user(store, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
+    store.ensure_system_tenant().await?;
+    match store.user_by_name("sysadmin").await? {
+        Some(u) if u.tenant_id != veil_store::SYSTEM_TENANT => {
+            tracing::warn!("a tenant user is named 'sysadmin': no system administrator was created");
+        }
+        Some(_) => {}
+        None => {
+            let system = veil_store::TenantRecord {
+                id: veil_store::SYSTEM_TENANT,
+                name: "System".into(),
+                created_time: veil_store::now_ms(),
+            };
+            first_user(store, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
+        }
     }
     Ok(())
 }

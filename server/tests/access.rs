@@ -567,6 +567,23 @@ async fn a_customer_uses_a_shared_secret_without_ever_reading_it() {
     assert_eq!(seen[0].headers["authorization"], format!("Bearer {value}"));
     bodies.extend([created.clone(), result]);
 
+    // A customer's script cannot hold the value (it could print or encode it).
+    let script = json!({"name": "Peek", "nodes": [{"type": "script", "name": "Peek", "configuration":
+        {"mode": "transform", "script": "#{msg: #{t: secret(\"api-token\")}}"}}]});
+    let (status, refused) = cust_a.post("/api/rule-chains", script).await;
+    assert_eq!(
+        (status, refused["problems"][0]["path"].clone()),
+        (400, json!("/nodes/0/configuration/script"))
+    );
+    // Nor does it learn which other customers a secret is shared with.
+    let (_, also_b) =
+        admin.post(&format!("/api/secrets/{secret_id}/shares"), json!({"customerId": customers["B"]})).await;
+    assert_eq!(also_b["sharedWith"].as_array().unwrap().len(), 2);
+    let (_, seen_by_a) = cust_a.get(&format!("/api/secrets/{secret_id}")).await;
+    assert_eq!(seen_by_a["sharedWith"], json!([customers["A"]]));
+    let (status, _) = admin.delete(&format!("/api/secrets/{secret_id}/shares/{}", customers["B"])).await;
+    assert_eq!(status, 200);
+
     // The chain stays the customer's: the tenant admin cannot slip an unshared secret into it.
     let mut edited = chain("Customer uplink", Some("tenant-only"), &format!("{}/ingest", receiver.url));
     edited["nodes"][0]["id"] = json!(node_id);
@@ -877,6 +894,25 @@ async fn failed_logins_are_rate_limited_per_user() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "too_many_attempts", "{body}");
     assert_eq!(login(&server, "alice", "not alice's password").await.status(), 429);
+
+    // Guesses sent in parallel cannot all slip through before the count catches up.
+    assert_eq!(admin.post("/api/users", secret_manager("carol")).await.0, 201);
+    let url = server.url("/api/auth/login");
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (server.client.clone(), url.clone());
+            tokio::spawn(async move {
+                let body = json!({"username": "carol", "password": "not carol's password"});
+                client.post(url).json(&body).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
 
     // Other users are not affected.
     let resp = login(&server, "bob", USER_PASSWORD).await;

@@ -59,7 +59,17 @@ async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
 
     // Not logged in: auth exit code.
     let r = spawn_run(&config, &server, &["secret", "list"], "").await;
-    assert_eq!((r.code, r.stderr.trim()), (5, "error: not logged in: run `veil login` or set VEIL_TOKEN"));
+    let expected = format!("error: not logged in to {}: run `veil login` or set VEIL_TOKEN", server.base);
+    assert_eq!((r.code, r.stderr.trim()), (5, expected.as_str()));
+    // A value on the command line is refused first (usage), and never echoed back.
+    for args in [
+        &["secret", "create", "api-token", "--value", "s3cr3t-arg"][..],
+        &["secret", "create", "api-token", "s3cr3t-arg"],
+    ] {
+        let r = spawn_run(&config, &server, args, "").await;
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("pipe it on stdin") && !r.stderr.contains("s3cr3t-arg"), "{}", r.stderr);
+    }
     // Wrong password, then the right one; the token file is private.
     let r =
         spawn_run(&config, &server, &["login", "-u", "admin", "--password-stdin"], "wrong-password\n").await;

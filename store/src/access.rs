@@ -249,12 +249,12 @@ impl Actor {
     }
 }
 
-/// Customers use and read metadata of shared secrets and manage their own configurations; they
-/// never manage secrets, users, customers, roles or the audit log.
+/// Customers use and read metadata of shared secrets and manage their own rule chains; they
+/// never manage secrets, integrations (tenant credentials), users, customers, roles or the audit log.
 fn customer_may(resource: Resource, op: Operation) -> bool {
     match resource {
         Resource::Secret => matches!(op, Operation::Read | Operation::Use),
-        Resource::RuleChain | Resource::Integration => op != Operation::Use,
+        Resource::RuleChain => op != Operation::Use,
         _ => false,
     }
 }

@@ -348,7 +348,7 @@ impl Store {
     pub fn get(&self, actor: &Actor, id: SecretId) -> Result<SecretInfo> {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Read)?;
-        Ok(row.info.clone())
+        Ok(shown(actor, &row.info))
     }
 
     /// Metadata of a secret by name, if the actor can see it (used to validate configurations).
@@ -369,7 +369,7 @@ impl Store {
                 .iter()
                 .filter(|e| actor.can_see(&e.value().info))
                 .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
-                .map(|e| e.value().info.clone())
+                .map(|e| shown(actor, &e.value().info))
                 .collect(),
             None => Vec::new(),
         };
@@ -658,6 +658,15 @@ impl Store {
     pub async fn count_users(&self) -> Result<i64> {
         self.inner.backend.count_users().await
     }
+}
+
+/// A secret's metadata as `actor` may see it: a customer learns of no other customer.
+fn shown(actor: &Actor, info: &SecretInfo) -> SecretInfo {
+    let mut info = info.clone();
+    if let Some(own) = actor.customer_id {
+        info.shared_with.retain(|c| *c == own);
+    }
+    info
 }
 
 fn owner_resource(kind: OwnerType) -> crate::access::Resource {

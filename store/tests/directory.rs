@@ -206,3 +206,33 @@ async fn deleting_a_tenant_removes_its_secrets_and_only_a_system_administrator_m
     assert!(t.store.resolve(admin.tenant_id, "api-token").is_err());
     assert!(t.store.tenants(&sys).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_user_manager_cannot_take_over_an_account_with_more_permissions() {
+    let (t, admin) = tenant_store().await;
+    let helpdesk_role = vec![Grant {
+        resource: Resource::User,
+        operations: vec![Operation::Read, Operation::Write, Operation::Delete],
+    }];
+    t.store.create_role(&admin, "helpdesk", helpdesk_role).await.unwrap();
+    let new_user = |name: &str, role: &str| NewUser {
+        username: name.into(),
+        password_hash: "h".into(),
+        customer_id: None,
+        roles: vec![role.into()],
+    };
+    let hd = t.store.create_user_as(&admin, new_user("hd", "helpdesk")).await.unwrap();
+    let boss = t.store.create_user_as(&admin, new_user("boss", "TENANT_ADMIN")).await.unwrap();
+    let peer = t.store.create_user_as(&admin, new_user("peer", "helpdesk")).await.unwrap();
+    let hd_actor = t.store.actor_for(&t.store.user_by_id(hd.id).await.unwrap().unwrap()).await.unwrap();
+    let new_password = veil_store::UserUpdate { password_hash: Some("taken-over".into()), roles: None };
+    let e = t.store.update_user(&hd_actor, boss.id, new_password.clone()).await;
+    assert!(
+        matches!(&e, Err(StoreError::Forbidden(m)) if m.contains("permissions you do not have")),
+        "{e:?}"
+    );
+    assert!(matches!(t.store.delete_user(&hd_actor, boss.id).await, Err(StoreError::Forbidden(_))));
+    // An equal is fine.
+    t.store.update_user(&hd_actor, peer.id, new_password).await.unwrap();
+    assert_eq!(t.store.user_by_id(boss.id).await.unwrap().unwrap().password_hash, "h");
+}

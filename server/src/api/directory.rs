@@ -92,23 +92,45 @@ pub(crate) async fn create_tenant(
 ) -> ApiResult<impl IntoResponse> {
     let req: NewTenant = body(raw)?;
     actor.require_on(veil_store::Resource::Tenant, veil_store::Operation::Create)?;
-    let admin_hash = match &req.admin {
-        Some(a) => Some(hash(a.password.clone()).await?),
+    // Everything is checked before the tenant exists, so a refused admin leaves no empty tenant.
+    let admin = match req.admin {
+        Some(a) => {
+            let username = a.username.trim().to_owned();
+            if username.is_empty() || username.chars().count() > veil_store::MAX_DIRECTORY_NAME {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("admin.username: must be 1 to {} characters", veil_store::MAX_DIRECTORY_NAME),
+                ));
+            }
+            if state.store.user_by_name(&username).await?.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "name_taken",
+                    format!("admin.username: '{username}' is already taken"),
+                ));
+            }
+            Some((username, hash(a.password).await?))
+        }
         None => None,
     };
     let tenant = state.store.create_tenant_as(&actor, &req.name).await?;
     let mut out = json!(tenant);
-    if let (Some(admin), Some(password_hash)) = (req.admin, admin_hash) {
+    if let Some((username, password_hash)) = admin {
         let user = UserRecord {
             id: UserId::new_random(),
             tenant_id: tenant.id,
             customer_id: None,
-            username: admin.username.trim().to_owned(),
+            username,
             password_hash,
             roles: vec![Role::TenantAdmin.as_str().to_owned()],
             created_time: tenant.created_time,
         };
-        state.store.create_user(&user).await?;
+        if let Err(e) = state.store.create_user(&user).await {
+            // Taken in the meantime: take the tenant back rather than leave it without an admin.
+            let _ = state.store.delete_tenant(&actor, tenant.id).await;
+            return Err(e.into());
+        }
         out["admin"] = json!(UserInfo::from(&user));
     }
     tracing::info!(tenant = %tenant.name, actor = %actor.username, "tenant created");

@@ -238,11 +238,7 @@ fn uplink_error(e: UplinkError) -> ApiError {
 async fn uplink_body(headers: &HeaderMap, mut body: Body) -> ApiResult<Vec<u8>> {
     let too_large =
         || ApiError::too_large(format!("an uplink body may have at most {MAX_UPLINK_BYTES} bytes"));
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_DRAINED_BYTES) {
+    if super::content_length(headers).is_some_and(|n| n > MAX_DRAINED_BYTES) {
         return Err(too_large());
     }
     let mut kept = Vec::new();

@@ -105,6 +105,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/integrations/{kind}/{routing_key}", post(integrations::uplink))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -121,6 +122,43 @@ async fn not_found(req: Request) -> ApiError {
         "not_found",
         format!("no route for {} {}", req.method(), req.uri().path()),
     )
+}
+
+/// The declared length of a request body.
+fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers.get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Reads and discards a body, up to [`MAX_DRAINED_BYTES`].
+async fn drain(mut body: axum::body::Body) {
+    use http_body_util::BodyExt as _;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > MAX_DRAINED_BYTES {
+            break;
+        }
+    }
+}
+
+/// A body declared larger than the server accepts gets 413 after it was read (up to
+/// [`MAX_DRAINED_BYTES`]), so a client still writing sees the answer, not a broken connection.
+async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match content_length(req.headers()) {
+        Some(n) if n > limit => {
+            if n <= MAX_DRAINED_BYTES {
+                drain(req.into_body()).await;
+            }
+            axum::response::IntoResponse::into_response(ApiError::too_large(
+                "request body is larger than the server accepts",
+            ))
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// The path as logged: an uplink's routing key (it lets anyone post uplinks) is masked.

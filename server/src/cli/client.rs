@@ -123,16 +123,18 @@ impl Client {
 
     /// A client with the token from `VEIL_TOKEN` or `veil login`.
     pub(crate) fn authenticated(flag_url: Option<&str>) -> CliResult<Self> {
-        let saved = load_credentials();
+        let url = server_url(flag_url);
+        // A saved token goes only to the server it was issued by.
+        let saved = load_credentials().filter(|c| c.url.trim_end_matches('/') == url);
         let token = std::env::var("VEIL_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
             .or_else(|| saved.as_ref().map(|c| c.token.clone()))
             .ok_or_else(|| CliError {
                 code: exit::AUTH,
-                message: "not logged in: run `veil login` or set VEIL_TOKEN".into(),
+                message: format!("not logged in to {url}: run `veil login` or set VEIL_TOKEN"),
             })?;
-        let mut client = Self::anonymous(server_url(flag_url))?;
+        let mut client = Self::anonymous(url)?;
         client.token = Some(token);
         Ok(client)
     }

@@ -62,6 +62,9 @@ pub(crate) enum SecretCmd {
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
+        /// Refused: a value given after the name.
+        #[arg(hide = true)]
+        stray: Option<String>,
     },
     /// List secrets (metadata only).
     List {
@@ -96,6 +99,9 @@ pub(crate) enum SecretCmd {
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
+        /// Refused: a value given after the name.
+        #[arg(hide = true)]
+        stray: Option<String>,
     },
     /// Delete a secret (refused while configurations use it).
     Delete {
@@ -370,20 +376,58 @@ pub(crate) fn logout(global: &Global) -> CliResult<()> {
     Ok(())
 }
 
+/// A value on the command line is refused before anything else happens (and never echoed).
+fn refuse_value_arguments(cmd: &SecretCmd) -> CliResult<()> {
+    match cmd {
+        SecretCmd::Create { value, stray, .. } if value.is_some() || stray.is_some() => {
+            Err(CliError::usage(VALUE_ARG_REFUSED))
+        }
+        SecretCmd::Update { value, stray, .. } if value.is_some() || stray.is_some() => Err(CliError::usage(
+            VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A new value: from the file (exactly as stored there), or from stdin — prompted for without echo
+/// when stdin is a terminal, one trailing newline dropped when piped.
+fn new_value(file: Option<&PathBuf>, file_kind: bool) -> CliResult<Value> {
+    let bytes = match file {
+        Some(path) => read_file(path)?,
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            if file_kind {
+                return Err(CliError::usage("FILE values come from --file or a pipe, not the terminal"));
+            }
+            let typed = rpassword::prompt_password("Value: ")
+                .map_err(|e| CliError::usage(format!("cannot read the value from the terminal: {e}")))?;
+            return Ok(json!(typed));
+        }
+        None => {
+            let piped = read_stdin()?;
+            if file_kind {
+                piped
+            } else {
+                return Ok(json!(text_value(piped)?));
+            }
+        }
+    };
+    if file_kind {
+        Ok(json!(STANDARD.encode(&bytes)))
+    } else {
+        String::from_utf8(bytes)
+            .map(|t| json!(t))
+            .map_err(|_| CliError::usage("the value is not UTF-8 text; use --type FILE"))
+    }
+}
+
 /// `veil secret ...`
 pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
+    refuse_value_arguments(&cmd)?;
     let client = Client::authenticated(global.url.as_deref())?;
     let out = global.output;
     match cmd {
-        SecretCmd::Create { name, kind, description, file, file_name, value } => {
-            if value.is_some() {
-                return Err(CliError::usage(VALUE_ARG_REFUSED));
-            }
+        SecretCmd::Create { name, kind, description, file, file_name, .. } => {
             let kind = kind.to_uppercase();
-            let bytes = match &file {
-                Some(path) => read_file(path)?,
-                None => read_stdin()?,
-            };
             let mut body = json!({"name": name, "type": kind, "description": description});
             if kind == "FILE" {
                 let shown = file_name
@@ -393,11 +437,9 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                     .ok_or_else(|| {
                         CliError::usage("FILE secrets need --file-name when the value comes from stdin")
                     })?;
-                body["value"] = json!(STANDARD.encode(&bytes));
                 body["fileName"] = json!(shown);
-            } else {
-                body["value"] = json!(text_value(bytes)?);
             }
+            body["value"] = new_value(file.as_ref(), kind == "FILE")?;
             let created = client.post("/api/secrets", &body).await?;
             output::object(out, &created, SECRET_FIELDS);
         }
@@ -424,29 +466,15 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             let id = secret_id(&client, &secret).await?;
             output::object(out, &client.get(&format!("/api/secrets/{id}")).await?, SECRET_FIELDS);
         }
-        SecretCmd::Update { secret, description, stdin, file, value } => {
-            if value.is_some() {
-                return Err(CliError::usage(
-                    VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin"),
-                ));
-            }
+        SecretCmd::Update { secret, description, stdin, file, .. } => {
             let id = secret_id(&client, &secret).await?;
             let current = client.get(&format!("/api/secrets/{id}")).await?;
             let mut body = json!({});
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
-            let bytes = match (&file, stdin) {
-                (Some(path), _) => Some(read_file(path)?),
-                (None, true) => Some(read_stdin()?),
-                (None, false) => None,
-            };
-            if let Some(bytes) = bytes {
-                body["value"] = if current["type"] == "FILE" {
-                    json!(STANDARD.encode(&bytes))
-                } else {
-                    json!(text_value(bytes)?)
-                };
+            if file.is_some() || stdin {
+                body["value"] = new_value(file.as_ref(), current["type"] == "FILE")?;
             }
             if body.as_object().is_some_and(|m| m.is_empty()) {
                 return Err(CliError::usage("nothing to change: give --description, --stdin or --file"));

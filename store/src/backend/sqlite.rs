@@ -506,9 +506,10 @@ impl SqliteBackend {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::invalid("username", format!("'{}' is already taken", u.username)))
-            }
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::Needed {
+                code: "name_taken",
+                message: format!("username: '{}' is already taken", u.username),
+            }),
             Err(e) => Err(e.into()),
         }
     }

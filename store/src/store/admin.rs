@@ -177,7 +177,10 @@ impl Store {
         actor.require_on(Resource::Tenant, Operation::Create)?;
         let name = check_name("name", name)?;
         if self.inner.backend.tenant_by_name(&name).await?.is_some() {
-            return Err(StoreError::input("name", format!("a tenant named '{name}' already exists")));
+            return Err(StoreError::Needed {
+                code: "name_taken",
+                message: format!("name: a tenant named '{name}' already exists"),
+            });
         }
         self.create_tenant(&name).await
     }
@@ -375,6 +378,20 @@ impl Store {
         Ok(())
     }
 
+    /// Someone who manages users may only touch users with no more permissions than they have:
+    /// a help desk with USER:WRITE cannot take over an administrator's account.
+    async fn require_outranks(&self, actor: &Actor, target: &UserRecord) -> Result<()> {
+        let theirs = self.actor_for(target).await?.permissions;
+        if within(theirs, actor.permissions) {
+            Ok(())
+        } else {
+            Err(StoreError::Forbidden(format!(
+                "user '{}' has permissions you do not have; only someone with all of them may change it",
+                target.username
+            )))
+        }
+    }
+
     fn visible_user(actor: &Actor, user: Option<UserRecord>, id: UserId) -> Result<UserRecord> {
         user.filter(|u| u.tenant_id == actor.tenant_id)
             .filter(|u| actor.customer_id.is_none_or(|c| u.customer_id == Some(c)))
@@ -426,6 +443,7 @@ impl Store {
         let own_password_only = user.id == actor.user_id && update.roles.is_none();
         if !own_password_only {
             actor.require_on(Resource::User, Operation::Write)?;
+            self.require_outranks(actor, &user).await?;
         }
         if let Some(roles) = update.roles {
             if user.id == actor.user_id {
@@ -444,10 +462,12 @@ impl Store {
     /// Deletes a user (not oneself).
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
         Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
+        let user = Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
         actor.require_on(Resource::User, Operation::Delete)?;
         if id == actor.user_id {
             return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
+        self.require_outranks(actor, &user).await?;
         self.inner.backend.delete_user(actor.tenant_id, id).await?;
         Ok(())
     }

@@ -66,9 +66,10 @@ fn unique_name(
 ) -> Result<()> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-            Err(StoreError::input("name", format!("a {what} named '{name}' already exists")))
-        }
+        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::Needed {
+            code: "name_taken",
+            message: format!("name: a {what} named '{name}' already exists"),
+        }),
         Err(e) => Err(e.into()),
     }
 }
