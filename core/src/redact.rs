@@ -103,7 +103,7 @@ impl Redactor {
             if learned.versions.get(name) == Some(&version) {
                 continue;
             }
-            if let Ok(value) = self.store.resolve(self.tenant, name) {
+            if let Ok(value) = self.store.resolve_for_masking(self.tenant, name) {
                 learned.patterns.extend(variants(&value));
                 changed = true;
             }

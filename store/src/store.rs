@@ -472,6 +472,16 @@ impl Store {
     /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
     /// this, never an HTTP route. Errors carry the name, never the value.
     pub fn resolve(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
+        self.decrypt(tenant, name, true)
+    }
+
+    /// Like [`Store::resolve`], but not counted as a use in the audit log: for learning values to
+    /// mask them, which is not using them.
+    pub fn resolve_for_masking(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
+        self.decrypt(tenant, name, false)
+    }
+
+    fn decrypt(&self, tenant: TenantId, name: &str, counted: bool) -> Result<SecretValue> {
         // Decrypt under the index's read guards instead of cloning the row's Arc: readers never
         // block each other, and it keeps two atomic operations off the hot path.
         let names = self.inner.index.by_name.get(&tenant);
@@ -480,7 +490,9 @@ impl Store {
             .and_then(|names| names.get(name))
             .ok_or_else(|| StoreError::secret_not_found(name))?;
         let info = &row.info;
-        self.inner.uses.count(tenant, info.id, name);
+        if counted {
+            self.inner.uses.count(tenant, info.id, name);
+        }
         self.keyring()
             .open(info.tenant_id, info.id, info.version, &row.sealed)
             .ok_or_else(|| StoreError::Integrity(info.name.clone()))
