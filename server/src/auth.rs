@@ -42,6 +42,9 @@ struct Claims {
     sub: String,
     iat: u64,
     exp: u64,
+    /// Issue time in milliseconds, so a revocation in the same second is exact.
+    #[serde(default)]
+    iat_ms: u64,
 }
 
 /// Hashes a password with argon2id and a random salt.
@@ -167,11 +170,23 @@ pub(crate) async fn login(
     state.login_limiter.succeeded(&keys[0], &address_key);
     state.store.record_login(Some(&user), true, address_text).await;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs() };
+    let now_ms = veil_store::now_ms().max(0) as u64;
+    let claims =
+        Claims { sub: user.id.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs(), iat_ms: now_ms };
     let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.tokens.encoding)
         .map_err(|e| ApiError::internal(format!("token signing failed: {e}")))?;
     tracing::info!(username = %user.username, "login");
     Ok(Json(serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() })))
+}
+
+/// `POST /api/auth/logout`: every token of the caller's account stops working.
+pub(crate) async fn logout(
+    State(state): State<Arc<AppState>>,
+    AuthActor(actor): AuthActor,
+) -> ApiResult<axum::http::StatusCode> {
+    state.store.revoke_tokens(&actor).await?;
+    tracing::info!(username = %actor.username, "logout");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// The authenticated caller, from `Authorization: Bearer <token>`.
@@ -207,6 +222,12 @@ impl FromRequestParts<Arc<AppState>> for AuthActor {
             .user_by_id(id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+        let issued_ms = if data.claims.iat_ms > 0 { data.claims.iat_ms } else { data.claims.iat * 1000 };
+        if (issued_ms as i64) <= user.tokens_valid_after {
+            return Err(ApiError::unauthorized(
+                "the token was revoked (password change or logout); log in again",
+            ));
+        }
         Ok(Self(state.store.actor_for(&user).await?))
     }
 }

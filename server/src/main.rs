@@ -80,7 +80,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
     let result = runtime.block_on(async {
         match command {
             Command::Login(args) => cli::login(global, args).await,
-            Command::Logout => cli::logout(global),
+            Command::Logout => cli::logout(global).await,
             Command::Secret(cmd) => cli::secret(global, cmd).await,
             Command::Chain(cmd) => cli::documents(global, cmd, false).await,
             Command::Integration(cmd) => cli::documents(global, cmd, true).await,

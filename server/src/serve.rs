@@ -72,6 +72,7 @@ async fn first_user(
             password_hash: hash,
             roles: vec![role.as_str().to_owned()],
             created_time: tenant.created_time,
+            tokens_valid_after: 0,
         })
         .await?;
     tracing::info!(tenant = %tenant.name, "created user '{username}' ({})", role.as_str());

@@ -919,3 +919,26 @@ async fn failed_logins_are_rate_limited_per_user() {
     assert_eq!(resp.status(), 200);
     assert_eq!(login(&server, "admin", ADMIN_PASSWORD).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_password_change_or_a_logout_ends_the_sessions_opened_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let admin = Api::new(&server).await;
+    let (status, dana) = admin.post("/api/users", secret_manager("dana")).await;
+    assert_eq!(status, 201, "{dana}");
+    let old = Api::as_user(&server, "dana", USER_PASSWORD).await;
+    assert_eq!(old.get("/api/secrets").await.0, 200);
+    let changed = json!({"password": "a brand new password"});
+    assert_eq!(old.patch(&format!("/api/users/{}", id_of(&dana)), changed).await.0, 200);
+    let (status, refused) = old.get("/api/secrets").await;
+    assert_eq!((status, refused["error"].as_str().unwrap()), (401, "unauthorized"), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("revoked"), "{refused}");
+
+    let new = Api::as_user(&server, "dana", "a brand new password").await;
+    assert_eq!(new.get("/api/secrets").await.0, 200);
+    assert_eq!(new.post("/api/auth/logout", json!({})).await.0, 204);
+    assert_eq!(new.get("/api/secrets").await.0, 401);
+    // Other accounts are untouched.
+    assert_eq!(admin.get("/api/secrets").await.0, 200);
+}

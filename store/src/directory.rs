@@ -85,6 +85,8 @@ pub struct UserRecord {
     pub roles: Vec<String>,
     /// Milliseconds since the epoch.
     pub created_time: i64,
+    /// Tokens issued before this (milliseconds since the epoch) are no longer accepted.
+    pub tokens_valid_after: i64,
 }
 
 impl std::fmt::Debug for UserRecord {

@@ -167,6 +167,7 @@ fn debug_of_every_secret_holding_type_is_redacted() {
         password_hash: "$argon2id$hash-canary".into(),
         roles: vec![],
         created_time: 0,
+        tokens_valid_after: 0,
     };
     assert!(!format!("{user:?}").contains("hash-canary"));
 }

@@ -125,6 +125,7 @@ pub(crate) async fn create_tenant(
             password_hash,
             roles: vec![Role::TenantAdmin.as_str().to_owned()],
             created_time: tenant.created_time,
+            tokens_valid_after: 0,
         };
         if let Err(e) = state.store.create_user(&user).await {
             // Taken in the meantime: take the tenant back rather than leave it without an admin.

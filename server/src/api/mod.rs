@@ -75,6 +75,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
         .route("/api/secrets", get(secrets::list).post(secrets::create))
         .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))

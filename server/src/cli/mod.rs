@@ -363,8 +363,17 @@ pub(crate) async fn login(global: &Global, args: LoginArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// `veil logout`: forgets the saved token.
-pub(crate) fn logout(global: &Global) -> CliResult<()> {
+/// `veil logout`: ends the session at the server (every token of the account) and forgets the
+/// saved token.
+pub(crate) async fn logout(global: &Global) -> CliResult<()> {
+    if let Ok(client) = Client::authenticated(global.url.as_deref()) {
+        // An expired or already revoked token is logged out anyway.
+        if let Err(e) = client.post("/api/auth/logout", &json!({})).await {
+            if e.code != client::exit::AUTH {
+                return Err(e);
+            }
+        }
+    }
     let path = client::credentials_path()?;
     match std::fs::remove_file(&path) {
         Ok(()) => output::done(global.output, &json!({"loggedOut": true}), "Logged out"),

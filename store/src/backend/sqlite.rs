@@ -47,6 +47,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0002_directory_audit.sql")),
                 false,
             ),
+            Migration::new(
+                3,
+                Cow::Borrowed("token revocation"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0003_token_revocation.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -96,6 +103,7 @@ fn user_from(row: &SqliteRow) -> Result<UserRecord> {
         password_hash: row.try_get("password_hash")?,
         roles,
         created_time: row.try_get("created_time")?,
+        tokens_valid_after: row.try_get("tokens_valid_after")?,
     })
 }
 

@@ -431,6 +431,7 @@ impl Store {
             password_hash: new.password_hash,
             roles: new.roles,
             created_time: now_ms(),
+            tokens_valid_after: 0,
         };
         self.inner.backend.insert_user(&user).await?;
         tracing::info!(user = %user.username, actor = %actor.username, "user created");
@@ -454,9 +455,20 @@ impl Store {
         }
         if let Some(hash) = update.password_hash {
             user.password_hash = hash;
+            // Sessions opened with the old password end.
+            user.tokens_valid_after = now_ms();
         }
         self.inner.backend.update_user(&user).await?;
         Ok(UserInfo::from(&user))
+    }
+
+    /// Ends every session of the actor's own account (tokens issued until now are refused).
+    pub async fn revoke_tokens(&self, actor: &Actor) -> Result<()> {
+        let Some(mut user) = self.inner.backend.user_by_id(actor.user_id).await? else {
+            return Err(StoreError::NotFound { kind: "user", id: actor.user_id.to_string() });
+        };
+        user.tokens_valid_after = now_ms();
+        self.inner.backend.update_user(&user).await
     }
 
     /// Deletes a user (not oneself).

@@ -186,9 +186,10 @@ impl SqliteBackend {
 
     pub(crate) async fn update_user(&self, u: &UserRecord) -> Result<()> {
         let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
-        sqlx::query("UPDATE users SET password_hash = ?, roles = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = ?, roles = ?, tokens_valid_after = ? WHERE id = ?")
             .bind(&u.password_hash)
             .bind(roles)
+            .bind(u.tokens_valid_after)
             .bind(u.id.to_string())
             .execute(&mut *self.conn().await?)
             .await?;
