@@ -140,6 +140,8 @@ struct Inner {
     limits: Limits,
     /// Secret uses by running configurations, written to the audit log per minute.
     uses: UseCounter,
+    /// Tenants deleted while this process runs: writes still in flight for them are refused.
+    deleted_tenants: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -180,6 +182,7 @@ impl Store {
                         write: Mutex::new(()),
                         limits: config.limits,
                         uses: UseCounter::default(),
+                        deleted_tenants: Default::default(),
                     }),
                 };
                 store.flush_uses_periodically();
@@ -303,6 +306,15 @@ impl Store {
             .ok_or_else(|| StoreError::secret_not_found(id))
     }
 
+    /// Fails for a tenant deleted while a request of its users was in flight.
+    fn tenant_alive(&self, tenant: TenantId) -> Result<()> {
+        if self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).contains(&tenant) {
+            Err(StoreError::NotFound { kind: "tenant", id: tenant.to_string() })
+        } else {
+            Ok(())
+        }
+    }
+
     fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
         self.inner.keyring.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -317,6 +329,7 @@ impl Store {
         actor.require(Operation::Create)?;
         let valid = validate_new(&req, &self.inner.limits)?;
         let _guard = self.inner.write.lock().await;
+        self.tenant_alive(actor.tenant_id)?;
         if self.inner.index.by_name(actor.tenant_id, &valid.name).is_some() {
             return Err(StoreError::NameTaken(valid.name));
         }
@@ -532,6 +545,7 @@ impl Store {
         let exists = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?.is_some();
         actor.require_on(resource, if exists { Operation::Write } else { Operation::Create })?;
         let _guard = self.inner.write.lock().await;
+        self.tenant_alive(actor.tenant_id)?;
         if let Some(customer) = actor.customer_id {
             let existing = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?;
             if existing.is_some_and(|o| o.owner.customer_id != Some(customer))

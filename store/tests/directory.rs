@@ -236,3 +236,22 @@ async fn a_user_manager_cannot_take_over_an_account_with_more_permissions() {
     t.store.update_user(&hd_actor, peer.id, new_password).await.unwrap();
     assert_eq!(t.store.user_by_id(boss.id).await.unwrap().unwrap().password_hash, "h");
 }
+
+#[tokio::test]
+async fn writes_in_flight_for_a_deleted_tenant_are_refused() {
+    let (t, admin) = tenant_store().await;
+    t.store.ensure_system_tenant().await.unwrap();
+    let sys = Actor {
+        tenant_id: veil_store::SYSTEM_TENANT,
+        permissions: Role::SysAdmin.permissions(),
+        ..admin.clone()
+    };
+    t.store.delete_tenant(&sys, admin.tenant_id).await.unwrap();
+    // The admin's request was authenticated before the delete and arrives after it.
+    let e = t.store.create(&admin, text_secret("late", "v")).await;
+    assert!(matches!(e, Err(StoreError::NotFound { kind: "tenant", .. })), "{e:?}");
+    let chain =
+        Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: "late".into(), customer_id: None };
+    let e = t.store.save_owner(&admin, &chain, &serde_json::json!({}), &[]).await;
+    assert!(matches!(e, Err(StoreError::NotFound { kind: "tenant", .. })), "{e:?}");
+}
