@@ -12,24 +12,38 @@ use veil_store::{Store, TenantId};
 
 /// Why an integration could not do its work. The text is redacted before anyone sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntegrationError(String);
+pub struct IntegrationError {
+    message: String,
+    transient: bool,
+}
 
 impl IntegrationError {
-    /// An error with this message.
+    /// An error with this message (retrying will not help: wrong credentials, bad configuration).
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self { message: message.into(), transient: false }
+    }
+
+    /// An error that may go away by itself (the service is unreachable or overloaded): a failed
+    /// start is retried.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), transient: true }
+    }
+
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 }
 
 impl std::fmt::Display for IntegrationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl From<RenderError> for IntegrationError {
     fn from(e: RenderError) -> Self {
-        Self(e.to_string())
+        Self::new(e.to_string())
     }
 }
 

@@ -240,11 +240,13 @@ impl Loriot {
             .json(&body)
             .send()
             .await
-            .map_err(|e| IntegrationError::new(format!("LORIOT login at {url} failed: {e}")))?;
+            .map_err(|e| IntegrationError::transient(format!("LORIOT login at {url} failed: {e}")))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(IntegrationError::new(format!(
+            let error =
+                if status.is_server_error() { IntegrationError::transient } else { IntegrationError::new };
+            return Err(error(format!(
                 "LORIOT login as '{}' refused: HTTP {status} {}",
                 user.expose_secret(),
                 excerpt(ctx, &text)
@@ -300,7 +302,7 @@ impl Loriot {
             let response = request
                 .send()
                 .await
-                .map_err(|e| IntegrationError::new(format!("{method} {url} failed: {e}")))?;
+                .map_err(|e| IntegrationError::transient(format!("{method} {url} failed: {e}")))?;
             let status = response.status();
             if status == reqwest::StatusCode::FORBIDDEN
                 && !fresh
@@ -312,10 +314,12 @@ impl Loriot {
             }
             let text = response.text().await.unwrap_or_default();
             if !status.is_success() {
-                return Err(IntegrationError::new(format!(
-                    "{method} {url} answered HTTP {status} {}",
-                    excerpt(ctx, &text)
-                )));
+                let error = if status.is_server_error() {
+                    IntegrationError::transient
+                } else {
+                    IntegrationError::new
+                };
+                return Err(error(format!("{method} {url} answered HTTP {status} {}", excerpt(ctx, &text))));
             }
             if text.trim().is_empty() {
                 return Ok(Value::Null);

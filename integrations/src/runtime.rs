@@ -18,6 +18,11 @@ use crate::converter;
 use crate::deploy::{IntegrationDef, IntegrationDeployment};
 use crate::integration::{Integration, IntegrationCtx, IntegrationError, UplinkError};
 
+/// First wait before starting again after a transient failure (LORIOT unreachable); it doubles.
+const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between start attempts.
+const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where an integration is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -164,21 +169,34 @@ impl IntegrationRuntime {
             previous.abort();
         }
         let task = tokio::spawn(async move {
-            let ctx = this.ctx();
-            let result = veil_store::with_use_context(this.use_context(), this.integration.start(&ctx)).await;
-            if this.stopped.load(Ordering::SeqCst) || this.generation.load(Ordering::SeqCst) != generation {
-                return;
-            }
-            match result {
-                Ok(()) => {
-                    tracing::info!(integration = %this.def.name, id = %this.id, "integration active");
-                    this.set_status(Status::Active);
+            let mut delay = FIRST_RETRY;
+            loop {
+                let ctx = this.ctx();
+                let result =
+                    veil_store::with_use_context(this.use_context(), this.integration.start(&ctx)).await;
+                if this.stopped.load(Ordering::SeqCst) || this.generation.load(Ordering::SeqCst) != generation
+                {
+                    return;
                 }
-                Err(e) => {
-                    let reason = this.redactor.mask(&e.to_string());
-                    tracing::warn!(integration = %this.def.name, id = %this.id, "integration failed to start: {reason}");
-                    this.set_status(Status::Error(reason));
+                match result {
+                    Ok(()) => {
+                        tracing::info!(integration = %this.def.name, id = %this.id, "integration active");
+                        this.set_status(Status::Active);
+                        return;
+                    }
+                    Err(e) => {
+                        let reason = this.redactor.mask(&e.to_string());
+                        tracing::warn!(integration = %this.def.name, id = %this.id, "integration failed to start: {reason}");
+                        this.set_status(Status::Error(reason));
+                        if !e.is_transient() {
+                            // Wrong credentials stay wrong: a changed secret or a save starts it again.
+                            return;
+                        }
+                    }
                 }
+                tracing::info!(integration = %this.def.name, "retrying in {} s", delay.as_secs());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
             }
         });
         *starting = Some(task.abort_handle());

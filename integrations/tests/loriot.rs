@@ -347,3 +347,28 @@ async fn an_output_with_security_needs_the_authorization_header_loriot_sends() {
     assert_eq!(paths(&problems), ["/configuration/headersFilter"]);
     assert!(problems[0].message.contains("name the Authorization header"), "{problems:?}");
 }
+
+#[tokio::test]
+async fn an_unreachable_loriot_is_retried_until_it_answers() {
+    // A free port with nobody listening yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let env = env_with_secrets(PASSWORD).await;
+    let mut doc = veil_examples::loriot_integration(&Uuid::new_v4().to_string());
+    doc["routingKey"] = json!(format!("loriot-{}", Uuid::new_v4().simple()));
+    doc["configuration"]["apiBaseUrl"] = json!(format!("http://{addr}"));
+    doc["configuration"]["httpEndpoint"] = json!("http://127.0.0.1:8080/api/v1/integrations/loriot/x");
+    let runtime = env.deploy(&doc).await.unwrap();
+    let Status::Error(reason) = settled(&runtime).await else { panic!("expected an error status") };
+    assert!(reason.contains("LORIOT login at") && reason.contains("failed"), "{reason}");
+
+    // LORIOT comes back: a retry logs in and creates the output without anyone saving anything.
+    let emulator = Emulator::start_on(addr, emulator_config()).await.unwrap();
+    for _ in 0..200 {
+        if runtime.status() == Status::Active {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(runtime.status(), Status::Active);
+    assert_eq!(emulator.outputs().len(), 1);
+}
