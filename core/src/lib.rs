@@ -30,7 +30,8 @@ pub use crate::node::{
 };
 pub use crate::redact::{MASK, Redactor};
 pub use crate::script::{
-    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, sandbox_engine,
+    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, from_dynamic,
+    sandbox_engine, to_dynamic,
 };
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,

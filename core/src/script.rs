@@ -133,6 +133,16 @@ pub struct ScriptRun {
     pub notes: Vec<String>,
 }
 
+/// A JSON-shaped value as a Rhai value (for a script's inputs).
+pub fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
+    rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
+}
+
+/// A script's value as JSON, or why it has no JSON form.
+pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
+    rhai::serde::from_dynamic(value).map_err(|e| format!("cannot convert the script's value: {e}"))
+}
+
 impl Script {
     /// Compiles `source` under full optimization with `inputs` as known variables, and finds every
     /// `secret("name")` call. A call with anything but a string literal is a problem.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use veil_core::rhai::{Dynamic, Scope};
-use veil_core::{Msg, Script};
+use veil_core::rhai::Scope;
+use veil_core::{Msg, Script, from_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.
 pub(crate) const UPLINK_INPUTS: &[&str] = &["payload", "metadata"];
@@ -13,15 +13,6 @@ pub(crate) const UPLINK_INPUTS: &[&str] = &["payload", "metadata"];
 pub(crate) const DOWNLINK_INPUTS: &[&str] = &["msg", "metadata", "msgType"];
 /// Messages one uplink may produce.
 pub const MAX_UPLINK_MESSAGES: usize = 1000;
-
-fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
-    veil_core::rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
-}
-
-fn to_json(value: &Dynamic) -> Result<Value, String> {
-    veil_core::rhai::serde::from_dynamic(value)
-        .map_err(|e| format!("cannot convert the converter's value: {e}"))
-}
 
 /// A converter's result and its `print` output.
 pub(crate) struct Converted<T> {
@@ -39,7 +30,7 @@ pub(crate) fn uplink(
     scope.push_dynamic("payload", to_dynamic(payload));
     scope.push_dynamic("metadata", to_dynamic(metadata));
     let run = script.run(&mut scope);
-    let result = run.result.and_then(|out| to_json(&out)).and_then(|out| messages(out, metadata));
+    let result = run.result.and_then(|out| from_dynamic(&out)).and_then(|out| messages(out, metadata));
     Converted { result, notes: run.notes }
 }
 
@@ -50,7 +41,7 @@ pub(crate) fn downlink(script: &Script, msg: &Msg) -> Converted<Value> {
     scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
     scope.push("msgType", msg.msg_type.clone());
     let run = script.run(&mut scope);
-    Converted { result: run.result.and_then(|out| to_json(&out)), notes: run.notes }
+    Converted { result: run.result.and_then(|out| from_dynamic(&out)), notes: run.notes }
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use veil_core::rhai::{Dynamic, Map, Scope};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
-    Outputs, Problem, Script, relation,
+    Outputs, Problem, Script, from_dynamic, relation, to_dynamic,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -82,14 +82,6 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         (Some(mode), Some(script)) if problems.is_empty() => Ok(Box::new(ScriptNode { mode, script })),
         _ => Err(problems),
     }
-}
-
-fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
-    veil_core::rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
-}
-
-fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
-    veil_core::rhai::serde::from_dynamic(value).map_err(|e| format!("cannot convert the script's value: {e}"))
 }
 
 impl ScriptNode {

@@ -597,10 +597,22 @@ impl Store {
         }
     }
 
-    /// One stored configuration of the actor's tenant.
+    /// One stored configuration of the actor's tenant, for reading.
     pub async fn owner(&self, actor: &Actor, kind: OwnerType, id: Uuid) -> Result<OwnerRecord> {
+        self.owner_for(actor, kind, id, Operation::Read).await
+    }
+
+    /// One stored configuration the actor wants to act on with `op`: not found (404) when it
+    /// cannot see it, forbidden (403) when it can but lacks the permission — in that order.
+    pub async fn owner_for(
+        &self,
+        actor: &Actor,
+        kind: OwnerType,
+        id: Uuid,
+        op: Operation,
+    ) -> Result<OwnerRecord> {
         let found = self.owner_visible(actor, kind, id).await?;
-        actor.require_on(owner_resource(kind), Operation::Read)?;
+        actor.require_on(owner_resource(kind), op)?;
         Ok(found)
     }
 

@@ -77,8 +77,7 @@ pub(crate) async fn update(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner_visible(&actor, OwnerType::RuleChain, id).await?;
-    actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Write)?;
+    state.store.owner_for(&actor, OwnerType::RuleChain, id, veil_store::Operation::Write).await?;
     let doc = json_body(body)?;
     Ok(Json(view(&save(&state, &actor, id, &doc).await?)))
 }
@@ -146,8 +145,7 @@ async fn runtime(
     op: veil_store::Operation,
 ) -> ApiResult<Arc<ChainRuntime>> {
     let id = parse_id::<Uuid>(id)?;
-    state.store.owner_visible(actor, OwnerType::RuleChain, id).await?;
-    actor.require_on(veil_store::Resource::RuleChain, op)?;
+    state.store.owner_for(actor, OwnerType::RuleChain, id, op).await?;
     state.chains.get(&id).map(|r| Arc::clone(r.value())).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,

@@ -147,8 +147,7 @@ pub(crate) async fn update(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner_visible(&actor, OwnerType::Integration, id).await?;
-    actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
+    state.store.owner_for(&actor, OwnerType::Integration, id, veil_store::Operation::Write).await?;
     let doc = json_body(body)?;
     let record = save(&state, &actor, id, doc).await?;
     Ok(Json(view(&state, &record)))
@@ -211,8 +210,7 @@ pub(crate) async fn downlink(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id::<Uuid>(&id)?;
-    state.store.owner_visible(&actor, OwnerType::Integration, id).await?;
-    actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Write)?;
+    state.store.owner_for(&actor, OwnerType::Integration, id, veil_store::Operation::Write).await?;
     let msg = message_from(json_body(body)?)?;
     let runtime = state.integrations.get(actor.tenant_id, id).ok_or_else(|| {
         ApiError::new(
