@@ -181,6 +181,7 @@ pub fn deploy(
         let mut uses = compiled.secret_uses().to_vec();
         let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name)
             .with_services(registry.services())
+            .with_limits(*registry.limits())
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
         uses.extend(ctx.take_uses());

@@ -13,6 +13,7 @@
 
 mod chain;
 mod engine;
+mod limits;
 mod message;
 mod node;
 mod redact;
@@ -23,6 +24,7 @@ pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_doc,
 };
 pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
+pub use crate::limits::{Limits, limit_error};
 pub use crate::message::Msg;
 pub use crate::node::{
     BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult, Outputs,

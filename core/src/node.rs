@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use veil_store::{SecretValue, Store, TenantId};
 
+use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
 use crate::template::{
@@ -176,6 +177,7 @@ pub struct BuildCtx<'a> {
     /// Set when a customer user deploys: nodes that reach tenant-wide resources refuse.
     pub customer_id: Option<veil_store::CustomerId>,
     services: Option<&'a Services>,
+    limits: Limits,
     extra_uses: Mutex<Vec<SecretUse>>,
 }
 
@@ -189,6 +191,7 @@ impl<'a> BuildCtx<'a> {
             node_name,
             customer_id: None,
             services: None,
+            limits: Limits::default(),
             extra_uses: Mutex::new(Vec::new()),
         }
     }
@@ -203,6 +206,17 @@ impl<'a> BuildCtx<'a> {
     pub fn with_services(mut self, services: &'a Services) -> Self {
         self.services = Some(services);
         self
+    }
+
+    /// The same context under `limits` (the registry's).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits the node runs under (e.g. the largest response body it reads).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A service the registry was given with [`Registry::with_service`] (e.g. the running
@@ -278,6 +292,7 @@ impl std::fmt::Debug for Services {
 pub struct Registry {
     types: Vec<&'static NodeDescriptor>,
     services: Services,
+    limits: Limits,
 }
 
 impl Registry {
@@ -303,6 +318,17 @@ impl Registry {
     /// The shared services.
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The same registry deploying under `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits deployments and their runtimes are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A node type by name.
