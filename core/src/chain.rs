@@ -1,10 +1,15 @@
 //! Rule chains in ThingsBoard's shape, and deploying one: parse, compile every node's
 //! configuration once, check every secret reference against the store, build the nodes.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use veil_store::{Actor, Operation, SecretRef, Store};
 
+use crate::budget::{TenantBudgets, deeper_than};
+use crate::limits::limit_error;
 use crate::node::{BuildCtx, Node, Registry};
 use crate::template::{Problem, SecretUse, compile};
 
@@ -75,6 +80,7 @@ pub struct Deployment {
     /// Every secret reference, with node and field.
     pub references: Vec<SecretRef>,
     pub(crate) nodes: Vec<BuiltNode>,
+    pub(crate) budgets: Arc<TenantBudgets>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -145,7 +151,32 @@ pub fn deploy(
     doc: &Value,
 ) -> Result<Deployment, Vec<Problem>> {
     let mut def = parse_chain(doc)?;
+    let limits = registry.limits();
     let mut problems = Vec::new();
+    // Sizes first: nothing is built for a chain that is too large.
+    if def.nodes.len() > limits.max_nodes_per_chain {
+        problems.push(Problem::new(
+            "/nodes",
+            limit_error(
+                "maxNodesPerChain",
+                limits.max_nodes_per_chain,
+                format!("the chain has {} nodes", def.nodes.len()),
+            ),
+        ));
+    }
+    if def.connections.len() > limits.max_connections_per_chain {
+        problems.push(Problem::new(
+            "/connections",
+            limit_error(
+                "maxConnectionsPerChain",
+                limits.max_connections_per_chain,
+                format!("the chain has {} connections", def.connections.len()),
+            ),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     if def.name.trim().is_empty() {
         problems.push(Problem::new("/name", "must not be empty"));
     }
@@ -177,6 +208,17 @@ pub fn deploy(
             problems.push(Problem::new(base, "must be a JSON object"));
             continue;
         }
+        if deeper_than(&node.configuration, limits.max_data_depth) {
+            problems.push(Problem::new(
+                base,
+                limit_error(
+                    "maxDataDepth",
+                    limits.max_data_depth,
+                    "the configuration nests arrays and objects deeper",
+                ),
+            ));
+            continue;
+        }
         let compiled = compile(&node.configuration, descriptor.fields, &base, &mut problems);
         let mut uses = compiled.secret_uses().to_vec();
         let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name)
@@ -202,7 +244,15 @@ pub fn deploy(
             Err(mut p) => problems.append(&mut p),
         }
     }
+    let mut seen = HashMap::new();
     for (j, c) in def.connections.iter().enumerate() {
+        let first = *seen.entry((c.from_index, c.to_index, c.relation.as_str())).or_insert(j);
+        if first != j {
+            problems.push(Problem::new(
+                format!("/connections/{j}"),
+                format!("repeats connection {first} (same fromIndex, toIndex and type): each would send its own copy"),
+            ));
+        }
         for (field, index) in [("fromIndex", c.from_index), ("toIndex", c.to_index)] {
             if index >= def.nodes.len() {
                 problems.push(Problem::new(
@@ -218,7 +268,7 @@ pub fn deploy(
     if problems.is_empty() {
         references.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         references.dedup();
-        Ok(Deployment { def, references, nodes })
+        Ok(Deployment { def, references, nodes, budgets: Arc::clone(registry.budgets()) })
     } else {
         Err(problems)
     }

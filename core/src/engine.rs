@@ -1,18 +1,26 @@
 //! Running a deployed chain: messages are routed along relations on tokio; a node error routes
 //! the input to `Failure` with the redacted error in metadata `error`; a message that keeps
-//! looping is stopped after [`MAX_STEPS`] node executions; nodes in debug mode record redacted
-//! debug events in a bounded in-memory log.
+//! looping is stopped after [`MAX_STEPS`] node executions, one that fans out is stopped when more
+//! than `maxQueuedMessages` of its messages would wait at once or its copies would exceed
+//! `maxFanoutBytes`; nodes in
+//! debug mode record redacted debug events, each message cut to `maxEventMessageBytes`, in a log
+//! bounded per chain ([`DEBUG_EVENTS_KEPT`]) and per tenant (`maxEventBytesPerTenant`). Callers
+//! [`ChainRuntime::admit`] a message before processing it: messages in flight are bounded per
+//! chain and per tenant.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
+use crate::budget::{Admission, Busy, ChainEvents, TenantBudget, approx_bytes};
 use crate::chain::Deployment;
+use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
 use crate::node::{Failed, Node, NodeCtx, relation};
 use crate::redact::Redactor;
@@ -88,7 +96,11 @@ pub struct ChainRuntime {
     first: usize,
     slots: Vec<Slot>,
     redactor: Redactor,
-    events: Mutex<VecDeque<DebugEvent>>,
+    secret_names: Vec<String>,
+    events: ChainEvents,
+    limits: Limits,
+    budget: Arc<TenantBudget>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ChainRuntime {
@@ -104,7 +116,8 @@ fn to_json(msg: &Msg) -> Value {
 impl ChainRuntime {
     /// Starts a runtime for a deployment.
     pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: Deployment) -> Self {
-        let Deployment { def, nodes, references } = deployment;
+        let Deployment { def, nodes, references, budgets } = deployment;
+        let limits = *budgets.limits();
         let mut slots: Vec<Slot> = def
             .nodes
             .iter()
@@ -121,7 +134,10 @@ impl ChainRuntime {
         for c in &def.connections {
             slots[c.from_index].routes.entry(c.relation.clone()).or_default().push(c.to_index);
         }
-        let redactor = Redactor::new(store.clone(), tenant, references.into_iter().map(|r| r.secret_name));
+        let mut secret_names: Vec<String> = references.into_iter().map(|r| r.secret_name).collect();
+        secret_names.sort();
+        secret_names.dedup();
+        let redactor = Redactor::new(store.clone(), tenant, secret_names.iter().cloned());
         // Learn the values now: one replaced before anything was masked must still be masked.
         redactor.learn();
         Self {
@@ -132,13 +148,40 @@ impl ChainRuntime {
             first: def.first_node_index,
             slots,
             redactor,
-            events: Mutex::new(VecDeque::new()),
+            secret_names,
+            events: ChainEvents::new(budgets.tenant(tenant)),
+            limits,
+            budget: budgets.tenant(tenant),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight_per_chain)),
         }
+    }
+
+    /// Takes a place for one message in the chain's and the tenant's in-flight budgets, or says
+    /// which is full. Hold the [`Admission`] until the message is processed.
+    pub fn admit(&self) -> Result<Admission, Busy> {
+        let chain = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| Busy { limit: "maxInFlightPerChain", value: self.limits.max_in_flight_per_chain })?;
+        let tenant = Arc::clone(&self.budget.in_flight).try_acquire_owned().map_err(|_| Busy {
+            limit: "maxInFlightPerTenant",
+            value: self.limits.max_in_flight_per_tenant,
+        })?;
+        Ok(Admission::new(chain, tenant))
+    }
+
+    /// The names of the secrets the chain references (reading what it computed needs USE on them).
+    pub fn secret_names(&self) -> &[String] {
+        &self.secret_names
     }
 
     /// The chain's id.
     pub fn id(&self) -> Uuid {
         self.id
+    }
+
+    /// The chain's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The chain's tenant.
@@ -185,7 +228,7 @@ impl ChainRuntime {
 
     /// The recorded debug events, oldest first.
     pub fn debug_events(&self) -> Vec<DebugEvent> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+        self.events.list()
     }
 
     /// Processes one message to the end and returns what every node did.
@@ -203,6 +246,7 @@ impl ChainRuntime {
         let mut trace = Vec::new();
         let mut queue = VecDeque::from([(self.first, msg)]);
         let mut steps = 0;
+        let mut copied = 0usize;
         while let Some((index, msg)) = queue.pop_front() {
             steps += 1;
             let slot = &self.slots[index];
@@ -243,17 +287,70 @@ impl ChainRuntime {
                 error,
             });
             for (rel, out) in outputs {
-                if let Some(targets) = slot.routes.get(rel.as_ref()) {
-                    if let Some((last, rest)) = targets.split_last() {
-                        for &t in rest {
-                            queue.push_back((t, out.clone()));
-                        }
-                        queue.push_back((*last, out));
+                let Some(targets) = slot.routes.get(rel.as_ref()) else { continue };
+                let queued = queue.len() + targets.len();
+                if targets.len() > 1 {
+                    copied = copied.saturating_add(approx_bytes(&out.data).saturating_mul(targets.len() - 1));
+                }
+                if let Some(error) = self.fan_out_error(queued, copied) {
+                    tracing::warn!(chain = %self.name, node = %slot.name, "{error}");
+                    if let Some(step) = trace.last_mut() {
+                        step.error = Some(error);
                     }
+                    return trace;
+                }
+                if let Some((last, rest)) = targets.split_last() {
+                    for &t in rest {
+                        queue.push_back((t, out.clone()));
+                    }
+                    queue.push_back((*last, out));
                 }
             }
         }
         trace
+    }
+
+    /// Why a message must stop fanning out, if it must.
+    fn fan_out_error(&self, queued: usize, copied: usize) -> Option<String> {
+        let limits = &self.limits;
+        if queued > limits.max_queued_messages {
+            Some(limit_error(
+                "maxQueuedMessages",
+                limits.max_queued_messages,
+                format!(
+                    "one message fanned out into more messages waiting at once in rule chain '{}'; it was stopped",
+                    self.name
+                ),
+            ))
+        } else if copied > limits.max_fanout_bytes {
+            Some(limit_error(
+                "maxFanoutBytes",
+                limits.max_fanout_bytes,
+                format!(
+                    "one message was copied into more bytes in rule chain '{}'; it was stopped",
+                    self.name
+                ),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A message as a debug event shows it: masked, then cut to `maxEventMessageBytes` (masking
+    /// first, so a cut never leaves part of a value unmasked). Returns it with its size.
+    fn shown_msg(&self, mut value: Value) -> (Value, usize) {
+        self.redactor.mask_json(&mut value);
+        let text = serde_json::to_string(&value).unwrap_or_default();
+        let max = self.limits.max_event_message_bytes;
+        if text.len() <= max {
+            return (value, text.len());
+        }
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let shown = json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] });
+        (shown, cut + 64)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -267,30 +364,28 @@ impl ChainRuntime {
         error: Option<String>,
         started: Instant,
     ) {
-        self.redactor.mask_json(input);
+        let (input, mut size) = self.shown_msg(std::mem::take(input));
         let outputs = outputs
             .iter()
             .map(|(rel, m)| {
-                let mut msg = to_json(m);
-                self.redactor.mask_json(&mut msg);
+                let (msg, bytes) = self.shown_msg(to_json(m));
+                size += bytes;
                 DebugOutput { relation: self.shown_relation(slot, rel), msg }
             })
             .collect();
+        let notes: Vec<String> = notes.iter().map(|n| self.redactor.mask(n)).collect();
+        size += notes.iter().map(String::len).sum::<usize>() + error.as_ref().map_or(0, String::len) + 256;
         let event = DebugEvent {
             ts,
             node_id: slot.id.clone(),
             node_name: slot.name.clone(),
-            input: std::mem::take(input),
+            input,
             outputs,
-            notes: notes.iter().map(|n| self.redactor.mask(n)).collect(),
+            notes,
             error,
             duration_micros: started.elapsed().as_micros() as u64,
         };
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        if events.len() == DEBUG_EVENTS_KEPT {
-            events.pop_front();
-        }
-        events.push_back(event);
+        self.events.push(event, size, DEBUG_EVENTS_KEPT, self.limits.max_event_bytes_per_tenant);
     }
 }
 

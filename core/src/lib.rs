@@ -11,6 +11,7 @@
 //! records debug events; a [`Redactor`] masks every value the chain's nodes could have used, in
 //! any common encoding, wherever text leaves the engine.
 
+mod budget;
 mod chain;
 mod engine;
 mod limits;
@@ -20,6 +21,7 @@ mod redact;
 mod script;
 mod template;
 
+pub use crate::budget::{Admission, Busy, TenantBudgets, deeper_than};
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_doc,
 };
@@ -32,8 +34,8 @@ pub use crate::node::{
 };
 pub use crate::redact::{MASK, Redactor};
 pub use crate::script::{
-    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, from_dynamic,
-    sandbox_engine, to_dynamic,
+    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, configure_scripts,
+    from_dynamic, sandbox_engine, to_dynamic,
 };
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,

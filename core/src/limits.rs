@@ -17,7 +17,7 @@ pub struct Limits {
     pub max_chains_per_tenant: usize,
     /// Most integrations per tenant.
     pub max_integrations_per_tenant: usize,
-    /// Most messages one incoming message may put in the chain's queue (fan-out included).
+    /// Most messages of one incoming message waiting at once in the chain's queue (fan-out).
     pub max_queued_messages: usize,
     /// Most bytes of message copies one incoming message may cause by fan-out.
     pub max_fanout_bytes: usize,

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use veil_store::{SecretValue, Store, TenantId};
 
+use crate::budget::TenantBudgets;
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
@@ -122,6 +123,15 @@ impl<'a> NodeCtx<'a> {
         match self.redactor {
             Some(r) => r.mask(text),
             None => text.to_owned(),
+        }
+    }
+
+    /// Tells the chain's redactor about a value this node built from secrets, so that it and its
+    /// encodings are masked like a secret's value: `user:password` for Basic authentication,
+    /// whose base64 does not contain the password's own base64 when the password is short.
+    pub fn also_mask(&self, value: &[u8]) {
+        if let Some(r) = self.redactor {
+            r.also_mask(value);
         }
     }
 
@@ -293,6 +303,7 @@ pub struct Registry {
     types: Vec<&'static NodeDescriptor>,
     services: Services,
     limits: Limits,
+    budgets: Arc<TenantBudgets>,
 }
 
 impl Registry {
@@ -323,7 +334,13 @@ impl Registry {
     /// The same registry deploying under `limits`.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.budgets = Arc::new(TenantBudgets::new(limits));
         self
+    }
+
+    /// What the tenants' chains share (messages in flight, debug-event bytes).
+    pub fn budgets(&self) -> &Arc<TenantBudgets> {
+        &self.budgets
     }
 
     /// The limits deployments and their runtimes are held to.

@@ -1,17 +1,22 @@
 //! Masking plaintexts in text that leaves the engine: debug events, node errors, log lines, API
 //! error bodies. A [`Redactor`] belongs to one configuration and knows the secrets it references;
-//! before masking it checks their versions (metadata only) and learns new values when one changed,
-//! keeping earlier values masked too. It is never on the per-message render path.
+//! before masking it checks their versions (metadata only) and learns new values when one changed.
+//! It learns every value the store still keeps for a secret (the current one and the last earlier
+//! ones, which the store keeps encrypted for this purpose), so a rotated-out value stays masked
+//! after a restart and in configurations created after the rotation. Nodes may add values they
+//! built from secrets ([`Redactor::also_mask`], e.g. `user:password` for Basic authentication).
+//! It is never on the per-message render path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_encode};
 use serde_json::Value;
-use veil_store::{SecretValue, Store, TenantId};
+use veil_store::{Store, TenantId};
 use zeroize::Zeroizing;
 
 use crate::template::json_escape_into;
@@ -19,11 +24,95 @@ use crate::template::json_escape_into;
 /// What a masked value is replaced with.
 pub const MASK: &str = "***";
 
+/// Most values a redactor keeps from [`Redactor::also_mask`]; the oldest is forgotten first. Bounds
+/// the memory of a node that builds a different composite for every message.
+const MAX_ALSO_MASKED: usize = 64;
+
+/// Values of this many characters (a DNS name is at most 253) also get their lowercase and
+/// uppercase forms: URL parsers lowercase a host, so a value used in one is sent (`Host` header)
+/// and logged lowercased. Shorter values would mask too many ordinary words.
+const CASE_FOLDED_CHARS: std::ops::RangeInclusive<usize> = 8..=253;
+
+/// Values up to this size also get their percent-encoded forms. Longer ones do not fit in a URL
+/// (servers refuse request lines over about 8 KiB), and each form of a large FILE value would cost
+/// its size again in every redactor that knows it.
+const MAX_URL_FORM_BYTES: usize = 8 * 1024;
+
+type Pattern = Zeroizing<Vec<u8>>;
+
 #[derive(Default)]
 struct Learned {
     versions: HashMap<String, i64>,
-    patterns: Vec<Zeroizing<Vec<u8>>>,
+    /// Forms of every value of the secrets, earlier ones included.
+    secret_patterns: Vec<Pattern>,
+    /// Values from `also_mask` with their forms, oldest first.
+    also: VecDeque<(Pattern, Vec<Pattern>)>,
+    /// Everything above, sorted and deduplicated: what the automaton matches.
+    patterns: Vec<Pattern>,
     automaton: Option<AhoCorasick>,
+}
+
+impl Learned {
+    fn rebuild(&mut self) {
+        let mut all: Vec<Pattern> = self.secret_patterns.clone();
+        all.extend(self.also.iter().flat_map(|(_, forms)| forms.iter().cloned()));
+        all.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        all.dedup_by(|a, b| a.as_slice() == b.as_slice());
+        self.automaton = if all.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(all.iter().map(|p| p.as_slice()))
+                .ok()
+        };
+        self.patterns = all;
+    }
+
+    fn mask(&self, text: &str) -> String {
+        match &self.automaton {
+            Some(ac) => ac.replace_all(text, &vec![MASK; self.patterns.len()]),
+            None => text.to_owned(),
+        }
+    }
+
+    fn mask_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                let masked = self.mask(s);
+                if masked != *s {
+                    *s = masked;
+                }
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                let masked = self.mask(&text);
+                if masked != text {
+                    *value = Value::String(masked);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    self.mask_json(&mut v);
+                    let masked = self.mask(&key);
+                    // Two keys may mask to the same text (`x-a` and `x-b` with values `a`, `b`):
+                    // keep both entries, numbering the later one.
+                    let key = if map.contains_key(&masked) {
+                        (2..)
+                            .map(|n| format!("{masked} ({n})"))
+                            .find(|k| !map.contains_key(k))
+                            .unwrap_or(masked)
+                    } else {
+                        masked
+                    };
+                    map.insert(key, v);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
 }
 
 /// Masks the values of a known set of secrets, and their common encodings, as `***`.
@@ -40,33 +129,163 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-/// The forms a value may take in text: itself, base64 (standard and URL-safe, padded or not),
-/// URL-encoded and JSON-escaped.
-fn variants(value: &SecretValue) -> Vec<Zeroizing<Vec<u8>>> {
-    let bytes = value.expose_bytes();
-    let mut out: Vec<Zeroizing<Vec<u8>>> = vec![Zeroizing::new(bytes.to_vec())];
+/// The percent-encodings a value may be sent or echoed in: each set lists the bytes it encodes.
+/// The `url` crate's WHATWG sets (what reqwest sends for a value in a URL), RFC 3986's unreserved
+/// set (most client libraries), JavaScript's `encodeURIComponent` and the strictest form.
+const URL_FRAGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
+const URL_PATH: &AsciiSet = &URL_FRAGMENT.add(b'#').add(b'?').add(b'{').add(b'}');
+const URL_USERINFO: &AsciiSet = &URL_PATH
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'=')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'|');
+const URL_PATH_SEGMENT: &AsciiSet = &URL_PATH.add(b'/').add(b'%');
+const URL_SPECIAL_PATH_SEGMENT: &AsciiSet = &URL_PATH_SEGMENT.add(b'\\');
+const URL_QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>');
+const URL_SPECIAL_QUERY: &AsciiSet = &URL_QUERY.add(b'\'');
+const URL_COMPONENT: &AsciiSet = &URL_USERINFO.add(b'$').add(b'%').add(b'&').add(b'+').add(b',');
+const RFC3986_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+/// `application/x-www-form-urlencoded` as the `url` crate (reqwest's `.query()`, `.form()`) writes
+/// it, with spaces as `+`.
+const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'*').remove(b'-').remove(b'.').remove(b'_');
+
+/// (set, spaces as `+`)
+const PERCENT_FORMS: &[(&AsciiSet, bool)] = &[
+    (URL_FRAGMENT, false),
+    (URL_PATH, false),
+    (URL_USERINFO, false),
+    (URL_PATH_SEGMENT, false),
+    (URL_SPECIAL_PATH_SEGMENT, false),
+    (URL_QUERY, false),
+    (URL_SPECIAL_QUERY, false),
+    (URL_COMPONENT, false),
+    (RFC3986_UNRESERVED, false),
+    (RFC3986_UNRESERVED, true),
+    (URI_COMPONENT, false),
+    (FORM, true),
+    (NON_ALPHANUMERIC, false),
+    (NON_ALPHANUMERIC, true),
+];
+
+fn encodes(set: &'static AsciiSet, byte: u8) -> bool {
+    byte >= 0x80 || percent_encode(&[byte], set).next().is_some_and(|chunk| chunk.len() == 3)
+}
+
+/// `text` percent-encoded with `set`, hex digits in upper or lower case.
+fn percent(text: &str, set: &'static AsciiSet, plus_for_space: bool, lower: bool) -> Pattern {
+    let mut out = Zeroizing::new(String::with_capacity(text.len() * 3));
+    for &b in text.as_bytes() {
+        if plus_for_space && b == b' ' {
+            out.push('+');
+        } else if encodes(set, b) {
+            let _ = if lower { write!(out, "%{b:02x}") } else { write!(out, "%{b:02X}") };
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    into_pattern(out)
+}
+
+fn into_pattern(mut text: Zeroizing<String>) -> Pattern {
+    Zeroizing::new(std::mem::take(&mut *text).into_bytes())
+}
+
+fn json_escaped(text: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(text.len() * 2 + 8));
+    json_escape_into(&mut out, text);
+    out
+}
+
+/// JSON escaping with every non-ASCII character as `\uXXXX` (Python's `json.dumps` default).
+fn json_escaped_ascii(text: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(text.len() * 6 + 8));
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rust's `{:?}` escaping without the quotes: what Rhai's `debug()`, `to_json()` and `throw [v]`
+/// print (`\u{200b}`, `\0`, `\"`, `\\`, `\t`).
+fn debug_escaped(text: &str) -> Zeroizing<String> {
+    let quoted = Zeroizing::new(format!("{text:?}"));
+    Zeroizing::new(quoted[1..quoted.len() - 1].to_owned())
+}
+
+/// The forms a value may take in text: itself; base64 (standard and URL-safe, padded or not, and
+/// inside a longer base64 text); up to 8 KiB, the percent-encodings of URL components, forms and
+/// common client libraries, with upper- and lowercase hex; JSON-escaped (also with `\uXXXX` for non-ASCII, and
+/// escaped twice, as an upstream echoing a request inside a JSON string shows it); Rust/Rhai debug
+/// escaping; and for values of 8 to 253 characters, lower- and uppercase.
+fn variants(bytes: &[u8]) -> Vec<Pattern> {
+    let mut out: Vec<Pattern> = vec![Zeroizing::new(bytes.to_vec())];
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         out.push(Zeroizing::new(engine.encode(bytes).into_bytes()));
     }
-    if let Some(text) = value.expose_text() {
-        out.push(Zeroizing::new(utf8_percent_encode(text, NON_ALPHANUMERIC).to_string().into_bytes()));
-        // Form encoding writes spaces as '+'.
-        out.push(Zeroizing::new(
-            utf8_percent_encode(text, NON_ALPHANUMERIC).to_string().replace("%20", "+").into_bytes(),
-        ));
-        let mut escaped = String::with_capacity(text.len() + 8);
-        json_escape_into(&mut escaped, text);
-        out.push(Zeroizing::new(escaped.into_bytes()));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.len() <= MAX_URL_FORM_BYTES {
+            for &(set, plus) in PERCENT_FORMS {
+                out.push(percent(text, set, plus, false));
+                out.push(percent(text, set, plus, true));
+            }
+        }
+        let json = json_escaped(text);
+        out.push(into_pattern(json_escaped(&json)));
+        out.push(into_pattern(json));
+        let ascii = json_escaped_ascii(text);
+        out.push(into_pattern(json_escaped(&ascii)));
+        out.push(into_pattern(ascii));
+        let debug = debug_escaped(text);
+        out.push(into_pattern(json_escaped(&debug)));
+        out.push(into_pattern(debug));
+        if CASE_FOLDED_CHARS.contains(&text.chars().count()) {
+            out.push(into_pattern(Zeroizing::new(text.to_lowercase())));
+            out.push(into_pattern(Zeroizing::new(text.to_uppercase())));
+        }
     }
     out.extend(embedded_base64(bytes));
     out.retain(|p| !p.is_empty());
+    out.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+    out.dedup_by(|a, b| a.as_slice() == b.as_slice());
     out
 }
 
 /// The part of the base64 text of `…prefix + value + suffix…` that depends on the value alone, for
 /// each of the three alignments a value can have inside a longer base64 string (the password in
-/// `Basic base64(user:password)`). Only runs of at least 8 characters are used.
-fn embedded_base64(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+/// `Basic base64(user:password)`). Only runs of at least 8 characters are used; a node that builds
+/// such a composite registers it with [`Redactor::also_mask`] so shorter values are masked too.
+fn embedded_base64(value: &[u8]) -> Vec<Pattern> {
     let mut out = Vec::new();
     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
         for offset in 0..3usize {
@@ -93,7 +312,8 @@ impl Redactor {
         Self { store, tenant, names, learned: Mutex::new(Learned::default()) }
     }
 
-    /// Learns values that changed since the last call.
+    /// Learns values that changed since the last call: every value the store keeps for a secret
+    /// whose version moved (the current one and the retained earlier ones).
     fn refresh(&self, learned: &mut Learned) {
         let mut changed = false;
         for name in &self.names {
@@ -103,62 +323,94 @@ impl Redactor {
             if learned.versions.get(name) == Some(&version) {
                 continue;
             }
-            if let Ok(value) = self.store.resolve_for_masking(self.tenant, name) {
-                learned.patterns.extend(variants(&value));
+            if let Ok(values) = self.store.values_for_masking(self.tenant, name) {
+                for value in &values {
+                    learned.secret_patterns.extend(variants(value.expose_bytes()));
+                }
                 changed = true;
             }
             learned.versions.insert(name.clone(), version);
         }
         if changed {
-            learned.patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
-            learned.patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
-            learned.automaton = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(learned.patterns.iter().map(|p| p.as_slice()))
-                .ok();
+            learned.secret_patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+            learned.secret_patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
+            learned.rebuild();
         }
+    }
+
+    fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(&mut learned);
+        learned
     }
 
     /// Learns the current values of the secrets (call when one may have changed).
     pub fn learn(&self) {
+        drop(self.learned());
+    }
+
+    /// Masks `value` and its forms from now on, like a secret's value: for a value a node built
+    /// from secrets, such as `user:password` inside `Basic base64(user:password)`, whose base64
+    /// does not contain the password's own base64 when the password is short. Keeps the last
+    /// 64 such values.
+    pub fn also_mask(&self, value: &[u8]) {
+        if value.is_empty() {
+            return;
+        }
         let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
-        self.refresh(&mut learned);
+        if let Some(i) = learned.also.iter().position(|(v, _)| v.as_slice() == value) {
+            // Known: keep it the most recent, no rebuild.
+            if let Some(entry) = learned.also.remove(i) {
+                learned.also.push_back(entry);
+            }
+            return;
+        }
+        if learned.also.len() >= MAX_ALSO_MASKED {
+            learned.also.pop_front();
+        }
+        learned.also.push_back((Zeroizing::new(value.to_vec()), variants(value)));
+        learned.rebuild();
     }
 
     /// `text` with every known value (in any known form) replaced by `***`.
     pub fn mask(&self, text: &str) -> String {
-        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
-        self.refresh(&mut learned);
-        match &learned.automaton {
-            Some(ac) => ac.replace_all(text, &vec![MASK; learned.patterns.len()]),
-            None => text.to_owned(),
-        }
+        self.learned().mask(text)
     }
 
-    /// Masks every string (keys too) in a JSON tree, in place.
+    /// Masks every string (keys too) in a JSON tree, in place. Keys that mask to the same text
+    /// are kept apart as `key`, `key (2)`, ….
     pub fn mask_json(&self, value: &mut Value) {
-        match value {
-            Value::String(s) => {
-                let masked = self.mask(s);
-                if masked != *s {
-                    *s = masked;
-                }
-            }
-            Value::Number(n) => {
-                let text = n.to_string();
-                if self.mask(&text) != text {
-                    *value = Value::String(self.mask(&text));
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
-            Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (k, mut v) in entries {
-                    self.mask_json(&mut v);
-                    map.insert(self.mask(&k), v);
-                }
-            }
-            Value::Bool(_) | Value::Null => {}
-        }
+        self.learned().mask_json(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(forms: &[Pattern], text: &str) -> bool {
+        forms.iter().any(|p| p.as_slice() == text.as_bytes())
+    }
+
+    #[test]
+    fn percent_forms_match_what_the_url_crate_sends() {
+        let forms = variants(b"my-pass word.JULIET~9");
+        assert!(has(&forms, "my-pass%20word.JULIET~9"));
+        assert!(has(&forms, "my-pass+word.JULIET%7E9"), "form encoding");
+        let forms = variants("$<secret:s-bearer>é".as_bytes());
+        assert!(has(&forms, "$%3Csecret:s-bearer%3E%C3%A9"), "query");
+        assert!(has(&forms, "$%3csecret:s-bearer%3e%c3%a9"), "lowercase hex");
+        assert!(has(&forms, "%24%3Csecret%3As-bearer%3E%C3%A9"), "userinfo/component");
+    }
+
+    #[test]
+    fn escapes_and_case() {
+        let forms = variants("Sp\"ec\\ial\tTAB\u{200b}ZW\0".as_bytes());
+        assert!(has(&forms, "Sp\\\"ec\\\\ial\\tTAB\\u{200b}ZW\\0"), "Rust debug");
+        assert!(has(&forms, "Sp\\\\\\\"ec\\\\\\\\ial\\\\tTAB\u{200b}ZW\\\\u0000"), "JSON twice");
+        assert!(has(&forms, "Sp\\\"ec\\\\ial\\tTAB\\u200bZW\\u0000"), "JSON, ASCII only");
+        let forms = variants(b"k3y-CHARLIE-55aa");
+        assert!(has(&forms, "k3y-charlie-55aa") && has(&forms, "K3Y-CHARLIE-55AA"));
+        assert!(!has(&variants(b"Short1"), "short1"), "under 8 characters: no case forms");
     }
 }

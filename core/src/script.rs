@@ -1,39 +1,100 @@
-//! Sandboxed Rhai for scripted nodes and converters. One factory sets every limit; engines and
-//! compiled ASTs are built once per node. `secret("name")` is registered volatile, so the
-//! optimizer can never evaluate it at compile time and bake a value into the AST; names must be
-//! string literals, found statically in the AST at deploy and tracked like placeholders; at run
-//! time only those names resolve. `print`/`debug` go to the execution's notes (redacted later).
+//! Sandboxed Rhai for scripted nodes and converters. One shared engine sets every limit
+//! (operations, call depth, string/array/map sizes, wall-clock time per run); each node keeps only
+//! its compiled AST. Runs happen on a small pool of threads with large stacks, off the async
+//! workers, so a slow script cannot stall the API and deep data cannot overflow a worker's stack;
+//! a script's value is turned into JSON there, with its depth checked first.
+//!
+//! `secret("name")` is registered volatile, so the optimizer can never evaluate it at compile time
+//! and bake a value into the AST; names must be string literals, found statically in the AST at
+//! deploy and tracked like placeholders; at run time only those names resolve (the run's state is
+//! thread-local to the pool thread). `print`/`debug` go to the run's notes (redacted later).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use rhai::{
-    AST, ASTNode, Blob, Dynamic, Engine, EvalAltResult, Expr, FuncRegistration, OptimizationLevel, Position,
-    Scope, Stmt,
+    AST, ASTNode, Array, Blob, Dynamic, Engine, EvalAltResult, Expr, FuncRegistration, Map,
+    OptimizationLevel, Position, Scope, Stmt,
 };
 use veil_store::{Store, TenantId, validate_name};
 
+use crate::limits::{Limits, limit_error};
+
 /// Operations one run may take (a runaway loop stops here).
 pub const MAX_OPERATIONS: u64 = 200_000;
-
-thread_local! {
-    /// Lines printed by the script running on this thread (runs are synchronous).
-    static NOTES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
 /// At most this many printed lines per run are kept, each cut to [`MAX_NOTE_BYTES`].
 pub const MAX_NOTES: usize = 100;
 /// The longest printed line kept.
 pub const MAX_NOTE_BYTES: usize = 4096;
+/// Stack of each script thread. Rhai walks values recursively (dropping, size checks), and the
+/// sandbox's size limits still allow values nested thousands deep; the pages are only touched
+/// when used.
+const SCRIPT_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// What the shared sandbox runs under: the script limits of [`Limits`].
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    timeout: Duration,
+    threads: usize,
+    max_data_depth: usize,
+}
+
+impl From<&Limits> for Settings {
+    fn from(l: &Limits) -> Self {
+        Self { timeout: l.script_timeout, threads: l.script_threads.max(1), max_data_depth: l.max_data_depth }
+    }
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+
+/// Sets the script limits (time per run, threads, data depth) for this process. Call it once at
+/// start, before the first script compiles; false when they were already set.
+pub fn configure_scripts(limits: &Limits) -> bool {
+    SETTINGS.set(Settings::from(limits)).is_ok()
+}
+
+fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(|| Settings::from(&Limits::default()))
+}
+
+fn pool() -> &'static rayon::ThreadPool {
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(settings().threads)
+            .stack_size(SCRIPT_STACK_BYTES)
+            .thread_name(|i| format!("veil-script-{i}"))
+            // A panic must not abort the process; the run reports it (see `Script::run`).
+            .panic_handler(|_| tracing::error!("a script run panicked"))
+            .build()
+            .expect("the script threads start")
+    })
+}
+
+/// The state of the run on this thread: who resolves, which names, until when, what it printed.
+struct RunState {
+    store: Store,
+    tenant: TenantId,
+    allowed: Arc<[String]>,
+    deadline: Instant,
+    notes: Vec<String>,
+}
+
+thread_local! {
+    static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
+}
 
 fn note(mut line: String) {
-    NOTES.with(|n| {
-        let mut notes = n.borrow_mut();
-        if notes.len() < MAX_NOTES {
+    RUN.with(|r| {
+        let mut run = r.borrow_mut();
+        let Some(run) = run.as_mut() else { return };
+        if run.notes.len() < MAX_NOTES {
             if line.len() > MAX_NOTE_BYTES {
                 let mut cut = MAX_NOTE_BYTES;
                 while !line.is_char_boundary(cut) {
@@ -42,13 +103,40 @@ fn note(mut line: String) {
                 line.truncate(cut);
                 line.push_str(" [cut]");
             }
-            notes.push(line);
+            run.notes.push(line);
         }
     });
 }
 
-/// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes; no
-/// `eval`; no file or network access (Rhai has none); helpers a script author needs with secrets.
+/// `secret(name)` inside a run: only the names the script declared, for the run's tenant.
+fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    let found = RUN.with(|r| {
+        r.borrow().as_ref().map(|run| (run.allowed.iter().any(|a| a == name), run.store.clone(), run.tenant))
+    });
+    let Some((true, store, tenant)) = found else {
+        return Err(format!(
+            "secret '{name}' is not declared by this script: call secret(\"{name}\") with a literal name"
+        )
+        .into());
+    };
+    let value = store.resolve(tenant, name).map_err(|e| format!("secret '{name}' cannot be used: {e}"))?;
+    Ok(match value.expose_text() {
+        Some(text) => text.to_owned().into(),
+        None => Dynamic::from_blob(value.expose_bytes().to_vec()),
+    })
+}
+
+/// Marks a run that ran out of time (the `on_progress` token).
+const TIMED_OUT: &str = "veil:timeout";
+
+/// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes and
+/// time; no `eval`; no file or network access (Rhai has none); helpers a script author needs with
+/// secrets. Built once per process.
+fn engine() -> &'static Engine {
+    ENGINE.get_or_init(sandbox_engine)
+}
+
+/// A new sandboxed engine, as every script runs in (the process shares one).
 pub fn sandbox_engine() -> Engine {
     let mut engine = Engine::new();
     engine
@@ -64,6 +152,14 @@ pub fn sandbox_engine() -> Engine {
         .disable_symbol("eval");
     engine.on_print(|text| note(text.to_owned()));
     engine.on_debug(|text, _, pos| note(format!("[debug {pos}] {text}")));
+    engine.on_progress(|_| {
+        let late = RUN.with(|r| r.borrow().as_ref().is_some_and(|run| Instant::now() >= run.deadline));
+        late.then(|| Dynamic::from(TIMED_OUT))
+    });
+    FuncRegistration::new("secret").with_volatility(true).register_into_engine(&mut engine, secret);
+    // Curried arguments escape the sandbox's size checks, and `f = f.curry(f)` doubles a value
+    // with each step: gigabytes within the time limit. Closures still capture variables.
+    engine.disable_symbol("curry");
     engine.register_fn("hmac_sha256_hex", |key: &str, data: &str| hmac_hex(key.as_bytes(), data.as_bytes()));
     engine.register_fn("hmac_sha256_hex", |key: Blob, data: &str| hmac_hex(&key, data.as_bytes()));
     engine.register_fn("base64_encode", |s: &str| STANDARD.encode(s));
@@ -112,11 +208,12 @@ fn problem_at(pos: Position, message: impl Into<String>) -> ScriptProblem {
     ScriptProblem { line: pos.line(), column: pos.position(), message: message.into() }
 }
 
-/// A compiled script with its engine and the secrets it may use.
+/// A compiled script: its AST (run by the shared engine) and the secrets it may use.
 pub struct Script {
-    engine: Engine,
-    ast: AST,
-    secrets: Vec<String>,
+    ast: Arc<AST>,
+    secrets: Arc<[String]>,
+    store: Store,
+    tenant: TenantId,
 }
 
 impl std::fmt::Debug for Script {
@@ -125,10 +222,11 @@ impl std::fmt::Debug for Script {
     }
 }
 
-/// How a run ended: the value or the error text (redact before showing it), and printed lines.
-pub struct ScriptRun {
+/// How a run ended: the converted value or the error text (redact before showing it), and
+/// printed lines.
+pub struct ScriptRun<T> {
     /// The script's value, or why it failed.
-    pub result: Result<Dynamic, String>,
+    pub result: Result<T, String>,
     /// `print`/`debug` output, in order.
     pub notes: Vec<String>,
 }
@@ -138,8 +236,24 @@ pub fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
     rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
 }
 
-/// A script's value as JSON, or why it has no JSON form.
+/// Whether `value` nests arrays and maps more than `depth` deep. The walk stops at that depth,
+/// so it is bounded however deep the value is.
+fn deeper_than(value: &Dynamic, depth: usize) -> bool {
+    if let Some(items) = value.read_lock::<Array>() {
+        return depth == 0 || items.iter().any(|v| deeper_than(v, depth - 1));
+    }
+    if let Some(entries) = value.read_lock::<Map>() {
+        return depth == 0 || entries.values().any(|v| deeper_than(v, depth - 1));
+    }
+    false
+}
+
+/// A script's value as JSON, or why it has none (too deep for `maxDataDepth`, or not JSON-shaped).
 pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
+    let depth = settings().max_data_depth;
+    if deeper_than(value, depth) {
+        return Err(limit_error("maxDataDepth", depth, "the script's value nests arrays and maps deeper"));
+    }
     rhai::serde::from_dynamic(value).map_err(|e| format!("cannot convert the script's value: {e}"))
 }
 
@@ -152,33 +266,13 @@ impl Script {
         source: &str,
         inputs: &[&str],
     ) -> Result<Self, Vec<ScriptProblem>> {
-        let allowed: Arc<OnceLock<BTreeSet<String>>> = Arc::default();
-        let mut engine = sandbox_engine();
-        {
-            let (store, allowed) = (store.clone(), Arc::clone(&allowed));
-            FuncRegistration::new("secret").with_volatility(true).register_into_engine(
-                &mut engine,
-                move |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-                    if !allowed.get().is_some_and(|a| a.contains(name)) {
-                        return Err(format!(
-                            "secret '{name}' is not declared by this script: call secret(\"{name}\") with a literal name"
-                        )
-                        .into());
-                    }
-                    let value = store.resolve(tenant, name).map_err(|e| format!("secret '{name}' cannot be used: {e}"))?;
-                    Ok(match value.expose_text() {
-                        Some(text) => text.to_owned().into(),
-                        None => Dynamic::from_blob(value.expose_bytes().to_vec()),
-                    })
-                },
-            );
-        }
         let mut scope = Scope::new();
         for input in inputs {
             scope.push_dynamic(*input, Dynamic::UNIT);
         }
-        let ast =
-            engine.compile_with_scope(&scope, source).map_err(|e| vec![problem_at(e.1, e.0.to_string())])?;
+        let ast = engine()
+            .compile_with_scope(&scope, source)
+            .map_err(|e| vec![problem_at(e.1, e.0.to_string())])?;
         let mut names = BTreeSet::new();
         let mut problems = Vec::new();
         ast.walk(&mut |path: &[ASTNode]| {
@@ -210,9 +304,7 @@ impl Script {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let secrets: Vec<String> = names.iter().cloned().collect();
-        let _ = allowed.set(names);
-        Ok(Self { engine, ast, secrets })
+        Ok(Self { ast: Arc::new(ast), secrets: names.into_iter().collect(), store: store.clone(), tenant })
     }
 
     /// The names `secret(...)` is called with.
@@ -225,15 +317,73 @@ impl Script {
         &self.ast
     }
 
-    /// Runs the script with `scope` (synchronously, on this thread).
-    pub fn run(&self, scope: &mut Scope<'_>) -> ScriptRun {
-        NOTES.with(|n| n.borrow_mut().clear());
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, &self.ast).map_err(|e| match *e {
-            EvalAltResult::ErrorTooManyOperations(_) => {
-                format!("script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)")
-            }
-            other => format!("script error: {other}"),
+    /// Runs the script on the script threads: `inputs` fills the scope and `output` turns the
+    /// script's value into what the caller needs, both there, so no Rhai value outlives the run
+    /// on an async worker. Secrets resolved count as used by the caller's use context. A run
+    /// longer than `scriptTimeoutMs` stops with an error naming that limit.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        inputs: impl FnOnce(&mut Scope<'static>) + Send + 'static,
+        output: impl FnOnce(Dynamic) -> Result<T, String> + Send + 'static,
+    ) -> ScriptRun<T> {
+        let (ast, allowed, store, tenant) =
+            (Arc::clone(&self.ast), Arc::clone(&self.secrets), self.store.clone(), self.tenant);
+        let context = veil_store::current_use_context();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        pool().spawn(move || {
+            let job = move || {
+                let timeout = settings().timeout;
+                let state = RunState {
+                    store,
+                    tenant,
+                    allowed,
+                    deadline: Instant::now() + timeout,
+                    notes: Vec::new(),
+                };
+                RUN.with(|r| *r.borrow_mut() = Some(state));
+                let mut scope = Scope::new();
+                inputs(&mut scope);
+                let result =
+                    engine().eval_ast_with_scope::<Dynamic>(&mut scope, &ast).map_err(|e| match *e {
+                        EvalAltResult::ErrorTooManyOperations(_) => {
+                            format!(
+                                "script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"
+                            )
+                        }
+                        EvalAltResult::ErrorTerminated(..) => {
+                            limit_error("scriptTimeoutMs", timeout.as_millis(), "the script ran longer")
+                        }
+                        other => format!("script error: {other}"),
+                    });
+                let result = result.and_then(output);
+                drop(scope);
+                let notes = RUN.with(|r| r.borrow_mut().take()).map(|run| run.notes).unwrap_or_default();
+                ScriptRun { result, notes }
+            };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match context {
+                Some(context) => veil_store::with_use_context_sync(context, job),
+                None => job(),
+            }));
+            RUN.with(|r| r.borrow_mut().take());
+            let _ = tx.send(run.unwrap_or_else(|_| ScriptRun {
+                result: Err("script error: the script engine failed".into()),
+                notes: Vec::new(),
+            }));
         });
-        ScriptRun { result, notes: NOTES.with(|n| std::mem::take(&mut *n.borrow_mut())) }
+        rx.await.unwrap_or_else(|_| ScriptRun {
+            result: Err("script error: the script threads are gone".into()),
+            notes: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curry_is_not_available() {
+        assert!(engine().compile("let f = Fn(\"x\"); f = f.curry(f); true").is_err());
+        assert!(engine().compile("let f = Fn(\"x\"); f = curry(f, 1); true").is_err());
     }
 }

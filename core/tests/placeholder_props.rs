@@ -57,11 +57,13 @@ fn name_char() -> impl Strategy<Value = char> {
     .prop_filter("not allowed in a secret name", allowed)
 }
 
-/// A valid secret name: 1..40 allowed characters, no whitespace at either end.
+/// A valid secret name: 1..40 allowed characters, no whitespace at either end, and whatever else
+/// the store's name rules ask (NFC, no invisible formatting characters).
 fn secret_name() -> impl Strategy<Value = String> {
     proptest::collection::vec(name_char(), 1..40)
         .prop_map(|chars| chars.into_iter().collect::<String>())
         .prop_filter("names are trimmed", |name| name.trim() == name && !name.is_empty())
+        .prop_filter("a name the store accepts", |name| veil_store::validate_name(name).as_deref() == Ok(name.as_str()))
 }
 
 /// Writes pieces back as source text: literals escaped, secrets as placeholders.

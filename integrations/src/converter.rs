@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use veil_core::rhai::Scope;
 use veil_core::{Msg, Script, from_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.
@@ -20,28 +19,40 @@ pub(crate) struct Converted<T> {
     pub(crate) notes: Vec<String>,
 }
 
-/// Runs the uplink converter and turns its output into messages.
-pub(crate) fn uplink(
+/// Runs the uplink converter (on the script threads) and turns its output into messages.
+pub(crate) async fn uplink(
     script: &Script,
     payload: &Value,
     metadata: &BTreeMap<String, String>,
 ) -> Converted<Vec<Msg>> {
-    let mut scope = Scope::new();
-    scope.push_dynamic("payload", to_dynamic(payload));
-    scope.push_dynamic("metadata", to_dynamic(metadata));
-    let run = script.run(&mut scope);
-    let result = run.result.and_then(|out| from_dynamic(&out)).and_then(|out| messages(out, metadata));
-    Converted { result, notes: run.notes }
+    let (payload, base) = (to_dynamic(payload), metadata.clone());
+    let meta = to_dynamic(metadata);
+    let run = script
+        .run(
+            move |scope| {
+                scope.push_dynamic("payload", payload);
+                scope.push_dynamic("metadata", meta);
+            },
+            move |out| from_dynamic(&out).and_then(|out| messages(out, &base)),
+        )
+        .await;
+    Converted { result: run.result, notes: run.notes }
 }
 
-/// Runs the downlink converter on a message.
-pub(crate) fn downlink(script: &Script, msg: &Msg) -> Converted<Value> {
-    let mut scope = Scope::new();
-    scope.push_dynamic("msg", to_dynamic(&msg.data));
-    scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
-    scope.push("msgType", msg.msg_type.clone());
-    let run = script.run(&mut scope);
-    Converted { result: run.result.and_then(|out| from_dynamic(&out)), notes: run.notes }
+/// Runs the downlink converter on a message (on the script threads).
+pub(crate) async fn downlink(script: &Script, msg: &Msg) -> Converted<Value> {
+    let (data, metadata, msg_type) = (to_dynamic(&msg.data), to_dynamic(&msg.metadata), msg.msg_type.clone());
+    let run = script
+        .run(
+            move |scope| {
+                scope.push_dynamic("msg", data);
+                scope.push_dynamic("metadata", metadata);
+                scope.push("msgType", msg_type);
+            },
+            |out| from_dynamic(&out),
+        )
+        .await;
+    Converted { result: run.result, notes: run.notes }
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -226,11 +226,11 @@ impl IntegrationRuntime {
 
     /// Checks an uplink request and converts it into messages for the rule chain. Nothing is
     /// returned unless every part of the uplink was valid.
-    pub fn uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
-        veil_store::with_use_context_sync(self.use_context(), || self.convert_uplink(headers, body))
+    pub async fn uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
+        veil_store::with_use_context(self.use_context(), self.convert_uplink(headers, body)).await
     }
 
-    fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
+    async fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
         self.check_running().map_err(|(status, code, message)| UplinkError { status, code, message })?;
         let ctx = self.ctx();
         let payload = self.integration.accept_uplink(&ctx, headers, body)?;
@@ -244,14 +244,22 @@ impl IntegrationRuntime {
         let mut metadata = BTreeMap::new();
         metadata.insert("integrationName".to_owned(), self.def.name.clone());
         metadata.insert("integrationType".to_owned(), self.def.integration_type.clone());
-        let converted = converter::uplink(script, &payload, &metadata);
+        let converted = converter::uplink(script, &payload, &metadata).await;
         for note in converted.notes {
             tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
         }
-        let mut messages = converted.result.map_err(|e| UplinkError {
-            status: 422,
-            code: "converter_failed",
-            message: format!("uplink converter: {}", self.redactor.mask(&e)),
+        let mut messages = converted.result.map_err(|e| {
+            let reason = self.redactor.mask(&e);
+            // The sender is not authenticated: when the converter reads secrets, what it failed on
+            // may be computed from them, so the detail stays in the log.
+            let message = if script.secrets().is_empty() {
+                format!("uplink converter: {reason}")
+            } else {
+                tracing::warn!(integration = %self.def.name, "uplink converter failed: {reason}");
+                "uplink converter failed; the converter reads secrets, so the reason is only in the server log"
+                    .to_owned()
+            };
+            UplinkError { status: 422, code: "converter_failed", message }
         })?;
         // A converter that read a secret must not hand its value to the chain, whose redactor
         // does not know the integration's secrets.
@@ -275,7 +283,7 @@ impl IntegrationRuntime {
         self.check_running().map_err(|(_, _, message)| IntegrationError::new(message))?;
         let downlink = match &self.downlink {
             Some(script) => {
-                let converted = converter::downlink(script, msg);
+                let converted = converter::downlink(script, msg).await;
                 for note in converted.notes {
                     tracing::debug!(integration = %self.def.name, "downlink converter: {}", self.redactor.mask(&note));
                 }
@@ -377,6 +385,11 @@ impl Integrations {
     pub fn by_routing_key(&self, uplink_path: &str, key: &str) -> Option<Arc<IntegrationRuntime>> {
         let id = *self.keys.get(key)?;
         self.by_id.get(&id).filter(|r| r.uplink_path() == uplink_path).map(|r| Arc::clone(r.value()))
+    }
+
+    /// How many of a tenant's run.
+    pub fn count_tenant(&self, tenant: TenantId) -> usize {
+        self.by_id.iter().filter(|r| r.tenant() == tenant).count()
     }
 
     /// How many run.

@@ -32,19 +32,21 @@ async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret(
     assert!(runtime.def().routing_key.is_some());
 
     let body = json!({"readings": [{"id": "a", "v": 1}, {"id": "b", "v": 2}]}).to_string();
-    let err =
-        runtime.uplink(&headers(&[("authorization", "Bearer uplink-token-1")]), body.as_bytes()).unwrap_err();
+    let err = runtime
+        .uplink(&headers(&[("authorization", "Bearer uplink-token-1")]), body.as_bytes())
+        .await
+        .unwrap_err();
     assert_eq!((err.status, err.message.as_str()), (401, "header 'authorization' does not match"));
-    let msgs = runtime.uplink(&headers(&[("authorization", TOKEN)]), body.as_bytes()).unwrap();
+    let msgs = runtime.uplink(&headers(&[("authorization", TOKEN)]), body.as_bytes()).await.unwrap();
     let got: Vec<_> = msgs.iter().map(|m| (m.originator.as_str(), m.data.clone())).collect();
     assert_eq!(got, [("a", json!({"value": 1})), ("b", json!({"value": 2}))]);
 
     // A rotated token is expected from the next request on.
     env.rotate("http-token", "Bearer two").await;
     runtime.secret_changed("http-token");
-    assert!(runtime.uplink(&headers(&[("authorization", TOKEN)]), body.as_bytes()).is_err());
+    assert!(runtime.uplink(&headers(&[("authorization", TOKEN)]), body.as_bytes()).await.is_err());
     assert_eq!(
-        runtime.uplink(&headers(&[("authorization", "Bearer two")]), body.as_bytes()).unwrap().len(),
+        runtime.uplink(&headers(&[("authorization", "Bearer two")]), body.as_bytes()).await.unwrap().len(),
         2
     );
 }
@@ -56,11 +58,12 @@ async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
     let runtime = env.deploy(&integration(false)).await.unwrap();
     let msgs = runtime
         .uplink(&headers(&[("content-type", "text/plain")]), "t=21.5 \"quoted\" \\".as_bytes())
+        .await
         .unwrap();
     assert_eq!(msgs[0].data, json!({"line": "t=21.5 \"quoted\" \\"}));
-    let err = runtime.uplink(&headers(&[]), &[0xff, 0xfe, 0x00]).unwrap_err();
+    let err = runtime.uplink(&headers(&[]), &[0xff, 0xfe, 0x00]).await.unwrap_err();
     assert_eq!((err.status, err.message.as_str()), (400, "body: neither JSON nor UTF-8 text"));
-    let err = runtime.uplink(&headers(&[("content-type", "application/json")]), b"{oops").unwrap_err();
+    let err = runtime.uplink(&headers(&[("content-type", "application/json")]), b"{oops").await.unwrap_err();
     assert_eq!(err.status, 400);
     assert!(err.message.starts_with("body: invalid JSON"), "{}", err.message);
 }
@@ -73,6 +76,6 @@ async fn a_disabled_integration_accepts_nothing_and_shows_disabled() {
     doc["enabled"] = json!(false);
     let runtime = env.deploy(&doc).await.unwrap();
     assert_eq!(runtime.status(), Status::Disabled);
-    let err = runtime.uplink(&headers(&[]), b"{}").unwrap_err();
+    let err = runtime.uplink(&headers(&[]), b"{}").await.unwrap_err();
     assert_eq!((err.status, err.code), (409, "integration_disabled"));
 }

@@ -201,7 +201,7 @@ async fn an_uplink_becomes_telemetry_and_attribute_messages_with_decoded_values(
     let env = env_with_secrets(PASSWORD).await;
     let runtime = env.deploy(&integration(&emulator)).await.unwrap();
     let body = uplink("FF9C028F").to_string();
-    let msgs = runtime.uplink(&headers(&[("authorization", PUSH_AUTH)]), body.as_bytes()).unwrap();
+    let msgs = runtime.uplink(&headers(&[("authorization", PUSH_AUTH)]), body.as_bytes()).await.unwrap();
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].msg_type, "POST_TELEMETRY_REQUEST");
     assert_eq!(msgs[0].originator, "thermometer-0004A30B001C0530");
@@ -248,11 +248,11 @@ async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
         (good.clone(), b"[1, 2]".to_vec(), 400, "body: expected a JSON object {cmd, EUI, ...}"),
     ];
     for (h, body, status, message) in cases {
-        let err = runtime.uplink(&h, &body).unwrap_err();
+        let err = runtime.uplink(&h, &body).await.unwrap_err();
         assert_eq!((err.status, err.message.as_str()), (status, message));
     }
     // Valid for LORIOT, but the converter refuses it: 422 with the converter's reason.
-    let err = runtime.uplink(&good, uplink("00E7").to_string().as_bytes()).unwrap_err();
+    let err = runtime.uplink(&good, uplink("00E7").to_string().as_bytes()).await.unwrap_err();
     assert_eq!((err.status, err.code), (422, "converter_failed"));
     assert!(err.message.contains("payload.data: expected 4 bytes of hex"), "{}", err.message);
 }
@@ -332,6 +332,7 @@ async fn a_secret_read_by_the_uplink_converter_never_reaches_the_chain() {
     let runtime = env.deploy(&doc).await.unwrap();
     let msgs = runtime
         .uplink(&headers(&[("authorization", PUSH_AUTH)]), uplink("00E7028F").to_string().as_bytes())
+        .await
         .unwrap();
     assert_eq!(msgs[0].data, json!({"key": "***", "t": 1}));
     assert_eq!(msgs[0].metadata["k"], "***");

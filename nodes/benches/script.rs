@@ -47,7 +47,8 @@ fn benches(c: &mut Criterion) {
     let filter = chain_of_scripts(1);
     let deployment = veil_core::deploy(&registry, &store, &actor, &filter).expect("deploy");
     let runtime = ChainRuntime::new(uuid::Uuid::new_v4(), actor.tenant_id, store.clone(), deployment);
-    let msg = Msg::new("POST_TELEMETRY_REQUEST", "thermostat-1", json!({"temperature": 21.5, "humidity": 40}));
+    let msg =
+        Msg::new("POST_TELEMETRY_REQUEST", "thermostat-1", json!({"temperature": 21.5, "humidity": 40}));
     let trace = rt.block_on(runtime.process(msg.clone()));
     assert_eq!(trace[0].relation, ["True"], "{trace:?}");
     let mut group = c.benchmark_group("script");

@@ -75,3 +75,79 @@ pub(crate) fn secret_versions(
 ) -> Vec<Option<i64>> {
     config.secret_uses().iter().map(|u| store.version(tenant, &u.name)).collect()
 }
+
+/// An error with its `source()` chain, each cause once: `error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)`. A cause whose text its
+/// parent already shows is skipped. The caller strips URLs first (reqwest's `without_url`).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Every error in the chain, including the error an `io::Error` wraps (which `io::Error::source`
+/// skips: it returns the wrapped error's source).
+pub(crate) fn causes<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Vec<&'e (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        out.push(e);
+        // `io::Error::other(io::Error::new(kind, rustls::Error))` nests (hyper-rustls does).
+        let mut wrapped = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        while let Some(inner) = wrapped {
+            out.push(inner);
+            wrapped = inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// The certificates of a PEM text (a CA bundle may hold several). Refused when it holds none or is
+/// not valid PEM; the message never quotes the content.
+pub(crate) fn pem_certificates(
+    pem: &[u8],
+    field: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, NodeError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs =
+        rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(
+            |_| NodeError::new(format!("{field}: not valid PEM (a BEGIN CERTIFICATE block is damaged)")),
+        )?;
+    if certs.is_empty() {
+        return Err(NodeError::new(format!("{field}: no PEM certificate found")));
+    }
+    Ok(certs)
+}
+
+/// Whether a DER certificate is X.509 v1: its `tbsCertificate` has no `[0] version` field.
+pub(crate) fn is_x509_v1(der: &[u8]) -> bool {
+    /// The content of the DER element at the start of `bytes` and what follows it.
+    fn element(bytes: &[u8]) -> Option<(u8, &[u8])> {
+        let (&tag, rest) = bytes.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            (rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)), &rest[n..])
+        };
+        Some((tag, rest.get(..len)?))
+    }
+    let Some((0x30, certificate)) = element(der) else { return false };
+    let Some((0x30, tbs)) = element(certificate) else { return false };
+    tbs.first().is_some_and(|&tag| tag != 0xa0)
+}

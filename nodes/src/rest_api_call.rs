@@ -1,6 +1,9 @@
 //! `rest_api_call`: sends the message to a REST endpoint (ThingsBoard's configuration names).
 //! URL, headers and credentials may hold secrets, rendered for each message; the response body
 //! becomes the outgoing message's data, with `status`, `statusCode` and `statusReason` in metadata.
+//! The body is read in chunks up to the `maxResponseBytes` limit; a larger one (by its
+//! `Content-Length` or as it streams) routes the message to `Failure` with an error naming the
+//! limit. Errors say what happened (connection refused, timeout, TLS, DNS) with their cause chain.
 
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, RenderCtx, relation,
+    NodeError, NodeResult, Problem, RenderCtx, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -76,6 +79,8 @@ struct RestApiCall {
     credentials: Credentials,
     body_template: bool,
     config: CompiledConfig,
+    /// The `maxResponseBytes` limit of the deployment.
+    max_response_bytes: usize,
 }
 
 fn string_field<'c>(config: &'c CompiledConfig, key: &str) -> Option<&'c str> {
@@ -161,6 +166,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             credentials: credentials.unwrap_or(Credentials::Anonymous),
             body_template,
             config,
+            max_response_bytes: ctx.limits().max_response_bytes,
         })),
         _ => Err(problems),
     }
@@ -246,9 +252,19 @@ impl RestApiCall {
         }
         let render = RenderCtx::new(ctx.store(), ctx.tenant(), None);
         let pem = |pointer: &str| common::pem(&render, common::template(&self.config, pointer)?);
-        let ca = reqwest::Certificate::from_pem(&pem(ca)?)
-            .map_err(|_| NodeError::new("credentials/caCert: not a PEM certificate"))?;
-        let mut identity = pem(cert)?;
+        // Parsed here: reqwest accepts any bytes as a PEM CA and fails only at the handshake.
+        let mut roots = Vec::new();
+        for der in common::pem_certificates(&pem(ca)?, "credentials/caCert")? {
+            roots.push(
+                reqwest::Certificate::from_der(der.as_ref())
+                    .map_err(|_| NodeError::new("credentials/caCert: not a valid certificate"))?,
+            );
+        }
+        let client_cert = pem(cert)?;
+        let client_v1 = common::pem_certificates(&client_cert, "credentials/cert")?
+            .first()
+            .is_some_and(|der| common::is_x509_v1(der.as_ref()));
+        let mut identity = client_cert;
         identity.push(b'\n');
         let password = match self.config.template("/credentials/password") {
             Some(t) => Some(render.render(t)?),
@@ -258,15 +274,26 @@ impl RestApiCall {
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .identity(identity)
-            .build()
-            .map_err(|e| NodeError::new(format!("cannot create the TLS client: {e}")))?;
+            .tls_built_in_root_certs(false);
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder.identity(identity).build().map_err(|e| {
+            let chain = common::error_chain(&e);
+            if client_v1 {
+                NodeError::new(format!(
+                    "credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; \
+                     issue a v3 certificate (openssl x509 -req with -extfile or -copy_extensions) \
+                     ({chain})"
+                ))
+            } else {
+                NodeError::new(format!("cannot create the TLS client: {chain}"))
+            }
+        })?;
         *cached = Some((client.clone(), versions));
         Ok(client)
     }
@@ -294,6 +321,11 @@ impl RestApiCall {
             Credentials::Anonymous => request,
             Credentials::Basic { username, password } => {
                 let (user, pass) = (self.render(ctx, username, msg)?, self.render(ctx, password, msg)?);
+                // `Basic base64(user:password)`: the base64 of a short password inside it is not
+                // a form of the password alone, so the redactor learns the whole composite.
+                let composite =
+                    SecretString::from(format!("{}:{}", user.expose_secret(), pass.expose_secret()));
+                ctx.also_mask(composite.expose_secret().as_bytes());
                 request.basic_auth(user.expose_secret(), Some(pass.expose_secret()))
             }
             Credentials::Bearer { token } => {
@@ -323,31 +355,95 @@ impl RestApiCall {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
-            // Without the URL: it may hold a secret (the redactor would mask it anyway).
-            Err(e) => return Err(Failed::new(msg, format!("request failed: {}", e.without_url()))),
+            Err(e) => return Err(Failed::new(msg, format!("request failed: {}", self.describe(e)))),
         };
         let status = response.status();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Err(Failed::new(msg, format!("reading the response failed: {}", e.without_url())));
-            }
-        };
-        let data = serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         let reason = status.canonical_reason().unwrap_or("");
         let mut out = msg;
-        out.data = data;
         out.metadata.insert("status".into(), reason.to_owned());
         out.metadata.insert("statusCode".into(), status.as_u16().to_string());
         out.metadata.insert("statusReason".into(), reason.to_owned());
+        let limit = self.max_response_bytes;
+        let too_large = || limit_error("maxResponseBytes", limit, "the response body is larger");
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(Failed::new(out, too_large()));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if chunk.len() > limit - body.len() {
+                        // Dropping the response closes the connection; the rest is never read.
+                        return Err(Failed::new(out, too_large()));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let error = format!("reading the response failed: {}", self.describe(e));
+                    return Err(Failed::new(out, error));
+                }
+            }
+        }
+        out.data = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         if status.is_success() {
             Ok(vec![(relation::SUCCESS.into(), out)])
         } else {
             Err(Failed::new(out, format!("HTTP {} {reason}", status.as_u16())))
         }
+    }
+
+    /// What went wrong, then the error's cause chain; never the URL (it may hold a secret).
+    fn describe(&self, error: reqwest::Error) -> String {
+        let error = error.without_url();
+        let chain = common::error_chain(&error);
+        match self.what_happened(&error) {
+            Some(what) => format!("{what} ({chain})"),
+            None => chain,
+        }
+    }
+
+    fn what_happened(&self, error: &reqwest::Error) -> Option<String> {
+        let timeout = || format!("no response within readTimeoutMs ({} ms)", self.timeout.as_millis());
+        if error.is_timeout() {
+            return Some(timeout());
+        }
+        for cause in common::causes(error) {
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return Some(match tls {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                        "TLS handshake failed: the server's certificate is not signed by a trusted CA".into()
+                    }
+                    rustls::Error::InvalidCertificate(_) => {
+                        "TLS handshake failed: the server's certificate was refused".into()
+                    }
+                    rustls::Error::InvalidMessage(_) => {
+                        "TLS handshake failed: the server does not speak TLS on that port".into()
+                    }
+                    rustls::Error::AlertReceived(_) => "TLS handshake failed: the server refused it".into(),
+                    _ => "TLS handshake failed".into(),
+                });
+            }
+            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind;
+                match io.kind() {
+                    ErrorKind::ConnectionRefused => return Some("connection refused".into()),
+                    ErrorKind::TimedOut => return Some(timeout()),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
+                        return Some("the server closed the connection".into());
+                    }
+                    _ => {}
+                }
+            }
+            // hyper-util's connector names DNS failures only in its text.
+            if cause.to_string().starts_with("dns error") {
+                return Some("cannot resolve the host name".into());
+            }
+        }
+        if error.is_connect() { Some("cannot connect".into()) } else { None }
     }
 }
 

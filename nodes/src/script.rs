@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use veil_core::rhai::{Dynamic, Map, Scope};
+use veil_core::rhai::{Dynamic, Map};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
-    Outputs, Problem, Script, from_dynamic, relation, to_dynamic,
+    Outputs, Problem, Script, from_dynamic, limit_error, relation, to_dynamic,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -84,65 +84,90 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     }
 }
 
-impl ScriptNode {
-    // The error carries the message back so it can go to `Failure`.
-    #[allow(clippy::result_large_err)]
-    fn outputs(&self, result: Dynamic, mut msg: Msg) -> Result<Outputs, (Msg, String)> {
-        match self.mode {
-            Mode::Filter => match result.as_bool() {
-                Ok(true) => Ok(vec![(relation::TRUE.into(), msg)]),
-                Ok(false) => Ok(vec![(relation::FALSE.into(), msg)]),
-                Err(t) => Err((msg, format!("a filter script must return true or false, not {t}"))),
-            },
-            Mode::Transform => {
-                let Some(map) = result.try_cast::<Map>() else {
-                    return Err((
-                        msg,
-                        "a transform script must return #{msg: ..., metadata: ..., msgType: ...}".into(),
-                    ));
-                };
-                if let Some(data) = map.get("msg") {
-                    msg.data = from_dynamic(data).map_err(|e| (msg.clone(), e))?;
-                }
-                if let Some(metadata) = map.get("metadata") {
-                    let value = from_dynamic(metadata).map_err(|e| (msg.clone(), e))?;
-                    let Value::Object(entries) = value else {
-                        return Err((msg, "metadata must be a map".into()));
-                    };
-                    msg.metadata = entries
+/// Most relation names one switch run may return (each is a copy of the message).
+pub(crate) const MAX_SWITCH_RELATIONS: usize = 100;
+
+/// What a run decided, converted from the script's value on the script thread.
+enum Decision {
+    Filter(bool),
+    Transform { data: Option<Value>, metadata: Option<BTreeMap<String, String>>, msg_type: Option<String> },
+    Switch(Vec<String>),
+}
+
+fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
+    match mode {
+        Mode::Filter => match result.as_bool() {
+            Ok(b) => Ok(Decision::Filter(b)),
+            Err(t) => Err(format!("a filter script must return true or false, not {t}")),
+        },
+        Mode::Transform => {
+            let Some(map) = result.try_cast::<Map>() else {
+                return Err("a transform script must return #{msg: ..., metadata: ..., msgType: ...}".into());
+            };
+            let data = map.get("msg").map(from_dynamic).transpose()?;
+            let metadata = match map.get("metadata").map(from_dynamic).transpose()? {
+                None => None,
+                Some(Value::Object(entries)) => Some(
+                    entries
                         .into_iter()
                         .map(|(k, v)| match v {
                             Value::String(s) => (k, s),
                             other => (k, other.to_string()),
                         })
-                        .collect::<BTreeMap<_, _>>();
-                }
-                if let Some(msg_type) = map.get("msgType") {
-                    msg.msg_type = msg_type.to_string();
-                }
-                Ok(vec![(relation::SUCCESS.into(), msg)])
+                        .collect(),
+                ),
+                Some(_) => return Err("metadata must be a map".into()),
+            };
+            Ok(Decision::Transform { data, metadata, msg_type: map.get("msgType").map(ToString::to_string) })
+        }
+        Mode::Switch => {
+            let mut names: Vec<String> = if result.is_string() {
+                vec![result.to_string()]
+            } else if let Some(items) = result.clone().try_cast::<veil_core::rhai::Array>() {
+                items.iter().map(ToString::to_string).collect()
+            } else {
+                return Err(format!(
+                    "a switch script must return a relation name or an array of names, not {}",
+                    result.type_name()
+                ));
+            };
+            let mut seen = std::collections::HashSet::new();
+            names.retain(|n| seen.insert(n.clone()));
+            if names.len() > MAX_SWITCH_RELATIONS {
+                return Err(limit_error(
+                    "maxSwitchRelations",
+                    MAX_SWITCH_RELATIONS,
+                    format!("the switch script returned {} relation names", names.len()),
+                ));
             }
-            Mode::Switch => {
-                let names: Vec<String> = if result.is_string() {
-                    vec![result.to_string()]
-                } else if let Some(items) = result.clone().try_cast::<veil_core::rhai::Array>() {
-                    items.iter().map(ToString::to_string).collect()
-                } else {
-                    return Err((
-                        msg,
-                        format!(
-                            "a switch script must return a relation name or an array of names, not {}",
-                            result.type_name()
-                        ),
-                    ));
-                };
-                let Some((last, rest)) = names.split_last() else {
-                    return Ok(Vec::new());
-                };
-                let mut out: Outputs = rest.iter().map(|n| (n.clone().into(), msg.clone())).collect();
-                out.push((last.clone().into(), msg));
-                Ok(out)
+            Ok(Decision::Switch(names))
+        }
+    }
+}
+
+fn outputs(decision: Decision, mut msg: Msg) -> Outputs {
+    match decision {
+        Decision::Filter(true) => vec![(relation::TRUE.into(), msg)],
+        Decision::Filter(false) => vec![(relation::FALSE.into(), msg)],
+        Decision::Transform { data, metadata, msg_type } => {
+            if let Some(data) = data {
+                msg.data = data;
             }
+            if let Some(metadata) = metadata {
+                msg.metadata = metadata;
+            }
+            if let Some(msg_type) = msg_type {
+                msg.msg_type = msg_type;
+            }
+            vec![(relation::SUCCESS.into(), msg)]
+        }
+        Decision::Switch(names) => {
+            let Some((last, rest)) = names.split_last() else {
+                return Vec::new();
+            };
+            let mut out: Outputs = rest.iter().map(|n| (n.clone().into(), msg.clone())).collect();
+            out.push((last.clone().into(), msg));
+            out
         }
     }
 }
@@ -150,16 +175,25 @@ impl ScriptNode {
 impl Node for ScriptNode {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(async move {
-            let mut scope = Scope::new();
-            scope.push_dynamic("msg", to_dynamic(&msg.data));
-            scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
-            scope.push("msgType", msg.msg_type.clone());
-            let run = self.script.run(&mut scope);
+            let (data, metadata, msg_type) =
+                (to_dynamic(&msg.data), to_dynamic(&msg.metadata), msg.msg_type.clone());
+            let mode = self.mode;
+            let run = self
+                .script
+                .run(
+                    move |scope| {
+                        scope.push_dynamic("msg", data);
+                        scope.push_dynamic("metadata", metadata);
+                        scope.push("msgType", msg_type);
+                    },
+                    move |result| decide(mode, result),
+                )
+                .await;
             for line in run.notes {
                 ctx.note(line);
             }
             match run.result {
-                Ok(result) => self.outputs(result, msg).map_err(|(msg, e)| Failed::new(msg, e)),
+                Ok(decision) => Ok(outputs(decision, msg)),
                 Err(e) => Err(Failed::new(msg, e)),
             }
         })

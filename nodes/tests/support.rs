@@ -40,7 +40,16 @@ impl Env {
 
     /// Validates, saves (with references) and starts a chain, as the server does.
     pub(crate) async fn deploy(&self, chain: &Value) -> Result<ChainRuntime, Vec<Problem>> {
-        let deployment = veil_core::deploy(&veil_nodes::registry(), &self.store, &self.admin, chain)?;
+        self.deploy_with(&veil_nodes::registry(), chain).await
+    }
+
+    /// [`Env::deploy`] with a registry of the test's own (other limits).
+    pub(crate) async fn deploy_with(
+        &self,
+        registry: &veil_core::Registry,
+        chain: &Value,
+    ) -> Result<ChainRuntime, Vec<Problem>> {
+        let deployment = veil_core::deploy(registry, &self.store, &self.admin, chain)?;
         let id = Uuid::new_v4();
         let owner =
             Owner { kind: OwnerType::RuleChain, id, name: deployment.def.name.clone(), customer_id: None };

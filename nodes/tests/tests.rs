@@ -6,6 +6,8 @@ mod support;
 mod script;
 // rest_api_call with mutual TLS against a TLS server of the test's own.
 mod rest_tls;
+// rest_api_call against HTTP servers of the test's own: size limit, errors, masking of what it sends.
+mod rest;
 // The MQTT node against a mosquitto of the test's own (password file, mutual TLS).
 mod mqtt;
 // The RabbitMQ node against the machine's RabbitMQ, in a vhost and user of the test's own.

@@ -46,6 +46,17 @@ impl ApiError {
         }
     }
 
+    /// Too many messages in flight: 429 for a client's own messages, 503 for uplinks; both say
+    /// when to try again.
+    pub(crate) fn busy(status: StatusCode, busy: &veil_core::Busy) -> Self {
+        Self { retry_after: Some(1), ..Self::new(status, "too_many_messages", busy.to_string()) }
+    }
+
+    /// A per-tenant limit on how many of something may exist was reached.
+    pub(crate) fn limit_reached(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "limit_exceeded", message)
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod cli;
 mod error;
+mod limits;
 mod serve;
 
 use std::net::SocketAddr;
@@ -62,17 +63,35 @@ pub(crate) struct ServeArgs {
     /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
     #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
     pub(crate) master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: limits::LimitArgs,
 }
 
-/// Broker clients that print protocol frames at debug/trace level — frames that carry the
-/// credentials Veil injected (AMQP's SASL response, MQTT's CONNECT). Capped whatever the user asks.
-const CREDENTIAL_FRAME_LOGGERS: &str = "lapin=info,amq_protocol=info,rumqttc=info";
+/// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
+/// frames (AMQP's SASL response, MQTT's CONNECT) and HTTP/TLS connection details (a secret in a
+/// URL host, lowercased). Events and spans from targets starting with these names pass only at
+/// INFO or above, whatever `VEIL_LOG` asks: the cap is a second filter that every event must also
+/// pass, so a more specific directive (`lapin::io_loop=trace`) cannot lift it.
+const CREDENTIAL_FRAME_LOGGERS: &[&str] =
+    &["lapin", "amq_protocol", "rumqttc", "reqwest", "hyper", "hyper_util", "h2", "rustls"];
 
-fn log_filter() -> tracing_subscriber::EnvFilter {
+/// Whether the log cap lets an event or span of this target and level through.
+fn under_log_cap(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() <= tracing::Level::INFO
+        || !CREDENTIAL_FRAME_LOGGERS.iter().any(|prefix| metadata.target().starts_with(prefix))
+}
+
+/// `VEIL_LOG` (or `RUST_LOG`, default `info`; `info` when it does not parse), and the cap.
+fn log_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::FilterExt as _;
     let wanted =
         std::env::var("VEIL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::EnvFilter::try_new(format!("{wanted},{CREDENTIAL_FRAME_LOGGERS}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{CREDENTIAL_FRAME_LOGGERS}")))
+    let env = tracing_subscriber::EnvFilter::try_new(wanted)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    env.and(tracing_subscriber::filter::filter_fn(under_log_cap))
 }
 
 /// Runs a client command; errors print on stderr with their exit code.
@@ -110,11 +129,16 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(log_filter());
+        tracing_subscriber::registry().with(logs).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -157,6 +157,9 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     bootstrap(&store).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
+    let limits = args.limits.limits();
+    veil_core::configure_scripts(&limits);
+    tracing::info!(?limits, "limits");
     let integrations = Arc::new(veil_integrations::Integrations::new());
     let state = Arc::new(AppState {
         store,
@@ -164,7 +167,8 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
         dummy_hash,
         registry: veil_nodes::registry()
             .with(&veil_integrations::DOWNLINK_NODE)
-            .with_service(Arc::clone(&integrations)),
+            .with_service(Arc::clone(&integrations))
+            .with_limits(limits),
         chains: Default::default(),
         integration_types: veil_integrations::registry(),
         integrations,

@@ -282,3 +282,166 @@ async fn listing_pages_sorts_and_searches_and_no_response_carries_a_value() {
         assert!(!text.contains("tok-") && !text.contains("back"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn audit_pages_at_the_integer_limits_are_empty_not_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    for i in 0..3 {
+        let body = json!({"name": format!("audited-{i}"), "type": "TEXT", "value": "v"});
+        assert_eq!(api.post("/api/secrets", body).await.0, 201);
+    }
+    let (status, first) = api.get("/api/audit-logs?page=0&pageSize=2").await;
+    assert_eq!(
+        (status, first["data"].as_array().unwrap().len(), first["hasNext"].as_bool()),
+        (200, 2, Some(true))
+    );
+    // This page used to wrap around to page 0 with hasNext true; now it is past the end, like
+    // the same page of /api/secrets.
+    for page in ["18446744073709551615", "9223372036854775807", "4611686018427387904"] {
+        let (status, beyond) = api.get(&format!("/api/audit-logs?page={page}&pageSize=2")).await;
+        assert_eq!(status, 200, "{beyond}");
+        assert_eq!(beyond["data"], json!([]), "page {page}");
+        assert_eq!(beyond["hasNext"], false, "page {page}");
+        assert_eq!(beyond["totalElements"], first["totalElements"], "page {page}");
+    }
+    let resp = api.get("/api/audit-logs?page=18446744073709551616&pageSize=2").await;
+    assert_error(&resp, 400, "bad_request", "page");
+}
+
+#[tokio::test]
+async fn multipart_text_fields_must_be_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let file = || Part::bytes(b"cert".to_vec()).file_name("c.pem");
+    // FF FE is a UTF-16 byte order mark: axum's text() used to decode "name" as UTF-16 ("慮敭").
+    for field in ["name", "description", "fileName", "type"] {
+        let mut form = Form::new().part(field, Part::bytes(vec![0xFF, 0xFE, b'n', b'a', b'm', b'e']));
+        if field != "name" {
+            form = form.text("name", format!("utf8-{field}"));
+        }
+        let form = form.part("file", file());
+        let resp = api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
+        assert_error(&resp, 400, "invalid_secret", &format!("{field}: must be UTF-8 text"));
+        assert_eq!(resp.1["problems"][0]["field"], field);
+    }
+    // A UTF-8 byte order mark decodes, and is then refused as an invisible character.
+    let mut bom_name = vec![0xEF, 0xBB, 0xBF];
+    bom_name.extend_from_slice(b"name");
+    let form = Form::new().part("name", Part::bytes(bom_name)).part("file", file());
+    let resp = api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
+    assert_error(&resp, 400, "invalid_secret", "(found U+FEFF)");
+    let (_, page) = api.get("/api/secrets").await;
+    assert_eq!(page["totalElements"], 0, "nothing was created: {page}");
+    let form =
+        Form::new().text("name", "ünïcode-ok").text("description", "Zertifikat für ünï").part("file", file());
+    let (status, created) = api.send(api.req(Method::POST, "/api/secrets").multipart(form)).await;
+    assert_eq!((status, created["name"].as_str()), (201, Some("ünïcode-ok")), "{created}");
+}
+
+#[tokio::test]
+async fn lookalike_invisible_and_unnormalized_names_and_unsafe_text_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let text = |name: &str| json!({"name": name, "type": "TEXT", "value": "v"});
+    assert_eq!(api.post("/api/secrets", text("s-basic")).await.0, 201);
+    assert_eq!(api.post("/api/secrets", text("café-key")).await.0, 201);
+
+    let resp = api.post("/api/secrets", text("s-b\u{430}sic")).await;
+    assert_error(
+        &resp,
+        409,
+        "name_confusable",
+        "name: 's-b\u{430}sic' looks like the existing secret 's-basic'",
+    );
+    let resp = api.post("/api/secrets", text("cafe\u{301}-key")).await;
+    assert_error(&resp, 400, "invalid_secret", "send the NFC form 'café-key'");
+    for (name, found) in [("api\u{200b}-token", "U+200B"), ("token\u{202e}gnp.exe", "U+202E")] {
+        let resp = api.post("/api/secrets", text(name)).await;
+        assert_error(&resp, 400, "invalid_secret", found);
+        assert_eq!(resp.1["problems"][0]["field"], "name");
+    }
+    // A placeholder with such a name is refused too (the same rule in veil-core).
+    let chain = json!({"name": "c", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": "http://127.0.0.1:9/x", "requestMethod": "POST",
+        "credentials": {"type": "bearer", "token": "$<secret:cafe\u{301}-key>"}}}]});
+    let resp = api.post("/api/rule-chains", chain).await;
+    assert_error(&resp, 400, "invalid_config", "NFC");
+
+    // Descriptions: newline and tab yes; NUL, ESC, bidi overrides no. File names: not . or ..
+    let described = |d: &str| json!({"name": "described", "type": "TEXT", "value": "v", "description": d});
+    for (d, found) in [("a\u{0}b", "U+0000"), ("line2\u{1b}[31mRED", "U+001B"), ("x\u{202e}y", "U+202E")] {
+        let resp = api.post("/api/secrets", described(d)).await;
+        assert_error(&resp, 400, "invalid_secret", "description: must not contain");
+        assert!(resp.1["message"].as_str().unwrap().contains(found), "{resp:?}");
+    }
+    let (status, info) = api.post("/api/secrets", described("line one\n\tline two")).await;
+    assert_eq!((status, info["description"].as_str()), (201, Some("line one\n\tline two")));
+    let resp = api
+        .patch(&format!("/api/secrets/{}", info["id"].as_str().unwrap()), json!({"description": "\u{1b}[2J"}))
+        .await;
+    assert_error(&resp, 400, "invalid_secret", "U+001B");
+    for file_name in [".", ".."] {
+        let body = json!({"name": "f", "type": "FILE", "fileName": file_name, "value": STANDARD.encode("x")});
+        let resp = api.post("/api/secrets", body).await;
+        assert_error(
+            &resp,
+            400,
+            "invalid_secret",
+            &format!("fileName: must be a plain file name, not '{file_name}'"),
+        );
+    }
+
+    // Users, roles, customers.
+    let user =
+        |name: &str| json!({"username": name, "password": "a long password", "roles": ["SECRET_MANAGER"]});
+    let resp = api.post("/api/users", user("\u{430}dmin")).await;
+    assert_error(
+        &resp,
+        409,
+        "name_confusable",
+        "username: '\u{430}dmin' looks like the existing user 'admin'",
+    );
+    let resp = api.post("/api/users", user("bob\u{200d}")).await;
+    assert_error(&resp, 400, "invalid_request", "username: must not contain invisible formatting characters");
+    let role =
+        |name: &str| json!({"name": name, "permissions": [{"resource": "SECRET", "operations": ["READ"]}]});
+    let resp = api.post("/api/roles", role("TENANT_ADMIN\u{200b}")).await;
+    assert_error(&resp, 400, "invalid_request", "U+200B");
+    let resp = api.post("/api/roles", role("SECRET_MANAGЕR")).await; // Cyrillic Е
+    assert_error(&resp, 400, "invalid_request", "looks like the built-in role 'SECRET_MANAGER'");
+    assert_eq!(api.post("/api/customers", json!({"name": "Acme"})).await.0, 201);
+    let resp = api.post("/api/customers", json!({"name": "\u{410}cme"})).await;
+    assert_error(&resp, 409, "name_confusable", "looks like the existing customer 'Acme'");
+
+    // A tenant administrator's name follows the same rules (checked before the tenant exists).
+    let sysadmin = Api::as_user(&server, "sysadmin", crate::support::SYSADMIN_PASSWORD).await;
+    let tenant =
+        json!({"name": "Globex", "admin": {"username": "\u{430}dmin", "password": "a long password"}});
+    let resp = sysadmin.post("/api/tenants", tenant).await;
+    assert_error(&resp, 409, "name_confusable", "username: '\u{430}dmin' looks like");
+    let tenant = json!({"name": "Globex", "admin": {"username": "x\u{202e}", "password": "a long password"}});
+    let resp = sysadmin.post("/api/tenants", tenant).await;
+    assert_error(&resp, 400, "invalid_request", "admin.username: must not contain invisible");
+    let (_, tenants) = sysadmin.get("/api/tenants").await;
+    assert_eq!(tenants["totalElements"], 1, "no tenant was left behind: {tenants}");
+}
+
+#[tokio::test]
+async fn the_database_files_are_private_in_a_pre_existing_shared_data_dir() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(&data).await;
+    let api = Api::new(&server).await;
+    assert_eq!(api.post("/api/secrets", json!({"name": "n", "type": "TEXT", "value": "v"})).await.0, 201);
+    for file in ["veil.db", "veil.db-wal", "veil.db-shm", "master.key"] {
+        let mode = std::fs::metadata(data.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}

@@ -250,3 +250,106 @@ async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
         assert!(!everything.contains(needle), "{needle} leaked");
     }
 }
+
+#[tokio::test]
+async fn stray_values_and_passwords_are_refused_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    for args in [
+        &["secret", "create", "cli2", "CliVal-TANGO-34", "CliVal-UNIFORM-35"][..],
+        &["secret", "create", "cli2", "CliVal-TANGO-34", "--CliVal-UNIFORM-35"],
+        &["secret", "create", "cli2", "CliVal-TANGO-34", "-CliVal-UNIFORM-35"],
+        &["secret", "create", "cli2", "--description", "d", "CliVal-TANGO-34", "CliVal-UNIFORM-35"],
+        &["secret", "update", "cli2", "CliVal-TANGO-34", "CliVal-UNIFORM-35", "CliVal-V-36"],
+    ] {
+        let r = spawn_run(&config, &server, args, "").await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("pipe it on stdin"), "{}", r.stderr);
+        assert!(!r.stderr.contains("CliVal") && !r.stdout.contains("CliVal"), "echoed: {}", r.stderr);
+    }
+    for args in [
+        &["login", "-u", "admin", "CliPw-WHISKEY-37"][..],
+        &["login", "-u", "admin", "CliPw-WHISKEY-37", "CliPw-XRAY-38"],
+        &["user", "create", "bob", "CliPw-WHISKEY-37", "--role", "SECRET_MANAGER"],
+        &["user", "update", "bob", "CliPw-WHISKEY-37", "CliPw-XRAY-38"],
+    ] {
+        let r = spawn_run(&config, &server, args, "").await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("--password-stdin"), "{}", r.stderr);
+        assert!(!r.stderr.contains("CliPw") && !r.stdout.contains("CliPw"), "echoed: {}", r.stderr);
+    }
+    // Nothing reached the server.
+    let (_, page) = Api::new(&server).await.get("/api/secrets").await;
+    assert_eq!(page["totalElements"], 0);
+}
+
+#[tokio::test]
+async fn stored_text_never_reaches_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let api = Api::new(&server).await;
+    // Chain names are free text that may hold anything; the table and the JSON must not pass
+    // escape sequences, line breaks or bidirectional overrides through.
+    let name = "evil\u{1b}[31mRED\nsecond line\u{202e}gnp.exe\u{9b}2J";
+    let chain = json!({"name": name, "nodes": [{"type": "log", "name": "Log", "configuration": {}}]});
+    assert_eq!(api.post("/api/rule-chains", chain).await.0, 201);
+    ok(&spawn_run(
+        &config,
+        &server,
+        &["login", "-u", "admin", "--password-stdin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    )
+    .await);
+
+    let r = spawn_run(&config, &server, &["chain", "list"], "").await;
+    let table = ok(&r);
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}');
+    assert!(!raw(table), "{table:?}");
+    assert_eq!(table.lines().count(), 2, "one header and one row: {table}");
+    assert!(table.contains("evil\\u{1b}[31mRED\\nsecond line\\u{202e}gnp.exe\\u{9b}2J"), "{table}");
+
+    let r = spawn_run(&config, &server, &["chain", "list", "--output", "json"], "").await;
+    let json_text = ok(&r);
+    assert!(!raw(json_text), "{json_text:?}");
+    let listed: Value = serde_json::from_str(json_text).unwrap();
+    assert_eq!(listed["data"][0]["name"], name, "the JSON still says exactly what is stored");
+}
+
+#[tokio::test]
+async fn changing_your_own_password_from_the_cli_needs_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let user = json!({"username": "dana", "password": "dana password 1", "roles": ["SECRET_MANAGER"]});
+    assert_eq!(Api::new(&server).await.post("/api/users", user).await.0, 201);
+    ok(&spawn_run(&config, &server, &["login", "-u", "dana", "--password-stdin"], "dana password 1\n").await);
+
+    // dana may not list users; her own name still resolves.
+    let r = spawn_run(&config, &server, &["user", "update", "dana", "--password-stdin"], "dana password 2\n")
+        .await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("currentPassword: is required"), "{}", r.stderr);
+    assert!(r.stderr.contains("--current-password-stdin"), "{}", r.stderr);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["user", "update", "dana", "--password-stdin", "--current-password-stdin"],
+        "wrong password 0\ndana password 2\n",
+    )
+    .await;
+    assert_eq!(r.code, 5, "a wrong current password: {}", r.stderr);
+    assert!(r.stderr.contains("currentPassword: is not your current password"), "{}", r.stderr);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["user", "update", "dana", "--password-stdin", "--current-password-stdin"],
+        "dana password 1\ndana password 2\n",
+    )
+    .await;
+    assert!(ok(&r).contains("dana"), "{}", r.stdout);
+    server.login_as("dana", "dana password 2").await;
+    let everything = format!("{}{}{}", server.logs(), r.stdout, r.stderr);
+    assert!(!everything.contains("dana password"), "{everything}");
+}

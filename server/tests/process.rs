@@ -9,7 +9,7 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::support::{Api, Server, contains, serve_command, snapshot};
+use crate::support::{Api, Receiver, Server, contains, serve_command, snapshot};
 
 fn key(byte: u8) -> String {
     STANDARD.encode([byte; 32])
@@ -177,4 +177,60 @@ async fn first_start_prints_a_generated_admin_password_once_and_sigterm_stops_cl
     #[cfg(unix)]
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
     assert!(contains(&std::fs::read(dir.path().join("veil.db")).unwrap(), b"SQLite format 3"));
+}
+
+/// `VEIL_LOG` directives more specific than the cap (`lapin::io_loop=trace`) used to win over it
+/// (EnvFilter prefers the most specific directive). The cap is now a second filter: HTTP, TLS and
+/// broker clients log nothing below INFO whatever the directives say; other targets still follow them.
+#[tokio::test]
+async fn per_target_log_directives_cannot_lift_the_cap_on_http_tls_and_broker_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(dir.path());
+    let capped = ["lapin", "amq_protocol", "rumqttc", "reqwest", "hyper", "hyper_util", "h2", "rustls"];
+    let directives: Vec<String> = capped.iter().map(|t| format!("{t}=trace")).collect();
+    cmd.env(
+        "VEIL_LOG",
+        format!("info,lapin::io_loop=trace,reqwest::connect=trace,sqlx=debug,{}", directives.join(",")),
+    );
+    let mut server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let value = "Hdr-VICTOR-7731";
+    assert_eq!(api.post("/api/secrets", json!({"name": "hdr", "type": "TEXT", "value": value})).await.0, 201);
+    let call = |name: &str, url: String| {
+        json!({"type": "rest_api_call", "name": name, "configuration": {
+            "restEndpointUrlPattern": url, "requestMethod": "POST", "readTimeoutMs": 5000,
+            "headers": {"X-Key": "$<secret:hdr>"}
+        }})
+    };
+    let chain = json!({
+        "name": "Logged",
+        "nodes": [
+            call("Plain", format!("{}/x", receiver.url)),
+            // A TLS handshake (to a plain HTTP port): rustls logs its steps at debug/trace.
+            call("Tls", format!("{}/x", receiver.url.replace("http://", "https://")))
+        ],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]
+    });
+    let (status, chain) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let id = chain["id"].as_str().unwrap();
+    let (status, result) =
+        api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"n": 1}})).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["trace"][0]["relation"], json!(["Success"]), "{result}");
+    assert_eq!(result["trace"][1]["relation"], json!(["Failure"]), "{result}");
+    assert_eq!(receiver.requests()[0].headers["x-key"], value);
+    assert!(server.terminate().success());
+
+    let logs = server.logs();
+    let verbose: Vec<&str> =
+        logs.lines().filter(|l| l.contains(" TRACE ") || l.contains(" DEBUG ")).collect();
+    assert!(verbose.iter().any(|l| l.contains("sqlx::query")), "other targets follow VEIL_LOG:\n{logs}");
+    for line in verbose {
+        for target in capped {
+            assert!(!line.contains(&format!(" {target}")), "capped target below INFO: {line}");
+        }
+    }
+    assert!(!logs.contains(value), "the header value is not logged");
 }

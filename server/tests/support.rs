@@ -108,6 +108,39 @@ impl Server {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// The process id of `veil serve`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub(crate) fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Polls `/api/health` every 100 ms until the returned watcher is stopped; the watcher tells
+    /// the slowest answer seen.
+    pub(crate) fn watch_health(&self) -> HealthWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (url, client, flag) = (self.url("/api/health"), self.client.clone(), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let started = std::time::Instant::now();
+                let ok = tokio::time::timeout(Duration::from_secs(5), client.get(&url).send())
+                    .await
+                    .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200));
+                let took = if ok { started.elapsed() } else { Duration::from_secs(3600) };
+                slowest = slowest.max(took);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            slowest
+        });
+        HealthWatch { stop, task }
+    }
+
     pub(crate) fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -128,6 +161,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A running `/api/health` poller (see [`Server::watch_health`]).
+pub(crate) struct HealthWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl HealthWatch {
+    /// Stops polling and returns the slowest answer (an hour when one failed or took over 5 s).
+    pub(crate) async fn slowest(self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap()
     }
 }
 

@@ -14,3 +14,5 @@ mod cli;
 mod process;
 // Roles, customers, sharing and the audit log, route by route.
 mod access;
+// Limits: hostile chains, scripts and messages against the real binary.
+mod limits;

@@ -161,6 +161,11 @@ pub async fn with_use_context<F: std::future::Future>(context: UseContext, fut: 
     USE_CONTEXT.scope(context, fut).await
 }
 
+/// The use context of the running task, if any (to carry it to another thread).
+pub fn current_use_context() -> Option<UseContext> {
+    USE_CONTEXT.try_with(Clone::clone).ok()
+}
+
 /// Runs `f` with every secret it resolves counted as used by `context` (synchronous code).
 pub fn with_use_context_sync<R>(context: UseContext, f: impl FnOnce() -> R) -> R {
     USE_CONTEXT.sync_scope(context, f)

@@ -141,4 +141,8 @@ pub struct UserUpdate {
     pub password_hash: Option<String>,
     /// New role names.
     pub roles: Option<Vec<String>>,
+    /// The caller checked the actor's current password. Users changing their own password must
+    /// have given it (a stolen session alone must not take over the account); administrators
+    /// resetting someone else's password need not.
+    pub current_password_verified: bool,
 }

@@ -28,7 +28,8 @@ mod store;
 
 pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
 pub use crate::audit::{
-    AuditAction, AuditEntry, AuditQuery, UseContext, with_use_context, with_use_context_sync,
+    AuditAction, AuditEntry, AuditQuery, UseContext, current_use_context, with_use_context,
+    with_use_context_sync,
 };
 pub use crate::backend::{Database, OwnerRecord};
 pub use crate::crypto::MasterKeySource;

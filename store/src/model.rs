@@ -4,6 +4,8 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
+use unicode_normalization::{UnicodeNormalization as _, is_nfc};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 use uuid::Uuid;
 
 use crate::error::{FieldProblem, Result, StoreError};
@@ -216,8 +218,70 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 const FORBIDDEN_NAME_CHARS: [char; 6] = ['<', '>', '{', '}', ';', '$'];
 
-/// Checks a secret name and returns it trimmed. The rules of ARCHITECTURE §2; the placeholder
-/// parser in veil-core uses the same function so a name that can be stored can be referenced.
+/// Whether `c` is invisible formatting: a format character (Cf: zero-width space and joiners,
+/// bidirectional overrides and isolates, the byte order mark, ...) or a line or paragraph
+/// separator.
+fn invisible(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// Whether `c` is a character no name may hold: a control character (Cc) or invisible formatting.
+fn invisible_or_control(c: char) -> bool {
+    c.is_control() || invisible(c)
+}
+
+/// The characters every name (secret, user, role, customer, tenant) must avoid, and the NFC rule.
+/// `name` is already trimmed.
+pub(crate) fn check_name_chars(field: &str, name: &str) -> Result<(), FieldProblem> {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(FieldProblem::new(
+            field,
+            format!("must not contain control characters (found U+{:04X})", c as u32),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| invisible(*c)) {
+        return Err(FieldProblem::new(
+            field,
+            format!(
+                "must not contain invisible formatting characters such as zero-width spaces or joiners, \
+                 bidirectional overrides or isolates, byte order marks or line separators (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    if !is_nfc(name) {
+        let nfc: String = name.nfc().collect();
+        return Err(FieldProblem::new(
+            field,
+            format!(
+                "is not in Unicode normalization form NFC (a letter and its accent sent as separate \
+                 characters look the same but are a different name); send the NFC form '{nfc}'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The UTS #39 confusable skeleton of a name: two names with the same skeleton look alike
+/// (`s-basic` and `s-b\u{430}sic` with a Cyrillic a, `paypal` and `paypa1`).
+pub(crate) fn skeleton(name: &str) -> String {
+    unicode_security::skeleton(name).collect()
+}
+
+/// The first of `existing` that differs from `name` but looks like it (same skeleton).
+pub(crate) fn lookalike<'a>(name: &str, existing: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = skeleton(name);
+    existing.into_iter().find(|other| *other != name && skeleton(other) == wanted)
+}
+
+/// Checks a secret name and returns it trimmed. The rules of ARCHITECTURE §2 plus: no invisible
+/// format characters and NFC only, so two names that look the same are the same name. The
+/// placeholder parser in veil-core uses the same function so a name that can be stored can be
+/// referenced. (Names that merely look like an existing one are refused when created; that needs
+/// the store.)
 pub fn validate_name(raw: &str) -> Result<String, FieldProblem> {
     let name = raw.trim();
     if name.is_empty() {
@@ -230,12 +294,7 @@ pub fn validate_name(raw: &str) -> Result<String, FieldProblem> {
             format!("is {chars} characters long, the limit is {MAX_NAME_CHARS}"),
         ));
     }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(FieldProblem::new(
-            "name",
-            format!("must not contain control characters (found U+{:04X})", c as u32),
-        ));
-    }
+    check_name_chars("name", name)?;
     if let Some(c) = name.chars().find(|c| FORBIDDEN_NAME_CHARS.contains(c)) {
         return Err(FieldProblem::new(
             "name",
@@ -245,12 +304,33 @@ pub fn validate_name(raw: &str) -> Result<String, FieldProblem> {
     Ok(name.to_owned())
 }
 
+/// Zero-width non-joiner and joiner: scripts (Persian, Indic) and emoji sequences need them in
+/// free text.
+const JOINERS: [char; 2] = ['\u{200C}', '\u{200D}'];
+
 fn validate_description(raw: &str, problems: &mut Vec<FieldProblem>) {
     let chars = raw.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         problems.push(FieldProblem::new(
             "description",
             format!("is {chars} characters long, the limit is {MAX_DESCRIPTION_CHARS}"),
+        ));
+    } else if let Some(c) = raw.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+        problems.push(FieldProblem::new(
+            "description",
+            format!(
+                "must not contain control characters other than newline and tab (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    } else if let Some(c) = raw.chars().find(|c| invisible(*c) && !JOINERS.contains(c)) {
+        problems.push(FieldProblem::new(
+            "description",
+            format!(
+                "must not contain invisible formatting characters such as bidirectional overrides or \
+                 isolates, zero-width spaces, byte order marks or line separators (found U+{:04X})",
+                c as u32
+            ),
         ));
     }
 }
@@ -261,10 +341,12 @@ fn validate_file_name(raw: &str, problems: &mut Vec<FieldProblem>) -> String {
         problems.push(FieldProblem::new("fileName", "must not be empty for a FILE secret"));
     } else if name.chars().count() > MAX_NAME_CHARS {
         problems.push(FieldProblem::new("fileName", format!("is longer than {MAX_NAME_CHARS} characters")));
-    } else if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    } else if name == "." || name == ".." {
+        problems.push(FieldProblem::new("fileName", format!("must be a plain file name, not '{name}'")));
+    } else if name.chars().any(|c| invisible_or_control(c) || c == '/' || c == '\\') {
         problems.push(FieldProblem::new(
             "fileName",
-            "must be a plain file name without control characters, '/' or '\\'",
+            "must be a plain file name without control or invisible formatting characters, '/' or '\\'",
         ));
     }
     name.to_owned()
@@ -412,6 +494,9 @@ mod tests {
             ("a}b", "'}'"),
             ("a;b", "';'"),
             ("a$b", "'$'"),
+            ("a\u{200b}b", "invisible formatting characters"),
+            ("a\u{202e}b", "U+202E"),
+            ("cafe\u{301}", "send the NFC form 'caf\u{e9}'"),
         ] {
             let p = validate_name(bad).unwrap_err();
             assert_eq!(p.field, "name");

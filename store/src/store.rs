@@ -19,7 +19,7 @@ use crate::error::{Result, StoreError};
 use crate::events::{ChangeKind, SecretEvent};
 use crate::model::{
     CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
-    validate_new, validate_update,
+    skeleton, validate_new, validate_update,
 };
 use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
 
@@ -86,13 +86,24 @@ type FastMap<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
 struct Index {
     by_id: FastMap<SecretId, Arc<SecretRow>>,
     by_name: FastMap<TenantId, FastMap<String, Arc<SecretRow>>>,
+    /// The names of each tenant by their UTS #39 confusable skeleton, so a new name that looks
+    /// like an existing one is found without scanning the tenant (several only in databases
+    /// written before the rule).
+    by_skeleton: FastMap<(TenantId, String), Vec<String>>,
 }
 
 impl Index {
     fn insert(&self, row: SecretRow) {
         let row = Arc::new(row);
+        let (tenant, name) = (row.info.tenant_id, row.info.name.clone());
         self.by_id.insert(row.info.id, Arc::clone(&row));
-        self.by_name.entry(row.info.tenant_id).or_default().insert(row.info.name.clone(), row);
+        let known = self.by_name.entry(tenant).or_default().insert(name.clone(), row).is_some();
+        if !known {
+            let mut names = self.by_skeleton.entry((tenant, skeleton(&name))).or_default();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
     }
 
     fn remove(&self, info: &SecretInfo) {
@@ -100,6 +111,17 @@ impl Index {
         if let Some(names) = self.by_name.get(&info.tenant_id) {
             names.remove(&info.name);
         }
+        let key = (info.tenant_id, skeleton(&info.name));
+        if let Some(mut names) = self.by_skeleton.get_mut(&key) {
+            names.retain(|n| *n != info.name);
+        }
+        self.by_skeleton.remove_if(&key, |_, names| names.is_empty());
+    }
+
+    /// Another name of the tenant that looks like `name`.
+    fn lookalike(&self, tenant: TenantId, name: &str) -> Option<String> {
+        let names = self.by_skeleton.get(&(tenant, skeleton(name)))?;
+        names.iter().find(|n| *n != name).cloned()
     }
 
     fn by_name(&self, tenant: TenantId, name: &str) -> Option<Arc<SecretRow>> {
@@ -113,6 +135,7 @@ impl Index {
     fn remove_tenant(&self, tenant: TenantId) {
         self.by_id.retain(|_, row| row.info.tenant_id != tenant);
         self.by_name.remove(&tenant);
+        self.by_skeleton.retain(|(t, _), _| *t != tenant);
     }
 
     fn forget_customer(&self, tenant: TenantId, customer: CustomerId) {
@@ -333,6 +356,7 @@ impl Store {
         if self.inner.index.by_name(actor.tenant_id, &valid.name).is_some() {
             return Err(StoreError::NameTaken(valid.name));
         }
+        self.refuse_lookalike_secret(actor.tenant_id, &valid.name)?;
         let now = now_ms();
         let info = SecretInfo {
             id: SecretId::new_random(),
@@ -355,6 +379,21 @@ impl Store {
         let details = serde_json::json!({ "type": info.kind, "version": info.version });
         self.audit_secret(actor, AuditAction::Create, &info, true, details).await;
         Ok(info)
+    }
+
+    /// Refuses a new secret name that looks like (has the same UTS #39 skeleton as) another
+    /// secret of the tenant: `s-b\u{430}sic` next to `s-basic` would be a trap in every
+    /// configuration that references one of them.
+    fn refuse_lookalike_secret(&self, tenant: TenantId, name: &str) -> Result<()> {
+        match self.inner.index.lookalike(tenant, name) {
+            Some(other) => Err(StoreError::Needed {
+                code: "name_confusable",
+                message: format!(
+                    "name: '{name}' looks like the existing secret '{other}'; choose a name that can be told apart"
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Metadata of one secret.
@@ -492,6 +531,25 @@ impl Store {
     /// mask them, which is not using them.
     pub fn resolve_for_masking(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
         self.decrypt(tenant, name, false)
+    }
+
+    /// Every value of a secret that must stay masked: the current one first, then the earlier
+    /// values the store keeps (the last 5, newest first), so that a rotated-out value is masked
+    /// after a restart and by configurations created after the rotation. For the redactor only:
+    /// never returned through any API; not counted as a use. An earlier value that no longer
+    /// decrypts is skipped.
+    pub fn values_for_masking(&self, tenant: TenantId, name: &str) -> Result<Vec<SecretValue>> {
+        let row = self.inner.index.by_name(tenant, name).ok_or_else(|| StoreError::secret_not_found(name))?;
+        let info = &row.info;
+        let keyring = self.keyring();
+        let current = keyring
+            .open(info.tenant_id, info.id, info.version, &row.sealed)
+            .ok_or_else(|| StoreError::Integrity(info.name.clone()))?;
+        let mut values = vec![current];
+        for earlier in self.inner.backend.earlier_values(info.id) {
+            values.extend(keyring.open(info.tenant_id, info.id, earlier.version, &earlier.sealed));
+        }
+        Ok(values)
     }
 
     fn decrypt(&self, tenant: TenantId, name: &str, counted: bool) -> Result<SecretValue> {
@@ -677,8 +735,13 @@ impl Store {
         self.inner.backend.tenant_by_name(name).await
     }
 
-    /// Creates a user (the caller hashes the password).
+    /// Creates a user (the caller hashes the password). The user name must follow the name rules
+    /// and not look like another user's (see [`Store::check_new_username`]).
     pub async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        let _guard = self.inner.write.lock().await;
+        if self.check_new_username(user.tenant_id, &user.username).await? != user.username {
+            return Err(StoreError::input("username", "must not start or end with spaces"));
+        }
         self.inner.backend.insert_user(user).await
     }
 

@@ -225,7 +225,8 @@ async fn a_user_manager_cannot_take_over_an_account_with_more_permissions() {
     let boss = t.store.create_user_as(&admin, new_user("boss", "TENANT_ADMIN")).await.unwrap();
     let peer = t.store.create_user_as(&admin, new_user("peer", "helpdesk")).await.unwrap();
     let hd_actor = t.store.actor_for(&t.store.user_by_id(hd.id).await.unwrap().unwrap()).await.unwrap();
-    let new_password = veil_store::UserUpdate { password_hash: Some("taken-over".into()), roles: None };
+    let new_password =
+        veil_store::UserUpdate { password_hash: Some("taken-over".into()), ..Default::default() };
     let e = t.store.update_user(&hd_actor, boss.id, new_password.clone()).await;
     assert!(
         matches!(&e, Err(StoreError::Forbidden(m)) if m.contains("permissions you do not have")),

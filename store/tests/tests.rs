@@ -12,3 +12,6 @@ mod references;
 mod isolation;
 // Customers, sharing, custom roles, tenants and the audit log.
 mod directory;
+// Lookalike and invisible names, terminal-unsafe text, file names, pagination limits, own
+// password changes, database file modes.
+mod hardening;

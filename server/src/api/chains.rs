@@ -64,6 +64,15 @@ pub(crate) async fn create(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     actor.require_on(veil_store::Resource::RuleChain, veil_store::Operation::Create)?;
+    let max = state.registry.limits().max_chains_per_tenant;
+    let count = state.chains.iter().filter(|c| c.tenant() == actor.tenant_id).count();
+    if count >= max {
+        return Err(ApiError::limit_reached(veil_core::limit_error(
+            "maxChainsPerTenant",
+            max,
+            format!("the tenant has {count} rule chains; delete one first"),
+        )));
+    }
     let doc = json_body(body)?;
     let record = save(&state, &actor, Uuid::new_v4(), &doc).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
@@ -160,6 +169,47 @@ pub(crate) struct MessageParams {
     wait: Option<bool>,
 }
 
+/// Refuses to show what a chain computed to an actor who may not use every secret it references:
+/// its debug events and traces can hold values derived from them (masking hides exact forms only).
+pub(super) fn check_may_watch(
+    state: &AppState,
+    actor: &Actor,
+    runtime: &ChainRuntime,
+    what: &str,
+) -> ApiResult<()> {
+    let may_use = actor.require(veil_store::Operation::Use).is_ok();
+    let missing: Vec<&str> = runtime
+        .secret_names()
+        .iter()
+        .filter(|name| !may_use || state.store.find(actor, name).is_none())
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "{what} of rule chain '{}' can show values computed from its secrets: it needs SECRET:USE on '{}'",
+            runtime.name(),
+            missing.join("', '")
+        ),
+    ))
+}
+
+/// A message's data may nest at most `maxDataDepth` arrays and objects.
+pub(super) fn check_depth(state: &AppState, field: &str, value: &Value) -> ApiResult<()> {
+    let max = state.registry.limits().max_data_depth;
+    if veil_core::deeper_than(value, max) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: {}",
+            veil_core::limit_error("maxDataDepth", max, "it nests arrays and objects deeper")
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn message_from(doc: Value) -> ApiResult<Msg> {
     let Value::Object(mut fields) = doc else {
         return Err(ApiError::bad_request(
@@ -205,14 +255,22 @@ pub(crate) async fn send_message(
 ) -> ApiResult<axum::response::Response> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let runtime = runtime(&state, &actor, &id, veil_store::Operation::Write).await?;
+    let wait = params.wait.unwrap_or(false);
+    if wait {
+        check_may_watch(&state, &actor, &runtime, "the trace")?;
+    }
     let msg = message_from(json_body(body)?)?;
+    check_depth(&state, "data", &msg.data)?;
+    let admission = runtime.admit().map_err(|busy| ApiError::busy(StatusCode::TOO_MANY_REQUESTS, &busy))?;
     let msg_id = msg.id;
-    if params.wait.unwrap_or(false) {
+    if wait {
         let trace = runtime.process(msg).await;
+        drop(admission);
         Ok(Json(json!({ "msgId": msg_id, "trace": trace })).into_response())
     } else {
         tokio::spawn(async move {
             runtime.process(msg).await;
+            drop(admission);
         });
         Ok((StatusCode::ACCEPTED, Json(json!({ "msgId": msg_id }))).into_response())
     }
@@ -224,7 +282,9 @@ pub(crate) async fn events(
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<DebugEvent>>> {
-    Ok(Json(runtime(&state, &actor, &id, veil_store::Operation::Read).await?.debug_events()))
+    let runtime = runtime(&state, &actor, &id, veil_store::Operation::Read).await?;
+    check_may_watch(&state, &actor, &runtime, "the debug events")?;
+    Ok(Json(runtime.debug_events()))
 }
 
 /// Starts every stored chain (at boot). A chain that no longer deploys is logged and left stopped.

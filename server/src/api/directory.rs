@@ -1,11 +1,12 @@
 //! Tenants (system administrators), customers, users and custom roles. The store checks every
 //! permission; these handlers parse, hash passwords and shape answers.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,13 +15,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use veil_store::{
-    CustomerId, CustomerRecord, Grant, NewUser, Page, Role, RoleRecord, TenantId, TenantRecord, UserId,
-    UserInfo, UserRecord, UserUpdate,
+    CustomerId, CustomerRecord, FieldProblem, Grant, NewUser, Page, Role, RoleRecord, TenantId, TenantRecord,
+    UserId, UserInfo, UserRecord, UserUpdate,
 };
 
 use super::chains::ListParams;
 use super::{AppState, body_error, parse_id};
-use crate::auth::{AuthActor, hash_password};
+use crate::auth::{AuthActor, LOGIN_WINDOW, MAX_FAILED_PER_USER, hash_password};
 use crate::error::{ApiError, ApiResult};
 
 /// Shortest password accepted for a new or changed password.
@@ -47,7 +48,7 @@ fn body<T: DeserializeOwned>(raw: Result<Bytes, axum::extract::rejection::BytesR
     })
 }
 
-async fn hash(password: SecretString) -> ApiResult<String> {
+fn check_password_length(password: &SecretString) -> ApiResult<()> {
     if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -55,7 +56,70 @@ async fn hash(password: SecretString) -> ApiResult<String> {
             format!("password: must be at least {MIN_PASSWORD_CHARS} characters"),
         ));
     }
+    Ok(())
+}
+
+async fn hash(password: SecretString) -> ApiResult<String> {
+    check_password_length(&password)?;
     tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)
+}
+
+/// Wrong current passwords per user within [`LOGIN_WINDOW`]: a stolen session may not guess the
+/// password any faster than a login could ([`MAX_FAILED_PER_USER`] per window).
+static CURRENT_PASSWORD_FAILURES: LazyLock<dashmap::DashMap<UserId, (u32, Instant)>> =
+    LazyLock::new(dashmap::DashMap::new);
+
+/// Checks the current password a user sent to change their own password. A wrong one is
+/// refused (403), recorded in the audit log as a failed login, and counted: past
+/// [`MAX_FAILED_PER_USER`] wrong ones the change is refused (429) until the window is over.
+async fn verify_current_password(
+    state: &AppState,
+    user_id: UserId,
+    current: SecretString,
+    address: std::net::SocketAddr,
+) -> ApiResult<()> {
+    {
+        // Counted before the slow check, so parallel guesses cannot all slip through.
+        let mut entry = CURRENT_PASSWORD_FAILURES.entry(user_id).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= LOGIN_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        if entry.0 >= MAX_FAILED_PER_USER {
+            let wait = LOGIN_WINDOW.saturating_sub(entry.1.elapsed()).as_secs().max(1);
+            return Err(ApiError::too_many(
+                format!("too many wrong current passwords; try again in {wait} s"),
+                wait,
+            ));
+        }
+        entry.0 += 1;
+    }
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    let hash = user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.unwrap_or(false);
+    if !ok {
+        tracing::warn!(username = %user.username, "password change refused: wrong current password");
+        state.store.record_login(Some(&user), false, Some(address.ip().to_string())).await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "currentPassword: is not your current password",
+        ));
+    }
+    CURRENT_PASSWORD_FAILURES.remove(&user_id);
+    Ok(())
+}
+
+fn verify_password(password: &SecretString, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            argon2::Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok()
+        })
+        .unwrap_or(false)
 }
 
 fn page<T>(items: Vec<T>, p: &ListParams) -> ApiResult<Json<Page<T>>> {
@@ -95,14 +159,17 @@ pub(crate) async fn create_tenant(
     // Everything is checked before the tenant exists, so a refused admin leaves no empty tenant.
     let admin = match req.admin {
         Some(a) => {
-            let username = a.username.trim().to_owned();
-            if username.is_empty() || username.chars().count() > veil_store::MAX_DIRECTORY_NAME {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("admin.username: must be 1 to {} characters", veil_store::MAX_DIRECTORY_NAME),
-                ));
-            }
+            let username = match state.store.check_new_username(actor.tenant_id, &a.username).await {
+                Ok(name) => name,
+                Err(veil_store::StoreError::InvalidInput(problems)) => {
+                    let problems: Vec<FieldProblem> = problems
+                        .into_iter()
+                        .map(|p| FieldProblem { field: format!("admin.{}", p.field), ..p })
+                        .collect();
+                    return Err(veil_store::StoreError::InvalidInput(problems).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
             if state.store.user_by_name(&username).await?.is_some() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -235,6 +302,8 @@ pub(crate) struct NewUserRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UserPatch {
     password: Option<SecretString>,
+    /// Required when users change their own password.
+    current_password: Option<SecretString>,
     roles: Option<Vec<String>>,
 }
 
@@ -271,10 +340,12 @@ pub(crate) async fn user(
     Ok(Json(state.store.user(&actor, parse_id::<UserId>(&id)?).await?))
 }
 
-/// `PATCH /api/users/{id} {password?, roles?}`
+/// `PATCH /api/users/{id} {password?, currentPassword?, roles?}`: users changing their own
+/// password send the current one too; an administrator resetting someone else's does not.
 pub(crate) async fn update_user(
     State(state): State<Arc<AppState>>,
     AuthActor(actor): AuthActor,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<UserInfo>> {
@@ -287,11 +358,26 @@ pub(crate) async fn update_user(
             "nothing to change: send password and/or roles",
         ));
     }
+    let mut current_password_verified = false;
+    if let Some(new) = &req.password {
+        if id == actor.user_id {
+            let Some(current) = req.current_password else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "currentPassword: is required to change your own password",
+                ));
+            };
+            check_password_length(new)?;
+            verify_current_password(&state, actor.user_id, current, address).await?;
+            current_password_verified = true;
+        }
+    }
     let password_hash = match req.password {
         Some(p) => Some(hash(p).await?),
         None => None,
     };
-    let update = UserUpdate { password_hash, roles: req.roles };
+    let update = UserUpdate { password_hash, roles: req.roles, current_password_verified };
     Ok(Json(state.store.update_user(&actor, id, update).await?))
 }
 

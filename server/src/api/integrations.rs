@@ -134,6 +134,15 @@ pub(crate) async fn create(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     actor.require_on(veil_store::Resource::Integration, veil_store::Operation::Create)?;
+    let max = state.registry.limits().max_integrations_per_tenant;
+    let count = state.integrations.count_tenant(actor.tenant_id);
+    if count >= max {
+        return Err(ApiError::limit_reached(veil_core::limit_error(
+            "maxIntegrationsPerTenant",
+            max,
+            format!("the tenant has {count} integrations; delete one first"),
+        )));
+    }
     let doc = json_body(body)?;
     let record = save(&state, &actor, Uuid::new_v4(), doc).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &record))))
@@ -273,7 +282,6 @@ pub(crate) async fn uplink(
         )
     };
     let runtime = state.integrations.by_routing_key(&kind, &key).ok_or_else(not_found)?;
-    let messages = runtime.uplink(&headers, &body).map_err(uplink_error)?;
     let chain_id = runtime.def().rule_chain_id;
     let chain = state
         .chains
@@ -287,11 +295,15 @@ pub(crate) async fn uplink(
                 format!("the integration's rule chain '{chain_id}' is not running"),
             )
         })?;
+    // Admitted before the converter runs: a full chain costs the sender nothing but the answer.
+    let admission = chain.admit().map_err(|busy| ApiError::busy(StatusCode::SERVICE_UNAVAILABLE, &busy))?;
+    let messages = runtime.uplink(&headers, &body).await.map_err(uplink_error)?;
     let count = messages.len();
     tokio::spawn(async move {
         for msg in messages {
             chain.process(msg).await;
         }
+        drop(admission);
     });
     Ok(Json(json!({ "messages": count })))
 }

@@ -179,6 +179,12 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     Ok(NewSecret { name, kind, description, value, file_name })
 }
 
+/// A text part of a form: UTF-8 or refused, naming the field. (axum's `Field::text` guesses the
+/// charset from a byte order mark, which turns bytes that are not UTF-8 into other text.)
+fn utf8_text(field: &str, bytes: Bytes) -> ApiResult<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid_secret(field, "must be UTF-8 text"))
+}
+
 async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
     let (mut name, mut kind, mut description, mut file_name, mut value) =
         (None, None, None, None, None::<SecretValue>);
@@ -198,10 +204,12 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
                 }
                 value = Some(SecretValue::new(field.bytes().await.map_err(form_error)?.to_vec()));
             }
-            "name" => name = Some(field.text().await.map_err(form_error)?),
-            "type" => kind = Some(field.text().await.map_err(form_error)?),
-            "description" => description = Some(field.text().await.map_err(form_error)?),
-            "fileName" => file_name = Some(field.text().await.map_err(form_error)?),
+            "name" => name = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?),
+            "type" => kind = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?),
+            "description" => {
+                description = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?)
+            }
+            "fileName" => file_name = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "multipart form: unknown field '{other}' (expected name, type, description, fileName, file)"

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::output::escape;
+
 /// Exit codes: scripts can tell these apart.
 pub(crate) mod exit {
     /// Anything else: the server could not be reached, an internal error.
@@ -139,6 +141,17 @@ impl Client {
         Ok(client)
     }
 
+    /// The user id in the token (its `sub` claim), read without checking the signature: only to
+    /// find your own account, which the server then checks.
+    pub(crate) fn token_subject(&self) -> Option<String> {
+        use base64::Engine as _;
+        let payload = self.token.as_deref()?.split('.').nth(1)?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+        let claims: Value = serde_json::from_slice(&bytes).ok()?;
+        claims["sub"].as_str().filter(|s| uuid::Uuid::parse_str(s).is_ok()).map(str::to_owned)
+    }
+
     /// One API call; the JSON answer (Null for 204), or the server's error as a `CliError`.
     pub(crate) async fn call(
         &self,
@@ -161,13 +174,14 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(json);
         }
-        let message = json["message"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
-        let error = json["error"].as_str().unwrap_or("error");
+        // The server's words may quote stored text: never raw on the terminal.
+        let message = json["message"].as_str().map(escape).unwrap_or_else(|| format!("HTTP {status}"));
+        let error = escape(json["error"].as_str().unwrap_or("error"));
         let mut message = format!("{message} ({error})");
         if let Some(problems) = json["problems"].as_array() {
             for p in problems {
-                let at = p["path"].as_str().or_else(|| p["field"].as_str()).unwrap_or("");
-                message.push_str(&format!("\n  {at}: {}", p["message"].as_str().unwrap_or("")));
+                let at = escape(p["path"].as_str().or_else(|| p["field"].as_str()).unwrap_or(""));
+                message.push_str(&format!("\n  {at}: {}", escape(p["message"].as_str().unwrap_or(""))));
             }
         }
         let code = match status {

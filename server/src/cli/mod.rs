@@ -38,6 +38,9 @@ pub(crate) struct LoginArgs {
     /// Read the password from stdin instead of prompting.
     #[arg(long)]
     password_stdin: bool,
+    /// Refused: a password given as an argument (never echoed).
+    #[arg(hide = true, allow_hyphen_values = true)]
+    stray: Vec<String>,
 }
 
 /// `veil secret ...`
@@ -62,9 +65,9 @@ pub(crate) enum SecretCmd {
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
-        /// Refused: a value given after the name.
-        #[arg(hide = true)]
-        stray: Option<String>,
+        /// Refused: values given after the name (never echoed, however many).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
     },
     /// List secrets (metadata only).
     List {
@@ -99,9 +102,9 @@ pub(crate) enum SecretCmd {
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
-        /// Refused: a value given after the name.
-        #[arg(hide = true)]
-        stray: Option<String>,
+        /// Refused: values given after the name (never echoed, however many).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
     },
     /// Delete a secret (refused while configurations use it).
     Delete {
@@ -187,8 +190,9 @@ pub(crate) enum UserCmd {
     Create {
         /// Login name.
         username: String,
-        /// Roles: TENANT_ADMIN, SECRET_MANAGER, RULE_CHAIN_AUTHOR, CUSTOMER_USER or custom (repeat).
-        #[arg(long = "role", required = true)]
+        /// Roles: TENANT_ADMIN, SECRET_MANAGER, RULE_CHAIN_AUTHOR, CUSTOMER_USER or custom (repeat;
+        /// at least one).
+        #[arg(long = "role")]
         roles: Vec<String>,
         /// Makes it a customer user (name or id).
         #[arg(long)]
@@ -196,6 +200,9 @@ pub(crate) enum UserCmd {
         /// Read the password from stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// Refused: a password given as an argument (never echoed).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
     },
     /// List users.
     List,
@@ -204,7 +211,7 @@ pub(crate) enum UserCmd {
         /// Name or id.
         user: String,
     },
-    /// Change roles and/or the password.
+    /// Change roles and/or the password. Your own password needs the current one too.
     Update {
         /// Name or id.
         user: String,
@@ -214,6 +221,13 @@ pub(crate) enum UserCmd {
         /// Read a new password from stdin.
         #[arg(long)]
         password_stdin: bool,
+        /// Changing your own password: stdin holds the current password on its first line and
+        /// the new one on the second.
+        #[arg(long, requires = "password_stdin")]
+        current_password_stdin: bool,
+        /// Refused: a password given as an argument (never echoed).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
     },
     /// Delete a user.
     Delete {
@@ -264,6 +278,15 @@ pub(crate) struct AuditArgs {
 
 const VALUE_ARG_REFUSED: &str = "refusing --value: a value on the command line lands in shell history and \
      process listings; pipe it on stdin (printf %s \"$VALUE\" | veil secret create NAME) or use --file";
+
+const PASSWORD_ARG_REFUSED: &str = "refusing an extra argument: a password on the command line lands in shell \
+     history and process listings; type it at the prompt or pipe it with --password-stdin";
+
+/// A password (or anything) given where no argument belongs is refused before anything else
+/// happens, and never echoed.
+fn refuse_stray(stray: &[String]) -> CliResult<()> {
+    if stray.is_empty() { Ok(()) } else { Err(CliError::usage(PASSWORD_ARG_REFUSED)) }
+}
 
 fn read_stdin() -> CliResult<Vec<u8>> {
     let mut buf = Vec::new();
@@ -348,6 +371,7 @@ const SECRET_FIELDS: &[Field] = &[
 
 /// `veil login`: checks the credentials and saves the token (mode 0600).
 pub(crate) async fn login(global: &Global, args: LoginArgs) -> CliResult<()> {
+    refuse_stray(&args.stray)?;
     let url = server_url(global.url.as_deref());
     let password = password(args.password_stdin)?;
     let client = Client::anonymous(url.clone())?;
@@ -388,12 +412,12 @@ pub(crate) async fn logout(global: &Global) -> CliResult<()> {
 /// A value on the command line is refused before anything else happens (and never echoed).
 fn refuse_value_arguments(cmd: &SecretCmd) -> CliResult<()> {
     match cmd {
-        SecretCmd::Create { value, stray, .. } if value.is_some() || stray.is_some() => {
+        SecretCmd::Create { value, stray, .. } if value.is_some() || !stray.is_empty() => {
             Err(CliError::usage(VALUE_ARG_REFUSED))
         }
-        SecretCmd::Update { value, stray, .. } if value.is_some() || stray.is_some() => Err(CliError::usage(
-            VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin"),
-        )),
+        SecretCmd::Update { value, stray, .. } if value.is_some() || !stray.is_empty() => Err(
+            CliError::usage(VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin")),
+        ),
         _ => Ok(()),
     }
 }
@@ -617,8 +641,45 @@ pub(crate) async fn documents(global: &Global, cmd: DocCmd, integrations: bool) 
     Ok(())
 }
 
+/// The id of a user given by name or id. Your own account resolves without USER:READ (so anyone
+/// can change their own password by name).
+async fn user_id(client: &Client, wanted: &str) -> CliResult<String> {
+    if is_uuid(wanted) {
+        return Ok(wanted.to_owned());
+    }
+    if let Some(own) = client.token_subject() {
+        if let Ok(me) = client.get(&format!("/api/users/{own}")).await {
+            if me["username"] == wanted {
+                return Ok(own);
+            }
+        }
+    }
+    id_in(client, "/api/users", "username", "user", wanted).await
+}
+
+/// `--current-password-stdin`: the current password on stdin's first line, the new one on the
+/// second (one trailing newline dropped).
+fn current_and_new_password() -> CliResult<(String, String)> {
+    let text = text_value(read_stdin()?)?;
+    let (current, new) = text.split_once('\n').ok_or_else(|| {
+        CliError::usage("--current-password-stdin: put the current password on the first line of stdin and the new one on the second")
+    })?;
+    Ok((current.strip_suffix('\r').unwrap_or(current).to_owned(), new.to_owned()))
+}
+
 /// `veil user ...`
 pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
+    match &cmd {
+        UserCmd::Create { stray, roles, .. } => {
+            refuse_stray(stray)?;
+            // Checked here rather than by clap, so that a stray password is refused first.
+            if roles.is_empty() {
+                return Err(CliError::usage("give at least one --role"));
+            }
+        }
+        UserCmd::Update { stray, .. } => refuse_stray(stray)?,
+        _ => {}
+    }
     let client = Client::authenticated(global.url.as_deref())?;
     let out = global.output;
     const USER_FIELDS: &[Field] = &[
@@ -629,7 +690,7 @@ pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
         ("id", |v| text(&v["id"])),
     ];
     match cmd {
-        UserCmd::Create { username, roles, customer, password_stdin } => {
+        UserCmd::Create { username, roles, customer, password_stdin, .. } => {
             let customer_id = match customer {
                 Some(c) => Some(id_in(&client, "/api/customers", "name", "customer", &c).await?),
                 None => None,
@@ -653,23 +714,37 @@ pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
             );
         }
         UserCmd::Show { user } => {
-            let id = id_in(&client, "/api/users", "username", "user", &user).await?;
+            let id = user_id(&client, &user).await?;
             output::object(out, &client.get(&format!("/api/users/{id}")).await?, USER_FIELDS);
         }
-        UserCmd::Update { user, roles, password_stdin } => {
-            let id = id_in(&client, "/api/users", "username", "user", &user).await?;
+        UserCmd::Update { user, roles, password_stdin, current_password_stdin, .. } => {
+            let id = user_id(&client, &user).await?;
             let mut body = json!({});
             if !roles.is_empty() {
                 body["roles"] = json!(roles);
             }
-            if password_stdin {
+            if current_password_stdin {
+                let (current, new) = current_and_new_password()?;
+                body["currentPassword"] = json!(current);
+                body["password"] = json!(new);
+            } else if password_stdin {
                 body["password"] = json!(password(true)?);
             }
             if body.as_object().is_some_and(|m| m.is_empty()) {
                 return Err(CliError::usage("nothing to change: give --role or --password-stdin"));
             }
-            let updated =
-                client.call(reqwest::Method::PATCH, &format!("/api/users/{id}"), Some(&body)).await?;
+            let updated = client
+                .call(reqwest::Method::PATCH, &format!("/api/users/{id}"), Some(&body))
+                .await
+                .map_err(|mut e| {
+                    if !current_password_stdin && e.message.contains("currentPassword: is required") {
+                        e.message.push_str(
+                            "\n  hint: changing your own password needs --current-password-stdin, with the \
+                             current password on the first line of stdin and the new one on the second",
+                        );
+                    }
+                    e
+                })?;
             output::object(out, &updated, USER_FIELDS);
         }
         UserCmd::Delete { user } => {

@@ -1,8 +1,66 @@
 //! Printing answers: human-readable tables by default, the API's JSON with `--output json`.
 
+use std::fmt::Write as _;
+
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
 use serde_json::Value;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+
+/// Characters a terminal must never receive raw from stored text: control characters (escape
+/// sequences, carriage returns, line breaks that would split a table row) and invisible format
+/// characters (bidirectional overrides that reorder what is shown, zero-width characters).
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+        )
+}
+
+/// Text as it may be shown in a terminal: every unprintable character escaped (`\n`, `\t`,
+/// `\r`, else `\u{1b}`), everything else as it is.
+pub(crate) fn escape(text: &str) -> String {
+    if !text.chars().any(unprintable) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if unprintable(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JSON text with every unprintable character outside ASCII's escapes written as `\uXXXX` (a
+/// surrogate pair above the BMP): still the same JSON, but safe on a terminal. serde_json
+/// escapes only U+0000..U+001F, not DEL, the C1 controls (U+009B starts an escape sequence on
+/// some terminals) or bidirectional overrides.
+fn escape_json(json: &str) -> String {
+    if !json.chars().any(|c| unprintable(c) && !c.is_ascii_whitespace()) {
+        return json.to_owned();
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        // Raw newlines and spaces in pretty JSON are layout, never inside a string.
+        if unprintable(c) && !c.is_ascii_whitespace() {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// Prints a line on stdout; a closed pipe (`veil ... | head`) is not an error.
 fn say(line: &str) {
@@ -58,7 +116,7 @@ pub(crate) fn list(format: Format, answer: &Value, items: &[Value], columns: &[C
         Format::Table => {
             let mut t = table(columns.iter().map(|c| c.heading.to_owned()));
             for item in items {
-                t.add_row(columns.iter().map(|c| Cell::new((c.read)(item))));
+                t.add_row(columns.iter().map(|c| Cell::new(escape(&(c.read)(item)))));
             }
             say(t.to_string().trim_end());
             if let Some(total) = answer["totalElements"].as_u64() {
@@ -87,7 +145,7 @@ pub(crate) fn object(format: Format, answer: &Value, fields: &[Field]) {
             let mut t = Table::new();
             t.load_preset(NOTHING);
             for (name, read) in fields {
-                t.add_row([Cell::new(*name), Cell::new(read(answer))]);
+                t.add_row([Cell::new(*name), Cell::new(escape(&read(answer)))]);
             }
             say(t.to_string().trim_end());
         }
@@ -96,7 +154,7 @@ pub(crate) fn object(format: Format, answer: &Value, fields: &[Field]) {
 
 /// Pretty JSON.
 pub(crate) fn json(answer: &Value) {
-    say(&serde_json::to_string_pretty(answer).unwrap_or_default());
+    say(&escape_json(&serde_json::to_string_pretty(answer).unwrap_or_default()));
 }
 
 /// A one-line confirmation, or the answer as JSON.
@@ -104,6 +162,25 @@ pub(crate) fn done(format: Format, answer: &Value, line: &str) {
     match format {
         Format::Json if answer.is_null() => json(&Value::Object(Default::default())),
         Format::Json => json(answer),
-        Format::Table => say(line),
+        Format::Table => say(&escape(line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_cannot_reach_the_terminal_raw() {
+        assert_eq!(escape("plain ünï 🔑 text"), "plain ünï 🔑 text");
+        assert_eq!(escape("line1\nline2\u{1b}[31mRED\r\t"), "line1\\nline2\\u{1b}[31mRED\\r\\t");
+        assert_eq!(escape("token\u{202e}gnp.exe \u{200b}\u{9b}"), "token\\u{202e}gnp.exe \\u{200b}\\u{9b}");
+        let json =
+            serde_json::to_string_pretty(&serde_json::json!({"d": "a\u{1b}[2J\u{9b}\u{202e}\u{e0001}"}))
+                .unwrap();
+        let safe = escape_json(&json);
+        assert!(!safe.chars().any(|c| unprintable(c) && !c.is_ascii_whitespace()), "{safe}");
+        let back: Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["d"], "a\u{1b}[2J\u{9b}\u{202e}\u{e0001}");
     }
 }

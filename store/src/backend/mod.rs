@@ -28,6 +28,17 @@ pub(crate) struct SecretRow {
     pub(crate) sealed: Sealed,
 }
 
+/// An earlier value of a secret, kept encrypted as it was so that it stays masked: the ciphertext
+/// of `version`, bound to the secret's tenant, id and that version by its associated data.
+#[derive(Clone)]
+pub(crate) struct EarlierValue {
+    pub(crate) version: i64,
+    pub(crate) sealed: Sealed,
+}
+
+/// How many earlier values are kept per secret.
+pub(crate) const EARLIER_VALUES_KEPT: i64 = 5;
+
 /// A stored configuration that may own references.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OwnerRecord {
@@ -101,6 +112,13 @@ impl Backend {
     }
     pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
         dispatch!(self.update_secret(row, expected_version))
+    }
+    /// The earlier values kept for a secret, newest first (from memory: loaded at open and kept
+    /// in step with this process's commits).
+    pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
+        match self {
+            Backend::Sqlite(b) => b.earlier_values(id),
+        }
     }
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
         dispatch!(self.delete_secret(id))
@@ -182,6 +200,9 @@ impl Backend {
     }
     pub(crate) async fn users(&self, tenant: TenantId) -> Result<Vec<UserRecord>> {
         dispatch!(self.users(tenant))
+    }
+    pub(crate) async fn usernames(&self) -> Result<Vec<(TenantId, String)>> {
+        dispatch!(self.usernames())
     }
     pub(crate) async fn update_user(&self, u: &UserRecord) -> Result<()> {
         dispatch!(self.update_user(u))

@@ -18,7 +18,7 @@ use uuid::Uuid;
 mod directory;
 
 pub(crate) use self::directory::CustomerUse;
-use super::{DeleteOutcome, OwnerRecord, SecretRow};
+use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, OwnerRecord, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
@@ -28,7 +28,14 @@ use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
 pub(crate) struct SqliteBackend {
     /// `None` once closed.
     conn: Mutex<Option<SqliteConnection>>,
+    /// `secret_history` in memory, so the redactor's synchronous look-ups never touch the
+    /// database: loaded with the secrets, replaced per secret after each commit that changes it.
+    earlier: EarlierValues,
 }
+
+/// Earlier values per secret (with its tenant), newest first.
+type EarlierValues =
+    std::sync::RwLock<std::collections::HashMap<SecretId, (TenantId, std::sync::Arc<[EarlierValue]>)>>;
 
 fn migrator() -> Migrator {
     Migrator {
@@ -52,6 +59,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("token revocation"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0003_token_revocation.sql")),
+                false,
+            ),
+            Migration::new(
+                4,
+                Cow::Borrowed("secret history"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0004_secret_history.sql")),
                 false,
             ),
         ]),
@@ -163,8 +177,48 @@ async fn usages_in(
     Ok(Usages::group(grouped))
 }
 
+/// Creates the database file with mode 0600 before SQLite opens it, and tightens an existing
+/// database and its `-wal`/`-shm` files to 0600: SQLite gives the WAL and SHM files it creates
+/// the database file's mode, and the database holds password hashes, names and the audit log.
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |context: String| move |source| StoreError::Io { context, source };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("cannot open the database file {}", path.display())))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("cannot make {} private (mode 0600)", path.display())))?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        match std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Io {
+                    context: format!("cannot make {} private (mode 0600)", side.display()),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
 impl SqliteBackend {
     pub(crate) async fn connect(path: &Path) -> Result<Self> {
+        restrict_to_owner(path)?;
         let conn = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -174,7 +228,7 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             .connect()
             .await?;
-        Ok(Self { conn: Mutex::new(Some(conn)) })
+        Ok(Self { conn: Mutex::new(Some(conn)), earlier: Default::default() })
     }
 
     /// Brings the schema up to date. Runs after the master key was checked against the keyring,
@@ -278,6 +332,25 @@ impl SqliteBackend {
                 sealed: sealed_from(row)?,
             });
         }
+        let history = sqlx::query(
+            "SELECT secret_id, version, key_id, nonce, ciphertext FROM secret_history \
+             ORDER BY secret_id, version DESC",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        let tenants: std::collections::HashMap<SecretId, TenantId> =
+            out.iter().map(|r| (r.info.id, r.info.tenant_id)).collect();
+        let mut earlier: std::collections::HashMap<SecretId, Vec<EarlierValue>> = Default::default();
+        for row in &history {
+            earlier
+                .entry(parse_id(row, "secret_id")?)
+                .or_default()
+                .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(row)? });
+        }
+        *self.earlier.write().unwrap_or_else(|e| e.into_inner()) = earlier
+            .into_iter()
+            .filter_map(|(id, values)| tenants.get(&id).map(|t| (id, (*t, values.into()))))
+            .collect();
         Ok(out)
     }
 
@@ -311,8 +384,36 @@ impl SqliteBackend {
         }
     }
 
+    pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
+        let earlier = self.earlier.read().unwrap_or_else(|e| e.into_inner());
+        earlier.get(&id).map(|(_, values)| values.to_vec()).unwrap_or_default()
+    }
+
+    /// Forgets the earlier values of a tenant's secrets (the rows went with the secrets).
+    pub(crate) fn forget_earlier_values_of(&self, tenant: TenantId) {
+        self.earlier.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (t, _)| *t != tenant);
+    }
+
+    /// Changes a secret's row if it is still at `expected_version`. When the version moves (a new
+    /// value), the value it replaces goes to `secret_history` in the same transaction, which then
+    /// keeps the last [`EARLIER_VALUES_KEPT`] of that secret.
     pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
         let i = &row.info;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        let new_value = i.version != expected_version;
+        if new_value {
+            sqlx::query(
+                "INSERT OR REPLACE INTO secret_history \
+                 (secret_id, version, key_id, nonce, ciphertext, replaced_time) \
+                 SELECT id, version, key_id, nonce, ciphertext, ? FROM secrets WHERE id = ? AND version = ?",
+            )
+            .bind(now_ms())
+            .bind(i.id.to_string())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await?;
+        }
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
              key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND version = ?",
@@ -326,9 +427,39 @@ impl SqliteBackend {
         .bind(&row.sealed.ciphertext)
         .bind(i.id.to_string())
         .bind(expected_version)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            // Dropping the transaction rolls the history row back too.
+            return Ok(false);
+        }
+        if !new_value {
+            tx.commit().await?;
+            return Ok(true);
+        }
+        sqlx::query(
+            "DELETE FROM secret_history WHERE secret_id = ? AND version NOT IN \
+             (SELECT version FROM secret_history WHERE secret_id = ? ORDER BY version DESC LIMIT ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.id.to_string())
+        .bind(EARLIER_VALUES_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        let kept = sqlx::query(
+            "SELECT version, key_id, nonce, ciphertext FROM secret_history \
+             WHERE secret_id = ? ORDER BY version DESC",
+        )
+        .bind(i.id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let kept = kept
+            .iter()
+            .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        self.earlier.write().unwrap_or_else(|e| e.into_inner()).insert(i.id, (i.tenant_id, kept.into()));
+        Ok(true)
     }
 
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
@@ -342,7 +473,9 @@ impl SqliteBackend {
             sqlx::query("DELETE FROM secrets WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await;
         match result {
             Ok(_) => {
+                // The secret's history rows go with it (ON DELETE CASCADE).
                 tx.commit().await?;
+                self.earlier.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 Ok(DeleteOutcome::Deleted)
             }
             // A reference committed between our read and the delete (another instance).
@@ -540,5 +673,82 @@ impl SqliteBackend {
 
     pub(crate) async fn count_users(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *self.conn().await?).await?)
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn row(id: SecretId, tenant: TenantId, version: i64) -> SecretRow {
+        let info = SecretInfo {
+            id,
+            tenant_id: tenant,
+            name: "s".into(),
+            kind: SecretType::Text,
+            description: String::new(),
+            file_name: None,
+            version,
+            created_time: 0,
+            updated_time: 0,
+            shared_with: Vec::new(),
+        };
+        // The backend never looks inside a ciphertext: the version in it is enough here.
+        let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
+        SecretRow { info, sealed }
+    }
+
+    async fn history_rows(b: &SqliteBackend, id: SecretId) -> Vec<(i64, Vec<u8>)> {
+        sqlx::query_as("SELECT version, ciphertext FROM secret_history WHERE secret_id = ? ORDER BY version")
+            .bind(id.to_string())
+            .fetch_all(&mut *b.conn().await.unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_value_change_keeps_the_last_five_earlier_values_until_the_secret_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("veil.db");
+        let b = SqliteBackend::connect(&path).await.unwrap();
+        b.migrate().await.unwrap();
+        b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
+        let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
+        b.insert_secret(&row(id, tenant, 1)).await.unwrap();
+        // A description change (same version) keeps nothing.
+        assert!(b.update_secret(&row(id, tenant, 1), 1).await.unwrap());
+        assert!(history_rows(&b, id).await.is_empty());
+        for version in 2..=8 {
+            assert!(b.update_secret(&row(id, tenant, version), version - 1).await.unwrap());
+        }
+        // A stale update changes nothing, history included.
+        assert!(!b.update_secret(&row(id, tenant, 9), 3).await.unwrap());
+        let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
+        assert_eq!(kept, [3, 4, 5, 6, 7]);
+        for (version, ciphertext) in history_rows(&b, id).await {
+            assert_eq!(ciphertext, version.to_be_bytes(), "the ciphertext the row held at that version");
+        }
+        let in_memory: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
+        assert_eq!(in_memory, [7, 6, 5, 4, 3]);
+        b.close().await;
+
+        // Reopened: loaded with the secrets.
+        let b = SqliteBackend::connect(&path).await.unwrap();
+        b.load_secrets().await.unwrap();
+        let loaded: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
+        assert_eq!(loaded, [7, 6, 5, 4, 3]);
+        assert!(matches!(b.delete_secret(id).await.unwrap(), DeleteOutcome::Deleted));
+        assert!(history_rows(&b, id).await.is_empty(), "deleted with the secret");
+        assert!(b.earlier_values(id).is_empty());
+
+        // Deleting a tenant takes its secrets' history too.
+        let other = SecretId::new_random();
+        b.insert_secret(&row(other, tenant, 1)).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), 1).await.unwrap());
+        assert_eq!(history_rows(&b, other).await.len(), 1);
+        b.delete_tenant(tenant).await.unwrap();
+        assert!(history_rows(&b, other).await.is_empty());
+        assert!(b.earlier_values(other).is_empty());
+        b.close().await;
     }
 }

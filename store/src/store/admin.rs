@@ -12,7 +12,7 @@ use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
 use crate::error::{FieldProblem, Result, StoreError};
-use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
+use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike};
 
 /// Longest name of a tenant, customer, role or user.
 pub const MAX_DIRECTORY_NAME: usize = 100;
@@ -38,10 +38,27 @@ fn check_name(field: &str, name: &str) -> Result<String> {
     if trimmed.chars().count() > MAX_DIRECTORY_NAME {
         return Err(StoreError::input(field, format!("must be at most {MAX_DIRECTORY_NAME} characters")));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(StoreError::input(field, "must not contain control characters"));
-    }
+    check_name_chars(field, trimmed).map_err(|p| StoreError::InvalidInput(vec![p]))?;
     Ok(trimmed.to_owned())
+}
+
+/// Refuses a new name that looks like (has the same UTS #39 skeleton as) an existing different
+/// name of the same kind: 409 `name_confusable`.
+fn refuse_lookalike<'a>(
+    field: &str,
+    what: &str,
+    name: &str,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    match lookalike(name, existing) {
+        Some(other) => Err(StoreError::Needed {
+            code: "name_confusable",
+            message: format!(
+                "{field}: '{name}' looks like the existing {what} '{other}'; choose a name that can be told apart"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether every permission of `wanted` is also in `held`.
@@ -148,7 +165,10 @@ impl Store {
         let (entries, total) = self.inner.backend.audit_logs(actor.tenant_id, query).await?;
         let total = total as usize;
         let total_pages = total.div_ceil(query.page_size);
-        Ok(Page { data: entries, total_elements: total, total_pages, has_next: query.page + 1 < total_pages })
+        // A page beyond the end (however large its number) is empty and has no next page, as in
+        // every other listing.
+        let has_next = query.page.saturating_add(1) < total_pages;
+        Ok(Page { data: entries, total_elements: total, total_pages, has_next })
     }
 
     // ---- tenants (system administrators) ----
@@ -176,12 +196,15 @@ impl Store {
     pub async fn create_tenant_as(&self, actor: &Actor, name: &str) -> Result<TenantRecord> {
         actor.require_on(Resource::Tenant, Operation::Create)?;
         let name = check_name("name", name)?;
+        let _guard = self.inner.write.lock().await;
         if self.inner.backend.tenant_by_name(&name).await?.is_some() {
             return Err(StoreError::Needed {
                 code: "name_taken",
                 message: format!("name: a tenant named '{name}' already exists"),
             });
         }
+        let tenants = self.inner.backend.tenants().await?;
+        refuse_lookalike("name", "tenant", &name, tenants.iter().map(|t| t.name.as_str()))?;
         self.create_tenant(&name).await
     }
 
@@ -224,6 +247,9 @@ impl Store {
             name: check_name("name", name)?,
             created_time: now_ms(),
         };
+        let _guard = self.inner.write.lock().await;
+        let existing = self.inner.backend.customers(actor.tenant_id).await?;
+        refuse_lookalike("name", "customer", &c.name, existing.iter().map(|c| c.name.as_str()))?;
         self.inner.backend.insert_customer(&c).await?;
         Ok(c)
     }
@@ -279,6 +305,23 @@ impl Store {
         if Role::from_name(&name).is_some() {
             return Err(StoreError::input("name", format!("'{name}' is a built-in role")));
         }
+        if let Some(built_in) = Role::ALL.iter().find(|r| r.as_str().eq_ignore_ascii_case(&name)) {
+            return Err(StoreError::input(
+                "name",
+                format!(
+                    "'{name}' differs from the built-in role '{}' only in case; choose a name that can be told apart",
+                    built_in.as_str()
+                ),
+            ));
+        }
+        if let Some(built_in) = lookalike(&name, Role::ALL.iter().map(|r| r.as_str())) {
+            return Err(StoreError::input(
+                "name",
+                format!(
+                    "'{name}' looks like the built-in role '{built_in}'; choose a name that can be told apart"
+                ),
+            ));
+        }
         if grants.is_empty() || grants.iter().any(|g| g.operations.is_empty()) {
             return Err(StoreError::input(
                 "permissions",
@@ -298,6 +341,9 @@ impl Store {
         if !within(role.permission_set(), actor.permissions) {
             return Err(StoreError::Forbidden("a role cannot grant more than its creator has".into()));
         }
+        let _guard = self.inner.write.lock().await;
+        let existing = self.inner.backend.roles(actor.tenant_id).await?;
+        refuse_lookalike("name", "role", &role.name, existing.iter().map(|r| r.name.as_str()))?;
         self.inner.backend.insert_role(&role).await?;
         Ok(role)
     }
@@ -424,6 +470,8 @@ impl Store {
         actor.require_on(Resource::User, Operation::Create)?;
         let username = check_name("username", &new.username)?;
         self.check_roles(actor, &new.roles, new.customer_id).await?;
+        let _guard = self.inner.write.lock().await;
+        self.refuse_lookalike_username(actor.tenant_id, &username).await?;
         let user = UserRecord {
             id: UserId::new_random(),
             tenant_id: actor.tenant_id,
@@ -454,6 +502,12 @@ impl Store {
             self.check_roles(actor, &roles, user.customer_id).await?;
             user.roles = roles;
         }
+        if update.password_hash.is_some() && user.id == actor.user_id && !update.current_password_verified {
+            return Err(StoreError::input(
+                "currentPassword",
+                "is required to change your own password (send the current password as currentPassword)",
+            ));
+        }
         if let Some(hash) = update.password_hash {
             user.password_hash = hash;
             // Sessions opened with the old password end.
@@ -461,6 +515,34 @@ impl Store {
         }
         self.inner.backend.update_user(&user).await?;
         Ok(UserInfo::from(&user))
+    }
+
+    /// Checks a new login name: the name rules, and not a lookalike of an existing user name
+    /// (user names are global). Call before creating anything that depends on the user.
+    pub async fn check_new_username(&self, tenant: TenantId, username: &str) -> Result<String> {
+        let username = check_name("username", username)?;
+        self.refuse_lookalike_username(tenant, &username).await?;
+        Ok(username)
+    }
+
+    /// Refuses a user name that looks like another user's. A lookalike in another tenant is not
+    /// named: user names are global, but other tenants' users are none of the caller's business.
+    async fn refuse_lookalike_username(&self, tenant: TenantId, username: &str) -> Result<()> {
+        let all = self.inner.backend.usernames().await?;
+        let Some(other) = lookalike(username, all.iter().map(|(_, name)| name.as_str())) else {
+            return Ok(());
+        };
+        let same_tenant = all.iter().any(|(t, name)| name == other && *t == tenant);
+        let message = if same_tenant {
+            format!(
+                "username: '{username}' looks like the existing user '{other}'; choose a name that can be told apart"
+            )
+        } else {
+            format!(
+                "username: '{username}' looks like an existing user name; choose a name that can be told apart"
+            )
+        };
+        Err(StoreError::Needed { code: "name_confusable", message })
     }
 
     /// Ends every session of the actor's own account (tokens issued until now are refused).

@@ -114,6 +114,8 @@ impl SqliteBackend {
         }
         let gone = sqlx::query("DELETE FROM tenants WHERE id = ?").bind(&t).execute(&mut *tx).await?;
         tx.commit().await?;
+        // secret_history rows went with the secrets (ON DELETE CASCADE).
+        self.forget_earlier_values_of(id);
         Ok(gone.rows_affected() == 1)
     }
 
@@ -182,6 +184,13 @@ impl SqliteBackend {
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(user_from).collect()
+    }
+
+    /// Every user name with its tenant (user names are unique across tenants).
+    pub(crate) async fn usernames(&self) -> Result<Vec<(TenantId, String)>> {
+        let rows =
+            sqlx::query("SELECT tenant_id, username FROM users").fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(|r| Ok((parse_id(r, "tenant_id")?, r.try_get("username")?))).collect()
     }
 
     pub(crate) async fn update_user(&self, u: &UserRecord) -> Result<()> {
@@ -349,8 +358,9 @@ impl SqliteBackend {
             .bind(q.from)
             .bind(q.to)
             .bind(q.to)
-            .bind(q.page_size as i64)
-            .bind((q.page * q.page_size) as i64)
+            .bind(i64::try_from(q.page_size).unwrap_or(i64::MAX))
+            // A page past i64::MAX entries is past the end: an empty page, never a wrapped offset.
+            .bind(i64::try_from(q.page.saturating_mul(q.page_size)).unwrap_or(i64::MAX))
             .fetch_all(&mut *conn)
             .await?;
         Ok((rows.iter().map(audit_from).collect::<Result<_>>()?, total))

@@ -1,0 +1,235 @@
+//! What a tenant's chains share: messages in flight and debug-event bytes. One [`TenantBudgets`]
+//! per process (the registry carries it into every deployment), one entry per tenant.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use veil_store::TenantId;
+
+use crate::engine::DebugEvent;
+use crate::limits::{Limits, limit_error};
+
+/// The budgets of every tenant, under one set of [`Limits`].
+#[derive(Debug, Default)]
+pub struct TenantBudgets {
+    limits: Limits,
+    tenants: Mutex<HashMap<TenantId, Arc<TenantBudget>>>,
+}
+
+/// One tenant's share.
+#[derive(Debug)]
+pub(crate) struct TenantBudget {
+    pub(crate) in_flight: Arc<Semaphore>,
+    event_bytes: AtomicUsize,
+    /// Events kept now, over all the tenant's chains.
+    live: AtomicUsize,
+    /// Every kept event (its chain's log and sequence number), oldest first: the tenant's budget
+    /// drops the oldest event whichever chain holds it.
+    order: Mutex<VecDeque<(Weak<Mutex<EventLog>>, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Orders debug events across chains.
+static EVENT_SEQ: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Default)]
+pub(crate) struct EventLog {
+    /// (sequence number, size in bytes, event), in sequence order.
+    events: VecDeque<(u64, usize, DebugEvent)>,
+    bytes: usize,
+}
+
+/// A chain's debug events, counted against its tenant's budget.
+#[derive(Debug)]
+pub(crate) struct ChainEvents {
+    log: Arc<Mutex<EventLog>>,
+    tenant: Arc<TenantBudget>,
+}
+
+impl ChainEvents {
+    pub(crate) fn new(tenant: Arc<TenantBudget>) -> Self {
+        Self { log: Arc::default(), tenant }
+    }
+
+    /// The kept events, oldest first.
+    pub(crate) fn list(&self) -> Vec<DebugEvent> {
+        lock(&self.log).events.iter().map(|(_, _, e)| e.clone()).collect()
+    }
+
+    fn forget(&self, log: &mut EventLog) {
+        if let Some((_, size, _)) = log.events.pop_front() {
+            log.bytes -= size;
+            self.tenant.event_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.tenant.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Keeps `event` (`size` bytes); then drops this chain's oldest beyond `per_chain` events and
+    /// the tenant's oldest while the tenant holds more than `budget` bytes.
+    pub(crate) fn push(&self, event: DebugEvent, size: usize, per_chain: usize, budget: usize) {
+        let seq = {
+            let mut log = lock(&self.log);
+            let seq = EVENT_SEQ.fetch_add(1, Ordering::Relaxed);
+            log.events.push_back((seq, size, event));
+            log.bytes += size;
+            self.tenant.event_bytes.fetch_add(size, Ordering::Relaxed);
+            self.tenant.live.fetch_add(1, Ordering::Relaxed);
+            while log.events.len() > per_chain {
+                self.forget(&mut log);
+            }
+            seq
+        };
+        {
+            let mut order = lock(&self.tenant.order);
+            order.push_back((Arc::downgrade(&self.log), seq));
+            // Entries of events a chain dropped itself (or of removed chains) are cleared now and then.
+            if order.len() > 2 * self.tenant.live.load(Ordering::Relaxed) + 1024 {
+                order.retain(|(log, seq)| {
+                    log.upgrade().is_some_and(|l| lock(&l).events.binary_search_by_key(seq, |e| e.0).is_ok())
+                });
+            }
+        }
+        while self.tenant.event_bytes.load(Ordering::Relaxed) > budget {
+            let Some((log, seq)) = lock(&self.tenant.order).pop_front() else { break };
+            let Some(log) = log.upgrade() else { continue };
+            let mut log = lock(&log);
+            if log.events.front().is_some_and(|e| e.0 <= seq) {
+                let (_, size, _) = log.events.pop_front().expect("checked above");
+                log.bytes -= size;
+                self.tenant.event_bytes.fetch_sub(size, Ordering::Relaxed);
+                self.tenant.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for ChainEvents {
+    fn drop(&mut self) {
+        let log = lock(&self.log);
+        self.tenant.event_bytes.fetch_sub(log.bytes, Ordering::Relaxed);
+        self.tenant.live.fetch_sub(log.events.len(), Ordering::Relaxed);
+    }
+}
+
+impl TenantBudgets {
+    /// Budgets sized by `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, tenants: Mutex::default() }
+    }
+
+    /// The limits they were sized by.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(crate) fn tenant(&self, tenant: TenantId) -> Arc<TenantBudget> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(tenants.entry(tenant).or_insert_with(|| {
+            Arc::new(TenantBudget {
+                in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight_per_tenant)),
+                event_bytes: AtomicUsize::new(0),
+                live: AtomicUsize::new(0),
+                order: Mutex::default(),
+            })
+        }))
+    }
+
+    /// Bytes of debug events a tenant's chains hold now.
+    pub fn event_bytes(&self, tenant: TenantId) -> usize {
+        self.tenant(tenant).event_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A message admitted for processing: it holds its place in the chain's and the tenant's
+/// in-flight budget until dropped.
+#[derive(Debug)]
+pub struct Admission {
+    _chain: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    pub(crate) fn new(chain: OwnedSemaphorePermit, tenant: OwnedSemaphorePermit) -> Self {
+        Self { _chain: chain, _tenant: tenant }
+    }
+}
+
+/// A message refused because too many are being processed; retry later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// The limit that is full (`maxInFlightPerChain` or `maxInFlightPerTenant`).
+    pub limit: &'static str,
+    /// Its value.
+    pub value: usize,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&limit_error(
+            self.limit,
+            self.value,
+            "too many messages are being processed; retry later",
+        ))
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// An estimate of the memory a JSON value takes (strings and keys by length, everything else by
+/// a fixed size), walked without recursion.
+pub(crate) fn approx_bytes(value: &Value) -> usize {
+    let mut total = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        total += 16;
+        match v {
+            Value::String(s) => total += s.len(),
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                for (k, v) in map {
+                    total += k.len();
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+/// Whether a JSON value nests arrays and objects more than `depth` deep (bounded walk).
+pub fn deeper_than(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Array(items) => depth == 0 || items.iter().any(|v| deeper_than(v, depth - 1)),
+        Value::Object(map) => depth == 0 || map.values().any(|v| deeper_than(v, depth - 1)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn depth_counts_nested_containers() {
+        assert!(!deeper_than(&json!(1), 0));
+        assert!(!deeper_than(&json!({"a": [1]}), 2));
+        assert!(deeper_than(&json!({"a": [1]}), 1));
+        assert!(deeper_than(&json!([[[]]]), 2));
+    }
+
+    #[test]
+    fn approx_bytes_grows_with_content() {
+        let small = approx_bytes(&json!({"k": "v"}));
+        let big = approx_bytes(&json!({"k": "v".repeat(1000)}));
+        assert!(big >= small + 999, "{small} {big}");
+    }
+}

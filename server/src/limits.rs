@@ -1,0 +1,90 @@
+//! `veil serve` settings for [`veil_core::Limits`]: one flag and one environment variable per
+//! limit; an absent one keeps the default (the README's "Limits" table).
+
+use std::time::Duration;
+
+use veil_core::Limits;
+
+/// Limits on what users can make the server spend.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct LimitArgs {
+    /// Deepest nesting of arrays and objects in message data, script output and configurations [default: 64].
+    #[arg(long, env = "VEIL_MAX_DATA_DEPTH", value_name = "N", value_parser = positive)]
+    max_data_depth: Option<usize>,
+    /// Most nodes in one rule chain [default: 1000].
+    #[arg(long, env = "VEIL_MAX_NODES_PER_CHAIN", value_name = "N", value_parser = positive)]
+    max_nodes_per_chain: Option<usize>,
+    /// Most connections in one rule chain [default: 5000].
+    #[arg(long, env = "VEIL_MAX_CONNECTIONS_PER_CHAIN", value_name = "N", value_parser = positive)]
+    max_connections_per_chain: Option<usize>,
+    /// Most rule chains per tenant [default: 100].
+    #[arg(long, env = "VEIL_MAX_CHAINS_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_chains_per_tenant: Option<usize>,
+    /// Most integrations per tenant [default: 100].
+    #[arg(long, env = "VEIL_MAX_INTEGRATIONS_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_integrations_per_tenant: Option<usize>,
+    /// Most messages of one incoming message waiting at once (fan-out) [default: 1000].
+    #[arg(long, env = "VEIL_MAX_QUEUED_MESSAGES", value_name = "N", value_parser = positive)]
+    max_queued_messages: Option<usize>,
+    /// Most bytes of message copies one incoming message may cause by fan-out [default: 67108864].
+    #[arg(long, env = "VEIL_MAX_FANOUT_BYTES", value_name = "BYTES", value_parser = positive)]
+    max_fanout_bytes: Option<usize>,
+    /// Longest run of one script or converter, in milliseconds [default: 500].
+    #[arg(long, env = "VEIL_SCRIPT_TIMEOUT_MS", value_name = "MS", value_parser = positive)]
+    script_timeout_ms: Option<usize>,
+    /// Threads that run scripts and converters [default: the number of CPUs, at least 2].
+    #[arg(long, env = "VEIL_SCRIPT_THREADS", value_name = "N", value_parser = positive)]
+    script_threads: Option<usize>,
+    /// Largest response body rest_api_call reads [default: 10485760].
+    #[arg(long, env = "VEIL_MAX_RESPONSE_BYTES", value_name = "BYTES", value_parser = positive)]
+    max_response_bytes: Option<usize>,
+    /// Largest message kept in a debug event; larger ones are cut and marked truncated [default: 16384].
+    #[arg(long, env = "VEIL_MAX_EVENT_MESSAGE_BYTES", value_name = "BYTES", value_parser = positive)]
+    max_event_message_bytes: Option<usize>,
+    /// Bytes of debug events kept per tenant [default: 67108864].
+    #[arg(long, env = "VEIL_MAX_EVENT_BYTES_PER_TENANT", value_name = "BYTES", value_parser = positive)]
+    max_event_bytes_per_tenant: Option<usize>,
+    /// Messages processed at once per rule chain [default: 64].
+    #[arg(long, env = "VEIL_MAX_IN_FLIGHT_PER_CHAIN", value_name = "N", value_parser = positive)]
+    max_in_flight_per_chain: Option<usize>,
+    /// Messages processed at once per tenant, uplinks included [default: 256].
+    #[arg(long, env = "VEIL_MAX_IN_FLIGHT_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_in_flight_per_tenant: Option<usize>,
+}
+
+fn positive(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{raw}' is not a whole number")),
+    }
+}
+
+impl LimitArgs {
+    /// The limits: what was set, defaults for the rest.
+    pub(crate) fn limits(&self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_data_depth: self.max_data_depth.unwrap_or(d.max_data_depth),
+            max_nodes_per_chain: self.max_nodes_per_chain.unwrap_or(d.max_nodes_per_chain),
+            max_connections_per_chain: self.max_connections_per_chain.unwrap_or(d.max_connections_per_chain),
+            max_chains_per_tenant: self.max_chains_per_tenant.unwrap_or(d.max_chains_per_tenant),
+            max_integrations_per_tenant: self
+                .max_integrations_per_tenant
+                .unwrap_or(d.max_integrations_per_tenant),
+            max_queued_messages: self.max_queued_messages.unwrap_or(d.max_queued_messages),
+            max_fanout_bytes: self.max_fanout_bytes.unwrap_or(d.max_fanout_bytes),
+            script_timeout: self
+                .script_timeout_ms
+                .map_or(d.script_timeout, |ms| Duration::from_millis(ms as u64)),
+            script_threads: self.script_threads.unwrap_or(d.script_threads),
+            max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
+            max_event_message_bytes: self.max_event_message_bytes.unwrap_or(d.max_event_message_bytes),
+            max_event_bytes_per_tenant: self
+                .max_event_bytes_per_tenant
+                .unwrap_or(d.max_event_bytes_per_tenant),
+            max_in_flight_per_chain: self.max_in_flight_per_chain.unwrap_or(d.max_in_flight_per_chain),
+            max_in_flight_per_tenant: self.max_in_flight_per_tenant.unwrap_or(d.max_in_flight_per_tenant),
+        }
+    }
+}
