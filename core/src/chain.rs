@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use veil_store::{Actor, Operation, SecretRef, Store};
+use veil_store::{Actor, Operation, OwnerLink, SecretRef, Store};
 
 use crate::budget::{TenantBudgets, deeper_than};
 use crate::limits::limit_error;
@@ -79,6 +79,8 @@ pub struct Deployment {
     pub def: RuleChainDef,
     /// Every secret reference, with node and field.
     pub references: Vec<SecretRef>,
+    /// Every other configuration its nodes use (integrations), with node and field.
+    pub links: Vec<OwnerLink>,
     pub(crate) nodes: Vec<BuiltNode>,
     pub(crate) budgets: Arc<TenantBudgets>,
 }
@@ -190,6 +192,7 @@ pub fn deploy(
     }
     let mut nodes = Vec::with_capacity(def.nodes.len());
     let mut references = Vec::new();
+    let mut links = Vec::new();
     for (i, node) in def.nodes.iter_mut().enumerate() {
         let id = node.id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
         if node.name.trim().is_empty() {
@@ -227,6 +230,15 @@ pub fn deploy(
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
         uses.extend(ctx.take_uses());
+        for (kind, target, pointer) in ctx.take_links() {
+            links.push(OwnerLink {
+                kind,
+                target,
+                node_id: Some(id.clone()),
+                node_name: Some(node.name.clone()),
+                pointer: format!("{base}{pointer}"),
+            });
+        }
         check_secret_uses(store, actor, &base, &uses, &mut problems);
         let mut secret_names: Vec<String> = uses.iter().map(|u| u.name.clone()).collect();
         secret_names.sort();
@@ -268,7 +280,7 @@ pub fn deploy(
     if problems.is_empty() {
         references.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         references.dedup();
-        Ok(Deployment { def, references, nodes, budgets: Arc::clone(registry.budgets()) })
+        Ok(Deployment { def, references, links, nodes, budgets: Arc::clone(registry.budgets()) })
     } else {
         Err(problems)
     }

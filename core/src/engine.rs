@@ -116,7 +116,7 @@ fn to_json(msg: &Msg) -> Value {
 impl ChainRuntime {
     /// Starts a runtime for a deployment.
     pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: Deployment) -> Self {
-        let Deployment { def, nodes, references, budgets } = deployment;
+        let Deployment { def, nodes, references, budgets, .. } = deployment;
         let limits = *budgets.limits();
         let mut slots: Vec<Slot> = def
             .nodes

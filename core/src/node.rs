@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 use serde_json::Value;
-use veil_store::{SecretValue, Store, TenantId};
+use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
 use crate::budget::TenantBudgets;
 use crate::limits::Limits;
@@ -189,6 +189,7 @@ pub struct BuildCtx<'a> {
     services: Option<&'a Services>,
     limits: Limits,
     extra_uses: Mutex<Vec<SecretUse>>,
+    links: Mutex<Vec<(OwnerType, uuid::Uuid, String)>>,
 }
 
 impl<'a> BuildCtx<'a> {
@@ -203,6 +204,7 @@ impl<'a> BuildCtx<'a> {
             services: None,
             limits: Limits::default(),
             extra_uses: Mutex::new(Vec::new()),
+            links: Mutex::new(Vec::new()),
         }
     }
 
@@ -243,6 +245,17 @@ impl<'a> BuildCtx<'a> {
             pointer: pointer.to_owned(),
             accepts,
         });
+    }
+
+    /// Declares that the node uses another configuration (the integration a downlink goes
+    /// through), named at `pointer`: the host checks it exists and may be used, and it cannot be
+    /// deleted while the chain uses it.
+    pub fn use_owner(&self, kind: OwnerType, id: uuid::Uuid, pointer: &str) {
+        self.links.lock().unwrap_or_else(|e| e.into_inner()).push((kind, id, pointer.to_owned()));
+    }
+
+    pub(crate) fn take_links(&self) -> Vec<(OwnerType, uuid::Uuid, String)> {
+        std::mem::take(&mut *self.links.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub(crate) fn take_uses(&self) -> Vec<SecretUse> {

@@ -63,7 +63,9 @@ fn secret_name() -> impl Strategy<Value = String> {
     proptest::collection::vec(name_char(), 1..40)
         .prop_map(|chars| chars.into_iter().collect::<String>())
         .prop_filter("names are trimmed", |name| name.trim() == name && !name.is_empty())
-        .prop_filter("a name the store accepts", |name| veil_store::validate_name(name).as_deref() == Ok(name.as_str()))
+        .prop_filter("a name the store accepts", |name| {
+            veil_store::validate_name(name).as_deref() == Ok(name.as_str())
+        })
 }
 
 /// Writes pieces back as source text: literals escaped, secrets as placeholders.

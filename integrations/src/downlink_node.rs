@@ -10,6 +10,7 @@ use veil_core::{
     BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult, Problem,
     relation,
 };
+use veil_store::OwnerType;
 
 use crate::runtime::Integrations;
 
@@ -38,6 +39,10 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         })?,
         _ => return Err(vec![ctx.problem("/integrationId", "is required (the id of an integration)")]),
     };
+    // Tracked like a secret reference: the server checks the integration exists in the tenant
+    // and that the author may send through it (INTEGRATION:WRITE), and it cannot be deleted
+    // while this chain uses it.
+    ctx.use_owner(OwnerType::Integration, id, "/integrationId");
     let running = ctx
         .service::<Integrations>()
         .ok_or_else(|| vec![ctx.problem("", "integration downlinks are not available in this deployment")])?;

@@ -192,6 +192,11 @@ async fn the_loriot_example_logs_in_with_the_secret_feeds_the_chain_and_sends_do
     assert_eq!(listed["data"][0]["status"], "active");
     no_plaintext(&format!("{created}{sent}{trace}{events}{listed}{}{}", server.logs(), server.stdout()));
 
+    // In use by the "Fan control" chain: it cannot be deleted under it.
+    let (code, refused) = api.delete(&format!("/api/integrations/{id}")).await;
+    assert_eq!((code, refused["error"].as_str()), (409, Some("integration_in_use")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("rule chain 'Fan control' (node 'To LORIOT')"));
+    assert_eq!(api.delete(&format!("/api/rule-chains/{}", chain["id"].as_str().unwrap())).await.0, 204);
     // Deleted: it stops, and its uplink URL is gone.
     assert_eq!(api.delete(&format!("/api/integrations/{id}")).await.0, 204);
     assert_eq!(api.get(&format!("/api/integrations/{id}")).await.0, 404);

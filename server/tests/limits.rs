@@ -359,3 +359,118 @@ async fn messages_in_flight_are_bounded_with_retry_after() {
     assert_eq!(resp.headers()["retry-after"], "1");
     assert_healthy(&server).await;
 }
+
+#[tokio::test]
+async fn integration_downlink_needs_integration_rights_and_is_tracked() {
+    use crate::support::SYSADMIN_PASSWORD;
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let target = chain(&admin, script_chain("filter", "true")).await;
+    let (status, integration) = admin
+        .post(
+            "/api/integrations",
+            json!({"name": "hook", "type": "HTTP", "ruleChainId": target, "configuration": {"enableSecurity": false},
+                   "uplinkConverter": "#{deviceName: \"d\"}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{integration}");
+    let integration = integration["id"].as_str().unwrap().to_owned();
+    let downlink = |id: &str| {
+        json!({"name": "Fan control", "nodes": [{"type": "integration_downlink", "name": "To hook",
+               "configuration": {"integrationId": id}}]})
+    };
+
+    // A role with every rule-chain permission and none on integrations.
+    let role = json!({"name": "chains-only", "permissions": [{"resource": "RULE_CHAIN", "operations": ["READ", "CREATE", "WRITE", "DELETE"]}]});
+    assert_eq!(admin.post("/api/roles", role).await.0, 201);
+    let user = json!({"username": "chainonly", "password": "Chain-only-pass-1", "roles": ["chains-only"]});
+    assert_eq!(admin.post("/api/users", user).await.0, 201);
+    let chain_only = Api::as_user(&server, "chainonly", "Chain-only-pass-1").await;
+    let (status, body) = chain_only.post("/api/rule-chains", downlink(&integration)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["problems"][0]["path"], "/nodes/0/configuration/integrationId");
+    assert!(body["problems"][0]["message"].as_str().unwrap().contains("INTEGRATION:WRITE"), "{body}");
+
+    // An id that is not an integration of this tenant: another tenant's, or none at all.
+    let sysadmin = Api::as_user(&server, "sysadmin", SYSADMIN_PASSWORD).await;
+    let other =
+        json!({"name": "Other", "admin": {"username": "other-admin", "password": "Other-admin-pass-1"}});
+    assert_eq!(sysadmin.post("/api/tenants", other).await.0, 201);
+    let other_admin = Api::as_user(&server, "other-admin", "Other-admin-pass-1").await;
+    let other_chain = chain(&other_admin, script_chain("filter", "true")).await;
+    let (status, theirs) = other_admin
+        .post(
+            "/api/integrations",
+            json!({"name": "theirs", "type": "HTTP", "ruleChainId": other_chain, "configuration": {"enableSecurity": false},
+                   "uplinkConverter": "#{deviceName: \"d\"}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{theirs}");
+    for id in [theirs["id"].as_str().unwrap().to_owned(), uuid::Uuid::new_v4().to_string()] {
+        let (status, body) = admin.post("/api/rule-chains", downlink(&id)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["problems"][0]["path"], "/nodes/0/configuration/integrationId");
+        assert!(body["problems"][0]["message"].as_str().unwrap().contains("does not exist"), "{body}");
+    }
+
+    // The integration a chain sends through cannot be deleted under it.
+    let fan = chain(&admin, downlink(&integration)).await;
+    let (status, body) = admin.delete(&format!("/api/integrations/{integration}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "integration_in_use");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("rule chain 'Fan control' (node 'To hook')"), "{message}");
+    assert_eq!(admin.delete(&format!("/api/rule-chains/{fan}")).await.0, 204);
+    assert_eq!(admin.delete(&format!("/api/integrations/{integration}")).await.0, 204);
+}
+
+#[tokio::test]
+async fn reading_what_a_chain_computed_needs_use_on_its_secrets() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let (status, _) = admin
+        .post("/api/secrets", json!({"name": "s-script", "type": "TEXT", "value": "scr1pt-DELTA-k9"}))
+        .await;
+    assert_eq!(status, 201);
+    let upper = json!({"name": "derived", "nodes": [{"type": "script", "name": "Upper", "debugMode": true,
+        "configuration": {"mode": "transform", "script": "#{msg: #{u: secret(\"s-script\").to_upper()}}"}}]});
+    let with_secret = chain(&admin, upper).await;
+    let plain = chain(&admin, json!({"name": "plain", "nodes": [{"type": "log", "name": "Log", "debugMode": true, "configuration": {}}]})).await;
+    for id in [&with_secret, &plain] {
+        run_traced(&admin, id, json!({})).await;
+    }
+
+    let roles = [
+        ("chain-viewer", json!([{"resource": "RULE_CHAIN", "operations": ["READ"]}])),
+        ("chain-operator", json!([{"resource": "RULE_CHAIN", "operations": ["READ", "WRITE"]}])),
+        (
+            "chain-user",
+            json!([{"resource": "RULE_CHAIN", "operations": ["READ", "WRITE"]}, {"resource": "SECRET", "operations": ["USE"]}]),
+        ),
+    ];
+    for (name, permissions) in roles {
+        assert_eq!(admin.post("/api/roles", json!({"name": name, "permissions": permissions})).await.0, 201);
+        let user = json!({"username": format!("{name}-1"), "password": "Some-pass-word-1", "roles": [name]});
+        assert_eq!(admin.post("/api/users", user).await.0, 201);
+    }
+    let viewer = Api::as_user(&server, "chain-viewer-1", "Some-pass-word-1").await;
+    let (status, body) = viewer.get(&format!("/api/rule-chains/{with_secret}/events")).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("SECRET:USE on 's-script'"), "{message}");
+    assert!(!body.to_string().contains("SCR1PT"), "{body}");
+    assert_eq!(viewer.get(&format!("/api/rule-chains/{plain}/events")).await.0, 200);
+
+    let operator = Api::as_user(&server, "chain-operator-1", "Some-pass-word-1").await;
+    let path = format!("/api/rule-chains/{with_secret}/messages");
+    let (status, body) = operator.post(&format!("{path}?wait=true"), json!({"data": {}})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("the trace of rule chain 'derived'"), "{body}");
+    assert_eq!(operator.post(&path, json!({"data": {}})).await.0, 202);
+
+    let user = Api::as_user(&server, "chain-user-1", "Some-pass-word-1").await;
+    assert_eq!(user.post(&format!("{path}?wait=true"), json!({"data": {}})).await.0, 200);
+    let (status, events) = user.get(&format!("/api/rule-chains/{with_secret}/events")).await;
+    assert_eq!(status, 200);
+    assert_eq!(events[0]["nodeName"], "Upper", "{events}");
+}

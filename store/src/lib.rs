@@ -42,5 +42,5 @@ pub use crate::model::{
     CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
     SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_name,
 };
-pub use crate::references::{NodeUsage, Owner, OwnerType, OwnerUsage, SecretRef, Usages};
+pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
 pub use crate::store::{ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};

@@ -60,6 +60,23 @@ pub struct SecretRef {
     pub pointer: String,
 }
 
+/// One use of another configuration inside an owner's configuration (a rule chain's
+/// `integration_downlink` node and its integration): tracked like a secret reference, so the
+/// target cannot be deleted while it is used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OwnerLink {
+    /// The kind of the configuration used.
+    pub kind: OwnerType,
+    /// Its id.
+    pub target: Uuid,
+    /// The node's id.
+    pub node_id: Option<String>,
+    /// The node's name.
+    pub node_name: Option<String>,
+    /// The JSON pointer of the field naming it.
+    pub pointer: String,
+}
+
 /// A node of a rule chain that uses a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeUsage {

@@ -21,7 +21,7 @@ use crate::model::{
     CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
     skeleton, validate_new, validate_update,
 };
-use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
+use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
 /// How to open a store.
 #[derive(Debug)]
@@ -585,8 +585,24 @@ impl Store {
         body: &serde_json::Value,
         refs: &[SecretRef],
     ) -> Result<()> {
-        let (actor, owner, body, refs) = (actor.clone(), owner.clone(), body.clone(), refs.to_vec());
-        self.detached(move |s| async move { s.save_owner_inner(&actor, &owner, &body, &refs).await }).await
+        self.save_owner_linked(actor, owner, body, refs, &[]).await
+    }
+
+    /// [`Store::save_owner`] for a configuration that also uses other configurations (a rule
+    /// chain that sends downlinks through integrations): the links are replaced in the same
+    /// transaction, each target must exist in the tenant, and the actor needs WRITE on it.
+    pub async fn save_owner_linked(
+        &self,
+        actor: &Actor,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[SecretRef],
+        links: &[OwnerLink],
+    ) -> Result<()> {
+        let (actor, owner, body, refs, links) =
+            (actor.clone(), owner.clone(), body.clone(), refs.to_vec(), links.to_vec());
+        self.detached(move |s| async move { s.save_owner_inner(&actor, &owner, &body, &refs, &links).await })
+            .await
     }
 
     async fn save_owner_inner(
@@ -595,9 +611,13 @@ impl Store {
         owner: &Owner,
         body: &serde_json::Value,
         refs: &[SecretRef],
+        links: &[OwnerLink],
     ) -> Result<()> {
         if !refs.is_empty() {
             actor.require(Operation::Use)?;
+        }
+        for link in links {
+            actor.require_on(owner_resource(link.kind), Operation::Write)?;
         }
         let resource = owner_resource(owner.kind);
         let exists = self.inner.backend.owner(actor.tenant_id, owner.kind, owner.id).await?.is_some();
@@ -630,7 +650,7 @@ impl Store {
             missing.dedup();
             return Err(StoreError::UnknownSecrets(missing));
         }
-        if self.inner.backend.save_owner(actor.tenant_id, owner, body, &resolved).await? {
+        if self.inner.backend.save_owner(actor.tenant_id, owner, body, &resolved, links).await? {
             Ok(())
         } else {
             Err(StoreError::NotFound { kind: owner_kind_name(owner.kind), id: owner.id.to_string() })
@@ -648,6 +668,26 @@ impl Store {
         self.owner_visible(actor, kind, id).await?;
         actor.require_on(owner_resource(kind), Operation::Delete)?;
         let _guard = self.inner.write.lock().await;
+        let users = self.inner.backend.links_to(id).await?;
+        if !users.is_empty() {
+            let record = self.owner_visible(actor, kind, id).await?;
+            let places: Vec<String> = users
+                .iter()
+                .map(|(chain, node)| match node {
+                    Some(node) => format!("rule chain '{chain}' (node '{node}')"),
+                    None => format!("rule chain '{chain}'"),
+                })
+                .collect();
+            return Err(StoreError::Needed {
+                code: "integration_in_use",
+                message: format!(
+                    "{} '{}' is in use by {}: change or delete those first",
+                    owner_kind_name(kind),
+                    record.owner.name,
+                    places.join(", ")
+                ),
+            });
+        }
         if self.inner.backend.delete_owner(actor.tenant_id, kind, id).await? {
             Ok(())
         } else {

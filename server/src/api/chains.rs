@@ -47,14 +47,39 @@ async fn save(state: &AppState, actor: &Actor, id: Uuid, doc: &Value) -> ApiResu
     let scoped = Actor { customer_id: customer, ..actor.clone() };
     let actor = &scoped;
     let deployment = deploy(&state.registry, &state.store, actor, doc).map_err(ApiError::invalid_config)?;
+    check_links(state, actor, &deployment.links).await?;
     let owner =
         Owner { kind: OwnerType::RuleChain, id, name: deployment.def.name.clone(), customer_id: customer };
     let body = serde_json::to_value(&deployment.def).map_err(ApiError::internal)?;
-    state.store.save_owner(actor, &owner, &body, &deployment.references).await?;
+    state.store.save_owner_linked(actor, &owner, &body, &deployment.references, &deployment.links).await?;
     let runtime = ChainRuntime::new(id, actor.tenant_id, state.store.clone(), deployment);
     state.chains.insert(id, Arc::new(runtime));
     tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
     Ok(state.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
+}
+
+/// Every integration the chain's nodes send through exists in the tenant and the actor may
+/// send through it (INTEGRATION:WRITE, as `POST /api/integrations/{id}/downlink` needs).
+async fn check_links(state: &AppState, actor: &Actor, links: &[veil_store::OwnerLink]) -> ApiResult<()> {
+    let mut problems = Vec::new();
+    for link in links {
+        match state.store.owner_for(actor, link.kind, link.target, veil_store::Operation::Write).await {
+            Ok(_) => {}
+            Err(veil_store::StoreError::NotFound { .. }) => problems.push(veil_core::Problem::new(
+                link.pointer.clone(),
+                format!("integration '{}' does not exist", link.target),
+            )),
+            Err(veil_store::StoreError::Forbidden(_)) => problems.push(veil_core::Problem::permission(
+                link.pointer.clone(),
+                format!(
+                    "missing permission INTEGRATION:WRITE to send downlinks through integration '{}'",
+                    link.target
+                ),
+            )),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::invalid_config(problems)) }
 }
 
 /// `POST /api/rule-chains`

@@ -12,7 +12,7 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
-use crate::references::{Owner, OwnerType, ResolvedRef, Usages};
+use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
 /// Which database holds the store.
 #[derive(Debug, Clone)]
@@ -132,8 +132,12 @@ impl Backend {
         owner: &Owner,
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
+        links: &[OwnerLink],
     ) -> Result<bool> {
-        dispatch!(self.save_owner(tenant, owner, body, refs))
+        dispatch!(self.save_owner(tenant, owner, body, refs, links))
+    }
+    pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
+        dispatch!(self.links_to(id))
     }
     pub(crate) async fn delete_owner(&self, tenant: TenantId, kind: OwnerType, id: Uuid) -> Result<bool> {
         dispatch!(self.delete_owner(tenant, kind, id))

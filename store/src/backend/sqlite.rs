@@ -23,7 +23,7 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
-use crate::references::{Owner, OwnerType, ResolvedRef, SecretRef, Usages};
+use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
 pub(crate) struct SqliteBackend {
     /// `None` once closed.
@@ -66,6 +66,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("secret history"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0004_secret_history.sql")),
+                false,
+            ),
+            Migration::new(
+                5,
+                Cow::Borrowed("owner links"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0005_owner_links.sql")),
                 false,
             ),
         ]),
@@ -500,6 +507,7 @@ impl SqliteBackend {
         owner: &Owner,
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
+        links: &[OwnerLink],
     ) -> Result<bool> {
         let now = now_ms();
         let mut conn = self.conn().await?;
@@ -548,19 +556,61 @@ impl SqliteBackend {
                 Err(e) => return Err(e.into()),
             }
         }
+        sqlx::query("DELETE FROM owner_links WHERE owner_id = ?")
+            .bind(owner.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for link in links {
+            let inserted = sqlx::query(
+                "INSERT INTO owner_links (owner_id, target_id, node_id, node_name, pointer) \
+                 SELECT ?, id, ?, ?, ? FROM owners WHERE id = ? AND tenant_id = ? AND type = ?",
+            )
+            .bind(owner.id.to_string())
+            .bind(&link.node_id)
+            .bind(&link.node_name)
+            .bind(&link.pointer)
+            .bind(link.target.to_string())
+            .bind(tenant.to_string())
+            .bind(link.kind.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::NotFound { kind: "integration", id: link.target.to_string() });
+            }
+        }
         tx.commit().await?;
         Ok(true)
     }
 
+    /// The configurations whose nodes use `id`: (owner name, node name).
+    pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT o.name AS owner_name, l.node_name AS node_name FROM owner_links l \
+             JOIN owners o ON o.id = l.owner_id WHERE l.target_id = ? ORDER BY o.name, l.node_name",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("owner_name")?, r.try_get("node_name")?))).collect()
+    }
+
     pub(crate) async fn delete_owner(&self, tenant: TenantId, kind: OwnerType, id: Uuid) -> Result<bool> {
-        // References go with the owner (ON DELETE CASCADE), in the same statement.
+        // References go with the owner (ON DELETE CASCADE), in the same statement; an owner
+        // another one links to stays (RESTRICT).
         let done = sqlx::query("DELETE FROM owners WHERE id = ? AND tenant_id = ? AND type = ?")
             .bind(id.to_string())
             .bind(tenant.to_string())
             .bind(kind.as_str())
             .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => Err(StoreError::Needed {
+                code: "integration_in_use",
+                message: format!("{} '{id}' is used by a rule chain", kind.as_str()),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(crate) async fn owner(
