@@ -79,12 +79,24 @@ fn pool() -> &'static rayon::ThreadPool {
 
 /// The state of the run on this thread: who resolves, which names, until when, what it printed.
 struct RunState {
-    store: Store,
-    tenant: TenantId,
-    allowed: Arc<[String]>,
-    deadline: Instant,
+    /// Where `secret()` resolves, for the names the script declared (none: no store needed).
+    secrets: Option<(Store, TenantId, Arc<[String]>)>,
+    timeout: Duration,
+    /// A first attempt on the caller's thread gives up (to go to the script threads) after this
+    /// many operations or this long.
+    inline: Option<(u64, Duration)>,
+    /// The run's time limit and the first attempt's, set at the first read of the clock.
+    deadlines: Option<(Instant, Instant)>,
     notes: Vec<String>,
 }
+
+/// Most operations a run may take on the caller's (async) thread before it moves to the script
+/// threads: enough for the usual filter or transform, too few to build deep values.
+const INLINE_OPERATIONS: u64 = 2_000;
+/// Operations between two reads of the clock (one operation can take a fraction of a millisecond).
+const CLOCK_EVERY: u64 = 4;
+/// Longest a run may take on the caller's thread before it moves to the script threads.
+const INLINE_TIME: Duration = Duration::from_micros(500);
 
 thread_local! {
     static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
@@ -111,9 +123,11 @@ fn note(mut line: String) {
 /// `secret(name)` inside a run: only the names the script declared, for the run's tenant.
 fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     let found = RUN.with(|r| {
-        r.borrow().as_ref().map(|run| (run.allowed.iter().any(|a| a == name), run.store.clone(), run.tenant))
+        let run = r.borrow();
+        let (store, tenant, allowed) = run.as_ref()?.secrets.as_ref()?;
+        allowed.iter().any(|a| a == name).then(|| (store.clone(), *tenant))
     });
-    let Some((true, store, tenant)) = found else {
+    let Some((store, tenant)) = found else {
         return Err(format!(
             "secret '{name}' is not declared by this script: call secret(\"{name}\") with a literal name"
         )
@@ -128,6 +142,8 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
 
 /// Marks a run that ran out of time (the `on_progress` token).
 const TIMED_OUT: &str = "veil:timeout";
+/// Marks a first attempt that took too long for the caller's thread (the `on_progress` token).
+const MOVE_TO_POOL: &str = "veil:move";
 
 /// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes and
 /// time; no `eval`; no file or network access (Rhai has none); helpers a script author needs with
@@ -152,9 +168,26 @@ pub fn sandbox_engine() -> Engine {
         .disable_symbol("eval");
     engine.on_print(|text| note(text.to_owned()));
     engine.on_debug(|text, _, pos| note(format!("[debug {pos}] {text}")));
-    engine.on_progress(|_| {
-        let late = RUN.with(|r| r.borrow().as_ref().is_some_and(|run| Instant::now() >= run.deadline));
-        late.then(|| Dynamic::from(TIMED_OUT))
+    engine.on_progress(|ops| {
+        // The clock is read every few operations: a short script reads it not at all.
+        if ops % CLOCK_EVERY != 0 {
+            return None;
+        }
+        RUN.with(|r| {
+            let mut run = r.borrow_mut();
+            let run = run.as_mut()?;
+            let now = Instant::now();
+            let inline_time = run.inline.map_or(Duration::ZERO, |(_, time)| time);
+            let (deadline, inline_until) =
+                *run.deadlines.get_or_insert((now + run.timeout, now + inline_time));
+            match run.inline {
+                Some((max_ops, _)) if ops > max_ops || now >= inline_until => {
+                    Some(Dynamic::from(MOVE_TO_POOL))
+                }
+                _ if now >= deadline => Some(Dynamic::from(TIMED_OUT)),
+                _ => None,
+            }
+        })
     });
     FuncRegistration::new("secret").with_volatility(true).register_into_engine(&mut engine, secret);
     // Curried arguments escape the sandbox's size checks, and `f = f.curry(f)` doubles a value
@@ -317,48 +350,41 @@ impl Script {
         &self.ast
     }
 
-    /// Runs the script on the script threads: `inputs` fills the scope and `output` turns the
-    /// script's value into what the caller needs, both there, so no Rhai value outlives the run
-    /// on an async worker. Secrets resolved count as used by the caller's use context. A run
-    /// longer than `scriptTimeoutMs` stops with an error naming that limit.
-    pub async fn run<T: Send + 'static>(
+    /// Runs the script. It starts on the caller's thread with a small budget
+    /// ([`INLINE_OPERATIONS`], [`INLINE_TIME`]) — most scripts finish there, at the cost of a
+    /// function call — and a run that needs more starts again from the beginning on the script
+    /// threads (scripts have no side effects to repeat), with a copy of `input`, where it may
+    /// take `scriptTimeoutMs`. `fill` puts `input` into the scope; `output` turns the script's
+    /// value into what the caller needs on the thread that ran it, so no deep Rhai value is
+    /// dropped on an async worker. Secrets resolved count as used by the caller's use context.
+    pub async fn run<I, T>(
         &self,
-        inputs: impl FnOnce(&mut Scope<'static>) + Send + 'static,
+        input: &I,
+        fill: fn(&I, &mut Scope<'static>),
         output: impl FnOnce(Dynamic) -> Result<T, String> + Send + 'static,
-    ) -> ScriptRun<T> {
-        let (ast, allowed, store, tenant) =
-            (Arc::clone(&self.ast), Arc::clone(&self.secrets), self.store.clone(), self.tenant);
+    ) -> ScriptRun<T>
+    where
+        I: Clone + Send + 'static,
+        T: Send + 'static,
+    {
+        let inline = Some((INLINE_OPERATIONS, INLINE_TIME));
+        match self.execute(&|scope| fill(input, scope), inline) {
+            Attempt::Done(result, notes) => return ScriptRun { result: result.and_then(output), notes },
+            Attempt::MoveToPool => {}
+        }
+        let this = Self {
+            ast: Arc::clone(&self.ast),
+            secrets: Arc::clone(&self.secrets),
+            store: self.store.clone(),
+            tenant: self.tenant,
+        };
+        let input = input.clone();
         let context = veil_store::current_use_context();
         let (tx, rx) = tokio::sync::oneshot::channel();
         pool().spawn(move || {
-            let job = move || {
-                let timeout = settings().timeout;
-                let state = RunState {
-                    store,
-                    tenant,
-                    allowed,
-                    deadline: Instant::now() + timeout,
-                    notes: Vec::new(),
-                };
-                RUN.with(|r| *r.borrow_mut() = Some(state));
-                let mut scope = Scope::new();
-                inputs(&mut scope);
-                let result =
-                    engine().eval_ast_with_scope::<Dynamic>(&mut scope, &ast).map_err(|e| match *e {
-                        EvalAltResult::ErrorTooManyOperations(_) => {
-                            format!(
-                                "script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"
-                            )
-                        }
-                        EvalAltResult::ErrorTerminated(..) => {
-                            limit_error("scriptTimeoutMs", timeout.as_millis(), "the script ran longer")
-                        }
-                        other => format!("script error: {other}"),
-                    });
-                let result = result.and_then(output);
-                drop(scope);
-                let notes = RUN.with(|r| r.borrow_mut().take()).map(|run| run.notes).unwrap_or_default();
-                ScriptRun { result, notes }
+            let job = || match this.execute(&|scope| fill(&input, scope), None) {
+                Attempt::Done(result, notes) => ScriptRun { result: result.and_then(output), notes },
+                Attempt::MoveToPool => unreachable!("a run on the script threads does not move"),
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match context {
                 Some(context) => veil_store::with_use_context_sync(context, job),
@@ -375,6 +401,44 @@ impl Script {
             notes: Vec::new(),
         })
     }
+
+    /// One attempt on this thread.
+    fn execute(&self, inputs: &dyn Fn(&mut Scope<'static>), inline: Option<(u64, Duration)>) -> Attempt {
+        let timeout = settings().timeout;
+        let secrets =
+            (!self.secrets.is_empty()).then(|| (self.store.clone(), self.tenant, Arc::clone(&self.secrets)));
+        let state = RunState { secrets, timeout, inline, deadlines: None, notes: Vec::new() };
+        RUN.with(|r| *r.borrow_mut() = Some(state));
+        let mut scope = Scope::new();
+        inputs(&mut scope);
+        let result = engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
+        drop(scope);
+        let notes = RUN.with(|r| r.borrow_mut().take()).map(|run| run.notes).unwrap_or_default();
+        let result = match result {
+            Ok(value) => Ok(value),
+            Err(e) => match *e {
+                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == MOVE_TO_POOL => {
+                    return Attempt::MoveToPool;
+                }
+                EvalAltResult::ErrorTooManyOperations(_) => {
+                    Err(format!("script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"))
+                }
+                EvalAltResult::ErrorTerminated(..) => {
+                    Err(limit_error("scriptTimeoutMs", timeout.as_millis(), "the script ran longer"))
+                }
+                other => Err(format!("script error: {other}")),
+            },
+        };
+        Attempt::Done(result, notes)
+    }
+}
+
+/// How an attempt ended.
+enum Attempt {
+    /// With the script's value or error, and its printed lines.
+    Done(Result<Dynamic, String>, Vec<String>),
+    /// Out of the budget of the caller's thread: start again on the script threads.
+    MoveToPool,
 }
 
 #[cfg(test)]

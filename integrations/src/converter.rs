@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
+use veil_core::rhai::Scope;
 use veil_core::{Msg, Script, from_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.
@@ -19,39 +20,31 @@ pub(crate) struct Converted<T> {
     pub(crate) notes: Vec<String>,
 }
 
-/// Runs the uplink converter (on the script threads) and turns its output into messages.
+/// Runs the uplink converter (see `Script::run`) and turns its output into messages.
 pub(crate) async fn uplink(
     script: &Script,
-    payload: &Value,
+    payload: Value,
     metadata: &BTreeMap<String, String>,
 ) -> Converted<Vec<Msg>> {
-    let (payload, base) = (to_dynamic(payload), metadata.clone());
-    let meta = to_dynamic(metadata);
-    let run = script
-        .run(
-            move |scope| {
-                scope.push_dynamic("payload", payload);
-                scope.push_dynamic("metadata", meta);
-            },
-            move |out| from_dynamic(&out).and_then(|out| messages(out, &base)),
-        )
-        .await;
+    fn fill((payload, metadata): &(Value, BTreeMap<String, String>), scope: &mut Scope<'static>) {
+        scope.push_dynamic("payload", to_dynamic(payload));
+        scope.push_dynamic("metadata", to_dynamic(metadata));
+    }
+    let base = metadata.clone();
+    let input = (payload, metadata.clone());
+    let run =
+        script.run(&input, fill, move |out| from_dynamic(&out).and_then(|out| messages(out, &base))).await;
     Converted { result: run.result, notes: run.notes }
 }
 
-/// Runs the downlink converter on a message (on the script threads).
+/// Runs the downlink converter on a message (see `Script::run`).
 pub(crate) async fn downlink(script: &Script, msg: &Msg) -> Converted<Value> {
-    let (data, metadata, msg_type) = (to_dynamic(&msg.data), to_dynamic(&msg.metadata), msg.msg_type.clone());
-    let run = script
-        .run(
-            move |scope| {
-                scope.push_dynamic("msg", data);
-                scope.push_dynamic("metadata", metadata);
-                scope.push("msgType", msg_type);
-            },
-            |out| from_dynamic(&out),
-        )
-        .await;
+    fn fill(msg: &Msg, scope: &mut Scope<'static>) {
+        scope.push_dynamic("msg", to_dynamic(&msg.data));
+        scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
+        scope.push("msgType", msg.msg_type.clone());
+    }
+    let run = script.run(msg, fill, |out| from_dynamic(&out)).await;
     Converted { result: run.result, notes: run.notes }
 }
 

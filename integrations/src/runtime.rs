@@ -244,7 +244,7 @@ impl IntegrationRuntime {
         let mut metadata = BTreeMap::new();
         metadata.insert("integrationName".to_owned(), self.def.name.clone());
         metadata.insert("integrationType".to_owned(), self.def.integration_type.clone());
-        let converted = converter::uplink(script, &payload, &metadata).await;
+        let converted = converter::uplink(script, payload, &metadata).await;
         for note in converted.notes {
             tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use veil_core::rhai::{Dynamic, Map};
+use veil_core::rhai::{Dynamic, Map, Scope};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
     Outputs, Problem, Script, from_dynamic, limit_error, relation, to_dynamic,
@@ -172,23 +172,18 @@ fn outputs(decision: Decision, mut msg: Msg) -> Outputs {
     }
 }
 
+/// What a script node's script sees: `msg` (the data), `metadata` and `msgType`.
+fn fill(msg: &Msg, scope: &mut Scope<'static>) {
+    scope.push_dynamic("msg", to_dynamic(&msg.data));
+    scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
+    scope.push("msgType", msg.msg_type.clone());
+}
+
 impl Node for ScriptNode {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(async move {
-            let (data, metadata, msg_type) =
-                (to_dynamic(&msg.data), to_dynamic(&msg.metadata), msg.msg_type.clone());
             let mode = self.mode;
-            let run = self
-                .script
-                .run(
-                    move |scope| {
-                        scope.push_dynamic("msg", data);
-                        scope.push_dynamic("metadata", metadata);
-                        scope.push("msgType", msg_type);
-                    },
-                    move |result| decide(mode, result),
-                )
-                .await;
+            let run = self.script.run(&msg, fill, move |result| decide(mode, result)).await;
             for line in run.notes {
                 ctx.note(line);
             }

@@ -139,7 +139,13 @@ fn main() -> ExitCode {
             .with_filter(log_filter());
         tracing_subscriber::registry().with(logs).init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Short scripts run on these threads (longer ones move to the script threads): a stack with
+    // room to spare for what they may build within their small budget.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

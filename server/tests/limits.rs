@@ -72,6 +72,20 @@ async fn deep_script_values_fail_the_message_not_the_server() {
     let (status, body) = api.post("/api/rule-chains", curry).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["problems"][0]["path"], "/nodes/0/configuration/script");
+    // The same from an uplink converter: the uplink is refused naming the limit.
+    let (status, body) = api
+        .post(
+            "/api/integrations",
+            json!({"name": "deep", "type": "HTTP", "ruleChainId": id, "configuration": {"enableSecurity": false},
+                   "uplinkConverter": "let m = #{}; for i in 0..7000 { m = #{a: m}; } #{deviceName: \"d\", telemetry: m}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let uplink = server.url(body["uplinkPath"].as_str().unwrap());
+    let resp = server.client.post(uplink).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("limit maxDataDepth (64) exceeded"), "{body}");
     // 64 levels are allowed.
     let id = chain(&api, script_chain("transform", "let a = 1; for i in 0..63 { a = [a]; } #{msg: #{d: a}}"))
         .await;
@@ -121,6 +135,26 @@ async fn fan_out_is_refused_at_save_or_stopped_at_its_limit() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("limit maxQueuedMessages (1000) exceeded"), "{errors:?}");
     assert!(trace.len() < 1000, "stopped before the step limit: {}", trace.len());
+
+    // Fan-out through several relations of a switch, back to itself.
+    let relations: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let connections: Vec<Value> =
+        relations.iter().map(|r| json!({"fromIndex": 0, "toIndex": 0, "type": r})).collect();
+    let switch = json!({"name": "switch fan", "nodes": [{"type": "script", "name": "Sw",
+        "configuration": {"mode": "switch", "script": format!("{relations:?}")}}], "connections": connections});
+    let id = chain(&api, switch).await;
+    let trace = run_traced(&api, &id, json!({})).await;
+    let errors: Vec<&str> = trace.iter().filter_map(|s| s["error"].as_str()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("limit maxQueuedMessages (1000) exceeded"), "{errors:?}");
+    // A switch names at most 100 relations per message.
+    let many = script_chain("switch", "let r = []; for i in 0..500 { r.push(`r${i}`); } r");
+    let id = chain(&api, many).await;
+    let trace = run_traced(&api, &id, json!({})).await;
+    assert!(
+        trace[0]["error"].as_str().unwrap().contains("limit maxSwitchRelations (100) exceeded"),
+        "{trace:?}"
+    );
 
     // Copies of a large message count by their bytes.
     let nodes: Vec<Value> = (0..21)
