@@ -145,6 +145,13 @@ pub fn check_secret_uses(
     }
 }
 
+/// A name shown on screens and terminals must hold no control or invisible formatting characters.
+pub(crate) fn label_problem(path: &str, label: &str, problems: &mut Vec<Problem>) {
+    if let Err(p) = veil_store::validate_label(path, label) {
+        problems.push(Problem::new(path, p.message));
+    }
+}
+
 /// Validates and builds a chain. Every problem is reported at once, each with its JSON pointer.
 pub fn deploy(
     registry: &Registry,
@@ -182,6 +189,7 @@ pub fn deploy(
     if def.name.trim().is_empty() {
         problems.push(Problem::new("/name", "must not be empty"));
     }
+    label_problem("/name", &def.name, &mut problems);
     if def.nodes.is_empty() {
         problems.push(Problem::new("/nodes", "a rule chain needs at least one node"));
     } else if def.first_node_index >= def.nodes.len() {
@@ -198,6 +206,7 @@ pub fn deploy(
         if node.name.trim().is_empty() {
             problems.push(Problem::new(format!("/nodes/{i}/name"), "must not be empty"));
         }
+        label_problem(&format!("/nodes/{i}/name"), &node.name, &mut problems);
         let Some(descriptor) = registry.get(&node.node_type) else {
             let known: Vec<&str> = registry.types().map(|d| d.type_name).collect();
             problems.push(Problem::new(

@@ -122,6 +122,9 @@ pub fn deploy_integration(
     if def.name.trim().is_empty() {
         problems.push(Problem::new("/name", "must not be empty"));
     }
+    if let Err(p) = veil_store::validate_label("/name", &def.name) {
+        problems.push(Problem::new("/name", p.message));
+    }
     match &def.routing_key {
         Some(key) => {
             if let Err(e) = check_routing_key(key) {

@@ -124,6 +124,11 @@ impl IntegrationRuntime {
         self.uplink_path
     }
 
+    /// The secrets its uplink converter reads: what it hands the rule chain may be computed from them.
+    pub fn uplink_secrets(&self) -> &[String] {
+        self.uplink.as_ref().map_or(&[], Script::secrets)
+    }
+
     /// Where it is now.
     pub fn status(&self) -> Status {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -385,6 +390,15 @@ impl Integrations {
     pub fn by_routing_key(&self, uplink_path: &str, key: &str) -> Option<Arc<IntegrationRuntime>> {
         let id = *self.keys.get(key)?;
         self.by_id.get(&id).filter(|r| r.uplink_path() == uplink_path).map(|r| Arc::clone(r.value()))
+    }
+
+    /// The integrations of `tenant` whose uplinks go to rule chain `chain`.
+    pub fn feeding(&self, tenant: TenantId, chain: Uuid) -> Vec<Arc<IntegrationRuntime>> {
+        self.by_id
+            .iter()
+            .filter(|r| r.tenant() == tenant && r.def().rule_chain_id == chain)
+            .map(|r| Arc::clone(r.value()))
+            .collect()
     }
 
     /// How many of a tenant's run.

@@ -287,14 +287,28 @@ async fn stray_values_and_passwords_are_refused_without_echo() {
 #[tokio::test]
 async fn stored_text_never_reaches_the_terminal_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data")).await;
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
     let config = dir.path().join("config");
     let api = Api::new(&server).await;
-    // Chain names are free text that may hold anything; the table and the JSON must not pass
-    // escape sequences, line breaks or bidirectional overrides through.
+    // Names with escape sequences, line breaks or bidirectional overrides are refused now...
     let name = "evil\u{1b}[31mRED\nsecond line\u{202e}gnp.exe\u{9b}2J";
     let chain = json!({"name": name, "nodes": [{"type": "log", "name": "Log", "configuration": {}}]});
+    let (status, refused) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["problems"][0]["path"], "/name");
+    // ... but a database from before may hold one: the table and the JSON must not pass it through.
+    let chain = json!({"name": "plain", "nodes": [{"type": "log", "name": "Log", "configuration": {}}]});
     assert_eq!(api.post("/api/rule-chains", chain).await.0, 201);
+    server.terminate();
+    {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", data.join("veil.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE owners SET name = ?").bind(name).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+    }
+    let server = Server::start(&data).await;
     ok(&spawn_run(
         &config,
         &server,

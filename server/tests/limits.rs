@@ -323,6 +323,7 @@ async fn debug_events_are_cut_and_bounded_per_tenant() {
     let api = Api::new(&server).await;
     let log_chain = |name: &str| json!({"name": name, "nodes": [{"type": "log", "name": "Log", "debugMode": true, "configuration": {}}]});
     let (first, second) = (chain(&api, log_chain("one")).await, chain(&api, log_chain("two")).await);
+    let health = server.watch_health();
     let big = "b".repeat(1_000_000);
     for id in [&first, &second] {
         for _ in 0..10 {
@@ -345,6 +346,7 @@ async fn debug_events_are_cut_and_bounded_per_tenant() {
         total += text.text().await.unwrap().len();
     }
     assert!(total < 300_000, "{total} bytes of events");
+    assert!(health.slowest().await < Duration::from_secs(1));
     assert_healthy(&server).await;
 }
 
@@ -354,6 +356,7 @@ async fn messages_in_flight_are_bounded_with_retry_after() {
     let api = Api::new(&server).await;
     let hold = hold_server().await;
     let (a, b) = (chain(&api, rest_chain(&hold, false)).await, chain(&api, rest_chain(&hold, false)).await);
+    let health = server.watch_health();
     for _ in 0..2 {
         let (status, _) = api.post(&format!("/api/rule-chains/{a}/messages"), json!({"data": {}})).await;
         assert_eq!(status, 202);
@@ -391,6 +394,9 @@ async fn messages_in_flight_are_bounded_with_retry_after() {
     let resp = server.client.post(server.url(&path)).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("limit maxInFlightPerTenant (3) exceeded"), "{body}");
+    assert!(health.slowest().await < Duration::from_secs(1));
     assert_healthy(&server).await;
 }
 
@@ -494,6 +500,29 @@ async fn reading_what_a_chain_computed_needs_use_on_its_secrets() {
     assert!(message.contains("SECRET:USE on 's-script'"), "{message}");
     assert!(!body.to_string().contains("SCR1PT"), "{body}");
     assert_eq!(viewer.get(&format!("/api/rule-chains/{plain}/events")).await.0, 200);
+
+    // An integration whose converter reads a secret feeds the plain chain: its events now need
+    // USE on that secret too; a converter error does not tell the (unauthenticated) sender why.
+    let (status, _) =
+        admin.post("/api/secrets", json!({"name": "s-conv", "type": "TEXT", "value": "c0nv-ECHO-77"})).await;
+    assert_eq!(status, 201);
+    let (status, body) = admin
+        .post(
+            "/api/integrations",
+            json!({"name": "hook", "type": "HTTP", "ruleChainId": plain, "configuration": {"enableSecurity": false},
+                   "uplinkConverter": "if payload.fail == true { throw secret(\"s-conv\").to_lower(); } #{deviceName: \"d\", telemetry: #{k: secret(\"s-conv\").len()}}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let uplink = server.url(body["uplinkPath"].as_str().unwrap());
+    let resp = server.client.post(&uplink).json(&json!({"fail": true})).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let text = resp.text().await.unwrap();
+    assert!(!text.to_lowercase().contains("c0nv-echo-77"), "{text}");
+    assert!(text.contains("the reason is only in the server log"), "{text}");
+    let (status, body) = viewer.get(&format!("/api/rule-chains/{plain}/events")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("SECRET:USE on 's-conv'"), "{body}");
 
     let operator = Api::as_user(&server, "chain-operator-1", "Some-pass-word-1").await;
     let path = format!("/api/rule-chains/{with_secret}/messages");

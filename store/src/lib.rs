@@ -40,7 +40,7 @@ pub use crate::error::{FieldProblem, Result, StoreError};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
     CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
-    SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_name,
+    SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_label, validate_name,
 };
 pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
 pub use crate::store::{ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};

@@ -265,6 +265,22 @@ pub(crate) fn check_name_chars(field: &str, name: &str) -> Result<(), FieldProbl
     Ok(())
 }
 
+/// Checks a free-text label (a rule chain's, node's or integration's name): no control characters
+/// and no invisible formatting characters, which would reach terminals and screens as they are.
+pub fn validate_label(field: &str, label: &str) -> Result<(), FieldProblem> {
+    if let Some(c) = label.chars().find(|c| invisible_or_control(*c)) {
+        return Err(FieldProblem::new(
+            field,
+            format!(
+                "must not contain control characters or invisible formatting characters such as \
+                 zero-width spaces or bidirectional overrides (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The UTS #39 confusable skeleton of a name: two names with the same skeleton look alike
 /// (`s-basic` and `s-b\u{430}sic` with a Cyrillic a, `paypal` and `paypa1`).
 pub(crate) fn skeleton(name: &str) -> String {

@@ -203,12 +203,14 @@ pub(super) fn check_may_watch(
     what: &str,
 ) -> ApiResult<()> {
     let may_use = actor.require(veil_store::Operation::Use).is_ok();
-    let missing: Vec<&str> = runtime
-        .secret_names()
-        .iter()
-        .filter(|name| !may_use || state.store.find(actor, name).is_none())
-        .map(String::as_str)
-        .collect();
+    // What the integrations feeding the chain computed from their converters' secrets too.
+    let feeding = state.integrations.feeding(runtime.tenant(), runtime.id());
+    let mut names: Vec<&str> = runtime.secret_names().iter().map(String::as_str).collect();
+    names.extend(feeding.iter().flat_map(|i| i.uplink_secrets().iter().map(String::as_str)));
+    names.sort_unstable();
+    names.dedup();
+    let missing: Vec<&str> =
+        names.into_iter().filter(|name| !may_use || state.store.find(actor, name).is_none()).collect();
     if missing.is_empty() {
         return Ok(());
     }
