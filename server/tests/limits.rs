@@ -45,6 +45,23 @@ async fn assert_healthy(server: &Server) {
     assert!(peak < MAX_PEAK_RSS, "peak RSS {peak} bytes");
 }
 
+/// Creates an HTTP integration (no header security) feeding `chain` through `converter`, as
+/// `api`'s user; returns its id and its uplink URL.
+async fn http_integration(api: &Api<'_>, name: &str, chain: &str, converter: &str) -> (String, String) {
+    let doc = json!({"name": name, "type": "HTTP", "ruleChainId": chain,
+                     "configuration": {"enableSecurity": false}, "uplinkConverter": converter});
+    let (status, body) = api.post("/api/integrations", doc).await;
+    assert_eq!(status, 201, "{body}");
+    (body["id"].as_str().unwrap().to_owned(), api.server.url(body["uplinkPath"].as_str().unwrap()))
+}
+
+/// Posts an uplink; returns the status, the Retry-After header and the body.
+async fn post_uplink(server: &Server, url: &str, body: Value) -> (u16, Option<String>, Value) {
+    let resp = server.client.post(url).json(&body).send().await.unwrap();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), retry, resp.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn deep_script_values_fail_the_message_not_the_server() {
     // Time enough to build values thousands deep (each step rechecks the whole value's size).
@@ -73,18 +90,10 @@ async fn deep_script_values_fail_the_message_not_the_server() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["problems"][0]["path"], "/nodes/0/configuration/script");
     // The same from an uplink converter: the uplink is refused naming the limit.
-    let (status, body) = api
-        .post(
-            "/api/integrations",
-            json!({"name": "deep", "type": "HTTP", "ruleChainId": id, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": "let m = #{}; for i in 0..7000 { m = #{a: m}; } #{deviceName: \"d\", telemetry: m}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let uplink = server.url(body["uplinkPath"].as_str().unwrap());
-    let resp = server.client.post(uplink).json(&json!({})).send().await.unwrap();
-    assert_eq!(resp.status(), 422);
-    let body: Value = resp.json().await.unwrap();
+    let converter = "let m = #{}; for i in 0..7000 { m = #{a: m}; } #{deviceName: \"d\", telemetry: m}";
+    let (_, uplink) = http_integration(&api, "deep", &id, converter).await;
+    let (status, _, body) = post_uplink(&server, &uplink, json!({})).await;
+    assert_eq!(status, 422, "{body}");
     assert!(body["message"].as_str().unwrap().contains("limit maxDataDepth (64) exceeded"), "{body}");
     // 64 levels are allowed.
     let id = chain(&api, script_chain("transform", "let a = 1; for i in 0..63 { a = [a]; } #{msg: #{d: a}}"))
@@ -194,18 +203,10 @@ async fn cpu_heavy_scripts_and_converters_stop_at_the_time_limit_and_the_api_ans
     );
 
     // The same in an uplink converter: the uplink is refused naming the limit.
-    let (status, body) = api
-        .post(
-            "/api/integrations",
-            json!({"name": "heavy", "type": "HTTP", "ruleChainId": id, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": HEAVY.replace("n > 0", "#{deviceName: \"d\"}")}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let path = body["uplinkPath"].as_str().unwrap().to_owned();
-    let resp = server.client.post(server.url(&path)).json(&json!({})).send().await.unwrap();
-    assert_eq!(resp.status(), 422);
-    let body: Value = resp.json().await.unwrap();
+    let (_, uplink) =
+        http_integration(&api, "heavy", &id, &HEAVY.replace("n > 0", "#{deviceName: \"d\"}")).await;
+    let (status, _, body) = post_uplink(&server, &uplink, json!({})).await;
+    assert_eq!(status, 422, "{body}");
     assert!(body["message"].as_str().unwrap().contains("limit scriptTimeoutMs (500) exceeded"), "{body}");
 
     assert!(health.slowest().await < Duration::from_secs(1));
@@ -382,19 +383,9 @@ async fn messages_in_flight_are_bounded_with_retry_after() {
     assert!(body["message"].as_str().unwrap().contains("limit maxInFlightPerTenant (3) exceeded"), "{body}");
 
     // Uplinks count too, and get a 503 (senders retry those).
-    let (status, body) = api
-        .post(
-            "/api/integrations",
-            json!({"name": "hook", "type": "HTTP", "ruleChainId": b, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": "#{deviceName: \"d\"}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let path = body["uplinkPath"].as_str().unwrap().to_owned();
-    let resp = server.client.post(server.url(&path)).json(&json!({})).send().await.unwrap();
-    assert_eq!(resp.status(), 503);
-    assert_eq!(resp.headers()["retry-after"], "1");
-    let body: Value = resp.json().await.unwrap();
+    let (_, uplink) = http_integration(&api, "hook", &b, "#{deviceName: \"d\"}").await;
+    let (status, retry, body) = post_uplink(&server, &uplink, json!({})).await;
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("limit maxInFlightPerTenant (3) exceeded"), "{body}");
     assert!(health.slowest().await < Duration::from_secs(1));
     assert_healthy(&server).await;
@@ -406,15 +397,7 @@ async fn integration_downlink_needs_integration_rights_and_is_tracked() {
     let (_dir, server) = start(&[]).await;
     let admin = Api::new(&server).await;
     let target = chain(&admin, script_chain("filter", "true")).await;
-    let (status, integration) = admin
-        .post(
-            "/api/integrations",
-            json!({"name": "hook", "type": "HTTP", "ruleChainId": target, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": "#{deviceName: \"d\"}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{integration}");
-    let integration = integration["id"].as_str().unwrap().to_owned();
+    let (integration, _) = http_integration(&admin, "hook", &target, "#{deviceName: \"d\"}").await;
     let downlink = |id: &str| {
         json!({"name": "Fan control", "nodes": [{"type": "integration_downlink", "name": "To hook",
                "configuration": {"integrationId": id}}]})
@@ -438,15 +421,8 @@ async fn integration_downlink_needs_integration_rights_and_is_tracked() {
     assert_eq!(sysadmin.post("/api/tenants", other).await.0, 201);
     let other_admin = Api::as_user(&server, "other-admin", "Other-admin-pass-1").await;
     let other_chain = chain(&other_admin, script_chain("filter", "true")).await;
-    let (status, theirs) = other_admin
-        .post(
-            "/api/integrations",
-            json!({"name": "theirs", "type": "HTTP", "ruleChainId": other_chain, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": "#{deviceName: \"d\"}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{theirs}");
-    for id in [theirs["id"].as_str().unwrap().to_owned(), uuid::Uuid::new_v4().to_string()] {
+    let (theirs, _) = http_integration(&other_admin, "theirs", &other_chain, "#{deviceName: \"d\"}").await;
+    for id in [theirs, uuid::Uuid::new_v4().to_string()] {
         let (status, body) = admin.post("/api/rule-chains", downlink(&id)).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["problems"][0]["path"], "/nodes/0/configuration/integrationId");
@@ -506,15 +482,9 @@ async fn reading_what_a_chain_computed_needs_use_on_its_secrets() {
     let (status, _) =
         admin.post("/api/secrets", json!({"name": "s-conv", "type": "TEXT", "value": "c0nv-ECHO-77"})).await;
     assert_eq!(status, 201);
-    let (status, body) = admin
-        .post(
-            "/api/integrations",
-            json!({"name": "hook", "type": "HTTP", "ruleChainId": plain, "configuration": {"enableSecurity": false},
-                   "uplinkConverter": "if payload.fail == true { throw secret(\"s-conv\").to_lower(); } #{deviceName: \"d\", telemetry: #{k: secret(\"s-conv\").len()}}"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let uplink = server.url(body["uplinkPath"].as_str().unwrap());
+    let converter = "if payload.fail == true { throw secret(\"s-conv\").to_lower(); } \
+                     #{deviceName: \"d\", telemetry: #{k: secret(\"s-conv\").len()}}";
+    let (_, uplink) = http_integration(&admin, "hook", &plain, converter).await;
     let resp = server.client.post(&uplink).json(&json!({"fail": true})).send().await.unwrap();
     assert_eq!(resp.status(), 422);
     let text = resp.text().await.unwrap();
