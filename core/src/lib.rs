@@ -10,6 +10,14 @@
 //! as data and never scanned for placeholders. [`ChainRuntime`] routes [`Msg`]s between nodes and
 //! records debug events; a [`Redactor`] masks every value the chain's nodes could have used, in
 //! any common encoding, wherever text leaves the engine.
+//!
+//! Everything a user can make the engine spend is bounded by [`Limits`], which the [`Registry`]
+//! carries into deployments: chain size at [`deploy`], fan-out and debug-event bytes in
+//! [`ChainRuntime`] (the latter shared per tenant through [`TenantBudgets`]), messages in flight
+//! through [`ChainRuntime::admit`]. Scripts ([`Script`]) share one sandboxed Rhai engine; a run
+//! starts on the caller's thread with a small budget and otherwise runs on a pool of script
+//! threads under a wall-clock limit ([`configure_scripts`]), and its value is depth-checked before
+//! it becomes JSON.
 
 mod budget;
 mod chain;
