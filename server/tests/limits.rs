@@ -215,7 +215,7 @@ async fn cpu_heavy_scripts_and_converters_stop_at_the_time_limit_and_the_api_ans
 
 #[tokio::test]
 async fn chain_size_and_count_are_bounded() {
-    let (_dir, server) = start(&["--max-chains-per-tenant", "3"]).await;
+    let (_dir, server) = start(&["--max-chains-per-tenant", "3", "--max-integrations-per-tenant", "1"]).await;
     let api = Api::new(&server).await;
     let health = server.watch_health();
     let nodes = vec![
@@ -238,12 +238,21 @@ async fn chain_size_and_count_are_bounded() {
     let added = server.peak_rss().saturating_sub(before);
     assert!(added < 100 * 1024 * 1024, "a 1,000-node chain added {added} bytes");
 
-    chain(&api, script_chain("filter", "true")).await;
+    let target = chain(&api, script_chain("filter", "true")).await;
     chain(&api, script_chain("filter", "true")).await;
     let (status, body) = api.post("/api/rule-chains", script_chain("filter", "true")).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "limit_exceeded");
     assert!(body["message"].as_str().unwrap().contains("limit maxChainsPerTenant (3) exceeded"), "{body}");
+
+    http_integration(&api, "first", &target, "#{deviceName: \"d\"}").await;
+    let doc = json!({"name": "second", "type": "HTTP", "ruleChainId": target, "uplinkConverter": "#{deviceName: \"d\"}"});
+    let (status, body) = api.post("/api/integrations", doc).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("limit_exceeded")), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("limit maxIntegrationsPerTenant (1) exceeded"),
+        "{body}"
+    );
     assert!(health.slowest().await < Duration::from_secs(1));
     assert_healthy(&server).await;
 }
