@@ -202,6 +202,26 @@ async fn cpu_heavy_scripts_and_converters_stop_at_the_time_limit_and_the_api_ans
         "{trace:?}"
     );
 
+    // A customer user, with rights on its own chains only, is held to the same.
+    let (status, customer) = api.post("/api/customers", json!({"name": "Acme"})).await;
+    assert_eq!(status, 201, "{customer}");
+    let user = json!({"username": "acme-ops", "password": "Acme-ops-pass-1", "customerId": customer["id"],
+                      "roles": ["CUSTOMER_USER"]});
+    assert_eq!(api.post("/api/users", user).await.0, 201);
+    let acme = Api::as_user(&server, "acme-ops", "Acme-ops-pass-1").await;
+    let theirs = chain(&acme, script_chain("filter", HEAVY)).await;
+    for _ in 0..4 {
+        assert_eq!(
+            acme.post(&format!("/api/rule-chains/{theirs}/messages"), json!({"data": {}})).await.0,
+            202
+        );
+    }
+    let trace = run_traced(&acme, &theirs, json!({})).await;
+    assert!(
+        trace[0]["error"].as_str().unwrap().contains("limit scriptTimeoutMs (500) exceeded"),
+        "{trace:?}"
+    );
+
     // The same in an uplink converter: the uplink is refused naming the limit.
     let (_, uplink) =
         http_integration(&api, "heavy", &id, &HEAVY.replace("n > 0", "#{deviceName: \"d\"}")).await;
