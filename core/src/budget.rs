@@ -203,6 +203,12 @@ pub(crate) fn approx_bytes(value: &Value) -> usize {
     total
 }
 
+/// An estimate of the memory a message takes: its data, metadata and names.
+pub(crate) fn approx_msg_bytes(msg: &crate::message::Msg) -> usize {
+    let metadata: usize = msg.metadata.iter().map(|(k, v)| k.len() + v.len() + 32).sum();
+    approx_bytes(&msg.data) + metadata + msg.msg_type.len() + msg.originator.len() + 64
+}
+
 /// Whether a JSON value nests arrays and objects more than `depth` deep (bounded walk).
 pub fn deeper_than(value: &Value, depth: usize) -> bool {
     match value {

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
-use crate::budget::{Admission, Busy, ChainEvents, TenantBudget, approx_bytes};
+use crate::budget::{Admission, Busy, ChainEvents, TenantBudget, approx_msg_bytes};
 use crate::chain::Deployment;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
@@ -290,7 +290,7 @@ impl ChainRuntime {
                 let Some(targets) = slot.routes.get(rel.as_ref()) else { continue };
                 let queued = queue.len() + targets.len();
                 if targets.len() > 1 {
-                    copied = copied.saturating_add(approx_bytes(&out.data).saturating_mul(targets.len() - 1));
+                    copied = copied.saturating_add(approx_msg_bytes(&out).saturating_mul(targets.len() - 1));
                 }
                 if let Some(error) = self.fan_out_error(queued, copied) {
                     tracing::warn!(chain = %self.name, node = %slot.name, "{error}");
