@@ -1,3 +1,12 @@
+//! veil-tests: the test kit, and (in `e2e/`) the end-to-end suite of the `veil` program.
+//!
+//! The kit starts the real program ([`Server`]: `veil serve` on a free loopback port with a
+//! temporary data directory), talks to it as any user ([`Api`]), records what outside services
+//! receive ([`Receiver`], a real HTTP server on loopback), and reads what a user could see (the
+//! server's logs, its data directory with [`snapshot`], its memory with [`Server::peak_rss`]).
+//! The program is the `veil-e2e` binary of this package (the same entry point as `veil`), which
+//! cargo builds before this package's tests run; [`veil_binary`] finds it.
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -6,24 +15,41 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
-pub(crate) const SYSADMIN_PASSWORD: &str = "system horse battery staple";
+/// The password of the tenant administrator `admin` of every server the kit starts.
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// The password of the system administrator `sysadmin` of every server the kit starts.
+pub const SYSADMIN_PASSWORD: &str = "system horse battery staple";
 
 /// A running `veil serve`.
-pub(crate) struct Server {
+pub struct Server {
     child: Child,
-    pub(crate) base: String,
-    pub(crate) client: reqwest::Client,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client for it.
+    pub client: reqwest::Client,
     logs: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
 }
 
-pub(crate) fn veil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
+/// The `veil` program under test: `veil-e2e`, built by this package next to the test binaries
+/// (`target/<profile>/veil-e2e`, one level above the test executable in `deps/`), or the path in
+/// `VEIL_BIN`.
+pub fn veil_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VEIL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    dir.join(format!("veil-e2e{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A command running the `veil` program under test.
+pub fn veil() -> Command {
+    Command::new(veil_binary())
 }
 
 /// A `veil serve` command on a free port; the caller adds environment and spawns.
-pub(crate) fn serve_command(data_dir: &Path) -> Command {
+pub fn serve_command(data_dir: &Path) -> Command {
     let mut cmd = veil();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -57,11 +83,13 @@ fn collect(
 }
 
 impl Server {
-    pub(crate) async fn start(data_dir: &Path) -> Self {
+    /// Starts `veil serve` on a free port with `data_dir`, and waits until it listens.
+    pub async fn start(data_dir: &Path) -> Self {
         Self::start_with(serve_command(data_dir)).await
     }
 
-    pub(crate) async fn start_with(mut cmd: Command) -> Self {
+    /// Starts a prepared [`serve_command`] (extra flags or environment) and waits until it listens.
+    pub async fn start_with(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().expect("spawn veil");
         let logs = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -80,15 +108,18 @@ impl Server {
         Self { child, base, client: reqwest::Client::new(), logs, stdout }
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub(crate) async fn login(&self) -> String {
+    /// A token of `admin`.
+    pub async fn login(&self) -> String {
         self.login_as("admin", ADMIN_PASSWORD).await
     }
 
-    pub(crate) async fn login_as(&self, username: &str, password: &str) -> String {
+    /// A token of `username` (the login must succeed).
+    pub async fn login_as(&self, username: &str, password: &str) -> String {
         let resp = self
             .client
             .post(self.url("/api/auth/login"))
@@ -100,21 +131,23 @@ impl Server {
         resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
 
-    pub(crate) fn logs(&self) -> String {
+    /// Everything the server wrote to stderr so far.
+    pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
 
-    pub(crate) fn stdout(&self) -> String {
+    /// Everything the server wrote to stdout so far.
+    pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
     /// The process id of `veil serve`.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The server's peak resident memory so far (VmHWM), in bytes.
-    pub(crate) fn peak_rss(&self) -> u64 {
+    pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
@@ -122,7 +155,7 @@ impl Server {
 
     /// Polls `/api/health` every 100 ms until the returned watcher is stopped; the watcher tells
     /// the slowest answer seen.
-    pub(crate) fn watch_health(&self) -> HealthWatch {
+    pub fn watch_health(&self) -> HealthWatch {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (url, client, flag) = (self.url("/api/health"), self.client.clone(), Arc::clone(&stop));
         let task = tokio::spawn(async move {
@@ -141,13 +174,14 @@ impl Server {
         HealthWatch { stop, task }
     }
 
-    pub(crate) fn kill9(&mut self) {
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// SIGTERM, then wait for the exit.
-    pub(crate) fn terminate(&mut self) -> ExitStatus {
+    pub fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill").arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
         let status = self.child.wait().unwrap();
@@ -165,73 +199,84 @@ impl Drop for Server {
 }
 
 /// A running `/api/health` poller (see [`Server::watch_health`]).
-pub(crate) struct HealthWatch {
+pub struct HealthWatch {
     stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<Duration>,
 }
 
 impl HealthWatch {
     /// Stops polling and returns the slowest answer (an hour when one failed or took over 5 s).
-    pub(crate) async fn slowest(self) -> Duration {
+    pub async fn slowest(self) -> Duration {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.task.await.unwrap()
     }
 }
 
 /// An authenticated client for one server.
-pub(crate) struct Api<'a> {
-    pub(crate) server: &'a Server,
-    pub(crate) token: String,
+pub struct Api<'a> {
+    /// The server it talks to.
+    pub server: &'a Server,
+    /// Its bearer token.
+    pub token: String,
 }
 
 impl<'a> Api<'a> {
-    pub(crate) async fn new(server: &'a Server) -> Self {
+    /// A client logged in as `admin`.
+    pub async fn new(server: &'a Server) -> Self {
         Self { token: server.login().await, server }
     }
 
-    pub(crate) async fn as_user(server: &'a Server, username: &str, password: &str) -> Self {
+    /// A client logged in as `username`.
+    pub async fn as_user(server: &'a Server, username: &str, password: &str) -> Self {
         Self { token: server.login_as(username, password).await, server }
     }
 
-    pub(crate) async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+    /// `PUT path` with a JSON body: (status, JSON body or Null).
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(self.req(reqwest::Method::PUT, path).json(&body)).await
     }
 
-    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request with the token, to build further.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.server.client.request(method, self.server.url(path)).bearer_auth(&self.token)
     }
 
     /// Sends and returns (status, JSON body or Null).
-    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
         let resp = rb.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    /// `POST path` with a JSON body: (status, JSON body or Null).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(self.req(reqwest::Method::POST, path).json(&body)).await
     }
 
-    pub(crate) async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+    /// `PATCH path` with a JSON body: (status, JSON body or Null).
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(self.req(reqwest::Method::PATCH, path).json(&body)).await
     }
 
-    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+    /// `GET path`: (status, JSON body or Null).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(self.req(reqwest::Method::GET, path)).await
     }
 
-    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
+    /// `DELETE path`: (status, JSON body or Null).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.send(self.req(reqwest::Method::DELETE, path)).await
     }
 }
 
-pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Every file below `dir` with its content.
-pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -246,22 +291,28 @@ pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8
 
 /// A request as an outside service saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Recorded {
-    pub(crate) method: String,
-    pub(crate) uri: String,
-    pub(crate) headers: std::collections::HashMap<String, String>,
-    pub(crate) body: String,
+pub struct Recorded {
+    /// The method.
+    pub method: String,
+    /// The path and query.
+    pub uri: String,
+    /// The headers (names lowercased).
+    pub headers: std::collections::HashMap<String, String>,
+    /// The body, as text.
+    pub body: String,
 }
 
 /// A real HTTP service on loopback that records every request and answers with `status`.
-pub(crate) struct Receiver {
-    pub(crate) url: String,
+pub struct Receiver {
+    /// Its base URL.
+    pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
     status: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl Receiver {
-    pub(crate) async fn start() -> Self {
+    /// Starts it on a free port; it answers 200 until told otherwise.
+    pub async fn start() -> Self {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let (r, s) = (Arc::clone(&requests), Arc::clone(&status));
@@ -290,11 +341,13 @@ impl Receiver {
         Self { url, requests, status }
     }
 
-    pub(crate) fn requests(&self) -> Vec<Recorded> {
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 
-    pub(crate) fn answer_with(&self, status: u16) {
+    /// Answers every later request with `status`.
+    pub fn answer_with(&self, status: u16) {
         self.status.store(status, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -1,7 +1,8 @@
-//! End-to-end tests of the `veil` binary: the real process on a random loopback port.
+//! End-to-end tests of the `veil` program: the real process on a random loopback port, real
+//! services beside it. The test kit (veil-tests' library) starts and drives it.
 
-// Starting, stopping and talking to a `veil serve` process.
-mod support;
+// The kit, under the name the modules use.
+use veil_tests as support;
 // The secrets REST API as a client sees it.
 mod api;
 // Rule chains calling a real HTTP service with secrets from the store.

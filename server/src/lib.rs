@@ -1,0 +1,171 @@
+//! veil-server: the `veil` program. `veil serve` runs the HTTP API, the rule engine and the
+//! integrations over the secret store; the other subcommands are a client of that API. The
+//! library's one entry point, [`run`], is what the `veil` binary (and the test suite's copy of it,
+//! `veil-e2e` in `tests/`) calls.
+
+mod api;
+mod auth;
+mod cli;
+mod error;
+mod limits;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Veil: a rule engine whose configurations take credentials from an encrypted secret store.
+#[derive(Debug, Parser)]
+#[command(name = "veil", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: cli::Global,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: REST API over the embedded SQLite store.
+    Serve(ServeArgs),
+    /// Log in and keep the token (in the config directory, mode 0600).
+    Login(cli::LoginArgs),
+    /// Forget the saved token.
+    Logout,
+    /// Secrets: values in from stdin or a file, never out.
+    #[command(subcommand)]
+    Secret(cli::SecretCmd),
+    /// Rule chains.
+    #[command(subcommand)]
+    Chain(cli::DocCmd),
+    /// Integrations (`send` sends a downlink).
+    #[command(subcommand)]
+    Integration(cli::DocCmd),
+    /// Users of your tenant.
+    #[command(subcommand)]
+    User(cli::UserCmd),
+    /// Customers of your tenant.
+    #[command(subcommand)]
+    Customer(cli::CustomerCmd),
+    /// The audit log.
+    Audit(cli::AuditArgs),
+}
+
+/// Options of `veil serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "VEIL_LISTEN")]
+    pub(crate) listen: SocketAddr,
+    /// Directory for the database and the generated master key.
+    #[arg(long, default_value = "./veil-data", env = "VEIL_DATA_DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
+    #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
+    pub(crate) master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: limits::LimitArgs,
+}
+
+/// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
+/// frames (AMQP's SASL response, MQTT's CONNECT) and HTTP/TLS connection details (a secret in a
+/// URL host, lowercased). Events and spans from targets starting with these names pass only at
+/// INFO or above, whatever `VEIL_LOG` asks: the cap is a second filter that every event must also
+/// pass, so a more specific directive (`lapin::io_loop=trace`) cannot lift it.
+const CREDENTIAL_FRAME_LOGGERS: &[&str] =
+    &["lapin", "amq_protocol", "rumqttc", "reqwest", "hyper", "hyper_util", "h2", "rustls"];
+
+/// Whether the log cap lets an event or span of this target and level through.
+fn under_log_cap(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() <= tracing::Level::INFO
+        || !CREDENTIAL_FRAME_LOGGERS.iter().any(|prefix| metadata.target().starts_with(prefix))
+}
+
+/// `VEIL_LOG` (or `RUST_LOG`, default `info`; `info` when it does not parse), and the cap.
+fn log_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::FilterExt as _;
+    let wanted =
+        std::env::var("VEIL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let env = tracing_subscriber::EnvFilter::try_new(wanted)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    env.and(tracing_subscriber::filter::filter_fn(under_log_cap))
+}
+
+/// Runs a client command; errors print on stderr with their exit code.
+fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: Command) -> ExitCode {
+    let result = runtime.block_on(async {
+        match command {
+            Command::Login(args) => cli::login(global, args).await,
+            Command::Logout => cli::logout(global).await,
+            Command::Secret(cmd) => cli::secret(global, cmd).await,
+            Command::Chain(cmd) => cli::documents(global, cmd, false).await,
+            Command::Integration(cmd) => cli::documents(global, cmd, true).await,
+            Command::User(cmd) => cli::user(global, cmd).await,
+            Command::Customer(cmd) => cli::customer(global, cmd).await,
+            Command::Audit(args) => cli::audit(global, args).await,
+            Command::Serve(_) => unreachable!("serve is not a client command"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.exit_code()
+        }
+    }
+}
+
+/// Parses the command line and runs the command: the whole `veil` program.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => run_client(&rt, &cli.global, cli.command),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(log_filter());
+        tracing_subscriber::registry().with(logs).init();
+    }
+    // Short scripts run on these threads (longer ones move to the script threads): a stack with
+    // room to spare for what they may build within their small budget.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            _ => unreachable!("client commands returned above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
