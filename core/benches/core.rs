@@ -1,13 +1,15 @@
-//! Hot-path benchmarks of veil-core, against a real store (SQLite in a temporary directory).
+//! Hot-path benchmarks of veil-core, against a real store (the kit's `TempStore`: SQLite in a
+//! temporary directory).
 //!
 //! - `render/config-1KiB-3-secrets`: renders every template of a compiled ~1 KiB `rest_api_call`-like
 //!   configuration holding three placeholders, as a node does per message (three decryptions, no
 //!   plaintext cache). Target: under 600 ns, and at least 5x faster than the baseline below.
 //! - `render/resolve-only-3-secrets`: the three `Store::resolve` calls alone, the floor of any
 //!   rendering that decrypts per execution.
-//! - `render/regex-baseline`: the naive approach for comparison — substitute on the configuration's
-//!   JSON text with a regex built per call and values looked up in the store. (It is also wrong:
-//!   it ignores escapes, and a value containing `"` would break the JSON.)
+//! - `render/regex-baseline`: the approach of Vector and other peers for comparison — a placeholder
+//!   regex compiled once, and per call a replace on the configuration's JSON text with a store
+//!   look-up (one decryption) per match. (It is also wrong: it ignores escapes, and a value
+//!   containing `"` would break the JSON.)
 //! - `engine/3-node-chain`: a deployed chain of three bench-local node types (pass-through, a
 //!   relation switch, a sink that renders a `Bearer $<secret:api-token>` header) processing
 //!   messages on a current-thread tokio runtime. Target: at least 250,000 messages/s.
@@ -21,10 +23,8 @@ use veil_core::{
     Accepts, BoxFuture, BuildCtx, ChainRuntime, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx,
     NodeDescriptor, NodeResult, Problem, Registry, RenderCtx, Template, relation,
 };
-use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store, StoreConfig,
-    TenantId, UserId,
-};
+use veil_store::{Actor, SecretValue, Store, TenantId};
+use veil_tests::TempStore;
 
 /// The secret-capable fields of the benchmarked configuration (as `rest_api_call` declares them).
 const CONFIG_FIELDS: &[FieldSpec] = &[
@@ -80,26 +80,11 @@ const SECRETS: &[(&str, &str)] = &[
 /// Other secrets of the tenant, so the store's index is not trivially small.
 const FILLER_SECRETS: usize = 100;
 
-fn store_config(dir: &std::path::Path) -> StoreConfig {
-    StoreConfig {
-        database: Database::Sqlite(dir.join("veil.db")),
-        master_key: MasterKeySource::Generated(dir.join("master.key")),
-        limits: Limits::default(),
-    }
-}
-
-async fn fill(store: &Store, actor: &Actor) {
+async fn fill(temp: &TempStore) {
     let filler = (0..FILLER_SECRETS).map(|i| (format!("filler-{i:03}"), format!("{i:0>32}")));
     let named = SECRETS.iter().map(|(n, v)| (n.to_string(), v.to_string()));
     for (name, value) in named.chain(filler) {
-        let req = NewSecret {
-            name,
-            kind: SecretType::Text,
-            description: None,
-            value: SecretValue::from(value),
-            file_name: None,
-        };
-        store.create(actor, req).await.expect("create secret");
+        temp.text(&name, &value).await;
     }
 }
 
@@ -118,10 +103,14 @@ fn render_all(ctx: &RenderCtx<'_>, templates: &[&Template]) -> Vec<SecretString>
     templates.iter().map(|t| ctx.render(t).expect("render")).collect()
 }
 
-/// The naive substitution the compiled path replaces: configuration text, a regex compiled per
-/// call, a store look-up per match.
-fn regex_baseline(store: &Store, tenant: TenantId, config_text: &str) -> String {
-    let placeholder = regex::Regex::new(r"\$<secret:([^>]+)>").expect("regex");
+/// The placeholder pattern, compiled once as Vector compiles its secret-reference regex.
+fn placeholder_regex() -> regex::Regex {
+    regex::Regex::new(r"\$<secret:([^>]+)>").expect("regex")
+}
+
+/// The substitution the compiled path replaces: per call, a replace on the configuration text
+/// with the compiled `placeholder` regex and a store look-up per match.
+fn regex_baseline(placeholder: &regex::Regex, store: &Store, tenant: TenantId, config_text: &str) -> String {
     placeholder
         .replace_all(config_text, |caps: &regex::Captures<'_>| {
             let value = store.resolve(tenant, &caps[1]).expect("resolve");
@@ -144,7 +133,9 @@ fn render_benches(c: &mut Criterion, store: &Store, tenant: TenantId) {
 
     // Both approaches must produce the same values before their speed means anything.
     let rendered = render_all(&RenderCtx::new(store, tenant, Some(&msg)), &templates);
-    let baseline: Value = serde_json::from_str(&regex_baseline(store, tenant, &config_text)).expect("json");
+    let placeholder = placeholder_regex();
+    let baseline: Value =
+        serde_json::from_str(&regex_baseline(&placeholder, store, tenant, &config_text)).expect("json");
     let expected_values = [
         &baseline["restEndpointUrlPattern"],
         &baseline["credentials"]["username"],
@@ -175,7 +166,7 @@ fn render_benches(c: &mut Criterion, store: &Store, tenant: TenantId) {
         })
     });
     group.bench_function("regex-baseline", |b| {
-        b.iter(|| black_box(regex_baseline(store, tenant, black_box(&config_text))))
+        b.iter(|| black_box(regex_baseline(&placeholder, store, tenant, black_box(&config_text))))
     });
     group.finish();
 }
@@ -343,15 +334,13 @@ fn engine_bench(c: &mut Criterion, store: &Store, actor: &Actor) {
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let actor = Actor::tenant_admin(TenantId::new_random(), UserId::new_random(), "bench");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = rt.block_on(Store::open(store_config(dir.path()))).expect("open store");
-    rt.block_on(fill(&store, &actor));
+    let temp = rt.block_on(TempStore::new());
+    rt.block_on(fill(&temp));
 
-    render_benches(c, &store, actor.tenant_id);
-    engine_bench(c, &store, &actor);
+    render_benches(c, &temp.store, temp.admin.tenant_id);
+    engine_bench(c, &temp.store, &temp.admin);
 
-    rt.block_on(store.close());
+    rt.block_on(temp.store.close());
 }
 
 // The macro generates an undocumented `pub fn`.

@@ -24,6 +24,7 @@ use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
 use crate::node::{Failed, Node, NodeCtx, relation};
 use crate::redact::Redactor;
+use crate::secrets::Secrets;
 
 /// The most node executions one incoming message may cause (a loop in the chain ends here).
 pub const MAX_STEPS: usize = 1000;
@@ -84,6 +85,7 @@ struct Slot {
     debug: bool,
     node: Box<dyn Node>,
     secret_names: Vec<String>,
+    secrets: Secrets,
     routes: HashMap<String, Vec<usize>>,
 }
 
@@ -92,7 +94,6 @@ pub struct ChainRuntime {
     id: Uuid,
     name: String,
     tenant: TenantId,
-    store: Store,
     first: usize,
     slots: Vec<Slot>,
     redactor: Redactor,
@@ -128,6 +129,7 @@ impl ChainRuntime {
                 debug: d.debug_mode,
                 node: built.node,
                 secret_names: built.secret_names,
+                secrets: built.secrets,
                 routes: HashMap::new(),
             })
             .collect();
@@ -144,7 +146,6 @@ impl ChainRuntime {
             id,
             name: def.name,
             tenant,
-            store,
             first: def.first_node_index,
             slots,
             redactor,
@@ -267,7 +268,7 @@ impl ChainRuntime {
             let input = slot.debug.then(|| to_json(&msg));
             // Clock reads only for debug events: they are a visible share of a fast node's cost.
             let started = slot.debug.then(|| (Instant::now(), msg_now()));
-            let ctx = NodeCtx::new(&self.store, self.tenant).with_redactor(&self.redactor);
+            let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor);
             let (outputs, error) = match slot.node.process(&ctx, msg).await {
                 Ok(outputs) => (outputs, None),
                 Err(Failed { msg, error }) => {

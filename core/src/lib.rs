@@ -27,11 +27,13 @@ mod message;
 mod node;
 mod redact;
 mod script;
+mod secrets;
 mod template;
 
 pub use crate::budget::{Admission, Busy, TenantBudgets, deeper_than};
 pub use crate::chain::{
-    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_doc,
+    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_config,
+    parse_doc,
 };
 pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
 pub use crate::limits::{Limits, limit_error};
@@ -40,11 +42,12 @@ pub use crate::node::{
     BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeError, NodeResult, Outputs,
     Registry, Relation, Services, relation,
 };
-pub use crate::redact::{MASK, Redactor};
+pub use crate::redact::{MASK, Redactor, masked_forms};
 pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptProblem, ScriptRun, configure_scripts,
     from_dynamic, sandbox_engine, to_dynamic,
 };
+pub use crate::secrets::{InvalidHeader, Secrets, sensitive_header};
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, PlaceholderError, Problem, RenderCtx, RenderError,
     SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,

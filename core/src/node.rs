@@ -13,13 +13,13 @@ use secrecy::SecretString;
 use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
+use crate::secrets::Secrets;
+
 use crate::budget::TenantBudgets;
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
-use crate::template::{
-    Accepts, CompiledConfig, FieldSpec, Problem, RenderCtx, RenderError, SecretUse, Template,
-};
+use crate::template::{Accepts, CompiledConfig, FieldSpec, Problem, RenderError, SecretUse, Template};
 
 /// A boxed future, so nodes can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -97,18 +97,17 @@ impl From<&str> for NodeError {
 /// Result of processing one message.
 pub type NodeResult = Result<Outputs, Failed>;
 
-/// What a node can reach while it executes.
+/// What a node can reach while it executes: its declared secrets, the chain's redactor.
 pub struct NodeCtx<'a> {
-    store: &'a Store,
-    tenant: TenantId,
+    secrets: &'a Secrets,
     redactor: Option<&'a Redactor>,
     notes: Mutex<Vec<String>>,
 }
 
 impl<'a> NodeCtx<'a> {
-    /// A context for one execution.
-    pub fn new(store: &'a Store, tenant: TenantId) -> Self {
-        Self { store, tenant, redactor: None, notes: Mutex::new(Vec::new()) }
+    /// A context for one execution of a node with `secrets`.
+    pub fn new(secrets: &'a Secrets) -> Self {
+        Self { secrets, redactor: None, notes: Mutex::new(Vec::new()) }
     }
 
     /// The same context masking with `redactor` (the chain's).
@@ -135,24 +134,24 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
-    /// The store, for nodes that resolve secrets themselves (scripts).
-    pub fn store(&self) -> &Store {
-        self.store
+    /// The node's declared secrets (to render connection settings, or compare versions).
+    pub fn secrets(&self) -> &Secrets {
+        self.secrets
     }
 
     /// The chain's tenant.
     pub fn tenant(&self) -> TenantId {
-        self.tenant
+        self.secrets.tenant()
     }
 
     /// Renders a template against a message; secrets are resolved now.
     pub fn render(&self, template: &Template, msg: &Msg) -> Result<SecretString, RenderError> {
-        RenderCtx::new(self.store, self.tenant, Some(msg)).render(template)
+        self.secrets.render(template, Some(msg))
     }
 
-    /// Resolves a secret's value now (FILE secrets used as bytes, scripts).
+    /// Resolves a declared secret's value now (FILE secrets used as bytes).
     pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
-        RenderCtx::new(self.store, self.tenant, None).resolve(name)
+        self.secrets.resolve(name)
     }
 
     /// Adds a line to this execution's debug event (a script's `print`). It is redacted there.
@@ -176,8 +175,7 @@ pub trait Node: Send + Sync + 'static {
 
 /// What a factory gets besides the configuration.
 pub struct BuildCtx<'a> {
-    /// The store (connection-oriented nodes keep a clone to resolve when they connect).
-    pub store: &'a Store,
+    secrets: Secrets,
     /// The tenant the chain belongs to.
     pub tenant: TenantId,
     /// JSON pointer of the configuration in the document (`/nodes/3/configuration`).
@@ -193,10 +191,11 @@ pub struct BuildCtx<'a> {
 }
 
 impl<'a> BuildCtx<'a> {
-    /// A context for building one node.
-    pub fn new(store: &'a Store, tenant: TenantId, base: &'a str, node_name: &'a str) -> Self {
+    /// A context for building one node of `tenant`: its secrets are those its configuration
+    /// declares and those the factory declares with [`BuildCtx::use_secret`].
+    pub fn new(store: &Store, tenant: TenantId, base: &'a str, node_name: &'a str) -> Self {
         Self {
-            store,
+            secrets: Secrets::pending(store, tenant),
             tenant,
             base,
             node_name,
@@ -231,6 +230,21 @@ impl<'a> BuildCtx<'a> {
         &self.limits
     }
 
+    /// The node's secrets: keep a clone to resolve them later (connection-oriented nodes). Only
+    /// the names the configuration and [`BuildCtx::use_secret`] declared resolve; they are fixed
+    /// when the deployment is done.
+    pub fn secrets(&self) -> Secrets {
+        self.secrets.clone()
+    }
+
+    /// Fixes the secrets the node (or integration) may resolve, once it is built: the host calls
+    /// this with every name it tracks as a reference. Factories only get `&BuildCtx`, so they
+    /// cannot.
+    pub fn finish(self, names: impl IntoIterator<Item = String>) -> Secrets {
+        self.secrets.declare(names);
+        self.secrets
+    }
+
     /// A service the registry was given with [`Registry::with_service`] (e.g. the running
     /// integrations, for the node that sends downlinks).
     pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
@@ -260,6 +274,12 @@ impl<'a> BuildCtx<'a> {
 
     pub(crate) fn take_uses(&self) -> Vec<SecretUse> {
         std::mem::take(&mut *self.extra_uses.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The configuration in its typed form (`#[serde(deny_unknown_fields)]`, ThingsBoard's names):
+    /// an unknown or misspelt key, or a value of the wrong type, is a problem at its pointer.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, config: &CompiledConfig) -> Result<T, Vec<Problem>> {
+        crate::chain::parse_config(config.plain(), self.base)
     }
 
     /// A problem at a pointer relative to the configuration.

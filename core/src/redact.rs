@@ -281,6 +281,14 @@ fn variants(bytes: &[u8]) -> Vec<Pattern> {
     out
 }
 
+/// Every form [`Redactor`] masks for `value`, exactly as it masks them (the value itself, its base64,
+/// percent, JSON, debug and case forms, and the runs of its base64 inside a longer base64 text):
+/// for tests that check a text shows no value, so "a value leaked" means what the redactor masks.
+/// Each form is a copy of the value's bytes; do not call it on secrets outside tests.
+pub fn masked_forms(value: &[u8]) -> Vec<Vec<u8>> {
+    variants(value).into_iter().map(|form| form.to_vec()).collect()
+}
+
 /// The part of the base64 text of `…prefix + value + suffix…` that depends on the value alone, for
 /// each of the three alignments a value can have inside a longer base64 string (the password in
 /// `Basic base64(user:password)`). Only runs of at least 8 characters are used; a node that builds

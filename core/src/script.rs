@@ -21,9 +21,10 @@ use rhai::{
     AST, ASTNode, Array, Blob, Dynamic, Engine, EvalAltResult, Expr, FuncRegistration, Map,
     OptimizationLevel, Position, Scope, Stmt,
 };
-use veil_store::{Store, TenantId, validate_name};
+use veil_store::validate_name;
 
 use crate::limits::{Limits, limit_error};
+use crate::secrets::Secrets;
 
 /// Operations one run may take (a runaway loop stops here).
 pub const MAX_OPERATIONS: u64 = 200_000;
@@ -79,8 +80,9 @@ fn pool() -> &'static rayon::ThreadPool {
 
 /// The state of the run on this thread: who resolves, which names, until when, what it printed.
 struct RunState {
-    /// Where `secret()` resolves, for the names the script declared (none: no store needed).
-    secrets: Option<(Store, TenantId, Arc<[String]>)>,
+    /// Where `secret()` resolves (the node's or integration's handle), for the names the script
+    /// declared (none: nothing to resolve).
+    secrets: Option<(Secrets, Arc<[String]>)>,
     timeout: Duration,
     /// A first attempt on the caller's thread gives up (to go to the script threads) after this
     /// many operations or this long.
@@ -124,16 +126,16 @@ fn note(mut line: String) {
 fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     let found = RUN.with(|r| {
         let run = r.borrow();
-        let (store, tenant, allowed) = run.as_ref()?.secrets.as_ref()?;
-        allowed.iter().any(|a| a == name).then(|| (store.clone(), *tenant))
+        let (secrets, allowed) = run.as_ref()?.secrets.as_ref()?;
+        allowed.iter().any(|a| a == name).then(|| secrets.clone())
     });
-    let Some((store, tenant)) = found else {
+    let Some(secrets) = found else {
         return Err(format!(
             "secret '{name}' is not declared by this script: call secret(\"{name}\") with a literal name"
         )
         .into());
     };
-    let value = store.resolve(tenant, name).map_err(|e| format!("secret '{name}' cannot be used: {e}"))?;
+    let value = secrets.resolve(name).map_err(|e| e.to_string())?;
     Ok(match value.expose_text() {
         Some(text) => text.to_owned().into(),
         None => Dynamic::from_blob(value.expose_bytes().to_vec()),
@@ -245,8 +247,7 @@ fn problem_at(pos: Position, message: impl Into<String>) -> ScriptProblem {
 pub struct Script {
     ast: Arc<AST>,
     secrets: Arc<[String]>,
-    store: Store,
-    tenant: TenantId,
+    handle: Secrets,
 }
 
 impl std::fmt::Debug for Script {
@@ -293,12 +294,7 @@ pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
 impl Script {
     /// Compiles `source` under full optimization with `inputs` as known variables, and finds every
     /// `secret("name")` call. A call with anything but a string literal is a problem.
-    pub fn compile(
-        store: &Store,
-        tenant: TenantId,
-        source: &str,
-        inputs: &[&str],
-    ) -> Result<Self, Vec<ScriptProblem>> {
+    pub fn compile(secrets: &Secrets, source: &str, inputs: &[&str]) -> Result<Self, Vec<ScriptProblem>> {
         let mut scope = Scope::new();
         for input in inputs {
             scope.push_dynamic(*input, Dynamic::UNIT);
@@ -337,7 +333,7 @@ impl Script {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Self { ast: Arc::new(ast), secrets: names.into_iter().collect(), store: store.clone(), tenant })
+        Ok(Self { ast: Arc::new(ast), secrets: names.into_iter().collect(), handle: secrets.clone() })
     }
 
     /// The names `secret(...)` is called with.
@@ -375,8 +371,7 @@ impl Script {
         let this = Self {
             ast: Arc::clone(&self.ast),
             secrets: Arc::clone(&self.secrets),
-            store: self.store.clone(),
-            tenant: self.tenant,
+            handle: self.handle.clone(),
         };
         let input = input.clone();
         let context = veil_store::current_use_context();
@@ -405,8 +400,7 @@ impl Script {
     /// One attempt on this thread.
     fn execute(&self, inputs: &dyn Fn(&mut Scope<'static>), inline: Option<(u64, Duration)>) -> Attempt {
         let timeout = settings().timeout;
-        let secrets =
-            (!self.secrets.is_empty()).then(|| (self.store.clone(), self.tenant, Arc::clone(&self.secrets)));
+        let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
         let state = RunState { secrets, timeout, inline, deadlines: None, notes: Vec::new() };
         RUN.with(|r| *r.borrow_mut() = Some(state));
         let mut scope = Scope::new();

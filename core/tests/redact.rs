@@ -2,51 +2,32 @@
 
 use serde_json::json;
 use veil_core::Redactor;
-use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretId, SecretType, SecretUpdate, SecretValue,
-    Store, StoreConfig, TenantId, UserId,
-};
+use veil_store::{SecretId, SecretUpdate, SecretValue};
+use veil_tests::TempStore;
 
-struct Env {
-    dir: tempfile::TempDir,
-    store: Store,
-    admin: Actor,
-}
+/// The kit's store, with what these tests add: set a value by id, a redactor for some names.
+struct Env(TempStore);
 
-async fn open(dir: &std::path::Path) -> Store {
-    Store::open(StoreConfig {
-        database: Database::Sqlite(dir.join("veil.db")),
-        master_key: MasterKeySource::Generated(dir.join("master.key")),
-        limits: Limits::default(),
-    })
-    .await
-    .unwrap()
+impl std::ops::Deref for Env {
+    type Target = TempStore;
+
+    fn deref(&self) -> &TempStore {
+        &self.0
+    }
 }
 
 impl Env {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
-        let admin = Actor::tenant_admin(TenantId::new_random(), UserId::new_random(), "admin");
-        Self { dir, store, admin }
+        Self(TempStore::new().await)
     }
 
     /// A new `Store` on the same files, as after a restart.
     async fn restart(self) -> Self {
-        self.store.close().await;
-        let store = open(self.dir.path()).await;
-        Self { store, ..self }
+        Self(self.0.reopen().await)
     }
 
     async fn secret(&self, name: &str, value: &str) -> SecretId {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::Text,
-            description: None,
-            value: SecretValue::from(value),
-            file_name: None,
-        };
-        self.store.create(&self.admin, req).await.unwrap().id
+        self.text(name, value).await.id
     }
 
     async fn set(&self, id: SecretId, value: &str) {

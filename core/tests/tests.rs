@@ -6,3 +6,5 @@ mod placeholder_props;
 mod redact;
 // The redactor on arbitrary values: every form a value takes on its way out is masked.
 mod redact_props;
+// Capabilities: a node resolves only the secrets its configuration declared.
+mod capabilities;

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Accepts, BuildCtx, Problem, Script, SecretUse, check_secret_uses, compile, parse_doc};
+use veil_core::{
+    Accepts, BuildCtx, Problem, Script, SecretUse, Secrets, check_secret_uses, compile, parse_doc,
+};
 use veil_store::{Actor, SecretRef, Store};
 
 use crate::converter::{DOWNLINK_INPUTS, UPLINK_INPUTS};
@@ -63,6 +65,7 @@ pub struct IntegrationDeployment {
     pub(crate) uplink: Option<Script>,
     pub(crate) downlink: Option<Script>,
     pub(crate) secret_names: Vec<String>,
+    pub(crate) secrets: Secrets,
 }
 
 impl std::fmt::Debug for IntegrationDeployment {
@@ -85,8 +88,7 @@ fn check_routing_key(key: &str) -> Result<(), String> {
 }
 
 fn converter(
-    store: &Store,
-    actor: &Actor,
+    secrets: &Secrets,
     source: Option<&str>,
     pointer: &str,
     inputs: &[&str],
@@ -94,7 +96,7 @@ fn converter(
     problems: &mut Vec<Problem>,
 ) -> Option<Script> {
     let source = source.filter(|s| !s.trim().is_empty())?;
-    match Script::compile(store, actor.tenant_id, source, inputs) {
+    match Script::compile(secrets, source, inputs) {
         Ok(script) => {
             uses.extend(script.secrets().iter().map(|name| SecretUse {
                 name: name.clone(),
@@ -143,13 +145,15 @@ pub fn deploy_integration(
     }
     let mut config_uses = Vec::new();
     let mut built = None;
+    // The integration's secrets (configuration and converters): fixed once everything is built.
+    let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name);
+    let secrets = ctx.secrets();
     if !def.configuration.is_object() {
         problems.push(Problem::new("/configuration", "must be a JSON object"));
     } else if let Some(descriptor) = descriptor {
         let base = "/configuration";
         let compiled = compile(&def.configuration, descriptor.fields, base, &mut problems);
         config_uses = compiled.secret_uses().to_vec();
-        let ctx = BuildCtx::new(store, actor.tenant_id, base, &def.name);
         match (descriptor.build)(&ctx, compiled) {
             Ok(integration) => built = Some(integration),
             Err(mut p) => problems.append(&mut p),
@@ -158,8 +162,7 @@ pub fn deploy_integration(
     check_secret_uses(store, actor, "/configuration", &config_uses, &mut problems);
     let mut script_uses = Vec::new();
     let uplink = converter(
-        store,
-        actor,
+        &secrets,
         def.uplink_converter.as_deref(),
         "/uplinkConverter",
         UPLINK_INPUTS,
@@ -173,8 +176,7 @@ pub fn deploy_integration(
         ));
     }
     let downlink = converter(
-        store,
-        actor,
+        &secrets,
         def.downlink_converter.as_deref(),
         "/downlinkConverter",
         DOWNLINK_INPUTS,
@@ -202,6 +204,7 @@ pub fn deploy_integration(
     let mut secret_names: Vec<String> = references.iter().map(|r| r.secret_name.clone()).collect();
     secret_names.sort();
     secret_names.dedup();
+    let secrets = ctx.finish(secret_names.iter().cloned());
     match (descriptor, built) {
         (Some(descriptor), Some(integration)) if problems.is_empty() => Ok(IntegrationDeployment {
             def,
@@ -211,6 +214,7 @@ pub fn deploy_integration(
             uplink,
             downlink,
             secret_names,
+            secrets,
         }),
         _ => Err(problems),
     }

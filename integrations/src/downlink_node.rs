@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 use veil_core::{
     BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult, Problem,
@@ -23,6 +24,14 @@ pub static DOWNLINK_NODE: NodeDescriptor = NodeDescriptor {
     build,
 };
 
+/// `integration_downlink` configuration.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DownlinkConfig {
+    /// The id of an integration of the chain's tenant.
+    integration_id: Option<String>,
+}
+
 struct DownlinkNode {
     integration: Uuid,
     running: Arc<Integrations>,
@@ -33,11 +42,12 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         // Integrations belong to the tenant; their credentials are not the customer's to use.
         return Err(vec![ctx.problem("", "customer rule chains cannot send downlinks through integrations")]);
     }
-    let id = match config.plain().get("integrationId") {
-        Some(Value::String(raw)) => raw.parse::<Uuid>().map_err(|_| {
+    let settings: DownlinkConfig = ctx.parse(&config)?;
+    let id = match settings.integration_id.as_deref() {
+        Some(raw) => raw.parse::<Uuid>().map_err(|_| {
             vec![ctx.problem("/integrationId", format!("'{raw}' is not an integration id (UUID)"))]
         })?,
-        _ => return Err(vec![ctx.problem("/integrationId", "is required (the id of an integration)")]),
+        None => return Err(vec![ctx.problem("/integrationId", "is required (the id of an integration)")]),
     };
     // Tracked like a secret reference: the server checks the integration exists in the tenant
     // and that the author may send through it (INTEGRATION:WRITE), and it cannot be deleted

@@ -3,6 +3,7 @@
 //! Downlinks have nowhere to go: the sender does not listen.
 
 use reqwest::header::HeaderMap;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem};
 
@@ -22,17 +23,22 @@ struct Http {
     security: HeaderSecurity,
 }
 
+/// `HTTP` integration configuration.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HttpConfig {
+    #[allow(dead_code, reason = "read through the compiled configuration")]
+    /// Check `headersFilter` on every uplink.
+    enable_security: Option<Value>,
+    #[allow(dead_code, reason = "read through the compiled configuration")]
+    /// Header name to the value every uplink must carry (TEXT secrets allowed).
+    headers_filter: Option<Value>,
+}
+
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
+    let _: HttpConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
-    if let Value::Object(map) = config.plain() {
-        for key in map.keys().filter(|k| !matches!(k.as_str(), "enableSecurity" | "headersFilter")) {
-            problems.push(ctx.problem(
-                &format!("/{}", key.replace('~', "~0").replace('/', "~1")),
-                "unknown setting (expected enableSecurity, headersFilter)",
-            ));
-        }
-    }
     if problems.is_empty() { Ok(Box::new(Http { security })) } else { Err(problems) }
 }
 

@@ -6,9 +6,8 @@ use reqwest::header::HeaderMap;
 use secrecy::SecretString;
 use serde_json::Value;
 use veil_core::{
-    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderCtx, RenderError, Template,
+    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderError, Secrets, Template,
 };
-use veil_store::{Store, TenantId};
 
 /// Why an integration could not do its work. The text is redacted before anyone sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +77,8 @@ impl std::fmt::Display for UplinkError {
 
 /// What an integration can reach while it works.
 pub struct IntegrationCtx<'a> {
-    /// The store, to resolve secrets at the moment of use.
-    pub store: &'a Store,
-    /// The integration's tenant.
-    pub tenant: TenantId,
+    /// The secrets its configuration and converters declared, resolved at the moment of use.
+    pub secrets: &'a Secrets,
     /// The integration's name.
     pub name: &'a str,
     /// Masks every secret the integration uses: for logs and errors.
@@ -91,7 +88,7 @@ pub struct IntegrationCtx<'a> {
 impl IntegrationCtx<'_> {
     /// Renders a configuration template with the secrets of this moment.
     pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
-        RenderCtx::new(self.store, self.tenant, None).render(template)
+        self.secrets.render(template, None)
     }
 }
 

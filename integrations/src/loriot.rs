@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Template};
 
@@ -82,7 +83,57 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `LORIOT` integration configuration (ThingsBoard's names, plus `apiBaseUrl`): the keys it has.
+/// Unknown keys are refused here; `build` checks each value's type and meaning, so that every
+/// problem is reported at once.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code, reason = "the shape of the configuration: build reads the values with their own checks")]
+struct LoriotConfig {
+    /// `eu1` (default), `us1`, `as1`, `eu2` or `ap1`.
+    server: Option<Value>,
+    /// Default `loriot.io`; the API is `https://{server}.{domain}`.
+    domain: Option<Value>,
+    /// Replaces `https://{server}.{domain}` (private installations, the emulator).
+    api_base_url: Option<Value>,
+    /// The LORIOT application id (hex).
+    app_id: Option<Value>,
+    /// Account API access.
+    credentials: Option<LoriotCredentials>,
+    /// On start, make sure the application has an HTTP push output to `httpEndpoint`.
+    create_loriot_output: Option<Value>,
+    /// The URL LORIOT pushes uplinks to.
+    http_endpoint: Option<Value>,
+    /// Send downlinks, with `token`.
+    send_downlink: Option<Value>,
+    /// The application access token (TEXT secret).
+    token: Option<Value>,
+    /// Default `{base}/1/rest`.
+    loriot_downlink_url: Option<Value>,
+    /// Check `headersFilter` on every uplink.
+    enable_security: Option<Value>,
+    /// Header name to the value every uplink must carry (TEXT secrets allowed).
+    headers_filter: Option<Value>,
+}
+
+/// `credentials` of `LORIOT`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code, reason = "the shape of the configuration: build reads the values with their own checks")]
+struct LoriotCredentials {
+    /// `basic` (log in) or `token`.
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    /// `basic`: the account's user name (TEXT secret allowed).
+    username: Option<Value>,
+    /// `basic`: the account's password (TEXT secret).
+    password: Option<Value>,
+    /// `token`: an API token (TEXT secret).
+    token: Option<Value>,
+}
+
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
+    let _: LoriotConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let plain = config.plain();
     let server = text(ctx, plain, "server", &mut problems).unwrap_or("eu1");
@@ -223,6 +274,12 @@ fn excerpt(ctx: &IntegrationCtx<'_>, text: &str) -> String {
     masked[..end].trim().to_owned()
 }
 
+/// An `Authorization` value from a secret: marked sensitive, and refused naming `what` when it is
+/// not a valid header value.
+fn header(value: &SecretString, what: &str) -> Result<reqwest::header::HeaderValue, IntegrationError> {
+    veil_core::sensitive_header(value, what).map_err(|e| IntegrationError::new(e.to_string()))
+}
+
 impl Loriot {
     async fn login(
         &self,
@@ -246,9 +303,9 @@ impl Loriot {
         if !status.is_success() {
             let error =
                 if status.is_server_error() { IntegrationError::transient } else { IntegrationError::new };
+            // The field, not the user name: it may come from a secret.
             return Err(error(format!(
-                "LORIOT login as '{}' refused: HTTP {status} {}",
-                user.expose_secret(),
+                "LORIOT login with credentials/username and credentials/password refused: HTTP {status} {}",
                 excerpt(ctx, &text)
             )));
         }
@@ -295,7 +352,7 @@ impl Loriot {
         loop {
             let auth = self.authorization(ctx, fresh).await?;
             let mut request =
-                self.client.request(method.clone(), url).header(AUTHORIZATION, auth.expose_secret());
+                self.client.request(method.clone(), url).header(AUTHORIZATION, header(&auth, "credentials")?);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -464,7 +521,7 @@ impl Integration for Loriot {
                 return Err(IntegrationError::new("appId and token are required for downlinks"));
             };
             let tx = tx_command(&downlink, app_id)?;
-            let bearer = format!("Bearer {}", ctx.render(token)?.expose_secret());
+            let bearer = header(&format!("Bearer {}", ctx.render(token)?.expose_secret()).into(), "token")?;
             let response = self
                 .client
                 .post(&self.downlink_url)

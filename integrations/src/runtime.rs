@@ -11,7 +11,7 @@ use dashmap::mapref::entry::Entry;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Msg, Redactor, Script};
+use veil_core::{Msg, Redactor, Script, Secrets};
 use veil_store::{Store, TenantId};
 
 use crate::converter;
@@ -51,7 +51,7 @@ impl std::fmt::Display for Status {
 pub struct IntegrationRuntime {
     id: Uuid,
     tenant: TenantId,
-    store: Store,
+    secrets: Secrets,
     def: IntegrationDef,
     uplink_path: &'static str,
     integration: Box<dyn Integration>,
@@ -76,15 +76,23 @@ impl std::fmt::Debug for IntegrationRuntime {
 impl IntegrationRuntime {
     /// A runtime for a deployed integration; call [`IntegrationRuntime::start`] to connect it.
     pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: IntegrationDeployment) -> Arc<Self> {
-        let IntegrationDeployment { def, descriptor, integration, uplink, downlink, secret_names, .. } =
-            deployment;
+        let IntegrationDeployment {
+            def,
+            descriptor,
+            integration,
+            uplink,
+            downlink,
+            secret_names,
+            secrets,
+            ..
+        } = deployment;
         let redactor = Redactor::new(store.clone(), tenant, secret_names.iter().cloned());
         redactor.learn();
         let status = if def.enabled { Status::Starting } else { Status::Disabled };
         Arc::new(Self {
             id,
             tenant,
-            store,
+            secrets,
             def,
             uplink_path: descriptor.uplink_path,
             integration,
@@ -153,12 +161,7 @@ impl IntegrationRuntime {
     }
 
     fn ctx(&self) -> IntegrationCtx<'_> {
-        IntegrationCtx {
-            store: &self.store,
-            tenant: self.tenant,
-            name: &self.def.name,
-            redactor: &self.redactor,
-        }
+        IntegrationCtx { secrets: &self.secrets, name: &self.def.name, redactor: &self.redactor }
     }
 
     /// Connects in the background (log in, create the LORIOT output); the status shows how it went.

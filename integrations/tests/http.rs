@@ -1,8 +1,9 @@
 use serde_json::json;
 use uuid::Uuid;
 use veil_integrations::Status;
+use veil_tests::TempStore;
 
-use crate::support::{Env, headers, settled};
+use crate::support::{headers, settled};
 
 const TOKEN: &str = "Bearer uplink-\"token\"-1";
 
@@ -24,9 +25,9 @@ fn integration(security: bool) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret() {
-    let env = Env::new().await;
-    env.secret("http-token", TOKEN).await;
-    let runtime = env.deploy(&integration(true)).await.unwrap();
+    let env = TempStore::new().await;
+    env.text("http-token", TOKEN).await;
+    let runtime = env.deploy_integration(&integration(true)).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
     assert_eq!(runtime.routing_key().len(), 32, "{}", runtime.routing_key());
     assert!(runtime.def().routing_key.is_some());
@@ -53,9 +54,9 @@ async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret(
 
 #[tokio::test]
 async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
-    let env = Env::new().await;
-    env.secret("http-token", TOKEN).await;
-    let runtime = env.deploy(&integration(false)).await.unwrap();
+    let env = TempStore::new().await;
+    env.text("http-token", TOKEN).await;
+    let runtime = env.deploy_integration(&integration(false)).await.unwrap();
     let msgs = runtime
         .uplink(&headers(&[("content-type", "text/plain")]), "t=21.5 \"quoted\" \\".as_bytes())
         .await
@@ -70,11 +71,11 @@ async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
 
 #[tokio::test]
 async fn a_disabled_integration_accepts_nothing_and_shows_disabled() {
-    let env = Env::new().await;
-    env.secret("http-token", TOKEN).await;
+    let env = TempStore::new().await;
+    env.text("http-token", TOKEN).await;
     let mut doc = integration(false);
     doc["enabled"] = json!(false);
-    let runtime = env.deploy(&doc).await.unwrap();
+    let runtime = env.deploy_integration(&doc).await.unwrap();
     assert_eq!(runtime.status(), Status::Disabled);
     let err = runtime.uplink(&headers(&[]), b"{}").await.unwrap_err();
     assert_eq!((err.status, err.code), (409, "integration_disabled"));

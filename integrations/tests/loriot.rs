@@ -3,8 +3,9 @@ use uuid::Uuid;
 use veil_core::Msg;
 use veil_examples::loriot::{Emulator, EmulatorConfig};
 use veil_integrations::Status;
+use veil_tests::{TempStore, assert_no_leak, eventually};
 
-use crate::support::{Env, headers, paths, settled};
+use crate::support::{headers, paths, settled};
 
 /// Quotes, a backslash and non-ASCII: the login body must carry it exactly.
 const PASSWORD: &str = r#"pa"ss\wörd-1"#;
@@ -15,11 +16,11 @@ fn emulator_config() -> EmulatorConfig {
     EmulatorConfig { password: PASSWORD.into(), app_token: APP_TOKEN.into(), ..EmulatorConfig::default() }
 }
 
-async fn env_with_secrets(password: &str) -> Env {
-    let env = Env::new().await;
-    env.secret("loriot-password", password).await;
-    env.secret("loriot-app-token", APP_TOKEN).await;
-    env.secret("loriot-push-auth", PUSH_AUTH).await;
+async fn env_with_secrets(password: &str) -> TempStore {
+    let env = TempStore::new().await;
+    env.text("loriot-password", password).await;
+    env.text("loriot-app-token", APP_TOKEN).await;
+    env.text("loriot-push-auth", PUSH_AUTH).await;
     env
 }
 
@@ -48,7 +49,7 @@ async fn logs_in_with_the_password_from_the_secret_and_creates_the_output_once()
     let env = env_with_secrets(PASSWORD).await;
     let doc = integration(&emulator);
     let id = Uuid::new_v4();
-    let runtime = env.deploy_as(id, &doc).await.unwrap();
+    let runtime = env.deploy_integration_as(id, &doc).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
 
     let logins = emulator.logins();
@@ -65,7 +66,7 @@ async fn logs_in_with_the_password_from_the_secret_and_creates_the_output_once()
 
     // A restart (a new runtime for the same integration, as at boot) finds the output and adds none.
     runtime.stop();
-    let again = env.deploy_as(id, &doc).await.unwrap();
+    let again = env.deploy_integration_as(id, &doc).await.unwrap();
     assert_eq!(settled(&again).await, Status::Active);
     assert_eq!(emulator.outputs().len(), 1);
     let posts = emulator
@@ -81,10 +82,15 @@ async fn a_wrong_password_is_a_clear_error_status_and_a_fixed_secret_clears_it()
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let wrong = r#"wrong"pass\word"#;
     let env = env_with_secrets(wrong).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     let Status::Error(reason) = settled(&runtime).await else { panic!("expected an error status") };
-    assert!(reason.starts_with("LORIOT login as 'veil-user' refused: HTTP 401"), "{reason}");
-    assert!(!reason.contains("wrong") && !reason.contains(PASSWORD), "{reason}");
+    assert!(
+        reason
+            .starts_with("LORIOT login with credentials/username and credentials/password refused: HTTP 401"),
+        "{reason}"
+    );
+    assert_no_leak(&reason, &[wrong, PASSWORD]);
+    assert!(!reason.contains("wrong"), "not even a part of it: {reason}");
     assert!(emulator.outputs().is_empty());
 
     // The secret is corrected: the integration starts again with the new value, no redeploy.
@@ -102,7 +108,7 @@ async fn a_wrong_password_is_a_clear_error_status_and_a_fixed_secret_clears_it()
 async fn an_expired_session_is_refused_with_403_and_the_integration_logs_in_again() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
     assert_eq!(emulator.logins().len(), 1);
 
@@ -122,7 +128,7 @@ async fn an_expired_session_is_refused_with_403_and_the_integration_logs_in_agai
 async fn a_rotated_password_is_used_from_the_next_login_without_redeploy() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
 
     let rotated = "rotated-Pässword-2";
@@ -139,7 +145,7 @@ async fn a_rotated_password_is_used_from_the_next_login_without_redeploy() {
 async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_its_rotation() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
 
     let msg =
@@ -154,7 +160,8 @@ async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_it
         json!({"cmd": "tx", "EUI": "0004A30B001C0530", "port": 10, "data": "01", "appid": "BE7A0000", "confirmed": false})
     );
     // What the caller is shown does not hold the token.
-    assert!(!sent.to_string().contains("app-token"), "{sent}");
+    assert_no_leak(&sent.to_string(), &[APP_TOKEN]);
+    assert!(!sent.to_string().contains("app-token"), "not even a part of it: {sent}");
 
     emulator.set_app_token("app-token-2");
     env.rotate("loriot-app-token", "app-token-2").await;
@@ -168,7 +175,7 @@ async fn invalid_downlinks_fail_with_the_field_named_and_send_nothing() {
     let env = env_with_secrets(PASSWORD).await;
     let mut doc = integration(&emulator);
     doc["downlinkConverter"] = json!("msg");
-    let runtime = env.deploy(&doc).await.unwrap();
+    let runtime = env.deploy_integration(&doc).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
     let cases = [
         (
@@ -199,7 +206,7 @@ async fn invalid_downlinks_fail_with_the_field_named_and_send_nothing() {
 async fn an_uplink_becomes_telemetry_and_attribute_messages_with_decoded_values() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     let body = uplink("FF9C028F").to_string();
     let msgs = runtime.uplink(&headers(&[("authorization", PUSH_AUTH)]), body.as_bytes()).await.unwrap();
     assert_eq!(msgs.len(), 2);
@@ -220,7 +227,7 @@ async fn an_uplink_becomes_telemetry_and_attribute_messages_with_decoded_values(
 async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     let good = headers(&[("authorization", PUSH_AUTH)]);
     let mut missing_eui = uplink("00E7028F");
     missing_eui.as_object_mut().unwrap().remove("EUI");
@@ -259,7 +266,7 @@ async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
 
 #[tokio::test]
 async fn configuration_problems_are_reported_together_with_their_paths() {
-    let env = Env::new().await;
+    let env = TempStore::new().await;
     let doc = json!({
         "name": "",
         "type": "LORIOT",
@@ -276,7 +283,7 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
         },
         "uplinkConverter": "let x = ;"
     });
-    let problems = env.deploy(&doc).await.unwrap_err();
+    let problems = env.deploy_integration(&doc).await.unwrap_err();
     assert_eq!(
         paths(&problems),
         [
@@ -296,10 +303,10 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
 
     let unknown =
         json!({"name": "x", "type": "KAFKA", "ruleChainId": Uuid::new_v4(), "uplinkConverter": "1"});
-    let problems = env.deploy(&unknown).await.unwrap_err();
+    let problems = env.deploy_integration(&unknown).await.unwrap_err();
     assert_eq!(problems[0].message, "unknown integration type 'KAFKA' (known: LORIOT, HTTP)");
     let typo = json!({"name": "x", "type": "HTTP", "ruleChainId": Uuid::new_v4(), "uplinkConvertor": "1"});
-    let problems = env.deploy(&typo).await.unwrap_err();
+    let problems = env.deploy_integration(&typo).await.unwrap_err();
     assert_eq!(paths(&problems), ["/uplinkConvertor"], "{problems:#?}");
 }
 
@@ -307,12 +314,12 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
 async fn starts_racing_each_other_create_one_output() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
     runtime.secret_changed("loriot-app-token");
     runtime.secret_changed("loriot-push-auth");
     assert_eq!(settled(&runtime).await, Status::Active);
     // A replacement runtime for the same integration (a PUT) while the first may still run.
-    let again = env.deploy(&integration(&emulator)).await.unwrap();
+    let again = env.deploy_integration(&integration(&emulator)).await.unwrap();
     assert_eq!(settled(&again).await, Status::Active);
     let endpoints: Vec<Value> = emulator.outputs().iter().map(|o| o["osetup"]["url"].clone()).collect();
     let mut unique = endpoints.clone();
@@ -324,12 +331,12 @@ async fn starts_racing_each_other_create_one_output() {
 async fn a_secret_read_by_the_uplink_converter_never_reaches_the_chain() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    env.secret("signing-key", "sk-\"live\"-42").await;
+    env.text("signing-key", "sk-\"live\"-42").await;
     let mut doc = integration(&emulator);
     doc["uplinkConverter"] = json!(
         r#"#{ deviceName: "d-" + payload.EUI, telemetry: #{ key: secret("signing-key"), t: 1 }, metadata: #{ k: secret("signing-key") } }"#
     );
-    let runtime = env.deploy(&doc).await.unwrap();
+    let runtime = env.deploy_integration(&doc).await.unwrap();
     let msgs = runtime
         .uplink(&headers(&[("authorization", PUSH_AUTH)]), uplink("00E7028F").to_string().as_bytes())
         .await
@@ -344,7 +351,7 @@ async fn an_output_with_security_needs_the_authorization_header_loriot_sends() {
     let env = env_with_secrets(PASSWORD).await;
     let mut doc = integration(&emulator);
     doc["configuration"]["headersFilter"] = json!({"X-Token": "$<secret:loriot-push-auth>"});
-    let problems = env.deploy(&doc).await.unwrap_err();
+    let problems = env.deploy_integration(&doc).await.unwrap_err();
     assert_eq!(paths(&problems), ["/configuration/headersFilter"]);
     assert!(problems[0].message.contains("name the Authorization header"), "{problems:?}");
 }
@@ -358,18 +365,13 @@ async fn an_unreachable_loriot_is_retried_until_it_answers() {
     doc["routingKey"] = json!(format!("loriot-{}", Uuid::new_v4().simple()));
     doc["configuration"]["apiBaseUrl"] = json!(format!("http://{addr}"));
     doc["configuration"]["httpEndpoint"] = json!("http://127.0.0.1:8080/api/v1/integrations/loriot/x");
-    let runtime = env.deploy(&doc).await.unwrap();
+    let runtime = env.deploy_integration(&doc).await.unwrap();
     let Status::Error(reason) = settled(&runtime).await else { panic!("expected an error status") };
     assert!(reason.contains("LORIOT login at") && reason.contains("failed"), "{reason}");
 
     // LORIOT comes back: a retry logs in and creates the output without anyone saving anything.
     let emulator = Emulator::start_on(addr, emulator_config()).await.unwrap();
-    for _ in 0..200 {
-        if runtime.status() == Status::Active {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(runtime.status(), Status::Active);
+    eventually("a login once LORIOT answers", async || (runtime.status() == Status::Active).then_some(()))
+        .await;
     assert_eq!(emulator.outputs().len(), 1);
 }

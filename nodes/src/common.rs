@@ -2,7 +2,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use veil_core::{CompiledConfig, Failed, Msg, NodeError, NodeResult, RenderCtx, Template, relation};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use veil_core::{CompiledConfig, Failed, Msg, NodeError, NodeResult, Secrets, Template, relation};
 
 /// A declared field's template; its absence is a bug in the node's factory, reported, not a panic.
 pub(crate) fn template<'c>(config: &'c CompiledConfig, pointer: &str) -> Result<&'c Template, NodeError> {
@@ -13,18 +15,18 @@ pub(crate) fn template<'c>(config: &'c CompiledConfig, pointer: &str) -> Result<
 
 /// A connection setting rendered without a message: the credentials of this moment.
 pub(crate) fn setting(
-    render: &RenderCtx<'_>,
+    secrets: &Secrets,
     config: &CompiledConfig,
     pointer: &str,
 ) -> Result<SecretString, NodeError> {
-    Ok(render.render(template(config, pointer)?)?)
+    Ok(secrets.render(template(config, pointer)?, None)?)
 }
 
 /// PEM bytes of a FILE secret field, or of literal PEM text.
-pub(crate) fn pem(render: &RenderCtx<'_>, template: &Template) -> Result<Vec<u8>, NodeError> {
+pub(crate) fn pem(secrets: &Secrets, template: &Template) -> Result<Vec<u8>, NodeError> {
     match template.single_secret() {
-        Some(name) => Ok(render.resolve(name)?.expose_bytes().to_vec()),
-        None => Ok(render.render(template)?.expose_secret().as_bytes().to_vec()),
+        Some(name) => Ok(secrets.resolve(name)?.expose_bytes().to_vec()),
+        None => Ok(secrets.render(template, None)?.expose_secret().as_bytes().to_vec()),
     }
 }
 
@@ -66,14 +68,65 @@ pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&SecretString>) -> 
     Ok(pem.as_bytes().to_vec())
 }
 
-/// The versions of the secrets a connection was made with. Comparing them with the store's on
-/// each use notices a rotation as soon as it commits, without waiting for the change event.
-pub(crate) fn secret_versions(
-    store: &veil_store::Store,
-    tenant: veil_store::TenantId,
-    config: &CompiledConfig,
-) -> Vec<Option<i64>> {
-    config.secret_uses().iter().map(|u| store.version(tenant, &u.name)).collect()
+/// A connection (or client) made with the secrets of some moment, for the nodes that keep one:
+/// `mqtt`, `rabbitmq`, and `rest_api_call`'s mutual-TLS client. It is made again when a secret it
+/// was made with changed — its versions differ from the store's now, which notices a rotation as
+/// soon as it commits, or a change event said so — or when it broke.
+pub(crate) struct Reconnect<C> {
+    slot: tokio::sync::Mutex<Option<(C, Vec<Option<i64>>)>>,
+    stale: AtomicBool,
+}
+
+/// The locked slot of a [`Reconnect`]: empty when the caller must connect; `retired` is a
+/// connection just set aside, for the caller to close politely.
+pub(crate) struct Locked<'a, C> {
+    slot: tokio::sync::MutexGuard<'a, Option<(C, Vec<Option<i64>>)>>,
+    pub(crate) retired: Option<C>,
+}
+
+impl<C> Reconnect<C> {
+    pub(crate) fn new() -> Self {
+        Self { slot: tokio::sync::Mutex::new(None), stale: AtomicBool::new(false) }
+    }
+
+    /// A secret it uses changed: the next use connects again.
+    pub(crate) fn invalidate(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+    }
+
+    /// Locks the slot, setting aside a connection that is out of date or not `usable`.
+    pub(crate) async fn lock(&self, secrets: &Secrets, usable: impl Fn(&C) -> bool) -> Locked<'_, C> {
+        let mut slot = self.slot.lock().await;
+        let stale = self.stale.swap(false, Ordering::SeqCst);
+        let outdated =
+            slot.as_ref().is_some_and(|(c, versions)| stale || !usable(c) || *versions != secrets.versions());
+        let retired = if outdated { slot.take().map(|(c, _)| c) } else { None };
+        Locked { slot, retired }
+    }
+}
+
+impl<C> Locked<'_, C> {
+    /// The connection, made with `connect` (and the versions of this moment) when there is none.
+    pub(crate) async fn get_or_connect<F>(
+        &mut self,
+        secrets: &Secrets,
+        connect: F,
+    ) -> Result<&mut C, NodeError>
+    where
+        F: std::future::Future<Output = Result<C, NodeError>>,
+    {
+        if self.slot.is_none() {
+            // The versions before connecting: a change during the connect shows at the next use.
+            let versions = secrets.versions();
+            *self.slot = Some((connect.await?, versions));
+        }
+        Ok(&mut self.slot.as_mut().expect("connected above").0)
+    }
+
+    /// Drops the connection (a use failed): the next use connects again.
+    pub(crate) fn forget(&mut self) -> Option<C> {
+        self.slot.take().map(|(c, _)| c)
+    }
 }
 
 /// An error with its `source()` chain, each cause once: `error sending request: client error

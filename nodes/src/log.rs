@@ -1,6 +1,7 @@
 //! `log`: writes the message to the server log (redacted) and passes it on as `Success`.
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 use veil_core::{
     BoxFuture, BuildCtx, CompiledConfig, Msg, Node, NodeCtx, NodeDescriptor, NodeResult, Problem, relation,
 };
@@ -13,17 +14,22 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     build,
 };
 
+/// `log` configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LogConfig {
+    /// Written before each line.
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
 struct LogNode {
     prefix: String,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
-    let prefix = match config.plain().get("prefix") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(vec![ctx.problem("/prefix", "must be a string")]),
-    };
-    Ok(Box::new(LogNode { prefix }))
+    let settings: LogConfig = ctx.parse(&config)?;
+    Ok(Box::new(LogNode { prefix: settings.prefix.unwrap_or_default() }))
 }
 
 impl Node for LogNode {

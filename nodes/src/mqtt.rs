@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use serde::Deserialize;
+use serde_json::json;
 use tokio::task::JoinHandle;
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
-    NodeResult, Problem, RenderCtx,
+    NodeResult, Problem, Secrets,
 };
-use veil_store::{Store, TenantId};
 
-use crate::common;
+use crate::common::{self, Reconnect};
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "mqtt",
@@ -67,8 +66,6 @@ struct Settings {
 
 struct Connection {
     client: AsyncClient,
-    /// Versions of the secrets it was made with.
-    versions: Vec<Option<i64>>,
     /// Polls the event loop; set `broken` and ends on the first error.
     poller: JoinHandle<()>,
     broken: Arc<AtomicBool>,
@@ -84,25 +81,69 @@ impl Drop for Connection {
 }
 
 struct MqttNode {
-    store: Store,
-    tenant: TenantId,
+    secrets: Secrets,
     settings: Settings,
     config: CompiledConfig,
-    connection: Mutex<Option<Connection>>,
-    /// A secret the connection was made with changed: reconnect before the next publish.
-    stale: AtomicBool,
+    connection: Reconnect<Connection>,
+}
+
+/// `mqtt` configuration (ThingsBoard's names).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MqttConfig {
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// The topic; a message template.
+    topic_pattern: Option<String>,
+    /// The broker's host name.
+    host: Option<String>,
+    /// The broker's port (default 1883).
+    port: Option<u64>,
+    /// Seconds to wait for the broker's CONNACK and PUBACK (default 10).
+    connect_timeout_sec: Option<u64>,
+    /// The MQTT client id (default `veil-<node name>`).
+    client_id: Option<String>,
+    /// MQTT clean session (default true).
+    clean_session: Option<bool>,
+    /// Publish retained messages.
+    retained_message: Option<bool>,
+    /// TLS (implied by `cert.PEM` credentials).
+    ssl: Option<bool>,
+    /// How the client authenticates.
+    credentials: Option<MqttCredentials>,
+}
+
+/// `credentials` of `mqtt`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MqttCredentials {
+    /// `anonymous` (default), `basic` or `cert.PEM`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// `basic`: the user name (TEXT secret allowed).
+    username: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// `basic`: the password; `cert.PEM`: the private key's password (TEXT secrets).
+    password: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// `cert.PEM`: the CA certificate (FILE secret).
+    ca_cert: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// `cert.PEM`: the client certificate (FILE secret).
+    cert: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// `cert.PEM`: the client key (FILE secret).
+    private_key: Option<String>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let settings: MqttConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let plain = config.plain();
-    let text = |key: &str| plain.get(key).and_then(Value::as_str).map(str::to_owned);
-    let flag = |key: &str| plain.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let host = text("host").filter(|h| !h.trim().is_empty());
+    let host = settings.host.clone().filter(|h| !h.trim().is_empty());
     if host.is_none() {
         problems.push(ctx.problem("/host", "is required (the broker's host name)"));
     }
-    let port = match plain.get("port").map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok())) {
+    let port = match settings.port.map(|p| u16::try_from(p).ok()) {
         None => Some(1883),
         Some(Some(p)) if p > 0 => Some(p),
         Some(_) => {
@@ -113,7 +154,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     if config.template("/topicPattern").is_none() {
         problems.push(ctx.problem("/topicPattern", "is required"));
     }
-    let kind = plain.pointer("/credentials/type").and_then(Value::as_str).unwrap_or("anonymous");
+    let kind = settings.credentials.as_ref().and_then(|c| c.kind.as_deref()).unwrap_or("anonymous");
     let require = |field: &str, problems: &mut Vec<Problem>| {
         let pointer = format!("/credentials/{field}");
         if config.template(&pointer).is_none() {
@@ -142,47 +183,40 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
                 None
             }
         };
-    let client_id = text("clientId").filter(|c| !c.is_empty()).unwrap_or_else(|| {
+    let client_id = settings.client_id.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| {
         format!("veil-{}", ctx.node_name.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
     });
-    let connect_timeout =
-        Duration::from_secs(plain.get("connectTimeoutSec").and_then(Value::as_u64).unwrap_or(10).max(1));
-    let ssl = flag("ssl") || matches!(credentials, Some(Credentials::CertPem));
+    let connect_timeout = Duration::from_secs(settings.connect_timeout_sec.unwrap_or(10).max(1));
+    let ssl = settings.ssl.unwrap_or(false) || matches!(credentials, Some(Credentials::CertPem));
     match (host, port, credentials) {
         (Some(host), Some(port), Some(credentials)) if problems.is_empty() => Ok(Box::new(MqttNode {
-            store: ctx.store.clone(),
-            tenant: ctx.tenant,
+            secrets: ctx.secrets(),
             settings: Settings {
                 host,
                 port,
                 client_id,
-                clean_session: plain.get("cleanSession").and_then(Value::as_bool).unwrap_or(true),
-                retain: flag("retainedMessage"),
+                clean_session: settings.clean_session.unwrap_or(true),
+                retain: settings.retained_message.unwrap_or(false),
                 ssl,
                 connect_timeout,
                 credentials,
             },
             config,
-            connection: Mutex::new(None),
-            stale: AtomicBool::new(false),
+            connection: Reconnect::new(),
         })),
         _ => Err(problems),
     }
 }
 
 impl MqttNode {
-    fn render(&self) -> RenderCtx<'_> {
-        RenderCtx::new(&self.store, self.tenant, None)
-    }
-
     fn pem(&self, pointer: &str) -> Result<Vec<u8>, NodeError> {
-        common::pem(&self.render(), common::template(&self.config, pointer)?)
+        common::pem(&self.secrets, common::template(&self.config, pointer)?)
     }
 
     /// The client key, decrypted with `credentials/password` when it is an encrypted PKCS#8 key.
     fn private_key(&self) -> Result<Vec<u8>, NodeError> {
         let password = match self.config.template("/credentials/password") {
-            Some(t) => Some(self.render().render(t)?),
+            Some(t) => Some(self.secrets.render(t, None)?),
             None => None,
         };
         common::private_key_pem(self.pem("/credentials/privateKey")?, password.as_ref())
@@ -190,16 +224,14 @@ impl MqttNode {
 
     /// Connects with the credentials of this moment and waits for the broker's answer.
     async fn connect(&self) -> Result<Connection, NodeError> {
-        let versions = common::secret_versions(&self.store, self.tenant, &self.config);
         let s = &self.settings;
         let mut options = MqttOptions::new(&s.client_id, &s.host, s.port);
         options.set_keep_alive(Duration::from_secs(30)).set_clean_session(s.clean_session);
         match s.credentials {
             Credentials::Anonymous => {}
             Credentials::Basic => {
-                let render = self.render();
-                let username = common::setting(&render, &self.config, "/credentials/username")?;
-                let password = common::setting(&render, &self.config, "/credentials/password")?;
+                let username = common::setting(&self.secrets, &self.config, "/credentials/username")?;
+                let password = common::setting(&self.secrets, &self.config, "/credentials/password")?;
                 options.set_credentials(username.expose_secret(), password.expose_secret());
             }
             Credentials::CertPem => {
@@ -257,7 +289,7 @@ impl MqttNode {
                 }
             }
         });
-        Ok(Connection { client, versions, poller, broken, acks })
+        Ok(Connection { client, poller, broken, acks })
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
@@ -266,20 +298,11 @@ impl MqttNode {
             msg,
         )?;
         let payload = common::payload(msg);
-        let mut connection = self.connection.lock().await;
-        let stale = self.stale.swap(false, Ordering::SeqCst);
-        let current = common::secret_versions(&self.store, self.tenant, &self.config);
-        if stale
-            || connection.as_ref().is_some_and(|c| c.broken.load(Ordering::SeqCst) || c.versions != current)
-        {
-            if let Some(old) = connection.take() {
-                let _ = old.client.disconnect().await;
-            }
+        let mut connection = self.connection.lock(&self.secrets, |c| !c.broken.load(Ordering::SeqCst)).await;
+        if let Some(old) = connection.retired.take() {
+            let _ = old.client.disconnect().await;
         }
-        if connection.is_none() {
-            *connection = Some(self.connect().await?);
-        }
-        let open = connection.as_mut().expect("connected above");
+        let open = connection.get_or_connect(&self.secrets, self.connect()).await?;
         // Acknowledgements of earlier publishes that timed out must not confirm this one.
         while open.acks.try_recv().is_ok() {}
         let published =
@@ -287,7 +310,7 @@ impl MqttNode {
         let acked = match published {
             Ok(()) => tokio::time::timeout(self.settings.connect_timeout, open.acks.recv()).await,
             Err(e) => {
-                *connection = None;
+                connection.forget();
                 return Err(NodeError::new(format!("MQTT publish failed: {e}")));
             }
         };
@@ -295,7 +318,7 @@ impl MqttNode {
             Ok(Some(())) => Ok(()),
             // The poller ended (connection lost) or the broker did not acknowledge in time.
             _ => {
-                *connection = None;
+                connection.forget();
                 Err(NodeError::new("MQTT publish was not acknowledged by the broker"))
             }
         }
@@ -308,6 +331,6 @@ impl Node for MqttNode {
     }
 
     fn secret_changed(&self, _name: &str) {
-        self.stale.store(true, Ordering::SeqCst);
+        self.connection.invalidate();
     }
 }

@@ -2,7 +2,6 @@
 //! connection is kept open with publisher confirms, so a message routes to `Success` only once the
 //! broker has it; username and password may come from secrets, and a change reconnects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -10,15 +9,14 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use serde::Deserialize;
+use serde_json::json;
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
-    NodeResult, Problem, RenderCtx,
+    NodeResult, Problem, Secrets,
 };
-use veil_store::{Store, TenantId};
 
-use crate::common;
+use crate::common::{self, Reconnect};
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "rabbitmq",
@@ -53,20 +51,17 @@ struct Settings {
     properties: BasicProperties,
 }
 
-/// A connection, its confirm-mode channel, and the versions of the secrets it was made with.
+/// A connection and its confirm-mode channel.
 struct Open {
     connection: Connection,
     channel: Channel,
-    versions: Vec<Option<i64>>,
 }
 
 struct RabbitMq {
-    store: Store,
-    tenant: TenantId,
+    secrets: Secrets,
     settings: Settings,
     config: CompiledConfig,
-    open: Mutex<Option<Open>>,
-    stale: AtomicBool,
+    open: Reconnect<Open>,
 }
 
 /// ThingsBoard's predefined message properties.
@@ -92,14 +87,43 @@ fn properties(name: &str) -> Option<BasicProperties> {
     })
 }
 
+/// `rabbitmq` configuration (ThingsBoard's names).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RabbitMqConfig {
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// The exchange; a message template (empty: the default exchange).
+    exchange_name_pattern: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// The routing key; a message template.
+    routing_key_pattern: Option<String>,
+    /// BASIC, TEXT_PLAIN, MINIMAL_BASIC, MINIMAL_PERSISTENT_BASIC, PERSISTENT_BASIC or
+    /// PERSISTENT_TEXT_PLAIN (absent: none).
+    message_properties: Option<String>,
+    /// The broker's host name.
+    host: Option<String>,
+    /// The broker's port (default 5672).
+    port: Option<u64>,
+    /// The virtual host (default `/`).
+    virtual_host: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// The user name (TEXT secret allowed).
+    username: Option<String>,
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    /// The password (TEXT secret allowed).
+    password: Option<String>,
+    /// Milliseconds to connect and to wait for a publisher confirm (default 60000, at least 100).
+    connection_timeout: Option<u64>,
+}
+
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let settings: RabbitMqConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let plain = config.plain();
-    let host = plain.get("host").and_then(Value::as_str).filter(|h| !h.trim().is_empty()).map(str::to_owned);
+    let host = settings.host.clone().filter(|h| !h.trim().is_empty());
     if host.is_none() {
         problems.push(ctx.problem("/host", "is required (the broker's host name)"));
     }
-    let port = match plain.get("port").map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok())) {
+    let port = match settings.port.map(|p| u16::try_from(p).ok()) {
         None => 5672,
         Some(Some(p)) if p > 0 => p,
         Some(_) => {
@@ -112,32 +136,24 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             problems.push(ctx.problem(field, "is required"));
         }
     }
-    let props = match plain.get("messageProperties") {
-        None | Some(Value::Null) => BasicProperties::default(),
-        Some(Value::String(name)) => properties(name).unwrap_or_else(|| {
+    let props = match settings.message_properties.as_deref() {
+        None => BasicProperties::default(),
+        Some(name) => properties(name).unwrap_or_else(|| {
             problems.push(ctx.problem(
                 "/messageProperties",
                 format!("'{name}' is not one of BASIC, TEXT_PLAIN, MINIMAL_BASIC, MINIMAL_PERSISTENT_BASIC, PERSISTENT_BASIC, PERSISTENT_TEXT_PLAIN"),
             ));
             BasicProperties::default()
         }),
-        Some(_) => {
-            problems.push(ctx.problem("/messageProperties", "must be a string"));
-            BasicProperties::default()
-        }
     };
-    let vhost = plain.get("virtualHost").and_then(Value::as_str).unwrap_or("/").to_owned();
-    let timeout = Duration::from_millis(
-        plain.get("connectionTimeout").and_then(Value::as_u64).unwrap_or(60_000).max(100),
-    );
+    let vhost = settings.virtual_host.unwrap_or_else(|| "/".to_owned());
+    let timeout = Duration::from_millis(settings.connection_timeout.unwrap_or(60_000).max(100));
     match host {
         Some(host) if problems.is_empty() => Ok(Box::new(RabbitMq {
-            store: ctx.store.clone(),
-            tenant: ctx.tenant,
+            secrets: ctx.secrets(),
             settings: Settings { host, port, vhost, timeout, properties: props },
             config,
-            open: Mutex::new(None),
-            stale: AtomicBool::new(false),
+            open: Reconnect::new(),
         })),
         _ => Err(problems),
     }
@@ -147,12 +163,11 @@ impl RabbitMq {
     fn render(&self, pointer: &str) -> Result<String, NodeError> {
         let template =
             self.config.template(pointer).ok_or_else(|| NodeError::new(format!("{pointer}: missing")))?;
-        Ok(RenderCtx::new(&self.store, self.tenant, None).render(template)?.expose_secret().to_owned())
+        Ok(self.secrets.render(template, None)?.expose_secret().to_owned())
     }
 
     /// Connects with the credentials of this moment (passed as a structure, never as URL text).
     async fn connect(&self) -> Result<Open, NodeError> {
-        let versions = common::secret_versions(&self.store, self.tenant, &self.config);
         let s = &self.settings;
         let uri = AMQPUri {
             scheme: AMQPScheme::AMQP,
@@ -181,7 +196,7 @@ impl RabbitMq {
                 .map_err(fail)?;
         let channel = connection.create_channel().await.map_err(fail)?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(fail)?;
-        Ok(Open { connection, channel, versions })
+        Ok(Open { connection, channel })
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
@@ -193,24 +208,13 @@ impl RabbitMq {
         };
         let (exchange, routing_key) = (render("/exchangeNamePattern")?, render("/routingKeyPattern")?);
         let payload = common::payload(msg);
-        let mut open = self.open.lock().await;
-        let stale = self.stale.swap(false, Ordering::SeqCst);
-        let current = common::secret_versions(&self.store, self.tenant, &self.config);
-        if stale
-            || open.as_ref().is_some_and(|o| {
-                !o.connection.status().connected() || !o.channel.status().connected() || o.versions != current
-            })
-        {
-            if let Some(Open { connection, .. }) = open.take() {
-                let _ =
-                    tokio::time::timeout(self.settings.timeout, connection.close(200, "reconnecting".into()))
-                        .await;
-            }
+        let usable = |o: &Open| o.connection.status().connected() && o.channel.status().connected();
+        let mut open = self.open.lock(&self.secrets, usable).await;
+        if let Some(Open { connection, .. }) = open.retired.take() {
+            let _ = tokio::time::timeout(self.settings.timeout, connection.close(200, "reconnecting".into()))
+                .await;
         }
-        if open.is_none() {
-            *open = Some(self.connect().await?);
-        }
-        let channel = &open.as_ref().expect("connected above").channel;
+        let channel = &open.get_or_connect(&self.secrets, self.connect()).await?.channel;
         let mut headers = FieldTable::default();
         headers.insert("originator".into(), AMQPValue::LongString(msg.originator.clone().into()));
         let properties = self.settings.properties.clone().with_headers(headers);
@@ -235,7 +239,7 @@ impl RabbitMq {
             Ok(Confirmation::Nack(_)) => Err(NodeError::new("RabbitMQ did not accept the message (nack)")),
             Ok(_) => Ok(()),
             Err(e) => {
-                if let Some(Open { connection, .. }) = open.take() {
+                if let Some(Open { connection, .. }) = open.forget() {
                     let _ = tokio::time::timeout(
                         self.settings.timeout,
                         connection.close(200, "publish failed".into()),
@@ -254,6 +258,6 @@ impl Node for RabbitMq {
     }
 
     fn secret_changed(&self, _name: &str) {
-        self.stale.store(true, Ordering::SeqCst);
+        self.open.invalidate();
     }
 }

@@ -7,13 +7,16 @@
 
 use std::time::Duration;
 
-use crate::common;
+use crate::common::{self, Reconnect};
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, RenderCtx, limit_error, relation,
+    NodeError, NodeResult, Problem, Secrets, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -72,7 +75,7 @@ struct RestApiCall {
     client: reqwest::Client,
     timeout: Duration,
     /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
-    tls_client: std::sync::Mutex<Option<(reqwest::Client, Vec<Option<i64>>)>>,
+    tls_client: Reconnect<reqwest::Client>,
     method: reqwest::Method,
     /// Template pointers; the templates themselves live in `config`.
     headers: Vec<(HeaderName, String)>,
@@ -83,11 +86,60 @@ struct RestApiCall {
     max_response_bytes: usize,
 }
 
-fn string_field<'c>(config: &'c CompiledConfig, key: &str) -> Option<&'c str> {
-    config.plain().get(key).and_then(Value::as_str)
+/// `rest_api_call` configuration (ThingsBoard's names). Fields that may hold secrets or message
+/// templates are read as text here; the compiled configuration keeps their templates.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RestConfig {
+    /// The URL; a template, secrets allowed (an API key in the query).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    rest_endpoint_url_pattern: Option<String>,
+    /// GET, POST (default), PUT, PATCH, DELETE, HEAD or OPTIONS.
+    request_method: Option<String>,
+    /// Header name to value; every value a template, secrets allowed.
+    headers: Option<BTreeMap<String, String>>,
+    /// Whole request timeout in milliseconds; 0 or absent: 60 s.
+    read_timeout_ms: Option<u64>,
+    /// How the request authenticates.
+    credentials: Option<RestCredentials>,
+    /// The body as a handlebars template (JSON-escaped); absent: the message data.
+    body_template: Option<String>,
+}
+
+/// `credentials` of `rest_api_call`: `type` says which of the other fields are used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RestCredentials {
+    /// `anonymous` (default), `basic`, `bearer`, `apiKey` or `cert.PEM`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// `basic`: the user name (TEXT secret allowed).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    username: Option<String>,
+    /// `basic`: the password; `cert.PEM`: the private key's password (TEXT secrets).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    password: Option<String>,
+    /// `bearer`: the token (TEXT secret).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    token: Option<String>,
+    /// `apiKey`: the header's name (default `X-API-Key`).
+    header: Option<String>,
+    /// `apiKey`: the key (TEXT secret).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    value: Option<String>,
+    /// `cert.PEM`: the CA certificate(s) (FILE secret).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    ca_cert: Option<String>,
+    /// `cert.PEM`: the client certificate (FILE secret).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    cert: Option<String>,
+    /// `cert.PEM`: the client key (FILE secret).
+    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    private_key: Option<String>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let settings: RestConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     match config.template("/restEndpointUrlPattern") {
         None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),
@@ -99,7 +151,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             }
         }
     }
-    let method_name = string_field(&config, "requestMethod").unwrap_or("POST");
+    let method_name = settings.request_method.as_deref().unwrap_or("POST");
     let method = match method_name.to_ascii_uppercase().as_str() {
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
             reqwest::Method::from_bytes(m.as_bytes()).ok()
@@ -112,43 +164,20 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             format!("'{method_name}' is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
         ));
     }
-    let timeout = match config.plain().get("readTimeoutMs") {
-        None | Some(Value::Null) => DEFAULT_TIMEOUT,
-        Some(v) => match v.as_u64() {
-            Some(0) => DEFAULT_TIMEOUT,
-            Some(ms) => Duration::from_millis(ms),
-            None => {
-                problems.push(ctx.problem("/readTimeoutMs", "must be a whole number of milliseconds"));
-                DEFAULT_TIMEOUT
-            }
-        },
+    let timeout = match settings.read_timeout_ms {
+        None | Some(0) => DEFAULT_TIMEOUT,
+        Some(ms) => Duration::from_millis(ms),
     };
     let mut headers = Vec::new();
-    match config.plain().get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
-                match (HeaderName::from_bytes(name.as_bytes()), value.is_string()) {
-                    (Ok(header), true) => headers.push((header, pointer)),
-                    (Err(_), _) => {
-                        problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name")))
-                    }
-                    (_, false) => problems.push(ctx.problem(&pointer, "must be a string")),
-                }
-            }
+    for name in settings.headers.iter().flat_map(BTreeMap::keys) {
+        let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(header) => headers.push((header, pointer)),
+            Err(_) => problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name"))),
         }
-        Some(_) => problems.push(ctx.problem("/headers", "must be an object of header names to values")),
     }
-    let credentials = credentials(ctx, &config, &mut problems);
-    let body_template = match config.plain().get("bodyTemplate") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(_)) => true,
-        Some(_) => {
-            problems.push(ctx.problem("/bodyTemplate", "must be a string (a handlebars template)"));
-            false
-        }
-    };
+    let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
+    let body_template = settings.body_template.is_some();
     // No redirects: reqwest would carry API-key and other secret headers to whatever host a
     // redirect names. A 3xx is reported like any other non-2xx answer.
     let client = reqwest::Client::builder()
@@ -160,7 +189,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         (Some(method), true) => Ok(Box::new(RestApiCall {
             client,
             timeout,
-            tls_client: std::sync::Mutex::new(None),
+            tls_client: Reconnect::new(),
             method,
             headers,
             credentials: credentials.unwrap_or(Credentials::Anonymous),
@@ -175,12 +204,13 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 fn credentials(
     ctx: &BuildCtx<'_>,
     config: &CompiledConfig,
+    creds: Option<&RestCredentials>,
     problems: &mut Vec<Problem>,
 ) -> Option<Credentials> {
-    let Some(creds) = config.plain().get("credentials") else {
+    let Some(creds) = creds else {
         return Some(Credentials::Anonymous);
     };
-    let kind = creds.get("type").and_then(Value::as_str).unwrap_or("anonymous");
+    let kind = creds.kind.as_deref().unwrap_or("anonymous");
     let mut required = |field: &str| -> Option<String> {
         let pointer = format!("/credentials/{field}");
         if config.template(&pointer).is_some() {
@@ -203,7 +233,7 @@ fn credentials(
         }
         "apiKey" => {
             let value = required("value");
-            let header = creds.get("header").and_then(Value::as_str).unwrap_or("X-API-Key");
+            let header = creds.header.as_deref().unwrap_or("X-API-Key");
             match HeaderName::from_bytes(header.as_bytes()) {
                 Ok(header) => Some(Credentials::ApiKey { header, value: value? }),
                 Err(_) => {
@@ -226,32 +256,33 @@ fn credentials(
 
 /// A header value from a rendered secret: marked sensitive so HTTP libraries never print it.
 fn sensitive_header(value: &SecretString, what: &str) -> Result<HeaderValue, NodeError> {
-    let mut header = HeaderValue::from_str(value.expose_secret()).map_err(|_| {
-        NodeError::new(format!("{what}: the rendered value is not a valid HTTP header value"))
-    })?;
-    header.set_sensitive(true);
-    Ok(header)
+    veil_core::sensitive_header(value, what).map_err(|e| NodeError::new(e.to_string()))
 }
 
 impl RestApiCall {
     /// The mutual-TLS client, built from the certificates of the moment on first use and after a
     /// change (connections are pooled per client, so a new certificate means a new client).
-    fn tls_client(
+    async fn tls_client(
         &self,
-        ctx: &NodeCtx<'_>,
+        secrets: &Secrets,
         ca: &str,
         cert: &str,
         key: &str,
     ) -> Result<reqwest::Client, NodeError> {
-        let mut cached = self.tls_client.lock().unwrap_or_else(|e| e.into_inner());
-        let versions = common::secret_versions(ctx.store(), ctx.tenant(), &self.config);
-        if let Some((client, built_with)) = cached.as_ref() {
-            if *built_with == versions {
-                return Ok(client.clone());
-            }
-        }
-        let render = RenderCtx::new(ctx.store(), ctx.tenant(), None);
-        let pem = |pointer: &str| common::pem(&render, common::template(&self.config, pointer)?);
+        let mut cached = self.tls_client.lock(secrets, |_| true).await;
+        let client =
+            cached.get_or_connect(secrets, async { self.build_tls_client(secrets, ca, cert, key) }).await?;
+        Ok(client.clone())
+    }
+
+    fn build_tls_client(
+        &self,
+        secrets: &Secrets,
+        ca: &str,
+        cert: &str,
+        key: &str,
+    ) -> Result<reqwest::Client, NodeError> {
+        let pem = |pointer: &str| common::pem(secrets, common::template(&self.config, pointer)?);
         // Parsed here: reqwest accepts any bytes as a PEM CA and fails only at the handshake.
         let mut roots = Vec::new();
         for der in common::pem_certificates(&pem(ca)?, "credentials/caCert")? {
@@ -267,7 +298,7 @@ impl RestApiCall {
         let mut identity = client_cert;
         identity.push(b'\n');
         let password = match self.config.template("/credentials/password") {
-            Some(t) => Some(render.render(t)?),
+            Some(t) => Some(secrets.render(t, None)?),
             None => None,
         };
         identity.extend_from_slice(&common::private_key_pem(pem(key)?, password.as_ref())?);
@@ -294,7 +325,6 @@ impl RestApiCall {
                 NodeError::new(format!("cannot create the TLS client: {chain}"))
             }
         })?;
-        *cached = Some((client.clone(), versions));
         Ok(client)
     }
 
@@ -303,15 +333,16 @@ impl RestApiCall {
     }
 
     /// Builds the request; every secret is rendered now, for this message.
-    fn request(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<reqwest::RequestBuilder, NodeError> {
+    fn request(
+        &self,
+        ctx: &NodeCtx<'_>,
+        client: reqwest::Client,
+        msg: &Msg,
+    ) -> Result<reqwest::RequestBuilder, NodeError> {
         let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
         let url = reqwest::Url::parse(url.expose_secret()).map_err(|e| {
             NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
         })?;
-        let client = match &self.credentials {
-            Credentials::CertPem { ca, cert, key } => self.tls_client(ctx, ca, cert, key)?,
-            _ => self.client.clone(),
-        };
         let mut request = client.request(self.method.clone(), url);
         for (name, pointer) in &self.headers {
             let value = self.render(ctx, pointer, msg)?;
@@ -351,7 +382,16 @@ impl RestApiCall {
     }
 
     async fn call(&self, ctx: &NodeCtx<'_>, msg: Msg) -> NodeResult {
-        let request = match self.request(ctx, &msg) {
+        let client = match &self.credentials {
+            Credentials::CertPem { ca, cert, key } => {
+                match self.tls_client(ctx.secrets(), ca, cert, key).await {
+                    Ok(client) => client,
+                    Err(e) => return Err(Failed::new(msg, e)),
+                }
+            }
+            _ => self.client.clone(),
+        };
+        let request = match self.request(ctx, client, &msg) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
@@ -453,6 +493,6 @@ impl Node for RestApiCall {
     }
 
     fn secret_changed(&self, _name: &str) {
-        *self.tls_client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.tls_client.invalidate();
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::rhai::{Dynamic, Map, Scope};
 use veil_core::{
@@ -26,6 +27,16 @@ enum Mode {
     Switch,
 }
 
+/// `script` configuration (ThingsBoard's script nodes).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScriptConfig {
+    /// `filter` (relation `True`/`False`), `transform` (`Success`) or `switch` (named relations).
+    mode: Option<String>,
+    /// The Rhai source.
+    script: Option<String>,
+}
+
 struct ScriptNode {
     mode: Mode,
     script: Script,
@@ -34,8 +45,9 @@ struct ScriptNode {
 const INPUTS: &[&str] = &["msg", "metadata", "msgType"];
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
+    let settings: ScriptConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let mode = match config.plain().get("mode").and_then(Value::as_str) {
+    let mode = match settings.mode.as_deref() {
         Some("filter") => Some(Mode::Filter),
         Some("transform") => Some(Mode::Transform),
         Some("switch") => Some(Mode::Switch),
@@ -50,8 +62,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             None
         }
     };
-    let script = match config.plain().get("script").and_then(Value::as_str) {
-        Some(source) => match Script::compile(ctx.store, ctx.tenant, source, INPUTS) {
+    let script = match settings.script.as_deref() {
+        Some(source) => match Script::compile(&ctx.secrets(), source, INPUTS) {
             Ok(script) if ctx.customer_id.is_some() && !script.secrets().is_empty() => {
                 // A script that holds a value can print or encode it: customers use secrets, they
                 // never read them.

@@ -5,9 +5,9 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use veil_store::{SecretUpdate, SecretValue};
+use veil_tests::{TempStore, assert_no_leak};
 
-use crate::support::{Env, new_pki, run};
+use crate::support::{new_pki, run};
 
 /// The mosquitto binary, from `VEIL_TEST_MOSQUITTO` (set by `.ci/run`).
 fn mosquitto_binary() -> String {
@@ -152,14 +152,14 @@ fn mqtt_chain(port: u16, credentials: Value) -> Value {
 async fn publishes_with_the_password_from_a_secret_and_reconnects_after_rotation() {
     let broker = Broker::with_passwords();
     broker.set_password("veil", "pw-one-1111");
-    let env = Env::new().await;
-    env.secret("mqtt-password", "pw-one-1111").await;
+    let env = TempStore::new().await;
+    env.text("mqtt-password", "pw-one-1111").await;
     let mut watched = broker.watch("veil/#").await;
     let chain = mqtt_chain(
         broker.port,
         json!({"type": "basic", "username": "veil", "password": "$<secret:mqtt-password>"}),
     );
-    let runtime = env.deploy(&chain).await.unwrap();
+    let runtime = env.deploy_chain(&chain).await.unwrap();
 
     let trace = run(&runtime, json!({"temperature": 21})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
@@ -167,26 +167,25 @@ async fn publishes_with_the_password_from_a_secret_and_reconnects_after_rotation
 
     // The broker's password changes, then the secret: the node reconnects with the new value.
     broker.set_password("veil", "pw-two-2222");
-    let info = env.store.find(&env.admin, "mqtt-password").unwrap();
-    let update = SecretUpdate { value: Some(SecretValue::from("pw-two-2222")), ..Default::default() };
-    env.store.update(&env.admin, info.id, update).await.unwrap();
+    env.rotate("mqtt-password", "pw-two-2222").await;
     // No change event is delivered here: the node notices the new version on its own.
     let trace = run(&runtime, json!({"temperature": 22})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(next(&mut watched).await.1, json!({"temperature": 22}));
 
     // The broker really checks: the old password is refused now, and the error shows no value.
-    env.secret("old-password", "pw-one-1111").await;
+    env.text("old-password", "pw-one-1111").await;
     let stale = mqtt_chain(
         broker.port,
         json!({"type": "basic", "username": "veil", "password": "$<secret:old-password>"}),
     );
-    let stale = env.deploy(&stale).await.unwrap();
+    let stale = env.deploy_chain(&stale).await.unwrap();
     let trace = run(&stale, json!({"temperature": 23})).await;
     assert_eq!(trace[0].relation, ["Failure"]);
     let error = trace[0].error.as_deref().unwrap();
     assert!(error.contains("refused the connection"), "{error}");
-    assert!(!error.contains("pw-one"), "{error}");
+    assert_no_leak(error, &["pw-one-1111"]);
+    assert!(!error.contains("pw-one"), "not even a part of it: {error}");
     assert!(
         tokio::time::timeout(Duration::from_millis(300), watched.recv()).await.is_err(),
         "nothing was published"
@@ -209,14 +208,14 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
             dir.display()
         )
     });
-    let env = Env::new().await;
+    let env = TempStore::new().await;
     for (name, pem) in [("mqtt-ca", &pki.ca), ("mqtt-cert", &pki.client_cert), ("mqtt-key", &pki.client_key)]
     {
-        env.file_secret(name, pem).await;
+        env.file(name, pem).await;
     }
     let mut watched = broker.watch("veil/#").await;
     let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
-    let runtime = env.deploy(&mqtt_chain(broker.port, credentials)).await.unwrap();
+    let runtime = env.deploy_chain(&mqtt_chain(broker.port, credentials)).await.unwrap();
     let trace = run(&runtime, json!({"secure": true})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(next(&mut watched).await.1, json!({"secure": true}));
@@ -224,10 +223,10 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
     // A client certificate the broker does not trust is refused.
     let other = new_pki();
     for (name, pem) in [("other-cert", &other.client_cert), ("other-key", &other.client_key)] {
-        env.file_secret(name, pem).await;
+        env.file(name, pem).await;
     }
     let credentials = json!({"type": "cert.PEM", "caCert": "$<secret:mqtt-ca>", "cert": "$<secret:other-cert>", "privateKey": "$<secret:other-key>"});
-    let runtime = env.deploy(&mqtt_chain(broker.port, credentials)).await.unwrap();
+    let runtime = env.deploy_chain(&mqtt_chain(broker.port, credentials)).await.unwrap();
     let trace = run(&runtime, json!({"secure": false})).await;
     assert_eq!(trace[0].relation, ["Failure"], "{trace:?}");
     assert!(
@@ -236,8 +235,8 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
     );
 
     // A TEXT secret where a FILE is expected is refused at deploy.
-    env.secret("text", "not a file").await;
+    env.text("text", "not a file").await;
     let wrong = json!({"type": "cert.PEM", "caCert": "$<secret:text>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
-    let problems = env.deploy(&mqtt_chain(broker.port, wrong)).await.unwrap_err();
+    let problems = env.deploy_chain(&mqtt_chain(broker.port, wrong)).await.unwrap_err();
     assert_eq!(problems[0].message, "secret 'text' is a TEXT secret; this field accepts FILE");
 }

@@ -5,9 +5,9 @@ use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
-use veil_store::{SecretUpdate, SecretValue};
+use veil_tests::{TempStore, assert_no_leak};
 
-use crate::support::{Env, run};
+use crate::support::run;
 
 /// `host:port` of the RabbitMQ under test, from `VEIL_TEST_AMQP` (set by `.ci/run`).
 fn broker() -> (String, u16) {
@@ -51,9 +51,9 @@ impl Drop for Tenancy {
 async fn publishes_with_credentials_from_secrets_and_follows_a_password_change() {
     let (host, port) = broker();
     let tenancy = Tenancy::new("rabbit-pw-1");
-    let env = Env::new().await;
-    env.secret("amqp-user", &tenancy.user).await;
-    env.secret("amqp-password", "rabbit-pw-1").await;
+    let env = TempStore::new().await;
+    env.text("amqp-user", &tenancy.user).await;
+    env.text("amqp-password", "rabbit-pw-1").await;
 
     // The test's own consumer side: a queue bound to amq.topic in the test's vhost.
     let uri = AMQPUri {
@@ -98,31 +98,30 @@ async fn publishes_with_credentials_from_secrets_and_follows_a_password_change()
             "connectionTimeout": 5000
         }}]
     });
-    let runtime = env.deploy(&chain).await.unwrap();
+    let runtime = env.deploy_chain(&chain).await.unwrap();
     let trace = run(&runtime, json!({"temperature": 30})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(get().await, Some(json!({"temperature": 30})));
 
     // The password changes at the broker and in the store: the node reconnects with the new one.
     rabbitmqctl(&["change_password", &tenancy.user, "rabbit-pw-2"]);
-    let info = env.store.find(&env.admin, "amqp-password").unwrap();
-    let update = SecretUpdate { value: Some(SecretValue::from("rabbit-pw-2")), ..Default::default() };
-    env.store.update(&env.admin, info.id, update).await.unwrap();
+    env.rotate("amqp-password", "rabbit-pw-2").await;
     // No change event is delivered here: the node notices the new version on its own.
     let trace = run(&runtime, json!({"temperature": 31})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(get().await, Some(json!({"temperature": 31})));
 
     // A wrong password is refused by the broker; the error shows no value.
-    env.secret("wrong-password", "rabbit-pw-1").await;
+    env.text("wrong-password", "rabbit-pw-1").await;
     let mut wrong = chain.clone();
     wrong["nodes"][0]["configuration"]["password"] = json!("$<secret:wrong-password>");
-    let runtime = env.deploy(&wrong).await.unwrap();
+    let runtime = env.deploy_chain(&wrong).await.unwrap();
     let trace = run(&runtime, json!({"temperature": 32})).await;
     assert_eq!(trace[0].relation, ["Failure"]);
     let error = trace[0].error.as_deref().unwrap();
     assert!(error.contains("RabbitMQ connection to"), "{error}");
-    assert!(!error.contains("rabbit-pw"), "{error}");
+    assert_no_leak(error, &["rabbit-pw-1"]);
+    assert!(!error.contains("rabbit-pw"), "not even a part of it: {error}");
     assert_eq!(get().await, None, "nothing was published");
     let _ = conn.close(200, "done".into()).await;
 }

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use veil_core::{Limits, TraceStep};
+use veil_tests::{Receiver, TempStore, assert_no_leak};
 
-use crate::support::{Env, new_pki, run};
+use crate::support::{new_pki, run};
 
 fn call(configuration: Value) -> Value {
     json!({
@@ -28,30 +29,6 @@ fn get(url: &str) -> Value {
 fn error(trace: &[TraceStep]) -> &str {
     assert_eq!(trace[0].relation, ["Failure"], "{trace:?}");
     trace[0].error.as_deref().unwrap()
-}
-
-/// An HTTP server answering `/bytes/{n}` with n bytes (with a Content-Length) and anything else by
-/// reflecting the request: `{"path": path and query, "headers": {...}}`.
-async fn http_server() -> String {
-    let app = axum::Router::new()
-        .route(
-            "/bytes/{n}",
-            axum::routing::get(
-                |axum::extract::Path(n): axum::extract::Path<usize>| async move { "x".repeat(n) },
-            ),
-        )
-        .fallback(|req: axum::extract::Request| async move {
-            let headers: serde_json::Map<String, Value> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
-                .collect();
-            axum::Json(json!({"path": req.uri().to_string(), "headers": headers}))
-        });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
 }
 
 /// A server that answers every request with an endless chunked body, counting what it wrote;
@@ -85,14 +62,16 @@ async fn endless_server() -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
 
 #[tokio::test]
 async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
-    let env = Env::new().await;
+    let env = TempStore::new().await;
     let registry =
         veil_nodes::registry().with_limits(Limits { max_response_bytes: 1000, ..Default::default() });
-    let base = http_server().await;
+    let receiver = Receiver::start().await;
     let expected = "limit maxResponseBytes (1000) exceeded: the response body is larger";
 
     for (n, ok) in [(999, true), (1000, true), (1001, false), (5_000_000, false)] {
-        let runtime = env.deploy_with(&registry, &get(&format!("{base}/bytes/{n}"))).await.unwrap();
+        receiver.answer_text("x".repeat(n));
+        let runtime =
+            env.deploy_chain_with(&registry, &get(&format!("{}/bytes", receiver.url))).await.unwrap();
         let trace = run(&runtime, json!({})).await;
         if ok {
             assert_eq!(trace[0].relation, ["Success"], "{n}: {trace:?}");
@@ -108,7 +87,7 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
     // No Content-Length: the body is counted as it streams and the connection dropped at the
     // limit, with the server still sending.
     let (endless, written, stopped) = endless_server().await;
-    let runtime = env.deploy_with(&registry, &get(&format!("{endless}/stream"))).await.unwrap();
+    let runtime = env.deploy_chain_with(&registry, &get(&format!("{endless}/stream"))).await.unwrap();
     let started = Instant::now();
     let trace = run(&runtime, json!({})).await;
     assert_eq!(error(&trace), expected);
@@ -121,7 +100,8 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
     assert!(written.load(Ordering::SeqCst) < 64 << 20, "only socket buffers' worth was sent");
 
     // The default limit is the documented 10 MiB.
-    let runtime = env.deploy(&get(&format!("{base}/bytes/{}", 10 * 1024 * 1024 + 1))).await.unwrap();
+    receiver.answer_text("x".repeat(10 * 1024 * 1024 + 1));
+    let runtime = env.deploy_chain(&get(&format!("{}/bytes", receiver.url))).await.unwrap();
     let trace = run(&runtime, json!({})).await;
     assert_eq!(error(&trace), "limit maxResponseBytes (10485760) exceeded: the response body is larger");
 }
@@ -129,13 +109,15 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
 #[tokio::test]
 async fn errors_say_what_happened() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let env = Env::new().await;
-    env.secret("query-key", "Qk-TANGO-19").await;
+    let env = TempStore::new().await;
+    env.text("query-key", "Qk-TANGO-19").await;
 
     // Connection refused: a port nobody listens on (any more).
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-    let runtime =
-        env.deploy(&get(&format!("http://127.0.0.1:{closed}/x?key=$<secret:query-key>"))).await.unwrap();
+    let runtime = env
+        .deploy_chain(&get(&format!("http://127.0.0.1:{closed}/x?key=$<secret:query-key>")))
+        .await
+        .unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(e.starts_with("request failed: connection refused ("), "{e}");
     assert!(e.contains("Connection refused"), "the cause chain: {e}");
@@ -153,12 +135,12 @@ async fn errors_say_what_happened() {
     let mut config =
         json!({"restEndpointUrlPattern": format!("http://127.0.0.1:{hold_port}/"), "readTimeoutMs": 300});
     config["requestMethod"] = json!("GET");
-    let runtime = env.deploy(&call(config)).await.unwrap();
+    let runtime = env.deploy_chain(&call(config)).await.unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(e.starts_with("request failed: no response within readTimeoutMs (300 ms) ("), "{e}");
 
     // DNS: a name that never resolves (RFC 6761 `.invalid`).
-    let runtime = env.deploy(&get("http://veil-test-host.invalid/x")).await.unwrap();
+    let runtime = env.deploy_chain(&get("http://veil-test-host.invalid/x")).await.unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(e.starts_with("request failed: cannot resolve the host name ("), "{e}");
     assert!(e.contains("dns error"), "{e}");
@@ -180,7 +162,7 @@ async fn errors_say_what_happened() {
             let _ = acceptor.accept(socket).await;
         }
     });
-    let runtime = env.deploy(&get(&format!("https://localhost:{tls_port}/"))).await.unwrap();
+    let runtime = env.deploy_chain(&get(&format!("https://localhost:{tls_port}/"))).await.unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(
         e.starts_with(
@@ -191,8 +173,8 @@ async fn errors_say_what_happened() {
     assert!(e.contains("UnknownIssuer"), "{e}");
 
     // TLS to a port that speaks plain HTTP.
-    let plain = http_server().await.replace("http://", "https://");
-    let runtime = env.deploy(&get(&format!("{plain}/x"))).await.unwrap();
+    let plain = Receiver::start().await.url.replace("http://", "https://");
+    let runtime = env.deploy_chain(&get(&format!("{plain}/x"))).await.unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(
         e.starts_with("request failed: TLS handshake failed: the server does not speak TLS on that port ("),
@@ -210,17 +192,19 @@ fn mtls_chain(port: u16, ca: &str, cert: &str, key: &str) -> Value {
 
 #[tokio::test]
 async fn a_ca_cert_without_a_pem_certificate_is_refused_before_connecting() {
-    let env = Env::new().await;
+    let env = TempStore::new().await;
     let pki = new_pki();
-    env.file_secret("client-cert", &pki.client_cert).await;
-    env.file_secret("client-key", &pki.client_key).await;
-    env.file_secret("not-pem", "this is not a certificate at all\n").await;
-    env.file_secret("key-not-cert", &pki.client_key).await;
+    env.file("client-cert", &pki.client_cert).await;
+    env.file("client-key", &pki.client_key).await;
+    env.file("not-pem", "this is not a certificate at all\n").await;
+    env.file("key-not-cert", &pki.client_key).await;
     // Nothing listens: the error must come from building the client, before any connection.
     let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     for ca in ["$<secret:not-pem>", "$<secret:key-not-cert>"] {
-        let runtime =
-            env.deploy(&mtls_chain(port, ca, "$<secret:client-cert>", "$<secret:client-key>")).await.unwrap();
+        let runtime = env
+            .deploy_chain(&mtls_chain(port, ca, "$<secret:client-cert>", "$<secret:client-key>"))
+            .await
+            .unwrap();
         assert_eq!(error(&run(&runtime, json!({})).await), "credentials/caCert: no PEM certificate found");
     }
 }
@@ -271,13 +255,15 @@ async fn an_x509_v1_client_certificate_gets_a_clear_error() {
     ]);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
 
-    let env = Env::new().await;
-    env.file_secret("ca", &read("ca.pem")).await;
-    env.file_secret("v1-cert", &read("client.pem")).await;
-    env.file_secret("v1-key", &read("client.key")).await;
+    let env = TempStore::new().await;
+    env.file("ca", &read("ca.pem")).await;
+    env.file("v1-cert", &read("client.pem")).await;
+    env.file("v1-key", &read("client.key")).await;
     let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-    let runtime =
-        env.deploy(&mtls_chain(port, "$<secret:ca>", "$<secret:v1-cert>", "$<secret:v1-key>")).await.unwrap();
+    let runtime = env
+        .deploy_chain(&mtls_chain(port, "$<secret:ca>", "$<secret:v1-cert>", "$<secret:v1-key>"))
+        .await
+        .unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(e.starts_with("credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; issue a v3 certificate"), "{e}");
     assert!(e.contains("builder error: "), "with the cause chain: {e}");
@@ -286,14 +272,15 @@ async fn an_x509_v1_client_certificate_gets_a_clear_error() {
 
 #[tokio::test]
 async fn what_reqwest_sends_is_masked_in_debug_events_whatever_its_encoding() {
-    let env = Env::new().await;
-    env.secret("urlish", "my-pass word.JULIET~9").await;
-    env.secret("short", "Zq4").await;
-    env.secret("host", "LocalHost").await;
-    let base = http_server().await;
-    let port = base.rsplit(':').next().unwrap();
+    let env = TempStore::new().await;
+    env.text("urlish", "my-pass word.JULIET~9").await;
+    env.text("short", "Zq4").await;
+    env.text("host", "LocalHost").await;
+    let receiver = Receiver::start().await;
+    receiver.reflect();
+    let port = receiver.url.rsplit(':').next().unwrap();
     let runtime = env
-        .deploy(&call(json!({
+        .deploy_chain(&call(json!({
             "restEndpointUrlPattern":
                 format!("http://$<secret:host>:{port}/echo/$<secret:urlish>?key=$<secret:urlish>"),
             "requestMethod": "GET",
@@ -310,7 +297,9 @@ async fn what_reqwest_sends_is_masked_in_debug_events_whatever_its_encoding() {
     assert_eq!(data["headers"]["authorization"], "Basic ***", "{data}");
     assert_eq!(data["headers"]["host"], format!("***:{port}"), "{data}");
     let shown = serde_json::to_string(event).unwrap();
-    for leak in ["JULIET", "juliet", "dXNlcjpacTQ", "Zq4", "localhost"] {
-        assert!(!shown.contains(leak), "{leak} in {shown}");
+    assert_no_leak(&shown, &["my-pass word.JULIET~9", "Zq4", "LocalHost", "user:Zq4"]);
+    // Not even a part of the value.
+    for part in ["JULIET", "juliet"] {
+        assert!(!shown.contains(part), "{part} in {shown}");
     }
 }

@@ -8,8 +8,9 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use veil_tests::TempStore;
 
-use crate::support::{Env, new_pki, run};
+use crate::support::{new_pki, run};
 
 /// A TLS listener that requires a client certificate signed by the test CA.
 struct MutualTls {
@@ -63,10 +64,10 @@ async fn rest_calls_present_the_client_certificate_from_file_secrets() {
     let app = axum::Router::new().fallback(|| async { axum::Json(json!({"mutual": "tls"})) });
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let env = Env::new().await;
-    env.file_secret("ca", &pki.ca).await;
-    env.file_secret("client-cert", &pki.client_cert).await;
-    env.file_secret("client-key", &pki.client_key).await;
+    let env = TempStore::new().await;
+    env.file("ca", &pki.ca).await;
+    env.file("client-cert", &pki.client_cert).await;
+    env.file("client-key", &pki.client_key).await;
     let chain = |cert: &str, key: &str| {
         json!({
             "name": "mTLS",
@@ -77,22 +78,22 @@ async fn rest_calls_present_the_client_certificate_from_file_secrets() {
             }}]
         })
     };
-    let runtime = env.deploy(&chain("$<secret:client-cert>", "$<secret:client-key>")).await.unwrap();
+    let runtime = env.deploy_chain(&chain("$<secret:client-cert>", "$<secret:client-key>")).await.unwrap();
     let trace = run(&runtime, json!({"x": 1})).await;
     assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
     assert_eq!(refused.load(Ordering::SeqCst), 0);
 
     // An encrypted PKCS#8 key is decrypted with the password from a TEXT secret.
     let encrypted = encrypt_key(&pki.client_key, "key-pass-123");
-    env.file_secret("encrypted-key", &encrypted).await;
-    env.secret("key-password", "key-pass-123").await;
-    env.secret("bad-key-password", "nope").await;
+    env.file("encrypted-key", &encrypted).await;
+    env.text("key-password", "key-pass-123").await;
+    env.text("bad-key-password", "nope").await;
     for (password, relation) in
         [("$<secret:key-password>", "Success"), ("$<secret:bad-key-password>", "Failure")]
     {
         let mut with_password = chain("$<secret:client-cert>", "$<secret:encrypted-key>");
         with_password["nodes"][0]["configuration"]["credentials"]["password"] = json!(password);
-        let runtime = env.deploy(&with_password).await.unwrap();
+        let runtime = env.deploy_chain(&with_password).await.unwrap();
         let trace = run(&runtime, json!({"x": 3})).await;
         assert_eq!(trace[0].relation, [relation], "{trace:?}");
         if relation == "Failure" {
@@ -102,9 +103,9 @@ async fn rest_calls_present_the_client_certificate_from_file_secrets() {
 
     // A certificate from another CA is refused by the server.
     let other = new_pki();
-    env.file_secret("other-cert", &other.client_cert).await;
-    env.file_secret("other-key", &other.client_key).await;
-    let runtime = env.deploy(&chain("$<secret:other-cert>", "$<secret:other-key>")).await.unwrap();
+    env.file("other-cert", &other.client_cert).await;
+    env.file("other-key", &other.client_key).await;
+    let runtime = env.deploy_chain(&chain("$<secret:other-cert>", "$<secret:other-key>")).await.unwrap();
     let trace = run(&runtime, json!({"x": 2})).await;
     assert_eq!(trace[0].relation, ["Failure"], "{trace:?}");
     assert!(refused.load(Ordering::SeqCst) >= 1, "the server refused the handshake");

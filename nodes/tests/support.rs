@@ -1,64 +1,11 @@
+//! What only the node tests share: running a message through a chain, and a fresh PKI for TLS
+//! servers. The store, deploying and leak checks are the workspace kit's (`veil_tests`).
+
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 use serde_json::Value;
-use uuid::Uuid;
-use veil_core::{ChainRuntime, Msg, Problem, TraceStep};
-use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, Owner, OwnerType, SecretType, SecretValue, Store,
-    StoreConfig, TenantId, UserId,
-};
+use veil_core::{ChainRuntime, Msg, TraceStep};
 
-pub(crate) struct Env {
-    _dir: tempfile::TempDir,
-    pub(crate) store: Store,
-    pub(crate) admin: Actor,
-}
-
-impl Env {
-    pub(crate) async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig {
-            database: Database::Sqlite(dir.path().join("veil.db")),
-            master_key: MasterKeySource::Generated(dir.path().join("master.key")),
-            limits: Limits::default(),
-        })
-        .await
-        .unwrap();
-        let admin = Actor::tenant_admin(TenantId::new_random(), UserId::new_random(), "admin");
-        Self { _dir: dir, store, admin }
-    }
-
-    pub(crate) async fn secret(&self, name: &str, value: &str) {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::Text,
-            description: None,
-            value: SecretValue::from(value),
-            file_name: None,
-        };
-        self.store.create(&self.admin, req).await.unwrap();
-    }
-
-    /// Validates, saves (with references) and starts a chain, as the server does.
-    pub(crate) async fn deploy(&self, chain: &Value) -> Result<ChainRuntime, Vec<Problem>> {
-        self.deploy_with(&veil_nodes::registry(), chain).await
-    }
-
-    /// [`Env::deploy`] with a registry of the test's own (other limits).
-    pub(crate) async fn deploy_with(
-        &self,
-        registry: &veil_core::Registry,
-        chain: &Value,
-    ) -> Result<ChainRuntime, Vec<Problem>> {
-        let deployment = veil_core::deploy(registry, &self.store, &self.admin, chain)?;
-        let id = Uuid::new_v4();
-        let owner =
-            Owner { kind: OwnerType::RuleChain, id, name: deployment.def.name.clone(), customer_id: None };
-        let body = serde_json::to_value(&deployment.def).unwrap();
-        self.store.save_owner(&self.admin, &owner, &body, &deployment.references).await.unwrap();
-        Ok(ChainRuntime::new(id, self.admin.tenant_id, self.store.clone(), deployment))
-    }
-}
-
+/// Runs one telemetry message from `device-1` through the chain.
 pub(crate) async fn run(runtime: &ChainRuntime, data: Value) -> Vec<TraceStep> {
     let msg = Msg::new("POST_TELEMETRY_REQUEST", "device-1", data).with_metadata("deviceName", "device-1");
     runtime.process(msg).await
@@ -97,18 +44,5 @@ pub(crate) fn new_pki() -> Pki {
         server_key: server_key.serialize_pem(),
         client_cert: client.pem(),
         client_key: client_key.serialize_pem(),
-    }
-}
-
-impl Env {
-    pub(crate) async fn file_secret(&self, name: &str, pem: &str) {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::File,
-            description: None,
-            value: SecretValue::new(pem.as_bytes().to_vec()),
-            file_name: Some(format!("{name}.pem")),
-        };
-        self.store.create(&self.admin, req).await.unwrap();
     }
 }

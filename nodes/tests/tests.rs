@@ -1,6 +1,6 @@
 //! veil-nodes integration tests: nodes deployed through the real engine over a real store.
 
-// A store in a temp dir and a helper to deploy and run a chain.
+// Running a message through a chain, and a fresh PKI (the store and deploying are veil_tests').
 mod support;
 // The Rhai script node: modes, secret(), sandbox, redaction.
 mod script;

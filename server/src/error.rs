@@ -4,7 +4,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use veil_store::StoreError;
+use veil_store::{NameConflict, NeededKind, StoreError};
+
+use crate::host::HostError;
 
 /// Why `veil` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +114,10 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
                     .with("problems", json!(problems))
             }
-            StoreError::Needed { code, .. } => Self::new(StatusCode::CONFLICT, code, message),
+            StoreError::Needed { kind, .. } => Self::new(StatusCode::CONFLICT, needed_code(kind), message),
+            StoreError::NameUnavailable { conflict, .. } => {
+                Self::new(StatusCode::CONFLICT, name_conflict_code(conflict), message)
+            }
             StoreError::TooLarge { .. } => Self::too_large(message),
             StoreError::NameTaken(_) => Self::new(StatusCode::CONFLICT, "name_taken", message),
             StoreError::Immutable { .. } => Self::new(StatusCode::BAD_REQUEST, "immutable_field", message),
@@ -140,6 +145,54 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The code of a refusal to delete something still needed: `customer_in_use`, `role_in_use`,
+/// `integration_in_use`.
+fn needed_code(kind: NeededKind) -> &'static str {
+    match kind {
+        NeededKind::Customer => "customer_in_use",
+        NeededKind::Role => "role_in_use",
+        NeededKind::Integration => "integration_in_use",
+        _ => "in_use",
+    }
+}
+
+/// The code of a refused name: `name_taken` or `name_confusable`.
+fn name_conflict_code(conflict: NameConflict) -> &'static str {
+    match conflict {
+        NameConflict::Taken => "name_taken",
+        NameConflict::Lookalike => "name_confusable",
+        _ => "name_taken",
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        let message = e.to_string();
+        match e {
+            HostError::Store(e) => e.into(),
+            HostError::Invalid(problems) => Self::invalid_config(problems),
+            HostError::NotAnObject => Self::bad_request(message),
+            HostError::LimitReached(_) => Self::limit_reached(message),
+            HostError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
+            HostError::ChainNotRunning(_) => Self::new(StatusCode::CONFLICT, "chain_not_running", message),
+            HostError::IntegrationNotRunning(_) => {
+                Self::new(StatusCode::CONFLICT, "integration_not_running", message)
+            }
+            HostError::MayNotWatch(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            HostError::NoUplinkTarget(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            HostError::UplinkChainNotRunning(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "chain_not_running", message)
+            }
+            HostError::UplinkBusy(busy) => Self::busy(StatusCode::SERVICE_UNAVAILABLE, &busy),
+            HostError::Uplink(e) => {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+                Self::new(status, e.code, e.message)
+            }
+            HostError::Internal(detail) => Self::internal(detail),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "message": self.message });
@@ -156,3 +209,86 @@ impl IntoResponse for ApiError {
 
 /// Result of an API handler.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: impl Into<ApiError>) -> (StatusCode, &'static str, String) {
+        let e = e.into();
+        (e.status, e.code, e.message)
+    }
+
+    #[test]
+    fn store_error_kinds_choose_the_api_codes() {
+        let needed = |kind| StoreError::Needed { kind, message: "still needed".into() };
+        let name = |conflict| StoreError::NameUnavailable { conflict, message: "name: refused".into() };
+        let conflict = StatusCode::CONFLICT;
+        assert_eq!(
+            answer(needed(NeededKind::Customer)),
+            (conflict, "customer_in_use", "still needed".into())
+        );
+        assert_eq!(answer(needed(NeededKind::Role)), (conflict, "role_in_use", "still needed".into()));
+        assert_eq!(
+            answer(needed(NeededKind::Integration)),
+            (conflict, "integration_in_use", "still needed".into())
+        );
+        assert_eq!(answer(name(NameConflict::Taken)), (conflict, "name_taken", "name: refused".into()));
+        assert_eq!(
+            answer(name(NameConflict::Lookalike)),
+            (conflict, "name_confusable", "name: refused".into())
+        );
+    }
+
+    #[test]
+    fn host_error_kinds_keep_their_statuses_codes_and_messages() {
+        let id = uuid::Uuid::nil();
+        assert_eq!(
+            answer(HostError::ChainNotRunning(id)),
+            (
+                StatusCode::CONFLICT,
+                "chain_not_running",
+                format!("rule chain '{id}' is not running; see the server log")
+            )
+        );
+        assert_eq!(
+            answer(HostError::UplinkChainNotRunning(id)),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_not_running",
+                format!("the integration's rule chain '{id}' is not running")
+            )
+        );
+        assert_eq!(
+            answer(HostError::IntegrationNotRunning(id)),
+            (StatusCode::CONFLICT, "integration_not_running", format!("integration '{id}' is not running"))
+        );
+        assert_eq!(
+            answer(HostError::RoutingKeyTaken("k1".into())),
+            (
+                StatusCode::CONFLICT,
+                "routing_key_taken",
+                "routingKey: 'k1' is used by another integration".into()
+            )
+        );
+        assert_eq!(
+            answer(HostError::NoUplinkTarget("loriot".into())),
+            (StatusCode::NOT_FOUND, "not_found", "no loriot integration with this routing key".into())
+        );
+        assert_eq!(
+            answer(HostError::NotAnObject),
+            (StatusCode::BAD_REQUEST, "bad_request", "body: expected a JSON object (an integration)".into())
+        );
+        assert_eq!(answer(HostError::LimitReached("full".into())).1, "limit_exceeded");
+        assert_eq!(
+            answer(HostError::MayNotWatch("no".into())),
+            (StatusCode::FORBIDDEN, "forbidden", "no".into())
+        );
+        let busy = veil_core::Busy { limit: "maxInFlightPerChain", value: 1 };
+        let e = ApiError::from(HostError::UplinkBusy(busy));
+        assert_eq!(
+            (e.status, e.code, e.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, "too_many_messages", Some(1))
+        );
+    }
+}

@@ -7,11 +7,11 @@ mod api;
 mod auth;
 mod cli;
 mod error;
+mod host;
 mod limits;
 mod serve;
+mod state;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: REST API over the embedded SQLite store.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Log in and keep the token (in the config directory, mode 0600).
     Login(cli::LoginArgs),
     /// Forget the saved token.
@@ -51,22 +51,10 @@ enum Command {
     Customer(cli::CustomerCmd),
     /// The audit log.
     Audit(cli::AuditArgs),
-}
-
-/// Options of `veil serve`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "VEIL_LISTEN")]
-    pub(crate) listen: SocketAddr,
-    /// Directory for the database and the generated master key.
-    #[arg(long, default_value = "./veil-data", env = "VEIL_DATA_DIR")]
-    pub(crate) data_dir: PathBuf,
-    /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
-    #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
-    pub(crate) master_key_file: Option<PathBuf>,
-    #[command(flatten)]
-    pub(crate) limits: limits::LimitArgs,
+    /// Node types rule chains may use, and which of their fields take secrets.
+    NodeTypes,
+    /// Integration types, and which of their fields take secrets.
+    IntegrationTypes,
 }
 
 /// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
@@ -108,6 +96,8 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             Command::User(cmd) => cli::user(global, cmd).await,
             Command::Customer(cmd) => cli::customer(global, cmd).await,
             Command::Audit(args) => cli::audit(global, args).await,
+            Command::NodeTypes => cli::types(global, false).await,
+            Command::IntegrationTypes => cli::types(global, true).await,
             Command::Serve(_) => unreachable!("serve is not a client command"),
         }
     });

@@ -1,6 +1,8 @@
-//! `veil serve`: open the store, make sure an administrator exists, serve until SIGTERM/Ctrl-C.
+//! `veil serve`: open the store, make sure an administrator exists, start the host (the stored
+//! rule chains and integrations), serve the API until SIGTERM/Ctrl-C.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -9,10 +11,28 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use veil_store::{Database, Limits, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
 
-use crate::ServeArgs;
-use crate::api::{self, AppState};
+use crate::api;
 use crate::auth::{TokenKeys, hash_password};
 use crate::error::ServerError;
+use crate::host::Host;
+use crate::limits::LimitArgs;
+use crate::state::AppState;
+
+/// Options of `veil serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "VEIL_LISTEN")]
+    pub(crate) listen: SocketAddr,
+    /// Directory for the database and the generated master key.
+    #[arg(long, default_value = "./veil-data", env = "VEIL_DATA_DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
+    #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
+    pub(crate) master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
     move |source| ServerError::Io { context, source }
@@ -160,23 +180,11 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     let limits = args.limits.limits();
     veil_core::configure_scripts(&limits);
     tracing::info!(?limits, "limits");
-    let integrations = Arc::new(veil_integrations::Integrations::new());
-    let state = Arc::new(AppState {
-        store,
-        tokens,
-        dummy_hash,
-        registry: veil_nodes::registry()
-            .with(&veil_integrations::DOWNLINK_NODE)
-            .with_service(Arc::clone(&integrations))
-            .with_limits(limits),
-        chains: Default::default(),
-        integration_types: veil_integrations::registry(),
-        integrations,
-        login_limiter: Default::default(),
-        integration_writes: Default::default(),
-    });
-    api::start_all(&state).await?;
-    api::forward_secret_changes(Arc::clone(&state));
+    let host = Arc::new(Host::new(store, limits));
+    host.start_all().await?;
+    host.follow_secret_changes();
+    let state =
+        AppState { host, tokens, login_limiter: Default::default(), dummy_hash: Arc::from(dummy_hash) };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_error(format!("cannot listen on {}", args.listen)))?;

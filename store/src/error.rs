@@ -23,6 +23,28 @@ impl std::fmt::Display for FieldProblem {
     }
 }
 
+/// The kind of object a [`StoreError::Needed`] refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NeededKind {
+    /// A customer that still has users or configurations.
+    Customer,
+    /// A custom role that users still hold.
+    Role,
+    /// An integration that rule chains still send downlinks through.
+    Integration,
+}
+
+/// Why a [`StoreError::NameUnavailable`] name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameConflict {
+    /// Another object of the same kind has exactly this name.
+    Taken,
+    /// Another object of the same kind has a name that looks the same (UTS #39 skeleton).
+    Lookalike,
+}
+
 /// Everything that can go wrong in the store. No variant ever carries a secret's value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,12 +55,21 @@ pub enum StoreError {
     /// A user, customer, role or tenant request broke one or more rules; every problem is listed.
     #[error("{}", join(.0))]
     InvalidInput(Vec<FieldProblem>),
-    /// The object is still needed (a customer with users, a role held by users, ...).
+    /// The object is still needed and cannot be deleted (a customer with users or
+    /// configurations, a role held by users, an integration rule chains send through).
     #[error("{message}")]
     Needed {
-        /// Machine-readable code, e.g. `customer_in_use`.
-        code: &'static str,
+        /// Which kind of object is still needed.
+        kind: NeededKind,
         /// What needs it.
+        message: String,
+    },
+    /// A user, customer, role or tenant name cannot be used: another one has it, or looks like it.
+    #[error("{message}")]
+    NameUnavailable {
+        /// Why not.
+        conflict: NameConflict,
+        /// The field, the name and the one it clashes with (when the actor may know it).
         message: String,
     },
     /// A value is larger than the configured limit.

@@ -36,7 +36,7 @@ pub use crate::crypto::MasterKeySource;
 pub use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
-pub use crate::error::{FieldProblem, Result, StoreError};
+pub use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
     CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,

@@ -15,7 +15,7 @@ use crate::audit::{AuditAction, UseCounter};
 use crate::backend::{Backend, Database, DeleteOutcome, OwnerRecord, SecretRow};
 use crate::crypto::{Keyring, MasterKey, MasterKeySource, random_bytes};
 use crate::directory::{TenantRecord, UserRecord};
-use crate::error::{Result, StoreError};
+use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::events::{ChangeKind, SecretEvent};
 use crate::model::{
     CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
@@ -386,8 +386,8 @@ impl Store {
     /// configuration that references one of them.
     fn refuse_lookalike_secret(&self, tenant: TenantId, name: &str) -> Result<()> {
         match self.inner.index.lookalike(tenant, name) {
-            Some(other) => Err(StoreError::Needed {
-                code: "name_confusable",
+            Some(other) => Err(StoreError::NameUnavailable {
+                conflict: NameConflict::Lookalike,
                 message: format!(
                     "name: '{name}' looks like the existing secret '{other}'; choose a name that can be told apart"
                 ),
@@ -679,7 +679,7 @@ impl Store {
                 })
                 .collect();
             return Err(StoreError::Needed {
-                code: "integration_in_use",
+                kind: NeededKind::Integration,
                 message: format!(
                     "{} '{}' is in use by {}: change or delete those first",
                     owner_kind_name(kind),

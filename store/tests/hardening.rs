@@ -7,8 +7,7 @@ use veil_store::{
     Actor, AuditQuery, Grant, NewSecret, NewUser, Operation, Resource, SecretUpdate, StoreError, TenantId,
     UserId, UserRecord, UserUpdate,
 };
-
-use crate::support::{TestStore, admin_of, db_path, file_secret, generated_key, open_at, text_secret};
+use veil_tests::{TempStore, admin_of, db_path, file_secret, generated_key, open_at, text_secret};
 
 /// The one problem of an `Invalid` (secret) or `InvalidInput` (directory) error.
 fn problem(e: StoreError) -> (String, String) {
@@ -23,14 +22,14 @@ fn problem(e: StoreError) -> (String, String) {
 /// The message of a 409 `name_confusable`.
 fn confusable(e: StoreError) -> String {
     match e {
-        StoreError::Needed { code: "name_confusable", message } => message,
+        StoreError::NameUnavailable { conflict: veil_store::NameConflict::Lookalike, message } => message,
         other => panic!("expected name_confusable, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn names_with_invisible_characters_or_not_in_nfc_are_refused_and_cannot_be_referenced() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for (name, found) in [
         ("api\u{200b}-token", "U+200B"),    // zero-width space
         ("token\u{202e}gnp.exe", "U+202E"), // right-to-left override
@@ -67,7 +66,7 @@ async fn names_with_invisible_characters_or_not_in_nfc_are_refused_and_cannot_be
 
 #[tokio::test]
 async fn a_secret_name_that_looks_like_an_existing_one_is_refused_within_the_tenant() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     t.text("s-basic", "v").await;
     // Cyrillic а (U+0430) instead of the Latin a.
     let message = confusable(t.store.create(&t.admin, text_secret("s-b\u{430}sic", "v")).await.unwrap_err());
@@ -95,7 +94,7 @@ async fn a_secret_name_that_looks_like_an_existing_one_is_refused_within_the_ten
 
 #[tokio::test]
 async fn descriptions_refuse_control_and_bidi_characters_but_keep_newlines_tabs_and_joiners() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let described = |d: &str| NewSecret { description: Some(d.into()), ..text_secret("d", "v") };
     for (description, needle) in [
         ("nul\u{0}", "control characters other than newline and tab (found U+0000)"),
@@ -122,7 +121,7 @@ async fn descriptions_refuse_control_and_bidi_characters_but_keep_newlines_tabs_
 
 #[tokio::test]
 async fn file_names_dot_and_dot_dot_and_invisible_characters_are_refused() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for bad in [".", "..", " .. ", "cert\u{202e}mep.exe", "a\u{200b}.pem"] {
         let req = NewSecret { file_name: Some(bad.into()), ..file_secret("cert", vec![1]) };
         let (field, message) = problem(t.store.create(&t.admin, req).await.unwrap_err());
@@ -139,7 +138,7 @@ fn new_user(name: &str, role: &str) -> NewUser {
 
 #[tokio::test]
 async fn user_role_and_customer_names_follow_the_same_rules_and_lookalikes_are_refused() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
     let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
     t.store.create_user_as(&admin, new_user("admin", "TENANT_ADMIN")).await.unwrap();
@@ -177,7 +176,7 @@ async fn user_role_and_customer_names_follow_the_same_rules_and_lookalikes_are_r
     };
     assert!(matches!(
         t.store.create_user(&record).await,
-        Err(StoreError::Needed { code: "name_confusable", .. })
+        Err(StoreError::NameUnavailable { conflict: veil_store::NameConflict::Lookalike, .. })
     ));
     assert!(t.store.user_by_name("\u{430}dmin").await.unwrap().is_none());
 
@@ -208,7 +207,7 @@ async fn user_role_and_customer_names_follow_the_same_rules_and_lookalikes_are_r
 
 #[tokio::test]
 async fn changing_your_own_password_needs_the_current_one_resetting_someone_elses_does_not() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
     let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
     let dana = t.store.create_user_as(&admin, new_user("dana", "SECRET_MANAGER")).await.unwrap();
@@ -235,7 +234,7 @@ async fn changing_your_own_password_needs_the_current_one_resetting_someone_else
 
 #[tokio::test]
 async fn an_audit_page_beyond_any_offset_is_empty_and_has_no_next_page() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for i in 0..5 {
         t.text(&format!("audited-{i}"), "v").await;
     }

@@ -1,12 +1,11 @@
 use serde_json::json;
 use uuid::Uuid;
 use veil_store::{ChangeKind, Owner, OwnerType, SecretRef, SecretUpdate, StoreError, TenantId};
-
-use crate::support::{TestStore, admin_of, text_secret};
+use veil_tests::{TempStore, admin_of, text_secret};
 
 #[tokio::test]
 async fn a_second_tenant_sees_nothing_of_the_first() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let secret = t.text("shared-name", "tenant-a-value").await;
     let other = admin_of(TenantId::new_random());
 
@@ -38,7 +37,7 @@ async fn a_second_tenant_sees_nothing_of_the_first() {
 
 #[tokio::test]
 async fn list_sorts_by_name_pages_and_searches() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for name in ["delta", "Alpha", "charlie", "bravo", "echo-token"] {
         t.text(name, "v").await;
     }
@@ -61,7 +60,7 @@ async fn list_sorts_by_name_pages_and_searches() {
 
 #[tokio::test]
 async fn committed_changes_are_published() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let mut events = t.store.subscribe();
     let info = t.text("api-token", "one").await;
     let value = SecretUpdate { value: Some("two".into()), ..Default::default() };
@@ -91,7 +90,7 @@ async fn committed_changes_are_published() {
 /// out of step: what a restart finds is what was listed before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_abandoned_by_their_caller_still_complete() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for i in 0..60 {
         let create = t.store.create(&t.admin, text_secret(&format!("s{i}"), "v"));
         let _ = tokio::time::timeout(std::time::Duration::from_micros(50 * (i % 5)), create).await;

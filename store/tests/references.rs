@@ -3,8 +3,7 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 use veil_store::{Owner, OwnerType, SecretRef, StoreError};
-
-use crate::support::TestStore;
+use veil_tests::TempStore;
 
 fn chain(name: &str) -> Owner {
     Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: name.into(), customer_id: None }
@@ -21,7 +20,7 @@ fn node_ref(secret: &str, node: &str, pointer: &str) -> SecretRef {
 
 #[tokio::test]
 async fn usages_are_grouped_and_a_referenced_secret_cannot_be_deleted() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let secret = t.text("loriot-password", "pw").await;
     let uplink = chain("Uplink");
     let body = json!({"nodes": [{"configuration": {"password": "$<secret:loriot-password>"}}]});
@@ -82,7 +81,7 @@ async fn usages_are_grouped_and_a_referenced_secret_cannot_be_deleted() {
 
 #[tokio::test]
 async fn a_save_that_references_missing_secrets_is_refused_listing_all_of_them() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     t.text("exists", "v").await;
     let owner = chain("C");
     let e = t
@@ -104,7 +103,7 @@ async fn a_save_that_references_missing_secrets_is_refused_listing_all_of_them()
 /// them wins and no reference to a deleted secret remains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn saves_and_deletes_race_without_leaving_dangling_references() {
-    let t = Arc::new(TestStore::new().await);
+    let t = Arc::new(TempStore::new().await);
     let (mut saves_won, mut deletes_won) = (0, 0);
     for round in 0..150 {
         let name = format!("raced-{round}");

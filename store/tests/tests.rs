@@ -1,7 +1,6 @@
-//! veil-store integration tests: real SQLite files in temporary directories.
+//! veil-store integration tests: real SQLite files in temporary directories (the kit's
+//! `veil_tests::TempStore`).
 
-// Shared fixtures: a store in a temp dir, actors, directory snapshots.
-mod support;
 // Every validation rule, name/type immutability, duplicates, size limits, permissions.
 mod validation;
 // Values round-trip exactly; nothing in plaintext on disk; ciphertext integrity; master keys.

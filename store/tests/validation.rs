@@ -1,8 +1,7 @@
 use veil_store::{
     Actor, NewSecret, Operation, Permissions, SecretType, SecretUpdate, SecretValue, StoreError, UserId,
 };
-
-use crate::support::{TestStore, file_secret, text_secret};
+use veil_tests::{TempStore, file_secret, text_secret};
 
 fn problems(e: StoreError) -> Vec<(String, String)> {
     match e {
@@ -13,7 +12,7 @@ fn problems(e: StoreError) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_name_rule_is_enforced_with_a_message_naming_the_field() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     for (name, needle) in [
         ("", "must not be empty"),
         ("  \t ", "must not be empty"),
@@ -41,7 +40,7 @@ async fn every_name_rule_is_enforced_with_a_message_naming_the_field() {
 
 #[tokio::test]
 async fn names_are_trimmed_unicode_and_spaces_allowed() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let info = t.text("  LORIOT пароль 🔑 ", "v").await;
     assert_eq!(info.name, "LORIOT пароль 🔑");
     assert_eq!(t.store.resolve(t.admin.tenant_id, "LORIOT пароль 🔑").unwrap().expose_text(), Some("v"));
@@ -52,7 +51,7 @@ async fn names_are_trimmed_unicode_and_spaces_allowed() {
 
 #[tokio::test]
 async fn value_rules_and_limits() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let p = problems(t.store.create(&t.admin, text_secret("empty", "")).await.unwrap_err());
     assert_eq!(p, vec![("value".to_string(), "must not be empty".to_string())]);
 
@@ -77,7 +76,7 @@ async fn value_rules_and_limits() {
 
 #[tokio::test]
 async fn file_name_rules_and_all_problems_at_once() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let no_file_name = NewSecret { file_name: None, ..file_secret("cert", vec![1]) };
     let p = problems(t.store.create(&t.admin, no_file_name).await.unwrap_err());
     assert_eq!(p[0], ("fileName".into(), "is required for a FILE secret".into()));
@@ -104,7 +103,7 @@ async fn file_name_rules_and_all_problems_at_once() {
 
 #[tokio::test]
 async fn name_and_type_are_immutable_and_versions_count_value_changes() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let info = t.text("api-token", "one").await;
     assert_eq!(info.version, 1);
 
@@ -150,7 +149,7 @@ async fn name_and_type_are_immutable_and_versions_count_value_changes() {
 
 #[tokio::test]
 async fn permissions_are_checked_at_the_store() {
-    let t = TestStore::new().await;
+    let t = TempStore::new().await;
     let info = t.text("api-token", "v").await;
     let reader = Actor {
         user_id: UserId::new_random(),

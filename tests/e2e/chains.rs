@@ -1,8 +1,8 @@
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::support::{Api, Receiver, Server};
+use crate::support::{Api, Receiver, Server, assert_no_leak};
 
 /// A value that would break a configuration if it were substituted into JSON text.
 const TOKEN_V1: &str = r#"tok-v1-"quoted"\back{brace}$<secret:other>"#;
@@ -29,14 +29,6 @@ fn rest_chain(url: &str) -> Value {
         ],
         "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]
     })
-}
-
-fn no_plaintext(text: &str, values: &[&str]) {
-    for v in values {
-        for needle in [v.to_string(), STANDARD.encode(v), URL_SAFE_NO_PAD.encode(v)] {
-            assert!(!text.contains(&needle), "{needle:?} leaked into: {text}");
-        }
-    }
 }
 
 #[tokio::test]
@@ -99,7 +91,7 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
     assert_eq!(events.as_array().unwrap().len(), 4);
     assert_eq!(events[0]["nodeName"], "Notify");
     assert_eq!(events[0]["outputs"][0]["msg"]["metadata"]["statusCode"], "200");
-    no_plaintext(&events.to_string(), &[TOKEN_V1, TOKEN_V2]);
+    assert_no_leak(&events.to_string(), &[TOKEN_V1, TOKEN_V2]);
 
     // In use: deleting the secret is refused naming chain and node; deleting the chain frees it.
     let (status, refused) = api.delete(&format!("/api/secrets/{secret_id}")).await;
@@ -116,7 +108,7 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
     assert_eq!(api.delete(&format!("/api/rule-chains/{chain_id}")).await.0, 204);
     assert_eq!(api.delete(&format!("/api/secrets/{secret_id}")).await.0, 204);
     assert_eq!(api.get(&format!("/api/rule-chains/{chain_id}")).await.0, 404);
-    no_plaintext(&server.logs(), &[TOKEN_V1, TOKEN_V2]);
+    assert_no_leak(&server.logs(), &[TOKEN_V1, TOKEN_V2]);
 }
 
 #[tokio::test]
@@ -214,10 +206,10 @@ async fn errors_and_logs_never_show_a_value_and_chains_restart_with_the_server()
     assert_eq!(receiver.requests()[0].uri, format!("/?apiKey={key}"), "the service got the value");
     let (_, events) = api.get(&format!("/api/rule-chains/{id}/events")).await;
     assert_eq!(events[0]["outputs"][0]["msg"]["metadata"]["error"], trace[0]["error"]);
-    no_plaintext(&format!("{result}{events}"), &[key]);
+    assert_no_leak(&format!("{result}{events}"), &[key]);
 
     assert!(server.terminate().success());
-    no_plaintext(&format!("{}{}", server.logs(), server.stdout()), &[key]);
+    assert_no_leak(&format!("{}{}", server.logs(), server.stdout()), &[key]);
     let server = Server::start(dir.path()).await;
     let api = Api::new(&server).await;
     let (status, result) =

@@ -1,12 +1,10 @@
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use veil_examples::loriot::{Emulator, EmulatorConfig};
 
-use crate::support::{Api, Receiver, Server};
+use crate::support::{Api, Receiver, Server, assert_no_leak, eventually};
 
 const PASSWORD: &str = r#"lo"riot\pass-1"#;
 const PASSWORD_2: &str = "loriot-pass-2-ü";
@@ -17,14 +15,6 @@ const EUI: &str = "0004A30B001C0530";
 
 fn plaintexts() -> [&'static str; 5] {
     [PASSWORD, PASSWORD_2, APP_TOKEN, PUSH_AUTH, DASHBOARD_TOKEN]
-}
-
-fn no_plaintext(text: &str) {
-    for v in plaintexts() {
-        for needle in [v.to_owned(), STANDARD.encode(v), serde_json::to_string(v).unwrap()] {
-            assert!(!text.contains(needle.trim_matches('"')), "{needle:?} leaked into: {text}");
-        }
-    }
 }
 
 fn uplink(data: &str) -> Value {
@@ -78,26 +68,14 @@ async fn setup(server: &Server, api: &Api<'_>) -> Setup {
 
 /// Polls the integration until its status is not `starting`.
 async fn status(api: &Api<'_>, id: &str) -> String {
-    for _ in 0..200 {
-        let (code, body) = api.get(&format!("/api/integrations/{id}")).await;
+    let path = format!("/api/integrations/{id}");
+    eventually(&format!("integration {id} to leave starting"), async || {
+        let (code, body) = api.get(&path).await;
         assert_eq!(code, 200, "{body}");
         let status = body["status"].as_str().unwrap().to_owned();
-        if status != "starting" {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("integration {id} still starting");
-}
-
-async fn eventually(mut check: impl FnMut() -> bool, what: &str) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
+        (status != "starting").then_some(status)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -123,7 +101,7 @@ async fn the_loriot_example_logs_in_with_the_secret_feeds_the_chain_and_sends_do
 
     // LORIOT pushes an uplink; the converter decodes it and the chain sends it to the dashboard.
     assert_eq!(s.emulator.push_uplink(uplink("00E7028F")).await, [(s.endpoint.clone(), 200)]);
-    eventually(|| !s.receiver.requests().is_empty(), "the dashboard call").await;
+    eventually("the dashboard call", async || (!s.receiver.requests().is_empty()).then_some(())).await;
     let call = &s.receiver.requests()[0];
     assert_eq!(call.uri, format!("/telemetry/thermometer-{EUI}"));
     assert_eq!(call.headers["authorization"], format!("Bearer {DASHBOARD_TOKEN}"));
@@ -169,10 +147,9 @@ async fn the_loriot_example_logs_in_with_the_secret_feeds_the_chain_and_sends_do
     s.emulator.set_password(PASSWORD_2);
     let (code, _) = api.patch(&format!("/api/secrets/{secret_id}"), json!({"value": PASSWORD_2})).await;
     assert_eq!(code, 200);
-    eventually(
-        || s.emulator.logins().last().is_some_and(|l| l.password == PASSWORD_2 && l.ok),
-        "a login with the rotated password",
-    )
+    eventually("a login with the rotated password", async || {
+        s.emulator.logins().last().is_some_and(|l| l.password == PASSWORD_2 && l.ok).then_some(())
+    })
     .await;
     assert_eq!(status(&api, &id).await, "active");
 
@@ -190,7 +167,8 @@ async fn the_loriot_example_logs_in_with_the_secret_feeds_the_chain_and_sends_do
     let (_, events) = api.get(&format!("/api/rule-chains/{}/events", s.chain_id)).await;
     let (_, listed) = api.get("/api/integrations").await;
     assert_eq!(listed["data"][0]["status"], "active");
-    no_plaintext(&format!("{created}{sent}{trace}{events}{listed}{}{}", server.logs(), server.stdout()));
+    let shown = format!("{created}{sent}{trace}{events}{listed}{}{}", server.logs(), server.stdout());
+    assert_no_leak(&shown, &plaintexts());
 
     // In use by the "Fan control" chain: it cannot be deleted under it.
     let (code, refused) = api.delete(&format!("/api/integrations/{id}")).await;
@@ -283,13 +261,11 @@ async fn bad_uplinks_answer_4xx_forward_nothing_and_crash_nothing() {
     let (code, _) =
         post(s.endpoint.clone(), uplink("00E7028F").to_string().into_bytes(), Some(PUSH_AUTH)).await;
     assert_eq!(code, 200);
-    eventually(|| s.receiver.requests().len() == 1, "the one good uplink").await;
+    eventually("the one good uplink", async || (s.receiver.requests().len() == 1).then_some(())).await;
     // The routing key lets anyone post uplinks: the request log masks it.
     let key = s.endpoint.rsplit('/').next().unwrap();
-    let logs = server.logs();
-    let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(key)).collect();
-    assert!(leaks.is_empty(), "{leaks:#?}");
-    no_plaintext(&server.logs());
+    assert_no_leak(&server.logs(), &[key]);
+    assert_no_leak(&server.logs(), &plaintexts());
 }
 
 #[tokio::test]

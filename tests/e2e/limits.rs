@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Api, Server, serve_command};
+use crate::support::{Api, Server, assert_no_leak, serve_command};
 
 /// Peak resident memory a test may bring the server to (it starts around 30-60 MB).
 const MAX_PEAK_RSS: u64 = 400 * 1024 * 1024;
@@ -517,7 +517,8 @@ async fn reading_what_a_chain_computed_needs_use_on_its_secrets() {
     let resp = server.client.post(&uplink).json(&json!({"fail": true})).send().await.unwrap();
     assert_eq!(resp.status(), 422);
     let text = resp.text().await.unwrap();
-    assert!(!text.to_lowercase().contains("c0nv-echo-77"), "{text}");
+    assert_no_leak(&text, &["c0nv-ECHO-77"]);
+    assert!(!text.to_lowercase().contains("c0nv-echo-77"), "in no mix of cases either: {text}");
     assert!(text.contains("the reason is only in the server log"), "{text}");
     let (status, body) = viewer.get(&format!("/api/rule-chains/{plain}/events")).await;
     assert_eq!(status, 403, "{body}");

@@ -17,3 +17,7 @@ mod process;
 mod access;
 // Limits: hostile chains, scripts and messages against the real binary.
 mod limits;
+// GET /api/node-types, /api/integration-types and the CLI's view of them.
+mod node_types;
+// Typed configurations: unknown keys refused with their pointers.
+mod configs;

@@ -1,353 +1,41 @@
-//! veil-tests: the test kit, and (in `e2e/`) the end-to-end suite of the `veil` program.
+//! veil-tests: Veil's test kit, and (in `e2e/`) the end-to-end suite of the `veil` program.
 //!
-//! The kit starts the real program ([`Server`]: `veil serve` on a free loopback port with a
-//! temporary data directory), talks to it as any user ([`Api`]), records what outside services
-//! receive ([`Receiver`], a real HTTP server on loopback), and reads what a user could see (the
-//! server's logs, its data directory with [`snapshot`], its memory with [`Server::peak_rss`]).
-//! The program is the `veil-e2e` binary of this package (the same entry point as `veil`), which
-//! cargo builds before this package's tests run; [`veil_binary`] finds it.
+//! Every crate's integration tests and the end-to-end suite use this one kit instead of copies:
+//!
+//! | Module | What it gives a test |
+//! |---|---|
+//! | `server` | [`Server`]: the real `veil serve` on a free loopback port with a temporary data directory, its logs and stdout, [`Server::peak_rss`], [`Server::watch_health`], `kill -9`; [`veil`] and [`serve_command`] for the CLI and other flags |
+//! | `api` | [`Api`]: a client logged in as any user; [`SECRET_INFO_KEYS`] and [`sorted_keys`] for what a client sees of a secret |
+//! | `receiver` | [`Receiver`]: a real HTTP service on loopback that records every request and answers as told |
+//! | `store` | [`TempStore`]: a real store in a temporary directory with a tenant administrator; [`open_at`], [`explicit_key`], … to open one by hand |
+//! | `deploy` | [`TempStore::deploy_chain`], [`TempStore::deploy_integration`]: deploy, save with references and start, as the server does |
+//! | `leak` | [`assert_no_leak`] and [`leaks`]: the one definition of "a value leaked", exactly the forms the `Redactor` masks |
+//! | `poll` | [`eventually`]: wait for a background state without timed assertions |
+//! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
+//!
+//! The program under test is the `veil-e2e` binary of this package (the same entry point as
+//! `veil`), which cargo builds before this package's tests run; [`veil_binary`] finds it, or
+//! `VEIL_BIN` names another. Use the kit from integration tests (`<crate>/tests/`) only, never from
+//! `#[cfg(test)]` unit tests: the kit links the normal build of each crate, and a unit test binary
+//! would hold a second, different copy of the crate under test.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+mod api;
+mod deploy;
+mod files;
+mod leak;
+mod poll;
+mod receiver;
+mod server;
+mod store;
 
-use serde_json::{Value, json};
-
-/// The password of the tenant administrator `admin` of every server the kit starts.
-pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
-/// The password of the system administrator `sysadmin` of every server the kit starts.
-pub const SYSADMIN_PASSWORD: &str = "system horse battery staple";
-
-/// A running `veil serve`.
-pub struct Server {
-    child: Child,
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
-    /// A client for it.
-    pub client: reqwest::Client,
-    logs: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
-}
-
-/// The `veil` program under test: `veil-e2e`, built by this package next to the test binaries
-/// (`target/<profile>/veil-e2e`, one level above the test executable in `deps/`), or the path in
-/// `VEIL_BIN`.
-pub fn veil_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("VEIL_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    dir.join(format!("veil-e2e{}", std::env::consts::EXE_SUFFIX))
-}
-
-/// A command running the `veil` program under test.
-pub fn veil() -> Command {
-    Command::new(veil_binary())
-}
-
-/// A `veil serve` command on a free port; the caller adds environment and spawns.
-pub fn serve_command(data_dir: &Path) -> Command {
-    let mut cmd = veil();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("VEIL_MASTER_KEY")
-        .env_remove("VEIL_MASTER_KEY_FILE")
-        .env_remove("VEIL_LOG")
-        .env_remove("RUST_LOG")
-        .env("VEIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("VEIL_SYSADMIN_PASSWORD", SYSADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn collect(
-    reader: impl Read + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    ready: Option<mpsc::Sender<String>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if let (Some(tx), Some(addr)) = (&ready, line.split("veil listening on ").nth(1)) {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-}
-
-impl Server {
-    /// Starts `veil serve` on a free port with `data_dir`, and waits until it listens.
-    pub async fn start(data_dir: &Path) -> Self {
-        Self::start_with(serve_command(data_dir)).await
-    }
-
-    /// Starts a prepared [`serve_command`] (extra flags or environment) and waits until it listens.
-    pub async fn start_with(mut cmd: Command) -> Self {
-        let mut child = cmd.spawn().expect("spawn veil");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        collect(child.stderr.take().unwrap(), Arc::clone(&logs), Some(tx));
-        collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
-        let base =
-            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
-        let base = match base {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("veil did not start; log:\n{}", logs.lock().unwrap());
-            }
-        };
-        Self { child, base, client: reqwest::Client::new(), logs, stdout }
-    }
-
-    /// The URL of `path` on this server.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// A token of `admin`.
-    pub async fn login(&self) -> String {
-        self.login_as("admin", ADMIN_PASSWORD).await
-    }
-
-    /// A token of `username` (the login must succeed).
-    pub async fn login_as(&self, username: &str, password: &str) -> String {
-        let resp = self
-            .client
-            .post(self.url("/api/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Everything the server wrote to stderr so far.
-    pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
-    }
-
-    /// Everything the server wrote to stdout so far.
-    pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// The process id of `veil serve`.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The server's peak resident memory so far (VmHWM), in bytes.
-    pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-    }
-
-    /// Polls `/api/health` every 100 ms until the returned watcher is stopped; the watcher tells
-    /// the slowest answer seen.
-    pub fn watch_health(&self) -> HealthWatch {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (url, client, flag) = (self.url("/api/health"), self.client.clone(), Arc::clone(&stop));
-        let task = tokio::spawn(async move {
-            let mut slowest = Duration::ZERO;
-            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-                let started = std::time::Instant::now();
-                let ok = tokio::time::timeout(Duration::from_secs(5), client.get(&url).send())
-                    .await
-                    .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200));
-                let took = if ok { started.elapsed() } else { Duration::from_secs(3600) };
-                slowest = slowest.max(took);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            slowest
-        });
-        HealthWatch { stop, task }
-    }
-
-    /// Kills the server (SIGKILL) and waits for it.
-    pub fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then wait for the exit.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        let status = self.child.wait().unwrap();
-        // Let the reader threads drain the pipes.
-        std::thread::sleep(Duration::from_millis(100));
-        status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `/api/health` poller (see [`Server::watch_health`]).
-pub struct HealthWatch {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<Duration>,
-}
-
-impl HealthWatch {
-    /// Stops polling and returns the slowest answer (an hour when one failed or took over 5 s).
-    pub async fn slowest(self) -> Duration {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.task.await.unwrap()
-    }
-}
-
-/// An authenticated client for one server.
-pub struct Api<'a> {
-    /// The server it talks to.
-    pub server: &'a Server,
-    /// Its bearer token.
-    pub token: String,
-}
-
-impl<'a> Api<'a> {
-    /// A client logged in as `admin`.
-    pub async fn new(server: &'a Server) -> Self {
-        Self { token: server.login().await, server }
-    }
-
-    /// A client logged in as `username`.
-    pub async fn as_user(server: &'a Server, username: &str, password: &str) -> Self {
-        Self { token: server.login_as(username, password).await, server }
-    }
-
-    /// `PUT path` with a JSON body: (status, JSON body or Null).
-    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::PUT, path).json(&body)).await
-    }
-
-    /// A request with the token, to build further.
-    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.server.client.request(method, self.server.url(path)).bearer_auth(&self.token)
-    }
-
-    /// Sends and returns (status, JSON body or Null).
-    pub async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
-        let resp = rb.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// `POST path` with a JSON body: (status, JSON body or Null).
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
-    }
-
-    /// `PATCH path` with a JSON body: (status, JSON body or Null).
-    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::PATCH, path).json(&body)).await
-    }
-
-    /// `GET path`: (status, JSON body or Null).
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::GET, path)).await
-    }
-
-    /// `DELETE path`: (status, JSON body or Null).
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::DELETE, path)).await
-    }
-}
-
-/// Whether `needle` occurs in `haystack`.
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every file below `dir` with its content.
-pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(snapshot(&path));
-        } else {
-            out.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    out
-}
-
-/// A request as an outside service saw it.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    /// The method.
-    pub method: String,
-    /// The path and query.
-    pub uri: String,
-    /// The headers (names lowercased).
-    pub headers: std::collections::HashMap<String, String>,
-    /// The body, as text.
-    pub body: String,
-}
-
-/// A real HTTP service on loopback that records every request and answers with `status`.
-pub struct Receiver {
-    /// Its base URL.
-    pub url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    status: Arc<std::sync::atomic::AtomicU16>,
-}
-
-impl Receiver {
-    /// Starts it on a free port; it answers 200 until told otherwise.
-    pub async fn start() -> Self {
-        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
-        let (r, s) = (Arc::clone(&requests), Arc::clone(&status));
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let (r, s) = (Arc::clone(&r), Arc::clone(&s));
-            async move {
-                let (parts, body) = req.into_parts();
-                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-                r.lock().unwrap().push(Recorded {
-                    method: parts.method.to_string(),
-                    uri: parts.uri.to_string(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                        .collect(),
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-                let code = s.load(std::sync::atomic::Ordering::SeqCst);
-                (axum::http::StatusCode::from_u16(code).unwrap(), axum::Json(json!({"received": true})))
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, requests, status }
-    }
-
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// Answers every later request with `status`.
-    pub fn answer_with(&self, status: u16) {
-        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+pub use crate::api::{Api, SECRET_INFO_KEYS, sorted_keys};
+pub use crate::files::{contains, snapshot};
+pub use crate::leak::{assert_no_leak, leaks};
+pub use crate::poll::{PATIENCE, eventually};
+pub use crate::receiver::{Receiver, Recorded};
+pub use crate::server::{
+    ADMIN_PASSWORD, HealthWatch, SYSADMIN_PASSWORD, Server, serve_command, veil, veil_binary,
+};
+pub use crate::store::{
+    TempStore, admin_of, db_path, explicit_key, file_secret, generated_key, open_at, text_secret,
+};

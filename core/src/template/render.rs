@@ -12,6 +12,7 @@ use veil_store::{SecretValue, Store, StoreError, TenantId};
 
 use super::compile::{Escape, Segment, Template};
 use crate::message::Msg;
+use crate::secrets::Secrets;
 
 /// Why a template could not be rendered. Carries names, never values.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ pub enum RenderError {
     /// A message template failed.
     #[error("message template: {0}")]
     Template(String),
+    /// A node or integration asked for a secret its configuration does not declare.
+    #[error("secret '{0}' is not declared by this configuration and cannot be used")]
+    Undeclared(String),
 }
 
 static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
@@ -49,25 +53,40 @@ static JSON_STRING: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     hb
 });
 
-/// What a template renders against: the store (for secrets), the tenant, and the message.
+/// Where secrets come from: a host's store (any secret of the tenant), or a plugin's [`Secrets`]
+/// (the declared ones only).
+enum Source<'a> {
+    Store(&'a Store, TenantId),
+    Secrets(&'a Secrets),
+}
+
+/// What a template renders against: where secrets come from, and the message.
 pub struct RenderCtx<'a> {
-    store: &'a Store,
-    tenant: TenantId,
+    source: Source<'a>,
     msg: Option<&'a Msg>,
     handlebars_data: OnceLock<handlebars::Context>,
 }
 
 impl<'a> RenderCtx<'a> {
-    /// A context; `msg` is `None` for connection-level settings rendered without a message.
+    /// A host's context over every secret of `tenant`; `msg` is `None` for connection-level
+    /// settings rendered without a message. Plugins get [`RenderCtx::with_secrets`] instead.
     pub fn new(store: &'a Store, tenant: TenantId, msg: Option<&'a Msg>) -> Self {
-        Self { store, tenant, msg, handlebars_data: OnceLock::new() }
+        Self { source: Source::Store(store, tenant), msg, handlebars_data: OnceLock::new() }
+    }
+
+    /// A context over the declared secrets of one node or integration.
+    pub fn with_secrets(secrets: &'a Secrets, msg: Option<&'a Msg>) -> Self {
+        Self { source: Source::Secrets(secrets), msg, handlebars_data: OnceLock::new() }
     }
 
     /// Resolves one secret's value (for FILE secrets used as bytes).
     pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
-        self.store
-            .resolve(self.tenant, name)
-            .map_err(|source| RenderError::Secret { name: name.to_owned(), source })
+        match self.source {
+            Source::Store(store, tenant) => store
+                .resolve(tenant, name)
+                .map_err(|source| RenderError::Secret { name: name.to_owned(), source }),
+            Source::Secrets(secrets) => secrets.resolve(name),
+        }
     }
 
     fn handlebars_data(&self) -> &handlebars::Context {

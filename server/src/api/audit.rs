@@ -1,13 +1,11 @@
 //! `GET /api/audit-logs`: who did what to which secret or account, when, with what outcome.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use veil_store::{AuditEntry, AuditQuery, Page, SecretId};
+use veil_store::{AuditEntry, AuditQuery, Page, SecretId, Store};
 
-use super::{AppState, parse_id};
+use super::request::parse_id;
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
@@ -24,7 +22,7 @@ pub(crate) struct AuditParams {
 
 /// `GET /api/audit-logs?secretId=&actor=&from=&to=&page=&pageSize=` (times in ms), newest first.
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
@@ -37,5 +35,5 @@ pub(crate) async fn list(
         page: p.page.unwrap_or(0),
         page_size: p.page_size.unwrap_or(50),
     };
-    Ok(Json(state.store.audit_logs(&actor, &query).await?))
+    Ok(Json(store.audit_logs(&actor, &query).await?))
 }

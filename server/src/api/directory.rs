@@ -15,14 +15,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use veil_store::{
-    CustomerId, CustomerRecord, FieldProblem, Grant, NewUser, Page, Role, RoleRecord, TenantId, TenantRecord,
-    UserId, UserInfo, UserRecord, UserUpdate,
+    CustomerId, CustomerRecord, FieldProblem, Grant, NewUser, Page, Role, RoleRecord, Store, TenantId,
+    TenantRecord, UserId, UserInfo, UserRecord, UserUpdate,
 };
 
-use super::chains::ListParams;
-use super::{AppState, body_error, parse_id};
-use crate::auth::{AuthActor, LOGIN_WINDOW, MAX_FAILED_PER_USER, hash_password};
+use super::request::{ListParams, body_error, parse_id};
+use crate::auth::{AuthActor, LOGIN_WINDOW, MAX_FAILED_PER_USER, hash_password, verify_password};
 use crate::error::{ApiError, ApiResult};
+use crate::host::Host;
 
 /// Shortest password accepted for a new or changed password.
 pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
@@ -73,7 +73,7 @@ static CURRENT_PASSWORD_FAILURES: LazyLock<dashmap::DashMap<UserId, (u32, Instan
 /// refused (403), recorded in the audit log as a failed login, and counted: past
 /// [`MAX_FAILED_PER_USER`] wrong ones the change is refused (429) until the window is over.
 async fn verify_current_password(
-    state: &AppState,
+    store: &Store,
     user_id: UserId,
     current: SecretString,
     address: std::net::SocketAddr,
@@ -93,8 +93,7 @@ async fn verify_current_password(
         }
         entry.0 += 1;
     }
-    let user = state
-        .store
+    let user = store
         .user_by_id(user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
@@ -102,7 +101,7 @@ async fn verify_current_password(
     let ok = tokio::task::spawn_blocking(move || verify_password(&current, &hash)).await.unwrap_or(false);
     if !ok {
         tracing::warn!(username = %user.username, "password change refused: wrong current password");
-        state.store.record_login(Some(&user), false, Some(address.ip().to_string())).await;
+        store.record_login(Some(&user), false, Some(address.ip().to_string())).await;
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -111,15 +110,6 @@ async fn verify_current_password(
     }
     CURRENT_PASSWORD_FAILURES.remove(&user_id);
     Ok(())
-}
-
-fn verify_password(password: &SecretString, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            argon2::Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok()
-        })
-        .unwrap_or(false)
 }
 
 fn page<T>(items: Vec<T>, p: &ListParams) -> ApiResult<Json<Page<T>>> {
@@ -150,7 +140,7 @@ pub(crate) struct NewTenant {
 
 /// `POST /api/tenants {name, admin?: {username, password}}`
 pub(crate) async fn create_tenant(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
@@ -159,7 +149,7 @@ pub(crate) async fn create_tenant(
     // Everything is checked before the tenant exists, so a refused admin leaves no empty tenant.
     let admin = match req.admin {
         Some(a) => {
-            let username = match state.store.check_new_username(actor.tenant_id, &a.username).await {
+            let username = match store.check_new_username(actor.tenant_id, &a.username).await {
                 Ok(name) => name,
                 Err(veil_store::StoreError::InvalidInput(problems)) => {
                     let problems: Vec<FieldProblem> = problems
@@ -170,7 +160,7 @@ pub(crate) async fn create_tenant(
                 }
                 Err(e) => return Err(e.into()),
             };
-            if state.store.user_by_name(&username).await?.is_some() {
+            if store.user_by_name(&username).await?.is_some() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "name_taken",
@@ -181,7 +171,7 @@ pub(crate) async fn create_tenant(
         }
         None => None,
     };
-    let tenant = state.store.create_tenant_as(&actor, &req.name).await?;
+    let tenant = store.create_tenant_as(&actor, &req.name).await?;
     let mut out = json!(tenant);
     if let Some((username, password_hash)) = admin {
         let user = UserRecord {
@@ -194,9 +184,9 @@ pub(crate) async fn create_tenant(
             created_time: tenant.created_time,
             tokens_valid_after: 0,
         };
-        if let Err(e) = state.store.create_user(&user).await {
+        if let Err(e) = store.create_user(&user).await {
             // Taken in the meantime: take the tenant back rather than leave it without an admin.
-            let _ = state.store.delete_tenant(&actor, tenant.id).await;
+            let _ = store.delete_tenant(&actor, tenant.id).await;
             return Err(e.into());
         }
         out["admin"] = json!(UserInfo::from(&user));
@@ -207,33 +197,30 @@ pub(crate) async fn create_tenant(
 
 /// `GET /api/tenants`
 pub(crate) async fn tenants(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<TenantRecord>>> {
     let p = params(q)?;
-    page(state.store.tenants(&actor).await?, &p)
+    page(store.tenants(&actor).await?, &p)
 }
 
 /// `GET /api/tenants/{id}`
 pub(crate) async fn tenant(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantRecord>> {
-    Ok(Json(state.store.tenant(&actor, parse_id::<TenantId>(&id)?).await?))
+    Ok(Json(store.tenant(&actor, parse_id::<TenantId>(&id)?).await?))
 }
 
 /// `DELETE /api/tenants/{id}`: everything in it goes; its chains and integrations stop.
 pub(crate) async fn delete_tenant(
-    State(state): State<Arc<AppState>>,
+    State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id::<TenantId>(&id)?;
-    state.store.delete_tenant(&actor, id).await?;
-    state.chains.retain(|_, c| c.tenant() != id);
-    state.integrations.remove_tenant(id);
+    host.remove_tenant(&actor, parse_id::<TenantId>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,43 +234,43 @@ pub(crate) struct NewCustomer {
 
 /// `POST /api/customers {name}`
 pub(crate) async fn create_customer(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let req: NewCustomer = body(raw)?;
-    Ok((StatusCode::CREATED, Json(state.store.create_customer(&actor, &req.name).await?)))
+    Ok((StatusCode::CREATED, Json(store.create_customer(&actor, &req.name).await?)))
 }
 
 /// `GET /api/customers`
 pub(crate) async fn customers(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<CustomerRecord>>> {
     let p = params(q)?;
-    page(state.store.customers(&actor).await?, &p)
+    page(store.customers(&actor).await?, &p)
 }
 
 /// `GET /api/customers/{id}`
 pub(crate) async fn customer(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerRecord>> {
     let id = parse_id::<CustomerId>(&id)?;
-    let found = state.store.customer(&actor, id).await?;
+    let found = store.customer(&actor, id).await?;
     actor.require_on(veil_store::Resource::Customer, veil_store::Operation::Read)?;
     Ok(Json(found))
 }
 
 /// `DELETE /api/customers/{id}`
 pub(crate) async fn delete_customer(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_customer(&actor, parse_id::<CustomerId>(&id)?).await?;
+    store.delete_customer(&actor, parse_id::<CustomerId>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -309,7 +296,7 @@ pub(crate) struct UserPatch {
 
 /// `POST /api/users {username, password, customerId?, roles}`
 pub(crate) async fn create_user(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
@@ -318,32 +305,32 @@ pub(crate) async fn create_user(
     let password_hash = hash(req.password).await?;
     let new =
         NewUser { username: req.username, password_hash, customer_id: req.customer_id, roles: req.roles };
-    Ok((StatusCode::CREATED, Json(state.store.create_user_as(&actor, new).await?)))
+    Ok((StatusCode::CREATED, Json(store.create_user_as(&actor, new).await?)))
 }
 
 /// `GET /api/users`
 pub(crate) async fn users(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     q: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<UserInfo>>> {
     let p = params(q)?;
-    page(state.store.users(&actor).await?, &p)
+    page(store.users(&actor).await?, &p)
 }
 
 /// `GET /api/users/{id}`
 pub(crate) async fn user(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserInfo>> {
-    Ok(Json(state.store.user(&actor, parse_id::<UserId>(&id)?).await?))
+    Ok(Json(store.user(&actor, parse_id::<UserId>(&id)?).await?))
 }
 
 /// `PATCH /api/users/{id} {password?, currentPassword?, roles?}`: users changing their own
 /// password send the current one too; an administrator resetting someone else's does not.
 pub(crate) async fn update_user(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
@@ -369,7 +356,7 @@ pub(crate) async fn update_user(
                 ));
             };
             check_password_length(new)?;
-            verify_current_password(&state, actor.user_id, current, address).await?;
+            verify_current_password(&store, actor.user_id, current, address).await?;
             current_password_verified = true;
         }
     }
@@ -378,16 +365,16 @@ pub(crate) async fn update_user(
         None => None,
     };
     let update = UserUpdate { password_hash, roles: req.roles, current_password_verified };
-    Ok(Json(state.store.update_user(&actor, id, update).await?))
+    Ok(Json(store.update_user(&actor, id, update).await?))
 }
 
 /// `DELETE /api/users/{id}`
 pub(crate) async fn delete_user(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_user(&actor, parse_id::<UserId>(&id)?).await?;
+    store.delete_user(&actor, parse_id::<UserId>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -405,11 +392,8 @@ fn role_view(r: &RoleRecord) -> Value {
 }
 
 /// `GET /api/roles`: the built-in roles and the tenant's custom ones, with what they grant.
-pub(crate) async fn roles(
-    State(state): State<Arc<AppState>>,
-    AuthActor(actor): AuthActor,
-) -> ApiResult<Json<Value>> {
-    let custom = state.store.roles(&actor).await?;
+pub(crate) async fn roles(State(store): State<Store>, AuthActor(actor): AuthActor) -> ApiResult<Json<Value>> {
+    let custom = store.roles(&actor).await?;
     let built_in = Role::ALL.iter().filter(|r| **r != Role::SysAdmin).map(|r| {
         let grants: Vec<Value> = r
             .permissions()
@@ -425,21 +409,21 @@ pub(crate) async fn roles(
 
 /// `POST /api/roles {name, permissions: [{resource, operations}]}`
 pub(crate) async fn create_role(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let req: NewRole = body(raw)?;
-    let role = state.store.create_role(&actor, &req.name, req.permissions).await?;
+    let role = store.create_role(&actor, &req.name, req.permissions).await?;
     Ok((StatusCode::CREATED, Json(role_view(&role))))
 }
 
 /// `DELETE /api/roles/{id}`
 pub(crate) async fn delete_role(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_role(&actor, parse_id::<Uuid>(&id)?).await?;
+    store.delete_role(&actor, parse_id::<Uuid>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,5 @@
 //! `/api/secrets`: metadata in, metadata out; the value goes in once and never comes back.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
@@ -13,9 +11,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use veil_store::{
     CustomerId, ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
+    Store,
 };
 
-use super::{AppState, body_error, parse_id};
+use super::request::{body_error, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
@@ -29,7 +28,7 @@ pub(crate) struct ListParams {
 
 /// `GET /api/secrets?page=&pageSize=&textSearch=`
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<SecretInfo>>> {
@@ -39,40 +38,40 @@ pub(crate) async fn list(
         page_size: p.page_size.unwrap_or(20),
         text_search: p.text_search,
     };
-    Ok(Json(state.store.list(&actor, &query)?))
+    Ok(Json(store.list(&actor, &query)?))
 }
 
 /// `GET /api/secrets/{id}`
 pub(crate) async fn get(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
-    Ok(Json(state.store.get(&actor, parse_id::<SecretId>(&id)?)?))
+    Ok(Json(store.get(&actor, parse_id::<SecretId>(&id)?)?))
 }
 
 /// `GET /api/secrets/{id}/usages`
 pub(crate) async fn usages(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<veil_store::Usages>> {
-    Ok(Json(state.store.usages(&actor, parse_id::<SecretId>(&id)?).await?))
+    Ok(Json(store.usages(&actor, parse_id::<SecretId>(&id)?).await?))
 }
 
 /// `DELETE /api/secrets/{id}`
 pub(crate) async fn delete(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete(&actor, parse_id::<SecretId>(&id)?).await?;
+    store.delete(&actor, parse_id::<SecretId>(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/secrets`: JSON (`value` base64 for FILE) or a multipart form with a `file` part.
 pub(crate) async fn create(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -83,19 +82,19 @@ pub(crate) async fn create(
         .is_some_and(|ct| ct.starts_with("multipart/form-data"));
     let new = if is_multipart {
         let multipart =
-            Multipart::from_request(req, &state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+            Multipart::from_request(req, &()).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
         read_multipart(multipart).await?
     } else {
-        let body = Bytes::from_request(req, &state).await.map_err(body_error)?;
+        let body = Bytes::from_request(req, &()).await.map_err(body_error)?;
         read_json_create(json_object(&body)?)?
     };
-    let info = state.store.create(&actor, new).await?;
+    let info = store.create(&actor, new).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
 /// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?}`.
 pub(crate) async fn update(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -103,7 +102,7 @@ pub(crate) async fn update(
     let id = parse_id::<SecretId>(&id)?;
     let mut fields = json_object(&body.map_err(body_error)?)?;
     // Decoding a FILE value needs the type, which the caller may not send.
-    let current = state.store.get(&actor, id)?;
+    let current = store.get(&actor, id)?;
     let update = SecretUpdate {
         name: take_string(&mut fields, "name")?,
         kind: take_string(&mut fields, "type")?,
@@ -112,7 +111,7 @@ pub(crate) async fn update(
         value: take_value(&mut fields, current.kind)?,
     };
     reject_unknown(&fields, "value, description, fileName", READ_ONLY_FIELDS)?;
-    Ok(Json(state.store.update(&actor, id, update).await?))
+    Ok(Json(store.update(&actor, id, update).await?))
 }
 
 /// Parses a JSON object. serde_json's syntax errors name a position, never the content.
@@ -234,7 +233,7 @@ pub(crate) struct ShareRequest {
 
 /// `POST /api/secrets/{id}/shares {customerId}`: the customer's users may use it, never read it.
 pub(crate) async fn share(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -247,17 +246,17 @@ pub(crate) async fn share(
         .customer_id
         .parse::<CustomerId>()
         .map_err(|_| ApiError::bad_request(format!("customerId: '{}' is not a UUID", req.customer_id)))?;
-    Ok(Json(state.store.share(&actor, id, customer).await?))
+    Ok(Json(store.share(&actor, id, customer).await?))
 }
 
 /// `DELETE /api/secrets/{id}/shares/{customerId}`: refused (409, listing the uses) while the
 /// customer's configurations use the secret.
 pub(crate) async fn unshare(
-    State(state): State<Arc<AppState>>,
+    State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path((id, customer)): Path<(String, String)>,
 ) -> ApiResult<Json<SecretInfo>> {
     let id = parse_id::<SecretId>(&id)?;
     let customer = parse_id::<CustomerId>(&customer)?;
-    Ok(Json(state.store.unshare(&actor, id, customer).await?))
+    Ok(Json(store.unshare(&actor, id, customer).await?))
 }

@@ -1,5 +1,5 @@
 //! The `veil` CLI over the REST API: log in once, then manage secrets, rule chains, integrations,
-//! users, customers and read the audit log. Secret values come from stdin or a file, never from an
+//! users, customers, read the audit log and the node and integration types. Secret values come from stdin or a file, never from an
 //! argument (arguments land in shell history and process listings).
 
 mod client;
@@ -833,6 +833,38 @@ pub(crate) async fn audit(global: &Global, args: AuditArgs) -> CliResult<()> {
                     other => other.to_string(),
                 },
             },
+        ],
+    );
+    Ok(())
+}
+
+/// The secret-capable fields of a type descriptor: `pointer (TEXT|FILE|ANY)`, comma-separated.
+fn secret_fields(descriptor: &Value) -> String {
+    descriptor["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["secret"].is_string())
+        .map(|f| format!("{} ({})", text(&f["pointer"]), text(&f["secret"])))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `veil node-types` (`integrations = false`) and `veil integration-types`: one row per type, or
+/// the API's descriptors as JSON.
+pub(crate) async fn types(global: &Global, integrations: bool) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let path = if integrations { "/api/integration-types" } else { "/api/node-types" };
+    let answer = client.get(path).await?;
+    let items = answer.as_array().cloned().unwrap_or_default();
+    output::list(
+        global.output,
+        &answer,
+        &items,
+        &[
+            Column { heading: "TYPE", read: |v| text(&v["type"]) },
+            Column { heading: "DESCRIPTION", read: |v| text(&v["description"]) },
+            Column { heading: "SECRET FIELDS", read: secret_fields },
         ],
     );
     Ok(())

@@ -21,7 +21,7 @@ pub(crate) use self::directory::CustomerUse;
 use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, OwnerRecord, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
-use crate::error::{Result, StoreError};
+use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
@@ -606,7 +606,7 @@ impl SqliteBackend {
         match done {
             Ok(done) => Ok(done.rows_affected() == 1),
             Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => Err(StoreError::Needed {
-                code: "integration_in_use",
+                kind: NeededKind::Integration,
                 message: format!("{} '{id}' is used by a rule chain", kind.as_str()),
             }),
             Err(e) => Err(e.into()),
@@ -697,10 +697,12 @@ impl SqliteBackend {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::Needed {
-                code: "name_taken",
-                message: format!("username: '{}' is already taken", u.username),
-            }),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::NameUnavailable {
+                    conflict: NameConflict::Taken,
+                    message: format!("username: '{}' is already taken", u.username),
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }

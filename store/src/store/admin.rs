@@ -11,7 +11,7 @@ use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
-use crate::error::{FieldProblem, Result, StoreError};
+use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike};
 
 /// Longest name of a tenant, customer, role or user.
@@ -43,7 +43,7 @@ fn check_name(field: &str, name: &str) -> Result<String> {
 }
 
 /// Refuses a new name that looks like (has the same UTS #39 skeleton as) an existing different
-/// name of the same kind: 409 `name_confusable`.
+/// name of the same kind ([`NameConflict::Lookalike`]).
 fn refuse_lookalike<'a>(
     field: &str,
     what: &str,
@@ -51,8 +51,8 @@ fn refuse_lookalike<'a>(
     existing: impl IntoIterator<Item = &'a str>,
 ) -> Result<()> {
     match lookalike(name, existing) {
-        Some(other) => Err(StoreError::Needed {
-            code: "name_confusable",
+        Some(other) => Err(StoreError::NameUnavailable {
+            conflict: NameConflict::Lookalike,
             message: format!(
                 "{field}: '{name}' looks like the existing {what} '{other}'; choose a name that can be told apart"
             ),
@@ -198,8 +198,8 @@ impl Store {
         let name = check_name("name", name)?;
         let _guard = self.inner.write.lock().await;
         if self.inner.backend.tenant_by_name(&name).await?.is_some() {
-            return Err(StoreError::Needed {
-                code: "name_taken",
+            return Err(StoreError::NameUnavailable {
+                conflict: NameConflict::Taken,
                 message: format!("name: a tenant named '{name}' already exists"),
             });
         }
@@ -279,7 +279,7 @@ impl Store {
         let _guard = self.inner.write.lock().await;
         if let Some(used) = self.inner.backend.delete_customer(actor.tenant_id, id).await? {
             return Err(StoreError::Needed {
-                code: "customer_in_use",
+                kind: NeededKind::Customer,
                 message: format!(
                     "customer '{}' still has {} user(s) and {} configuration(s); delete them first",
                     customer.name, used.users, used.configurations
@@ -367,7 +367,7 @@ impl Store {
             .collect();
         if !holders.is_empty() {
             return Err(StoreError::Needed {
-                code: "role_in_use",
+                kind: NeededKind::Role,
                 message: format!("role '{}' is held by {}", role.name, holders.join(", ")),
             });
         }
@@ -542,7 +542,7 @@ impl Store {
                 "username: '{username}' looks like an existing user name; choose a name that can be told apart"
             )
         };
-        Err(StoreError::Needed { code: "name_confusable", message })
+        Err(StoreError::NameUnavailable { conflict: NameConflict::Lookalike, message })
     }
 
     /// Ends every session of the actor's own account (tokens issued until now are refused).

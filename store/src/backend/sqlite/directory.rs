@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{SqliteBackend, decode_err, is_kind, parse_id, parse_opt_id, usages_in, user_from};
 use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
-use crate::error::{Result, StoreError};
+use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId};
 use crate::references::Usages;
 
@@ -66,8 +66,8 @@ fn unique_name(
 ) -> Result<()> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::Needed {
-            code: "name_taken",
+        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::NameUnavailable {
+            conflict: NameConflict::Taken,
             message: format!("name: a {what} named '{name}' already exists"),
         }),
         Err(e) => Err(e.into()),

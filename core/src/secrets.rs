@@ -1,0 +1,122 @@
+//! What a node or an integration may reach of the store: the secrets its configuration declared,
+//! nothing else. A [`Secrets`] handle is made for each node (and each integration) at deploy; the
+//! names are fixed once the node is built (its placeholders, plus what its factory declared with
+//! `BuildCtx::use_secret`, e.g. a script's `secret("name")` calls) — the same list the reference
+//! registry gets, so every secret a plugin can resolve is one the store knows it uses.
+
+use std::sync::{Arc, OnceLock};
+
+use secrecy::SecretString;
+use veil_store::{SecretValue, Store, TenantId};
+
+use crate::message::Msg;
+use crate::template::{RenderCtx, RenderError, Template};
+
+/// A capability to resolve and render the declared secrets of one node or integration. Cheap to
+/// clone (connection-oriented nodes keep one to reconnect with).
+#[derive(Clone)]
+pub struct Secrets {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tenant: TenantId,
+    /// Sorted; set once, after the node was built.
+    declared: OnceLock<Vec<String>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("declared", &self.inner.declared.get()).finish_non_exhaustive()
+    }
+}
+
+impl Secrets {
+    /// A handle whose names are declared later (by the deployment, once the node is built).
+    pub(crate) fn pending(store: &Store, tenant: TenantId) -> Self {
+        Self { inner: Arc::new(Inner { store: store.clone(), tenant, declared: OnceLock::new() }) }
+    }
+
+    /// A handle for exactly `names` of `tenant` (for hosts and tests that render templates
+    /// themselves).
+    pub fn for_names(store: &Store, tenant: TenantId, names: impl IntoIterator<Item = String>) -> Self {
+        let this = Self::pending(store, tenant);
+        this.declare(names);
+        this
+    }
+
+    /// Fixes the names (the first call wins).
+    pub(crate) fn declare(&self, names: impl IntoIterator<Item = String>) {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        let _ = self.inner.declared.set(names);
+    }
+
+    fn declared(&self) -> &[String] {
+        self.inner.declared.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// The tenant the secrets belong to.
+    pub fn tenant(&self) -> TenantId {
+        self.inner.tenant
+    }
+
+    /// The declared names, sorted.
+    pub fn names(&self) -> &[String] {
+        self.declared()
+    }
+
+    /// The value of a declared secret now. Any other name is refused, whatever the store holds.
+    pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
+        if self.declared().binary_search_by(|n| n.as_str().cmp(name)).is_err() {
+            return Err(RenderError::Undeclared(name.to_owned()));
+        }
+        self.inner
+            .store
+            .resolve(self.inner.tenant, name)
+            .map_err(|source| RenderError::Secret { name: name.to_owned(), source })
+    }
+
+    /// Renders a template with the secrets of this moment (`msg` for message templates; `None`
+    /// for connection settings).
+    pub fn render(&self, template: &Template, msg: Option<&Msg>) -> Result<SecretString, RenderError> {
+        RenderCtx::with_secrets(self, msg).render(template)
+    }
+
+    /// The current versions of the declared secrets, in name order: a connection made with other
+    /// versions is stale (this notices a rotation as soon as it commits).
+    pub fn versions(&self) -> Vec<Option<i64>> {
+        self.declared().iter().map(|name| self.inner.store.version(self.inner.tenant, name)).collect()
+    }
+}
+
+/// A rendered value that cannot be an HTTP header value (a control character, a line break).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: the rendered value is not a valid HTTP header value")]
+pub struct InvalidHeader(String);
+
+/// An HTTP header value made from a rendered secret, marked sensitive so HTTP libraries never
+/// print it; `what` names the field in the error, never the value.
+pub fn sensitive_header(value: &SecretString, what: &str) -> Result<http::HeaderValue, InvalidHeader> {
+    use secrecy::ExposeSecret as _;
+    let mut header =
+        http::HeaderValue::from_str(value.expose_secret()).map_err(|_| InvalidHeader(what.to_owned()))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_from_a_secret_is_sensitive_and_a_bad_one_names_the_field() {
+        let header = sensitive_header(&SecretString::from("Bearer t0ken"), "token").unwrap();
+        assert!(header.is_sensitive());
+        assert_eq!(format!("{header:?}"), "Sensitive");
+        let err = sensitive_header(&SecretString::from("a\r\nInjected: 1"), "token").unwrap_err();
+        assert_eq!(err.to_string(), "token: the rendered value is not a valid HTTP header value");
+    }
+}

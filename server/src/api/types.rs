@@ -1,0 +1,92 @@
+//! `GET /api/node-types` and `GET /api/integration-types`: what a configuration form (the key
+//! icon on secret-capable fields) and the CLI need to know about each type.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::Value;
+use veil_core::{Accepts, FieldSpec};
+
+use crate::auth::AuthActor;
+use crate::host::Host;
+
+/// One node or integration type.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TypeView {
+    /// The `type` in chain or integration JSON.
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    /// One line for people.
+    description: &'static str,
+    /// The configuration a new one starts with.
+    default_configuration: Value,
+    /// Every field that takes secret placeholders and/or message templates.
+    fields: Vec<FieldView>,
+}
+
+/// One declared field of a configuration.
+#[derive(Debug, Serialize)]
+pub(crate) struct FieldView {
+    /// JSON pointer relative to the configuration; `*` matches any one segment.
+    pointer: &'static str,
+    /// The secret types it takes (`TEXT`, `FILE`, `ANY`), or null when it takes none.
+    secret: Option<&'static str>,
+    /// Whether message templates (`{{msg.x}}`, `${metadataKey}`, `$[dataKey]`) are expanded.
+    template: bool,
+}
+
+fn accepts(accepts: Accepts) -> &'static str {
+    match accepts {
+        Accepts::Text => "TEXT",
+        Accepts::File => "FILE",
+        Accepts::Any => "ANY",
+    }
+}
+
+fn fields(specs: &[FieldSpec]) -> Vec<FieldView> {
+    specs
+        .iter()
+        .map(|f| FieldView {
+            pointer: f.pointer,
+            secret: f.secret.map(accepts),
+            template: f.message_template,
+        })
+        .collect()
+}
+
+/// `GET /api/node-types`: every node type rule chains may use.
+pub(crate) async fn node_types(
+    State(host): State<Arc<Host>>,
+    AuthActor(_): AuthActor,
+) -> Json<Vec<TypeView>> {
+    Json(
+        host.node_types()
+            .map(|d| TypeView {
+                type_name: d.type_name,
+                description: d.description,
+                default_configuration: (d.default_config)(),
+                fields: fields(d.fields),
+            })
+            .collect(),
+    )
+}
+
+/// `GET /api/integration-types`: every integration type.
+pub(crate) async fn integration_types(
+    State(host): State<Arc<Host>>,
+    AuthActor(_): AuthActor,
+) -> Json<Vec<TypeView>> {
+    Json(
+        host.integration_types()
+            .map(|d| TypeView {
+                type_name: d.type_name,
+                description: d.description,
+                default_configuration: (d.default_config)(),
+                fields: fields(d.fields),
+            })
+            .collect(),
+    )
+}

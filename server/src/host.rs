@@ -1,0 +1,540 @@
+//! The host: the store, the node and integration types, and what runs over them — the rule chains
+//! and the integrations — with their whole lifecycle. A configuration is saved here (deploy →
+//! check → persist with its references in one transaction → start), removed here (persist →
+//! stop), started here at boot, told here about secret changes, and stopped here with its
+//! tenant. The HTTP handlers parse requests, call the host or the store, and shape answers.
+//!
+//! Errors are [`HostError`] kinds; the API chooses status codes for them (`crate::error`).
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use dashmap::DashMap;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use veil_core::{Admission, Busy, ChainRuntime, Limits, Msg, NodeDescriptor, Problem, Registry, deploy};
+use veil_integrations::{
+    IntegrationDescriptor, IntegrationRegistry, IntegrationRuntime, Integrations, UplinkError,
+    deploy_integration,
+};
+use veil_store::{Actor, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Store, StoreError, TenantId};
+
+/// Fields the API adds to an integration; a document read with GET may be sent back with PUT.
+const INTEGRATION_VIEW_FIELDS: &[&str] = &["id", "createdTime", "updatedTime", "status", "uplinkPath"];
+
+/// Why the host refused or failed. The API maps each kind to a status and a code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum HostError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration does not deploy: every problem, each with its JSON pointer (a missing
+    /// permission among them makes it a refusal rather than a validation error).
+    #[error("invalid configuration ({} problems)", .0.len())]
+    Invalid(Vec<Problem>),
+    /// An integration document that is not a JSON object.
+    #[error("body: expected a JSON object (an integration)")]
+    NotAnObject,
+    /// A per-tenant limit on how many of something may exist was reached.
+    #[error("{0}")]
+    LimitReached(String),
+    /// Another integration holds the routing key.
+    #[error("routingKey: '{0}' is used by another integration")]
+    RoutingKeyTaken(String),
+    /// The rule chain is stored but not running (it did not deploy at boot).
+    #[error("rule chain '{0}' is not running; see the server log")]
+    ChainNotRunning(Uuid),
+    /// The integration is stored but not running.
+    #[error("integration '{0}' is not running")]
+    IntegrationNotRunning(Uuid),
+    /// What a chain computed may show values of secrets the actor may not use.
+    #[error("{0}")]
+    MayNotWatch(String),
+    /// No integration of this uplink type has the routing key.
+    #[error("no {0} integration with this routing key")]
+    NoUplinkTarget(String),
+    /// The rule chain an uplink feeds is not running.
+    #[error("the integration's rule chain '{0}' is not running")]
+    UplinkChainNotRunning(Uuid),
+    /// The rule chain an uplink feeds has too many messages in flight.
+    #[error("{0}")]
+    UplinkBusy(Busy),
+    /// The integration refused or could not convert an uplink.
+    #[error("{}", .0.message)]
+    Uplink(UplinkError),
+    /// A bug; the details go to the log only.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Result of a host operation.
+pub(crate) type HostResult<T> = Result<T, HostError>;
+
+/// The running rule chains, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Chains {
+    by_id: DashMap<Uuid, Arc<ChainRuntime>>,
+}
+
+impl Chains {
+    /// Runs `runtime` in place of the chain with the same id.
+    fn insert(&self, runtime: ChainRuntime) {
+        self.by_id.insert(runtime.id(), Arc::new(runtime));
+    }
+
+    /// Forgets a chain.
+    fn remove(&self, id: Uuid) {
+        self.by_id.remove(&id);
+    }
+
+    /// Forgets every chain of a tenant (the tenant was deleted).
+    fn remove_tenant(&self, tenant: TenantId) {
+        self.by_id.retain(|_, c| c.tenant() != tenant);
+    }
+
+    /// A running chain by id.
+    fn get(&self, id: Uuid) -> Option<Arc<ChainRuntime>> {
+        self.by_id.get(&id).map(|r| Arc::clone(r.value()))
+    }
+
+    /// How many of a tenant's run.
+    fn count_tenant(&self, tenant: TenantId) -> usize {
+        self.by_id.iter().filter(|c| c.tenant() == tenant).count()
+    }
+
+    /// How many run.
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Tells the chains of `tenant` that `name` changed.
+    fn secret_changed(&self, tenant: TenantId, name: &str) {
+        for chain in self.by_id.iter().filter(|c| c.tenant() == tenant) {
+            chain.secret_changed(name);
+        }
+    }
+
+    /// Tells every chain that any secret may have changed.
+    fn all_secrets_changed(&self) {
+        for chain in self.by_id.iter() {
+            chain.all_secrets_changed();
+        }
+    }
+}
+
+/// The store and what runs over it.
+pub(crate) struct Host {
+    store: Store,
+    /// The node types chains may use.
+    node_types: Registry,
+    /// The integration types integrations may use.
+    integration_types: IntegrationRegistry,
+    /// Running rule chains.
+    chains: Chains,
+    /// Running integrations (shared with the `integration_downlink` node through the registry).
+    integrations: Arc<Integrations>,
+    /// Serializes saves and deletes of integrations: routing keys and runtimes follow the database.
+    integration_writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("chains", &self.chains.len())
+            .field("integrations", &self.integrations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
+/// for a customer's configuration a user of that customer, so secrets no longer shared with the
+/// customer fail the redeploy.
+fn owner_actor(record: &OwnerRecord) -> Actor {
+    let mut actor = Actor::tenant_admin(record.tenant_id, veil_store::UserId(Uuid::nil()), "system");
+    if let Some(customer) = record.owner.customer_id {
+        actor.customer_id = Some(customer);
+        actor.permissions = veil_store::Role::CustomerUser.permissions();
+    }
+    actor
+}
+
+/// Runs `messages` through `chain` in order, in the background; the admission is held until the
+/// last one is done.
+pub(crate) fn dispatch(chain: Arc<ChainRuntime>, messages: Vec<Msg>, admission: Admission) {
+    tokio::spawn(async move {
+        for msg in messages {
+            chain.process(msg).await;
+        }
+        drop(admission);
+    });
+}
+
+impl Host {
+    /// A host over `store` with the built-in node and integration types, nothing running yet.
+    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+        let integrations = Arc::new(Integrations::new());
+        let node_types = veil_nodes::registry()
+            .with(&veil_integrations::DOWNLINK_NODE)
+            .with_service(Arc::clone(&integrations))
+            .with_limits(limits);
+        Self {
+            store,
+            node_types,
+            integration_types: veil_integrations::registry(),
+            chains: Chains::default(),
+            integrations,
+            integration_writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The secret store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The limits chains, integrations and messages are held to.
+    pub(crate) fn limits(&self) -> &Limits {
+        self.node_types.limits()
+    }
+
+    /// Every node type chains may use.
+    pub(crate) fn node_types(&self) -> impl Iterator<Item = &'static NodeDescriptor> + '_ {
+        self.node_types.types()
+    }
+
+    /// Every integration type.
+    pub(crate) fn integration_types(&self) -> impl Iterator<Item = &'static IntegrationDescriptor> + '_ {
+        self.integration_types.types()
+    }
+
+    // ---- boot and secret changes ----
+
+    /// Starts the stored rule chains, then the integrations that feed them (at boot). A
+    /// configuration that no longer deploys is logged and left stopped.
+    pub(crate) async fn start_all(&self) -> veil_store::Result<()> {
+        for record in self.store.all_owners(OwnerType::RuleChain).await? {
+            let actor = owner_actor(&record);
+            match deploy(&self.node_types, &self.store, &actor, &record.body) {
+                Ok(deployment) => self.chains.insert(ChainRuntime::new(
+                    record.owner.id,
+                    record.tenant_id,
+                    self.store.clone(),
+                    deployment,
+                )),
+                Err(problems) => {
+                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
+                }
+            }
+        }
+        tracing::info!(chains = self.chains.len(), "rule chains started");
+        for record in self.store.all_owners(OwnerType::Integration).await? {
+            let actor = owner_actor(&record);
+            match deploy_integration(&self.integration_types, &self.store, &actor, &record.body) {
+                Ok(deployment) => {
+                    let runtime = IntegrationRuntime::new(
+                        record.owner.id,
+                        record.tenant_id,
+                        self.store.clone(),
+                        deployment,
+                    );
+                    self.integrations.insert(Arc::clone(&runtime));
+                    runtime.start();
+                }
+                Err(problems) => {
+                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::error!(integration = %record.owner.name, id = %record.owner.id, "integration not started: {}", problems.join("; "));
+                }
+            }
+        }
+        tracing::info!(integrations = self.integrations.len(), "integrations started");
+        Ok(())
+    }
+
+    /// Forwards secret changes to the running chains and integrations of the secret's tenant,
+    /// until the store closes.
+    pub(crate) fn follow_secret_changes(self: &Arc<Self>) {
+        let mut events = self.store.subscribe();
+        let host = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        host.chains.secret_changed(event.tenant_id, &event.name);
+                        host.integrations.secret_changed(event.tenant_id, &event.name);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "secret change events were dropped; refreshing every chain"
+                        );
+                        host.chains.all_secrets_changed();
+                        host.integrations.all_secrets_changed();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// Deletes a tenant with everything in it; its chains and integrations stop.
+    pub(crate) async fn remove_tenant(&self, actor: &Actor, id: TenantId) -> HostResult<()> {
+        self.store.delete_tenant(actor, id).await?;
+        self.chains.remove_tenant(id);
+        self.integrations.remove_tenant(id);
+        Ok(())
+    }
+
+    // ---- rule chains ----
+
+    /// Refuses a new chain when the actor's tenant runs `maxChainsPerTenant` already.
+    pub(crate) fn check_room_for_chain(&self, actor: &Actor) -> HostResult<()> {
+        let max = self.limits().max_chains_per_tenant;
+        let count = self.chains.count_tenant(actor.tenant_id);
+        if count >= max {
+            return Err(HostError::LimitReached(veil_core::limit_error(
+                "maxChainsPerTenant",
+                max,
+                format!("the tenant has {count} rule chains; delete one first"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validates, persists (with references and links, in one transaction) and starts a chain.
+    pub(crate) async fn save_chain(&self, actor: &Actor, id: Uuid, doc: &Value) -> HostResult<OwnerRecord> {
+        // A customer's chain stays the customer's and is validated as the customer's, whoever
+        // edits it: a tenant user cannot put a secret that is not shared with the customer into it.
+        let customer = match self.store.owner_visible(actor, OwnerType::RuleChain, id).await {
+            Ok(existing) => existing.owner.customer_id,
+            Err(StoreError::NotFound { .. }) => actor.customer_id,
+            Err(e) => return Err(e.into()),
+        };
+        let scoped = Actor { customer_id: customer, ..actor.clone() };
+        let actor = &scoped;
+        let deployment = deploy(&self.node_types, &self.store, actor, doc).map_err(HostError::Invalid)?;
+        self.check_links(actor, &deployment.links).await?;
+        let owner = Owner {
+            kind: OwnerType::RuleChain,
+            id,
+            name: deployment.def.name.clone(),
+            customer_id: customer,
+        };
+        let body = serde_json::to_value(&deployment.def).map_err(|e| HostError::Internal(e.to_string()))?;
+        self.store.save_owner_linked(actor, &owner, &body, &deployment.references, &deployment.links).await?;
+        self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment));
+        tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
+        Ok(self.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
+    }
+
+    /// Every integration the chain's nodes send through exists in the tenant and the actor may
+    /// send through it (INTEGRATION:WRITE, as `POST /api/integrations/{id}/downlink` needs).
+    async fn check_links(&self, actor: &Actor, links: &[OwnerLink]) -> HostResult<()> {
+        let mut problems = Vec::new();
+        for link in links {
+            match self.store.owner_for(actor, link.kind, link.target, Operation::Write).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => problems.push(Problem::new(
+                    link.pointer.clone(),
+                    format!("integration '{}' does not exist", link.target),
+                )),
+                Err(StoreError::Forbidden(_)) => problems.push(Problem::permission(
+                    link.pointer.clone(),
+                    format!(
+                        "missing permission INTEGRATION:WRITE to send downlinks through integration '{}'",
+                        link.target
+                    ),
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(HostError::Invalid(problems)) }
+    }
+
+    /// Deletes a chain (its references go with it) and stops it.
+    pub(crate) async fn remove_chain(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        self.store.delete_owner(actor, OwnerType::RuleChain, id).await?;
+        self.chains.remove(id);
+        Ok(())
+    }
+
+    /// The running chain, if the actor may do `op` on it.
+    pub(crate) async fn running_chain(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        op: Operation,
+    ) -> HostResult<Arc<ChainRuntime>> {
+        self.store.owner_for(actor, OwnerType::RuleChain, id, op).await?;
+        self.chains.get(id).ok_or(HostError::ChainNotRunning(id))
+    }
+
+    /// Refuses to show what a chain computed to an actor who may not use every secret it
+    /// references, or that the integrations feeding it convert with: its debug events and traces
+    /// can hold values derived from them (masking hides exact forms only).
+    pub(crate) fn check_may_watch(
+        &self,
+        actor: &Actor,
+        runtime: &ChainRuntime,
+        what: &str,
+    ) -> HostResult<()> {
+        let may_use = actor.require(Operation::Use).is_ok();
+        let feeding = self.integrations.feeding(runtime.tenant(), runtime.id());
+        let mut names: Vec<&str> = runtime.secret_names().iter().map(String::as_str).collect();
+        names.extend(feeding.iter().flat_map(|i| i.uplink_secrets().iter().map(String::as_str)));
+        names.sort_unstable();
+        names.dedup();
+        let missing: Vec<&str> =
+            names.into_iter().filter(|name| !may_use || self.store.find(actor, name).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(HostError::MayNotWatch(format!(
+            "{what} of rule chain '{}' can show values computed from its secrets: it needs SECRET:USE on '{}'",
+            runtime.name(),
+            missing.join("', '")
+        )))
+    }
+
+    // ---- integrations ----
+
+    /// Refuses a new integration when the actor's tenant runs `maxIntegrationsPerTenant` already.
+    pub(crate) fn check_room_for_integration(&self, actor: &Actor) -> HostResult<()> {
+        let max = self.limits().max_integrations_per_tenant;
+        let count = self.integrations.count_tenant(actor.tenant_id);
+        if count >= max {
+            return Err(HostError::LimitReached(veil_core::limit_error(
+                "maxIntegrationsPerTenant",
+                max,
+                format!("the tenant has {count} integrations; delete one first"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// A rule chain the actor can see, or a problem at `/ruleChainId`.
+    async fn check_chain(&self, actor: &Actor, doc: &Value) -> HostResult<Option<Problem>> {
+        let Some(id) = doc.get("ruleChainId").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok())
+        else {
+            return Ok(None);
+        };
+        match self.store.owner_visible(actor, OwnerType::RuleChain, id).await {
+            Ok(_) => Ok(None),
+            Err(StoreError::NotFound { .. }) => {
+                Ok(Some(Problem::new("/ruleChainId", format!("rule chain '{id}' does not exist"))))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Validates, persists (with references, in one transaction) and starts an integration. The
+    /// fields the API adds to its view are dropped; an update without a routing key keeps the
+    /// stored one. The routing key is reserved before the save and given back when it fails.
+    pub(crate) async fn save_integration(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        mut doc: Value,
+    ) -> HostResult<OwnerRecord> {
+        // One save or delete of integrations at a time: routing keys and runtimes follow the database.
+        let _one_at_a_time = self.integration_writes.lock().await;
+        let stored = match self.store.owner_visible(actor, OwnerType::Integration, id).await {
+            Ok(record) => record.body.get("routingKey").and_then(Value::as_str).map(str::to_owned),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Value::Object(map) = &mut doc else {
+            return Err(HostError::NotAnObject);
+        };
+        for field in INTEGRATION_VIEW_FIELDS {
+            map.remove(*field);
+        }
+        // An update without a routing key keeps the one LORIOT already pushes to.
+        if map.get("routingKey").is_none_or(Value::is_null) {
+            map.remove("routingKey");
+            if let Some(key) = &stored {
+                map.insert("routingKey".into(), json!(key));
+            }
+        }
+        let deployed = deploy_integration(&self.integration_types, &self.store, actor, &doc);
+        let chain_problem = self.check_chain(actor, &doc).await?;
+        let deployment = match (deployed, chain_problem) {
+            (Ok(d), None) => d,
+            (Ok(_), Some(p)) => return Err(HostError::Invalid(vec![p])),
+            (Err(mut problems), p) => {
+                problems.extend(p);
+                return Err(HostError::Invalid(problems));
+            }
+        };
+        let key = deployment.def.routing_key.clone().unwrap_or_default();
+        if !self.integrations.reserve_key(&key, id) {
+            return Err(HostError::RoutingKeyTaken(key));
+        }
+        let owner = Owner {
+            kind: OwnerType::Integration,
+            id,
+            name: deployment.def.name.clone(),
+            customer_id: actor.customer_id,
+        };
+        let saved = async {
+            let body =
+                serde_json::to_value(&deployment.def).map_err(|e| HostError::Internal(e.to_string()))?;
+            self.store.save_owner(actor, &owner, &body, &deployment.references).await?;
+            Ok::<_, HostError>(())
+        }
+        .await;
+        if let Err(e) = saved {
+            if stored.as_deref() != Some(key.as_str()) {
+                self.integrations.release_key(&key, id);
+            }
+            return Err(e);
+        }
+        let runtime = IntegrationRuntime::new(id, actor.tenant_id, self.store.clone(), deployment);
+        self.integrations.insert(Arc::clone(&runtime));
+        runtime.start();
+        tracing::info!(integration = %owner.name, %id, actor = %actor.username, "integration saved");
+        Ok(self.store.owner_visible(actor, OwnerType::Integration, id).await?)
+    }
+
+    /// Deletes an integration (its references go with it) and stops it.
+    pub(crate) async fn remove_integration(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        let _one_at_a_time = self.integration_writes.lock().await;
+        self.store.delete_owner(actor, OwnerType::Integration, id).await?;
+        self.integrations.remove(id);
+        Ok(())
+    }
+
+    /// The running integration `id` of `tenant`, if it runs.
+    pub(crate) fn running_integration(&self, tenant: TenantId, id: Uuid) -> Option<Arc<IntegrationRuntime>> {
+        self.integrations.get(tenant, id)
+    }
+
+    /// An uplink to the integration of type `uplink_path` with routing key `key`: admitted into
+    /// its rule chain before the converter runs (a full chain costs the sender nothing but the
+    /// answer), converted, and processed in order in the background. Returns how many messages
+    /// the converter made.
+    pub(crate) async fn uplink(
+        &self,
+        uplink_path: &str,
+        key: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> HostResult<usize> {
+        let runtime = self
+            .integrations
+            .by_routing_key(uplink_path, key)
+            .ok_or_else(|| HostError::NoUplinkTarget(uplink_path.to_owned()))?;
+        let chain_id = runtime.def().rule_chain_id;
+        let chain = self
+            .chains
+            .get(chain_id)
+            .filter(|c| c.tenant() == runtime.tenant())
+            .ok_or(HostError::UplinkChainNotRunning(chain_id))?;
+        let admission = chain.admit().map_err(HostError::UplinkBusy)?;
+        let messages = runtime.uplink(headers, body).await.map_err(HostError::Uplink)?;
+        let count = messages.len();
+        dispatch(chain, messages, admission);
+        Ok(count)
+    }
+}

@@ -1,0 +1,42 @@
+//! What the HTTP handlers can reach, and the parts extractors take from it (axum `FromRef`
+//! substates): a handler or extractor names the part it needs — the [`Host`], the [`Store`], the
+//! [`TokenKeys`] — not the whole state, so `auth` works without knowing this type.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use veil_store::Store;
+
+use crate::auth::{LoginLimiter, TokenKeys};
+use crate::host::Host;
+
+/// The router's state; clones share everything.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The store and the running chains and integrations.
+    pub(crate) host: Arc<Host>,
+    /// Signs and checks tokens.
+    pub(crate) tokens: TokenKeys,
+    /// Failed logins per user name and address.
+    pub(crate) login_limiter: Arc<LoginLimiter>,
+    /// Verified against on unknown usernames so a login takes as long either way.
+    pub(crate) dummy_hash: Arc<str>,
+}
+
+impl FromRef<AppState> for Arc<Host> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.host)
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.host.store().clone()
+    }
+}
+
+impl FromRef<AppState> for TokenKeys {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
