@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use veil_store::TenantId;
 
 use crate::engine::DebugEvent;
-use crate::limits::{Limits, limit_error};
+use crate::limits::Limits;
 
 /// The budgets of every tenant, under one set of [`Limits`].
 #[derive(Debug, Default)]
@@ -159,27 +159,6 @@ impl Admission {
         Self { _chain: chain, _tenant: tenant }
     }
 }
-
-/// A message refused because too many are being processed; retry later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Busy {
-    /// The limit that is full (`maxInFlightPerChain` or `maxInFlightPerTenant`).
-    pub limit: &'static str,
-    /// Its value.
-    pub value: usize,
-}
-
-impl std::fmt::Display for Busy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&limit_error(
-            self.limit,
-            self.value,
-            "too many messages are being processed; retry later",
-        ))
-    }
-}
-
-impl std::error::Error for Busy {}
 
 /// An estimate of the memory a JSON value takes (strings and keys by length, everything else by
 /// a fixed size), walked without recursion.

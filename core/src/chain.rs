@@ -12,7 +12,8 @@ use crate::budget::{TenantBudgets, deeper_than};
 use crate::limits::limit_error;
 use crate::node::{BuildCtx, Node, Registry};
 use crate::secrets::Secrets;
-use crate::template::{Problem, SecretUse, compile};
+use crate::error::Problem;
+use crate::template::{SecretUse, compile};
 
 /// A rule chain as users write it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

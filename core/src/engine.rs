@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
-use crate::budget::{Admission, Busy, ChainEvents, TenantBudget, approx_msg_bytes};
+use crate::budget::{Admission, ChainEvents, TenantBudget, approx_msg_bytes};
+use crate::error::Busy;
 use crate::chain::Deployment;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;

@@ -19,7 +19,8 @@ use crate::budget::TenantBudgets;
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
-use crate::template::{Accepts, CompiledConfig, FieldSpec, Problem, RenderError, SecretUse, Template};
+use crate::error::{NodeError, Problem, RenderError};
+use crate::template::{Accepts, CompiledConfig, FieldSpec, SecretUse, Template};
 
 /// A boxed future, so nodes can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,29 +43,6 @@ pub type Relation = Cow<'static, str>;
 /// What a node sends on: zero or more (relation, message) pairs.
 pub type Outputs = Vec<(Relation, Msg)>;
 
-/// Why a node failed. Its text is redacted before anyone sees it.
-#[derive(Debug)]
-pub struct NodeError(String);
-
-impl NodeError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-impl std::fmt::Display for NodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<RenderError> for NodeError {
-    fn from(e: RenderError) -> Self {
-        Self(e.to_string())
-    }
-}
-
 /// A failed execution: the input message (to route to `Failure`) and the error. The message is
 /// boxed so results stay small on the success path.
 #[derive(Debug)]
@@ -79,18 +57,6 @@ impl Failed {
     /// Pairs the input message with an error.
     pub fn new(msg: Msg, error: impl Into<NodeError>) -> Self {
         Self { msg: Box::new(msg), error: error.into() }
-    }
-}
-
-impl From<String> for NodeError {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl From<&str> for NodeError {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
     }
 }
 

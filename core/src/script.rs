@@ -23,6 +23,7 @@ use rhai::{
 };
 use veil_store::validate_name;
 
+use crate::error::ScriptProblem;
 use crate::limits::{Limits, limit_error};
 use crate::secrets::Secrets;
 
@@ -216,27 +217,6 @@ fn hmac_hex(key: &[u8], data: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A compile problem: where in the script and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptProblem {
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for ScriptProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.line, self.column) {
-            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.message),
-            (Some(l), None) => write!(f, "line {l}: {}", self.message),
-            _ => f.write_str(&self.message),
-        }
-    }
 }
 
 fn problem_at(pos: Position, message: impl Into<String>) -> ScriptProblem {

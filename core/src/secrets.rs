@@ -10,7 +10,8 @@ use secrecy::SecretString;
 use veil_store::{SecretValue, Store, TenantId};
 
 use crate::message::Msg;
-use crate::template::{RenderCtx, RenderError, Template};
+use crate::error::{InvalidHeader, RenderError};
+use crate::template::{RenderCtx, Template};
 
 /// A capability to resolve and render the declared secrets of one node or integration. Cheap to
 /// clone (connection-oriented nodes keep one to reconnect with).
@@ -91,11 +92,6 @@ impl Secrets {
         self.declared().iter().map(|name| self.inner.store.version(self.inner.tenant, name)).collect()
     }
 }
-
-/// A rendered value that cannot be an HTTP header value (a control character, a line break).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}: the rendered value is not a valid HTTP header value")]
-pub struct InvalidHeader(String);
 
 /// An HTTP header value made from a rendered secret, marked sensitive so HTTP libraries never
 /// print it; `what` names the field in the error, never the value.

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem};
 
-use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor, IntegrationError, UplinkError};
+use crate::error::{IntegrationError, UplinkError};
+use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor};
 use crate::security::{HeaderSecurity, json_or_text};
 
 pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {

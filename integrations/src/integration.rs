@@ -9,71 +9,7 @@ use veil_core::{
     BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderError, Secrets, Template,
 };
 
-/// Why an integration could not do its work. The text is redacted before anyone sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntegrationError {
-    message: String,
-    transient: bool,
-}
-
-impl IntegrationError {
-    /// An error with this message (retrying will not help: wrong credentials, bad configuration).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: false }
-    }
-
-    /// An error that may go away by itself (the service is unreachable or overloaded): a failed
-    /// start is retried.
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: true }
-    }
-
-    /// Whether retrying may help.
-    pub fn is_transient(&self) -> bool {
-        self.transient
-    }
-}
-
-impl std::fmt::Display for IntegrationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<RenderError> for IntegrationError {
-    fn from(e: RenderError) -> Self {
-        Self::new(e.to_string())
-    }
-}
-
-/// A refused uplink: the HTTP status the sender gets, a code and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UplinkError {
-    /// 400, 401, 404, 409, 413, 422 or 503.
-    pub status: u16,
-    /// Machine-readable code (`invalid_uplink`, `unauthorized`, ...).
-    pub code: &'static str,
-    /// For a person; names the field and the problem, never a value.
-    pub message: String,
-}
-
-impl UplinkError {
-    /// A 400 `invalid_uplink`: the body is not what the integration accepts.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self { status: 400, code: "invalid_uplink", message: message.into() }
-    }
-
-    /// A 401 `unauthorized`: the request headers do not match the integration's security filter.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self { status: 401, code: "unauthorized", message: message.into() }
-    }
-}
-
-impl std::fmt::Display for UplinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
+use crate::error::{IntegrationError, UplinkError};
 
 /// What an integration can reach while it works.
 pub struct IntegrationCtx<'a> {

@@ -13,6 +13,7 @@
 mod converter;
 mod deploy;
 mod downlink_node;
+mod error;
 mod http;
 mod integration;
 mod loriot;
@@ -22,9 +23,9 @@ mod security;
 pub use crate::converter::MAX_UPLINK_MESSAGES;
 pub use crate::deploy::{IntegrationDef, IntegrationDeployment, MAX_ROUTING_KEY, deploy_integration};
 pub use crate::downlink_node::DOWNLINK_NODE;
+pub use crate::error::{IntegrationError, UplinkError, UplinkErrorKind};
 pub use crate::integration::{
-    Integration, IntegrationCtx, IntegrationDescriptor, IntegrationError, IntegrationFactory,
-    IntegrationRegistry, UplinkError,
+    Integration, IntegrationCtx, IntegrationDescriptor, IntegrationFactory, IntegrationRegistry,
 };
 pub use crate::runtime::{IntegrationRuntime, Integrations, Status};
 

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Template};
 
-use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor, IntegrationError, UplinkError};
+use crate::error::{IntegrationError, UplinkError};
+use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor};
 use crate::security::{HeaderSecurity, flag, json_body, text, url};
 
 pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {

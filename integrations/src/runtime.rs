@@ -16,7 +16,8 @@ use veil_store::{Store, TenantId};
 
 use crate::converter;
 use crate::deploy::{IntegrationDef, IntegrationDeployment};
-use crate::integration::{Integration, IntegrationCtx, IntegrationError, UplinkError};
+use crate::error::{IntegrationError, UplinkError, UplinkErrorKind};
+use crate::integration::{Integration, IntegrationCtx};
 
 /// First wait before starting again after a transient failure (LORIOT unreachable); it doubles.
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -218,16 +219,14 @@ impl IntegrationRuntime {
         }
     }
 
-    fn check_running(&self) -> Result<(), (u16, &'static str, String)> {
+    fn check_running(&self) -> Result<(), UplinkError> {
         if self.stopped.load(Ordering::SeqCst) {
-            return Err((404, "not_found", format!("integration '{}' was removed", self.def.name)));
+            let message = format!("integration '{}' was removed", self.def.name);
+            return Err(UplinkError::new(UplinkErrorKind::NotFound, message));
         }
         if !self.def.enabled {
-            return Err((
-                409,
-                "integration_disabled",
-                format!("integration '{}' is disabled", self.def.name),
-            ));
+            let message = format!("integration '{}' is disabled", self.def.name);
+            return Err(UplinkError::new(UplinkErrorKind::Disabled, message));
         }
         Ok(())
     }
@@ -239,15 +238,14 @@ impl IntegrationRuntime {
     }
 
     async fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
-        self.check_running().map_err(|(status, code, message)| UplinkError { status, code, message })?;
+        self.check_running()?;
         let ctx = self.ctx();
         let payload = self.integration.accept_uplink(&ctx, headers, body)?;
         let Some(script) = &self.uplink else {
-            return Err(UplinkError {
-                status: 503,
-                code: "integration_unavailable",
-                message: "the integration has no uplink converter".into(),
-            });
+            return Err(UplinkError::new(
+                UplinkErrorKind::Unavailable,
+                "the integration has no uplink converter",
+            ));
         };
         let mut metadata = BTreeMap::new();
         metadata.insert("integrationName".to_owned(), self.def.name.clone());
@@ -267,7 +265,7 @@ impl IntegrationRuntime {
                 "uplink converter failed; the converter reads secrets, so the reason is only in the server log"
                     .to_owned()
             };
-            UplinkError { status: 422, code: "converter_failed", message }
+            UplinkError::new(UplinkErrorKind::ConverterFailed, message)
         })?;
         // A converter that read a secret must not hand its value to the chain, whose redactor
         // does not know the integration's secrets.
@@ -288,7 +286,7 @@ impl IntegrationRuntime {
     }
 
     async fn send_downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
-        self.check_running().map_err(|(_, _, message)| IntegrationError::new(message))?;
+        self.check_running().map_err(|e| IntegrationError::new(e.message))?;
         let downlink = match &self.downlink {
             Some(script) => {
                 let converted = converter::downlink(script, msg).await;

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use veil_core::{BuildCtx, CompiledConfig, Problem, Template};
 
-use crate::integration::{IntegrationCtx, UplinkError};
+use crate::error::{UplinkError, UplinkErrorKind};
+use crate::integration::IntegrationCtx;
 
 /// Expected request headers; empty when security is off.
 pub(crate) struct HeaderSecurity {
@@ -85,10 +86,9 @@ impl HeaderSecurity {
             let Some(got) = headers.get(name.as_str()) else {
                 return Err(UplinkError::unauthorized(format!("header '{name}' is missing")));
             };
-            let expected = ctx.render(template).map_err(|e| UplinkError {
-                status: 503,
-                code: "integration_unavailable",
-                message: ctx.redactor.mask(&format!("cannot check header '{name}': {e}")),
+            let expected = ctx.render(template).map_err(|e| {
+                let message = ctx.redactor.mask(&format!("cannot check header '{name}': {e}"));
+                UplinkError::new(UplinkErrorKind::Unavailable, message)
             })?;
             let a = Sha256::digest(got.as_bytes());
             let b = Sha256::digest(expected.expose_secret().as_bytes());

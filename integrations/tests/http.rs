@@ -1,6 +1,6 @@
 use serde_json::json;
 use uuid::Uuid;
-use veil_integrations::Status;
+use veil_integrations::{Status, UplinkErrorKind};
 use veil_tests::TempStore;
 
 use crate::support::{headers, settled};
@@ -37,7 +37,10 @@ async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret(
         .uplink(&headers(&[("authorization", "Bearer uplink-token-1")]), body.as_bytes())
         .await
         .unwrap_err();
-    assert_eq!((err.status, err.message.as_str()), (401, "header 'authorization' does not match"));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (UplinkErrorKind::Unauthorized, "header 'authorization' does not match")
+    );
     let msgs = runtime.uplink(&headers(&[("authorization", TOKEN)]), body.as_bytes()).await.unwrap();
     let got: Vec<_> = msgs.iter().map(|m| (m.originator.as_str(), m.data.clone())).collect();
     assert_eq!(got, [("a", json!({"value": 1})), ("b", json!({"value": 2}))]);
@@ -63,9 +66,12 @@ async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
         .unwrap();
     assert_eq!(msgs[0].data, json!({"line": "t=21.5 \"quoted\" \\"}));
     let err = runtime.uplink(&headers(&[]), &[0xff, 0xfe, 0x00]).await.unwrap_err();
-    assert_eq!((err.status, err.message.as_str()), (400, "body: neither JSON nor UTF-8 text"));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (UplinkErrorKind::Invalid, "body: neither JSON nor UTF-8 text")
+    );
     let err = runtime.uplink(&headers(&[("content-type", "application/json")]), b"{oops").await.unwrap_err();
-    assert_eq!(err.status, 400);
+    assert_eq!(err.kind, UplinkErrorKind::Invalid);
     assert!(err.message.starts_with("body: invalid JSON"), "{}", err.message);
 }
 
@@ -78,5 +84,5 @@ async fn a_disabled_integration_accepts_nothing_and_shows_disabled() {
     let runtime = env.deploy_integration(&doc).await.unwrap();
     assert_eq!(runtime.status(), Status::Disabled);
     let err = runtime.uplink(&headers(&[]), b"{}").await.unwrap_err();
-    assert_eq!((err.status, err.code), (409, "integration_disabled"));
+    assert_eq!(err.kind, UplinkErrorKind::Disabled);
 }

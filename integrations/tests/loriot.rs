@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use veil_core::Msg;
 use veil_examples::loriot::{Emulator, EmulatorConfig};
-use veil_integrations::Status;
+use veil_integrations::{Status, UplinkErrorKind};
 use veil_tests::{TempStore, assert_no_leak, eventually};
 
 use crate::support::{headers, paths, settled};
@@ -231,36 +231,46 @@ async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
     let good = headers(&[("authorization", PUSH_AUTH)]);
     let mut missing_eui = uplink("00E7028F");
     missing_eui.as_object_mut().unwrap().remove("EUI");
-    let cases: Vec<(reqwest::header::HeaderMap, Vec<u8>, u16, &str)> = vec![
-        (headers(&[]), uplink("00E7028F").to_string().into_bytes(), 401, "header 'authorization' is missing"),
+    let cases: Vec<(reqwest::header::HeaderMap, Vec<u8>, UplinkErrorKind, &str)> = vec![
+        (
+            headers(&[]),
+            uplink("00E7028F").to_string().into_bytes(),
+            UplinkErrorKind::Unauthorized,
+            "header 'authorization' is missing",
+        ),
         (
             headers(&[("authorization", "Basic wrong")]),
             uplink("00E7028F").to_string().into_bytes(),
-            401,
+            UplinkErrorKind::Unauthorized,
             "header 'authorization' does not match",
         ),
         (
             good.clone(),
             b"{\"cmd\": \"rx\", ".to_vec(),
-            400,
+            UplinkErrorKind::Invalid,
             "body: invalid JSON (EOF while parsing a value at line 1 column 14)",
         ),
         (
             good.clone(),
             uplink("00E7028G").to_string().into_bytes(),
-            400,
+            UplinkErrorKind::Invalid,
             "data: must be a hex string (two characters per byte)",
         ),
-        (good.clone(), missing_eui.to_string().into_bytes(), 400, "EUI: is required"),
-        (good.clone(), b"[1, 2]".to_vec(), 400, "body: expected a JSON object {cmd, EUI, ...}"),
+        (good.clone(), missing_eui.to_string().into_bytes(), UplinkErrorKind::Invalid, "EUI: is required"),
+        (
+            good.clone(),
+            b"[1, 2]".to_vec(),
+            UplinkErrorKind::Invalid,
+            "body: expected a JSON object {cmd, EUI, ...}",
+        ),
     ];
     for (h, body, status, message) in cases {
         let err = runtime.uplink(&h, &body).await.unwrap_err();
-        assert_eq!((err.status, err.message.as_str()), (status, message));
+        assert_eq!((err.kind, err.message.as_str()), (status, message));
     }
     // Valid for LORIOT, but the converter refuses it: 422 with the converter's reason.
     let err = runtime.uplink(&good, uplink("00E7").to_string().as_bytes()).await.unwrap_err();
-    assert_eq!((err.status, err.code), (422, "converter_failed"));
+    assert_eq!(err.kind, UplinkErrorKind::ConverterFailed);
     assert!(err.message.contains("payload.data: expected 4 bytes of hex"), "{}", err.message);
 }
 

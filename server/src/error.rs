@@ -185,8 +185,17 @@ impl From<HostError> for ApiError {
             }
             HostError::UplinkBusy(busy) => Self::busy(StatusCode::SERVICE_UNAVAILABLE, &busy),
             HostError::Uplink(e) => {
-                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-                Self::new(status, e.code, e.message)
+                use veil_integrations::UplinkErrorKind as Kind;
+                let (status, code) = match e.kind {
+                    Kind::Invalid => (StatusCode::BAD_REQUEST, "invalid_uplink"),
+                    Kind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                    Kind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    Kind::Disabled => (StatusCode::CONFLICT, "integration_disabled"),
+                    Kind::ConverterFailed => (StatusCode::UNPROCESSABLE_ENTITY, "converter_failed"),
+                    Kind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "integration_unavailable"),
+                    _ => (StatusCode::BAD_REQUEST, "invalid_uplink"),
+                };
+                Self::new(status, code, e.message)
             }
             HostError::Internal(detail) => Self::internal(detail),
         }

@@ -27,7 +27,8 @@ pub struct Server {
 
 /// The `veil` program under test: `veil-e2e`, built by this package next to the test binaries
 /// (`target/<profile>/veil-e2e`, one level above the test executable in `deps/`), or the path in
-/// `VEIL_BIN`.
+/// `VEIL_BIN`. Cargo builds `veil-e2e` before this package's own tests only: another crate's test
+/// that starts a [`Server`] runs after `cargo build -p veil-tests --bin veil-e2e` or sets `VEIL_BIN`.
 pub fn veil_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("VEIL_BIN") {
         return PathBuf::from(path);

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::placeholder::{Piece, parse};
+use crate::error::Problem;
 
 /// Which secret types a field accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,36 +94,6 @@ impl FieldSpec {
                 _ => return false,
             }
         }
-    }
-}
-
-/// One validation problem: where (a JSON pointer from the document's root) and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// JSON pointer, e.g. `/nodes/2/configuration/credentials/password`.
-    pub path: String,
-    /// What is wrong, for a person.
-    pub message: String,
-    /// The problem is a missing permission (the API answers 403 rather than 400).
-    #[serde(skip)]
-    pub permission: bool,
-}
-
-impl Problem {
-    /// A problem at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into(), permission: false }
-    }
-
-    /// A missing permission at `path`.
-    pub fn permission(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { permission: true, ..Self::new(path, message) }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
     }
 }
 

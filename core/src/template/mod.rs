@@ -4,7 +4,7 @@ mod compile;
 mod placeholder;
 mod render;
 
-pub use self::compile::{Accepts, CompiledConfig, Escape, FieldSpec, Problem, SecretUse, Template, compile};
-pub use self::placeholder::{Piece, PlaceholderError, escape, mentions_placeholder, parse, placeholder};
+pub use self::compile::{Accepts, CompiledConfig, Escape, FieldSpec, SecretUse, Template, compile};
+pub use self::placeholder::{Piece, escape, mentions_placeholder, parse, placeholder};
 pub(crate) use self::render::json_escape_into;
-pub use self::render::{RenderCtx, RenderError};
+pub use self::render::RenderCtx;

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use veil_store::validate_name;
 
+use crate::error::PlaceholderError;
+
 const OPEN: &str = "$<secret:";
 const ESCAPED_OPEN: &str = "$$<secret:";
 
@@ -15,16 +17,6 @@ pub enum Piece<'a> {
     Literal(Cow<'a, str>),
     /// `$<secret:NAME>`: the name.
     Secret(&'a str),
-}
-
-/// A malformed placeholder.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed placeholder at character {position}: {problem}")]
-pub struct PlaceholderError {
-    /// Character offset (not byte) of the `$` that starts the placeholder.
-    pub position: usize,
-    /// What is wrong.
-    pub problem: String,
 }
 
 /// Splits a string into literal text and placeholders. Adjacent literal text is merged.

@@ -8,34 +8,12 @@ use std::sync::{LazyLock, OnceLock};
 use handlebars::{Handlebars, RenderContext, Renderable};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use veil_store::{SecretValue, Store, StoreError, TenantId};
+use veil_store::{SecretValue, Store, TenantId};
 
 use super::compile::{Escape, Segment, Template};
 use crate::message::Msg;
+use crate::error::RenderError;
 use crate::secrets::Secrets;
-
-/// Why a template could not be rendered. Carries names, never values.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RenderError {
-    /// The secret could not be resolved (deleted, integrity failure).
-    #[error("secret '{name}' cannot be used: {source}")]
-    Secret {
-        /// The secret's name.
-        name: String,
-        /// Why.
-        source: StoreError,
-    },
-    /// A FILE secret that is not UTF-8 was used in a text field.
-    #[error("secret '{0}' is not valid UTF-8 text and cannot be used in this field")]
-    NotText(String),
-    /// A message template failed.
-    #[error("message template: {0}")]
-    Template(String),
-    /// A node or integration asked for a secret its configuration does not declare.
-    #[error("secret '{0}' is not declared by this configuration and cannot be used")]
-    Undeclared(String),
-}
 
 static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut hb = Handlebars::new();
