@@ -9,10 +9,10 @@ use serde_json::Value;
 use veil_store::{Actor, Operation, OwnerLink, SecretRef, Store};
 
 use crate::budget::{TenantBudgets, deeper_than};
+use crate::error::Problem;
 use crate::limits::limit_error;
 use crate::node::{BuildCtx, Node, Registry};
 use crate::secrets::Secrets;
-use crate::error::Problem;
 use crate::template::{SecretUse, compile};
 
 /// A rule chain as users write it.

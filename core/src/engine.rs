@@ -19,8 +19,8 @@ use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
 use crate::budget::{Admission, ChainEvents, TenantBudget, approx_msg_bytes};
-use crate::error::Busy;
 use crate::chain::Deployment;
+use crate::error::Busy;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
 use crate::node::{Failed, Node, NodeCtx, relation};

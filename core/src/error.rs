@@ -147,4 +147,3 @@ impl std::error::Error for Busy {}
 #[derive(Debug, thiserror::Error)]
 #[error("{0}: the rendered value is not a valid HTTP header value")]
 pub struct InvalidHeader(pub(crate) String);
-

@@ -32,28 +32,29 @@ mod secrets;
 mod template;
 
 pub use crate::budget::{Admission, TenantBudgets, deeper_than};
-pub use crate::error::{
-    Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
-};
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_config,
     parse_doc,
 };
 pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
+pub use crate::error::{
+    Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
+};
 pub use crate::limits::{Limits, limit_error};
 pub use crate::message::Msg;
 pub use crate::node::{
-    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs,
-    Registry, Relation, Services, relation,
+    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs, Registry,
+    Relation, Services, relation,
 };
 pub use crate::redact::{MASK, Redactor, masked_forms};
 pub use crate::script::{
-    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts,
-    from_dynamic, sandbox_engine, to_dynamic,
+    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
+    sandbox_engine, to_dynamic,
 };
 pub use crate::secrets::{Secrets, sensitive_header};
 pub use crate::template::{
-    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, SecretUse, Template, compile, escape, mentions_placeholder, parse, placeholder,
+    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, SecretUse, Template, compile, escape,
+    mentions_placeholder, parse, placeholder,
 };
 /// The Rhai version scripts run on, for node crates.
 pub use rhai;

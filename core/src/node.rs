@@ -16,10 +16,10 @@ use veil_store::{OwnerType, SecretValue, Store, TenantId};
 use crate::secrets::Secrets;
 
 use crate::budget::TenantBudgets;
+use crate::error::{NodeError, Problem, RenderError};
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
-use crate::error::{NodeError, Problem, RenderError};
 use crate::template::{Accepts, CompiledConfig, FieldSpec, SecretUse, Template};
 
 /// A boxed future, so nodes can be trait objects.

@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 use secrecy::SecretString;
 use veil_store::{SecretValue, Store, TenantId};
 
-use crate::message::Msg;
 use crate::error::{InvalidHeader, RenderError};
+use crate::message::Msg;
 use crate::template::{RenderCtx, Template};
 
 /// A capability to resolve and render the declared secrets of one node or integration. Cheap to

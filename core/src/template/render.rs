@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use veil_store::{SecretValue, Store, TenantId};
 
 use super::compile::{Escape, Segment, Template};
-use crate::message::Msg;
 use crate::error::RenderError;
+use crate::message::Msg;
 use crate::secrets::Secrets;
 
 static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
