@@ -9,45 +9,34 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use veil_core::Redactor;
 use veil_store::TenantId;
 use veil_tests::TempStore;
 
-/// The `url` crate's sets (url 2.5, `parser.rs`): what reqwest sends for a value in a URL.
-const FRAGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
-const PATH: &AsciiSet = &FRAGMENT.add(b'#').add(b'?').add(b'{').add(b'}');
-const PATH_SEGMENT: &AsciiSet = &PATH.add(b'/').add(b'%');
-const USERINFO: &AsciiSet = &PATH
-    .add(b'/')
-    .add(b':')
-    .add(b';')
-    .add(b'=')
-    .add(b'@')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'|');
-const QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>');
-const SPECIAL_QUERY: &AsciiSet = &QUERY.add(b'\'');
-/// RFC 3986: everything but the unreserved characters.
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-/// JavaScript's `encodeURIComponent`.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-/// WHATWG `application/x-www-form-urlencoded` (spaces become `+`).
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'*').remove(b'-').remove(b'.').remove(b'_');
+/// Which bytes a percent-encoding writes as `%XX`.
+#[derive(Clone, Copy)]
+enum Encodes {
+    /// Controls, non-ASCII bytes and these (the WHATWG URL standard's sets, which the `url` crate
+    /// and so reqwest use).
+    ControlsAnd(&'static str),
+    /// Everything but ASCII letters, digits and these.
+    AllBut(&'static str),
+}
+
+const FRAGMENT: &str = " \"<>`";
+const PATH: &str = " \"<>`#?{}";
+const PATH_SEGMENT: &str = " \"<>`#?{}/%";
+const USERINFO: &str = " \"<>`#?{}/:;=@[\\]^|";
+const QUERY: &str = " \"#<>";
+const SPECIAL_QUERY: &str = " \"#<>'";
+/// RFC 3986's unreserved characters.
+const UNRESERVED: &str = "-._~";
+/// What JavaScript's `encodeURIComponent` keeps.
+const URI_COMPONENT: &str = "-_.!~*'()";
+/// What `application/x-www-form-urlencoded` keeps (WHATWG; spaces become `+`).
+const FORM: &str = "*-._";
 
 /// A store to hang redactors on (they learn no secret here: values come from `also_mask`).
 fn with_redactor(test: impl Fn(&dyn Fn() -> Redactor)) {
@@ -83,46 +72,34 @@ fn unquoted(quoted: &str) -> &str {
     &quoted[1..quoted.len() - 1]
 }
 
-/// `text` percent-encoded with `set`.
-fn percent(text: &str, set: &'static AsciiSet) -> String {
-    utf8_percent_encode(text, set).to_string()
-}
-
-/// `text` percent-encoded with `set`, the escapes' hex digits in lowercase.
-fn percent_lower(text: &str, set: &'static AsciiSet) -> String {
+/// `text` percent-encoded, the hex digits in upper- or lowercase.
+fn percent(text: &str, encodes: Encodes, lower: bool) -> String {
     let mut out = String::with_capacity(text.len() * 3);
-    for c in text.chars() {
-        let mut buf = [0u8; 4];
-        let c = &*c.encode_utf8(&mut buf);
-        let encoded = percent(c, set);
-        // A character is either kept or made entirely of escapes.
-        out.push_str(&if encoded == c { encoded } else { encoded.to_ascii_lowercase() });
-    }
-    out
-}
-
-/// Python's `json.dumps` (`ensure_ascii`): the short escapes, printable ASCII as is, every other
-/// character as `\uXXXX` (lowercase hex, UTF-16 units).
-fn json_ascii(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 6);
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                for unit in c.encode_utf16(&mut [0u16; 2]) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
+    for &b in text.as_bytes() {
+        let escaped = match encodes {
+            Encodes::ControlsAnd(extra) => !(0x20..0x7f).contains(&b) || extra.as_bytes().contains(&b),
+            Encodes::AllBut(kept) => !b.is_ascii_alphanumeric() && !kept.as_bytes().contains(&b),
+        };
+        match (escaped, lower) {
+            (false, _) => out.push(char::from(b)),
+            (true, false) => out.push_str(&format!("%{b:02X}")),
+            (true, true) => out.push_str(&format!("%{b:02x}")),
         }
     }
     out
+}
+
+/// Python's `json.dumps` (`ensure_ascii`): JSON as serde_json writes it (short escapes, other
+/// controls as `\u00xx`), then DEL and every non-ASCII character as `\uXXXX` (lowercase hex,
+/// UTF-16 units).
+fn json_ascii(text: &str) -> String {
+    json(text)
+        .chars()
+        .map(|c| match c {
+            ' '..='~' | '\t' | '\n' | '\r' => c.to_string(),
+            _ => c.encode_utf16(&mut [0u16; 2]).iter().map(|unit| format!("\\u{unit:04x}")).collect(),
+        })
+        .collect()
 }
 
 fn json(text: &str) -> String {
@@ -144,23 +121,27 @@ fn forms(v: &str) -> Vec<(String, &'static str)> {
         (unquoted(&format!("{v:?}")).to_owned(), "Rust debug"),
         (json(unquoted(&format!("{v:?}"))), "Rust debug in JSON"),
     ];
-    for (set, name) in [
-        (FRAGMENT, "url fragment"),
-        (PATH, "url path"),
-        (PATH_SEGMENT, "url path segment"),
-        (USERINFO, "url userinfo"),
-        (QUERY, "url query"),
-        (SPECIAL_QUERY, "url special query"),
-        (RFC3986, "RFC 3986"),
-        (URI_COMPONENT, "encodeURIComponent"),
-        (NON_ALPHANUMERIC, "all but alphanumerics"),
+    for (encodes, name) in [
+        (Encodes::ControlsAnd(FRAGMENT), "url fragment"),
+        (Encodes::ControlsAnd(PATH), "url path"),
+        (Encodes::ControlsAnd(PATH_SEGMENT), "url path segment"),
+        (Encodes::ControlsAnd(USERINFO), "url userinfo"),
+        (Encodes::ControlsAnd(QUERY), "url query"),
+        (Encodes::ControlsAnd(SPECIAL_QUERY), "url special query"),
+        (Encodes::AllBut(UNRESERVED), "RFC 3986"),
+        (Encodes::AllBut(URI_COMPONENT), "encodeURIComponent"),
+        (Encodes::AllBut(""), "all but alphanumerics"),
     ] {
-        forms.push((percent(v, set), name));
-        forms.push((percent_lower(v, set), name));
+        forms.push((percent(v, encodes, false), name));
+        forms.push((percent(v, encodes, true), name));
     }
-    forms.push((percent(v, FORM).replace("%20", "+"), "form"));
-    forms.push((percent_lower(v, FORM).replace("%20", "+"), "form"));
-    forms.push((percent(v, RFC3986).replace("%20", "+"), "RFC 3986, spaces as +"));
+    for lower in [false, true] {
+        forms.push((percent(v, Encodes::AllBut(FORM), lower).replace("%20", "+"), "form"));
+        forms.push((
+            percent(v, Encodes::AllBut(UNRESERVED), lower).replace("%20", "+"),
+            "RFC 3986, spaces as +",
+        ));
+    }
     // A URL parser lowercases a host; long values are also masked in either case.
     if (8..=253).contains(&v.chars().count()) {
         forms.push((v.to_lowercase(), "lowercase"));
