@@ -6,10 +6,7 @@ use veil_core::{
     Accepts, BoxFuture, BuildCtx, ChainRuntime, CompiledConfig, FieldSpec, Msg, Node, NodeCtx,
     NodeDescriptor, NodeResult, Problem, Registry, Secrets, relation,
 };
-use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretType, SecretValue, Store, StoreConfig,
-    TenantId, UserId,
-};
+use veil_tests::TempStore;
 
 /// A node that tries both its declared secret (`/token`) and one it names itself (`/other`, a
 /// plain field: not a declaration), through the context and through the handle it kept.
@@ -50,29 +47,14 @@ impl Node for Prober {
 
 #[tokio::test]
 async fn a_node_that_declares_a_cannot_resolve_b() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        database: Database::Sqlite(dir.path().join("veil.db")),
-        master_key: MasterKeySource::Generated(dir.path().join("master.key")),
-        limits: Limits::default(),
-    })
-    .await
-    .unwrap();
-    let admin = Actor::tenant_admin(TenantId::new_random(), UserId::new_random(), "admin");
-    for (name, value) in [("a", "value-of-a"), ("b", "value-of-b")] {
-        let req = NewSecret {
-            name: name.into(),
-            kind: SecretType::Text,
-            description: None,
-            value: SecretValue::from(value),
-            file_name: None,
-        };
-        store.create(&admin, req).await.unwrap();
-    }
+    let env = TempStore::new().await;
+    env.text("a", "value-of-a").await;
+    env.text("b", "value-of-b").await;
+    let (store, admin) = (&env.store, &env.admin);
     let registry = Registry::new().with(&PROBER);
     let chain = json!({"name": "probe", "nodes": [{"type": "prober", "name": "P", "debugMode": true,
         "configuration": {"token": "$<secret:a>", "other": "b"}}]});
-    let deployment = veil_core::deploy(&registry, &store, &admin, &chain).unwrap();
+    let deployment = veil_core::deploy(&registry, store, admin, &chain).unwrap();
     let references: Vec<&str> = deployment.references.iter().map(|r| r.secret_name.as_str()).collect();
     assert_eq!(references, ["a"], "only the declared secret is a reference");
     let runtime = ChainRuntime::new(uuid::Uuid::new_v4(), admin.tenant_id, store.clone(), deployment);
@@ -86,5 +68,4 @@ async fn a_node_that_declares_a_cannot_resolve_b() {
     let refused = "secret 'b' is not declared by this configuration and cannot be used";
     assert_eq!(data["ctx_b"], json!({"error": refused}));
     assert_eq!(data["kept_b"], json!({"error": refused}));
-    store.close().await;
 }
