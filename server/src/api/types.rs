@@ -57,21 +57,22 @@ fn fields(specs: &[FieldSpec]) -> Vec<FieldView> {
         .collect()
 }
 
+/// A descriptor as the API shows it.
+fn view(
+    type_name: &'static str,
+    description: &'static str,
+    default_config: fn() -> Value,
+    declared: &[FieldSpec],
+) -> TypeView {
+    TypeView { type_name, description, default_configuration: default_config(), fields: fields(declared) }
+}
+
 /// `GET /api/node-types`: every node type rule chains may use.
 pub(crate) async fn node_types(
     State(host): State<Arc<Host>>,
     AuthActor(_): AuthActor,
 ) -> Json<Vec<TypeView>> {
-    Json(
-        host.node_types()
-            .map(|d| TypeView {
-                type_name: d.type_name,
-                description: d.description,
-                default_configuration: (d.default_config)(),
-                fields: fields(d.fields),
-            })
-            .collect(),
-    )
+    Json(host.node_types().map(|d| view(d.type_name, d.description, d.default_config, d.fields)).collect())
 }
 
 /// `GET /api/integration-types`: every integration type.
@@ -81,12 +82,7 @@ pub(crate) async fn integration_types(
 ) -> Json<Vec<TypeView>> {
     Json(
         host.integration_types()
-            .map(|d| TypeView {
-                type_name: d.type_name,
-                description: d.description,
-                default_configuration: (d.default_config)(),
-                fields: fields(d.fields),
-            })
+            .map(|d| view(d.type_name, d.description, d.default_config, d.fields))
             .collect(),
     )
 }
