@@ -107,8 +107,13 @@ async fn writes_abandoned_by_their_caller_still_complete() {
         let _ =
             tokio::time::timeout(std::time::Duration::from_micros(30), t.store.delete(&t.admin, *id)).await;
     }
-    // Let detached writes finish, then compare with what the database holds after a restart.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Let detached writes finish (60 creates, 20 deletes), then compare with what the database
+    // holds after a restart.
+    let query = veil_store::ListQuery { page_size: 1000, ..Default::default() };
+    veil_tests::eventually("every detached write to finish", async || {
+        (t.store.list(&t.admin, &query).unwrap().total_elements == 40).then_some(())
+    })
+    .await;
     let before: Vec<String> = t
         .store
         .list(&t.admin, &veil_store::ListQuery { page_size: 1000, ..Default::default() })
