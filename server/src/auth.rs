@@ -170,17 +170,17 @@ where
             .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
         let claims = TokenKeys::from_ref(state).check(token.trim())?;
         let id: UserId = claims.sub.parse().map_err(|_| ApiError::unauthorized("invalid token"))?;
-        let store = Store::from_ref(state);
-        let user = store
-            .user_by_id(id)
+        // From memory after the user's first request: directory writes clear it (see Store::session).
+        let session = Store::from_ref(state)
+            .session(id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
         let issued_ms = if claims.iat_ms > 0 { claims.iat_ms } else { claims.iat * 1000 };
-        if (issued_ms as i64) <= user.tokens_valid_after {
+        if (issued_ms as i64) <= session.tokens_valid_after {
             return Err(ApiError::unauthorized(
                 "the token was revoked (password change or logout); log in again",
             ));
         }
-        Ok(Self(store.actor_for(&user).await?))
+        Ok(Self(session.actor))
     }
 }

@@ -17,7 +17,10 @@ use veil_integrations::{
     IntegrationDescriptor, IntegrationRegistry, IntegrationRuntime, Integrations, UplinkError,
     deploy_integration,
 };
-use veil_store::{Actor, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Store, StoreError, TenantId};
+use veil_store::{
+    Actor, CustomerId, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Resource, Store, StoreError,
+    TenantId,
+};
 
 /// Fields the API adds to an integration; a document read with GET may be sent back with PUT.
 const INTEGRATION_VIEW_FIELDS: &[&str] = &["id", "createdTime", "updatedTime", "status", "uplinkPath"];
@@ -75,22 +78,35 @@ pub(crate) type HostResult<T> = Result<T, HostError>;
 #[derive(Debug, Default)]
 pub(crate) struct Chains {
     by_id: DashMap<Uuid, Arc<ChainRuntime>>,
+    /// The customer each chain belongs to (`None`: the tenant's), for visibility checks that
+    /// need no database read.
+    customers: DashMap<Uuid, Option<CustomerId>>,
 }
 
 impl Chains {
-    /// Runs `runtime` in place of the chain with the same id.
-    fn insert(&self, runtime: ChainRuntime) {
+    /// Runs `runtime` (of `customer`, or the tenant's) in place of the chain with the same id.
+    fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
+        self.customers.insert(runtime.id(), customer);
         self.by_id.insert(runtime.id(), Arc::new(runtime));
     }
 
     /// Forgets a chain.
     fn remove(&self, id: Uuid) {
         self.by_id.remove(&id);
+        self.customers.remove(&id);
     }
 
     /// Forgets every chain of a tenant (the tenant was deleted).
     fn remove_tenant(&self, tenant: TenantId) {
         self.by_id.retain(|_, c| c.tenant() != tenant);
+        self.customers.retain(|id, _| self.by_id.contains_key(id));
+    }
+
+    /// A running chain `actor` can see (its tenant's; a customer user's only when its customer's).
+    fn visible(&self, actor: &Actor, id: Uuid) -> Option<Arc<ChainRuntime>> {
+        let chain = self.get(id).filter(|c| c.tenant() == actor.tenant_id)?;
+        let customer = *self.customers.get(&id)?;
+        (actor.customer_id.is_none() || actor.customer_id == customer).then_some(chain)
     }
 
     /// A running chain by id.
@@ -216,12 +232,10 @@ impl Host {
         for record in self.store.all_owners(OwnerType::RuleChain).await? {
             let actor = owner_actor(&record);
             match deploy(&self.node_types, &self.store, &actor, &record.body) {
-                Ok(deployment) => self.chains.insert(ChainRuntime::new(
-                    record.owner.id,
-                    record.tenant_id,
-                    self.store.clone(),
-                    deployment,
-                )),
+                Ok(deployment) => self.chains.insert(
+                    ChainRuntime::new(record.owner.id, record.tenant_id, self.store.clone(), deployment),
+                    record.owner.customer_id,
+                ),
                 Err(problems) => {
                     let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
                     tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
@@ -323,7 +337,7 @@ impl Host {
         };
         let body = serde_json::to_value(&deployment.def).map_err(|e| HostError::Internal(e.to_string()))?;
         self.store.save_owner_linked(actor, &owner, &body, &deployment.references, &deployment.links).await?;
-        self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment));
+        self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment), customer);
         tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
         Ok(self.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
     }
@@ -366,6 +380,12 @@ impl Host {
         id: Uuid,
         op: Operation,
     ) -> HostResult<Arc<ChainRuntime>> {
+        // A running chain the actor can see needs no database read (the message path).
+        if let Some(chain) = self.chains.visible(actor, id) {
+            actor.require_on(Resource::RuleChain, op)?;
+            return Ok(chain);
+        }
+        // Not running, or not visible: the store tells 404 from 403.
         self.store.owner_for(actor, OwnerType::RuleChain, id, op).await?;
         self.chains.get(id).ok_or(HostError::ChainNotRunning(id))
     }

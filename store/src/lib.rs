@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod model;
 mod references;
+mod sessions;
 mod store;
 
 pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
@@ -43,4 +44,5 @@ pub use crate::model::{
     SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_label, validate_name,
 };
 pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
+pub use crate::sessions::{SESSION_TTL, Session};
 pub use crate::store::{ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};

@@ -22,6 +22,7 @@ use crate::model::{
     skeleton, validate_new, validate_update,
 };
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
+use crate::sessions::{Session, SessionCache};
 
 /// How to open a store.
 #[derive(Debug)]
@@ -165,6 +166,18 @@ struct Inner {
     uses: UseCounter,
     /// Tenants deleted while this process runs: writes still in flight for them are refused.
     deleted_tenants: std::sync::Mutex<std::collections::HashSet<TenantId>>,
+    /// Verified users' actors, so authenticating a request reads no database.
+    sessions: SessionCache,
+}
+
+/// Clears the session cache when dropped: held by every directory write, so the clearing comes
+/// after its commit (and happens on every way out of it).
+pub(crate) struct DirectoryWrite<'a>(&'a Store);
+
+impl Drop for DirectoryWrite<'_> {
+    fn drop(&mut self) {
+        self.0.inner.sessions.clear();
+    }
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -206,6 +219,7 @@ impl Store {
                         limits: config.limits,
                         uses: UseCounter::default(),
                         deleted_tenants: Default::default(),
+                        sessions: SessionCache::default(),
                     }),
                 };
                 store.flush_uses_periodically();
@@ -281,6 +295,12 @@ impl Store {
     /// The backend's name (`sqlite`).
     pub fn backend_kind(&self) -> &'static str {
         self.inner.backend.kind()
+    }
+
+    /// How many times this process used the database so far (reads and writes). Processing
+    /// messages and authenticating known users use it not at all: a test checks that.
+    pub fn database_queries(&self) -> u64 {
+        self.inner.backend.queries()
     }
 
     /// The configured value limits.
@@ -779,6 +799,7 @@ impl Store {
     /// and not look like another user's (see [`Store::check_new_username`]).
     pub async fn create_user(&self, user: &UserRecord) -> Result<()> {
         let _guard = self.inner.write.lock().await;
+        let _changed = self.directory_write();
         if self.check_new_username(user.tenant_id, &user.username).await? != user.username {
             return Err(StoreError::input("username", "must not start or end with spaces"));
         }
@@ -821,5 +842,28 @@ fn owner_kind_name(kind: OwnerType) -> &'static str {
     match kind {
         OwnerType::RuleChain => "rule chain",
         OwnerType::Integration => "integration",
+    }
+}
+
+impl Store {
+    /// Marks a directory write: the session cache is cleared when the returned guard drops.
+    pub(crate) fn directory_write(&self) -> DirectoryWrite<'_> {
+        DirectoryWrite(self)
+    }
+
+    /// What authenticating a token of user `id` needs, from memory when it is there (no database
+    /// read); `None` when the user does not exist. Directory writes clear what is kept.
+    pub async fn session(&self, id: UserId) -> Result<Option<Session>> {
+        if let Some(session) = self.inner.sessions.get(id) {
+            return Ok(Some(session));
+        }
+        let generation = self.inner.sessions.generation();
+        let Some(user) = self.inner.backend.user_by_id(id).await? else {
+            return Ok(None);
+        };
+        let session =
+            Session { tokens_valid_after: user.tokens_valid_after, actor: self.actor_for(&user).await? };
+        self.inner.sessions.put(id, &session, generation);
+        Ok(Some(session))
     }
 }

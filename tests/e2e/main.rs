@@ -21,3 +21,5 @@ mod limits;
 mod node_types;
 // Typed configurations: unknown keys refused with their pointers.
 mod configs;
+// Sessions from memory (every revocation applies to the next request); no database on the message path.
+mod sessions;

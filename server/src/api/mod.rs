@@ -85,7 +85,11 @@ fn authenticated() -> Router<AppState> {
 }
 
 async fn health(State(store): State<Store>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "backend": store.backend_kind() }))
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "backend": store.backend_kind(),
+        "databaseQueries": store.database_queries(),
+    }))
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -80,6 +80,12 @@ impl Backend {
         }
     }
 
+    pub(crate) fn queries(&self) -> u64 {
+        match self {
+            Self::Sqlite(b) => b.queries(),
+        }
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

@@ -31,6 +31,8 @@ pub(crate) struct SqliteBackend {
     /// `secret_history` in memory, so the redactor's synchronous look-ups never touch the
     /// database: loaded with the secrets, replaced per secret after each commit that changes it.
     earlier: EarlierValues,
+    /// Statements sent so far (each takes the connection once).
+    queries: std::sync::atomic::AtomicU64,
 }
 
 /// Earlier values per secret (with its tenant), newest first.
@@ -235,7 +237,7 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             .connect()
             .await?;
-        Ok(Self { conn: Mutex::new(Some(conn)), earlier: Default::default() })
+        Ok(Self { conn: Mutex::new(Some(conn)), earlier: Default::default(), queries: Default::default() })
     }
 
     /// Brings the schema up to date. Runs after the master key was checked against the keyring,
@@ -246,8 +248,14 @@ impl SqliteBackend {
     }
 
     async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
+        self.queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         MutexGuard::try_map(self.conn.lock().await, Option::as_mut)
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// How many times the database was used so far.
+    pub(crate) fn queries(&self) -> u64 {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) async fn close(&self) {

@@ -194,6 +194,7 @@ impl Store {
 
     /// Creates a tenant.
     pub async fn create_tenant_as(&self, actor: &Actor, name: &str) -> Result<TenantRecord> {
+        let _changed = self.directory_write();
         actor.require_on(Resource::Tenant, Operation::Create)?;
         let name = check_name("name", name)?;
         let _guard = self.inner.write.lock().await;
@@ -221,6 +222,7 @@ impl Store {
     /// Deletes a tenant with its secrets, configurations, customers, users and roles. The caller
     /// stops its running configurations.
     pub async fn delete_tenant(&self, actor: &Actor, id: TenantId) -> Result<()> {
+        let _changed = self.directory_write();
         actor.require_on(Resource::Tenant, Operation::Delete)?;
         if id == SYSTEM_TENANT || id == actor.tenant_id {
             return Err(StoreError::Forbidden("the system tenant cannot be deleted".into()));
@@ -274,6 +276,7 @@ impl Store {
 
     /// Deletes a customer (its shares go too); refused while users or configurations belong to it.
     pub async fn delete_customer(&self, actor: &Actor, id: CustomerId) -> Result<()> {
+        let _changed = self.directory_write();
         let customer = self.customer(actor, id).await?;
         actor.require_on(Resource::Customer, Operation::Delete)?;
         let _guard = self.inner.write.lock().await;
@@ -300,6 +303,7 @@ impl Store {
 
     /// Creates a custom role; it cannot grant more than the actor has.
     pub async fn create_role(&self, actor: &Actor, name: &str, grants: Vec<Grant>) -> Result<RoleRecord> {
+        let _changed = self.directory_write();
         actor.require_on(Resource::Role, Operation::Create)?;
         let name = check_name("name", name)?;
         if Role::from_name(&name).is_some() {
@@ -350,6 +354,7 @@ impl Store {
 
     /// Deletes a custom role no user holds.
     pub async fn delete_role(&self, actor: &Actor, id: Uuid) -> Result<()> {
+        let _changed = self.directory_write();
         let roles = self.inner.backend.roles(actor.tenant_id).await?;
         let role = roles
             .iter()
@@ -467,6 +472,7 @@ impl Store {
 
     /// Creates a user in the actor's tenant.
     pub async fn create_user_as(&self, actor: &Actor, new: NewUser) -> Result<UserInfo> {
+        let _changed = self.directory_write();
         actor.require_on(Resource::User, Operation::Create)?;
         let username = check_name("username", &new.username)?;
         self.check_roles(actor, &new.roles, new.customer_id).await?;
@@ -489,6 +495,7 @@ impl Store {
 
     /// Changes a user's password or roles. Users may change their own password.
     pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<UserInfo> {
+        let _changed = self.directory_write();
         let mut user = Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
         let own_password_only = user.id == actor.user_id && update.roles.is_none();
         if !own_password_only {
@@ -547,6 +554,7 @@ impl Store {
 
     /// Ends every session of the actor's own account (tokens issued until now are refused).
     pub async fn revoke_tokens(&self, actor: &Actor) -> Result<()> {
+        let _changed = self.directory_write();
         let Some(mut user) = self.inner.backend.user_by_id(actor.user_id).await? else {
             return Err(StoreError::NotFound { kind: "user", id: actor.user_id.to_string() });
         };
@@ -556,6 +564,7 @@ impl Store {
 
     /// Deletes a user (not oneself).
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        let _changed = self.directory_write();
         Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
         let user = Self::visible_user(actor, self.inner.backend.user_by_id(id).await?, id)?;
         actor.require_on(Resource::User, Operation::Delete)?;
