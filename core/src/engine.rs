@@ -29,6 +29,8 @@ use crate::secrets::Secrets;
 
 /// The most node executions one incoming message may cause (a loop in the chain ends here).
 pub const MAX_STEPS: usize = 1000;
+/// How long a message waits for a place in a full in-flight budget before it is refused.
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Debug events kept per chain (oldest dropped first).
 pub const DEBUG_EVENTS_KEPT: usize = 1000;
 
@@ -158,16 +160,22 @@ impl ChainRuntime {
         }
     }
 
-    /// Takes a place for one message in the chain's and the tenant's in-flight budgets, or says
-    /// which is full. Hold the [`Admission`] until the message is processed.
-    pub fn admit(&self) -> Result<Admission, Busy> {
-        let chain = Arc::clone(&self.in_flight)
-            .try_acquire_owned()
-            .map_err(|_| Busy { limit: "maxInFlightPerChain", value: self.limits.max_in_flight_per_chain })?;
-        let tenant = Arc::clone(&self.budget.in_flight).try_acquire_owned().map_err(|_| Busy {
-            limit: "maxInFlightPerTenant",
-            value: self.limits.max_in_flight_per_tenant,
-        })?;
+    /// Takes a place for one message in the chain's and the tenant's in-flight budgets, waiting
+    /// up to [`ADMISSION_WAIT`] for one, or says which stayed full. Hold the [`Admission`] until
+    /// the message is processed.
+    pub async fn admit(&self) -> Result<Admission, Busy> {
+        // A full budget slows the sender down first (backpressure), and refuses only when it
+        // stays full for ADMISSION_WAIT.
+        let chain = tokio::time::timeout(ADMISSION_WAIT, Arc::clone(&self.in_flight).acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Busy { limit: "maxInFlightPerChain", value: self.limits.max_in_flight_per_chain })?;
+        let tenant = tokio::time::timeout(ADMISSION_WAIT, Arc::clone(&self.budget.in_flight).acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(Busy { limit: "maxInFlightPerTenant", value: self.limits.max_in_flight_per_tenant })?;
         Ok(Admission::new(chain, tenant))
     }
 

@@ -36,7 +36,9 @@ pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_config,
     parse_doc,
 };
-pub use crate::engine::{ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep};
+pub use crate::engine::{
+    ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep,
+};
 pub use crate::error::{
     Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
 };

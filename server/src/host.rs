@@ -551,7 +551,7 @@ impl Host {
             .get(chain_id)
             .filter(|c| c.tenant() == runtime.tenant())
             .ok_or(HostError::UplinkChainNotRunning(chain_id))?;
-        let admission = chain.admit().map_err(HostError::UplinkBusy)?;
+        let admission = chain.admit().await.map_err(HostError::UplinkBusy)?;
         let messages = runtime.uplink(headers, body).await.map_err(HostError::Uplink)?;
         let count = messages.len();
         dispatch(chain, messages, admission);

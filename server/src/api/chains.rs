@@ -114,7 +114,8 @@ pub(crate) async fn send_message(
     }
     let msg = message_from(json_body(body)?)?;
     check_depth(host.limits(), "data", &msg.data)?;
-    let admission = runtime.admit().map_err(|busy| ApiError::busy(StatusCode::TOO_MANY_REQUESTS, &busy))?;
+    let admission =
+        runtime.admit().await.map_err(|busy| ApiError::busy(StatusCode::TOO_MANY_REQUESTS, &busy))?;
     let msg_id = msg.id;
     if wait {
         let trace = runtime.process(msg).await;
