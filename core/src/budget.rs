@@ -23,6 +23,8 @@ pub struct TenantBudgets {
 #[derive(Debug)]
 pub(crate) struct TenantBudget {
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Places to wait for `in_flight` (as many as it holds).
+    pub(crate) waiting: Semaphore,
     event_bytes: AtomicUsize,
     /// Events kept now, over all the tenant's chains.
     live: AtomicUsize,
@@ -133,6 +135,7 @@ impl TenantBudgets {
         Arc::clone(tenants.entry(tenant).or_insert_with(|| {
             Arc::new(TenantBudget {
                 in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight_per_tenant)),
+                waiting: Semaphore::new(self.limits.max_in_flight_per_tenant),
                 event_bytes: AtomicUsize::new(0),
                 live: AtomicUsize::new(0),
                 order: Mutex::default(),

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
@@ -105,6 +105,9 @@ pub struct ChainRuntime {
     limits: Limits,
     budget: Arc<TenantBudget>,
     in_flight: Arc<Semaphore>,
+    /// Places to wait for `in_flight` (as many as it holds): a sender beyond is refused at once,
+    /// so waiting requests are bounded too.
+    waiting: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ChainRuntime {
@@ -122,6 +125,7 @@ impl ChainRuntime {
     pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: Deployment) -> Self {
         let Deployment { def, nodes, references, budgets, .. } = deployment;
         let limits = *budgets.limits();
+        let budget = budgets.tenant(tenant);
         let mut slots: Vec<Slot> = def
             .nodes
             .iter()
@@ -153,10 +157,11 @@ impl ChainRuntime {
             slots,
             redactor,
             secret_names,
-            events: ChainEvents::new(budgets.tenant(tenant)),
+            events: ChainEvents::new(Arc::clone(&budget)),
             limits,
-            budget: budgets.tenant(tenant),
+            budget,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight_per_chain)),
+            waiting: Arc::new(Semaphore::new(limits.max_in_flight_per_chain)),
         }
     }
 
@@ -165,17 +170,23 @@ impl ChainRuntime {
     /// the message is processed.
     pub async fn admit(&self) -> Result<Admission, Busy> {
         // A full budget slows the sender down first (backpressure), and refuses only when it
-        // stays full for ADMISSION_WAIT.
-        let chain = tokio::time::timeout(ADMISSION_WAIT, Arc::clone(&self.in_flight).acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or(Busy { limit: "maxInFlightPerChain", value: self.limits.max_in_flight_per_chain })?;
-        let tenant = tokio::time::timeout(ADMISSION_WAIT, Arc::clone(&self.budget.in_flight).acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or(Busy { limit: "maxInFlightPerTenant", value: self.limits.max_in_flight_per_tenant })?;
+        // stays full for ADMISSION_WAIT, both budgets together.
+        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        let limits = &self.limits;
+        let chain = take(
+            &self.in_flight,
+            &self.waiting,
+            deadline,
+            Busy { limit: "maxInFlightPerChain", value: limits.max_in_flight_per_chain },
+        )
+        .await?;
+        let tenant = take(
+            &self.budget.in_flight,
+            &self.budget.waiting,
+            deadline,
+            Busy { limit: "maxInFlightPerTenant", value: limits.max_in_flight_per_tenant },
+        )
+        .await?;
         Ok(Admission::new(chain, tenant))
     }
 
@@ -396,6 +407,23 @@ impl ChainRuntime {
             duration_micros: started.elapsed().as_micros() as u64,
         };
         self.events.push(event, size, DEBUG_EVENTS_KEPT, self.limits.max_event_bytes_per_tenant);
+    }
+}
+
+/// A place in `budget`: at once, or by waiting until `deadline` when a waiting place is free.
+async fn take(
+    budget: &Arc<Semaphore>,
+    waiting: &Semaphore,
+    deadline: tokio::time::Instant,
+    busy: Busy,
+) -> Result<OwnedSemaphorePermit, Busy> {
+    if let Ok(permit) = Arc::clone(budget).try_acquire_owned() {
+        return Ok(permit);
+    }
+    let Ok(_waiting) = waiting.try_acquire() else { return Err(busy) };
+    match tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(busy),
     }
 }
 

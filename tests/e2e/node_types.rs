@@ -33,34 +33,26 @@ fn fields(specs: &[FieldSpec]) -> Vec<Value> {
         .collect()
 }
 
+fn expected(
+    type_name: &'static str,
+    description: &'static str,
+    default_config: fn() -> Value,
+    declared: &[FieldSpec],
+) -> (&'static str, Expected) {
+    (type_name, Expected { description, default_configuration: default_config(), fields: fields(declared) })
+}
+
 /// The node types the server registers: every node of `veil_nodes` and `integration_downlink`.
 fn expected_node_types() -> BTreeMap<&'static str, Expected> {
     let registry = veil_nodes::registry().with(&veil_integrations::DOWNLINK_NODE);
-    registry
-        .types()
-        .map(|d| {
-            let expected = Expected {
-                description: d.description,
-                default_configuration: (d.default_config)(),
-                fields: fields(d.fields),
-            };
-            (d.type_name, expected)
-        })
-        .collect()
+    registry.types().map(|d| expected(d.type_name, d.description, d.default_config, d.fields)).collect()
 }
 
 /// Every integration type of `veil_integrations`.
 fn expected_integration_types() -> BTreeMap<&'static str, Expected> {
     veil_integrations::registry()
         .types()
-        .map(|d| {
-            let expected = Expected {
-                description: d.description,
-                default_configuration: (d.default_config)(),
-                fields: fields(d.fields),
-            };
-            (d.type_name, expected)
-        })
+        .map(|d| expected(d.type_name, d.description, d.default_config, d.fields))
         .collect()
 }
 

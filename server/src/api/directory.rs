@@ -2,7 +2,6 @@
 //! permission; these handlers parse, hash passwords and shape answers.
 
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,7 +19,7 @@ use veil_store::{
 };
 
 use super::request::{ListParams, body_error, parse_id};
-use crate::auth::{AuthActor, LOGIN_WINDOW, MAX_FAILED_PER_USER, hash_password, verify_password};
+use crate::auth::{AuthActor, LoginLimiter, hash_password, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 
@@ -64,34 +63,27 @@ async fn hash(password: SecretString) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)
 }
 
-/// Wrong current passwords per user within [`LOGIN_WINDOW`]: a stolen session may not guess the
-/// password any faster than a login could ([`MAX_FAILED_PER_USER`] per window).
-static CURRENT_PASSWORD_FAILURES: LazyLock<dashmap::DashMap<UserId, (u32, Instant)>> =
-    LazyLock::new(dashmap::DashMap::new);
+/// Wrong current passwords per user, counted like failed logins (a limiter of their own, so a
+/// guessing session does not lock the account's logins): a stolen session may not guess the
+/// password any faster than a login could.
+static CURRENT_PASSWORD_GUESSES: LazyLock<LoginLimiter> = LazyLock::new(LoginLimiter::default);
 
 /// Checks the current password a user sent to change their own password. A wrong one is
 /// refused (403), recorded in the audit log as a failed login, and counted: past
-/// [`MAX_FAILED_PER_USER`] wrong ones the change is refused (429) until the window is over.
+/// as many wrong ones as a login may fail the change is refused (429) until the window is over.
 async fn verify_current_password(
     store: &Store,
     user_id: UserId,
     current: SecretString,
     address: std::net::SocketAddr,
 ) -> ApiResult<()> {
-    {
-        // Counted before the slow check, so parallel guesses cannot all slip through.
-        let mut entry = CURRENT_PASSWORD_FAILURES.entry(user_id).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOGIN_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        if entry.0 >= MAX_FAILED_PER_USER {
-            let wait = LOGIN_WINDOW.saturating_sub(entry.1.elapsed()).as_secs().max(1);
-            return Err(ApiError::too_many(
-                format!("too many wrong current passwords; try again in {wait} s"),
-                wait,
-            ));
-        }
-        entry.0 += 1;
+    // Counted before the slow check, so parallel guesses cannot all slip through.
+    let key = format!("user:{user_id}");
+    if let Err(wait) = CURRENT_PASSWORD_GUESSES.attempt(std::slice::from_ref(&key)) {
+        return Err(ApiError::too_many(
+            format!("too many wrong current passwords; try again in {wait} s"),
+            wait,
+        ));
     }
     let user = store
         .user_by_id(user_id)
@@ -108,7 +100,7 @@ async fn verify_current_password(
             "currentPassword: is not your current password",
         ));
     }
-    CURRENT_PASSWORD_FAILURES.remove(&user_id);
+    CURRENT_PASSWORD_GUESSES.succeeded(&key, "");
     Ok(())
 }
 
