@@ -20,11 +20,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_main};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, ChainRuntime, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx,
-    NodeDescriptor, NodeResult, Problem, Registry, RenderCtx, Template, relation,
+    NodeDescriptor, NodeResult, Problem, Registry, RenderCtx, Rendered, Template, relation,
 };
 use veil_store::{Actor, SecretValue, Store, TenantId};
 use veil_tests::TempStore;
@@ -102,7 +102,7 @@ fn all_templates(compiled: &CompiledConfig) -> Vec<&Template> {
     templates
 }
 
-fn render_all(ctx: &RenderCtx<'_>, templates: &[&Template]) -> Vec<SecretString> {
+fn render_all<'t>(ctx: &RenderCtx<'_>, templates: &[&'t Template]) -> Vec<Rendered<'t>> {
     templates.iter().map(|t| ctx.render(t).expect("render")).collect()
 }
 

@@ -55,8 +55,8 @@ pub use crate::script::{
 };
 pub use crate::secrets::{Secrets, sensitive_header};
 pub use crate::template::{
-    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, SecretUse, Template, compile, escape,
-    mentions_placeholder, parse, placeholder,
+    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,
+    escape, mentions_placeholder, parse, placeholder,
 };
 /// The Rhai version scripts run on, for node crates.
 pub use rhai;

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use secrecy::SecretString;
 use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
@@ -20,7 +19,7 @@ use crate::error::{NodeError, Problem, RenderError};
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
-use crate::template::{Accepts, CompiledConfig, FieldSpec, SecretUse, Template};
+use crate::template::{Accepts, CompiledConfig, FieldSpec, Rendered, SecretUse, Template};
 
 /// A boxed future, so nodes can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -111,7 +110,7 @@ impl<'a> NodeCtx<'a> {
     }
 
     /// Renders a template against a message; secrets are resolved now.
-    pub fn render(&self, template: &Template, msg: &Msg) -> Result<SecretString, RenderError> {
+    pub fn render<'t>(&self, template: &'t Template, msg: &Msg) -> Result<Rendered<'t>, RenderError> {
         self.secrets.render(template, Some(msg))
     }
 

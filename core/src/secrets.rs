@@ -6,12 +6,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 use veil_store::{SecretValue, Store, TenantId};
 
 use crate::error::{InvalidHeader, RenderError};
 use crate::message::Msg;
-use crate::template::{RenderCtx, Template};
+use crate::template::{RenderCtx, Rendered, Template};
 
 /// A capability to resolve and render the declared secrets of one node or integration. Cheap to
 /// clone (connection-oriented nodes keep one to reconnect with).
@@ -82,7 +82,7 @@ impl Secrets {
 
     /// Renders a template with the secrets of this moment (`msg` for message templates; `None`
     /// for connection settings).
-    pub fn render(&self, template: &Template, msg: Option<&Msg>) -> Result<SecretString, RenderError> {
+    pub fn render<'t>(&self, template: &'t Template, msg: Option<&Msg>) -> Result<Rendered<'t>, RenderError> {
         RenderCtx::with_secrets(self, msg).render(template)
     }
 
@@ -95,8 +95,10 @@ impl Secrets {
 
 /// An HTTP header value made from a rendered secret, marked sensitive so HTTP libraries never
 /// print it; `what` names the field in the error, never the value.
-pub fn sensitive_header(value: &SecretString, what: &str) -> Result<http::HeaderValue, InvalidHeader> {
-    use secrecy::ExposeSecret as _;
+pub fn sensitive_header(
+    value: &impl ExposeSecret<str>,
+    what: &str,
+) -> Result<http::HeaderValue, InvalidHeader> {
     let mut header =
         http::HeaderValue::from_str(value.expose_secret()).map_err(|_| InvalidHeader(what.to_owned()))?;
     header.set_sensitive(true);
@@ -105,6 +107,8 @@ pub fn sensitive_header(value: &SecretString, what: &str) -> Result<http::Header
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
     #[test]

@@ -8,3 +8,5 @@ mod redact;
 mod redact_props;
 // Capabilities: a node resolves only the secrets its configuration declared.
 mod capabilities;
+// Rendering: every shape of field, escaping, rotation, FILE bytes.
+mod render;

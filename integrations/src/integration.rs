@@ -3,10 +3,10 @@
 //! explicit [`IntegrationRegistry`] — the same shape as rule nodes.
 
 use reqwest::header::HeaderMap;
-use secrecy::SecretString;
 use serde_json::Value;
 use veil_core::{
-    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderError, Secrets, Template,
+    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderError, Rendered, Secrets,
+    Template,
 };
 
 use crate::error::{IntegrationError, UplinkError};
@@ -23,7 +23,7 @@ pub struct IntegrationCtx<'a> {
 
 impl IntegrationCtx<'_> {
     /// Renders a configuration template with the secrets of this moment.
-    pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
+    pub fn render<'t>(&self, template: &'t Template) -> Result<Rendered<'t>, RenderError> {
         self.secrets.render(template, None)
     }
 }

@@ -19,7 +19,7 @@ pub(crate) fn setting(
     config: &CompiledConfig,
     pointer: &str,
 ) -> Result<SecretString, NodeError> {
-    Ok(secrets.render(template(config, pointer)?, None)?)
+    Ok(secrets.render(template(config, pointer)?, None)?.into_owned())
 }
 
 /// PEM bytes of a FILE secret field, or of literal PEM text.
@@ -48,7 +48,7 @@ pub(crate) fn pass_on(result: Result<(), NodeError>, msg: Msg) -> NodeResult {
 
 /// A client private key as PEM rustls can load: an `ENCRYPTED PRIVATE KEY` (PKCS#8) is decrypted
 /// with `password`; other keys pass through unchanged.
-pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&SecretString>) -> Result<Vec<u8>, NodeError> {
+pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&str>) -> Result<Vec<u8>, NodeError> {
     let text = std::str::from_utf8(&pem).map_err(|_| NodeError::new("privateKey: not PEM text"))?;
     if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         return Ok(pem);
@@ -60,7 +60,7 @@ pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&SecretString>) -> 
     let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
         .map_err(|_| NodeError::new("privateKey: not an encrypted PKCS#8 key"))?;
     let key = encrypted
-        .decrypt(password.expose_secret().as_bytes())
+        .decrypt(password.as_bytes())
         .map_err(|_| NodeError::new("privateKey: the password does not decrypt it"))?;
     let pem = key
         .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)

@@ -219,7 +219,10 @@ impl MqttNode {
             Some(t) => Some(self.secrets.render(t, None)?),
             None => None,
         };
-        common::private_key_pem(self.pem("/credentials/privateKey")?, password.as_ref())
+        common::private_key_pem(
+            self.pem("/credentials/privateKey")?,
+            password.as_ref().map(|p| p.expose_secret()),
+        )
     }
 
     /// Connects with the credentials of this moment and waits for the broker's answer.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, Secrets, limit_error, relation,
+    NodeError, NodeResult, Problem, Rendered, Secrets, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -255,7 +255,7 @@ fn credentials(
 }
 
 /// A header value from a rendered secret: marked sensitive so HTTP libraries never print it.
-fn sensitive_header(value: &SecretString, what: &str) -> Result<HeaderValue, NodeError> {
+fn sensitive_header(value: &impl ExposeSecret<str>, what: &str) -> Result<HeaderValue, NodeError> {
     veil_core::sensitive_header(value, what).map_err(|e| NodeError::new(e.to_string()))
 }
 
@@ -301,7 +301,10 @@ impl RestApiCall {
             Some(t) => Some(secrets.render(t, None)?),
             None => None,
         };
-        identity.extend_from_slice(&common::private_key_pem(pem(key)?, password.as_ref())?);
+        identity.extend_from_slice(&common::private_key_pem(
+            pem(key)?,
+            password.as_ref().map(|p| p.expose_secret()),
+        )?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
@@ -328,7 +331,7 @@ impl RestApiCall {
         Ok(client)
     }
 
-    fn render(&self, ctx: &NodeCtx<'_>, pointer: &str, msg: &Msg) -> Result<SecretString, NodeError> {
+    fn render<'s>(&'s self, ctx: &NodeCtx<'_>, pointer: &str, msg: &Msg) -> Result<Rendered<'s>, NodeError> {
         Ok(ctx.render(common::template(&self.config, pointer)?, msg)?)
     }
 

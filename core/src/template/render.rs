@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use std::sync::{LazyLock, OnceLock};
 
 use handlebars::{Handlebars, RenderContext, Renderable};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use smallvec::SmallVec;
 use veil_store::{SecretValue, Store, TenantId};
 
 use super::compile::{Escape, Segment, Template};
@@ -82,28 +83,54 @@ impl<'a> RenderCtx<'a> {
         })
     }
 
-    /// Renders a template to text.
-    pub fn render(&self, template: &Template) -> Result<SecretString, RenderError> {
-        // Constant text (most fields): one copy, no bookkeeping.
-        if let Some(text) = template.literal() {
-            return Ok(SecretString::from(text));
+    /// Renders a template to text. Constant text is borrowed from the template and a field that
+    /// is exactly one secret hands over its decrypted buffer; anything else is assembled once in a
+    /// zeroizing buffer of exact size.
+    pub fn render<'t>(&self, template: &'t Template) -> Result<Rendered<'t>, RenderError> {
+        match template.segments.as_slice() {
+            [] => return Ok(Rendered::Constant("")),
+            [Segment::Literal(text)] => return Ok(Rendered::Constant(text)),
+            [Segment::Secret { name }] => {
+                let value = self.resolve_text(name)?;
+                let text = value.expose_text().unwrap_or_default();
+                let len = match template.escape {
+                    Escape::None => text.len(),
+                    Escape::JsonString => json_escaped_len(text),
+                };
+                if len == text.len() {
+                    return Ok(Rendered::Value(value));
+                }
+                let mut out = String::with_capacity(len);
+                json_escape_into(&mut out, text);
+                return Ok(Rendered::Assembled(SecretString::from(out)));
+            }
+            _ => {}
         }
-        let mut parts: Vec<Part<'_>> = Vec::with_capacity(template.segments.len());
+        // Decrypt first (one buffer per secret, owned here), then borrow the texts; most
+        // templates have a handful of segments, kept on the stack.
+        let values: SmallVec<[SecretValue; 2]> = template
+            .segments
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Secret { name } => Some(self.resolve(name)),
+                _ => None,
+            })
+            .collect::<Result<_, _>>()?;
+        let mut values = values.iter();
+        let mut parts: SmallVec<[Part<'_>; 6]> = SmallVec::with_capacity(template.segments.len());
         for segment in &template.segments {
             parts.push(match segment {
                 Segment::Literal(text) => Part::Text(Cow::Borrowed(text)),
                 Segment::Secret { name } => {
-                    let value = self.resolve(name)?;
-                    if value.expose_text().is_none() {
-                        return Err(RenderError::NotText(name.clone()));
-                    }
-                    Part::Secret(value)
+                    let value = values.next().expect("one value per secret segment");
+                    let text = value.expose_text().ok_or_else(|| RenderError::NotText(name.clone()))?;
+                    Part::Inserted(Cow::Borrowed(text))
                 }
-                Segment::Metadata(key) => Part::Message(match self.msg.and_then(|m| m.metadata.get(key)) {
+                Segment::Metadata(key) => Part::Inserted(match self.msg.and_then(|m| m.metadata.get(key)) {
                     Some(v) => Cow::Borrowed(v.as_str()),
                     None => Cow::Owned(format!("${{{key}}}")),
                 }),
-                Segment::Data(key) => Part::Message(match self.msg.and_then(|m| m.data.get(key)) {
+                Segment::Data(key) => Part::Inserted(match self.msg.and_then(|m| m.data.get(key)) {
                     Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
                     Some(other) => Cow::Owned(other.to_string()),
                     None => Cow::Owned(format!("$[{key}]")),
@@ -130,39 +157,77 @@ impl<'a> RenderCtx<'a> {
             part.write(&mut out, escape);
         }
         debug_assert_eq!(out.len(), len);
-        Ok(SecretString::from(out))
+        Ok(Rendered::Assembled(SecretString::from(out)))
+    }
+
+    /// Resolves a secret that must be text.
+    fn resolve_text(&self, name: &str) -> Result<SecretValue, RenderError> {
+        let value = self.resolve(name)?;
+        match value.expose_text() {
+            Some(_) => Ok(value),
+            None => Err(RenderError::NotText(name.to_owned())),
+        }
+    }
+}
+
+/// A rendered field. Read it with [`ExposeSecret::expose_secret`] where it is written into a
+/// request or connection; keep it with [`Rendered::into_owned`] when it must outlive the
+/// template. Plaintext lives only in zeroizing buffers, and `Debug` never shows it.
+pub enum Rendered<'t> {
+    /// Constant text of the configuration (no secret, no message value): borrowed, not copied.
+    Constant(&'t str),
+    /// A field that is exactly one TEXT secret: its decrypted buffer, not copied.
+    Value(SecretValue),
+    /// Everything else: assembled in one buffer.
+    Assembled(SecretString),
+}
+
+impl Rendered<'_> {
+    /// The value in a buffer of its own, for keeping past the template's lifetime.
+    pub fn into_owned(self) -> SecretString {
+        match self {
+            Self::Assembled(s) => s,
+            other => SecretString::from(other.expose_secret()),
+        }
+    }
+}
+
+impl ExposeSecret<str> for Rendered<'_> {
+    fn expose_secret(&self) -> &str {
+        match self {
+            Self::Constant(text) => text,
+            // Checked to be text when rendered.
+            Self::Value(value) => value.expose_text().unwrap_or_default(),
+            Self::Assembled(s) => s.expose_secret(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Rendered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rendered([REDACTED])")
     }
 }
 
 enum Part<'a> {
     /// Literal text from the configuration, or handlebars output (already escaped).
     Text(Cow<'a, str>),
-    /// Message content, escaped like secrets.
-    Message(Cow<'a, str>),
-    Secret(SecretValue),
+    /// A secret's value or message content: escaped as the field asks.
+    Inserted(Cow<'a, str>),
 }
 
 impl Part<'_> {
-    fn text(&self) -> &str {
-        match self {
-            Self::Text(t) | Self::Message(t) => t,
-            Self::Secret(v) => v.expose_text().unwrap_or_default(),
-        }
-    }
-
     fn len(&self, escape: Escape) -> usize {
         match (self, escape) {
-            (Self::Text(t), _) => t.len(),
-            (_, Escape::None) => self.text().len(),
-            (_, Escape::JsonString) => json_escaped_len(self.text()),
+            (Self::Text(t), _) | (Self::Inserted(t), Escape::None) => t.len(),
+            (Self::Inserted(t), Escape::JsonString) => json_escaped_len(t),
         }
     }
 
     fn write(&self, out: &mut String, escape: Escape) {
         match (self, escape) {
-            (Self::Text(t), _) => out.push_str(t),
-            (_, Escape::None) => out.push_str(self.text()),
-            (_, Escape::JsonString) => json_escape_into(out, self.text()),
+            (Self::Text(t), _) | (Self::Inserted(t), Escape::None) => out.push_str(t),
+            (Self::Inserted(t), Escape::JsonString) => json_escape_into(out, t),
         }
     }
 }
