@@ -27,11 +27,24 @@ pub(crate) struct ServeArgs {
     /// Directory for the database and the generated master key.
     #[arg(long, default_value = "./veil-data", env = "VEIL_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user:password@host:port/db`) instead of SQLite in the
+    /// data directory: several instances can share it.
+    #[arg(long, env = "VEIL_DATABASE_URL", value_parser = parse_database_url)]
+    pub(crate) database: Option<String>,
     /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
     #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
     pub(crate) master_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+}
+
+/// Accepts a PostgreSQL URL; the error never repeats the URL (it may hold a password).
+fn parse_database_url(url: &str) -> Result<String, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url.to_owned())
+    } else {
+        Err("expected a postgres:// URL (without --database, Veil uses SQLite in --data-dir)".into())
+    }
 }
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -156,18 +169,18 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
 /// Runs the server until a shutdown signal.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     create_data_dir(&args.data_dir)?;
-    let database = args.data_dir.join("veil.db");
+    let database = match &args.database {
+        Some(url) => Database::Postgres(url.clone()),
+        None => Database::Sqlite(args.data_dir.join("veil.db")),
+    };
+    let shown = database.to_string();
     let store = Store::open(StoreConfig {
-        database: Database::Sqlite(database.clone()),
+        database,
         master_key: master_key_source(&args),
         limits: Limits::default(),
     })
     .await?;
-    tracing::info!(
-        database = %database.display(),
-        secrets = store.secret_count(),
-        "store opened"
-    );
+    tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");
     let served = serve(&args, store.clone()).await;
     store.close().await;
     served

@@ -292,7 +292,7 @@ impl Store {
         self.inner.backend.close().await;
     }
 
-    /// The backend's name (`sqlite`).
+    /// The backend's name (`sqlite` or `postgres`).
     pub fn backend_kind(&self) -> &'static str {
         self.inner.backend.kind()
     }
@@ -670,7 +670,12 @@ impl Store {
             missing.dedup();
             return Err(StoreError::UnknownSecrets(missing));
         }
-        if self.inner.backend.save_owner(actor.tenant_id, owner, body, &resolved, links).await? {
+        if self
+            .inner
+            .backend
+            .save_owner(actor.tenant_id, actor.customer_id, owner, body, &resolved, links)
+            .await?
+        {
             Ok(())
         } else {
             Err(StoreError::NotFound { kind: owner_kind_name(owner.kind), id: owner.id.to_string() })

@@ -1,8 +1,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sqlx::Connection as _;
-use veil_store::{SecretUpdate, SecretValue, StoreError};
-use veil_tests::{TempStore, db_path, explicit_key, file_secret, generated_key, leaks, open_at, snapshot};
+use veil_store::{Database, SecretUpdate, SecretValue, StoreError};
+use veil_tests::{TempStore, explicit_key, file_secret, generated_key, leaks, open_at, open_with, snapshot};
 
 const TRICKY: &[&str] = &[
     r#"quote " and backslash \ and \" and \\"#,
@@ -12,20 +12,21 @@ const TRICKY: &[&str] = &[
     "' OR 1=1; --",
 ];
 
-#[tokio::test]
-async fn tricky_values_round_trip_exactly_through_a_restart() {
-    let t = TempStore::new().await;
-    for (i, v) in TRICKY.iter().enumerate() {
-        t.text(&format!("tricky-{i}"), v).await;
+backend_tests! {
+    #[tokio::test]
+    async fn tricky_values_round_trip_exactly_through_a_restart(t: TempStore) {
+        for (i, v) in TRICKY.iter().enumerate() {
+            t.text(&format!("tricky-{i}"), v).await;
+        }
+        let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        t.store.create(&t.admin, file_secret("binary", binary.clone())).await.unwrap();
+        let t = t.reopen().await;
+        for (i, v) in TRICKY.iter().enumerate() {
+            let got = t.store.resolve(t.admin.tenant_id, &format!("tricky-{i}")).unwrap();
+            assert_eq!(got.expose_text(), Some(*v));
+        }
+        assert_eq!(t.store.resolve(t.admin.tenant_id, "binary").unwrap().expose_bytes(), binary.as_slice());
     }
-    let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    t.store.create(&t.admin, file_secret("binary", binary.clone())).await.unwrap();
-    let t = t.reopen().await;
-    for (i, v) in TRICKY.iter().enumerate() {
-        let got = t.store.resolve(t.admin.tenant_id, &format!("tricky-{i}")).unwrap();
-        assert_eq!(got.expose_text(), Some(*v));
-    }
-    assert_eq!(t.store.resolve(t.admin.tenant_id, "binary").unwrap().expose_bytes(), binary.as_slice());
 }
 
 #[tokio::test]
@@ -55,47 +56,58 @@ async fn no_value_in_any_form_the_redactor_masks_anywhere_in_the_data_directory(
     }
 }
 
-/// Rewrites one row of the closed database with the test's own SQL.
-async fn tamper(dir: &std::path::Path, sql: &str) {
-    let url = format!("sqlite://{}", db_path(dir).display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+/// Rewrites rows of the closed store's database with the test's own SQL, in the dialect of its
+/// backend.
+async fn tamper(t: &TempStore, sqlite: &str, postgres: &str) {
+    match &t.database {
+        Database::Sqlite(path) => {
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            sqlx::query(sqlite).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        Database::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(postgres).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
 }
 
-#[tokio::test]
-async fn a_moved_or_altered_ciphertext_fails_its_integrity_check() {
-    let t = TempStore::new().await;
-    t.text("a", "value-of-a").await;
-    t.text("b", "value-of-b").await;
-    t.text("c", "value-of-c").await;
-    t.store.close().await;
-    // Move a's ciphertext into b's row.
-    tamper(
-        t.dir.path(),
-        "UPDATE secrets SET (key_id, nonce, ciphertext) = \
-         (SELECT key_id, nonce, ciphertext FROM secrets WHERE name = 'a') WHERE name = 'b'",
-    )
-    .await;
-    // Flip a byte of c's ciphertext.
-    tamper(
-        t.dir.path(),
-        "UPDATE secrets SET ciphertext = \
-         substr(ciphertext, 1, 2) || CAST(X'00' AS BLOB) || substr(ciphertext, 4) WHERE name = 'c'",
-    )
-    .await;
-    let store = open_at(t.dir.path(), generated_key(t.dir.path())).await.unwrap();
-    let tenant = t.admin.tenant_id;
-    assert_eq!(store.resolve(tenant, "a").unwrap().expose_text(), Some("value-of-a"));
-    for name in ["b", "c"] {
-        let e = store.resolve(tenant, name).unwrap_err();
-        assert!(matches!(&e, StoreError::Integrity(n) if n == name), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "secret '{name}' failed its integrity check (ciphertext altered or moved); no value returned"
-            )
-        );
+backend_tests! {
+    #[tokio::test]
+    async fn a_moved_or_altered_ciphertext_fails_its_integrity_check(t: TempStore) {
+        t.text("a", "value-of-a").await;
+        t.text("b", "value-of-b").await;
+        t.text("c", "value-of-c").await;
+        t.store.close().await;
+        // Move a's ciphertext into b's row.
+        let moved = "UPDATE secrets SET (key_id, nonce, ciphertext) = \
+             (SELECT key_id, nonce, ciphertext FROM secrets WHERE name = 'a') WHERE name = 'b'";
+        tamper(&t, moved, moved).await;
+        // Flip a byte of c's ciphertext.
+        tamper(
+            &t,
+            "UPDATE secrets SET ciphertext = \
+             substr(ciphertext, 1, 2) || CAST(X'00' AS BLOB) || substr(ciphertext, 4) WHERE name = 'c'",
+            "UPDATE secrets SET ciphertext = set_byte(ciphertext, 2, get_byte(ciphertext, 2) # 255) \
+             WHERE name = 'c'",
+        )
+        .await;
+        let store = open_with(t.database.clone(), generated_key(t.dir.path())).await.unwrap();
+        let tenant = t.admin.tenant_id;
+        assert_eq!(store.resolve(tenant, "a").unwrap().expose_text(), Some("value-of-a"));
+        for name in ["b", "c"] {
+            let e = store.resolve(tenant, name).unwrap_err();
+            assert!(matches!(&e, StoreError::Integrity(n) if n == name), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "secret '{name}' failed its integrity check (ciphertext altered or moved); no value returned"
+                )
+            );
+        }
+        store.close().await;
     }
 }
 
@@ -122,21 +134,22 @@ async fn a_wrong_master_key_refuses_to_open_and_changes_no_file() {
     assert_eq!(store.resolve(admin.tenant_id, "s").unwrap().expose_text(), Some("v"));
 }
 
-#[tokio::test]
-async fn the_generated_master_key_is_private_and_reused() {
-    let t = TempStore::new().await;
-    t.text("s", "v").await;
-    let key_path = t.dir.path().join("master.key");
-    let key = std::fs::read_to_string(&key_path).unwrap();
-    assert_eq!(STANDARD.decode(key.trim()).unwrap().len(), 32);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
+backend_tests! {
+    #[tokio::test]
+    async fn the_generated_master_key_is_private_and_reused(t: TempStore) {
+        t.text("s", "v").await;
+        let key_path = t.dir.path().join("master.key");
+        let key = std::fs::read_to_string(&key_path).unwrap();
+        assert_eq!(STANDARD.decode(key.trim()).unwrap().len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let t = t.reopen().await;
+        assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
+        assert_eq!(t.store.resolve(t.admin.tenant_id, "s").unwrap().expose_text(), Some("v"));
     }
-    let t = t.reopen().await;
-    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
-    assert_eq!(t.store.resolve(t.admin.tenant_id, "s").unwrap().expose_text(), Some("v"));
 }
 
 #[test]
@@ -162,10 +175,11 @@ fn debug_of_every_secret_holding_type_is_redacted() {
     assert!(!format!("{user:?}").contains("hash-canary"));
 }
 
-#[tokio::test]
-async fn store_debug_shows_no_values() {
-    let t = TempStore::new().await;
-    t.text("s", "hunter2-canary").await;
-    let dbg = format!("{:?}", t.store);
-    assert!(dbg.contains("sqlite") && !dbg.contains("hunter2"), "{dbg}");
+backend_tests! {
+    #[tokio::test]
+    async fn store_debug_shows_no_values(t: TempStore) {
+        t.text("s", "hunter2-canary").await;
+        let dbg = format!("{:?}", t.store);
+        assert!(dbg.contains(t.store.backend_kind()) && !dbg.contains("hunter2"), "{dbg}");
+    }
 }

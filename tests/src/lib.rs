@@ -7,7 +7,7 @@
 //! | `server` | [`Server`]: the real `veil serve` on a free loopback port with a temporary data directory, its logs and stdout, [`Server::peak_rss`], [`Server::watch_health`], `kill -9`; [`veil`] and [`serve_command`] for the CLI and other flags |
 //! | `api` | [`Api`]: a client logged in as any user; [`SECRET_INFO_KEYS`] and [`sorted_keys`] for what a client sees of a secret |
 //! | `receiver` | [`Receiver`]: a real HTTP service on loopback that records every request and answers as told |
-//! | `store` | [`TempStore`]: a real store in a temporary directory with a tenant administrator; [`open_at`], [`explicit_key`], … to open one by hand |
+//! | `store` | [`TempStore`]: a real store (SQLite in a temporary directory, or with [`TempStore::postgres`] a fresh PostgreSQL database on the server [`POSTGRES_ENV`] names) with a tenant administrator; [`open_at`], [`open_with`], [`explicit_key`], … to open one by hand |
 //! | `deploy` | [`TempStore::deploy_chain`], [`TempStore::deploy_integration`]: deploy, save with references and start, as the server does |
 //! | `leak` | [`assert_no_leak`] and [`leaks`]: the one definition of "a value leaked", exactly the forms the `Redactor` masks |
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
@@ -37,5 +37,6 @@ pub use crate::server::{
     ADMIN_PASSWORD, HealthWatch, SYSADMIN_PASSWORD, Server, serve_command, veil, veil_binary,
 };
 pub use crate::store::{
-    TempStore, admin_of, db_path, explicit_key, file_secret, generated_key, open_at, text_secret,
+    POSTGRES_ENV, StoreKind, TempStore, admin_of, db_path, explicit_key, file_secret, generated_key, open_at,
+    open_with, text_secret,
 };

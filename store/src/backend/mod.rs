@@ -1,12 +1,16 @@
 //! Persistence: a closed set of backends, one file each, with the same operations.
 
+mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-pub(crate) use self::sqlite::{CustomerUse, SqliteBackend};
+pub(crate) use self::postgres::PostgresBackend;
+pub(crate) use self::sqlite::SqliteBackend;
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
@@ -15,10 +19,67 @@ use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
 /// Which database holds the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Database {
     /// The embedded default: a SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database that several instances may share, as a URL
+    /// (`postgres://user:password@host:5432/veil`). `Debug` and `Display` hide the password.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+/// Where the data is, for logs: the SQLite file's path, or the PostgreSQL URL without its
+/// password.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// A database URL without its password (in the user info or a `password=` parameter).
+fn redact_url(url: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match main.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let authority = match authority.rsplit_once('@') {
+                Some((user_info, host)) => match user_info.split_once(':') {
+                    Some((user, _)) => format!("{user}:[REDACTED]@{host}"),
+                    None => authority.to_owned(),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => main.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[REDACTED]"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// A secret as persisted: metadata plus ciphertext.
@@ -38,6 +99,53 @@ pub(crate) struct EarlierValue {
 
 /// How many earlier values are kept per secret.
 pub(crate) const EARLIER_VALUES_KEPT: i64 = 5;
+
+/// `secret_history` in memory, so the redactor's synchronous look-ups never touch the database:
+/// loaded with the secrets, replaced per secret after each commit that changes it. Earlier values
+/// per secret (with its tenant), newest first.
+#[derive(Default)]
+pub(crate) struct EarlierValues(RwLock<HashMap<SecretId, TenantEarlierValues>>);
+
+/// A secret's tenant and its earlier values, newest first.
+type TenantEarlierValues = (TenantId, Arc<[EarlierValue]>);
+
+impl EarlierValues {
+    /// Replaces everything with the rows loaded at open (values of unknown secrets are dropped).
+    pub(crate) fn load(
+        &self,
+        rows: HashMap<SecretId, Vec<EarlierValue>>,
+        tenants: &HashMap<SecretId, TenantId>,
+    ) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = rows
+            .into_iter()
+            .filter_map(|(id, values)| tenants.get(&id).map(|t| (id, (*t, values.into()))))
+            .collect();
+    }
+
+    pub(crate) fn get(&self, id: SecretId) -> Vec<EarlierValue> {
+        let earlier = self.0.read().unwrap_or_else(|e| e.into_inner());
+        earlier.get(&id).map(|(_, values)| values.to_vec()).unwrap_or_default()
+    }
+
+    pub(crate) fn set(&self, id: SecretId, tenant: TenantId, values: Vec<EarlierValue>) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(id, (tenant, values.into()));
+    }
+
+    pub(crate) fn remove(&self, id: SecretId) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Forgets the earlier values of a tenant's secrets (the rows went with the secrets).
+    pub(crate) fn forget_tenant(&self, tenant: TenantId) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (t, _)| *t != tenant);
+    }
+}
+
+/// What stands in the way of deleting a customer.
+pub(crate) struct CustomerUse {
+    pub(crate) users: i64,
+    pub(crate) configurations: i64,
+}
 
 /// A stored configuration that may own references.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,12 +171,14 @@ pub(crate) enum DeleteOutcome {
 /// The persistence backends.
 pub(crate) enum Backend {
     Sqlite(SqliteBackend),
+    Postgres(PostgresBackend),
 }
 
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
             Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
         }
     };
 }
@@ -77,18 +187,21 @@ impl Backend {
     pub(crate) async fn connect(db: &Database) -> Result<Self> {
         match db {
             Database::Sqlite(path) => Ok(Self::Sqlite(SqliteBackend::connect(path).await?)),
+            Database::Postgres(url) => Ok(Self::Postgres(PostgresBackend::connect(url).await?)),
         }
     }
 
     pub(crate) fn queries(&self) -> u64 {
         match self {
             Self::Sqlite(b) => b.queries(),
+            Self::Postgres(b) => b.queries(),
         }
     }
 
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
         }
     }
 
@@ -124,6 +237,7 @@ impl Backend {
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
         match self {
             Backend::Sqlite(b) => b.earlier_values(id),
+            Backend::Postgres(b) => b.earlier_values(id),
         }
     }
     pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
@@ -132,15 +246,18 @@ impl Backend {
     pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         dispatch!(self.usages(id, customer))
     }
+    /// Saves a configuration with its references and links. `visible_to` is the customer of
+    /// the saving customer user: every referenced secret must be shared with it.
     pub(crate) async fn save_owner(
         &self,
         tenant: TenantId,
+        visible_to: Option<CustomerId>,
         owner: &Owner,
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
         links: &[OwnerLink],
     ) -> Result<bool> {
-        dispatch!(self.save_owner(tenant, owner, body, refs, links))
+        dispatch!(self.save_owner(tenant, visible_to, owner, body, refs, links))
     }
     pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
         dispatch!(self.links_to(id))
@@ -248,5 +365,25 @@ impl Backend {
         q: &AuditQuery,
     ) -> Result<(Vec<AuditEntry>, i64)> {
         dispatch!(self.audit_logs(tenant, q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_is_shown_without_its_password() {
+        let shown = |url: &str| {
+            let db = Database::Postgres(url.into());
+            (db.to_string(), format!("{db:?}"))
+        };
+        let (display, debug) = shown("postgres://veil:s3cret@db.example:5432/veil?sslmode=require");
+        assert_eq!(display, "postgres://veil:[REDACTED]@db.example:5432/veil?sslmode=require");
+        assert_eq!(debug, format!("Postgres({display:?})"));
+        let (display, _) = shown("postgresql://veil@db/veil?user=x&password=s3cret");
+        assert_eq!(display, "postgresql://veil@db/veil?user=x&password=[REDACTED]");
+        assert_eq!(shown("postgres://p%40ss:w@rd@host/db").0, "postgres://p%40ss:[REDACTED]@host/db");
+        assert_eq!(Database::Sqlite("/data/veil.db".into()).to_string(), "/data/veil.db");
     }
 }

@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 mod directory;
 
-pub(crate) use self::directory::CustomerUse;
-use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, OwnerRecord, SecretRow};
+use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
@@ -28,16 +27,11 @@ use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usa
 pub(crate) struct SqliteBackend {
     /// `None` once closed.
     conn: Mutex<Option<SqliteConnection>>,
-    /// `secret_history` in memory, so the redactor's synchronous look-ups never touch the
-    /// database: loaded with the secrets, replaced per secret after each commit that changes it.
+    /// `secret_history` in memory (see [`EarlierValues`]).
     earlier: EarlierValues,
     /// Statements sent so far (each takes the connection once).
     queries: std::sync::atomic::AtomicU64,
 }
-
-/// Earlier values per secret (with its tenant), newest first.
-type EarlierValues =
-    std::sync::RwLock<std::collections::HashMap<SecretId, (TenantId, std::sync::Arc<[EarlierValue]>)>>;
 
 fn migrator() -> Migrator {
     Migrator {
@@ -362,10 +356,7 @@ impl SqliteBackend {
                 .or_default()
                 .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(row)? });
         }
-        *self.earlier.write().unwrap_or_else(|e| e.into_inner()) = earlier
-            .into_iter()
-            .filter_map(|(id, values)| tenants.get(&id).map(|t| (id, (*t, values.into()))))
-            .collect();
+        self.earlier.load(earlier, &tenants);
         Ok(out)
     }
 
@@ -400,13 +391,12 @@ impl SqliteBackend {
     }
 
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
-        let earlier = self.earlier.read().unwrap_or_else(|e| e.into_inner());
-        earlier.get(&id).map(|(_, values)| values.to_vec()).unwrap_or_default()
+        self.earlier.get(id)
     }
 
     /// Forgets the earlier values of a tenant's secrets (the rows went with the secrets).
     pub(crate) fn forget_earlier_values_of(&self, tenant: TenantId) {
-        self.earlier.write().unwrap_or_else(|e| e.into_inner()).retain(|_, (t, _)| *t != tenant);
+        self.earlier.forget_tenant(tenant);
     }
 
     /// Changes a secret's row if it is still at `expected_version`. When the version moves (a new
@@ -473,7 +463,7 @@ impl SqliteBackend {
             .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
             .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
-        self.earlier.write().unwrap_or_else(|e| e.into_inner()).insert(i.id, (i.tenant_id, kept.into()));
+        self.earlier.set(i.id, i.tenant_id, kept);
         Ok(true)
     }
 
@@ -490,7 +480,7 @@ impl SqliteBackend {
             Ok(_) => {
                 // The secret's history rows go with it (ON DELETE CASCADE).
                 tx.commit().await?;
-                self.earlier.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                self.earlier.remove(id);
                 Ok(DeleteOutcome::Deleted)
             }
             // A reference committed between our read and the delete (another instance).
@@ -509,9 +499,13 @@ impl SqliteBackend {
         usages_in(&mut tx, id, customer).await
     }
 
+    /// Saves a configuration and replaces its references and links, in one transaction.
+    /// `_visible_to` needs no check here: the store's index, which already checked it, is the
+    /// whole truth when one process writes.
     pub(crate) async fn save_owner(
         &self,
         tenant: TenantId,
+        _visible_to: Option<CustomerId>,
         owner: &Owner,
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],

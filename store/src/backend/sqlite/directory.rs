@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{SqliteBackend, decode_err, is_kind, parse_id, parse_opt_id, usages_in, user_from};
 use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
+use crate::backend::CustomerUse;
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId};
@@ -72,12 +73,6 @@ fn unique_name(
         }),
         Err(e) => Err(e.into()),
     }
-}
-
-/// What stands in the way of deleting a customer.
-pub(crate) struct CustomerUse {
-    pub(crate) users: i64,
-    pub(crate) configurations: i64,
 }
 
 impl SqliteBackend {

@@ -1,0 +1,887 @@
+//! PostgreSQL, for several `veil` instances on one database. A pool of connections (reads on the
+//! hot path come from the in-memory index, so a few are plenty); every write of several rows is
+//! one transaction, and every rule that must hold across instances is held by the database:
+//! unique names and foreign keys are constraints, an update commits only at the version it read
+//! (`WHERE version = expected`, under the row lock), a delete of a secret locks its row before it
+//! looks for references and a save locks the rows of the secrets it references (`FOR KEY SHARE`,
+//! as the RESTRICT foreign key does too), so no interleaving leaves a reference to a deleted
+//! secret. Durability is PostgreSQL's: a commit is acknowledged once it is in the WAL on disk.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use uuid::Uuid;
+
+mod directory;
+
+use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow};
+use crate::crypto::{Sealed, WrappedKey};
+use crate::directory::{TenantRecord, UserRecord};
+use crate::error::{NameConflict, NeededKind, Result, StoreError};
+use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
+
+/// Connections kept open at most by one instance.
+const MAX_CONNECTIONS: u32 = 8;
+
+pub(crate) struct PostgresBackend {
+    pool: PgPool,
+    /// `secret_history` in memory (see [`EarlierValues`]).
+    earlier: EarlierValues,
+    /// Times the database was used so far (each operation counts once, as in SQLite).
+    queries: AtomicU64,
+}
+
+fn migrator() -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../../migrations/postgres/0001_init.sql")),
+            false,
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn decode_err(what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.to_owned().into()))
+}
+
+fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
+}
+
+fn sealed_from(row: &PgRow) -> Result<Sealed> {
+    let nonce: Vec<u8> = row.try_get("nonce")?;
+    Ok(Sealed {
+        key_id: row.try_get("key_id")?,
+        nonce: nonce.as_slice().try_into().map_err(|_| decode_err("nonce is not 12 bytes"))?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+fn user_from(row: &PgRow) -> Result<UserRecord> {
+    let roles: String = row.try_get("roles")?;
+    let roles: Vec<String> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
+    Ok(UserRecord {
+        id: UserId(row.try_get("id")?),
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId),
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        roles,
+        created_time: row.try_get("created_time")?,
+        tokens_valid_after: row.try_get("tokens_valid_after")?,
+    })
+}
+
+fn owner_from(row: &PgRow) -> Result<OwnerRecord> {
+    let kind: String = row.try_get("type")?;
+    let body: String = row.try_get("body")?;
+    Ok(OwnerRecord {
+        owner: Owner {
+            kind: OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId),
+        },
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        body: serde_json::from_str(&body).map_err(|_| decode_err("owners.body"))?,
+        created_time: row.try_get("created_time")?,
+        updated_time: row.try_get("updated_time")?,
+    })
+}
+
+fn tenant_from(r: &PgRow) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: TenantId(r.try_get("id")?),
+        name: r.try_get("name")?,
+        created_time: r.try_get("created_time")?,
+    })
+}
+
+/// The columns of [`owner_from`]. Listings sort text `COLLATE "C"` (byte-wise, as SQLite's BINARY
+/// does), whatever the database's collation: both backends list in the same order.
+const OWNER_COLUMNS: &str = "id, tenant_id, type, name, customer_id, body, created_time, updated_time";
+
+/// The configurations that use a secret; with `customer`, only that customer's.
+async fn usages_in(conn: &mut PgConnection, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
+    let rows = sqlx::query(
+        "SELECT o.type, o.id, o.name, r.node_id, r.node_name, r.pointer \
+         FROM secret_refs r JOIN owners o ON o.id = r.owner_id \
+         WHERE r.secret_id = $1 AND ($2::uuid IS NULL OR o.customer_id = $2) \
+         ORDER BY o.type COLLATE \"C\", o.name COLLATE \"C\", o.id, r.pointer COLLATE \"C\"",
+    )
+    .bind(id.0)
+    .bind(customer.map(|c| c.0))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut grouped = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("type")?;
+        grouped.push((
+            OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
+            row.try_get::<Uuid, _>("id")?,
+            row.try_get::<String, _>("name")?,
+            SecretRef {
+                secret_name: String::new(),
+                node_id: row.try_get("node_id")?,
+                node_name: row.try_get("node_name")?,
+                pointer: row.try_get("pointer")?,
+            },
+        ));
+    }
+    Ok(Usages::group(grouped))
+}
+
+/// Inside a write transaction: refuses a write for a tenant that another instance deleted, and
+/// keeps the tenant from being deleted until the transaction ends (its row stays locked
+/// `FOR KEY SHARE`; `delete_tenant` takes `FOR UPDATE` on it first). A tenant without a row
+/// (only tests make those) is never deleted and always writable.
+async fn tenant_alive(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    let row = sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR KEY SHARE")
+        .bind(tenant.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if row.is_some() {
+        return Ok(());
+    }
+    // A new statement sees a delete that committed while the lock above waited for it.
+    let deleted: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM deleted_tenants WHERE id = $1)")
+        .bind(tenant.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    if deleted { Err(StoreError::NotFound { kind: "tenant", id: tenant.to_string() }) } else { Ok(()) }
+}
+
+/// Inside a write transaction: keeps a customer from being deleted until the transaction ends
+/// (`delete_customer` locks its row `FOR UPDATE` before counting what belongs to it); false when
+/// it does not exist (any more).
+async fn customer_alive(conn: &mut PgConnection, customer: CustomerId) -> Result<bool> {
+    let row = sqlx::query("SELECT id FROM customers WHERE id = $1 FOR KEY SHARE")
+        .bind(customer.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+impl PostgresBackend {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`). The
+    /// first connection is made here, so a wrong URL fails the start.
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("veil");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, earlier: Default::default(), queries: Default::default() })
+    }
+
+    /// Brings the schema up to date (sqlx holds an advisory lock while it migrates, so instances
+    /// starting together migrate once). Runs after the master key was checked against the
+    /// keyring, so a refused start never changes the schema.
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        migrator().run(self.db()).await?;
+        Ok(())
+    }
+
+    /// The pool, counting one use of the database.
+    fn db(&self) -> &PgPool {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        &self.pool
+    }
+
+    /// How many times the database was used so far.
+    pub(crate) fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Closes every connection (waits for the ones in use to come back).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
+        let schema: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'data_keys')",
+        )
+        .fetch_one(self.db())
+        .await?;
+        if !schema {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id").fetch_all(self.db()).await?;
+        rows.iter().map(|r| Ok(WrappedKey { id: r.try_get("id")?, wrapped: r.try_get("wrapped")? })).collect()
+    }
+
+    pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
+        sqlx::query("INSERT INTO data_keys (id, wrapped, created_time) VALUES ($1, $2, $3)")
+            .bind(key.id)
+            .bind(&key.wrapped)
+            .bind(now_ms())
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
+        let row = sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.db())
+            .await?;
+        row.as_ref().map(sealed_from).transpose()
+    }
+
+    /// Stores a system secret unless one of that name exists (another instance may have won).
+    pub(crate) async fn insert_system_secret(&self, name: &str, sealed: &Sealed) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO system_secrets (name, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed.key_id)
+        .bind(sealed.nonce.as_slice())
+        .bind(&sealed.ciphertext)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// Every secret with its shares, and the earlier values into memory: one snapshot
+    /// (REPEATABLE READ), so the three reads agree.
+    pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
+        let mut tx = self.db().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
+             updated_time, key_id, nonce, ciphertext FROM secrets",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let shares = sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let history = sqlx::query(
+            "SELECT secret_id, version, key_id, nonce, ciphertext FROM secret_history \
+             ORDER BY secret_id, version DESC",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut shared: HashMap<SecretId, Vec<CustomerId>> = HashMap::new();
+        for s in &shares {
+            shared
+                .entry(SecretId(s.try_get("secret_id")?))
+                .or_default()
+                .push(CustomerId(s.try_get("customer_id")?));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = SecretId(row.try_get("id")?);
+            let kind: String = row.try_get("type")?;
+            out.push(SecretRow {
+                info: SecretInfo {
+                    id,
+                    tenant_id: TenantId(row.try_get("tenant_id")?),
+                    name: row.try_get("name")?,
+                    kind: SecretType::parse(&kind).ok_or_else(|| decode_err("secrets.type"))?,
+                    description: row.try_get("description")?,
+                    file_name: row.try_get("file_name")?,
+                    version: row.try_get("version")?,
+                    created_time: row.try_get("created_time")?,
+                    updated_time: row.try_get("updated_time")?,
+                    shared_with: shared.remove(&id).unwrap_or_default(),
+                },
+                sealed: sealed_from(row)?,
+            });
+        }
+        let tenants: HashMap<SecretId, TenantId> =
+            out.iter().map(|r| (r.info.id, r.info.tenant_id)).collect();
+        let mut earlier: HashMap<SecretId, Vec<EarlierValue>> = HashMap::new();
+        for row in &history {
+            earlier
+                .entry(SecretId(row.try_get("secret_id")?))
+                .or_default()
+                .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(row)? });
+        }
+        self.earlier.load(earlier, &tenants);
+        Ok(out)
+    }
+
+    /// Inserts a new secret; a name the tenant already has (on any instance) is
+    /// [`StoreError::NameTaken`], by the unique constraint.
+    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
+        let i = &row.info;
+        let mut tx = self.db().begin().await?;
+        tenant_alive(&mut tx, i.tenant_id).await?;
+        let result = sqlx::query(
+            "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
+             created_time, updated_time, key_id, nonce, ciphertext) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(i.id.0)
+        .bind(i.tenant_id.0)
+        .bind(&i.name)
+        .bind(i.kind.as_str())
+        .bind(&i.description)
+        .bind(&i.file_name)
+        .bind(i.version)
+        .bind(i.created_time)
+        .bind(i.updated_time)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::NameTaken(i.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
+        self.earlier.get(id)
+    }
+
+    /// Changes a secret's row if it is still at `expected_version` (false otherwise: another
+    /// writer, maybe another instance, got there first). The row is locked first, so the value
+    /// moved to `secret_history` is exactly the one replaced (`FOR NO KEY UPDATE`: saves that
+    /// reference the secret need not wait); history then keeps the last
+    /// [`EARLIER_VALUES_KEPT`] of that secret. All in one transaction.
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
+        let i = &row.info;
+        let mut tx = self.db().begin().await?;
+        let current = sqlx::query(
+            "SELECT key_id, nonce, ciphertext FROM secrets WHERE id = $1 AND version = $2 FOR NO KEY UPDATE",
+        )
+        .bind(i.id.0)
+        .bind(expected_version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        let new_value = i.version != expected_version;
+        if new_value {
+            let replaced = sealed_from(&current)?;
+            sqlx::query(
+                "INSERT INTO secret_history (secret_id, version, key_id, nonce, ciphertext, replaced_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (secret_id, version) DO UPDATE SET key_id = excluded.key_id, \
+                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                 replaced_time = excluded.replaced_time",
+            )
+            .bind(i.id.0)
+            .bind(expected_version)
+            .bind(replaced.key_id)
+            .bind(replaced.nonce.as_slice())
+            .bind(&replaced.ciphertext)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query(
+            "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
+             key_id = $5, nonce = $6, ciphertext = $7 WHERE id = $8 AND version = $9",
+        )
+        .bind(&i.description)
+        .bind(&i.file_name)
+        .bind(i.version)
+        .bind(i.updated_time)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .bind(i.id.0)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            // Cannot happen under the row lock; dropping the transaction rolls everything back.
+            return Ok(false);
+        }
+        if !new_value {
+            tx.commit().await?;
+            return Ok(true);
+        }
+        sqlx::query(
+            "DELETE FROM secret_history WHERE secret_id = $1 AND version NOT IN \
+             (SELECT version FROM secret_history WHERE secret_id = $1 ORDER BY version DESC LIMIT $2)",
+        )
+        .bind(i.id.0)
+        .bind(EARLIER_VALUES_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        let kept = sqlx::query(
+            "SELECT version, key_id, nonce, ciphertext FROM secret_history \
+             WHERE secret_id = $1 ORDER BY version DESC",
+        )
+        .bind(i.id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let kept = kept
+            .iter()
+            .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        self.earlier.set(i.id, i.tenant_id, kept);
+        Ok(true)
+    }
+
+    /// Deletes a secret unless a configuration references it. The secret's row is locked first:
+    /// a save that references it either committed before (its references are seen) or waits
+    /// for this transaction and then fails (the secret is gone). The RESTRICT foreign key is the
+    /// last word either way.
+    pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
+        let mut tx = self.db().begin().await?;
+        sqlx::query("SELECT id FROM secrets WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let usages = usages_in(&mut tx, id, None).await?;
+        if !usages.is_empty() {
+            return Ok(DeleteOutcome::InUse(usages));
+        }
+        let result = sqlx::query("DELETE FROM secrets WHERE id = $1").bind(id.0).execute(&mut *tx).await;
+        match result {
+            Ok(_) => {
+                // The secret's shares and history rows go with it (ON DELETE CASCADE).
+                tx.commit().await?;
+                self.earlier.remove(id);
+                Ok(DeleteOutcome::Deleted)
+            }
+            // A reference committed between the read and the delete.
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
+                drop(tx);
+                let mut conn = self.pool.acquire().await?;
+                Ok(DeleteOutcome::InUse(usages_in(&mut conn, id, None).await?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
+        let mut conn = self.db().acquire().await?;
+        usages_in(&mut conn, id, customer).await
+    }
+
+    /// Saves a configuration and replaces its references and links, in one transaction. False
+    /// when the id belongs to another tenant's or another kind's configuration. With
+    /// `visible_to` (a customer user saves), every referenced secret must be shared with that
+    /// customer.
+    pub(crate) async fn save_owner(
+        &self,
+        tenant: TenantId,
+        visible_to: Option<CustomerId>,
+        owner: &Owner,
+        body: &serde_json::Value,
+        refs: &[ResolvedRef<'_>],
+        links: &[OwnerLink],
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.db().begin().await?;
+        tenant_alive(&mut tx, tenant).await?;
+        if let Some(customer) = owner.customer_id {
+            if !customer_alive(&mut tx, customer).await? {
+                return Err(StoreError::NotFound { kind: "customer", id: customer.to_string() });
+            }
+        }
+        // The referenced secrets stay until this transaction ends (a delete or an unshare waits,
+        // then sees the references); one that is gone already was deleted by another writer, one
+        // no longer shared with the saving customer was unshared by another writer.
+        let mut wanted: Vec<Uuid> = refs.iter().map(|r| r.secret_id.0).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if !wanted.is_empty() {
+            let mut present: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM secrets WHERE id = ANY($1) AND tenant_id = $2 ORDER BY id FOR KEY SHARE",
+            )
+            .bind(&wanted)
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(customer) = visible_to {
+                present = sqlx::query_scalar(
+                    "SELECT secret_id FROM secret_shares WHERE customer_id = $1 AND secret_id = ANY($2)",
+                )
+                .bind(customer.0)
+                .bind(&present)
+                .fetch_all(&mut *tx)
+                .await?;
+            }
+            if present.len() != wanted.len() {
+                let mut missing: Vec<String> = refs
+                    .iter()
+                    .filter(|r| !present.contains(&r.secret_id.0))
+                    .map(|r| r.reference.secret_name.clone())
+                    .collect();
+                missing.sort();
+                missing.dedup();
+                return Err(StoreError::UnknownSecrets(missing));
+            }
+        }
+        let saved = sqlx::query(
+            "INSERT INTO owners (id, tenant_id, type, name, customer_id, body, created_time, updated_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body, \
+             updated_time = excluded.updated_time \
+             WHERE owners.tenant_id = excluded.tenant_id AND owners.type = excluded.type",
+        )
+        .bind(owner.id)
+        .bind(tenant.0)
+        .bind(owner.kind.as_str())
+        .bind(&owner.name)
+        .bind(owner.customer_id.map(|c| c.0))
+        .bind(body.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if saved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM secret_refs WHERE owner_id = $1").bind(owner.id).execute(&mut *tx).await?;
+        if !refs.is_empty() {
+            let secret_ids: Vec<Uuid> = refs.iter().map(|r| r.secret_id.0).collect();
+            let node_ids: Vec<Option<String>> = refs.iter().map(|r| r.reference.node_id.clone()).collect();
+            let node_names: Vec<Option<String>> =
+                refs.iter().map(|r| r.reference.node_name.clone()).collect();
+            let pointers: Vec<String> = refs.iter().map(|r| r.reference.pointer.clone()).collect();
+            let inserted = sqlx::query(
+                "INSERT INTO secret_refs (secret_id, owner_id, node_id, node_name, pointer) \
+                 SELECT s, $1, n, nn, p \
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS r(s, n, nn, p)",
+            )
+            .bind(owner.id)
+            .bind(&secret_ids)
+            .bind(&node_ids)
+            .bind(&node_names)
+            .bind(&pointers)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // Locked above, so only if the secret went between that read and this insert.
+                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
+                    let mut names: Vec<String> =
+                        refs.iter().map(|r| r.reference.secret_name.clone()).collect();
+                    names.sort();
+                    names.dedup();
+                    return Err(StoreError::UnknownSecrets(names));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sqlx::query("DELETE FROM owner_links WHERE owner_id = $1").bind(owner.id).execute(&mut *tx).await?;
+        for link in links {
+            let inserted = sqlx::query(
+                "INSERT INTO owner_links (owner_id, target_id, node_id, node_name, pointer) \
+                 SELECT $1, id, $2, $3, $4 FROM owners WHERE id = $5 AND tenant_id = $6 AND type = $7",
+            )
+            .bind(owner.id)
+            .bind(&link.node_id)
+            .bind(&link.node_name)
+            .bind(&link.pointer)
+            .bind(link.target)
+            .bind(tenant.0)
+            .bind(link.kind.as_str())
+            .execute(&mut *tx)
+            .await;
+            let missing = match inserted {
+                Ok(done) => done.rows_affected() == 0,
+                // Deleted by another writer after the read above.
+                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => true,
+                Err(e) => return Err(e.into()),
+            };
+            if missing {
+                return Err(StoreError::NotFound { kind: "integration", id: link.target.to_string() });
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The configurations whose nodes use `id`: (owner name, node name).
+    pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT o.name AS owner_name, l.node_name AS node_name FROM owner_links l \
+             JOIN owners o ON o.id = l.owner_id WHERE l.target_id = $1 \
+             ORDER BY o.name COLLATE \"C\", l.node_name COLLATE \"C\"",
+        )
+        .bind(id)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("owner_name")?, r.try_get("node_name")?))).collect()
+    }
+
+    pub(crate) async fn delete_owner(&self, tenant: TenantId, kind: OwnerType, id: Uuid) -> Result<bool> {
+        // References and the owner's own links go with it (ON DELETE CASCADE), in the same
+        // statement; an owner another one links to stays (the foreign key, checked at statement end).
+        let done = sqlx::query("DELETE FROM owners WHERE id = $1 AND tenant_id = $2 AND type = $3")
+            .bind(id)
+            .bind(tenant.0)
+            .bind(kind.as_str())
+            .execute(self.db())
+            .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => Err(StoreError::Needed {
+                kind: NeededKind::Integration,
+                message: format!("{} '{id}' is used by a rule chain", kind.as_str()),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn owner(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<Option<OwnerRecord>> {
+        let sql =
+            format!("SELECT {OWNER_COLUMNS} FROM owners WHERE id = $1 AND tenant_id = $2 AND type = $3");
+        let row =
+            sqlx::query(&sql).bind(id).bind(tenant.0).bind(kind.as_str()).fetch_optional(self.db()).await?;
+        row.as_ref().map(owner_from).transpose()
+    }
+
+    pub(crate) async fn owners(&self, tenant: TenantId, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        let sql = format!(
+            "SELECT {OWNER_COLUMNS} FROM owners WHERE tenant_id = $1 AND type = $2 \
+             ORDER BY name COLLATE \"C\", id"
+        );
+        let rows = sqlx::query(&sql).bind(tenant.0).bind(kind.as_str()).fetch_all(self.db()).await?;
+        rows.iter().map(owner_from).collect()
+    }
+
+    pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        let sql = format!(
+            "SELECT {OWNER_COLUMNS} FROM owners WHERE type = $1 ORDER BY tenant_id, name COLLATE \"C\", id"
+        );
+        let rows = sqlx::query(&sql).bind(kind.as_str()).fetch_all(self.db()).await?;
+        rows.iter().map(owner_from).collect()
+    }
+
+    pub(crate) async fn dangling_references(&self) -> Result<i64> {
+        let n = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM secret_refs r LEFT JOIN secrets s ON s.id = r.secret_id \
+             WHERE s.id IS NULL",
+        )
+        .fetch_one(self.db())
+        .await?;
+        Ok(n)
+    }
+
+    pub(crate) async fn insert_tenant(&self, t: &TenantRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tenants (id, name, created_time) VALUES ($1, $2, $3)")
+            .bind(t.id.0)
+            .bind(&t.name)
+            .bind(t.created_time)
+            .execute(self.db())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
+        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.db())
+            .await?;
+        row.as_ref().map(tenant_from).transpose()
+    }
+
+    /// Inserts a user; a taken user name (on any instance) is refused by the unique constraint. A
+    /// customer user's customer must exist, and stays until the user is committed. The tenant is
+    /// locked before the customer, in the order `delete_tenant` takes them.
+    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
+        let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
+        let mut tx = self.db().begin().await?;
+        tenant_alive(&mut tx, u.tenant_id).await?;
+        if let Some(customer) = u.customer_id {
+            if !customer_alive(&mut tx, customer).await? {
+                return Err(StoreError::input("customerId", format!("customer '{customer}' does not exist")));
+            }
+        }
+        let result = sqlx::query(
+            "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.id.0)
+        .bind(u.tenant_id.0)
+        .bind(u.customer_id.map(|c| c.0))
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(roles)
+        .bind(u.created_time)
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
+                Err(StoreError::NameUnavailable {
+                    conflict: NameConflict::Taken,
+                    message: format!("username: '{}' is already taken", u.username),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(self.db())
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM users WHERE id = $1").bind(id.0).fetch_optional(self.db()).await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub(crate) async fn count_users(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.db()).await?)
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// A fresh database on the server `VEIL_TEST_POSTGRES` names, dropped on drop.
+    struct TestDatabase {
+        server: String,
+        name: String,
+    }
+
+    impl TestDatabase {
+        async fn create() -> Self {
+            let server = std::env::var("VEIL_TEST_POSTGRES")
+                .expect("VEIL_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432)");
+            let server = server.trim_end_matches('/').to_owned();
+            let name = format!("veil_unit_{}", Uuid::new_v4().simple());
+            let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
+            admin.close().await.unwrap();
+            Self { server, name }
+        }
+
+        fn url(&self) -> String {
+            format!("{}/{}", self.server, self.name)
+        }
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            let (admin, name) = (format!("{}/postgres", self.server), self.name.clone());
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let mut admin = PgConnection::connect(&admin).await.unwrap();
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    sqlx::query(&sql).execute(&mut admin).await.unwrap();
+                })
+            })
+            .join();
+            if dropped.is_err() {
+                eprintln!("could not drop the test database {}", self.name);
+            }
+        }
+    }
+
+    fn row(id: SecretId, tenant: TenantId, version: i64) -> SecretRow {
+        let info = SecretInfo {
+            id,
+            tenant_id: tenant,
+            name: "s".into(),
+            kind: SecretType::Text,
+            description: String::new(),
+            file_name: None,
+            version,
+            created_time: 0,
+            updated_time: 0,
+            shared_with: Vec::new(),
+        };
+        // The backend never looks inside a ciphertext: the version in it is enough here.
+        let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
+        SecretRow { info, sealed }
+    }
+
+    async fn history_rows(b: &PostgresBackend, id: SecretId) -> Vec<(i64, Vec<u8>)> {
+        sqlx::query_as("SELECT version, ciphertext FROM secret_history WHERE secret_id = $1 ORDER BY version")
+            .bind(id.0)
+            .fetch_all(&b.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The SQLite backend's history test, on PostgreSQL.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+    async fn a_value_change_keeps_the_last_five_earlier_values_until_the_secret_is_deleted() {
+        let db = TestDatabase::create().await;
+        let b = PostgresBackend::connect(&db.url()).await.unwrap();
+        b.migrate().await.unwrap();
+        b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
+        let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
+        b.insert_secret(&row(id, tenant, 1)).await.unwrap();
+        // A description change (same version) keeps nothing.
+        assert!(b.update_secret(&row(id, tenant, 1), 1).await.unwrap());
+        assert!(history_rows(&b, id).await.is_empty());
+        for version in 2..=8 {
+            assert!(b.update_secret(&row(id, tenant, version), version - 1).await.unwrap());
+        }
+        // A stale update changes nothing, history included.
+        assert!(!b.update_secret(&row(id, tenant, 9), 3).await.unwrap());
+        let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
+        assert_eq!(kept, [3, 4, 5, 6, 7]);
+        for (version, ciphertext) in history_rows(&b, id).await {
+            assert_eq!(ciphertext, version.to_be_bytes(), "the ciphertext the row held at that version");
+        }
+        let in_memory: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
+        assert_eq!(in_memory, [7, 6, 5, 4, 3]);
+        b.close().await;
+
+        // Reopened: loaded with the secrets.
+        let b = PostgresBackend::connect(&db.url()).await.unwrap();
+        b.load_secrets().await.unwrap();
+        let loaded: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
+        assert_eq!(loaded, [7, 6, 5, 4, 3]);
+        assert!(matches!(b.delete_secret(id).await.unwrap(), DeleteOutcome::Deleted));
+        assert!(history_rows(&b, id).await.is_empty(), "deleted with the secret");
+        assert!(b.earlier_values(id).is_empty());
+
+        // Deleting a tenant takes its secrets' history too.
+        let other = SecretId::new_random();
+        b.insert_secret(&row(other, tenant, 1)).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), 1).await.unwrap());
+        assert_eq!(history_rows(&b, other).await.len(), 1);
+        b.delete_tenant(tenant).await.unwrap();
+        assert!(history_rows(&b, other).await.is_empty());
+        assert!(b.earlier_values(other).is_empty());
+        b.close().await;
+    }
+}

@@ -1,0 +1,203 @@
+//! Two stores on one database, as two `veil` instances would open it. Each keeps its own index
+//! and learns nothing of the other's later changes here, so whatever one has not heard of yet the
+//! database itself must refuse: a stale version, a taken name, a deleted secret, a deleted tenant,
+//! a withdrawn share. The racing tests are PostgreSQL's: SQLite serves one instance.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use uuid::Uuid;
+use veil_store::{Actor, Owner, OwnerType, Role, SYSTEM_TENANT, SecretRef, SecretUpdate, StoreError, UserId};
+use veil_tests::{TempStore, text_secret};
+
+fn chain(name: &str) -> Owner {
+    Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: name.into(), customer_id: None }
+}
+
+fn reference(secret: &str) -> SecretRef {
+    SecretRef {
+        secret_name: secret.into(),
+        node_id: Some("n1".into()),
+        node_name: Some("Call".into()),
+        pointer: "/nodes/0/configuration/credentials/token".into(),
+    }
+}
+
+/// Whether a write was refused because its tenant is gone.
+fn gone<T>(r: &Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::NotFound { kind: "tenant", .. }))
+}
+
+/// A store with a real tenant row and its administrator, and a system administrator.
+async fn tenant_store(t: &TempStore) -> (Actor, Actor) {
+    let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+    let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
+    t.store.ensure_system_tenant().await.unwrap();
+    let sys = Actor { tenant_id: SYSTEM_TENANT, permissions: Role::SysAdmin.permissions(), ..admin.clone() };
+    (admin, sys)
+}
+
+backend_tests! {
+    /// The second instance still holds version 1: its change is refused, never applied over the
+    /// first one's.
+    #[tokio::test]
+    async fn a_change_based_on_a_stale_version_is_refused(t: TempStore) {
+        let info = t.text("api-token", "one").await;
+        let other = t.open_instance().await;
+        let value = |v: &str| SecretUpdate { value: Some(v.into()), ..Default::default() };
+        t.store.update(&t.admin, info.id, value("two")).await.unwrap();
+        let e = other.update(&t.admin, info.id, value("three")).await.unwrap_err();
+        assert!(matches!(&e, StoreError::Conflict(n) if n == "api-token"), "{e:?}");
+        assert_eq!(e.to_string(), "secret 'api-token' was changed concurrently, try again");
+        let described = SecretUpdate { description: Some("d".into()), ..Default::default() };
+        let e = other.update(&t.admin, info.id, described).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        other.close().await;
+        let t = t.reopen().await;
+        assert_eq!(t.store.resolve(t.admin.tenant_id, "api-token").unwrap().expose_text(), Some("two"));
+        let info = t.store.get(&t.admin, info.id).unwrap();
+        assert_eq!((info.version, info.description.as_str()), (2, ""));
+    }
+
+    /// Names are unique per tenant in the database, not only in each instance's memory.
+    #[tokio::test]
+    async fn a_name_taken_on_another_instance_is_refused(t: TempStore) {
+        let other = t.open_instance().await;
+        t.text("api-token", "one").await;
+        let e = other.create(&t.admin, text_secret("api-token", "two")).await.unwrap_err();
+        assert!(matches!(&e, StoreError::NameTaken(n) if n == "api-token"), "{e:?}");
+        other.close().await;
+        let t = t.reopen().await;
+        assert_eq!(t.store.resolve(t.admin.tenant_id, "api-token").unwrap().expose_text(), Some("one"));
+        assert_eq!(t.store.list(&t.admin, &Default::default()).unwrap().total_elements, 1);
+    }
+
+    /// A secret deleted on one instance cannot be referenced from the other, which still lists it.
+    #[tokio::test]
+    async fn a_save_referencing_a_secret_deleted_on_another_instance_is_refused(t: TempStore) {
+        let info = t.text("api-token", "v").await;
+        let other = t.open_instance().await;
+        t.store.delete(&t.admin, info.id).await.unwrap();
+        let owner = chain("late");
+        let e = other.save_owner(&t.admin, &owner, &json!({}), &[reference("api-token")]).await.unwrap_err();
+        assert!(matches!(&e, StoreError::UnknownSecrets(n) if n == &["api-token"]), "{e:?}");
+        assert!(matches!(
+            other.owner(&t.admin, OwnerType::RuleChain, owner.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(other.dangling_references().await.unwrap(), 0);
+    }
+}
+
+/// Saves on one instance and deletes of the same secret on another race. Each pair has exactly
+/// one winner, no reference to a deleted secret remains, and a third instance loads exactly the
+/// secrets whose save won.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_saves_and_deletes_on_two_instances_race_without_dangling_references() {
+    const ROUNDS: usize = 100;
+    let t = TempStore::postgres().await;
+    let mut secrets = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let name = format!("raced-{round}");
+        secrets.push((t.text(&name, "v").await.id, name));
+    }
+    let (one, two) = (t.store.clone(), Arc::new(t.open_instance().await));
+    let mut saves_won = Vec::new();
+    for (round, (id, name)) in secrets.iter().enumerate() {
+        let saver = {
+            let (store, admin, name) = (one.clone(), t.admin.clone(), name.clone());
+            let owner = chain(&format!("chain-{round}"));
+            tokio::spawn(
+                async move { store.save_owner(&admin, &owner, &json!({}), &[reference(&name)]).await },
+            )
+        };
+        let deleter = {
+            let (store, admin, id) = (Arc::clone(&two), t.admin.clone(), *id);
+            // The save reads twice before it writes: a delete that starts 0-3 ms later meets it
+            // at every stage.
+            let late = std::time::Duration::from_micros(750 * (round as u64 % 5));
+            tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                store.delete(&admin, id).await
+            })
+        };
+        match (saver.await.unwrap(), deleter.await.unwrap()) {
+            (Ok(()), Err(StoreError::InUse { .. })) => saves_won.push(name.clone()),
+            (Err(StoreError::UnknownSecrets(n)), Ok(())) if n == [name.clone()] => {}
+            other => panic!("round {round}: exactly one must win, got {other:?}"),
+        }
+    }
+    assert_eq!(one.dangling_references().await.unwrap(), 0);
+    let third = t.open_instance().await;
+    let query = veil_store::ListQuery { page_size: 1000, ..Default::default() };
+    let mut left: Vec<String> =
+        third.list(&t.admin, &query).unwrap().data.into_iter().map(|s| s.name).collect();
+    left.sort();
+    saves_won.sort();
+    assert_eq!(left, saves_won);
+    eprintln!("saves won {}, deletes won {}", saves_won.len(), ROUNDS - saves_won.len());
+}
+
+/// One instance deletes a tenant while another, which has not heard of it, keeps writing for the
+/// tenant: each write lands before the delete (and goes with the tenant) or is refused after it;
+/// nothing of the tenant remains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_writes_racing_a_tenant_delete_on_another_instance_leave_nothing_behind() {
+    let t = TempStore::postgres().await;
+    let (admin, sys) = tenant_store(&t).await;
+    let other = t.open_instance().await;
+    let writer = {
+        let (other, admin) = (other.clone(), admin.clone());
+        tokio::spawn(async move {
+            let mut refused = 0;
+            for i in 0..60 {
+                let created = other.create(&admin, text_secret(&format!("s{i}"), "v")).await;
+                let saved = other.save_owner(&admin, &chain(&format!("c{i}")), &json!({}), &[]).await;
+                match (&created, &saved) {
+                    (Ok(_), Ok(())) => {}
+                    (Ok(_), Err(_)) if gone(&saved) => refused += 1,
+                    (Err(_), Err(_)) if gone(&created) && gone(&saved) => refused += 1,
+                    other => panic!("write {i}: {other:?}"),
+                }
+            }
+            refused
+        })
+    };
+    veil_tests::eventually("the other instance to write", async || (other.secret_count() >= 5).then_some(()))
+        .await;
+    t.store.delete_tenant(&sys, admin.tenant_id).await.unwrap();
+    let refused = writer.await.unwrap();
+    assert!(refused > 0, "the writes after the delete are refused");
+    let fresh = t.open_instance().await;
+    assert_eq!(fresh.secret_count(), 0, "no secret of the deleted tenant remains");
+    assert!(fresh.owners(&admin, OwnerType::RuleChain).await.unwrap().is_empty());
+    assert!(fresh.tenants(&sys).await.unwrap().is_empty());
+}
+
+/// A share withdrawn on one instance while another still has it: that instance's customer user
+/// cannot reference the secret any more.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_a_customer_cannot_reference_a_secret_unshared_on_another_instance() {
+    let t = TempStore::postgres().await;
+    let (admin, _) = tenant_store(&t).await;
+    let secret = t.store.create(&admin, text_secret("shared", "v")).await.unwrap();
+    let acme = t.store.create_customer(&admin, "Acme").await.unwrap();
+    t.store.share(&admin, secret.id, acme.id).await.unwrap();
+    let other = t.open_instance().await;
+    t.store.unshare(&admin, secret.id, acme.id).await.unwrap();
+    let customer = Actor {
+        user_id: UserId::new_random(),
+        username: "customer-user".into(),
+        tenant_id: admin.tenant_id,
+        customer_id: Some(acme.id),
+        permissions: Role::CustomerUser.permissions(),
+    };
+    assert!(other.find(&customer, "shared").is_some(), "the other instance has not heard of it");
+    let owner = Owner { customer_id: Some(acme.id), ..chain("Acme chain") };
+    let e = other.save_owner(&customer, &owner, &json!({}), &[reference("shared")]).await.unwrap_err();
+    assert!(matches!(&e, StoreError::UnknownSecrets(n) if n == &["shared"]), "{e:?}");
+    assert!(t.store.usages(&admin, secret.id).await.unwrap().is_empty());
+}
