@@ -366,6 +366,11 @@ impl Integrations {
         }
     }
 
+    /// The ids of the running integrations.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.by_id.iter().map(|r| *r.key()).collect()
+    }
+
     /// Stops and forgets every integration of a tenant (the tenant was deleted).
     pub fn remove_tenant(&self, tenant: TenantId) {
         let ids: Vec<Uuid> = self.by_id.iter().filter(|r| r.tenant() == tenant).map(|r| r.id()).collect();

@@ -18,8 +18,8 @@ use veil_integrations::{
     deploy_integration,
 };
 use veil_store::{
-    Actor, CustomerId, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Resource, Store, StoreError,
-    TenantId,
+    Actor, CustomerId, Operation, Owner, OwnerChange, OwnerLink, OwnerRecord, OwnerType, Resource, Store,
+    StoreError, TenantId,
 };
 
 /// Fields the API adds to an integration; a document read with GET may be sent back with PUT.
@@ -88,6 +88,11 @@ impl Chains {
     fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
         self.customers.insert(runtime.id(), customer);
         self.by_id.insert(runtime.id(), Arc::new(runtime));
+    }
+
+    /// The ids of the running chains.
+    fn ids(&self) -> Vec<Uuid> {
+        self.by_id.iter().map(|c| *c.key()).collect()
     }
 
     /// Forgets a chain.
@@ -230,39 +235,119 @@ impl Host {
     /// configuration that no longer deploys is logged and left stopped.
     pub(crate) async fn start_all(&self) -> veil_store::Result<()> {
         for record in self.store.all_owners(OwnerType::RuleChain).await? {
-            let actor = owner_actor(&record);
-            match deploy(&self.node_types, &self.store, &actor, &record.body) {
-                Ok(deployment) => self.chains.insert(
-                    ChainRuntime::new(record.owner.id, record.tenant_id, self.store.clone(), deployment),
-                    record.owner.customer_id,
-                ),
-                Err(problems) => {
-                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                    tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
-                }
-            }
+            self.start_chain(&record);
         }
         tracing::info!(chains = self.chains.len(), "rule chains started");
         for record in self.store.all_owners(OwnerType::Integration).await? {
-            let actor = owner_actor(&record);
-            match deploy_integration(&self.integration_types, &self.store, &actor, &record.body) {
-                Ok(deployment) => {
-                    let runtime = IntegrationRuntime::new(
-                        record.owner.id,
-                        record.tenant_id,
-                        self.store.clone(),
-                        deployment,
-                    );
-                    self.integrations.insert(Arc::clone(&runtime));
-                    runtime.start();
-                }
-                Err(problems) => {
-                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                    tracing::error!(integration = %record.owner.name, id = %record.owner.id, "integration not started: {}", problems.join("; "));
-                }
-            }
+            self.start_integration(&record);
         }
         tracing::info!(integrations = self.integrations.len(), "integrations started");
+        Ok(())
+    }
+
+    /// Runs a stored chain in place of the running one (if any); one that no longer deploys is
+    /// logged and stopped.
+    fn start_chain(&self, record: &OwnerRecord) {
+        let actor = owner_actor(record);
+        match deploy(&self.node_types, &self.store, &actor, &record.body) {
+            Ok(deployment) => self.chains.insert(
+                ChainRuntime::new(record.owner.id, record.tenant_id, self.store.clone(), deployment),
+                record.owner.customer_id,
+            ),
+            Err(problems) => {
+                self.chains.remove(record.owner.id);
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
+            }
+        }
+    }
+
+    /// Runs a stored integration in place of the running one (if any); one that no longer
+    /// deploys is logged and stopped.
+    fn start_integration(&self, record: &OwnerRecord) {
+        let actor = owner_actor(record);
+        match deploy_integration(&self.integration_types, &self.store, &actor, &record.body) {
+            Ok(deployment) => {
+                let runtime = IntegrationRuntime::new(
+                    record.owner.id,
+                    record.tenant_id,
+                    self.store.clone(),
+                    deployment,
+                );
+                self.integrations.insert(Arc::clone(&runtime));
+                runtime.start();
+            }
+            Err(problems) => {
+                self.integrations.remove(record.owner.id);
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(integration = %record.owner.name, id = %record.owner.id, "integration not started: {}", problems.join("; "));
+            }
+        }
+    }
+
+    /// Follows rule chains and integrations saved or deleted through other instances sharing
+    /// the database (the store's change feed): each is started, restarted or stopped here too;
+    /// after a lost feed connection everything that runs is compared with the database.
+    pub(crate) fn follow_owner_changes(self: &Arc<Self>) {
+        let mut changes = self.store.subscribe_owners();
+        let host = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let result = match changes.recv().await {
+                    Ok(OwnerChange::Changed { kind, id, tenant }) => {
+                        host.reload_owner(kind, id, tenant).await
+                    }
+                    Ok(OwnerChange::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        host.reload_all_owners().await
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "a rule chain or integration changed elsewhere could not be read");
+                }
+            }
+        });
+    }
+
+    async fn reload_owner(&self, kind: OwnerType, id: Uuid, tenant: TenantId) -> veil_store::Result<()> {
+        let record = self.store.owner_record(tenant, kind, id).await?;
+        match (kind, record) {
+            (OwnerType::RuleChain, Some(record)) => self.start_chain(&record),
+            (OwnerType::RuleChain, None) => self.chains.remove(id),
+            (OwnerType::Integration, Some(record)) => {
+                let _one_at_a_time = self.integration_writes.lock().await;
+                self.start_integration(&record);
+            }
+            (OwnerType::Integration, None) => {
+                let _one_at_a_time = self.integration_writes.lock().await;
+                self.integrations.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reload_all_owners(&self) -> veil_store::Result<()> {
+        let chains = self.store.all_owners(OwnerType::RuleChain).await?;
+        let stored: std::collections::HashSet<Uuid> = chains.iter().map(|r| r.owner.id).collect();
+        for id in self.chains.ids() {
+            if !stored.contains(&id) {
+                self.chains.remove(id);
+            }
+        }
+        for record in &chains {
+            self.start_chain(record);
+        }
+        let integrations = self.store.all_owners(OwnerType::Integration).await?;
+        let stored: std::collections::HashSet<Uuid> = integrations.iter().map(|r| r.owner.id).collect();
+        let _one_at_a_time = self.integration_writes.lock().await;
+        for id in self.integrations.ids() {
+            if !stored.contains(&id) {
+                self.integrations.remove(id);
+            }
+        }
+        for record in &integrations {
+            self.start_integration(record);
+        }
         Ok(())
     }
 

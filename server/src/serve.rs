@@ -196,6 +196,7 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     let host = Arc::new(Host::new(store, limits));
     host.start_all().await?;
     host.follow_secret_changes();
+    host.follow_owner_changes();
     let state =
         AppState { host, tokens, login_limiter: Default::default(), dummy_hash: Arc::from(dummy_hash) };
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -17,6 +17,7 @@ use crate::crypto::{Keyring, MasterKey, MasterKeySource, random_bytes};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::events::{ChangeKind, SecretEvent};
+use crate::feed::{Change, FeedItem, OwnerChange};
 use crate::model::{
     CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
     skeleton, validate_new, validate_update,
@@ -159,6 +160,8 @@ struct Inner {
     keyring: RwLock<Keyring>,
     index: Index,
     events: broadcast::Sender<SecretEvent>,
+    /// Rule chains and integrations changed by other instances (from the change feed).
+    owner_events: broadcast::Sender<OwnerChange>,
     /// Serializes writes in this process so the index follows the database's commit order.
     write: Mutex<()>,
     limits: Limits,
@@ -209,12 +212,14 @@ impl Store {
                     index.insert(row);
                 }
                 let (events, _) = broadcast::channel(1024);
+                let (owner_events, _) = broadcast::channel(1024);
                 let store = Self {
                     inner: Arc::new(Inner {
                         backend,
                         keyring: RwLock::new(keyring),
                         index,
                         events,
+                        owner_events,
                         write: Mutex::new(()),
                         limits: config.limits,
                         uses: UseCounter::default(),
@@ -223,6 +228,10 @@ impl Store {
                     }),
                 };
                 store.flush_uses_periodically();
+                if let Err(e) = store.follow_feed().await {
+                    store.close().await;
+                    return Err(e);
+                }
                 Ok(store)
             }
             Err(e) => {
@@ -262,7 +271,8 @@ impl Store {
             backend.migrate().await?;
             let key = Keyring::new_wrapped_key(&master, 1);
             backend.insert_data_key(&key).await?;
-            Keyring::unwrap_all(&master, &[key])?
+            // Read back: another instance may have made the first key at the same moment.
+            Keyring::unwrap_all(&master, &backend.load_data_keys().await?)?
         } else {
             let keyring = Keyring::unwrap_all(&master, &stored)?;
             backend.migrate().await?;
@@ -271,6 +281,143 @@ impl Store {
         debug_assert!(!keyring.is_empty());
         let rows = backend.load_secrets().await?;
         Ok((keyring, rows))
+    }
+
+    /// Applies other instances' committed changes as they come (PostgreSQL), until the store
+    /// closes. Listening has begun when this returns: what commits later is seen.
+    async fn follow_feed(&self) -> Result<()> {
+        let Some(mut feed) = self.inner.backend.listen().await? else { return Ok(()) };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(item) = feed.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                Store { inner }.apply(item).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Brings this instance's memory up to date with a change committed by another one: the
+    /// index, sessions and deleted tenants here; running chains and integrations through
+    /// [`Store::subscribe_owners`].
+    async fn apply(&self, item: FeedItem) {
+        let change = match item {
+            FeedItem::Change(change) => change,
+            FeedItem::Resync => return self.resync().await,
+        };
+        let applied = match change {
+            Change::Secret(id) => self.reload_secret(id).await,
+            Change::Owner { kind, id, tenant } => {
+                let _ = self.inner.owner_events.send(OwnerChange::Changed { kind, id, tenant });
+                Ok(())
+            }
+            Change::Tenant(id) => self.reload_tenant(id).await,
+            Change::Directory => {
+                self.inner.sessions.clear();
+                Ok(())
+            }
+        };
+        if let Err(e) = applied {
+            tracing::warn!(error = %e, "change feed: a change could not be read; reloading everything");
+            self.resync().await;
+        }
+    }
+
+    /// Reads one secret again and updates the index, announcing what changed.
+    async fn reload_secret(&self, id: SecretId) -> Result<()> {
+        // Under the write lock: a write of this process commits and updates the index as one step.
+        let _guard = self.inner.write.lock().await;
+        let now = self.inner.backend.reload_secret(id).await?;
+        let before = self.inner.index.by_id(id);
+        self.replace_row(before.as_deref(), now);
+        Ok(())
+    }
+
+    /// Puts `now` in the index in place of `before`, announcing the difference.
+    fn replace_row(&self, before: Option<&SecretRow>, now: Option<SecretRow>) {
+        match (before, now) {
+            (None, None) => {}
+            (Some(old), None) => {
+                self.inner.index.remove(&old.info);
+                self.publish(&old.info, ChangeKind::Deleted);
+            }
+            (old, Some(row)) => {
+                let info = row.info.clone();
+                self.inner.index.insert(row);
+                match old {
+                    None => self.publish(&info, ChangeKind::Created),
+                    Some(old) => {
+                        if old.info.version != info.version {
+                            self.publish(&info, ChangeKind::ValueUpdated(info.version));
+                        }
+                        if old.info.description != info.description || old.info.file_name != info.file_name {
+                            self.publish(&info, ChangeKind::DescriptionUpdated);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A tenant that no longer exists is deleted here too: its secrets leave the index and
+    /// writes still in flight for it are refused.
+    async fn reload_tenant(&self, id: TenantId) -> Result<()> {
+        self.inner.sessions.clear();
+        if self.inner.backend.tenant_by_id(id).await?.is_none() {
+            let _guard = self.inner.write.lock().await;
+            self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+            self.inner.index.remove_tenant(id);
+        }
+        Ok(())
+    }
+
+    /// After notifications may have been lost: every secret read again, sessions verified again,
+    /// and the host told to compare what runs with the database. Retries until the database
+    /// answers.
+    async fn resync(&self) {
+        loop {
+            match self.resync_once().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed: cannot reload yet; retrying in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+        self.inner.sessions.clear();
+        let _ = self.inner.owner_events.send(OwnerChange::Resync);
+        tracing::info!(secrets = self.secret_count(), "change feed: resynchronized");
+    }
+
+    async fn resync_once(&self) -> Result<()> {
+        let _guard = self.inner.write.lock().await;
+        let rows = self.inner.backend.load_secrets().await?;
+        let mut gone: std::collections::HashMap<SecretId, Arc<SecretRow>> =
+            self.inner.index.by_id.iter().map(|e| (*e.key(), Arc::clone(e.value()))).collect();
+        for row in rows {
+            let before = gone.remove(&row.info.id);
+            self.replace_row(before.as_deref(), Some(row));
+        }
+        for old in gone.into_values() {
+            self.replace_row(Some(&old), None);
+        }
+        Ok(())
+    }
+
+    /// Rule chains and integrations saved or deleted through other instances, from now on.
+    pub fn subscribe_owners(&self) -> broadcast::Receiver<OwnerChange> {
+        self.inner.owner_events.subscribe()
+    }
+
+    /// A stored configuration by id as it is now, whoever may see it (for the host, which runs
+    /// every tenant's); `None` when it does not exist.
+    pub async fn owner_record(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+        id: Uuid,
+    ) -> Result<Option<OwnerRecord>> {
+        self.inner.backend.owner(tenant, kind, id).await
     }
 
     /// Writes finished minutes of use counts every few seconds while the store is alive.

@@ -1,7 +1,7 @@
-//! Two stores on one database, as two `veil` instances would open it. Each keeps its own index
-//! and learns nothing of the other's later changes here, so whatever one has not heard of yet the
-//! database itself must refuse: a stale version, a taken name, a deleted secret, a deleted tenant,
-//! a withdrawn share. The racing tests are PostgreSQL's: SQLite serves one instance.
+//! Two stores on one database, as two `veil` instances would open it. Whatever one has not heard of
+//! yet (on SQLite never, on PostgreSQL until the change feed brings it) the database itself must
+//! refuse: a stale version, a taken name, a deleted secret, a deleted tenant, a withdrawn share.
+//! The racing tests and the change feed are PostgreSQL's: SQLite serves one instance.
 
 use std::sync::Arc;
 
@@ -37,27 +37,31 @@ async fn tenant_store(t: &TempStore) -> (Actor, Actor) {
     (admin, sys)
 }
 
+/// The second instance still holds version 1: its change is refused, never applied over the
+/// first one's. (SQLite: a second store on the file hears nothing of the first one's writes. On
+/// PostgreSQL the change feed tells it within milliseconds — see the last test — and the same
+/// check in the `UPDATE`'s `WHERE` refuses whatever still arrives stale.)
+#[tokio::test]
+async fn a_change_based_on_a_stale_version_is_refused() {
+    let t = TempStore::sqlite().await;
+    let info = t.text("api-token", "one").await;
+    let other = t.open_instance().await;
+    let value = |v: &str| SecretUpdate { value: Some(v.into()), ..Default::default() };
+    t.store.update(&t.admin, info.id, value("two")).await.unwrap();
+    let e = other.update(&t.admin, info.id, value("three")).await.unwrap_err();
+    assert!(matches!(&e, StoreError::Conflict(n) if n == "api-token"), "{e:?}");
+    assert_eq!(e.to_string(), "secret 'api-token' was changed concurrently, try again");
+    let described = SecretUpdate { description: Some("d".into()), ..Default::default() };
+    let e = other.update(&t.admin, info.id, described).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    other.close().await;
+    let t = t.reopen().await;
+    assert_eq!(t.store.resolve(t.admin.tenant_id, "api-token").unwrap().expose_text(), Some("two"));
+    let info = t.store.get(&t.admin, info.id).unwrap();
+    assert_eq!((info.version, info.description.as_str()), (2, ""));
+}
+
 backend_tests! {
-    /// The second instance still holds version 1: its change is refused, never applied over the
-    /// first one's.
-    #[tokio::test]
-    async fn a_change_based_on_a_stale_version_is_refused(t: TempStore) {
-        let info = t.text("api-token", "one").await;
-        let other = t.open_instance().await;
-        let value = |v: &str| SecretUpdate { value: Some(v.into()), ..Default::default() };
-        t.store.update(&t.admin, info.id, value("two")).await.unwrap();
-        let e = other.update(&t.admin, info.id, value("three")).await.unwrap_err();
-        assert!(matches!(&e, StoreError::Conflict(n) if n == "api-token"), "{e:?}");
-        assert_eq!(e.to_string(), "secret 'api-token' was changed concurrently, try again");
-        let described = SecretUpdate { description: Some("d".into()), ..Default::default() };
-        let e = other.update(&t.admin, info.id, described).await.unwrap_err();
-        assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
-        other.close().await;
-        let t = t.reopen().await;
-        assert_eq!(t.store.resolve(t.admin.tenant_id, "api-token").unwrap().expose_text(), Some("two"));
-        let info = t.store.get(&t.admin, info.id).unwrap();
-        assert_eq!((info.version, info.description.as_str()), (2, ""));
-    }
 
     /// Names are unique per tenant in the database, not only in each instance's memory.
     #[tokio::test]
@@ -200,4 +204,66 @@ async fn postgres_a_customer_cannot_reference_a_secret_unshared_on_another_insta
     let e = other.save_owner(&customer, &owner, &json!({}), &[reference("shared")]).await.unwrap_err();
     assert!(matches!(&e, StoreError::UnknownSecrets(n) if n == &["shared"]), "{e:?}");
     assert!(t.store.usages(&admin, secret.id).await.unwrap().is_empty());
+}
+
+/// The change feed: what one instance commits, the other applies without a restart — a new
+/// secret, each rotation (the next resolve on the other instance returns the new value; the
+/// delay over 200 rotations is printed), a deleted secret — and a lost listening connection is
+/// followed by a full reload.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn changes_through_one_instance_reach_the_other() {
+    use std::time::{Duration, Instant};
+    let t = TempStore::postgres().await;
+    let b = t.open_instance().await;
+    let mut events = b.subscribe();
+    let tenant = t.admin.tenant_id;
+    let info = t.text("api-token", "v1").await;
+    let wait_for = |want: &'static str| {
+        let b = b.clone();
+        async move {
+            let start = Instant::now();
+            loop {
+                if b.resolve(tenant, "api-token")
+                    .ok()
+                    .and_then(|v| v.expose_text().map(str::to_owned))
+                    .as_deref()
+                    == Some(want)
+                {
+                    return start.elapsed();
+                }
+                assert!(start.elapsed() < Duration::from_secs(10), "instance B never saw {want}");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    wait_for("v1").await;
+    let created = events.recv().await.unwrap();
+    assert_eq!((created.name.as_str(), created.kind), ("api-token", veil_store::ChangeKind::Created));
+
+    let values: Vec<&'static str> = (0..200).map(|i| &*format!("rotated-{i}").leak()).collect();
+    let mut delays = Vec::new();
+    for value in &values {
+        let update = SecretUpdate { value: Some((*value).into()), ..Default::default() };
+        t.store.update(&t.admin, info.id, update).await.unwrap();
+        delays.push(wait_for(value).await);
+    }
+    delays.sort();
+    let (p50, p99) = (delays[delays.len() / 2], delays[delays.len() * 99 / 100]);
+    println!(
+        "propagation over {} rotations: p50 {p50:?}, p99 {p99:?}, max {:?}",
+        delays.len(),
+        delays.last().unwrap()
+    );
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    assert_eq!(b.get(&t.admin, info.id).unwrap().version, 201);
+
+    t.store.delete(&t.admin, info.id).await.unwrap();
+    let start = Instant::now();
+    while b.resolve(tenant, "api-token").is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "instance B still resolves a deleted secret");
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(b.get(&t.admin, info.id), Err(StoreError::NotFound { .. })));
+    b.close().await;
 }

@@ -21,5 +21,7 @@ mod limits;
 mod node_types;
 // Typed configurations: unknown keys refused with their pointers.
 mod configs;
+// Two instances on one PostgreSQL database: changes through one are used by the other.
+mod cluster;
 // Sessions from memory (every revocation applies to the next request); no database on the message path.
 mod sessions;

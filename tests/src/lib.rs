@@ -37,6 +37,6 @@ pub use crate::server::{
     ADMIN_PASSWORD, HealthWatch, SYSADMIN_PASSWORD, Server, serve_command, veil, veil_binary,
 };
 pub use crate::store::{
-    POSTGRES_ENV, StoreKind, TempStore, admin_of, db_path, explicit_key, file_secret, generated_key, open_at,
-    open_with, text_secret,
+    POSTGRES_ENV, PostgresDatabase, StoreKind, TempStore, admin_of, db_path, explicit_key, file_secret,
+    generated_key, open_at, open_with, text_secret,
 };

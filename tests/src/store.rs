@@ -45,9 +45,10 @@ pub struct TempStore {
     _postgres: Option<PostgresDatabase>,
 }
 
-/// A database made on the test server, dropped (connections and all) when this is dropped. Made
-/// and dropped with `psql`, which comes with every PostgreSQL installation.
-struct PostgresDatabase {
+/// A database made on the test server named by [`POSTGRES_ENV`], dropped (connections and all)
+/// when this is dropped. Made and dropped with `psql`, which comes with every PostgreSQL
+/// installation.
+pub struct PostgresDatabase {
     /// The server URL to administer it from.
     admin_url: String,
     name: String,
@@ -67,8 +68,9 @@ fn psql(url: &str, sql: &str) -> Result<(), String> {
 }
 
 impl PostgresDatabase {
-    /// Makes `veil_test_<random>` on the server named by [`POSTGRES_ENV`].
-    fn create() -> (Self, Database) {
+    /// Makes `veil_test_<random>` on the server named by [`POSTGRES_ENV`] (panics naming the
+    /// variable when it is not set); returns it with its URL.
+    pub fn create() -> (Self, Database) {
         let server = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
             panic!(
                 "{POSTGRES_ENV} is not set: the PostgreSQL variants of the store tests need a server \

@@ -15,6 +15,7 @@ use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
+use crate::feed::FeedItem;
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
@@ -207,6 +208,25 @@ impl Backend {
 
     pub(crate) async fn close(&self) {
         dispatch!(self.close())
+    }
+
+    /// Other instances' changes, on a backend several instances share (PostgreSQL); `None` for
+    /// SQLite, whose one process applies its own writes as it makes them.
+    pub(crate) async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<FeedItem>>> {
+        match self {
+            Self::Sqlite(_) => Ok(None),
+            Self::Postgres(b) => b.listen().await.map(Some),
+        }
+    }
+
+    /// One secret as committed now (`None`: deleted), for the change feed.
+    pub(crate) async fn reload_secret(&self, id: SecretId) -> Result<Option<SecretRow>> {
+        match self {
+            Self::Sqlite(_) => {
+                Err(crate::error::StoreError::Internal("reload_secret: SQLite has no change feed".into()))
+            }
+            Self::Postgres(b) => b.reload_secret(id).await,
+        }
     }
     pub(crate) async fn migrate(&self) -> Result<()> {
         dispatch!(self.migrate())

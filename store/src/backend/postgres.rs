@@ -16,6 +16,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 mod directory;
@@ -24,6 +25,7 @@ use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Own
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
+use crate::feed::{self, FeedItem};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
@@ -32,6 +34,10 @@ const MAX_CONNECTIONS: u32 = 8;
 
 pub(crate) struct PostgresBackend {
     pool: PgPool,
+    /// This instance, as its connections tell the change feed (`veil.instance`).
+    instance: String,
+    /// The task listening to the change feed, stopped at close (it holds a connection).
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// `secret_history` in memory (see [`EarlierValues`]).
     earlier: EarlierValues,
     /// Times the database was used so far (each operation counts once, as in SQLite).
@@ -40,13 +46,22 @@ pub(crate) struct PostgresBackend {
 
 fn migrator() -> Migrator {
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(include_str!("../../migrations/postgres/0001_init.sql")),
-            false,
-        )]),
+        migrations: Cow::Owned(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0001_init.sql")),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("change feed"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0002_change_feed.sql")),
+                false,
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -173,17 +188,43 @@ async fn customer_alive(conn: &mut PgConnection, customer: CustomerId) -> Result
     Ok(row.is_some())
 }
 
+/// A connection listening to the change feed (held apart from the pool's use).
+async fn subscribe(pool: &PgPool) -> Result<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(feed::CHANNEL).await?;
+    Ok(listener)
+}
+
 impl PostgresBackend {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`). The
     /// first connection is made here, so a wrong URL fails the start.
     pub(crate) async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("veil");
+        let instance = Uuid::new_v4().to_string();
+        let tag = instance.clone();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
+            // Every write names this instance to the change feed's triggers.
+            .after_connect(move |conn, _| {
+                let tag = tag.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('veil.instance', $1, false)")
+                        .bind(tag)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, earlier: Default::default(), queries: Default::default() })
+        Ok(Self {
+            pool,
+            instance,
+            listener: Default::default(),
+            earlier: Default::default(),
+            queries: Default::default(),
+        })
     }
 
     /// Brings the schema up to date (sqlx holds an advisory lock while it migrates, so instances
@@ -205,9 +246,62 @@ impl PostgresBackend {
         self.queries.load(Ordering::Relaxed)
     }
 
-    /// Closes every connection (waits for the ones in use to come back).
+    /// Stops the change feed and closes every connection (waits for the ones in use to come
+    /// back).
     pub(crate) async fn close(&self) {
+        let listener = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = listener {
+            task.abort();
+            let _ = task.await;
+        }
         self.pool.close().await;
+    }
+
+    /// Starts listening to the change feed: other instances' committed changes, and a
+    /// [`FeedItem::Resync`] whenever the listening connection was lost and is back (what was
+    /// announced meanwhile is gone). Listening has begun when this returns.
+    pub(crate) async fn listen(&self) -> Result<mpsc::UnboundedReceiver<FeedItem>> {
+        let mut listener = subscribe(&self.pool).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (pool, instance) = (self.pool.clone(), self.instance.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        let Some(change) = feed::parse(notification.payload(), &instance) else { continue };
+                        if tx.send(FeedItem::Change(change)).is_err() {
+                            return;
+                        }
+                    }
+                    // The connection dropped (and sqlx would reconnect on the next call): listen
+                    // on a new one first, then resync, so nothing falls between the two.
+                    Ok(None) | Err(_) => {
+                        tracing::warn!("change feed: the listening connection was lost; reconnecting");
+                        listener = loop {
+                            match subscribe(&pool).await {
+                                Ok(l) => break l,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "change feed: cannot listen yet; retrying in 1 s");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        };
+                        if tx.send(FeedItem::Resync).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(rx)
+    }
+
+    /// One secret as it is now, with its shares, its earlier values brought up to date in memory;
+    /// `None` when it no longer exists.
+    pub(crate) async fn reload_secret(&self, id: SecretId) -> Result<Option<SecretRow>> {
+        let rows = self.secrets_where(Some(id)).await?;
+        Ok(rows.into_iter().next())
     }
 
     pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
@@ -225,7 +319,11 @@ impl PostgresBackend {
     }
 
     pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
-        sqlx::query("INSERT INTO data_keys (id, wrapped, created_time) VALUES ($1, $2, $3)")
+        // Instances starting together on an empty database: the first key stays (the caller
+        // reads the keyring back).
+        sqlx::query(
+            "INSERT INTO data_keys (id, wrapped, created_time) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
             .bind(key.id)
             .bind(&key.wrapped)
             .bind(now_ms())
@@ -260,21 +358,34 @@ impl PostgresBackend {
     /// Every secret with its shares, and the earlier values into memory: one snapshot
     /// (REPEATABLE READ), so the three reads agree.
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
+        self.secrets_where(None).await
+    }
+
+    /// Every secret, or the one with id `only`, in one snapshot; their earlier values replace
+    /// the ones in memory (all of them, or that secret's).
+    async fn secrets_where(&self, only: Option<SecretId>) -> Result<Vec<SecretRow>> {
+        let only = only.map(|id| id.0);
         let mut tx = self.db().begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let rows = sqlx::query(
             "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
-             updated_time, key_id, nonce, ciphertext FROM secrets",
+             updated_time, key_id, nonce, ciphertext FROM secrets WHERE $1::uuid IS NULL OR id = $1",
         )
+        .bind(only)
         .fetch_all(&mut *tx)
         .await?;
-        let shares = sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
-            .fetch_all(&mut *tx)
-            .await?;
+        let shares = sqlx::query(
+            "SELECT secret_id, customer_id FROM secret_shares WHERE $1::uuid IS NULL OR secret_id = $1 \
+             ORDER BY customer_id",
+        )
+        .bind(only)
+        .fetch_all(&mut *tx)
+        .await?;
         let history = sqlx::query(
             "SELECT secret_id, version, key_id, nonce, ciphertext FROM secret_history \
-             ORDER BY secret_id, version DESC",
+             WHERE $1::uuid IS NULL OR secret_id = $1 ORDER BY secret_id, version DESC",
         )
+        .bind(only)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -314,7 +425,17 @@ impl PostgresBackend {
                 .or_default()
                 .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(row)? });
         }
-        self.earlier.load(earlier, &tenants);
+        match only {
+            None => self.earlier.load(earlier, &tenants),
+            Some(id) => match out.first() {
+                Some(row) => self.earlier.set(
+                    row.info.id,
+                    row.info.tenant_id,
+                    earlier.remove(&row.info.id).unwrap_or_default(),
+                ),
+                None => self.earlier.remove(SecretId(id)),
+            },
+        }
         Ok(out)
     }
 
