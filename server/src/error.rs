@@ -128,6 +128,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "secret_in_use", message).with("references", json!(usages))
             }
             StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
             StoreError::Integrity(_) => {
                 tracing::error!("{message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", message)

@@ -129,6 +129,10 @@ pub enum StoreError {
     /// The master key could not be loaded.
     #[error("master key: {0}")]
     MasterKey(String),
+    /// Another integration holds the routing key (decided by the database, whichever instance
+    /// saved it).
+    #[error("routingKey: '{0}' is used by another integration")]
+    RoutingKeyTaken(String),
     /// Two writers changed the same secret at once; the caller may retry.
     #[error("secret '{0}' was changed concurrently, try again")]
     Conflict(String),

@@ -62,6 +62,26 @@ async fn a_change_based_on_a_stale_version_is_refused() {
 }
 
 backend_tests! {
+    /// A routing key is the database's to give: another instance saving a second integration
+    /// with the same key is refused (409 `routing_key_taken` through the API); re-saving the
+    /// integration that holds it, or a third one with another key, is fine.
+    #[tokio::test]
+    async fn a_routing_key_is_unique_across_instances(t: TempStore) {
+        let other = t.open_instance().await;
+        let integration = |name: &str| Owner { kind: OwnerType::Integration, ..chain(name) };
+        let body = |key: &str| json!({"name": "x", "type": "HTTP", "routingKey": key});
+        let first = integration("first");
+        t.store.save_owner(&t.admin, &first, &body("k-1"), &[]).await.unwrap();
+        let e = other.save_owner(&t.admin, &integration("second"), &body("k-1"), &[]).await.unwrap_err();
+        assert!(matches!(&e, StoreError::RoutingKeyTaken(k) if k == "k-1"), "{e:?}");
+        assert_eq!(e.to_string(), "routingKey: 'k-1' is used by another integration");
+        other.save_owner(&t.admin, &first, &body("k-1"), &[]).await.unwrap();
+        other.save_owner(&t.admin, &integration("third"), &body("k-2"), &[]).await.unwrap();
+        // A chain's body may say anything: only integrations hold routing keys.
+        other.save_owner(&t.admin, &chain("chain"), &body("k-1"), &[]).await.unwrap();
+        other.close().await;
+    }
+
 
     /// Names are unique per tenant in the database, not only in each instance's memory.
     #[tokio::test]

@@ -169,6 +169,22 @@ pub(crate) enum DeleteOutcome {
     InUse(Usages),
 }
 
+/// A failed write of a configuration: the unique index on integrations' routing keys refusing it
+/// is [`StoreError::RoutingKeyTaken`]; anything else a database error.
+pub(crate) fn owner_write_error(e: sqlx::Error, body: &serde_json::Value) -> crate::error::StoreError {
+    const INDEX: &str = "owners_routing_key";
+    match &e {
+        sqlx::Error::Database(d)
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation
+                && (d.constraint() == Some(INDEX) || d.message().contains(INDEX)) =>
+        {
+            let key = body.get("routingKey").and_then(serde_json::Value::as_str).unwrap_or_default();
+            crate::error::StoreError::RoutingKeyTaken(key.to_owned())
+        }
+        _ => e.into(),
+    }
+}
+
 /// The persistence backends.
 pub(crate) enum Backend {
     Sqlite(SqliteBackend),

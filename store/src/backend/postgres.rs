@@ -61,6 +61,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0002_change_feed.sql")),
                 false,
             ),
+            Migration::new(
+                3,
+                Cow::Borrowed("routing keys"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0003_routing_keys.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -672,7 +679,8 @@ impl PostgresBackend {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| super::owner_write_error(e, body))?;
         if saved.rows_affected() == 0 {
             return Ok(false);
         }

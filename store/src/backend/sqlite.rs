@@ -71,6 +71,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0005_owner_links.sql")),
                 false,
             ),
+            Migration::new(
+                6,
+                Cow::Borrowed("routing keys"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0006_routing_keys.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -530,7 +537,8 @@ impl SqliteBackend {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| super::owner_write_error(e, body))?;
         if saved.rows_affected() == 0 {
             return Ok(false);
         }
