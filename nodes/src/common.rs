@@ -47,14 +47,22 @@ pub(crate) fn pass_on(result: Result<(), NodeError>, msg: Msg) -> NodeResult {
 }
 
 /// A client private key as PEM rustls can load: an `ENCRYPTED PRIVATE KEY` (PKCS#8) is decrypted
-/// with `password`; other keys pass through unchanged.
-pub(crate) fn private_key_pem(pem: Vec<u8>, password: Option<&str>) -> Result<Vec<u8>, NodeError> {
+/// with the configuration's `/credentials/password` (rendered only then); other keys pass through
+/// unchanged.
+pub(crate) fn private_key_pem(
+    secrets: &Secrets,
+    config: &CompiledConfig,
+    pem: Vec<u8>,
+) -> Result<Vec<u8>, NodeError> {
     let text = std::str::from_utf8(&pem).map_err(|_| NodeError::new("privateKey: not PEM text"))?;
     if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         return Ok(pem);
     }
-    let password = password
+    let password = config
+        .template("/credentials/password")
         .ok_or_else(|| NodeError::new("privateKey is encrypted: set credentials/password to its password"))?;
+    let password = secrets.render(password, None)?;
+    let password = password.expose_secret();
     let (_, document) = pkcs8::SecretDocument::from_pem(text)
         .map_err(|_| NodeError::new("privateKey: not a valid PEM document"))?;
     let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())

@@ -215,14 +215,7 @@ impl MqttNode {
 
     /// The client key, decrypted with `credentials/password` when it is an encrypted PKCS#8 key.
     fn private_key(&self) -> Result<Vec<u8>, NodeError> {
-        let password = match self.config.template("/credentials/password") {
-            Some(t) => Some(self.secrets.render(t, None)?),
-            None => None,
-        };
-        common::private_key_pem(
-            self.pem("/credentials/privateKey")?,
-            password.as_ref().map(|p| p.expose_secret()),
-        )
+        common::private_key_pem(&self.secrets, &self.config, self.pem("/credentials/privateKey")?)
     }
 
     /// Connects with the credentials of this moment and waits for the broker's answer.

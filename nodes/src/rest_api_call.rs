@@ -297,14 +297,7 @@ impl RestApiCall {
             .is_some_and(|der| common::is_x509_v1(der.as_ref()));
         let mut identity = client_cert;
         identity.push(b'\n');
-        let password = match self.config.template("/credentials/password") {
-            Some(t) => Some(secrets.render(t, None)?),
-            None => None,
-        };
-        identity.extend_from_slice(&common::private_key_pem(
-            pem(key)?,
-            password.as_ref().map(|p| p.expose_secret()),
-        )?);
+        identity.extend_from_slice(&common::private_key_pem(secrets, &self.config, pem(key)?)?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
