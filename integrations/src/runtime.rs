@@ -12,7 +12,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
 use veil_core::{Msg, Redactor, Script, Secrets};
-use veil_store::{Store, TenantId};
+use veil_store::{OwnerRecord, Store, TenantId};
 
 use crate::converter;
 use crate::deploy::{IntegrationDef, IntegrationDeployment};
@@ -23,6 +23,10 @@ use crate::integration::{Integration, IntegrationCtx};
 const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest wait between start attempts.
 const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
+/// A start another instance finished this recently, for the same configuration and secret
+/// versions, is not done again: its outcome is taken (instances start an integration within
+/// milliseconds of each other when it is saved, a secret rotates or they boot together).
+const START_SHARED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where an integration is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,9 @@ impl std::fmt::Display for Status {
 pub struct IntegrationRuntime {
     id: Uuid,
     tenant: TenantId,
+    /// When its configuration was saved: every instance running this save knows the same time.
+    saved_time: i64,
+    store: Store,
     secrets: Secrets,
     def: IntegrationDef,
     uplink_path: &'static str,
@@ -75,8 +82,10 @@ impl std::fmt::Debug for IntegrationRuntime {
 }
 
 impl IntegrationRuntime {
-    /// A runtime for a deployed integration; call [`IntegrationRuntime::start`] to connect it.
-    pub fn new(id: Uuid, tenant: TenantId, store: Store, deployment: IntegrationDeployment) -> Arc<Self> {
+    /// A runtime for a deployed integration as it was saved (`record`); call
+    /// [`IntegrationRuntime::start`] to connect it.
+    pub fn new(record: &OwnerRecord, store: Store, deployment: IntegrationDeployment) -> Arc<Self> {
+        let (id, tenant) = (record.owner.id, record.tenant_id);
         let IntegrationDeployment {
             def,
             descriptor,
@@ -93,6 +102,8 @@ impl IntegrationRuntime {
         Arc::new(Self {
             id,
             tenant,
+            saved_time: record.updated_time,
+            store,
             secrets,
             def,
             uplink_path: descriptor.uplink_path,
@@ -180,9 +191,7 @@ impl IntegrationRuntime {
         let task = tokio::spawn(async move {
             let mut delay = FIRST_RETRY;
             loop {
-                let ctx = this.ctx();
-                let result =
-                    veil_store::with_use_context(this.use_context(), this.integration.start(&ctx)).await;
+                let result = this.start_once().await;
                 if this.stopped.load(Ordering::SeqCst) || this.generation.load(Ordering::SeqCst) != generation
                 {
                     return;
@@ -312,6 +321,48 @@ impl IntegrationRuntime {
                 Err(IntegrationError::new(reason))
             }
         }
+    }
+
+    /// Starts the integration once for the whole cluster: under the store's lease on this
+    /// integration's start, whoever comes first logs in and creates what must exist (one LORIOT
+    /// output, one login); an instance coming moments later for the same configuration and
+    /// secret versions takes its outcome. A transient failure is not recorded: the next attempt,
+    /// here or elsewhere, tries again.
+    async fn start_once(&self) -> Result<(), IntegrationError> {
+        let lease = self.store.lease(self.id, "start").await.map_err(|e| {
+            IntegrationError::transient(format!("cannot take the start lease in the database: {e}"))
+        })?;
+        let fingerprint = self.fingerprint();
+        if let Some(outcome) = lease.outcome(&fingerprint, START_SHARED_FOR) {
+            tracing::debug!(integration = %self.def.name, "started by another instance moments ago");
+            return outcome.map_err(IntegrationError::new);
+        }
+        let ctx = self.ctx();
+        let result = veil_store::with_use_context(self.use_context(), self.integration.start(&ctx)).await;
+        let recorded = match &result {
+            Ok(()) => lease.record(&fingerprint, None).await,
+            Err(e) if !e.is_transient() => {
+                lease.record(&fingerprint, Some(&self.redactor.mask(&e.to_string()))).await
+            }
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = recorded {
+            tracing::debug!(integration = %self.def.name, "start outcome not recorded: {e}");
+        }
+        result
+    }
+
+    /// What a start depends on: the save it runs (a save starts again even when nothing
+    /// changed), the configuration and the versions of the secrets it uses.
+    fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.saved_time.to_le_bytes());
+        hash.update(self.def.configuration.to_string());
+        for version in self.secrets.versions() {
+            hash.update(version.unwrap_or(-1).to_le_bytes());
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// A secret changed: learn its value for masking and, when the integration uses it, drop

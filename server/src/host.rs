@@ -268,12 +268,7 @@ impl Host {
         let actor = owner_actor(record);
         match deploy_integration(&self.integration_types, &self.store, &actor, &record.body) {
             Ok(deployment) => {
-                let runtime = IntegrationRuntime::new(
-                    record.owner.id,
-                    record.tenant_id,
-                    self.store.clone(),
-                    deployment,
-                );
+                let runtime = IntegrationRuntime::new(record, self.store.clone(), deployment);
                 self.integrations.insert(Arc::clone(&runtime));
                 runtime.start();
             }
@@ -595,11 +590,12 @@ impl Host {
             }
             return Err(e);
         }
-        let runtime = IntegrationRuntime::new(id, actor.tenant_id, self.store.clone(), deployment);
+        let record = self.store.owner_visible(actor, OwnerType::Integration, id).await?;
+        let runtime = IntegrationRuntime::new(&record, self.store.clone(), deployment);
         self.integrations.insert(Arc::clone(&runtime));
         runtime.start();
         tracing::info!(integration = %owner.name, %id, actor = %actor.username, "integration saved");
-        Ok(self.store.owner_visible(actor, OwnerType::Integration, id).await?)
+        Ok(record)
     }
 
     /// Deletes an integration (its references go with it) and stops it.

@@ -23,6 +23,7 @@ mod directory;
 mod error;
 mod events;
 mod feed;
+mod lease;
 mod model;
 mod references;
 mod sessions;
@@ -41,6 +42,7 @@ pub use crate::directory::{
 pub use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::feed::OwnerChange;
+pub use crate::lease::Lease;
 pub use crate::model::{
     CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
     SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_label, validate_name,

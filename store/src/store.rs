@@ -439,6 +439,10 @@ impl Store {
         self.inner.backend.close().await;
     }
 
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
     /// The backend's name (`sqlite` or `postgres`).
     pub fn backend_kind(&self) -> &'static str {
         self.inner.backend.kind()

@@ -113,6 +113,83 @@ backend_tests! {
     }
 }
 
+/// Takers of one lease doing its work if nobody did it moments ago: concurrent takers on the
+/// given stores do it exactly once and the others take its outcome; a new fingerprint or an old
+/// record means doing it again. Returns how often the work ran.
+async fn lease_takers(
+    stores: &[veil_store::Store],
+    owner: Uuid,
+    fingerprint: &str,
+    fresh: std::time::Duration,
+) -> usize {
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (store, ran, fingerprint) =
+            (stores[i % stores.len()].clone(), Arc::clone(&ran), fingerprint.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let lease = store.lease(owner, "start").await.unwrap();
+            match lease.outcome(&fingerprint, fresh) {
+                Some(outcome) => outcome,
+                None => {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    lease.record(&fingerprint, Some("401 from LORIOT")).await.unwrap();
+                    Err("401 from LORIOT".to_owned())
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap(),
+            Err("401 from LORIOT".to_owned()),
+            "every taker sees the one outcome"
+        );
+    }
+    ran.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+backend_tests! {
+    /// Work leased for a configuration runs once among concurrent takers, who share its outcome;
+    /// it runs again for another fingerprint or once the record is older than asked; the record
+    /// goes with its configuration.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leased_work_runs_once_and_its_outcome_is_shared(t: TempStore) {
+        use std::time::Duration;
+        let owner = chain("LORIOT");
+        t.store.save_owner(&t.admin, &owner, &json!({}), &[]).await.unwrap();
+        let stores = [t.store.clone()];
+        assert_eq!(lease_takers(&stores, owner.id, "v1", Duration::from_secs(10)).await, 1);
+        assert_eq!(lease_takers(&stores, owner.id, "v1", Duration::from_secs(10)).await, 0);
+        assert_eq!(lease_takers(&stores, owner.id, "v2", Duration::from_secs(10)).await, 1);
+        assert_eq!(lease_takers(&stores, owner.id, "v2", Duration::ZERO).await, 8, "a stale record is not taken");
+        let lease = t.store.lease(owner.id, "start").await.unwrap();
+        lease.record("v3", None).await.unwrap();
+        let lease = t.store.lease(owner.id, "start").await.unwrap();
+        assert_eq!(lease.outcome("v3", Duration::from_secs(10)), Some(Ok(())));
+        drop(lease);
+        t.store.delete_owner(&t.admin, OwnerType::RuleChain, owner.id).await.unwrap();
+        let lease = t.store.lease(owner.id, "start").await.unwrap();
+        assert_eq!(lease.outcome("v3", Duration::from_secs(10)), None, "the record went with its configuration");
+        assert!(lease.record("v3", None).await.is_err(), "nothing is recorded for a deleted configuration");
+    }
+}
+
+/// The same across instances: eight takers spread over two instances do the work once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_leased_work_runs_once_across_instances() {
+    use std::time::Duration;
+    let t = TempStore::postgres().await;
+    let owner = chain("LORIOT");
+    t.store.save_owner(&t.admin, &owner, &json!({}), &[]).await.unwrap();
+    let stores = [t.store.clone(), t.open_instance().await];
+    assert_eq!(lease_takers(&stores, owner.id, "v1", Duration::from_secs(10)).await, 1);
+    assert_eq!(lease_takers(&stores, owner.id, "v2", Duration::from_secs(10)).await, 1);
+    assert_eq!(lease_takers(&stores, owner.id, "v2", Duration::ZERO).await, 8);
+}
+
 /// Saves on one instance and deletes of the same secret on another race. Each pair has exactly
 /// one winner, no reference to a deleted secret remains, and a third instance loads exactly the
 /// secrets whose save won.

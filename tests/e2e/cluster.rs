@@ -112,3 +112,99 @@ async fn a_value_rotated_through_one_instance_is_used_by_the_next_message_on_the
     }
     assert_eq!(api_a.delete(&format!("/api/secrets/{secret_id}")).await.0, 204);
 }
+
+/// A LORIOT integration saved through A starts on both instances, but its start-up — the
+/// account login and the application output — happens once for the cluster (the other instance
+/// takes the outcome under the database lease); a rotated password makes one new login, not
+/// one per instance; uplinks through either instance reach the chain.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn a_loriot_integration_on_two_instances_creates_one_output_and_takes_uplinks_on_both() {
+    use veil_examples::loriot::{Emulator, EmulatorConfig};
+    const PUSH_AUTH: &str = "Basic bG9yaW90OnB1c2g=";
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(database) = database else { unreachable!("a PostgreSQL database") };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = instance(&database, dir_a.path()).await;
+    let b = instance(&database, dir_b.path()).await;
+    let (api_a, api_b) = (Api::new(&a).await, Api::new(&b).await);
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let receiver = Receiver::start().await;
+    let config = EmulatorConfig::default();
+    for (name, value) in [
+        ("loriot-password", config.password.as_str()),
+        ("loriot-app-token", config.app_token.as_str()),
+        ("loriot-push-auth", PUSH_AUTH),
+        ("dashboard-token", "dash-token"),
+    ] {
+        let (status, body) =
+            api_a.post("/api/secrets", json!({"name": name, "type": "TEXT", "value": value})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let chain: Value =
+        serde_json::from_str(&veil_examples::LORIOT_CHAIN.replace("http://127.0.0.1:9000", &receiver.url))
+            .unwrap();
+    let (status, chain) = api_a.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let key = format!("loriot-{}", uuid::Uuid::new_v4().simple());
+    let path = format!("/api/v1/integrations/loriot/{key}");
+    let mut integration = veil_examples::loriot_integration(chain["id"].as_str().unwrap());
+    integration["routingKey"] = json!(key);
+    integration["configuration"]["apiBaseUrl"] = json!(emulator.url());
+    integration["configuration"]["loriotDownlinkUrl"] = json!(format!("{}/1/rest", emulator.url()));
+    integration["configuration"]["httpEndpoint"] = json!(a.url(&path));
+    let (status, created) = api_a.post("/api/integrations", integration).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Active on both; one login, one output.
+    for api in [&api_a, &api_b] {
+        crate::support::eventually("the integration to be active on both instances", async || {
+            let (code, body) = api.get(&format!("/api/integrations/{id}")).await;
+            (code == 200 && body["status"] == "active").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(emulator.outputs().len(), 1, "{:?}", emulator.outputs());
+    assert_eq!(emulator.logins().len(), 1, "one start-up for the cluster");
+
+    // Uplinks: LORIOT's push (to A's URL), then straight to B and to A.
+    let uplink = json!({"cmd": "rx", "EUI": "0004A30B001C0530", "fcnt": 3, "port": 2, "data": "00E7028F"});
+    assert_eq!(emulator.push_uplink(uplink.clone()).await, [(a.url(&path), 200)]);
+    let client = reqwest::Client::new();
+    for server in [&b, &a] {
+        let response = client
+            .post(server.url(&path))
+            .header("authorization", PUSH_AUTH)
+            .json(&uplink)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    crate::support::eventually("three uplinks at the dashboard", async || {
+        (receiver.requests().len() == 3).then_some(())
+    })
+    .await;
+
+    // A new password, rotated through B: both instances start the integration again, one logs in.
+    emulator.set_password("loriot-pass-2");
+    let (_, found) = api_b.get("/api/secrets?textSearch=loriot-password").await;
+    let secret_id = found["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) =
+        api_b.patch(&format!("/api/secrets/{secret_id}"), json!({"value": "loriot-pass-2"})).await;
+    assert_eq!(status, 200, "{body}");
+    crate::support::eventually("the new login", async || (emulator.logins().len() == 2).then_some(())).await;
+    for api in [&api_a, &api_b] {
+        crate::support::eventually("the integration to be active again on both", async || {
+            let (_, body) = api.get(&format!("/api/integrations/{id}")).await;
+            (body["status"] == "active").then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logins = emulator.logins();
+    assert_eq!(logins.len(), 2, "one login per start-up of the cluster: {logins:?}");
+    assert!(logins[1].ok);
+    assert_eq!(emulator.outputs().len(), 1);
+}

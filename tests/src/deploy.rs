@@ -62,7 +62,8 @@ impl TempStore {
             Owner { kind: OwnerType::Integration, id, name: deployment.def.name.clone(), customer_id: None };
         let body = serde_json::to_value(&deployment.def).unwrap();
         self.store.save_owner(&self.admin, &owner, &body, &deployment.references).await.unwrap();
-        let runtime = IntegrationRuntime::new(id, self.admin.tenant_id, self.store.clone(), deployment);
+        let record = self.store.owner(&self.admin, OwnerType::Integration, id).await.unwrap();
+        let runtime = IntegrationRuntime::new(&record, self.store.clone(), deployment);
         self.integrations.insert(Arc::clone(&runtime));
         runtime.start();
         Ok(runtime)

@@ -16,6 +16,7 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
 use crate::feed::FeedItem;
+use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
@@ -246,6 +247,14 @@ impl Backend {
     }
     pub(crate) async fn migrate(&self) -> Result<()> {
         dispatch!(self.migrate())
+    }
+    /// Takes the lease on `work` of `owner` and reads what its last holder recorded.
+    pub(crate) async fn begin_lease(&self, owner: Uuid, work: &str) -> Result<(Held, Option<Recorded>)> {
+        dispatch!(self.begin_lease(owner, work))
+    }
+    /// Records the outcome under the lease, then releases it.
+    pub(crate) async fn record_lease(&self, held: Held, owner: Uuid, work: &str, r: &Recorded) -> Result<()> {
+        dispatch!(self.record_lease(held, owner, work, r))
     }
     pub(crate) async fn load_data_keys(&self) -> Result<Vec<WrappedKey>> {
         dispatch!(self.load_data_keys())

@@ -26,11 +26,15 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::feed::{self, FeedItem};
+use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
 /// Connections kept open at most by one instance.
 const MAX_CONNECTIONS: u32 = 8;
+/// Leases held at once by one instance: each holds a connection while its work runs (a login to
+/// an outside service), so they never take more than this many of the pool's.
+const MAX_LEASES: usize = 2;
 
 pub(crate) struct PostgresBackend {
     pool: PgPool,
@@ -42,6 +46,8 @@ pub(crate) struct PostgresBackend {
     earlier: EarlierValues,
     /// Times the database was used so far (each operation counts once, as in SQLite).
     queries: AtomicU64,
+    /// Permits to hold a lease (see [`MAX_LEASES`]).
+    leases: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn migrator() -> Migrator {
@@ -66,6 +72,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("routing keys"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/postgres/0003_routing_keys.sql")),
+                false,
+            ),
+            Migration::new(
+                4,
+                Cow::Borrowed("cluster work"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0004_cluster_work.sql")),
                 false,
             ),
         ]),
@@ -231,6 +244,7 @@ impl PostgresBackend {
             listener: Default::default(),
             earlier: Default::default(),
             queries: Default::default(),
+            leases: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_LEASES)),
         })
     }
 
@@ -239,6 +253,60 @@ impl PostgresBackend {
     /// keyring, so a refused start never changes the schema.
     pub(crate) async fn migrate(&self) -> Result<()> {
         migrator().run(self.db()).await?;
+        Ok(())
+    }
+
+    /// Takes the cluster-wide advisory lock of `work` of `owner` in a transaction (waiting up to a
+    /// minute for another instance's holder), then reads what was recorded for it.
+    pub(crate) async fn begin_lease(&self, owner: Uuid, work: &str) -> Result<(Held, Option<Recorded>)> {
+        let permit = std::sync::Arc::clone(&self.leases)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        let mut tx = self.db().begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '60s'").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("veil-lease/{owner}/{work}"))
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT fingerprint, failure, done_time FROM cluster_work WHERE owner_id = $1 AND work = $2",
+        )
+        .bind(owner)
+        .bind(work)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let found = row
+            .map(|r| -> Result<Recorded> {
+                Ok(Recorded {
+                    fingerprint: r.try_get("fingerprint")?,
+                    failure: r.try_get("failure")?,
+                    done_time: r.try_get("done_time")?,
+                })
+            })
+            .transpose()?;
+        Ok((Held::Postgres(tx, permit), found))
+    }
+
+    /// Records the outcome of leased work in the lease's transaction and commits it, which
+    /// releases the lock.
+    pub(crate) async fn record_lease(&self, held: Held, owner: Uuid, work: &str, r: &Recorded) -> Result<()> {
+        let Held::Postgres(mut tx, _permit) = held else {
+            return Err(StoreError::Internal("a PostgreSQL lease held by another backend".into()));
+        };
+        sqlx::query(
+            "INSERT INTO cluster_work (owner_id, work, fingerprint, failure, done_time) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (owner_id, work) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             failure = excluded.failure, done_time = excluded.done_time",
+        )
+        .bind(owner)
+        .bind(work)
+        .bind(&r.fingerprint)
+        .bind(&r.failure)
+        .bind(r.done_time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Own
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
+use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
@@ -31,6 +32,8 @@ pub(crate) struct SqliteBackend {
     earlier: EarlierValues,
     /// Statements sent so far (each takes the connection once).
     queries: std::sync::atomic::AtomicU64,
+    /// One lock per leased piece of work (one process: a lease is an in-process lock).
+    leases: std::sync::Mutex<std::collections::HashMap<(Uuid, String), std::sync::Arc<Mutex<()>>>>,
 }
 
 fn migrator() -> Migrator {
@@ -76,6 +79,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("routing keys"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0006_routing_keys.sql")),
+                false,
+            ),
+            Migration::new(
+                7,
+                Cow::Borrowed("cluster work"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0007_cluster_work.sql")),
                 false,
             ),
         ]),
@@ -238,7 +248,12 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             .connect()
             .await?;
-        Ok(Self { conn: Mutex::new(Some(conn)), earlier: Default::default(), queries: Default::default() })
+        Ok(Self {
+            conn: Mutex::new(Some(conn)),
+            earlier: Default::default(),
+            queries: Default::default(),
+            leases: Default::default(),
+        })
     }
 
     /// Brings the schema up to date. Runs after the master key was checked against the keyring,
@@ -252,6 +267,52 @@ impl SqliteBackend {
         self.queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         MutexGuard::try_map(self.conn.lock().await, Option::as_mut)
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// Takes the in-process lock of `work` of `owner`, then reads what was recorded for it.
+    pub(crate) async fn begin_lease(&self, owner: Uuid, work: &str) -> Result<(Held, Option<Recorded>)> {
+        let lock = {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks nobody holds or waits for go, so the map stays as small as the work in flight.
+            leases.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+            std::sync::Arc::clone(leases.entry((owner, work.to_owned())).or_default())
+        };
+        let guard = lock.lock_owned().await;
+        let row = sqlx::query(
+            "SELECT fingerprint, failure, done_time FROM cluster_work WHERE owner_id = ? AND work = ?",
+        )
+        .bind(owner.to_string())
+        .bind(work)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        let found = row
+            .map(|r| -> Result<Recorded> {
+                Ok(Recorded {
+                    fingerprint: r.try_get("fingerprint")?,
+                    failure: r.try_get("failure")?,
+                    done_time: r.try_get("done_time")?,
+                })
+            })
+            .transpose()?;
+        Ok((Held::Local(guard), found))
+    }
+
+    /// Records the outcome of leased work; the lease goes when `held` drops.
+    pub(crate) async fn record_lease(&self, held: Held, owner: Uuid, work: &str, r: &Recorded) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cluster_work (owner_id, work, fingerprint, failure, done_time) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (owner_id, work) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             failure = excluded.failure, done_time = excluded.done_time",
+        )
+        .bind(owner.to_string())
+        .bind(work)
+        .bind(&r.fingerprint)
+        .bind(&r.failure)
+        .bind(r.done_time)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        drop(held);
+        Ok(())
     }
 
     /// How many times the database was used so far.
