@@ -25,6 +25,9 @@ use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
+/// The in-process lock of one leased piece of work.
+type LeaseLock = std::sync::Arc<Mutex<()>>;
+
 pub(crate) struct SqliteBackend {
     /// `None` once closed.
     conn: Mutex<Option<SqliteConnection>>,
@@ -33,7 +36,7 @@ pub(crate) struct SqliteBackend {
     /// Statements sent so far (each takes the connection once).
     queries: std::sync::atomic::AtomicU64,
     /// One lock per leased piece of work (one process: a lease is an in-process lock).
-    leases: std::sync::Mutex<std::collections::HashMap<(Uuid, String), std::sync::Arc<Mutex<()>>>>,
+    leases: std::sync::Mutex<std::collections::HashMap<(Uuid, String), LeaseLock>>,
 }
 
 fn migrator() -> Migrator {
