@@ -118,8 +118,11 @@ async fn first_user(
 }
 
 /// First start: tenant "Default" and its administrator `admin`; the system tenant and its
-/// administrator `sysadmin` (also added to data directories made before it existed).
+/// administrator `sysadmin` (also added to data directories made before it existed). One
+/// instance at a time (a cluster-wide lease): instances starting together on an empty database
+/// make one of each, and one prints the generated password.
 async fn bootstrap(store: &Store) -> Result<(), ServerError> {
+    let _one_instance_at_a_time = store.lease(uuid::Uuid::nil(), "first start").await?;
     if store.count_users().await? == 0 {
         let tenant = match store.tenant_by_name("Default").await? {
             Some(t) => t,

@@ -6,7 +6,8 @@
 //! holder releases it with its connection), on SQLite — one process — an in-process lock. Under
 //! the lease the holder reads what the last holder recorded; when that was done for the same
 //! fingerprint (configuration and secret versions) moments ago, it takes that outcome instead of
-//! doing the work again. Otherwise it does the work and records how it went.
+//! doing the work again. Otherwise it does the work and records how it went. A lease dropped
+//! without recording is a plain cluster-wide lock (the first start's bootstrap uses one).
 
 use std::time::Duration;
 

@@ -208,3 +208,50 @@ async fn a_loriot_integration_on_two_instances_creates_one_output_and_takes_upli
     assert!(logins[1].ok);
     assert_eq!(emulator.outputs().len(), 1);
 }
+
+/// Three instances started at the same moment on an empty database: all of them start, and the
+/// first start happens once — one keyring, one tenant "Default", one `admin` whose generated
+/// password is printed by exactly one instance and works on all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn instances_starting_together_on_an_empty_database_make_one_administrator() {
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(database) = database else { unreachable!("a PostgreSQL database") };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |dir: &std::path::Path| {
+        let mut cmd = serve_command(dir);
+        cmd.arg("--database")
+            .arg(&database)
+            .env("VEIL_MASTER_KEY", base64::engine::general_purpose::STANDARD.encode(MASTER_KEY))
+            .env_remove("VEIL_ADMIN_PASSWORD");
+        Server::start_with(cmd)
+    };
+    let (a, b, c) = tokio::join!(start(dirs[0].path()), start(dirs[1].path()), start(dirs[2].path()));
+    let servers = [a, b, c];
+    let printed: Vec<String> = servers
+        .iter()
+        .flat_map(|s| {
+            s.stdout()
+                .lines()
+                .filter_map(|l| l.strip_prefix("Created user 'admin' with password: ").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(printed.len(), 1, "one instance made the administrator: {printed:?}");
+    for server in &servers {
+        let response = server
+            .client
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"username": "admin", "password": printed[0]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", server.base);
+    }
+    let api = Api::as_user(&servers[0], "sysadmin", crate::support::SYSADMIN_PASSWORD).await;
+    let (status, tenants) = api.get("/api/tenants").await;
+    assert_eq!(status, 200, "{tenants}");
+    let names: Vec<&str> =
+        tenants["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "Default").count(), 1, "{names:?}");
+}
