@@ -9,6 +9,7 @@ mod cli;
 mod error;
 mod host;
 mod limits;
+mod migrate;
 mod serve;
 mod state;
 
@@ -28,8 +29,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: REST API over the embedded SQLite store.
+    /// Run the server: REST API over the embedded SQLite store (or PostgreSQL with --database).
     Serve(serve::ServeArgs),
+    /// Copy a SQLite data directory into a PostgreSQL database, then check the copy.
+    Migrate(migrate::MigrateArgs),
     /// Log in and keep the token (in the config directory, mode 0600).
     Login(cli::LoginArgs),
     /// Forget the saved token.
@@ -98,7 +101,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             Command::Audit(args) => cli::audit(global, args).await,
             Command::NodeTypes => cli::types(global, false).await,
             Command::IntegrationTypes => cli::types(global, true).await,
-            Command::Serve(_) => unreachable!("serve is not a client command"),
+            Command::Serve(_) | Command::Migrate(_) => unreachable!("not a client command"),
         }
     });
     match result {
@@ -113,7 +116,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
 /// Parses the command line and runs the command: the whole `veil` program.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) {
         return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => run_client(&rt, &cli.global, cli.command),
             Err(e) => {
@@ -148,6 +151,7 @@ pub fn run() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             _ => unreachable!("client commands returned above"),
         }
     });

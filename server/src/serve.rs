@@ -39,7 +39,7 @@ pub(crate) struct ServeArgs {
 }
 
 /// Accepts a PostgreSQL URL; the error never repeats the URL (it may hold a password).
-fn parse_database_url(url: &str) -> Result<String, String> {
+pub(crate) fn parse_database_url(url: &str) -> Result<String, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(url.to_owned())
     } else {

@@ -20,6 +20,7 @@ use crate::model::{SecretId, SecretValue, TenantId};
 
 /// Where the master key comes from. First match wins: env `VEIL_MASTER_KEY`, a key file, else a
 /// key generated on first start in the data directory.
+#[derive(Clone)]
 pub enum MasterKeySource {
     /// Base64 of 32 bytes (the content of `VEIL_MASTER_KEY`).
     Base64(secrecy::SecretString),

@@ -142,6 +142,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// `veil migrate` could not copy or verify: which table or secret, and what differs.
+    #[error("{0}")]
+    Copy(String),
     /// Schema migration failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -18,6 +18,7 @@
 mod access;
 mod audit;
 mod backend;
+mod copy;
 mod crypto;
 mod directory;
 mod error;
@@ -35,6 +36,7 @@ pub use crate::audit::{
     with_use_context_sync,
 };
 pub use crate::backend::{Database, OwnerRecord};
+pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;
 pub use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,

@@ -464,6 +464,16 @@ impl Store {
         self.inner.index.by_id.len()
     }
 
+    /// Every secret's metadata, of every tenant (for checking a copy).
+    pub(crate) fn all_secrets(&self) -> Vec<SecretInfo> {
+        self.inner.index.by_id.iter().map(|r| r.value().info.clone()).collect()
+    }
+
+    /// The SQLite file, when the store is one.
+    pub(crate) fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.inner.backend.sqlite_file()
+    }
+
     /// Change events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<SecretEvent> {
         self.inner.events.subscribe()

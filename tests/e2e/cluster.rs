@@ -255,3 +255,78 @@ async fn instances_starting_together_on_an_empty_database_make_one_administrator
         tenants["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| **n == "Default").count(), 1, "{names:?}");
 }
+
+/// `veil migrate` moves a SQLite data directory with 10,000 secrets, a chain and an integration
+/// to PostgreSQL (the figures it prints are shown with `--nocapture`); an instance on the copy,
+/// with the same master key, logs the same admin in, lists every secret and sends the chain's
+/// secret; a second run refuses the non-empty target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn veil_migrate_moves_a_sqlite_store_with_10000_secrets_to_postgres() {
+    const SECRETS: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let (chain_id, integration_id) = {
+        let mut server = Server::start(dir.path()).await;
+        let api = Api::new(&server).await;
+        let (status, body) =
+            api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-1"})).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, chain) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
+        assert_eq!(status, 201, "{chain}");
+        let integration = json!({"name": "Devices", "type": "HTTP", "ruleChainId": chain["id"],
+            "configuration": {"enableSecurity": false}, "uplinkConverter": "#{deviceName: \"d\", telemetry: payload}"});
+        let (status, integration) = api.post("/api/integrations", integration).await;
+        assert_eq!(status, 201, "{integration}");
+        assert!(server.terminate().success());
+        (chain["id"].as_str().unwrap().to_owned(), integration["id"].as_str().unwrap().to_owned())
+    };
+    // The bulk of the secrets, written straight into the stopped server's store.
+    {
+        let store =
+            crate::support::open_at(dir.path(), crate::support::generated_key(dir.path())).await.unwrap();
+        let tenant = store.tenant_by_name("Default").await.unwrap().unwrap();
+        let admin = veil_store::Actor::tenant_admin(tenant.id, veil_store::UserId::new_random(), "admin");
+        for i in 1..SECRETS {
+            let secret = crate::support::text_secret(&format!("device-{i:05}"), &format!("value-{i}"));
+            store.create(&admin, secret).await.unwrap();
+        }
+        store.close().await;
+    }
+
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
+    let migrate = || {
+        let mut cmd = crate::support::veil();
+        cmd.args(["migrate", "--from"]).arg(dir.path()).args(["--to", &url]);
+        cmd.env_remove("VEIL_MASTER_KEY").env_remove("VEIL_MASTER_KEY_FILE");
+        cmd.output().unwrap()
+    };
+    let out = migrate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(stdout.contains("secrets/s"), "{stdout}");
+    assert!(stdout.contains(&format!("secrets {SECRETS},")), "{stdout}");
+    assert!(stdout.contains(&format!("({SECRETS} secrets, {SECRETS} values)")), "{stdout}");
+
+    // An instance on the copy.
+    let instance_dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(instance_dir.path());
+    cmd.arg("--database").arg(&url).env("VEIL_MASTER_KEY_FILE", dir.path().join("master.key"));
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let (status, page) = api.get("/api/secrets?pageSize=1").await;
+    assert_eq!((status, page["totalElements"].as_u64()), (200, Some(SECRETS as u64)), "{page}");
+    let (status, _) = api.get(&format!("/api/integrations/{integration_id}")).await;
+    assert_eq!(status, 200);
+    let (status, trace) =
+        api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), json!({"data": {"t": 1}})).await;
+    assert_eq!(status, 200, "{trace}");
+    assert_eq!(receiver.requests().last().unwrap().headers["authorization"], "Bearer tok-1");
+
+    let again = migrate();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds Veil data") && stderr.contains("--replace"), "{stderr}");
+}

@@ -216,6 +216,13 @@ impl Backend {
         }
     }
 
+    pub(crate) fn sqlite_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Sqlite(b) => Some(b.path()),
+            Self::Postgres(_) => None,
+        }
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

@@ -310,6 +310,11 @@ impl PostgresBackend {
         Ok(())
     }
 
+    /// The pool, for `veil migrate`'s bulk copy.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The pool, counting one use of the database.
     fn db(&self) -> &PgPool {
         self.queries.fetch_add(1, Ordering::Relaxed);

@@ -29,6 +29,8 @@ use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usa
 type LeaseLock = std::sync::Arc<Mutex<()>>;
 
 pub(crate) struct SqliteBackend {
+    /// The database file.
+    path: std::path::PathBuf,
     /// `None` once closed.
     conn: Mutex<Option<SqliteConnection>>,
     /// `secret_history` in memory (see [`EarlierValues`]).
@@ -252,6 +254,7 @@ impl SqliteBackend {
             .connect()
             .await?;
         Ok(Self {
+            path: path.to_owned(),
             conn: Mutex::new(Some(conn)),
             earlier: Default::default(),
             queries: Default::default(),
@@ -316,6 +319,10 @@ impl SqliteBackend {
         .await?;
         drop(held);
         Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// How many times the database was used so far.
