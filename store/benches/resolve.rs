@@ -92,9 +92,16 @@ fn benches(c: &mut Criterion) {
     let (_db, database) = veil_tests::PostgresDatabase::create();
     let Database::Postgres(url) = database.clone() else { unreachable!("a PostgreSQL database") };
     let key = || MasterKeySource::Generated(big.path().join("master.key"));
-    rt.block_on(veil_store::migrate_to_postgres(&big.path().join("veil.db"), key(), &url, false, &mut |_| {}))
-        .expect("copy to PostgreSQL");
-    let on_postgres = || StoreConfig { database: database.clone(), master_key: key(), limits: Limits::default() };
+    rt.block_on(veil_store::migrate_to_postgres(
+        &big.path().join("veil.db"),
+        key(),
+        &url,
+        false,
+        &mut |_| {},
+    ))
+    .expect("copy to PostgreSQL");
+    let on_postgres =
+        || StoreConfig { database: database.clone(), master_key: key(), limits: Limits::default() };
     let store = rt.block_on(Store::open(on_postgres())).expect("open");
     bench_resolve(c, "resolve/text-32B/postgres", &store, tenant);
     rt.block_on(store.close());
