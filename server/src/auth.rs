@@ -23,6 +23,11 @@ use crate::error::{ApiError, ApiResult};
 /// How long a token is valid.
 pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const SIGNING_KEY_NAME: &str = "token-signing-key";
+const CSRF_KEY_NAME: &str = "csrf-key";
+/// The web UI's session cookie: the token, `HttpOnly`, `SameSite=Strict` (see [`session_cookie`]).
+pub(crate) const SESSION_COOKIE: &str = "veil_session";
+/// The header a request authenticated by the cookie must carry on every state-changing method.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Signs and checks tokens. Clones share the keys.
 #[derive(Clone)]
@@ -31,16 +36,43 @@ pub(crate) struct TokenKeys(Arc<Keys>);
 struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Derives each session's CSRF token (an HMAC of the session token).
+    csrf: hmac::Hmac<sha2::Sha256>,
 }
 
 impl TokenKeys {
     /// The signing key kept in the store (made on first use).
     pub(crate) async fn load(store: &Store) -> veil_store::Result<Self> {
+        use hmac::Mac as _;
         let key = store.system_secret(SIGNING_KEY_NAME, 32).await?;
+        let csrf = store.system_secret(CSRF_KEY_NAME, 32).await?;
         Ok(Self(Arc::new(Keys {
             encoding: EncodingKey::from_secret(key.expose_bytes()),
             decoding: DecodingKey::from_secret(key.expose_bytes()),
+            csrf: hmac::Hmac::new_from_slice(csrf.expose_bytes()).expect("HMAC takes any key length"),
         })))
+    }
+
+    /// The CSRF token of a session: the same on every instance sharing the database, unusable
+    /// without the session cookie it belongs to.
+    pub(crate) fn csrf_token(&self, session_token: &str) -> String {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let mut mac = self.0.csrf.clone();
+        mac.update(session_token.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `presented` is the CSRF token of `session_token` (compared in constant time).
+    fn csrf_matches(&self, session_token: &str, presented: &str) -> bool {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let Ok(presented) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(presented) else {
+            return false;
+        };
+        let mut mac = self.0.csrf.clone();
+        mac.update(session_token.as_bytes());
+        mac.verify_slice(&presented).is_ok()
     }
 
     /// A token for `user`, issued now, valid for [`TOKEN_LIFETIME`].
@@ -147,7 +179,74 @@ impl LoginLimiter {
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer <token>`.
+/// The `Set-Cookie` value of a web UI session: `HttpOnly` (no script reads it), `SameSite=Strict`
+/// (no other site's page sends it), `Path=/`, `Secure` when the browser came over HTTPS (a TLS
+/// proxy in front says so with `X-Forwarded-Proto: https`). `None` clears it.
+pub(crate) fn session_cookie(token: Option<&str>, secure: bool) -> String {
+    let mut cookie = cookie::Cookie::build((SESSION_COOKIE, token.unwrap_or_default().to_owned()))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .secure(secure);
+    cookie = match token {
+        Some(_) => cookie.max_age(cookie::time::Duration::seconds(TOKEN_LIFETIME.as_secs() as i64)),
+        None => cookie.max_age(cookie::time::Duration::ZERO),
+    };
+    cookie.build().to_string()
+}
+
+/// Whether the browser reached this server over HTTPS (directly, or through a TLS proxy).
+pub(crate) fn over_https(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// The session token in the request's cookie, if any.
+pub(crate) fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+        .map(|c| c.value().to_owned())
+}
+
+/// A state-changing request authenticated by the session cookie must come from this server's
+/// own pages: its `Origin` (when the browser sends one) names this host, and it carries the
+/// session's CSRF token in `X-CSRF-Token`.
+fn check_csrf(parts: &Parts, keys: &TokenKeys, token: &str) -> ApiResult<()> {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let refused = |why: &str| {
+        ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "csrf_refused",
+            format!("cross-site request refused: {why}"),
+        )
+    };
+    if let Some(origin) = parts.headers.get(axum::http::header::ORIGIN) {
+        let host = parts.headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
+        if host.is_none() || origin_host != host {
+            return Err(refused("the request comes from another origin"));
+        }
+    }
+    let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    match presented {
+        Some(p) if keys.csrf_matches(token, p) => Ok(()),
+        Some(_) => Err(refused("the X-CSRF-Token header does not match the session")),
+        None => Err(refused("the X-CSRF-Token header is missing")),
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`, or from the web UI's session
+/// cookie (then every state-changing request also needs the CSRF token: [`check_csrf`]).
 pub(crate) struct AuthActor(pub(crate) Actor);
 
 impl<S> FromRequestParts<S> for AuthActor
@@ -159,16 +258,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
-        let claims = TokenKeys::from_ref(state).check(token.trim())?;
+        let keys = TokenKeys::from_ref(state);
+        let token = match parts.headers.get(axum::http::header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+                .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?,
+            None => {
+                let token = cookie_token(&parts.headers)
+                    .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+                check_csrf(parts, &keys, &token)?;
+                token
+            }
+        };
+        let claims = keys.check(&token)?;
         let id: UserId = claims.sub.parse().map_err(|_| ApiError::unauthorized("invalid token"))?;
         // From memory after the user's first request: directory writes clear it (see Store::session).
         let session = Store::from_ref(state)

@@ -12,6 +12,7 @@ mod limits;
 mod migrate;
 mod serve;
 mod state;
+mod ui;
 
 use std::process::ExitCode;
 

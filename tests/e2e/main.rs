@@ -25,3 +25,5 @@ mod configs;
 mod cluster;
 // Sessions from memory (every revocation applies to the next request); no database on the message path.
 mod sessions;
+// The web UI in headless Chromium: flows, leaks, CSRF, page speed.
+mod ui;

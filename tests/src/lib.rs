@@ -10,6 +10,7 @@
 //! | `store` | [`TempStore`]: a real store (SQLite in a temporary directory, or with [`TempStore::postgres`] a fresh PostgreSQL database on the server [`POSTGRES_ENV`] names) with a tenant administrator; [`open_at`], [`open_with`], [`explicit_key`], … to open one by hand |
 //! | `deploy` | [`TempStore::deploy_chain`], [`TempStore::deploy_integration`]: deploy, save with references and start, as the server does |
 //! | `leak` | [`assert_no_leak`] and [`leaks`]: the one definition of "a value leaked", exactly the forms the `Redactor` masks |
+//! | `browser` | [`Browser`]: headless Chromium through chromedriver ([`CHROMEDRIVER_ENV`]), with helpers to wait, click, type, screenshot and collect what a page exposes; [`RecordingProxy`]: every response the browser received |
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
 //! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
 //!
@@ -20,6 +21,7 @@
 //! would hold a second, different copy of the crate under test.
 
 mod api;
+mod browser;
 mod deploy;
 mod files;
 mod leak;
@@ -29,6 +31,7 @@ mod server;
 mod store;
 
 pub use crate::api::{Api, SECRET_INFO_KEYS, sorted_keys};
+pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};
 pub use crate::files::{contains, snapshot};
 pub use crate::leak::{assert_no_leak, leaks};
 pub use crate::poll::{PATIENCE, eventually};

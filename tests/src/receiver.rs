@@ -29,6 +29,8 @@ enum Answer {
     Reflect,
     /// This text (with its Content-Length).
     Text(Arc<str>),
+    /// This page (`text/html`).
+    Html(Arc<str>),
 }
 
 #[derive(Debug)]
@@ -75,6 +77,7 @@ impl Receiver {
                         axum::Json(json!({"path": recorded.uri, "headers": headers})).into_response()
                     }
                     Answer::Text(text) => text.to_string().into_response(),
+                    Answer::Html(page) => axum::response::Html(page.to_string()).into_response(),
                 };
                 r.lock().unwrap().push(recorded);
                 (status, response)
@@ -100,6 +103,11 @@ impl Receiver {
     /// "headers": {<lowercased name>: <value>}}`.
     pub fn reflect(&self) {
         self.behaviour.lock().unwrap().answer = Answer::Reflect;
+    }
+
+    /// Answers every later request with the HTML page `page` (another site's page, in browser tests).
+    pub fn answer_html(&self, page: impl Into<Arc<str>>) {
+        self.behaviour.lock().unwrap().answer = Answer::Html(page.into());
     }
 
     /// Answers every later request with `text` (as `text/plain`, with a Content-Length).

@@ -36,6 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(crate::ui::security_headers))
         .with_state(state)
 }
 
@@ -43,8 +44,11 @@ pub(crate) fn router(state: AppState) -> Router {
 /// integration's header security identify the sender).
 fn public() -> Router<AppState> {
     Router::new()
+        .route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::asset))
         .route("/api/health", get(health))
         .route("/api/auth/login", post(session::login))
+        .route("/api/auth/session", post(session::open_session))
         .route("/api/v1/integrations/{kind}/{routing_key}", post(integrations::uplink))
 }
 
@@ -53,6 +57,7 @@ fn public() -> Router<AppState> {
 fn authenticated() -> Router<AppState> {
     Router::new()
         .route("/api/auth/logout", post(session::logout))
+        .route("/api/auth/session", get(session::session))
         .route("/api/secrets", get(secrets::list).post(secrets::create))
         .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))

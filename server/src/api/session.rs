@@ -1,14 +1,17 @@
-//! `/api/auth/login` and `/api/auth/logout`: sessions are tokens (`crate::auth`).
+//! `/api/auth/login` and `/api/auth/logout`: sessions are tokens (`crate::auth`). The web UI's
+//! `/api/auth/session`: the same login, with the token in an `HttpOnly` cookie the page's script
+//! never sees, and the session's CSRF token in the answer.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 use veil_store::Store;
 
-use crate::auth::{AuthActor, TOKEN_LIFETIME, verify_password};
+use crate::auth::{AuthActor, TOKEN_LIFETIME, over_https, session_cookie, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -19,12 +22,80 @@ pub(crate) struct LoginRequest {
     password: SecretString,
 }
 
-/// `POST /api/auth/login`
+/// `POST /api/auth/login`: `{"token", "expiresIn"}`.
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let user = authenticate(&state, address, body).await?;
+    let token = state.tokens.issue(user.id)?;
+    Ok(Json(serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() })))
+}
+
+/// `POST /api/auth/session`: logs in like `/api/auth/login`, but the token goes into the
+/// `veil_session` cookie; the answer is the session (who, what they may do, the CSRF token).
+pub(crate) async fn open_session(
+    State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    // A login form posted from another site's page is refused before the password is checked.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if host.is_none() || origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, h)| h) != host {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_refused",
+                "cross-site request refused: the request comes from another origin",
+            ));
+        }
+    }
+    let user = authenticate(&state, address, body).await?;
+    let token = state.tokens.issue(user.id)?;
+    let actor = state.host.store().actor_for(&user).await?;
+    let cookie = session_cookie(Some(&token), over_https(&headers));
+    let view = session_view(&actor, state.tokens.csrf_token(&token));
+    Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
+}
+
+/// `GET /api/auth/session`: the caller (by cookie or token), what they may do, and — for a
+/// cookie session — its CSRF token.
+pub(crate) async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AuthActor(actor): AuthActor,
+) -> Json<serde_json::Value> {
+    let csrf = crate::auth::cookie_token(&headers).map(|t| state.tokens.csrf_token(&t)).unwrap_or_default();
+    Json(session_view(&actor, csrf))
+}
+
+fn session_view(actor: &veil_store::Actor, csrf: String) -> serde_json::Value {
+    let permissions: serde_json::Map<String, serde_json::Value> = actor
+        .permissions
+        .grants()
+        .into_iter()
+        .map(|(resource, ops)| {
+            (resource.as_str().to_owned(), ops.iter().map(|o| o.as_str()).collect::<Vec<_>>().into())
+        })
+        .collect();
+    serde_json::json!({
+        "username": actor.username,
+        "tenantId": actor.tenant_id,
+        "customerId": actor.customer_id,
+        "permissions": permissions,
+        "csrfToken": csrf,
+    })
+}
+
+/// Checks a login request (rate limited per user and address, the audit log records it) and
+/// returns the user.
+async fn authenticate(
+    state: &AppState,
+    address: std::net::SocketAddr,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> ApiResult<veil_store::UserRecord> {
     let store = state.host.store();
     // A fixed message: the rejection's text would quote the request, password included.
     let Json(req) = body
@@ -65,14 +136,19 @@ pub(crate) async fn login(
     };
     state.login_limiter.succeeded(&keys[0], &address_key);
     store.record_login(Some(&user), true, address_text).await;
-    let token = state.tokens.issue(user.id)?;
     tracing::info!(username = %user.username, "login");
-    Ok(Json(serde_json::json!({ "token": token, "expiresIn": TOKEN_LIFETIME.as_secs() })))
+    Ok(user)
 }
 
-/// `POST /api/auth/logout`: every token of the caller's account stops working.
-pub(crate) async fn logout(State(store): State<Store>, AuthActor(actor): AuthActor) -> ApiResult<StatusCode> {
+/// `POST /api/auth/logout`: every token of the caller's account stops working; a session cookie
+/// is cleared.
+pub(crate) async fn logout(
+    State(store): State<Store>,
+    headers: HeaderMap,
+    AuthActor(actor): AuthActor,
+) -> ApiResult<Response> {
     store.revoke_tokens(&actor).await?;
     tracing::info!(username = %actor.username, "logout");
-    Ok(StatusCode::NO_CONTENT)
+    let cleared = session_cookie(None, over_https(&headers));
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }

@@ -1,0 +1,122 @@
+// The single page: session, navigation and routing (`#/secrets`, `#/secrets/<id>`, `#/chains`,
+// `#/chains/<id>`, `#/integrations`, `#/integrations/<id>`, `#/users`, `#/customers`, `#/roles`,
+// `#/audit`, `#/login`).
+
+import { api, can, el, field, fill, session, showErrors, clearErrors } from "./dom.js";
+import { secretsPage, secretPage } from "./secrets.js";
+import { chainsPage, chainPage } from "./chains.js";
+import { integrationsPage, integrationPage } from "./integrations.js";
+import { usersPage, customersPage, rolesPage } from "./directory.js";
+import { auditPage } from "./audit.js";
+
+const root = document.getElementById("app");
+
+const routes = [
+  [/^#\/secrets$/, () => secretsPage()],
+  [/^#\/secrets\/([\w-]+)$/, (id) => secretPage(id)],
+  [/^#\/chains$/, () => chainsPage()],
+  [/^#\/chains\/([\w-]+)$/, (id) => chainPage(id)],
+  [/^#\/integrations$/, () => integrationsPage()],
+  [/^#\/integrations\/([\w-]+)$/, (id) => integrationPage(id)],
+  [/^#\/users$/, () => usersPage()],
+  [/^#\/customers$/, () => customersPage()],
+  [/^#\/roles$/, () => rolesPage()],
+  [/^#\/audit$/, () => auditPage()],
+];
+
+function navigation() {
+  const link = (href, label, show = true) => (show ? el("a", { href, class: location.hash.startsWith(href) ? "active" : null }, label) : null);
+  return el(
+    "nav",
+    { class: "sidebar", "aria-label": "Main" },
+    el("div", { class: "brand" }, "Veil"),
+    link("#/chains", "Rule chains", can("RULE_CHAIN", "READ")),
+    link("#/integrations", "Integrations", can("INTEGRATION", "READ")),
+    el("div", { class: "group" }, "Security"),
+    link("#/secrets", "Secrets storage", can("SECRET", "READ")),
+    link("#/audit", "Audit log", can("AUDIT_LOG", "READ")),
+    el("div", { class: "group" }, "Access"),
+    link("#/users", "Users", can("USER", "READ")),
+    link("#/customers", "Customers", can("CUSTOMER", "READ")),
+    link("#/roles", "Roles", can("ROLE", "READ")),
+    el(
+      "div",
+      { class: "who" },
+      el("span", { id: "username" }, session.user.username),
+      el("button", { type: "button", class: "link", onclick: logout }, "Log out"),
+    ),
+  );
+}
+
+async function logout() {
+  try {
+    await api("POST", "/api/auth/logout");
+  } finally {
+    session.user = null;
+    location.hash = "#/login";
+  }
+}
+
+function loginPage() {
+  const username = el("input", { name: "username", autocomplete: "username", required: true, dataset: { field: "username" } });
+  const password = el("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const form = el(
+    "form",
+    {
+      class: "login",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearErrors(form);
+        try {
+          session.user = await api("POST", "/api/auth/session", { username: username.value, password: password.value });
+          password.value = "";
+          const home = can("SECRET", "READ") ? "#/secrets" : "#/chains";
+          if (location.hash === home) route();
+          else location.hash = home;
+        } catch (error) {
+          password.value = "";
+          showErrors(form, error);
+        }
+      },
+    },
+    el("h1", {}, "Veil"),
+    field("Username", username),
+    field("Password", password),
+    el("div", { class: "form-errors", role: "alert" }),
+    el("button", { type: "submit", class: "primary" }, "Log in"),
+  );
+  fill(root, form);
+  username.focus();
+}
+
+async function route() {
+  if (!session.user) {
+    try {
+      session.user = await api("GET", "/api/auth/session");
+    } catch {
+      return loginPage();
+    }
+  }
+  if (location.hash === "#/login" || location.hash === "" || location.hash === "#/") {
+    location.hash = can("SECRET", "READ") ? "#/secrets" : "#/chains";
+    return;
+  }
+  const main = el("main", { id: "page" });
+  fill(root, el("div", { class: "shell" }, navigation(), main));
+  for (const [pattern, page] of routes) {
+    const match = location.hash.match(pattern);
+    if (match) {
+      try {
+        fill(main, await page(...match.slice(1)));
+      } catch (error) {
+        fill(main, el("div", { class: "form-errors", role: "alert" }, error.message));
+      }
+      document.body.dataset.ready = String(performance.now());
+      return;
+    }
+  }
+  fill(main, el("p", {}, "No such page."));
+}
+
+window.addEventListener("hashchange", route);
+route();

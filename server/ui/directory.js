@@ -1,0 +1,102 @@
+// Users, customers and roles of the tenant, for those allowed to see them.
+
+import { api, can, dialog, el, field, fill, iconButton, pageHeader, toast, when } from "./dom.js";
+
+const RESOURCES = ["SECRET", "RULE_CHAIN", "INTEGRATION", "CUSTOMER", "USER", "ROLE", "AUDIT_LOG"];
+const OPERATIONS = ["READ", "CREATE", "WRITE", "DELETE", "USE"];
+
+function table(id, headers, rows, empty) {
+  return el("table", { id },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: headers.length, class: "empty" }, empty))));
+}
+
+function deleteButton(resource, label, path) {
+  if (!can(resource, "DELETE")) return null;
+  return iconButton("🗑", `Delete ${label}`, async () => {
+    if (!(await dialog("Delete", el("p", {}, `Delete ${label}?`), { submit: "Delete" }))) return;
+    try {
+      await api("DELETE", path);
+      location.reload();
+    } catch (error) {
+      toast(error.message, true);
+    }
+  });
+}
+
+async function customerMap() {
+  if (!can("CUSTOMER", "READ")) return new Map();
+  const page = await api("GET", "/api/customers?pageSize=1000");
+  return new Map(page.data.map((c) => [c.id, c.name]));
+}
+
+/** `#/users` */
+export async function usersPage() {
+  const users = (await api("GET", "/api/users?pageSize=1000")).data;
+  const customers = await customerMap();
+  const roles = can("ROLE", "READ") ? (await api("GET", "/api/roles")).data.map((r) => r.name) : ["TENANT_ADMIN", "CUSTOMER_USER"];
+  const add = async () => {
+    const username = el("input", { name: "username", required: true, dataset: { field: "username" } });
+    const password = el("input", { name: "password", type: "password", autocomplete: "new-password", required: true, dataset: { field: "password" } });
+    const role = el("select", { name: "roles", dataset: { field: "roles" } }, roles.map((r) => el("option", { value: r }, r)));
+    const customer = el("select", { name: "customerId", dataset: { field: "customerId" } }, el("option", { value: "" }, "— none —"),
+      [...customers].map(([id, name]) => el("option", { value: id }, name)));
+    const created = await dialog("Add user", el("div", {}, field("Username", username), field("Password", password), field("Role", role), field("Customer", customer)), {
+      submit: "Add",
+      onsubmit: async () => {
+        const body = { username: username.value, password: password.value, roles: [role.value] };
+        if (customer.value) body.customerId = customer.value;
+        password.value = "";
+        return api("POST", "/api/users", body);
+      },
+    });
+    if (created) location.reload();
+  };
+  return el("section", {}, pageHeader("Users", can("USER", "CREATE") ? iconButton("+", "Add user", add, { class: "icon add" }) : null),
+    table("users-table", ["Username", "Roles", "Customer", "Created", ""], users.map((u) => el("tr", { dataset: { name: u.username } },
+      el("td", {}, u.username), el("td", {}, u.roles.join(", ")), el("td", {}, u.customerId ? customers.get(u.customerId) || u.customerId : ""),
+      el("td", {}, when(u.createdTime)), el("td", { class: "row-actions" }, deleteButton("USER", `user '${u.username}'`, `/api/users/${u.id}`)))), "No users."));
+}
+
+/** `#/customers` */
+export async function customersPage() {
+  const customers = (await api("GET", "/api/customers?pageSize=1000")).data;
+  const add = async () => {
+    const name = el("input", { name: "name", required: true, dataset: { field: "name" } });
+    const created = await dialog("Add customer", field("Name", name), { submit: "Add", onsubmit: () => api("POST", "/api/customers", { name: name.value }) });
+    if (created) location.reload();
+  };
+  return el("section", {}, pageHeader("Customers", can("CUSTOMER", "CREATE") ? iconButton("+", "Add customer", add, { class: "icon add" }) : null),
+    table("customers-table", ["Name", "Created", ""], customers.map((c) => el("tr", { dataset: { name: c.name } },
+      el("td", {}, c.name), el("td", {}, when(c.createdTime)), el("td", { class: "row-actions" }, deleteButton("CUSTOMER", `customer '${c.name}'`, `/api/customers/${c.id}`)))), "No customers yet."));
+}
+
+/** `#/roles`: built-in roles and custom ones (a grid of resources × operations). */
+export async function rolesPage() {
+  const roles = (await api("GET", "/api/roles")).data;
+  const grants = (r) => r.permissions.map((g) => `${g.resource}: ${g.operations.join(", ")}`).join("; ");
+  const add = async () => {
+    const name = el("input", { name: "name", required: true, dataset: { field: "name" } });
+    const boxes = [];
+    const grid = el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, el("th", {}, ""), OPERATIONS.map((o) => el("th", {}, o)))),
+      el("tbody", {}, RESOURCES.map((r) => el("tr", {}, el("th", {}, r), OPERATIONS.map((o) => {
+        const box = el("input", { type: "checkbox", "aria-label": `${r} ${o}` });
+        boxes.push([r, o, box]);
+        return el("td", {}, box);
+      })))));
+    const created = await dialog("Add role", el("div", { dataset: { field: "permissions" } }, field("Name", name), grid), {
+      submit: "Add",
+      onsubmit: () => {
+        const permissions = RESOURCES.map((resource) => ({ resource, operations: boxes.filter(([r, , b]) => r === resource && b.checked).map(([, o]) => o) }))
+          .filter((g) => g.operations.length);
+        return api("POST", "/api/roles", { name: name.value, permissions });
+      },
+    });
+    if (created) location.reload();
+  };
+  return el("section", {}, pageHeader("Roles", can("ROLE", "CREATE") ? iconButton("+", "Add role", add, { class: "icon add" }) : null),
+    table("roles-table", ["Name", "Kind", "Grants", ""], roles.map((r) => el("tr", { dataset: { name: r.name } },
+      el("td", {}, r.name), el("td", {}, r.builtIn ? "built-in" : "custom"), el("td", { class: "grants" }, grants(r)),
+      el("td", { class: "row-actions" }, r.builtIn ? null : deleteButton("ROLE", `role '${r.name}'`, `/api/roles/${r.id}`)))), "No roles."));
+}

@@ -1,0 +1,304 @@
+// Secrets storage: the list (search, paging), add (Text or File), change value / description,
+// share, delete (blocked by a dialog listing the users), and a secret's page with its usages and
+// audit trail. Values go in through password inputs that are never prefilled; none comes back.
+
+import {
+  api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, toast, when,
+} from "./dom.js";
+
+const PAGE_SIZE = 50;
+
+/** Customers by id (empty when the caller may not list them). */
+async function customerNames() {
+  if (!can("CUSTOMER", "READ")) return new Map();
+  try {
+    const page = await api("GET", "/api/customers?pageSize=1000");
+    return new Map(page.data.map((c) => [c.id, c.name]));
+  } catch {
+    return new Map();
+  }
+}
+
+/** The value input of a secret form: a password field for TEXT, a file chooser for FILE. */
+function valueInput(kind, required) {
+  if (kind === "FILE") {
+    const chosen = el("span", { class: "file-name", id: "chosen-file" }, "No file chosen");
+    const input = el("input", {
+      type: "file",
+      name: "file",
+      required,
+      dataset: { field: "file" },
+      onchange: () => fill(chosen, input.files[0] ? input.files[0].name : "No file chosen"),
+    });
+    return { element: el("div", { class: "file-input" }, input, chosen), input };
+  }
+  const input = el("input", {
+    type: "password",
+    name: "value",
+    autocomplete: "new-password",
+    required,
+    dataset: { field: "value" },
+  });
+  return { element: input, input };
+}
+
+/** The Add secret dialog; resolves with the created secret, or null. */
+export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = {}) {
+  const kinds = accepts === "ANY" ? ["TEXT", "FILE"] : [accepts];
+  let kind = kinds[0];
+  const name = el("input", { name: "name", required: true, value: suggestedName, dataset: { field: "name" } });
+  const description = el("input", { name: "description", dataset: { field: "description" } });
+  const valueHolder = el("div", { class: "field" });
+  let value;
+  const showValue = () => {
+    value = valueInput(kind, true);
+    fill(valueHolder, el("span", { class: "label" }, kind === "FILE" ? "File" : "Value"), value.element);
+  };
+  showValue();
+  const typeChoice = el(
+    "div",
+    { class: "segmented", role: "radiogroup", "aria-label": "Type" },
+    kinds.map((k) =>
+      el("label", {}, el("input", {
+        type: "radio",
+        name: "type",
+        value: k,
+        checked: k === kind,
+        onchange: () => {
+          kind = k;
+          showValue();
+        },
+      }), k === "TEXT" ? "Text" : "File"),
+    ),
+  );
+  return dialog(
+    "Add secret",
+    el("div", {}, typeChoice, field("Name", name), field("Description", description), valueHolder),
+    {
+      submit: "Add",
+      id: "add-secret",
+      onsubmit: async () => {
+        let created;
+        if (kind === "FILE") {
+          const form = new FormData();
+          form.append("name", name.value);
+          form.append("type", "FILE");
+          if (description.value) form.append("description", description.value);
+          const file = value.input.files[0];
+          if (file) form.append("file", file, file.name);
+          created = await api("POST", "/api/secrets", form);
+        } else {
+          const body = { name: name.value, type: "TEXT", value: value.input.value };
+          if (description.value) body.description = description.value;
+          created = await api("POST", "/api/secrets", body);
+        }
+        value.input.value = "";
+        return created;
+      },
+    },
+  );
+}
+
+/** Change value (and description): the name is shown but cannot be changed. */
+async function changeDialog(secret) {
+  const name = el("input", { name: "name", value: secret.name, disabled: true, "aria-readonly": "true" });
+  const description = el("input", { name: "description", value: secret.description || "", dataset: { field: "description" } });
+  const value = valueInput(secret.type, false);
+  return dialog(
+    `Change secret '${secret.name}'`,
+    el(
+      "div",
+      {},
+      field("Name", name, "A secret's name cannot be changed: configurations refer to it by name."),
+      field("Description", description),
+      field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
+    ),
+    {
+      submit: "Save",
+      id: "change-secret",
+      onsubmit: async () => {
+        const body = {};
+        if (description.value !== (secret.description || "")) body.description = description.value;
+        if (secret.type === "FILE" && value.input.files[0]) {
+          body.value = await base64File(value.input.files[0]);
+          body.fileName = value.input.files[0].name;
+        } else if (secret.type === "TEXT" && value.input.value) body.value = value.input.value;
+        value.input.value = "";
+        if (!Object.keys(body).length) return null;
+        return api("PATCH", `/api/secrets/${secret.id}`, body);
+      },
+    },
+  );
+}
+
+/** What uses a secret, as links to the chain (and node) or integration. */
+export function usageList(usages) {
+  const items = [];
+  for (const chain of usages.RULE_CHAIN || []) {
+    const nodes = (chain.nodes || []).map((n) => n.name || n.id).filter(Boolean);
+    items.push(el("li", {}, "Rule chain ", el("a", { href: `#/chains/${chain.id}` }, chain.name),
+      nodes.length ? ` — node ${nodes.map((n) => `'${n}'`).join(", ")}` : ""));
+  }
+  for (const integration of usages.INTEGRATION || []) {
+    items.push(el("li", {}, "Integration ", el("a", { href: `#/integrations/${integration.id}` }, integration.name)));
+  }
+  return el("ul", { class: "usages" }, items);
+}
+
+/** Confirms and deletes; when the secret is in use, shows what uses it instead. True when deleted. */
+export async function deleteSecret(secret) {
+  const confirmed = await dialog("Delete secret", el("p", {}, `Delete the secret '${secret.name}'? This cannot be undone.`), {
+    submit: "Delete",
+    id: "confirm-delete",
+  });
+  if (!confirmed) return false;
+  try {
+    await api("DELETE", `/api/secrets/${secret.id}`);
+    toast(`Secret '${secret.name}' deleted`);
+    return true;
+  } catch (error) {
+    if (error.code !== "secret_in_use") throw error;
+    await dialog(
+      "Secret is in use",
+      el("div", {}, el("p", {}, `'${secret.name}' cannot be deleted while these configurations use it:`), usageList(error.body.references || {})),
+      { submit: null, cancel: "Close", id: "in-use" },
+    );
+    return false;
+  }
+}
+
+/** Share with a customer, or stop sharing. */
+async function shareDialog(secret, customers) {
+  const shared = new Set(secret.sharedWith || []);
+  const select = el("select", { name: "customer", dataset: { field: "customerId" } },
+    [...customers].filter(([id]) => !shared.has(id)).map(([id, name]) => el("option", { value: id }, name)));
+  const current = el("ul", { class: "shares" }, [...shared].map((id) =>
+    el("li", {}, customers.get(id) || id, " ", iconButton("×", `Stop sharing with ${customers.get(id) || id}`, async () => {
+      await api("DELETE", `/api/secrets/${secret.id}/shares/${id}`);
+      shared.delete(id);
+      document.querySelector("#share-secret [data-action=cancel]").click();
+      toast(`No longer shared with ${customers.get(id) || id}`);
+    }))));
+  return dialog(
+    `Share '${secret.name}'`,
+    el("div", {}, el("p", {}, "Customers a secret is shared with may use it in their configurations; nobody can read its value."), current, field("Share with", select)),
+    {
+      submit: "Share",
+      id: "share-secret",
+      onsubmit: async () => select.value && api("POST", `/api/secrets/${secret.id}/shares`, { customerId: select.value }),
+    },
+  );
+}
+
+/** `#/secrets`: Secrets storage. */
+export async function secretsPage() {
+  let page = 0;
+  let search = "";
+  const customers = await customerNames();
+  const body = el("div", { id: "secrets-table" });
+  const load = async () => {
+    const query = new URLSearchParams({ page, pageSize: PAGE_SIZE });
+    if (search) query.set("textSearch", search);
+    const result = await api("GET", `/api/secrets?${query}`);
+    const rows = result.data.map((s) =>
+      el(
+        "tr",
+        { dataset: { name: s.name } },
+        el("td", {}, el("a", { href: `#/secrets/${s.id}` }, s.name)),
+        el("td", {}, s.type === "FILE" ? "File" : "Text"),
+        el("td", {}, s.description || ""),
+        el("td", { class: "num" }, s.version),
+        el("td", {}, when(s.updatedTime)),
+        el("td", {}, (s.sharedWith || []).map((id) => customers.get(id) || id).join(", ")),
+        el(
+          "td",
+          { class: "row-actions" },
+          can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => (await changeDialog(s)) && load()) : null,
+          can("SECRET", "WRITE") && customers.size ? iconButton("⇄", "Share", async () => { await shareDialog(s, customers); load(); }) : null,
+          can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(s)) && load()) : null,
+        ),
+      ),
+    );
+    fill(
+      body,
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Name", "Type", "Description", "Version", "Updated", "Shared with", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "empty" }, search ? "No secret matches." : "No secrets yet."))),
+      ),
+      pager(page, PAGE_SIZE, result, (p) => {
+        page = p;
+        load();
+      }),
+    );
+  };
+  let typing;
+  const searchInput = el("input", {
+    type: "search",
+    placeholder: "Search by name",
+    "aria-label": "Search secrets",
+    oninput: () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => {
+        search = searchInput.value.trim();
+        page = 0;
+        load();
+      }, 200);
+    },
+  });
+  await load();
+  return el(
+    "section",
+    {},
+    pageHeader(
+      "Secrets storage",
+      searchInput,
+      can("SECRET", "CREATE") ? iconButton("+", "Add secret", async () => (await addSecretDialog()) && load(), { class: "icon add" }) : null,
+    ),
+    body,
+  );
+}
+
+/** `#/secrets/<id>`: a secret, what uses it, and its audit trail. */
+export async function secretPage(id) {
+  const secret = await api("GET", `/api/secrets/${id}`);
+  const customers = await customerNames();
+  const usages = await api("GET", `/api/secrets/${id}/usages`);
+  let trail = null;
+  if (can("AUDIT_LOG", "READ")) {
+    const page = await api("GET", `/api/audit-logs?secretId=${id}&pageSize=50`);
+    trail = el(
+      "table",
+      { id: "secret-audit" },
+      el("thead", {}, el("tr", {}, ["Time", "Actor", "Action", "Outcome", "Details"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, page.data.map((e) =>
+        el("tr", {}, el("td", {}, when(e.time)), el("td", {}, e.actorName), el("td", {}, e.action), el("td", {}, e.outcome), el("td", {}, typeof e.details === "string" ? e.details : JSON.stringify(e.details ?? ""))))),
+    );
+  }
+  const empty = !(usages.RULE_CHAIN || []).length && !(usages.INTEGRATION || []).length;
+  return el(
+    "section",
+    {},
+    pageHeader(
+      `Secret '${secret.name}'`,
+      can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => (await changeDialog(secret)) && (location.hash = `#/secrets/${id}`, location.reload())) : null,
+      can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(secret)) && (location.hash = "#/secrets")) : null,
+    ),
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Type"), el("dd", {}, secret.type === "FILE" ? `File${secret.fileName ? ` (${secret.fileName})` : ""}` : "Text"),
+      el("dt", {}, "Description"), el("dd", {}, secret.description || ""),
+      el("dt", {}, "Version"), el("dd", {}, secret.version),
+      el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
+      el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
+      el("dt", {}, "Shared with"), el("dd", {}, (secret.sharedWith || []).map((c) => customers.get(c) || c).join(", ") || "—"),
+      el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),
+    ),
+    el("h2", {}, "Used by"),
+    empty ? el("p", { class: "empty" }, "No rule chain or integration uses this secret.") : usageList(usages),
+    trail ? el("h2", {}, "Audit trail") : null,
+    trail,
+  );
+}
