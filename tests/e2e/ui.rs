@@ -16,13 +16,14 @@ const TOKEN_1: &str = "tok-PLAIN-1-\"q\"";
 const TOKEN_2: &str = "tok-PLAIN-2-ü";
 const PEM_BODY: &str = "MIIBszCCAVmgAwIBAgIUQm9ndXNDZXJ0aWZpY2F0ZUZvclZlaWxUZXN0czAKBggqhkjOPQQDAjAS";
 const CUSTOMER_PASSWORD: &str = "acme customer password 1";
+const LORIOT_USER: &str = "lo-user-PLAIN-7";
 
 fn pem() -> String {
     format!("-----BEGIN CERTIFICATE-----\n{PEM_BODY}\n-----END CERTIFICATE-----\n")
 }
 
 fn plaintexts() -> Vec<&'static str> {
-    vec![TOKEN_1, TOKEN_2, PEM_BODY, CUSTOMER_PASSWORD]
+    vec![TOKEN_1, TOKEN_2, PEM_BODY, CUSTOMER_PASSWORD, LORIOT_USER]
 }
 
 /// Where screenshots go, if anywhere.
@@ -206,7 +207,21 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     select(&browser, "select[name=type]", "LORIOT").await;
     browser.type_into("input[data-pointer='/name']", "LORIOT").await;
     select(&browser, "select[name=ruleChainId]", &chain_id).await;
-    browser.type_into("input[data-pointer='/configuration/credentials/username']", "veil-user").await;
+    // The user name: a new secret made from the picker ("Create new"), then used.
+    browser.click("button[data-key='/configuration/credentials/username']").await;
+    browser.click(".picker button.link").await;
+    browser.find("#add-secret").await;
+    browser.type_into("#add-secret input[name=name]", "loriot-user").await;
+    browser.type_into("#add-secret input[name=value]", LORIOT_USER).await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    browser.gone("#add-secret").await;
+    browser.find(".picker select option[value='loriot-user']").await;
+    assert_eq!(
+        browser.find(".picker select").await.prop("value").await.unwrap().as_deref(),
+        Some("loriot-user")
+    );
+    browser.click(".picker button.primary").await;
+    browser.text_of(".chip[data-pointer='/configuration/credentials/username']", "loriot-user").await;
     // The default configuration's placeholder shows as a chip; replace it through the picker.
     browser.click(".chip[data-pointer='/configuration/credentials/password'] button").await;
     use_secret(&browser, "/configuration/credentials/password", "api-token", None).await;
@@ -229,7 +244,7 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
         integration["configuration"]["credentials"]["password"], "$<secret:api-token>",
         "{integration}"
     );
-    assert_eq!(integration["configuration"]["credentials"]["username"], "veil-user");
+    assert_eq!(integration["configuration"]["credentials"]["username"], "$<secret:loriot-user>");
 
     // Deleting the secret is refused with a dialog listing both users.
     visit(&browser, &base, "#/secrets").await;
