@@ -37,6 +37,7 @@ impl Env {
             file_name: None,
             name: None,
             kind: None,
+            allowed_destinations: None,
         };
         self.store.update(&self.admin, id, req).await.unwrap();
     }

@@ -33,6 +33,7 @@ async fn fill(store: &Store, actor: &Actor, count: usize) {
             description: None,
             value: SecretValue::from(format!("{i:0>32}")),
             file_name: None,
+            allowed_destinations: Vec::new(),
         };
         store.create(actor, req).await.expect("create");
     }

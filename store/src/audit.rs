@@ -37,6 +37,10 @@ pub enum AuditAction {
     Login,
     /// A login failed.
     LoginFailed,
+    /// A secret's allowed destinations changed.
+    DestinationsChange,
+    /// A send was refused: a secret it carried may not go to that destination.
+    BlockedDestination,
 }
 
 impl AuditAction {
@@ -54,6 +58,8 @@ impl AuditAction {
             Self::Use => "USE",
             Self::Login => "LOGIN",
             Self::LoginFailed => "LOGIN_FAILED",
+            Self::DestinationsChange => "DESTINATIONS_CHANGE",
+            Self::BlockedDestination => "BLOCKED_DESTINATION",
         }
     }
 
@@ -70,6 +76,8 @@ impl AuditAction {
             Self::Use,
             Self::Login,
             Self::LoginFailed,
+            Self::DestinationsChange,
+            Self::BlockedDestination,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

@@ -71,7 +71,7 @@ impl Lease {
     pub fn outcome(&self, fingerprint: &str, fresh: Duration) -> Option<std::result::Result<(), String>> {
         let found = self.found.as_ref().filter(|r| r.fingerprint == fingerprint)?;
         let age = now_ms().saturating_sub(found.done_time);
-        if age < 0 || age as u128 > fresh.as_millis() {
+        if age < 0 || age as u128 >= fresh.as_millis() {
             return None;
         }
         Some(found.failure.clone().map_or(Ok(()), Err))

@@ -117,6 +117,8 @@ pub struct SecretInfo {
     pub updated_time: i64,
     /// Customers this secret is shared with.
     pub shared_with: Vec<CustomerId>,
+    /// Where its value may be sent (host patterns with optional port); empty: anywhere.
+    pub allowed_destinations: Vec<String>,
 }
 
 /// A secret's plaintext, held in zeroizing memory. `Debug` prints `[REDACTED]`; it has no `Serialize`.
@@ -180,6 +182,8 @@ pub struct NewSecret {
     pub value: SecretValue,
     /// FILE only: the file's name.
     pub file_name: Option<String>,
+    /// Where its value may be sent (see [`SecretInfo::allowed_destinations`]).
+    pub allowed_destinations: Vec<String>,
 }
 
 /// A request to change a secret. `name` and `kind` are there only so a change can be refused.
@@ -195,6 +199,8 @@ pub struct SecretUpdate {
     pub name: Option<String>,
     /// Must equal the current type if present.
     pub kind: Option<String>,
+    /// A new list of allowed destinations (empty: anywhere).
+    pub allowed_destinations: Option<Vec<String>>,
 }
 
 /// Size limits for values.
@@ -397,6 +403,7 @@ pub(crate) struct ValidNewSecret {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) file_name: Option<String>,
+    pub(crate) allowed_destinations: Vec<String>,
 }
 
 pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewSecret> {
@@ -417,19 +424,28 @@ pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewS
         (SecretType::Text, None) => None,
     };
     validate_value(req.kind, &req.value, limits, &mut problems)?;
+    let allowed_destinations =
+        crate::destinations::validate_destinations(&req.allowed_destinations, &mut problems);
     if problems.is_empty() {
-        Ok(ValidNewSecret { name, description, file_name })
+        Ok(ValidNewSecret { name, description, file_name, allowed_destinations })
     } else {
         Err(StoreError::Invalid(problems))
     }
 }
 
-/// Validates an update against the current metadata; returns the new description and file name.
+/// An update's checked fields.
+pub(crate) struct ValidUpdate {
+    pub(crate) description: Option<String>,
+    pub(crate) file_name: Option<String>,
+    pub(crate) allowed_destinations: Option<Vec<String>>,
+}
+
+/// Validates an update against the current metadata.
 pub(crate) fn validate_update(
     current: &SecretInfo,
     req: &SecretUpdate,
     limits: &Limits,
-) -> Result<(Option<String>, Option<String>)> {
+) -> Result<ValidUpdate> {
     if let Some(name) = &req.name {
         if name.trim() != current.name {
             return Err(StoreError::Immutable { field: "name", current: current.name.clone() });
@@ -455,12 +471,22 @@ pub(crate) fn validate_update(
     if let Some(value) = &req.value {
         validate_value(current.kind, value, limits, &mut problems)?;
     }
-    if req.value.is_none() && req.description.is_none() && req.file_name.is_none() {
-        problems
-            .push(FieldProblem::new("value", "nothing to change: send a value, a description or a fileName"));
+    let allowed_destinations = req
+        .allowed_destinations
+        .as_ref()
+        .map(|list| crate::destinations::validate_destinations(list, &mut problems));
+    if req.value.is_none()
+        && req.description.is_none()
+        && req.file_name.is_none()
+        && req.allowed_destinations.is_none()
+    {
+        problems.push(FieldProblem::new(
+            "value",
+            "nothing to change: send a value, a description, a fileName or allowedDestinations",
+        ));
     }
     if problems.is_empty() {
-        Ok((req.description.clone(), file_name))
+        Ok(ValidUpdate { description: req.description.clone(), file_name, allowed_destinations })
     } else {
         Err(StoreError::Invalid(problems))
     }
@@ -488,6 +514,7 @@ mod tests {
             description: None,
             value: SecretValue::from("hunter2"),
             file_name: None,
+            allowed_destinations: Vec::new(),
         };
         assert!(!format!("{req:?}").contains("hunter2"));
         let upd = SecretUpdate { value: Some("hunter2".into()), ..Default::default() };

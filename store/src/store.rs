@@ -550,6 +550,7 @@ impl Store {
             created_time: now,
             updated_time: now,
             shared_with: Vec::new(),
+            allowed_destinations: valid.allowed_destinations,
         };
         let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
         let row = SecretRow { info: info.clone(), sealed };
@@ -621,15 +622,20 @@ impl Store {
         actor.require(Operation::Write)?;
         let _guard = self.inner.write.lock().await;
         let current = self.visible(actor, id)?;
-        let (description, file_name) = validate_update(&current.info, &req, &self.inner.limits)?;
+        let valid = validate_update(&current.info, &req, &self.inner.limits)?;
         let mut info = current.info.clone();
-        let description_changed = description.as_ref().is_some_and(|d| *d != info.description)
-            || file_name.as_ref().is_some_and(|f| Some(f) != info.file_name.as_ref());
-        if let Some(d) = description {
+        let description_changed = valid.description.as_ref().is_some_and(|d| *d != info.description)
+            || valid.file_name.as_ref().is_some_and(|f| Some(f) != info.file_name.as_ref());
+        let destinations_changed =
+            valid.allowed_destinations.as_ref().is_some_and(|d| *d != info.allowed_destinations);
+        if let Some(d) = valid.description {
             info.description = d;
         }
-        if let Some(f) = file_name {
+        if let Some(f) = valid.file_name {
             info.file_name = Some(f);
+        }
+        if let Some(list) = valid.allowed_destinations {
+            info.allowed_destinations = list;
         }
         let sealed = match &req.value {
             Some(value) => {
@@ -654,6 +660,11 @@ impl Store {
             self.publish(&info, ChangeKind::DescriptionUpdated);
             self.audit_secret(actor, AuditAction::DescriptionChange, &info, true, serde_json::json!({}))
                 .await;
+        }
+        if destinations_changed {
+            self.publish(&info, ChangeKind::DescriptionUpdated);
+            let details = serde_json::json!({ "allowedDestinations": info.allowed_destinations });
+            self.audit_secret(actor, AuditAction::DestinationsChange, &info, true, details).await;
         }
         Ok(info)
     }

@@ -100,6 +100,7 @@ backend_tests! {
             description: Some("d".repeat(5000)),
             value: SecretValue::new(Vec::new()),
             file_name: None,
+            allowed_destinations: Vec::new(),
         };
         let fields: Vec<String> =
             problems(t.store.create(&t.admin, many).await.unwrap_err()).into_iter().map(|p| p.0).collect();

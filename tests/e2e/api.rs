@@ -131,7 +131,7 @@ async fn bad_requests_get_clear_errors_naming_the_field() {
         &resp,
         400,
         "invalid_secret",
-        "fileNme: unknown field (expected name, type, description, value, fileName)",
+        "fileNme: unknown field (expected name, type, description, value, fileName, allowedDestinations)",
     );
     let resp = api.get("/api/secrets?page=18446744073709551615").await;
     assert_eq!((resp.0, resp.1["hasNext"].as_bool()), (200, Some(false)));
@@ -433,4 +433,60 @@ async fn the_database_files_are_private_in_a_pre_existing_shared_data_dir() {
         let mode = std::fs::metadata(data.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
+}
+
+/// `allowedDestinations` on create, GET and PATCH: normalized, every bad entry named, cleared
+/// with an empty list, each change in the audit log; the CLI's `--allow-host`.
+#[tokio::test]
+async fn allowed_destinations_are_kept_checked_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let (status, created) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "loriot-password", "type": "TEXT", "value": "pw",
+                   "allowedDestinations": ["*.LORIOT.io", "127.0.0.1:9000", "*.loriot.io"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["allowedDestinations"], json!(["*.loriot.io", "127.0.0.1:9000"]));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, shown) = api.get(&format!("/api/secrets/{id}")).await;
+    assert_eq!(shown["allowedDestinations"], created["allowedDestinations"]);
+
+    let bad = api
+        .post(
+            "/api/secrets",
+            json!({"name": "x", "type": "TEXT", "value": "v", "allowedDestinations": ["ok.example.com", "a b", "h:0"]}),
+        )
+        .await;
+    assert_error(&bad, 400, "invalid_secret", "allowedDestinations/1: 'a b' is not a host name");
+    let fields: Vec<&str> =
+        bad.1["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["allowedDestinations/1", "allowedDestinations/2"]);
+    let not_a_list = api
+        .post("/api/secrets", json!({"name": "x", "type": "TEXT", "value": "v", "allowedDestinations": "h"}))
+        .await;
+    assert_error(
+        &not_a_list,
+        400,
+        "invalid_secret",
+        "allowedDestinations: must be an array of host patterns",
+    );
+
+    let (status, patched) =
+        api.patch(&format!("/api/secrets/{id}"), json!({"allowedDestinations": ["eu1.loriot.io:443"]})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (patched["allowedDestinations"].clone(), patched["version"].clone()),
+        (json!(["eu1.loriot.io:443"]), json!(1))
+    );
+    let (_, cleared) = api.patch(&format!("/api/secrets/{id}"), json!({"allowedDestinations": []})).await;
+    assert_eq!(cleared["allowedDestinations"], json!([]));
+    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={id}")).await;
+    let changes: Vec<&Value> =
+        audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == "DESTINATIONS_CHANGE").collect();
+    assert_eq!(changes.len(), 2, "{audit}");
+    assert_eq!(changes[1]["details"]["allowedDestinations"], json!(["eu1.loriot.io:443"]));
 }

@@ -5,8 +5,18 @@ use serde_json::Value;
 use crate::Server;
 
 /// The keys of a secret as the API shows it, sorted: metadata only, never a value.
-pub const SECRET_INFO_KEYS: [&str; 9] =
-    ["createdTime", "description", "id", "name", "sharedWith", "tenantId", "type", "updatedTime", "version"];
+pub const SECRET_INFO_KEYS: [&str; 10] = [
+    "allowedDestinations",
+    "createdTime",
+    "description",
+    "id",
+    "name",
+    "sharedWith",
+    "tenantId",
+    "type",
+    "updatedTime",
+    "version",
+];
 
 /// The keys of a JSON object, sorted (none for anything else).
 pub fn sorted_keys(value: &Value) -> Vec<&str> {

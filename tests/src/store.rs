@@ -150,6 +150,7 @@ pub fn text_secret(name: &str, value: &str) -> NewSecret {
         description: None,
         value: SecretValue::from(value),
         file_name: None,
+        allowed_destinations: Vec::new(),
     }
 }
 
@@ -161,6 +162,7 @@ pub fn file_secret(name: &str, bytes: impl Into<Vec<u8>>) -> NewSecret {
         description: None,
         value: SecretValue::new(bytes.into()),
         file_name: Some(format!("{name}.pem")),
+        allowed_destinations: Vec::new(),
     }
 }
 

@@ -92,7 +92,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
-/// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?}`.
+/// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?, allowedDestinations?}`.
 pub(crate) async fn update(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -109,8 +109,9 @@ pub(crate) async fn update(
         description: take_string(&mut fields, "description")?,
         file_name: take_string(&mut fields, "fileName")?,
         value: take_value(&mut fields, current.kind)?,
+        allowed_destinations: take_strings(&mut fields, "allowedDestinations")?,
     };
-    reject_unknown(&fields, "value, description, fileName", READ_ONLY_FIELDS)?;
+    reject_unknown(&fields, "value, description, fileName, allowedDestinations", READ_ONLY_FIELDS)?;
     Ok(Json(store.update(&actor, id, update).await?))
 }
 
@@ -129,6 +130,23 @@ fn take_string(fields: &mut Map<String, Value>, key: &str) -> ApiResult<Option<S
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(ApiError::invalid_secret(key, "must be a string")),
+    }
+}
+
+/// Takes an optional array of strings; the error names the field (and the entry).
+fn take_strings(fields: &mut Map<String, Value>, key: &str) -> ApiResult<Option<Vec<String>>> {
+    match fields.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ApiError::invalid_secret(&format!("{key}/{i}"), "must be a string")),
+            })
+            .collect::<ApiResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(ApiError::invalid_secret(key, "must be an array of host patterns")),
     }
 }
 
@@ -174,8 +192,9 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
         take_value(&mut fields, kind)?.ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
     let description = take_string(&mut fields, "description")?;
     let file_name = take_string(&mut fields, "fileName")?;
-    reject_unknown(&fields, "name, type, description, value, fileName", &[])?;
-    Ok(NewSecret { name, kind, description, value, file_name })
+    let allowed_destinations = take_strings(&mut fields, "allowedDestinations")?.unwrap_or_default();
+    reject_unknown(&fields, "name, type, description, value, fileName, allowedDestinations", &[])?;
+    Ok(NewSecret { name, kind, description, value, file_name, allowed_destinations })
 }
 
 /// A text part of a form: UTF-8 or refused, naming the field. (axum's `Field::text` guesses the
@@ -187,6 +206,7 @@ fn utf8_text(field: &str, bytes: Bytes) -> ApiResult<String> {
 async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
     let (mut name, mut kind, mut description, mut file_name, mut value) =
         (None, None, None, None, None::<SecretValue>);
+    let mut allowed_destinations = Vec::new();
     let form_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("request body is larger than the server accepts")
@@ -209,9 +229,13 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
                 description = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?)
             }
             "fileName" => file_name = Some(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?),
+            // One part per pattern.
+            "allowedDestinations" => {
+                allowed_destinations.push(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?)
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file)"
+                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file, allowedDestinations)"
                 )));
             }
         }
@@ -222,6 +246,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
         description,
         value: value.ok_or_else(|| ApiError::invalid_secret("file", "is required"))?,
         file_name,
+        allowed_destinations,
     })
 }
 

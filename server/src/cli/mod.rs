@@ -62,6 +62,10 @@ pub(crate) enum SecretCmd {
         /// FILE secrets: the file name to show (default: the file's name).
         #[arg(long)]
         file_name: Option<String>,
+        /// A destination the value may be sent to: `host`, `*.domain` or `host:port` (repeat;
+        /// none: anywhere).
+        #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+        allow_hosts: Vec<String>,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -99,6 +103,12 @@ pub(crate) enum SecretCmd {
         /// Read the new value from this file.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Replace the allowed destinations with these (repeat).
+        #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+        allow_hosts: Vec<String>,
+        /// Allow every destination again (clears the list).
+        #[arg(long, conflicts_with = "allow_hosts")]
+        allow_any_host: bool,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -364,6 +374,7 @@ const SECRET_FIELDS: &[Field] = &[
     ("description", |v| text(&v["description"])),
     ("fileName", |v| text(&v["fileName"])),
     ("sharedWith", |v| text(&v["sharedWith"])),
+    ("allowedDestinations", |v| text(&v["allowedDestinations"])),
     ("created", |v| time(&v["createdTime"])),
     ("updated", |v| time(&v["updatedTime"])),
     ("id", |v| text(&v["id"])),
@@ -459,9 +470,12 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
     let client = Client::authenticated(global.url.as_deref())?;
     let out = global.output;
     match cmd {
-        SecretCmd::Create { name, kind, description, file, file_name, .. } => {
+        SecretCmd::Create { name, kind, description, file, file_name, allow_hosts, .. } => {
             let kind = kind.to_uppercase();
             let mut body = json!({"name": name, "type": kind, "description": description});
+            if !allow_hosts.is_empty() {
+                body["allowedDestinations"] = json!(allow_hosts);
+            }
             if kind == "FILE" {
                 let shown = file_name
                     .or_else(|| {
@@ -499,18 +513,23 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             let id = secret_id(&client, &secret).await?;
             output::object(out, &client.get(&format!("/api/secrets/{id}")).await?, SECRET_FIELDS);
         }
-        SecretCmd::Update { secret, description, stdin, file, .. } => {
+        SecretCmd::Update { secret, description, stdin, file, allow_hosts, allow_any_host, .. } => {
             let id = secret_id(&client, &secret).await?;
             let current = client.get(&format!("/api/secrets/{id}")).await?;
             let mut body = json!({});
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
+            if !allow_hosts.is_empty() || allow_any_host {
+                body["allowedDestinations"] = json!(allow_hosts);
+            }
             if file.is_some() || stdin {
                 body["value"] = new_value(file.as_ref(), current["type"] == "FILE")?;
             }
             if body.as_object().is_some_and(|m| m.is_empty()) {
-                return Err(CliError::usage("nothing to change: give --description, --stdin or --file"));
+                return Err(CliError::usage(
+                    "nothing to change: give --description, --stdin, --file, --allow-host or --allow-any-host",
+                ));
             }
             let updated =
                 client.call(reqwest::Method::PATCH, &format!("/api/secrets/{id}"), Some(&body)).await?;

@@ -84,6 +84,25 @@ fn redact_url(url: &str) -> String {
     out
 }
 
+/// `secrets.allowed_destinations`: a JSON array of patterns, as stored.
+pub(crate) fn destinations_text(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+/// `secrets.allowed_destinations` read back.
+pub(crate) fn destinations_from<R: sqlx::Row>(row: &R) -> Result<Vec<String>>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: String = row.try_get("allowed_destinations")?;
+    serde_json::from_str(&text).map_err(|_| {
+        crate::error::StoreError::Database(sqlx::Error::Decode(
+            "column allowed_destinations: not a JSON array".into(),
+        ))
+    })
+}
+
 /// A secret as persisted: metadata plus ciphertext.
 #[derive(Clone)]
 pub(crate) struct SecretRow {

@@ -21,7 +21,10 @@ use uuid::Uuid;
 
 mod directory;
 
-use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow};
+use super::{
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow,
+    destinations_from, destinations_text,
+};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
@@ -79,6 +82,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("cluster work"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/postgres/0004_cluster_work.sql")),
+                false,
+            ),
+            Migration::new(
+                5,
+                Cow::Borrowed("allowed destinations"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0005_allowed_destinations.sql")),
                 false,
             ),
         ]),
@@ -449,7 +459,7 @@ impl PostgresBackend {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let rows = sqlx::query(
             "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
-             updated_time, key_id, nonce, ciphertext FROM secrets WHERE $1::uuid IS NULL OR id = $1",
+             updated_time, allowed_destinations, key_id, nonce, ciphertext FROM secrets WHERE $1::uuid IS NULL OR id = $1",
         )
         .bind(only)
         .fetch_all(&mut *tx)
@@ -492,6 +502,7 @@ impl PostgresBackend {
                     created_time: row.try_get("created_time")?,
                     updated_time: row.try_get("updated_time")?,
                     shared_with: shared.remove(&id).unwrap_or_default(),
+                    allowed_destinations: destinations_from(row)?,
                 },
                 sealed: sealed_from(row)?,
             });
@@ -527,8 +538,8 @@ impl PostgresBackend {
         tenant_alive(&mut tx, i.tenant_id).await?;
         let result = sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(i.id.0)
         .bind(i.tenant_id.0)
@@ -542,6 +553,7 @@ impl PostgresBackend {
         .bind(row.sealed.key_id)
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
+        .bind(destinations_text(&i.allowed_destinations))
         .execute(&mut *tx)
         .await;
         match result {
@@ -599,7 +611,7 @@ impl PostgresBackend {
         }
         let done = sqlx::query(
             "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
-             key_id = $5, nonce = $6, ciphertext = $7 WHERE id = $8 AND version = $9",
+             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8 WHERE id = $9 AND version = $10",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -608,6 +620,7 @@ impl PostgresBackend {
         .bind(row.sealed.key_id)
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
+        .bind(destinations_text(&i.allowed_destinations))
         .bind(i.id.0)
         .bind(expected_version)
         .execute(&mut *tx)
@@ -1026,6 +1039,7 @@ mod history_tests {
             created_time: 0,
             updated_time: 0,
             shared_with: Vec::new(),
+            allowed_destinations: Vec::new(),
         };
         // The backend never looks inside a ciphertext: the version in it is enough here.
         let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };

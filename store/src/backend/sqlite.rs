@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 mod directory;
 
-use super::{DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow};
+use super::{
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow,
+    destinations_from, destinations_text,
+};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
@@ -91,6 +94,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("cluster work"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0007_cluster_work.sql")),
+                false,
+            ),
+            Migration::new(
+                8,
+                Cow::Borrowed("allowed destinations"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0008_allowed_destinations.sql")),
                 false,
             ),
         ]),
@@ -388,7 +398,7 @@ impl SqliteBackend {
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
-             updated_time, key_id, nonce, ciphertext FROM secrets",
+             updated_time, allowed_destinations, key_id, nonce, ciphertext FROM secrets",
         )
         .fetch_all(&mut *self.conn().await?)
         .await?;
@@ -415,6 +425,7 @@ impl SqliteBackend {
                     created_time: row.try_get("created_time")?,
                     updated_time: row.try_get("updated_time")?,
                     shared_with: shared.remove(&id).unwrap_or_default(),
+                    allowed_destinations: destinations_from(row)?,
                 },
                 sealed: sealed_from(row)?,
             });
@@ -442,8 +453,8 @@ impl SqliteBackend {
         let i = &row.info;
         let result = sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.id.to_string())
         .bind(i.tenant_id.to_string())
@@ -457,6 +468,7 @@ impl SqliteBackend {
         .bind(row.sealed.key_id)
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
+        .bind(destinations_text(&i.allowed_destinations))
         .execute(&mut *self.conn().await?)
         .await;
         match result {
@@ -499,7 +511,7 @@ impl SqliteBackend {
         }
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
-             key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND version = ?",
+             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ? WHERE id = ? AND version = ?",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -508,6 +520,7 @@ impl SqliteBackend {
         .bind(row.sealed.key_id)
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
+        .bind(destinations_text(&i.allowed_destinations))
         .bind(i.id.to_string())
         .bind(expected_version)
         .execute(&mut *tx)
@@ -825,6 +838,7 @@ mod history_tests {
             created_time: 0,
             updated_time: 0,
             shared_with: Vec::new(),
+            allowed_destinations: Vec::new(),
         };
         // The backend never looks inside a ciphertext: the version in it is enough here.
         let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
