@@ -247,6 +247,19 @@ impl<'a> BuildCtx<'a> {
         crate::chain::parse_config(config.plain(), self.base)
     }
 
+    /// For a destination known at save (a literal URL, a broker's host): a problem at `pointer`
+    /// when one of `names` may not be sent to `host:port`.
+    pub fn check_destination<'n>(
+        &self,
+        pointer: &str,
+        names: impl IntoIterator<Item = &'n str>,
+        host: &str,
+        port: u16,
+    ) -> Option<Problem> {
+        crate::secrets::destination_refused(self.secrets.store(), self.tenant, names, host, port)
+            .map(|refused| self.problem(pointer, refused.to_string().replace("; nothing was sent", "")))
+    }
+
     /// A problem at a pointer relative to the configuration.
     pub fn problem(&self, pointer: &str, message: impl Into<String>) -> Problem {
         Problem::new(format!("{}{pointer}", self.base), message)

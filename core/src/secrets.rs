@@ -59,6 +59,10 @@ impl Secrets {
         self.inner.declared.get().map_or(&[], Vec::as_slice)
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// The tenant the secrets belong to.
     pub fn tenant(&self) -> TenantId {
         self.inner.tenant
@@ -90,6 +94,76 @@ impl Secrets {
     /// versions is stale (this notices a rotation as soon as it commits).
     pub fn versions(&self) -> Vec<Option<i64>> {
         self.declared().iter().map(|name| self.inner.store.version(self.inner.tenant, name)).collect()
+    }
+}
+
+/// A send refused because a secret it would carry may not go to that destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "secret '{secret}' may not be sent to {destination} (its allowedDestinations: {allowed}); nothing was sent"
+)]
+pub struct DestinationRefused {
+    /// The secret's name.
+    pub secret: String,
+    /// `host:port` of the send.
+    pub destination: String,
+    /// The secret's list, comma-separated.
+    pub allowed: String,
+}
+
+/// The first of `names` of `tenant` that may not be sent to `host:port`.
+pub(crate) fn destination_refused<'n>(
+    store: &Store,
+    tenant: TenantId,
+    names: impl IntoIterator<Item = &'n str>,
+    host: &str,
+    port: u16,
+) -> Option<DestinationRefused> {
+    names.into_iter().find_map(|name| {
+        store.destination_allowed(tenant, name, host, port).err().map(|allowed| DestinationRefused {
+            secret: name.to_owned(),
+            destination: destination(host, port),
+            allowed: allowed.join(", "),
+        })
+    })
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn destination(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl Secrets {
+    /// Checks a send of this node's (or integration's) secrets to `host:port` against every
+    /// declared secret's `allowedDestinations`. A refusal is written to the audit log
+    /// (`BLOCKED_DESTINATION`, with the running configuration and `node`) and returned: the
+    /// caller sends nothing.
+    pub async fn check_destination(
+        &self,
+        host: &str,
+        port: u16,
+        node: Option<&str>,
+    ) -> Result<(), DestinationRefused> {
+        let names = self.declared().iter().map(String::as_str);
+        match destination_refused(&self.inner.store, self.inner.tenant, names, host, port) {
+            None => Ok(()),
+            Some(refused) => {
+                self.inner
+                    .store
+                    .record_blocked_destination(
+                        self.inner.tenant,
+                        &refused.secret,
+                        &refused.destination,
+                        node,
+                    )
+                    .await;
+                Err(refused)
+            }
+        }
     }
 }
 

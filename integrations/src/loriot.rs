@@ -150,6 +150,26 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         Some(raw) => url(ctx, "/loriotDownlinkUrl", raw, &mut problems),
         None => format!("{base}/1/rest"),
     };
+    // Where the secrets go: the account credentials (and the push auth an output is created
+    // with) to the API, the application token to the downlink URL.
+    let base_pointer = if plain.get("apiBaseUrl").is_some() { "/apiBaseUrl" } else { "/server" };
+    let sent = |prefixes: &[&str]| -> Vec<String> {
+        config
+            .secret_uses()
+            .iter()
+            .filter(|u| prefixes.iter().any(|p| u.pointer.starts_with(p)))
+            .map(|u| u.name.clone())
+            .collect()
+    };
+    for (pointer, target, names) in [
+        (base_pointer, &base, sent(&["/credentials/", "/headersFilter/"])),
+        ("/loriotDownlinkUrl", &downlink_url, sent(&["/token"])),
+    ] {
+        if let Ok(url) = reqwest::Url::parse(target) {
+            let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
+            problems.extend(ctx.check_destination(pointer, names.iter().map(String::as_str), host, port));
+        }
+    }
     let create_output = flag(ctx, plain, "createLoriotOutput", false, &mut problems);
     let send_downlink = flag(ctx, plain, "sendDownlink", false, &mut problems);
     let app_id = text(ctx, plain, "appId", &mut problems).map(str::to_owned);

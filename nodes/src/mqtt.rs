@@ -151,6 +151,11 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             None
         }
     };
+    if let (Some(host), Some(port)) = (&host, port) {
+        // The broker gets the credentials: each secret must be allowed to go there.
+        let names = config.secret_uses().iter().map(|u| u.name.as_str());
+        problems.extend(ctx.check_destination("/host", names, host.trim(), port));
+    }
     if config.template("/topicPattern").is_none() {
         problems.push(ctx.problem("/topicPattern", "is required"));
     }

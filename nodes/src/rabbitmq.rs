@@ -131,6 +131,11 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             0
         }
     };
+    if let (Some(host), true) = (&host, port > 0) {
+        // The broker gets the credentials: each secret must be allowed to go there.
+        let names = config.secret_uses().iter().map(|u| u.name.as_str());
+        problems.extend(ctx.check_destination("/host", names, host.trim(), port));
+    }
     for field in ["/username", "/password"] {
         if config.template(field).is_none() {
             problems.push(ctx.problem(field, "is required"));

@@ -82,6 +82,8 @@ struct RestApiCall {
     credentials: Credentials,
     body_template: bool,
     config: CompiledConfig,
+    /// The node's name, for the audit log of a blocked send.
+    node_name: String,
     /// The `maxResponseBytes` limit of the deployment.
     max_response_bytes: usize,
 }
@@ -145,8 +147,16 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),
         Some(t) => {
             if let Some(url) = t.literal() {
-                if let Err(e) = reqwest::Url::parse(url) {
-                    problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")));
+                match reqwest::Url::parse(url) {
+                    Err(e) => problems
+                        .push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}"))),
+                    // Known at save: every secret the node sends must be allowed there.
+                    Ok(url) => problems.extend(ctx.check_destination(
+                        "/restEndpointUrlPattern",
+                        config.secret_uses().iter().map(|u| u.name.as_str()),
+                        url.host_str().unwrap_or_default(),
+                        url.port_or_known_default().unwrap_or(0),
+                    )),
                 }
             }
         }
@@ -195,6 +205,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             credentials: credentials.unwrap_or(Credentials::Anonymous),
             body_template,
             config,
+            node_name: ctx.node_name.to_owned(),
             max_response_bytes: ctx.limits().max_response_bytes,
         })),
         _ => Err(problems),
@@ -328,17 +339,22 @@ impl RestApiCall {
         Ok(ctx.render(common::template(&self.config, pointer)?, msg)?)
     }
 
-    /// Builds the request; every secret is rendered now, for this message.
+    /// The URL for this message.
+    fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<reqwest::Url, NodeError> {
+        let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
+        reqwest::Url::parse(url.expose_secret()).map_err(|e| {
+            NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
+        })
+    }
+
+    /// Builds the request to `url`; every secret is rendered now, for this message.
     fn request(
         &self,
         ctx: &NodeCtx<'_>,
         client: reqwest::Client,
+        url: reqwest::Url,
         msg: &Msg,
     ) -> Result<reqwest::RequestBuilder, NodeError> {
-        let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
-        let url = reqwest::Url::parse(url.expose_secret()).map_err(|e| {
-            NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
-        })?;
         let mut request = client.request(self.method.clone(), url);
         for (name, pointer) in &self.headers {
             let value = self.render(ctx, pointer, msg)?;
@@ -387,7 +403,17 @@ impl RestApiCall {
             }
             _ => self.client.clone(),
         };
-        let request = match self.request(ctx, client, &msg) {
+        let url = match self.url(ctx, &msg) {
+            Ok(url) => url,
+            Err(e) => return Err(Failed::new(msg, e)),
+        };
+        // Where this message's request would go, after templating: nothing is sent to a
+        // destination one of the node's secrets may not reach.
+        let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
+        if let Err(refused) = ctx.secrets().check_destination(host, port, Some(&self.node_name)).await {
+            return Err(Failed::new(msg, NodeError::new(refused.to_string())));
+        }
+        let request = match self.request(ctx, client, url, &msg) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };

@@ -464,6 +464,25 @@ impl Store {
         self.inner.index.by_id.len()
     }
 
+    /// Whether the secret `name` of `tenant` may be sent to `host` on `port`: `Err` with its
+    /// allowed destinations when not (an unknown secret is not refused here: resolving it fails).
+    pub fn destination_allowed(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        host: &str,
+        port: u16,
+    ) -> std::result::Result<(), Vec<String>> {
+        match self.inner.index.by_name(tenant, name) {
+            Some(row)
+                if !crate::destinations::destination_allowed(&row.info.allowed_destinations, host, port) =>
+            {
+                Err(row.info.allowed_destinations.clone())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Every secret's metadata, of every tenant (for checking a copy).
     pub(crate) fn all_secrets(&self) -> Vec<SecretInfo> {
         self.inner.index.by_id.iter().map(|r| r.value().info.clone()).collect()

@@ -27,3 +27,5 @@ mod cluster;
 mod sessions;
 // The web UI in headless Chromium: flows, leaks, CSRF, page speed.
 mod ui;
+// allowedDestinations: per message, at save, in the audit log.
+mod destinations;

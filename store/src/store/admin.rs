@@ -123,6 +123,46 @@ impl Store {
         .await;
     }
 
+    /// Records a send refused because `secret` may not go to `destination` (`host:port`): the
+    /// actor is the running configuration (from the task's [`crate::UseContext`]), with its node.
+    pub async fn record_blocked_destination(
+        &self,
+        tenant: TenantId,
+        secret: &str,
+        destination: &str,
+        node: Option<&str>,
+    ) {
+        let context = crate::audit::current_use_context();
+        let secret_id = self.inner.index.by_name(tenant, secret).map(|row| row.info.id.to_string());
+        let (actor_id, actor_name, owner) = match &context {
+            Some(c) => (
+                Some(c.id.to_string()),
+                format!("{} '{}'", c.kind.as_str(), c.name),
+                serde_json::json!({ "ownerType": c.kind.as_str(), "ownerId": c.id, "ownerName": c.name }),
+            ),
+            None => (None, "veil".to_owned(), serde_json::json!({})),
+        };
+        let mut details = owner;
+        details["destination"] = serde_json::json!(destination);
+        if let Some(node) = node {
+            details["node"] = serde_json::json!(node);
+        }
+        tracing::warn!(secret, destination, actor = %actor_name, "send blocked: destination not allowed for the secret");
+        self.write_audit(vec![NewAuditEntry {
+            tenant_id: Some(tenant),
+            time: now_ms(),
+            actor_id,
+            actor_name,
+            action: AuditAction::BlockedDestination,
+            target_type: Some("SECRET"),
+            target_id: secret_id,
+            target_name: Some(secret.to_owned()),
+            success: false,
+            details,
+        }])
+        .await;
+    }
+
     /// Records a login attempt. `user` is the account when the name exists; `address` is the
     /// client's. Failed logins of unknown names are kept without a tenant and without the name
     /// (people type passwords into the username field).

@@ -1,0 +1,123 @@
+//! Where a secret may be sent (`allowedDestinations`), enforced against the real binary: a REST
+//! URL templated from the message is checked per message (nothing sent, `Failure`, audit
+//! `BLOCKED_DESTINATION`); destinations known at save (a literal URL, an MQTT or RabbitMQ broker,
+//! LORIOT's API) are refused at save, naming the field, the secret and the host.
+
+use serde_json::{Value, json};
+
+use crate::support::{Api, Receiver, Server, assert_no_leak};
+
+const TOKEN: &str = "dest-token-PLAIN-5";
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn problem_at(body: &Value, path: &str) -> String {
+    body["problems"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["path"] == path))
+        .map(|p| p["message"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no problem at {path}: {body}"))
+}
+
+#[tokio::test]
+async fn a_secret_goes_only_where_its_destinations_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let (allowed, other) = (Receiver::start().await, Receiver::start().await);
+    let allowed_host = format!("127.0.0.1:{}", port_of(&allowed.url));
+    let other_host = format!("127.0.0.1:{}", port_of(&other.url));
+    let (status, secret) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "api-token", "type": "TEXT", "value": TOKEN, "allowedDestinations": [allowed_host]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{secret}");
+
+    // The URL comes from the message: checked per message.
+    let chain = json!({"name": "Forward", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": "http://$[host]/ingest", "requestMethod": "POST",
+        "credentials": {"type": "bearer", "token": "$<secret:api-token>"}}}]});
+    let (status, chain) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let messages = format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap());
+    let (status, trace) = api.post(&messages, json!({"data": {"host": allowed_host}})).await;
+    assert_eq!((status, trace["trace"][0]["relation"].clone()), (200, json!(["Success"])), "{trace}");
+    assert_eq!(allowed.requests()[0].headers["authorization"], format!("Bearer {TOKEN}"));
+
+    let (status, trace) = api.post(&messages, json!({"data": {"host": other_host}})).await;
+    assert_eq!((status, trace["trace"][0]["relation"].clone()), (200, json!(["Failure"])), "{trace}");
+    let error = trace["trace"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("secret 'api-token' may not be sent to {other_host}"))
+            && error.contains("nothing was sent"),
+        "{error}"
+    );
+    assert!(other.requests().is_empty(), "nothing reached the other receiver");
+    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={}", secret["id"].as_str().unwrap())).await;
+    let blocked = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "BLOCKED_DESTINATION")
+        .unwrap_or_else(|| panic!("no BLOCKED_DESTINATION in {audit}"));
+    assert_eq!(blocked["actorName"], "RULE_CHAIN 'Forward'");
+    assert_eq!(blocked["targetName"], "api-token");
+    assert_eq!(blocked["outcome"], "FAILURE");
+    assert_eq!(
+        (blocked["details"]["destination"].as_str(), blocked["details"]["node"].as_str()),
+        (Some(other_host.as_str()), Some("Call"))
+    );
+
+    // Known at save: refused at save.
+    let literal = json!({"name": "Static", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": format!("{}/x", other.url),
+        "credentials": {"type": "bearer", "token": "$<secret:api-token>"}}}]});
+    let (status, body) = api.post("/api/rule-chains", literal).await;
+    assert_eq!(status, 400, "{body}");
+    let message = problem_at(&body, "/nodes/0/configuration/restEndpointUrlPattern");
+    assert!(message.starts_with(&format!("secret 'api-token' may not be sent to {other_host}")), "{message}");
+    let mqtt = json!({"name": "MQTT", "nodes": [{"type": "mqtt", "name": "Publish", "configuration": {
+        "topicPattern": "t", "host": "127.0.0.1", "port": 1883,
+        "credentials": {"type": "basic", "username": "u", "password": "$<secret:api-token>"}}}]});
+    let (status, body) = api.post("/api/rule-chains", mqtt).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        problem_at(&body, "/nodes/0/configuration/host").contains("may not be sent to 127.0.0.1:1883"),
+        "{body}"
+    );
+    let rabbit = json!({"name": "AMQP", "nodes": [{"type": "rabbitmq", "name": "Publish", "configuration": {
+        "exchangeNamePattern": "x", "host": "127.0.0.1", "port": 5672, "username": "guest",
+        "password": "$<secret:api-token>"}}]});
+    let (status, body) = api.post("/api/rule-chains", rabbit).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        problem_at(&body, "/nodes/0/configuration/host").contains("may not be sent to 127.0.0.1:5672"),
+        "{body}"
+    );
+    let (status, log_chain) = api
+        .post(
+            "/api/rule-chains",
+            json!({"name": "Sink", "nodes": [{"type": "log", "name": "Log", "configuration": {}}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{log_chain}");
+    let mut loriot = veil_examples::loriot_integration(log_chain["id"].as_str().unwrap());
+    loriot["configuration"]["apiBaseUrl"] = json!(other.url);
+    loriot["configuration"]["credentials"]["password"] = json!("$<secret:api-token>");
+    loriot["routingKey"] = json!("dest-loriot");
+    let (status, body) = api.post("/api/integrations", loriot).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        problem_at(&body, "/configuration/apiBaseUrl").contains(&format!("may not be sent to {other_host}")),
+        "{body}"
+    );
+
+    // The server's log says what was blocked, never the value.
+    assert!(server.logs().contains("send blocked"));
+    assert_no_leak(&server.logs(), &[TOKEN]);
+    assert!(other.requests().is_empty());
+}
