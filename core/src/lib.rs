@@ -53,7 +53,9 @@ pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
     sandbox_engine, to_dynamic,
 };
-pub use crate::secrets::{DestinationRefused, Secrets, destination, sensitive_header};
+pub use crate::secrets::{
+    DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
+};
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,
     escape, mentions_placeholder, parse, placeholder,

@@ -111,6 +111,29 @@ pub struct DestinationRefused {
     pub allowed: String,
 }
 
+/// A list of allowed destinations proposed for one secret, not stored yet.
+struct Proposed {
+    tenant: TenantId,
+    name: String,
+    list: Vec<String>,
+}
+
+tokio::task_local! {
+    static PROPOSED: Proposed;
+}
+
+/// Runs `f` (a deployment, to validate a configuration) as if the secret `name` of `tenant` had
+/// the allowed destinations `list`: a change of a secret's list is checked against every
+/// configuration that uses it before it is stored.
+pub fn with_proposed_destinations<R>(
+    tenant: TenantId,
+    name: &str,
+    list: Vec<String>,
+    f: impl FnOnce() -> R,
+) -> R {
+    PROPOSED.sync_scope(Proposed { tenant, name: name.to_owned(), list }, f)
+}
+
 /// The first of `names` of `tenant` that may not be sent to `host:port`.
 pub(crate) fn destination_refused<'n>(
     store: &Store,
@@ -120,7 +143,20 @@ pub(crate) fn destination_refused<'n>(
     port: u16,
 ) -> Option<DestinationRefused> {
     names.into_iter().find_map(|name| {
-        store.destination_allowed(tenant, name, host, port).err().map(|allowed| DestinationRefused {
+        let proposed = PROPOSED
+            .try_with(|p| {
+                (p.tenant == tenant && p.name == name).then(|| {
+                    if veil_store::destination_allowed(&p.list, host, port) {
+                        Ok(())
+                    } else {
+                        Err(p.list.clone())
+                    }
+                })
+            })
+            .ok()
+            .flatten();
+        let checked = proposed.unwrap_or_else(|| store.destination_allowed(tenant, name, host, port));
+        checked.err().map(|allowed| DestinationRefused {
             secret: name.to_owned(),
             destination: destination(host, port),
             allowed: allowed.join(", "),

@@ -180,6 +180,9 @@ impl From<HostError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "integration_not_running", message)
             }
             HostError::MayNotWatch(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            HostError::DestinationsInUse(_, users) => {
+                Self::new(StatusCode::CONFLICT, "destinations_in_use", message).with("references", users)
+            }
             HostError::NoUplinkTarget(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             HostError::UplinkChainNotRunning(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "chain_not_running", message)

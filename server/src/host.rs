@@ -18,8 +18,8 @@ use veil_integrations::{
     deploy_integration,
 };
 use veil_store::{
-    Actor, CustomerId, Operation, Owner, OwnerChange, OwnerLink, OwnerRecord, OwnerType, Resource, Store,
-    StoreError, TenantId,
+    Actor, CustomerId, Operation, Owner, OwnerChange, OwnerLink, OwnerRecord, OwnerType, Resource, SecretId,
+    Store, StoreError, TenantId,
 };
 
 /// Fields the API adds to an integration; a document read with GET may be sent back with PUT.
@@ -54,6 +54,9 @@ pub(crate) enum HostError {
     /// What a chain computed may show values of secrets the actor may not use.
     #[error("{0}")]
     MayNotWatch(String),
+    /// A new `allowedDestinations` would refuse what configurations send at save; the users.
+    #[error("{0}")]
+    DestinationsInUse(String, Value),
     /// No integration of this uplink type has the routing key.
     #[error("no {0} integration with this routing key")]
     NoUplinkTarget(String),
@@ -596,6 +599,78 @@ impl Host {
         runtime.start();
         tracing::info!(integration = %owner.name, %id, actor = %actor.username, "integration saved");
         Ok(record)
+    }
+
+    /// A new `allowedDestinations` for the secret `id`: every configuration that uses it is
+    /// deployed again (not started) as if the list were stored; one whose destination known at
+    /// save (a literal URL, a broker, LORIOT's API) the list would refuse makes the change a 409
+    /// listing them, as a delete of a used secret is. A list that does not validate is left to
+    /// the store's validation.
+    pub(crate) async fn check_destinations_change(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        list: &[String],
+    ) -> HostResult<()> {
+        let Some(list) = veil_store::normalize_destinations(list) else { return Ok(()) };
+        let info = self.store.get(actor, id)?;
+        let system = Actor::tenant_admin(actor.tenant_id, veil_store::UserId(Uuid::nil()), "system");
+        let usages = self.store.usages(&system, id).await?;
+        let refusal = format!("secret '{}' may not be sent to", info.name);
+        let mut broken = Vec::new();
+        for (kind, users) in
+            [(OwnerType::RuleChain, &usages.rule_chains), (OwnerType::Integration, &usages.integrations)]
+        {
+            for user in users {
+                let Ok(record) = self.store.owner(&system, kind, user.id).await else { continue };
+                let owner = owner_actor(&record);
+                let problems =
+                    veil_core::with_proposed_destinations(actor.tenant_id, &info.name, list.clone(), || {
+                        match kind {
+                            OwnerType::RuleChain => {
+                                deploy(&self.node_types, &self.store, &owner, &record.body).err()
+                            }
+                            _ => {
+                                deploy_integration(&self.integration_types, &self.store, &owner, &record.body)
+                                    .err()
+                            }
+                        }
+                    })
+                    .unwrap_or_default();
+                let refused: Vec<&Problem> =
+                    problems.iter().filter(|p| p.message.starts_with(&refusal)).collect();
+                if !refused.is_empty() {
+                    broken.push(json!({
+                        "type": kind.as_str(), "id": user.id, "name": user.name,
+                        "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+        }
+        if broken.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = broken
+            .iter()
+            .map(|b| {
+                let kind = if b["type"] == "RULE_CHAIN" { "rule chain" } else { "integration" };
+                let sends: Vec<&str> = b["problems"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["path"].as_str())
+                    .collect();
+                format!("{kind} '{}' ({})", b["name"].as_str().unwrap_or_default(), sends.join(", "))
+            })
+            .collect();
+        Err(HostError::DestinationsInUse(
+            format!(
+                "allowedDestinations: the new list would refuse where these configurations send '{}': {}",
+                info.name,
+                names.join("; ")
+            ),
+            Value::Array(broken),
+        ))
     }
 
     /// Deletes an integration (its references go with it) and stops it.

@@ -30,6 +30,14 @@ pub(crate) fn validate_destinations(list: &[String], problems: &mut Vec<FieldPro
     out
 }
 
+/// The list as the store would keep it, or `None` when it has a problem (the store's own
+/// validation then reports it).
+pub fn normalize_destinations(list: &[String]) -> Option<Vec<String>> {
+    let mut problems = Vec::new();
+    let out = validate_destinations(list, &mut problems);
+    problems.is_empty().then_some(out)
+}
+
 /// One pattern, lower-cased, or why it is not one.
 fn normalize(raw: &str) -> Result<String, String> {
     let p = raw.trim().to_ascii_lowercase();

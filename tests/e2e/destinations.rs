@@ -116,6 +116,28 @@ async fn a_secret_goes_only_where_its_destinations_allow() {
         "{body}"
     );
 
+    // Narrowing the list so that a destination known at save breaks is refused, naming the users.
+    let literal_ok = json!({"name": "Literal", "nodes": [{"type": "rest_api_call", "name": "Post", "configuration": {
+        "restEndpointUrlPattern": format!("{}/x", allowed.url),
+        "credentials": {"type": "bearer", "token": "$<secret:api-token>"}}}]});
+    let (status, body) = api.post("/api/rule-chains", literal_ok).await;
+    assert_eq!(status, 201, "{body}");
+    let path = format!("/api/secrets/{}", secret["id"].as_str().unwrap());
+    let (status, refused) = api.patch(&path, json!({"allowedDestinations": ["api.example.com"]})).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("destinations_in_use")), "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("rule chain 'Literal' (/nodes/0/configuration/restEndpointUrlPattern)")
+            && !message.contains("Forward"),
+        "only the chain whose destination is known at save: {message}"
+    );
+    assert_eq!(refused["references"][0]["name"], "Literal");
+    let (_, unchanged) = api.get(&path).await;
+    assert_eq!(unchanged["allowedDestinations"], json!([allowed_host]));
+    let (status, widened) =
+        api.patch(&path, json!({"allowedDestinations": [allowed_host, "api.example.com"]})).await;
+    assert_eq!(status, 200, "{widened}");
+
     // The server's log says what was blocked, never the value.
     assert!(server.logs().contains("send blocked"));
     assert_no_leak(&server.logs(), &[TOKEN]);

@@ -95,6 +95,7 @@ pub(crate) async fn create(
 /// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?, allowedDestinations?}`.
 pub(crate) async fn update(
     State(store): State<Store>,
+    State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -112,6 +113,9 @@ pub(crate) async fn update(
         allowed_destinations: take_strings(&mut fields, "allowedDestinations")?,
     };
     reject_unknown(&fields, "value, description, fileName, allowedDestinations", READ_ONLY_FIELDS)?;
+    if let Some(list) = &update.allowed_destinations {
+        host.check_destinations_change(&actor, id, list).await?;
+    }
     Ok(Json(store.update(&actor, id, update).await?))
 }
 
