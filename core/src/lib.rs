@@ -55,6 +55,7 @@ pub use crate::script::{
 };
 pub use crate::secrets::{
     DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
+    with_proposed_destinations_required,
 };
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,

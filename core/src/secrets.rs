@@ -99,23 +99,22 @@ impl Secrets {
 
 /// A send refused because a secret it would carry may not go to that destination.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "secret '{secret}' may not be sent to {destination} (its allowedDestinations: {allowed}); nothing was sent"
-)]
+#[error("secret '{secret}' may not be sent to {destination} ({why}); nothing was sent")]
 pub struct DestinationRefused {
     /// The secret's name.
     pub secret: String,
     /// `host:port` of the send.
     pub destination: String,
-    /// The secret's list, comma-separated.
-    pub allowed: String,
+    /// Its list, or that it has none and the tenant requires one.
+    pub why: String,
 }
 
-/// A list of allowed destinations proposed for one secret, not stored yet.
+/// A change not stored yet, to validate configurations against: a secret's new list, or the
+/// tenant's "destinations required".
 struct Proposed {
     tenant: TenantId,
-    name: String,
-    list: Vec<String>,
+    list: Option<(String, Vec<String>)>,
+    required: Option<bool>,
 }
 
 tokio::task_local! {
@@ -131,7 +130,12 @@ pub fn with_proposed_destinations<R>(
     list: Vec<String>,
     f: impl FnOnce() -> R,
 ) -> R {
-    PROPOSED.sync_scope(Proposed { tenant, name: name.to_owned(), list }, f)
+    PROPOSED.sync_scope(Proposed { tenant, list: Some((name.to_owned(), list)), required: None }, f)
+}
+
+/// Runs `f` as if `tenant`'s "destinations required" were `required`.
+pub fn with_proposed_destinations_required<R>(tenant: TenantId, required: bool, f: impl FnOnce() -> R) -> R {
+    PROPOSED.sync_scope(Proposed { tenant, list: None, required: Some(required) }, f)
 }
 
 /// The first of `names` of `tenant` that may not be sent to `host:port`.
@@ -143,23 +147,32 @@ pub(crate) fn destination_refused<'n>(
     port: u16,
 ) -> Option<DestinationRefused> {
     names.into_iter().find_map(|name| {
-        let proposed = PROPOSED
+        let checked = PROPOSED
             .try_with(|p| {
-                (p.tenant == tenant && p.name == name).then(|| {
-                    if veil_store::destination_allowed(&p.list, host, port) {
-                        Ok(())
-                    } else {
-                        Err(p.list.clone())
+                if p.tenant != tenant {
+                    return None;
+                }
+                match &p.list {
+                    Some((n, list)) if n == name => {
+                        Some(store.list_allows(tenant, list, host, port, p.required))
                     }
-                })
+                    _ => p.required.map(|required| {
+                        let list = store.allowed_destinations(tenant, name).unwrap_or_default();
+                        store.list_allows(tenant, &list, host, port, Some(required))
+                    }),
+                }
             })
             .ok()
-            .flatten();
-        let checked = proposed.unwrap_or_else(|| store.destination_allowed(tenant, name, host, port));
+            .flatten()
+            .unwrap_or_else(|| store.destination_allowed(tenant, name, host, port));
         checked.err().map(|allowed| DestinationRefused {
             secret: name.to_owned(),
             destination: destination(host, port),
-            allowed: allowed.join(", "),
+            why: if allowed.is_empty() {
+                "it has no allowedDestinations and the tenant requires them".to_owned()
+            } else {
+                format!("its allowedDestinations: {}", allowed.join(", "))
+            },
         })
     })
 }

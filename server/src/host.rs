@@ -174,6 +174,31 @@ impl std::fmt::Debug for Host {
 /// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
 /// for a customer's configuration a user of that customer, so secrets no longer shared with the
 /// customer fail the redeploy.
+/// A tenant administrator that is nobody: for reading every configuration of a tenant.
+fn system_actor(tenant: TenantId) -> Actor {
+    Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
+}
+
+/// `Ok` when nothing broke; otherwise the 409 naming each configuration and its fields.
+fn destinations_in_use(what: String, broken: Vec<Value>) -> HostResult<()> {
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = broken
+        .iter()
+        .map(|b| {
+            let kind = if b["type"] == "RULE_CHAIN" { "rule chain" } else { "integration" };
+            let sends: Vec<&str> =
+                b["problems"].as_array().into_iter().flatten().filter_map(|p| p["path"].as_str()).collect();
+            format!("{kind} '{}' ({})", b["name"].as_str().unwrap_or_default(), sends.join(", "))
+        })
+        .collect();
+    Err(HostError::DestinationsInUse(
+        format!("allowedDestinations: {what}: {}", names.join("; ")),
+        Value::Array(broken),
+    ))
+}
+
 fn owner_actor(record: &OwnerRecord) -> Actor {
     let mut actor = Actor::tenant_admin(record.tenant_id, veil_store::UserId(Uuid::nil()), "system");
     if let Some(customer) = record.owner.customer_id {
@@ -614,63 +639,76 @@ impl Host {
     ) -> HostResult<()> {
         let Some(list) = veil_store::normalize_destinations(list) else { return Ok(()) };
         let info = self.store.get(actor, id)?;
-        let system = Actor::tenant_admin(actor.tenant_id, veil_store::UserId(Uuid::nil()), "system");
+        let system = system_actor(actor.tenant_id);
         let usages = self.store.usages(&system, id).await?;
-        let refusal = format!("secret '{}' may not be sent to", info.name);
-        let mut broken = Vec::new();
+        let mut records = Vec::new();
         for (kind, users) in
             [(OwnerType::RuleChain, &usages.rule_chains), (OwnerType::Integration, &usages.integrations)]
         {
             for user in users {
-                let Ok(record) = self.store.owner(&system, kind, user.id).await else { continue };
-                let owner = owner_actor(&record);
-                let problems =
-                    veil_core::with_proposed_destinations(actor.tenant_id, &info.name, list.clone(), || {
-                        match kind {
-                            OwnerType::RuleChain => {
-                                deploy(&self.node_types, &self.store, &owner, &record.body).err()
-                            }
-                            _ => {
-                                deploy_integration(&self.integration_types, &self.store, &owner, &record.body)
-                                    .err()
-                            }
-                        }
-                    })
-                    .unwrap_or_default();
-                let refused: Vec<&Problem> =
-                    problems.iter().filter(|p| p.message.starts_with(&refusal)).collect();
-                if !refused.is_empty() {
-                    broken.push(json!({
-                        "type": kind.as_str(), "id": user.id, "name": user.name,
-                        "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
-                    }));
+                if let Ok(record) = self.store.owner(&system, kind, user.id).await {
+                    records.push(record);
                 }
             }
         }
-        if broken.is_empty() {
-            return Ok(());
+        let refusal = format!("secret '{}' may not be sent to", info.name);
+        let broken = self.refused_sends(&records, &refusal, |deploy| {
+            veil_core::with_proposed_destinations(actor.tenant_id, &info.name, list.clone(), deploy)
+        });
+        destinations_in_use(
+            format!("the new list would refuse where these configurations send '{}'", info.name),
+            broken,
+        )
+    }
+
+    /// Turns the tenant's "destinations required" on or off. Turning it on first deploys every
+    /// configuration of the tenant again as if it were on: one that sends a secret without a
+    /// list to a destination known at save makes it a 409 listing them.
+    pub(crate) async fn set_destinations_required(&self, actor: &Actor, on: bool) -> HostResult<bool> {
+        actor.require_on(Resource::Role, Operation::Write)?;
+        if on {
+            let system = system_actor(actor.tenant_id);
+            let mut records = self.store.owners(&system, OwnerType::RuleChain).await?;
+            records.extend(self.store.owners(&system, OwnerType::Integration).await?);
+            let broken = self.refused_sends(&records, "secret '", |deploy| {
+                veil_core::with_proposed_destinations_required(actor.tenant_id, true, deploy)
+            });
+            destinations_in_use(
+                "these configurations send secrets that have no allowedDestinations".into(),
+                broken,
+            )?;
         }
-        let names: Vec<String> = broken
-            .iter()
-            .map(|b| {
-                let kind = if b["type"] == "RULE_CHAIN" { "rule chain" } else { "integration" };
-                let sends: Vec<&str> = b["problems"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p["path"].as_str())
-                    .collect();
-                format!("{kind} '{}' ({})", b["name"].as_str().unwrap_or_default(), sends.join(", "))
-            })
-            .collect();
-        Err(HostError::DestinationsInUse(
-            format!(
-                "allowedDestinations: the new list would refuse where these configurations send '{}': {}",
-                info.name,
-                names.join("; ")
-            ),
-            Value::Array(broken),
-        ))
+        Ok(self.store.set_destinations_required(actor, on).await?)
+    }
+
+    /// Deploys each configuration (not started) inside `scope` and keeps the destination problems
+    /// (messages starting with `refusal` and naming a refused destination), per configuration.
+    fn refused_sends(
+        &self,
+        records: &[OwnerRecord],
+        refusal: &str,
+        scope: impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
+    ) -> Vec<Value> {
+        let mut broken = Vec::new();
+        for record in records {
+            let owner = owner_actor(record);
+            let mut deploy_it = || match record.owner.kind {
+                OwnerType::RuleChain => deploy(&self.node_types, &self.store, &owner, &record.body).err(),
+                _ => deploy_integration(&self.integration_types, &self.store, &owner, &record.body).err(),
+            };
+            let problems = scope(&mut deploy_it).unwrap_or_default();
+            let refused: Vec<&Problem> = problems
+                .iter()
+                .filter(|p| p.message.starts_with(refusal) && p.message.contains(" may not be sent to "))
+                .collect();
+            if !refused.is_empty() {
+                broken.push(json!({
+                    "type": record.owner.kind.as_str(), "id": record.owner.id, "name": record.owner.name,
+                    "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        broken
     }
 
     /// Deletes an integration (its references go with it) and stops it.

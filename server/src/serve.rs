@@ -141,6 +141,7 @@ async fn bootstrap(store: &Store) -> Result<(), ServerError> {
                 id: veil_store::SYSTEM_TENANT,
                 name: "System".into(),
                 created_time: veil_store::now_ms(),
+                destinations_required: false,
             };
             first_user(store, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
         }

@@ -20,6 +20,8 @@ pub struct TenantRecord {
     pub name: String,
     /// Milliseconds since the epoch.
     pub created_time: i64,
+    /// Every secret must name its allowed destinations: one with an empty list is sent nowhere.
+    pub destinations_required: bool,
 }
 
 /// A customer of a tenant: its users use secrets shared with it, never read them.

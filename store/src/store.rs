@@ -171,6 +171,9 @@ struct Inner {
     deleted_tenants: std::sync::Mutex<std::collections::HashSet<TenantId>>,
     /// Verified users' actors, so authenticating a request reads no database.
     sessions: SessionCache,
+    /// Tenants whose secrets must name their allowed destinations (from `tenants`, kept current
+    /// like the index: read on the message path, never from the database).
+    destinations_required: RwLock<std::collections::HashSet<TenantId>>,
 }
 
 /// Clears the session cache when dropped: held by every directory write, so the clearing comes
@@ -225,8 +228,13 @@ impl Store {
                         uses: UseCounter::default(),
                         deleted_tenants: Default::default(),
                         sessions: SessionCache::default(),
+                        destinations_required: Default::default(),
                     }),
                 };
+                if let Err(e) = store.load_destinations_required().await {
+                    store.close().await;
+                    return Err(e);
+                }
                 store.flush_uses_periodically();
                 if let Err(e) = store.follow_feed().await {
                     store.close().await;
@@ -363,7 +371,9 @@ impl Store {
     /// writes still in flight for it are refused.
     async fn reload_tenant(&self, id: TenantId) -> Result<()> {
         self.inner.sessions.clear();
-        if self.inner.backend.tenant_by_id(id).await?.is_none() {
+        let tenant = self.inner.backend.tenant_by_id(id).await?;
+        self.remember_destinations_required(id, tenant.as_ref().is_some_and(|t| t.destinations_required));
+        if tenant.is_none() {
             let _guard = self.inner.write.lock().await;
             self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
             self.inner.index.remove_tenant(id);
@@ -390,6 +400,7 @@ impl Store {
     }
 
     async fn resync_once(&self) -> Result<()> {
+        self.load_destinations_required().await?;
         let _guard = self.inner.write.lock().await;
         let rows = self.inner.backend.load_secrets().await?;
         let mut gone: std::collections::HashMap<SecretId, Arc<SecretRow>> =
@@ -465,7 +476,8 @@ impl Store {
     }
 
     /// Whether the secret `name` of `tenant` may be sent to `host` on `port`: `Err` with its
-    /// allowed destinations when not (an unknown secret is not refused here: resolving it fails).
+    /// allowed destinations when not (an empty list when the tenant requires a list and the
+    /// secret has none). An unknown secret is not refused here: resolving it fails.
     pub fn destination_allowed(
         &self,
         tenant: TenantId,
@@ -474,13 +486,70 @@ impl Store {
         port: u16,
     ) -> std::result::Result<(), Vec<String>> {
         match self.inner.index.by_name(tenant, name) {
-            Some(row)
-                if !crate::destinations::destination_allowed(&row.info.allowed_destinations, host, port) =>
-            {
-                Err(row.info.allowed_destinations.clone())
-            }
-            _ => Ok(()),
+            Some(row) => self.list_allows(tenant, &row.info.allowed_destinations, host, port, None),
+            None => Ok(()),
         }
+    }
+
+    /// Whether `list` (a secret's, or one proposed for it) lets a secret of `tenant` go to
+    /// `host:port`; `required` overrides the tenant's "destinations required" (for a change not
+    /// stored yet).
+    pub fn list_allows(
+        &self,
+        tenant: TenantId,
+        list: &[String],
+        host: &str,
+        port: u16,
+        required: Option<bool>,
+    ) -> std::result::Result<(), Vec<String>> {
+        let required = required.unwrap_or_else(|| self.destinations_required(tenant));
+        if list.is_empty() {
+            return if required { Err(Vec::new()) } else { Ok(()) };
+        }
+        if crate::destinations::destination_allowed(list, host, port) { Ok(()) } else { Err(list.to_vec()) }
+    }
+
+    /// The allowed destinations of the secret `name` of `tenant` (`None`: no such secret).
+    pub fn allowed_destinations(&self, tenant: TenantId, name: &str) -> Option<Vec<String>> {
+        self.inner.index.by_name(tenant, name).map(|row| row.info.allowed_destinations.clone())
+    }
+
+    /// Whether `tenant` requires every secret to name its allowed destinations.
+    pub fn destinations_required(&self, tenant: TenantId) -> bool {
+        self.inner.destinations_required.read().unwrap_or_else(|e| e.into_inner()).contains(&tenant)
+    }
+
+    fn remember_destinations_required(&self, tenant: TenantId, on: bool) {
+        let mut set = self.inner.destinations_required.write().unwrap_or_else(|e| e.into_inner());
+        if on {
+            set.insert(tenant);
+        } else {
+            set.remove(&tenant);
+        }
+    }
+
+    async fn load_destinations_required(&self) -> Result<()> {
+        let on: std::collections::HashSet<TenantId> = self
+            .inner
+            .backend
+            .tenants()
+            .await?
+            .into_iter()
+            .filter(|t| t.destinations_required)
+            .map(|t| t.id)
+            .collect();
+        *self.inner.destinations_required.write().unwrap_or_else(|e| e.into_inner()) = on;
+        Ok(())
+    }
+
+    /// Turns the actor's tenant's "destinations required" on or off (tenant administrators: it
+    /// takes `ROLE:WRITE`, what manages access). The caller checks the configurations first.
+    pub async fn set_destinations_required(&self, actor: &Actor, on: bool) -> Result<bool> {
+        actor.require_on(crate::access::Resource::Role, Operation::Write)?;
+        self.inner.backend.set_destinations_required(actor.tenant_id, on).await?;
+        self.remember_destinations_required(actor.tenant_id, on);
+        tracing::info!(tenant = %actor.tenant_id, on, actor = %actor.username, "destinations required changed");
+        Ok(on)
     }
 
     /// Every secret's metadata, of every tenant (for checking a copy).
@@ -981,7 +1050,12 @@ impl Store {
 
     /// Creates a tenant.
     pub async fn create_tenant(&self, name: &str) -> Result<TenantRecord> {
-        let t = TenantRecord { id: TenantId::new_random(), name: name.to_owned(), created_time: now_ms() };
+        let t = TenantRecord {
+            id: TenantId::new_random(),
+            name: name.to_owned(),
+            created_time: now_ms(),
+            destinations_required: false,
+        };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(t)
     }

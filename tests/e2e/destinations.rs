@@ -138,6 +138,48 @@ async fn a_secret_goes_only_where_its_destinations_allow() {
         api.patch(&path, json!({"allowedDestinations": [allowed_host, "api.example.com"]})).await;
     assert_eq!(status, 200, "{widened}");
 
+    // "Destinations required": a secret without a list goes nowhere.
+    let (_, settings) = api.get("/api/tenant-settings").await;
+    assert_eq!(settings, json!({"destinationsRequired": false}));
+    let (status, _) =
+        api.post("/api/secrets", json!({"name": "open-token", "type": "TEXT", "value": TOKEN})).await;
+    assert_eq!(status, 201);
+    let open_literal = json!({"name": "Open literal", "nodes": [{"type": "rest_api_call", "name": "Post", "configuration": {
+        "restEndpointUrlPattern": format!("{}/x", allowed.url),
+        "credentials": {"type": "bearer", "token": "$<secret:open-token>"}}}]});
+    let (status, open_literal) = api.post("/api/rule-chains", open_literal).await;
+    assert_eq!(status, 201, "{open_literal}");
+    let (status, refused) = api.put("/api/tenant-settings", json!({"destinationsRequired": true})).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("destinations_in_use")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("rule chain 'Open literal'"), "{refused}");
+    assert_eq!(
+        api.delete(&format!("/api/rule-chains/{}", open_literal["id"].as_str().unwrap())).await.0,
+        204
+    );
+    let (status, on) = api.put("/api/tenant-settings", json!({"destinationsRequired": true})).await;
+    assert_eq!((status, on), (200, json!({"destinationsRequired": true})));
+    let open_templated = json!({"name": "Open templated", "nodes": [{"type": "rest_api_call", "name": "Post", "configuration": {
+        "restEndpointUrlPattern": "http://$[host]/x", "credentials": {"type": "bearer", "token": "$<secret:open-token>"}}}]});
+    let (status, open_templated) = api.post("/api/rule-chains", open_templated).await;
+    assert_eq!(status, 201, "{open_templated}");
+    let open_messages =
+        format!("/api/rule-chains/{}/messages?wait=true", open_templated["id"].as_str().unwrap());
+    let before = allowed.requests().len();
+    let (_, trace) = api.post(&open_messages, json!({"data": {"host": allowed_host}})).await;
+    assert_eq!(trace["trace"][0]["relation"], json!(["Failure"]), "{trace}");
+    assert!(
+        trace["trace"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no allowedDestinations and the tenant requires them"),
+        "{trace}"
+    );
+    assert_eq!(allowed.requests().len(), before, "nothing sent");
+    let (status, _) = api.put("/api/tenant-settings", json!({"destinationsRequired": false})).await;
+    assert_eq!(status, 200);
+    let (_, trace) = api.post(&open_messages, json!({"data": {"host": allowed_host}})).await;
+    assert_eq!(trace["trace"][0]["relation"], json!(["Success"]), "{trace}");
+
     // The server's log says what was blocked, never the value.
     assert!(server.logs().contains("send blocked"));
     assert_no_leak(&server.logs(), &[TOKEN]);

@@ -75,6 +75,7 @@ fn authenticated() -> Router<AppState> {
         .route("/api/roles", get(directory::roles).post(directory::create_role))
         .route("/api/roles/{id}", delete(directory::delete_role))
         .route("/api/audit-logs", get(audit::list))
+        .route("/api/tenant-settings", get(directory::tenant_settings).put(directory::update_tenant_settings))
         .route("/api/node-types", get(types::node_types))
         .route("/api/integration-types", get(types::integration_types))
         .route("/api/rule-chains", get(chains::list).post(chains::create))

@@ -377,6 +377,9 @@ impl Backend {
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         dispatch!(self.tenants())
     }
+    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
+        dispatch!(self.set_destinations_required(id, on))
+    }
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {
         dispatch!(self.delete_tenant(id))
     }

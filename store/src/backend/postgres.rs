@@ -91,6 +91,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0005_allowed_destinations.sql")),
                 false,
             ),
+            Migration::new(
+                6,
+                Cow::Borrowed("destinations required"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0006_destinations_required.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -150,6 +157,7 @@ fn tenant_from(r: &PgRow) -> Result<TenantRecord> {
         id: TenantId(r.try_get("id")?),
         name: r.try_get("name")?,
         created_time: r.try_get("created_time")?,
+        destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
     })
 }
 
@@ -914,10 +922,11 @@ impl PostgresBackend {
     }
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
-        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.db())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.db())
+                .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 

@@ -103,6 +103,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0008_allowed_destinations.sql")),
                 false,
             ),
+            Migration::new(
+                9,
+                Cow::Borrowed("destinations required"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0009_destinations_required.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -760,15 +767,17 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
-        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
         row.map(|r| {
             Ok(TenantRecord {
                 id: parse_id(&r, "id")?,
                 name: r.try_get("name")?,
                 created_time: r.try_get("created_time")?,
+                destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
             })
         })
         .transpose()

@@ -254,7 +254,12 @@ impl Store {
         if self.inner.backend.tenant_by_id(SYSTEM_TENANT).await?.is_some() {
             return Ok(false);
         }
-        let t = TenantRecord { id: SYSTEM_TENANT, name: "System".to_owned(), created_time: now_ms() };
+        let t = TenantRecord {
+            id: SYSTEM_TENANT,
+            name: "System".to_owned(),
+            created_time: now_ms(),
+            destinations_required: false,
+        };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(true)
     }

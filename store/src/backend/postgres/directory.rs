@@ -74,17 +74,29 @@ const AUDIT_FILTER: &str = "tenant_id = $1 AND ($2::text IS NULL OR target_id = 
 
 impl PostgresBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
-        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(self.db())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(self.db())
+                .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        let rows = sqlx::query("SELECT id, name, created_time FROM tenants ORDER BY name COLLATE \"C\"")
-            .fetch_all(self.db())
+    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
+        sqlx::query("UPDATE tenants SET destinations_required = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(id.0)
+            .execute(self.db())
             .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_time, destinations_required FROM tenants ORDER BY name COLLATE \"C\"",
+        )
+        .fetch_all(self.db())
+        .await?;
         rows.iter().map(tenant_from).collect()
     }
 

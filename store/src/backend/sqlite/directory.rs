@@ -17,6 +17,7 @@ fn tenant_from(r: &SqliteRow) -> Result<TenantRecord> {
         id: parse_id(r, "id")?,
         name: r.try_get("name")?,
         created_time: r.try_get("created_time")?,
+        destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
     })
 }
 
@@ -77,17 +78,28 @@ fn unique_name(
 
 impl SqliteBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
-        let row = sqlx::query("SELECT id, name, created_time FROM tenants WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.conn().await?)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
-        let rows = sqlx::query("SELECT id, name, created_time FROM tenants ORDER BY name")
-            .fetch_all(&mut *self.conn().await?)
+    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
+        sqlx::query("UPDATE tenants SET destinations_required = ? WHERE id = ?")
+            .bind(i64::from(on))
+            .bind(id.to_string())
+            .execute(&mut *self.conn().await?)
             .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        let rows =
+            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants ORDER BY name")
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
         rows.iter().map(tenant_from).collect()
     }
 
