@@ -149,6 +149,12 @@ export function dialog(title, body, { submit = "OK", cancel = "Cancel", onsubmit
         submitButton,
       ),
     );
+    // Editing a field takes its error away.
+    form.addEventListener("input", (event) => {
+      const holder = event.target.closest(".field");
+      if (holder) holder.querySelectorAll(".field-error").forEach((e) => e.remove());
+      event.target.classList.remove("invalid");
+    });
     const overlay = el("div", { class: "overlay" }, form);
     overlay.addEventListener("keydown", (event) => event.key === "Escape" && close(null));
     document.body.append(overlay);
@@ -175,7 +181,9 @@ export function showErrors(scope, error) {
   for (const problem of problems) {
     const where = problem.path !== undefined ? problem.path : problem.field;
     const key = problem.path !== undefined ? "pointer" : "field";
-    const target = where !== undefined && scope.querySelector(`[data-${key}="${CSS.escape(where)}"]`);
+    // `allowedDestinations/2` belongs to the `allowedDestinations` input.
+    const target = where !== undefined && (scope.querySelector(`[data-${key}="${CSS.escape(where)}"]`)
+      || (key === "field" && scope.querySelector(`[data-field="${CSS.escape(String(where).split("/")[0])}"]`)));
     if (target) {
       target.classList.add("invalid");
       const holder = target.closest(".field") || target;

@@ -19,6 +19,20 @@ async function customerNames() {
   }
 }
 
+/** The allowed destinations input: patterns separated by commas or spaces. */
+function destinationsInput(current = []) {
+  return el("input", {
+    name: "allowedDestinations",
+    value: current.join(", "),
+    placeholder: "anywhere — or e.g. api.example.com, *.loriot.io, 10.0.0.5:8443",
+    dataset: { field: "allowedDestinations" },
+  });
+}
+
+function destinationsOf(input) {
+  return input.value.split(/[\s,]+/).map((p) => p.trim()).filter(Boolean);
+}
+
 /** The value input of a secret form: a password field for TEXT, a file chooser for FILE. */
 function valueInput(kind, required) {
   if (kind === "FILE") {
@@ -48,6 +62,7 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
   let kind = kinds[0];
   const name = el("input", { name: "name", required: true, value: suggestedName, dataset: { field: "name" } });
   const description = el("input", { name: "description", dataset: { field: "description" } });
+  const destinations = destinationsInput();
   const valueHolder = el("div", { class: "field" });
   let value;
   const showValue = () => {
@@ -73,7 +88,8 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
   );
   return dialog(
     "Add secret",
-    el("div", {}, typeChoice, field("Name", name), field("Description", description), valueHolder),
+    el("div", {}, typeChoice, field("Name", name), field("Description", description), valueHolder,
+      field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere.")),
     {
       submit: "Add",
       id: "add-secret",
@@ -86,10 +102,13 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
           if (description.value) form.append("description", description.value);
           const file = value.input.files[0];
           if (file) form.append("file", file, file.name);
+          for (const pattern of destinationsOf(destinations)) form.append("allowedDestinations", pattern);
           created = await api("POST", "/api/secrets", form);
         } else {
           const body = { name: name.value, type: "TEXT", value: value.input.value };
           if (description.value) body.description = description.value;
+          const allowed = destinationsOf(destinations);
+          if (allowed.length) body.allowedDestinations = allowed;
           created = await api("POST", "/api/secrets", body);
         }
         value.input.value = "";
@@ -104,6 +123,7 @@ async function changeDialog(secret) {
   const name = el("input", { name: "name", value: secret.name, disabled: true, "aria-readonly": "true" });
   const description = el("input", { name: "description", value: secret.description || "", dataset: { field: "description" } });
   const value = valueInput(secret.type, false);
+  const destinations = destinationsInput(secret.allowedDestinations || []);
   return dialog(
     `Change secret '${secret.name}'`,
     el(
@@ -112,6 +132,7 @@ async function changeDialog(secret) {
       field("Name", name, "A secret's name cannot be changed: configurations refer to it by name."),
       field("Description", description),
       field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
+      field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
     ),
     {
       submit: "Save",
@@ -123,6 +144,8 @@ async function changeDialog(secret) {
           body.value = await base64File(value.input.files[0]);
           body.fileName = value.input.files[0].name;
         } else if (secret.type === "TEXT" && value.input.value) body.value = value.input.value;
+        const allowed = destinationsOf(destinations);
+        if (allowed.join(",") !== (secret.allowedDestinations || []).join(",")) body.allowedDestinations = allowed;
         value.input.value = "";
         if (!Object.keys(body).length) return null;
         return api("PATCH", `/api/secrets/${secret.id}`, body);
@@ -294,6 +317,7 @@ export async function secretPage(id) {
       el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
       el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
       el("dt", {}, "Shared with"), el("dd", {}, (secret.sharedWith || []).map((c) => customers.get(c) || c).join(", ") || "—"),
+      el("dt", {}, "Allowed destinations"), el("dd", { id: "allowed-destinations" }, (secret.allowedDestinations || []).join(", ") || "anywhere"),
       el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),
     ),
     el("h2", {}, "Used by"),

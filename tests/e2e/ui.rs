@@ -113,10 +113,18 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
         browser.find("#add-secret input[name=value]").await.attr("type").await.unwrap().as_deref(),
         Some("password")
     );
+    // Where it may be sent: a bad pattern is shown next to the field, the dialog stays.
+    browser.type_into("#add-secret input[name=allowedDestinations]", "bad_host!, 127.0.0.1").await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    let problem = browser.text_of("#add-secret .field-error", "is not a host name").await;
+    assert!(problem.contains("'bad_host!'"), "{problem}");
+    browser.type_into("#add-secret input[name=allowedDestinations]", "127.0.0.1, *.loriot.io").await;
     screenshot(&browser, "add-secret").await;
     browser.click("#add-secret button[data-action=submit]").await;
     browser.gone("#add-secret").await;
     let row = browser.text_of("tr[data-name='api-token']", "REST API token").await;
+    let (_, listed) = api.get("/api/secrets?textSearch=api-token").await;
+    assert_eq!(listed["data"][0]["allowedDestinations"], json!(["127.0.0.1", "*.loriot.io"]));
     assert!(row.contains("Text") && row.contains('1'), "{row}");
 
     // Add a File secret by uploading a PEM: the dialog shows the file name.
