@@ -290,7 +290,9 @@ pub fn deploy(
             .with_limits(*registry.limits())
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
-        uses.extend(ctx.take_uses());
+        let script_uses = ctx.take_uses();
+        crate::secrets::check_script_reads(store, actor.tenant_id, &base, &script_uses, &mut problems);
+        uses.extend(script_uses);
         for (kind, target, pointer) in ctx.take_links() {
             links.push(OwnerLink {
                 kind,

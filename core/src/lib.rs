@@ -54,12 +54,15 @@ pub use crate::script::{
     sandbox_engine, to_dynamic,
 };
 pub use crate::secrets::{
-    DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
-    with_proposed_destinations_required,
+    DestinationRefused, Secrets, check_script_reads, destination, sensitive_header,
+    with_proposed_destinations, with_proposed_destinations_required,
 };
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,
     escape, mentions_placeholder, parse, placeholder,
 };
-/// The Rhai version scripts run on, for node crates.
 pub use rhai;
+/// The Rhai version scripts run on, for node crates.
+/// Whether a setting is a plain host name or IP address (broker hosts), as the destination
+/// checks read it.
+pub use veil_store::is_plain_host;

@@ -177,6 +177,57 @@ pub(crate) fn destination_refused<'n>(
     })
 }
 
+/// The allowed destinations of the secret `name` and whether `tenant` requires them, as they
+/// are, or as a change being validated proposes.
+fn effective(store: &Store, tenant: TenantId, name: &str) -> (Vec<String>, bool) {
+    let proposed = PROPOSED
+        .try_with(|p| {
+            (p.tenant == tenant).then(|| {
+                let list = match &p.list {
+                    Some((n, list)) if n == name => list.clone(),
+                    _ => store.allowed_destinations(tenant, name).unwrap_or_default(),
+                };
+                (list, p.required.unwrap_or_else(|| store.destinations_required(tenant)))
+            })
+        })
+        .ok()
+        .flatten();
+    proposed.unwrap_or_else(|| {
+        (store.allowed_destinations(tenant, name).unwrap_or_default(), store.destinations_required(tenant))
+    })
+}
+
+/// A script (a `script` node, a converter) may read with `secret()` only secrets that may go
+/// anywhere: what a script computes can travel to any destination a later node chooses, so a
+/// secret with allowed destinations (or any secret, when the tenant requires them) is refused at
+/// save, at the script's field. Use such a secret in a configuration field, which is checked
+/// where it is sent.
+pub fn check_script_reads(
+    store: &Store,
+    tenant: TenantId,
+    base: &str,
+    uses: &[crate::template::SecretUse],
+    problems: &mut Vec<crate::error::Problem>,
+) {
+    for u in uses {
+        let (list, required) = effective(store, tenant, &u.name);
+        let why = if !list.is_empty() {
+            "it has allowedDestinations"
+        } else if required {
+            "the tenant requires allowedDestinations"
+        } else {
+            continue;
+        };
+        problems.push(crate::error::Problem::new(
+            format!("{base}{}", u.pointer),
+            format!(
+                "secret '{}' may not be sent to wherever a script sends it ({why}): use it in a configuration field instead of secret()",
+                u.name
+            ),
+        ));
+    }
+}
+
 /// `host:port`, with brackets around an IPv6 host.
 pub fn destination(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {

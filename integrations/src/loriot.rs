@@ -242,6 +242,19 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         None => None,
     };
     let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
+    // The output LORIOT is asked to create carries the push Authorization to httpEndpoint.
+    if let (true, Some(endpoint)) = (create_output, &http_endpoint) {
+        if let Ok(url) = reqwest::Url::parse(endpoint) {
+            let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
+            let names = sent(&["/headersFilter/"]);
+            problems.extend(ctx.check_destination(
+                "/httpEndpoint",
+                names.iter().map(String::as_str),
+                host,
+                port,
+            ));
+        }
+    }
     if create_output && security.is_enabled() && security.expected("authorization").is_none() {
         problems.push(ctx.problem(
             "/headersFilter",

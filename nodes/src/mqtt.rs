@@ -140,8 +140,14 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let settings: MqttConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let host = settings.host.clone().filter(|h| !h.trim().is_empty());
-    if host.is_none() {
-        problems.push(ctx.problem("/host", "is required (the broker's host name)"));
+    match &host {
+        None => problems.push(ctx.problem("/host", "is required (the broker's host name)")),
+        // Exactly what is checked against allowed destinations is what is connected to.
+        Some(h) if !veil_core::is_plain_host(h) => problems.push(ctx.problem(
+            "/host",
+            format!("'{h}' is not a host name or IP address (no spaces, port, path or user info; the port is /port)"),
+        )),
+        Some(_) => {}
     }
     let port = match settings.port.map(|p| u16::try_from(p).ok()) {
         None => Some(1883),
@@ -154,7 +160,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     if let (Some(host), Some(port)) = (&host, port) {
         // The broker gets the credentials: each secret must be allowed to go there.
         let names = config.secret_uses().iter().map(|u| u.name.as_str());
-        problems.extend(ctx.check_destination("/host", names, host.trim(), port));
+        problems.extend(ctx.check_destination("/host", names, host, port));
     }
     if config.template("/topicPattern").is_none() {
         problems.push(ctx.problem("/topicPattern", "is required"));

@@ -120,8 +120,14 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let settings: RabbitMqConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let host = settings.host.clone().filter(|h| !h.trim().is_empty());
-    if host.is_none() {
-        problems.push(ctx.problem("/host", "is required (the broker's host name)"));
+    match &host {
+        None => problems.push(ctx.problem("/host", "is required (the broker's host name)")),
+        // Exactly what is checked against allowed destinations is what is connected to.
+        Some(h) if !veil_core::is_plain_host(h) => problems.push(ctx.problem(
+            "/host",
+            format!("'{h}' is not a host name or IP address (no spaces, port, path or user info; the port is /port)"),
+        )),
+        Some(_) => {}
     }
     let port = match settings.port.map(|p| u16::try_from(p).ok()) {
         None => 5672,
@@ -134,7 +140,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     if let (Some(host), true) = (&host, port > 0) {
         // The broker gets the credentials: each secret must be allowed to go there.
         let names = config.secret_uses().iter().map(|u| u.name.as_str());
-        problems.extend(ctx.check_destination("/host", names, host.trim(), port));
+        problems.extend(ctx.check_destination("/host", names, host, port));
     }
     for field in ["/username", "/password"] {
         if config.template(field).is_none() {

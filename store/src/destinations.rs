@@ -72,6 +72,12 @@ fn normalize(raw: &str) -> Result<String, String> {
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
+    // `*.0.1` would match IPv4 addresses (URLs read numeric hosts as IPv4): names end in a
+    // label that is not all digits.
+    let numeric_tail = name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if host.starts_with("*.") && numeric_tail {
+        return Err(format!("'{host}': a wildcard applies to names, not IP addresses"));
+    }
     if !labels_ok || name.contains('*') {
         return Err(format!(
             "'{host}' is not a host name (letters, digits, '-' and '.'; a wildcard only as a leading '*.')"
@@ -95,6 +101,15 @@ fn split(p: &str) -> Option<(&str, Option<&str>)> {
         Some(_) => None,
         None => Some((p, None)),
     }
+}
+
+/// Whether `host` is a plain host name or IP address (what a broker setting may hold): no
+/// spaces, ports, paths or user info that a resolver or client could read differently from the
+/// destination check.
+pub fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || normalize(host).is_ok_and(|p| !p.contains(':') && !p.starts_with("*.")))
 }
 
 /// Whether a send to `host` (a name or an IP address, IPv6 with or without brackets) on `port`

@@ -39,7 +39,7 @@ pub use crate::audit::{
 pub use crate::backend::{Database, OwnerRecord};
 pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;
-pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, normalize_destinations};
+pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };

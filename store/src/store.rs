@@ -297,6 +297,16 @@ impl Store {
         let Some(mut feed) = self.inner.backend.listen().await? else { return Ok(()) };
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            // What committed between loading at open and listening was announced to nobody here:
+            // read everything once more now that nothing can be missed.
+            // (The index and the tenants' settings; configurations are read by the host after open.)
+            if let Some(inner) = weak.upgrade() {
+                let store = Store { inner };
+                if let Err(e) = store.resync_once().await {
+                    tracing::warn!(error = %e, "change feed: the first reload failed; reloading everything");
+                    store.resync().await;
+                }
+            }
             while let Some(item) = feed.recv().await {
                 let Some(inner) = weak.upgrade() else { break };
                 Store { inner }.apply(item).await;
@@ -734,7 +744,11 @@ impl Store {
         };
         info.updated_time = now_ms();
         let row = SecretRow { info: info.clone(), sealed };
-        if !self.inner.backend.update_secret(&row, current.info.version).await? {
+        let expected = crate::backend::Expected {
+            version: current.info.version,
+            updated_time: Some(current.info.updated_time),
+        };
+        if !self.inner.backend.update_secret(&row, expected).await? {
             return Err(StoreError::Conflict(info.name));
         }
         self.inner.index.insert(row);

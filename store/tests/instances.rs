@@ -61,6 +61,28 @@ async fn a_change_based_on_a_stale_version_is_refused() {
     assert_eq!((info.version, info.description.as_str()), (2, ""));
 }
 
+/// A list change keeps the version: another instance's write based on the row before it (a
+/// new description, here) is refused, so it cannot put the old allowed destinations back.
+#[tokio::test]
+async fn a_stale_write_cannot_undo_a_narrowed_destination_list() {
+    let t = TempStore::sqlite().await;
+    let info = t.text("api-token", "one").await;
+    let other = t.open_instance().await;
+    let narrowed =
+        SecretUpdate { allowed_destinations: Some(vec!["api.example.com".into()]), ..Default::default() };
+    assert_eq!(t.store.update(&t.admin, info.id, narrowed).await.unwrap().version, 1);
+    let described = SecretUpdate { description: Some("stale".into()), ..Default::default() };
+    let e = other.update(&t.admin, info.id, described).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    other.close().await;
+    let t = t.reopen().await;
+    let info = t.store.get(&t.admin, info.id).unwrap();
+    assert_eq!(
+        (info.allowed_destinations, info.description.as_str()),
+        (vec!["api.example.com".to_owned()], "")
+    );
+}
+
 backend_tests! {
     /// A routing key is the database's to give: another instance saving a second integration
     /// with the same key is refused (409 `routing_key_taken` through the API); re-saving the

@@ -103,6 +103,21 @@ where
     })
 }
 
+/// What an update expects the stored row to be: the version it read and, from the store, the
+/// time of its last change (a list or description change keeps the version, so the version alone
+/// would let another instance's stale write put the old list back).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected {
+    pub(crate) version: i64,
+    pub(crate) updated_time: Option<i64>,
+}
+
+impl From<i64> for Expected {
+    fn from(version: i64) -> Self {
+        Self { version, updated_time: None }
+    }
+}
+
 /// A secret as persisted: metadata plus ciphertext.
 #[derive(Clone)]
 pub(crate) struct SecretRow {
@@ -300,8 +315,9 @@ impl Backend {
     pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
         dispatch!(self.insert_secret(row))
     }
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
-        dispatch!(self.update_secret(row, expected_version))
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+        let expected = expected.into();
+        dispatch!(self.update_secret(row, expected))
     }
     /// The earlier values kept for a secret, newest first (from memory: loaded at open and kept
     /// in step with this process's commits).

@@ -22,7 +22,7 @@ use uuid::Uuid;
 mod directory;
 
 use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow,
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, SecretRow,
     destinations_from, destinations_text,
 };
 use crate::crypto::{Sealed, WrappedKey};
@@ -585,14 +585,18 @@ impl PostgresBackend {
     /// moved to `secret_history` is exactly the one replaced (`FOR NO KEY UPDATE`: saves that
     /// reference the secret need not wait); history then keeps the last
     /// [`EARLIER_VALUES_KEPT`] of that secret. All in one transaction.
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+        let expected = expected.into();
+        let expected_version = expected.version;
         let i = &row.info;
         let mut tx = self.db().begin().await?;
         let current = sqlx::query(
-            "SELECT key_id, nonce, ciphertext FROM secrets WHERE id = $1 AND version = $2 FOR NO KEY UPDATE",
+            "SELECT key_id, nonce, ciphertext FROM secrets WHERE id = $1 AND version = $2 \
+             AND ($3::bigint IS NULL OR updated_time = $3) FOR NO KEY UPDATE",
         )
         .bind(i.id.0)
         .bind(expected_version)
+        .bind(expected.updated_time)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(current) = current else {

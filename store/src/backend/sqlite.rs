@@ -18,7 +18,7 @@ use uuid::Uuid;
 mod directory;
 
 use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, OwnerRecord, SecretRow,
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, SecretRow,
     destinations_from, destinations_text,
 };
 use crate::crypto::{Sealed, WrappedKey};
@@ -499,7 +499,9 @@ impl SqliteBackend {
     /// Changes a secret's row if it is still at `expected_version`. When the version moves (a new
     /// value), the value it replaces goes to `secret_history` in the same transaction, which then
     /// keeps the last [`EARLIER_VALUES_KEPT`] of that secret.
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected_version: i64) -> Result<bool> {
+    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+        let expected = expected.into();
+        let expected_version = expected.version;
         let i = &row.info;
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
@@ -518,7 +520,8 @@ impl SqliteBackend {
         }
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
-             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ? WHERE id = ? AND version = ?",
+             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ? WHERE id = ? AND version = ? \
+             AND (? IS NULL OR updated_time = ?)",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -530,6 +533,8 @@ impl SqliteBackend {
         .bind(destinations_text(&i.allowed_destinations))
         .bind(i.id.to_string())
         .bind(expected_version)
+        .bind(expected.updated_time)
+        .bind(expected.updated_time)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
