@@ -59,6 +59,8 @@ enum Command {
     NodeTypes,
     /// Integration types, and which of their fields take secrets.
     IntegrationTypes,
+    /// Your tenant's settings (`--destinations-required true|false` to change it).
+    Settings(cli::SettingsArgs),
 }
 
 /// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
@@ -102,6 +104,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             Command::Audit(args) => cli::audit(global, args).await,
             Command::NodeTypes => cli::types(global, false).await,
             Command::IntegrationTypes => cli::types(global, true).await,
+            Command::Settings(args) => cli::settings(global, args).await,
             Command::Serve(_) | Command::Migrate(_) => unreachable!("not a client command"),
         }
     });

@@ -6,7 +6,7 @@ import { api, can, el, field, fill, session, showErrors, clearErrors } from "./d
 import { secretsPage, secretPage } from "./secrets.js";
 import { chainsPage, chainPage } from "./chains.js";
 import { integrationsPage, integrationPage } from "./integrations.js";
-import { usersPage, customersPage, rolesPage } from "./directory.js";
+import { usersPage, customersPage, rolesPage, settingsPage } from "./directory.js";
 import { auditPage } from "./audit.js";
 
 const root = document.getElementById("app");
@@ -22,6 +22,7 @@ const routes = [
   [/^#\/customers$/, () => customersPage()],
   [/^#\/roles$/, () => rolesPage()],
   [/^#\/audit$/, () => auditPage()],
+  [/^#\/settings$/, () => settingsPage()],
 ];
 
 function navigation() {
@@ -39,6 +40,7 @@ function navigation() {
     link("#/users", "Users", can("USER", "READ")),
     link("#/customers", "Customers", can("CUSTOMER", "READ")),
     link("#/roles", "Roles", can("ROLE", "READ")),
+    link("#/settings", "Settings", can("ROLE", "READ")),
     el(
       "div",
       { class: "who" },

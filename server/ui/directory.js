@@ -1,6 +1,6 @@
 // Users, customers and roles of the tenant, for those allowed to see them.
 
-import { api, can, dialog, el, field, fill, iconButton, pageHeader, toast, when } from "./dom.js";
+import { api, can, clearErrors, dialog, el, field, fill, iconButton, pageHeader, showErrors, toast, when } from "./dom.js";
 
 const RESOURCES = ["SECRET", "RULE_CHAIN", "INTEGRATION", "CUSTOMER", "USER", "ROLE", "AUDIT_LOG"];
 const OPERATIONS = ["READ", "CREATE", "WRITE", "DELETE", "USE"];
@@ -99,4 +99,31 @@ export async function rolesPage() {
     table("roles-table", ["Name", "Kind", "Grants", ""], roles.map((r) => el("tr", { dataset: { name: r.name } },
       el("td", {}, r.name), el("td", {}, r.builtIn ? "built-in" : "custom"), el("td", { class: "grants" }, grants(r)),
       el("td", { class: "row-actions" }, r.builtIn ? null : deleteButton("ROLE", `role '${r.name}'`, `/api/roles/${r.id}`)))), "No roles."));
+}
+
+/** `#/settings`: the tenant's settings (tenant administrators change them). */
+export async function settingsPage() {
+  const settings = await api("GET", "/api/tenant-settings");
+  const editable = can("ROLE", "WRITE");
+  const required = el("input", { type: "checkbox", name: "destinationsRequired", checked: settings.destinationsRequired, disabled: !editable });
+  const form = el("form", {
+    class: "card settings",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      try {
+        const saved = await api("PUT", "/api/tenant-settings", { destinationsRequired: required.checked });
+        required.checked = saved.destinationsRequired;
+        toast("Settings saved");
+      } catch (error) {
+        required.checked = !required.checked;
+        showErrors(form, error);
+      }
+    },
+  },
+  el("label", { class: "field check" }, required, el("span", { class: "label" }, "Every secret must name its allowed destinations")),
+  el("small", {}, "A secret without allowed destinations is then sent nowhere. Refused while a configuration would break."),
+  el("div", { class: "form-errors", role: "alert" }),
+  editable ? el("div", { class: "buttons" }, el("button", { type: "submit", class: "primary", dataset: { action: "save" } }, "Save")) : null);
+  return el("section", {}, pageHeader("Settings"), form);
 }

@@ -370,3 +370,48 @@ async fn changing_your_own_password_from_the_cli_needs_the_current_one() {
 fn field_line(shown: &str, key: &str, value: &str) -> bool {
     shown.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [key, value])
 }
+
+/// `--allow-host` on create and update, `--allow-any-host`, and `veil settings`.
+#[tokio::test]
+async fn the_cli_sets_allowed_destinations_and_the_tenant_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let create = [
+        "secret",
+        "create",
+        "loriot-password",
+        "--allow-host",
+        "*.LORIOT.io",
+        "--allow-host",
+        "10.0.0.5:8443",
+    ];
+    let shown = spawn_run(&config, &server, &create, "pw\n").await;
+    let listed = ["allowedDestinations", "*.loriot.io,", "10.0.0.5:8443"];
+    assert!(
+        ok(&shown).lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == listed),
+        "{}",
+        shown.stdout
+    );
+    let bad =
+        spawn_run(&config, &server, &["secret", "create", "x", "--allow-host", "bad_host!"], "v\n").await;
+    assert_eq!(bad.code, 6, "{}", bad.stderr);
+    assert!(bad.stderr.contains("allowedDestinations/0: 'bad_host!' is not a host name"), "{}", bad.stderr);
+    let narrowed = spawn_run(
+        &config,
+        &server,
+        &["secret", "update", "loriot-password", "--allow-host", "eu1.loriot.io:443"],
+        "",
+    )
+    .await;
+    assert!(field_line(ok(&narrowed), "allowedDestinations", "eu1.loriot.io:443"), "{}", narrowed.stdout);
+    let cleared =
+        spawn_run(&config, &server, &["secret", "update", "loriot-password", "--allow-any-host"], "").await;
+    assert!(ok(&cleared).lines().any(|l| l.trim() == "allowedDestinations"), "{}", cleared.stdout);
+    let settings = spawn_run(&config, &server, &["settings"], "").await;
+    assert!(field_line(ok(&settings), "destinationsRequired", "false"), "{}", settings.stdout);
+    let on = spawn_run(&config, &server, &["settings", "--destinations-required", "true"], "").await;
+    assert!(field_line(ok(&on), "destinationsRequired", "true"), "{}", on.stdout);
+}

@@ -305,6 +305,23 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     browser.gone("#share-secret").await;
     browser.text_of("tr[data-name='ca-cert']", "Acme").await;
 
+    // The tenant setting, on and off again.
+    visit(&browser, &base, "#/settings").await;
+    browser.click("input[name=destinationsRequired]").await;
+    browser.click("form.settings button[data-action=save]").await;
+    crate::support::eventually("the setting to be on", async || {
+        let (_, settings) = api.get("/api/tenant-settings").await;
+        (settings["destinationsRequired"] == true).then_some(())
+    })
+    .await;
+    browser.click("input[name=destinationsRequired]").await;
+    browser.click("form.settings button[data-action=save]").await;
+    crate::support::eventually("the setting to be off", async || {
+        let (_, settings) = api.get("/api/tenant-settings").await;
+        (settings["destinationsRequired"] == false).then_some(())
+    })
+    .await;
+
     // The customer user sees the shared secret and no way to read or change it.
     browser.click(".who button").await;
     browser.find("form.login").await;

@@ -263,6 +263,14 @@ pub(crate) enum CustomerCmd {
     },
 }
 
+/// `veil settings`
+#[derive(Debug, clap::Args)]
+pub(crate) struct SettingsArgs {
+    /// Require every secret to name its allowed destinations (`true`), or not (`false`).
+    #[arg(long, value_name = "true|false")]
+    destinations_required: Option<bool>,
+}
+
 /// `veil audit`
 #[derive(Debug, clap::Args)]
 pub(crate) struct AuditArgs {
@@ -871,6 +879,20 @@ fn secret_fields(descriptor: &Value) -> String {
 
 /// `veil node-types` (`integrations = false`) and `veil integration-types`: one row per type, or
 /// the API's descriptors as JSON.
+/// `veil settings`: shows the tenant's settings, or changes them.
+pub(crate) async fn settings(global: &Global, args: SettingsArgs) -> CliResult<()> {
+    let client = Client::authenticated(global.url.as_deref())?;
+    let answer = match args.destinations_required {
+        Some(on) => {
+            let body = json!({ "destinationsRequired": on });
+            client.call(reqwest::Method::PUT, "/api/tenant-settings", Some(&body)).await?
+        }
+        None => client.get("/api/tenant-settings").await?,
+    };
+    output::object(global.output, &answer, &[("destinationsRequired", |v| text(&v["destinationsRequired"]))]);
+    Ok(())
+}
+
 pub(crate) async fn types(global: &Global, integrations: bool) -> CliResult<()> {
     let client = Client::authenticated(global.url.as_deref())?;
     let path = if integrations { "/api/integration-types" } else { "/api/node-types" };
