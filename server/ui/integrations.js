@@ -63,7 +63,7 @@ export async function integrationPage(id) {
     form = configForm(types.find((t) => t.type === doc.type), doc.configuration, "/configuration");
     fill(configHolder, form.element);
   };
-  const typeSelect = el("select", {
+  const typeSelect = () => el("select", {
     name: "type",
     disabled: !isNew,
     dataset: { pointer: "/type" },
@@ -81,10 +81,9 @@ export async function integrationPage(id) {
     area.value = doc[key] || "";
     return field(label, area);
   };
-  const editor = el("form", { class: "integration-form", onsubmit: (e) => e.preventDefault() },
-    el("div", { class: "form-errors", role: "alert" }),
+  const fields = () => [
     text("name", "Name"),
-    field("Type", typeSelect),
+    field("Type", typeSelect()),
     el("label", { class: "field check" }, el("input", { type: "checkbox", checked: doc.enabled !== false, onchange: (e) => (doc.enabled = e.target.checked) }), el("span", { class: "label" }, "Enabled")),
     field("Rule chain", el("select", { name: "ruleChainId", dataset: { pointer: "/ruleChainId" }, onchange: (e) => (doc.ruleChainId = e.target.value) },
       chains.map((c) => el("option", { value: c.id, selected: c.id === doc.ruleChainId }, c.name)))),
@@ -93,8 +92,37 @@ export async function integrationPage(id) {
     configHolder,
     script("uplinkConverter", "Uplink converter (Rhai)"),
     script("downlinkConverter", "Downlink converter (Rhai)"),
-    text("description", "Description"));
+    text("description", "Description"),
+  ];
+  const formBody = el("div", {}, fields());
+  const editor = el("form", { class: "integration-form", onsubmit: (e) => e.preventDefault() },
+    el("div", { class: "form-errors", role: "alert" }), formBody);
   renderConfig();
+
+  // The whole document as JSON: every key, also those the form does not show (apiBaseUrl, …).
+  let jsonView = false;
+  const jsonArea = el("textarea", { class: "json-view", rows: 24, "aria-label": "Integration JSON", dataset: { pointer: "" } });
+  const current = () => (jsonView ? JSON.parse(jsonArea.value) : { ...doc, configuration: form.value() });
+  const toggle = iconButton("{ }", "JSON view", () => {
+    clearErrors(editor);
+    if (!jsonView) {
+      jsonArea.value = JSON.stringify(current(), null, 2);
+      fill(formBody, jsonArea);
+      jsonView = true;
+      return;
+    }
+    let parsed;
+    try {
+      parsed = JSON.parse(jsonArea.value);
+    } catch (error) {
+      return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
+    }
+    for (const key of Object.keys(doc)) delete doc[key];
+    Object.assign(doc, parsed);
+    jsonView = false;
+    fill(formBody, fields());
+    renderConfig();
+  }, { class: "icon json-toggle" });
 
   const save = el("button", {
     type: "button",
@@ -102,7 +130,12 @@ export async function integrationPage(id) {
     dataset: { action: "save" },
     onclick: async () => {
       clearErrors(editor);
-      const body = { ...doc, configuration: form.value() };
+      let body;
+      try {
+        body = current();
+      } catch (error) {
+        return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
+      }
       try {
         const saved = isNew ? await api("POST", "/api/integrations", body) : await api("PUT", `/api/integrations/${id}`, body);
         toast(`Integration '${saved.name}' saved`);
@@ -114,7 +147,7 @@ export async function integrationPage(id) {
     },
   }, "Save");
   return el("section", {},
-    pageHeader(isNew ? "New integration" : `Integration '${doc.name}'`, editable ? save : null),
+    pageHeader(isNew ? "New integration" : `Integration '${doc.name}'`, toggle, editable ? save : null),
     isNew ? null : el("dl", { class: "facts" },
       el("dt", {}, "Status"), el("dd", { id: "integration-status" }, status),
       el("dt", {}, "Uplink URL"), el("dd", {}, el("code", {}, url), " ", url ? copyButton(url) : null)),

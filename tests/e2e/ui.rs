@@ -233,6 +233,16 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     // The default configuration's placeholder shows as a chip; replace it through the picker.
     browser.click(".chip[data-pointer='/configuration/credentials/password'] button").await;
     use_secret(&browser, "/configuration/credentials/password", "api-token", None).await;
+    // The JSON view shows the whole document; a key the form lacks (apiBaseUrl) is added there.
+    browser.click("button.json-toggle").await;
+    let json_text = browser.find("textarea.json-view").await.prop("value").await.unwrap().unwrap();
+    let mut doc: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(doc["configuration"]["credentials"]["password"], "$<secret:api-token>", "{doc}");
+    doc["configuration"]["apiBaseUrl"] = json!(receiver.url);
+    browser.type_into("textarea.json-view", &doc.to_string()).await;
+    browser.click("button.json-toggle").await;
+    browser.find(".chip[data-pointer='/configuration/credentials/password']").await;
+    browser.find("input[data-pointer='/configuration/apiBaseUrl']").await;
     // A problem the API reports appears next to the field its pointer names.
     browser.click("button[data-action=save]").await;
     let problem =
@@ -253,6 +263,7 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
         "{integration}"
     );
     assert_eq!(integration["configuration"]["credentials"]["username"], "$<secret:loriot-user>");
+    assert_eq!(integration["configuration"]["apiBaseUrl"], json!(receiver.url));
 
     // Deleting the secret is refused with a dialog listing both users.
     visit(&browser, &base, "#/secrets").await;
