@@ -147,24 +147,14 @@ pub(crate) fn destination_refused<'n>(
     port: u16,
 ) -> Option<DestinationRefused> {
     names.into_iter().find_map(|name| {
-        let checked = PROPOSED
-            .try_with(|p| {
-                if p.tenant != tenant {
-                    return None;
-                }
-                match &p.list {
-                    Some((n, list)) if n == name => {
-                        Some(store.list_allows(tenant, list, host, port, p.required))
-                    }
-                    _ => p.required.map(|required| {
-                        let list = store.allowed_destinations(tenant, name).unwrap_or_default();
-                        store.list_allows(tenant, &list, host, port, Some(required))
-                    }),
-                }
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| store.destination_allowed(tenant, name, host, port));
+        // The message path reads the store as it is; only a change being validated (the
+        // task-local proposal) pays for a copy of the list.
+        let checked = if PROPOSED.try_with(|_| ()).is_ok() {
+            let (list, required) = effective(store, tenant, name);
+            store.list_allows(tenant, &list, host, port, Some(required))
+        } else {
+            store.destination_allowed(tenant, name, host, port)
+        };
         checked.err().map(|allowed| DestinationRefused {
             secret: name.to_owned(),
             destination: destination(host, port),
@@ -241,17 +231,20 @@ impl Secrets {
     /// Checks a send of this node's (or integration's) secrets to `host:port` against every
     /// declared secret's `allowedDestinations`. A refusal is written to the audit log
     /// (`BLOCKED_DESTINATION`, with the running configuration and `node`) and returned: the
-    /// caller sends nothing.
+    /// caller sends nothing. `shown` masks the destination wherever it is written (the node's
+    /// redactor: a host templated from a secret must not reach the audit log, the log or a trace).
     pub async fn check_destination(
         &self,
         host: &str,
         port: u16,
         node: Option<&str>,
+        shown: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<(), DestinationRefused> {
         let names = self.declared().iter().map(String::as_str);
         match destination_refused(&self.inner.store, self.inner.tenant, names, host, port) {
             None => Ok(()),
-            Some(refused) => {
+            Some(mut refused) => {
+                refused.destination = shown(&refused.destination);
                 self.inner
                     .store
                     .record_blocked_destination(

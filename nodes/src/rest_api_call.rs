@@ -410,7 +410,9 @@ impl RestApiCall {
         // Where this message's request would go, after templating: nothing is sent to a
         // destination one of the node's secrets may not reach.
         let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-        if let Err(refused) = ctx.secrets().check_destination(host, port, Some(&self.node_name)).await {
+        let shown = |destination: &str| ctx.redact(destination);
+        if let Err(refused) = ctx.secrets().check_destination(host, port, Some(&self.node_name), &shown).await
+        {
             return Err(Failed::new(msg, NodeError::new(refused.to_string())));
         }
         let request = match self.request(ctx, client, url, &msg) {

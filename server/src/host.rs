@@ -683,7 +683,18 @@ impl Host {
 
     /// Deploys each configuration (not started) inside `scope` and keeps the destination problems
     /// (messages starting with `refusal` and naming a refused destination), per configuration.
+    /// Up to a tenant's whole set of configurations is built: off the async workers' turn
+    /// (`block_in_place`), so other requests keep being served meanwhile.
     fn refused_sends(
+        &self,
+        records: &[OwnerRecord],
+        refusal: &str,
+        scope: impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
+    ) -> Vec<Value> {
+        tokio::task::block_in_place(|| self.refused_sends_inline(records, refusal, scope))
+    }
+
+    fn refused_sends_inline(
         &self,
         records: &[OwnerRecord],
         refusal: &str,

@@ -2,7 +2,7 @@
 // descriptors (the key icon on exactly the secret-capable fields), connections, a JSON view,
 // a test message with its trace, and the debug events.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, pageHeader, pager, showErrors, toast, when } from "./dom.js";
+import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, showErrors, showJsonError, toast, when } from "./dom.js";
 import { configForm } from "./config-form.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime"];
@@ -51,18 +51,15 @@ export async function chainPage(id) {
   doc.connections = doc.connections || [];
   const editable = isNew ? can("RULE_CHAIN", "CREATE") : can("RULE_CHAIN", "WRITE");
   let forms = [];
-  let jsonView = false;
 
   const name = el("input", { name: "name", value: doc.name, dataset: { pointer: "/name" }, oninput: (e) => (doc.name = e.target.value) });
   const nodesHolder = el("div", { class: "nodes" });
   const connectionsHolder = el("div", { class: "connections" });
-  const jsonArea = el("textarea", { class: "json-view", rows: 24, "aria-label": "Rule chain JSON", dataset: { pointer: "" } });
   const formView = el("div", {}, field("Name", name), el("h2", {}, "Nodes"), nodesHolder, el("h2", {}, "Connections"), connectionsHolder);
   const editor = el("form", { class: "chain-form", onsubmit: (e) => e.preventDefault() }, el("div", { class: "form-errors", role: "alert" }), formView);
 
-  /** The document as the form (or the JSON view) has it now. */
-  const current = () => {
-    if (jsonView) return JSON.parse(jsonArea.value);
+  /** The document as the form has it now. */
+  const fromForm = () => {
     doc.nodes.forEach((node, i) => (node.configuration = forms[i].value()));
     return doc;
   };
@@ -73,7 +70,7 @@ export async function chainPage(id) {
       el("div", { class: "node-head" },
         el("strong", {}, `#${i} ${node.type}`),
         editable ? iconButton("🗑", `Remove node ${node.name || i}`, () => {
-          current();
+          fromForm();
           doc.nodes.splice(i, 1);
           doc.connections = doc.connections
             .filter((c) => c.fromIndex !== i && c.toIndex !== i)
@@ -88,7 +85,7 @@ export async function chainPage(id) {
       nodesHolder.append(el("div", { class: "add-node" }, typeSelect, el("button", {
         type: "button",
         onclick: () => {
-          current();
+          fromForm();
           const t = descriptor(typeSelect.value);
           doc.nodes.push({ type: t.type, name: `${t.type} ${doc.nodes.length}`, debugMode: false, configuration: structuredClone(t.defaultConfiguration) });
           renderNodes();
@@ -118,24 +115,13 @@ export async function chainPage(id) {
       }, "Add connection") : null);
   };
 
-  const toggle = iconButton("{ }", "JSON view", () => {
-    clearErrors(editor);
-    if (!jsonView) {
-      jsonArea.value = JSON.stringify(current(), null, 2);
-      fill(formView, jsonArea);
-      jsonView = true;
-    } else {
-      try {
-        Object.assign(doc, JSON.parse(jsonArea.value));
-      } catch (error) {
-        return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
-      }
-      jsonView = false;
-      fill(formView, field("Name", name), el("h2", {}, "Nodes"), nodesHolder, el("h2", {}, "Connections"), connectionsHolder);
-      name.value = doc.name;
-      renderNodes();
-    }
-  }, { class: "icon json-toggle" });
+  const showForm = (parsed) => {
+    Object.assign(doc, parsed);
+    fill(formView, field("Name", name), el("h2", {}, "Nodes"), nodesHolder, el("h2", {}, "Connections"), connectionsHolder);
+    name.value = doc.name;
+    renderNodes();
+  };
+  const { toggle, current } = jsonView(editor, formView, "Rule chain JSON", fromForm, showForm);
 
   const save = el("button", {
     type: "button",
@@ -147,7 +133,7 @@ export async function chainPage(id) {
       try {
         body = current();
       } catch (error) {
-        return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
+        return showJsonError(editor, error);
       }
       try {
         const saved = isNew ? await api("POST", "/api/rule-chains", body) : await api("PUT", `/api/rule-chains/${id}`, body);

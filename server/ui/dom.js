@@ -238,3 +238,44 @@ export function pager(page, pageSize, result, go) {
     iconButton("›", "Next page", () => go(page + 1), { disabled: !result.hasNext }),
   );
 }
+
+/**
+ * A "{ }" button that switches `holder` (inside `scope`) between a form and the whole document as
+ * JSON. `fromForm()` reads the document from the form; `toForm(doc)` shows a document in the form
+ * again (rendering it into `holder`). `current()` is the document of either view; it throws
+ * `"JSON: …"` when the text does not parse (show it with `showJsonError`).
+ */
+export function jsonView(scope, holder, label, fromForm, toForm) {
+  let showing = false;
+  const area = el("textarea", { class: "json-view", rows: 24, "aria-label": label, dataset: { pointer: "" } });
+  const parse = () => {
+    try {
+      return JSON.parse(area.value);
+    } catch (error) {
+      throw new Error(`JSON: ${error.message}`);
+    }
+  };
+  const current = () => (showing ? parse() : fromForm());
+  const toggle = iconButton("{ }", "JSON view", () => {
+    clearErrors(scope);
+    try {
+      if (showing) {
+        const doc = parse();
+        showing = false;
+        toForm(doc);
+      } else {
+        area.value = JSON.stringify(fromForm(), null, 2);
+        fill(holder, area);
+        showing = true;
+      }
+    } catch (error) {
+      showJsonError(scope, error);
+    }
+  }, { class: "icon json-toggle" });
+  return { toggle, current };
+}
+
+/** Shows a `current()` parse error of a JSON view in the form's error box. */
+export function showJsonError(scope, error) {
+  showErrors(scope, { message: error.message, body: {} });
+}

@@ -1,7 +1,7 @@
 // Integrations: the list with status and uplink URL, and the editor — LORIOT and HTTP forms from
 // their descriptors, with the key icon on the secret-capable fields.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, pageHeader, showErrors, toast } from "./dom.js";
+import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, showErrors, showJsonError, toast } from "./dom.js";
 import { configForm } from "./config-form.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime", "status", "uplinkPath", "uplinkUrl"];
@@ -100,29 +100,13 @@ export async function integrationPage(id) {
   renderConfig();
 
   // The whole document as JSON: every key, also those the form does not show (apiBaseUrl, …).
-  let jsonView = false;
-  const jsonArea = el("textarea", { class: "json-view", rows: 24, "aria-label": "Integration JSON", dataset: { pointer: "" } });
-  const current = () => (jsonView ? JSON.parse(jsonArea.value) : { ...doc, configuration: form.value() });
-  const toggle = iconButton("{ }", "JSON view", () => {
-    clearErrors(editor);
-    if (!jsonView) {
-      jsonArea.value = JSON.stringify(current(), null, 2);
-      fill(formBody, jsonArea);
-      jsonView = true;
-      return;
-    }
-    let parsed;
-    try {
-      parsed = JSON.parse(jsonArea.value);
-    } catch (error) {
-      return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
-    }
+  const showForm = (parsed) => {
     for (const key of Object.keys(doc)) delete doc[key];
     Object.assign(doc, parsed);
-    jsonView = false;
     fill(formBody, fields());
     renderConfig();
-  }, { class: "icon json-toggle" });
+  };
+  const { toggle, current } = jsonView(editor, formBody, "Integration JSON", () => ({ ...doc, configuration: form.value() }), showForm);
 
   const save = el("button", {
     type: "button",
@@ -134,7 +118,7 @@ export async function integrationPage(id) {
       try {
         body = current();
       } catch (error) {
-        return showErrors(editor, { message: `JSON: ${error.message}`, body: {} });
+        return showJsonError(editor, error);
       }
       try {
         const saved = isNew ? await api("POST", "/api/integrations", body) : await api("PUT", `/api/integrations/${id}`, body);

@@ -161,13 +161,18 @@ fn select(table: &str, columns: &[(String, Kind)]) -> String {
     format!("SELECT {} FROM {table}", names.join(", "))
 }
 
-/// A table's rows in the SQLite file, typed for PostgreSQL (ids stored as text become UUIDs).
-async fn sqlite_rows(
-    conn: &mut sqlx::SqliteConnection,
-    table: &str,
+/// Rows decoded into cells by column kind; `uuid` reads an id column (SQLite keeps ids as text).
+fn cells<R: Row>(
+    rows: &[R],
     columns: &[(String, Kind)],
-) -> Result<Vec<Vec<Cell>>> {
-    let rows = sqlx::query(&select(table, columns)).fetch_all(&mut *conn).await?;
+    uuid: impl Fn(&R, usize, &str) -> Result<Option<Uuid>>,
+) -> Result<Vec<Vec<Cell>>>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     rows.iter()
         .map(|row| {
             columns
@@ -178,18 +183,29 @@ async fn sqlite_rows(
                         Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Cell::Int),
                         Kind::Text => row.try_get::<Option<String>, _>(i)?.map(Cell::Text),
                         Kind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Cell::Bytes),
-                        Kind::Uuid => match row.try_get::<Option<String>, _>(i)? {
-                            None => None,
-                            Some(text) => Some(Cell::Uuid(text.parse().map_err(|_| {
-                                copy_error(format!("{table}.{name}: '{text}' is not a UUID"))
-                            })?)),
-                        },
+                        Kind::Uuid => uuid(row, i, name)?.map(Cell::Uuid),
                     };
                     Ok(cell.unwrap_or(Cell::Null))
                 })
                 .collect()
         })
         .collect()
+}
+
+/// A table's rows in the SQLite file, typed for PostgreSQL (ids stored as text become UUIDs).
+async fn sqlite_rows(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+    columns: &[(String, Kind)],
+) -> Result<Vec<Vec<Cell>>> {
+    let rows = sqlx::query(&select(table, columns)).fetch_all(&mut *conn).await?;
+    cells(&rows, columns, |row, i, name| {
+        row.try_get::<Option<String>, _>(i)?
+            .map(|text| {
+                text.parse().map_err(|_| copy_error(format!("{table}.{name}: '{text}' is not a UUID")))
+            })
+            .transpose()
+    })
 }
 
 /// A table's rows in PostgreSQL.
@@ -199,23 +215,7 @@ async fn postgres_rows(
     columns: &[(String, Kind)],
 ) -> Result<Vec<Vec<Cell>>> {
     let rows = sqlx::query(&select(table, columns)).fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, kind))| {
-                    let cell = match kind {
-                        Kind::Int => row.try_get::<Option<i64>, _>(i)?.map(Cell::Int),
-                        Kind::Text => row.try_get::<Option<String>, _>(i)?.map(Cell::Text),
-                        Kind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map(Cell::Bytes),
-                        Kind::Uuid => row.try_get::<Option<Uuid>, _>(i)?.map(Cell::Uuid),
-                    };
-                    Ok(cell.unwrap_or(Cell::Null))
-                })
-                .collect()
-        })
-        .collect()
+    cells(&rows, columns, |row, i, _| Ok(row.try_get::<Option<Uuid>, _>(i)?))
 }
 
 async fn insert(

@@ -27,6 +27,22 @@ pub(crate) struct Recorded {
     pub(crate) done_time: i64,
 }
 
+impl Recorded {
+    /// A `cluster_work` row (either backend).
+    pub(crate) fn from_row<R: sqlx::Row>(r: &R) -> Result<Self>
+    where
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+        for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            fingerprint: r.try_get("fingerprint")?,
+            failure: r.try_get::<Option<String>, _>("failure")?,
+            done_time: r.try_get("done_time")?,
+        })
+    }
+}
+
 /// How a lease is held: dropping it releases the lease.
 pub(crate) enum Held {
     /// SQLite: one process, an in-process lock per piece of work.

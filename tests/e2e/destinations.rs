@@ -72,6 +72,23 @@ async fn a_secret_goes_only_where_its_destinations_allow() {
         (Some(other_host.as_str()), Some("Call"))
     );
 
+    // A host that comes from a secret is masked wherever the refusal is written.
+    let (status, _) = api
+        .post("/api/secrets", json!({"name": "hidden-host", "type": "TEXT", "value": "10.255.255.1"}))
+        .await;
+    assert_eq!(status, 201);
+    let hidden = json!({"name": "Hidden", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": "http://$<secret:hidden-host>:9/x?t=$[t]",
+        "credentials": {"type": "bearer", "token": "$<secret:api-token>"}}}]});
+    let (status, hidden) = api.post("/api/rule-chains", hidden).await;
+    assert_eq!(status, 201, "{hidden}");
+    let path = format!("/api/rule-chains/{}/messages?wait=true", hidden["id"].as_str().unwrap());
+    let (_, trace) = api.post(&path, json!({"data": {"t": 1}})).await;
+    assert_eq!(trace["trace"][0]["relation"], json!(["Failure"]), "{trace}");
+    let (_, audit) = api.get("/api/audit-logs?pageSize=100").await;
+    assert_no_leak(&format!("{trace}{audit}{}", server.logs()), &["10.255.255.1"]);
+    assert!(audit.to_string().contains("***:9"), "the masked destination is in the audit log: {audit}");
+
     // Known at save: refused at save.
     let literal = json!({"name": "Static", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
         "restEndpointUrlPattern": format!("{}/x", other.url),

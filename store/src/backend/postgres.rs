@@ -294,15 +294,7 @@ impl PostgresBackend {
         .bind(work)
         .fetch_optional(&mut *tx)
         .await?;
-        let found = row
-            .map(|r| -> Result<Recorded> {
-                Ok(Recorded {
-                    fingerprint: r.try_get("fingerprint")?,
-                    failure: r.try_get("failure")?,
-                    done_time: r.try_get("done_time")?,
-                })
-            })
-            .transpose()?;
+        let found = row.as_ref().map(Recorded::from_row).transpose()?;
         Ok((Held::Postgres(tx, permit), found))
     }
 
