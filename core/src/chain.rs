@@ -291,7 +291,6 @@ pub fn deploy(
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
         let script_uses = ctx.take_uses();
-        crate::secrets::check_script_reads(store, actor.tenant_id, &base, &script_uses, &mut problems);
         uses.extend(script_uses);
         for (kind, target, pointer) in ctx.take_links() {
             links.push(OwnerLink {

@@ -28,6 +28,7 @@ mod message;
 mod node;
 mod redact;
 mod script;
+mod sealed;
 mod secrets;
 mod template;
 
@@ -53,9 +54,10 @@ pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
     sandbox_engine, to_dynamic,
 };
+pub use crate::sealed::{ForeignMarker, MARKER_START, Sealed, mask_sealed, mask_sealed_json};
 pub use crate::secrets::{
-    DestinationRefused, Secrets, check_script_reads, destination, sensitive_header,
-    with_proposed_destinations, with_proposed_destinations_required,
+    DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
+    with_proposed_destinations_required,
 };
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,

@@ -86,7 +86,7 @@ impl<'a> NodeCtx<'a> {
     pub fn redact(&self, text: &str) -> String {
         match self.redactor {
             Some(r) => r.mask(text),
-            None => text.to_owned(),
+            None => crate::sealed::mask_sealed(text).into_owned(),
         }
     }
 

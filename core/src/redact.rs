@@ -69,34 +69,42 @@ impl Learned {
         self.patterns = all;
     }
 
-    fn mask(&self, text: &str) -> String {
-        match &self.automaton {
+    /// Masks the known values; sealed-value markers show as `***` too, or, with `keep_sealed`,
+    /// stay as they are (for messages that travel on).
+    fn mask(&self, text: &str, keep_sealed: bool) -> String {
+        let values = |text: &str| match &self.automaton {
             Some(ac) => ac.replace_all(text, &vec![MASK; self.patterns.len()]),
             None => text.to_owned(),
+        };
+        if keep_sealed {
+            crate::sealed::outside_markers(text, values)
+        } else {
+            // Markers first: masking a short value inside one would leave its remains unmatched.
+            values(&crate::sealed::mask_sealed(text))
         }
     }
 
-    fn mask_json(&self, value: &mut Value) {
+    fn mask_json(&self, value: &mut Value, keep_sealed: bool) {
         match value {
             Value::String(s) => {
-                let masked = self.mask(s);
+                let masked = self.mask(s, keep_sealed);
                 if masked != *s {
                     *s = masked;
                 }
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                let masked = self.mask(&text);
+                let masked = self.mask(&text, keep_sealed);
                 if masked != text {
                     *value = Value::String(masked);
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v, keep_sealed)),
             Value::Object(map) => {
                 let entries = std::mem::take(map);
                 for (key, mut v) in entries {
-                    self.mask_json(&mut v);
-                    let masked = self.mask(&key);
+                    self.mask_json(&mut v, keep_sealed);
+                    let masked = self.mask(&key, keep_sealed);
                     // Two keys may mask to the same text (`x-a` and `x-b` with values `a`, `b`):
                     // keep both entries, numbering the later one.
                     let key = if map.contains_key(&masked) {
@@ -380,15 +388,26 @@ impl Redactor {
         learned.rebuild();
     }
 
-    /// `text` with every known value (in any known form) replaced by `***`.
+    /// `text` with every known value (in any known form), and every sealed value, replaced by
+    /// `***`.
     pub fn mask(&self, text: &str) -> String {
-        self.learned().mask(text)
+        self.learned().mask(text, false)
     }
 
     /// Masks every string (keys too) in a JSON tree, in place. Keys that mask to the same text
     /// are kept apart as `key`, `key (2)`, ….
     pub fn mask_json(&self, value: &mut Value) {
-        self.learned().mask_json(value);
+        self.learned().mask_json(value, false);
+    }
+
+    /// [`Redactor::mask`] for text that travels on in a message: sealed values stay sealed.
+    pub fn mask_keep_sealed(&self, text: &str) -> String {
+        self.learned().mask(text, true)
+    }
+
+    /// [`Redactor::mask_json`] for a message that travels on: sealed values stay sealed.
+    pub fn mask_json_keep_sealed(&self, value: &mut Value) {
+        self.learned().mask_json(value, true);
     }
 }
 

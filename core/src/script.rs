@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use rhai::{
     AST, ASTNode, Array, Blob, Dynamic, Engine, EvalAltResult, Expr, FuncRegistration, Map,
     OptimizationLevel, Position, Scope, Stmt,
@@ -25,6 +24,7 @@ use veil_store::validate_name;
 
 use crate::error::ScriptProblem;
 use crate::limits::{Limits, limit_error};
+use crate::sealed::{self, Sealed};
 use crate::secrets::Secrets;
 
 /// Operations one run may take (a runaway loop stops here).
@@ -137,10 +137,7 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         .into());
     };
     let value = secrets.resolve(name).map_err(|e| e.to_string())?;
-    Ok(match value.expose_text() {
-        Some(text) => text.to_owned().into(),
-        None => Dynamic::from_blob(value.expose_bytes().to_vec()),
-    })
+    Ok(Dynamic::from(Sealed::new(secrets.tenant(), name, value.expose_bytes())))
 }
 
 /// Marks a run that ran out of time (the `on_progress` token).
@@ -196,8 +193,6 @@ pub fn sandbox_engine() -> Engine {
     // Curried arguments escape the sandbox's size checks, and `f = f.curry(f)` doubles a value
     // with each step: gigabytes within the time limit. Closures still capture variables.
     engine.disable_symbol("curry");
-    engine.register_fn("hmac_sha256_hex", |key: &str, data: &str| hmac_hex(key.as_bytes(), data.as_bytes()));
-    engine.register_fn("hmac_sha256_hex", |key: Blob, data: &str| hmac_hex(&key, data.as_bytes()));
     engine.register_fn("base64_encode", |s: &str| STANDARD.encode(s));
     engine.register_fn("base64_encode", |b: Blob| STANDARD.encode(b));
     engine.register_fn("base64_decode", |s: &str| -> Result<Dynamic, Box<EvalAltResult>> {
@@ -207,16 +202,8 @@ pub fn sandbox_engine() -> Engine {
             Err(e) => Dynamic::from_blob(e.into_bytes()),
         })
     });
-    engine.register_fn("basic_auth", |user: &str, pass: &str| {
-        format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
-    });
+    crate::sealed::register(&mut engine);
     engine
-}
-
-fn hmac_hex(key: &[u8], data: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn problem_at(pos: Position, message: impl Into<String>) -> ScriptProblem {
@@ -250,25 +237,36 @@ pub fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
     rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
 }
 
-/// Whether `value` nests arrays and maps more than `depth` deep. The walk stops at that depth,
-/// so it is bounded however deep the value is.
-fn deeper_than(value: &Dynamic, depth: usize) -> bool {
+/// Whether `value` nests arrays and maps more than `depth` deep (the walk stops at that depth,
+/// so it is bounded however deep the value is), and whether it holds a sealed value.
+fn inspect(value: &Dynamic, depth: usize, sealed: &mut bool) -> bool {
     if let Some(items) = value.read_lock::<Array>() {
-        return depth == 0 || items.iter().any(|v| deeper_than(v, depth - 1));
+        return depth == 0 || items.iter().any(|v| inspect(v, depth - 1, sealed));
     }
     if let Some(entries) = value.read_lock::<Map>() {
-        return depth == 0 || entries.values().any(|v| deeper_than(v, depth - 1));
+        return depth == 0 || entries.values().any(|v| inspect(v, depth - 1, sealed));
     }
+    *sealed |= value.is::<Sealed>();
     false
 }
 
 /// A script's value as JSON, or why it has none (too deep for `maxDataDepth`, or not JSON-shaped).
+/// Sealed values become markers (see [`crate::Sealed`]): they travel in the message, never
+/// their value.
 pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
     let depth = settings().max_data_depth;
-    if deeper_than(value, depth) {
+    let mut has_sealed = false;
+    if inspect(value, depth, &mut has_sealed) {
         return Err(limit_error("maxDataDepth", depth, "the script's value nests arrays and maps deeper"));
     }
-    rhai::serde::from_dynamic(value).map_err(|e| format!("cannot convert the script's value: {e}"))
+    let converted = if has_sealed {
+        let mut owned = value.clone();
+        sealed::markers_for_output(&mut owned);
+        rhai::serde::from_dynamic(&owned)
+    } else {
+        rhai::serde::from_dynamic(value)
+    };
+    converted.map_err(|e| sealed::error_text(format!("cannot convert the script's value: {e}")))
 }
 
 impl Script {
@@ -385,6 +383,15 @@ impl Script {
         RUN.with(|r| *r.borrow_mut() = Some(state));
         let mut scope = Scope::new();
         inputs(&mut scope);
+        // Sealed values the message carries are sealed values again (markers of this tenant).
+        if sealed::any_sealed() {
+            let names: Vec<String> = scope.iter_raw().map(|(name, ..)| name.to_owned()).collect();
+            for name in names {
+                if let Some(value) = scope.get_mut(&name) {
+                    sealed::reseal_input(value, self.handle.tenant());
+                }
+            }
+        }
         let result = engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         drop(scope);
         let notes = RUN.with(|r| r.borrow_mut().take()).map(|run| run.notes).unwrap_or_default();
@@ -400,7 +407,7 @@ impl Script {
                 EvalAltResult::ErrorTerminated(..) => {
                     Err(limit_error("scriptTimeoutMs", timeout.as_millis(), "the script ran longer"))
                 }
-                other => Err(format!("script error: {other}")),
+                other => Err(sealed::error_text(format!("script error: {other}"))),
             },
         };
         Attempt::Done(result, notes)

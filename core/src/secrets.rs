@@ -187,37 +187,6 @@ fn effective(store: &Store, tenant: TenantId, name: &str) -> (Vec<String>, bool)
     })
 }
 
-/// A script (a `script` node, a converter) may read with `secret()` only secrets that may go
-/// anywhere: what a script computes can travel to any destination a later node chooses, so a
-/// secret with allowed destinations (or any secret, when the tenant requires them) is refused at
-/// save, at the script's field. Use such a secret in a configuration field, which is checked
-/// where it is sent.
-pub fn check_script_reads(
-    store: &Store,
-    tenant: TenantId,
-    base: &str,
-    uses: &[crate::template::SecretUse],
-    problems: &mut Vec<crate::error::Problem>,
-) {
-    for u in uses {
-        let (list, required) = effective(store, tenant, &u.name);
-        let why = if !list.is_empty() {
-            "it has allowedDestinations"
-        } else if required {
-            "the tenant requires allowedDestinations"
-        } else {
-            continue;
-        };
-        problems.push(crate::error::Problem::new(
-            format!("{base}{}", u.pointer),
-            format!(
-                "secret '{}' may not be sent to wherever a script sends it ({why}): use it in a configuration field instead of secret()",
-                u.name
-            ),
-        ));
-    }
-}
-
 /// `host:port`, with brackets around an IPv6 host.
 pub fn destination(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -233,14 +202,17 @@ impl Secrets {
     /// (`BLOCKED_DESTINATION`, with the running configuration and `node`) and returned: the
     /// caller sends nothing. `shown` masks the destination wherever it is written (the node's
     /// redactor: a host templated from a secret must not reach the audit log, the log or a trace).
+    /// `sealed` names the secrets of sealed values the send carries (opened from the message by
+    /// [`crate::Rendered::sealed_secrets`]); they are checked like declared ones.
     pub async fn check_destination(
         &self,
         host: &str,
         port: u16,
         node: Option<&str>,
+        sealed: &[String],
         shown: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<(), DestinationRefused> {
-        let names = self.declared().iter().map(String::as_str);
+        let names = self.declared().iter().chain(sealed).map(String::as_str);
         match destination_refused(&self.inner.store, self.inner.tenant, names, host, port) {
             None => Ok(()),
             Some(mut refused) => {

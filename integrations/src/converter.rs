@@ -82,6 +82,11 @@ fn messages(output: Value, base: &BTreeMap<String, String>) -> Result<Vec<Msg>, 
                 if indexed { format!("[{i}]") } else { "result".into() }
             ));
         };
+        for field in ["deviceName", "deviceType"] {
+            if matches!(fields.get(field), Some(Value::String(s)) if s.contains(veil_core::MARKER_START)) {
+                return Err(format!("{}: a Secret cannot name a device (it stays sealed)", at(field)));
+            }
+        }
         let device = match fields.remove("deviceName") {
             Some(Value::String(name)) if !name.trim().is_empty() => name,
             Some(Value::String(_)) | None => return Err(format!("{}: is required", at("deviceName"))),

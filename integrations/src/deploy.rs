@@ -184,7 +184,6 @@ pub fn deploy_integration(
         &mut problems,
     );
     check_secret_uses(store, actor, "", &script_uses, &mut problems);
-    veil_core::check_script_reads(store, actor.tenant_id, "", &script_uses, &mut problems);
     let mut references: Vec<SecretRef> = config_uses
         .iter()
         .map(|u| SecretRef {

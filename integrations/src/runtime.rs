@@ -276,12 +276,13 @@ impl IntegrationRuntime {
             };
             UplinkError::new(UplinkErrorKind::ConverterFailed, message)
         })?;
-        // A converter that read a secret must not hand its value to the chain, whose redactor
-        // does not know the integration's secrets.
+        // A converter's plain output (what it decrypted, say) must not hand one of the
+        // integration's secrets to the chain, whose redactor does not know them; sealed values
+        // stay sealed for a secret-capable field of the chain to open.
         for msg in &mut messages {
-            self.redactor.mask_json(&mut msg.data);
+            self.redactor.mask_json_keep_sealed(&mut msg.data);
             for value in msg.metadata.values_mut() {
-                *value = self.redactor.mask(value);
+                *value = self.redactor.mask_keep_sealed(value);
             }
             msg.originator = self.redactor.mask(&msg.originator);
         }
@@ -308,6 +309,9 @@ impl IntegrationRuntime {
             }
             None => msg.data.clone(),
         };
+        // A downlink has no secret-capable field: sealed values go out as `***`.
+        let mut downlink = downlink;
+        veil_core::mask_sealed_json(&mut downlink);
         let result = self.integration.downlink(&self.ctx(), downlink).await;
         match result {
             Ok(mut out) => {

@@ -338,7 +338,7 @@ async fn starts_racing_each_other_create_one_output() {
 }
 
 #[tokio::test]
-async fn a_secret_read_by_the_uplink_converter_never_reaches_the_chain() {
+async fn a_secret_read_by_the_uplink_converter_reaches_the_chain_sealed() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
     env.text("signing-key", "sk-\"live\"-42").await;
@@ -351,8 +351,16 @@ async fn a_secret_read_by_the_uplink_converter_never_reaches_the_chain() {
         .uplink(&headers(&[("authorization", PUSH_AUTH)]), uplink("00E7028F").to_string().as_bytes())
         .await
         .unwrap();
-    assert_eq!(msgs[0].data, json!({"key": "***", "t": 1}));
-    assert_eq!(msgs[0].metadata["k"], "***");
+    // Sealed values travel as markers (encrypted with this process's key), shown as `***`.
+    let key = msgs[0].data["key"].as_str().unwrap();
+    assert!(key.starts_with(veil_core::MARKER_START), "{key}");
+    assert!(msgs[0].metadata["k"].starts_with(veil_core::MARKER_START));
+    let everything = format!("{:?}", msgs);
+    veil_tests::assert_no_leak(&everything, &["sk-\"live\"-42"]);
+    let mut shown = msgs[0].data.clone();
+    veil_core::mask_sealed_json(&mut shown);
+    assert_eq!(shown, json!({"key": "***", "t": 1}));
+    assert_eq!(veil_core::mask_sealed(&msgs[0].metadata["k"]), "***");
 }
 
 #[tokio::test]

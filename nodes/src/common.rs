@@ -30,12 +30,14 @@ pub(crate) fn pem(secrets: &Secrets, template: &Template) -> Result<Vec<u8>, Nod
     }
 }
 
-/// The message data as a payload: strings as they are, anything else as JSON.
+/// The message data as a payload: strings as they are, anything else as JSON. Sealed values
+/// show as `***` (only a secret-capable field opens them).
 pub(crate) fn payload(msg: &Msg) -> Vec<u8> {
-    match &msg.data {
-        Value::String(s) => s.clone().into_bytes(),
-        other => other.to_string().into_bytes(),
-    }
+    let text = match &msg.data {
+        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    };
+    veil_core::mask_sealed(&text).into_owned().into_bytes()
 }
 
 /// `Success` with the message when the node's work succeeded, else `Failure`.

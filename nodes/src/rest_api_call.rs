@@ -339,25 +339,30 @@ impl RestApiCall {
         Ok(ctx.render(common::template(&self.config, pointer)?, msg)?)
     }
 
-    /// The URL for this message.
-    fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<reqwest::Url, NodeError> {
+    /// The URL for this message; the secrets of sealed values opened into it are added to
+    /// `sealed`.
+    fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<reqwest::Url, NodeError> {
         let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
+        sealed.extend_from_slice(url.sealed_secrets());
         reqwest::Url::parse(url.expose_secret()).map_err(|e| {
             NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
         })
     }
 
-    /// Builds the request to `url`; every secret is rendered now, for this message.
+    /// Builds the request to `url`; every secret is rendered now, for this message, and the
+    /// secrets of sealed values opened into a header or the body are added to `sealed`.
     fn request(
         &self,
         ctx: &NodeCtx<'_>,
         client: reqwest::Client,
         url: reqwest::Url,
         msg: &Msg,
+        sealed: &mut Vec<String>,
     ) -> Result<reqwest::RequestBuilder, NodeError> {
         let mut request = client.request(self.method.clone(), url);
         for (name, pointer) in &self.headers {
             let value = self.render(ctx, pointer, msg)?;
+            sealed.extend_from_slice(value.sealed_secrets());
             request = request.header(name, sensitive_header(&value, &format!("header '{name}'"))?);
         }
         request = match &self.credentials {
@@ -386,7 +391,9 @@ impl RestApiCall {
             return Ok(request);
         }
         let body = if self.body_template {
-            self.render(ctx, "/bodyTemplate", msg)?.expose_secret().to_owned()
+            let body = self.render(ctx, "/bodyTemplate", msg)?;
+            sealed.extend_from_slice(body.sealed_secrets());
+            body.expose_secret().to_owned()
         } else {
             String::from_utf8(common::payload(msg)).unwrap_or_default()
         };
@@ -403,22 +410,28 @@ impl RestApiCall {
             }
             _ => self.client.clone(),
         };
-        let url = match self.url(ctx, &msg) {
+        let mut sealed = Vec::new();
+        let url = match self.url(ctx, &msg, &mut sealed) {
             Ok(url) => url,
             Err(e) => return Err(Failed::new(msg, e)),
         };
-        // Where this message's request would go, after templating: nothing is sent to a
-        // destination one of the node's secrets may not reach.
-        let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-        let shown = |destination: &str| ctx.redact(destination);
-        if let Err(refused) = ctx.secrets().check_destination(host, port, Some(&self.node_name), &shown).await
-        {
-            return Err(Failed::new(msg, NodeError::new(refused.to_string())));
-        }
-        let request = match self.request(ctx, client, url, &msg) {
+        let (host, port) =
+            (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        let request = match self.request(ctx, client, url, &msg, &mut sealed) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
+        // Where this message's request would go, after templating: nothing is sent to a
+        // destination one of the node's secrets, or of the sealed values opened into the
+        // request, may not reach.
+        sealed.sort();
+        sealed.dedup();
+        let shown = |destination: &str| ctx.redact(destination);
+        if let Err(refused) =
+            ctx.secrets().check_destination(&host, port, Some(&self.node_name), &sealed, &shown).await
+        {
+            return Err(Failed::new(msg, NodeError::new(refused.to_string())));
+        }
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, format!("request failed: {}", self.describe(e)))),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use veil_core::rhai::{Dynamic, Map, Scope};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
-    Outputs, Problem, Script, from_dynamic, limit_error, relation, to_dynamic,
+    Outputs, Problem, Script, Sealed, from_dynamic, limit_error, relation, to_dynamic,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -130,9 +130,22 @@ fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
                 ),
                 Some(_) => return Err("metadata must be a map".into()),
             };
-            Ok(Decision::Transform { data, metadata, msg_type: map.get("msgType").map(ToString::to_string) })
+            let msg_type = match map.get("msgType") {
+                Some(t) if t.is::<Sealed>() => {
+                    return Err("msgType: a Secret cannot be a message type".into());
+                }
+                other => other.map(ToString::to_string),
+            };
+            Ok(Decision::Transform { data, metadata, msg_type })
         }
         Mode::Switch => {
+            let sealed = result.is::<Sealed>()
+                || result
+                    .read_lock::<veil_core::rhai::Array>()
+                    .is_some_and(|items| items.iter().any(|i| i.is::<Sealed>()));
+            if sealed {
+                return Err("a switch script's relation names cannot be Secrets".into());
+            }
             let mut names: Vec<String> = if result.is_string() {
                 vec![result.to_string()]
             } else if let Some(items) = result.clone().try_cast::<veil_core::rhai::Array>() {

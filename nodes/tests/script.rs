@@ -84,7 +84,9 @@ async fn secrets_in_scripts_are_usable_tracked_and_never_shown() {
     mac.update(b"payload");
     let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(signature, expected);
-    assert_eq!(events[0].notes, [format!("key is {MASK}")], "print(secret) is masked");
+    // "key is " + secret is itself a sealed value: printed whole as `***`.
+    assert_eq!(events[0].notes, [MASK], "print(secret) is masked");
+    assert_eq!(events[0].outputs[0].msg["data"]["auth"], MASK, "basic_auth of a secret stays sealed");
     let everything = serde_json::to_string(&events).unwrap();
     // The key, and the `user:key` of the basic-auth form, in any form.
     assert_no_leak(&everything, &[key, &format!("user:{key}")]);
@@ -171,14 +173,15 @@ async fn the_readme_signing_example_works() {
     assert_eq!(signature.as_str().map(str::len), Some(64), "{signature}");
 }
 
-/// A switch that names a relation after a secret does not show the value in the trace.
+/// A switch cannot name a relation after a secret: the run fails, and the value is nowhere.
 #[tokio::test]
-async fn relation_names_from_scripts_are_redacted() {
+async fn relation_names_from_scripts_cannot_be_secrets() {
     let env = TempStore::new().await;
     env.text("route-secret", "relation-canary-777").await;
     let runtime = env.deploy_chain(&script_chain("switch", r#"secret("route-secret")"#)).await.unwrap();
     let trace = run(&runtime, json!({})).await;
-    assert_eq!(trace[0].relation, [MASK]);
+    assert_eq!(trace[0].relation, ["Failure"]);
+    assert_eq!(trace[0].error.as_deref(), Some("a switch script's relation names cannot be Secrets"));
     let events = serde_json::to_string(&runtime.debug_events()).unwrap();
     assert_no_leak(&events, &["relation-canary-777"]);
 }

@@ -4,6 +4,8 @@
 mod support;
 // The Rhai script node: modes, secret(), sandbox, redaction.
 mod script;
+// Sealed secrets in scripts: the table of exfiltration attempts, a header built in a script.
+mod sealed;
 // rest_api_call with mutual TLS against a TLS server of the test's own.
 mod rest_tls;
 // rest_api_call against HTTP servers of the test's own: size limit, errors, masking of what it sends.

@@ -11,6 +11,7 @@
 //! | `deploy` | [`TempStore::deploy_chain`], [`TempStore::deploy_integration`]: deploy, save with references and start, as the server does |
 //! | `leak` | [`assert_no_leak`] and [`leaks`]: the one definition of "a value leaked", exactly the forms the `Redactor` masks |
 //! | `browser` | [`Browser`]: headless Chromium through chromedriver ([`CHROMEDRIVER_ENV`]), with helpers to wait, click, type, screenshot and collect what a page exposes; [`RecordingProxy`]: every response the browser received |
+//! | `sealed` | [`sealed::ATTEMPTS`]: the table of attempts to turn a sealed secret into data, [`sealed::derived_forms`] of a value |
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
 //! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
 //!
@@ -27,6 +28,7 @@ mod files;
 mod leak;
 mod poll;
 mod receiver;
+pub mod sealed;
 mod server;
 mod store;
 

@@ -112,6 +112,9 @@ pub(crate) enum Segment {
 pub struct Template {
     pub(crate) segments: Vec<Segment>,
     pub(crate) escape: Escape,
+    /// A secret-capable field: sealed values in message content inserted here are opened (and
+    /// the send is checked against their secrets' destinations); elsewhere they show as `***`.
+    pub(crate) unseal: bool,
 }
 
 impl Template {
@@ -306,7 +309,10 @@ fn compile_string(
                     Piece::Literal(text) => segments.push(Segment::Literal(text.into_owned())),
                 }
             }
-            out.templates.insert(pointer.to_owned(), Template { segments, escape: spec.escape });
+            out.templates.insert(
+                pointer.to_owned(),
+                Template { segments, escape: spec.escape, unseal: spec.secret.is_some() },
+            );
             Value::String(s.to_owned())
         }
     }

@@ -10,10 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use smallvec::SmallVec;
 use veil_store::{SecretValue, Store, TenantId};
+use zeroize::Zeroizing;
 
 use super::compile::{Escape, Segment, Template};
 use crate::error::RenderError;
 use crate::message::Msg;
+use crate::sealed;
 use crate::secrets::Secrets;
 
 static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
@@ -117,6 +119,8 @@ impl<'a> RenderCtx<'a> {
             })
             .collect::<Result<_, _>>()?;
         let mut values = values.iter();
+        // Secrets of sealed values opened from the message.
+        let mut opened = Vec::new();
         let mut parts: SmallVec<[Part<'_>; 6]> = SmallVec::with_capacity(template.segments.len());
         for segment in &template.segments {
             parts.push(match segment {
@@ -126,15 +130,23 @@ impl<'a> RenderCtx<'a> {
                     let text = value.expose_text().ok_or_else(|| RenderError::NotText(name.clone()))?;
                     Part::Inserted(Cow::Borrowed(text))
                 }
-                Segment::Metadata(key) => Part::Inserted(match self.msg.and_then(|m| m.metadata.get(key)) {
-                    Some(v) => Cow::Borrowed(v.as_str()),
-                    None => Cow::Owned(format!("${{{key}}}")),
-                }),
-                Segment::Data(key) => Part::Inserted(match self.msg.and_then(|m| m.data.get(key)) {
-                    Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-                    Some(other) => Cow::Owned(other.to_string()),
-                    None => Cow::Owned(format!("$[{key}]")),
-                }),
+                Segment::Metadata(key) => self.inserted(
+                    template,
+                    match self.msg.and_then(|m| m.metadata.get(key)) {
+                        Some(v) => Cow::Borrowed(v.as_str()),
+                        None => Cow::Owned(format!("${{{key}}}")),
+                    },
+                    &mut opened,
+                )?,
+                Segment::Data(key) => self.inserted(
+                    template,
+                    match self.msg.and_then(|m| m.data.get(key)) {
+                        Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+                        Some(other) => Cow::Owned(other.to_string()),
+                        None => Cow::Owned(format!("$[{key}]")),
+                    },
+                    &mut opened,
+                )?,
                 Segment::Handlebars(tpl) => {
                     let registry: &Handlebars<'static> = match template.escape {
                         Escape::None => &PLAIN,
@@ -143,8 +155,17 @@ impl<'a> RenderCtx<'a> {
                     let text = tpl
                         .renders(registry, self.handlebars_data(), &mut RenderContext::new(None))
                         .map_err(|e| RenderError::Template(e.to_string()))?;
-                    // Handlebars already escaped the inserted values.
-                    Part::Text(Cow::Owned(text))
+                    // Handlebars already escaped the inserted values (a marker has nothing to
+                    // escape); an opened value is escaped as it goes in.
+                    if !sealed::may_hold_markers(&text) {
+                        Part::Text(Cow::Owned(text))
+                    } else if template.unseal {
+                        let mut out = Zeroizing::new(String::with_capacity(text.len()));
+                        sealed::unseal_into(&text, self.tenant(), template.escape, &mut out, &mut opened)?;
+                        Part::OpenedText(out)
+                    } else {
+                        Part::Text(Cow::Owned(sealed::mask_sealed(&text).into_owned()))
+                    }
                 }
             });
         }
@@ -157,7 +178,40 @@ impl<'a> RenderCtx<'a> {
             part.write(&mut out, escape);
         }
         debug_assert_eq!(out.len(), len);
-        Ok(Rendered::Assembled(SecretString::from(out)))
+        if opened.is_empty() {
+            Ok(Rendered::Assembled(SecretString::from(out)))
+        } else {
+            opened.sort();
+            opened.dedup();
+            Ok(Rendered::Unsealed(SecretString::from(out), opened))
+        }
+    }
+
+    /// The tenant whose secrets (and sealed values) this context reads.
+    fn tenant(&self) -> TenantId {
+        match self.source {
+            Source::Store(_, tenant) => tenant,
+            Source::Secrets(secrets) => secrets.tenant(),
+        }
+    }
+
+    /// Message content for a field: sealed values in it are opened in a secret-capable field
+    /// (their secrets added to `opened`) and shown as `***` elsewhere.
+    fn inserted<'v>(
+        &self,
+        template: &Template,
+        text: Cow<'v, str>,
+        opened: &mut Vec<String>,
+    ) -> Result<Part<'v>, RenderError> {
+        if !sealed::may_hold_markers(&text) {
+            return Ok(Part::Inserted(text));
+        }
+        if !template.unseal {
+            return Ok(Part::Inserted(Cow::Owned(sealed::mask_sealed(&text).into_owned())));
+        }
+        let mut out = Zeroizing::new(String::with_capacity(text.len()));
+        sealed::unseal_into(&text, self.tenant(), Escape::None, &mut out, opened)?;
+        Ok(Part::OpenedInserted(out))
     }
 
     /// Resolves a secret that must be text.
@@ -180,13 +234,24 @@ pub enum Rendered<'t> {
     Value(SecretValue),
     /// Everything else: assembled in one buffer.
     Assembled(SecretString),
+    /// Message content that held sealed values, opened for this field: the text and the names
+    /// of the secrets in it (the send must be checked against their destinations).
+    Unsealed(SecretString, Vec<String>),
 }
 
 impl Rendered<'_> {
+    /// The secrets of the sealed values opened into this field (sorted; usually none).
+    pub fn sealed_secrets(&self) -> &[String] {
+        match self {
+            Self::Unsealed(_, names) => names,
+            _ => &[],
+        }
+    }
+
     /// The value in a buffer of its own, for keeping past the template's lifetime.
     pub fn into_owned(self) -> SecretString {
         match self {
-            Self::Assembled(s) => s,
+            Self::Assembled(s) | Self::Unsealed(s, _) => s,
             other => SecretString::from(other.expose_secret()),
         }
     }
@@ -198,7 +263,7 @@ impl ExposeSecret<str> for Rendered<'_> {
             Self::Constant(text) => text,
             // Checked to be text when rendered.
             Self::Value(value) => value.expose_text().unwrap_or_default(),
-            Self::Assembled(s) => s.expose_secret(),
+            Self::Assembled(s) | Self::Unsealed(s, _) => s.expose_secret(),
         }
     }
 }
@@ -214,20 +279,33 @@ enum Part<'a> {
     Text(Cow<'a, str>),
     /// A secret's value or message content: escaped as the field asks.
     Inserted(Cow<'a, str>),
+    /// Handlebars output with sealed values opened (already escaped).
+    OpenedText(Zeroizing<String>),
+    /// Message content with sealed values opened: escaped as the field asks.
+    OpenedInserted(Zeroizing<String>),
 }
 
 impl Part<'_> {
+    fn text(&self) -> (&str, bool) {
+        match self {
+            Self::Text(t) => (t, false),
+            Self::Inserted(t) => (t, true),
+            Self::OpenedText(t) => (t, false),
+            Self::OpenedInserted(t) => (t, true),
+        }
+    }
+
     fn len(&self, escape: Escape) -> usize {
-        match (self, escape) {
-            (Self::Text(t), _) | (Self::Inserted(t), Escape::None) => t.len(),
-            (Self::Inserted(t), Escape::JsonString) => json_escaped_len(t),
+        match (self.text(), escape) {
+            ((t, false), _) | ((t, true), Escape::None) => t.len(),
+            ((t, true), Escape::JsonString) => json_escaped_len(t),
         }
     }
 
     fn write(&self, out: &mut String, escape: Escape) {
-        match (self, escape) {
-            (Self::Text(t), _) | (Self::Inserted(t), Escape::None) => out.push_str(t),
-            (Self::Inserted(t), Escape::JsonString) => json_escape_into(out, t),
+        match (self.text(), escape) {
+            ((t, false), _) | ((t, true), Escape::None) => out.push_str(t),
+            ((t, true), Escape::JsonString) => json_escape_into(out, t),
         }
     }
 }

@@ -1,0 +1,551 @@
+//! Sealed values: what `secret("name")` gives a script. A [`Sealed`] holds a secret's value (or a
+//! value combined from secrets and text) and the names of the secrets in it, and shows as `***`
+//! wherever a script could turn it into text. Scripts can combine sealed values (`+`,
+//! `basic_auth`, `base64_encode`) and derive one-way public values from them (HMAC, SHA-256,
+//! AES-GCM decryption of a payload), nothing else: no length, index, comparison, iteration, case
+//! change or parsing.
+//!
+//! A sealed value a script puts into a message travels as a marker, `{veil-sealed:…}`: the
+//! tenant, the names and the value encrypted (AES-256-GCM) with a key made at process start and
+//! never stored, so nothing outside this process can read or forge one. Wherever text leaves the
+//! engine a marker shows as `***` ([`mask_sealed`], and every [`crate::Redactor`]); a secret-capable
+//! field that takes it through a message template opens it for the send
+//! ([`crate::RenderCtx::render`]), which then checks the destination against the lists of the
+//! secrets the marker names.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext};
+use sha2::{Digest, Sha256};
+use veil_store::TenantId;
+use zeroize::Zeroizing;
+
+use crate::redact::MASK;
+
+/// How a marker starts; the payload (base64url) runs to [`MARKER_END`].
+pub const MARKER_START: &str = "{veil-sealed:";
+const MARKER_END: char = '}';
+const AAD: &[u8] = b"veil sealed value v1";
+
+/// Whether this process ever made a marker: until then no text can hold a valid one, and the
+/// message path skips looking for them.
+static ANY_SEALED: AtomicBool = AtomicBool::new(false);
+
+/// The key markers are encrypted with: random, made once per process, never written anywhere.
+static KEY: LazyLock<Aes256Gcm> = LazyLock::new(|| Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng)));
+
+type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// A secret's value, or a value combined from secrets, sealed: scripts see `***`.
+#[derive(Clone)]
+pub struct Sealed(Arc<Inner>);
+
+struct Inner {
+    tenant: TenantId,
+    /// The secrets the value comes from, sorted.
+    names: Vec<String>,
+    value: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({})", self.0.names.join(", "))
+    }
+}
+
+impl Sealed {
+    /// The value of the secret `name` of `tenant`, sealed.
+    pub fn new(tenant: TenantId, name: &str, value: &[u8]) -> Self {
+        Self(Arc::new(Inner { tenant, names: vec![name.to_owned()], value: Zeroizing::new(value.to_vec()) }))
+    }
+
+    /// The names of the secrets this value is made of, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.0.names
+    }
+
+    /// The value. Only for a send that took it through a secret-capable field.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0.value
+    }
+
+    /// A value derived from this one (and `other`'s names), sealed the same way.
+    fn derive(&self, other: Option<&Self>, value: Zeroizing<Vec<u8>>) -> Self {
+        let mut names = self.0.names.clone();
+        if let Some(other) = other {
+            names.extend(other.0.names.iter().cloned());
+            names.sort();
+            names.dedup();
+        }
+        Self(Arc::new(Inner { tenant: self.0.tenant, names, value }))
+    }
+
+    /// The marker that stands for this value in a message.
+    pub fn marker(&self) -> String {
+        let inner = &self.0;
+        let mut plain = Zeroizing::new(Vec::with_capacity(16 + 2 + inner.value.len() + 64));
+        plain.extend_from_slice(inner.tenant.0.as_bytes());
+        plain.extend_from_slice(&(inner.names.len() as u16).to_be_bytes());
+        for name in &inner.names {
+            plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            plain.extend_from_slice(name.as_bytes());
+        }
+        plain.extend_from_slice(&inner.value);
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed =
+            KEY.encrypt(&nonce, Payload { msg: &plain, aad: AAD }).expect("AES-GCM seals any length");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        ANY_SEALED.store(true, Ordering::Relaxed);
+        format!("{MARKER_START}{}{MARKER_END}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The value a marker's payload stands for, if this process made it.
+    fn open(payload: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain =
+            Zeroizing::new(KEY.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: AAD }).ok()?);
+        let mut rest: &[u8] = &plain;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let tenant = TenantId(uuid::Uuid::from_slice(take(16)?).ok()?);
+        let count = u16::from_be_bytes(take(2)?.try_into().ok()?);
+        let mut names = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let len = u16::from_be_bytes(take(2)?.try_into().ok()?);
+            names.push(String::from_utf8(take(usize::from(len))?.to_vec()).ok()?);
+        }
+        let value = Zeroizing::new(rest.to_vec());
+        Some(Self(Arc::new(Inner { tenant, names, value })))
+    }
+
+    /// The value a marker's payload stands for when it was sealed for `tenant`.
+    fn open_for(payload: &str, tenant: TenantId) -> Option<Self> {
+        Self::open(payload).filter(|s| s.0.tenant == tenant)
+    }
+}
+
+/// The markers in `text`: (byte range, payload).
+fn markers(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, &str)> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(offset) = text[from..].find(MARKER_START) {
+            let start = from + offset;
+            let body = start + MARKER_START.len();
+            let len = text[body..]
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+                .count();
+            from = body + len;
+            if text[from..].starts_with(MARKER_END) {
+                from += 1;
+                return Some((start..from, &text[body..body + len]));
+            }
+        }
+        None
+    })
+}
+
+/// Whether this process ever sealed a value into a message.
+pub(crate) fn any_sealed() -> bool {
+    ANY_SEALED.load(Ordering::Relaxed)
+}
+
+/// Whether `text` may hold a marker (cheap: false until this process sealed something).
+pub(crate) fn may_hold_markers(text: &str) -> bool {
+    ANY_SEALED.load(Ordering::Relaxed) && text.contains(MARKER_START)
+}
+
+/// `text` with every sealed-value marker shown as `***`.
+pub fn mask_sealed(text: &str) -> Cow<'_, str> {
+    if !may_hold_markers(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (range, _) in markers(text) {
+        out.push_str(&text[last..range.start]);
+        out.push_str(MASK);
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
+/// Every sealed-value marker in a JSON tree (strings and keys) shown as `***`, in place: for
+/// message content sent somewhere no secret-capable field opens it.
+pub fn mask_sealed_json(value: &mut serde_json::Value) {
+    if !any_sealed() {
+        return;
+    }
+    match value {
+        serde_json::Value::String(s) => {
+            if let Cow::Owned(masked) = mask_sealed(s) {
+                *s = masked;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_sealed_json),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                mask_sealed_json(&mut v);
+                map.insert(mask_sealed(&key).into_owned(), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks with `mask` the text between markers, leaving the markers as they are (a redactor's
+/// masking must not break a marker that travels on).
+pub(crate) fn outside_markers(text: &str, mask: impl Fn(&str) -> String) -> String {
+    if !may_hold_markers(text) {
+        return mask(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (range, _) in markers(text) {
+        out.push_str(&mask(&text[last..range.start]));
+        out.push_str(&text[range.clone()]);
+        last = range.end;
+    }
+    out.push_str(&mask(&text[last..]));
+    out
+}
+
+/// Why a marker could not be opened for a send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a sealed value in the message cannot be opened here: it was not sealed by a script of this tenant in this process"
+)]
+pub struct ForeignMarker;
+
+/// `text` with every marker replaced by its value (JSON-escaped when `escape` says so), into
+/// `out` (zeroizing); the names of the secrets opened are added to `names`. A marker made for
+/// another tenant, or not by this process, is an error.
+pub(crate) fn unseal_into(
+    text: &str,
+    tenant: TenantId,
+    escape: crate::template::Escape,
+    out: &mut Zeroizing<String>,
+    names: &mut Vec<String>,
+) -> Result<(), crate::error::RenderError> {
+    let mut last = 0;
+    for (range, payload) in markers(text) {
+        let sealed = Sealed::open_for(payload, tenant)
+            .ok_or_else(|| crate::error::RenderError::Template(ForeignMarker.to_string()))?;
+        let value = std::str::from_utf8(sealed.expose())
+            .map_err(|_| crate::error::RenderError::NotText(sealed.names().join(", ")))?;
+        out.push_str(&text[last..range.start]);
+        match escape {
+            crate::template::Escape::None => out.push_str(value),
+            crate::template::Escape::JsonString => crate::template::json_escape_into(out, value),
+        }
+        names.extend(sealed.names().iter().cloned());
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(())
+}
+
+/// A script's input with its markers made sealed values again: a string that is exactly a marker
+/// of `tenant` becomes a `Secret`; any other marker (inside a longer text, or not this tenant's)
+/// shows as `***`.
+pub(crate) fn reseal_input(value: &mut Dynamic, tenant: TenantId) {
+    if let Some(mut items) = value.write_lock::<Array>() {
+        items.iter_mut().for_each(|v| reseal_input(v, tenant));
+        return;
+    }
+    if let Some(mut entries) = value.write_lock::<Map>() {
+        entries.values_mut().for_each(|v| reseal_input(v, tenant));
+        return;
+    }
+    let replacement = match value.read_lock::<ImmutableString>() {
+        Some(text) if may_hold_markers(&text) => {
+            let whole = markers(&text).next().filter(|(range, _)| *range == (0..text.len()));
+            match whole.and_then(|(_, payload)| Sealed::open_for(payload, tenant)) {
+                Some(sealed) => Dynamic::from(sealed),
+                None => Dynamic::from(mask_sealed(&text).into_owned()),
+            }
+        }
+        _ => return,
+    };
+    *value = replacement;
+}
+
+/// Replaces every sealed value in a script's result with its marker; false when there is none.
+pub(crate) fn markers_for_output(value: &mut Dynamic) {
+    if let Some(mut items) = value.write_lock::<Array>() {
+        items.iter_mut().for_each(markers_for_output);
+        return;
+    }
+    if let Some(mut entries) = value.write_lock::<Map>() {
+        entries.values_mut().for_each(markers_for_output);
+        return;
+    }
+    let marker = value.read_lock::<Sealed>().map(|s| s.marker());
+    if let Some(marker) = marker {
+        *value = Dynamic::from(marker);
+    }
+}
+
+/// How a value shows in an error or a JSON text: sealed values as `***`.
+fn shown(value: &Dynamic) -> serde_json::Value {
+    if value.is::<Sealed>() {
+        return serde_json::Value::String(MASK.to_owned());
+    }
+    if let Some(items) = value.read_lock::<Array>() {
+        return serde_json::Value::Array(items.iter().map(shown).collect());
+    }
+    if let Some(entries) = value.read_lock::<Map>() {
+        return serde_json::Value::Object(entries.iter().map(|(k, v)| (k.to_string(), shown(v))).collect());
+    }
+    rhai::serde::from_dynamic(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+}
+
+/// A script error's text with every sealed value in it shown as `***` (Rhai prints a custom
+/// type's Rust name where it has no text for it).
+pub(crate) fn error_text(text: String) -> String {
+    let rust_name = std::any::type_name::<Sealed>();
+    if !text.contains(rust_name) {
+        return text;
+    }
+    // Where Rhai names the type it found, say `Secret`; anywhere else it stands for the value.
+    text.replace(&format!("Data type incorrect: {rust_name}"), "Data type incorrect: Secret")
+        .replace(rust_name, MASK)
+}
+
+fn refuse<T>(what: &str) -> ScriptResult<T> {
+    Err(format!("{what}: a Secret is sealed; it can be combined (+, basic_auth, base64_encode) and used for signing, hashing and decryption, not read").into())
+}
+
+/// The bytes of a helper's argument: a string, a blob or (for key and data) a sealed value.
+fn bytes_of<'v>(value: &'v Dynamic, what: &str) -> ScriptResult<Cow<'v, [u8]>> {
+    if let Some(s) = value.read_lock::<Sealed>() {
+        return Ok(Cow::Owned(s.expose().to_vec()));
+    }
+    if let Some(s) = value.read_lock::<ImmutableString>() {
+        return Ok(Cow::Owned(s.as_bytes().to_vec()));
+    }
+    if let Some(b) = value.read_lock::<Blob>() {
+        return Ok(Cow::Owned(b.clone()));
+    }
+    Err(format!("{what} must be a string, a blob or a Secret, not {}", value.type_name()).into())
+}
+
+fn checked_size(ctx: &NativeCallContext, len: usize) -> ScriptResult<()> {
+    let max = ctx.engine().max_string_size();
+    if max > 0 && len > max {
+        return Err(format!(
+            "a Secret of {len} bytes is longer than the longest string a script may build ({max} bytes)"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn concat(ctx: &NativeCallContext, parts: &[&[u8]]) -> ScriptResult<Zeroizing<Vec<u8>>> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    checked_size(ctx, len)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    parts.iter().for_each(|p| out.extend_from_slice(p));
+    Ok(out)
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Reads a key: 16 or 32 bytes as they are, or that many in hex or base64.
+fn aes_key(bytes: &[u8]) -> ScriptResult<Zeroizing<Vec<u8>>> {
+    let text = std::str::from_utf8(bytes).ok().map(str::trim);
+    if let Some(text) = text {
+        if matches!(text.len(), 32 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Zeroizing::new(hex::decode(text).expect("checked to be hex")));
+        }
+    }
+    if matches!(bytes.len(), 16 | 32) {
+        return Ok(Zeroizing::new(bytes.to_vec()));
+    }
+    if let Some(decoded) = text.and_then(|t| STANDARD.decode(t).ok()).filter(|k| matches!(k.len(), 16 | 32)) {
+        return Ok(Zeroizing::new(decoded));
+    }
+    Err("aes_gcm_decrypt: the key must be 16 or 32 bytes (AES-128 or AES-256), raw, in hex or in base64"
+        .into())
+}
+
+/// A nonce, ciphertext or additional data: a blob, or a string in hex (when it is hex) or base64.
+fn binary_arg(value: &Dynamic, what: &str) -> ScriptResult<Vec<u8>> {
+    if value.is::<Sealed>() {
+        return refuse(&format!("aes_gcm_decrypt: {what}"));
+    }
+    if let Some(b) = value.read_lock::<Blob>() {
+        return Ok(b.clone());
+    }
+    if let Some(s) = value.read_lock::<ImmutableString>() {
+        let s = s.trim();
+        if s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(hex::decode(s).expect("checked to be hex"));
+        }
+        return STANDARD
+            .decode(s)
+            .map_err(|_| format!("aes_gcm_decrypt: {what} is neither hex nor base64").into());
+    }
+    Err(format!(
+        "aes_gcm_decrypt: {what} must be a blob or a hex or base64 string, not {}",
+        value.type_name()
+    )
+    .into())
+}
+
+fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[u8]) -> ScriptResult<Blob> {
+    let key = aes_key(&bytes_of(key, "aes_gcm_decrypt: the key")?)?;
+    let nonce = binary_arg(nonce, "the nonce")?;
+    if nonce.len() != 12 {
+        return Err(format!("aes_gcm_decrypt: the nonce must be 12 bytes, not {}", nonce.len()).into());
+    }
+    let ciphertext = binary_arg(ciphertext, "the ciphertext")?;
+    let payload = Payload { msg: &ciphertext, aad };
+    let nonce = Nonce::from_slice(&nonce);
+    let plain = match key.len() {
+        16 => Aes128Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
+        _ => Aes256Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
+    };
+    plain.ok_or_else(|| {
+        "aes_gcm_decrypt: the ciphertext does not decrypt with this key and nonce (wrong key, nonce or data, or the tag does not match)".into()
+    })
+}
+
+/// Registers the `Secret` type and every function scripts have for sealed values.
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Sealed>("Secret");
+    engine.register_fn("to_string", |_: &mut Sealed| MASK.to_owned());
+    engine.register_fn("to_debug", |_: &mut Sealed| MASK.to_owned());
+    engine.register_fn("print", |_: &mut Sealed| MASK.to_owned());
+    engine.register_fn("debug", |_: &mut Sealed| MASK.to_owned());
+
+    // Combining: the result stays sealed.
+    engine.register_fn(
+        "+",
+        |ctx: NativeCallContext, a: ImmutableString, b: Sealed| -> ScriptResult<Sealed> {
+            Ok(b.derive(None, concat(&ctx, &[a.as_bytes(), b.expose()])?))
+        },
+    );
+    engine.register_fn(
+        "+",
+        |ctx: NativeCallContext, a: Sealed, b: ImmutableString| -> ScriptResult<Sealed> {
+            Ok(a.derive(None, concat(&ctx, &[a.expose(), b.as_bytes()])?))
+        },
+    );
+    engine.register_fn("+", |ctx: NativeCallContext, a: Sealed, b: Sealed| -> ScriptResult<Sealed> {
+        Ok(a.derive(Some(&b), concat(&ctx, &[a.expose(), b.expose()])?))
+    });
+    // `text += secret` makes `text` a Secret (Rhai's own `+=` would append `***`).
+    engine.register_raw_fn(
+        "+=",
+        [TypeId::of::<ImmutableString>(), TypeId::of::<Sealed>()],
+        |ctx, args| -> ScriptResult<()> {
+            let b = args[1].read_lock::<Sealed>().map(|s| s.clone()).expect("typed argument");
+            let a = args[0].read_lock::<ImmutableString>().map(|s| s.clone()).expect("typed argument");
+            let combined = b.derive(None, concat(&ctx, &[a.as_bytes(), b.expose()])?);
+            *args[0] = Dynamic::from(combined);
+            Ok(())
+        },
+    );
+    engine.register_fn("append", |_: &mut ImmutableString, _: Sealed| -> ScriptResult<()> {
+        refuse("append() with a Secret (use + to combine)")
+    });
+    for op in ["==", "!=", "<", "<=", ">", ">="] {
+        engine.register_fn(op, move |_: Sealed, _: Dynamic| -> ScriptResult<bool> {
+            refuse(&format!("comparing with {op}"))
+        });
+        engine.register_fn(op, move |_: Dynamic, _: Sealed| -> ScriptResult<bool> {
+            refuse(&format!("comparing with {op}"))
+        });
+        engine.register_fn(op, move |_: Sealed, _: Sealed| -> ScriptResult<bool> {
+            refuse(&format!("comparing with {op}"))
+        });
+    }
+
+    engine.register_fn("base64_encode", |s: Sealed| {
+        s.derive(None, Zeroizing::new(STANDARD.encode(s.expose()).into_bytes()))
+    });
+    engine.register_fn("base64_decode", |s: Sealed| -> ScriptResult<Sealed> {
+        let text = std::str::from_utf8(s.expose()).unwrap_or_default().trim();
+        let decoded =
+            STANDARD.decode(text).map_err(|_| "base64_decode: the Secret is not valid base64".to_string())?;
+        Ok(s.derive(None, Zeroizing::new(decoded)))
+    });
+    engine.register_fn(
+        "basic_auth",
+        |ctx: NativeCallContext, user: Dynamic, pass: Dynamic| -> ScriptResult<Dynamic> {
+            let sealed: Vec<Sealed> =
+                [&user, &pass].iter().filter_map(|v| v.read_lock::<Sealed>().map(|s| s.clone())).collect();
+            let (user, pass) =
+                (bytes_of(&user, "basic_auth: the user")?, bytes_of(&pass, "basic_auth: the password")?);
+            let pair = concat(&ctx, &[&user, b":", &pass])?;
+            let value = Zeroizing::new(format!("Basic {}", STANDARD.encode(&*pair)).into_bytes());
+            Ok(match sealed.as_slice() {
+                [] => Dynamic::from(String::from_utf8(value.to_vec()).unwrap_or_default()),
+                [one] => Dynamic::from(one.derive(None, value)),
+                [a, b, ..] => Dynamic::from(a.derive(Some(b), value)),
+            })
+        },
+    );
+
+    // One-way values meant to be public: plain results.
+    engine.register_fn("hmac_sha256", |key: Dynamic, data: Dynamic| -> ScriptResult<Blob> {
+        Ok(hmac(&bytes_of(&key, "hmac_sha256: the key")?, &bytes_of(&data, "hmac_sha256: the data")?))
+    });
+    engine.register_fn("hmac_sha256_hex", |key: Dynamic, data: Dynamic| -> ScriptResult<String> {
+        Ok(hex::encode(hmac(
+            &bytes_of(&key, "hmac_sha256_hex: the key")?,
+            &bytes_of(&data, "hmac_sha256_hex: the data")?,
+        )))
+    });
+    engine.register_fn("hmac_sha256_base64", |key: Dynamic, data: Dynamic| -> ScriptResult<String> {
+        Ok(STANDARD.encode(hmac(
+            &bytes_of(&key, "hmac_sha256_base64: the key")?,
+            &bytes_of(&data, "hmac_sha256_base64: the data")?,
+        )))
+    });
+    engine.register_fn("sha256", |data: Dynamic| -> ScriptResult<Blob> {
+        Ok(Sha256::digest(bytes_of(&data, "sha256: the data")?).to_vec())
+    });
+    engine.register_fn("sha256_hex", |data: Dynamic| -> ScriptResult<String> {
+        Ok(hex::encode(Sha256::digest(bytes_of(&data, "sha256_hex: the data")?)))
+    });
+    engine.register_fn("sha256_base64", |data: Dynamic| -> ScriptResult<String> {
+        Ok(STANDARD.encode(Sha256::digest(bytes_of(&data, "sha256_base64: the data")?)))
+    });
+    engine.register_fn("aes_gcm_decrypt", |key: Dynamic, nonce: Dynamic, ciphertext: Dynamic| {
+        aes_gcm_decrypt(&key, &nonce, &ciphertext, &[])
+    });
+    engine.register_fn(
+        "aes_gcm_decrypt",
+        |key: Dynamic, nonce: Dynamic, ciphertext: Dynamic, aad: Dynamic| -> ScriptResult<Blob> {
+            let aad = binary_arg(&aad, "the additional data")?;
+            aes_gcm_decrypt(&key, &nonce, &ciphertext, &aad)
+        },
+    );
+
+    // JSON text of a map with its sealed values as `***` (Rhai's own prints the Rust type).
+    engine.register_fn("to_json", |map: &mut Map| shown(&Dynamic::from_map(map.clone())).to_string());
+}

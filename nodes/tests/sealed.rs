@@ -1,0 +1,91 @@
+use serde_json::{Value, json};
+use veil_core::MASK;
+use veil_tests::sealed::{ATTEMPTS, Outcome, derived_forms, script_for};
+use veil_tests::{Receiver, TempStore, assert_no_leak};
+
+use crate::support::run;
+
+const VALUE: &str = "Kq7-Zx4Wv-9Tn2Rb";
+
+fn chain(script: &str, then: Value) -> Value {
+    json!({
+        "name": "Sealed",
+        "nodes": [
+            {"type": "script", "name": "Script", "debugMode": true, "configuration": {"mode": "transform", "script": script}},
+            then
+        ],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]
+    })
+}
+
+/// Every attempt of the table either fails naming the operation or shows `***`; no trace or debug
+/// event holds the value or any form derived from it.
+#[tokio::test]
+async fn no_attempt_turns_a_sealed_secret_into_data() {
+    let env = TempStore::new().await;
+    env.text("canary", VALUE).await;
+    assert!(ATTEMPTS.len() >= 30);
+    let forms = derived_forms(VALUE);
+    let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+    let mut failures = Vec::new();
+    for attempt in ATTEMPTS {
+        let log = json!({"type": "log", "name": "Log", "debugMode": true, "configuration": {}});
+        let runtime = env.deploy_chain(&chain(&script_for(attempt, "canary"), log)).await.unwrap();
+        let trace = run(&runtime, json!({"t": 1})).await;
+        let events = runtime.debug_events();
+        let everything = format!(
+            "{}\n{}",
+            serde_json::to_string(&trace).unwrap(),
+            serde_json::to_string(&events).unwrap()
+        );
+        assert_no_leak(&everything, &forms);
+        match attempt.outcome {
+            Outcome::Error => {
+                let error = trace[0].error.clone().unwrap_or_default();
+                if trace[0].relation != ["Failure"] || !error.contains(attempt.error_says) {
+                    failures.push(format!(
+                        "{}: expected an error naming '{}', got {:?} {error}",
+                        attempt.what, attempt.error_says, trace[0].relation
+                    ));
+                }
+            }
+            Outcome::Masked => {
+                if trace[0].relation != ["Success"] {
+                    failures.push(format!("{}: expected Success, got {trace:?}", attempt.what));
+                    continue;
+                }
+                let out = &events[0].outputs[0].msg;
+                let shown = format!("{}{}{:?}", out["data"], out["metadata"], events[0].notes);
+                if attempt.what != "switch on it" && attempt.what != "type_of" && !shown.contains(MASK) {
+                    failures.push(format!("{}: expected *** in {shown}", attempt.what));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A sealed value put into metadata by a script is opened by a following `rest_api_call` header
+/// template (and only there): the receiver gets the header; traces and events show `***`.
+#[tokio::test]
+async fn a_header_built_in_a_script_reaches_the_next_rest_api_call() {
+    let env = TempStore::new().await;
+    env.text("api-token", VALUE).await;
+    let receiver = Receiver::start().await;
+    let call = json!({"type": "rest_api_call", "name": "Call", "debugMode": true, "configuration": {
+        "restEndpointUrlPattern": format!("{}/x/${{deviceName}}", receiver.url), "requestMethod": "POST",
+        "headers": {"Authorization": "${auth}", "X-Plain": "${plain}"}, "credentials": {"type": "anonymous"}}});
+    let script = r#"metadata.auth = "Bearer " + secret("api-token"); metadata.plain = "p"; #{msg: #{tag: secret("api-token")}, metadata: metadata}"#;
+    let runtime = env.deploy_chain(&chain(script, call)).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    assert_eq!(trace[1].relation, ["Success"], "{trace:?}");
+    let request = &receiver.requests()[0];
+    assert_eq!(request.headers["authorization"], format!("Bearer {VALUE}"));
+    assert_eq!(request.headers["x-plain"], "p");
+    // The body is the message data: not a secret-capable field, so the sealed value is `***`.
+    assert_eq!(request.body, format!("{{\"tag\":\"{MASK}\"}}"));
+    let events = serde_json::to_string(&runtime.debug_events()).unwrap();
+    assert_no_leak(&events, &[VALUE]);
+    assert!(events.contains(&format!("\"auth\":\"{MASK}\"")), "{events}");
+    assert!(!events.contains(veil_core::MARKER_START), "{events}");
+}
