@@ -1,6 +1,6 @@
 //! `script`: a Rhai filter, transform or switch, as ThingsBoard's script nodes. The script sees
-//! `msg` (the data), `metadata` and `msgType`; `secret("name")` gives a secret's value to the
-//! script (a literal name, tracked as a reference like a placeholder).
+//! `msg` (the data), `metadata` and `msgType`; `secret("name")` gives the script the secret
+//! sealed (a literal name, tracked as a reference like a placeholder; see `veil_core::Sealed`).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use veil_core::{
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "script",
-    description: "Filters, transforms or switches messages with a Rhai script; secret(\"name\") reads a secret",
+    description: "Filters, transforms or switches messages with a Rhai script; secret(\"name\") gives a sealed secret",
     default_config: || json!({ "mode": "filter", "script": "msg.temperature > 20" }),
     fields: &[],
     build,
@@ -65,8 +65,9 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let script = match settings.script.as_deref() {
         Some(source) => match Script::compile(&ctx.secrets(), source, INPUTS) {
             Ok(script) if ctx.customer_id.is_some() && !script.secrets().is_empty() => {
-                // A script that holds a value can print or encode it: customers use secrets, they
-                // never read them.
+                // A script's one-way helpers give a hash of the value for any data it picks,
+                // which would let a customer test guesses: customers use secrets, they never
+                // read them.
                 problems.push(ctx.problem(
                     "/script",
                     "secret() is not available in a customer's rule chain: reference the secret in a \

@@ -29,3 +29,5 @@ mod sessions;
 mod ui;
 // allowedDestinations: per message, at save, in the audit log.
 mod destinations;
+// Sealed secrets in scripts and converters: exfiltration attempts, signing, headers, decryption.
+mod sealed;

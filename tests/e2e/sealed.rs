@@ -1,0 +1,271 @@
+//! Sealed secrets in scripts and converters, against the real binary: the table of exfiltration
+//! attempts (each a script error or `***`; the value and every derived form absent from traces,
+//! debug events, `log` lines, uplink answers, the audit log and the server log at trace level),
+//! signing and a custom auth header built in a script and sent by a following `rest_api_call`
+//! (checked against the token's destinations), and an AES-GCM device payload decrypted in a
+//! converter. HMAC and AES-GCM on the test's side are ring's, not the RustCrypto crates Veil uses.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::support::sealed::{ATTEMPTS, Outcome, derived_forms, script_for};
+use crate::support::{Api, Receiver, Server, assert_no_leak, serve_command};
+
+const VALUE: &str = "Kq7-Zx4Wv-9Tn2Rb";
+
+/// `veil serve` logging everything at trace level.
+async fn tracing_server(dir: &std::path::Path) -> Server {
+    let mut cmd = serve_command(dir);
+    cmd.env("VEIL_LOG", "trace");
+    Server::start_with(cmd).await
+}
+
+async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
+    let (status, body) = api.post(path, doc).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+fn log_chain(name: &str, first: Option<Value>) -> Value {
+    let log =
+        json!({"type": "log", "name": "Log", "debugMode": true, "configuration": {"prefix": "LOGNODE "}});
+    match first {
+        Some(node) => json!({"name": name, "nodes": [node, log],
+            "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]}),
+        None => json!({"name": name, "nodes": [log]}),
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn no_attempt_turns_a_sealed_secret_into_data_in_scripts_or_converters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracing_server(dir.path()).await;
+    let api = Api::new(&server).await;
+    let secret =
+        created(&api, "/api/secrets", json!({"name": "canary", "type": "TEXT", "value": VALUE})).await;
+    assert!(ATTEMPTS.len() >= 30, "{} attempts", ATTEMPTS.len());
+    // Everything a user or an operator can see, collected as text.
+    let mut seen = String::new();
+    let mut failures = Vec::new();
+    for (i, attempt) in ATTEMPTS.iter().enumerate() {
+        // In a script node, followed by a log node.
+        let node = json!({"type": "script", "name": "Script", "debugMode": true,
+            "configuration": {"mode": "transform", "script": script_for(attempt, "canary")}});
+        let chain = created(&api, "/api/rule-chains", log_chain(&format!("script {i}"), Some(node))).await;
+        let id = chain["id"].as_str().unwrap();
+        let (status, answer) =
+            api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"t": 1}})).await;
+        assert_eq!(status, 200, "{answer}");
+        let (_, events) = api.get(&format!("/api/rule-chains/{id}/events")).await;
+        seen.push_str(&format!("{answer}\n{events}\n"));
+        let first = &answer["trace"][0];
+        match attempt.outcome {
+            Outcome::Error => {
+                let error = first["error"].as_str().unwrap_or_default();
+                if first["relation"] != json!(["Failure"]) || !error.contains(attempt.error_says) {
+                    failures.push(format!("script, {}: {first}", attempt.what));
+                }
+            }
+            Outcome::Masked => {
+                let shown = format!("{events}");
+                if first["relation"] != json!(["Success"])
+                    || answer["trace"][1]["relation"] != json!(["Success"])
+                {
+                    failures.push(format!("script, {}: {answer}", attempt.what));
+                } else if !["switch on it", "type_of"].contains(&attempt.what) && !shown.contains("***") {
+                    failures.push(format!("script, {}: no *** in {shown}", attempt.what));
+                }
+            }
+        }
+
+        // In an uplink converter feeding a chain with a log node.
+        let target = created(&api, "/api/rule-chains", log_chain(&format!("target {i}"), None)).await;
+        let target = target["id"].as_str().unwrap();
+        let converter = script_for(attempt, "canary").replace(
+            "#{msg: out, metadata: metadata}",
+            "#{deviceName: \"sensor\", telemetry: out, metadata: metadata}",
+        );
+        let integration = created(
+            &api,
+            "/api/integrations",
+            json!({"name": format!("hook {i}"), "type": "HTTP", "ruleChainId": target,
+                   "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
+        )
+        .await;
+        let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+        let resp = server.client.post(&uplink).json(&json!({"t": 1})).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        seen.push_str(&format!("{body}\n"));
+        let expected = match attempt.outcome {
+            Outcome::Error => 422,
+            Outcome::Masked => 200,
+        };
+        if status != expected {
+            failures.push(format!("converter, {}: {status} {body}", attempt.what));
+        }
+        if attempt.outcome == Outcome::Masked {
+            let events = crate::support::eventually("the converted message's debug event", async || {
+                let (_, events) = api.get(&format!("/api/rule-chains/{target}/events")).await;
+                events.as_array().is_some_and(|e| !e.is_empty()).then_some(events)
+            })
+            .await;
+            seen.push_str(&format!("{events}\n"));
+            // A converter's print and debug lines go to the server log.
+            let shown = if attempt.what == "print and debug" { server.logs() } else { events.to_string() };
+            if !["switch on it", "type_of"].contains(&attempt.what) && !shown.contains("***") {
+                failures.push(format!("converter, {}: no *** in {events}", attempt.what));
+            }
+        }
+    }
+    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={}", secret["id"].as_str().unwrap())).await;
+    let (_, all_audit) = api.get("/api/audit-logs").await;
+    seen.push_str(&format!("{audit}\n{all_audit}\n"));
+    let logs = server.logs();
+    assert!(logs.contains("LOGNODE "), "the log node's lines are in the server log");
+    assert!(logs.contains("TRACE"), "the server logged at trace level");
+    seen.push_str(&logs);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let forms = derived_forms(VALUE);
+    assert_no_leak(&seen, &forms.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!seen.contains(veil_core::MARKER_START), "no marker is shown anywhere");
+}
+
+fn ring_hmac_hex(key: &[u8], data: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_script_signs_and_builds_an_auth_header_that_only_its_destination_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracing_server(dir.path()).await;
+    let api = Api::new(&server).await;
+    let (allowed, other) = (Receiver::start().await, Receiver::start().await);
+    let allowed_host = format!("127.0.0.1:{}", port_of(&allowed.url));
+    let other_host = format!("127.0.0.1:{}", port_of(&other.url));
+    let signing_key = "sign-KEY-4f1d-\u{e9}";
+    created(&api, "/api/secrets", json!({"name": "signing-key", "type": "TEXT", "value": signing_key})).await;
+    let token = created(
+        &api,
+        "/api/secrets",
+        json!({"name": "api-token", "type": "TEXT", "value": VALUE, "allowedDestinations": [allowed_host]}),
+    )
+    .await;
+    // The script reads a secret that has allowed destinations: what it builds stays sealed, and
+    // the REST call that opens it is checked against that list.
+    let script = r#"
+        let body = msg.reading.to_string();
+        metadata.signature = hmac_sha256_hex(secret("signing-key"), body);
+        metadata.signature64 = hmac_sha256_base64(secret("signing-key"), body);
+        metadata.digest = sha256_hex(secret("signing-key") + body);
+        metadata.auth = "Token " + secret("api-token") + ":" + body;
+        #{msg: msg, metadata: metadata}"#;
+    let chain = created(
+        &api,
+        "/api/rule-chains",
+        json!({"name": "Signed", "nodes": [
+            {"type": "script", "name": "Sign", "debugMode": true, "configuration": {"mode": "transform", "script": script}},
+            {"type": "rest_api_call", "name": "Send", "debugMode": true, "configuration": {
+                "restEndpointUrlPattern": "http://$[host]/ingest", "requestMethod": "POST",
+                "headers": {"Authorization": "${auth}", "X-Signature": "${signature}",
+                            "X-Signature-64": "${signature64}", "X-Digest": "${digest}"},
+                "credentials": {"type": "anonymous"}}}],
+            "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]}),
+    )
+    .await;
+    let path = format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap());
+    let (status, answer) = api.post(&path, json!({"data": {"host": allowed_host, "reading": 42}})).await;
+    assert_eq!((status, answer["trace"][1]["relation"].clone()), (200, json!(["Success"])), "{answer}");
+    let request = &allowed.requests()[0];
+    assert_eq!(request.headers["authorization"], format!("Token {VALUE}:42"));
+    assert_eq!(request.headers["x-signature"], ring_hmac_hex(signing_key.as_bytes(), b"42"));
+    let raw = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, signing_key.as_bytes()), b"42");
+    assert_eq!(request.headers["x-signature-64"], STANDARD.encode(raw.as_ref()));
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{signing_key}42").as_bytes());
+    let digest: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(request.headers["x-digest"], digest);
+
+    // Another host: nothing sent, Failure naming the secret and host, BLOCKED_DESTINATION.
+    let (status, answer) = api.post(&path, json!({"data": {"host": other_host, "reading": 43}})).await;
+    assert_eq!((status, answer["trace"][1]["relation"].clone()), (200, json!(["Failure"])), "{answer}");
+    let error = answer["trace"][1]["error"].as_str().unwrap();
+    assert!(error.contains(&format!("secret 'api-token' may not be sent to {other_host}")), "{error}");
+    assert!(other.requests().is_empty(), "nothing reached the other receiver");
+    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={}", token["id"].as_str().unwrap())).await;
+    let blocked = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "BLOCKED_DESTINATION")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert!(blocked.to_string().contains(&other_host), "{blocked}");
+
+    // The signature is public; the header is not: traces and events show it as `***`.
+    let (_, events) = api.get(&format!("/api/rule-chains/{}/events", chain["id"].as_str().unwrap())).await;
+    let seen = format!("{answer}\n{events}\n{audit}\n{}", server.logs());
+    assert_no_leak(&seen, &[VALUE, &format!("Token {VALUE}:42"), signing_key]);
+    assert!(events.to_string().contains("\"auth\":\"***\""), "{events}");
+}
+
+#[tokio::test]
+async fn a_converter_decrypts_an_aes_gcm_device_payload_with_a_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracing_server(dir.path()).await;
+    let api = Api::new(&server).await;
+    let key: [u8; 16] = *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff";
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    created(&api, "/api/secrets", json!({"name": "device-key", "type": "TEXT", "value": key_hex})).await;
+    let target = created(&api, "/api/rule-chains", log_chain("Readings", None)).await;
+    let target = target["id"].as_str().unwrap();
+    let converter = r#"
+        let plain = aes_gcm_decrypt(secret("device-key"), payload.nonce, payload.data);
+        #{deviceName: payload.device, telemetry: parse_json(plain.as_string())}"#;
+    let integration = created(
+        &api,
+        "/api/integrations",
+        json!({"name": "Sensors", "type": "HTTP", "ruleChainId": target,
+               "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
+    )
+    .await;
+    let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+
+    // The device encrypts with AES-128-GCM (ring); nonce in hex, ciphertext + tag in base64.
+    let nonce = [7u8; 12];
+    let sealing =
+        ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(&ring::aead::AES_128_GCM, &key).unwrap());
+    let mut data = br#"{"temperature":21.5,"humidity":40}"#.to_vec();
+    sealing
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut data,
+        )
+        .unwrap();
+    let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let body = json!({"device": "sensor-7", "nonce": nonce_hex, "data": STANDARD.encode(&data)});
+    let resp = server.client.post(&uplink).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let events = crate::support::eventually("the decrypted reading's debug event", async || {
+        let (_, events) = api.get(&format!("/api/rule-chains/{target}/events")).await;
+        events.as_array().is_some_and(|e| !e.is_empty()).then_some(events)
+    })
+    .await;
+    let msg = &events[0]["input"];
+    assert_eq!(msg["data"], json!({"temperature": 21.5, "humidity": 40}), "{events}");
+    assert_eq!(msg["originator"], "sensor-7");
+
+    // A tampered ciphertext does not decrypt: the uplink is refused, the key is nowhere.
+    data[0] ^= 1;
+    let body = json!({"device": "sensor-7", "nonce": nonce_hex, "data": STANDARD.encode(&data)});
+    let resp = server.client.post(&uplink).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let answer = resp.text().await.unwrap();
+    assert_no_leak(&format!("{answer}\n{}", server.logs()), &[&key_hex]);
+    assert!(server.logs().contains("does not decrypt with this key and nonce"), "{}", server.logs());
+}
