@@ -175,6 +175,9 @@ impl<'a> BuildCtx<'a> {
     /// The same context for a deployment by a customer user.
     pub fn for_customer(mut self, customer: Option<veil_store::CustomerId>) -> Self {
         self.customer_id = customer;
+        if customer.is_some() {
+            self.secrets = Secrets::pending_with(self.secrets.store(), self.tenant, false);
+        }
         self
     }
 

@@ -388,7 +388,7 @@ impl Script {
             let names: Vec<String> = scope.iter_raw().map(|(name, ..)| name.to_owned()).collect();
             for name in names {
                 if let Some(value) = scope.get_mut(&name) {
-                    sealed::reseal_input(value, self.handle.tenant());
+                    sealed::reseal_input(value, self.handle.tenant(), self.handle.opens_sealed());
                 }
             }
         }

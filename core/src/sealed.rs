@@ -34,6 +34,8 @@ use crate::redact::MASK;
 pub const MARKER_START: &str = "{veil-sealed:";
 const MARKER_END: char = '}';
 const AAD: &[u8] = b"veil sealed value v1";
+/// A marker's plaintext is padded to a multiple of this many bytes.
+const PADDING: usize = 64;
 
 /// Whether this process ever made a marker: until then no text can hold a valid one, and the
 /// message path skips looking for them.
@@ -91,14 +93,21 @@ impl Sealed {
     /// The marker that stands for this value in a message.
     pub fn marker(&self) -> String {
         let inner = &self.0;
-        let mut plain = Zeroizing::new(Vec::with_capacity(16 + 2 + inner.value.len() + 64));
+        let names: usize = inner.names.iter().map(|n| 2 + n.len()).sum();
+        let mut plain = Zeroizing::new(Vec::with_capacity(
+            (16 + 2 + names + 4 + inner.value.len()).next_multiple_of(PADDING),
+        ));
         plain.extend_from_slice(inner.tenant.0.as_bytes());
         plain.extend_from_slice(&(inner.names.len() as u16).to_be_bytes());
         for name in &inner.names {
             plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
             plain.extend_from_slice(name.as_bytes());
         }
+        plain.extend_from_slice(&(inner.value.len() as u32).to_be_bytes());
         plain.extend_from_slice(&inner.value);
+        // Padded, so that a marker's length tells the value's only to within PADDING bytes.
+        let padded = plain.len().next_multiple_of(PADDING);
+        plain.resize(padded, 0);
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed =
             KEY.encrypt(&nonce, Payload { msg: &plain, aad: AAD }).expect("AES-GCM seals any length");
@@ -130,7 +139,8 @@ impl Sealed {
             let len = u16::from_be_bytes(take(2)?.try_into().ok()?);
             names.push(String::from_utf8(take(usize::from(len))?.to_vec()).ok()?);
         }
-        let value = Zeroizing::new(rest.to_vec());
+        let len = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let value = Zeroizing::new(take(usize::try_from(len).ok()?)?.to_vec());
         Some(Self(Arc::new(Inner { tenant, names, value })))
     }
 
@@ -264,20 +274,20 @@ pub(crate) fn unseal_into(
 }
 
 /// A script's input with its markers made sealed values again: a string that is exactly a marker
-/// of `tenant` becomes a `Secret`; any other marker (inside a longer text, or not this tenant's)
-/// shows as `***`.
-pub(crate) fn reseal_input(value: &mut Dynamic, tenant: TenantId) {
+/// of `tenant` becomes a `Secret`; any other marker (inside a longer text, or not this tenant's,
+/// or any at all when `opens` is false: a customer's script) shows as `***`.
+pub(crate) fn reseal_input(value: &mut Dynamic, tenant: TenantId, opens: bool) {
     if let Some(mut items) = value.write_lock::<Array>() {
-        items.iter_mut().for_each(|v| reseal_input(v, tenant));
+        items.iter_mut().for_each(|v| reseal_input(v, tenant, opens));
         return;
     }
     if let Some(mut entries) = value.write_lock::<Map>() {
-        entries.values_mut().for_each(|v| reseal_input(v, tenant));
+        entries.values_mut().for_each(|v| reseal_input(v, tenant, opens));
         return;
     }
     let replacement = match value.read_lock::<ImmutableString>() {
         Some(text) if may_hold_markers(&text) => {
-            let whole = markers(&text).next().filter(|(range, _)| *range == (0..text.len()));
+            let whole = markers(&text).next().filter(|(range, _)| opens && *range == (0..text.len()));
             match whole.and_then(|(_, payload)| Sealed::open_for(payload, tenant)) {
                 Some(sealed) => Dynamic::from(sealed),
                 None => Dynamic::from(mask_sealed(&text).into_owned()),
@@ -548,4 +558,46 @@ pub(crate) fn register(engine: &mut Engine) {
 
     // JSON text of a map with its sealed values as `***` (Rhai's own prints the Rust type).
     engine.register_fn("to_json", |map: &mut Map| shown(&Dynamic::from_map(map.clone())).to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId(uuid::Uuid::new_v4())
+    }
+
+    #[test]
+    fn a_marker_opens_for_its_tenant_only_and_not_when_changed() {
+        let (a, b) = (tenant(), tenant());
+        let marker = Sealed::new(a, "k", b"value-1").marker();
+        let (range, payload) = markers(&marker).next().unwrap();
+        assert_eq!(range, 0..marker.len());
+        let opened = Sealed::open_for(payload, a).unwrap();
+        assert_eq!((opened.expose(), opened.names()), (&b"value-1"[..], &["k".to_owned()][..]));
+        assert!(Sealed::open_for(payload, b).is_none(), "another tenant's");
+        let mut tampered = payload.to_owned().into_bytes();
+        tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+        assert!(Sealed::open_for(std::str::from_utf8(&tampered).unwrap(), a).is_none());
+        assert!(!marker.contains("value-1"));
+    }
+
+    #[test]
+    fn a_markers_length_tells_the_values_only_to_within_the_padding() {
+        let t = tenant();
+        let short = Sealed::new(t, "k", b"x").marker();
+        let longer = Sealed::new(t, "k", &[b'y'; 30]).marker();
+        assert_eq!(short.len(), longer.len());
+    }
+
+    #[test]
+    fn markers_show_as_masks_and_travel_through_value_masking() {
+        let marker = Sealed::new(tenant(), "k", b"v").marker();
+        let text = format!("a {marker}b{marker}");
+        assert_eq!(mask_sealed(&text), "a ***b***");
+        // Masking values between markers leaves the markers whole.
+        assert_eq!(outside_markers(&text, |t| t.replace('b', "*")), format!("a {marker}*{marker}"));
+        assert_eq!(mask_sealed("{veil-sealed:abc"), "{veil-sealed:abc", "not a marker without its end");
+    }
 }

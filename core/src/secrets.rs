@@ -25,6 +25,9 @@ struct Inner {
     tenant: TenantId,
     /// Sorted; set once, after the node was built.
     declared: OnceLock<Vec<String>>,
+    /// Whether sealed values in messages open here (not in a customer's rule chain: customers use
+    /// secrets, they never read them, and a sealed value names secrets not shared with them).
+    opens_sealed: bool,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -36,7 +39,13 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// A handle whose names are declared later (by the deployment, once the node is built).
     pub(crate) fn pending(store: &Store, tenant: TenantId) -> Self {
-        Self { inner: Arc::new(Inner { store: store.clone(), tenant, declared: OnceLock::new() }) }
+        Self::pending_with(store, tenant, true)
+    }
+
+    /// A pending handle; `opens_sealed` is false for a customer's configuration.
+    pub(crate) fn pending_with(store: &Store, tenant: TenantId, opens_sealed: bool) -> Self {
+        let inner = Inner { store: store.clone(), tenant, declared: OnceLock::new(), opens_sealed };
+        Self { inner: Arc::new(inner) }
     }
 
     /// A handle for exactly `names` of `tenant` (for hosts and tests that render templates
@@ -66,6 +75,12 @@ impl Secrets {
     /// The tenant the secrets belong to.
     pub fn tenant(&self) -> TenantId {
         self.inner.tenant
+    }
+
+    /// Whether sealed values in messages open for this node (false in a customer's rule chain:
+    /// there they show as `***` to scripts, and a field that would open one fails).
+    pub fn opens_sealed(&self) -> bool {
+        self.inner.opens_sealed
     }
 
     /// The declared names, sorted.

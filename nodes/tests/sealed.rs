@@ -89,3 +89,41 @@ async fn a_header_built_in_a_script_reaches_the_next_rest_api_call() {
     assert!(events.contains(&format!("\"auth\":\"{MASK}\"")), "{events}");
     assert!(!events.contains(veil_core::MARKER_START), "{events}");
 }
+
+/// In a customer's rule chain nothing opens a sealed value: a script sees `***` (a plain string)
+/// and a header that would open one fails, sending nothing. Customers use secrets, they never
+/// read them, and a sealed value may come from secrets not shared with them.
+#[tokio::test]
+async fn a_customers_chain_opens_no_sealed_value() {
+    let env = TempStore::new().await;
+    env.text("api-token", VALUE).await;
+    let receiver = Receiver::start().await;
+    let customer = veil_store::Actor {
+        customer_id: Some(veil_store::CustomerId(uuid::Uuid::new_v4())),
+        ..env.admin.clone()
+    };
+    let call = json!({"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": format!("{}/x", receiver.url), "requestMethod": "POST",
+        "headers": {"Authorization": "${auth}"}, "credentials": {"type": "anonymous"}}});
+    // The script leaves the metadata as it is (the marker goes on to the call).
+    let script = r#"#{msg: #{seen: type_of(metadata.auth) + ":" + metadata.auth}}"#;
+    let doc = chain(script, call);
+    let deployment = veil_core::deploy(&env.registry(), &env.store, &customer, &doc).unwrap();
+    let runtime =
+        veil_core::ChainRuntime::new(uuid::Uuid::new_v4(), customer.tenant_id, env.store.clone(), deployment);
+    // A message carrying a sealed value of the tenant (as a tenant integration's converter makes).
+    let marker = veil_core::Sealed::new(env.admin.tenant_id, "api-token", VALUE.as_bytes()).marker();
+    let msg =
+        veil_core::Msg::new("POST_TELEMETRY_REQUEST", "device-1", json!({})).with_metadata("auth", marker);
+    let trace = runtime.process(msg).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    assert_eq!(trace[1].relation, ["Failure"], "{trace:?}");
+    assert_eq!(
+        trace[1].error.as_deref(),
+        Some("message template: a sealed value in the message cannot be opened in a customer's rule chain")
+    );
+    assert!(receiver.requests().is_empty());
+    let events = serde_json::to_string(&runtime.debug_events()).unwrap();
+    assert!(events.contains(&format!("\"seen\":\"string:{MASK}\"")), "{events}");
+    assert_no_leak(&events, &[VALUE]);
+}

@@ -161,7 +161,7 @@ impl<'a> RenderCtx<'a> {
                         Part::Text(Cow::Owned(text))
                     } else if template.unseal {
                         let mut out = Zeroizing::new(String::with_capacity(text.len()));
-                        sealed::unseal_into(&text, self.tenant(), template.escape, &mut out, &mut opened)?;
+                        sealed::unseal_into(&text, self.opener()?, template.escape, &mut out, &mut opened)?;
                         Part::OpenedText(out)
                     } else {
                         Part::Text(Cow::Owned(sealed::mask_sealed(&text).into_owned()))
@@ -187,11 +187,14 @@ impl<'a> RenderCtx<'a> {
         }
     }
 
-    /// The tenant whose secrets (and sealed values) this context reads.
-    fn tenant(&self) -> TenantId {
+    /// The tenant whose sealed values this context opens, or why it opens none.
+    fn opener(&self) -> Result<TenantId, RenderError> {
         match self.source {
-            Source::Store(_, tenant) => tenant,
-            Source::Secrets(secrets) => secrets.tenant(),
+            Source::Store(_, tenant) => Ok(tenant),
+            Source::Secrets(secrets) if secrets.opens_sealed() => Ok(secrets.tenant()),
+            Source::Secrets(_) => Err(RenderError::Template(
+                "a sealed value in the message cannot be opened in a customer's rule chain".into(),
+            )),
         }
     }
 
@@ -210,7 +213,7 @@ impl<'a> RenderCtx<'a> {
             return Ok(Part::Inserted(Cow::Owned(sealed::mask_sealed(&text).into_owned())));
         }
         let mut out = Zeroizing::new(String::with_capacity(text.len()));
-        sealed::unseal_into(&text, self.tenant(), Escape::None, &mut out, opened)?;
+        sealed::unseal_into(&text, self.opener()?, Escape::None, &mut out, opened)?;
         Ok(Part::OpenedInserted(out))
     }
 
