@@ -90,6 +90,15 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
+    /// Tells the chain's redactor to mask the secret `name` from now on: for sealed values this
+    /// node opened ([`crate::Rendered::sealed_secrets`]), whose secrets the chain may not
+    /// reference itself.
+    pub fn mask_secret(&self, name: &str) {
+        if let Some(r) = self.redactor {
+            r.mask_secret(name);
+        }
+    }
+
     /// Tells the chain's redactor about a value this node built from secrets, so that it and its
     /// encodings are masked like a secret's value: `user:password` for Basic authentication,
     /// whose base64 does not contain the password's own base64 when the password is short.

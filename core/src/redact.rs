@@ -28,6 +28,9 @@ pub const MASK: &str = "***";
 /// the memory of a node that builds a different composite for every message.
 const MAX_ALSO_MASKED: usize = 64;
 
+/// Most secrets a redactor learns after construction (sealed values opened by its nodes).
+const MAX_LATER_SECRETS: usize = 64;
+
 /// Values of this many characters (a DNS name is at most 253) also get their lowercase and
 /// uppercase forms: URL parsers lowercase a host, so a value used in one is sent (`Host` header)
 /// and logged lowercased. Shorter values would mask too many ordinary words.
@@ -43,6 +46,9 @@ type Pattern = Zeroizing<Vec<u8>>;
 #[derive(Default)]
 struct Learned {
     versions: HashMap<String, i64>,
+    /// Secrets learned after construction ([`Redactor::mask_secret`]: sealed values a node
+    /// opened), at most [`MAX_LATER_SECRETS`].
+    later: Vec<String>,
     /// Forms of every value of the secrets, earlier ones included.
     secret_patterns: Vec<Pattern>,
     /// Values from `also_mask` with their forms, oldest first.
@@ -332,7 +338,8 @@ impl Redactor {
     /// whose version moved (the current one and the retained earlier ones).
     fn refresh(&self, learned: &mut Learned) {
         let mut changed = false;
-        for name in &self.names {
+        let later = std::mem::take(&mut learned.later);
+        for name in self.names.iter().chain(&later) {
             let Some(version) = self.store.version(self.tenant, name) else {
                 continue;
             };
@@ -347,6 +354,7 @@ impl Redactor {
             }
             learned.versions.insert(name.clone(), version);
         }
+        learned.later = later;
         if changed {
             learned.secret_patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
             learned.secret_patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
@@ -358,6 +366,21 @@ impl Redactor {
         let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh(&mut learned);
         learned
+    }
+
+    /// Masks the secret `name` (every value the store keeps for it) from now on, like the ones
+    /// the redactor was made for: a sealed value a node opened may come from a secret the
+    /// configuration does not reference (a converter's), and an upstream may echo it back.
+    pub fn mask_secret(&self, name: &str) {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        if self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
+            || learned.later.iter().any(|n| n == name)
+            || learned.later.len() >= MAX_LATER_SECRETS
+        {
+            return;
+        }
+        learned.later.push(name.to_owned());
+        self.refresh(&mut learned);
     }
 
     /// Learns the current values of the secrets (call when one may have changed).

@@ -426,6 +426,10 @@ impl RestApiCall {
         // request, may not reach.
         sealed.sort();
         sealed.dedup();
+        // What the request opened is masked from now on (an upstream may echo it back).
+        for name in &sealed {
+            ctx.mask_secret(name);
+        }
         let shown = |destination: &str| ctx.redact(destination);
         if let Err(refused) =
             ctx.secrets().check_destination(&host, port, Some(&self.node_name), &sealed, &shown).await

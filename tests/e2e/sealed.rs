@@ -269,3 +269,48 @@ async fn a_converter_decrypts_an_aes_gcm_device_payload_with_a_secret_key() {
     assert_no_leak(&format!("{answer}\n{}", server.logs()), &[&key_hex]);
     assert!(server.logs().contains("does not decrypt with this key and nonce"), "{}", server.logs());
 }
+
+#[tokio::test]
+async fn a_converters_sealed_token_opens_in_the_chains_header_and_an_echo_of_it_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracing_server(dir.path()).await;
+    let api = Api::new(&server).await;
+    let upstream = Receiver::start().await;
+    upstream.reflect();
+    created(&api, "/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": VALUE})).await;
+    // The chain references no secret: the value comes sealed from the integration's converter.
+    let chain = created(
+        &api,
+        "/api/rule-chains",
+        json!({"name": "Forward", "nodes": [{"type": "rest_api_call", "name": "Send", "debugMode": true,
+            "configuration": {"restEndpointUrlPattern": format!("{}/up", upstream.url), "requestMethod": "POST",
+                              "headers": {"Authorization": "${token}"}}}]}),
+    )
+    .await;
+    let chain_id = chain["id"].as_str().unwrap();
+    let converter = r#"#{deviceName: "d", telemetry: #{t: payload.t}, metadata: #{token: "Bearer " + secret("api-token")}}"#;
+    let integration = created(
+        &api,
+        "/api/integrations",
+        json!({"name": "Hook", "type": "HTTP", "ruleChainId": chain_id,
+               "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
+    )
+    .await;
+    let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+    let resp = server.client.post(&uplink).json(&json!({"t": 5})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer = resp.text().await.unwrap();
+    crate::support::eventually("the upstream request", async || {
+        (!upstream.requests().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(upstream.requests()[0].headers["authorization"], format!("Bearer {VALUE}"));
+    // The upstream reflected the header into the response, which became the message data.
+    let events = crate::support::eventually("the call's debug event", async || {
+        let (_, events) = api.get(&format!("/api/rule-chains/{chain_id}/events")).await;
+        events.as_array().is_some_and(|e| !e.is_empty()).then_some(events)
+    })
+    .await;
+    assert_eq!(events[0]["outputs"][0]["msg"]["data"]["headers"]["authorization"], "Bearer ***", "{events}");
+    assert_no_leak(&format!("{answer}\n{events}\n{}", server.logs()), &[VALUE]);
+}
