@@ -54,7 +54,9 @@ pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
     sandbox_engine, to_dynamic,
 };
-pub use crate::sealed::{ForeignMarker, MARKER_START, Sealed, mask_sealed, mask_sealed_json};
+pub use crate::sealed::{
+    ForeignMarker, MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
+};
 pub use crate::secrets::{
     DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
     with_proposed_destinations_required,

@@ -91,6 +91,8 @@ struct RunState {
     /// The run's time limit and the first attempt's, set at the first read of the clock.
     deadlines: Option<(Instant, Instant)>,
     notes: Vec<String>,
+    /// Bytes (by their bounds) of the Secrets this run built.
+    sealed_bytes: usize,
 }
 
 /// Most operations a run may take on the caller's (async) thread before it moves to the script
@@ -121,6 +123,20 @@ fn note(mut line: String) {
             run.notes.push(line);
         }
     });
+}
+
+/// Counts `bytes` of a new Secret against the run's [`crate::sealed::MAX_SEALED_BYTES`].
+pub(crate) fn charge_sealed(bytes: usize) -> Result<(), Box<EvalAltResult>> {
+    let max = crate::sealed::MAX_SEALED_BYTES;
+    RUN.with(|r| {
+        let mut run = r.borrow_mut();
+        let Some(run) = run.as_mut() else { return Ok(()) };
+        run.sealed_bytes = run.sealed_bytes.saturating_add(bytes);
+        if run.sealed_bytes > max {
+            return Err(format!("the Secrets this run built could hold more than {max} bytes").into());
+        }
+        Ok(())
+    })
 }
 
 /// `secret(name)` inside a run: only the names the script declared, for the run's tenant.
@@ -379,7 +395,8 @@ impl Script {
     fn execute(&self, inputs: &dyn Fn(&mut Scope<'static>), inline: Option<(u64, Duration)>) -> Attempt {
         let timeout = settings().timeout;
         let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
-        let state = RunState { secrets, timeout, inline, deadlines: None, notes: Vec::new() };
+        let state =
+            RunState { secrets, timeout, inline, deadlines: None, notes: Vec::new(), sealed_bytes: 0 };
         RUN.with(|r| *r.borrow_mut() = Some(state));
         let mut scope = Scope::new();
         inputs(&mut scope);
@@ -400,6 +417,12 @@ impl Script {
             Err(e) => match *e {
                 EvalAltResult::ErrorTerminated(token, _) if token.to_string() == MOVE_TO_POOL => {
                     return Attempt::MoveToPool;
+                }
+                EvalAltResult::ErrorTerminated(token, _)
+                    if token.to_string().starts_with(sealed::UNCATCHABLE) =>
+                {
+                    let text = token.to_string();
+                    Err(format!("script error: {}", &text[sealed::UNCATCHABLE.len()..]))
                 }
                 EvalAltResult::ErrorTooManyOperations(_) => {
                     Err(format!("script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"))

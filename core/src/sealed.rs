@@ -23,7 +23,7 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext};
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 use sha2::{Digest, Sha256};
 use veil_store::TenantId;
 use zeroize::Zeroizing;
@@ -36,6 +36,14 @@ const MARKER_END: char = '}';
 const AAD: &[u8] = b"veil sealed value v1";
 /// A marker's plaintext is padded to a multiple of this many bytes.
 const PADDING: usize = 64;
+/// What a script may assume a TEXT secret's length to be at most (the store's limit).
+const TEXT_BOUND: usize = 64 * 1024;
+/// What a script may assume a FILE secret's length to be at most (the store's limit).
+const FILE_BOUND: usize = 1024 * 1024;
+/// The longest a Secret built in a script may be (by its bound).
+pub const MAX_SEALED_VALUE: usize = 4 * 1024 * 1024;
+/// The most bytes (by their bounds) of Secrets one script run may build.
+pub const MAX_SEALED_BYTES: usize = 16 * 1024 * 1024;
 
 /// Whether this process ever made a marker: until then no text can hold a valid one, and the
 /// message path skips looking for them.
@@ -52,6 +60,10 @@ pub struct Sealed(Arc<Inner>);
 
 struct Inner {
     tenant: TenantId,
+    /// An upper bound of the value's length computed from what the script knows (the lengths of
+    /// the plain text in it, and per secret the largest value of its kind): size checks use it,
+    /// so they never tell a script anything about a secret's length.
+    bound: usize,
     /// The secrets the value comes from, sorted.
     names: Vec<String>,
     value: Zeroizing<Vec<u8>>,
@@ -66,7 +78,10 @@ impl std::fmt::Debug for Sealed {
 impl Sealed {
     /// The value of the secret `name` of `tenant`, sealed.
     pub fn new(tenant: TenantId, name: &str, value: &[u8]) -> Self {
-        Self(Arc::new(Inner { tenant, names: vec![name.to_owned()], value: Zeroizing::new(value.to_vec()) }))
+        let bound = if value.len() <= TEXT_BOUND { TEXT_BOUND } else { FILE_BOUND.max(value.len()) };
+        let inner =
+            Inner { tenant, names: vec![name.to_owned()], bound, value: Zeroizing::new(value.to_vec()) };
+        Self(Arc::new(inner))
     }
 
     /// The names of the secrets this value is made of, sorted.
@@ -79,30 +94,49 @@ impl Sealed {
         &self.0.value
     }
 
-    /// A value derived from this one (and `other`'s names), sealed the same way.
-    fn derive(&self, other: Option<&Self>, value: Zeroizing<Vec<u8>>) -> Self {
+    /// A value derived from this one (and `other`'s names) whose length is at most `bound`,
+    /// sealed the same way. The bound counts against the run's [`MAX_SEALED_BYTES`] and may be
+    /// at most [`MAX_SEALED_VALUE`].
+    fn derive(
+        &self,
+        other: Option<&Self>,
+        bound: usize,
+        value: impl FnOnce() -> Zeroizing<Vec<u8>>,
+    ) -> ScriptResult<Self> {
+        if bound > MAX_SEALED_VALUE {
+            return Err(format!(
+                "a Secret built so could be longer than {MAX_SEALED_VALUE} bytes (its parts may be up to {bound}: \
+                 {TEXT_BOUND} per TEXT secret, {FILE_BOUND} per FILE secret, plus the text)"
+            )
+            .into());
+        }
+        crate::script::charge_sealed(bound)?;
         let mut names = self.0.names.clone();
         if let Some(other) = other {
             names.extend(other.0.names.iter().cloned());
             names.sort();
             names.dedup();
         }
-        Self(Arc::new(Inner { tenant: self.0.tenant, names, value }))
+        Ok(Self(Arc::new(Inner { tenant: self.0.tenant, names, bound, value: value() })))
+    }
+
+    fn bound(&self) -> usize {
+        self.0.bound
     }
 
     /// The marker that stands for this value in a message.
     pub fn marker(&self) -> String {
         let inner = &self.0;
         let names: usize = inner.names.iter().map(|n| 2 + n.len()).sum();
-        let mut plain = Zeroizing::new(Vec::with_capacity(
-            (16 + 2 + names + 4 + inner.value.len()).next_multiple_of(PADDING),
-        ));
+        let len = 16 + 2 + names + 4 + 4 + inner.value.len();
+        let mut plain = Zeroizing::new(Vec::with_capacity(len.next_multiple_of(PADDING)));
         plain.extend_from_slice(inner.tenant.0.as_bytes());
         plain.extend_from_slice(&(inner.names.len() as u16).to_be_bytes());
         for name in &inner.names {
             plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
             plain.extend_from_slice(name.as_bytes());
         }
+        plain.extend_from_slice(&(inner.bound as u32).to_be_bytes());
         plain.extend_from_slice(&(inner.value.len() as u32).to_be_bytes());
         plain.extend_from_slice(&inner.value);
         // Padded, so that a marker's length tells the value's only to within PADDING bytes.
@@ -139,9 +173,10 @@ impl Sealed {
             let len = u16::from_be_bytes(take(2)?.try_into().ok()?);
             names.push(String::from_utf8(take(usize::from(len))?.to_vec()).ok()?);
         }
-        let len = u32::from_be_bytes(take(4)?.try_into().ok()?);
-        let value = Zeroizing::new(take(usize::try_from(len).ok()?)?.to_vec());
-        Some(Self(Arc::new(Inner { tenant, names, value })))
+        let bound = usize::try_from(u32::from_be_bytes(take(4)?.try_into().ok()?)).ok()?;
+        let len = usize::try_from(u32::from_be_bytes(take(4)?.try_into().ok()?)).ok()?;
+        let value = Zeroizing::new(take(len)?.to_vec());
+        Some(Self(Arc::new(Inner { tenant, names, bound, value })))
     }
 
     /// The value a marker's payload stands for when it was sealed for `tenant`.
@@ -358,23 +393,15 @@ fn bytes_of<'v>(value: &'v Dynamic, what: &str) -> ScriptResult<Cow<'v, [u8]>> {
     Err(format!("{what} must be a string, a blob or a Secret, not {}", value.type_name()).into())
 }
 
-fn checked_size(ctx: &NativeCallContext, len: usize) -> ScriptResult<()> {
-    let max = ctx.engine().max_string_size();
-    if max > 0 && len > max {
-        return Err(format!(
-            "a Secret of {len} bytes is longer than the longest string a script may build ({max} bytes)"
-        )
-        .into());
-    }
-    Ok(())
+fn concat(parts: &[&[u8]]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| p.len()).sum()));
+    parts.iter().for_each(|p| out.extend_from_slice(p));
+    out
 }
 
-fn concat(ctx: &NativeCallContext, parts: &[&[u8]]) -> ScriptResult<Zeroizing<Vec<u8>>> {
-    let len = parts.iter().map(|p| p.len()).sum();
-    checked_size(ctx, len)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    parts.iter().for_each(|p| out.extend_from_slice(p));
-    Ok(out)
+/// The bound of base64 text of a value bounded by `bound`.
+fn base64_bound(bound: usize) -> usize {
+    bound.div_ceil(3) * 4
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -425,7 +452,28 @@ fn binary_arg(value: &Dynamic, what: &str) -> ScriptResult<Vec<u8>> {
     .into())
 }
 
+/// Marks an error a script cannot catch (its text follows): one whose cause may depend on a
+/// secret's value, so a `try` cannot branch on it.
+pub(crate) const UNCATCHABLE: &str = "veil:stop:";
+
+/// [`aes_gcm_decrypt_inner`], with every error uncatchable: whether a key is well formed, or a
+/// ciphertext decrypts with it, depends on the key.
 fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[u8]) -> ScriptResult<Blob> {
+    aes_gcm_decrypt_inner(key, nonce, ciphertext, aad).map_err(|e| {
+        let text = match *e {
+            EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+            other => other.to_string(),
+        };
+        Box::new(EvalAltResult::ErrorTerminated(format!("{UNCATCHABLE}{text}").into(), rhai::Position::NONE))
+    })
+}
+
+fn aes_gcm_decrypt_inner(
+    key: &Dynamic,
+    nonce: &Dynamic,
+    ciphertext: &Dynamic,
+    aad: &[u8],
+) -> ScriptResult<Blob> {
     let key = aes_key(&bytes_of(key, "aes_gcm_decrypt: the key")?)?;
     let nonce = binary_arg(nonce, "the nonce")?;
     if nonce.len() != 12 {
@@ -452,29 +500,23 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("debug", |_: &mut Sealed| MASK.to_owned());
 
     // Combining: the result stays sealed.
-    engine.register_fn(
-        "+",
-        |ctx: NativeCallContext, a: ImmutableString, b: Sealed| -> ScriptResult<Sealed> {
-            Ok(b.derive(None, concat(&ctx, &[a.as_bytes(), b.expose()])?))
-        },
-    );
-    engine.register_fn(
-        "+",
-        |ctx: NativeCallContext, a: Sealed, b: ImmutableString| -> ScriptResult<Sealed> {
-            Ok(a.derive(None, concat(&ctx, &[a.expose(), b.as_bytes()])?))
-        },
-    );
-    engine.register_fn("+", |ctx: NativeCallContext, a: Sealed, b: Sealed| -> ScriptResult<Sealed> {
-        Ok(a.derive(Some(&b), concat(&ctx, &[a.expose(), b.expose()])?))
+    engine.register_fn("+", |a: ImmutableString, b: Sealed| -> ScriptResult<Sealed> {
+        b.derive(None, a.len() + b.bound(), || concat(&[a.as_bytes(), b.expose()]))
+    });
+    engine.register_fn("+", |a: Sealed, b: ImmutableString| -> ScriptResult<Sealed> {
+        a.derive(None, a.bound() + b.len(), || concat(&[a.expose(), b.as_bytes()]))
+    });
+    engine.register_fn("+", |a: Sealed, b: Sealed| -> ScriptResult<Sealed> {
+        a.derive(Some(&b), a.bound() + b.bound(), || concat(&[a.expose(), b.expose()]))
     });
     // `text += secret` makes `text` a Secret (Rhai's own `+=` would append `***`).
     engine.register_raw_fn(
         "+=",
         [TypeId::of::<ImmutableString>(), TypeId::of::<Sealed>()],
-        |ctx, args| -> ScriptResult<()> {
+        |_, args| -> ScriptResult<()> {
             let b = args[1].read_lock::<Sealed>().map(|s| s.clone()).expect("typed argument");
             let a = args[0].read_lock::<ImmutableString>().map(|s| s.clone()).expect("typed argument");
-            let combined = b.derive(None, concat(&ctx, &[a.as_bytes(), b.expose()])?);
+            let combined = b.derive(None, a.len() + b.bound(), || concat(&[a.as_bytes(), b.expose()]))?;
             *args[0] = Dynamic::from(combined);
             Ok(())
         },
@@ -494,31 +536,28 @@ pub(crate) fn register(engine: &mut Engine) {
         });
     }
 
-    engine.register_fn("base64_encode", |s: Sealed| {
-        s.derive(None, Zeroizing::new(STANDARD.encode(s.expose()).into_bytes()))
+    engine.register_fn("base64_encode", |s: Sealed| -> ScriptResult<Sealed> {
+        s.derive(None, base64_bound(s.bound()), || Zeroizing::new(STANDARD.encode(s.expose()).into_bytes()))
     });
-    engine.register_fn("base64_decode", |s: Sealed| -> ScriptResult<Sealed> {
-        let text = std::str::from_utf8(s.expose()).unwrap_or_default().trim();
-        let decoded =
-            STANDARD.decode(text).map_err(|_| "base64_decode: the Secret is not valid base64".to_string())?;
-        Ok(s.derive(None, Zeroizing::new(decoded)))
+    engine.register_fn("basic_auth", |user: Dynamic, pass: Dynamic| -> ScriptResult<Dynamic> {
+        let bound_of = |v: &Dynamic| v.read_lock::<Sealed>().map(|s| s.bound());
+        let sealed: Vec<Sealed> =
+            [&user, &pass].iter().filter_map(|v| v.read_lock::<Sealed>().map(|s| s.clone())).collect();
+        let (user_bound, pass_bound) = (bound_of(&user), bound_of(&pass));
+        let (user, pass) =
+            (bytes_of(&user, "basic_auth: the user")?, bytes_of(&pass, "basic_auth: the password")?);
+        let value = || {
+            let pair = concat(&[&user, b":", &pass]);
+            Zeroizing::new(format!("Basic {}", STANDARD.encode(&*pair)).into_bytes())
+        };
+        let bound = "Basic ".len()
+            + base64_bound(user_bound.unwrap_or(user.len()) + 1 + pass_bound.unwrap_or(pass.len()));
+        Ok(match sealed.as_slice() {
+            [] => Dynamic::from(String::from_utf8(value().to_vec()).unwrap_or_default()),
+            [one] => Dynamic::from(one.derive(None, bound, value)?),
+            [a, b, ..] => Dynamic::from(a.derive(Some(b), bound, value)?),
+        })
     });
-    engine.register_fn(
-        "basic_auth",
-        |ctx: NativeCallContext, user: Dynamic, pass: Dynamic| -> ScriptResult<Dynamic> {
-            let sealed: Vec<Sealed> =
-                [&user, &pass].iter().filter_map(|v| v.read_lock::<Sealed>().map(|s| s.clone())).collect();
-            let (user, pass) =
-                (bytes_of(&user, "basic_auth: the user")?, bytes_of(&pass, "basic_auth: the password")?);
-            let pair = concat(&ctx, &[&user, b":", &pass])?;
-            let value = Zeroizing::new(format!("Basic {}", STANDARD.encode(&*pair)).into_bytes());
-            Ok(match sealed.as_slice() {
-                [] => Dynamic::from(String::from_utf8(value.to_vec()).unwrap_or_default()),
-                [one] => Dynamic::from(one.derive(None, value)),
-                [a, b, ..] => Dynamic::from(a.derive(Some(b), value)),
-            })
-        },
-    );
 
     // One-way values meant to be public: plain results.
     engine.register_fn("hmac_sha256", |key: Dynamic, data: Dynamic| -> ScriptResult<Blob> {

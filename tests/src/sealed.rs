@@ -72,6 +72,17 @@ pub const ATTEMPTS: &[Attempt] = &[
     err("to_int", "out.v = s.to_int();", "to_int"),
     err("multiply", "out.v = s * 2;", "*"),
     err("catch and read", "try { throw s; } catch (e) { out.v = e.to_upper(); }", "to_upper"),
+    err("base64 decode probe", "out.v = base64_decode(s);", "base64_decode"),
+    err(
+        "length by the size limit",
+        "let t = s; for i in 0..12 { t = t + t; } out.v = 1;",
+        "could be longer than",
+    ),
+    err(
+        "catching a decryption failure",
+        r#"try { aes_gcm_decrypt(s, "000000000000000000000000", "00"); } catch (e) { out.v = 1; }"#,
+        "aes_gcm_decrypt",
+    ),
     masked("print and debug", r#"print(s); debug(s); print("key: " + s); debug([s]); out.v = 1;"#),
     masked("interpolation", "out.v = `key=${s}`;"),
     masked("to_string", "out.v = s.to_string();"),
