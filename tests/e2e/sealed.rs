@@ -27,6 +27,14 @@ async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
     body
 }
 
+/// An HTTP integration (no header security) feeding `chain` through `converter`: its uplink URL.
+async fn http_integration(api: &Api<'_>, name: &str, chain: &str, converter: &str) -> String {
+    let doc = json!({"name": name, "type": "HTTP", "ruleChainId": chain,
+                     "configuration": {"enableSecurity": false}, "uplinkConverter": converter});
+    let integration = created(api, "/api/integrations", doc).await;
+    api.server.url(integration["uplinkPath"].as_str().unwrap())
+}
+
 fn log_chain(name: &str, first: Option<Value>) -> Value {
     let log =
         json!({"type": "log", "name": "Log", "debugMode": true, "configuration": {"prefix": "LOGNODE "}});
@@ -90,14 +98,7 @@ async fn no_attempt_turns_a_sealed_secret_into_data_in_scripts_or_converters() {
             "#{msg: out, metadata: metadata}",
             "#{deviceName: \"sensor\", telemetry: out, metadata: metadata}",
         );
-        let integration = created(
-            &api,
-            "/api/integrations",
-            json!({"name": format!("hook {i}"), "type": "HTTP", "ruleChainId": target,
-                   "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
-        )
-        .await;
-        let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+        let uplink = http_integration(&api, &format!("hook {i}"), target, &converter).await;
         let resp = server.client.post(&uplink).json(&json!({"t": 1})).send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap();
@@ -226,14 +227,7 @@ async fn a_converter_decrypts_an_aes_gcm_device_payload_with_a_secret_key() {
     let converter = r#"
         let plain = aes_gcm_decrypt(secret("device-key"), payload.nonce, payload.data);
         #{deviceName: payload.device, telemetry: parse_json(plain.as_string())}"#;
-    let integration = created(
-        &api,
-        "/api/integrations",
-        json!({"name": "Sensors", "type": "HTTP", "ruleChainId": target,
-               "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
-    )
-    .await;
-    let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+    let uplink = http_integration(&api, "Sensors", target, converter).await;
 
     // The device encrypts with AES-128-GCM (ring); nonce in hex, ciphertext + tag in base64.
     let nonce = [7u8; 12];
@@ -289,14 +283,7 @@ async fn a_converters_sealed_token_opens_in_the_chains_header_and_an_echo_of_it_
     .await;
     let chain_id = chain["id"].as_str().unwrap();
     let converter = r#"#{deviceName: "d", telemetry: #{t: payload.t}, metadata: #{token: "Bearer " + secret("api-token")}}"#;
-    let integration = created(
-        &api,
-        "/api/integrations",
-        json!({"name": "Hook", "type": "HTTP", "ruleChainId": chain_id,
-               "configuration": {"enableSecurity": false}, "uplinkConverter": converter}),
-    )
-    .await;
-    let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+    let uplink = http_integration(&api, "Hook", chain_id, converter).await;
     let resp = server.client.post(&uplink).json(&json!({"t": 5})).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let answer = resp.text().await.unwrap();
