@@ -153,7 +153,8 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         .into());
     };
     let value = secrets.resolve(name).map_err(|e| e.to_string())?;
-    Ok(Dynamic::from(Sealed::new(secrets.tenant(), name, value.expose_bytes())))
+    let max_len = secrets.store().max_value_bytes(secrets.tenant(), name).unwrap_or(value.len());
+    Ok(Dynamic::from(Sealed::new(secrets.tenant(), name, value.expose_bytes(), max_len)))
 }
 
 /// Marks a run that ran out of time (the `on_progress` token).

@@ -36,10 +36,6 @@ const MARKER_END: char = '}';
 const AAD: &[u8] = b"veil sealed value v1";
 /// A marker's plaintext is padded to a multiple of this many bytes.
 const PADDING: usize = 64;
-/// What a script may assume a TEXT secret's length to be at most (the store's limit).
-const TEXT_BOUND: usize = 64 * 1024;
-/// What a script may assume a FILE secret's length to be at most (the store's limit).
-const FILE_BOUND: usize = 1024 * 1024;
 /// The longest a Secret built in a script may be (by its bound).
 pub const MAX_SEALED_VALUE: usize = 4 * 1024 * 1024;
 /// The most bytes (by their bounds) of Secrets one script run may build.
@@ -76,9 +72,10 @@ impl std::fmt::Debug for Sealed {
 }
 
 impl Sealed {
-    /// The value of the secret `name` of `tenant`, sealed.
-    pub fn new(tenant: TenantId, name: &str, value: &[u8]) -> Self {
-        let bound = if value.len() <= TEXT_BOUND { TEXT_BOUND } else { FILE_BOUND.max(value.len()) };
+    /// The value of the secret `name` of `tenant`, sealed; `max_len` is the longest value the
+    /// secret could hold (its type's limit in the store), what a script may assume of its length.
+    pub fn new(tenant: TenantId, name: &str, value: &[u8], max_len: usize) -> Self {
+        let bound = max_len.max(value.len());
         let inner =
             Inner { tenant, names: vec![name.to_owned()], bound, value: Zeroizing::new(value.to_vec()) };
         Self(Arc::new(inner))
@@ -106,7 +103,7 @@ impl Sealed {
         if bound > MAX_SEALED_VALUE {
             return Err(format!(
                 "a Secret built so could be longer than {MAX_SEALED_VALUE} bytes (its parts may be up to {bound}: \
-                 {TEXT_BOUND} per TEXT secret, {FILE_BOUND} per FILE secret, plus the text)"
+                 the text, and per secret the largest value of its type)"
             )
             .into());
         }
@@ -610,7 +607,7 @@ mod tests {
     #[test]
     fn a_marker_opens_for_its_tenant_only_and_not_when_changed() {
         let (a, b) = (tenant(), tenant());
-        let marker = Sealed::new(a, "k", b"value-1").marker();
+        let marker = Sealed::new(a, "k", b"value-1", 64).marker();
         let (range, payload) = markers(&marker).next().unwrap();
         assert_eq!(range, 0..marker.len());
         let opened = Sealed::open_for(payload, a).unwrap();
@@ -625,14 +622,14 @@ mod tests {
     #[test]
     fn a_markers_length_tells_the_values_only_to_within_the_padding() {
         let t = tenant();
-        let short = Sealed::new(t, "k", b"x").marker();
-        let longer = Sealed::new(t, "k", &[b'y'; 30]).marker();
+        let short = Sealed::new(t, "k", b"x", 64).marker();
+        let longer = Sealed::new(t, "k", &[b'y'; 30], 64).marker();
         assert_eq!(short.len(), longer.len());
     }
 
     #[test]
     fn markers_show_as_masks_and_travel_through_value_masking() {
-        let marker = Sealed::new(tenant(), "k", b"v").marker();
+        let marker = Sealed::new(tenant(), "k", b"v", 64).marker();
         let text = format!("a {marker}b{marker}");
         assert_eq!(mask_sealed(&text), "a ***b***");
         // Masking values between markers leaves the markers whole.

@@ -112,7 +112,8 @@ async fn a_customers_chain_opens_no_sealed_value() {
     let runtime =
         veil_core::ChainRuntime::new(uuid::Uuid::new_v4(), customer.tenant_id, env.store.clone(), deployment);
     // A message carrying a sealed value of the tenant (as a tenant integration's converter makes).
-    let marker = veil_core::Sealed::new(env.admin.tenant_id, "api-token", VALUE.as_bytes()).marker();
+    let marker =
+        veil_core::Sealed::new(env.admin.tenant_id, "api-token", VALUE.as_bytes(), 64 * 1024).marker();
     let msg =
         veil_core::Msg::new("POST_TELEMETRY_REQUEST", "device-1", json!({})).with_metadata("auth", marker);
     let trace = runtime.process(msg).await;

@@ -863,6 +863,17 @@ impl Store {
             .ok_or_else(|| StoreError::Integrity(info.name.clone()))
     }
 
+    /// The largest value a secret could hold: its type's limit (from the index, no decryption).
+    /// What a script may assume of a sealed value's length, whatever the value is.
+    pub fn max_value_bytes(&self, tenant: TenantId, name: &str) -> Option<usize> {
+        let kind = self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.kind)?;
+        let limits = self.limits();
+        Some(match kind {
+            crate::SecretType::Text => limits.max_text_bytes,
+            crate::SecretType::File => limits.max_file_bytes,
+        })
+    }
+
     /// The current version of a secret, from the index (no decryption). Lets callers that cache
     /// something derived from a value notice a change.
     pub fn version(&self, tenant: TenantId, name: &str) -> Option<i64> {

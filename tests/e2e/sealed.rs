@@ -14,10 +14,16 @@ use crate::support::{Api, Receiver, Server, assert_no_leak, serve_command};
 
 const VALUE: &str = "Kq7-Zx4Wv-9Tn2Rb";
 
-/// `veil serve` logging everything at trace level.
+/// `veil serve` logging everything at trace level (room for two chains and an integration per
+/// attempt of the table).
 async fn tracing_server(dir: &std::path::Path) -> Server {
     let mut cmd = serve_command(dir);
-    cmd.env("VEIL_LOG", "trace");
+    cmd.env("VEIL_LOG", "trace").args([
+        "--max-chains-per-tenant",
+        "500",
+        "--max-integrations-per-tenant",
+        "500",
+    ]);
     Server::start_with(cmd).await
 }
 
@@ -124,6 +130,28 @@ async fn no_attempt_turns_a_sealed_secret_into_data_in_scripts_or_converters() {
             }
         }
     }
+    // A switch cannot name a relation after it; a converter cannot name a device after it.
+    for (i, returned) in [r#"secret("canary")"#, r#"["a", secret("canary")]"#].iter().enumerate() {
+        let node = json!({"type": "script", "name": "Switch", "debugMode": true,
+            "configuration": {"mode": "switch", "script": returned}});
+        let chain = created(&api, "/api/rule-chains", log_chain(&format!("switch {i}"), Some(node))).await;
+        let id = chain["id"].as_str().unwrap();
+        let (_, answer) =
+            api.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+        assert_eq!(
+            answer["trace"][0]["error"], "a switch script's relation names cannot be Secrets",
+            "{answer}"
+        );
+        seen.push_str(&format!("{answer}\n"));
+    }
+    let target = created(&api, "/api/rule-chains", log_chain("device target", None)).await;
+    let converter = r#"#{deviceName: secret("canary"), telemetry: #{t: 1}}"#;
+    let uplink = http_integration(&api, "device hook", target["id"].as_str().unwrap(), converter).await;
+    let resp = server.client.post(&uplink).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    seen.push_str(&resp.text().await.unwrap());
+    assert!(server.logs().contains("deviceName: a Secret cannot name a device"), "{}", server.logs());
+
     let (_, audit) = api.get(&format!("/api/audit-logs?secretId={}", secret["id"].as_str().unwrap())).await;
     let (_, all_audit) = api.get("/api/audit-logs").await;
     seen.push_str(&format!("{audit}\n{all_audit}\n"));

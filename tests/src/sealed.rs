@@ -67,6 +67,7 @@ pub const ATTEMPTS: &[Attempt] = &[
     err("index_of probe", r#"out.v = s.index_of("a");"#, "index_of"),
     err("array membership probe", r#"out.v = ["x"].contains(s);"#, "=="),
     err("map key", "let m = #{}; m[s] = 1; out.v = m;", "Data type incorrect: Secret"),
+    err("metadata key", r#"metadata[s] = "x"; out.v = 1;"#, "Data type incorrect: Secret"),
     err("append", r#"let t = "x"; t.append(s); out.v = t;"#, "append"),
     err("pad", r#"out.v = s.pad(40, '.');"#, "pad"),
     err("to_int", "out.v = s.to_int();", "to_int"),
