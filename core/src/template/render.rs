@@ -183,7 +183,7 @@ impl<'a> RenderCtx<'a> {
         } else {
             opened.sort();
             opened.dedup();
-            Ok(Rendered::Unsealed(SecretString::from(out), opened))
+            Ok(Rendered::Unsealed(Box::new((SecretString::from(out), opened))))
         }
     }
 
@@ -200,6 +200,7 @@ impl<'a> RenderCtx<'a> {
 
     /// Message content for a field: sealed values in it are opened in a secret-capable field
     /// (their secrets added to `opened`) and shown as `***` elsewhere.
+    #[inline]
     fn inserted<'v>(
         &self,
         template: &Template,
@@ -239,14 +240,15 @@ pub enum Rendered<'t> {
     Assembled(SecretString),
     /// Message content that held sealed values, opened for this field: the text and the names
     /// of the secrets in it (the send must be checked against their destinations).
-    Unsealed(SecretString, Vec<String>),
+    /// Boxed: the rare case does not make every rendered field bigger.
+    Unsealed(Box<(SecretString, Vec<String>)>),
 }
 
 impl Rendered<'_> {
     /// The secrets of the sealed values opened into this field (sorted; usually none).
     pub fn sealed_secrets(&self) -> &[String] {
         match self {
-            Self::Unsealed(_, names) => names,
+            Self::Unsealed(opened) => &opened.1,
             _ => &[],
         }
     }
@@ -254,7 +256,8 @@ impl Rendered<'_> {
     /// The value in a buffer of its own, for keeping past the template's lifetime.
     pub fn into_owned(self) -> SecretString {
         match self {
-            Self::Assembled(s) | Self::Unsealed(s, _) => s,
+            Self::Assembled(s) => s,
+            Self::Unsealed(opened) => opened.0,
             other => SecretString::from(other.expose_secret()),
         }
     }
@@ -266,7 +269,8 @@ impl ExposeSecret<str> for Rendered<'_> {
             Self::Constant(text) => text,
             // Checked to be text when rendered.
             Self::Value(value) => value.expose_text().unwrap_or_default(),
-            Self::Assembled(s) | Self::Unsealed(s, _) => s.expose_secret(),
+            Self::Assembled(s) => s.expose_secret(),
+            Self::Unsealed(opened) => opened.0.expose_secret(),
         }
     }
 }
