@@ -90,6 +90,15 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
+    /// Masks every string of a JSON tree with the chain's redactor, in place (sealed-value
+    /// markers show as `***`).
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match self.redactor {
+            Some(r) => r.mask_json(value),
+            None => crate::sealed::mask_sealed_json(value),
+        }
+    }
+
     /// Tells the chain's redactor to mask the secret `name` from now on: for sealed values this
     /// node opened ([`crate::Rendered::sealed_secrets`]), whose secrets the chain may not
     /// reference itself.

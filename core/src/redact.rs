@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_encode};
@@ -27,6 +27,9 @@ pub const MASK: &str = "***";
 /// Most values a redactor keeps from [`Redactor::also_mask`]; the oldest is forgotten first. Bounds
 /// the memory of a node that builds a different composite for every message.
 const MAX_ALSO_MASKED: usize = 64;
+
+/// Total bytes of patterns up to which the automaton may be a DFA.
+const MAX_DFA_PATTERN_BYTES: usize = 64 * 1024;
 
 /// Most secrets a redactor learns after construction (sealed values opened by its nodes).
 const MAX_LATER_SECRETS: usize = 64;
@@ -67,8 +70,13 @@ impl Learned {
         self.automaton = if all.is_empty() {
             None
         } else {
+            // A DFA over the forms of a large FILE value (a CA bundle) would take gigabytes and
+            // seconds to build: past a few KiB of patterns, a contiguous NFA (linear in their size).
+            let bytes: usize = all.iter().map(|p| p.len()).sum();
+            let kind = (bytes > MAX_DFA_PATTERN_BYTES).then_some(AhoCorasickKind::ContiguousNFA);
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
                 .build(all.iter().map(|p| p.as_slice()))
                 .ok()
         };

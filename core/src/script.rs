@@ -93,6 +93,9 @@ struct RunState {
     notes: Vec<String>,
     /// Bytes (by their bounds) of the Secrets this run built.
     sealed_bytes: usize,
+    /// Set when something failed in a way that depends on a secret's value: the run fails with
+    /// this, whatever the script did after (a swallowed error must not let it go on).
+    failed: Option<&'static str>,
 }
 
 /// Most operations a run may take on the caller's (async) thread before it moves to the script
@@ -137,6 +140,15 @@ pub(crate) fn charge_sealed(bytes: usize) -> Result<(), Box<EvalAltResult>> {
         }
         Ok(())
     })
+}
+
+/// Fails the current run with `reason` whatever it returns (see [`RunState::failed`]).
+pub(crate) fn fail_run(reason: &'static str) {
+    RUN.with(|r| {
+        if let Some(run) = r.borrow_mut().as_mut() {
+            run.failed.get_or_insert(reason);
+        }
+    });
 }
 
 /// `secret(name)` inside a run: only the names the script declared, for the run's tenant.
@@ -255,15 +267,18 @@ pub fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
 }
 
 /// Whether `value` nests arrays and maps more than `depth` deep (the walk stops at that depth,
-/// so it is bounded however deep the value is), and whether it holds a sealed value.
-fn inspect(value: &Dynamic, depth: usize, sealed: &mut bool) -> bool {
+/// so it is bounded however deep the value is), and how many bytes its sealed values may hold
+/// (by their bounds, each copy counted: each becomes a marker of its own).
+fn inspect(value: &Dynamic, depth: usize, sealed: &mut usize) -> bool {
     if let Some(items) = value.read_lock::<Array>() {
         return depth == 0 || items.iter().any(|v| inspect(v, depth - 1, sealed));
     }
     if let Some(entries) = value.read_lock::<Map>() {
         return depth == 0 || entries.values().any(|v| inspect(v, depth - 1, sealed));
     }
-    *sealed |= value.is::<Sealed>();
+    if let Some(s) = value.read_lock::<Sealed>() {
+        *sealed = sealed.saturating_add(s.bound().max(1));
+    }
     false
 }
 
@@ -272,11 +287,18 @@ fn inspect(value: &Dynamic, depth: usize, sealed: &mut bool) -> bool {
 /// their value.
 pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
     let depth = settings().max_data_depth;
-    let mut has_sealed = false;
-    if inspect(value, depth, &mut has_sealed) {
+    let mut sealed_bytes = 0;
+    if inspect(value, depth, &mut sealed_bytes) {
         return Err(limit_error("maxDataDepth", depth, "the script's value nests arrays and maps deeper"));
     }
-    let converted = if has_sealed {
+    if sealed_bytes > sealed::MAX_SEALED_BYTES {
+        return Err(format!(
+            "the script's value holds Secrets that could take more than {} bytes (each copy counts, by the \
+             largest value of its secrets' types)",
+            sealed::MAX_SEALED_BYTES
+        ));
+    }
+    let converted = if sealed_bytes > 0 {
         let mut owned = value.clone();
         sealed::markers_for_output(&mut owned);
         rhai::serde::from_dynamic(&owned)
@@ -396,8 +418,15 @@ impl Script {
     fn execute(&self, inputs: &dyn Fn(&mut Scope<'static>), inline: Option<(u64, Duration)>) -> Attempt {
         let timeout = settings().timeout;
         let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
-        let state =
-            RunState { secrets, timeout, inline, deadlines: None, notes: Vec::new(), sealed_bytes: 0 };
+        let state = RunState {
+            secrets,
+            timeout,
+            inline,
+            deadlines: None,
+            notes: Vec::new(),
+            sealed_bytes: 0,
+            failed: None,
+        };
         RUN.with(|r| *r.borrow_mut() = Some(state));
         let mut scope = Scope::new();
         inputs(&mut scope);
@@ -412,7 +441,16 @@ impl Script {
         }
         let result = engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         drop(scope);
-        let notes = RUN.with(|r| r.borrow_mut().take()).map(|run| run.notes).unwrap_or_default();
+        let (notes, failed) =
+            RUN.with(|r| r.borrow_mut().take()).map(|run| (run.notes, run.failed)).unwrap_or_default();
+        let result = match failed {
+            // A secret-dependent failure decides the run, even if the script went on.
+            Some(reason) => Err(Box::new(EvalAltResult::ErrorTerminated(
+                format!("{}{reason}", sealed::UNCATCHABLE).into(),
+                Position::NONE,
+            ))),
+            None => result,
+        };
         let result = match result {
             Ok(value) => Ok(value),
             Err(e) => match *e {

@@ -117,7 +117,7 @@ impl Sealed {
         Ok(Self(Arc::new(Inner { tenant: self.0.tenant, names, bound, value: value() })))
     }
 
-    fn bound(&self) -> usize {
+    pub(crate) fn bound(&self) -> usize {
         self.0.bound
     }
 
@@ -253,6 +253,62 @@ pub fn mask_sealed_json(value: &mut serde_json::Value) {
     }
 }
 
+/// How a handle starts: `{veil-sealed:#N}` stands for the N-th marker of a message while a
+/// handlebars template renders.
+const HANDLE_START: &str = "{veil-sealed:#";
+
+/// Replaces every marker in the strings of `value` by a handle of fixed length, keeping the
+/// markers in `markers` (handlebars helpers such as `len` then learn nothing of a value).
+pub(crate) fn handles_for_markers(value: &mut serde_json::Value, markers: &mut Vec<String>) {
+    if !any_sealed() {
+        return;
+    }
+    match value {
+        serde_json::Value::String(s) if s.contains(MARKER_START) => {
+            let mut out = String::with_capacity(s.len());
+            let mut last = 0;
+            for (range, _) in self::markers(s) {
+                out.push_str(&s[last..range.start]);
+                out.push_str(&format!("{HANDLE_START}{:08}{MARKER_END}", markers.len()));
+                markers.push(s[range.clone()].to_owned());
+                last = range.end;
+            }
+            out.push_str(&s[last..]);
+            *s = out;
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| handles_for_markers(v, markers)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| handles_for_markers(v, markers)),
+        _ => {}
+    }
+}
+
+/// `text` with the handles of [`handles_for_markers`] replaced by their markers again.
+pub(crate) fn markers_for_handles(text: String, markers: &[String]) -> String {
+    if markers.is_empty() || !text.contains(HANDLE_START) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(HANDLE_START) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + HANDLE_START.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let marker = after[..digits].parse::<usize>().ok().and_then(|i| markers.get(i));
+        match marker {
+            Some(marker) if after[digits..].starts_with(MARKER_END) => {
+                out.push_str(marker);
+                rest = &after[digits + 1..];
+            }
+            _ => {
+                out.push_str(HANDLE_START);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Masks with `mask` the text between markers, leaving the markers as they are (a redactor's
 /// masking must not break a marker that travels on).
 pub(crate) fn outside_markers(text: &str, mask: impl Fn(&str) -> String) -> String {
@@ -330,17 +386,24 @@ pub(crate) fn reseal_input(value: &mut Dynamic, tenant: TenantId, opens: bool) {
     *value = replacement;
 }
 
-/// Replaces every sealed value in a script's result with its marker; false when there is none.
+/// Replaces every sealed value in a script's result with its marker (copies of one value share
+/// one marker).
 pub(crate) fn markers_for_output(value: &mut Dynamic) {
+    markers_into(value, &mut std::collections::HashMap::new());
+}
+
+fn markers_into(value: &mut Dynamic, made: &mut std::collections::HashMap<*const Inner, String>) {
     if let Some(mut items) = value.write_lock::<Array>() {
-        items.iter_mut().for_each(markers_for_output);
+        items.iter_mut().for_each(|v| markers_into(v, made));
         return;
     }
     if let Some(mut entries) = value.write_lock::<Map>() {
-        entries.values_mut().for_each(markers_for_output);
+        entries.values_mut().for_each(|v| markers_into(v, made));
         return;
     }
-    let marker = value.read_lock::<Sealed>().map(|s| s.marker());
+    let marker = value
+        .read_lock::<Sealed>()
+        .map(|s| made.entry(Arc::as_ptr(&s.0)).or_insert_with(|| s.marker()).clone());
     if let Some(marker) = marker {
         *value = Dynamic::from(marker);
     }
@@ -449,43 +512,47 @@ fn binary_arg(value: &Dynamic, what: &str) -> ScriptResult<Vec<u8>> {
     .into())
 }
 
-/// Marks an error a script cannot catch (its text follows): one whose cause may depend on a
-/// secret's value, so a `try` cannot branch on it.
+/// Marks an error a script cannot catch (its text follows).
 pub(crate) const UNCATCHABLE: &str = "veil:stop:";
 
-/// [`aes_gcm_decrypt_inner`], with every error uncatchable: whether a key is well formed, or a
-/// ciphertext decrypts with it, depends on the key.
-fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[u8]) -> ScriptResult<Blob> {
-    aes_gcm_decrypt_inner(key, nonce, ciphertext, aad).map_err(|e| {
-        let text = match *e {
-            EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-            other => other.to_string(),
-        };
-        Box::new(EvalAltResult::ErrorTerminated(format!("{UNCATCHABLE}{text}").into(), rhai::Position::NONE))
-    })
-}
+/// What any failure of a decryption with a sealed key says: the same for a key of the wrong
+/// size, a wrong key and a tag that does not match, since each depends on the key.
+const SEALED_KEY_FAILED: &str = "aes_gcm_decrypt: the ciphertext does not decrypt with this key \
+     (the key must be 16 or 32 bytes — raw, hex or base64 — and nonce, data and tag must match)";
 
-fn aes_gcm_decrypt_inner(
-    key: &Dynamic,
-    nonce: &Dynamic,
-    ciphertext: &Dynamic,
-    aad: &[u8],
-) -> ScriptResult<Blob> {
-    let key = aes_key(&bytes_of(key, "aes_gcm_decrypt: the key")?)?;
+/// Decrypts `ciphertext`. Errors about the nonce, ciphertext and aad (what the script passed)
+/// are ordinary errors; when the key is a `Secret`, a failure fails the whole run — the script
+/// cannot catch it, and a run whose error was swallowed (`dedup`, `sort`) fails all the same —
+/// because whether it fails depends on the key.
+fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[u8]) -> ScriptResult<Blob> {
     let nonce = binary_arg(nonce, "the nonce")?;
     if nonce.len() != 12 {
         return Err(format!("aes_gcm_decrypt: the nonce must be 12 bytes, not {}", nonce.len()).into());
     }
     let ciphertext = binary_arg(ciphertext, "the ciphertext")?;
-    let payload = Payload { msg: &ciphertext, aad };
-    let nonce = Nonce::from_slice(&nonce);
-    let plain = match key.len() {
-        16 => Aes128Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
-        _ => Aes256Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
-    };
-    plain.ok_or_else(|| {
-        "aes_gcm_decrypt: the ciphertext does not decrypt with this key and nonce (wrong key, nonce or data, or the tag does not match)".into()
-    })
+    let sealed_key = key.is::<Sealed>();
+    let key = bytes_of(key, "aes_gcm_decrypt: the key")?;
+    let plain = aes_key(&key).and_then(|key| {
+        let payload = Payload { msg: &ciphertext, aad };
+        let nonce = Nonce::from_slice(&nonce);
+        let plain = match key.len() {
+            16 => Aes128Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
+            _ => Aes256Gcm::new_from_slice(&key).ok().and_then(|c| c.decrypt(nonce, payload).ok()),
+        };
+        plain.ok_or_else(|| {
+            "aes_gcm_decrypt: the ciphertext does not decrypt with this key and nonce (wrong key, nonce or data, or the tag does not match)".into()
+        })
+    });
+    match plain {
+        Err(_) if sealed_key => {
+            crate::script::fail_run(SEALED_KEY_FAILED);
+            Err(Box::new(EvalAltResult::ErrorTerminated(
+                format!("{UNCATCHABLE}{SEALED_KEY_FAILED}").into(),
+                rhai::Position::NONE,
+            )))
+        }
+        other => other,
+    }
 }
 
 /// Registers the `Secret` type and every function scripts have for sealed values.

@@ -345,7 +345,14 @@ impl RestApiCall {
         let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
         sealed.extend_from_slice(url.sealed_secrets());
         reqwest::Url::parse(url.expose_secret()).map_err(|e| {
-            NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
+            if url.sealed_secrets().is_empty() {
+                NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
+            } else {
+                // Why a URL made from a sealed value does not parse tells something of the value.
+                NodeError::new(
+                    "restEndpointUrlPattern: the rendered URL, which holds a sealed value, is not valid",
+                )
+            }
         })
     }
 
@@ -417,6 +424,8 @@ impl RestApiCall {
         };
         let (host, port) =
             (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        // A host made from a sealed value is not shown (it may be the value in another form).
+        let url_sealed = !sealed.is_empty();
         let request = match self.request(ctx, client, url, &msg, &mut sealed) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
@@ -430,7 +439,13 @@ impl RestApiCall {
         for name in &sealed {
             ctx.mask_secret(name);
         }
-        let shown = |destination: &str| ctx.redact(destination);
+        let shown = |destination: &str| {
+            if url_sealed {
+                "the URL's host (made from a sealed value)".to_owned()
+            } else {
+                ctx.redact(destination)
+            }
+        };
         if let Err(refused) =
             ctx.secrets().check_destination(&host, port, Some(&self.node_name), &sealed, &shown).await
         {
@@ -470,6 +485,9 @@ impl RestApiCall {
         }
         out.data = serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        // An upstream that echoes the request must not hand a secret's value to the next nodes
+        // (a script could transform it): what the chain's secrets are is masked in the data.
+        ctx.redact_json(&mut out.data);
         if status.is_success() {
             Ok(vec![(relation::SUCCESS.into(), out)])
         } else {

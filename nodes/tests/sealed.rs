@@ -128,3 +128,98 @@ async fn a_customers_chain_opens_no_sealed_value() {
     assert!(events.contains(&format!("\"seen\":\"string:{MASK}\"")), "{events}");
     assert_no_leak(&events, &[VALUE]);
 }
+
+fn call_with(receiver: &Receiver, extra: Value) -> Value {
+    let mut config = json!({"restEndpointUrlPattern": format!("{}/x", receiver.url), "requestMethod": "POST",
+                            "credentials": {"type": "anonymous"}});
+    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    json!({"type": "rest_api_call", "name": "Call", "debugMode": true, "configuration": config})
+}
+
+/// Handlebars sees a handle of fixed length for each sealed value (`len` tells nothing), and has
+/// no `log` helper to write one to the server log.
+#[tokio::test]
+async fn handlebars_learns_nothing_of_a_sealed_value() {
+    let env = TempStore::new().await;
+    env.text("short", "ab").await;
+    env.text("long", &"z".repeat(300)).await;
+    let receiver = Receiver::start().await;
+    let script =
+        r#"metadata.a = secret("short"); metadata.b = secret("long"); #{msg: msg, metadata: metadata}"#;
+    let body = json!({"bodyTemplate": "{\"a\": {{len metadata.a}}, \"b\": {{len metadata.b}}}"});
+    let runtime = env.deploy_chain(&chain(script, call_with(&receiver, body))).await.unwrap();
+    assert_eq!(run(&runtime, json!({})).await[1].relation, ["Success"]);
+    let sent: Value = serde_json::from_str(&receiver.requests()[0].body).unwrap();
+    assert_eq!(sent["a"], sent["b"], "{sent}");
+
+    let logged = json!({"bodyTemplate": "{{log metadata.a}}"});
+    let runtime = env.deploy_chain(&chain(script, call_with(&receiver, logged))).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    assert_eq!(trace[1].relation, ["Failure"], "{trace:?}");
+    assert!(trace[1].error.as_deref().unwrap().contains("log"), "{trace:?}");
+}
+
+/// A sealed value made from a secret deleted since is not sent.
+#[tokio::test]
+async fn a_sealed_value_of_a_deleted_secret_is_not_sent() {
+    let env = TempStore::new().await;
+    let receiver = Receiver::start().await;
+    let doc = json!({"name": "Forward", "nodes": [call_with(&receiver, json!({"headers": {"Authorization": "${k}"}}))]});
+    let runtime = env.deploy_chain(&doc).await.unwrap();
+    let marker = veil_core::Sealed::new(env.admin.tenant_id, "gone", b"old-value", 64).marker();
+    let msg = veil_core::Msg::new("T", "d", json!({})).with_metadata("k", marker);
+    let trace = runtime.process(msg).await;
+    assert_eq!(trace[0].relation, ["Failure"]);
+    assert_eq!(
+        trace[0].error.as_deref(),
+        Some(
+            "message template: a sealed value in the message was made from secret 'gone', which no longer exists"
+        )
+    );
+    assert!(receiver.requests().is_empty());
+}
+
+/// A refused host made from a sealed value is not shown (it could be the value in another form).
+#[tokio::test]
+async fn a_refused_host_made_from_a_sealed_value_is_not_shown() {
+    let env = TempStore::new().await;
+    let secret = veil_tests::text_secret("pin", "12345678");
+    let limited = veil_store::NewSecret { allowed_destinations: vec!["api.example.com".into()], ..secret };
+    env.store.create(&env.admin, limited).await.unwrap();
+    let receiver = Receiver::start().await;
+    let script = r#"metadata.u = "http://" + secret("pin") + "/x"; #{msg: msg, metadata: metadata}"#;
+    let call = call_with(&receiver, json!({"restEndpointUrlPattern": "${u}"}));
+    let runtime = env.deploy_chain(&chain(script, call)).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    let error = trace[1].error.clone().unwrap();
+    assert_eq!(
+        error,
+        "secret 'pin' may not be sent to the URL's host (made from a sealed value) (its allowedDestinations: \
+         api.example.com); nothing was sent"
+    );
+    let events = serde_json::to_string(&runtime.debug_events()).unwrap();
+    assert!(!events.contains("0.188.97.78"), "the value read as an IPv4 address: {events}");
+}
+
+/// What an upstream echoes of the request reaches the next node masked: a script cannot read it.
+#[tokio::test]
+async fn an_upstreams_echo_reaches_the_next_script_masked() {
+    let env = TempStore::new().await;
+    env.text("api-token", VALUE).await;
+    let receiver = Receiver::start().await;
+    receiver.reflect();
+    let doc = json!({"name": "Echo", "nodes": [
+        {"type": "script", "name": "Seal", "configuration": {"mode": "transform",
+            "script": r#"metadata.auth = "Bearer " + secret("api-token"); #{msg: msg, metadata: metadata}"#}},
+        call_with(&receiver, json!({"headers": {"Authorization": "${auth}"}})),
+        {"type": "script", "name": "Read", "debugMode": true, "configuration": {"mode": "transform",
+            "script": "#{msg: #{h: msg.headers.authorization, n: msg.headers.authorization.len()}}"}}],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}, {"fromIndex": 1, "toIndex": 2, "type": "Success"}]});
+    let runtime = env.deploy_chain(&doc).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    assert_eq!(trace[2].relation, ["Success"], "{trace:?}");
+    assert_eq!(receiver.requests()[0].headers["authorization"], format!("Bearer {VALUE}"));
+    let events = runtime.debug_events();
+    let read = events.iter().find(|e| e.node_name == "Read").unwrap();
+    assert_eq!(read.outputs[0].msg["data"], json!({"h": "Bearer ***", "n": 10}));
+}

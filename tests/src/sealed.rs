@@ -80,6 +80,12 @@ pub const ATTEMPTS: &[Attempt] = &[
         "could be longer than",
     ),
     err(
+        "swallowing a decryption failure",
+        r#"[1, 2].dedup(|a, b| { aes_gcm_decrypt(s, "000000000000000000000000", "00"); true }); out.v = 1;"#,
+        "aes_gcm_decrypt",
+    ),
+    err("many copies", "let a = []; for i in 0..300 { a.push(s); } out.v = a;", "could take more than"),
+    err(
         "catching a decryption failure",
         r#"try { aes_gcm_decrypt(s, "000000000000000000000000", "00"); } catch (e) { out.v = 1; }"#,
         "aes_gcm_decrypt",

@@ -18,14 +18,22 @@ use crate::message::Msg;
 use crate::sealed;
 use crate::secrets::Secrets;
 
-static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+/// Handlebars without its `log` helper: a template must not write message content (a sealed
+/// value's marker) to the server log.
+fn handlebars() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
+    hb.unregister_helper("log");
+    hb
+}
+
+static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
+    let mut hb = handlebars();
     hb.register_escape_fn(handlebars::no_escape);
     hb
 });
 
 static JSON_STRING: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
-    let mut hb = Handlebars::new();
+    let mut hb = handlebars();
     hb.register_escape_fn(|s| {
         let mut out = String::with_capacity(s.len());
         json_escape_into(&mut out, s);
@@ -45,7 +53,9 @@ enum Source<'a> {
 pub struct RenderCtx<'a> {
     source: Source<'a>,
     msg: Option<&'a Msg>,
-    handlebars_data: OnceLock<handlebars::Context>,
+    /// The message as handlebars sees it, with every sealed-value marker replaced by a handle of
+    /// fixed length (helpers such as `len` must learn nothing of a value), and the markers.
+    handlebars_data: OnceLock<(handlebars::Context, Vec<String>)>,
 }
 
 impl<'a> RenderCtx<'a> {
@@ -70,9 +80,9 @@ impl<'a> RenderCtx<'a> {
         }
     }
 
-    fn handlebars_data(&self) -> &handlebars::Context {
+    fn handlebars_data(&self) -> &(handlebars::Context, Vec<String>) {
         self.handlebars_data.get_or_init(|| {
-            let data = match self.msg {
+            let mut data = match self.msg {
                 Some(m) => json!({
                     "msg": m.data,
                     "metadata": m.metadata,
@@ -81,7 +91,9 @@ impl<'a> RenderCtx<'a> {
                 }),
                 None => json!({}),
             };
-            handlebars::Context::from(data)
+            let mut markers = Vec::new();
+            sealed::handles_for_markers(&mut data, &mut markers);
+            (handlebars::Context::from(data), markers)
         })
     }
 
@@ -152,9 +164,11 @@ impl<'a> RenderCtx<'a> {
                         Escape::None => &PLAIN,
                         Escape::JsonString => &JSON_STRING,
                     };
+                    let (data, markers) = self.handlebars_data();
                     let text = tpl
-                        .renders(registry, self.handlebars_data(), &mut RenderContext::new(None))
+                        .renders(registry, data, &mut RenderContext::new(None))
                         .map_err(|e| RenderError::Template(e.to_string()))?;
+                    let text = sealed::markers_for_handles(text, markers);
                     // Handlebars already escaped the inserted values (a marker has nothing to
                     // escape); an opened value is escaped as it goes in.
                     if !sealed::may_hold_markers(&text) {
@@ -183,7 +197,21 @@ impl<'a> RenderCtx<'a> {
         } else {
             opened.sort();
             opened.dedup();
+            // A sealed value outlives nothing: a secret deleted since it was sealed is not sent.
+            let tenant = self.opener()?;
+            if let Some(gone) = opened.iter().find(|name| self.store().version(tenant, name).is_none()) {
+                return Err(RenderError::Template(format!(
+                    "a sealed value in the message was made from secret '{gone}', which no longer exists"
+                )));
+            }
             Ok(Rendered::Unsealed(Box::new((SecretString::from(out), opened))))
+        }
+    }
+
+    fn store(&self) -> &Store {
+        match self.source {
+            Source::Store(store, _) => store,
+            Source::Secrets(secrets) => secrets.store(),
         }
     }
 
