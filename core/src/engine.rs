@@ -136,7 +136,10 @@ impl ChainRuntime {
                 debug: d.debug_mode,
                 node: built.node,
                 secret_names: built.secret_names,
-                secrets: built.secrets,
+                secrets: {
+                    built.secrets.set_scope(id);
+                    built.secrets
+                },
                 routes: HashMap::new(),
             })
             .collect();

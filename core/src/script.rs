@@ -166,7 +166,7 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     };
     let value = secrets.resolve(name).map_err(|e| e.to_string())?;
     let max_len = secrets.store().max_value_bytes(secrets.tenant(), name).unwrap_or(value.len());
-    Ok(Dynamic::from(Sealed::new(secrets.tenant(), name, value.expose_bytes(), max_len)))
+    Ok(Dynamic::from(Sealed::new(secrets.tenant(), secrets.scope(), name, value.expose_bytes(), max_len)))
 }
 
 /// Marks a run that ran out of time (the `on_progress` token).
@@ -435,7 +435,8 @@ impl Script {
             let names: Vec<String> = scope.iter_raw().map(|(name, ..)| name.to_owned()).collect();
             for name in names {
                 if let Some(value) = scope.get_mut(&name) {
-                    sealed::reseal_input(value, self.handle.tenant(), self.handle.opens_sealed());
+                    let to = (self.handle.tenant(), self.handle.scope());
+                    sealed::reseal_input(value, to, self.handle.opens_sealed());
                 }
             }
         }

@@ -56,6 +56,8 @@ pub struct Sealed(Arc<Inner>);
 
 struct Inner {
     tenant: TenantId,
+    /// The rule chain the value was sealed for (see [`crate::Secrets::set_scope`]).
+    scope: Option<uuid::Uuid>,
     /// An upper bound of the value's length computed from what the script knows (the lengths of
     /// the plain text in it, and per secret the largest value of its kind): size checks use it,
     /// so they never tell a script anything about a secret's length.
@@ -74,10 +76,17 @@ impl std::fmt::Debug for Sealed {
 impl Sealed {
     /// The value of the secret `name` of `tenant`, sealed; `max_len` is the longest value the
     /// secret could hold (its type's limit in the store), what a script may assume of its length.
-    pub fn new(tenant: TenantId, name: &str, value: &[u8], max_len: usize) -> Self {
+    /// `scope` is the rule chain it is for: it opens only there.
+    pub fn new(
+        tenant: TenantId,
+        scope: Option<uuid::Uuid>,
+        name: &str,
+        value: &[u8],
+        max_len: usize,
+    ) -> Self {
         let bound = max_len.max(value.len());
-        let inner =
-            Inner { tenant, names: vec![name.to_owned()], bound, value: Zeroizing::new(value.to_vec()) };
+        let names = vec![name.to_owned()];
+        let inner = Inner { tenant, scope, names, bound, value: Zeroizing::new(value.to_vec()) };
         Self(Arc::new(inner))
     }
 
@@ -114,7 +123,7 @@ impl Sealed {
             names.sort();
             names.dedup();
         }
-        Ok(Self(Arc::new(Inner { tenant: self.0.tenant, names, bound, value: value() })))
+        Ok(Self(Arc::new(Inner { tenant: self.0.tenant, scope: self.0.scope, names, bound, value: value() })))
     }
 
     pub(crate) fn bound(&self) -> usize {
@@ -125,9 +134,10 @@ impl Sealed {
     pub fn marker(&self) -> String {
         let inner = &self.0;
         let names: usize = inner.names.iter().map(|n| 2 + n.len()).sum();
-        let len = 16 + 2 + names + 4 + 4 + inner.value.len();
+        let len = 16 + 16 + 2 + names + 4 + 4 + inner.value.len();
         let mut plain = Zeroizing::new(Vec::with_capacity(len.next_multiple_of(PADDING)));
         plain.extend_from_slice(inner.tenant.0.as_bytes());
+        plain.extend_from_slice(inner.scope.unwrap_or_default().as_bytes());
         plain.extend_from_slice(&(inner.names.len() as u16).to_be_bytes());
         for name in &inner.names {
             plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -164,6 +174,7 @@ impl Sealed {
             Some(head)
         };
         let tenant = TenantId(uuid::Uuid::from_slice(take(16)?).ok()?);
+        let scope = Some(uuid::Uuid::from_slice(take(16)?).ok()?).filter(|s| !s.is_nil());
         let count = u16::from_be_bytes(take(2)?.try_into().ok()?);
         let mut names = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
@@ -173,12 +184,13 @@ impl Sealed {
         let bound = usize::try_from(u32::from_be_bytes(take(4)?.try_into().ok()?)).ok()?;
         let len = usize::try_from(u32::from_be_bytes(take(4)?.try_into().ok()?)).ok()?;
         let value = Zeroizing::new(take(len)?.to_vec());
-        Some(Self(Arc::new(Inner { tenant, names, bound, value })))
+        Some(Self(Arc::new(Inner { tenant, scope, names, bound, value })))
     }
 
-    /// The value a marker's payload stands for when it was sealed for `tenant`.
-    fn open_for(payload: &str, tenant: TenantId) -> Option<Self> {
-        Self::open(payload).filter(|s| s.0.tenant == tenant)
+    /// The value a marker's payload stands for when it was sealed for `tenant` and the rule
+    /// chain `scope`.
+    fn open_for(payload: &str, tenant: TenantId, scope: Option<uuid::Uuid>) -> Option<Self> {
+        Self::open(payload).filter(|s| s.0.tenant == tenant && s.0.scope == scope)
     }
 }
 
@@ -329,7 +341,7 @@ pub(crate) fn outside_markers(text: &str, mask: impl Fn(&str) -> String) -> Stri
 /// Why a marker could not be opened for a send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "a sealed value in the message cannot be opened here: it was not sealed by a script of this tenant in this process"
+    "a sealed value in the message cannot be opened here: it was not sealed for this rule chain (by its scripts, or the converters of an integration feeding it) in this process"
 )]
 pub struct ForeignMarker;
 
@@ -338,14 +350,14 @@ pub struct ForeignMarker;
 /// another tenant, or not by this process, is an error.
 pub(crate) fn unseal_into(
     text: &str,
-    tenant: TenantId,
+    (tenant, scope): (TenantId, Option<uuid::Uuid>),
     escape: crate::template::Escape,
     out: &mut Zeroizing<String>,
     names: &mut Vec<String>,
 ) -> Result<(), crate::error::RenderError> {
     let mut last = 0;
     for (range, payload) in markers(text) {
-        let sealed = Sealed::open_for(payload, tenant)
+        let sealed = Sealed::open_for(payload, tenant, scope)
             .ok_or_else(|| crate::error::RenderError::Template(ForeignMarker.to_string()))?;
         let value = std::str::from_utf8(sealed.expose())
             .map_err(|_| crate::error::RenderError::NotText(sealed.names().join(", ")))?;
@@ -362,21 +374,21 @@ pub(crate) fn unseal_into(
 }
 
 /// A script's input with its markers made sealed values again: a string that is exactly a marker
-/// of `tenant` becomes a `Secret`; any other marker (inside a longer text, or not this tenant's,
+/// of `to` (tenant and rule chain) becomes a `Secret`; any other marker (inside a longer text, or not this tenant's,
 /// or any at all when `opens` is false: a customer's script) shows as `***`.
-pub(crate) fn reseal_input(value: &mut Dynamic, tenant: TenantId, opens: bool) {
+pub(crate) fn reseal_input(value: &mut Dynamic, to: (TenantId, Option<uuid::Uuid>), opens: bool) {
     if let Some(mut items) = value.write_lock::<Array>() {
-        items.iter_mut().for_each(|v| reseal_input(v, tenant, opens));
+        items.iter_mut().for_each(|v| reseal_input(v, to, opens));
         return;
     }
     if let Some(mut entries) = value.write_lock::<Map>() {
-        entries.values_mut().for_each(|v| reseal_input(v, tenant, opens));
+        entries.values_mut().for_each(|v| reseal_input(v, to, opens));
         return;
     }
     let replacement = match value.read_lock::<ImmutableString>() {
         Some(text) if may_hold_markers(&text) => {
             let whole = markers(&text).next().filter(|(range, _)| opens && *range == (0..text.len()));
-            match whole.and_then(|(_, payload)| Sealed::open_for(payload, tenant)) {
+            match whole.and_then(|(_, payload)| Sealed::open_for(payload, to.0, to.1)) {
                 Some(sealed) => Dynamic::from(sealed),
                 None => Dynamic::from(mask_sealed(&text).into_owned()),
             }
@@ -674,29 +686,32 @@ mod tests {
     #[test]
     fn a_marker_opens_for_its_tenant_only_and_not_when_changed() {
         let (a, b) = (tenant(), tenant());
-        let marker = Sealed::new(a, "k", b"value-1", 64).marker();
+        let chain = Some(uuid::Uuid::new_v4());
+        let marker = Sealed::new(a, chain, "k", b"value-1", 64).marker();
         let (range, payload) = markers(&marker).next().unwrap();
         assert_eq!(range, 0..marker.len());
-        let opened = Sealed::open_for(payload, a).unwrap();
+        let opened = Sealed::open_for(payload, a, chain).unwrap();
         assert_eq!((opened.expose(), opened.names()), (&b"value-1"[..], &["k".to_owned()][..]));
-        assert!(Sealed::open_for(payload, b).is_none(), "another tenant's");
+        assert!(Sealed::open_for(payload, b, chain).is_none(), "another tenant's");
+        assert!(Sealed::open_for(payload, a, Some(uuid::Uuid::new_v4())).is_none(), "another chain's");
+        assert!(Sealed::open_for(payload, a, None).is_none(), "not for a chain");
         let mut tampered = payload.to_owned().into_bytes();
         tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
-        assert!(Sealed::open_for(std::str::from_utf8(&tampered).unwrap(), a).is_none());
+        assert!(Sealed::open_for(std::str::from_utf8(&tampered).unwrap(), a, chain).is_none());
         assert!(!marker.contains("value-1"));
     }
 
     #[test]
     fn a_markers_length_tells_the_values_only_to_within_the_padding() {
         let t = tenant();
-        let short = Sealed::new(t, "k", b"x", 64).marker();
-        let longer = Sealed::new(t, "k", &[b'y'; 30], 64).marker();
+        let short = Sealed::new(t, None, "k", b"x", 64).marker();
+        let longer = Sealed::new(t, None, "k", &[b'y'; 18], 64).marker();
         assert_eq!(short.len(), longer.len());
     }
 
     #[test]
     fn markers_show_as_masks_and_travel_through_value_masking() {
-        let marker = Sealed::new(tenant(), "k", b"v", 64).marker();
+        let marker = Sealed::new(tenant(), None, "k", b"v", 64).marker();
         let text = format!("a {marker}b{marker}");
         assert_eq!(mask_sealed(&text), "a ***b***");
         // Masking values between markers leaves the markers whole.

@@ -28,6 +28,9 @@ struct Inner {
     /// Whether sealed values in messages open here (not in a customer's rule chain: customers use
     /// secrets, they never read them, and a sealed value names secrets not shared with them).
     opens_sealed: bool,
+    /// The rule chain whose messages this node (or integration's converters) handles: sealed
+    /// values are made for it and open only in it. Set once, when the chain starts.
+    scope: OnceLock<uuid::Uuid>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -44,7 +47,13 @@ impl Secrets {
 
     /// A pending handle; `opens_sealed` is false for a customer's configuration.
     pub(crate) fn pending_with(store: &Store, tenant: TenantId, opens_sealed: bool) -> Self {
-        let inner = Inner { store: store.clone(), tenant, declared: OnceLock::new(), opens_sealed };
+        let inner = Inner {
+            store: store.clone(),
+            tenant,
+            declared: OnceLock::new(),
+            opens_sealed,
+            scope: OnceLock::new(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -81,6 +90,17 @@ impl Secrets {
     /// there they show as `***` to scripts, and a field that would open one fails).
     pub fn opens_sealed(&self) -> bool {
         self.inner.opens_sealed
+    }
+
+    /// Sets the rule chain whose messages this handle's node or converters handle (the first
+    /// call wins): sealed values made here are for that chain, and only its markers open here.
+    pub fn set_scope(&self, chain: uuid::Uuid) {
+        let _ = self.inner.scope.set(chain);
+    }
+
+    /// The rule chain set with [`Secrets::set_scope`].
+    pub fn scope(&self) -> Option<uuid::Uuid> {
+        self.inner.scope.get().copied()
     }
 
     /// The declared names, sorted.

@@ -148,6 +148,8 @@ pub fn deploy_integration(
     // The integration's secrets (configuration and converters): fixed once everything is built.
     let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name);
     let secrets = ctx.secrets();
+    // What the converters seal is for the chain the integration feeds.
+    secrets.set_scope(def.rule_chain_id);
     if !def.configuration.is_object() {
         problems.push(Problem::new("/configuration", "must be a JSON object"));
     } else if let Some(descriptor) = descriptor {

@@ -113,7 +113,7 @@ async fn a_customers_chain_opens_no_sealed_value() {
         veil_core::ChainRuntime::new(uuid::Uuid::new_v4(), customer.tenant_id, env.store.clone(), deployment);
     // A message carrying a sealed value of the tenant (as a tenant integration's converter makes).
     let marker =
-        veil_core::Sealed::new(env.admin.tenant_id, "api-token", VALUE.as_bytes(), 64 * 1024).marker();
+        veil_core::Sealed::new(env.admin.tenant_id, None, "api-token", VALUE.as_bytes(), 64 * 1024).marker();
     let msg =
         veil_core::Msg::new("POST_TELEMETRY_REQUEST", "device-1", json!({})).with_metadata("auth", marker);
     let trace = runtime.process(msg).await;
@@ -166,7 +166,8 @@ async fn a_sealed_value_of_a_deleted_secret_is_not_sent() {
     let receiver = Receiver::start().await;
     let doc = json!({"name": "Forward", "nodes": [call_with(&receiver, json!({"headers": {"Authorization": "${k}"}}))]});
     let runtime = env.deploy_chain(&doc).await.unwrap();
-    let marker = veil_core::Sealed::new(env.admin.tenant_id, "gone", b"old-value", 64).marker();
+    let marker =
+        veil_core::Sealed::new(env.admin.tenant_id, Some(runtime.id()), "gone", b"old-value", 64).marker();
     let msg = veil_core::Msg::new("T", "d", json!({})).with_metadata("k", marker);
     let trace = runtime.process(msg).await;
     assert_eq!(trace[0].relation, ["Failure"]);
@@ -222,4 +223,29 @@ async fn an_upstreams_echo_reaches_the_next_script_masked() {
     let events = runtime.debug_events();
     let read = events.iter().find(|e| e.node_name == "Read").unwrap();
     assert_eq!(read.outputs[0].msg["data"], json!({"h": "Bearer ***", "n": 10}));
+}
+
+/// A sealed value opens only in the rule chain it was sealed for: a marker copied into another
+/// chain's message (even of the same tenant) sends nothing.
+#[tokio::test]
+async fn a_marker_opens_only_in_its_chain() {
+    let env = TempStore::new().await;
+    env.text("api-token", VALUE).await;
+    let receiver = Receiver::start().await;
+    let doc = json!({"name": "Forward", "nodes": [call_with(&receiver, json!({"headers": {"Authorization": "${k}"}}))]});
+    let runtime = env.deploy_chain(&doc).await.unwrap();
+    let send = |scope| {
+        let marker =
+            veil_core::Sealed::new(env.admin.tenant_id, scope, "api-token", VALUE.as_bytes(), 64).marker();
+        runtime.process(veil_core::Msg::new("T", "d", json!({})).with_metadata("k", marker))
+    };
+    let trace = send(Some(uuid::Uuid::new_v4())).await;
+    assert_eq!(trace[0].relation, ["Failure"]);
+    assert!(
+        trace[0].error.as_deref().unwrap().contains("it was not sealed for this rule chain"),
+        "{trace:?}"
+    );
+    assert!(receiver.requests().is_empty());
+    assert_eq!(send(Some(runtime.id())).await[0].relation, ["Success"]);
+    assert_eq!(receiver.requests()[0].headers["authorization"], VALUE);
 }

@@ -198,7 +198,7 @@ impl<'a> RenderCtx<'a> {
             opened.sort();
             opened.dedup();
             // A sealed value outlives nothing: a secret deleted since it was sealed is not sent.
-            let tenant = self.opener()?;
+            let (tenant, _) = self.opener()?;
             if let Some(gone) = opened.iter().find(|name| self.store().version(tenant, name).is_none()) {
                 return Err(RenderError::Template(format!(
                     "a sealed value in the message was made from secret '{gone}', which no longer exists"
@@ -215,11 +215,11 @@ impl<'a> RenderCtx<'a> {
         }
     }
 
-    /// The tenant whose sealed values this context opens, or why it opens none.
-    fn opener(&self) -> Result<TenantId, RenderError> {
+    /// The tenant and rule chain whose sealed values this context opens, or why it opens none.
+    fn opener(&self) -> Result<(TenantId, Option<uuid::Uuid>), RenderError> {
         match self.source {
-            Source::Store(_, tenant) => Ok(tenant),
-            Source::Secrets(secrets) if secrets.opens_sealed() => Ok(secrets.tenant()),
+            Source::Store(_, tenant) => Ok((tenant, None)),
+            Source::Secrets(secrets) if secrets.opens_sealed() => Ok((secrets.tenant(), secrets.scope())),
             Source::Secrets(_) => Err(RenderError::Template(
                 "a sealed value in the message cannot be opened in a customer's rule chain".into(),
             )),
