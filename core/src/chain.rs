@@ -290,8 +290,7 @@ pub fn deploy(
             .with_limits(*registry.limits())
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
-        let script_uses = ctx.take_uses();
-        uses.extend(script_uses);
+        uses.extend(ctx.take_uses());
         for (kind, target, pointer) in ctx.take_links() {
             links.push(OwnerLink {
                 kind,

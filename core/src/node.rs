@@ -278,7 +278,7 @@ impl<'a> BuildCtx<'a> {
         port: u16,
     ) -> Option<Problem> {
         crate::secrets::destination_refused(self.secrets.store(), self.tenant, names, host, port)
-            .map(|refused| self.problem(pointer, refused.to_string().replace("; nothing was sent", "")))
+            .map(|refused| self.problem(pointer, refused.reason()))
     }
 
     /// A problem at a pointer relative to the configuration.

@@ -5,7 +5,8 @@
 //! ones, which the store keeps encrypted for this purpose), so a rotated-out value stays masked
 //! after a restart and in configurations created after the rotation. Nodes may add values they
 //! built from secrets ([`Redactor::also_mask`], e.g. `user:password` for Basic authentication).
-//! It is never on the per-message render path.
+//! It is never on the per-message render path; it masks a REST response before the next node
+//! gets it (an upstream may echo a value back), and text on its way out.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;

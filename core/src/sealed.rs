@@ -15,6 +15,8 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -215,6 +217,23 @@ fn markers(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, &str)> {
     })
 }
 
+/// Writes `text` into `out` with each marker replaced by what `each` writes for it (given the
+/// marker and its payload); stops at `each`'s first error.
+fn each_marker<E>(
+    text: &str,
+    out: &mut String,
+    mut each: impl FnMut(&mut String, &str, &str) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut last = 0;
+    for (range, payload) in markers(text) {
+        out.push_str(&text[last..range.start]);
+        each(out, &text[range.clone()], payload)?;
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(())
+}
+
 /// Whether this process ever sealed a value into a message.
 pub(crate) fn any_sealed() -> bool {
     ANY_SEALED.load(Ordering::Relaxed)
@@ -231,13 +250,10 @@ pub fn mask_sealed(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (range, _) in markers(text) {
-        out.push_str(&text[last..range.start]);
+    let _ = each_marker(text, &mut out, |out, _, _| -> Result<(), Infallible> {
         out.push_str(MASK);
-        last = range.end;
-    }
-    out.push_str(&text[last..]);
+        Ok(())
+    });
     Cow::Owned(out)
 }
 
@@ -278,14 +294,11 @@ pub(crate) fn handles_for_markers(value: &mut serde_json::Value, markers: &mut V
     match value {
         serde_json::Value::String(s) if s.contains(MARKER_START) => {
             let mut out = String::with_capacity(s.len());
-            let mut last = 0;
-            for (range, _) in self::markers(s) {
-                out.push_str(&s[last..range.start]);
-                out.push_str(&format!("{HANDLE_START}{:08}{MARKER_END}", markers.len()));
-                markers.push(s[range.clone()].to_owned());
-                last = range.end;
-            }
-            out.push_str(&s[last..]);
+            let _ = each_marker(s, &mut out, |out, marker, _| -> Result<(), Infallible> {
+                let _ = write!(out, "{HANDLE_START}{:08}{MARKER_END}", markers.len());
+                markers.push(marker.to_owned());
+                Ok(())
+            });
             *s = out;
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| handles_for_markers(v, markers)),
@@ -327,6 +340,7 @@ pub(crate) fn outside_markers(text: &str, mask: impl Fn(&str) -> String) -> Stri
     if !may_hold_markers(text) {
         return mask(text);
     }
+    // The text between markers, masked; the markers as they are.
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for (range, _) in markers(text) {
@@ -355,22 +369,18 @@ pub(crate) fn unseal_into(
     out: &mut Zeroizing<String>,
     names: &mut Vec<String>,
 ) -> Result<(), crate::error::RenderError> {
-    let mut last = 0;
-    for (range, payload) in markers(text) {
+    each_marker(text, out, |out, _, payload| {
         let sealed = Sealed::open_for(payload, tenant, scope)
             .ok_or_else(|| crate::error::RenderError::Template(ForeignMarker.to_string()))?;
         let value = std::str::from_utf8(sealed.expose())
             .map_err(|_| crate::error::RenderError::NotText(sealed.names().join(", ")))?;
-        out.push_str(&text[last..range.start]);
         match escape {
             crate::template::Escape::None => out.push_str(value),
             crate::template::Escape::JsonString => crate::template::json_escape_into(out, value),
         }
         names.extend(sealed.names().iter().cloned());
-        last = range.end;
-    }
-    out.push_str(&text[last..]);
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A script's input with its markers made sealed values again: a string that is exactly a marker
@@ -452,15 +462,16 @@ fn refuse<T>(what: &str) -> ScriptResult<T> {
 }
 
 /// The bytes of a helper's argument: a string, a blob or (for key and data) a sealed value.
-fn bytes_of<'v>(value: &'v Dynamic, what: &str) -> ScriptResult<Cow<'v, [u8]>> {
+/// (A copy, zeroized when dropped: it may be a secret's value.)
+fn bytes_of(value: &Dynamic, what: &str) -> ScriptResult<Zeroizing<Vec<u8>>> {
     if let Some(s) = value.read_lock::<Sealed>() {
-        return Ok(Cow::Owned(s.expose().to_vec()));
+        return Ok(Zeroizing::new(s.expose().to_vec()));
     }
     if let Some(s) = value.read_lock::<ImmutableString>() {
-        return Ok(Cow::Owned(s.as_bytes().to_vec()));
+        return Ok(Zeroizing::new(s.as_bytes().to_vec()));
     }
     if let Some(b) = value.read_lock::<Blob>() {
-        return Ok(Cow::Owned(b.clone()));
+        return Ok(Zeroizing::new(b.clone()));
     }
     Err(format!("{what} must be a string, a blob or a Secret, not {}", value.type_name()).into())
 }
@@ -624,7 +635,11 @@ pub(crate) fn register(engine: &mut Engine) {
             (bytes_of(&user, "basic_auth: the user")?, bytes_of(&pass, "basic_auth: the password")?);
         let value = || {
             let pair = concat(&[&user, b":", &pass]);
-            Zeroizing::new(format!("Basic {}", STANDARD.encode(&*pair)).into_bytes())
+            // Built in one buffer of its final size: no unzeroized copy of the encoded pair.
+            let mut out = Zeroizing::new(String::with_capacity("Basic ".len() + base64_bound(pair.len())));
+            out.push_str("Basic ");
+            STANDARD.encode_string(&*pair, &mut out);
+            Zeroizing::new(std::mem::take(&mut *out).into_bytes())
         };
         let bound = "Basic ".len()
             + base64_bound(user_bound.unwrap_or(user.len()) + 1 + pass_bound.unwrap_or(pass.len()));

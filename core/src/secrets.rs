@@ -134,7 +134,7 @@ impl Secrets {
 
 /// A send refused because a secret it would carry may not go to that destination.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("secret '{secret}' may not be sent to {destination} ({why}); nothing was sent")]
+#[error("{}; nothing was sent", self.reason())]
 pub struct DestinationRefused {
     /// The secret's name.
     pub secret: String,
@@ -142,6 +142,13 @@ pub struct DestinationRefused {
     pub destination: String,
     /// Its list, or that it has none and the tenant requires one.
     pub why: String,
+}
+
+impl DestinationRefused {
+    /// Which secret may not go where, and why (a refusal at save, where nothing is being sent).
+    pub fn reason(&self) -> String {
+        format!("secret '{}' may not be sent to {} ({})", self.secret, self.destination, self.why)
+    }
 }
 
 /// A change not stored yet, to validate configurations against: a secret's new list, or the

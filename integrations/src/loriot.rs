@@ -161,15 +161,14 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
             .map(|u| u.name.clone())
             .collect()
     };
-    for (pointer, target, names) in [
-        (base_pointer, &base, sent(&["/credentials/", "/headersFilter/"])),
-        ("/loriotDownlinkUrl", &downlink_url, sent(&["/token"])),
-    ] {
-        if let Ok(url) = reqwest::Url::parse(target) {
-            let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-            problems.extend(ctx.check_destination(pointer, names.iter().map(String::as_str), host, port));
-        }
-    }
+    // A problem at `pointer` when one of `names` may not go to the URL `target`.
+    let check_url = |pointer: &str, target: &str, names: Vec<String>| {
+        let url = reqwest::Url::parse(target).ok()?;
+        let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
+        ctx.check_destination(pointer, names.iter().map(String::as_str), host, port)
+    };
+    problems.extend(check_url(base_pointer, &base, sent(&["/credentials/", "/headersFilter/"])));
+    problems.extend(check_url("/loriotDownlinkUrl", &downlink_url, sent(&["/token"])));
     let create_output = flag(ctx, plain, "createLoriotOutput", false, &mut problems);
     let send_downlink = flag(ctx, plain, "sendDownlink", false, &mut problems);
     let app_id = text(ctx, plain, "appId", &mut problems).map(str::to_owned);
@@ -244,16 +243,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
     // The output LORIOT is asked to create carries the push Authorization to httpEndpoint.
     if let (true, Some(endpoint)) = (create_output, &http_endpoint) {
-        if let Ok(url) = reqwest::Url::parse(endpoint) {
-            let (host, port) = (url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-            let names = sent(&["/headersFilter/"]);
-            problems.extend(ctx.check_destination(
-                "/httpEndpoint",
-                names.iter().map(String::as_str),
-                host,
-                port,
-            ));
-        }
+        problems.extend(check_url("/httpEndpoint", endpoint, sent(&["/headersFilter/"])));
     }
     if create_output && security.is_enabled() && security.expected("authorization").is_none() {
         problems.push(ctx.problem(

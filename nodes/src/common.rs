@@ -4,7 +4,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use veil_core::{CompiledConfig, Failed, Msg, NodeError, NodeResult, Secrets, Template, relation};
+use veil_core::{
+    BuildCtx, CompiledConfig, Failed, Msg, NodeError, NodeResult, Problem, Secrets, Template, relation,
+};
 
 /// A declared field's template; its absence is a bug in the node's factory, reported, not a panic.
 pub(crate) fn template<'c>(config: &'c CompiledConfig, pointer: &str) -> Result<&'c Template, NodeError> {
@@ -20,6 +22,41 @@ pub(crate) fn setting(
     pointer: &str,
 ) -> Result<SecretString, NodeError> {
     Ok(secrets.render(template(config, pointer)?, None)?.into_owned())
+}
+
+/// A broker's `host` and `port` (`default_port` when absent), checked at save: the host is a
+/// plain name or IP address (exactly what is checked against allowed destinations is what is
+/// connected to), the port is 1..65535, and every secret of the configuration may go there (the
+/// broker gets the credentials). `None` when one is wrong; the problems say which.
+pub(crate) fn broker(
+    ctx: &BuildCtx<'_>,
+    config: &CompiledConfig,
+    host: Option<&str>,
+    port: Option<u64>,
+    default_port: u16,
+    problems: &mut Vec<Problem>,
+) -> Option<(String, u16)> {
+    let host = host.filter(|h| !h.trim().is_empty());
+    match host {
+        None => problems.push(ctx.problem("/host", "is required (the broker's host name)")),
+        Some(h) if !veil_core::is_plain_host(h) => problems.push(ctx.problem(
+            "/host",
+            format!("'{h}' is not a host name or IP address (no spaces, port, path or user info; the port is /port)"),
+        )),
+        Some(_) => {}
+    }
+    let port = match port.map(|p| u16::try_from(p).ok()) {
+        None => Some(default_port),
+        Some(Some(p)) if p > 0 => Some(p),
+        Some(_) => {
+            problems.push(ctx.problem("/port", "must be a port number 1..65535"));
+            None
+        }
+    };
+    let (host, port) = (host.filter(|h| veil_core::is_plain_host(h))?, port?);
+    let names = config.secret_uses().iter().map(|u| u.name.as_str());
+    problems.extend(ctx.check_destination("/host", names, host, port));
+    Some((host.to_owned(), port))
 }
 
 /// PEM bytes of a FILE secret field, or of literal PEM text.

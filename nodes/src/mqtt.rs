@@ -139,29 +139,7 @@ struct MqttCredentials {
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
     let settings: MqttConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let host = settings.host.clone().filter(|h| !h.trim().is_empty());
-    match &host {
-        None => problems.push(ctx.problem("/host", "is required (the broker's host name)")),
-        // Exactly what is checked against allowed destinations is what is connected to.
-        Some(h) if !veil_core::is_plain_host(h) => problems.push(ctx.problem(
-            "/host",
-            format!("'{h}' is not a host name or IP address (no spaces, port, path or user info; the port is /port)"),
-        )),
-        Some(_) => {}
-    }
-    let port = match settings.port.map(|p| u16::try_from(p).ok()) {
-        None => Some(1883),
-        Some(Some(p)) if p > 0 => Some(p),
-        Some(_) => {
-            problems.push(ctx.problem("/port", "must be a port number 1..65535"));
-            None
-        }
-    };
-    if let (Some(host), Some(port)) = (&host, port) {
-        // The broker gets the credentials: each secret must be allowed to go there.
-        let names = config.secret_uses().iter().map(|u| u.name.as_str());
-        problems.extend(ctx.check_destination("/host", names, host, port));
-    }
+    let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 1883, &mut problems);
     if config.template("/topicPattern").is_none() {
         problems.push(ctx.problem("/topicPattern", "is required"));
     }
@@ -199,8 +177,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     });
     let connect_timeout = Duration::from_secs(settings.connect_timeout_sec.unwrap_or(10).max(1));
     let ssl = settings.ssl.unwrap_or(false) || matches!(credentials, Some(Credentials::CertPem));
-    match (host, port, credentials) {
-        (Some(host), Some(port), Some(credentials)) if problems.is_empty() => Ok(Box::new(MqttNode {
+    match (broker, credentials) {
+        (Some((host, port)), Some(credentials)) if problems.is_empty() => Ok(Box::new(MqttNode {
             secrets: ctx.secrets(),
             settings: Settings {
                 host,

@@ -119,29 +119,7 @@ struct RabbitMqConfig {
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
     let settings: RabbitMqConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let host = settings.host.clone().filter(|h| !h.trim().is_empty());
-    match &host {
-        None => problems.push(ctx.problem("/host", "is required (the broker's host name)")),
-        // Exactly what is checked against allowed destinations is what is connected to.
-        Some(h) if !veil_core::is_plain_host(h) => problems.push(ctx.problem(
-            "/host",
-            format!("'{h}' is not a host name or IP address (no spaces, port, path or user info; the port is /port)"),
-        )),
-        Some(_) => {}
-    }
-    let port = match settings.port.map(|p| u16::try_from(p).ok()) {
-        None => 5672,
-        Some(Some(p)) if p > 0 => p,
-        Some(_) => {
-            problems.push(ctx.problem("/port", "must be a port number 1..65535"));
-            0
-        }
-    };
-    if let (Some(host), true) = (&host, port > 0) {
-        // The broker gets the credentials: each secret must be allowed to go there.
-        let names = config.secret_uses().iter().map(|u| u.name.as_str());
-        problems.extend(ctx.check_destination("/host", names, host, port));
-    }
+    let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 5672, &mut problems);
     for field in ["/username", "/password"] {
         if config.template(field).is_none() {
             problems.push(ctx.problem(field, "is required"));
@@ -159,8 +137,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     };
     let vhost = settings.virtual_host.unwrap_or_else(|| "/".to_owned());
     let timeout = Duration::from_millis(settings.connection_timeout.unwrap_or(60_000).max(100));
-    match host {
-        Some(host) if problems.is_empty() => Ok(Box::new(RabbitMq {
+    match broker {
+        Some((host, port)) if problems.is_empty() => Ok(Box::new(RabbitMq {
             secrets: ctx.secrets(),
             settings: Settings { host, port, vhost, timeout, properties: props },
             config,

@@ -171,9 +171,6 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
-/// for a customer's configuration a user of that customer, so secrets no longer shared with the
-/// customer fail the redeploy.
 /// A tenant administrator that is nobody: for reading every configuration of a tenant.
 fn system_actor(tenant: TenantId) -> Actor {
     Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
@@ -199,8 +196,11 @@ fn destinations_in_use(what: String, broken: Vec<Value>) -> HostResult<()> {
     ))
 }
 
+/// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
+/// for a customer's configuration a user of that customer, so secrets no longer shared with the
+/// customer fail the redeploy.
 fn owner_actor(record: &OwnerRecord) -> Actor {
-    let mut actor = Actor::tenant_admin(record.tenant_id, veil_store::UserId(Uuid::nil()), "system");
+    let mut actor = system_actor(record.tenant_id);
     if let Some(customer) = record.owner.customer_id {
         actor.customer_id = Some(customer);
         actor.permissions = veil_store::Role::CustomerUser.permissions();
@@ -720,35 +720,34 @@ impl Host {
         refusal: &str,
         scope: impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
     ) -> Vec<Value> {
-        tokio::task::block_in_place(|| self.refused_sends_inline(records, refusal, scope))
+        tokio::task::block_in_place(|| {
+            records.iter().filter_map(|record| self.refused_send(record, refusal, &scope)).collect()
+        })
     }
 
-    fn refused_sends_inline(
+    /// [`Host::refused_sends`] for one configuration.
+    fn refused_send(
         &self,
-        records: &[OwnerRecord],
+        record: &OwnerRecord,
         refusal: &str,
-        scope: impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
-    ) -> Vec<Value> {
-        let mut broken = Vec::new();
-        for record in records {
-            let owner = owner_actor(record);
-            let mut deploy_it = || match record.owner.kind {
-                OwnerType::RuleChain => deploy(&self.node_types, &self.store, &owner, &record.body).err(),
-                _ => deploy_integration(&self.integration_types, &self.store, &owner, &record.body).err(),
-            };
-            let problems = scope(&mut deploy_it).unwrap_or_default();
-            let refused: Vec<&Problem> = problems
-                .iter()
-                .filter(|p| p.message.starts_with(refusal) && p.message.contains(" may not be sent to "))
-                .collect();
-            if !refused.is_empty() {
-                broken.push(json!({
-                    "type": record.owner.kind.as_str(), "id": record.owner.id, "name": record.owner.name,
-                    "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
-                }));
-            }
-        }
-        broken
+        scope: &impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
+    ) -> Option<Value> {
+        let owner = owner_actor(record);
+        let mut deploy_it = || match record.owner.kind {
+            OwnerType::RuleChain => deploy(&self.node_types, &self.store, &owner, &record.body).err(),
+            _ => deploy_integration(&self.integration_types, &self.store, &owner, &record.body).err(),
+        };
+        let problems = scope(&mut deploy_it).unwrap_or_default();
+        let refused: Vec<&Problem> = problems
+            .iter()
+            .filter(|p| p.message.starts_with(refusal) && p.message.contains(" may not be sent to "))
+            .collect();
+        (!refused.is_empty()).then(|| {
+            json!({
+                "type": record.owner.kind.as_str(), "id": record.owner.id, "name": record.owner.name,
+                "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
+            })
+        })
     }
 
     /// Deletes an integration (its references go with it) and stops it.

@@ -2,7 +2,7 @@
 // descriptors (the key icon on exactly the secret-capable fields), connections, a JSON view,
 // a test message with its trace, and the debug events.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, showErrors, showJsonError, toast, when } from "./dom.js";
+import { api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, saveButton, toast, when } from "./dom.js";
 import { configForm } from "./config-form.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime"];
@@ -123,27 +123,14 @@ export async function chainPage(id) {
   };
   const { toggle, current } = jsonView(editor, formView, "Rule chain JSON", fromForm, showForm);
 
-  const save = el("button", {
-    type: "button",
-    class: "primary",
-    dataset: { action: "save" },
-    onclick: async () => {
-      clearErrors(editor);
-      let body;
-      try {
-        body = current();
-      } catch (error) {
-        return showJsonError(editor, error);
-      }
-      try {
-        const saved = isNew ? await api("POST", "/api/rule-chains", body) : await api("PUT", `/api/rule-chains/${id}`, body);
-        toast(`Rule chain '${saved.name}' saved`);
-        if (isNew) location.hash = `#/chains/${saved.id}`;
-      } catch (error) {
-        showErrors(editor, error);
-      }
+  const save = saveButton(editor, current, {
+    path: "/api/rule-chains",
+    id: isNew ? null : id,
+    what: "Rule chain",
+    saved: (chain) => {
+      if (isNew) location.hash = `#/chains/${chain.id}`;
     },
-  }, "Save");
+  });
 
   renderNodes();
   return el("section", {},

@@ -275,6 +275,35 @@ export function jsonView(scope, holder, label, fromForm, toForm) {
   return { toggle, current };
 }
 
+/**
+ * The Save button of an editor: `current()` (the form or its JSON view) is created at `path`
+ * (POST) or replaces `${path}/${id}` (PUT); problems show at their fields in `scope`.
+ * `saved(result)` runs after a save, with a toast naming `what`.
+ */
+export function saveButton(scope, current, { path, id, what, saved }) {
+  return el("button", {
+    type: "button",
+    class: "primary",
+    dataset: { action: "save" },
+    onclick: async () => {
+      clearErrors(scope);
+      let body;
+      try {
+        body = current();
+      } catch (error) {
+        return showJsonError(scope, error);
+      }
+      try {
+        const result = id ? await api("PUT", `${path}/${id}`, body) : await api("POST", path, body);
+        toast(`${what} '${result.name}' saved`);
+        saved(result);
+      } catch (error) {
+        showErrors(scope, error);
+      }
+    },
+  }, "Save");
+}
+
 /** Shows a `current()` parse error of a JSON view in the form's error box. */
 export function showJsonError(scope, error) {
   showErrors(scope, { message: error.message, body: {} });

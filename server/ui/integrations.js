@@ -1,7 +1,7 @@
 // Integrations: the list with status and uplink URL, and the editor — LORIOT and HTTP forms from
 // their descriptors, with the key icon on the secret-capable fields.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, showErrors, showJsonError, toast } from "./dom.js";
+import { api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, saveButton, toast } from "./dom.js";
 import { configForm } from "./config-form.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime", "status", "uplinkPath", "uplinkUrl"];
@@ -108,28 +108,15 @@ export async function integrationPage(id) {
   };
   const { toggle, current } = jsonView(editor, formBody, "Integration JSON", () => ({ ...doc, configuration: form.value() }), showForm);
 
-  const save = el("button", {
-    type: "button",
-    class: "primary",
-    dataset: { action: "save" },
-    onclick: async () => {
-      clearErrors(editor);
-      let body;
-      try {
-        body = current();
-      } catch (error) {
-        return showJsonError(editor, error);
-      }
-      try {
-        const saved = isNew ? await api("POST", "/api/integrations", body) : await api("PUT", `/api/integrations/${id}`, body);
-        toast(`Integration '${saved.name}' saved`);
-        location.hash = `#/integrations/${saved.id}`;
-        if (!isNew) location.reload();
-      } catch (error) {
-        showErrors(editor, error);
-      }
+  const save = saveButton(editor, current, {
+    path: "/api/integrations",
+    id: isNew ? null : id,
+    what: "Integration",
+    saved: (integration) => {
+      location.hash = `#/integrations/${integration.id}`;
+      if (!isNew) location.reload();
     },
-  }, "Save");
+  });
   return el("section", {},
     pageHeader(isNew ? "New integration" : `Integration '${doc.name}'`, toggle, editable ? save : null),
     isNew ? null : el("dl", { class: "facts" },

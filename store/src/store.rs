@@ -512,8 +512,9 @@ impl Store {
         port: u16,
         required: Option<bool>,
     ) -> std::result::Result<(), Vec<String>> {
-        let required = required.unwrap_or_else(|| self.destinations_required(tenant));
         if list.is_empty() {
+            // Only an empty list asks the tenant's setting (a lock), not every send.
+            let required = required.unwrap_or_else(|| self.destinations_required(tenant));
             return if required { Err(Vec::new()) } else { Ok(()) };
         }
         if crate::destinations::destination_allowed(list, host, port) { Ok(()) } else { Err(list.to_vec()) }
