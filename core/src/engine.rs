@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -292,13 +293,30 @@ impl ChainRuntime {
             // Clock reads only for debug events: they are a visible share of a fast node's cost.
             let started = slot.debug.then(|| (Instant::now(), msg_now()));
             let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor);
-            let (outputs, error) = match slot.node.process(&ctx, msg).await {
-                Ok(outputs) => (outputs, None),
-                Err(Failed { msg, error }) => {
+            // A panic in a node (a bug) ends this message with the step failed; the process and
+            // the chain's other messages go on.
+            let processed = std::panic::AssertUnwindSafe(slot.node.process(&ctx, msg)).catch_unwind().await;
+            let (outputs, error) = match processed {
+                Ok(Ok(outputs)) => (outputs, None),
+                Ok(Err(Failed { msg, error })) => {
                     let error = self.redactor.mask(&error.to_string());
                     tracing::warn!(chain = %self.name, node = %slot.name, "node failed: {error}");
                     let msg = msg.with_metadata("error", error.clone());
                     (vec![(relation::FAILURE.into(), msg)], Some(error))
+                }
+                Err(_) => {
+                    let error = format!(
+                        "node '{}' failed unexpectedly (an internal error); the message was stopped",
+                        slot.name
+                    );
+                    tracing::error!(chain = %self.name, node = %slot.name, "{error}");
+                    trace.push(TraceStep {
+                        node_id: slot.id.clone(),
+                        node_name: slot.name.clone(),
+                        relation: vec![],
+                        error: Some(error),
+                    });
+                    break;
                 }
             };
             if let (Some(mut input), Some((started, ts))) = (input, started) {

@@ -62,8 +62,9 @@ pub use crate::secrets::{
     with_proposed_destinations_required,
 };
 pub use crate::template::{
-    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,
-    escape, mentions_placeholder, parse, placeholder,
+    Accepts, CompiledConfig, Escape, FieldSpec, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH,
+    MAX_TEMPLATE_WORK, Piece, RenderCtx, Rendered, SecretUse, Template, compile, escape,
+    mentions_placeholder, parse, placeholder,
 };
 pub use rhai;
 /// The Rhai version scripts run on, for node crates.

@@ -281,57 +281,86 @@ pub fn mask_sealed_json(value: &mut serde_json::Value) {
     }
 }
 
-/// How a handle starts: `{veil-sealed:#N}` stands for the N-th marker of a message while a
-/// handlebars template renders.
+/// How a handle starts: `{veil-sealed:#<nonce>N}` stands for the N-th marker of a message while
+/// a handlebars template renders.
 const HANDLE_START: &str = "{veil-sealed:#";
 
-/// Replaces every marker in the strings of `value` by a handle of fixed length, keeping the
-/// markers in `markers` (handlebars helpers such as `len` then learn nothing of a value).
-pub(crate) fn handles_for_markers(value: &mut serde_json::Value, markers: &mut Vec<String>) {
-    if !any_sealed() {
-        return;
-    }
-    match value {
-        serde_json::Value::String(s) if s.contains(MARKER_START) => {
-            let mut out = String::with_capacity(s.len());
-            let _ = each_marker(s, &mut out, |out, marker, _| -> Result<(), Infallible> {
-                let _ = write!(out, "{HANDLE_START}{:08}{MARKER_END}", markers.len());
-                markers.push(marker.to_owned());
-                Ok(())
-            });
-            *s = out;
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| handles_for_markers(v, markers)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| handles_for_markers(v, markers)),
-        _ => {}
-    }
+/// The markers of one message as one render sees them: each replaced by a handle of fixed length
+/// (handlebars helpers such as `len` learn nothing of a value) carrying a nonce made for this
+/// render, so text in the message shaped like a handle is data: it stands for nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Handles {
+    nonce: String,
+    markers: Vec<String>,
 }
 
-/// `text` with the handles of [`handles_for_markers`] replaced by their markers again.
-pub(crate) fn markers_for_handles(text: String, markers: &[String]) -> String {
-    if markers.is_empty() || !text.contains(HANDLE_START) {
-        return text;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find(HANDLE_START) {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + HANDLE_START.len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let marker = after[..digits].parse::<usize>().ok().and_then(|i| markers.get(i));
-        match marker {
-            Some(marker) if after[digits..].starts_with(MARKER_END) => {
-                out.push_str(marker);
-                rest = &after[digits + 1..];
-            }
-            _ => {
-                out.push_str(HANDLE_START);
-                rest = after;
+impl Handles {
+    /// Replaces every marker in the strings of `value` by a handle (without recursion: message
+    /// data can be deep).
+    pub(crate) fn take_from(value: &mut serde_json::Value) -> Self {
+        let mut handles = Self::default();
+        if !any_sealed() {
+            return handles;
+        }
+        let mut stack = vec![value];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::String(s) if s.contains(MARKER_START) => {
+                    if handles.nonce.is_empty() {
+                        handles.nonce = uuid::Uuid::new_v4().simple().to_string();
+                    }
+                    let mut out = String::with_capacity(s.len());
+                    let _ = each_marker(s, &mut out, |out, marker, _| -> Result<(), Infallible> {
+                        let _ = write!(
+                            out,
+                            "{HANDLE_START}{}{:08}{MARKER_END}",
+                            handles.nonce,
+                            handles.markers.len()
+                        );
+                        handles.markers.push(marker.to_owned());
+                        Ok(())
+                    });
+                    *s = out;
+                }
+                serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+                serde_json::Value::Object(map) => stack.extend(map.values_mut()),
+                _ => {}
             }
         }
+        handles
     }
-    out.push_str(rest);
-    out
+
+    /// `text` with this render's handles replaced by their markers again; anything else shaped
+    /// like a handle stays as it is.
+    pub(crate) fn restore(&self, text: String) -> String {
+        if self.markers.is_empty() {
+            return text;
+        }
+        let prefix = format!("{HANDLE_START}{}", self.nonce);
+        if !text.contains(&prefix) {
+            return text;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(&prefix) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + prefix.len()..];
+            let digits = after.bytes().take(8).take_while(u8::is_ascii_digit).count();
+            let marker = after[..digits].parse::<usize>().ok().and_then(|i| self.markers.get(i));
+            match marker {
+                Some(marker) if digits == 8 && after[digits..].starts_with(MARKER_END) => {
+                    out.push_str(marker);
+                    rest = &after[digits + 1..];
+                }
+                _ => {
+                    out.push_str(&prefix);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// Masks with `mask` the text between markers, leaving the markers as they are (a redactor's

@@ -31,3 +31,5 @@ mod ui;
 mod destinations;
 // Sealed secrets in scripts and converters: exfiltration attempts, signing, headers, decryption.
 mod sealed;
+// The second attack pass (ATTACKS-2.md): one test per finding.
+mod attacks;

@@ -101,10 +101,13 @@ impl FieldSpec {
 #[derive(Debug, Clone)]
 pub(crate) enum Segment {
     Literal(String),
-    Secret { name: String },
+    Secret {
+        name: String,
+    },
     Metadata(String),
     Data(String),
-    Handlebars(Box<handlebars::Template>),
+    /// A handlebars template, compiled in pieces (see [`super::hbs::compile`]).
+    Handlebars(Box<[handlebars::Template]>),
 }
 
 /// A compiled string value: what a node renders at execution time.
@@ -321,6 +324,13 @@ fn compile_string(
 /// Splits literal text into literal / `${metadataKey}` / `$[dataKey]` segments, or compiles it as
 /// a handlebars template when it contains `{{` (ThingsBoard patterns are rewritten into it).
 fn message_segments(text: &str, escape: Escape) -> Result<Vec<Segment>, String> {
+    if text.len() > super::MAX_TEMPLATE_BYTES {
+        return Err(crate::limits::limit_error(
+            "maxTemplateBytes",
+            super::MAX_TEMPLATE_BYTES,
+            format!("the message template is {} bytes long", text.len()),
+        ));
+    }
     if escape == Escape::JsonString && text.contains("{{{") {
         // `{{{x}}}` and `{{{{raw}}}}` switch escaping off: message data could change the JSON.
         return Err(
@@ -330,9 +340,8 @@ fn message_segments(text: &str, escape: Escape) -> Result<Vec<Segment>, String> 
     }
     if text.contains("{{") {
         let source = rewrite_tb_patterns(text);
-        let template = handlebars::Template::compile(&source)
-            .map_err(|e| format!("message template: {}", e.reason()))?;
-        return Ok(vec![Segment::Handlebars(Box::new(template))]);
+        let pieces = super::hbs::compile(&source)?;
+        return Ok(vec![Segment::Handlebars(pieces.into_boxed_slice())]);
     }
     let mut segments = Vec::new();
     let mut literal = String::new();
@@ -370,8 +379,10 @@ fn next_tb_pattern(s: &str) -> Option<(&str, char, &str, &str)> {
             }
         };
         let body = &s[at + 2..];
-        match body.find(close) {
-            Some(end) if end > 0 && !body[..end].contains(['{', '[', '$']) => {
+        // The scan stops at the first character that ends or breaks a pattern, so a text full
+        // of `${` costs one pass, not one per `$`.
+        match body.find([close, '{', '[', '$']) {
+            Some(end) if end > 0 && body[end..].starts_with(close) => {
                 return Some((&s[..at], open, &body[..end], &body[end + 1..]));
             }
             _ => from = at + 1,

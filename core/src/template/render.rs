@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::{LazyLock, OnceLock};
 
-use handlebars::{Handlebars, RenderContext, Renderable};
+use handlebars::Handlebars;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use smallvec::SmallVec;
@@ -13,27 +13,20 @@ use veil_store::{SecretValue, Store, TenantId};
 use zeroize::Zeroizing;
 
 use super::compile::{Escape, Segment, Template};
+use super::hbs;
 use crate::error::RenderError;
 use crate::message::Msg;
 use crate::sealed;
 use crate::secrets::Secrets;
 
-/// Handlebars without its `log` helper: a template must not write message content (a sealed
-/// value's marker) to the server log.
-fn handlebars() -> Handlebars<'static> {
-    let mut hb = Handlebars::new();
-    hb.unregister_helper("log");
-    hb
-}
-
 static PLAIN: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
-    let mut hb = handlebars();
+    let mut hb = hbs::registry();
     hb.register_escape_fn(handlebars::no_escape);
     hb
 });
 
 static JSON_STRING: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
-    let mut hb = handlebars();
+    let mut hb = hbs::registry();
     hb.register_escape_fn(|s| {
         let mut out = String::with_capacity(s.len());
         json_escape_into(&mut out, s);
@@ -55,7 +48,7 @@ pub struct RenderCtx<'a> {
     msg: Option<&'a Msg>,
     /// The message as handlebars sees it, with every sealed-value marker replaced by a handle of
     /// fixed length (helpers such as `len` must learn nothing of a value), and the markers.
-    handlebars_data: OnceLock<(handlebars::Context, Vec<String>)>,
+    handlebars_data: OnceLock<(handlebars::Context, sealed::Handles)>,
 }
 
 impl<'a> RenderCtx<'a> {
@@ -80,7 +73,7 @@ impl<'a> RenderCtx<'a> {
         }
     }
 
-    fn handlebars_data(&self) -> &(handlebars::Context, Vec<String>) {
+    fn handlebars_data(&self) -> &(handlebars::Context, sealed::Handles) {
         self.handlebars_data.get_or_init(|| {
             let mut data = match self.msg {
                 Some(m) => json!({
@@ -91,9 +84,8 @@ impl<'a> RenderCtx<'a> {
                 }),
                 None => json!({}),
             };
-            let mut markers = Vec::new();
-            sealed::handles_for_markers(&mut data, &mut markers);
-            (handlebars::Context::from(data), markers)
+            let handles = sealed::Handles::take_from(&mut data);
+            (handlebars::Context::from(data), handles)
         })
     }
 
@@ -164,11 +156,9 @@ impl<'a> RenderCtx<'a> {
                         Escape::None => &PLAIN,
                         Escape::JsonString => &JSON_STRING,
                     };
-                    let (data, markers) = self.handlebars_data();
-                    let text = tpl
-                        .renders(registry, data, &mut RenderContext::new(None))
-                        .map_err(|e| RenderError::Template(e.to_string()))?;
-                    let text = sealed::markers_for_handles(text, markers);
+                    let (data, handles) = self.handlebars_data();
+                    let text = hbs::render(tpl, registry, data).map_err(RenderError::Template)?;
+                    let text = handles.restore(text);
                     // Handlebars already escaped the inserted values (a marker has nothing to
                     // escape); an opened value is escaped as it goes in.
                     if !sealed::may_hold_markers(&text) {

@@ -1,0 +1,245 @@
+//! The second attack pass (ATTACKS-2.md), one test per finding, against the real binary: each
+//! reproduction and its variants end in a clear error naming the limit, or in a value treated as
+//! data, while the server keeps answering.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Api, Receiver, Server, assert_no_leak, serve_command};
+
+const TOKEN: &str = "Tok-ALPHA-7781";
+
+async fn start(args: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(dir.path());
+    cmd.args(args);
+    let server = Server::start_with(cmd).await;
+    (dir, server)
+}
+
+async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
+    let (status, body) = api.post(path, doc).await;
+    assert_eq!(status, 201, "{path}: {body}");
+    body
+}
+
+/// A customer `Acme` and its user; the user's API.
+async fn customer_user<'a>(admin: &Api<'a>, server: &'a Server, username: &str) -> Api<'a> {
+    let customer = created(admin, "/api/customers", json!({"name": format!("{username} customer")})).await;
+    let user = json!({"username": username, "password": "Customer-pass-1", "customerId": customer["id"],
+                      "roles": ["CUSTOMER_USER"]});
+    created(admin, "/api/users", user).await;
+    Api::as_user(server, username, "Customer-pass-1").await
+}
+
+/// An HTTP integration (no header security) feeding `chain` through `converter`: its uplink URL.
+async fn http_integration(api: &Api<'_>, name: &str, chain: &str, converter: &str) -> String {
+    let doc = json!({"name": name, "type": "HTTP", "ruleChainId": chain,
+                     "configuration": {"enableSecurity": false}, "uplinkConverter": converter});
+    let integration = created(api, "/api/integrations", doc).await;
+    api.server.url(integration["uplinkPath"].as_str().unwrap())
+}
+
+fn rest_node(url: &str, body_template: &str) -> Value {
+    json!({"type": "rest_api_call", "name": "Out", "configuration": {
+        "restEndpointUrlPattern": url, "requestMethod": "POST", "bodyTemplate": body_template}})
+}
+
+async fn health_within(server: &Server, within: Duration) {
+    let started = Instant::now();
+    let (status, _) = Api { server, token: String::new() }.get("/api/health").await;
+    assert_eq!(status, 200, "the server stopped answering; log:\n{}", server.logs());
+    assert!(started.elapsed() < within, "health took {:?}", started.elapsed());
+}
+
+/// G1: templates that recurse (partials), nest thousands deep, or multiply work are refused at save
+/// or stopped naming the limit — for a customer user, and for an unauthenticated uplink.
+#[tokio::test]
+async fn g1_templates_cannot_exhaust_the_stack_or_the_cpu() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let acme = customer_user(&admin, &server, "acme-ops").await;
+    let receiver = Receiver::start().await;
+    let url = format!("{}/in", receiver.url);
+
+    let recursive = r#"{{#*inline "p"}}{{> p}}{{/inline}}{{> p}}"#;
+    let nested = "{{#if msg.a}}".repeat(10_000) + "x" + "{{/if}}".repeat(10_000).as_str();
+    let parens = format!("{{{{#if {}msg.a{}}}}}x{{{{/if}}}}", "(not ".repeat(5_000), ")".repeat(5_000));
+    let mqtt = |topic: &str| {
+        json!({"name": "topic", "nodes": [{"type": "mqtt", "name": "M", "configuration": {
+            "topicPattern": topic, "host": "127.0.0.1", "port": 1883, "clientId": "cust-x",
+            "credentials": {"type": "anonymous"}}}]})
+    };
+    for (what, doc, says) in [
+        ("recursive inline partial in an MQTT topic", mqtt(recursive), "partials and decorators"),
+        ("a partial in a body", json!({"name": "p", "nodes": [rest_node(&url, "{{> x}}")]}), "partials"),
+        ("10,000 nested ifs", json!({"name": "n", "nodes": [rest_node(&url, &nested)]}), "maxTemplateBytes"),
+        (
+            "17 nested ifs",
+            json!({"name": "n", "nodes": [rest_node(&url, &("{{#if msg.a}}".repeat(17) + "{{/if}}".repeat(17).as_str()))]}),
+            "limit maxTemplateDepth (16) exceeded",
+        ),
+        (
+            "5,000 nested sub-expressions",
+            json!({"name": "s", "nodes": [rest_node(&url, &parens)]}),
+            "maxTemplate",
+        ),
+    ] {
+        let (status, body) = acme.post("/api/rule-chains", doc).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        let problem = &body["problems"][0];
+        assert!(problem["message"].as_str().unwrap().contains(says), "{what}: {body}");
+        assert!(problem["path"].as_str().unwrap().starts_with("/nodes/0/configuration/"), "{what}: {body}");
+    }
+
+    // Within the bounds a template works; work that multiplies over message data is stopped.
+    let nested_ok = "{{#if msg.a}}".repeat(16) + "deep" + "{{/if}}".repeat(16).as_str();
+    let cubic =
+        "{{#each msg.items}}{{#each ../msg.items}}{{#each ../../msg.items}}{{/each}}{{/each}}{{/each}}";
+    let doc = json!({"name": "work", "nodes": [
+        {"type": "script", "name": "Pick", "configuration": {"mode": "switch",
+            "script": "if msg.kind == \"deep\" { [\"deep\"] } else { [\"cubic\"] }"}},
+        rest_node(&url, &nested_ok), rest_node(&url, cubic)],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "deep"}, {"fromIndex": 0, "toIndex": 2, "type": "cubic"}]});
+    let chain = created(&acme, "/api/rule-chains", doc).await;
+    let id = chain["id"].as_str().unwrap();
+    let (status, answer) = acme
+        .post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"kind": "deep", "a": 1}}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["trace"][1]["relation"], json!(["Success"]), "{answer}");
+    assert_eq!(receiver.requests().last().unwrap().body, "deep");
+    let items: Vec<u32> = (0..200).collect();
+    let (_, answer) = acme
+        .post(
+            &format!("/api/rule-chains/{id}/messages?wait=true"),
+            json!({"data": {"kind": "cubic", "items": items}}),
+        )
+        .await;
+    assert_eq!(answer["trace"][1]["relation"], json!(["Failure"]), "{answer}");
+    assert!(
+        answer["trace"][1]["error"].as_str().unwrap().contains("limit maxTemplateWork (200000) exceeded")
+    );
+
+    // An unauthenticated uplink into a chain that renders the work bomb: the same bound.
+    let uplink = http_integration(&admin, "hook", id, "#{deviceName: \"d\", telemetry: payload}").await;
+    for _ in 0..5 {
+        let resp =
+            server.client.post(&uplink).json(&json!({"kind": "cubic", "items": items})).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    health_within(&server, Duration::from_secs(1)).await;
+    crate::support::eventually("the uplinks' failures in the log", async || {
+        (server.logs().matches("maxTemplateWork").count() >= 5).then_some(())
+    })
+    .await;
+    health_within(&server, Duration::from_secs(1)).await;
+}
+
+/// G3: text shaped like a sealed value's handle in message data is data: it never stands for the
+/// message's sealed value, from a user without SECRET rights or from an unauthenticated device.
+#[tokio::test]
+async fn g3_forged_handles_do_not_move_sealed_values() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    created(
+        &admin,
+        "/api/secrets",
+        json!({"name": "s-tok", "type": "TEXT", "value": TOKEN, "allowedDestinations": [format!("127.0.0.1:{port}")]}),
+    )
+    .await;
+    let out = json!({"type": "rest_api_call", "name": "Out", "configuration": {
+        "restEndpointUrlPattern": format!("{}/ingest/{{{{msg.device}}}}", receiver.url), "requestMethod": "POST",
+        "headers": {"Authorization": "${auth}"}, "bodyTemplate": "{\"reading\": \"{{msg.reading}}\", \"n\": {{msg.n}}}"}});
+    let doc = json!({"name": "custom auth", "nodes": [
+        {"type": "script", "name": "S", "configuration": {"mode": "transform",
+            "script": "metadata.auth = \"Bearer \" + secret(\"s-tok\"); #{msg: msg, metadata: metadata}"}},
+        out],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]});
+    let chain = created(&admin, "/api/rule-chains", doc).await;
+    let id = chain["id"].as_str().unwrap();
+    let role = json!({"name": "chain-only", "permissions": [
+        {"resource": "RULE_CHAIN", "operations": ["READ", "CREATE", "WRITE", "DELETE"]}]});
+    created(&admin, "/api/roles", role).await;
+    created(
+        &admin,
+        "/api/users",
+        json!({"username": "op1", "password": "Op1-pass-word", "roles": ["chain-only"]}),
+    )
+    .await;
+    let op1 = Api::as_user(&server, "op1", "Op1-pass-word").await;
+
+    let forged = [
+        "{veil-sealed:#00000000}".to_owned(),
+        "{veil-sealed:#00000001}".to_owned(),
+        format!("{{veil-sealed:#{}00000000}}", "0".repeat(32)),
+        format!("{{veil-sealed:#{}00000000}}", "f".repeat(32)),
+    ];
+    for handle in &forged {
+        let data = json!({"reading": handle, "device": format!("dev-{handle}"), "n": 1});
+        let (status, body) =
+            op1.post(&format!("/api/rule-chains/{id}/messages"), json!({"data": data})).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Unauthenticated: a device feeding the same chain through an HTTP integration.
+    let uplink =
+        http_integration(&admin, "device hook", id, "#{deviceName: payload.device, telemetry: payload}")
+            .await;
+    for handle in &forged {
+        let resp = server
+            .client
+            .post(&uplink)
+            .json(&json!({"device": "thermo-1", "reading": handle, "n": 2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let requests = crate::support::eventually("every forged message sent", async || {
+        let got = receiver.requests();
+        (got.len() >= 2 * forged.len()).then_some(got)
+    })
+    .await;
+    for request in &requests {
+        // The header opens (the chain's author put it there); the body and the path carry the
+        // forged text as data.
+        assert_eq!(request.headers["authorization"], format!("Bearer {TOKEN}"));
+        assert_no_leak(&format!("{} {}", request.uri, request.body), &[TOKEN]);
+        assert!(request.body.contains("{veil-sealed:#"), "{request:?}");
+    }
+}
+
+/// G7: compiling a message template takes time linear in its size, with a size bound per field;
+/// a restart with big templates is quick.
+#[tokio::test]
+async fn g7_template_compile_is_linear_and_bounded() {
+    let (dir, mut server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let url = "http://127.0.0.1:9/x";
+    let big = "{{msg.a}}".repeat(800_000 / 9);
+    let started = Instant::now();
+    let (status, body) =
+        admin.post("/api/rule-chains", json!({"name": "big", "nodes": [rest_node(url, &big)]})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["problems"][0]["message"].as_str().unwrap().contains("limit maxTemplateBytes (65536) exceeded")
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // The largest allowed template, in ten chains: saved and booted in well under a second each.
+    let allowed = "{{msg.a}}".repeat(65_536 / 9);
+    for i in 0..10 {
+        let started = Instant::now();
+        let doc = json!({"name": format!("max {i}"), "nodes": [rest_node(url, &allowed)]});
+        created(&admin, "/api/rule-chains", doc).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "save {i}: {:?}", started.elapsed());
+    }
+    server.terminate();
+    let started = Instant::now();
+    let server = Server::start_with(serve_command(dir.path())).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "boot: {:?}", started.elapsed());
+    health_within(&server, Duration::from_secs(1)).await;
+}
