@@ -25,6 +25,8 @@ pub(crate) struct TenantBudget {
     pub(crate) in_flight: Arc<Semaphore>,
     /// Places to wait for `in_flight` (as many as it holds).
     pub(crate) waiting: Semaphore,
+    /// Places for reading debug-event pages.
+    readers: Arc<Semaphore>,
     event_bytes: AtomicUsize,
     /// Events kept now, over all the tenant's chains.
     live: AtomicUsize,
@@ -42,9 +44,26 @@ static EVENT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Default)]
 pub(crate) struct EventLog {
-    /// (sequence number, size in bytes, event), in sequence order.
-    events: VecDeque<(u64, usize, DebugEvent)>,
+    /// (sequence number, size in bytes, the event as JSON), in sequence order. Kept serialized
+    /// and shared: a reader takes references to a page of them, never a copy of the log.
+    events: VecDeque<(u64, usize, Arc<str>)>,
     bytes: usize,
+}
+
+/// Most debug events one `GET …/events` page holds.
+pub const MAX_EVENT_PAGE: usize = 1000;
+/// Most bytes of events one page holds (at least one event).
+pub const MAX_EVENT_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Event pages of one tenant being read at once.
+pub const MAX_EVENT_READERS_PER_TENANT: usize = 8;
+
+/// A page of a chain's debug events, oldest first, as JSON texts shared with the log. It holds
+/// one of its tenant's reader places until dropped (when its answer has been sent).
+#[derive(Debug)]
+pub struct EventPage {
+    /// The events, oldest first.
+    pub events: Vec<Arc<str>>,
+    _reader: OwnedSemaphorePermit,
 }
 
 /// A chain's debug events, counted against its tenant's budget.
@@ -61,7 +80,30 @@ impl ChainEvents {
 
     /// The kept events, oldest first.
     pub(crate) fn list(&self) -> Vec<DebugEvent> {
-        lock(&self.log).events.iter().map(|(_, _, e)| e.clone()).collect()
+        lock(&self.log).events.iter().filter_map(|(_, _, e)| serde_json::from_str(e).ok()).collect()
+    }
+
+    /// The newest `limit` events older than `before` (any, when `None`), within
+    /// [`MAX_EVENT_PAGE_BYTES`], oldest first; `None` when the tenant's readers are all busy.
+    pub(crate) fn page(&self, limit: usize, before: Option<u64>) -> Option<EventPage> {
+        let reader = Arc::clone(&self.tenant.readers).try_acquire_owned().ok()?;
+        let log = lock(&self.log);
+        let mut bytes = 0;
+        let mut events: Vec<Arc<str>> = log
+            .events
+            .iter()
+            .rev()
+            .filter(|(seq, ..)| before.is_none_or(|b| *seq < b))
+            .take(limit.clamp(1, MAX_EVENT_PAGE))
+            .take_while(|(_, size, _)| {
+                bytes += size;
+                bytes <= MAX_EVENT_PAGE_BYTES || bytes == *size
+            })
+            .map(|(_, _, e)| Arc::clone(e))
+            .collect();
+        drop(log);
+        events.reverse();
+        Some(EventPage { events, _reader: reader })
     }
 
     fn forget(&self, log: &mut EventLog) {
@@ -72,13 +114,16 @@ impl ChainEvents {
         }
     }
 
-    /// Keeps `event` (`size` bytes); then drops this chain's oldest beyond `per_chain` events and
-    /// the tenant's oldest while the tenant holds more than `budget` bytes.
-    pub(crate) fn push(&self, event: DebugEvent, size: usize, per_chain: usize, budget: usize) {
+    /// Keeps `event` (numbered and serialized here); then drops this chain's oldest beyond
+    /// `per_chain` events and the tenant's oldest while the tenant holds more than `budget` bytes.
+    pub(crate) fn push(&self, mut event: DebugEvent, per_chain: usize, budget: usize) {
         let seq = {
             let mut log = lock(&self.log);
             let seq = EVENT_SEQ.fetch_add(1, Ordering::Relaxed);
-            log.events.push_back((seq, size, event));
+            event.seq = seq;
+            let json: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+            let size = json.len();
+            log.events.push_back((seq, size, json));
             log.bytes += size;
             self.tenant.event_bytes.fetch_add(size, Ordering::Relaxed);
             self.tenant.live.fetch_add(1, Ordering::Relaxed);
@@ -136,6 +181,7 @@ impl TenantBudgets {
             Arc::new(TenantBudget {
                 in_flight: Arc::new(Semaphore::new(self.limits.max_in_flight_per_tenant)),
                 waiting: Semaphore::new(self.limits.max_in_flight_per_tenant),
+                readers: Arc::new(Semaphore::new(MAX_EVENT_READERS_PER_TENANT)),
                 event_bytes: AtomicUsize::new(0),
                 live: AtomicUsize::new(0),
                 order: Mutex::default(),

@@ -10,22 +10,24 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
-use crate::budget::{Admission, ChainEvents, TenantBudget, approx_msg_bytes};
+use crate::budget::{Admission, ChainEvents, EventPage, TenantBudget, approx_msg_bytes};
 use crate::chain::Deployment;
 use crate::error::Busy;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
 use crate::node::{Failed, Node, NodeCtx, relation};
 use crate::redact::Redactor;
+use crate::run::{RunBudget, stopped_error};
 use crate::secrets::Secrets;
 
 /// The most node executions one incoming message may cause (a loop in the chain ends here).
@@ -51,7 +53,7 @@ pub struct TraceStep {
 }
 
 /// An output recorded in a debug event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DebugOutput {
     /// The relation.
     pub relation: String,
@@ -60,9 +62,11 @@ pub struct DebugOutput {
 }
 
 /// A node execution recorded because the node is in debug mode. Everything in it is redacted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DebugEvent {
+    /// Its number: later events have larger ones (page with `?before=`).
+    pub seq: u64,
     /// When it started (ms since the epoch).
     pub ts: i64,
     /// The node's id.
@@ -109,6 +113,8 @@ pub struct ChainRuntime {
     /// Places to wait for `in_flight` (as many as it holds): a sender beyond is refused at once,
     /// so waiting requests are bounded too.
     waiting: Arc<Semaphore>,
+    /// Set by [`ChainRuntime::stop`]: the messages still running stop at their next step.
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ChainRuntime {
@@ -166,7 +172,14 @@ impl ChainRuntime {
             budget,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight_per_chain)),
             waiting: Arc::new(Semaphore::new(limits.max_in_flight_per_chain)),
+            stopped: Arc::default(),
         }
+    }
+
+    /// Stops the chain's messages still running (the chain was deleted or is replaced): each
+    /// stops at its next step, a script on the script threads at its next clock check.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// Takes a place for one message in the chain's and the tenant's in-flight budgets, waiting
@@ -256,6 +269,12 @@ impl ChainRuntime {
         self.events.list()
     }
 
+    /// A page of the recorded debug events: the newest `limit` older than `before`, oldest
+    /// first (see [`EventPage`]); `None` when the tenant's event readers are all busy.
+    pub fn debug_event_page(&self, limit: usize, before: Option<u64>) -> Option<EventPage> {
+        self.events.page(limit, before)
+    }
+
     /// Processes one message to the end and returns what every node did.
     pub async fn process(&self, msg: Msg) -> Vec<TraceStep> {
         // Every secret resolved while this message runs is counted as used by this chain.
@@ -268,18 +287,28 @@ impl ChainRuntime {
     }
 
     async fn run(&self, msg: Msg) -> Vec<TraceStep> {
+        let budget = RunBudget::new(self.tenant, Arc::clone(&self.stopped));
         let mut trace = Vec::new();
-        let mut queue = VecDeque::from([(self.first, msg)]);
+        // Each waiting message with its size, when known: sizes are taken once a message would
+        // wait beside another (a message alone in the queue is the one just made from the last).
+        let mut queue: VecDeque<(usize, Msg, usize)> = VecDeque::from([(self.first, msg, 0)]);
+        let mut queued_bytes = 0usize;
         let mut steps = 0;
-        let mut copied = 0usize;
-        while let Some((index, msg)) = queue.pop_front() {
+        while let Some((index, msg, bytes)) = queue.pop_front() {
+            queued_bytes = queued_bytes.saturating_sub(bytes);
             steps += 1;
             let slot = &self.slots[index];
-            if steps > MAX_STEPS {
-                let error = format!(
+            let stop = if steps > MAX_STEPS {
+                Some(format!(
                     "stopped: one message caused more than {MAX_STEPS} node executions (a loop in rule chain '{}'?)",
                     self.name
-                );
+                ))
+            } else if budget.stopped() {
+                Some(stopped_error(&self.name))
+            } else {
+                budget.script_time_left().err()
+            };
+            if let Some(error) = stop {
                 tracing::warn!(chain = %self.name, "{error}");
                 trace.push(TraceStep {
                     node_id: slot.id.clone(),
@@ -292,7 +321,7 @@ impl ChainRuntime {
             let input = slot.debug.then(|| to_json(&msg));
             // Clock reads only for debug events: they are a visible share of a fast node's cost.
             let started = slot.debug.then(|| (Instant::now(), msg_now()));
-            let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor);
+            let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor).with_budget(&budget);
             // A panic in a node (a bug) ends this message with the step failed; the process and
             // the chain's other messages go on.
             let processed = std::panic::AssertUnwindSafe(slot.node.process(&ctx, msg)).catch_unwind().await;
@@ -328,13 +357,16 @@ impl ChainRuntime {
                 relation: outputs.iter().map(|(r, _)| self.shown_relation(slot, r)).collect(),
                 error,
             });
+            // Every copy that waits beside another is charged, whatever node made it and on
+            // whichever relation (a switch's names, fan-out, loops).
+            let copies: usize =
+                outputs.iter().filter_map(|(rel, _)| slot.routes.get(rel.as_ref())).map(Vec::len).sum();
+            let sized = copies > 1 || !queue.is_empty();
             for (rel, out) in outputs {
                 let Some(targets) = slot.routes.get(rel.as_ref()) else { continue };
-                let queued = queue.len() + targets.len();
-                if targets.len() > 1 {
-                    copied = copied.saturating_add(approx_msg_bytes(&out).saturating_mul(targets.len() - 1));
-                }
-                if let Some(error) = self.fan_out_error(queued, copied) {
+                let bytes = if sized { approx_msg_bytes(&out) } else { 0 };
+                queued_bytes = queued_bytes.saturating_add(bytes.saturating_mul(targets.len()));
+                if let Some(error) = self.fan_out_error(queue.len() + targets.len(), queued_bytes) {
                     tracing::warn!(chain = %self.name, node = %slot.name, "{error}");
                     if let Some(step) = trace.last_mut() {
                         step.error = Some(error);
@@ -343,9 +375,9 @@ impl ChainRuntime {
                 }
                 if let Some((last, rest)) = targets.split_last() {
                     for &t in rest {
-                        queue.push_back((t, out.clone()));
+                        queue.push_back((t, out.clone(), bytes));
                     }
-                    queue.push_back((*last, out));
+                    queue.push_back((*last, out, bytes));
                 }
             }
         }
@@ -353,7 +385,7 @@ impl ChainRuntime {
     }
 
     /// Why a message must stop fanning out, if it must.
-    fn fan_out_error(&self, queued: usize, copied: usize) -> Option<String> {
+    fn fan_out_error(&self, queued: usize, queued_bytes: usize) -> Option<String> {
         let limits = &self.limits;
         if queued > limits.max_queued_messages {
             Some(limit_error(
@@ -364,12 +396,12 @@ impl ChainRuntime {
                     self.name
                 ),
             ))
-        } else if copied > limits.max_fanout_bytes {
+        } else if queued_bytes > limits.max_fanout_bytes {
             Some(limit_error(
                 "maxFanoutBytes",
                 limits.max_fanout_bytes,
                 format!(
-                    "one message was copied into more bytes in rule chain '{}'; it was stopped",
+                    "one message's copies waiting at once took more bytes in rule chain '{}'; it was stopped",
                     self.name
                 ),
             ))
@@ -379,20 +411,19 @@ impl ChainRuntime {
     }
 
     /// A message as a debug event shows it: masked, then cut to `maxEventMessageBytes` (masking
-    /// first, so a cut never leaves part of a value unmasked). Returns it with its size.
-    fn shown_msg(&self, mut value: Value) -> (Value, usize) {
+    /// first, so a cut never leaves part of a value unmasked).
+    fn shown_msg(&self, mut value: Value) -> Value {
         self.redactor.mask_json(&mut value);
         let text = serde_json::to_string(&value).unwrap_or_default();
         let max = self.limits.max_event_message_bytes;
         if text.len() <= max {
-            return (value, text.len());
+            return value;
         }
         let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
-        let shown = json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] });
-        (shown, cut + 64)
+        json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -406,18 +437,17 @@ impl ChainRuntime {
         error: Option<String>,
         started: Instant,
     ) {
-        let (input, mut size) = self.shown_msg(std::mem::take(input));
+        let input = self.shown_msg(std::mem::take(input));
         let outputs = outputs
             .iter()
-            .map(|(rel, m)| {
-                let (msg, bytes) = self.shown_msg(to_json(m));
-                size += bytes;
-                DebugOutput { relation: self.shown_relation(slot, rel), msg }
+            .map(|(rel, m)| DebugOutput {
+                relation: self.shown_relation(slot, rel),
+                msg: self.shown_msg(to_json(m)),
             })
             .collect();
         let notes: Vec<String> = notes.iter().map(|n| self.redactor.mask(n)).collect();
-        size += notes.iter().map(String::len).sum::<usize>() + error.as_ref().map_or(0, String::len) + 256;
         let event = DebugEvent {
+            seq: 0,
             ts,
             node_id: slot.id.clone(),
             node_name: slot.name.clone(),
@@ -427,7 +457,7 @@ impl ChainRuntime {
             error,
             duration_micros: started.elapsed().as_micros() as u64,
         };
-        self.events.push(event, size, DEBUG_EVENTS_KEPT, self.limits.max_event_bytes_per_tenant);
+        self.events.push(event, DEBUG_EVENTS_KEPT, self.limits.max_event_bytes_per_tenant);
     }
 }
 

@@ -26,13 +26,18 @@ mod error;
 mod limits;
 mod message;
 mod node;
+mod pool;
 mod redact;
+mod run;
 mod script;
 mod sealed;
 mod secrets;
 mod template;
 
-pub use crate::budget::{Admission, TenantBudgets, deeper_than};
+pub use crate::budget::{
+    Admission, EventPage, MAX_EVENT_PAGE, MAX_EVENT_PAGE_BYTES, MAX_EVENT_READERS_PER_TENANT, TenantBudgets,
+    deeper_than,
+};
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_config,
     parse_doc,
@@ -50,6 +55,7 @@ pub use crate::node::{
     Relation, Services, relation,
 };
 pub use crate::redact::{MASK, Redactor, masked_forms};
+pub use crate::run::RunBudget;
 pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
     sandbox_engine, to_dynamic,

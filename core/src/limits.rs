@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_fanout_bytes: usize,
     /// Longest wall-clock time of one script or converter run.
     pub script_timeout: Duration,
+    /// Most script and converter time one incoming message may take on the script threads, over
+    /// all its steps (never less than `script_timeout`).
+    pub max_script_time_per_message: Duration,
     /// Threads that run scripts and converters (off the async workers).
     pub script_threads: usize,
     /// Largest response body `rest_api_call` reads.
@@ -48,6 +51,7 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_fanout_bytes: 64 * 1024 * 1024,
             script_timeout: Duration::from_millis(500),
+            max_script_time_per_message: Duration::from_millis(2000),
             script_threads: std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
             max_response_bytes: 10 * 1024 * 1024,
             max_event_message_bytes: 16 * 1024,

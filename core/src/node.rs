@@ -19,6 +19,7 @@ use crate::error::{NodeError, Problem, RenderError};
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
+use crate::run::RunBudget;
 use crate::template::{Accepts, CompiledConfig, FieldSpec, Rendered, SecretUse, Template};
 
 /// A boxed future, so nodes can be trait objects.
@@ -66,13 +67,27 @@ pub type NodeResult = Result<Outputs, Failed>;
 pub struct NodeCtx<'a> {
     secrets: &'a Secrets,
     redactor: Option<&'a Redactor>,
+    budget: Arc<RunBudget>,
     notes: Mutex<Vec<String>>,
 }
 
 impl<'a> NodeCtx<'a> {
-    /// A context for one execution of a node with `secrets`.
+    /// A context for one execution of a node with `secrets`, under a budget of its own with the
+    /// process's limits (the engine gives every step the message's: [`NodeCtx::with_budget`]).
     pub fn new(secrets: &'a Secrets) -> Self {
-        Self { secrets, redactor: None, notes: Mutex::new(Vec::new()) }
+        let budget = RunBudget::detached(secrets.tenant());
+        Self { secrets, redactor: None, budget, notes: Mutex::new(Vec::new()) }
+    }
+
+    /// The same context charging `budget` (the incoming message's).
+    pub fn with_budget(mut self, budget: &Arc<RunBudget>) -> Self {
+        self.budget = Arc::clone(budget);
+        self
+    }
+
+    /// What the incoming message may still spend: pass it to [`crate::Script::run`].
+    pub fn budget(&self) -> &Arc<RunBudget> {
+        &self.budget
     }
 
     /// The same context masking with `redactor` (the chain's).

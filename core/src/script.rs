@@ -24,6 +24,8 @@ use veil_store::validate_name;
 
 use crate::error::ScriptProblem;
 use crate::limits::{Limits, limit_error};
+use crate::pool::FairPool;
+use crate::run::RunBudget;
 use crate::sealed::{self, Sealed};
 use crate::secrets::Secrets;
 
@@ -42,19 +44,26 @@ const SCRIPT_STACK_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     timeout: Duration,
+    per_message: Duration,
     threads: usize,
     max_data_depth: usize,
 }
 
 impl From<&Limits> for Settings {
     fn from(l: &Limits) -> Self {
-        Self { timeout: l.script_timeout, threads: l.script_threads.max(1), max_data_depth: l.max_data_depth }
+        Self {
+            timeout: l.script_timeout,
+            // A message may always take one whole run.
+            per_message: l.max_script_time_per_message.max(l.script_timeout),
+            threads: l.script_threads.max(1),
+            max_data_depth: l.max_data_depth,
+        }
     }
 }
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 static ENGINE: OnceLock<Engine> = OnceLock::new();
-static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+static POOL: OnceLock<&'static FairPool> = OnceLock::new();
 
 /// Sets the script limits (time per run, threads, data depth) for this process. Call it once at
 /// start, before the first script compiles; false when they were already set.
@@ -66,17 +75,13 @@ fn settings() -> &'static Settings {
     SETTINGS.get_or_init(|| Settings::from(&Limits::default()))
 }
 
-fn pool() -> &'static rayon::ThreadPool {
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(settings().threads)
-            .stack_size(SCRIPT_STACK_BYTES)
-            .thread_name(|i| format!("veil-script-{i}"))
-            // A panic must not abort the process; the run reports it (see `Script::run`).
-            .panic_handler(|_| tracing::error!("a script run panicked"))
-            .build()
-            .expect("the script threads start")
-    })
+/// The script time one incoming message may take on the script threads.
+pub(crate) fn max_script_time_per_message() -> Duration {
+    settings().per_message
+}
+
+fn pool() -> &'static FairPool {
+    POOL.get_or_init(|| FairPool::start(settings().threads, SCRIPT_STACK_BYTES))
 }
 
 /// The state of the run on this thread: who resolves, which names, until when, what it printed.
@@ -85,6 +90,8 @@ struct RunState {
     /// declared (none: nothing to resolve).
     secrets: Option<(Secrets, Arc<[String]>)>,
     timeout: Duration,
+    /// The message's budget: the run stops when its chain is stopped.
+    budget: Option<Arc<RunBudget>>,
     /// A first attempt on the caller's thread gives up (to go to the script threads) after this
     /// many operations or this long.
     inline: Option<(u64, Duration)>,
@@ -173,6 +180,9 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
 const TIMED_OUT: &str = "veil:timeout";
 /// Marks a first attempt that took too long for the caller's thread (the `on_progress` token).
 const MOVE_TO_POOL: &str = "veil:move";
+/// Marks a run whose rule chain was stopped (the `on_progress` token).
+const STOPPED: &str = "veil:stopped";
+const STOPPED_TEXT: &str = "its rule chain was deleted or redeployed while it ran";
 
 /// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes and
 /// time; no `eval`; no file or network access (Rhai has none); helpers a script author needs with
@@ -214,6 +224,7 @@ pub fn sandbox_engine() -> Engine {
                     Some(Dynamic::from(MOVE_TO_POOL))
                 }
                 _ if now >= deadline => Some(Dynamic::from(TIMED_OUT)),
+                _ if run.budget.as_ref().is_some_and(|b| b.stopped()) => Some(Dynamic::from(STOPPED)),
                 _ => None,
             }
         })
@@ -363,15 +374,18 @@ impl Script {
         &self.ast
     }
 
-    /// Runs the script. It starts on the caller's thread with a small budget
-    /// ([`INLINE_OPERATIONS`], [`INLINE_TIME`]) — most scripts finish there, at the cost of a
-    /// function call — and a run that needs more starts again from the beginning on the script
-    /// threads (scripts have no side effects to repeat), with a copy of `input`, where it may
-    /// take `scriptTimeoutMs`. `fill` puts `input` into the scope; `output` turns the script's
-    /// value into what the caller needs on the thread that ran it, so no deep Rhai value is
-    /// dropped on an async worker. Secrets resolved count as used by the caller's use context.
+    /// Runs the script for one message, charged to its `budget`. It starts on the caller's
+    /// thread with a small budget ([`INLINE_OPERATIONS`], [`INLINE_TIME`]) — most scripts finish
+    /// there, at the cost of a function call — and a run that needs more starts again from the
+    /// beginning on the script threads (scripts have no side effects to repeat), with a copy of
+    /// `input`, in the queue of the message's tenant (tenants take turns), where it may take
+    /// `scriptTimeoutMs` and no more than the script time the message has left; that time is
+    /// charged. `fill` puts `input` into the scope; `output` turns the script's value into what
+    /// the caller needs on the thread that ran it, so no deep Rhai value is dropped on an async
+    /// worker. Secrets resolved count as used by the caller's use context.
     pub async fn run<I, T>(
         &self,
+        budget: &Arc<RunBudget>,
         input: &I,
         fill: fn(&I, &mut Scope<'static>),
         output: impl FnOnce(Dynamic) -> Result<T, String> + Send + 'static,
@@ -381,10 +395,18 @@ impl Script {
         T: Send + 'static,
     {
         let inline = Some((INLINE_OPERATIONS, INLINE_TIME));
-        match self.execute(&|scope| fill(input, scope), inline) {
+        match self.execute(&|scope| fill(input, scope), inline, None) {
             Attempt::Done(result, notes) => return ScriptRun { result: result.and_then(output), notes },
             Attempt::MoveToPool => {}
         }
+        let failed = |error: String| ScriptRun { result: Err(error), notes: Vec::new() };
+        if budget.stopped() {
+            return failed(format!("script error: {}", STOPPED_TEXT));
+        }
+        let left = match budget.script_time_left() {
+            Ok(left) => left,
+            Err(error) => return failed(format!("script stopped: {error}")),
+        };
         let this = Self {
             ast: Arc::clone(&self.ast),
             secrets: Arc::clone(&self.secrets),
@@ -393,8 +415,10 @@ impl Script {
         let input = input.clone();
         let context = veil_store::current_use_context();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        pool().spawn(move || {
-            let job = || match this.execute(&|scope| fill(&input, scope), None) {
+        let budget = Arc::clone(budget);
+        pool().spawn(budget.tenant(), move || {
+            let started = Instant::now();
+            let job = || match this.execute(&|scope| fill(&input, scope), None, Some((&budget, left))) {
                 Attempt::Done(result, notes) => ScriptRun { result: result.and_then(output), notes },
                 Attempt::MoveToPool => unreachable!("a run on the script threads does not move"),
             };
@@ -402,6 +426,7 @@ impl Script {
                 Some(context) => veil_store::with_use_context_sync(context, job),
                 None => job(),
             }));
+            budget.charge_script(started.elapsed());
             RUN.with(|r| r.borrow_mut().take());
             let _ = tx.send(run.unwrap_or_else(|_| ScriptRun {
                 result: Err("script error: the script engine failed".into()),
@@ -415,12 +440,21 @@ impl Script {
     }
 
     /// One attempt on this thread.
-    fn execute(&self, inputs: &dyn Fn(&mut Scope<'static>), inline: Option<(u64, Duration)>) -> Attempt {
-        let timeout = settings().timeout;
+    /// `pooled`: the message's budget and the script time it has left (a run on the script
+    /// threads); `None` for the first attempt on the caller's thread.
+    fn execute(
+        &self,
+        inputs: &dyn Fn(&mut Scope<'static>),
+        inline: Option<(u64, Duration)>,
+        pooled: Option<(&Arc<RunBudget>, Duration)>,
+    ) -> Attempt {
+        let per_run = settings().timeout;
+        let timeout = pooled.map_or(per_run, |(_, left)| left.min(per_run));
         let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
         let state = RunState {
             secrets,
             timeout,
+            budget: pooled.map(|(budget, _)| Arc::clone(budget)),
             inline,
             deadlines: None,
             notes: Vec::new(),
@@ -467,9 +501,15 @@ impl Script {
                 EvalAltResult::ErrorTooManyOperations(_) => {
                     Err(format!("script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"))
                 }
-                EvalAltResult::ErrorTerminated(..) => {
-                    Err(limit_error("scriptTimeoutMs", timeout.as_millis(), "the script ran longer"))
+                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == STOPPED => {
+                    Err(format!("script error: {STOPPED_TEXT}"))
                 }
+                EvalAltResult::ErrorTerminated(..) => match pooled {
+                    Some((budget, _)) if timeout < per_run => {
+                        Err(format!("script stopped: {}", budget.script_time_error()))
+                    }
+                    _ => Err(limit_error("scriptTimeoutMs", per_run.as_millis(), "the script ran longer")),
+                },
                 other => Err(sealed::error_text(format!("script error: {other}"))),
             },
         };

@@ -2,10 +2,11 @@
 //! that turn an uplink payload into rule-chain messages and a message into a downlink.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use veil_core::rhai::Scope;
-use veil_core::{Msg, Script, from_dynamic, to_dynamic};
+use veil_core::{Msg, RunBudget, Script, from_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.
 pub(crate) const UPLINK_INPUTS: &[&str] = &["payload", "metadata"];
@@ -23,6 +24,7 @@ pub(crate) struct Converted<T> {
 /// Runs the uplink converter (see `Script::run`) and turns its output into messages.
 pub(crate) async fn uplink(
     script: &Script,
+    budget: &Arc<RunBudget>,
     payload: Value,
     metadata: &BTreeMap<String, String>,
 ) -> Converted<Vec<Msg>> {
@@ -32,19 +34,20 @@ pub(crate) async fn uplink(
     }
     let base = metadata.clone();
     let input = (payload, metadata.clone());
-    let run =
-        script.run(&input, fill, move |out| from_dynamic(&out).and_then(|out| messages(out, &base))).await;
+    let run = script
+        .run(budget, &input, fill, move |out| from_dynamic(&out).and_then(|out| messages(out, &base)))
+        .await;
     Converted { result: run.result, notes: run.notes }
 }
 
 /// Runs the downlink converter on a message (see `Script::run`).
-pub(crate) async fn downlink(script: &Script, msg: &Msg) -> Converted<Value> {
+pub(crate) async fn downlink(script: &Script, budget: &Arc<RunBudget>, msg: &Msg) -> Converted<Value> {
     fn fill(msg: &Msg, scope: &mut Scope<'static>) {
         scope.push_dynamic("msg", to_dynamic(&msg.data));
         scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
         scope.push("msgType", msg.msg_type.clone());
     }
-    let run = script.run(msg, fill, |out| from_dynamic(&out)).await;
+    let run = script.run(budget, msg, fill, |out| from_dynamic(&out)).await;
     Converted { result: run.result, notes: run.notes }
 }
 

@@ -65,7 +65,7 @@ impl Node for DownlinkNode {
             let Some(integration) = self.running.get(ctx.tenant(), self.integration) else {
                 return Err(Failed::new(msg, format!("integration '{}' is not running", self.integration)));
             };
-            match integration.downlink(&msg).await {
+            match integration.downlink(ctx.budget(), &msg).await {
                 Ok(_) => Ok(vec![(relation::SUCCESS.into(), msg)]),
                 Err(e) => Err(Failed::new(msg, e.to_string())),
             }

@@ -11,7 +11,7 @@ use dashmap::mapref::entry::Entry;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Msg, Redactor, Script, Secrets};
+use veil_core::{Msg, Redactor, RunBudget, Script, Secrets};
 use veil_store::{OwnerRecord, Store, TenantId};
 
 use crate::converter;
@@ -259,7 +259,8 @@ impl IntegrationRuntime {
         let mut metadata = BTreeMap::new();
         metadata.insert("integrationName".to_owned(), self.def.name.clone());
         metadata.insert("integrationType".to_owned(), self.def.integration_type.clone());
-        let converted = converter::uplink(script, payload, &metadata).await;
+        let converted =
+            converter::uplink(script, &RunBudget::detached(self.tenant), payload, &metadata).await;
         for note in converted.notes {
             tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
         }
@@ -289,17 +290,17 @@ impl IntegrationRuntime {
         Ok(messages)
     }
 
-    /// Converts a message with the downlink converter (or takes its data as is) and sends it.
-    /// The error is redacted.
-    pub async fn downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
-        veil_store::with_use_context(self.use_context(), self.send_downlink(msg)).await
+    /// Converts a message with the downlink converter (or takes its data as is) and sends it;
+    /// the converter's time is charged to the message's `budget`. The error is redacted.
+    pub async fn downlink(&self, budget: &Arc<RunBudget>, msg: &Msg) -> Result<Value, IntegrationError> {
+        veil_store::with_use_context(self.use_context(), self.send_downlink(budget, msg)).await
     }
 
-    async fn send_downlink(&self, msg: &Msg) -> Result<Value, IntegrationError> {
+    async fn send_downlink(&self, budget: &Arc<RunBudget>, msg: &Msg) -> Result<Value, IntegrationError> {
         self.check_running().map_err(|e| IntegrationError::new(e.message))?;
         let downlink = match &self.downlink {
             Some(script) => {
-                let converted = converter::downlink(script, msg).await;
+                let converted = converter::downlink(script, budget, msg).await;
                 for note in converted.notes {
                     tracing::debug!(integration = %self.def.name, "downlink converter: {}", self.redactor.mask(&note));
                 }

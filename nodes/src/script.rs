@@ -209,7 +209,7 @@ impl Node for ScriptNode {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(async move {
             let mode = self.mode;
-            let run = self.script.run(&msg, fill, move |result| decide(mode, result)).await;
+            let run = self.script.run(ctx.budget(), &msg, fill, move |result| decide(mode, result)).await;
             for line in run.notes {
                 ctx.note(line);
             }

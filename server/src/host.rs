@@ -90,7 +90,9 @@ impl Chains {
     /// Runs `runtime` (of `customer`, or the tenant's) in place of the chain with the same id.
     fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
         self.customers.insert(runtime.id(), customer);
-        self.by_id.insert(runtime.id(), Arc::new(runtime));
+        if let Some(old) = self.by_id.insert(runtime.id(), Arc::new(runtime)) {
+            old.stop();
+        }
     }
 
     /// The ids of the running chains.
@@ -100,13 +102,21 @@ impl Chains {
 
     /// Forgets a chain.
     fn remove(&self, id: Uuid) {
-        self.by_id.remove(&id);
+        if let Some((_, old)) = self.by_id.remove(&id) {
+            old.stop();
+        }
         self.customers.remove(&id);
     }
 
     /// Forgets every chain of a tenant (the tenant was deleted).
     fn remove_tenant(&self, tenant: TenantId) {
-        self.by_id.retain(|_, c| c.tenant() != tenant);
+        self.by_id.retain(|_, c| {
+            let keep = c.tenant() != tenant;
+            if !keep {
+                c.stop();
+            }
+            keep
+        });
         self.customers.retain(|id, _| self.by_id.contains_key(id));
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct LimitArgs {
     /// Longest run of one script or converter, in milliseconds [default: 500].
     #[arg(long, env = "VEIL_SCRIPT_TIMEOUT_MS", value_name = "MS", value_parser = positive)]
     script_timeout_ms: Option<usize>,
+    /// Most script and converter time one incoming message may take on the script threads, over all its steps, in milliseconds [default: 2000].
+    #[arg(long, env = "VEIL_MAX_SCRIPT_TIME_PER_MESSAGE_MS", value_name = "MS", value_parser = positive)]
+    max_script_time_per_message_ms: Option<usize>,
     /// Threads that run scripts and converters [default: the number of CPUs, at least 2].
     #[arg(long, env = "VEIL_SCRIPT_THREADS", value_name = "N", value_parser = positive)]
     script_threads: Option<usize>,
@@ -77,6 +80,9 @@ impl LimitArgs {
             script_timeout: self
                 .script_timeout_ms
                 .map_or(d.script_timeout, |ms| Duration::from_millis(ms as u64)),
+            max_script_time_per_message: self
+                .max_script_time_per_message_ms
+                .map_or(d.max_script_time_per_message, |ms| Duration::from_millis(ms as u64)),
             script_threads: self.script_threads.unwrap_or(d.script_threads),
             max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
             max_event_message_bytes: self.max_event_message_bytes.unwrap_or(d.max_event_message_bytes),

@@ -243,3 +243,227 @@ async fn g7_template_compile_is_linear_and_bounded() {
     assert!(started.elapsed() < Duration::from_secs(10), "boot: {:?}", started.elapsed());
     health_within(&server, Duration::from_secs(1)).await;
 }
+
+/// A switch script returning `relations` names, each connected back to itself.
+fn switch_loop(relations: usize) -> (Value, Vec<Value>) {
+    let names: Vec<String> = (0..relations).map(|i| format!("\"r{i}\"")).collect();
+    let node = json!({"type": "script", "name": "SW", "configuration": {"mode": "switch",
+        "script": format!("[{}]", names.join(","))}});
+    let connections =
+        (0..relations).map(|i| json!({"fromIndex": 0, "toIndex": 0, "type": format!("r{i}")})).collect();
+    (node, connections)
+}
+
+/// G2: every copy a message makes counts against `maxFanoutBytes`, whichever node made it and on
+/// whichever relation: a switch's names, fan-out after a large response.
+#[tokio::test]
+async fn g2_switch_copies_meet_the_fan_out_bound() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let acme = customer_user(&admin, &server, "acme-ops").await;
+    let (node, connections) = switch_loop(100);
+    let chain = created(
+        &acme,
+        "/api/rule-chains",
+        json!({"name": "switch-fan", "nodes": [node], "connections": connections}),
+    )
+    .await;
+    let id = chain["id"].as_str().unwrap();
+    let pad = "p".repeat(1_300_000);
+    for _ in 0..3 {
+        let (status, answer) = acme
+            .post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"pad": pad}}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let last = answer["trace"].as_array().unwrap().last().unwrap().clone();
+        assert!(
+            last["error"].as_str().unwrap().contains("limit maxFanoutBytes (67108864) exceeded"),
+            "{last}"
+        );
+        assert_eq!(answer["trace"].as_array().unwrap().len(), 1, "stopped at the first switch");
+    }
+
+    // A large response fanned out by a switch after it.
+    let receiver = Receiver::start().await;
+    receiver.answer_text("r".repeat(5_000_000));
+    let (node, mut connections) = switch_loop(30);
+    for c in &mut connections {
+        c["fromIndex"] = json!(1);
+        c["toIndex"] = json!(1);
+    }
+    connections.push(json!({"fromIndex": 0, "toIndex": 1, "type": "Success"}));
+    let get = json!({"type": "rest_api_call", "name": "Big", "configuration": {
+        "restEndpointUrlPattern": format!("{}/big", receiver.url), "requestMethod": "GET"}});
+    let chain = created(
+        &acme,
+        "/api/rule-chains",
+        json!({"name": "big-fan", "nodes": [get, node], "connections": connections}),
+    )
+    .await;
+    let id = chain["id"].as_str().unwrap();
+    let (_, answer) =
+        acme.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+    let trace = answer["trace"].as_array().unwrap();
+    assert_eq!(trace[0]["relation"], json!(["Success"]), "{answer}");
+    assert!(trace[1]["error"].as_str().unwrap().contains("limit maxFanoutBytes"), "{answer}");
+    health_within(&server, Duration::from_secs(1)).await;
+    let peak = server.peak_rss();
+    assert!(peak < 600 * 1024 * 1024, "peak RSS {peak}");
+}
+
+/// A converter that needs more than the caller's thread gives (it runs on the script threads).
+const BUSY_CONVERTER: &str =
+    "let n = 0; for i in 0..3000 { n += i; } #{deviceName: \"d\", telemetry: #{n: n}}";
+/// A filter that runs to `scriptTimeoutMs` every time, looping back to itself on Failure.
+const HOG: &str = "let s = \"\"; s.pad(300000, \"a\"); let n = 0; loop { let u = s.to_upper(); n += 1; }";
+
+/// G6: one tenant's backlog of slow scripts does not delay another tenant's converters by more
+/// than one run; a message's scripts stop at `maxScriptTimePerMessageMs` in all; deleting the
+/// chain stops its messages in flight.
+#[tokio::test]
+async fn g6_tenants_share_the_script_threads_fairly() {
+    let (_dir, server) = start(&["--script-threads", "2"]).await;
+    let admin = Api::new(&server).await;
+    let acme = customer_user(&admin, &server, "acme-ops").await;
+    let sysadmin = Api::as_user(&server, "sysadmin", crate::support::SYSADMIN_PASSWORD).await;
+    let tenant =
+        json!({"name": "Other", "admin": {"username": "other-admin", "password": "Other-admin-pass-1"}});
+    created(&sysadmin, "/api/tenants", tenant).await;
+    let other = Api::as_user(&server, "other-admin", "Other-admin-pass-1").await;
+    let sink = created(
+        &other,
+        "/api/rule-chains",
+        json!({"name": "sink", "nodes": [
+        {"type": "log", "name": "L", "configuration": {}}]}),
+    )
+    .await;
+    let victim = http_integration(&other, "victim", sink["id"].as_str().unwrap(), BUSY_CONVERTER).await;
+    let timed_uplink = async || {
+        let started = Instant::now();
+        let resp = server.client.post(&victim).json(&json!({"x": 1})).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        started.elapsed()
+    };
+    assert!(timed_uplink().await < Duration::from_millis(500));
+
+    let hog = json!({"name": "hog", "nodes": [{"type": "script", "name": "H", "configuration": {"mode": "filter", "script": HOG}}],
+        "connections": [{"fromIndex": 0, "toIndex": 0, "type": "Failure"}]});
+    let chain = created(&acme, "/api/rule-chains", hog).await;
+    let id = chain["id"].as_str().unwrap().to_owned();
+    // One message alone: its scripts stop at the per-message budget (four runs of 500 ms).
+    let started = Instant::now();
+    let (_, answer) =
+        acme.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+    let trace = answer["trace"].as_array().unwrap();
+    assert!(trace.len() <= 6, "{answer}");
+    let last = trace.last().unwrap()["error"].as_str().unwrap();
+    assert!(last.contains("limit maxScriptTimePerMessageMs (2000) exceeded"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // A full backlog: 64 messages (the chain's in-flight limit).
+    for _ in 0..64 {
+        let (status, _) = acme.post(&format!("/api/rule-chains/{id}/messages"), json!({"data": {}})).await;
+        assert_eq!(status, 202);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        slowest = slowest.max(timed_uplink().await);
+    }
+    assert!(slowest < Duration::from_millis(1500), "another tenant's uplink took {slowest:?}");
+
+    // Deleting the chain stops its messages: the script threads are free again at once.
+    assert_eq!(acme.delete(&format!("/api/rule-chains/{id}")).await.0, 204);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        slowest = slowest.max(timed_uplink().await);
+    }
+    assert!(slowest < Duration::from_millis(300), "after deletion an uplink took {slowest:?}");
+    health_within(&server, Duration::from_secs(1)).await;
+}
+
+/// G9: debug events are read a page at a time, shared with the chain's log, with the pages of a
+/// tenant read at once bounded: slow readers cost no copy of the log.
+#[tokio::test]
+async fn g9_event_reads_are_paged_and_bounded() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let role = json!({"name": "viewer", "permissions": [{"resource": "RULE_CHAIN", "operations": ["READ"]}]});
+    created(&admin, "/api/roles", role).await;
+    created(
+        &admin,
+        "/api/users",
+        json!({"username": "viewer1", "password": "Viewer-pass-1", "roles": ["viewer"]}),
+    )
+    .await;
+    let viewer = Api::as_user(&server, "viewer1", "Viewer-pass-1").await;
+    let (mut node, connections) = switch_loop(20);
+    node["debugMode"] = json!(true);
+    let connections: Vec<Value> = connections
+        .into_iter()
+        .map(|mut c| {
+            c["toIndex"] = json!(1);
+            c
+        })
+        .collect();
+    let doc = json!({"name": "evfill", "nodes": [node, {"type": "log", "name": "L", "configuration": {}}], "connections": connections});
+    let chain = created(&admin, "/api/rule-chains", doc).await;
+    let id = chain["id"].as_str().unwrap().to_owned();
+    for _ in 0..150 {
+        let (status, _) =
+            admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"n": 1}})).await;
+        assert_eq!(status, 200);
+    }
+    // Pages: the newest 100 by default, oldest first; `before` goes back without overlap.
+    let (status, first) = viewer.get(&format!("/api/rule-chains/{id}/events")).await;
+    assert_eq!(status, 200, "{first}");
+    let first = first.as_array().unwrap().clone();
+    assert_eq!(first.len(), 100);
+    let seqs: Vec<u64> = first.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let (_, older) = viewer.get(&format!("/api/rule-chains/{id}/events?limit=50&before={}", seqs[0])).await;
+    let older: Vec<u64> = older.as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(older.len(), 50);
+    assert!(older.iter().all(|s| *s < seqs[0]), "{older:?}");
+    // Large events (20 outputs of 20 KB each, cut to 16 KiB): a page stops at 4 MiB.
+    let pad = "e".repeat(20_000);
+    for _ in 0..220 {
+        let (status, _) = admin
+            .post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"pad": pad}}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (_, big) = viewer.get(&format!("/api/rule-chains/{id}/events?limit=1000")).await;
+    let text = big.to_string();
+    assert!(text.len() <= 4 * 1024 * 1024 + 64 * 1024, "{} bytes", text.len());
+    assert!(big.as_array().unwrap().len() >= 10, "{} events", big.as_array().unwrap().len());
+    let (status, body) = viewer.get(&format!("/api/rule-chains/{id}/events?limit=0")).await;
+    assert_eq!(status, 400, "{body}");
+
+    // 90 readers that ask for the largest page and never read the answer.
+    let addr = server.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let request = format!(
+        "GET /api/rule-chains/{id}/events?limit=1000 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        viewer.token
+    );
+    let mut readers = Vec::new();
+    for _ in 0..90 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes()).await.unwrap();
+        readers.push(socket);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    health_within(&server, Duration::from_secs(1)).await;
+    let (status, body) = viewer.get(&format!("/api/rule-chains/{id}/events?limit=1")).await;
+    assert!(status == 200 || status == 429, "{status} {body}");
+    if status == 429 {
+        assert!(
+            body["message"].as_str().unwrap().contains("limit maxEventReadersPerTenant (8) exceeded"),
+            "{body}"
+        );
+    }
+    let peak = server.peak_rss();
+    assert!(peak < 500 * 1024 * 1024, "peak RSS {peak}");
+    drop(readers);
+}

@@ -5,15 +5,17 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use veil_core::DebugEvent;
+use veil_core::{EventPage, MAX_EVENT_PAGE, MAX_EVENT_READERS_PER_TENANT, limit_error};
 use veil_store::{Operation, OwnerRecord, OwnerType, Page, Resource, Store};
 
 use super::request::{ListParams, check_depth, json_body, message_from, parse_id};
@@ -127,13 +129,66 @@ pub(crate) async fn send_message(
     }
 }
 
-/// `GET /api/rule-chains/{id}/events`: debug events of nodes in debug mode, redacted.
+/// `?limit=&before=` of `GET /api/rule-chains/{id}/events`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventParams {
+    limit: Option<usize>,
+    before: Option<u64>,
+}
+
+/// Events per page when `limit` is not given.
+const DEFAULT_EVENT_PAGE: usize = 100;
+
+/// `GET /api/rule-chains/{id}/events?limit=&before=`: debug events of nodes in debug mode,
+/// redacted, oldest first: the newest `limit` (default 100, at most 1,000, and at most 4 MiB)
+/// whose `seq` is below `before`. The page is streamed from the events the chain keeps (shared,
+/// not copied); a tenant's pages being read at once are bounded (429 beyond).
 pub(crate) async fn events(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<DebugEvent>>> {
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let runtime = host.running_chain(&actor, parse_id::<Uuid>(&id)?, Operation::Read).await?;
     host.check_may_watch(&actor, &runtime, "the debug events")?;
-    Ok(Json(runtime.debug_events()))
+    let limit = params.limit.unwrap_or(DEFAULT_EVENT_PAGE);
+    if limit == 0 || limit > MAX_EVENT_PAGE {
+        return Err(ApiError::bad_request(format!("limit: must be 1 to {MAX_EVENT_PAGE}")));
+    }
+    let page = runtime.debug_event_page(limit, params.before).ok_or_else(|| {
+        let message = limit_error(
+            "maxEventReadersPerTenant",
+            MAX_EVENT_READERS_PER_TENANT,
+            "too many debug-event pages of this tenant are being read; retry later",
+        );
+        ApiError::too_many(message, 1)
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(event_chunks(page))).into_response())
+}
+
+/// An event's JSON text as a body chunk, shared with the chain's log.
+struct EventJson(Arc<str>);
+
+impl AsRef<[u8]> for EventJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// `[e0,e1,…]` chunk by chunk: the page (and its reader place) lives until the last is sent.
+fn event_chunks(
+    page: EventPage,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    let n = page.events.len();
+    let parts = if n == 0 { 1 } else { 2 * n + 1 };
+    futures_util::stream::iter((0..parts).map(move |k| {
+        Ok(match k {
+            _ if n == 0 => Bytes::from_static(b"[]"),
+            0 => Bytes::from_static(b"["),
+            k if k % 2 == 1 => Bytes::from_owner(EventJson(Arc::clone(&page.events[k / 2]))),
+            k if k == 2 * n => Bytes::from_static(b"]"),
+            _ => Bytes::from_static(b","),
+        })
+    }))
 }
