@@ -78,7 +78,7 @@ pub struct DebugEvent {
     /// What it sent on.
     pub outputs: Vec<DebugOutput>,
     /// Lines the node wrote (a script's `print`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The error, if it failed.
     #[serde(skip_serializing_if = "Option::is_none")]

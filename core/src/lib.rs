@@ -24,6 +24,7 @@ mod chain;
 mod engine;
 mod error;
 mod limits;
+mod mask;
 mod message;
 mod node;
 mod pool;
@@ -49,12 +50,13 @@ pub use crate::error::{
     Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
 };
 pub use crate::limits::{Limits, limit_error};
+pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, shared_masks};
 pub use crate::message::Msg;
 pub use crate::node::{
     BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs, Registry,
     Relation, Services, relation,
 };
-pub use crate::redact::{MASK, Redactor, masked_forms};
+pub use crate::redact::{MASK, MAX_LATER_SECRETS, Redactor, masked_forms};
 pub use crate::run::RunBudget;
 pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,

@@ -116,11 +116,10 @@ impl<'a> NodeCtx<'a> {
 
     /// Tells the chain's redactor to mask the secret `name` from now on: for sealed values this
     /// node opened ([`crate::Rendered::sealed_secrets`]), whose secrets the chain may not
-    /// reference itself.
-    pub fn mask_secret(&self, name: &str) {
-        if let Some(r) = self.redactor {
-            r.mask_secret(name);
-        }
+    /// reference itself. False when the redactor cannot learn one more such secret
+    /// ([`crate::redact::MAX_LATER_SECRETS`]): the node must not send the value.
+    pub fn mask_secret(&self, name: &str) -> bool {
+        self.redactor.is_none_or(|r| r.mask_secret(name))
     }
 
     /// Tells the chain's redactor about a value this node built from secrets, so that it and its

@@ -1,18 +1,20 @@
 //! Masking plaintexts in text that leaves the engine: debug events, node errors, log lines, API
 //! error bodies. A [`Redactor`] belongs to one configuration and knows the secrets it references;
-//! before masking it checks their versions (metadata only) and learns new values when one changed.
-//! It learns every value the store still keeps for a secret (the current one and the last earlier
-//! ones, which the store keeps encrypted for this purpose), so a rotated-out value stays masked
-//! after a restart and in configurations created after the rotation. Nodes may add values they
-//! built from secrets ([`Redactor::also_mask`], e.g. `user:password` for Basic authentication).
+//! before masking it checks their versions (metadata only) and takes the new mask when one
+//! changed. A secret's mask ([`crate::mask`]) covers every value the store still keeps for it (the
+//! current one and the last earlier ones, which the store keeps encrypted for this purpose), so a
+//! rotated-out value stays masked after a restart and in configurations created after the
+//! rotation; it is built once per secret version per process and shared by every redactor that
+//! knows the secret. Nodes may add values they built from secrets ([`Redactor::also_mask`], e.g.
+//! `user:password` for Basic authentication), kept by the redactor itself.
 //! It is never on the per-message render path; it masks a REST response before the next node
 //! gets it (an upstream may echo a value back), and text on its way out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_encode};
@@ -20,6 +22,7 @@ use serde_json::Value;
 use veil_store::{Store, TenantId};
 use zeroize::Zeroizing;
 
+use crate::mask::MaskCell;
 use crate::template::json_escape_into;
 
 /// What a masked value is replaced with.
@@ -29,11 +32,9 @@ pub const MASK: &str = "***";
 /// the memory of a node that builds a different composite for every message.
 const MAX_ALSO_MASKED: usize = 64;
 
-/// Total bytes of patterns up to which the automaton may be a DFA.
-const MAX_DFA_PATTERN_BYTES: usize = 64 * 1024;
-
-/// Most secrets a redactor learns after construction (sealed values opened by its nodes).
-const MAX_LATER_SECRETS: usize = 64;
+/// Most secrets a redactor learns after construction (sealed values opened by its nodes, from
+/// secrets its configuration does not reference); a node that would open one more refuses.
+pub const MAX_LATER_SECRETS: usize = 256;
 
 /// Values of this many characters (a DNS name is at most 253) also get their lowercase and
 /// uppercase forms: URL parsers lowercase a host, so a value used in one is sent (`Host` header)
@@ -45,52 +46,76 @@ const CASE_FOLDED_CHARS: std::ops::RangeInclusive<usize> = 8..=253;
 /// its size again in every redactor that knows it.
 const MAX_URL_FORM_BYTES: usize = 8 * 1024;
 
-type Pattern = Zeroizing<Vec<u8>>;
+pub(crate) type Pattern = Zeroizing<Vec<u8>>;
+
+/// A secret's shared mask as a redactor holds it: the version it masks, and the mask.
+struct Held {
+    name: String,
+    version: i64,
+    mask: Arc<MaskCell>,
+}
 
 #[derive(Default)]
 struct Learned {
-    versions: HashMap<String, i64>,
+    /// The masks of the secrets, by name.
+    held: Vec<Held>,
     /// Secrets learned after construction ([`Redactor::mask_secret`]: sealed values a node
     /// opened), at most [`MAX_LATER_SECRETS`].
     later: Vec<String>,
-    /// Forms of every value of the secrets, earlier ones included.
-    secret_patterns: Vec<Pattern>,
     /// Values from `also_mask` with their forms, oldest first.
     also: VecDeque<(Pattern, Vec<Pattern>)>,
-    /// Everything above, sorted and deduplicated: what the automaton matches.
-    patterns: Vec<Pattern>,
-    automaton: Option<AhoCorasick>,
+    /// The automaton over `also`'s forms.
+    also_automaton: Option<AhoCorasick>,
 }
 
 impl Learned {
-    fn rebuild(&mut self) {
-        let mut all: Vec<Pattern> = self.secret_patterns.clone();
-        all.extend(self.also.iter().flat_map(|(_, forms)| forms.iter().cloned()));
-        all.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
-        all.dedup_by(|a, b| a.as_slice() == b.as_slice());
-        self.automaton = if all.is_empty() {
-            None
-        } else {
-            // A DFA over the forms of a large FILE value (a CA bundle) would take gigabytes and
-            // seconds to build: past a few KiB of patterns, a contiguous NFA (linear in their size).
-            let bytes: usize = all.iter().map(|p| p.len()).sum();
-            let kind = (bytes > MAX_DFA_PATTERN_BYTES).then_some(AhoCorasickKind::ContiguousNFA);
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(kind)
-                .build(all.iter().map(|p| p.as_slice()))
-                .ok()
-        };
-        self.patterns = all;
+    fn rebuild_also(&mut self) {
+        let mut all: Vec<Pattern> = self.also.iter().flat_map(|(_, forms)| forms.iter().cloned()).collect();
+        self.also_automaton = crate::mask::automaton(&mut all);
+    }
+
+    /// `text` with every range where a known value shows (in any form) replaced by `***`.
+    fn values(&self, text: &str) -> String {
+        let mut found = Vec::new();
+        for held in &self.held {
+            if let Some(mask) = held.mask.get() {
+                mask.find(text.as_bytes(), &mut found);
+            }
+        }
+        if let Some(ac) = &self.also_automaton {
+            found.extend(ac.find_iter(text).map(|m| m.range()));
+        }
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        // The union of every match, each run replaced once (overlapping forms of different
+        // secrets are masked whole).
+        found.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        let mut run: Option<std::ops::Range<usize>> = None;
+        for r in found {
+            match &mut run {
+                Some(current) if r.start <= current.end => current.end = current.end.max(r.end),
+                _ => {
+                    if let Some(done) = run.take() {
+                        push_masked(&mut out, text, &mut last, done);
+                    }
+                    run = Some(r);
+                }
+            }
+        }
+        if let Some(done) = run {
+            push_masked(&mut out, text, &mut last, done);
+        }
+        out.push_str(&text[last..]);
+        out
     }
 
     /// Masks the known values; sealed-value markers show as `***` too, or, with `keep_sealed`,
     /// stay as they are (for messages that travel on).
     fn mask(&self, text: &str, keep_sealed: bool) -> String {
-        let values = |text: &str| match &self.automaton {
-            Some(ac) => ac.replace_all(text, &vec![MASK; self.patterns.len()]),
-            None => text.to_owned(),
-        };
+        let values = |text: &str| self.values(text);
         if keep_sealed {
             crate::sealed::outside_markers(text, values)
         } else {
@@ -136,6 +161,22 @@ impl Learned {
             Value::Bool(_) | Value::Null => {}
         }
     }
+}
+
+/// Writes `text[last..run.start]` and `***` for the run, widened to character boundaries (a
+/// window of a large value may start inside a character of the text).
+fn push_masked(out: &mut String, text: &str, last: &mut usize, run: std::ops::Range<usize>) {
+    let mut start = run.start.max(*last);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = run.end.max(start);
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    out.push_str(&text[*last..start.max(*last)]);
+    out.push_str(MASK);
+    *last = end.max(*last);
 }
 
 /// Masks the values of a known set of secrets, and their common encodings, as `***`.
@@ -259,6 +300,23 @@ fn json_escaped_ascii(text: &str) -> Zeroizing<String> {
     out
 }
 
+/// HTML/XML escaping (`&amp; &lt; &gt;`, and the quotes as given): what a page echoing a value
+/// shows.
+fn html_escaped(text: &str, quot: &str, apos: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(text.len() * 2));
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str(quot),
+            '\'' => out.push_str(apos),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Rust's `{:?}` escaping without the quotes: what Rhai's `debug()`, `to_json()` and `throw [v]`
 /// print (`\u{200b}`, `\0`, `\"`, `\\`, `\t`).
 fn debug_escaped(text: &str) -> Zeroizing<String> {
@@ -271,7 +329,7 @@ fn debug_escaped(text: &str) -> Zeroizing<String> {
 /// common client libraries, with upper- and lowercase hex; JSON-escaped (also with `\uXXXX` for non-ASCII, and
 /// escaped twice, as an upstream echoing a request inside a JSON string shows it); Rust/Rhai debug
 /// escaping; and for values of 8 to 253 characters, lower- and uppercase.
-fn variants(bytes: &[u8]) -> Vec<Pattern> {
+pub(crate) fn variants(bytes: &[u8]) -> Vec<Pattern> {
     let mut out: Vec<Pattern> = vec![Zeroizing::new(bytes.to_vec())];
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         out.push(Zeroizing::new(engine.encode(bytes).into_bytes()));
@@ -292,6 +350,11 @@ fn variants(bytes: &[u8]) -> Vec<Pattern> {
         let debug = debug_escaped(text);
         out.push(into_pattern(json_escaped(&debug)));
         out.push(into_pattern(debug));
+        if text.contains(['&', '<', '>', '"', '\'']) {
+            for (quot, apos) in [("&quot;", "&#39;"), ("&quot;", "&#x27;"), ("&#34;", "&#39;")] {
+                out.push(into_pattern(html_escaped(text, quot, apos)));
+            }
+        }
         if CASE_FOLDED_CHARS.contains(&text.chars().count()) {
             out.push(into_pattern(Zeroizing::new(text.to_lowercase())));
             out.push(into_pattern(Zeroizing::new(text.to_uppercase())));
@@ -305,10 +368,14 @@ fn variants(bytes: &[u8]) -> Vec<Pattern> {
 }
 
 /// Every form [`Redactor`] masks for `value`, exactly as it masks them (the value itself, its base64,
-/// percent, JSON, debug and case forms, and the runs of its base64 inside a longer base64 text):
-/// for tests that check a text shows no value, so "a value leaked" means what the redactor masks.
+/// percent, JSON, HTML, debug and case forms, and the runs of its base64 inside a longer base64
+/// text; for a value over [`crate::LARGE_VALUE_BYTES`], the forms [`crate::mask`] hashes): for
+/// tests that check a text shows no value, so "a value leaked" means what the redactor masks.
 /// Each form is a copy of the value's bytes; do not call it on secrets outside tests.
 pub fn masked_forms(value: &[u8]) -> Vec<Vec<u8>> {
+    if value.len() > crate::LARGE_VALUE_BYTES {
+        return crate::mask::large_forms(value).into_iter().map(|form| form.to_vec()).collect();
+    }
     variants(value).into_iter().map(|form| form.to_vec()).collect()
 }
 
@@ -343,32 +410,28 @@ impl Redactor {
         Self { store, tenant, names, learned: Mutex::new(Learned::default()) }
     }
 
-    /// Learns values that changed since the last call: every value the store keeps for a secret
-    /// whose version moved (the current one and the retained earlier ones).
+    /// Takes the shared mask of every secret whose version moved since the last call (the
+    /// current value and the retained earlier ones).
     fn refresh(&self, learned: &mut Learned) {
-        let mut changed = false;
         let later = std::mem::take(&mut learned.later);
         for name in self.names.iter().chain(&later) {
             let Some(version) = self.store.version(self.tenant, name) else {
                 continue;
             };
-            if learned.versions.get(name) == Some(&version) {
+            let at = learned.held.iter().position(|h| h.name == *name);
+            if at.is_some_and(|i| learned.held[i].version == version) {
                 continue;
             }
-            if let Ok(values) = self.store.values_for_masking(self.tenant, name) {
-                for value in &values {
-                    learned.secret_patterns.extend(variants(value.expose_bytes()));
-                }
-                changed = true;
+            let Some((version, mask)) = crate::mask::shared(&self.store, self.tenant, name) else { continue };
+            let held = Held { name: name.clone(), version, mask };
+            match at {
+                // The old mask stays until the new one is held: a rotated-out value is among the
+                // new one's earlier values.
+                Some(i) => learned.held[i] = held,
+                None => learned.held.push(held),
             }
-            learned.versions.insert(name.clone(), version);
         }
         learned.later = later;
-        if changed {
-            learned.secret_patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
-            learned.secret_patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
-            learned.rebuild();
-        }
     }
 
     fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {
@@ -379,17 +442,22 @@ impl Redactor {
 
     /// Masks the secret `name` (every value the store keeps for it) from now on, like the ones
     /// the redactor was made for: a sealed value a node opened may come from a secret the
-    /// configuration does not reference (a converter's), and an upstream may echo it back.
-    pub fn mask_secret(&self, name: &str) {
+    /// configuration does not reference (a converter's), and an upstream may echo it back. False
+    /// when the redactor already learned [`MAX_LATER_SECRETS`] such secrets: the caller must not
+    /// send the value.
+    pub fn mask_secret(&self, name: &str) -> bool {
         let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
         if self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
             || learned.later.iter().any(|n| n == name)
-            || learned.later.len() >= MAX_LATER_SECRETS
         {
-            return;
+            return true;
+        }
+        if learned.later.len() >= MAX_LATER_SECRETS {
+            return false;
         }
         learned.later.push(name.to_owned());
         self.refresh(&mut learned);
+        true
     }
 
     /// Learns the current values of the secrets (call when one may have changed).
@@ -417,7 +485,7 @@ impl Redactor {
             learned.also.pop_front();
         }
         learned.also.push_back((Zeroizing::new(value.to_vec()), variants(value)));
-        learned.rebuild();
+        learned.rebuild_also();
     }
 
     /// `text` with every known value (in any known form), and every sealed value, replaced by

@@ -436,8 +436,15 @@ impl RestApiCall {
         sealed.sort();
         sealed.dedup();
         // What the request opened is masked from now on (an upstream may echo it back).
-        for name in &sealed {
-            ctx.mask_secret(name);
+        if let Some(name) = sealed.iter().find(|name| !ctx.mask_secret(name)) {
+            let error = veil_core::limit_error(
+                "maxMaskedSecretsPerChain",
+                veil_core::MAX_LATER_SECRETS,
+                format!(
+                    "the chain's redactor cannot learn secret '{name}' too, so its sealed value is not sent"
+                ),
+            );
+            return Err(Failed::new(msg, NodeError::new(error)));
         }
         let shown = |destination: &str| {
             if url_sealed {

@@ -881,6 +881,12 @@ impl Store {
         self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.version)
     }
 
+    /// The id and current version of a secret: what identifies its values (a secret deleted and
+    /// made again under the same name has another id).
+    pub fn value_key(&self, tenant: TenantId, name: &str) -> Option<(SecretId, i64)> {
+        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| (row.info.id, row.info.version))
+    }
+
     /// Saves a configuration and replaces all its references in one transaction. Every referenced
     /// secret must exist and be visible to the actor, who needs USE. A customer user may only
     /// overwrite its own customer's configurations.

@@ -467,3 +467,110 @@ async fn g9_event_reads_are_paged_and_bounded() {
     assert!(peak < 500 * 1024 * 1024, "peak RSS {peak}");
     drop(readers);
 }
+
+/// A PEM-like FILE value of about `bytes` bytes, different for each `seed`.
+fn pem_bundle(bytes: usize, seed: u64) -> String {
+    use base64::Engine as _;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let der: Vec<u8> = (0..bytes * 3 / 4)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect();
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
+/// G5: one mask per secret version per process, shared by every chain using the secret, bounded
+/// for large FILE values: a 1 MiB bundle with five earlier values in 100 chains, and five more
+/// rotations, cost tens of MB and well under two seconds of CPU each — and still mask it.
+#[tokio::test]
+async fn g5_masking_a_large_file_secret_is_shared_and_bounded() {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let secret = created(
+        &admin,
+        "/api/secrets",
+        json!({"name": "bundle", "type": "FILE", "fileName": "ca.pem",
+        "value": b64(&pem_bundle(1_000_000, 0))}),
+    )
+    .await;
+    let path = format!("/api/secrets/{}", secret["id"].as_str().unwrap());
+    for seed in 1..=5 {
+        let (status, body) = admin.patch(&path, json!({"value": b64(&pem_bundle(1_000_000, seed))})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let chain = |i: usize| {
+        json!({"name": format!("tls {i}"), "nodes": [{"type": "rest_api_call", "name": "R", "debugMode": true,
+            "configuration": {"restEndpointUrlPattern": "https://127.0.0.1:9/x", "requestMethod": "POST",
+            "credentials": {"type": "cert.PEM", "caCert": "$<secret:bundle>", "cert": "$<secret:bundle>",
+                            "privateKey": "$<secret:bundle>"}}}]})
+    };
+    let first = created(&admin, "/api/rule-chains", chain(0)).await;
+    let before = server.rss();
+    for i in 1..100 {
+        created(&admin, "/api/rule-chains", chain(i)).await;
+    }
+    let grown = server.rss().saturating_sub(before);
+    eprintln!("99 more chains using the 1 MB bundle: +{} MB", grown >> 20);
+    assert!(grown < 50 * 1024 * 1024, "99 more chains cost {} MB", grown >> 20);
+
+    let mut current = String::new();
+    for seed in 6..=10 {
+        current = pem_bundle(1_000_000, seed);
+        let cpu = server.cpu_time();
+        let (status, body) = admin.patch(&path, json!({"value": b64(&current)})).await;
+        assert_eq!(status, 200, "{body}");
+        // Every chain hears of it and takes the new mask.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let spent = server.cpu_time() - cpu;
+        eprintln!("rotation {seed}: {spent:?} of CPU");
+        assert!(spent < Duration::from_secs(2), "rotation {seed}: {spent:?} of CPU");
+    }
+    assert!(server.peak_rss() < 400 * 1024 * 1024, "peak RSS {} MB", server.peak_rss() >> 20);
+
+    // The current value and an earlier one, sent as message data, are masked in debug events.
+    let id = first["id"].as_str().unwrap();
+    let earlier = pem_bundle(1_000_000, 7);
+    // (The first 300 KB of each: a message body is at most about 1.4 MiB.)
+    let data =
+        json!({"pem": &current[..300_000], "b64": b64(&current[..300_000]), "earlier": &earlier[..300_000]});
+    let (status, body) =
+        admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": data})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, events) = admin.get(&format!("/api/rule-chains/{id}/events")).await;
+    let event = &events[0]["input"];
+    // The message is cut to 16 KiB for the event: the preview holds the start of it, masked.
+    let shown = event.to_string();
+    assert!(shown.contains("***"), "{}", &shown[..shown.len().min(400)]);
+    assert_no_leak(&shown, &[&current[28..600], &b64(&current)[..600], &earlier[28..600]]);
+}
+
+/// G14: an upstream that echoes a value HTML-escaped shows `***` in the debug event.
+#[tokio::test]
+async fn g14_html_escaped_echoes_are_masked() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let value = "P&ss<\"Xray\">-99";
+    created(&admin, "/api/secrets", json!({"name": "s-amp", "type": "TEXT", "value": value})).await;
+    let receiver = Receiver::start().await;
+    for escaped in ["P&amp;ss&lt;&quot;Xray&quot;&gt;-99", "P&amp;ss&lt;&#34;Xray&#34;&gt;-99"] {
+        receiver.answer_html(format!("<p>auth=Bearer {escaped}</p>"));
+        let doc = json!({"name": format!("echo {escaped}"), "nodes": [{"type": "rest_api_call", "name": "R", "debugMode": true,
+            "configuration": {"restEndpointUrlPattern": format!("{}/htmlesc", receiver.url), "requestMethod": "GET",
+                "headers": {"Authorization": "Bearer $<secret:s-amp>"}}}]});
+        let chain = created(&admin, "/api/rule-chains", doc).await;
+        let id = chain["id"].as_str().unwrap();
+        let (status, _) =
+            admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+        assert_eq!(status, 200);
+        let (_, events) = admin.get(&format!("/api/rule-chains/{id}/events")).await;
+        let shown = events.to_string();
+        assert!(shown.contains("auth=Bearer ***"), "{shown}");
+        assert!(!shown.contains(escaped) && !shown.contains("Xray"), "{shown}");
+    }
+}
