@@ -253,6 +253,9 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         ));
     }
     let client = reqwest::Client::builder()
+        // Never a proxy from the environment (HTTP_PROXY …): every send goes straight to the host
+        // its destination check allowed.
+        .no_proxy()
         .timeout(CALL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -191,6 +191,9 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     // No redirects: reqwest would carry API-key and other secret headers to whatever host a
     // redirect names. A 3xx is reported like any other non-2xx answer.
     let client = reqwest::Client::builder()
+        // Never a proxy from the environment (HTTP_PROXY …): every send goes straight to the host
+        // its destination check allowed.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
@@ -313,6 +316,9 @@ impl RestApiCall {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
         let mut builder = reqwest::Client::builder()
+            // Never a proxy from the environment (HTTP_PROXY …): every send goes straight to the host
+            // its destination check allowed.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .use_rustls_tls()

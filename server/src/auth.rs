@@ -215,9 +215,60 @@ pub(crate) fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
+/// The host names the web UI's cookie sessions are served for. A browser that reaches Veil under
+/// another name — a page of a site whose name was pointed at Veil's address (DNS rebinding) — gets
+/// no session: its `Host` must be an IP address, `localhost`, or a name given with `--public-host`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PublicHosts(Arc<[String]>);
+
+impl PublicHosts {
+    /// The names given with `--public-host` (with or without a port).
+    pub(crate) fn new(names: &[String]) -> Self {
+        Self(names.iter().map(|n| n.trim().to_ascii_lowercase()).collect())
+    }
+
+    /// Refuses a browser session under a host name that is not public.
+    pub(crate) fn check(&self, headers: &axum::http::HeaderMap) -> ApiResult<()> {
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let host = host.trim().to_ascii_lowercase();
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host.as_str(), |(name, _)| name),
+        };
+        let literal = name.parse::<std::net::IpAddr>().is_ok() || name == "localhost";
+        if literal || self.0.iter().any(|p| *p == host || *p == name) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "host_refused",
+            format!(
+                "browser sessions are served only for IP addresses, localhost and the names given with --public-host; '{name}' is not one"
+            ),
+        ))
+    }
+}
+
+/// Refuses a request whose `Origin` (when the browser sends one) is not this server's own: the
+/// same scheme, host and port as the request.
+pub(crate) fn check_origin(headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else { return Ok(()) };
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let scheme = if over_https(headers) { "https" } else { "http" };
+    let own = host.map(|h| format!("{scheme}://{h}"));
+    if own.is_some_and(|own| origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(&own))) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "csrf_refused",
+        "cross-site request refused: the request comes from another origin",
+    ))
+}
+
 /// A state-changing request authenticated by the session cookie must come from this server's
-/// own pages: its `Origin` (when the browser sends one) names this host, and it carries the
-/// session's CSRF token in `X-CSRF-Token`.
+/// own pages: its `Origin` (when the browser sends one) is this server's scheme, host and port,
+/// and it carries the session's CSRF token in `X-CSRF-Token`.
 fn check_csrf(parts: &Parts, keys: &TokenKeys, token: &str) -> ApiResult<()> {
     use axum::http::Method;
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -230,13 +281,7 @@ fn check_csrf(parts: &Parts, keys: &TokenKeys, token: &str) -> ApiResult<()> {
             format!("cross-site request refused: {why}"),
         )
     };
-    if let Some(origin) = parts.headers.get(axum::http::header::ORIGIN) {
-        let host = parts.headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-        let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest);
-        if host.is_none() || origin_host != host {
-            return Err(refused("the request comes from another origin"));
-        }
-    }
+    check_origin(&parts.headers)?;
     let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     match presented {
         Some(p) if keys.csrf_matches(token, p) => Ok(()),
@@ -252,6 +297,7 @@ pub(crate) struct AuthActor(pub(crate) Actor);
 impl<S> FromRequestParts<S> for AuthActor
 where
     TokenKeys: FromRef<S>,
+    PublicHosts: FromRef<S>,
     Store: FromRef<S>,
     S: Send + Sync,
 {
@@ -269,6 +315,7 @@ where
             None => {
                 let token = cookie_token(&parts.headers)
                     .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+                PublicHosts::from_ref(state).check(&parts.headers)?;
                 check_csrf(parts, &keys, &token)?;
                 token
             }

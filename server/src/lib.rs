@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod cli;
+mod edge;
 mod error;
 mod host;
 mod limits;

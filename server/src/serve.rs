@@ -12,7 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use veil_store::{Database, Limits, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
 
 use crate::api;
-use crate::auth::{TokenKeys, hash_password};
+use crate::auth::{PublicHosts, TokenKeys, hash_password};
+use crate::edge::{self, EdgeArgs};
 use crate::error::ServerError;
 use crate::host::Host;
 use crate::limits::LimitArgs;
@@ -34,8 +35,15 @@ pub(crate) struct ServeArgs {
     /// File holding the master key (base64 of 32 bytes). `VEIL_MASTER_KEY` takes precedence.
     #[arg(long, env = "VEIL_MASTER_KEY_FILE")]
     pub(crate) master_key_file: Option<PathBuf>,
+    /// A host name (with or without a port) the web UI is reached under, e.g. veil.example.com;
+    /// repeat for several. Browser sessions are served only for these, IP addresses and
+    /// localhost (a page of another site pointed at this address gets none).
+    #[arg(long, env = "VEIL_PUBLIC_HOSTS", value_delimiter = ',', value_name = "HOST")]
+    pub(crate) public_host: Vec<String>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) edge: EdgeArgs,
 }
 
 /// Accepts a PostgreSQL URL; the error never repeats the URL (it may hold a password).
@@ -201,14 +209,20 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     host.start_all().await?;
     host.follow_secret_changes();
     host.follow_owner_changes();
-    let state =
-        AppState { host, tokens, login_limiter: Default::default(), dummy_hash: Arc::from(dummy_hash) };
+    let state = AppState {
+        host,
+        tokens,
+        login_limiter: Default::default(),
+        dummy_hash: Arc::from(dummy_hash),
+        public_hosts: PublicHosts::new(&args.public_host),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_error(format!("cannot listen on {}", args.listen)))?;
     let addr = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
     let shutdown = shutdown_signal()?;
     tracing::info!("veil listening on http://{addr}");
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io_error("serving HTTP".into()))
+    edge::serve(listener, api::router(state), &args.edge, shutdown)
+        .await
+        .map_err(io_error("serving HTTP".into()))
 }

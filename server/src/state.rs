@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use veil_store::Store;
 
-use crate::auth::{LoginLimiter, TokenKeys};
+use crate::auth::{LoginLimiter, PublicHosts, TokenKeys};
 use crate::host::Host;
 
 /// The router's state; clones share everything.
@@ -21,6 +21,14 @@ pub(crate) struct AppState {
     pub(crate) login_limiter: Arc<LoginLimiter>,
     /// Verified against on unknown usernames so a login takes as long either way.
     pub(crate) dummy_hash: Arc<str>,
+    /// The host names browser sessions are served for.
+    pub(crate) public_hosts: PublicHosts,
+}
+
+impl FromRef<AppState> for PublicHosts {
+    fn from_ref(state: &AppState) -> Self {
+        state.public_hosts.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Host> {

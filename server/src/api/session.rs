@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use veil_store::Store;
 
-use crate::auth::{AuthActor, TOKEN_LIFETIME, over_https, session_cookie, verify_password};
+use crate::auth::{AuthActor, TOKEN_LIFETIME, check_origin, over_https, session_cookie, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -41,17 +41,10 @@ pub(crate) async fn open_session(
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
-    // A login form posted from another site's page is refused before the password is checked.
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        if host.is_none() || origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, h)| h) != host {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf_refused",
-                "cross-site request refused: the request comes from another origin",
-            ));
-        }
-    }
+    // A login form posted from another site's page, or a page under a name pointed at this
+    // address, is refused before the password is checked.
+    state.public_hosts.check(&headers)?;
+    check_origin(&headers)?;
     let user = authenticate(&state, address, body).await?;
     let token = state.tokens.issue(user.id)?;
     let actor = state.host.store().actor_for(&user).await?;
