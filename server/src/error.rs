@@ -123,6 +123,7 @@ impl From<StoreError> for ApiError {
             StoreError::Immutable { .. } => Self::new(StatusCode::BAD_REQUEST, "immutable_field", message),
             StoreError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             StoreError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            StoreError::LimitReached(_) => Self::limit_reached(message),
             StoreError::UnknownSecrets(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_config", message),
             StoreError::InUse { usages, .. } => {
                 Self::new(StatusCode::CONFLICT, "secret_in_use", message).with("references", json!(usages))
@@ -173,7 +174,6 @@ impl From<HostError> for ApiError {
             HostError::Store(e) => e.into(),
             HostError::Invalid(problems) => Self::invalid_config(problems),
             HostError::NotAnObject => Self::bad_request(message),
-            HostError::LimitReached(_) => Self::limit_reached(message),
             HostError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
             HostError::ChainNotRunning(_) => Self::new(StatusCode::CONFLICT, "chain_not_running", message),
             HostError::IntegrationNotRunning(_) => {
@@ -292,7 +292,10 @@ mod tests {
             answer(HostError::NotAnObject),
             (StatusCode::BAD_REQUEST, "bad_request", "body: expected a JSON object (an integration)".into())
         );
-        assert_eq!(answer(HostError::LimitReached("full".into())).1, "limit_exceeded");
+        assert_eq!(
+            answer(HostError::from(veil_store::StoreError::LimitReached("full".into()))).1,
+            "limit_exceeded"
+        );
         assert_eq!(
             answer(HostError::MayNotWatch("no".into())),
             (StatusCode::FORBIDDEN, "forbidden", "no".into())

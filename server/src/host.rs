@@ -39,9 +39,6 @@ pub(crate) enum HostError {
     /// An integration document that is not a JSON object.
     #[error("body: expected a JSON object (an integration)")]
     NotAnObject,
-    /// A per-tenant limit on how many of something may exist was reached.
-    #[error("{0}")]
-    LimitReached(String),
     /// Another integration holds the routing key.
     #[error("routingKey: '{0}' is used by another integration")]
     RoutingKeyTaken(String),
@@ -130,11 +127,6 @@ impl Chains {
     /// A running chain by id.
     fn get(&self, id: Uuid) -> Option<Arc<ChainRuntime>> {
         self.by_id.get(&id).map(|r| Arc::clone(r.value()))
-    }
-
-    /// How many of a tenant's run.
-    fn count_tenant(&self, tenant: TenantId) -> usize {
-        self.by_id.iter().filter(|c| c.tenant() == tenant).count()
     }
 
     /// How many run.
@@ -420,20 +412,6 @@ impl Host {
 
     // ---- rule chains ----
 
-    /// Refuses a new chain when the actor's tenant runs `maxChainsPerTenant` already.
-    pub(crate) fn check_room_for_chain(&self, actor: &Actor) -> HostResult<()> {
-        let max = self.limits().max_chains_per_tenant;
-        let count = self.chains.count_tenant(actor.tenant_id);
-        if count >= max {
-            return Err(HostError::LimitReached(veil_core::limit_error(
-                "maxChainsPerTenant",
-                max,
-                format!("the tenant has {count} rule chains; delete one first"),
-            )));
-        }
-        Ok(())
-    }
-
     /// Validates, persists (with references and links, in one transaction) and starts a chain.
     pub(crate) async fn save_chain(&self, actor: &Actor, id: Uuid, doc: &Value) -> HostResult<OwnerRecord> {
         // A customer's chain stays the customer's and is validated as the customer's, whoever
@@ -565,20 +543,6 @@ impl Host {
     }
 
     // ---- integrations ----
-
-    /// Refuses a new integration when the actor's tenant runs `maxIntegrationsPerTenant` already.
-    pub(crate) fn check_room_for_integration(&self, actor: &Actor) -> HostResult<()> {
-        let max = self.limits().max_integrations_per_tenant;
-        let count = self.integrations.count_tenant(actor.tenant_id);
-        if count >= max {
-            return Err(HostError::LimitReached(veil_core::limit_error(
-                "maxIntegrationsPerTenant",
-                max,
-                format!("the tenant has {count} integrations; delete one first"),
-            )));
-        }
-        Ok(())
-    }
 
     /// A rule chain the actor can see, or a problem at `/ruleChainId`.
     async fn check_chain(&self, actor: &Actor, doc: &Value) -> HostResult<Option<Problem>> {

@@ -23,6 +23,21 @@ pub(crate) struct LimitArgs {
     /// Most integrations per tenant [default: 100].
     #[arg(long, env = "VEIL_MAX_INTEGRATIONS_PER_TENANT", value_name = "N", value_parser = positive)]
     max_integrations_per_tenant: Option<usize>,
+    /// Most secrets per tenant [default: 10000].
+    #[arg(long, env = "VEIL_MAX_SECRETS_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_secrets_per_tenant: Option<usize>,
+    /// Most bytes of secret values (current values, encrypted) per tenant [default: 268435456].
+    #[arg(long, env = "VEIL_MAX_SECRET_BYTES_PER_TENANT", value_name = "BYTES", value_parser = positive)]
+    max_secret_bytes_per_tenant: Option<usize>,
+    /// Most users per tenant, customer users included [default: 1000].
+    #[arg(long, env = "VEIL_MAX_USERS_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_users_per_tenant: Option<usize>,
+    /// Most custom roles per tenant [default: 100].
+    #[arg(long, env = "VEIL_MAX_ROLES_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_roles_per_tenant: Option<usize>,
+    /// Most customers per tenant [default: 1000].
+    #[arg(long, env = "VEIL_MAX_CUSTOMERS_PER_TENANT", value_name = "N", value_parser = positive)]
+    max_customers_per_tenant: Option<usize>,
     /// Most messages of one incoming message waiting at once (fan-out) [default: 1000].
     #[arg(long, env = "VEIL_MAX_QUEUED_MESSAGES", value_name = "N", value_parser = positive)]
     max_queued_messages: Option<usize>,
@@ -91,6 +106,27 @@ impl LimitArgs {
                 .unwrap_or(d.max_event_bytes_per_tenant),
             max_in_flight_per_chain: self.max_in_flight_per_chain.unwrap_or(d.max_in_flight_per_chain),
             max_in_flight_per_tenant: self.max_in_flight_per_tenant.unwrap_or(d.max_in_flight_per_tenant),
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The store's quotas: what was set, defaults for the rest (rule chains and integrations are
+    /// counted by the store, in the transaction that inserts).
+    pub(crate) fn store_limits(&self) -> veil_store::Limits {
+        let d = veil_store::Limits::default();
+        let core = self.limits();
+        veil_store::Limits {
+            max_chains_per_tenant: core.max_chains_per_tenant,
+            max_integrations_per_tenant: core.max_integrations_per_tenant,
+            max_secrets_per_tenant: self.max_secrets_per_tenant.unwrap_or(d.max_secrets_per_tenant),
+            max_secret_bytes_per_tenant: self
+                .max_secret_bytes_per_tenant
+                .unwrap_or(d.max_secret_bytes_per_tenant),
+            max_users_per_tenant: self.max_users_per_tenant.unwrap_or(d.max_users_per_tenant),
+            max_roles_per_tenant: self.max_roles_per_tenant.unwrap_or(d.max_roles_per_tenant),
+            max_customers_per_tenant: self.max_customers_per_tenant.unwrap_or(d.max_customers_per_tenant),
+            ..d
         }
     }
 }

@@ -9,7 +9,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
-use veil_store::{Database, Limits, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
+use veil_store::{Database, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
 
 use crate::api;
 use crate::auth::{PublicHosts, TokenKeys, hash_password};
@@ -189,7 +189,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     let store = Store::open(StoreConfig {
         database,
         master_key: master_key_source(&args),
-        limits: Limits::default(),
+        limits: args.limits.store_limits(),
     })
     .await?;
     tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");

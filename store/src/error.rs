@@ -106,6 +106,10 @@ pub enum StoreError {
     /// The actor lacks a permission.
     #[error("permission denied: {0}")]
     Forbidden(String),
+    /// A per-tenant quota (rule chains, integrations, secrets, their bytes, users, roles,
+    /// customers) would be exceeded; nothing was written.
+    #[error("{0}")]
+    LimitReached(String),
     /// A configuration references secrets that do not exist (or were deleted concurrently).
     #[error("unknown secrets referenced: {}", .0.join(", "))]
     UnknownSecrets(Vec<String>),

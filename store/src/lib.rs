@@ -27,6 +27,7 @@ mod events;
 mod feed;
 mod lease;
 mod model;
+mod quota;
 mod references;
 mod sessions;
 mod store;

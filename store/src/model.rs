@@ -210,11 +210,35 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Largest FILE value in bytes (default 1 MiB).
     pub max_file_bytes: usize,
+    /// Most rule chains per tenant (default 100).
+    pub max_chains_per_tenant: usize,
+    /// Most integrations per tenant (default 100).
+    pub max_integrations_per_tenant: usize,
+    /// Most secrets per tenant (default 10,000).
+    pub max_secrets_per_tenant: usize,
+    /// Most bytes of secret values (current values, encrypted) per tenant (default 256 MiB).
+    pub max_secret_bytes_per_tenant: usize,
+    /// Most users per tenant, customer users included (default 1,000).
+    pub max_users_per_tenant: usize,
+    /// Most custom roles per tenant (default 100).
+    pub max_roles_per_tenant: usize,
+    /// Most customers per tenant (default 1,000).
+    pub max_customers_per_tenant: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_text_bytes: 64 * 1024, max_file_bytes: 1024 * 1024 }
+        Self {
+            max_text_bytes: 64 * 1024,
+            max_file_bytes: 1024 * 1024,
+            max_chains_per_tenant: 100,
+            max_integrations_per_tenant: 100,
+            max_secrets_per_tenant: 10_000,
+            max_secret_bytes_per_tenant: 256 * 1024 * 1024,
+            max_users_per_tenant: 1_000,
+            max_roles_per_tenant: 100,
+            max_customers_per_tenant: 1_000,
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use crate::model::{
     CustomerId, Limits, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, UserId, now_ms,
     skeleton, validate_new, validate_update,
 };
+use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 use crate::sessions::{Session, SessionCache};
 
@@ -653,7 +654,12 @@ impl Store {
         };
         let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
         let row = SecretRow { info: info.clone(), sealed };
-        self.inner.backend.insert_secret(&row).await?;
+        let limits = self.inner.limits;
+        let quotas = [
+            Quota::Secrets(limits.max_secrets_per_tenant),
+            Quota::SecretBytes(limits.max_secret_bytes_per_tenant),
+        ];
+        self.inner.backend.insert_secret(&row, &quotas).await?;
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
         self.publish(&info, ChangeKind::Created);
@@ -749,7 +755,9 @@ impl Store {
             version: current.info.version,
             updated_time: Some(current.info.updated_time),
         };
-        if !self.inner.backend.update_secret(&row, expected).await? {
+        let quota =
+            req.value.is_some().then_some(Quota::SecretBytes(self.inner.limits.max_secret_bytes_per_tenant));
+        if !self.inner.backend.update_secret(&row, expected, quota).await? {
             return Err(StoreError::Conflict(info.name));
         }
         self.inner.index.insert(row);
@@ -965,7 +973,15 @@ impl Store {
         if self
             .inner
             .backend
-            .save_owner(actor.tenant_id, actor.customer_id, owner, body, &resolved, links)
+            .save_owner(
+                actor.tenant_id,
+                actor.customer_id,
+                owner,
+                body,
+                &resolved,
+                links,
+                (!exists).then(|| Quota::for_owner(owner.kind, &self.inner.limits)),
+            )
             .await?
         {
             Ok(())
@@ -1105,7 +1121,7 @@ impl Store {
         if self.check_new_username(user.tenant_id, &user.username).await? != user.username {
             return Err(StoreError::input("username", "must not start or end with spaces"));
         }
-        self.inner.backend.insert_user(user).await
+        self.inner.backend.insert_user(user, None).await
     }
 
     /// A user by login name.

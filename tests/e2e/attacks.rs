@@ -577,7 +577,8 @@ async fn g14_html_escaped_echoes_are_masked() {
 
 /// A connection to `server` from the loopback address `from` (127.0.0.x), having sent `sent`.
 async fn connect_from(server: &Server, from: &str, sent: &[u8]) -> tokio::net::TcpStream {
-    let addr: std::net::SocketAddr = server.url("").trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let addr: std::net::SocketAddr =
+        server.url("").trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
@@ -652,15 +653,20 @@ async fn g13_system_proxy_variables_are_ignored() {
     let server = Server::start_with(cmd).await;
     let admin = Api::new(&server).await;
     let port = target.url.rsplit(':').next().unwrap().to_owned();
-    created(&admin, "/api/secrets", json!({"name": "pinned", "type": "TEXT", "value": "Pinned-KILO-88",
-        "allowedDestinations": [format!("127.0.0.1:{port}")]}))
+    created(
+        &admin,
+        "/api/secrets",
+        json!({"name": "pinned", "type": "TEXT", "value": "Pinned-KILO-88",
+        "allowedDestinations": [format!("127.0.0.1:{port}")]}),
+    )
     .await;
     let doc = json!({"name": "pinned", "nodes": [{"type": "rest_api_call", "name": "R", "configuration": {
         "restEndpointUrlPattern": format!("{}/api", target.url), "requestMethod": "POST",
         "headers": {"Authorization": "Bearer $<secret:pinned>"}}}]});
     let chain = created(&admin, "/api/rule-chains", doc).await;
     let id = chain["id"].as_str().unwrap();
-    let (_, answer) = admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+    let (_, answer) =
+        admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
     assert_eq!(answer["trace"][0]["relation"], json!(["Success"]), "{answer}");
     assert_eq!(target.requests().len(), 1);
     assert!(proxy.requests().is_empty(), "the proxy got {:?}", proxy.requests());

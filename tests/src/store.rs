@@ -221,6 +221,13 @@ impl TempStore {
         open_with(self.database.clone(), generated_key(self.dir.path())).await.unwrap()
     }
 
+    /// Another store on the same database and master key, under `limits` (as a second `veil`
+    /// instance started with other settings would open it).
+    pub async fn open_instance_with(&self, limits: Limits) -> Store {
+        let key = generated_key(self.dir.path());
+        Store::open(StoreConfig { database: self.database.clone(), master_key: key, limits }).await.unwrap()
+    }
+
     /// Creates the TEXT secret `name` as the administrator.
     pub async fn text(&self, name: &str, value: &str) -> SecretInfo {
         self.store.create(&self.admin, text_secret(name, value)).await.unwrap()

@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::feed::FeedItem;
 use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
+use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
 /// Which database holds the store.
@@ -312,12 +313,19 @@ impl Backend {
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
         dispatch!(self.load_secrets())
     }
-    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
-        dispatch!(self.insert_secret(row))
+    /// Inserts a secret, then checks `quotas` in the same transaction (see [`crate::quota`]).
+    pub(crate) async fn insert_secret(&self, row: &SecretRow, quotas: &[Quota]) -> Result<()> {
+        dispatch!(self.insert_secret(row, quotas))
     }
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+    /// Changes a secret; a new value is checked against `quota` (bytes) in the same transaction.
+    pub(crate) async fn update_secret(
+        &self,
+        row: &SecretRow,
+        expected: impl Into<Expected>,
+        quota: Option<Quota>,
+    ) -> Result<bool> {
         let expected = expected.into();
-        dispatch!(self.update_secret(row, expected))
+        dispatch!(self.update_secret(row, expected, quota))
     }
     /// The earlier values kept for a secret, newest first (from memory: loaded at open and kept
     /// in step with this process's commits).
@@ -334,7 +342,9 @@ impl Backend {
         dispatch!(self.usages(id, customer))
     }
     /// Saves a configuration with its references and links. `visible_to` is the customer of
-    /// the saving customer user: every referenced secret must be shared with it.
+    /// the saving customer user: every referenced secret must be shared with it. A new one is
+    /// counted against `quota` in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn save_owner(
         &self,
         tenant: TenantId,
@@ -343,8 +353,9 @@ impl Backend {
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
         links: &[OwnerLink],
+        quota: Option<Quota>,
     ) -> Result<bool> {
-        dispatch!(self.save_owner(tenant, visible_to, owner, body, refs, links))
+        dispatch!(self.save_owner(tenant, visible_to, owner, body, refs, links, quota))
     }
     pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
         dispatch!(self.links_to(id))
@@ -375,8 +386,9 @@ impl Backend {
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         dispatch!(self.tenant_by_name(name))
     }
-    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
-        dispatch!(self.insert_user(u))
+    /// Inserts a user, counted against `quota` (none for a tenant's first administrator).
+    pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
+        dispatch!(self.insert_user(u, quota))
     }
     pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         dispatch!(self.user_by_name(username))
@@ -399,8 +411,8 @@ impl Backend {
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {
         dispatch!(self.delete_tenant(id))
     }
-    pub(crate) async fn insert_customer(&self, c: &CustomerRecord) -> Result<()> {
-        dispatch!(self.insert_customer(c))
+    pub(crate) async fn insert_customer(&self, c: &CustomerRecord, quota: Quota) -> Result<()> {
+        dispatch!(self.insert_customer(c, quota))
     }
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
         dispatch!(self.customers(tenant))
@@ -427,8 +439,8 @@ impl Backend {
     pub(crate) async fn delete_user(&self, tenant: TenantId, id: UserId) -> Result<bool> {
         dispatch!(self.delete_user(tenant, id))
     }
-    pub(crate) async fn insert_role(&self, r: &RoleRecord) -> Result<()> {
-        dispatch!(self.insert_role(r))
+    pub(crate) async fn insert_role(&self, r: &RoleRecord, quota: Quota) -> Result<()> {
+        dispatch!(self.insert_role(r, quota))
     }
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
         dispatch!(self.roles(tenant))

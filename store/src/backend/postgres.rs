@@ -31,6 +31,7 @@ use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::feed::{self, FeedItem};
 use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
 /// Connections kept open at most by one instance.
@@ -213,6 +214,19 @@ async fn tenant_alive(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
         .fetch_one(&mut *conn)
         .await?;
     if deleted { Err(StoreError::NotFound { kind: "tenant", id: tenant.to_string() }) } else { Ok(()) }
+}
+
+/// Inside a write transaction, after its insert: refuses when the tenant is over `quota`. A
+/// transaction-scoped advisory lock per tenant comes first (quota-counted writes of one tenant wait
+/// for each other, on every instance; nothing else takes it), so the count, read by a statement
+/// that starts after the lock, holds every committed insert.
+pub(super) async fn within(conn: &mut PgConnection, tenant: TenantId, quota: Quota) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('veil quota ' || $1::text, 0))")
+        .bind(tenant.0)
+        .execute(&mut *conn)
+        .await?;
+    let used: i64 = sqlx::query_scalar(quota.count_sql()).bind(tenant.0).fetch_one(&mut *conn).await?;
+    quota.check(used)
 }
 
 /// Inside a write transaction: keeps a customer from being deleted until the transaction ends
@@ -532,7 +546,7 @@ impl PostgresBackend {
 
     /// Inserts a new secret; a name the tenant already has (on any instance) is
     /// [`StoreError::NameTaken`], by the unique constraint.
-    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
+    pub(crate) async fn insert_secret(&self, row: &SecretRow, quotas: &[Quota]) -> Result<()> {
         let i = &row.info;
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, i.tenant_id).await?;
@@ -558,6 +572,9 @@ impl PostgresBackend {
         .await;
         match result {
             Ok(_) => {
+                for quota in quotas {
+                    within(&mut tx, i.tenant_id, *quota).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -577,7 +594,12 @@ impl PostgresBackend {
     /// moved to `secret_history` is exactly the one replaced (`FOR NO KEY UPDATE`: saves that
     /// reference the secret need not wait); history then keeps the last
     /// [`EARLIER_VALUES_KEPT`] of that secret. All in one transaction.
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+    pub(crate) async fn update_secret(
+        &self,
+        row: &SecretRow,
+        expected: impl Into<Expected>,
+        quota: Option<Quota>,
+    ) -> Result<bool> {
         let expected = expected.into();
         let expected_version = expected.version;
         let i = &row.info;
@@ -636,6 +658,9 @@ impl PostgresBackend {
         if !new_value {
             tx.commit().await?;
             return Ok(true);
+        }
+        if let Some(quota) = quota {
+            within(&mut tx, i.tenant_id, quota).await?;
         }
         sqlx::query(
             "DELETE FROM secret_history WHERE secret_id = $1 AND version NOT IN \
@@ -710,6 +735,7 @@ impl PostgresBackend {
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
         links: &[OwnerLink],
+        quota: Option<Quota>,
     ) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.db().begin().await?;
@@ -773,6 +799,9 @@ impl PostgresBackend {
         .map_err(|e| super::owner_write_error(e, body))?;
         if saved.rows_affected() == 0 {
             return Ok(false);
+        }
+        if let Some(quota) = quota {
+            within(&mut tx, tenant, quota).await?;
         }
         sqlx::query("DELETE FROM secret_refs WHERE owner_id = $1").bind(owner.id).execute(&mut *tx).await?;
         if !refs.is_empty() {
@@ -929,7 +958,7 @@ impl PostgresBackend {
     /// Inserts a user; a taken user name (on any instance) is refused by the unique constraint. A
     /// customer user's customer must exist, and stays until the user is committed. The tenant is
     /// locked before the customer, in the order `delete_tenant` takes them.
-    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
+    pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
         let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, u.tenant_id).await?;
@@ -953,6 +982,9 @@ impl PostgresBackend {
         .await;
         match result {
             Ok(_) => {
+                if let Some(quota) = quota {
+                    within(&mut tx, u.tenant_id, quota).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -1068,15 +1100,15 @@ mod history_tests {
         b.migrate().await.unwrap();
         b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
         let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1)).await.unwrap();
+        b.insert_secret(&row(id, tenant, 1), &[]).await.unwrap();
         // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1).await.unwrap());
+        assert!(b.update_secret(&row(id, tenant, 1), 1, None).await.unwrap());
         assert!(history_rows(&b, id).await.is_empty());
         for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1).await.unwrap());
+            assert!(b.update_secret(&row(id, tenant, version), version - 1, None).await.unwrap());
         }
         // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3).await.unwrap());
+        assert!(!b.update_secret(&row(id, tenant, 9), 3, None).await.unwrap());
         let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
         assert_eq!(kept, [3, 4, 5, 6, 7]);
         for (version, ciphertext) in history_rows(&b, id).await {
@@ -1097,8 +1129,8 @@ mod history_tests {
 
         // Deleting a tenant takes its secrets' history too.
         let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1)).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1).await.unwrap());
+        b.insert_secret(&row(other, tenant, 1), &[]).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), 1, None).await.unwrap());
         assert_eq!(history_rows(&b, other).await.len(), 1);
         b.delete_tenant(tenant).await.unwrap();
         assert!(history_rows(&b, other).await.is_empty());

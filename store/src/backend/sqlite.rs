@@ -26,6 +26,7 @@ use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
 
 /// The in-process lock of one leased piece of work.
@@ -448,8 +449,10 @@ impl SqliteBackend {
         Ok(out)
     }
 
-    pub(crate) async fn insert_secret(&self, row: &SecretRow) -> Result<()> {
+    pub(crate) async fn insert_secret(&self, row: &SecretRow, quotas: &[Quota]) -> Result<()> {
         let i = &row.info;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let result = sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
              created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
@@ -468,15 +471,20 @@ impl SqliteBackend {
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::NameTaken(i.name.clone()))
+                return Err(StoreError::NameTaken(i.name.clone()));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        for quota in quotas {
+            within(&mut tx, i.tenant_id, *quota).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
@@ -491,7 +499,12 @@ impl SqliteBackend {
     /// Changes a secret's row if it is still at `expected_version`. When the version moves (a new
     /// value), the value it replaces goes to `secret_history` in the same transaction, which then
     /// keeps the last [`EARLIER_VALUES_KEPT`] of that secret.
-    pub(crate) async fn update_secret(&self, row: &SecretRow, expected: impl Into<Expected>) -> Result<bool> {
+    pub(crate) async fn update_secret(
+        &self,
+        row: &SecretRow,
+        expected: impl Into<Expected>,
+        quota: Option<Quota>,
+    ) -> Result<bool> {
         let expected = expected.into();
         let expected_version = expected.version;
         let i = &row.info;
@@ -536,6 +549,9 @@ impl SqliteBackend {
         if !new_value {
             tx.commit().await?;
             return Ok(true);
+        }
+        if let Some(quota) = quota {
+            within(&mut tx, i.tenant_id, quota).await?;
         }
         sqlx::query(
             "DELETE FROM secret_history WHERE secret_id = ? AND version NOT IN \
@@ -605,6 +621,7 @@ impl SqliteBackend {
         body: &serde_json::Value,
         refs: &[ResolvedRef<'_>],
         links: &[OwnerLink],
+        quota: Option<Quota>,
     ) -> Result<bool> {
         let now = now_ms();
         let mut conn = self.conn().await?;
@@ -629,6 +646,9 @@ impl SqliteBackend {
         .map_err(|e| super::owner_write_error(e, body))?;
         if saved.rows_affected() == 0 {
             return Ok(false);
+        }
+        if let Some(quota) = quota {
+            within(&mut tx, tenant, quota).await?;
         }
         sqlx::query("DELETE FROM secret_refs WHERE owner_id = ?")
             .bind(owner.id.to_string())
@@ -780,8 +800,10 @@ impl SqliteBackend {
         .transpose()
     }
 
-    pub(crate) async fn insert_user(&self, u: &UserRecord) -> Result<()> {
+    pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
         let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let result = sqlx::query(
             "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -793,10 +815,16 @@ impl SqliteBackend {
         .bind(&u.password_hash)
         .bind(roles)
         .bind(u.created_time)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(quota) = quota {
+                    within(&mut tx, u.tenant_id, quota).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
             Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
                 Err(StoreError::NameUnavailable {
                     conflict: NameConflict::Taken,
@@ -867,15 +895,15 @@ mod history_tests {
         b.migrate().await.unwrap();
         b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
         let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1)).await.unwrap();
+        b.insert_secret(&row(id, tenant, 1), &[]).await.unwrap();
         // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1).await.unwrap());
+        assert!(b.update_secret(&row(id, tenant, 1), 1, None).await.unwrap());
         assert!(history_rows(&b, id).await.is_empty());
         for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1).await.unwrap());
+            assert!(b.update_secret(&row(id, tenant, version), version - 1, None).await.unwrap());
         }
         // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3).await.unwrap());
+        assert!(!b.update_secret(&row(id, tenant, 9), 3, None).await.unwrap());
         let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
         assert_eq!(kept, [3, 4, 5, 6, 7]);
         for (version, ciphertext) in history_rows(&b, id).await {
@@ -896,12 +924,20 @@ mod history_tests {
 
         // Deleting a tenant takes its secrets' history too.
         let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1)).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1).await.unwrap());
+        b.insert_secret(&row(other, tenant, 1), &[]).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), 1, None).await.unwrap());
         assert_eq!(history_rows(&b, other).await.len(), 1);
         b.delete_tenant(tenant).await.unwrap();
         assert!(history_rows(&b, other).await.is_empty());
         assert!(b.earlier_values(other).is_empty());
         b.close().await;
     }
+}
+
+/// Inside a write transaction, after its insert: refuses when the tenant is over `quota` (SQLite
+/// has one writer at a time, so the count is exact until the commit).
+async fn within(conn: &mut sqlx::SqliteConnection, tenant: TenantId, quota: Quota) -> Result<()> {
+    let used: i64 =
+        sqlx::query_scalar(quota.count_sql()).bind(tenant.to_string()).fetch_one(&mut *conn).await?;
+    quota.check(used)
 }

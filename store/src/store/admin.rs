@@ -13,6 +13,7 @@ use crate::directory::{
 };
 use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike};
+use crate::quota::Quota;
 
 /// Longest name of a tenant, customer, role or user.
 pub const MAX_DIRECTORY_NAME: usize = 100;
@@ -297,7 +298,10 @@ impl Store {
         let _guard = self.inner.write.lock().await;
         let existing = self.inner.backend.customers(actor.tenant_id).await?;
         refuse_lookalike("name", "customer", &c.name, existing.iter().map(|c| c.name.as_str()))?;
-        self.inner.backend.insert_customer(&c).await?;
+        self.inner
+            .backend
+            .insert_customer(&c, Quota::Customers(self.inner.limits.max_customers_per_tenant))
+            .await?;
         Ok(c)
     }
 
@@ -393,7 +397,7 @@ impl Store {
         let _guard = self.inner.write.lock().await;
         let existing = self.inner.backend.roles(actor.tenant_id).await?;
         refuse_lookalike("name", "role", &role.name, existing.iter().map(|r| r.name.as_str()))?;
-        self.inner.backend.insert_role(&role).await?;
+        self.inner.backend.insert_role(&role, Quota::Roles(self.inner.limits.max_roles_per_tenant)).await?;
         Ok(role)
     }
 
@@ -533,7 +537,10 @@ impl Store {
             created_time: now_ms(),
             tokens_valid_after: 0,
         };
-        self.inner.backend.insert_user(&user).await?;
+        self.inner
+            .backend
+            .insert_user(&user, Some(Quota::Users(self.inner.limits.max_users_per_tenant)))
+            .await?;
         tracing::info!(user = %user.username, actor = %actor.username, "user created");
         Ok(UserInfo::from(&user))
     }

@@ -10,6 +10,7 @@ use crate::backend::CustomerUse;
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId, now_ms};
+use crate::quota::Quota;
 use crate::references::Usages;
 
 fn customer_from(r: &PgRow) -> Result<CustomerRecord> {
@@ -140,16 +141,20 @@ impl PostgresBackend {
         Ok(gone.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_customer(&self, c: &CustomerRecord) -> Result<()> {
+    pub(crate) async fn insert_customer(&self, c: &CustomerRecord, quota: Quota) -> Result<()> {
+        let mut tx = self.db().begin().await?;
         let result =
             sqlx::query("INSERT INTO customers (id, tenant_id, name, created_time) VALUES ($1, $2, $3, $4)")
                 .bind(c.id.0)
                 .bind(c.tenant_id.0)
                 .bind(&c.name)
                 .bind(c.created_time)
-                .execute(self.db())
+                .execute(&mut *tx)
                 .await;
-        unique_name(result, "customer", &c.name)
+        unique_name(result, "customer", &c.name)?;
+        super::within(&mut tx, c.tenant_id, quota).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
@@ -244,8 +249,9 @@ impl PostgresBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_role(&self, r: &RoleRecord) -> Result<()> {
+    pub(crate) async fn insert_role(&self, r: &RoleRecord, quota: Quota) -> Result<()> {
         let permissions = serde_json::to_string(&r.permissions).map_err(|_| decode_err("permissions"))?;
+        let mut tx = self.db().begin().await?;
         let result = sqlx::query(
             "INSERT INTO roles (id, tenant_id, name, permissions, created_time) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -254,9 +260,12 @@ impl PostgresBackend {
         .bind(&r.name)
         .bind(permissions)
         .bind(r.created_time)
-        .execute(self.db())
+        .execute(&mut *tx)
         .await;
-        unique_name(result, "role", &r.name)
+        unique_name(result, "role", &r.name)?;
+        super::within(&mut tx, r.tenant_id, quota).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {

@@ -10,6 +10,7 @@ use crate::backend::CustomerUse;
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId};
+use crate::quota::Quota;
 use crate::references::Usages;
 
 fn tenant_from(r: &SqliteRow) -> Result<TenantRecord> {
@@ -126,16 +127,21 @@ impl SqliteBackend {
         Ok(gone.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_customer(&self, c: &CustomerRecord) -> Result<()> {
+    pub(crate) async fn insert_customer(&self, c: &CustomerRecord, quota: Quota) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let result =
             sqlx::query("INSERT INTO customers (id, tenant_id, name, created_time) VALUES (?, ?, ?, ?)")
                 .bind(c.id.to_string())
                 .bind(c.tenant_id.to_string())
                 .bind(&c.name)
                 .bind(c.created_time)
-                .execute(&mut *self.conn().await?)
+                .execute(&mut *tx)
                 .await;
-        unique_name(result, "customer", &c.name)
+        unique_name(result, "customer", &c.name)?;
+        super::within(&mut tx, c.tenant_id, quota).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
@@ -221,8 +227,10 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_role(&self, r: &RoleRecord) -> Result<()> {
+    pub(crate) async fn insert_role(&self, r: &RoleRecord, quota: Quota) -> Result<()> {
         let permissions = serde_json::to_string(&r.permissions).map_err(|_| decode_err("permissions"))?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let result = sqlx::query(
             "INSERT INTO roles (id, tenant_id, name, permissions, created_time) VALUES (?, ?, ?, ?, ?)",
         )
@@ -231,9 +239,12 @@ impl SqliteBackend {
         .bind(&r.name)
         .bind(permissions)
         .bind(r.created_time)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await;
-        unique_name(result, "role", &r.name)
+        unique_name(result, "role", &r.name)?;
+        super::within(&mut tx, r.tenant_id, quota).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {

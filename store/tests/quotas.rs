@@ -1,0 +1,162 @@
+//! Per-tenant quotas counted in the transaction that inserts: a burst of concurrent creates,
+//! spread over two store instances on one database, ends exactly at the quota, and every refusal
+//! names the limit.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use uuid::Uuid;
+use veil_store::{
+    Actor, Grant, Limits, ListQuery, NewUser, Operation, Owner, OwnerType, Resource, SecretUpdate,
+    SecretValue, Store, StoreError, UserId,
+};
+use veil_tests::{TempStore, file_secret, text_secret};
+
+/// Runs `n` creates at once, alternating between `a` and `b`; returns how many succeeded and the
+/// refusals' messages.
+async fn burst<F, Fut>(a: &Store, b: &Store, n: usize, create: F) -> (usize, Vec<String>)
+where
+    F: Fn(Store, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let barrier = Arc::clone(&barrier);
+        let work = create(store, i);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            work.await
+        }));
+    }
+    let mut made = 0;
+    let mut refused = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => made += 1,
+            Err(StoreError::LimitReached(message)) => refused.push(message),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    (made, refused)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_chains_per_tenant: 5,
+        max_integrations_per_tenant: 3,
+        max_secrets_per_tenant: 4,
+        max_users_per_tenant: 3,
+        max_roles_per_tenant: 2,
+        max_customers_per_tenant: 2,
+        ..Limits::default()
+    }
+}
+
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_creates_stop_exactly_at_each_quota(t: TempStore) {
+        let (a, b) = (t.open_instance_with(limits()).await, t.open_instance_with(limits()).await);
+        // A tenant with its row (customers, users and roles belong to one).
+        let tenant = t.store.create_tenant("Quota Corp").await.unwrap();
+        let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 24, move |store, i| {
+            let actor = actor.clone();
+            async move {
+                let owner = Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: format!("c{i}"), customer_id: None };
+                store.save_owner(&actor, &owner, &json!({"name": format!("c{i}")}), &[]).await
+            }
+        })
+        .await;
+        assert_eq!(made, 5, "{refused:?}");
+        assert!(refused[0].starts_with("limit maxChainsPerTenant (5) exceeded"), "{}", refused[0]);
+        // Saving an existing chain again is not a new one.
+        let chains = a.owners(&admin, OwnerType::RuleChain).await.unwrap();
+        assert_eq!(chains.len(), 5);
+        let first = &chains[0].owner;
+        a.save_owner(&admin, first, &json!({"name": "again"}), &[]).await.unwrap();
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 12, move |store, i| {
+            let actor = actor.clone();
+            async move {
+                let owner = Owner { kind: OwnerType::Integration, id: Uuid::new_v4(), name: format!("i{i}"), customer_id: None };
+                store.save_owner(&actor, &owner, &json!({"name": format!("i{i}")}), &[]).await
+            }
+        })
+        .await;
+        assert_eq!(made, 3, "{refused:?}");
+        assert!(refused[0].contains("maxIntegrationsPerTenant (3)"), "{}", refused[0]);
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 16, move |store, i| {
+            let actor = actor.clone();
+            async move { store.create(&actor, text_secret(&format!("s{i}"), "value")).await.map(|_| ()) }
+        })
+        .await;
+        assert_eq!(made, 4, "{refused:?}");
+        assert!(refused[0].contains("maxSecretsPerTenant (4)"), "{}", refused[0]);
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 8, move |store, i| {
+            let actor = actor.clone();
+            async move { store.create_customer(&actor, &format!("customer {i}")).await.map(|_| ()) }
+        })
+        .await;
+        assert_eq!(made, 2, "{refused:?}");
+        assert!(refused[0].contains("maxCustomersPerTenant (2)"), "{}", refused[0]);
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 8, move |store, i| {
+            let actor = actor.clone();
+            async move {
+                let grants = vec![Grant { resource: Resource::Secret, operations: vec![Operation::Read] }];
+                store.create_role(&actor, &format!("role {i}"), grants).await.map(|_| ())
+            }
+        })
+        .await;
+        assert_eq!(made, 2, "{refused:?}");
+        assert!(refused[0].contains("maxRolesPerTenant (2)"), "{}", refused[0]);
+
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 10, move |store, i| {
+            let actor = actor.clone();
+            async move {
+                let user = NewUser {
+                    username: format!("user-{i}-{}", Uuid::new_v4().simple()),
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+                    customer_id: None,
+                    roles: vec!["TENANT_ADMIN".into()],
+                };
+                store.create_user_as(&actor, user).await.map(|_| ())
+            }
+        })
+        .await;
+        assert_eq!(made, 3, "{refused:?}");
+        assert!(refused[0].contains("maxUsersPerTenant (3)"), "{}", refused[0]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn secret_bytes_are_counted_on_create_and_on_a_new_value(t: TempStore) {
+        let limits = Limits { max_secret_bytes_per_tenant: 300_000, ..Limits::default() };
+        let (a, b) = (t.open_instance_with(limits).await, t.open_instance_with(limits).await);
+        let admin = t.admin.clone();
+        let actor = admin.clone();
+        let (made, refused) = burst(&a, &b, 6, move |store, i| {
+            let actor = actor.clone();
+            async move { store.create(&actor, file_secret(&format!("f{i}"), vec![b'x'; 100_000])).await.map(|_| ()) }
+        })
+        .await;
+        assert_eq!(made, 2, "{refused:?}");
+        assert!(refused[0].starts_with("limit maxSecretBytesPerTenant (300000) exceeded"), "{}", refused[0]);
+        // A larger value for one of them goes past the bytes too: refused, the old value kept.
+        let info = a.list(&admin, &ListQuery::default()).unwrap().data.remove(0);
+        let bigger = SecretUpdate { value: Some(SecretValue::new(vec![b'y'; 250_000])), ..Default::default() };
+        let err = a.update(&admin, info.id, bigger).await.unwrap_err();
+        assert!(matches!(err, StoreError::LimitReached(_)), "{err}");
+        assert_eq!(a.resolve(admin.tenant_id, &info.name).unwrap().expose_bytes(), vec![b'x'; 100_000].as_slice());
+    }
+}
