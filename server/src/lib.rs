@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: REST API over the embedded SQLite store (or PostgreSQL with --database).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Copy a SQLite data directory into a PostgreSQL database, then check the copy.
     Migrate(migrate::MigrateArgs),
     /// Log in and keep the token (in the config directory, mode 0600).
@@ -155,7 +155,7 @@ pub fn run() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Migrate(args) => migrate::run(args).await,
             _ => unreachable!("client commands returned above"),
         }

@@ -12,6 +12,7 @@ mod admin;
 pub use self::admin::{MAX_DIRECTORY_NAME, NewUser};
 use crate::access::{Actor, Operation};
 use crate::audit::{AuditAction, UseCounter};
+use crate::backend::OwnerWrite;
 use crate::backend::{Backend, Database, DeleteOutcome, OwnerRecord, SecretRow};
 use crate::crypto::{Keyring, MasterKey, MasterKeySource, random_bytes};
 use crate::directory::{TenantRecord, UserRecord};
@@ -973,15 +974,15 @@ impl Store {
         if self
             .inner
             .backend
-            .save_owner(
-                actor.tenant_id,
-                actor.customer_id,
+            .save_owner(OwnerWrite {
+                tenant: actor.tenant_id,
+                visible_to: actor.customer_id,
                 owner,
                 body,
-                &resolved,
+                refs: &resolved,
                 links,
-                (!exists).then(|| Quota::for_owner(owner.kind, &self.inner.limits)),
-            )
+                quota: (!exists).then(|| Quota::for_owner(owner.kind, &self.inner.limits)),
+            })
             .await?
         {
             Ok(())

@@ -21,6 +21,21 @@ use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
+/// A configuration to save, with everything its transaction checks and writes.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnerWrite<'a> {
+    /// The tenant it belongs to.
+    pub(crate) tenant: TenantId,
+    /// The customer of the saving customer user: every referenced secret must be shared with it.
+    pub(crate) visible_to: Option<CustomerId>,
+    pub(crate) owner: &'a Owner,
+    pub(crate) body: &'a serde_json::Value,
+    pub(crate) refs: &'a [ResolvedRef<'a>],
+    pub(crate) links: &'a [OwnerLink],
+    /// For a new configuration: the quota it is counted against in the same transaction.
+    pub(crate) quota: Option<Quota>,
+}
+
 /// Which database holds the store.
 #[derive(Clone)]
 pub enum Database {
@@ -341,21 +356,9 @@ impl Backend {
     pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         dispatch!(self.usages(id, customer))
     }
-    /// Saves a configuration with its references and links. `visible_to` is the customer of
-    /// the saving customer user: every referenced secret must be shared with it. A new one is
-    /// counted against `quota` in the same transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn save_owner(
-        &self,
-        tenant: TenantId,
-        visible_to: Option<CustomerId>,
-        owner: &Owner,
-        body: &serde_json::Value,
-        refs: &[ResolvedRef<'_>],
-        links: &[OwnerLink],
-        quota: Option<Quota>,
-    ) -> Result<bool> {
-        dispatch!(self.save_owner(tenant, visible_to, owner, body, refs, links, quota))
+    /// Saves a configuration with its references and links, in one transaction.
+    pub(crate) async fn save_owner(&self, write: OwnerWrite<'_>) -> Result<bool> {
+        dispatch!(self.save_owner(write))
     }
     pub(crate) async fn links_to(&self, id: Uuid) -> Result<Vec<(String, Option<String>)>> {
         dispatch!(self.links_to(id))

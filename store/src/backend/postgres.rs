@@ -22,8 +22,8 @@ use uuid::Uuid;
 mod directory;
 
 use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, SecretRow,
-    destinations_from, destinations_text,
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, OwnerWrite,
+    SecretRow, destinations_from, destinations_text,
 };
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
@@ -32,7 +32,7 @@ use crate::feed::{self, FeedItem};
 use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
+use crate::references::{Owner, OwnerType, SecretRef, Usages};
 
 /// Connections kept open at most by one instance.
 const MAX_CONNECTIONS: u32 = 8;
@@ -727,16 +727,8 @@ impl PostgresBackend {
     /// when the id belongs to another tenant's or another kind's configuration. With
     /// `visible_to` (a customer user saves), every referenced secret must be shared with that
     /// customer.
-    pub(crate) async fn save_owner(
-        &self,
-        tenant: TenantId,
-        visible_to: Option<CustomerId>,
-        owner: &Owner,
-        body: &serde_json::Value,
-        refs: &[ResolvedRef<'_>],
-        links: &[OwnerLink],
-        quota: Option<Quota>,
-    ) -> Result<bool> {
+    pub(crate) async fn save_owner(&self, write: OwnerWrite<'_>) -> Result<bool> {
+        let OwnerWrite { tenant, visible_to, owner, body, refs, links, quota } = write;
         let now = now_ms();
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, tenant).await?;

@@ -18,8 +18,8 @@ use uuid::Uuid;
 mod directory;
 
 use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, SecretRow,
-    destinations_from, destinations_text,
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, OwnerWrite,
+    SecretRow, destinations_from, destinations_text,
 };
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
@@ -27,7 +27,7 @@ use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, SecretRef, Usages};
+use crate::references::{Owner, OwnerType, SecretRef, Usages};
 
 /// The in-process lock of one leased piece of work.
 type LeaseLock = std::sync::Arc<Mutex<()>>;
@@ -613,16 +613,8 @@ impl SqliteBackend {
     /// Saves a configuration and replaces its references and links, in one transaction.
     /// `_visible_to` needs no check here: the store's index, which already checked it, is the
     /// whole truth when one process writes.
-    pub(crate) async fn save_owner(
-        &self,
-        tenant: TenantId,
-        _visible_to: Option<CustomerId>,
-        owner: &Owner,
-        body: &serde_json::Value,
-        refs: &[ResolvedRef<'_>],
-        links: &[OwnerLink],
-        quota: Option<Quota>,
-    ) -> Result<bool> {
+    pub(crate) async fn save_owner(&self, write: OwnerWrite<'_>) -> Result<bool> {
+        let OwnerWrite { tenant, visible_to: _visible_to, owner, body, refs, links, quota } = write;
         let now = now_ms();
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
@@ -856,6 +848,14 @@ impl SqliteBackend {
     }
 }
 
+/// Inside a write transaction, after its insert: refuses when the tenant is over `quota` (SQLite
+/// has one writer at a time, so the count is exact until the commit).
+async fn within(conn: &mut sqlx::SqliteConnection, tenant: TenantId, quota: Quota) -> Result<()> {
+    let used: i64 =
+        sqlx::query_scalar(quota.count_sql()).bind(tenant.to_string()).fetch_one(&mut *conn).await?;
+    quota.check(used)
+}
+
 #[cfg(test)]
 mod history_tests {
     use super::*;
@@ -932,12 +932,4 @@ mod history_tests {
         assert!(b.earlier_values(other).is_empty());
         b.close().await;
     }
-}
-
-/// Inside a write transaction, after its insert: refuses when the tenant is over `quota` (SQLite
-/// has one writer at a time, so the count is exact until the commit).
-async fn within(conn: &mut sqlx::SqliteConnection, tenant: TenantId, quota: Quota) -> Result<()> {
-    let used: i64 =
-        sqlx::query_scalar(quota.count_sql()).bind(tenant.to_string()).fetch_one(&mut *conn).await?;
-    quota.check(used)
 }
