@@ -176,6 +176,15 @@ fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
     Ok(Dynamic::from(Sealed::new(secrets.tenant(), secrets.scope(), name, value.expose_bytes(), max_len)))
 }
 
+/// The time origin of [`coarse_now`].
+static CLOCK_ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Now, rounded down to the millisecond (from a fixed origin): what scripts' `timestamp()` gives.
+fn coarse_now() -> Instant {
+    let origin = *CLOCK_ORIGIN;
+    origin + Duration::from_millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Marks a run that ran out of time (the `on_progress` token).
 const TIMED_OUT: &str = "veil:timeout";
 /// Marks a first attempt that took too long for the caller's thread (the `on_progress` token).
@@ -230,6 +239,12 @@ pub fn sandbox_engine() -> Engine {
         })
     });
     FuncRegistration::new("secret").with_volatility(true).register_into_engine(&mut engine, secret);
+    // The clock at millisecond resolution: timing a one-way helper on a secret must not measure
+    // its length (a finer clock shows the microseconds a longer value takes).
+    FuncRegistration::new("timestamp").with_volatility(true).register_into_engine(&mut engine, coarse_now);
+    engine.register_fn("elapsed", |t: Instant| coarse_now().saturating_duration_since(t).as_secs_f64());
+    engine
+        .register_get("elapsed", |t: &mut Instant| coarse_now().saturating_duration_since(*t).as_secs_f64());
     // Curried arguments escape the sandbox's size checks, and `f = f.curry(f)` doubles a value
     // with each step: gigabytes within the time limit. Closures still capture variables.
     engine.disable_symbol("curry");
@@ -528,6 +543,22 @@ enum Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_see_the_clock_to_the_millisecond() {
+        let engine = sandbox_engine();
+        let spans: Vec<f64> = (0..50)
+            .map(|_| {
+                engine
+                    .eval::<f64>("let t = timestamp(); let n = 0; for i in 0..200 { n += i; } t.elapsed")
+                    .unwrap()
+            })
+            .collect();
+        for span in spans {
+            let ms = span * 1000.0;
+            assert!((ms - ms.round()).abs() < 1e-6, "{ms} ms is not a whole number of milliseconds");
+        }
+    }
 
     #[test]
     fn curry_is_not_available() {

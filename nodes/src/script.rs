@@ -135,7 +135,12 @@ fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
                 Some(t) if t.is::<Sealed>() => {
                     return Err("msgType: a Secret cannot be a message type".into());
                 }
-                other => other.map(ToString::to_string),
+                Some(t) if t.is_string() => Some(t.to_string()),
+                Some(t) if t.is_unit() => None,
+                Some(t) => {
+                    return Err(format!("msgType: a message type must be a string, not {}", t.type_name()));
+                }
+                None => None,
             };
             Ok(Decision::Transform { data, metadata, msg_type })
         }

@@ -124,58 +124,100 @@ pub(crate) fn verify_password(password: &SecretString, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Failed logins allowed per user name within [`LOGIN_WINDOW`].
-pub(crate) const MAX_FAILED_PER_USER: u32 = 5;
-/// Failed logins allowed per client address within [`LOGIN_WINDOW`].
-pub(crate) const MAX_FAILED_PER_ADDRESS: u32 = 20;
-/// Past this many tracked names and addresses, finished windows are dropped.
+/// Failed attempts an account may have from one address before its attempts from there are
+/// delayed.
+pub(crate) const FREE_FAILURES_PER_ACCOUNT: u32 = 5;
+/// Failed attempts one address may have (any names) before its attempts are delayed.
+pub(crate) const FREE_FAILURES_PER_ADDRESS: u32 = 20;
+/// The longest delay between two attempts of one key.
+pub(crate) const MAX_LOGIN_DELAY: Duration = Duration::from_secs(15 * 60);
+/// A key's failures are forgotten this long after its last attempt.
+const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// Past this many tracked keys, forgotten ones are dropped.
 const MAX_TRACKED: usize = 10_000;
-/// How long failed logins count.
-pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Counts failed logins per user name and per address; past the limit, logins are refused until
-/// the window that started with the first failure has passed.
+/// Slows down password guessing with growing delays per account *and* client address (`pair:`),
+/// per address (`addr:`), and per session for current-password checks (`user:`). Past a key's free
+/// failures each further attempt must wait 1 s, then 2, 4 … up to [`MAX_LOGIN_DELAY`] after the
+/// last one. Because an account's key includes the address, someone guessing elsewhere never
+/// delays the owner's own logins.
 #[derive(Default)]
 pub(crate) struct LoginLimiter {
+    /// Per key: attempts not (yet) proven good, and when the last one came.
     failures: dashmap::DashMap<String, (u32, Instant)>,
 }
 
 impl LoginLimiter {
-    fn limit(key: &str) -> u32 {
-        if key.starts_with("user:") { MAX_FAILED_PER_USER } else { MAX_FAILED_PER_ADDRESS }
+    fn free(key: &str) -> u32 {
+        if key.starts_with("addr:") { FREE_FAILURES_PER_ADDRESS } else { FREE_FAILURES_PER_ACCOUNT }
     }
 
-    /// Counts an attempt for every key, or refuses (seconds to wait) when one is at its limit.
+    /// How long after its last attempt a key with `failures` must wait.
+    fn delay(failures: u32, free: u32) -> Duration {
+        match failures.checked_sub(free) {
+            None => Duration::ZERO,
+            Some(over) => Duration::from_secs(1u64 << over.min(20)).min(MAX_LOGIN_DELAY),
+        }
+    }
+
+    /// Counts an attempt for every key, or refuses (seconds to wait) when one must still wait.
     /// Counting before the slow password check means parallel guesses cannot all slip through.
     pub(crate) fn attempt(&self, keys: &[String]) -> Result<(), u64> {
-        // Forget windows that are over before growing further.
         if self.failures.len() > MAX_TRACKED {
-            self.failures.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+            self.failures.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
+        }
+        for k in keys {
+            if let Some(entry) = self.failures.get(k) {
+                let (failures, last) = *entry;
+                if last.elapsed() < FORGET_AFTER {
+                    let wait = Self::delay(failures, Self::free(k)).saturating_sub(last.elapsed());
+                    if !wait.is_zero() {
+                        return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+                    }
+                }
+            }
         }
         for k in keys {
             let mut entry = self.failures.entry(k.clone()).or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= LOGIN_WINDOW {
-                *entry = (0, Instant::now());
+            if entry.1.elapsed() >= FORGET_AFTER {
+                entry.0 = 0;
             }
-            if entry.0 >= Self::limit(k) {
-                let left = LOGIN_WINDOW.saturating_sub(entry.1.elapsed());
-                return Err(left.as_secs().max(1));
-            }
-        }
-        for k in keys {
-            if let Some(mut entry) = self.failures.get_mut(k) {
-                entry.0 += 1;
-            }
+            entry.0 += 1;
+            entry.1 = Instant::now();
         }
         Ok(())
     }
 
-    /// A successful login: it was not a failure, and the user's count starts again.
-    pub(crate) fn succeeded(&self, user_key: &str, address_key: &str) {
-        self.failures.remove(user_key);
+    /// A successful attempt: it was not a failure; the account's count (from this address)
+    /// starts again.
+    pub(crate) fn succeeded(&self, account_key: &str, address_key: &str) {
+        self.failures.remove(account_key);
         if let Some(mut entry) = self.failures.get_mut(address_key) {
             entry.0 = entry.0.saturating_sub(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_per_account_and_address_and_spare_other_addresses() {
+        let limiter = LoginLimiter::default();
+        let (mine, theirs) = (vec!["pair:u1:10.0.0.1".to_owned()], vec!["pair:u1:10.0.0.9".to_owned()]);
+        for _ in 0..FREE_FAILURES_PER_ACCOUNT {
+            assert!(limiter.attempt(&theirs).is_ok());
+        }
+        assert_eq!(limiter.attempt(&theirs), Err(1), "the 6th guess from there waits");
+        // The owner, from their own address, is not slowed down by the guesses elsewhere.
+        assert!(limiter.attempt(&mine).is_ok());
+        limiter.succeeded(&mine[0], "addr:10.0.0.1");
+        assert_eq!(
+            LoginLimiter::delay(FREE_FAILURES_PER_ACCOUNT + 3, FREE_FAILURES_PER_ACCOUNT),
+            Duration::from_secs(8)
+        );
+        assert_eq!(LoginLimiter::delay(100, FREE_FAILURES_PER_ACCOUNT), MAX_LOGIN_DELAY);
     }
 }
 

@@ -111,6 +111,7 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        tracing::trace!(%remote, "connection accepted");
         let router = router.clone();
         let mut closed = closed.clone();
         tokio::spawn(async move {
@@ -123,7 +124,11 @@ pub(crate) async fn serve(
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
-                _ = connection.as_mut() => {}
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::trace!(%remote, "connection ended: {e}");
+                    }
+                }
                 _ = async { closed.wait_for(|closing| *closing).await.is_ok() } => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

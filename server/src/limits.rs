@@ -38,6 +38,9 @@ pub(crate) struct LimitArgs {
     /// Most customers per tenant [default: 1000].
     #[arg(long, env = "VEIL_MAX_CUSTOMERS_PER_TENANT", value_name = "N", value_parser = positive)]
     max_customers_per_tenant: Option<usize>,
+    /// Days audit entries are kept; older ones are deleted once an hour [default: 365].
+    #[arg(long, env = "VEIL_AUDIT_RETENTION_DAYS", value_name = "DAYS", value_parser = positive)]
+    audit_retention_days: Option<usize>,
     /// Most messages of one incoming message waiting at once (fan-out) [default: 1000].
     #[arg(long, env = "VEIL_MAX_QUEUED_MESSAGES", value_name = "N", value_parser = positive)]
     max_queued_messages: Option<usize>,
@@ -126,6 +129,9 @@ impl LimitArgs {
             max_users_per_tenant: self.max_users_per_tenant.unwrap_or(d.max_users_per_tenant),
             max_roles_per_tenant: self.max_roles_per_tenant.unwrap_or(d.max_roles_per_tenant),
             max_customers_per_tenant: self.max_customers_per_tenant.unwrap_or(d.max_customers_per_tenant),
+            audit_retention_days: self
+                .audit_retention_days
+                .map_or(d.audit_retention_days, |days| days as u64),
             ..d
         }
     }

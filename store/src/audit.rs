@@ -250,3 +250,108 @@ impl UseCounter {
             .collect()
     }
 }
+
+/// Most distinct (secret, configuration, node, destination) keys a minute keeps apart; past it,
+/// further destinations of that minute count under `(other destinations)`.
+const MAX_BLOCKED_KEYS: usize = 10_000;
+
+/// One kind of refused send in one minute: which secret, from which configuration and node, to
+/// where.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BlockedKey {
+    pub(crate) tenant: TenantId,
+    pub(crate) secret: String,
+    pub(crate) owner: Option<(OwnerType, Uuid)>,
+    pub(crate) node: Option<String>,
+    pub(crate) destination: String,
+    minute: i64,
+}
+
+impl BlockedKey {
+    /// A refused send now.
+    pub(crate) fn now(
+        tenant: TenantId,
+        secret: &str,
+        owner: Option<(OwnerType, Uuid)>,
+        node: Option<&str>,
+        destination: &str,
+    ) -> Self {
+        Self {
+            tenant,
+            secret: secret.to_owned(),
+            owner,
+            node: node.map(str::to_owned),
+            destination: destination.to_owned(),
+            minute: now_ms() / MINUTE_MS * MINUTE_MS,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BlockedCount {
+    count: u64,
+    secret_id: Option<String>,
+    owner_name: Option<String>,
+}
+
+/// Refused sends (BLOCKED_DESTINATION) counted like uses: one audit entry per secret,
+/// configuration, node, destination and minute, with a count.
+#[derive(Debug, Default)]
+pub(crate) struct BlockedCounter {
+    counts: Mutex<HashMap<BlockedKey, BlockedCount>>,
+}
+
+impl BlockedCounter {
+    /// Counts one refused send; true when it is the first of its key this minute (worth a log
+    /// line).
+    pub(crate) fn count(
+        &self,
+        mut key: BlockedKey,
+        secret_id: Option<String>,
+        owner_name: Option<String>,
+    ) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.len() >= MAX_BLOCKED_KEYS && !counts.contains_key(&key) {
+            key.destination = "(other destinations)".to_owned();
+        }
+        let entry = counts.entry(key).or_insert(BlockedCount { count: 0, secret_id, owner_name });
+        entry.count += 1;
+        entry.count == 1
+    }
+
+    /// Takes the counts of finished minutes (or all) as audit entries.
+    pub(crate) fn drain(&self, all: bool) -> Vec<NewAuditEntry> {
+        let current = now_ms() / MINUTE_MS * MINUTE_MS;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let done: Vec<BlockedKey> = counts.keys().filter(|k| all || k.minute < current).cloned().collect();
+        done.into_iter()
+            .filter_map(|k| counts.remove(&k).map(|n| (k, n)))
+            .map(|(k, n)| {
+                let mut details = serde_json::json!({ "count": n.count, "destination": k.destination });
+                if let Some((kind, id)) = k.owner {
+                    details["ownerType"] = serde_json::json!(kind.as_str());
+                    details["ownerId"] = serde_json::json!(id);
+                    details["ownerName"] = serde_json::json!(n.owner_name);
+                }
+                if let Some(node) = &k.node {
+                    details["node"] = serde_json::json!(node);
+                }
+                NewAuditEntry {
+                    tenant_id: Some(k.tenant),
+                    time: k.minute,
+                    actor_id: k.owner.map(|(_, id)| id.to_string()),
+                    actor_name: match (k.owner, &n.owner_name) {
+                        (Some((kind, _)), Some(name)) => format!("{} '{name}'", kind.as_str()),
+                        _ => "veil".to_owned(),
+                    },
+                    action: AuditAction::BlockedDestination,
+                    target_type: Some("SECRET"),
+                    target_id: n.secret_id,
+                    target_name: Some(k.secret),
+                    success: false,
+                    details,
+                }
+            })
+            .collect()
+    }
+}

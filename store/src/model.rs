@@ -224,6 +224,8 @@ pub struct Limits {
     pub max_roles_per_tenant: usize,
     /// Most customers per tenant (default 1,000).
     pub max_customers_per_tenant: usize,
+    /// Days audit entries are kept (default 365); older ones are deleted once an hour.
+    pub audit_retention_days: u64,
 }
 
 impl Default for Limits {
@@ -238,6 +240,7 @@ impl Default for Limits {
             max_users_per_tenant: 1_000,
             max_roles_per_tenant: 100,
             max_customers_per_tenant: 1_000,
+            audit_retention_days: 365,
         }
     }
 }

@@ -169,6 +169,8 @@ struct Inner {
     limits: Limits,
     /// Secret uses by running configurations, written to the audit log per minute.
     uses: UseCounter,
+    /// Refused sends, written to the audit log per minute like uses.
+    blocked: crate::audit::BlockedCounter,
     /// Tenants deleted while this process runs: writes still in flight for them are refused.
     deleted_tenants: std::sync::Mutex<std::collections::HashSet<TenantId>>,
     /// Verified users' actors, so authenticating a request reads no database.
@@ -228,6 +230,7 @@ impl Store {
                         write: Mutex::new(()),
                         limits: config.limits,
                         uses: UseCounter::default(),
+                        blocked: Default::default(),
                         deleted_tenants: Default::default(),
                         sessions: SessionCache::default(),
                         destinations_required: Default::default(),
@@ -448,10 +451,17 @@ impl Store {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            let mut purged: Option<std::time::Instant> = None;
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                Store { inner }.flush_finished_uses().await;
+                let store = Store { inner };
+                store.flush_finished_uses().await;
+                // Old audit entries go once an hour (and at start): idempotent, any instance may.
+                if purged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                    store.purge_old_audit().await;
+                    purged = Some(std::time::Instant::now());
+                }
             }
         });
     }

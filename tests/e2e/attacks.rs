@@ -718,3 +718,137 @@ async fn g16_browser_sessions_check_host_and_origin_scheme() {
     assert_eq!(https.status(), 403);
     assert_eq!(create(format!("http://127.0.0.1:{port}")).send().await.unwrap().status(), 201);
 }
+
+/// G11: refused sends are counted per chain, node, destination and minute like uses: a flood of
+/// them is one audit entry with a count, not one row each.
+#[tokio::test]
+async fn g11_refused_sends_are_aggregated_in_the_audit_log() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let allowed = Receiver::start().await;
+    let port = allowed.url.rsplit(':').next().unwrap().to_owned();
+    created(
+        &admin,
+        "/api/secrets",
+        json!({"name": "s-tok", "type": "TEXT", "value": TOKEN,
+        "allowedDestinations": [format!("127.0.0.1:{port}")]}),
+    )
+    .await;
+    let doc = json!({"name": "host-from-msg", "nodes": [{"type": "rest_api_call", "name": "Out", "configuration": {
+        "restEndpointUrlPattern": "http://{{msg.host}}/x", "requestMethod": "POST",
+        "headers": {"Authorization": "Bearer $<secret:s-tok>"}}}]});
+    let chain = created(&admin, "/api/rule-chains", doc).await;
+    let id = chain["id"].as_str().unwrap();
+    for _ in 0..200 {
+        let (status, _) = admin
+            .post(&format!("/api/rule-chains/{id}/messages"), json!({"data": {"host": "127.0.0.1:9"}}))
+            .await;
+        assert_eq!(status, 202);
+    }
+    let entries = crate::support::eventually("the refused sends counted", async || {
+        let (_, log) = admin.get("/api/audit-logs?pageSize=1000").await;
+        let blocked: Vec<Value> = log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "BLOCKED_DESTINATION")
+            .cloned()
+            .collect();
+        let total: u64 = blocked.iter().map(|e| e["details"]["count"].as_u64().unwrap_or(0)).sum();
+        (total == 200).then_some(blocked)
+    })
+    .await;
+    // One entry per minute (two when the flood crossed a minute), each naming chain, node and destination.
+    assert!(entries.len() <= 2, "{entries:?}");
+    assert_eq!(entries[0]["details"]["destination"], "127.0.0.1:9");
+    assert_eq!(entries[0]["details"]["node"], "Out");
+    assert_eq!(entries[0]["details"]["ownerName"], "host-from-msg");
+    assert!(server.logs().matches("send blocked").count() <= 2, "one log line per minute, not per message");
+}
+
+/// G15: custom roles that read like built-in ones (other hyphens, spaces, case) are refused.
+#[tokio::test]
+async fn g15_role_names_that_read_like_built_in_ones_are_refused() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let grants = json!([{"resource": "SECRET", "operations": ["READ"]}]);
+    for name in [
+        "TENANT\u{2011}ADMIN",
+        "TENANT ADMIN",
+        "tenant-admin",
+        "Tenant\u{2010}Admin",
+        "CUSTOMER  USER",
+        "TENANT_ADMIN\u{3000}",
+    ] {
+        let (status, body) = admin.post("/api/roles", json!({"name": name, "permissions": grants})).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("built-in role"), "{name}: {body}");
+    }
+    let (status, body) =
+        admin.post("/api/roles", json!({"name": "tenant auditor", "permissions": grants})).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// G16: a script's value used as a message type must be a string; the scripts' clock has
+/// millisecond resolution; someone guessing a password elsewhere does not lock the owner out.
+#[tokio::test]
+async fn g16_leftovers() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    created(&admin, "/api/secrets", json!({"name": "k", "type": "TEXT", "value": "key-value-1"})).await;
+    for (script, says) in [
+        ("#{msg: msg, msgType: [secret(\"k\")]}", "msgType: a message type must be a string, not array"),
+        ("#{msg: msg, msgType: #{a: 1}}", "msgType: a message type must be a string, not map"),
+    ] {
+        let doc = json!({"name": script, "nodes": [{"type": "script", "name": "S", "configuration": {"mode": "transform", "script": script}}]});
+        let chain = created(&admin, "/api/rule-chains", doc).await;
+        let id = chain["id"].as_str().unwrap();
+        let (_, answer) =
+            admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+        let error = answer["trace"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says) && !error.contains("veil_core"), "{answer}");
+    }
+    let timing = "let t = timestamp(); let h = sha256_hex(secret(\"k\")); #{msg: #{ms: t.elapsed * 1000.0}}";
+    let doc = json!({"name": "timing", "nodes": [{"type": "script", "name": "S", "debugMode": true,
+        "configuration": {"mode": "transform", "script": timing}}]});
+    let chain = created(&admin, "/api/rule-chains", doc).await;
+    let id = chain["id"].as_str().unwrap();
+    for _ in 0..20 {
+        admin.post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {}})).await;
+    }
+    let (_, events) = admin.get(&format!("/api/rule-chains/{id}/events")).await;
+    for event in events.as_array().unwrap() {
+        let ms = event["outputs"][0]["msg"]["data"]["ms"].as_f64().unwrap();
+        assert!((ms - ms.round()).abs() < 1e-6, "{ms} ms");
+    }
+
+    // Ten wrong passwords for admin from another address; admin logs in from its own at once.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let resp = elsewhere
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"username": "admin", "password": "a wrong guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert!([401, 429].contains(&resp.status().as_u16()));
+    }
+    let resp = elsewhere
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": crate::support::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429, "the guesser's address waits, even with the right password");
+    let own = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": crate::support::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200, "the owner is not locked out");
+}

@@ -33,3 +33,5 @@ mod destinations;
 mod sealed;
 // The second attack pass (ATTACKS-2.md): one test per finding.
 mod attacks;
+// The hostile-input generator (VEIL_HOSTILE_SECS): random chains, converters and messages.
+mod hostile;

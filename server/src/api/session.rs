@@ -102,7 +102,7 @@ async fn authenticate(
     // Unknown names count only against the address: what people type there may be a password.
     let address_key = format!("addr:{}", address.ip());
     let keys: Vec<String> = match &user {
-        Some(u) => vec![format!("user:{}", u.id), address_key.clone()],
+        Some(u) => vec![format!("pair:{}:{}", u.id, address.ip()), address_key.clone()],
         None => vec![address_key.clone()],
     };
     if let Err(wait) = state.login_limiter.attempt(&keys) {

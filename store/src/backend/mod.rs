@@ -461,6 +461,10 @@ impl Backend {
     ) -> Result<Option<Usages>> {
         dispatch!(self.delete_share(secret, customer))
     }
+    /// Deletes audit entries older than `before` (ms since the epoch); how many went.
+    pub(crate) async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        dispatch!(self.delete_audit_before(before))
+    }
     pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
         dispatch!(self.insert_audit(entries))
     }

@@ -12,7 +12,9 @@ use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
 use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
-use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike};
+use crate::model::{
+    CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike, skeleton,
+};
 use crate::quota::Quota;
 
 /// Longest name of a tenant, customer, role or user.
@@ -29,6 +31,30 @@ pub struct NewUser {
     pub customer_id: Option<CustomerId>,
     /// Role names: built-in or the tenant's custom roles.
     pub roles: Vec<String>,
+}
+
+/// A name with case and separators folded: dashes and hyphens of any kind, spaces and other
+/// connector punctuation, and runs of them, read as one `_` (`TENANT‑ADMIN` with a non-breaking hyphen, `tenant admin`
+/// and `TENANT_ADMIN` fold to the same).
+fn fold_separators(name: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let mut folded = String::with_capacity(name.len());
+    for c in name.trim().chars() {
+        let separator = c.is_whitespace()
+            || matches!(
+                c.general_category(),
+                GeneralCategory::DashPunctuation
+                    | GeneralCategory::ConnectorPunctuation
+                    | GeneralCategory::SpaceSeparator
+            );
+        if !separator {
+            folded.extend(c.to_lowercase());
+        } else if !folded.ends_with('_') {
+            // A run of separators reads as one.
+            folded.push('_');
+        }
+    }
+    folded
 }
 
 fn check_name(field: &str, name: &str) -> Result<String> {
@@ -126,6 +152,8 @@ impl Store {
 
     /// Records a send refused because `secret` may not go to `destination` (`host:port`): the
     /// actor is the running configuration (from the task's [`crate::UseContext`]), with its node.
+    /// Counted like uses: one audit entry per secret, configuration, node, destination and minute
+    /// (with the count), written with the use counts.
     pub async fn record_blocked_destination(
         &self,
         tenant: TenantId,
@@ -135,33 +163,14 @@ impl Store {
     ) {
         let context = crate::audit::current_use_context();
         let secret_id = self.inner.index.by_name(tenant, secret).map(|row| row.info.id.to_string());
-        let (actor_id, actor_name, owner) = match &context {
-            Some(c) => (
-                Some(c.id.to_string()),
-                format!("{} '{}'", c.kind.as_str(), c.name),
-                serde_json::json!({ "ownerType": c.kind.as_str(), "ownerId": c.id, "ownerName": c.name }),
-            ),
-            None => (None, "veil".to_owned(), serde_json::json!({})),
-        };
-        let mut details = owner;
-        details["destination"] = serde_json::json!(destination);
-        if let Some(node) = node {
-            details["node"] = serde_json::json!(node);
+        let owner = context.as_ref().map(|c| (c.kind, c.id));
+        let key = crate::audit::BlockedKey::now(tenant, secret, owner, node, destination);
+        if self.inner.blocked.count(key, secret_id, context.as_ref().map(|c| c.name.clone())) {
+            let actor = context
+                .as_ref()
+                .map_or_else(|| "veil".to_owned(), |c| format!("{} '{}'", c.kind.as_str(), c.name));
+            tracing::warn!(secret, destination, actor = %actor, "send blocked: destination not allowed for the secret (counted per minute)");
         }
-        tracing::warn!(secret, destination, actor = %actor_name, "send blocked: destination not allowed for the secret");
-        self.write_audit(vec![NewAuditEntry {
-            tenant_id: Some(tenant),
-            time: now_ms(),
-            actor_id,
-            actor_name,
-            action: AuditAction::BlockedDestination,
-            target_type: Some("SECRET"),
-            target_id: secret_id,
-            target_name: Some(secret.to_owned()),
-            success: false,
-            details,
-        }])
-        .await;
     }
 
     /// Records a login attempt. `user` is the account when the name exists; `address` is the
@@ -186,14 +195,28 @@ impl Store {
 
     /// Writes the use counts gathered so far (all of them, the current minute's too).
     pub async fn flush_uses(&self) {
-        let entries = self.inner.uses.drain(true);
+        let mut entries = self.inner.uses.drain(true);
+        entries.extend(self.inner.blocked.drain(true));
         self.write_audit(entries).await;
     }
 
     /// Writes the use counts of finished minutes; the store calls this periodically.
     pub(crate) async fn flush_finished_uses(&self) {
-        let entries = self.inner.uses.drain(false);
+        let mut entries = self.inner.uses.drain(false);
+        entries.extend(self.inner.blocked.drain(false));
         self.write_audit(entries).await;
+    }
+
+    /// Deletes audit entries older than the retention (`auditRetentionDays`), all tenants'.
+    pub(crate) async fn purge_old_audit(&self) {
+        let days = self.inner.limits.audit_retention_days;
+        let before =
+            now_ms() - i64::try_from(days).unwrap_or(i64::MAX / 86_400_000).saturating_mul(86_400_000);
+        match self.inner.backend.delete_audit_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, days, "audit entries past the retention deleted"),
+            Err(e) => tracing::warn!("deleting old audit entries failed: {e}"),
+        }
     }
 
     /// One page of the actor's tenant's audit log, newest first. Use counts are flushed first.
@@ -364,6 +387,17 @@ impl Store {
                 format!(
                     "'{name}' differs from the built-in role '{}' only in case; choose a name that can be told apart",
                     built_in.as_str()
+                ),
+            ));
+        }
+        let folded = fold_separators(&name);
+        if let Some(built_in) =
+            Role::ALL.iter().map(|r| r.as_str()).find(|b| skeleton(&fold_separators(b)) == skeleton(&folded))
+        {
+            return Err(StoreError::input(
+                "name",
+                format!(
+                    "'{name}' reads like the built-in role '{built_in}' (only separators or case differ); choose a name that can be told apart"
                 ),
             ));
         }

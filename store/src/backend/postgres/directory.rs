@@ -327,6 +327,12 @@ impl PostgresBackend {
 
     /// Appends entries; a use of a secret by an owner in a minute already recorded (by any
     /// instance) adds its count to that entry.
+    pub(crate) async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM audit_log WHERE time < $1").bind(before).execute(self.db()).await?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
         let mut tx = self.db().begin().await?;
         for e in entries {

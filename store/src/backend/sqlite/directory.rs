@@ -297,6 +297,14 @@ impl SqliteBackend {
     }
 
     /// Appends entries; a use of a secret by an owner in a minute already recorded adds its count.
+    pub(crate) async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit_log WHERE time < ?")
+            .bind(before)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
