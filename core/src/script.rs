@@ -149,6 +149,19 @@ pub(crate) fn charge_sealed(bytes: usize) -> Result<(), Box<EvalAltResult>> {
     })
 }
 
+/// Whether a value computed from the secrets `names` must stay sealed: one of them may be sent
+/// only to some destinations, or the tenant requires destinations for every secret (or the run
+/// cannot tell: then yes).
+pub(crate) fn restricted(names: &[String]) -> bool {
+    RUN.with(|r| {
+        let run = r.borrow();
+        let Some((secrets, _)) = run.as_ref().and_then(|run| run.secrets.as_ref()) else { return true };
+        let (store, tenant) = (secrets.store(), secrets.tenant());
+        store.destinations_required(tenant)
+            || names.iter().any(|n| store.allowed_destinations(tenant, n).is_none_or(|list| !list.is_empty()))
+    })
+}
+
 /// Fails the current run with `reason` whatever it returns (see [`RunState::failed`]).
 pub(crate) fn fail_run(reason: &'static str) {
     RUN.with(|r| {

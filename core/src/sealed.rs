@@ -486,6 +486,33 @@ pub(crate) fn error_text(text: String) -> String {
         .replace(rust_name, MASK)
 }
 
+/// A one-way helper's output (a signature, a hash) computed from `inputs`. It is public data,
+/// unless one of the secrets it comes from may be sent only to some destinations (or its tenant
+/// requires destinations for every secret): then it is sealed under those secrets, so that a
+/// signature made with a key limited to one API goes only to that API.
+fn one_way(inputs: &[&Dynamic], output: Vec<u8>, text: bool) -> ScriptResult<Dynamic> {
+    let sealed: Vec<Sealed> =
+        inputs.iter().filter_map(|v| v.read_lock::<Sealed>().map(|s| s.clone())).collect();
+    let mut names: Vec<String> = sealed.iter().flat_map(|s| s.names().iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    match sealed.first() {
+        Some(first) if crate::script::restricted(&names) => {
+            crate::script::charge_sealed(output.len())?;
+            let inner = Inner {
+                tenant: first.0.tenant,
+                scope: first.0.scope,
+                names,
+                bound: output.len(),
+                value: Zeroizing::new(output),
+            };
+            Ok(Dynamic::from(Sealed(Arc::new(inner))))
+        }
+        _ if text => Ok(Dynamic::from(String::from_utf8(output).unwrap_or_default())),
+        _ => Ok(Dynamic::from_blob(output)),
+    }
+}
+
 fn refuse<T>(what: &str) -> ScriptResult<T> {
     Err(format!("{what}: a Secret is sealed; it can be combined (+, basic_auth, base64_encode) and used for signing, hashing and decryption, not read").into())
 }
@@ -679,30 +706,35 @@ pub(crate) fn register(engine: &mut Engine) {
         })
     });
 
-    // One-way values meant to be public: plain results.
-    engine.register_fn("hmac_sha256", |key: Dynamic, data: Dynamic| -> ScriptResult<Blob> {
-        Ok(hmac(&bytes_of(&key, "hmac_sha256: the key")?, &bytes_of(&data, "hmac_sha256: the data")?))
+    // One-way values: public, unless a secret they come from is limited to some destinations.
+    engine.register_fn("hmac_sha256", |key: Dynamic, data: Dynamic| -> ScriptResult<Dynamic> {
+        let mac = hmac(&bytes_of(&key, "hmac_sha256: the key")?, &bytes_of(&data, "hmac_sha256: the data")?);
+        one_way(&[&key, &data], mac, false)
     });
-    engine.register_fn("hmac_sha256_hex", |key: Dynamic, data: Dynamic| -> ScriptResult<String> {
-        Ok(hex::encode(hmac(
+    engine.register_fn("hmac_sha256_hex", |key: Dynamic, data: Dynamic| -> ScriptResult<Dynamic> {
+        let mac = hmac(
             &bytes_of(&key, "hmac_sha256_hex: the key")?,
             &bytes_of(&data, "hmac_sha256_hex: the data")?,
-        )))
+        );
+        one_way(&[&key, &data], hex::encode(mac).into_bytes(), true)
     });
-    engine.register_fn("hmac_sha256_base64", |key: Dynamic, data: Dynamic| -> ScriptResult<String> {
-        Ok(STANDARD.encode(hmac(
+    engine.register_fn("hmac_sha256_base64", |key: Dynamic, data: Dynamic| -> ScriptResult<Dynamic> {
+        let mac = hmac(
             &bytes_of(&key, "hmac_sha256_base64: the key")?,
             &bytes_of(&data, "hmac_sha256_base64: the data")?,
-        )))
+        );
+        one_way(&[&key, &data], STANDARD.encode(mac).into_bytes(), true)
     });
-    engine.register_fn("sha256", |data: Dynamic| -> ScriptResult<Blob> {
-        Ok(Sha256::digest(bytes_of(&data, "sha256: the data")?).to_vec())
+    engine.register_fn("sha256", |data: Dynamic| -> ScriptResult<Dynamic> {
+        one_way(&[&data], Sha256::digest(bytes_of(&data, "sha256: the data")?).to_vec(), false)
     });
-    engine.register_fn("sha256_hex", |data: Dynamic| -> ScriptResult<String> {
-        Ok(hex::encode(Sha256::digest(bytes_of(&data, "sha256_hex: the data")?)))
+    engine.register_fn("sha256_hex", |data: Dynamic| -> ScriptResult<Dynamic> {
+        let digest = Sha256::digest(bytes_of(&data, "sha256_hex: the data")?);
+        one_way(&[&data], hex::encode(digest).into_bytes(), true)
     });
-    engine.register_fn("sha256_base64", |data: Dynamic| -> ScriptResult<String> {
-        Ok(STANDARD.encode(Sha256::digest(bytes_of(&data, "sha256_base64: the data")?)))
+    engine.register_fn("sha256_base64", |data: Dynamic| -> ScriptResult<Dynamic> {
+        let digest = Sha256::digest(bytes_of(&data, "sha256_base64: the data")?);
+        one_way(&[&data], STANDARD.encode(digest).into_bytes(), true)
     });
     engine.register_fn("aes_gcm_decrypt", |key: Dynamic, nonce: Dynamic, ciphertext: Dynamic| {
         aes_gcm_decrypt(&key, &nonce, &ciphertext, &[])

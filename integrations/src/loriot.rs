@@ -192,7 +192,12 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         }
         None => None,
     };
+    // LORIOT is logged in to (with these) only to create its output: then none may be empty.
     let required = |pointer: &str, problems: &mut Vec<Problem>| match config.template(pointer) {
+        Some(_) if create_output && config.filled(pointer).is_none() => {
+            problems.push(ctx.problem(pointer, "is required with createLoriotOutput: it is empty"));
+            None
+        }
         Some(t) => Some(t.clone()),
         None => {
             problems.push(ctx.problem(pointer, "is required"));

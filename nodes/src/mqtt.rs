@@ -144,10 +144,13 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         problems.push(ctx.problem("/topicPattern", "is required"));
     }
     let kind = settings.credentials.as_ref().and_then(|c| c.kind.as_deref()).unwrap_or("anonymous");
+    let empty = |pointer: &str| if config.template(pointer).is_some() { ": it is empty" } else { "" };
     let require = |field: &str, problems: &mut Vec<Problem>| {
         let pointer = format!("/credentials/{field}");
-        if config.template(&pointer).is_none() {
-            problems.push(ctx.problem(&pointer, format!("is required for '{kind}' credentials")));
+        if config.filled(&pointer).is_none() {
+            problems.push(
+                ctx.problem(&pointer, format!("is required for '{kind}' credentials{}", empty(&pointer))),
+            );
         }
     };
     let credentials =

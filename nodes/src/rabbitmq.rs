@@ -121,8 +121,9 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 5672, &mut problems);
     for field in ["/username", "/password"] {
-        if config.template(field).is_none() {
-            problems.push(ctx.problem(field, "is required"));
+        if config.filled(field).is_none() {
+            let empty = if config.template(field).is_some() { ": it is empty" } else { "" };
+            problems.push(ctx.problem(field, format!("is required{empty}")));
         }
     }
     let props = match settings.message_properties.as_deref() {

@@ -225,12 +225,15 @@ fn credentials(
         return Some(Credentials::Anonymous);
     };
     let kind = creds.kind.as_deref().unwrap_or("anonymous");
+    let empty = |pointer: &str| if config.template(pointer).is_some() { ": it is empty" } else { "" };
     let mut required = |field: &str| -> Option<String> {
         let pointer = format!("/credentials/{field}");
-        if config.template(&pointer).is_some() {
+        if config.filled(&pointer).is_some() {
             Some(pointer)
         } else {
-            problems.push(ctx.problem(&pointer, format!("is required for '{kind}' credentials")));
+            problems.push(
+                ctx.problem(&pointer, format!("is required for '{kind}' credentials{}", empty(&pointer))),
+            );
             None
         }
     };

@@ -852,3 +852,100 @@ async fn g16_leftovers() {
         .unwrap();
     assert_eq!(own.status(), 200, "the owner is not locked out");
 }
+
+/// G4: a signature or hash computed from a secret that may go only to some destinations is sealed
+/// under that secret: it reaches its allowed API (opened there, equal to an HMAC computed
+/// independently), is refused anywhere else and shows as `***`; from a secret without a list it
+/// stays public data.
+#[tokio::test]
+async fn g4_values_derived_from_a_limited_secret_keep_its_destinations() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    let (allowed, other) = (Receiver::start().await, Receiver::start().await);
+    let port = allowed.url.rsplit(':').next().unwrap().to_owned();
+    created(
+        &admin,
+        "/api/secrets",
+        json!({"name": "s-hmac", "type": "TEXT", "value": "HmacKey-CHARLIE-99",
+        "allowedDestinations": [format!("127.0.0.1:{port}")]}),
+    )
+    .await;
+    created(&admin, "/api/secrets", json!({"name": "s-open", "type": "TEXT", "value": "Open-KEY-5"})).await;
+    let signing = "let m = msg; m.sig = hmac_sha256_hex(secret(\"s-hmac\"), msg.payload); \
+                   m.h = sha256_hex(secret(\"s-hmac\")); m.pub = hmac_sha256_hex(secret(\"s-open\"), msg.payload); #{msg: m}";
+    let chain_to = |name: &str, url: &str| {
+        json!({"name": name, "nodes": [
+            {"type": "script", "name": "S", "debugMode": true, "configuration": {"mode": "transform", "script": signing}},
+            {"type": "rest_api_call", "name": "R", "configuration": {"restEndpointUrlPattern": format!("{url}/collect"),
+                "requestMethod": "POST", "bodyTemplate": "{\"payload\":\"{{msg.payload}}\",\"sig\":\"{{msg.sig}}\",\"h\":\"{{msg.h}}\",\"pub\":\"{{msg.pub}}\"}"}}],
+            "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]})
+    };
+    let payload = "amount=1000000&to=attacker";
+    let hmac = |key: &str| -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+        ring::hmac::sign(&key, payload.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+
+    let elsewhere = created(&admin, "/api/rule-chains", chain_to("elsewhere", &other.url)).await;
+    let id = elsewhere["id"].as_str().unwrap();
+    let (_, answer) = admin
+        .post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"payload": payload}}))
+        .await;
+    assert_eq!(answer["trace"][1]["relation"], json!(["Failure"]), "{answer}");
+    assert!(answer["trace"][1]["error"].as_str().unwrap().contains("may not be sent to"), "{answer}");
+    assert!(other.requests().is_empty(), "the other host got {:?}", other.requests());
+    // In the script's debug event the limited values are sealed; the other one is public.
+    let (_, events) = admin.get(&format!("/api/rule-chains/{id}/events")).await;
+    let out = &events[0]["outputs"][0]["msg"]["data"];
+    assert_eq!((out["sig"].as_str(), out["h"].as_str()), (Some("***"), Some("***")), "{events}");
+    assert_eq!(out["pub"].as_str(), Some(hmac("Open-KEY-5").as_str()), "{events}");
+
+    let home = created(&admin, "/api/rule-chains", chain_to("home", &allowed.url)).await;
+    let id = home["id"].as_str().unwrap();
+    let (_, answer) = admin
+        .post(&format!("/api/rule-chains/{id}/messages?wait=true"), json!({"data": {"payload": payload}}))
+        .await;
+    assert_eq!(answer["trace"][1]["relation"], json!(["Success"]), "{answer}");
+    let body: Value = serde_json::from_str(&allowed.requests()[0].body).unwrap();
+    assert_eq!(body["sig"].as_str(), Some(hmac("HmacKey-CHARLIE-99").as_str()));
+    assert_eq!(body["h"].as_str().map(str::len), Some(64));
+}
+
+/// A trap a new user fell into: a bearer or basic credential whose secret field is empty was saved
+/// and sent `Authorization: Bearer ` with nothing after it. Required fields of the chosen type are
+/// required, and not empty, at save.
+#[tokio::test]
+async fn trap_empty_required_credential_fields_are_refused_at_save() {
+    let (_dir, server) = start(&[]).await;
+    let admin = Api::new(&server).await;
+    for (credentials, pointer, says) in [
+        (
+            json!({"type": "bearer", "token": ""}),
+            "/nodes/0/configuration/credentials/token",
+            "is required for 'bearer' credentials: it is empty",
+        ),
+        (
+            json!({"type": "basic", "username": "u", "password": "  "}),
+            "/nodes/0/configuration/credentials/password",
+            "is required for 'basic' credentials: it is empty",
+        ),
+        (
+            json!({"type": "apiKey", "value": ""}),
+            "/nodes/0/configuration/credentials/value",
+            "is required for 'apiKey' credentials: it is empty",
+        ),
+    ] {
+        let doc = json!({"name": "empty", "nodes": [{"type": "rest_api_call", "name": "R", "configuration": {
+            "restEndpointUrlPattern": "http://127.0.0.1:9/x", "requestMethod": "POST", "credentials": credentials}}]});
+        let (status, body) = admin.post("/api/rule-chains", doc).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["problems"][0]["path"], pointer, "{body}");
+        assert_eq!(body["problems"][0]["message"], says, "{body}");
+    }
+    let mqtt = json!({"name": "empty mqtt", "nodes": [{"type": "mqtt", "name": "M", "configuration": {
+        "topicPattern": "t", "host": "127.0.0.1", "port": 1883, "clientId": "c",
+        "credentials": {"type": "basic", "username": "u", "password": ""}}}]});
+    let (status, body) = admin.post("/api/rule-chains", mqtt).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["problems"][0]["message"].as_str().unwrap().contains("it is empty"), "{body}");
+}

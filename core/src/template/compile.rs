@@ -185,6 +185,13 @@ impl CompiledConfig {
         self.templates.get(pointer)
     }
 
+    /// The compiled template of a declared field that holds something: `None` when the field is
+    /// absent or its text is empty or blank (a required credential left empty would be sent as
+    /// nothing, e.g. `Authorization: Bearer `).
+    pub fn filled(&self, pointer: &str) -> Option<&Template> {
+        self.templates.get(pointer).filter(|t| t.literal().is_none_or(|text| !text.trim().is_empty()))
+    }
+
     /// Templates whose pointer starts with `prefix/`, with the rest of the pointer (unescaped
     /// JSON-pointer segment), e.g. every header under `/headers`.
     pub fn templates_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, &'a Template)> {

@@ -390,6 +390,14 @@ impl Store {
                 ),
             ));
         }
+        if let Some(built_in) = lookalike(&name, Role::ALL.iter().map(|r| r.as_str())) {
+            return Err(StoreError::input(
+                "name",
+                format!(
+                    "'{name}' looks like the built-in role '{built_in}'; choose a name that can be told apart"
+                ),
+            ));
+        }
         let folded = fold_separators(&name);
         if let Some(built_in) =
             Role::ALL.iter().map(|r| r.as_str()).find(|b| skeleton(&fold_separators(b)) == skeleton(&folded))
@@ -398,14 +406,6 @@ impl Store {
                 "name",
                 format!(
                     "'{name}' reads like the built-in role '{built_in}' (only separators or case differ); choose a name that can be told apart"
-                ),
-            ));
-        }
-        if let Some(built_in) = lookalike(&name, Role::ALL.iter().map(|r| r.as_str())) {
-            return Err(StoreError::input(
-                "name",
-                format!(
-                    "'{name}' looks like the built-in role '{built_in}'; choose a name that can be told apart"
                 ),
             ));
         }
