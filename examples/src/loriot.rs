@@ -221,6 +221,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/1/pub/login", post(login))
         .route("/1/nwk/app/{app_id}", get(get_app))
         .route("/1/nwk/app/{app_id}/outputs/httppush", post(add_output))
+        .route("/1/nwk/app/{app_id}/outputs", axum::routing::put(replace_outputs))
         .route("/1/rest", post(downlink))
         .route("/emulator/expire-sessions", post(expire_sessions))
         .route("/emulator/uplink", post(emulator_uplink))
@@ -336,6 +337,39 @@ async fn add_output(
         return error(StatusCode::BAD_REQUEST, "osetup.url must be an http:// or https:// URL");
     }
     inner.outputs.push(Value::Object(map));
+    Json(json!({ "outputs": inner.outputs })).into_response()
+}
+
+/// `PUT /1/nwk/app/{appid}/outputs {"outputs": [...]}`: replaces the application's outputs (how
+/// LORIOT's API changes or removes one).
+async fn replace_outputs(
+    State(shared): State<Arc<Shared>>,
+    Path(app_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared.lock();
+    if !account_ok(&headers, &inner) {
+        return error(StatusCode::FORBIDDEN, "invalid or expired session");
+    }
+    if !app_id.eq_ignore_ascii_case(&inner.config.app_id) {
+        return error(StatusCode::NOT_FOUND, "application not found");
+    }
+    let map = match parse_object(&body) {
+        Ok(map) => map,
+        Err(text) => return error(StatusCode::BAD_REQUEST, text),
+    };
+    let Some(Value::Array(outputs)) = map.get("outputs") else {
+        return error(StatusCode::BAD_REQUEST, "outputs must be an array");
+    };
+    let valid = outputs.iter().all(|o| {
+        o.get("output").and_then(Value::as_str).is_some()
+            && o.pointer("/osetup/url").and_then(Value::as_str).is_some_and(|u| u.starts_with("http"))
+    });
+    if !valid {
+        return error(StatusCode::BAD_REQUEST, "each output needs output and osetup.url");
+    }
+    inner.outputs = outputs.clone();
     Json(json!({ "outputs": inner.outputs })).into_response()
 }
 

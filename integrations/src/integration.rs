@@ -53,6 +53,12 @@ pub trait Integration: Send + Sync + 'static {
 
     /// A secret the integration uses changed: drop sessions or connections made with the old value.
     fn secret_changed(&self, _name: &str) {}
+
+    /// The integration was deleted: remove what [`Integration::start`] created at the outside
+    /// service (LORIOT's HTTP push output). Called once, by the instance that deleted it.
+    fn removed<'a>(&'a self, _ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Builds an integration from its compiled configuration, or explains what is wrong with it.

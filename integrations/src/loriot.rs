@@ -418,7 +418,9 @@ impl Loriot {
         }
     }
 
-    /// Creates the HTTP push output on the application unless one with our URL exists.
+    /// Makes sure the application has an HTTP push output to `httpEndpoint` carrying the push
+    /// authorization of this moment: created when there is none, updated when one has another
+    /// authorization (LORIOT would push with it and every uplink would be refused).
     async fn ensure_output(&self, ctx: &IntegrationCtx<'_>) -> Result<(), IntegrationError> {
         let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
             return Ok(());
@@ -426,23 +428,61 @@ impl Loriot {
         let _one_at_a_time = self.output_lock.lock().await;
         let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
         let app = self.call(ctx, Method::GET, &app_url, None).await?;
-        let exists = app.get("outputs").and_then(Value::as_array).is_some_and(|outputs| {
-            outputs.iter().any(|o| {
-                o.get("output").and_then(Value::as_str) == Some("httppush")
-                    && o.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint.as_str())
-            })
-        });
-        if exists {
-            tracing::info!(integration = %ctx.name, "LORIOT application output exists");
-            return Ok(());
-        }
         let auth = match self.security.expected("authorization") {
             Some(t) => ctx.render(t)?.expose_secret().to_owned(),
             None => String::new(),
         };
-        let body = json!({ "output": "httppush", "osetup": { "url": endpoint, "auth": auth } });
-        self.call(ctx, Method::POST, &format!("{app_url}/outputs/httppush"), Some(&body)).await?;
-        tracing::info!(integration = %ctx.name, "LORIOT application output created");
+        let mut outputs: Vec<Value> =
+            app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ours = |o: &Value| {
+            o.get("output").and_then(Value::as_str) == Some("httppush")
+                && o.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint.as_str())
+        };
+        if !outputs.iter().any(ours) {
+            let body = json!({ "output": "httppush", "osetup": { "url": endpoint, "auth": auth } });
+            self.call(ctx, Method::POST, &format!("{app_url}/outputs/httppush"), Some(&body)).await?;
+            tracing::info!(integration = %ctx.name, "LORIOT application output created");
+            return Ok(());
+        }
+        let stale = outputs
+            .iter()
+            .filter(|o| ours(o))
+            .any(|o| o.pointer("/osetup/auth").and_then(Value::as_str).unwrap_or_default() != auth.as_str());
+        if !stale {
+            tracing::info!(integration = %ctx.name, "LORIOT application output exists");
+            return Ok(());
+        }
+        for output in outputs.iter_mut().filter(|o| ours(o)) {
+            output["osetup"]["auth"] = json!(auth);
+        }
+        self.call(ctx, Method::PUT, &format!("{app_url}/outputs"), Some(&json!({ "outputs": outputs })))
+            .await?;
+        tracing::info!(integration = %ctx.name, "LORIOT application output updated (its authorization was another)");
+        Ok(())
+    }
+
+    /// Removes the HTTP push output to `httpEndpoint` from the application.
+    async fn remove_output(&self, ctx: &IntegrationCtx<'_>) -> Result<(), IntegrationError> {
+        let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.output_lock.lock().await;
+        let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
+        let app = self.call(ctx, Method::GET, &app_url, None).await?;
+        let outputs: Vec<Value> = app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
+        let kept: Vec<Value> = outputs
+            .iter()
+            .filter(|o| {
+                !(o.get("output").and_then(Value::as_str) == Some("httppush")
+                    && o.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint.as_str()))
+            })
+            .cloned()
+            .collect();
+        if kept.len() == outputs.len() {
+            return Ok(());
+        }
+        self.call(ctx, Method::PUT, &format!("{app_url}/outputs"), Some(&json!({ "outputs": kept }))).await?;
+        tracing::info!(integration = %ctx.name, "LORIOT application output removed");
         Ok(())
     }
 }
@@ -513,6 +553,10 @@ fn tx_command(downlink: &Value, app_id: &str) -> Result<Value, IntegrationError>
 }
 
 impl Integration for Loriot {
+    fn removed<'a>(&'a self, ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>> {
+        Box::pin(async move { if self.create_output { self.remove_output(ctx).await } else { Ok(()) } })
+    }
+
     fn start<'a>(&'a self, ctx: &'a IntegrationCtx<'a>) -> BoxFuture<'a, Result<(), IntegrationError>> {
         Box::pin(async move {
             match (&self.app_id, &self.credentials) {

@@ -68,6 +68,9 @@ pub struct IntegrationRuntime {
     secret_names: Vec<String>,
     redactor: Redactor,
     status: Mutex<Status>,
+    /// Uplinks refused for their authorization, and the last one's reason and time.
+    refused: AtomicU64,
+    last_refused: Mutex<Option<(String, i64)>>,
     /// Bumped by every start, so a slow old start cannot overwrite a newer one's status.
     generation: AtomicU64,
     stopped: AtomicBool,
@@ -113,6 +116,8 @@ impl IntegrationRuntime {
             secret_names,
             redactor,
             status: Mutex::new(status),
+            refused: AtomicU64::new(0),
+            last_refused: Mutex::new(None),
             generation: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             starting: Mutex::new(None),
@@ -220,6 +225,23 @@ impl IntegrationRuntime {
         *starting = Some(task.abort_handle());
     }
 
+    /// The integration was deleted: removes what it created at the outside service (once, by the
+    /// instance that deleted it). The error is redacted.
+    pub async fn removed(&self) -> Result<(), IntegrationError> {
+        let ctx = self.ctx();
+        let work = self.integration.removed(&ctx);
+        veil_store::with_use_context(self.use_context(), work)
+            .await
+            .map_err(|e| IntegrationError::new(self.redactor.mask(&e.to_string())))
+    }
+
+    /// Uplinks refused for their authorization since the integration started: how many, and the
+    /// last one's reason and time (ms since the epoch).
+    pub fn refused_uplinks(&self) -> (u64, Option<(String, i64)>) {
+        let last = self.last_refused.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (self.refused.load(Ordering::Relaxed), last)
+    }
+
     /// Stops it: no more uplinks, downlinks or status changes.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -249,7 +271,19 @@ impl IntegrationRuntime {
     async fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
         self.check_running()?;
         let ctx = self.ctx();
-        let payload = self.integration.accept_uplink(&ctx, headers, body)?;
+        let payload = match self.integration.accept_uplink(&ctx, headers, body) {
+            Ok(payload) => payload,
+            Err(e) => {
+                if e.kind == UplinkErrorKind::Unauthorized {
+                    // Shown with the status: a sender pushing with a wrong authorization (a stale
+                    // LORIOT output) is otherwise invisible while the status says active.
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    *self.last_refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((self.redactor.mask(&e.message), veil_store::now_ms()));
+                }
+                return Err(e);
+            }
+        };
         let Some(script) = &self.uplink else {
             return Err(UplinkError::new(
                 UplinkErrorKind::Unavailable,

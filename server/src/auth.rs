@@ -79,8 +79,14 @@ impl TokenKeys {
     pub(crate) fn issue(&self, user: UserId) -> ApiResult<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let now_ms = veil_store::now_ms().max(0) as u64;
-        let claims =
-            Claims { sub: user.to_string(), iat: now, exp: now + TOKEN_LIFETIME.as_secs(), iat_ms: now_ms };
+        let sid = uuid::Uuid::new_v4().simple().to_string();
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now,
+            exp: now + TOKEN_LIFETIME.as_secs(),
+            iat_ms: now_ms,
+            sid,
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .map_err(|e| ApiError::internal(format!("token signing failed: {e}")))
     }
@@ -106,6 +112,29 @@ struct Claims {
     /// Issue time in milliseconds, so a revocation in the same second is exact.
     #[serde(default)]
     iat_ms: u64,
+    /// The session this token belongs to (a logout ends it alone); empty in tokens issued before
+    /// sessions had ids.
+    #[serde(default)]
+    sid: String,
+}
+
+/// The session a request's token belongs to: its user, its id and when it expires (ms).
+pub(crate) struct SessionOf {
+    pub(crate) sid: String,
+    pub(crate) expires_ms: i64,
+}
+
+impl TokenKeys {
+    /// The session of the token a request carries (bearer or cookie), when it is one of ours.
+    pub(crate) fn session_of(&self, headers: &axum::http::HeaderMap) -> Option<SessionOf> {
+        let token = match headers.get(axum::http::header::AUTHORIZATION) {
+            Some(h) => h.to_str().ok()?.strip_prefix("Bearer ")?.trim().to_owned(),
+            None => cookie_token(headers)?,
+        };
+        let claims = self.check(&token).ok()?;
+        let expires_ms = i64::try_from(claims.exp).ok()?.saturating_mul(1000);
+        (!claims.sid.is_empty()).then_some(SessionOf { sid: claims.sid, expires_ms })
+    }
 }
 
 /// Hashes a password with argon2id and a random salt.
@@ -374,6 +403,9 @@ where
             return Err(ApiError::unauthorized(
                 "the token was revoked (password change or logout); log in again",
             ));
+        }
+        if !claims.sid.is_empty() && session.revoked.contains(&claims.sid) {
+            return Err(ApiError::unauthorized("this session was logged out; log in again"));
         }
         Ok(Self(session.actor))
     }

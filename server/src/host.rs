@@ -728,7 +728,17 @@ impl Host {
     pub(crate) async fn remove_integration(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
         let _one_at_a_time = self.integration_writes.lock().await;
         self.store.delete_owner(actor, OwnerType::Integration, id).await?;
+        let running = self.integrations.get(actor.tenant_id, id);
         self.integrations.remove(id);
+        // What it made at the outside service (LORIOT's push output) goes too, in the background:
+        // the deletion is done; a failure is logged.
+        if let Some(running) = running {
+            tokio::spawn(async move {
+                if let Err(e) = running.removed().await {
+                    tracing::warn!(integration = %running.def().name, "removing what the integration created failed: {e}");
+                }
+            });
+        }
         Ok(())
     }
 

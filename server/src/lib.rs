@@ -37,8 +37,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Log in and keep the token (in the config directory, mode 0600).
     Login(cli::LoginArgs),
-    /// Forget the saved token.
-    Logout,
+    /// End this session at the server and forget the saved token (--everywhere: every session of the account).
+    Logout(cli::LogoutArgs),
     /// Secrets: values in from stdin or a file, never out.
     #[command(subcommand)]
     Secret(cli::SecretCmd),
@@ -96,7 +96,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
     let result = runtime.block_on(async {
         match command {
             Command::Login(args) => cli::login(global, args).await,
-            Command::Logout => cli::logout(global).await,
+            Command::Logout(args) => cli::logout(global, &args).await,
             Command::Secret(cmd) => cli::secret(global, cmd).await,
             Command::Chain(cmd) => cli::documents(global, cmd, false).await,
             Command::Integration(cmd) => cli::documents(global, cmd, true).await,

@@ -45,14 +45,19 @@ function navigation() {
       "div",
       { class: "who" },
       el("span", { id: "username" }, session.user.username),
-      el("button", { type: "button", class: "link", onclick: logout }, "Log out"),
+      el("button", { type: "button", class: "link", onclick: () => logout(false) }, "Log out"),
+      el(
+        "button",
+        { type: "button", class: "link", id: "logout-everywhere", title: "End every session of this account, in every browser and terminal", onclick: () => logout(true) },
+        "Log out everywhere",
+      ),
     ),
   );
 }
 
-async function logout() {
+async function logout(everywhere) {
   try {
-    await api("POST", "/api/auth/logout");
+    await api("POST", everywhere ? "/api/auth/logout?everywhere=true" : "/api/auth/logout");
   } finally {
     session.user = null;
     location.hash = "#/login";

@@ -83,7 +83,7 @@ pub(crate) fn parse(payload: &str, own_instance: &str) -> Option<Change> {
             tenant: TenantId(uuid(p.tenant.as_ref())?),
         },
         "tenants" => Change::Tenant(TenantId(uuid(p.key.as_ref())?)),
-        "users" | "roles" | "customers" => Change::Directory,
+        "users" | "roles" | "customers" | "revoked_sessions" => Change::Directory,
         other => {
             tracing::warn!(table = other, "change feed: notification for an unknown table ignored");
             return None;

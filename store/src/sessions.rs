@@ -21,6 +21,8 @@ const MAX_SESSIONS: usize = 10_000;
 pub struct Session {
     /// Tokens issued at or before this time (ms) are refused.
     pub tokens_valid_after: i64,
+    /// Sessions ended one at a time (logout): tokens carrying one of these ids are refused.
+    pub revoked: std::sync::Arc<[String]>,
     /// The user as an actor: tenant, customer, permissions of its roles.
     pub actor: Actor,
 }

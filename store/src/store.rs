@@ -1190,8 +1190,12 @@ impl Store {
         let Some(user) = self.inner.backend.user_by_id(id).await? else {
             return Ok(None);
         };
-        let session =
-            Session { tokens_valid_after: user.tokens_valid_after, actor: self.actor_for(&user).await? };
+        let revoked = self.inner.backend.revoked_sessions(id).await?.into();
+        let session = Session {
+            tokens_valid_after: user.tokens_valid_after,
+            revoked,
+            actor: self.actor_for(&user).await?,
+        };
         self.inner.sessions.put(id, &session, generation);
         Ok(Some(session))
     }

@@ -949,3 +949,25 @@ async fn trap_empty_required_credential_fields_are_refused_at_save() {
     assert_eq!(status, 400, "{body}");
     assert!(body["problems"][0]["message"].as_str().unwrap().contains("it is empty"), "{body}");
 }
+
+/// A trap a new user fell into: logging out in the browser ended every session of the account,
+/// the CLI's too. Logout ends the session it is sent with; "log out everywhere" (and a password
+/// change) ends all.
+#[tokio::test]
+async fn trap_logout_ends_this_session_only_and_everywhere_ends_all() {
+    let (_dir, server) = start(&[]).await;
+    let browser = Api::new(&server).await;
+    let cli = Api::new(&server).await;
+    let third = Api::new(&server).await;
+    assert_eq!(browser.post("/api/auth/logout", json!({})).await.0, 204);
+    let (status, body) = browser.get("/api/secrets").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("this session was logged out"), "{body}");
+    assert_eq!(cli.get("/api/secrets").await.0, 200, "another session of the account goes on");
+    assert_eq!(third.get("/api/secrets").await.0, 200);
+    assert_eq!(cli.post("/api/auth/logout?everywhere=true", json!({})).await.0, 204);
+    assert_eq!(cli.get("/api/secrets").await.0, 401);
+    assert_eq!(third.get("/api/secrets").await.0, 401, "everywhere ends every session");
+    let again = Api::new(&server).await;
+    assert_eq!(again.get("/api/secrets").await.0, 200, "a new login works");
+}

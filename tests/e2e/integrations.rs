@@ -306,3 +306,59 @@ async fn integrations_are_validated_like_rule_chains() {
     assert_eq!(status(&api, id).await, "active");
     assert_eq!(s.emulator.outputs().len(), 1);
 }
+
+/// A trap a new user fell into: LORIOT already had an HTTP push output to this URL with another
+/// authorization, kept as it was, so every push was refused with 401 while the status said
+/// `active`. Now the output gets this integration's authorization, refused uplinks show beside the
+/// status, and deleting the integration removes the output.
+#[tokio::test]
+async fn a_stale_loriot_output_is_brought_in_line_and_goes_with_the_integration() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let s = setup(&server, &api).await;
+    let defaults = EmulatorConfig::default();
+    let stale =
+        json!({"output": "httppush", "osetup": {"url": s.endpoint, "auth": "Basic c3RhbGU6c3RhbGU="}});
+    let made = reqwest::Client::new()
+        .post(format!("{}/1/nwk/app/{}/outputs/httppush", s.emulator.url(), defaults.app_id))
+        .header("authorization", format!("Bearer {}", defaults.api_token))
+        .json(&stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+
+    let (code, created) = api.post("/api/integrations", s.integration.clone()).await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(status(&api, &id).await, "active");
+    let outputs = s.emulator.outputs();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(outputs[0]["osetup"]["auth"], PUSH_AUTH);
+    assert_eq!(s.emulator.push_uplink(uplink("00E7028F")).await, [(s.endpoint.clone(), 200)]);
+
+    // A sender with another authorization is refused, and the integration says so.
+    let refused = server
+        .client
+        .post(&s.endpoint)
+        .header("authorization", "Basic c3RhbGU6c3RhbGU=")
+        .json(&uplink("00E7028F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let (_, view) = api.get(&format!("/api/integrations/{id}")).await;
+    assert_eq!(view["refusedUplinks"]["count"], 1, "{view}");
+    assert!(
+        view["refusedUplinks"]["lastReason"].as_str().unwrap().to_lowercase().contains("authorization"),
+        "{view}"
+    );
+    assert_no_leak(&view.to_string(), &[PUSH_AUTH, "c3RhbGU6c3RhbGU="]);
+
+    // Deleted: LORIOT no longer pushes to it.
+    let (code, body) = api.delete(&format!("/api/integrations/{id}")).await;
+    assert_eq!(code, 204, "{body}");
+    eventually("the output removed from LORIOT", async || s.emulator.outputs().is_empty().then_some(()))
+        .await;
+}

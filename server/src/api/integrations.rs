@@ -37,6 +37,13 @@ fn view(host: &Host, record: &OwnerRecord) -> Value {
     out.insert("updatedTime".into(), json!(record.updated_time));
     out.insert("status".into(), json!(status));
     if let Some(r) = running {
+        // Uplinks refused for their authorization (a sender with a stale one) show beside the status.
+        if let (count @ 1.., Some((reason, time))) = r.refused_uplinks() {
+            out.insert(
+                "refusedUplinks".into(),
+                json!({"count": count, "lastReason": reason, "lastTime": time}),
+            );
+        }
         out.insert(
             "uplinkPath".into(),
             json!(format!("/api/v1/integrations/{}/{}", r.uplink_path(), r.routing_key())),

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
-use veil_store::Store;
 
 use crate::auth::{AuthActor, TOKEN_LIFETIME, check_origin, over_https, session_cookie, verify_password};
 use crate::error::{ApiError, ApiResult};
@@ -133,15 +132,35 @@ async fn authenticate(
     Ok(user)
 }
 
-/// `POST /api/auth/logout`: every token of the caller's account stops working; a session cookie
-/// is cleared.
+/// `?everywhere=true` of `POST /api/auth/logout`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogoutParams {
+    everywhere: Option<bool>,
+}
+
+/// `POST /api/auth/logout[?everywhere=true]`: ends the session the request's token (bearer or
+/// cookie) belongs to — the account's other sessions (another browser, the CLI) go on — and clears
+/// a session cookie. With `everywhere=true` every token of the account stops working (as a
+/// password change does).
 pub(crate) async fn logout(
-    State(store): State<Store>,
+    State(state): State<AppState>,
     headers: HeaderMap,
+    params: Result<axum::extract::Query<LogoutParams>, axum::extract::rejection::QueryRejection>,
     AuthActor(actor): AuthActor,
 ) -> ApiResult<Response> {
-    store.revoke_tokens(&actor).await?;
-    tracing::info!(username = %actor.username, "logout");
+    let axum::extract::Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let store = state.host.store();
+    match state.tokens.session_of(&headers) {
+        Some(session) if !params.everywhere.unwrap_or(false) => {
+            store.revoke_session(&actor, &session.sid, session.expires_ms).await?;
+            tracing::info!(username = %actor.username, "logout");
+        }
+        // Everywhere, or a token from before sessions had ids: every session ends.
+        _ => {
+            store.revoke_tokens(&actor).await?;
+            tracing::info!(username = %actor.username, "logout everywhere");
+        }
+    }
     let cleared = session_cookie(None, over_https(&headers));
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }

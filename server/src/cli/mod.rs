@@ -43,6 +43,14 @@ pub(crate) struct LoginArgs {
     stray: Vec<String>,
 }
 
+/// `veil logout`
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// End every session of the account (other browsers and terminals too), not only this one.
+    #[arg(long)]
+    everywhere: bool,
+}
+
 /// `veil secret ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum SecretCmd {
@@ -406,12 +414,13 @@ pub(crate) async fn login(global: &Global, args: LoginArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// `veil logout`: ends the session at the server (every token of the account) and forgets the
-/// saved token.
-pub(crate) async fn logout(global: &Global) -> CliResult<()> {
+/// `veil logout [--everywhere]`: ends this session at the server (with `--everywhere`, every
+/// session of the account) and forgets the saved token.
+pub(crate) async fn logout(global: &Global, args: &LogoutArgs) -> CliResult<()> {
     if let Ok(client) = Client::authenticated(global.url.as_deref()) {
+        let path = if args.everywhere { "/api/auth/logout?everywhere=true" } else { "/api/auth/logout" };
         // An expired or already revoked token is logged out anyway.
-        if let Err(e) = client.post("/api/auth/logout", &json!({})).await {
+        if let Err(e) = client.post(path, &json!({})).await {
             if e.code != client::exit::AUTH {
                 return Err(e);
             }

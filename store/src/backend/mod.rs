@@ -389,6 +389,14 @@ impl Backend {
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         dispatch!(self.tenant_by_name(name))
     }
+    /// Ends one session of `user` (its tokens carry `sid`) until `expires` (ms); expired ones go.
+    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
+        dispatch!(self.revoke_session(user, sid, expires))
+    }
+    /// The ended sessions of `user` that have not expired.
+    pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {
+        dispatch!(self.revoked_sessions(user))
+    }
     /// Inserts a user, counted against `quota` (none for a tenant's first administrator).
     pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
         dispatch!(self.insert_user(u, quota))

@@ -99,6 +99,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0006_destinations_required.sql")),
                 false,
             ),
+            Migration::new(
+                7,
+                Cow::Borrowed("revoked sessions"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0007_revoked_sessions.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -950,6 +957,31 @@ impl PostgresBackend {
     /// Inserts a user; a taken user name (on any instance) is refused by the unique constraint. A
     /// customer user's customer must exist, and stays until the user is committed. The tenant is
     /// locked before the customer, in the order `delete_tenant` takes them.
+    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
+        let mut tx = self.db().begin().await?;
+        sqlx::query("INSERT INTO revoked_sessions (sid, user_id, expires_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(sid)
+            .bind(user.0)
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM revoked_sessions WHERE user_id = $1 AND expires_time < $2")
+            .bind(user.0)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT sid FROM revoked_sessions WHERE user_id = $1 AND expires_time >= $2")
+            .bind(user.0)
+            .bind(now_ms())
+            .fetch_all(self.db())
+            .await?)
+    }
+
     pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
         let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
         let mut tx = self.db().begin().await?;

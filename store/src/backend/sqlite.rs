@@ -111,6 +111,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0009_destinations_required.sql")),
                 false,
             ),
+            Migration::new(
+                10,
+                Cow::Borrowed("revoked sessions"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0010_revoked_sessions.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -790,6 +797,32 @@ impl SqliteBackend {
             })
         })
         .transpose()
+    }
+
+    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO revoked_sessions (sid, user_id, expires_time) VALUES (?, ?, ?)")
+            .bind(sid)
+            .bind(user.to_string())
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM revoked_sessions WHERE user_id = ? AND expires_time < ?")
+            .bind(user.to_string())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT sid FROM revoked_sessions WHERE user_id = ? AND expires_time >= ?")
+            .bind(user.to_string())
+            .bind(now_ms())
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
     }
 
     pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {

@@ -638,6 +638,13 @@ impl Store {
         Err(StoreError::NameUnavailable { conflict: NameConflict::Lookalike, message })
     }
 
+    /// Ends one session of the actor: its tokens carry `sid` and expire at `expires` (ms); the
+    /// other sessions (another browser, the CLI) go on. Every instance hears of it.
+    pub async fn revoke_session(&self, actor: &Actor, sid: &str, expires: i64) -> Result<()> {
+        let _changed = self.directory_write();
+        self.inner.backend.revoke_session(actor.user_id, sid, expires).await
+    }
+
     /// Ends every session of the actor's own account (tokens issued until now are refused).
     pub async fn revoke_tokens(&self, actor: &Actor) -> Result<()> {
         let _changed = self.directory_write();
