@@ -87,6 +87,13 @@ pub struct DebugEvent {
     pub duration_micros: u64,
 }
 
+impl TraceStep {
+    /// The step where a message was stopped, at `slot`'s node, with why.
+    fn stopped(slot: &Slot, error: String) -> Self {
+        Self { node_id: slot.id.clone(), node_name: slot.name.clone(), relation: vec![], error: Some(error) }
+    }
+}
+
 struct Slot {
     id: String,
     name: String,
@@ -310,12 +317,7 @@ impl ChainRuntime {
             };
             if let Some(error) = stop {
                 tracing::warn!(chain = %self.name, "{error}");
-                trace.push(TraceStep {
-                    node_id: slot.id.clone(),
-                    node_name: slot.name.clone(),
-                    relation: vec![],
-                    error: Some(error),
-                });
+                trace.push(TraceStep::stopped(slot, error));
                 break;
             }
             let input = slot.debug.then(|| to_json(&msg));
@@ -339,12 +341,7 @@ impl ChainRuntime {
                         slot.name
                     );
                     tracing::error!(chain = %self.name, node = %slot.name, "{error}");
-                    trace.push(TraceStep {
-                        node_id: slot.id.clone(),
-                        node_name: slot.name.clone(),
-                        relation: vec![],
-                        error: Some(error),
-                    });
+                    trace.push(TraceStep::stopped(slot, error));
                     break;
                 }
             };

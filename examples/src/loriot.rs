@@ -319,15 +319,9 @@ async fn add_output(
     body: Bytes,
 ) -> Response {
     let mut inner = shared.lock();
-    if !account_ok(&headers, &inner) {
-        return error(StatusCode::FORBIDDEN, "invalid or expired session");
-    }
-    if !app_id.eq_ignore_ascii_case(&inner.config.app_id) {
-        return error(StatusCode::NOT_FOUND, "application not found");
-    }
-    let map = match parse_object(&body) {
+    let map = match app_request(&inner, &app_id, &headers, &body) {
         Ok(map) => map,
-        Err(text) => return error(StatusCode::BAD_REQUEST, text),
+        Err((status, text)) => return error(status, text),
     };
     if map.get("output").and_then(Value::as_str) != Some("httppush") {
         return error(StatusCode::BAD_REQUEST, "output must be \"httppush\"");
@@ -340,6 +334,23 @@ async fn add_output(
     Json(json!({ "outputs": inner.outputs })).into_response()
 }
 
+/// An account API request on the application: the session or token, the app id and a JSON
+/// object body checked, or the answer refusing it.
+fn app_request(
+    inner: &Inner,
+    app_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, (StatusCode, &'static str)> {
+    if !account_ok(headers, inner) {
+        return Err((StatusCode::FORBIDDEN, "invalid or expired session"));
+    }
+    if !app_id.eq_ignore_ascii_case(&inner.config.app_id) {
+        return Err((StatusCode::NOT_FOUND, "application not found"));
+    }
+    parse_object(body).map_err(|text| (StatusCode::BAD_REQUEST, text))
+}
+
 /// `PUT /1/nwk/app/{appid}/outputs {"outputs": [...]}`: replaces the application's outputs (how
 /// LORIOT's API changes or removes one).
 async fn replace_outputs(
@@ -349,15 +360,9 @@ async fn replace_outputs(
     body: Bytes,
 ) -> Response {
     let mut inner = shared.lock();
-    if !account_ok(&headers, &inner) {
-        return error(StatusCode::FORBIDDEN, "invalid or expired session");
-    }
-    if !app_id.eq_ignore_ascii_case(&inner.config.app_id) {
-        return error(StatusCode::NOT_FOUND, "application not found");
-    }
-    let map = match parse_object(&body) {
+    let map = match app_request(&inner, &app_id, &headers, &body) {
         Ok(map) => map,
-        Err(text) => return error(StatusCode::BAD_REQUEST, text),
+        Err((status, text)) => return error(status, text),
     };
     let Some(Value::Array(outputs)) = map.get("outputs") else {
         return error(StatusCode::BAD_REQUEST, "outputs must be an array");

@@ -426,18 +426,12 @@ impl Loriot {
             return Ok(());
         };
         let _one_at_a_time = self.output_lock.lock().await;
-        let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
-        let app = self.call(ctx, Method::GET, &app_url, None).await?;
+        let (app_url, mut outputs) = self.outputs(ctx, app_id).await?;
         let auth = match self.security.expected("authorization") {
             Some(t) => ctx.render(t)?.expose_secret().to_owned(),
             None => String::new(),
         };
-        let mut outputs: Vec<Value> =
-            app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
-        let ours = |o: &Value| {
-            o.get("output").and_then(Value::as_str) == Some("httppush")
-                && o.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint.as_str())
-        };
+        let ours = |o: &Value| pushes_to(o, endpoint);
         if !outputs.iter().any(ours) {
             let body = json!({ "output": "httppush", "osetup": { "url": endpoint, "auth": auth } });
             self.call(ctx, Method::POST, &format!("{app_url}/outputs/httppush"), Some(&body)).await?;
@@ -461,23 +455,26 @@ impl Loriot {
         Ok(())
     }
 
+    /// The application's URL and its outputs as LORIOT lists them.
+    async fn outputs(
+        &self,
+        ctx: &IntegrationCtx<'_>,
+        app_id: &str,
+    ) -> Result<(String, Vec<Value>), IntegrationError> {
+        let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
+        let app = self.call(ctx, Method::GET, &app_url, None).await?;
+        let outputs = app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok((app_url, outputs))
+    }
+
     /// Removes the HTTP push output to `httpEndpoint` from the application.
     async fn remove_output(&self, ctx: &IntegrationCtx<'_>) -> Result<(), IntegrationError> {
         let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
             return Ok(());
         };
         let _one_at_a_time = self.output_lock.lock().await;
-        let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
-        let app = self.call(ctx, Method::GET, &app_url, None).await?;
-        let outputs: Vec<Value> = app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
-        let kept: Vec<Value> = outputs
-            .iter()
-            .filter(|o| {
-                !(o.get("output").and_then(Value::as_str) == Some("httppush")
-                    && o.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint.as_str()))
-            })
-            .cloned()
-            .collect();
+        let (app_url, outputs) = self.outputs(ctx, app_id).await?;
+        let kept: Vec<Value> = outputs.iter().filter(|o| !pushes_to(o, endpoint)).cloned().collect();
         if kept.len() == outputs.len() {
             return Ok(());
         }
@@ -485,6 +482,12 @@ impl Loriot {
         tracing::info!(integration = %ctx.name, "LORIOT application output removed");
         Ok(())
     }
+}
+
+/// Whether a LORIOT application output is an HTTP push to `endpoint`.
+fn pushes_to(output: &Value, endpoint: &str) -> bool {
+    output.get("output").and_then(Value::as_str) == Some("httppush")
+        && output.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint)
 }
 
 /// Checks the fields of a LORIOT uplink that the converter relies on.
