@@ -1077,6 +1077,15 @@ impl Store {
         Ok(all)
     }
 
+    /// The configurations of a kind the actor can see, for a list: names, times, and of the body
+    /// only `type` and `enabled` (a listing never loads every configuration whole).
+    pub async fn owner_summaries(&self, actor: &Actor, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
+        actor.require_on(owner_resource(kind), Operation::Read)?;
+        let mut all = self.inner.backend.owner_summaries(actor.tenant_id, kind).await?;
+        all.retain(|o| actor.customer_id.is_none() || o.owner.customer_id == actor.customer_id);
+        Ok(all)
+    }
+
     /// Every stored configuration of a kind, across tenants: for starting them at boot. Not for
     /// serving requests (no actor, no access check).
     pub async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {

@@ -47,6 +47,8 @@ mod hardening;
 // Two instances on one database: what the database itself must refuse (stale versions, taken
 // names, deleted secrets, tenants and shares), whatever each instance's memory says.
 mod instances;
+// Listings read names and times, not whole configurations.
+mod listing;
 // Per-tenant quotas counted in the inserting transaction, across two instances.
 mod quotas;
 // `veil migrate`'s copy from SQLite into PostgreSQL, checked by what a user sees.

@@ -76,7 +76,7 @@ pub(crate) async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<Value>>> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let all = store.owners(&actor, OwnerType::RuleChain).await?;
+    let all = store.owner_summaries(&actor, OwnerType::RuleChain).await?;
     let items = all.iter().map(|r| {
         json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
     });

@@ -95,7 +95,7 @@ pub(crate) async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<Value>>> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let all = host.store().owners(&actor, OwnerType::Integration).await?;
+    let all = host.store().owner_summaries(&actor, OwnerType::Integration).await?;
     let items = all.iter().map(|r| {
         let full = view(&host, r);
         let pick = |k: &str| full.get(k).cloned().unwrap_or(Value::Null);

@@ -377,6 +377,15 @@ impl Backend {
     pub(crate) async fn owners(&self, tenant: TenantId, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
         dispatch!(self.owners(tenant, kind))
     }
+    /// A tenant's configurations of `kind` without their bodies: each body holds only `type` and
+    /// `enabled` (what a list shows), so a listing never loads every configuration.
+    pub(crate) async fn owner_summaries(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+    ) -> Result<Vec<OwnerRecord>> {
+        dispatch!(self.owner_summaries(tenant, kind))
+    }
     pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
         dispatch!(self.all_owners(kind))
     }

@@ -917,6 +917,23 @@ impl PostgresBackend {
         rows.iter().map(owner_from).collect()
     }
 
+    pub(crate) async fn owner_summaries(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+    ) -> Result<Vec<OwnerRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, type, name, customer_id, created_time, updated_time, \
+             json_build_object('type', body::json -> 'type', 'enabled', body::json -> 'enabled')::text AS body \
+             FROM owners WHERE tenant_id = $1 AND type = $2 ORDER BY name COLLATE \"C\", id",
+        )
+        .bind(tenant.0)
+        .bind(kind.as_str())
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(owner_from).collect()
+    }
+
     pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
         let sql = format!(
             "SELECT {OWNER_COLUMNS} FROM owners WHERE type = $1 ORDER BY tenant_id, name COLLATE \"C\", id"

@@ -754,6 +754,23 @@ impl SqliteBackend {
         rows.iter().map(owner_from).collect()
     }
 
+    pub(crate) async fn owner_summaries(
+        &self,
+        tenant: TenantId,
+        kind: OwnerType,
+    ) -> Result<Vec<OwnerRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, type, name, customer_id, created_time, updated_time, \
+             json_object('type', body -> '$.type', 'enabled', body -> '$.enabled') AS body \
+             FROM owners WHERE tenant_id = ? AND type = ? ORDER BY name, id",
+        )
+        .bind(tenant.to_string())
+        .bind(kind.as_str())
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter().map(owner_from).collect()
+    }
+
     pub(crate) async fn all_owners(&self, kind: OwnerType) -> Result<Vec<OwnerRecord>> {
         let rows = sqlx::query("SELECT * FROM owners WHERE type = ? ORDER BY tenant_id, name, id")
             .bind(kind.as_str())
