@@ -67,7 +67,9 @@ pub type NodeResult = Result<Outputs, Failed>;
 pub struct NodeCtx<'a> {
     secrets: &'a Secrets,
     redactor: Option<&'a Redactor>,
-    budget: Arc<RunBudget>,
+    /// The incoming message's budget (the engine's), or one of its own made when first asked for.
+    budget: Option<&'a Arc<RunBudget>>,
+    own_budget: std::sync::OnceLock<Arc<RunBudget>>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -75,19 +77,25 @@ impl<'a> NodeCtx<'a> {
     /// A context for one execution of a node with `secrets`, under a budget of its own with the
     /// process's limits (the engine gives every step the message's: [`NodeCtx::with_budget`]).
     pub fn new(secrets: &'a Secrets) -> Self {
-        let budget = RunBudget::detached(secrets.tenant());
-        Self { secrets, redactor: None, budget, notes: Mutex::new(Vec::new()) }
+        Self {
+            secrets,
+            redactor: None,
+            budget: None,
+            own_budget: std::sync::OnceLock::new(),
+            notes: Mutex::new(Vec::new()),
+        }
     }
 
     /// The same context charging `budget` (the incoming message's).
-    pub fn with_budget(mut self, budget: &Arc<RunBudget>) -> Self {
-        self.budget = Arc::clone(budget);
+    pub fn with_budget(mut self, budget: &'a Arc<RunBudget>) -> Self {
+        self.budget = Some(budget);
         self
     }
 
     /// What the incoming message may still spend: pass it to [`crate::Script::run`].
     pub fn budget(&self) -> &Arc<RunBudget> {
-        &self.budget
+        self.budget
+            .unwrap_or_else(|| self.own_budget.get_or_init(|| RunBudget::detached(self.secrets.tenant())))
     }
 
     /// The same context masking with `redactor` (the chain's).
