@@ -971,3 +971,89 @@ async fn trap_logout_ends_this_session_only_and_everywhere_ends_all() {
     let again = Api::new(&server).await;
     assert_eq!(again.get("/api/secrets").await.0, 200, "a new login works");
 }
+
+/// G12: per-tenant limits hold under a concurrent burst: counted in the transaction that inserts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g12_a_burst_of_creates_stops_exactly_at_the_limit() {
+    let (_dir, server) = start(&["--max-chains-per-tenant", "5", "--max-integrations-per-tenant", "3"]).await;
+    let admin = Api::new(&server).await;
+    let sink = created(
+        &admin,
+        "/api/rule-chains",
+        json!({"name": "sink", "nodes": [{"type": "log", "name": "L", "configuration": {}}]}),
+    )
+    .await;
+    let burst = |path: &'static str, doc: fn(usize, &Value) -> Value| {
+        let (url, token, client, sink) =
+            (server.url(path), admin.token.clone(), server.client.clone(), sink.clone());
+        async move {
+            let tasks: Vec<_> = (0..40)
+                .map(|i| {
+                    let (url, token, client, body) =
+                        (url.clone(), token.clone(), client.clone(), doc(i, &sink));
+                    tokio::spawn(async move {
+                        let resp = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+                        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+                    })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for task in tasks {
+                answers.push(task.await.unwrap());
+            }
+            answers
+        }
+    };
+    let chains = burst(
+        "/api/rule-chains",
+        |i, _| json!({"name": format!("c{i}"), "nodes": [{"type": "log", "name": "L", "configuration": {}}]}),
+    )
+    .await;
+    assert_eq!(chains.iter().filter(|(s, _)| *s == 201).count(), 4, "the sink is the fifth");
+    for (status, body) in chains.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("limit maxChainsPerTenant (5) exceeded"),
+            "{body}"
+        );
+    }
+    let integrations = burst("/api/integrations", |i, sink| {
+        json!({"name": format!("i{i}"), "type": "HTTP", "ruleChainId": sink["id"],
+               "configuration": {"enableSecurity": false}, "uplinkConverter": "#{deviceName: \"d\", telemetry: payload}"})
+    })
+    .await;
+    assert_eq!(integrations.iter().filter(|(s, _)| *s == 201).count(), 3);
+    let (_, listed) = admin.get("/api/rule-chains?pageSize=100").await;
+    assert_eq!(listed["totalElements"], 5, "{listed}");
+}
+
+/// G10: secrets per tenant and their bytes are bounded, in the transaction that inserts.
+#[tokio::test]
+async fn g10_secrets_and_their_bytes_per_tenant_are_bounded() {
+    use base64::Engine as _;
+    let (_dir, server) =
+        start(&["--max-secrets-per-tenant", "4", "--max-secret-bytes-per-tenant", "2000000"]).await;
+    let admin = Api::new(&server).await;
+    let file = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1_000_000]);
+    let (status, body) = admin
+        .post("/api/secrets", json!({"name": "f1", "type": "FILE", "fileName": "f1.bin", "value": file}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin
+        .post("/api/secrets", json!({"name": "f2", "type": "FILE", "fileName": "f2.bin", "value": file}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("limit maxSecretBytesPerTenant (2000000) exceeded"),
+        "{body}"
+    );
+    for i in 0..3 {
+        created(&admin, "/api/secrets", json!({"name": format!("t{i}"), "type": "TEXT", "value": "v"})).await;
+    }
+    let (status, body) =
+        admin.post("/api/secrets", json!({"name": "t3", "type": "TEXT", "value": "v"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("limit maxSecretsPerTenant (4) exceeded"), "{body}");
+    let (_, listed) = admin.get("/api/secrets?pageSize=100").await;
+    assert_eq!(listed["totalElements"], 4);
+}
