@@ -68,8 +68,8 @@ pub struct NodeCtx<'a> {
     secrets: &'a Secrets,
     redactor: Option<&'a Redactor>,
     /// The incoming message's budget (the engine's), or one of its own made when first asked for.
-    budget: Option<&'a Arc<RunBudget>>,
-    own_budget: std::sync::OnceLock<Arc<RunBudget>>,
+    budget: Option<&'a RunBudget>,
+    own_budget: std::sync::OnceLock<RunBudget>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -87,13 +87,13 @@ impl<'a> NodeCtx<'a> {
     }
 
     /// The same context charging `budget` (the incoming message's).
-    pub fn with_budget(mut self, budget: &'a Arc<RunBudget>) -> Self {
+    pub fn with_budget(mut self, budget: &'a RunBudget) -> Self {
         self.budget = Some(budget);
         self
     }
 
     /// What the incoming message may still spend: pass it to [`crate::Script::run`].
-    pub fn budget(&self) -> &Arc<RunBudget> {
+    pub fn budget(&self) -> &RunBudget {
         self.budget
             .unwrap_or_else(|| self.own_budget.get_or_init(|| RunBudget::detached(self.secrets.tenant())))
     }

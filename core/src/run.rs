@@ -13,7 +13,9 @@ use veil_store::TenantId;
 
 use crate::limits::limit_error;
 
-/// What one incoming message may still spend.
+/// What one incoming message may still spend. It lives with the message (on the stack of the
+/// task that processes it); the script threads get only its chain's stop flag and report the
+/// time they spent back to it.
 #[derive(Debug)]
 pub struct RunBudget {
     tenant: TenantId,
@@ -27,18 +29,23 @@ pub struct RunBudget {
 impl RunBudget {
     /// A budget for one message of `tenant` in a rule chain whose stop flag is `stopped`, under
     /// the process's script limits (see [`crate::configure_scripts`]).
-    pub fn new(tenant: TenantId, stopped: Arc<AtomicBool>) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(tenant: TenantId, stopped: &Arc<AtomicBool>) -> Self {
+        Self {
             tenant,
             script_micros: AtomicU64::new(0),
             max_script: crate::script::max_script_time_per_message(),
-            stopped,
-        })
+            stopped: Arc::clone(stopped),
+        }
     }
 
     /// A budget for one message of `tenant` outside any rule chain (an uplink's conversion).
-    pub fn detached(tenant: TenantId) -> Arc<Self> {
-        Self::new(tenant, Arc::default())
+    pub fn detached(tenant: TenantId) -> Self {
+        Self::new(tenant, &Arc::default())
+    }
+
+    /// The flag that tells a run on the script threads its message's chain was stopped.
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stopped)
     }
 
     /// The tenant whose share of the script threads the message's runs take.
@@ -53,8 +60,11 @@ impl RunBudget {
 
     /// Script time left, or the error naming the limit when none is.
     pub(crate) fn script_time_left(&self) -> Result<Duration, String> {
-        let spent = Duration::from_micros(self.script_micros.load(Ordering::Relaxed));
-        match self.max_script.checked_sub(spent) {
+        let spent = self.script_micros.load(Ordering::Relaxed);
+        if spent == 0 {
+            return Ok(self.max_script);
+        }
+        match self.max_script.checked_sub(Duration::from_micros(spent)) {
             Some(left) if !left.is_zero() => Ok(left),
             _ => Err(self.script_time_error()),
         }

@@ -90,8 +90,8 @@ struct RunState {
     /// declared (none: nothing to resolve).
     secrets: Option<(Secrets, Arc<[String]>)>,
     timeout: Duration,
-    /// The message's budget: the run stops when its chain is stopped.
-    budget: Option<Arc<RunBudget>>,
+    /// The stop flag of the message's chain: the run stops when it is set.
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// A first attempt on the caller's thread gives up (to go to the script threads) after this
     /// many operations or this long.
     inline: Option<(u64, Duration)>,
@@ -246,7 +246,9 @@ pub fn sandbox_engine() -> Engine {
                     Some(Dynamic::from(MOVE_TO_POOL))
                 }
                 _ if now >= deadline => Some(Dynamic::from(TIMED_OUT)),
-                _ if run.budget.as_ref().is_some_and(|b| b.stopped()) => Some(Dynamic::from(STOPPED)),
+                _ if run.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) => {
+                    Some(Dynamic::from(STOPPED))
+                }
                 _ => None,
             }
         })
@@ -413,7 +415,7 @@ impl Script {
     /// worker. Secrets resolved count as used by the caller's use context.
     pub async fn run<I, T>(
         &self,
-        budget: &Arc<RunBudget>,
+        budget: &RunBudget,
         input: &I,
         fill: fn(&I, &mut Scope<'static>),
         output: impl FnOnce(Dynamic) -> Result<T, String> + Send + 'static,
@@ -443,46 +445,52 @@ impl Script {
         let input = input.clone();
         let context = veil_store::current_use_context();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let budget = Arc::clone(budget);
+        let stop = budget.stop_flag();
+        let time_error = budget.script_time_error();
         pool().spawn(budget.tenant(), move || {
             let started = Instant::now();
-            let job = || match this.execute(&|scope| fill(&input, scope), None, Some((&budget, left))) {
-                Attempt::Done(result, notes) => ScriptRun { result: result.and_then(output), notes },
-                Attempt::MoveToPool => unreachable!("a run on the script threads does not move"),
-            };
+            let job =
+                || match this.execute(&|scope| fill(&input, scope), None, Some((stop, left, time_error))) {
+                    Attempt::Done(result, notes) => ScriptRun { result: result.and_then(output), notes },
+                    Attempt::MoveToPool => unreachable!("a run on the script threads does not move"),
+                };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match context {
                 Some(context) => veil_store::with_use_context_sync(context, job),
                 None => job(),
             }));
-            budget.charge_script(started.elapsed());
             RUN.with(|r| r.borrow_mut().take());
-            let _ = tx.send(run.unwrap_or_else(|_| ScriptRun {
+            let run = run.unwrap_or_else(|_| ScriptRun {
                 result: Err("script error: the script engine failed".into()),
                 notes: Vec::new(),
-            }));
+            });
+            let _ = tx.send((run, started.elapsed()));
         });
-        rx.await.unwrap_or_else(|_| ScriptRun {
-            result: Err("script error: the script threads are gone".into()),
-            notes: Vec::new(),
-        })
+        match rx.await {
+            Ok((run, spent)) => {
+                budget.charge_script(spent);
+                run
+            }
+            Err(_) => failed("script error: the script threads are gone".into()),
+        }
     }
 
     /// One attempt on this thread.
-    /// `pooled`: the message's budget and the script time it has left (a run on the script
-    /// threads); `None` for the first attempt on the caller's thread.
+    /// `pooled`: the stop flag of the message's chain, the script time the message has left and
+    /// the error that names its limit (a run on the script threads); `None` for the first attempt
+    /// on the caller's thread.
     fn execute(
         &self,
         inputs: &dyn Fn(&mut Scope<'static>),
         inline: Option<(u64, Duration)>,
-        pooled: Option<(&Arc<RunBudget>, Duration)>,
+        pooled: Option<(Arc<std::sync::atomic::AtomicBool>, Duration, String)>,
     ) -> Attempt {
         let per_run = settings().timeout;
-        let timeout = pooled.map_or(per_run, |(_, left)| left.min(per_run));
+        let timeout = pooled.as_ref().map_or(per_run, |(_, left, _)| (*left).min(per_run));
         let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
         let state = RunState {
             secrets,
             timeout,
-            budget: pooled.map(|(budget, _)| Arc::clone(budget)),
+            stop: pooled.as_ref().map(|(stop, ..)| Arc::clone(stop)),
             inline,
             deadlines: None,
             notes: Vec::new(),
@@ -533,8 +541,8 @@ impl Script {
                     Err(format!("script error: {STOPPED_TEXT}"))
                 }
                 EvalAltResult::ErrorTerminated(..) => match pooled {
-                    Some((budget, _)) if timeout < per_run => {
-                        Err(format!("script stopped: {}", budget.script_time_error()))
+                    Some((_, _, time_error)) if timeout < per_run => {
+                        Err(format!("script stopped: {time_error}"))
                     }
                     _ => Err(limit_error("scriptTimeoutMs", per_run.as_millis(), "the script ran longer")),
                 },

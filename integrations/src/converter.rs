@@ -2,7 +2,6 @@
 //! that turn an uplink payload into rule-chain messages and a message into a downlink.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use veil_core::rhai::Scope;
@@ -24,7 +23,7 @@ pub(crate) struct Converted<T> {
 /// Runs the uplink converter (see `Script::run`) and turns its output into messages.
 pub(crate) async fn uplink(
     script: &Script,
-    budget: &Arc<RunBudget>,
+    budget: &RunBudget,
     payload: Value,
     metadata: &BTreeMap<String, String>,
 ) -> Converted<Vec<Msg>> {
@@ -41,7 +40,7 @@ pub(crate) async fn uplink(
 }
 
 /// Runs the downlink converter on a message (see `Script::run`).
-pub(crate) async fn downlink(script: &Script, budget: &Arc<RunBudget>, msg: &Msg) -> Converted<Value> {
+pub(crate) async fn downlink(script: &Script, budget: &RunBudget, msg: &Msg) -> Converted<Value> {
     fn fill(msg: &Msg, scope: &mut Scope<'static>) {
         scope.push_dynamic("msg", to_dynamic(&msg.data));
         scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
