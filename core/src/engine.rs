@@ -355,12 +355,12 @@ impl ChainRuntime {
                 error,
             });
             // Every copy that waits beside another is charged, whatever node made it and on
-            // whichever relation (a switch's names, fan-out, loops).
-            let copies: usize =
-                outputs.iter().filter_map(|(rel, _)| slot.routes.get(rel.as_ref())).map(Vec::len).sum();
-            let sized = copies > 1 || !queue.is_empty();
+            // whichever relation (a switch's names, fan-out, loops). A single copy on its own
+            // (the usual step) is not measured: it replaces the message that made it.
+            let beside = outputs.len() > 1 || !queue.is_empty();
             for (rel, out) in outputs {
                 let Some(targets) = slot.routes.get(rel.as_ref()) else { continue };
+                let sized = beside || targets.len() > 1;
                 let bytes = if sized { approx_msg_bytes(&out) } else { 0 };
                 queued_bytes = queued_bytes.saturating_add(bytes.saturating_mul(targets.len()));
                 if let Some(error) = self.fan_out_error(queue.len() + targets.len(), queued_bytes) {

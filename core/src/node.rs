@@ -68,8 +68,8 @@ pub struct NodeCtx<'a> {
     secrets: &'a Secrets,
     redactor: Option<&'a Redactor>,
     /// The incoming message's budget (the engine's), or one of its own made when first asked for.
-    budget: Option<&'a RunBudget>,
-    own_budget: std::sync::OnceLock<RunBudget>,
+    budget: Option<&'a RunBudget<'a>>,
+    own_budget: std::sync::OnceLock<RunBudget<'static>>,
     notes: Mutex<Vec<String>>,
 }
 
@@ -87,13 +87,13 @@ impl<'a> NodeCtx<'a> {
     }
 
     /// The same context charging `budget` (the incoming message's).
-    pub fn with_budget(mut self, budget: &'a RunBudget) -> Self {
+    pub fn with_budget(mut self, budget: &'a RunBudget<'a>) -> Self {
         self.budget = Some(budget);
         self
     }
 
     /// What the incoming message may still spend: pass it to [`crate::Script::run`].
-    pub fn budget(&self) -> &RunBudget {
+    pub fn budget(&self) -> &RunBudget<'a> {
         self.budget
             .unwrap_or_else(|| self.own_budget.get_or_init(|| RunBudget::detached(self.secrets.tenant())))
     }

@@ -17,35 +17,56 @@ use crate::limits::limit_error;
 /// task that processes it); the script threads get only its chain's stop flag and report the
 /// time they spent back to it.
 #[derive(Debug)]
-pub struct RunBudget {
+pub struct RunBudget<'a> {
     tenant: TenantId,
     /// Script and converter time spent on the script threads, in microseconds.
     script_micros: AtomicU64,
     max_script: Duration,
     /// Set when the rule chain the message runs in was stopped.
-    stopped: Arc<AtomicBool>,
+    stopped: StopFlag<'a>,
 }
 
-impl RunBudget {
+/// A chain's stop flag, borrowed from the running chain (no reference count per message), or a
+/// message's own when it runs in no chain.
+#[derive(Debug)]
+enum StopFlag<'a> {
+    Chain(&'a Arc<AtomicBool>),
+    Own(Arc<AtomicBool>),
+}
+
+impl StopFlag<'_> {
+    fn get(&self) -> &Arc<AtomicBool> {
+        match self {
+            Self::Chain(flag) => flag,
+            Self::Own(flag) => flag,
+        }
+    }
+}
+
+impl<'a> RunBudget<'a> {
     /// A budget for one message of `tenant` in a rule chain whose stop flag is `stopped`, under
     /// the process's script limits (see [`crate::configure_scripts`]).
-    pub fn new(tenant: TenantId, stopped: &Arc<AtomicBool>) -> Self {
+    pub fn new(tenant: TenantId, stopped: &'a Arc<AtomicBool>) -> Self {
+        Self::with(tenant, StopFlag::Chain(stopped))
+    }
+
+    fn with(tenant: TenantId, stopped: StopFlag<'a>) -> Self {
         Self {
             tenant,
             script_micros: AtomicU64::new(0),
             max_script: crate::script::max_script_time_per_message(),
-            stopped: Arc::clone(stopped),
+            stopped,
         }
     }
 
     /// A budget for one message of `tenant` outside any rule chain (an uplink's conversion).
-    pub fn detached(tenant: TenantId) -> Self {
-        Self::new(tenant, &Arc::default())
+    pub fn detached(tenant: TenantId) -> RunBudget<'static> {
+        RunBudget::with(tenant, StopFlag::Own(Arc::default()))
     }
 
     /// The flag that tells a run on the script threads its message's chain was stopped.
     pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.stopped)
+        Arc::clone(self.stopped.get())
     }
 
     /// The tenant whose share of the script threads the message's runs take.
@@ -55,7 +76,7 @@ impl RunBudget {
 
     /// Whether the message's rule chain was deleted or redeployed since it came in.
     pub fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::Relaxed)
+        self.stopped.get().load(Ordering::Relaxed)
     }
 
     /// Script time left, or the error naming the limit when none is.

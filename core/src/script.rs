@@ -415,7 +415,7 @@ impl Script {
     /// worker. Secrets resolved count as used by the caller's use context.
     pub async fn run<I, T>(
         &self,
-        budget: &RunBudget,
+        budget: &RunBudget<'_>,
         input: &I,
         fill: fn(&I, &mut Scope<'static>),
         output: impl FnOnce(Dynamic) -> Result<T, String> + Send + 'static,

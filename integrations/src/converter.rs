@@ -23,7 +23,7 @@ pub(crate) struct Converted<T> {
 /// Runs the uplink converter (see `Script::run`) and turns its output into messages.
 pub(crate) async fn uplink(
     script: &Script,
-    budget: &RunBudget,
+    budget: &RunBudget<'_>,
     payload: Value,
     metadata: &BTreeMap<String, String>,
 ) -> Converted<Vec<Msg>> {
@@ -40,7 +40,7 @@ pub(crate) async fn uplink(
 }
 
 /// Runs the downlink converter on a message (see `Script::run`).
-pub(crate) async fn downlink(script: &Script, budget: &RunBudget, msg: &Msg) -> Converted<Value> {
+pub(crate) async fn downlink(script: &Script, budget: &RunBudget<'_>, msg: &Msg) -> Converted<Value> {
     fn fill(msg: &Msg, scope: &mut Scope<'static>) {
         scope.push_dynamic("msg", to_dynamic(&msg.data));
         scope.push_dynamic("metadata", to_dynamic(&msg.metadata));

@@ -326,11 +326,11 @@ impl IntegrationRuntime {
 
     /// Converts a message with the downlink converter (or takes its data as is) and sends it;
     /// the converter's time is charged to the message's `budget`. The error is redacted.
-    pub async fn downlink(&self, budget: &RunBudget, msg: &Msg) -> Result<Value, IntegrationError> {
+    pub async fn downlink(&self, budget: &RunBudget<'_>, msg: &Msg) -> Result<Value, IntegrationError> {
         veil_store::with_use_context(self.use_context(), self.send_downlink(budget, msg)).await
     }
 
-    async fn send_downlink(&self, budget: &RunBudget, msg: &Msg) -> Result<Value, IntegrationError> {
+    async fn send_downlink(&self, budget: &RunBudget<'_>, msg: &Msg) -> Result<Value, IntegrationError> {
         self.check_running().map_err(|e| IntegrationError::new(e.message))?;
         let downlink = match &self.downlink {
             Some(script) => {
