@@ -497,11 +497,6 @@ impl Integrations {
             .collect()
     }
 
-    /// How many of a tenant's run.
-    pub fn count_tenant(&self, tenant: TenantId) -> usize {
-        self.by_id.iter().filter(|r| r.tenant() == tenant).count()
-    }
-
     /// How many run.
     pub fn len(&self) -> usize {
         self.by_id.len()
