@@ -157,7 +157,11 @@ static MASKS: LazyLock<Mutex<HashMap<Key, Weak<MaskCell>>>> = LazyLock::new(Mute
 
 /// The shared mask of the current values of secret `name` of `tenant`, built if no redactor holds
 /// it; `None` when the secret does not exist (or its values cannot be read).
-pub(crate) fn shared(store: &Store, tenant: TenantId, name: &str) -> Option<(i64, Arc<MaskCell>)> {
+pub(crate) fn shared(
+    store: &Store,
+    tenant: TenantId,
+    name: &str,
+) -> Option<((SecretId, i64), Arc<MaskCell>)> {
     let (id, version) = store.value_key(tenant, name)?;
     let key = (tenant, id, version);
     let cell = {
@@ -165,8 +169,11 @@ pub(crate) fn shared(store: &Store, tenant: TenantId, name: &str) -> Option<(i64
         match masks.get(&key).and_then(Weak::upgrade) {
             Some(cell) => cell,
             None => {
-                // Forget entries nobody holds any more (rotated or unused secrets).
-                masks.retain(|_, weak| weak.strong_count() > 0);
+                // Forget entries nobody holds any more (rotated or unused secrets), now and then:
+                // a sweep per insertion would make starting many chains quadratic.
+                if masks.len() % 256 == 255 {
+                    masks.retain(|_, weak| weak.strong_count() > 0);
+                }
                 let cell = Arc::new(OnceLock::new());
                 masks.insert(key, Arc::downgrade(&cell));
                 cell
@@ -181,7 +188,7 @@ pub(crate) fn shared(store: &Store, tenant: TenantId, name: &str) -> Option<(i64
         let values = values.unwrap_or_default();
         Arc::new(SecretMask::build(values.iter().map(|v| v.expose_bytes())))
     });
-    Some((version, cell))
+    Some(((id, version), cell))
 }
 
 /// How many secret versions this process holds masks for (for tests and health).

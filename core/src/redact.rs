@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_encode};
 use serde_json::Value;
-use veil_store::{Store, TenantId};
+use veil_store::{SecretId, Store, TenantId};
 use zeroize::Zeroizing;
 
 use crate::mask::MaskCell;
@@ -48,17 +48,18 @@ const MAX_URL_FORM_BYTES: usize = 8 * 1024;
 
 pub(crate) type Pattern = Zeroizing<Vec<u8>>;
 
-/// A secret's shared mask as a redactor holds it: the version it masks, and the mask.
+/// A secret's shared mask as a redactor holds it: the values it masks (the secret's id and
+/// version: a secret made again under the same name is another), and the mask.
 struct Held {
-    name: String,
-    version: i64,
+    key: (SecretId, i64),
     mask: Arc<MaskCell>,
 }
 
 #[derive(Default)]
 struct Learned {
-    /// The masks of the secrets, by name.
-    held: Vec<Held>,
+    /// The masks of the secrets, in the order of the redactor's names then `later` (`None`: a
+    /// secret that does not exist now).
+    held: Vec<Option<Held>>,
     /// Secrets learned after construction ([`Redactor::mask_secret`]: sealed values a node
     /// opened), at most [`MAX_LATER_SECRETS`].
     later: Vec<String>,
@@ -77,7 +78,7 @@ impl Learned {
     /// `text` with every range where a known value shows (in any form) replaced by `***`.
     fn values(&self, text: &str) -> String {
         let mut found = Vec::new();
-        for held in &self.held {
+        for held in self.held.iter().flatten() {
             if let Some(mask) = held.mask.get() {
                 mask.find(text.as_bytes(), &mut found);
             }
@@ -414,21 +415,18 @@ impl Redactor {
     /// current value and the retained earlier ones).
     fn refresh(&self, learned: &mut Learned) {
         let later = std::mem::take(&mut learned.later);
-        for name in self.names.iter().chain(&later) {
-            let Some(version) = self.store.version(self.tenant, name) else {
+        learned.held.resize_with(self.names.len() + later.len(), || None);
+        for (name, held) in self.names.iter().chain(&later).zip(learned.held.iter_mut()) {
+            let Some(key) = self.store.value_key(self.tenant, name) else {
                 continue;
             };
-            let at = learned.held.iter().position(|h| h.name == *name);
-            if at.is_some_and(|i| learned.held[i].version == version) {
+            if held.as_ref().is_some_and(|h| h.key == key) {
                 continue;
             }
-            let Some((version, mask)) = crate::mask::shared(&self.store, self.tenant, name) else { continue };
-            let held = Held { name: name.clone(), version, mask };
-            match at {
-                // The old mask stays until the new one is held: a rotated-out value is among the
-                // new one's earlier values.
-                Some(i) => learned.held[i] = held,
-                None => learned.held.push(held),
+            // The old mask stays until the new one is held: a rotated-out value is among the new
+            // one's earlier values.
+            if let Some((key, mask)) = crate::mask::shared(&self.store, self.tenant, name) {
+                *held = Some(Held { key, mask });
             }
         }
         learned.later = later;

@@ -160,3 +160,31 @@ backend_tests! {
         assert_eq!(a.resolve(admin.tenant_id, &info.name).unwrap().expose_bytes(), vec![b'x'; 100_000].as_slice());
     }
 }
+
+backend_tests! {
+    #[tokio::test]
+    async fn ended_sessions_kept_per_account_are_bounded(t: TempStore) {
+        let tenant = t.store.create_tenant("Sessions Corp").await.unwrap();
+        let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
+        let user = NewUser {
+            username: format!("lou-{}", Uuid::new_v4().simple()),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            customer_id: None,
+            roles: vec!["SECRET_MANAGER".into()],
+        };
+        let info = t.store.create_user_as(&admin, user).await.unwrap();
+        let lou = Actor { user_id: info.id, ..admin.clone() };
+        let expires = veil_store::now_ms() + 3_600_000;
+        for i in 0..1000 {
+            t.store.revoke_session(&lou, &format!("sid-{i}"), expires).await.unwrap();
+        }
+        let session = t.store.session(info.id).await.unwrap().unwrap();
+        assert_eq!(session.revoked.len(), 1000);
+        assert_eq!(session.tokens_valid_after, 0);
+        // One more: every session of the account ends, and the list starts again empty.
+        t.store.revoke_session(&lou, "sid-1000", expires).await.unwrap();
+        let session = t.store.session(info.id).await.unwrap().unwrap();
+        assert!(session.revoked.is_empty());
+        assert!(session.tokens_valid_after > 0);
+    }
+}

@@ -6,17 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::limits::start;
 use crate::support::{Api, Receiver, Server, assert_no_leak, serve_command};
 
 const TOKEN: &str = "Tok-ALPHA-7781";
-
-async fn start(args: &[&str]) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = serve_command(dir.path());
-    cmd.args(args);
-    let server = Server::start_with(cmd).await;
-    (dir, server)
-}
 
 async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
     let (status, body) = api.post(path, doc).await;

@@ -12,7 +12,8 @@ use crate::support::{Api, Server, assert_no_leak, serve_command};
 /// Peak resident memory a test may bring the server to (it starts around 30-60 MB).
 const MAX_PEAK_RSS: u64 = 400 * 1024 * 1024;
 
-async fn start(args: &[&str]) -> (tempfile::TempDir, Server) {
+/// `veil serve` with `args` on a fresh data directory (kept with the server).
+pub(crate) async fn start(args: &[&str]) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = serve_command(dir.path());
     cmd.args(args);

@@ -399,8 +399,16 @@ impl Backend {
         dispatch!(self.tenant_by_name(name))
     }
     /// Ends one session of `user` (its tokens carry `sid`) until `expires` (ms); expired ones go.
-    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
-        dispatch!(self.revoke_session(user, sid, expires))
+    /// True when the user then has more than `max` ended sessions kept: they were all forgotten
+    /// (the caller ends every session instead).
+    pub(crate) async fn revoke_session(
+        &self,
+        user: UserId,
+        sid: &str,
+        expires: i64,
+        max: usize,
+    ) -> Result<bool> {
+        dispatch!(self.revoke_session(user, sid, expires, max))
     }
     /// The ended sessions of `user` that have not expired.
     pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {

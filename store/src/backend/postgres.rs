@@ -974,7 +974,13 @@ impl PostgresBackend {
     /// Inserts a user; a taken user name (on any instance) is refused by the unique constraint. A
     /// customer user's customer must exist, and stays until the user is committed. The tenant is
     /// locked before the customer, in the order `delete_tenant` takes them.
-    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
+    pub(crate) async fn revoke_session(
+        &self,
+        user: UserId,
+        sid: &str,
+        expires: i64,
+        max: usize,
+    ) -> Result<bool> {
         let mut tx = self.db().begin().await?;
         sqlx::query("INSERT INTO revoked_sessions (sid, user_id, expires_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(sid)
@@ -987,8 +993,19 @@ impl PostgresBackend {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_sessions WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let over = usize::try_from(kept).unwrap_or(usize::MAX) > max;
+        if over {
+            sqlx::query("DELETE FROM revoked_sessions WHERE user_id = $1")
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(over)
     }
 
     pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {

@@ -816,7 +816,13 @@ impl SqliteBackend {
         .transpose()
     }
 
-    pub(crate) async fn revoke_session(&self, user: UserId, sid: &str, expires: i64) -> Result<()> {
+    pub(crate) async fn revoke_session(
+        &self,
+        user: UserId,
+        sid: &str,
+        expires: i64,
+        max: usize,
+    ) -> Result<bool> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO revoked_sessions (sid, user_id, expires_time) VALUES (?, ?, ?)")
@@ -830,8 +836,19 @@ impl SqliteBackend {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_sessions WHERE user_id = ?")
+            .bind(user.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let over = usize::try_from(kept).unwrap_or(usize::MAX) > max;
+        if over {
+            sqlx::query("DELETE FROM revoked_sessions WHERE user_id = ?")
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(over)
     }
 
     pub(crate) async fn revoked_sessions(&self, user: UserId) -> Result<Vec<String>> {

@@ -33,6 +33,9 @@ pub struct NewUser {
     pub roles: Vec<String>,
 }
 
+/// Ended sessions kept per account until they expire; one more ends every session of the account.
+pub(crate) const MAX_REVOKED_SESSIONS: usize = 1000;
+
 /// A name with case and separators folded: dashes and hyphens of any kind, spaces and other
 /// connector punctuation, and runs of them, read as one `_` (`TENANT‑ADMIN` with a non-breaking hyphen, `tenant admin`
 /// and `TENANT_ADMIN` fold to the same).
@@ -640,9 +643,14 @@ impl Store {
 
     /// Ends one session of the actor: its tokens carry `sid` and expire at `expires` (ms); the
     /// other sessions (another browser, the CLI) go on. Every instance hears of it.
+    /// More than [`MAX_REVOKED_SESSIONS`] ended sessions at once end every session of the account
+    /// (the list each authentication checks stays short).
     pub async fn revoke_session(&self, actor: &Actor, sid: &str, expires: i64) -> Result<()> {
-        let _changed = self.directory_write();
-        self.inner.backend.revoke_session(actor.user_id, sid, expires).await
+        let over = {
+            let _changed = self.directory_write();
+            self.inner.backend.revoke_session(actor.user_id, sid, expires, MAX_REVOKED_SESSIONS).await?
+        };
+        if over { self.revoke_tokens(actor).await } else { Ok(()) }
     }
 
     /// Ends every session of the actor's own account (tokens issued until now are refused).
