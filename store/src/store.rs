@@ -451,16 +451,17 @@ impl Store {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-            let mut purged: Option<std::time::Instant> = None;
+            // Old audit entries go a minute after start, then once an hour: idempotent, any
+            // instance may.
+            let mut next_purge = std::time::Instant::now() + std::time::Duration::from_secs(60);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let store = Store { inner };
                 store.flush_finished_uses().await;
-                // Old audit entries go once an hour (and at start): idempotent, any instance may.
-                if purged.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                if std::time::Instant::now() >= next_purge {
                     store.purge_old_audit().await;
-                    purged = Some(std::time::Instant::now());
+                    next_purge = std::time::Instant::now() + std::time::Duration::from_secs(3600);
                 }
             }
         });
