@@ -83,6 +83,14 @@ async fn messages_and_uplinks_use_no_database() {
         .await;
     assert_eq!(status, 201, "{integration}");
     let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
+    // The integration starts in the background (under the cluster lease, which reads and writes
+    // the database): wait until it has, so only the messages below are counted.
+    let integration_path = format!("/api/integrations/{}", integration["id"].as_str().unwrap());
+    crate::support::eventually("the integration to start", async || {
+        let (_, view) = admin.get(&integration_path).await;
+        (view["status"] == "active").then_some(())
+    })
+    .await;
     // The first request of a session reads the user once.
     let path = format!("/api/rule-chains/{id}/messages");
     assert_eq!(admin.post(&format!("{path}?wait=true"), json!({"data": {"temperature": 1}})).await.0, 200);
