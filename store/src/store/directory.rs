@@ -1,20 +1,17 @@
-//! Tenants, customers, users, custom roles, sharing and the audit log. Every call takes the
+//! Tenants, customers, users and custom roles. Every call takes the
 //! acting user and checks its permissions here; another tenant's object is "not found".
 
 use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
-use super::{Page, Store, now_ms};
+use super::Store;
 use crate::access::{Actor, Operation, Permissions, Resource, Role};
-use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
 use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
-use crate::model::{
-    CustomerId, SecretId, SecretInfo, TenantId, UserId, check_name_chars, lookalike, skeleton,
-};
+use crate::model::{CustomerId, TenantId, UserId, check_name_chars, lookalike, now_ms, skeleton};
 use crate::quota::Quota;
 
 /// Longest name of a tenant, customer, role or user.
@@ -32,9 +29,6 @@ pub struct NewUser {
     /// Role names: built-in or the tenant's custom roles.
     pub roles: Vec<String>,
 }
-
-/// Ended sessions kept per account until they expire; one more ends every session of the account.
-pub(crate) const MAX_REVOKED_SESSIONS: usize = 1000;
 
 /// A name with case and separators folded: dashes and hyphens of any kind, spaces and other
 /// connector punctuation, and runs of them, read as one `_` (`TENANT‑ADMIN` with a non-breaking hyphen, `tenant admin`
@@ -118,124 +112,6 @@ impl Store {
             customer_id: user.customer_id,
             permissions,
         })
-    }
-
-    async fn write_audit(&self, entries: Vec<NewAuditEntry>) {
-        if entries.is_empty() {
-            return;
-        }
-        if let Err(e) = self.inner.backend.insert_audit(&entries).await {
-            tracing::error!(error = %e, "writing the audit log failed");
-        }
-    }
-
-    /// Records an action on a secret by a user.
-    pub(crate) async fn audit_secret(
-        &self,
-        actor: &Actor,
-        action: AuditAction,
-        info: &SecretInfo,
-        success: bool,
-        details: serde_json::Value,
-    ) {
-        self.write_audit(vec![NewAuditEntry {
-            tenant_id: Some(info.tenant_id),
-            time: now_ms(),
-            actor_id: Some(actor.user_id.to_string()),
-            actor_name: actor.username.clone(),
-            action,
-            target_type: Some("SECRET"),
-            target_id: Some(info.id.to_string()),
-            target_name: Some(info.name.clone()),
-            success,
-            details,
-        }])
-        .await;
-    }
-
-    /// Records a send refused because `secret` may not go to `destination` (`host:port`): the
-    /// actor is the running configuration (from the task's [`crate::UseContext`]), with its node.
-    /// Counted like uses: one audit entry per secret, configuration, node, destination and minute
-    /// (with the count), written with the use counts.
-    pub async fn record_blocked_destination(
-        &self,
-        tenant: TenantId,
-        secret: &str,
-        destination: &str,
-        node: Option<&str>,
-    ) {
-        let context = crate::audit::current_use_context();
-        let secret_id = self.inner.index.by_name(tenant, secret).map(|row| row.info.id.to_string());
-        let owner = context.as_ref().map(|c| (c.kind, c.id));
-        let key = crate::audit::BlockedKey::now(tenant, secret, owner, node, destination);
-        if self.inner.blocked.count(key, secret_id, context.as_ref().map(|c| c.name.clone())) {
-            let actor = context
-                .as_ref()
-                .map_or_else(|| "veil".to_owned(), |c| format!("{} '{}'", c.kind.as_str(), c.name));
-            tracing::warn!(secret, destination, actor = %actor, "send blocked: destination not allowed for the secret (counted per minute)");
-        }
-    }
-
-    /// Records a login attempt. `user` is the account when the name exists; `address` is the
-    /// client's. Failed logins of unknown names are kept without a tenant and without the name
-    /// (people type passwords into the username field).
-    pub async fn record_login(&self, user: Option<&UserRecord>, success: bool, address: Option<String>) {
-        let action = if success { AuditAction::Login } else { AuditAction::LoginFailed };
-        self.write_audit(vec![NewAuditEntry {
-            tenant_id: user.map(|u| u.tenant_id),
-            time: now_ms(),
-            actor_id: user.map(|u| u.id.to_string()),
-            actor_name: user.map_or_else(|| "(unknown user)".to_owned(), |u| u.username.clone()),
-            action,
-            target_type: user.map(|_| "USER"),
-            target_id: user.map(|u| u.id.to_string()),
-            target_name: user.map(|u| u.username.clone()),
-            success,
-            details: serde_json::json!({ "address": address }),
-        }])
-        .await;
-    }
-
-    /// Writes the use counts gathered so far (all of them, the current minute's too).
-    pub async fn flush_uses(&self) {
-        let mut entries = self.inner.uses.drain(true);
-        entries.extend(self.inner.blocked.drain(true));
-        self.write_audit(entries).await;
-    }
-
-    /// Writes the use counts of finished minutes; the store calls this periodically.
-    pub(crate) async fn flush_finished_uses(&self) {
-        let mut entries = self.inner.uses.drain(false);
-        entries.extend(self.inner.blocked.drain(false));
-        self.write_audit(entries).await;
-    }
-
-    /// Deletes audit entries older than the retention (`auditRetentionDays`), all tenants'.
-    pub(crate) async fn purge_old_audit(&self) {
-        let days = self.inner.limits.audit_retention_days;
-        let before =
-            now_ms() - i64::try_from(days).unwrap_or(i64::MAX / 86_400_000).saturating_mul(86_400_000);
-        match self.inner.backend.delete_audit_before(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(entries = n, days, "audit entries past the retention deleted"),
-            Err(e) => tracing::warn!("deleting old audit entries failed: {e}"),
-        }
-    }
-
-    /// One page of the actor's tenant's audit log, newest first. Use counts are flushed first.
-    pub async fn audit_logs(&self, actor: &Actor, query: &AuditQuery) -> Result<Page<AuditEntry>> {
-        actor.require_on(Resource::AuditLog, Operation::Read)?;
-        if !(1..=1000).contains(&query.page_size) {
-            return Err(StoreError::input("pageSize", "must be 1..1000"));
-        }
-        self.flush_uses().await;
-        let (entries, total) = self.inner.backend.audit_logs(actor.tenant_id, query).await?;
-        let total = total as usize;
-        let total_pages = total.div_ceil(query.page_size);
-        // A page beyond the end (however large its number) is empty and has no next page, as in
-        // every other listing.
-        let has_next = query.page.saturating_add(1) < total_pages;
-        Ok(Page { data: entries, total_elements: total, total_pages, has_next })
     }
 
     // ---- tenants (system administrators) ----
@@ -641,28 +517,6 @@ impl Store {
         Err(StoreError::NameUnavailable { conflict: NameConflict::Lookalike, message })
     }
 
-    /// Ends one session of the actor: its tokens carry `sid` and expire at `expires` (ms); the
-    /// other sessions (another browser, the CLI) go on. Every instance hears of it.
-    /// More than [`MAX_REVOKED_SESSIONS`] ended sessions at once end every session of the account
-    /// (the list each authentication checks stays short).
-    pub async fn revoke_session(&self, actor: &Actor, sid: &str, expires: i64) -> Result<()> {
-        let over = {
-            let _changed = self.directory_write();
-            self.inner.backend.revoke_session(actor.user_id, sid, expires, MAX_REVOKED_SESSIONS).await?
-        };
-        if over { self.revoke_tokens(actor).await } else { Ok(()) }
-    }
-
-    /// Ends every session of the actor's own account (tokens issued until now are refused).
-    pub async fn revoke_tokens(&self, actor: &Actor) -> Result<()> {
-        let _changed = self.directory_write();
-        let Some(mut user) = self.inner.backend.user_by_id(actor.user_id).await? else {
-            return Err(StoreError::NotFound { kind: "user", id: actor.user_id.to_string() });
-        };
-        user.tokens_valid_after = now_ms();
-        self.inner.backend.update_user(&user).await
-    }
-
     /// Deletes a user (not oneself).
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
         let _changed = self.directory_write();
@@ -678,52 +532,4 @@ impl Store {
     }
 
     // ---- sharing ----
-
-    /// Shares a secret with a customer of the tenant: its users may use it, never read its value.
-    pub async fn share(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
-        let actor = actor.clone();
-        self.detached(move |s| async move { s.share_inner(&actor, id, customer, true).await }).await
-    }
-
-    /// Stops sharing; refused while the customer's configurations use the secret.
-    pub async fn unshare(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
-        let actor = actor.clone();
-        self.detached(move |s| async move { s.share_inner(&actor, id, customer, false).await }).await
-    }
-
-    async fn share_inner(
-        &self,
-        actor: &Actor,
-        id: SecretId,
-        customer: CustomerId,
-        share: bool,
-    ) -> Result<SecretInfo> {
-        self.visible(actor, id)?;
-        actor.require(Operation::Write)?;
-        if actor.customer_id.is_some() {
-            return Err(StoreError::Forbidden("missing permission SECRET:WRITE".into()));
-        }
-        let c = self.customer(actor, customer).await?;
-        let _guard = self.inner.write.lock().await;
-        let current = self.visible(actor, id)?;
-        let mut info = current.info.clone();
-        let details = serde_json::json!({ "customerId": c.id, "customerName": c.name });
-        if share {
-            self.inner.backend.insert_share(id, customer).await?;
-            if !info.shared_with.contains(&customer) {
-                info.shared_with.push(customer);
-                info.shared_with.sort();
-            }
-        } else {
-            if let Some(usages) = self.inner.backend.delete_share(id, customer).await? {
-                self.audit_secret(actor, AuditAction::UnshareRefused, &info, false, details).await;
-                return Err(StoreError::InUse { name: info.name.clone(), usages });
-            }
-            info.shared_with.retain(|c| *c != customer);
-        }
-        self.inner.index.insert(super::SecretRow { info: info.clone(), sealed: current.sealed.clone() });
-        let action = if share { AuditAction::Share } else { AuditAction::Unshare };
-        self.audit_secret(actor, action, &info, true, details).await;
-        Ok(info)
-    }
 }

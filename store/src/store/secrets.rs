@@ -1,0 +1,351 @@
+//! Secrets: create, read, list, update, delete, share, and resolve a value for a running
+//! configuration. Every call checks the actor's permissions here.
+
+use super::{ListQuery, Page, Store};
+use crate::access::{Actor, Operation};
+use crate::audit::AuditAction;
+use crate::backend::{DeleteOutcome, SecretRow};
+use crate::error::{NameConflict, Result, StoreError};
+use crate::events::ChangeKind;
+use crate::model::{
+    CustomerId, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, now_ms, validate_new,
+    validate_update,
+};
+use crate::quota::Quota;
+use crate::references::Usages;
+
+impl Store {
+    /// Creates a secret (version 1).
+    pub async fn create(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.create_inner(&actor, req).await }).await
+    }
+
+    async fn create_inner(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
+        actor.require(Operation::Create)?;
+        let valid = validate_new(&req, &self.inner.limits)?;
+        let _guard = self.inner.write.lock().await;
+        self.tenant_alive(actor.tenant_id)?;
+        if self.inner.index.by_name(actor.tenant_id, &valid.name).is_some() {
+            return Err(StoreError::NameTaken(valid.name));
+        }
+        self.refuse_lookalike_secret(actor.tenant_id, &valid.name)?;
+        let now = now_ms();
+        let info = SecretInfo {
+            id: SecretId::new_random(),
+            tenant_id: actor.tenant_id,
+            name: valid.name,
+            kind: req.kind,
+            description: valid.description,
+            file_name: valid.file_name,
+            version: 1,
+            created_time: now,
+            updated_time: now,
+            shared_with: Vec::new(),
+            allowed_destinations: valid.allowed_destinations,
+        };
+        let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
+        let row = SecretRow { info: info.clone(), sealed };
+        let limits = self.inner.limits;
+        let quotas = [
+            Quota::Secrets(limits.max_secrets_per_tenant),
+            Quota::SecretBytes(limits.max_secret_bytes_per_tenant),
+        ];
+        self.inner.backend.insert_secret(&row, &quotas).await?;
+        self.inner.index.insert(row);
+        tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
+        self.publish(&info, ChangeKind::Created);
+        let details = serde_json::json!({ "type": info.kind, "version": info.version });
+        self.audit_secret(actor, AuditAction::Create, &info, true, details).await;
+        Ok(info)
+    }
+
+    /// Refuses a new secret name that looks like (has the same UTS #39 skeleton as) another
+    /// secret of the tenant: `s-b\u{430}sic` next to `s-basic` would be a trap in every
+    /// configuration that references one of them.
+    fn refuse_lookalike_secret(&self, tenant: TenantId, name: &str) -> Result<()> {
+        match self.inner.index.lookalike(tenant, name) {
+            Some(other) => Err(StoreError::NameUnavailable {
+                conflict: NameConflict::Lookalike,
+                message: format!(
+                    "name: '{name}' looks like the existing secret '{other}'; choose a name that can be told apart"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Metadata of one secret.
+    pub fn get(&self, actor: &Actor, id: SecretId) -> Result<SecretInfo> {
+        let row = self.visible(actor, id)?;
+        actor.require(Operation::Read)?;
+        Ok(shown(actor, &row.info))
+    }
+
+    /// Metadata of a secret by name, if the actor can see it (used to validate configurations).
+    pub fn find(&self, actor: &Actor, name: &str) -> Option<SecretInfo> {
+        self.inner
+            .index
+            .by_name(actor.tenant_id, name)
+            .filter(|row| actor.can_see(&row.info))
+            .map(|row| row.info.clone())
+    }
+
+    /// One page of the actor's secrets, sorted by name.
+    pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
+        actor.require(Operation::Read)?;
+        let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
+        let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
+            Some(names) => names
+                .iter()
+                .filter(|e| actor.can_see(&e.value().info))
+                .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
+                .map(|e| shown(actor, &e.value().info))
+                .collect(),
+            None => Vec::new(),
+        };
+        matches.sort_by(|a, b| a.name.cmp(&b.name));
+        Page::of(matches.into_iter(), query.page, query.page_size)
+    }
+
+    /// Changes value and/or description. A new value increments the version.
+    pub async fn update(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.update_inner(&actor, id, req).await }).await
+    }
+
+    async fn update_inner(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        let valid = validate_update(&current.info, &req, &self.inner.limits)?;
+        let mut info = current.info.clone();
+        let description_changed = valid.description.as_ref().is_some_and(|d| *d != info.description)
+            || valid.file_name.as_ref().is_some_and(|f| Some(f) != info.file_name.as_ref());
+        let destinations_changed =
+            valid.allowed_destinations.as_ref().is_some_and(|d| *d != info.allowed_destinations);
+        if let Some(d) = valid.description {
+            info.description = d;
+        }
+        if let Some(f) = valid.file_name {
+            info.file_name = Some(f);
+        }
+        if let Some(list) = valid.allowed_destinations {
+            info.allowed_destinations = list;
+        }
+        let sealed = match &req.value {
+            Some(value) => {
+                info.version += 1;
+                self.keyring().seal(info.tenant_id, info.id, info.version, value)
+            }
+            None => current.sealed.clone(),
+        };
+        info.updated_time = now_ms();
+        let row = SecretRow { info: info.clone(), sealed };
+        let expected = crate::backend::Expected {
+            version: current.info.version,
+            updated_time: Some(current.info.updated_time),
+        };
+        let quota =
+            req.value.is_some().then_some(Quota::SecretBytes(self.inner.limits.max_secret_bytes_per_tenant));
+        if !self.inner.backend.update_secret(&row, expected, quota).await? {
+            return Err(StoreError::Conflict(info.name));
+        }
+        self.inner.index.insert(row);
+        tracing::info!(secret = %info.name, version = info.version, actor = %actor.username, "secret updated");
+        if req.value.is_some() {
+            self.publish(&info, ChangeKind::ValueUpdated(info.version));
+            let details = serde_json::json!({ "version": info.version });
+            self.audit_secret(actor, AuditAction::ValueChange, &info, true, details).await;
+        }
+        if description_changed {
+            self.publish(&info, ChangeKind::DescriptionUpdated);
+            self.audit_secret(actor, AuditAction::DescriptionChange, &info, true, serde_json::json!({}))
+                .await;
+        }
+        if destinations_changed {
+            self.publish(&info, ChangeKind::DescriptionUpdated);
+            let details = serde_json::json!({ "allowedDestinations": info.allowed_destinations });
+            self.audit_secret(actor, AuditAction::DestinationsChange, &info, true, details).await;
+        }
+        Ok(info)
+    }
+
+    /// Deletes a secret; refused with the list of users while any configuration references it.
+    pub async fn delete(&self, actor: &Actor, id: SecretId) -> Result<()> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.delete_inner(&actor, id).await }).await
+    }
+
+    async fn delete_inner(&self, actor: &Actor, id: SecretId) -> Result<()> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Delete)?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        match self.inner.backend.delete_secret(id).await? {
+            DeleteOutcome::InUse(usages) => {
+                let details = serde_json::json!({ "references": usages });
+                self.audit_secret(actor, AuditAction::DeleteRefused, &current.info, false, details).await;
+                Err(StoreError::InUse {
+                    name: current.info.name.clone(),
+                    usages: self.visible_usages(actor, usages),
+                })
+            }
+            DeleteOutcome::Deleted => {
+                self.inner.index.remove(&current.info);
+                tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
+                self.publish(&current.info, ChangeKind::Deleted);
+                let details = serde_json::json!({ "version": current.info.version });
+                self.audit_secret(actor, AuditAction::Delete, &current.info, true, details).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Who references a secret, grouped by owner type.
+    pub async fn usages(&self, actor: &Actor, id: SecretId) -> Result<Usages> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Read)?;
+        self.inner.backend.usages(id, actor.customer_id).await
+    }
+
+    /// What a refused delete may show the actor: tenant users see every use; customer users never
+    /// act on secrets, so this is for completeness.
+    fn visible_usages(&self, actor: &Actor, usages: Usages) -> Usages {
+        if actor.customer_id.is_some() { Usages::default() } else { usages }
+    }
+
+    /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
+    /// this, never an HTTP route. Errors carry the name, never the value.
+    pub fn resolve(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
+        self.decrypt(tenant, name, true)
+    }
+
+    /// Like [`Store::resolve`], but not counted as a use in the audit log: for learning values to
+    /// mask them, which is not using them.
+    pub fn resolve_for_masking(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
+        self.decrypt(tenant, name, false)
+    }
+
+    /// Every value of a secret that must stay masked: the current one first, then the earlier
+    /// values the store keeps (the last 5, newest first), so that a rotated-out value is masked
+    /// after a restart and by configurations created after the rotation. For the redactor only:
+    /// never returned through any API; not counted as a use. An earlier value that no longer
+    /// decrypts is skipped.
+    pub fn values_for_masking(&self, tenant: TenantId, name: &str) -> Result<Vec<SecretValue>> {
+        let row = self.inner.index.by_name(tenant, name).ok_or_else(|| StoreError::secret_not_found(name))?;
+        let info = &row.info;
+        let keyring = self.keyring();
+        let current = keyring
+            .open(info.tenant_id, info.id, info.version, &row.sealed)
+            .ok_or_else(|| StoreError::Integrity(info.name.clone()))?;
+        let mut values = vec![current];
+        for earlier in self.inner.backend.earlier_values(info.id) {
+            values.extend(keyring.open(info.tenant_id, info.id, earlier.version, &earlier.sealed));
+        }
+        Ok(values)
+    }
+
+    fn decrypt(&self, tenant: TenantId, name: &str, counted: bool) -> Result<SecretValue> {
+        // Decrypt under the index's read guards instead of cloning the row's Arc: readers never
+        // block each other, and it keeps two atomic operations off the hot path.
+        let names = self.inner.index.by_name.get(&tenant);
+        let row = names
+            .as_ref()
+            .and_then(|names| names.get(name))
+            .ok_or_else(|| StoreError::secret_not_found(name))?;
+        let info = &row.info;
+        if counted {
+            self.inner.uses.count(tenant, info.id, name);
+        }
+        self.keyring()
+            .open(info.tenant_id, info.id, info.version, &row.sealed)
+            .ok_or_else(|| StoreError::Integrity(info.name.clone()))
+    }
+
+    /// The largest value a secret could hold: its type's limit (from the index, no decryption).
+    /// What a script may assume of a sealed value's length, whatever the value is.
+    pub fn max_value_bytes(&self, tenant: TenantId, name: &str) -> Option<usize> {
+        let kind = self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.kind)?;
+        let limits = self.limits();
+        Some(match kind {
+            crate::SecretType::Text => limits.max_text_bytes,
+            crate::SecretType::File => limits.max_file_bytes,
+        })
+    }
+
+    /// The current version of a secret, from the index (no decryption). Lets callers that cache
+    /// something derived from a value notice a change.
+    pub fn version(&self, tenant: TenantId, name: &str) -> Option<i64> {
+        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.version)
+    }
+
+    /// The id and current version of a secret: what identifies its values (a secret deleted and
+    /// made again under the same name has another id).
+    pub fn value_key(&self, tenant: TenantId, name: &str) -> Option<(SecretId, i64)> {
+        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| (row.info.id, row.info.version))
+    }
+
+    /// Every secret's metadata, of every tenant (for checking a copy).
+    pub(crate) fn all_secrets(&self) -> Vec<SecretInfo> {
+        self.inner.index.by_id.iter().map(|r| r.value().info.clone()).collect()
+    }
+
+    /// Shares a secret with a customer of the tenant: its users may use it, never read its value.
+    pub async fn share(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.share_inner(&actor, id, customer, true).await }).await
+    }
+
+    /// Stops sharing; refused while the customer's configurations use the secret.
+    pub async fn unshare(&self, actor: &Actor, id: SecretId, customer: CustomerId) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.share_inner(&actor, id, customer, false).await }).await
+    }
+
+    async fn share_inner(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        customer: CustomerId,
+        share: bool,
+    ) -> Result<SecretInfo> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        if actor.customer_id.is_some() {
+            return Err(StoreError::Forbidden("missing permission SECRET:WRITE".into()));
+        }
+        let c = self.customer(actor, customer).await?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        let mut info = current.info.clone();
+        let details = serde_json::json!({ "customerId": c.id, "customerName": c.name });
+        if share {
+            self.inner.backend.insert_share(id, customer).await?;
+            if !info.shared_with.contains(&customer) {
+                info.shared_with.push(customer);
+                info.shared_with.sort();
+            }
+        } else {
+            if let Some(usages) = self.inner.backend.delete_share(id, customer).await? {
+                self.audit_secret(actor, AuditAction::UnshareRefused, &info, false, details).await;
+                return Err(StoreError::InUse { name: info.name.clone(), usages });
+            }
+            info.shared_with.retain(|c| *c != customer);
+        }
+        self.inner.index.insert(super::SecretRow { info: info.clone(), sealed: current.sealed.clone() });
+        let action = if share { AuditAction::Share } else { AuditAction::Unshare };
+        self.audit_secret(actor, action, &info, true, details).await;
+        Ok(info)
+    }
+}
+
+/// A secret's metadata as `actor` may see it: a customer learns of no other customer.
+fn shown(actor: &Actor, info: &SecretInfo) -> SecretInfo {
+    let mut info = info.clone();
+    if let Some(own) = actor.customer_id {
+        info.shared_with.retain(|c| *c == own);
+    }
+    info
+}
