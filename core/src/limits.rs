@@ -1,5 +1,5 @@
 //! Bounds on what one user can make the server spend. Every limit has a default here, a setting
-//! in `veil serve` (flag and environment variable, see the README's "Limits" table) and an error
+//! in `veil serve` (flag and environment variable, see server/README.md, "Limits") and an error
 //! that names it (`limit maxDataDepth (64) exceeded: ...`), never a value.
 
 use std::time::Duration;

@@ -161,7 +161,7 @@ async fn an_endless_loop_is_stopped_and_routed_to_failure() {
     assert!(trace[0].error.as_deref().unwrap().contains("more than 200000 operations"), "{trace:?}");
 }
 
-/// The script node example of the README.
+/// The script node example of nodes/README.md.
 #[tokio::test]
 async fn the_readme_signing_example_works() {
     let env = TempStore::new().await;

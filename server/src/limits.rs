@@ -1,5 +1,5 @@
 //! `veil serve` settings for [`veil_core::Limits`]: one flag and one environment variable per
-//! limit; an absent one keeps the default (the README's "Limits" table).
+//! limit; an absent one keeps the default (server/README.md, "Limits").
 
 use std::time::Duration;
 

@@ -22,7 +22,7 @@ fn uplink(data: &str) -> Value {
            "port": 2, "data": data, "freq": 868_100_000, "dr": "SF7 BW125 4/5", "rssi": -81, "snr": 7.5})
 }
 
-/// The README's LORIOT example against the emulator, the receiver and this server.
+/// The LORIOT walk-through of integrations/README.md against the emulator, the receiver and this server.
 struct Setup {
     emulator: Emulator,
     receiver: Receiver,

@@ -2,7 +2,7 @@
 //! flows, the key-icon picker in a `rest_api_call` node and a LORIOT form, the blocked delete,
 //! a customer user's view; after each flow the page, every response the browser received, its
 //! cookies and storage hold none of the values. Also: CSRF refusals, and the Secrets page with
-//! 1,000 secrets. Screenshots go to `VEIL_UI_SCREENSHOTS` when set (the README's are in
+//! 1,000 secrets. Screenshots go to `VEIL_UI_SCREENSHOTS` when set (server/README.md's are in
 //! `server/ui/screenshots/`).
 
 use std::time::Duration;
