@@ -124,14 +124,14 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(doc: &Value, base: &str) -> 
             // The path may or may not end with the key itself.
             let escaped = escape_pointer(&field);
             let parent = path.strip_suffix(&format!("/{escaped}")).unwrap_or(&path).to_owned();
-            if let Some(Value::Object(map)) = doc.pointer_mut(&parent) {
-                if map.remove(&field).is_some() {
-                    problems.push(Problem::new(
-                        format!("{base}{parent}/{escaped}"),
-                        format!("unknown field (expected {expected})"),
-                    ));
-                    continue;
-                }
+            if let Some(Value::Object(map)) = doc.pointer_mut(&parent)
+                && map.remove(&field).is_some()
+            {
+                problems.push(Problem::new(
+                    format!("{base}{parent}/{escaped}"),
+                    format!("unknown field (expected {expected})"),
+                ));
+                continue;
             }
         }
         problems.push(Problem::new(format!("{base}{path}"), message));

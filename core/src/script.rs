@@ -369,8 +369,8 @@ impl Script {
                 Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => Some((call, pos)),
                 _ => None,
             };
-            if let Some((call, pos)) = call {
-                if call.name == "secret" {
+            if let Some((call, pos)) = call
+                && call.name == "secret" {
                     match call.args.as_slice() {
                         [Expr::StringConstant(name, _)] => match validate_name(name) {
                             Ok(valid) if valid == name.as_str() => {
@@ -385,7 +385,6 @@ impl Script {
                         )),
                     }
                 }
-            }
             true
         });
         if !problems.is_empty() {

@@ -552,10 +552,11 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// Reads a key: 16 or 32 bytes as they are, or that many in hex or base64.
 fn aes_key(bytes: &[u8]) -> ScriptResult<Zeroizing<Vec<u8>>> {
     let text = std::str::from_utf8(bytes).ok().map(str::trim);
-    if let Some(text) = text {
-        if matches!(text.len(), 32 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(Zeroizing::new(hex::decode(text).expect("checked to be hex")));
-        }
+    if let Some(text) = text
+        && matches!(text.len(), 32 | 64)
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok(Zeroizing::new(hex::decode(text).expect("checked to be hex")));
     }
     if matches!(bytes.len(), 16 | 32) {
         return Ok(Zeroizing::new(bytes.to_vec()));

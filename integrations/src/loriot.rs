@@ -518,10 +518,10 @@ fn check_uplink(payload: &Value) -> Result<(), UplinkError> {
             Some(_) => return Err(UplinkError::invalid(format!("{key}: must be a non-negative integer"))),
         }
     }
-    if let Some(port) = fields.get("port").and_then(Value::as_u64) {
-        if port > 255 {
-            return Err(UplinkError::invalid("port: must be 0..255"));
-        }
+    if let Some(port) = fields.get("port").and_then(Value::as_u64)
+        && port > 255
+    {
+        return Err(UplinkError::invalid("port: must be 0..255"));
     }
     Ok(())
 }

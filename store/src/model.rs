@@ -473,15 +473,15 @@ pub(crate) fn validate_update(
     req: &SecretUpdate,
     limits: &Limits,
 ) -> Result<ValidUpdate> {
-    if let Some(name) = &req.name {
-        if name.trim() != current.name {
-            return Err(StoreError::Immutable { field: "name", current: current.name.clone() });
-        }
+    if let Some(name) = &req.name
+        && name.trim() != current.name
+    {
+        return Err(StoreError::Immutable { field: "name", current: current.name.clone() });
     }
-    if let Some(kind) = &req.kind {
-        if kind != current.kind.as_str() {
-            return Err(StoreError::Immutable { field: "type", current: current.kind.as_str().to_owned() });
-        }
+    if let Some(kind) = &req.kind
+        && kind != current.kind.as_str()
+    {
+        return Err(StoreError::Immutable { field: "type", current: current.kind.as_str().to_owned() });
     }
     let mut problems = Vec::new();
     if let Some(d) = &req.description {

@@ -338,19 +338,19 @@ pub(crate) async fn update_user(
         ));
     }
     let mut current_password_verified = false;
-    if let Some(new) = &req.password {
-        if id == actor.user_id {
-            let Some(current) = req.current_password else {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "currentPassword: is required to change your own password",
-                ));
-            };
-            check_password_length(new)?;
-            verify_current_password(&store, actor.user_id, current, address).await?;
-            current_password_verified = true;
-        }
+    if let Some(new) = &req.password
+        && id == actor.user_id
+    {
+        let Some(current) = req.current_password else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "currentPassword: is required to change your own password",
+            ));
+        };
+        check_password_length(new)?;
+        verify_current_password(&store, actor.user_id, current, address).await?;
+        current_password_verified = true;
     }
     let password_hash = match req.password {
         Some(p) => Some(hash(p).await?),

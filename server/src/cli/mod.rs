@@ -420,10 +420,10 @@ pub(crate) async fn logout(global: &Global, args: &LogoutArgs) -> CliResult<()> 
     if let Ok(client) = Client::authenticated(global.url.as_deref()) {
         let path = if args.everywhere { "/api/auth/logout?everywhere=true" } else { "/api/auth/logout" };
         // An expired or already revoked token is logged out anyway.
-        if let Err(e) = client.post(path, &json!({})).await {
-            if e.code != client::exit::AUTH {
-                return Err(e);
-            }
+        if let Err(e) = client.post(path, &json!({})).await
+            && e.code != client::exit::AUTH
+        {
+            return Err(e);
         }
     }
     let path = client::credentials_path()?;
@@ -683,12 +683,11 @@ async fn user_id(client: &Client, wanted: &str) -> CliResult<String> {
     if is_uuid(wanted) {
         return Ok(wanted.to_owned());
     }
-    if let Some(own) = client.token_subject() {
-        if let Ok(me) = client.get(&format!("/api/users/{own}")).await {
-            if me["username"] == wanted {
-                return Ok(own);
-            }
-        }
+    if let Some(own) = client.token_subject()
+        && let Ok(me) = client.get(&format!("/api/users/{own}")).await
+        && me["username"] == wanted
+    {
+        return Ok(own);
     }
     id_in(client, "/api/users", "username", "user", wanted).await
 }

@@ -119,10 +119,10 @@ pub(crate) fn list(format: Format, answer: &Value, items: &[Value], columns: &[C
                 t.add_row(columns.iter().map(|c| Cell::new(escape(&(c.read)(item)))));
             }
             say(t.to_string().trim_end());
-            if let Some(total) = answer["totalElements"].as_u64() {
-                if answer["hasNext"].as_bool() == Some(true) {
-                    say(&format!("({} of {total}; use --page to see more)", items.len()));
-                }
+            if let Some(total) = answer["totalElements"].as_u64()
+                && answer["hasNext"].as_bool() == Some(true)
+            {
+                say(&format!("({} of {total}; use --page to see more)", items.len()));
             }
         }
     }

@@ -739,10 +739,10 @@ impl PostgresBackend {
         let now = now_ms();
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, tenant).await?;
-        if let Some(customer) = owner.customer_id {
-            if !customer_alive(&mut tx, customer).await? {
-                return Err(StoreError::NotFound { kind: "customer", id: customer.to_string() });
-            }
+        if let Some(customer) = owner.customer_id
+            && !customer_alive(&mut tx, customer).await?
+        {
+            return Err(StoreError::NotFound { kind: "customer", id: customer.to_string() });
         }
         // The referenced secrets stay until this transaction ends (a delete or an unshare waits,
         // then sees the references); one that is gone already was deleted by another writer, one
@@ -1020,10 +1020,10 @@ impl PostgresBackend {
         let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, u.tenant_id).await?;
-        if let Some(customer) = u.customer_id {
-            if !customer_alive(&mut tx, customer).await? {
-                return Err(StoreError::input("customerId", format!("customer '{customer}' does not exist")));
-            }
+        if let Some(customer) = u.customer_id
+            && !customer_alive(&mut tx, customer).await?
+        {
+            return Err(StoreError::input("customerId", format!("customer '{customer}' does not exist")));
         }
         let result = sqlx::query(
             "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \

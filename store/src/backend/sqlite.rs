@@ -348,10 +348,10 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn close(&self) {
-        if let Some(conn) = self.conn.lock().await.take() {
-            if let Err(e) = conn.close().await {
-                tracing::warn!(error = %e, "closing the database");
-            }
+        if let Some(conn) = self.conn.lock().await.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::warn!(error = %e, "closing the database");
         }
     }
 

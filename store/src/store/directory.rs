@@ -376,10 +376,10 @@ impl Store {
                 )),
             }
         }
-        if let Some(c) = customer {
-            if self.inner.backend.customer(actor.tenant_id, c).await?.is_none() {
-                problems.push(FieldProblem::new("customerId", format!("customer '{c}' does not exist")));
-            }
+        if let Some(c) = customer
+            && self.inner.backend.customer(actor.tenant_id, c).await?.is_none()
+        {
+            problems.push(FieldProblem::new("customerId", format!("customer '{c}' does not exist")));
         }
         if !problems.is_empty() {
             return Err(StoreError::InvalidInput(problems));

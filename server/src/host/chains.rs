@@ -1,0 +1,264 @@
+//! Running rule chains: the set of runtimes by id, and a chain's save, check, start, removal
+//! and the watch of its events.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde_json::Value;
+use uuid::Uuid;
+use veil_core::{Admission, ChainRuntime, Msg, Problem, deploy};
+use veil_store::{
+    Actor, CustomerId, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Resource, StoreError, TenantId,
+};
+
+use super::{Host, HostError, HostResult, owner_actor};
+
+/// The running rule chains, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Chains {
+    by_id: DashMap<Uuid, Arc<ChainRuntime>>,
+    /// The customer each chain belongs to (`None`: the tenant's), for visibility checks that
+    /// need no database read.
+    customers: DashMap<Uuid, Option<CustomerId>>,
+}
+
+impl Chains {
+    /// Runs `runtime` (of `customer`, or the tenant's) in place of the chain with the same id.
+    pub(super) fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
+        self.customers.insert(runtime.id(), customer);
+        if let Some(old) = self.by_id.insert(runtime.id(), Arc::new(runtime)) {
+            old.stop();
+        }
+    }
+
+    /// The ids of the running chains.
+    pub(super) fn ids(&self) -> Vec<Uuid> {
+        self.by_id.iter().map(|c| *c.key()).collect()
+    }
+
+    /// Forgets a chain.
+    pub(super) fn remove(&self, id: Uuid) {
+        if let Some((_, old)) = self.by_id.remove(&id) {
+            old.stop();
+        }
+        self.customers.remove(&id);
+    }
+
+    /// Forgets every chain of a tenant (the tenant was deleted).
+    pub(super) fn remove_tenant(&self, tenant: TenantId) {
+        self.by_id.retain(|_, c| {
+            let keep = c.tenant() != tenant;
+            if !keep {
+                c.stop();
+            }
+            keep
+        });
+        self.customers.retain(|id, _| self.by_id.contains_key(id));
+    }
+
+    /// A running chain `actor` can see (its tenant's; a customer user's only when its customer's).
+    pub(super) fn visible(&self, actor: &Actor, id: Uuid) -> Option<Arc<ChainRuntime>> {
+        let chain = self.get(id).filter(|c| c.tenant() == actor.tenant_id)?;
+        let customer = *self.customers.get(&id)?;
+        (actor.customer_id.is_none() || actor.customer_id == customer).then_some(chain)
+    }
+
+    /// A running chain by id.
+    pub(super) fn get(&self, id: Uuid) -> Option<Arc<ChainRuntime>> {
+        self.by_id.get(&id).map(|r| Arc::clone(r.value()))
+    }
+
+    /// How many run.
+    pub(super) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Tells the chains of `tenant` that `name` changed.
+    pub(super) fn secret_changed(&self, tenant: TenantId, name: &str) {
+        for chain in self.by_id.iter().filter(|c| c.tenant() == tenant) {
+            chain.secret_changed(name);
+        }
+    }
+
+    /// Tells every chain that any secret may have changed.
+    pub(super) fn all_secrets_changed(&self) {
+        for chain in self.by_id.iter() {
+            chain.all_secrets_changed();
+        }
+    }
+}
+
+/// Runs `messages` through `chain` in order, in the background; the admission is held until the
+/// last one is done.
+pub(crate) fn dispatch(chain: Arc<ChainRuntime>, messages: Vec<Msg>, admission: Admission) {
+    tokio::spawn(async move {
+        for msg in messages {
+            chain.process(msg).await;
+        }
+        drop(admission);
+    });
+}
+
+impl Host {
+    /// Runs a stored chain in place of the running one (if any); one that no longer deploys is
+    /// logged and stopped.
+    pub(super) fn start_chain(&self, record: &OwnerRecord) {
+        let actor = owner_actor(record);
+        match deploy(&self.node_types, &self.store, &actor, &record.body) {
+            Ok(deployment) => self.chains.insert(
+                ChainRuntime::new(record.owner.id, record.tenant_id, self.store.clone(), deployment),
+                record.owner.customer_id,
+            ),
+            Err(problems) => {
+                self.chains.remove(record.owner.id);
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(chain = %record.owner.name, id = %record.owner.id, "rule chain not started: {}", problems.join("; "));
+            }
+        }
+    }
+
+    /// Validates, persists (with references and links, in one transaction) and starts a chain.
+    pub(crate) async fn save_chain(&self, actor: &Actor, id: Uuid, doc: &Value) -> HostResult<OwnerRecord> {
+        // A customer's chain stays the customer's and is validated as the customer's, whoever
+        // edits it: a tenant user cannot put a secret that is not shared with the customer into it.
+        let customer = match self.store.owner_visible(actor, OwnerType::RuleChain, id).await {
+            Ok(existing) => existing.owner.customer_id,
+            Err(StoreError::NotFound { .. }) => actor.customer_id,
+            Err(e) => return Err(e.into()),
+        };
+        let scoped = Actor { customer_id: customer, ..actor.clone() };
+        let actor = &scoped;
+        let deployment = deploy(&self.node_types, &self.store, actor, doc).map_err(HostError::Invalid)?;
+        self.check_links(actor, &deployment.links).await?;
+        self.check_fed_secrets(actor, id)?;
+        let owner = Owner {
+            kind: OwnerType::RuleChain,
+            id,
+            name: deployment.def.name.clone(),
+            customer_id: customer,
+        };
+        let body = serde_json::to_value(&deployment.def).map_err(|e| HostError::Internal(e.to_string()))?;
+        self.store.save_owner_linked(actor, &owner, &body, &deployment.references, &deployment.links).await?;
+        self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment), customer);
+        tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
+        Ok(self.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
+    }
+
+    /// Saving a chain that integrations feed needs SECRET:USE on the secrets their uplink
+    /// converters read: their messages can carry those secrets sealed, and the chain's nodes can
+    /// open them (send them in a header).
+    pub(super) fn check_fed_secrets(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        let may_use = actor.require(Operation::Use).is_ok();
+        let mut problems = Vec::new();
+        for integration in self.integrations.feeding(actor.tenant_id, id) {
+            let missing: Vec<&str> = integration
+                .uplink_secrets()
+                .iter()
+                .map(String::as_str)
+                .filter(|name| !may_use || self.store.find(actor, name).is_none())
+                .collect();
+            if !missing.is_empty() {
+                problems.push(Problem::permission(
+                    "/nodes",
+                    format!(
+                        "integration '{}' feeds this rule chain with values sealed from secret '{}': saving \
+                         the chain needs SECRET:USE on them",
+                        integration.def().name,
+                        missing.join("', '")
+                    ),
+                ));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(HostError::Invalid(problems)) }
+    }
+
+    /// Every integration the chain's nodes send through exists in the tenant and the actor may
+    /// send through it (INTEGRATION:WRITE, as `POST /api/integrations/{id}/downlink` needs).
+    pub(super) async fn check_links(&self, actor: &Actor, links: &[OwnerLink]) -> HostResult<()> {
+        let mut problems = Vec::new();
+        for link in links {
+            match self.store.owner_for(actor, link.kind, link.target, Operation::Write).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => problems.push(Problem::new(
+                    link.pointer.clone(),
+                    format!("integration '{}' does not exist", link.target),
+                )),
+                Err(StoreError::Forbidden(_)) => problems.push(Problem::permission(
+                    link.pointer.clone(),
+                    format!(
+                        "missing permission INTEGRATION:WRITE to send downlinks through integration '{}'",
+                        link.target
+                    ),
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(HostError::Invalid(problems)) }
+    }
+
+    /// Deletes a chain (its references go with it) and stops it.
+    pub(crate) async fn remove_chain(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        self.store.delete_owner(actor, OwnerType::RuleChain, id).await?;
+        self.chains.remove(id);
+        Ok(())
+    }
+
+    /// The running chain, if the actor may do `op` on it.
+    pub(crate) async fn running_chain(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        op: Operation,
+    ) -> HostResult<Arc<ChainRuntime>> {
+        // A running chain the actor can see needs no database read (the message path).
+        if let Some(chain) = self.chains.visible(actor, id) {
+            actor.require_on(Resource::RuleChain, op)?;
+            return Ok(chain);
+        }
+        // Not running, or not visible: the store tells 404 from 403.
+        self.store.owner_for(actor, OwnerType::RuleChain, id, op).await?;
+        self.chains.get(id).ok_or(HostError::ChainNotRunning(id))
+    }
+
+    /// Refuses to show what a chain computed to an actor who may not use every secret it
+    /// references, or that the integrations feeding it convert with: its debug events and traces
+    /// can hold values derived from them (masking hides exact forms only).
+    pub(crate) fn check_may_watch(
+        &self,
+        actor: &Actor,
+        runtime: &ChainRuntime,
+        what: &str,
+    ) -> HostResult<()> {
+        let may_use = actor.require(Operation::Use).is_ok();
+        let feeding = self.integrations.feeding(runtime.tenant(), runtime.id());
+        let mut names: Vec<&str> = runtime.secret_names().iter().map(String::as_str).collect();
+        names.extend(feeding.iter().flat_map(|i| i.uplink_secrets().iter().map(String::as_str)));
+        names.sort_unstable();
+        names.dedup();
+        let missing: Vec<&str> =
+            names.into_iter().filter(|name| !may_use || self.store.find(actor, name).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(HostError::MayNotWatch(format!(
+            "{what} of rule chain '{}' can show values computed from its secrets: it needs SECRET:USE on '{}'",
+            runtime.name(),
+            missing.join("', '")
+        )))
+    }
+
+    /// A rule chain the actor can see, or a problem at `/ruleChainId`.
+    pub(super) async fn check_chain(&self, actor: &Actor, doc: &Value) -> HostResult<Option<Problem>> {
+        let Some(id) = doc.get("ruleChainId").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok())
+        else {
+            return Ok(None);
+        };
+        match self.store.owner_visible(actor, OwnerType::RuleChain, id).await {
+            Ok(_) => Ok(None),
+            Err(StoreError::NotFound { .. }) => {
+                Ok(Some(Problem::new("/ruleChainId", format!("rule chain '{id}' does not exist"))))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

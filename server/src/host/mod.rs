@@ -1,0 +1,222 @@
+//! The host: the store, the node and integration types, and what runs over them — the rule chains
+//! and the integrations — with their whole lifecycle. A configuration is saved here (deploy →
+//! check → persist with its references in one transaction → start), removed here (persist →
+//! stop), started here at boot, told here about secret changes, and stopped here with its
+//! tenant. The HTTP handlers parse requests, call the host or the store, and shape answers.
+//!
+//! Errors are [`HostError`] kinds; the API chooses status codes for them (`crate::error`).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+use veil_core::{Limits, NodeDescriptor, Registry};
+use veil_integrations::{IntegrationDescriptor, IntegrationRegistry, Integrations};
+use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, Store, TenantId};
+
+mod chains;
+mod destinations;
+mod error;
+mod integrations;
+
+pub(crate) use self::chains::{Chains, dispatch};
+pub(crate) use self::error::{HostError, HostResult};
+
+/// The store and what runs over it.
+pub(crate) struct Host {
+    store: Store,
+    /// The node types chains may use.
+    node_types: Registry,
+    /// The integration types integrations may use.
+    integration_types: IntegrationRegistry,
+    /// Running rule chains.
+    chains: Chains,
+    /// Running integrations (shared with the `integration_downlink` node through the registry).
+    integrations: Arc<Integrations>,
+    /// Serializes saves and deletes of integrations: routing keys and runtimes follow the database.
+    integration_writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("chains", &self.chains.len())
+            .field("integrations", &self.integrations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant administrator that is nobody: for reading every configuration of a tenant.
+fn system_actor(tenant: TenantId) -> Actor {
+    Actor::tenant_admin(tenant, veil_store::UserId(Uuid::nil()), "system")
+}
+
+/// The identity used to redeploy a stored configuration at boot: its tenant's administrator, or
+/// for a customer's configuration a user of that customer, so secrets no longer shared with the
+/// customer fail the redeploy.
+fn owner_actor(record: &OwnerRecord) -> Actor {
+    let mut actor = system_actor(record.tenant_id);
+    if let Some(customer) = record.owner.customer_id {
+        actor.customer_id = Some(customer);
+        actor.permissions = veil_store::Role::CustomerUser.permissions();
+    }
+    actor
+}
+
+impl Host {
+    /// A host over `store` with the built-in node and integration types, nothing running yet.
+    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+        let integrations = Arc::new(Integrations::new());
+        let node_types = veil_nodes::registry()
+            .with(&veil_integrations::DOWNLINK_NODE)
+            .with_service(Arc::clone(&integrations))
+            .with_limits(limits);
+        Self {
+            store,
+            node_types,
+            integration_types: veil_integrations::registry(),
+            chains: Chains::default(),
+            integrations,
+            integration_writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The secret store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The limits chains, integrations and messages are held to.
+    pub(crate) fn limits(&self) -> &Limits {
+        self.node_types.limits()
+    }
+
+    /// Every node type chains may use.
+    pub(crate) fn node_types(&self) -> impl Iterator<Item = &'static NodeDescriptor> + '_ {
+        self.node_types.types()
+    }
+
+    /// Every integration type.
+    pub(crate) fn integration_types(&self) -> impl Iterator<Item = &'static IntegrationDescriptor> + '_ {
+        self.integration_types.types()
+    }
+
+    // ---- boot and secret changes ----
+
+    /// Starts the stored rule chains, then the integrations that feed them (at boot). A
+    /// configuration that no longer deploys is logged and left stopped.
+    pub(crate) async fn start_all(&self) -> veil_store::Result<()> {
+        for record in self.store.all_owners(OwnerType::RuleChain).await? {
+            self.start_chain(&record);
+        }
+        tracing::info!(chains = self.chains.len(), "rule chains started");
+        for record in self.store.all_owners(OwnerType::Integration).await? {
+            self.start_integration(&record);
+        }
+        tracing::info!(integrations = self.integrations.len(), "integrations started");
+        Ok(())
+    }
+
+    /// Follows rule chains and integrations saved or deleted through other instances sharing
+    /// the database (the store's change feed): each is started, restarted or stopped here too;
+    /// after a lost feed connection everything that runs is compared with the database.
+    pub(crate) fn follow_owner_changes(self: &Arc<Self>) {
+        let mut changes = self.store.subscribe_owners();
+        let host = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let result = match changes.recv().await {
+                    Ok(OwnerChange::Changed { kind, id, tenant }) => {
+                        host.reload_owner(kind, id, tenant).await
+                    }
+                    Ok(OwnerChange::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        host.reload_all_owners().await
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "a rule chain or integration changed elsewhere could not be read");
+                }
+            }
+        });
+    }
+
+    async fn reload_owner(&self, kind: OwnerType, id: Uuid, tenant: TenantId) -> veil_store::Result<()> {
+        let record = self.store.owner_record(tenant, kind, id).await?;
+        match (kind, record) {
+            (OwnerType::RuleChain, Some(record)) => self.start_chain(&record),
+            (OwnerType::RuleChain, None) => self.chains.remove(id),
+            (OwnerType::Integration, Some(record)) => {
+                let _one_at_a_time = self.integration_writes.lock().await;
+                self.start_integration(&record);
+            }
+            (OwnerType::Integration, None) => {
+                let _one_at_a_time = self.integration_writes.lock().await;
+                self.integrations.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reload_all_owners(&self) -> veil_store::Result<()> {
+        let chains = self.store.all_owners(OwnerType::RuleChain).await?;
+        let stored: std::collections::HashSet<Uuid> = chains.iter().map(|r| r.owner.id).collect();
+        for id in self.chains.ids() {
+            if !stored.contains(&id) {
+                self.chains.remove(id);
+            }
+        }
+        for record in &chains {
+            self.start_chain(record);
+        }
+        let integrations = self.store.all_owners(OwnerType::Integration).await?;
+        let stored: std::collections::HashSet<Uuid> = integrations.iter().map(|r| r.owner.id).collect();
+        let _one_at_a_time = self.integration_writes.lock().await;
+        for id in self.integrations.ids() {
+            if !stored.contains(&id) {
+                self.integrations.remove(id);
+            }
+        }
+        for record in &integrations {
+            self.start_integration(record);
+        }
+        Ok(())
+    }
+
+    /// Forwards secret changes to the running chains and integrations of the secret's tenant,
+    /// until the store closes.
+    pub(crate) fn follow_secret_changes(self: &Arc<Self>) {
+        let mut events = self.store.subscribe();
+        let host = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        host.chains.secret_changed(event.tenant_id, &event.name);
+                        host.integrations.secret_changed(event.tenant_id, &event.name);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "secret change events were dropped; refreshing every chain"
+                        );
+                        host.chains.all_secrets_changed();
+                        host.integrations.all_secrets_changed();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// Deletes a tenant with everything in it; its chains and integrations stop.
+    pub(crate) async fn remove_tenant(&self, actor: &Actor, id: TenantId) -> HostResult<()> {
+        self.store.delete_tenant(actor, id).await?;
+        self.chains.remove_tenant(id);
+        self.integrations.remove_tenant(id);
+        Ok(())
+    }
+
+    // ---- rule chains ----
+
+    // ---- integrations ----
+}
