@@ -1,16 +1,51 @@
-//! What a tenant's chains share: messages in flight and debug-event bytes. One [`TenantBudgets`]
+//! What a tenant's chains share: messages in flight and debug events (what they record, and their bytes). One [`TenantBudgets`]
 //! per process (the registry carries it into every deployment), one entry per tenant.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use veil_store::TenantId;
 
-use crate::engine::DebugEvent;
 use crate::limits::Limits;
+
+/// An output recorded in a debug event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DebugOutput {
+    /// The relation.
+    pub relation: String,
+    /// The message sent (redacted).
+    pub msg: Value,
+}
+
+/// A node execution recorded because the node is in debug mode. Everything in it is redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugEvent {
+    /// Its number: later events have larger ones (page with `?before=`).
+    pub seq: u64,
+    /// When it started (ms since the epoch).
+    pub ts: i64,
+    /// The node's id.
+    pub node_id: String,
+    /// The node's name.
+    pub node_name: String,
+    /// The message it got.
+    pub input: Value,
+    /// What it sent on.
+    pub outputs: Vec<DebugOutput>,
+    /// Lines the node wrote (a script's `print`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The error, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long it took, in microseconds.
+    pub duration_micros: u64,
+}
 
 /// The budgets of every tenant, under one set of [`Limits`].
 #[derive(Debug, Default)]

@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use veil_store::{Store, TenantId};
 
-use crate::budget::{Admission, ChainEvents, EventPage, TenantBudget, approx_msg_bytes};
+use crate::budget::{
+    Admission, ChainEvents, DebugEvent, DebugOutput, EventPage, TenantBudget, approx_msg_bytes,
+};
 use crate::chain::Deployment;
 use crate::error::Busy;
 use crate::limits::{Limits, limit_error};
@@ -50,41 +52,6 @@ pub struct TraceStep {
     /// The redacted error, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// An output recorded in a debug event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DebugOutput {
-    /// The relation.
-    pub relation: String,
-    /// The message sent (redacted).
-    pub msg: Value,
-}
-
-/// A node execution recorded because the node is in debug mode. Everything in it is redacted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DebugEvent {
-    /// Its number: later events have larger ones (page with `?before=`).
-    pub seq: u64,
-    /// When it started (ms since the epoch).
-    pub ts: i64,
-    /// The node's id.
-    pub node_id: String,
-    /// The node's name.
-    pub node_name: String,
-    /// The message it got.
-    pub input: Value,
-    /// What it sent on.
-    pub outputs: Vec<DebugOutput>,
-    /// Lines the node wrote (a script's `print`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    /// The error, if it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// How long it took, in microseconds.
-    pub duration_micros: u64,
 }
 
 impl TraceStep {

@@ -21,8 +21,10 @@
 
 mod budget;
 mod chain;
+mod config;
 mod engine;
 mod error;
+mod forms;
 mod limits;
 mod mask;
 mod message;
@@ -36,27 +38,26 @@ mod secrets;
 mod template;
 
 pub use crate::budget::{
-    Admission, EventPage, MAX_EVENT_PAGE, MAX_EVENT_PAGE_BYTES, MAX_EVENT_READERS_PER_TENANT, TenantBudgets,
-    deeper_than,
+    Admission, DebugEvent, DebugOutput, EventPage, MAX_EVENT_PAGE, MAX_EVENT_PAGE_BYTES,
+    MAX_EVENT_READERS_PER_TENANT, TenantBudgets, deeper_than,
 };
 pub use crate::chain::{
-    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain, parse_config,
-    parse_doc,
+    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain,
 };
-pub use crate::engine::{
-    ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, DebugEvent, DebugOutput, MAX_STEPS, TraceStep,
-};
+pub use crate::config::{parse_config, parse_doc};
+pub use crate::engine::{ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, TraceStep};
 pub use crate::error::{
     Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
 };
+pub use crate::forms::MASK;
 pub use crate::limits::{Limits, limit_error};
-pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, shared_masks};
+pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, masked_forms, shared_masks};
 pub use crate::message::Msg;
 pub use crate::node::{
     BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs, Registry,
     Relation, Services, relation,
 };
-pub use crate::redact::{MASK, MAX_LATER_SECRETS, Redactor, masked_forms};
+pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::run::RunBudget;
 pub use crate::script::{
     MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use veil_store::{SecretId, Store, TenantId};
 use zeroize::Zeroizing;
 
-use crate::redact::{Pattern, variants};
+use crate::forms::{Pattern, variants};
 
 /// Values longer than this are masked by window hashes rather than by an automaton.
 pub const LARGE_VALUE_BYTES: usize = 8 * 1024;
@@ -62,7 +62,7 @@ pub(crate) fn large_forms(value: &[u8]) -> Vec<Pattern> {
     forms.push(Zeroizing::new(URL_SAFE.encode(value).into_bytes()));
     if let Ok(text) = std::str::from_utf8(value) {
         let mut json = Zeroizing::new(String::with_capacity(text.len() + text.len() / 16));
-        crate::template::json_escape_into(&mut json, text);
+        crate::forms::json_escape_into(&mut json, text);
         forms.push(Zeroizing::new(std::mem::take(&mut *json).into_bytes()));
         if text.contains("-----BEGIN ") {
             let mut body: Zeroizing<String> = Zeroizing::new(
@@ -194,6 +194,18 @@ pub(crate) fn shared(
 /// How many secret versions this process holds masks for (for tests and health).
 pub fn shared_masks() -> usize {
     MASKS.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|w| w.strong_count() > 0).count()
+}
+
+/// Every form [`crate::Redactor`] masks for `value`, exactly as it masks them (the value itself, its base64,
+/// percent, JSON, HTML, debug and case forms, and the runs of its base64 inside a longer base64
+/// text; for a value over [`LARGE_VALUE_BYTES`], the forms this module hashes): for
+/// tests that check a text shows no value, so "a value leaked" means what the redactor masks.
+/// Each form is a copy of the value's bytes; do not call it on secrets outside tests.
+pub fn masked_forms(value: &[u8]) -> Vec<Vec<u8>> {
+    if value.len() > LARGE_VALUE_BYTES {
+        return large_forms(value).into_iter().map(|form| form.to_vec()).collect();
+    }
+    variants(value).into_iter().map(|form| form.to_vec()).collect()
 }
 
 #[cfg(test)]

@@ -287,7 +287,7 @@ impl<'a> BuildCtx<'a> {
     /// The configuration in its typed form (`#[serde(deny_unknown_fields)]`, ThingsBoard's names):
     /// an unknown or misspelt key, or a value of the wrong type, is a problem at its pointer.
     pub fn parse<T: serde::de::DeserializeOwned>(&self, config: &CompiledConfig) -> Result<T, Vec<Problem>> {
-        crate::chain::parse_config(config.plain(), self.base)
+        crate::config::parse_config(config.plain(), self.base)
     }
 
     /// For a destination known at save (a literal URL, a broker's host): a problem at `pointer`

@@ -10,7 +10,7 @@ use veil_store::TenantId;
 use zeroize::Zeroizing;
 
 use super::value::Sealed;
-use crate::redact::MASK;
+use crate::forms::MASK;
 
 /// How a marker starts; the payload (base64url) runs to [`MARKER_END`].
 pub const MARKER_START: &str = "{veil-sealed:";
@@ -230,7 +230,7 @@ pub(crate) fn unseal_into(
             .map_err(|_| crate::error::RenderError::NotText(sealed.names().join(", ")))?;
         match escape {
             crate::template::Escape::None => out.push_str(value),
-            crate::template::Escape::JsonString => crate::template::json_escape_into(out, value),
+            crate::template::Escape::JsonString => crate::forms::json_escape_into(out, value),
         }
         names.extend(sealed.names().iter().cloned());
         Ok(())

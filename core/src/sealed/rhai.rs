@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::markers::{markers, mask_sealed, may_hold_markers};
 use super::value::{Inner, Sealed};
-use crate::redact::MASK;
+use crate::forms::MASK;
 
 pub(super) type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 

@@ -8,5 +8,4 @@ mod render;
 pub use self::compile::{Accepts, CompiledConfig, Escape, FieldSpec, SecretUse, Template, compile};
 pub use self::hbs::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_WORK};
 pub use self::placeholder::{Piece, escape, mentions_placeholder, parse, placeholder};
-pub(crate) use self::render::json_escape_into;
 pub use self::render::{RenderCtx, Rendered};

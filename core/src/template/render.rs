@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use super::compile::{Escape, Segment, Template};
 use super::hbs;
 use crate::error::RenderError;
+use crate::forms::{json_escape_into, json_escaped_len};
 use crate::message::Msg;
 use crate::sealed;
 use crate::secrets::Secrets;
@@ -331,60 +332,6 @@ impl Part<'_> {
         match (self.text(), escape) {
             ((t, false), _) | ((t, true), Escape::None) => out.push_str(t),
             ((t, true), Escape::JsonString) => json_escape_into(out, t),
-        }
-    }
-}
-
-fn json_escape_char(c: char) -> Option<&'static str> {
-    Some(match c {
-        '"' => "\\\"",
-        '\\' => "\\\\",
-        '\n' => "\\n",
-        '\r' => "\\r",
-        '\t' => "\\t",
-        '\u{8}' => "\\b",
-        '\u{c}' => "\\f",
-        _ => return None,
-    })
-}
-
-fn json_escaped_len(s: &str) -> usize {
-    s.chars()
-        .map(|c| match json_escape_char(c) {
-            Some(e) => e.len(),
-            None if (c as u32) < 0x20 => 6,
-            None => c.len_utf8(),
-        })
-        .sum()
-}
-
-/// Appends `s` escaped for the inside of a JSON string literal. Written here rather than taken
-/// from serde_json so a secret is escaped straight into its zeroizing buffer, with no copy.
-pub(crate) fn json_escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match json_escape_char(c) {
-            Some(e) => out.push_str(e),
-            None if (c as u32) < 0x20 => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            None => out.push(c),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_escaping_matches_serde_json() {
-        for s in ["plain", "q\"b\\s", "ctl\u{1}\u{1f}\n\r\t\u{8}\u{c}", "ünï 🔑", "</script>"] {
-            let mut out = String::new();
-            json_escape_into(&mut out, s);
-            let expected = serde_json::to_string(s).unwrap();
-            assert_eq!(format!("\"{out}\""), expected);
-            assert_eq!(json_escaped_len(s), out.len());
         }
     }
 }
