@@ -1,0 +1,274 @@
+//! `veil secret …`: create, list, show, update, delete, usages, share and unshare.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::{CliError, CliResult, Client, query};
+use super::input::{VALUE_ARG_REFUSED, new_value};
+use super::output::{self, Column, Field, text, time};
+use super::{Global, id_in, is_uuid};
+
+/// `veil secret ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCmd {
+    /// Create a secret; the value comes from stdin (a pipe, --stdin, or a prompt) or --file, never
+    /// from an argument.
+    Create {
+        /// Its name (never changes).
+        name: String,
+        /// TEXT (passwords, tokens) or FILE (certificates).
+        #[arg(long = "type", default_value = "TEXT", value_parser = ["TEXT", "FILE", "text", "file"])]
+        kind: String,
+        /// A description for people.
+        #[arg(long)]
+        description: Option<String>,
+        /// Read the value from stdin (a pipe is read without it too; a terminal is prompted).
+        #[arg(long, conflicts_with = "file")]
+        stdin: bool,
+        /// Read the value from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// FILE secrets: the file name to show (default: the file's name).
+        #[arg(long)]
+        file_name: Option<String>,
+        /// A destination the value may be sent to: `host`, `*.domain` or `host:port` (repeat;
+        /// none: anywhere).
+        #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+        allow_hosts: Vec<String>,
+        /// Refused: a value on the command line lands in shell history.
+        #[arg(long, hide = true)]
+        value: Option<String>,
+        /// Refused: values given after the name (never echoed, however many).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
+    },
+    /// List secrets (metadata only).
+    List {
+        /// Only names containing this (case-insensitive).
+        #[arg(long)]
+        search: Option<String>,
+        /// Page (from 0).
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+        /// Secrets per page.
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+    },
+    /// Show one secret's metadata.
+    Show {
+        /// Name or id.
+        secret: String,
+    },
+    /// Change the value (from stdin with --stdin, or --file) and/or the description.
+    Update {
+        /// Name or id.
+        secret: String,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Read the new value from stdin.
+        #[arg(long)]
+        stdin: bool,
+        /// Read the new value from this file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Replace the allowed destinations with these (repeat).
+        #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+        allow_hosts: Vec<String>,
+        /// Allow every destination again (clears the list).
+        #[arg(long, conflicts_with = "allow_hosts")]
+        allow_any_host: bool,
+        /// Refused: a value on the command line lands in shell history.
+        #[arg(long, hide = true)]
+        value: Option<String>,
+        /// Refused: values given after the name (never echoed, however many).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
+    },
+    /// Delete a secret (refused while configurations use it).
+    Delete {
+        /// Name or id.
+        secret: String,
+    },
+    /// Which rule chains and integrations use a secret.
+    Usages {
+        /// Name or id.
+        secret: String,
+    },
+    /// Let a customer's users use a secret (never read it).
+    Share {
+        /// Name or id.
+        secret: String,
+        /// Customer name or id.
+        #[arg(long)]
+        customer: String,
+    },
+    /// Stop sharing (refused while the customer's configurations use it).
+    Unshare {
+        /// Name or id.
+        secret: String,
+        /// Customer name or id.
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+/// The id of a secret given by name or id.
+pub(super) async fn secret_id(client: &Client, secret: &str) -> CliResult<String> {
+    if is_uuid(secret) {
+        return Ok(secret.to_owned());
+    }
+    let page = client.get(&format!("/api/secrets?pageSize=1000&textSearch={}", query(secret))).await?;
+    page["data"]
+        .as_array()
+        .and_then(|items| items.iter().find(|s| s["name"] == secret))
+        .and_then(|s| s["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| CliError::not_found(format!("secret '{secret}' not found (not_found)")))
+}
+
+pub(super) const SECRET_FIELDS: &[Field] = &[
+    ("name", |v| text(&v["name"])),
+    ("type", |v| text(&v["type"])),
+    ("version", |v| text(&v["version"])),
+    ("description", |v| text(&v["description"])),
+    ("fileName", |v| text(&v["fileName"])),
+    ("sharedWith", |v| text(&v["sharedWith"])),
+    ("allowedDestinations", |v| text(&v["allowedDestinations"])),
+    ("created", |v| time(&v["createdTime"])),
+    ("updated", |v| time(&v["updatedTime"])),
+    ("id", |v| text(&v["id"])),
+];
+
+/// A value on the command line is refused before anything else happens (and never echoed).
+pub(super) fn refuse_value_arguments(cmd: &SecretCmd) -> CliResult<()> {
+    match cmd {
+        SecretCmd::Create { value, stray, .. } if value.is_some() || !stray.is_empty() => {
+            Err(CliError::usage(VALUE_ARG_REFUSED))
+        }
+        SecretCmd::Update { value, stray, .. } if value.is_some() || !stray.is_empty() => Err(
+            CliError::usage(VALUE_ARG_REFUSED.replace("secret create NAME", "secret update NAME --stdin")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `veil secret ...`
+pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
+    refuse_value_arguments(&cmd)?;
+    let client = Client::authenticated(global.url.as_deref())?;
+    let out = global.output;
+    match cmd {
+        SecretCmd::Create { name, kind, description, file, file_name, allow_hosts, stdin, .. } => {
+            let kind = kind.to_uppercase();
+            let mut body = json!({"name": name, "type": kind, "description": description});
+            if !allow_hosts.is_empty() {
+                body["allowedDestinations"] = json!(allow_hosts);
+            }
+            if kind == "FILE" {
+                let shown = file_name
+                    .or_else(|| {
+                        file.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())
+                    })
+                    .ok_or_else(|| {
+                        CliError::usage("FILE secrets need --file-name when the value comes from stdin")
+                    })?;
+                body["fileName"] = json!(shown);
+            }
+            body["value"] = new_value(file.as_ref(), kind == "FILE", stdin)?;
+            let created = client.post("/api/secrets", &body).await?;
+            output::object(out, &created, SECRET_FIELDS);
+        }
+        SecretCmd::List { search, page, page_size } => {
+            let mut path = format!("/api/secrets?page={page}&pageSize={page_size}");
+            if let Some(s) = search {
+                path.push_str(&format!("&textSearch={}", query(&s)));
+            }
+            let answer = client.get(&path).await?;
+            output::page(
+                out,
+                &answer,
+                &[
+                    Column { heading: "NAME", read: |v| text(&v["name"]) },
+                    Column { heading: "TYPE", read: |v| text(&v["type"]) },
+                    Column { heading: "VERSION", read: |v| text(&v["version"]) },
+                    Column { heading: "DESCRIPTION", read: |v| text(&v["description"]) },
+                    Column { heading: "SHARED WITH", read: |v| text(&v["sharedWith"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        SecretCmd::Show { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            output::object(out, &client.get(&format!("/api/secrets/{id}")).await?, SECRET_FIELDS);
+        }
+        SecretCmd::Update { secret, description, stdin, file, allow_hosts, allow_any_host, .. } => {
+            let id = secret_id(&client, &secret).await?;
+            let current = client.get(&format!("/api/secrets/{id}")).await?;
+            let mut body = json!({});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if !allow_hosts.is_empty() || allow_any_host {
+                body["allowedDestinations"] = json!(allow_hosts);
+            }
+            if file.is_some() || stdin {
+                body["value"] = new_value(file.as_ref(), current["type"] == "FILE", stdin)?;
+            }
+            if body.as_object().is_some_and(|m| m.is_empty()) {
+                return Err(CliError::usage(
+                    "nothing to change: give --description, --stdin, --file, --allow-host or --allow-any-host",
+                ));
+            }
+            let updated =
+                client.call(reqwest::Method::PATCH, &format!("/api/secrets/{id}"), Some(&body)).await?;
+            output::object(out, &updated, SECRET_FIELDS);
+        }
+        SecretCmd::Delete { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            let answer = client.delete(&format!("/api/secrets/{id}")).await?;
+            output::done(out, &answer, &format!("Deleted secret '{secret}'"));
+        }
+        SecretCmd::Usages { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            let answer = client.get(&format!("/api/secrets/{id}/usages")).await?;
+            let mut rows = Vec::new();
+            for (kind, key) in [("RULE_CHAIN", "RULE_CHAIN"), ("INTEGRATION", "INTEGRATION")] {
+                for owner in answer[key].as_array().into_iter().flatten() {
+                    let places: Vec<String> = owner["nodes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|n| format!("{} {}", text(&n["name"]), text(&n["path"])).trim().to_owned())
+                        .collect();
+                    rows.push(json!({"kind": kind, "name": owner["name"], "id": owner["id"], "where": places.join("; ")}));
+                }
+            }
+            output::list(
+                out,
+                &answer,
+                &rows,
+                &[
+                    Column { heading: "USED BY", read: |v| text(&v["kind"]) },
+                    Column { heading: "NAME", read: |v| text(&v["name"]) },
+                    Column { heading: "WHERE", read: |v| text(&v["where"]) },
+                    Column { heading: "ID", read: |v| text(&v["id"]) },
+                ],
+            );
+        }
+        SecretCmd::Share { secret, customer } => {
+            let id = secret_id(&client, &secret).await?;
+            let c = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
+            let shared = client.post(&format!("/api/secrets/{id}/shares"), &json!({"customerId": c})).await?;
+            output::done(out, &shared, &format!("Shared '{secret}' with customer '{customer}'"));
+        }
+        SecretCmd::Unshare { secret, customer } => {
+            let id = secret_id(&client, &secret).await?;
+            let c = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
+            let unshared = client.delete(&format!("/api/secrets/{id}/shares/{c}")).await?;
+            output::done(out, &unshared, &format!("Stopped sharing '{secret}' with customer '{customer}'"));
+        }
+    }
+    Ok(())
+}
