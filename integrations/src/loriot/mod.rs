@@ -16,6 +16,12 @@ use crate::error::{IntegrationError, UplinkError};
 use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor};
 use crate::security::{HeaderSecurity, flag, json_body, text, url};
 
+mod api;
+mod frames;
+
+use self::api::{CALL_TIMEOUT, excerpt, header};
+use self::frames::{check_uplink, is_hex, tx_command};
+
 pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
     type_name: "LORIOT",
     uplink_path: "loriot",
@@ -49,9 +55,6 @@ const SERVERS: &[&str] = &["eu1", "us1", "as1", "eu2", "ap1"];
 /// Downlink ports LoRaWAN allows for application data.
 const PORTS: std::ops::RangeInclusive<i64> = 1..=223;
 
-/// A call to LORIOT that gets no answer within this is an error.
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
 enum Credentials {
     /// Account login: `POST /1/pub/login`, then `Authorization: Session <session>`.
     Basic { username: Template, password: Template },
@@ -78,10 +81,6 @@ struct Loriot {
     login_secrets: Vec<String>,
     /// Held across "is the output there? create it" so two starts cannot both create one.
     output_lock: tokio::sync::Mutex<()>,
-}
-
-fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `LORIOT` integration configuration (ThingsBoard's names, plus `apiBaseUrl`): the keys it has.
@@ -290,269 +289,6 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         credentials_generation: AtomicU64::new(0),
         output_lock: tokio::sync::Mutex::new(()),
     }))
-}
-
-/// At most this much of an answer body goes into an error message.
-const EXCERPT: usize = 200;
-
-/// The start of an answer body for an error message, masked before it is cut (a cut through a
-/// secret would leave a prefix the redactor no longer recognises).
-fn excerpt(ctx: &IntegrationCtx<'_>, text: &str) -> String {
-    let masked = ctx.redactor.mask(text);
-    let mut end = masked.len().min(EXCERPT);
-    while !masked.is_char_boundary(end) {
-        end -= 1;
-    }
-    masked[..end].trim().to_owned()
-}
-
-/// An `Authorization` value from a secret: marked sensitive, and refused naming `what` when it is
-/// not a valid header value.
-fn header(value: &SecretString, what: &str) -> Result<reqwest::header::HeaderValue, IntegrationError> {
-    veil_core::sensitive_header(value, what).map_err(|e| IntegrationError::new(e.to_string()))
-}
-
-impl Loriot {
-    async fn login(
-        &self,
-        ctx: &IntegrationCtx<'_>,
-        username: &Template,
-        password: &Template,
-    ) -> Result<SecretString, IntegrationError> {
-        let user = ctx.render(username)?;
-        let pwd = ctx.render(password)?;
-        let body = json!({ "user": user.expose_secret(), "pwd": pwd.expose_secret() });
-        let url = format!("{}/1/pub/login", self.base);
-        let response = self
-            .client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| IntegrationError::transient(format!("LORIOT login at {url} failed: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let error =
-                if status.is_server_error() { IntegrationError::transient } else { IntegrationError::new };
-            // The field, not the user name: it may come from a secret.
-            return Err(error(format!(
-                "LORIOT login with credentials/username and credentials/password refused: HTTP {status} {}",
-                excerpt(ctx, &text)
-            )));
-        }
-        serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("session").and_then(Value::as_str).map(|s| SecretString::from(s.to_owned())))
-            .ok_or_else(|| IntegrationError::new("LORIOT login answered without a session"))
-    }
-
-    /// The `Authorization` value for the account API; `fresh` logs in again.
-    async fn authorization(
-        &self,
-        ctx: &IntegrationCtx<'_>,
-        fresh: bool,
-    ) -> Result<SecretString, IntegrationError> {
-        match &self.credentials {
-            None => Err(IntegrationError::new("credentials are not configured")),
-            Some(Credentials::Token { token }) => {
-                Ok(format!("Bearer {}", ctx.render(token)?.expose_secret()).into())
-            }
-            Some(Credentials::Basic { username, password }) => {
-                let mut session = self.session.lock().await;
-                let generation = self.credentials_generation.load(Ordering::SeqCst);
-                let stale = session.as_ref().is_none_or(|(_, g)| *g != generation);
-                if fresh || stale {
-                    *session = Some((self.login(ctx, username, password).await?, generation));
-                }
-                let current = session.as_ref().map(|(s, _)| s.expose_secret()).unwrap_or_default();
-                Ok(format!("Session {current}").into())
-            }
-        }
-    }
-
-    /// One account API call; with basic credentials a 403 (session expired) logs in again and
-    /// retries once.
-    async fn call(
-        &self,
-        ctx: &IntegrationCtx<'_>,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, IntegrationError> {
-        let mut fresh = false;
-        loop {
-            let auth = self.authorization(ctx, fresh).await?;
-            let mut request =
-                self.client.request(method.clone(), url).header(AUTHORIZATION, header(&auth, "credentials")?);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| IntegrationError::transient(format!("{method} {url} failed: {e}")))?;
-            let status = response.status();
-            if status == reqwest::StatusCode::FORBIDDEN
-                && !fresh
-                && matches!(self.credentials, Some(Credentials::Basic { .. }))
-            {
-                tracing::info!(integration = %ctx.name, "LORIOT session refused; logging in again");
-                fresh = true;
-                continue;
-            }
-            let text = response.text().await.unwrap_or_default();
-            if !status.is_success() {
-                let error = if status.is_server_error() {
-                    IntegrationError::transient
-                } else {
-                    IntegrationError::new
-                };
-                return Err(error(format!("{method} {url} answered HTTP {status} {}", excerpt(ctx, &text))));
-            }
-            if text.trim().is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&text)
-                .map_err(|e| IntegrationError::new(format!("{method} {url} answered invalid JSON ({e})")));
-        }
-    }
-
-    /// Makes sure the application has an HTTP push output to `httpEndpoint` carrying the push
-    /// authorization of this moment: created when there is none, updated when one has another
-    /// authorization (LORIOT would push with it and every uplink would be refused).
-    async fn ensure_output(&self, ctx: &IntegrationCtx<'_>) -> Result<(), IntegrationError> {
-        let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
-            return Ok(());
-        };
-        let _one_at_a_time = self.output_lock.lock().await;
-        let (app_url, mut outputs) = self.outputs(ctx, app_id).await?;
-        let auth = match self.security.expected("authorization") {
-            Some(t) => ctx.render(t)?.expose_secret().to_owned(),
-            None => String::new(),
-        };
-        let ours = |o: &Value| pushes_to(o, endpoint);
-        if !outputs.iter().any(ours) {
-            let body = json!({ "output": "httppush", "osetup": { "url": endpoint, "auth": auth } });
-            self.call(ctx, Method::POST, &format!("{app_url}/outputs/httppush"), Some(&body)).await?;
-            tracing::info!(integration = %ctx.name, "LORIOT application output created");
-            return Ok(());
-        }
-        let stale = outputs
-            .iter()
-            .filter(|o| ours(o))
-            .any(|o| o.pointer("/osetup/auth").and_then(Value::as_str).unwrap_or_default() != auth.as_str());
-        if !stale {
-            tracing::info!(integration = %ctx.name, "LORIOT application output exists");
-            return Ok(());
-        }
-        for output in outputs.iter_mut().filter(|o| ours(o)) {
-            output["osetup"]["auth"] = json!(auth);
-        }
-        self.call(ctx, Method::PUT, &format!("{app_url}/outputs"), Some(&json!({ "outputs": outputs })))
-            .await?;
-        tracing::info!(integration = %ctx.name, "LORIOT application output updated (its authorization was another)");
-        Ok(())
-    }
-
-    /// The application's URL and its outputs as LORIOT lists them.
-    async fn outputs(
-        &self,
-        ctx: &IntegrationCtx<'_>,
-        app_id: &str,
-    ) -> Result<(String, Vec<Value>), IntegrationError> {
-        let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
-        let app = self.call(ctx, Method::GET, &app_url, None).await?;
-        let outputs = app.get("outputs").and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok((app_url, outputs))
-    }
-
-    /// Removes the HTTP push output to `httpEndpoint` from the application.
-    async fn remove_output(&self, ctx: &IntegrationCtx<'_>) -> Result<(), IntegrationError> {
-        let (Some(app_id), Some(endpoint)) = (&self.app_id, &self.http_endpoint) else {
-            return Ok(());
-        };
-        let _one_at_a_time = self.output_lock.lock().await;
-        let (app_url, outputs) = self.outputs(ctx, app_id).await?;
-        let kept: Vec<Value> = outputs.iter().filter(|o| !pushes_to(o, endpoint)).cloned().collect();
-        if kept.len() == outputs.len() {
-            return Ok(());
-        }
-        self.call(ctx, Method::PUT, &format!("{app_url}/outputs"), Some(&json!({ "outputs": kept }))).await?;
-        tracing::info!(integration = %ctx.name, "LORIOT application output removed");
-        Ok(())
-    }
-}
-
-/// Whether a LORIOT application output is an HTTP push to `endpoint`.
-fn pushes_to(output: &Value, endpoint: &str) -> bool {
-    output.get("output").and_then(Value::as_str) == Some("httppush")
-        && output.pointer("/osetup/url").and_then(Value::as_str) == Some(endpoint)
-}
-
-/// Checks the fields of a LORIOT uplink that the converter relies on.
-fn check_uplink(payload: &Value) -> Result<(), UplinkError> {
-    let Value::Object(fields) = payload else {
-        return Err(UplinkError::invalid("body: expected a JSON object {cmd, EUI, ...}"));
-    };
-    match fields.get("cmd") {
-        Some(Value::String(_)) => {}
-        None => return Err(UplinkError::invalid("cmd: is required")),
-        Some(_) => return Err(UplinkError::invalid("cmd: must be a string")),
-    }
-    match fields.get("EUI") {
-        Some(Value::String(eui)) if eui.len() == 16 && is_hex(eui) => {}
-        Some(Value::String(_)) => return Err(UplinkError::invalid("EUI: must be 16 hex characters")),
-        None => return Err(UplinkError::invalid("EUI: is required")),
-        Some(_) => return Err(UplinkError::invalid("EUI: must be a string of 16 hex characters")),
-    }
-    match fields.get("data") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(d)) if d.is_empty() || (d.len() % 2 == 0 && is_hex(d)) => {}
-        Some(_) => return Err(UplinkError::invalid("data: must be a hex string (two characters per byte)")),
-    }
-    for key in ["port", "fcnt", "ts"] {
-        match fields.get(key) {
-            None | Some(Value::Null) => {}
-            Some(v) if v.as_u64().is_some() => {}
-            Some(_) => return Err(UplinkError::invalid(format!("{key}: must be a non-negative integer"))),
-        }
-    }
-    if let Some(port) = fields.get("port").and_then(Value::as_u64)
-        && port > 255
-    {
-        return Err(UplinkError::invalid("port: must be 0..255"));
-    }
-    Ok(())
-}
-
-/// Turns the downlink converter's output into LORIOT's `tx` command.
-fn tx_command(downlink: &Value, app_id: &str) -> Result<Value, IntegrationError> {
-    let Value::Object(fields) = downlink else {
-        return Err(IntegrationError::new("downlink: expected an object {EUI, port, data, confirmed?}"));
-    };
-    let eui = match fields.get("EUI") {
-        Some(Value::String(eui)) if eui.len() == 16 && is_hex(eui) => eui,
-        Some(_) => return Err(IntegrationError::new("downlink EUI: must be 16 hex characters")),
-        None => return Err(IntegrationError::new("downlink EUI: is required")),
-    };
-    let port = match fields.get("port").map(|p| (p, p.as_i64())) {
-        Some((_, Some(port))) if PORTS.contains(&port) => port,
-        Some((p, _)) => return Err(IntegrationError::new(format!("downlink port: {p} is not in 1..223"))),
-        None => return Err(IntegrationError::new("downlink port: is required (1..223)")),
-    };
-    let data = match fields.get("data") {
-        Some(Value::String(d)) if d.len() % 2 == 0 && (d.is_empty() || is_hex(d)) => d,
-        Some(_) => return Err(IntegrationError::new("downlink data: must be a hex string")),
-        None => return Err(IntegrationError::new("downlink data: is required (hex)")),
-    };
-    let mut tx = json!({ "cmd": "tx", "EUI": eui, "port": port, "data": data, "appid": app_id });
-    match fields.get("confirmed") {
-        None | Some(Value::Null) => {}
-        Some(Value::Bool(c)) => tx["confirmed"] = json!(c),
-        Some(_) => return Err(IntegrationError::new("downlink confirmed: must be true or false")),
-    }
-    Ok(tx)
 }
 
 impl Integration for Loriot {
