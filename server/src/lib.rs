@@ -91,6 +91,16 @@ where
     env.and(tracing_subscriber::filter::filter_fn(under_log_cap))
 }
 
+/// Parses a `veil` command line as the program does, without running it (the docs test checks every
+/// command line the guides show with it).
+pub fn parse_command_line<I, T>(args: I) -> Result<(), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(|_| ())
+}
+
 /// Runs a client command; errors print on stderr with their exit code.
 fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: Command) -> ExitCode {
     let result = runtime.block_on(async {

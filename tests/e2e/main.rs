@@ -35,3 +35,5 @@ mod sealed;
 mod attacks;
 // The hostile-input generator (VEIL_HOSTILE_SECS): random chains, converters and messages.
 mod hostile;
+// The guides: links resolve, every `veil` command line parses.
+mod docs;
