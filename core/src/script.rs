@@ -404,7 +404,7 @@ impl Script {
     }
 
     /// Runs the script for one message, charged to its `budget`. It starts on the caller's
-    /// thread with a small budget ([`INLINE_OPERATIONS`], [`INLINE_TIME`]) — most scripts finish
+    /// thread with a small budget (`INLINE_OPERATIONS`, `INLINE_TIME`) — most scripts finish
     /// there, at the cost of a function call — and a run that needs more starts again from the
     /// beginning on the script threads (scripts have no side effects to repeat), with a copy of
     /// `input`, in the queue of the message's tenant (tenants take turns), where it may take

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::value::Sealed;
 use crate::forms::MASK;
 
-/// How a marker starts; the payload (base64url) runs to [`MARKER_END`].
+/// How a marker starts; the payload (base64url) runs to `MARKER_END`.
 pub const MARKER_START: &str = "{veil-sealed:";
 
 pub(super) const MARKER_END: char = '}';

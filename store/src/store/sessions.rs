@@ -48,7 +48,7 @@ impl Store {
 
     /// Ends one session of the actor: its tokens carry `sid` and expire at `expires` (ms); the
     /// other sessions (another browser, the CLI) go on. Every instance hears of it.
-    /// More than [`MAX_REVOKED_SESSIONS`] ended sessions at once end every session of the account
+    /// More than `MAX_REVOKED_SESSIONS` ended sessions at once end every session of the account
     /// (the list each authentication checks stays short).
     pub async fn revoke_session(&self, actor: &Actor, sid: &str, expires: i64) -> Result<()> {
         let over = {
