@@ -13,7 +13,7 @@ use crate::config::parse_doc;
 use crate::error::Problem;
 use crate::limits::limit_error;
 use crate::node::{BuildCtx, Node, Registry};
-use crate::secrets::Secrets;
+use crate::secrets::{Proposal, Secrets};
 use crate::template::{SecretUse, compile};
 
 /// A rule chain as users write it.
@@ -148,6 +148,17 @@ pub fn deploy(
     actor: &Actor,
     doc: &Value,
 ) -> Result<Deployment, Vec<Problem>> {
+    deploy_proposed(registry, store, actor, doc, None)
+}
+
+/// [`deploy`] validated against a change not stored yet (`proposal`), to see what it would break.
+pub fn deploy_proposed(
+    registry: &Registry,
+    store: &Store,
+    actor: &Actor,
+    doc: &Value,
+    proposal: Option<&Proposal>,
+) -> Result<Deployment, Vec<Problem>> {
     let mut def = parse_chain(doc)?;
     let limits = registry.limits();
     let mut problems = Vec::new();
@@ -225,6 +236,7 @@ pub fn deploy(
         let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name)
             .with_services(registry.services())
             .with_limits(*registry.limits())
+            .with_proposal(proposal)
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);
         uses.extend(ctx.take_uses());

@@ -1,56 +1,148 @@
-//! Reading a configuration document into its typed form: every problem at its JSON pointer.
+//! Reading a document into its typed form: every problem at its JSON pointer. serde reports what
+//! went wrong through [`FieldError`] (its own calls: an unknown field and the fields expected, a
+//! missing field, a value of the wrong type), so no message text is ever parsed, and a problem
+//! never carries a value from the document (a password typed into the wrong field stays unseen).
 
+use std::fmt;
+
+use serde::de::{DeserializeOwned, Expected, Unexpected};
 use serde_json::Value;
 
 use crate::error::Problem;
 
+/// Why a document does not deserialize, as serde told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldError {
+    /// A key the type does not have.
+    UnknownField {
+        /// The key.
+        field: String,
+        /// The keys the type has.
+        expected: &'static [&'static str],
+    },
+    /// A required key is absent.
+    MissingField(&'static str),
+    /// A value of the wrong kind (what was found, never its content; what was expected).
+    WrongType {
+        /// What was found: `a string`, `an integer`, ….
+        found: String,
+        /// What the type expected.
+        expected: String,
+    },
+    /// A variant name the type does not have (an enum's tag).
+    UnknownVariant {
+        /// The expected names.
+        expected: &'static [&'static str],
+    },
+    /// Any other failure, as the type's own deserializer words it.
+    Other(String),
+}
+
+/// `a`, `a or b`, `one of a, b, c`.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => "nothing".to_owned(),
+        [one] => (*one).to_owned(),
+        [a, b] => format!("{a} or {b}"),
+        many => format!("one of {}", many.join(", ")),
+    }
+}
+
+/// What was found, without its content.
+fn kind_of(unexpected: &Unexpected<'_>) -> String {
+    match unexpected {
+        Unexpected::Str(_) | Unexpected::Char(_) => "a string".to_owned(),
+        Unexpected::Bytes(_) => "bytes".to_owned(),
+        Unexpected::Signed(_) | Unexpected::Unsigned(_) => "an integer".to_owned(),
+        Unexpected::Float(_) => "a number".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownField { expected, .. } => write!(f, "unknown field (expected {})", one_of(expected)),
+            Self::MissingField(field) => write!(f, "missing field `{field}`"),
+            Self::WrongType { found, expected } => write!(f, "invalid type: {found}, expected {expected}"),
+            Self::UnknownVariant { expected } => write!(f, "unknown variant (expected {})", one_of(expected)),
+            Self::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl serde::de::Error for FieldError {
+    fn custom<T: fmt::Display>(message: T) -> Self {
+        Self::Other(message.to_string())
+    }
+
+    fn invalid_type(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
+        Self::WrongType { found: kind_of(&unexpected), expected: expected.to_string() }
+    }
+
+    fn invalid_value(unexpected: Unexpected<'_>, expected: &dyn Expected) -> Self {
+        Self::WrongType { found: kind_of(&unexpected), expected: expected.to_string() }
+    }
+
+    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownVariant { expected }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownField { field: field.to_owned(), expected }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self::MissingField(field)
+    }
+}
+
+/// Deserializes `doc` as `T`: the value, or the first failure with the pointer where it happened.
+pub fn from_document<T: DeserializeOwned>(doc: &Value) -> Result<T, (String, FieldError)> {
+    // serde_json's own deserializer has serde_json's error type; a serde-value tree lets serde
+    // report through ours.
+    let tree = serde_value::to_value(doc).map_err(|e| (String::new(), FieldError::Other(e.to_string())))?;
+    let de = serde_value::ValueDeserializer::<FieldError>::new(tree);
+    serde_path_to_error::deserialize(de).map_err(|e| (pointer_of(e.path()), e.into_inner()))
+}
+
 /// Deserializes a configuration document, reporting a type error at its JSON pointer.
-pub fn parse_doc<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, Vec<Problem>> {
-    serde_path_to_error::deserialize(doc)
-        .map_err(|e| vec![Problem::new(pointer_of(e.path()), e.into_inner().to_string())])
+pub fn parse_doc<T: DeserializeOwned>(doc: &Value) -> Result<T, Vec<Problem>> {
+    from_document(doc).map_err(|(path, e)| vec![Problem::new(path, e.to_string())])
 }
 
 /// Deserializes a node's or integration's configuration into its typed form. Every unknown or
 /// misspelt key is a problem at its own pointer (`/nodes/0/configuration/readTimeoutMS`), all of
 /// them at once, and then the first type error, all under `base`.
-pub fn parse_config<T: serde::de::DeserializeOwned>(doc: &Value, base: &str) -> Result<T, Vec<Problem>> {
+pub fn parse_config<T: DeserializeOwned>(doc: &Value, base: &str) -> Result<T, Vec<Problem>> {
     let mut doc = doc.clone();
     let mut problems = Vec::new();
-    // Each round removes one unknown key; a configuration has far fewer keys than this.
+    // Each round takes one unknown key out (serde stops at the first); a configuration has far
+    // fewer keys than this.
     for _ in 0..256 {
-        let error = match serde_path_to_error::deserialize::<_, T>(&doc) {
+        let (path, error) = match from_document::<T>(&doc) {
             Ok(value) if problems.is_empty() => return Ok(value),
             Ok(_) => return Err(problems),
             Err(e) => e,
         };
-        let path = pointer_of(error.path());
-        let message = error.inner().to_string();
-        if let Some((field, expected)) = unknown_field(&message) {
-            // The path may or may not end with the key itself.
-            let escaped = escape_pointer(&field);
+        if let FieldError::UnknownField { field, .. } = &error {
+            // The path ends with the key itself, or (inside a tagged enum) at its object.
+            let escaped = escape_pointer(field);
             let parent = path.strip_suffix(&format!("/{escaped}")).unwrap_or(&path).to_owned();
             if let Some(Value::Object(map)) = doc.pointer_mut(&parent)
-                && map.remove(&field).is_some()
+                && map.remove(field).is_some()
             {
-                problems.push(Problem::new(
-                    format!("{base}{parent}/{escaped}"),
-                    format!("unknown field (expected {expected})"),
-                ));
+                problems.push(Problem::new(format!("{base}{parent}/{escaped}"), error.to_string()));
                 continue;
             }
         }
-        problems.push(Problem::new(format!("{base}{path}"), message));
+        problems.push(Problem::new(format!("{base}{path}"), error.to_string()));
         return Err(problems);
     }
     Err(problems)
-}
-
-/// serde's `unknown field `x`, expected one of `a`, `b`` as (`x`, "one of a, b").
-fn unknown_field(message: &str) -> Option<(String, String)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (field, rest) = rest.split_once('`')?;
-    let expected = rest.trim_start_matches(", ").trim_start_matches("expected ");
-    Some((field.to_owned(), expected.replace('`', "")))
 }
 
 fn escape_pointer(key: &str) -> String {
@@ -107,5 +199,25 @@ mod tests {
         let wrong = parse_config::<Config>(&json!({"readTimeoutMs": "soon"}), "").unwrap_err();
         assert_eq!(wrong[0].path, "/readTimeoutMs");
         assert!(parse_config::<Config>(&json!({"readTimeoutMs": 3}), "").is_ok());
+    }
+
+    #[test]
+    fn a_wrong_value_is_named_by_its_kind_never_shown() {
+        let wrong = parse_config::<Config>(&json!({"readTimeoutMs": "hunter2-secret"}), "/c").unwrap_err();
+        assert_eq!(wrong[0].path, "/c/readTimeoutMs");
+        assert_eq!(wrong[0].message, "invalid type: a string, expected u64");
+        let nested = parse_config::<Config>(&json!({"inner": {"token": 12345678}}), "").unwrap_err();
+        assert_eq!(
+            (nested[0].path.as_str(), nested[0].message.as_str()),
+            ("/inner/token", "invalid type: an integer, expected a string")
+        );
+        let missing = from_document::<Required>(&json!({})).unwrap_err();
+        assert_eq!(missing, (String::new(), FieldError::MissingField("name")));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Required {
+        name: String,
     }
 }

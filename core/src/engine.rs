@@ -119,6 +119,12 @@ impl ChainRuntime {
                 secret_names: built.secret_names,
                 secrets: {
                     built.secrets.set_scope(id);
+                    // Every secret its nodes resolve is counted as used by this chain.
+                    built.secrets.set_user(veil_store::UseContext {
+                        kind: veil_store::OwnerType::RuleChain,
+                        id,
+                        name: def.name.clone(),
+                    });
                     built.secrets
                 },
                 routes: HashMap::new(),
@@ -251,13 +257,7 @@ impl ChainRuntime {
 
     /// Processes one message to the end and returns what every node did.
     pub async fn process(&self, msg: Msg) -> Vec<TraceStep> {
-        // Every secret resolved while this message runs is counted as used by this chain.
-        let context = veil_store::UseContext {
-            kind: veil_store::OwnerType::RuleChain,
-            id: self.id,
-            name: self.name.clone(),
-        };
-        veil_store::with_use_context(context, self.run(msg)).await
+        self.run(msg).await
     }
 
     async fn run(&self, msg: Msg) -> Vec<TraceStep> {

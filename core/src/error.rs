@@ -7,6 +7,25 @@ use veil_store::StoreError;
 
 use crate::limits::limit_error;
 
+/// What kind of problem a [`Problem`] is: the API chooses its status by it, and a host picks the
+/// problems it asked about by it (never by the message's words).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The document is wrong (400).
+    #[default]
+    Invalid,
+    /// A permission is missing (403).
+    Permission,
+    /// A secret the configuration sends may not go to a destination known at save.
+    DestinationRefused {
+        /// The secret's name.
+        secret: String,
+        /// `host:port`.
+        destination: String,
+    },
+}
+
 /// One validation problem: where (a JSON pointer from the document's root) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -14,20 +33,33 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, for a person.
     pub message: String,
-    /// The problem is a missing permission (the API answers 403 rather than 400).
+    /// What kind of problem it is.
     #[serde(skip)]
-    pub permission: bool,
+    pub kind: ProblemKind,
 }
 
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into(), permission: false }
+        Self { path: path.into(), message: message.into(), kind: ProblemKind::Invalid }
     }
 
     /// A missing permission at `path`.
     pub fn permission(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { permission: true, ..Self::new(path, message) }
+        Self { kind: ProblemKind::Permission, ..Self::new(path, message) }
+    }
+
+    /// Whether it is a missing permission.
+    pub fn is_permission(&self) -> bool {
+        self.kind == ProblemKind::Permission
+    }
+
+    /// The secret, when the problem is that it may not be sent where the configuration sends it.
+    pub fn refused_secret(&self) -> Option<&str> {
+        match &self.kind {
+            ProblemKind::DestinationRefused { secret, .. } => Some(secret),
+            _ => None,
+        }
     }
 }
 
@@ -47,6 +79,13 @@ pub struct PlaceholderError {
     pub problem: String,
 }
 
+/// Why a marker could not be opened for a send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a sealed value in the message cannot be opened here: it was not sealed for this rule chain (by its scripts, or the converters of an integration feeding it) in this process"
+)]
+pub struct ForeignMarker;
+
 /// Why a template could not be rendered. Carries names, never values.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -65,6 +104,17 @@ pub enum RenderError {
     /// A message template failed.
     #[error("message template: {0}")]
     Template(String),
+    /// A sealed value in the message was not made for this tenant and rule chain in this process.
+    #[error("message template: {0}")]
+    ForeignMarker(#[from] ForeignMarker),
+    /// A sealed value reached a field of a customer's rule chain, where none opens.
+    #[error("message template: a sealed value in the message cannot be opened in a customer's rule chain")]
+    SealedInCustomerChain,
+    /// A sealed value was made from a secret deleted since.
+    #[error(
+        "message template: a sealed value in the message was made from secret '{0}', which no longer exists"
+    )]
+    SealedSecretDeleted(String),
     /// A node or integration asked for a secret its configuration does not declare.
     #[error("secret '{0}' is not declared by this configuration and cannot be used")]
     Undeclared(String),

@@ -42,12 +42,13 @@ pub use crate::budget::{
     MAX_EVENT_READERS_PER_TENANT, TenantBudgets, deeper_than,
 };
 pub use crate::chain::{
-    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, parse_chain,
+    ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, deploy_proposed, parse_chain,
 };
-pub use crate::config::{parse_config, parse_doc};
+pub use crate::config::{FieldError, from_document, parse_config, parse_doc};
 pub use crate::engine::{ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, TraceStep};
 pub use crate::error::{
-    Busy, InvalidHeader, NodeError, PlaceholderError, Problem, RenderError, ScriptProblem,
+    Busy, ForeignMarker, InvalidHeader, NodeError, PlaceholderError, Problem, ProblemKind, RenderError,
+    ScriptProblem,
 };
 pub use crate::forms::MASK;
 pub use crate::limits::{Limits, limit_error};
@@ -64,12 +65,9 @@ pub use crate::script::{
     sandbox_engine, to_dynamic,
 };
 pub use crate::sealed::{
-    ForeignMarker, MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
+    MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
 };
-pub use crate::secrets::{
-    DestinationRefused, Secrets, destination, sensitive_header, with_proposed_destinations,
-    with_proposed_destinations_required,
-};
+pub use crate::secrets::{DestinationRefused, Proposal, Secrets, destination, sensitive_header};
 pub use crate::template::{
     Accepts, CompiledConfig, Escape, FieldSpec, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH,
     MAX_TEMPLATE_WORK, Piece, RenderCtx, Rendered, SecretUse, Template, compile, escape,

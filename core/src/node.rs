@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
-use crate::secrets::Secrets;
+use crate::secrets::{Proposal, Secrets};
 
 use crate::budget::TenantBudgets;
-use crate::error::{NodeError, Problem, RenderError};
+use crate::error::{NodeError, Problem, ProblemKind, RenderError};
 use crate::limits::Limits;
 use crate::message::Msg;
 use crate::redact::Redactor;
@@ -191,6 +191,7 @@ pub struct BuildCtx<'a> {
     pub customer_id: Option<veil_store::CustomerId>,
     services: Option<&'a Services>,
     limits: Limits,
+    proposal: Option<&'a Proposal>,
     extra_uses: Mutex<Vec<SecretUse>>,
     links: Mutex<Vec<(OwnerType, uuid::Uuid, String)>>,
 }
@@ -207,6 +208,7 @@ impl<'a> BuildCtx<'a> {
             customer_id: None,
             services: None,
             limits: Limits::default(),
+            proposal: None,
             extra_uses: Mutex::new(Vec::new()),
             links: Mutex::new(Vec::new()),
         }
@@ -230,6 +232,13 @@ impl<'a> BuildCtx<'a> {
     /// The same context under `limits` (the registry's).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same context validating against a change not stored yet: destinations known at save
+    /// are checked as `proposal` would have them.
+    pub fn with_proposal(mut self, proposal: Option<&'a Proposal>) -> Self {
+        self.proposal = proposal;
         self
     }
 
@@ -299,8 +308,21 @@ impl<'a> BuildCtx<'a> {
         host: &str,
         port: u16,
     ) -> Option<Problem> {
-        crate::secrets::destination_refused(self.secrets.store(), self.tenant, names, host, port)
-            .map(|refused| self.problem(pointer, refused.reason()))
+        crate::secrets::destination_refused(
+            self.secrets.store(),
+            self.tenant,
+            names,
+            host,
+            port,
+            self.proposal,
+        )
+        .map(|refused| Problem {
+            kind: ProblemKind::DestinationRefused {
+                secret: refused.secret.clone(),
+                destination: refused.destination.clone(),
+            },
+            ..self.problem(pointer, refused.reason())
+        })
     }
 
     /// A problem at a pointer relative to the configuration.

@@ -198,12 +198,27 @@ fn coarse_now() -> Instant {
     origin + Duration::from_millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Marks a run that ran out of time (the `on_progress` token).
-const TIMED_OUT: &str = "veil:timeout";
-/// Marks a first attempt that took too long for the caller's thread (the `on_progress` token).
-const MOVE_TO_POOL: &str = "veil:move";
-/// Marks a run whose rule chain was stopped (the `on_progress` token).
-const STOPPED: &str = "veil:stopped";
+/// Why a run was ended where the script cannot catch it: the token of Rhai's `ErrorTerminated`,
+/// typed, so the end is told by its kind and never by a text.
+#[derive(Debug, Clone)]
+pub(crate) enum Halt {
+    /// It ran out of time.
+    TimedOut,
+    /// A first attempt took too long for the caller's thread: start again on the script threads.
+    MoveToPool,
+    /// Its rule chain was stopped.
+    Stopped,
+    /// A failure that depends on a secret decides the run (its text).
+    Failed(&'static str),
+}
+
+impl Halt {
+    /// Ends the run here.
+    pub(crate) fn error(self) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(self), Position::NONE))
+    }
+}
+
 const STOPPED_TEXT: &str = "its rule chain was deleted or redeployed while it ran";
 
 /// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes and
@@ -243,11 +258,11 @@ pub fn sandbox_engine() -> Engine {
                 *run.deadlines.get_or_insert((now + run.timeout, now + inline_time));
             match run.inline {
                 Some((max_ops, _)) if ops > max_ops || now >= inline_until => {
-                    Some(Dynamic::from(MOVE_TO_POOL))
+                    Some(Dynamic::from(Halt::MoveToPool))
                 }
-                _ if now >= deadline => Some(Dynamic::from(TIMED_OUT)),
+                _ if now >= deadline => Some(Dynamic::from(Halt::TimedOut)),
                 _ if run.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) => {
-                    Some(Dynamic::from(STOPPED))
+                    Some(Dynamic::from(Halt::Stopped))
                 }
                 _ => None,
             }
@@ -442,7 +457,6 @@ impl Script {
             handle: self.handle.clone(),
         };
         let input = input.clone();
-        let context = veil_store::current_use_context();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = budget.stop_flag();
         let time_error = budget.script_time_error();
@@ -453,10 +467,7 @@ impl Script {
                     Attempt::Done(result, notes) => ScriptRun { result: result.and_then(output), notes },
                     Attempt::MoveToPool => unreachable!("a run on the script threads does not move"),
                 };
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match context {
-                Some(context) => veil_store::with_use_context_sync(context, job),
-                None => job(),
-            }));
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             RUN.with(|r| r.borrow_mut().take());
             let run = run.unwrap_or_else(|_| ScriptRun {
                 result: Err("script error: the script engine failed".into()),
@@ -515,36 +526,32 @@ impl Script {
             RUN.with(|r| r.borrow_mut().take()).map(|run| (run.notes, run.failed)).unwrap_or_default();
         let result = match failed {
             // A secret-dependent failure decides the run, even if the script went on.
-            Some(reason) => Err(Box::new(EvalAltResult::ErrorTerminated(
-                format!("{}{reason}", sealed::UNCATCHABLE).into(),
-                Position::NONE,
-            ))),
+            Some(reason) => Err(Halt::Failed(reason).error()),
             None => result,
         };
         let result = match result {
             Ok(value) => Ok(value),
             Err(e) => match *e {
-                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == MOVE_TO_POOL => {
-                    return Attempt::MoveToPool;
-                }
-                EvalAltResult::ErrorTerminated(token, _)
-                    if token.to_string().starts_with(sealed::UNCATCHABLE) =>
-                {
-                    let text = token.to_string();
-                    Err(format!("script error: {}", &text[sealed::UNCATCHABLE.len()..]))
+                EvalAltResult::ErrorTerminated(token, _) if token.is::<Halt>() => {
+                    match token.cast::<Halt>() {
+                        Halt::MoveToPool => return Attempt::MoveToPool,
+                        Halt::Failed(reason) => Err(format!("script error: {reason}")),
+                        Halt::Stopped => Err(format!("script error: {STOPPED_TEXT}")),
+                        Halt::TimedOut => match pooled {
+                            Some((_, _, time_error)) if timeout < per_run => {
+                                Err(format!("script stopped: {time_error}"))
+                            }
+                            _ => Err(limit_error(
+                                "scriptTimeoutMs",
+                                per_run.as_millis(),
+                                "the script ran longer",
+                            )),
+                        },
+                    }
                 }
                 EvalAltResult::ErrorTooManyOperations(_) => {
                     Err(format!("script stopped: more than {MAX_OPERATIONS} operations (an endless loop?)"))
                 }
-                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == STOPPED => {
-                    Err(format!("script error: {STOPPED_TEXT}"))
-                }
-                EvalAltResult::ErrorTerminated(..) => match pooled {
-                    Some((_, _, time_error)) if timeout < per_run => {
-                        Err(format!("script stopped: {time_error}"))
-                    }
-                    _ => Err(limit_error("scriptTimeoutMs", per_run.as_millis(), "the script ran longer")),
-                },
                 other => Err(sealed::error_text(format!("script error: {other}"))),
             },
         };

@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use secrecy::ExposeSecret;
-use veil_store::{SecretValue, Store, TenantId};
+use veil_store::{SecretValue, Store, TenantId, UseContext};
 
 use crate::error::{InvalidHeader, RenderError};
 use crate::message::Msg;
@@ -31,6 +31,8 @@ struct Inner {
     /// The rule chain whose messages this node (or integration's converters) handles: sealed
     /// values are made for it and open only in it. Set once, when the chain starts.
     scope: OnceLock<uuid::Uuid>,
+    /// The running configuration every resolve is counted as a use by. Set once, when it starts.
+    user: OnceLock<UseContext>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -53,6 +55,7 @@ impl Secrets {
             declared: OnceLock::new(),
             opens_sealed,
             scope: OnceLock::new(),
+            user: OnceLock::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -98,6 +101,12 @@ impl Secrets {
         let _ = self.inner.scope.set(chain);
     }
 
+    /// Sets the running configuration (rule chain or integration) that every resolve through this
+    /// handle is counted as a use by (the first call wins).
+    pub fn set_user(&self, user: UseContext) {
+        let _ = self.inner.user.set(user);
+    }
+
     /// The rule chain set with [`Secrets::set_scope`].
     pub fn scope(&self) -> Option<uuid::Uuid> {
         self.inner.scope.get().copied()
@@ -115,7 +124,7 @@ impl Secrets {
         }
         self.inner
             .store
-            .resolve(self.inner.tenant, name)
+            .resolve_used_by(self.inner.tenant, name, self.inner.user.get())
             .map_err(|source| RenderError::Secret { name: name.to_owned(), source })
     }
 
@@ -151,51 +160,56 @@ impl DestinationRefused {
     }
 }
 
-/// A change not stored yet, to validate configurations against: a secret's new list, or the
-/// tenant's "destinations required".
-struct Proposed {
-    tenant: TenantId,
+/// A change not stored yet that a deployment is validated against: a secret's new
+/// `allowedDestinations`, or the tenant's "destinations required". A change is checked against
+/// every configuration it touches before it is stored ([`crate::BuildCtx::with_proposal`]).
+#[derive(Debug, Clone, Default)]
+pub struct Proposal {
     list: Option<(String, Vec<String>)>,
     required: Option<bool>,
 }
 
-tokio::task_local! {
-    static PROPOSED: Proposed;
+impl Proposal {
+    /// As if the secret `name` had the allowed destinations `list`.
+    pub fn destinations(name: &str, list: Vec<String>) -> Self {
+        Self { list: Some((name.to_owned(), list)), required: None }
+    }
+
+    /// As if the tenant's "destinations required" were `required`.
+    pub fn destinations_required(required: bool) -> Self {
+        Self { list: None, required: Some(required) }
+    }
+
+    /// The allowed destinations of the secret `name` and whether `tenant` requires them, as this
+    /// change would make them.
+    fn effective(&self, store: &Store, tenant: TenantId, name: &str) -> (Vec<String>, bool) {
+        let list = match &self.list {
+            Some((n, list)) if n == name => list.clone(),
+            _ => store.allowed_destinations(tenant, name).unwrap_or_default(),
+        };
+        (list, self.required.unwrap_or_else(|| store.destinations_required(tenant)))
+    }
 }
 
-/// Runs `f` (a deployment, to validate a configuration) as if the secret `name` of `tenant` had
-/// the allowed destinations `list`: a change of a secret's list is checked against every
-/// configuration that uses it before it is stored.
-pub fn with_proposed_destinations<R>(
-    tenant: TenantId,
-    name: &str,
-    list: Vec<String>,
-    f: impl FnOnce() -> R,
-) -> R {
-    PROPOSED.sync_scope(Proposed { tenant, list: Some((name.to_owned(), list)), required: None }, f)
-}
-
-/// Runs `f` as if `tenant`'s "destinations required" were `required`.
-pub fn with_proposed_destinations_required<R>(tenant: TenantId, required: bool, f: impl FnOnce() -> R) -> R {
-    PROPOSED.sync_scope(Proposed { tenant, list: None, required: Some(required) }, f)
-}
-
-/// The first of `names` of `tenant` that may not be sent to `host:port`.
+/// The first of `names` of `tenant` that may not be sent to `host:port`, as the store is or as
+/// `proposal` would make it.
 pub(crate) fn destination_refused<'n>(
     store: &Store,
     tenant: TenantId,
     names: impl IntoIterator<Item = &'n str>,
     host: &str,
     port: u16,
+    proposal: Option<&Proposal>,
 ) -> Option<DestinationRefused> {
     names.into_iter().find_map(|name| {
-        // The message path reads the store as it is; only a change being validated (the
-        // task-local proposal) pays for a copy of the list.
-        let checked = if PROPOSED.try_with(|_| ()).is_ok() {
-            let (list, required) = effective(store, tenant, name);
-            store.list_allows(tenant, &list, host, port, Some(required))
-        } else {
-            store.destination_allowed(tenant, name, host, port)
+        // The message path reads the store as it is; only a change being validated pays for a
+        // copy of the list.
+        let checked = match proposal {
+            Some(proposal) => {
+                let (list, required) = proposal.effective(store, tenant, name);
+                store.list_allows(tenant, &list, host, port, Some(required))
+            }
+            None => store.destination_allowed(tenant, name, host, port),
         };
         checked.err().map(|allowed| DestinationRefused {
             secret: name.to_owned(),
@@ -206,26 +220,6 @@ pub(crate) fn destination_refused<'n>(
                 format!("its allowedDestinations: {}", allowed.join(", "))
             },
         })
-    })
-}
-
-/// The allowed destinations of the secret `name` and whether `tenant` requires them, as they
-/// are, or as a change being validated proposes.
-fn effective(store: &Store, tenant: TenantId, name: &str) -> (Vec<String>, bool) {
-    let proposed = PROPOSED
-        .try_with(|p| {
-            (p.tenant == tenant).then(|| {
-                let list = match &p.list {
-                    Some((n, list)) if n == name => list.clone(),
-                    _ => store.allowed_destinations(tenant, name).unwrap_or_default(),
-                };
-                (list, p.required.unwrap_or_else(|| store.destinations_required(tenant)))
-            })
-        })
-        .ok()
-        .flatten();
-    proposed.unwrap_or_else(|| {
-        (store.allowed_destinations(tenant, name).unwrap_or_default(), store.destinations_required(tenant))
     })
 }
 
@@ -255,7 +249,7 @@ impl Secrets {
         shown: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<(), DestinationRefused> {
         let names = self.declared().iter().chain(sealed).map(String::as_str);
-        match destination_refused(&self.inner.store, self.inner.tenant, names, host, port) {
+        match destination_refused(&self.inner.store, self.inner.tenant, names, host, port, None) {
             None => Ok(()),
             Some(mut refused) => {
                 refused.destination = shown(&refused.destination);
@@ -266,6 +260,7 @@ impl Secrets {
                         &refused.secret,
                         &refused.destination,
                         node,
+                        self.inner.user.get(),
                     )
                     .await;
                 Err(refused)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 use veil_core::{
-    Accepts, BuildCtx, Problem, Script, SecretUse, Secrets, check_secret_uses, compile, parse_doc,
+    Accepts, BuildCtx, Problem, Proposal, Script, SecretUse, Secrets, check_secret_uses, compile, parse_doc,
 };
 use veil_store::{Actor, SecretRef, Store};
 
@@ -119,6 +119,18 @@ pub fn deploy_integration(
     actor: &Actor,
     doc: &Value,
 ) -> Result<IntegrationDeployment, Vec<Problem>> {
+    deploy_integration_proposed(registry, store, actor, doc, None)
+}
+
+/// [`deploy_integration`] validated against a change not stored yet (`proposal`), to see what it
+/// would break.
+pub fn deploy_integration_proposed(
+    registry: &IntegrationRegistry,
+    store: &Store,
+    actor: &Actor,
+    doc: &Value,
+    proposal: Option<&Proposal>,
+) -> Result<IntegrationDeployment, Vec<Problem>> {
     let mut def: IntegrationDef = parse_doc(doc)?;
     let mut problems = Vec::new();
     if def.name.trim().is_empty() {
@@ -146,7 +158,7 @@ pub fn deploy_integration(
     let mut config_uses = Vec::new();
     let mut built = None;
     // The integration's secrets (configuration and converters): fixed once everything is built.
-    let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name);
+    let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name).with_proposal(proposal);
     let secrets = ctx.secrets();
     // What the converters seal is for the chain the integration feeds.
     secrets.set_scope(def.rule_chain_id);

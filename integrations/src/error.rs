@@ -5,23 +5,26 @@
 use veil_core::RenderError;
 
 /// Why an integration could not do its work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct IntegrationError {
     message: String,
     transient: bool,
+    /// What it came from, when that is an error of its own (a template that did not render).
+    #[source]
+    source: Option<std::sync::Arc<RenderError>>,
 }
 
 impl IntegrationError {
     /// An error with this message (retrying will not help: wrong credentials, bad configuration).
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: false }
+        Self { message: message.into(), transient: false, source: None }
     }
 
     /// An error that may go away by itself (the service is unreachable or overloaded): a failed
     /// start is retried.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: true }
+        Self { message: message.into(), transient: true, source: None }
     }
 
     /// Whether retrying may help.
@@ -32,7 +35,14 @@ impl IntegrationError {
 
 impl From<RenderError> for IntegrationError {
     fn from(e: RenderError) -> Self {
-        Self::new(e.to_string())
+        Self { message: e.to_string(), transient: false, source: Some(std::sync::Arc::new(e)) }
+    }
+}
+
+impl IntegrationError {
+    /// The template error it came from, if any.
+    pub fn render_error(&self) -> Option<&RenderError> {
+        self.source.as_deref()
     }
 }
 

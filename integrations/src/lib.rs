@@ -21,7 +21,9 @@ mod runtime;
 mod security;
 
 pub use crate::converter::MAX_UPLINK_MESSAGES;
-pub use crate::deploy::{IntegrationDef, IntegrationDeployment, MAX_ROUTING_KEY, deploy_integration};
+pub use crate::deploy::{
+    IntegrationDef, IntegrationDeployment, MAX_ROUTING_KEY, deploy_integration, deploy_integration_proposed,
+};
 pub use crate::downlink_node::DOWNLINK_NODE;
 pub use crate::error::{IntegrationError, UplinkError, UplinkErrorKind};
 pub use crate::integration::{

@@ -99,6 +99,12 @@ impl IntegrationRuntime {
             secrets,
             ..
         } = deployment;
+        // Every secret it (and its converters) resolves is counted as used by this integration.
+        secrets.set_user(veil_store::UseContext {
+            kind: veil_store::OwnerType::Integration,
+            id,
+            name: def.name.clone(),
+        });
         let redactor = Redactor::new(store.clone(), tenant, secret_names.iter().cloned());
         redactor.learn();
         let status = if def.enabled { Status::Starting } else { Status::Disabled };
@@ -168,15 +174,6 @@ impl IntegrationRuntime {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
     }
 
-    /// Secrets resolved in its name are counted as used by this integration.
-    fn use_context(&self) -> veil_store::UseContext {
-        veil_store::UseContext {
-            kind: veil_store::OwnerType::Integration,
-            id: self.id,
-            name: self.def.name.clone(),
-        }
-    }
-
     fn ctx(&self) -> IntegrationCtx<'_> {
         IntegrationCtx { secrets: &self.secrets, name: &self.def.name, redactor: &self.redactor }
     }
@@ -230,9 +227,7 @@ impl IntegrationRuntime {
     pub async fn removed(&self) -> Result<(), IntegrationError> {
         let ctx = self.ctx();
         let work = self.integration.removed(&ctx);
-        veil_store::with_use_context(self.use_context(), work)
-            .await
-            .map_err(|e| IntegrationError::new(self.redactor.mask(&e.to_string())))
+        work.await.map_err(|e| IntegrationError::new(self.redactor.mask(&e.to_string())))
     }
 
     /// Uplinks refused for their authorization since the integration started: how many, and the
@@ -265,7 +260,7 @@ impl IntegrationRuntime {
     /// Checks an uplink request and converts it into messages for the rule chain. Nothing is
     /// returned unless every part of the uplink was valid.
     pub async fn uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
-        veil_store::with_use_context(self.use_context(), self.convert_uplink(headers, body)).await
+        self.convert_uplink(headers, body).await
     }
 
     async fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
@@ -327,7 +322,7 @@ impl IntegrationRuntime {
     /// Converts a message with the downlink converter (or takes its data as is) and sends it;
     /// the converter's time is charged to the message's `budget`. The error is redacted.
     pub async fn downlink(&self, budget: &RunBudget<'_>, msg: &Msg) -> Result<Value, IntegrationError> {
-        veil_store::with_use_context(self.use_context(), self.send_downlink(budget, msg)).await
+        self.send_downlink(budget, msg).await
     }
 
     async fn send_downlink(&self, budget: &RunBudget<'_>, msg: &Msg) -> Result<Value, IntegrationError> {
@@ -377,7 +372,7 @@ impl IntegrationRuntime {
             return outcome.map_err(IntegrationError::new);
         }
         let ctx = self.ctx();
-        let result = veil_store::with_use_context(self.use_context(), self.integration.start(&ctx)).await;
+        let result = self.integration.start(&ctx).await;
         let recorded = match &result {
             Ok(()) => lease.record(&fingerprint, None).await,
             Err(e) if !e.is_transient() => {

@@ -251,3 +251,35 @@ pub(crate) fn is_x509_v1(der: &[u8]) -> bool {
     let Some((0x30, tbs)) = element(certificate) else { return false };
     tbs.first().is_some_and(|&tag| tag != 0xa0)
 }
+
+/// A host name that did not resolve: the resolver's error, typed so a send's failure is told by
+/// its kind rather than by a message's words.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the host name: {0}")]
+pub(crate) struct DnsFailed(std::io::Error);
+
+/// Resolves with the system's resolver (as reqwest's default does), failing with [`DnsFailed`].
+struct SystemResolver;
+
+impl reqwest::dns::Resolve for SystemResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(DnsFailed(e)) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.collect::<Vec<_>>().into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An HTTP client as every send of a node needs it: never a proxy from the environment (HTTP_PROXY
+/// …: every send goes straight to the host its destination check allowed), no redirects (reqwest
+/// would carry secret headers to whatever host a redirect names; a 3xx is reported like any other
+/// non-2xx answer), `timeout` per request, and DNS failures as [`DnsFailed`].
+pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .dns_resolver(std::sync::Arc::new(SystemResolver))
+}

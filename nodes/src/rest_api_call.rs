@@ -188,14 +188,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     }
     let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
     let body_template = settings.body_template.is_some();
-    // No redirects: reqwest would carry API-key and other secret headers to whatever host a
-    // redirect names. A 3xx is reported like any other non-2xx answer.
-    let client = reqwest::Client::builder()
-        // Never a proxy from the environment (HTTP_PROXY …): every send goes straight to the host
-        // its destination check allowed.
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
+    let client = common::http_client(timeout)
         .build()
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
     match (method, problems.is_empty()) {
@@ -318,14 +311,7 @@ impl RestApiCall {
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
-        let mut builder = reqwest::Client::builder()
-            // Never a proxy from the environment (HTTP_PROXY …): every send goes straight to the host
-            // its destination check allowed.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false);
+        let mut builder = common::http_client(self.timeout).use_rustls_tls().tls_built_in_root_certs(false);
         for root in roots {
             builder = builder.add_root_certificate(root);
         }
@@ -553,8 +539,7 @@ impl RestApiCall {
                     _ => {}
                 }
             }
-            // hyper-util's connector names DNS failures only in its text.
-            if cause.to_string().starts_with("dns error") {
+            if cause.downcast_ref::<common::DnsFailed>().is_some() {
                 return Some("cannot resolve the host name".into());
             }
         }

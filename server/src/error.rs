@@ -78,7 +78,7 @@ impl ApiError {
 
     /// A configuration failed validation: 400 `invalid_config`, or 403 when a permission is missing.
     pub(crate) fn invalid_config(problems: Vec<veil_core::Problem>) -> Self {
-        let forbidden = problems.iter().any(|p| p.permission);
+        let forbidden = problems.iter().any(veil_core::Problem::is_permission);
         let first = problems.first().map(ToString::to_string).unwrap_or_default();
         let message = match problems.len() {
             1 => format!("invalid configuration: {first}"),
@@ -96,6 +96,12 @@ impl ApiError {
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {detail}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
+    }
+
+    /// The same error naming `field` in its `problems`, so a client tells it apart by the field
+    /// rather than by the message's words.
+    pub(crate) fn for_field(self, field: &str, problem: &str) -> Self {
+        self.with("problems", json!([{ "field": field, "message": problem }]))
     }
 
     fn with(mut self, key: &'static str, value: Value) -> Self {
@@ -181,6 +187,7 @@ impl From<HostError> for ApiError {
             }
             HostError::MayNotWatch(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             HostError::DestinationsInUse(_, users) => {
+                let users = serde_json::to_value(users).unwrap_or_default();
                 Self::new(StatusCode::CONFLICT, "destinations_in_use", message).with("references", users)
             }
             HostError::NoUplinkTarget(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),

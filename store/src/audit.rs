@@ -149,7 +149,8 @@ pub(crate) struct NewAuditEntry {
     pub(crate) details: serde_json::Value,
 }
 
-/// The configuration on whose behalf secrets are being resolved.
+/// The configuration on whose behalf secrets are resolved: a node's or integration's
+/// `Secrets` handle carries it, and every resolve through the handle is counted as its use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UseContext {
     /// Rule chain or integration.
@@ -158,25 +159,6 @@ pub struct UseContext {
     pub id: Uuid,
     /// Its name.
     pub name: String,
-}
-
-tokio::task_local! {
-    static USE_CONTEXT: UseContext;
-}
-
-/// Runs `fut` with every secret it resolves counted as used by `context`.
-pub async fn with_use_context<F: std::future::Future>(context: UseContext, fut: F) -> F::Output {
-    USE_CONTEXT.scope(context, fut).await
-}
-
-/// The use context of the running task, if any (to carry it to another thread).
-pub fn current_use_context() -> Option<UseContext> {
-    USE_CONTEXT.try_with(Clone::clone).ok()
-}
-
-/// Runs `f` with every secret it resolves counted as used by `context` (synchronous code).
-pub fn with_use_context_sync<R>(context: UseContext, f: impl FnOnce() -> R) -> R {
-    USE_CONTEXT.sync_scope(context, f)
 }
 
 /// One secret used by one configuration in one minute (all `Copy`: counting allocates nothing
@@ -206,9 +188,9 @@ pub(crate) struct UseCounter {
 const MINUTE_MS: i64 = 60_000;
 
 impl UseCounter {
-    /// Counts one use if a configuration is resolving (the task-local context is set).
-    pub(crate) fn count(&self, tenant: TenantId, secret: SecretId, secret_name: &str) {
-        let _ = USE_CONTEXT.try_with(|owner| {
+    /// Counts one use of `secret` by the configuration `owner`.
+    pub(crate) fn count(&self, tenant: TenantId, secret: SecretId, secret_name: &str, owner: &UseContext) {
+        {
             let key = UseKey {
                 tenant,
                 secret,
@@ -225,7 +207,7 @@ impl UseCounter {
                     owner_name: owner.name.clone(),
                 })
                 .count += 1;
-        });
+        }
     }
 
     /// Takes the counts of finished minutes (or all, at shutdown) as audit entries.

@@ -33,10 +33,7 @@ mod sessions;
 mod store;
 
 pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
-pub use crate::audit::{
-    AuditAction, AuditEntry, AuditQuery, UseContext, current_use_context, with_use_context,
-    with_use_context_sync,
-};
+pub use crate::audit::{AuditAction, AuditEntry, AuditQuery, UseContext};
 pub use crate::backend::{Database, OwnerRecord};
 pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;

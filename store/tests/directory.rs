@@ -1,7 +1,7 @@
 use uuid::Uuid;
 use veil_store::{
     Actor, AuditQuery, Grant, NewUser, Operation, Owner, OwnerType, Resource, Role, SecretRef, StoreError,
-    UseContext, UserRecord, with_use_context,
+    UseContext, UserRecord,
 };
 use veil_tests::{TempStore, assert_no_leak, text_secret};
 
@@ -155,12 +155,9 @@ backend_tests! {
         let secret = t.store.create(&admin, text_secret("api-token", "sup3r-s3cret-value")).await.unwrap();
         let chain = Uuid::new_v4();
         let context = UseContext { kind: OwnerType::RuleChain, id: chain, name: "Telemetry".into() };
-        with_use_context(context, async {
-            for _ in 0..3 {
-                t.store.resolve(admin.tenant_id, "api-token").unwrap();
-            }
-        })
-        .await;
+        for _ in 0..3 {
+            t.store.resolve_used_by(admin.tenant_id, "api-token", Some(&context)).unwrap();
+        }
         // Resolving outside a configuration (the redactor learning values) is not a use.
         t.store.resolve(admin.tenant_id, "api-token").unwrap();
         t.store.delete(&admin, secret.id).await.unwrap();

@@ -206,13 +206,6 @@ pub(crate) fn outside_markers(text: &str, mask: impl Fn(&str) -> String) -> Stri
     out
 }
 
-/// Why a marker could not be opened for a send.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a sealed value in the message cannot be opened here: it was not sealed for this rule chain (by its scripts, or the converters of an integration feeding it) in this process"
-)]
-pub struct ForeignMarker;
-
 /// `text` with every marker replaced by its value (JSON-escaped when `escape` says so), into
 /// `out` (zeroizing); the names of the secrets opened are added to `names`. A marker made for
 /// another tenant, or not by this process, is an error.
@@ -225,7 +218,7 @@ pub(crate) fn unseal_into(
 ) -> Result<(), crate::error::RenderError> {
     each_marker(text, out, |out, _, payload| {
         let sealed = Sealed::open_for(payload, tenant, scope)
-            .ok_or_else(|| crate::error::RenderError::Template(ForeignMarker.to_string()))?;
+            .ok_or(crate::error::RenderError::ForeignMarker(crate::error::ForeignMarker))?;
         let value = std::str::from_utf8(sealed.expose())
             .map_err(|_| crate::error::RenderError::NotText(sealed.names().join(", ")))?;
         match escape {

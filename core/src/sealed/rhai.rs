@@ -200,9 +200,6 @@ fn binary_arg(value: &Dynamic, what: &str) -> ScriptResult<Vec<u8>> {
     .into())
 }
 
-/// Marks an error a script cannot catch (its text follows).
-pub(crate) const UNCATCHABLE: &str = "veil:stop:";
-
 /// What any failure of a decryption with a sealed key says: the same for a key of the wrong
 /// size, a wrong key and a tag that does not match, since each depends on the key.
 const SEALED_KEY_FAILED: &str = "aes_gcm_decrypt: the ciphertext does not decrypt with this key \
@@ -234,10 +231,7 @@ fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[
     match plain {
         Err(_) if sealed_key => {
             crate::script::fail_run(SEALED_KEY_FAILED);
-            Err(Box::new(EvalAltResult::ErrorTerminated(
-                format!("{UNCATCHABLE}{SEALED_KEY_FAILED}").into(),
-                ::rhai::Position::NONE,
-            )))
+            Err(crate::script::Halt::Failed(SEALED_KEY_FAILED).error())
         }
         other => other,
     }

@@ -191,9 +191,7 @@ impl<'a> RenderCtx<'a> {
             // A sealed value outlives nothing: a secret deleted since it was sealed is not sent.
             let (tenant, _) = self.opener()?;
             if let Some(gone) = opened.iter().find(|name| self.store().version(tenant, name).is_none()) {
-                return Err(RenderError::Template(format!(
-                    "a sealed value in the message was made from secret '{gone}', which no longer exists"
-                )));
+                return Err(RenderError::SealedSecretDeleted(gone.clone()));
             }
             Ok(Rendered::Unsealed(Box::new((SecretString::from(out), opened))))
         }
@@ -211,9 +209,7 @@ impl<'a> RenderCtx<'a> {
         match self.source {
             Source::Store(_, tenant) => Ok((tenant, None)),
             Source::Secrets(secrets) if secrets.opens_sealed() => Ok((secrets.tenant(), secrets.scope())),
-            Source::Secrets(_) => Err(RenderError::Template(
-                "a sealed value in the message cannot be opened in a customer's rule chain".into(),
-            )),
+            Source::Secrets(_) => Err(RenderError::SealedInCustomerChain),
         }
     }
 

@@ -22,6 +22,7 @@ use super::request::{ListParams, body_error, parse_id};
 use crate::auth::{AuthActor, LoginLimiter, hash_password, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
+use veil_core::FieldError;
 
 /// Shortest password accepted for a new or changed password.
 pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
@@ -29,21 +30,18 @@ pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
 /// A JSON body of type `T`; a problem names the field, never a value.
 fn body<T: DeserializeOwned>(raw: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<T> {
     let raw = raw.map_err(body_error)?;
-    let mut de = serde_json::Deserializer::from_slice(&raw);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let what = if inner.is_syntax() || inner.is_eof() {
-            "body: invalid JSON".to_owned()
-        } else if inner.to_string().starts_with("unknown field")
-            || inner.to_string().starts_with("missing field")
-        {
-            // serde names the field, not its value.
-            inner.to_string().split(" at line").next().unwrap_or_default().to_owned()
-        } else {
-            format!("{path}: has the wrong type")
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", what)
+    let invalid = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", what);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|_| invalid("body: invalid JSON".to_owned()))?;
+    veil_core::from_document(&doc).map_err(|(path, e)| {
+        let at =
+            |name: &str| if path.is_empty() { name.to_owned() } else { format!("{}/{name}", &path[1..]) };
+        invalid(match e {
+            FieldError::UnknownField { ref field, .. } => format!("{}: {e}", at(field)),
+            FieldError::MissingField(field) => format!("{}: is required", at(field)),
+            _ if path.is_empty() => "body: has the wrong type".to_owned(),
+            _ => format!("{}: has the wrong type", &path[1..]),
+        })
     })
 }
 
@@ -346,7 +344,8 @@ pub(crate) async fn update_user(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "currentPassword: is required to change your own password",
-            ));
+            )
+            .for_field("currentPassword", "is required to change your own password"));
         };
         check_password_length(new)?;
         verify_current_password(&store, actor.user_id, current, address).await?;

@@ -30,19 +30,21 @@ pub(crate) mod exit {
 pub(crate) struct CliError {
     pub(crate) code: u8,
     pub(crate) message: String,
+    /// The fields the server's answer names in its `problems`.
+    pub(crate) fields: Vec<String>,
 }
 
 impl CliError {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Self { code: exit::USAGE, message: message.into() }
+        Self { code: exit::USAGE, message: message.into(), fields: Vec::new() }
     }
 
     pub(crate) fn failure(message: impl Into<String>) -> Self {
-        Self { code: exit::FAILURE, message: message.into() }
+        Self { code: exit::FAILURE, message: message.into(), fields: Vec::new() }
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self { code: exit::NOT_FOUND, message: message.into() }
+        Self { code: exit::NOT_FOUND, message: message.into(), fields: Vec::new() }
     }
 
     pub(crate) fn exit_code(&self) -> ExitCode {
@@ -135,6 +137,7 @@ impl Client {
             .ok_or_else(|| CliError {
                 code: exit::AUTH,
                 message: format!("not logged in to {url}: run `veil login` or set VEIL_TOKEN"),
+                fields: Vec::new(),
             })?;
         let mut client = Self::anonymous(url)?;
         client.token = Some(token);
@@ -178,8 +181,12 @@ impl Client {
         let message = json["message"].as_str().map(escape).unwrap_or_else(|| format!("HTTP {status}"));
         let error = escape(json["error"].as_str().unwrap_or("error"));
         let mut message = format!("{message} ({error})");
+        let mut fields = Vec::new();
         if let Some(problems) = json["problems"].as_array() {
             for p in problems {
+                if let Some(field) = p["field"].as_str() {
+                    fields.push(field.to_owned());
+                }
                 let at = escape(p["path"].as_str().or_else(|| p["field"].as_str()).unwrap_or(""));
                 message.push_str(&format!("\n  {at}: {}", escape(p["message"].as_str().unwrap_or(""))));
             }
@@ -191,7 +198,7 @@ impl Client {
             400 | 413 | 422 => exit::INVALID,
             _ => exit::FAILURE,
         };
-        Err(CliError { code, message })
+        Err(CliError { code, message, fields })
     }
 
     pub(crate) async fn get(&self, path: &str) -> CliResult<Value> {

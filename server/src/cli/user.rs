@@ -146,7 +146,7 @@ pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
                 .call(reqwest::Method::PATCH, &format!("/api/users/{id}"), Some(&body))
                 .await
                 .map_err(|mut e| {
-                    if !current_password_stdin && e.message.contains("currentPassword: is required") {
+                    if !current_password_stdin && e.fields.iter().any(|f| f == "currentPassword") {
                         e.message.push_str(
                             "\n  hint: changing your own password needs --current-password-stdin, with the \
                              current password on the first line of stdin and the new one on the second",

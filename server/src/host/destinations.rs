@@ -1,33 +1,47 @@
 //! Changes to where secrets may go (a secret's `allowedDestinations`, a tenant's "destinations
 //! required"), checked against every running configuration before they are stored.
 
-use serde_json::{Value, json};
-use veil_core::{Problem, deploy};
-use veil_integrations::deploy_integration;
+use serde::Serialize;
+use uuid::Uuid;
+use veil_core::{Problem, Proposal, deploy_proposed};
+use veil_integrations::deploy_integration_proposed;
 use veil_store::{Actor, Operation, OwnerRecord, OwnerType, Resource, SecretId};
 
 use super::{Host, HostError, HostResult, owner_actor, system_actor};
 
+/// A configuration a change would break, and where: its sends of a secret to a destination the
+/// change would refuse.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BrokenConfig {
+    /// Rule chain or integration.
+    #[serde(rename = "type")]
+    pub(crate) kind: OwnerType,
+    /// Its id.
+    pub(crate) id: Uuid,
+    /// Its name.
+    pub(crate) name: String,
+    /// The refused sends, each at its pointer.
+    pub(crate) problems: Vec<Problem>,
+}
+
 /// `Ok` when nothing broke; otherwise the 409 naming each configuration and its fields.
-fn destinations_in_use(what: String, broken: Vec<Value>) -> HostResult<()> {
+fn destinations_in_use(what: String, broken: Vec<BrokenConfig>) -> HostResult<()> {
     if broken.is_empty() {
         return Ok(());
     }
     let names: Vec<String> = broken
         .iter()
         .map(|b| {
-            let kind = if b["type"] == "RULE_CHAIN" { "rule chain" } else { "integration" };
-            let sends: Vec<&str> =
-                b["problems"].as_array().into_iter().flatten().filter_map(|p| p["path"].as_str()).collect();
-            format!("{kind} '{}' ({})", b["name"].as_str().unwrap_or_default(), sends.join(", "))
+            let kind = match b.kind {
+                OwnerType::RuleChain => "rule chain",
+                OwnerType::Integration => "integration",
+            };
+            let sends: Vec<&str> = b.problems.iter().map(|p| p.path.as_str()).collect();
+            format!("{kind} '{}' ({})", b.name, sends.join(", "))
         })
         .collect();
-    Err(HostError::DestinationsInUse(
-        format!("allowedDestinations: {what}: {}", names.join("; ")),
-        Value::Array(broken),
-    ))
+    Err(HostError::DestinationsInUse(format!("allowedDestinations: {what}: {}", names.join("; ")), broken))
 }
-
 impl Host {
     /// A new `allowedDestinations` for the secret `id`: every configuration that uses it is
     /// deployed again (not started) as if the list were stored; one whose destination known at
@@ -54,10 +68,8 @@ impl Host {
                 }
             }
         }
-        let refusal = format!("secret '{}' may not be sent to", info.name);
-        let broken = self.refused_sends(&records, &refusal, |deploy| {
-            veil_core::with_proposed_destinations(actor.tenant_id, &info.name, list.clone(), deploy)
-        });
+        let proposal = Proposal::destinations(&info.name, list);
+        let broken = self.refused_sends(&records, &proposal, |secret| secret == info.name);
         destinations_in_use(
             format!("the new list would refuse where these configurations send '{}'", info.name),
             broken,
@@ -73,9 +85,7 @@ impl Host {
             let system = system_actor(actor.tenant_id);
             let mut records = self.store.owners(&system, OwnerType::RuleChain).await?;
             records.extend(self.store.owners(&system, OwnerType::Integration).await?);
-            let broken = self.refused_sends(&records, "secret '", |deploy| {
-                veil_core::with_proposed_destinations_required(actor.tenant_id, true, deploy)
-            });
+            let broken = self.refused_sends(&records, &Proposal::destinations_required(true), |_| true);
             destinations_in_use(
                 "these configurations send secrets that have no allowedDestinations".into(),
                 broken,
@@ -84,18 +94,18 @@ impl Host {
         Ok(self.store.set_destinations_required(actor, on).await?)
     }
 
-    /// Deploys each configuration (not started) inside `scope` and keeps the destination problems
-    /// (messages starting with `refusal` and naming a refused destination), per configuration.
-    /// Up to a tenant's whole set of configurations is built: off the async workers' turn
-    /// (`block_in_place`), so other requests keep being served meanwhile.
+    /// Deploys each configuration (not started) as if `proposal` were stored and keeps, per
+    /// configuration, the refused sends of the secrets `wanted` picks. Up to a tenant's whole set
+    /// of configurations is built: off the async workers' turn (`block_in_place`), so other
+    /// requests keep being served meanwhile.
     pub(super) fn refused_sends(
         &self,
         records: &[OwnerRecord],
-        refusal: &str,
-        scope: impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
-    ) -> Vec<Value> {
+        proposal: &Proposal,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<BrokenConfig> {
         tokio::task::block_in_place(|| {
-            records.iter().filter_map(|record| self.refused_send(record, refusal, &scope)).collect()
+            records.iter().filter_map(|record| self.refused_send(record, proposal, &wanted)).collect()
         })
     }
 
@@ -103,24 +113,33 @@ impl Host {
     pub(super) fn refused_send(
         &self,
         record: &OwnerRecord,
-        refusal: &str,
-        scope: &impl Fn(&mut dyn FnMut() -> Option<Vec<Problem>>) -> Option<Vec<Problem>>,
-    ) -> Option<Value> {
+        proposal: &Proposal,
+        wanted: &impl Fn(&str) -> bool,
+    ) -> Option<BrokenConfig> {
         let owner = owner_actor(record);
-        let mut deploy_it = || match record.owner.kind {
-            OwnerType::RuleChain => deploy(&self.node_types, &self.store, &owner, &record.body).err(),
-            _ => deploy_integration(&self.integration_types, &self.store, &owner, &record.body).err(),
+        let problems = match record.owner.kind {
+            OwnerType::RuleChain => {
+                deploy_proposed(&self.node_types, &self.store, &owner, &record.body, Some(proposal)).err()
+            }
+            OwnerType::Integration => deploy_integration_proposed(
+                &self.integration_types,
+                &self.store,
+                &owner,
+                &record.body,
+                Some(proposal),
+            )
+            .err(),
         };
-        let problems = scope(&mut deploy_it).unwrap_or_default();
-        let refused: Vec<&Problem> = problems
-            .iter()
-            .filter(|p| p.message.starts_with(refusal) && p.message.contains(" may not be sent to "))
+        let refused: Vec<Problem> = problems
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.refused_secret().is_some_and(wanted))
             .collect();
-        (!refused.is_empty()).then(|| {
-            json!({
-                "type": record.owner.kind.as_str(), "id": record.owner.id, "name": record.owner.name,
-                "problems": refused.iter().map(|p| json!({"path": p.path, "message": p.message})).collect::<Vec<_>>(),
-            })
+        (!refused.is_empty()).then(|| BrokenConfig {
+            kind: record.owner.kind,
+            id: record.owner.id,
+            name: record.owner.name.clone(),
+            problems: refused,
         })
     }
 }

@@ -1,6 +1,5 @@
 //! Why the host refused or failed: [`HostError`] kinds, mapped to status codes by the API.
 
-use serde_json::Value;
 use uuid::Uuid;
 use veil_core::{Busy, Problem};
 use veil_integrations::UplinkError;
@@ -34,7 +33,7 @@ pub(crate) enum HostError {
     MayNotWatch(String),
     /// A new `allowedDestinations` would refuse what configurations send at save; the users.
     #[error("{0}")]
-    DestinationsInUse(String, Value),
+    DestinationsInUse(String, Vec<super::destinations::BrokenConfig>),
     /// No integration of this uplink type has the routing key.
     #[error("no {0} integration with this routing key")]
     NoUplinkTarget(String),

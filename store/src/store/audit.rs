@@ -43,7 +43,7 @@ impl Store {
     }
 
     /// Records a send refused because `secret` may not go to `destination` (`host:port`): the
-    /// actor is the running configuration (from the task's [`crate::UseContext`]), with its node.
+    /// actor is the running configuration `user` (when there is one), with its node.
     /// Counted like uses: one audit entry per secret, configuration, node, destination and minute
     /// (with the count), written with the use counts.
     pub async fn record_blocked_destination(
@@ -52,8 +52,9 @@ impl Store {
         secret: &str,
         destination: &str,
         node: Option<&str>,
+        user: Option<&crate::audit::UseContext>,
     ) {
-        let context = crate::audit::current_use_context();
+        let context = user;
         let secret_id = self.inner.index.by_name(tenant, secret).map(|row| row.info.id.to_string());
         let owner = context.as_ref().map(|c| (c.kind, c.id));
         let key = crate::audit::BlockedKey::now(tenant, secret, owner, node, destination);

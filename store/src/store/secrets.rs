@@ -4,6 +4,7 @@
 use super::{ListQuery, Page, Store};
 use crate::access::{Actor, Operation};
 use crate::audit::AuditAction;
+use crate::audit::UseContext;
 use crate::backend::{DeleteOutcome, SecretRow};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::events::ChangeKind;
@@ -217,15 +218,27 @@ impl Store {
     }
 
     /// Decrypts a secret for execution. Internal capability: only the engine and integrations call
-    /// this, never an HTTP route. Errors carry the name, never the value.
+    /// this, never an HTTP route. Errors carry the name, never the value. Not counted as a use;
+    /// see [`Store::resolve_used_by`].
     pub fn resolve(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
-        self.decrypt(tenant, name, true)
+        self.decrypt(tenant, name, None)
+    }
+
+    /// [`Store::resolve`] for the running configuration `user` (when there is one): counted as its
+    /// use of the secret, written to the audit log per minute.
+    pub fn resolve_used_by(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        user: Option<&UseContext>,
+    ) -> Result<SecretValue> {
+        self.decrypt(tenant, name, user)
     }
 
     /// Like [`Store::resolve`], but not counted as a use in the audit log: for learning values to
     /// mask them, which is not using them.
     pub fn resolve_for_masking(&self, tenant: TenantId, name: &str) -> Result<SecretValue> {
-        self.decrypt(tenant, name, false)
+        self.decrypt(tenant, name, None)
     }
 
     /// Every value of a secret that must stay masked: the current one first, then the earlier
@@ -247,7 +260,7 @@ impl Store {
         Ok(values)
     }
 
-    fn decrypt(&self, tenant: TenantId, name: &str, counted: bool) -> Result<SecretValue> {
+    fn decrypt(&self, tenant: TenantId, name: &str, user: Option<&UseContext>) -> Result<SecretValue> {
         // Decrypt under the index's read guards instead of cloning the row's Arc: readers never
         // block each other, and it keeps two atomic operations off the hot path.
         let names = self.inner.index.by_name.get(&tenant);
@@ -256,8 +269,8 @@ impl Store {
             .and_then(|names| names.get(name))
             .ok_or_else(|| StoreError::secret_not_found(name))?;
         let info = &row.info;
-        if counted {
-            self.inner.uses.count(tenant, info.id, name);
+        if let Some(user) = user {
+            self.inner.uses.count(tenant, info.id, name, user);
         }
         self.keyring()
             .open(info.tenant_id, info.id, info.version, &row.sealed)
