@@ -184,6 +184,7 @@ static PASS: NodeDescriptor = NodeDescriptor {
     description: "Passes every message on as Success",
     default_config: || json!({}),
     fields: &[],
+    schema: veil_core::empty_schema,
     build: build_pass,
 };
 
@@ -205,6 +206,7 @@ static SWITCH: NodeDescriptor = NodeDescriptor {
     description: "Routes each message to the relation named by a data field",
     default_config: || json!({ "field": "zone" }),
     fields: &[],
+    schema: veil_core::empty_schema,
     build: build_switch,
 };
 
@@ -238,6 +240,7 @@ static SINK: NodeDescriptor = NodeDescriptor {
     description: "Renders a secret-capable header for each message and sends nothing",
     default_config: || json!({ "headers": { "Authorization": "Bearer $<secret:api-token>" } }),
     fields: &[FieldSpec::secret_template("/headers/*")],
+    schema: veil_core::empty_schema,
     build: build_sink,
 };
 

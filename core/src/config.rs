@@ -10,6 +10,37 @@ use serde_json::Value;
 
 use crate::error::Problem;
 
+/// The text of a field that holds a template (secret placeholders, message templates) as
+/// written; the compiled template is the configuration's, at the field's pointer. Typed so that a
+/// configuration type says which of its fields are templates, and can tell a blank one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub struct TemplateText(String);
+
+impl TemplateText {
+    /// Whether it holds nothing but white space (a required credential left blank would be sent
+    /// as nothing, e.g. `Authorization: Bearer `). A placeholder is never blank.
+    pub fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `Ok` when `field` holds something; otherwise the problem at `pointer`: `is required{why}`,
+/// with `: it is empty` when it is there but blank.
+pub fn required_field(field: Option<&TemplateText>, why: &str) -> Result<(), String> {
+    match field {
+        Some(text) if !text.is_blank() => Ok(()),
+        Some(_) => Err(format!("is required{why}: it is empty")),
+        None => Err(format!("is required{why}")),
+    }
+}
+
 /// Why a document does not deserialize, as serde told it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,6 +63,8 @@ pub enum FieldError {
     },
     /// A variant name the type does not have (an enum's tag).
     UnknownVariant {
+        /// The name found (a type name such as `oauth`, never a value field's content).
+        variant: String,
         /// The expected names.
         expected: &'static [&'static str],
     },
@@ -66,7 +99,9 @@ impl fmt::Display for FieldError {
             Self::UnknownField { expected, .. } => write!(f, "unknown field (expected {})", one_of(expected)),
             Self::MissingField(field) => write!(f, "missing field `{field}`"),
             Self::WrongType { found, expected } => write!(f, "invalid type: {found}, expected {expected}"),
-            Self::UnknownVariant { expected } => write!(f, "unknown variant (expected {})", one_of(expected)),
+            Self::UnknownVariant { variant, expected } => {
+                write!(f, "'{variant}' is not one of {}", expected.join(", "))
+            }
             Self::Other(message) => f.write_str(message),
         }
     }
@@ -87,8 +122,8 @@ impl serde::de::Error for FieldError {
         Self::WrongType { found: kind_of(&unexpected), expected: expected.to_string() }
     }
 
-    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
-        Self::UnknownVariant { expected }
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownVariant { variant: variant.to_owned(), expected }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {

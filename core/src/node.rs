@@ -344,6 +344,8 @@ pub struct NodeDescriptor {
     pub default_config: fn() -> Value,
     /// Fields that may hold secret placeholders and/or message templates.
     pub fields: &'static [FieldSpec],
+    /// The configuration's JSON Schema, derived from its typed form (see [`crate::form_fields`]).
+    pub schema: fn() -> Value,
     /// The factory.
     pub build: Factory,
 }

@@ -20,6 +20,7 @@ static PROBER: NodeDescriptor = NodeDescriptor {
     description: "tries to resolve secrets",
     default_config: || json!({"token": "", "other": ""}),
     fields: &[FieldSpec::secret("/token", Accepts::Text)],
+    schema: veil_core::empty_schema,
     build: |ctx: &BuildCtx<'_>, config: CompiledConfig| -> Result<Box<dyn Node>, Vec<Problem>> {
         let other = config.plain()["other"].as_str().unwrap_or_default().to_owned();
         Ok(Box::new(Prober { kept: ctx.secrets(), other }))

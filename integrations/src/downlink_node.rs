@@ -21,14 +21,16 @@ pub static DOWNLINK_NODE: NodeDescriptor = NodeDescriptor {
     description: "Sends the message as a downlink through an integration (its converter and credentials)",
     default_config: || json!({ "integrationId": "" }),
     fields: &[],
+    schema: || schemars::schema_for!(DownlinkConfig).to_value(),
     build,
 };
 
 /// `integration_downlink` configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DownlinkConfig {
     /// The id of an integration of the chain's tenant.
+    #[schemars(required)]
     integration_id: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 //! Downlinks have nowhere to go: the sender does not listen.
 
 use reqwest::header::HeaderMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem};
@@ -17,6 +18,7 @@ pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
     description: "HTTP uplinks from devices or services, optionally authenticated by a header whose value is a secret",
     default_config: || json!({ "enableSecurity": true, "headersFilter": { "Authorization": "Bearer $<secret:http-uplink-token>" } }),
     fields: &[FieldSpec::secret("/headersFilter/*", Accepts::Text)],
+    schema: || schemars::schema_for!(HttpConfig).to_value(),
     build,
 };
 
@@ -25,21 +27,27 @@ struct Http {
 }
 
 /// `HTTP` integration configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HttpConfig {
-    #[allow(dead_code, reason = "read through the compiled configuration")]
     /// Check `headersFilter` on every uplink.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
     enable_security: Option<Value>,
-    #[allow(dead_code, reason = "read through the compiled configuration")]
     /// Header name to the value every uplink must carry (TEXT secrets allowed).
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     headers_filter: Option<Value>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
-    let _: HttpConfig = ctx.parse(&config)?;
+    let settings: HttpConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
+    let security = HeaderSecurity::from_config(
+        ctx,
+        &config,
+        settings.enable_security.as_ref(),
+        settings.headers_filter.as_ref(),
+        &mut problems,
+    );
     if problems.is_empty() { Ok(Box::new(Http { security })) } else { Err(problems) }
 }
 

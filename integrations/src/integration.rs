@@ -77,6 +77,8 @@ pub struct IntegrationDescriptor {
     pub default_config: fn() -> Value,
     /// Fields that may hold secret placeholders.
     pub fields: &'static [FieldSpec],
+    /// The configuration's JSON Schema, derived from its typed form (see [`veil_core::form_fields`]).
+    pub schema: fn() -> Value,
     /// The factory.
     pub build: IntegrationFactory,
 }

@@ -21,18 +21,12 @@ impl HeaderSecurity {
     pub(crate) fn from_config(
         ctx: &BuildCtx<'_>,
         config: &CompiledConfig,
+        enable_security: Option<&Value>,
+        headers_filter: Option<&Value>,
         problems: &mut Vec<Problem>,
     ) -> Self {
-        let plain = config.plain();
-        let enabled = match plain.get("enableSecurity") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                problems.push(ctx.problem("/enableSecurity", "must be true or false"));
-                false
-            }
-        };
-        match plain.get("headersFilter") {
+        let enabled = flag(ctx, enable_security, "enableSecurity", false, problems);
+        match headers_filter {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
                 for (name, value) in map {
@@ -125,12 +119,12 @@ pub(crate) fn json_or_text(headers: &HeaderMap, body: &[u8]) -> Result<Value, Up
 /// A boolean setting (absent = `default`), or a problem naming it.
 pub(crate) fn flag(
     ctx: &BuildCtx<'_>,
-    plain: &Value,
+    value: Option<&Value>,
     key: &str,
     default: bool,
     problems: &mut Vec<Problem>,
 ) -> bool {
-    match plain.get(key) {
+    match value {
         None | Some(Value::Null) => default,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
@@ -143,11 +137,11 @@ pub(crate) fn flag(
 /// An optional string setting, or a problem naming it.
 pub(crate) fn text<'v>(
     ctx: &BuildCtx<'_>,
-    plain: &'v Value,
+    value: Option<&'v Value>,
     key: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<&'v str> {
-    match plain.get(key) {
+    match value {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(s),

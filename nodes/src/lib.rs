@@ -6,6 +6,7 @@
 //! the next message.
 
 mod common;
+mod credentials;
 mod log;
 mod mqtt;
 mod rabbitmq;

@@ -1,5 +1,6 @@
 //! `log`: writes the message to the server log (redacted) and passes it on as `Success`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use veil_core::{
@@ -11,15 +12,17 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     description: "Writes each message to the server log at info level, with secret values masked",
     default_config: || json!({ "prefix": "" }),
     fields: &[],
+    schema: || schemars::schema_for!(LogConfig).to_value(),
     build,
 };
 
 /// `log` configuration.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LogConfig {
     /// Written before each line.
     #[serde(default)]
+    #[schemars(extend("default" = ""))]
     prefix: Option<String>,
 }
 

@@ -8,16 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use schemars::JsonSchema;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
-    NodeResult, Problem, Secrets,
+    NodeResult, Problem, Secrets, TemplateText,
 };
 
 use crate::common::{self, Reconnect};
+use crate::credentials::MqttCredentials;
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "mqtt",
@@ -35,6 +37,7 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
             "credentials": { "type": "anonymous" },
         })
     },
+    schema: || schemars::schema_for!(MqttConfig).to_value(),
     fields: &[
         FieldSpec::template("/topicPattern"),
         FieldSpec::secret("/credentials/username", Accepts::Text),
@@ -88,93 +91,50 @@ struct MqttNode {
 }
 
 /// `mqtt` configuration (ThingsBoard's names).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MqttConfig {
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+pub(crate) struct MqttConfig {
     /// The topic; a message template.
-    topic_pattern: Option<String>,
+    #[schemars(required)]
+    topic_pattern: Option<TemplateText>,
     /// The broker's host name.
+    #[schemars(required)]
     host: Option<String>,
     /// The broker's port (default 1883).
+    #[schemars(range(min = 1, max = 65535), extend("default" = 1883))]
     port: Option<u64>,
     /// Seconds to wait for the broker's CONNACK and PUBACK (default 10).
+    #[schemars(extend("default" = 10))]
     connect_timeout_sec: Option<u64>,
     /// The MQTT client id (default `veil-<node name>`).
     client_id: Option<String>,
     /// MQTT clean session (default true).
+    #[schemars(extend("default" = true))]
     clean_session: Option<bool>,
     /// Publish retained messages.
+    #[schemars(extend("default" = false))]
     retained_message: Option<bool>,
     /// TLS (implied by `cert.PEM` credentials).
+    #[schemars(extend("default" = false))]
     ssl: Option<bool>,
     /// How the client authenticates.
     credentials: Option<MqttCredentials>,
-}
-
-/// `credentials` of `mqtt`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MqttCredentials {
-    /// `anonymous` (default), `basic` or `cert.PEM`.
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// `basic`: the user name (TEXT secret allowed).
-    username: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// `basic`: the password; `cert.PEM`: the private key's password (TEXT secrets).
-    password: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// `cert.PEM`: the CA certificate (FILE secret).
-    ca_cert: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// `cert.PEM`: the client certificate (FILE secret).
-    cert: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// `cert.PEM`: the client key (FILE secret).
-    private_key: Option<String>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
     let settings: MqttConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 1883, &mut problems);
-    if config.template("/topicPattern").is_none() {
+    if settings.topic_pattern.is_none() {
         problems.push(ctx.problem("/topicPattern", "is required"));
     }
-    let kind = settings.credentials.as_ref().and_then(|c| c.kind.as_deref()).unwrap_or("anonymous");
-    let empty = |pointer: &str| if config.template(pointer).is_some() { ": it is empty" } else { "" };
-    let require = |field: &str, problems: &mut Vec<Problem>| {
-        let pointer = format!("/credentials/{field}");
-        if config.filled(&pointer).is_none() {
-            problems.push(
-                ctx.problem(&pointer, format!("is required for '{kind}' credentials{}", empty(&pointer))),
-            );
+    let credentials = match &settings.credentials {
+        None | Some(MqttCredentials::Anonymous(_)) => Some(Credentials::Anonymous),
+        Some(MqttCredentials::Basic(basic)) => basic.check(ctx, &mut problems).then_some(Credentials::Basic),
+        Some(MqttCredentials::CertPem(cert)) => {
+            cert.check(ctx, &mut problems).then_some(Credentials::CertPem)
         }
     };
-    let credentials =
-        match kind {
-            "anonymous" => Some(Credentials::Anonymous),
-            "basic" => {
-                require("username", &mut problems);
-                require("password", &mut problems);
-                Some(Credentials::Basic)
-            }
-            "cert.PEM" => {
-                for field in ["caCert", "cert", "privateKey"] {
-                    require(field, &mut problems);
-                }
-                Some(Credentials::CertPem)
-            }
-            other => {
-                problems.push(ctx.problem(
-                    "/credentials/type",
-                    format!("'{other}' is not one of anonymous, basic, cert.PEM"),
-                ));
-                None
-            }
-        };
     let client_id = settings.client_id.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| {
         format!("veil-{}", ctx.node_name.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
     });

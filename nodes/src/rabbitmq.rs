@@ -8,12 +8,13 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use schemars::JsonSchema;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
-    NodeResult, Problem, Secrets,
+    NodeResult, Problem, Secrets, Template, TemplateText,
 };
 
 use crate::common::{self, Reconnect};
@@ -34,6 +35,7 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
             "connectionTimeout": 60000,
         })
     },
+    schema: || schemars::schema_for!(RabbitMqConfig).to_value(),
     fields: &[
         FieldSpec::template("/exchangeNamePattern"),
         FieldSpec::template("/routingKeyPattern"),
@@ -60,88 +62,125 @@ struct Open {
 struct RabbitMq {
     secrets: Secrets,
     settings: Settings,
+    /// `exchangeNamePattern` (absent: the default exchange).
+    exchange: Option<Template>,
+    /// `routingKeyPattern` (absent: empty).
+    routing_key: Option<Template>,
     config: CompiledConfig,
     open: Reconnect<Open>,
 }
 
-/// ThingsBoard's predefined message properties.
-fn properties(name: &str) -> Option<BasicProperties> {
-    let text = || "text/plain".into();
-    let octets = || "application/octet-stream".into();
-    Some(match name {
-        "BASIC" => {
-            BasicProperties::default().with_content_type(octets()).with_delivery_mode(1).with_priority(0)
-        }
-        "TEXT_PLAIN" => {
-            BasicProperties::default().with_content_type(text()).with_delivery_mode(1).with_priority(0)
-        }
-        "MINIMAL_BASIC" => BasicProperties::default().with_delivery_mode(1),
-        "MINIMAL_PERSISTENT_BASIC" => BasicProperties::default().with_delivery_mode(2),
-        "PERSISTENT_BASIC" => {
-            BasicProperties::default().with_content_type(octets()).with_delivery_mode(2).with_priority(0)
-        }
-        "PERSISTENT_TEXT_PLAIN" => {
-            BasicProperties::default().with_content_type(text()).with_delivery_mode(2).with_priority(0)
-        }
-        _ => return None,
-    })
-}
-
 /// `rabbitmq` configuration (ThingsBoard's names).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RabbitMqConfig {
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// The exchange; a message template (empty: the default exchange).
-    exchange_name_pattern: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    /// The routing key; a message template.
-    routing_key_pattern: Option<String>,
-    /// BASIC, TEXT_PLAIN, MINIMAL_BASIC, MINIMAL_PERSISTENT_BASIC, PERSISTENT_BASIC or
-    /// PERSISTENT_TEXT_PLAIN (absent: none).
+    /// The exchange; a message template (empty or absent: the default exchange).
+    exchange_name_pattern: Option<TemplateText>,
+    /// The routing key; a message template (absent: empty).
+    routing_key_pattern: Option<TemplateText>,
+    /// ThingsBoard's predefined message properties (absent: none).
+    #[schemars(with = "Option<MessageProperties>")]
     message_properties: Option<String>,
     /// The broker's host name.
+    #[schemars(required)]
     host: Option<String>,
     /// The broker's port (default 5672).
+    #[schemars(range(min = 1, max = 65535), extend("default" = 5672))]
     port: Option<u64>,
     /// The virtual host (default `/`).
+    #[schemars(extend("default" = "/"))]
     virtual_host: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
     /// The user name (TEXT secret allowed).
-    username: Option<String>,
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
+    #[schemars(required)]
+    username: Option<TemplateText>,
     /// The password (TEXT secret allowed).
-    password: Option<String>,
+    #[schemars(required)]
+    password: Option<TemplateText>,
     /// Milliseconds to connect and to wait for a publisher confirm (default 60000, at least 100).
+    #[schemars(extend("default" = 60000))]
     connection_timeout: Option<u64>,
+}
+
+/// ThingsBoard's predefined message properties, by name.
+#[derive(Debug, Clone, Copy, JsonSchema)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms, reason = "the names as ThingsBoard spells them")]
+enum MessageProperties {
+    BASIC,
+    TEXT_PLAIN,
+    MINIMAL_BASIC,
+    MINIMAL_PERSISTENT_BASIC,
+    PERSISTENT_BASIC,
+    PERSISTENT_TEXT_PLAIN,
+}
+
+impl MessageProperties {
+    const ALL: [(&'static str, Self); 6] = [
+        ("BASIC", Self::BASIC),
+        ("TEXT_PLAIN", Self::TEXT_PLAIN),
+        ("MINIMAL_BASIC", Self::MINIMAL_BASIC),
+        ("MINIMAL_PERSISTENT_BASIC", Self::MINIMAL_PERSISTENT_BASIC),
+        ("PERSISTENT_BASIC", Self::PERSISTENT_BASIC),
+        ("PERSISTENT_TEXT_PLAIN", Self::PERSISTENT_TEXT_PLAIN),
+    ];
+
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    }
+
+    /// The AMQP properties they stand for.
+    fn properties(self) -> BasicProperties {
+        let text = || "text/plain".into();
+        let octets = || "application/octet-stream".into();
+        let basic = BasicProperties::default();
+        match self {
+            Self::BASIC => basic.with_content_type(octets()).with_delivery_mode(1).with_priority(0),
+            Self::TEXT_PLAIN => basic.with_content_type(text()).with_delivery_mode(1).with_priority(0),
+            Self::MINIMAL_BASIC => basic.with_delivery_mode(1),
+            Self::MINIMAL_PERSISTENT_BASIC => basic.with_delivery_mode(2),
+            Self::PERSISTENT_BASIC => {
+                basic.with_content_type(octets()).with_delivery_mode(2).with_priority(0)
+            }
+            Self::PERSISTENT_TEXT_PLAIN => {
+                basic.with_content_type(text()).with_delivery_mode(2).with_priority(0)
+            }
+        }
+    }
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
     let settings: RabbitMqConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 5672, &mut problems);
-    for field in ["/username", "/password"] {
-        if config.filled(field).is_none() {
-            let empty = if config.template(field).is_some() { ": it is empty" } else { "" };
-            problems.push(ctx.problem(field, format!("is required{empty}")));
+    for (field, value) in [("/username", &settings.username), ("/password", &settings.password)] {
+        if let Err(message) = veil_core::required_field(value.as_ref(), "") {
+            problems.push(ctx.problem(field, message));
         }
     }
     let props = match settings.message_properties.as_deref() {
         None => BasicProperties::default(),
-        Some(name) => properties(name).unwrap_or_else(|| {
-            problems.push(ctx.problem(
-                "/messageProperties",
-                format!("'{name}' is not one of BASIC, TEXT_PLAIN, MINIMAL_BASIC, MINIMAL_PERSISTENT_BASIC, PERSISTENT_BASIC, PERSISTENT_TEXT_PLAIN"),
-            ));
-            BasicProperties::default()
-        }),
+        Some(name) => {
+            MessageProperties::named(name).map(MessageProperties::properties).unwrap_or_else(|| {
+                let names: Vec<&str> = MessageProperties::ALL.iter().map(|(n, _)| *n).collect();
+                problems.push(
+                    ctx.problem("/messageProperties", format!("'{name}' is not one of {}", names.join(", "))),
+                );
+                BasicProperties::default()
+            })
+        }
     };
+    // The templates of the two message fields, bound now (absent: empty).
+    let bound =
+        |text: &Option<TemplateText>, pointer: &str| text.as_ref().and(config.template(pointer)).cloned();
+    let exchange = bound(&settings.exchange_name_pattern, "/exchangeNamePattern");
+    let routing_key = bound(&settings.routing_key_pattern, "/routingKeyPattern");
     let vhost = settings.virtual_host.unwrap_or_else(|| "/".to_owned());
     let timeout = Duration::from_millis(settings.connection_timeout.unwrap_or(60_000).max(100));
     match broker {
         Some((host, port)) if problems.is_empty() => Ok(Box::new(RabbitMq {
             secrets: ctx.secrets(),
             settings: Settings { host, port, vhost, timeout, properties: props },
+            exchange,
+            routing_key,
             config,
             open: Reconnect::new(),
         })),
@@ -190,13 +229,13 @@ impl RabbitMq {
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
-        let render = |pointer: &str| -> Result<String, NodeError> {
-            match self.config.template(pointer) {
+        let render = |template: &Option<Template>| -> Result<String, NodeError> {
+            match template {
                 Some(t) => Ok(ctx.render(t, msg)?.expose_secret().to_owned()),
                 None => Ok(String::new()),
             }
         };
-        let (exchange, routing_key) = (render("/exchangeNamePattern")?, render("/routingKeyPattern")?);
+        let (exchange, routing_key) = (render(&self.exchange)?, render(&self.routing_key)?);
         let payload = common::payload(msg);
         let usable = |o: &Open| o.connection.status().connected() && o.channel.status().connected();
         let mut open = self.open.lock(&self.secrets, usable).await;

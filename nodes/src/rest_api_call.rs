@@ -8,15 +8,17 @@
 use std::time::Duration;
 
 use crate::common::{self, Reconnect};
+use crate::credentials::{self, RestCredentials};
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, Rendered, Secrets, limit_error, relation,
+    NodeError, NodeResult, Problem, Rendered, Secrets, TemplateText, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -31,6 +33,7 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
             "credentials": { "type": "anonymous" },
         })
     },
+    schema: || schemars::schema_for!(RestConfig).to_value(),
     fields: &[
         FieldSpec::secret_template("/restEndpointUrlPattern"),
         FieldSpec::secret_template("/headers/*"),
@@ -89,61 +92,85 @@ struct RestApiCall {
 }
 
 /// `rest_api_call` configuration (ThingsBoard's names). Fields that may hold secrets or message
-/// templates are read as text here; the compiled configuration keeps their templates.
-#[derive(Debug, Deserialize)]
+/// templates are [`TemplateText`]; the compiled configuration keeps their templates.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RestConfig {
+pub(crate) struct RestConfig {
     /// The URL; a template, secrets allowed (an API key in the query).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    rest_endpoint_url_pattern: Option<String>,
-    /// GET, POST (default), PUT, PATCH, DELETE, HEAD or OPTIONS.
+    #[schemars(required)]
+    rest_endpoint_url_pattern: Option<TemplateText>,
+    /// The HTTP method (default POST).
+    #[schemars(with = "Option<Method>", extend("default" = "POST"))]
     request_method: Option<String>,
     /// Header name to value; every value a template, secrets allowed.
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<BTreeMap<String, TemplateText>>,
     /// Whole request timeout in milliseconds; 0 or absent: 60 s.
+    #[schemars(extend("default" = 0))]
     read_timeout_ms: Option<u64>,
     /// How the request authenticates.
     credentials: Option<RestCredentials>,
     /// The body as a handlebars template (JSON-escaped); absent: the message data.
-    body_template: Option<String>,
+    body_template: Option<TemplateText>,
 }
 
-/// `credentials` of `rest_api_call`: `type` says which of the other fields are used.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RestCredentials {
-    /// `anonymous` (default), `basic`, `bearer`, `apiKey` or `cert.PEM`.
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    /// `basic`: the user name (TEXT secret allowed).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    username: Option<String>,
-    /// `basic`: the password; `cert.PEM`: the private key's password (TEXT secrets).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    password: Option<String>,
-    /// `bearer`: the token (TEXT secret).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    token: Option<String>,
-    /// `apiKey`: the header's name (default `X-API-Key`).
-    header: Option<String>,
-    /// `apiKey`: the key (TEXT secret).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    value: Option<String>,
-    /// `cert.PEM`: the CA certificate(s) (FILE secret).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    ca_cert: Option<String>,
-    /// `cert.PEM`: the client certificate (FILE secret).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    cert: Option<String>,
-    /// `cert.PEM`: the client key (FILE secret).
-    #[allow(dead_code, reason = "a template: read through the compiled configuration")]
-    private_key: Option<String>,
+/// The HTTP methods a `rest_api_call` sends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[allow(clippy::upper_case_acronyms, reason = "the methods as HTTP spells them")]
+enum Method {
+    GET,
+    POST,
+    PUT,
+    PATCH,
+    DELETE,
+    HEAD,
+    OPTIONS,
+}
+
+impl Method {
+    const ALL: [Method; 7] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+    ];
+
+    /// The method named `name` (any case).
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+        }
+    }
+
+    fn to_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::GET => reqwest::Method::GET,
+            Method::POST => reqwest::Method::POST,
+            Method::PUT => reqwest::Method::PUT,
+            Method::PATCH => reqwest::Method::PATCH,
+            Method::DELETE => reqwest::Method::DELETE,
+            Method::HEAD => reqwest::Method::HEAD,
+            Method::OPTIONS => reqwest::Method::OPTIONS,
+        }
+    }
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
     let settings: RestConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    match config.template("/restEndpointUrlPattern") {
+    match settings.rest_endpoint_url_pattern.as_ref().and(config.template("/restEndpointUrlPattern")) {
         None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),
         Some(t) => {
             if let Some(url) = t.literal() {
@@ -162,17 +189,12 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         }
     }
     let method_name = settings.request_method.as_deref().unwrap_or("POST");
-    let method = match method_name.to_ascii_uppercase().as_str() {
-        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
-            reqwest::Method::from_bytes(m.as_bytes()).ok()
-        }
-        _ => None,
-    };
+    let method = Method::named(method_name).map(Method::to_reqwest);
     if method.is_none() {
-        problems.push(ctx.problem(
-            "/requestMethod",
-            format!("'{method_name}' is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
-        ));
+        let names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+        problems.push(
+            ctx.problem("/requestMethod", format!("'{method_name}' is not one of {}", names.join(", "))),
+        );
     }
     let timeout = match settings.read_timeout_ms {
         None | Some(0) => DEFAULT_TIMEOUT,
@@ -186,7 +208,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             Err(_) => problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name"))),
         }
     }
-    let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
+    let credentials = credentials(ctx, settings.credentials.as_ref(), &mut problems);
     let body_template = settings.body_template.is_some();
     let client = common::http_client(timeout)
         .build()
@@ -210,42 +232,29 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 
 fn credentials(
     ctx: &BuildCtx<'_>,
-    config: &CompiledConfig,
     creds: Option<&RestCredentials>,
     problems: &mut Vec<Problem>,
 ) -> Option<Credentials> {
-    let Some(creds) = creds else {
-        return Some(Credentials::Anonymous);
-    };
-    let kind = creds.kind.as_deref().unwrap_or("anonymous");
-    let empty = |pointer: &str| if config.template(pointer).is_some() { ": it is empty" } else { "" };
-    let mut required = |field: &str| -> Option<String> {
-        let pointer = format!("/credentials/{field}");
-        if config.filled(&pointer).is_some() {
-            Some(pointer)
-        } else {
-            problems.push(
-                ctx.problem(&pointer, format!("is required for '{kind}' credentials{}", empty(&pointer))),
-            );
-            None
+    let pointer = |field: &str| format!("/credentials/{field}");
+    match creds {
+        None | Some(RestCredentials::Anonymous(_)) => Some(Credentials::Anonymous),
+        Some(RestCredentials::Basic(basic)) => basic
+            .check(ctx, problems)
+            .then(|| Credentials::Basic { username: pointer("username"), password: pointer("password") }),
+        Some(RestCredentials::Bearer(bearer)) => {
+            credentials::require(ctx, "bearer", &[("token", bearer.token.as_ref())], problems)
+                .then(|| Credentials::Bearer { token: pointer("token") })
         }
-    };
-    match kind {
-        "anonymous" => Some(Credentials::Anonymous),
-        "basic" => {
-            let (username, password) = (required("username"), required("password"));
-            Some(Credentials::Basic { username: username?, password: password? })
-        }
-        "bearer" => Some(Credentials::Bearer { token: required("token")? }),
-        "cert.PEM" => {
-            let (ca, cert, key) = (required("caCert"), required("cert"), required("privateKey"));
-            Some(Credentials::CertPem { ca: ca?, cert: cert?, key: key? })
-        }
-        "apiKey" => {
-            let value = required("value");
-            let header = creds.header.as_deref().unwrap_or("X-API-Key");
+        Some(RestCredentials::CertPem(cert)) => cert.check(ctx, problems).then(|| Credentials::CertPem {
+            ca: pointer("caCert"),
+            cert: pointer("cert"),
+            key: pointer("privateKey"),
+        }),
+        Some(RestCredentials::ApiKey(key)) => {
+            let filled = credentials::require(ctx, "apiKey", &[("value", key.value.as_ref())], problems);
+            let header = key.header.as_deref().unwrap_or("X-API-Key");
             match HeaderName::from_bytes(header.as_bytes()) {
-                Ok(header) => Some(Credentials::ApiKey { header, value: value? }),
+                Ok(header) => filled.then(|| Credentials::ApiKey { header, value: pointer("value") }),
                 Err(_) => {
                     problems.push(
                         ctx.problem("/credentials/header", format!("'{header}' is not a valid header name")),
@@ -253,13 +262,6 @@ fn credentials(
                     None
                 }
             }
-        }
-        other => {
-            problems.push(ctx.problem(
-                "/credentials/type",
-                format!("'{other}' is not one of anonymous, basic, bearer, apiKey, cert.PEM"),
-            ));
-            None
         }
     }
 }

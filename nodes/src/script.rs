@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::rhai::{Dynamic, Map, Scope};
@@ -17,23 +18,31 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     description: "Filters, transforms or switches messages with a Rhai script; secret(\"name\") gives a sealed secret",
     default_config: || json!({ "mode": "filter", "script": "msg.temperature > 20" }),
     fields: &[],
+    schema: || schemars::schema_for!(ScriptConfig).to_value(),
     build,
 };
 
-#[derive(Clone, Copy)]
+/// What a script node does with its script's result.
+#[derive(Clone, Copy, JsonSchema)]
+#[schemars(rename_all = "lowercase")]
 enum Mode {
+    /// `True`/`False` by the script's boolean.
     Filter,
+    /// `Success` with the script's message.
     Transform,
+    /// The relations the script names.
     Switch,
 }
 
 /// `script` configuration (ThingsBoard's script nodes).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ScriptConfig {
     /// `filter` (relation `True`/`False`), `transform` (`Success`) or `switch` (named relations).
+    #[schemars(with = "Option<Mode>", required)]
     mode: Option<String>,
     /// The Rhai source.
+    #[schemars(required)]
     script: Option<String>,
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod host;
 mod limits;
 mod migrate;
+mod reference;
 mod serve;
 mod state;
 mod ui;
@@ -18,6 +19,8 @@ mod ui;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use crate::reference::{Reference, reference};
 
 /// Veil: a rule engine whose configurations take credentials from an encrypted secret store.
 #[derive(Debug, Parser)]
@@ -62,6 +65,13 @@ enum Command {
     IntegrationTypes,
     /// Your tenant's settings (`--destinations-required true|false` to change it).
     Settings(cli::SettingsArgs),
+    /// Print the reference of the node or integration types built into this program (Markdown;
+    /// no server needed): what nodes/README.md and integrations/README.md hold.
+    Docs {
+        /// Which reference.
+        #[arg(value_enum)]
+        which: Reference,
+    },
 }
 
 /// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
@@ -116,7 +126,9 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             Command::NodeTypes => cli::types(global, cli::DocKind::RuleChain).await,
             Command::IntegrationTypes => cli::types(global, cli::DocKind::Integration).await,
             Command::Settings(args) => cli::settings(global, args).await,
-            Command::Serve(_) | Command::Migrate(_) => unreachable!("not a client command"),
+            Command::Serve(_) | Command::Migrate(_) | Command::Docs { .. } => {
+                unreachable!("not a client command")
+            }
         }
     });
     match result {
@@ -131,6 +143,10 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
 /// Parses the command line and runs the command: the whole `veil` program.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Docs { which } = cli.command {
+        print!("{}", reference(which));
+        return ExitCode::SUCCESS;
+    }
     if !matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) {
         return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => run_client(&rt, &cli.global, cli.command),

@@ -191,3 +191,34 @@ fn every_veil_command_line_in_the_readmes_parses() {
     assert!(checked.len() > 30, "only {} command lines found: is the scan right?", checked.len());
     assert!(failed.is_empty(), "command lines that do not parse:\n{}", failed.join("\n"));
 }
+
+/// The text of `file` between `<!-- {tag}:start -->` and `<!-- {tag}:end -->`.
+fn between_markers(file: &str, tag: &str) -> String {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let start = format!("<!-- {tag}:start -->\n");
+    let from = text.find(&start).unwrap_or_else(|| panic!("{file}: no {start}")) + start.len();
+    let to = text.find(&format!("<!-- {tag}:end -->")).unwrap_or_else(|| panic!("{file}: no end marker"));
+    text[from..to].to_owned()
+}
+
+#[test]
+fn the_node_and_integration_references_are_what_veil_docs_prints() {
+    use veil_server::{Reference, reference};
+    for (file, tag, which, command) in [
+        ("nodes/README.md", "node-reference", Reference::Nodes, "veil docs nodes"),
+        (
+            "integrations/README.md",
+            "integration-reference",
+            Reference::Integrations,
+            "veil docs integrations",
+        ),
+    ] {
+        let generated = reference(which);
+        assert!(generated.contains("| Field | Holds |"), "{command}: {generated}");
+        assert_eq!(
+            between_markers(file, tag),
+            generated,
+            "{file} is not what `{command}` prints: run it and paste its output between the markers"
+        );
+    }
+}

@@ -80,7 +80,26 @@ fn check_listing(answer: &Value, expected: &BTreeMap<&'static str, Expected>, wh
         let name = item["type"].as_str().unwrap();
         let want = &expected[name];
         let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 4, "{what} {name}: exactly type, description, defaultConfiguration, fields");
+        assert_eq!(
+            keys.len(),
+            5,
+            "{what} {name}: exactly type, description, defaultConfiguration, fields, form"
+        );
+        // Every declared field is in the form, taking the same secrets and templates.
+        let form = item["form"].as_array().unwrap_or_else(|| panic!("{what} {name}: a form"));
+        for field in &want.fields {
+            let pointer = field["pointer"].as_str().unwrap();
+            let entries: Vec<&Value> = form.iter().filter(|f| f["pointer"] == pointer).collect();
+            assert!(!entries.is_empty(), "{what} {name}: {pointer} is not in the form: {form:?}");
+            for entry in entries {
+                assert_eq!(
+                    entry.get("secret").unwrap_or(&Value::Null),
+                    &field["secret"],
+                    "{what} {name}: {pointer}"
+                );
+                assert_eq!(entry["template"], field["template"], "{what} {name}: {pointer}");
+            }
+        }
         assert_eq!(item["description"], want.description, "{what} {name}: description");
         assert_eq!(item["defaultConfiguration"], want.default_configuration, "{what} {name}: default");
         let got_fields = item["fields"].as_array().unwrap();
@@ -204,4 +223,77 @@ async fn run_cli(config: &Path, base: &str, token: &str, args: &[&str]) -> (i32,
     })
     .await
     .unwrap()
+}
+
+/// The form of `rest_api_call` as a chain editor reads it: each credentials field with the
+/// `credentials.type` it belongs to, and the allowed values of every enum field.
+#[tokio::test]
+async fn node_types_name_each_fields_variant_and_each_enums_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let api = Api::new(&server).await;
+    let (status, types) = api.get("/api/node-types").await;
+    assert_eq!(status, 200, "{types}");
+    let rest = types.as_array().unwrap().iter().find(|t| t["type"] == "rest_api_call").unwrap();
+    let form = rest["form"].as_array().unwrap();
+    let variants: BTreeMap<String, Vec<String>> = form
+        .iter()
+        .filter(|f| {
+            f["pointer"].as_str().unwrap().starts_with("/credentials/") && f["pointer"] != "/credentials/type"
+        })
+        .fold(BTreeMap::new(), |mut by, f| {
+            assert_eq!(f["variant"]["pointer"], "/credentials/type", "{f}");
+            let field = f["pointer"].as_str().unwrap().trim_start_matches("/credentials/").to_owned();
+            by.entry(field).or_default().push(f["variant"]["value"].as_str().unwrap().to_owned());
+            by
+        });
+    let expected: BTreeMap<String, Vec<String>> = [
+        ("username", vec!["basic"]),
+        ("password", vec!["basic", "cert.PEM"]),
+        ("token", vec!["bearer"]),
+        ("header", vec!["apiKey"]),
+        ("value", vec!["apiKey"]),
+        ("caCert", vec!["cert.PEM"]),
+        ("cert", vec!["cert.PEM"]),
+        ("privateKey", vec!["cert.PEM"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(variants, expected);
+    let field =
+        |pointer: &str| form.iter().find(|f| f["pointer"] == pointer).unwrap_or_else(|| panic!("{pointer}"));
+    assert_eq!(field("/credentials/type")["type"], "enum");
+    assert_eq!(
+        field("/credentials/type")["values"],
+        json!(["anonymous", "basic", "bearer", "apiKey", "cert.PEM"])
+    );
+    assert_eq!(
+        field("/requestMethod")["values"],
+        json!(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    );
+    assert_eq!(field("/requestMethod")["default"], "POST");
+    assert_eq!(
+        (
+            field("/restEndpointUrlPattern")["required"].as_bool(),
+            field("/restEndpointUrlPattern")["secret"].as_str()
+        ),
+        (Some(true), Some("TEXT"))
+    );
+    assert_eq!(field("/readTimeoutMs")["type"], "number");
+    assert_eq!(field("/headers/*")["template"], true);
+    // Every enum field of every node and integration type lists its values.
+    let (_, integrations) = api.get("/api/integration-types").await;
+    for t in types.as_array().unwrap().iter().chain(integrations.as_array().unwrap()) {
+        for f in t["form"].as_array().unwrap() {
+            if f["type"] == "enum" {
+                assert!(f["values"].as_array().is_some_and(|v| !v.is_empty()), "{}: {f}", t["type"]);
+            }
+            assert!(
+                f["description"].is_string() || f["pointer"].as_str().unwrap().ends_with("/*"),
+                "{}: undocumented {f}",
+                t["type"]
+            );
+        }
+    }
 }

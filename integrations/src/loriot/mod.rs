@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Template};
+use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Template, TemplateText};
 
 use crate::error::{IntegrationError, UplinkError};
 use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor};
@@ -39,6 +40,7 @@ pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
             "headersFilter": {}
         })
     },
+    schema: || schemars::schema_for!(LoriotConfig).to_value(),
     fields: &[
         FieldSpec::secret("/credentials/username", Accepts::Text),
         FieldSpec::secret("/credentials/password", Accepts::Text),
@@ -48,9 +50,6 @@ pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
     ],
     build,
 };
-
-/// LORIOT's public servers.
-const SERVERS: &[&str] = &["eu1", "us1", "as1", "eu2", "ap1"];
 
 /// Downlink ports LoRaWAN allows for application data.
 const PORTS: std::ops::RangeInclusive<i64> = 1..=223;
@@ -83,75 +82,120 @@ struct Loriot {
     output_lock: tokio::sync::Mutex<()>,
 }
 
-/// `LORIOT` integration configuration (ThingsBoard's names, plus `apiBaseUrl`): the keys it has.
-/// Unknown keys are refused here; `build` checks each value's type and meaning, so that every
-/// problem is reported at once.
-#[derive(Debug, Deserialize)]
+/// `LORIOT` integration configuration (ThingsBoard's names, plus `apiBaseUrl`). Values are read
+/// as JSON and checked by `build` (each with its own message, every problem at once); the schema
+/// says what each one holds.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code, reason = "the shape of the configuration: build reads the values with their own checks")]
 struct LoriotConfig {
-    /// `eu1` (default), `us1`, `as1`, `eu2` or `ap1`.
+    /// The LORIOT server (default `eu1`).
+    #[schemars(with = "Option<LoriotServer>", extend("default" = "eu1"))]
     server: Option<Value>,
     /// Default `loriot.io`; the API is `https://{server}.{domain}`.
+    #[schemars(with = "Option<String>", extend("default" = "loriot.io"))]
     domain: Option<Value>,
     /// Replaces `https://{server}.{domain}` (private installations, the emulator).
+    #[schemars(with = "Option<String>")]
     api_base_url: Option<Value>,
     /// The LORIOT application id (hex).
+    #[schemars(with = "Option<String>")]
     app_id: Option<Value>,
     /// Account API access.
     credentials: Option<LoriotCredentials>,
     /// On start, make sure the application has an HTTP push output to `httpEndpoint`.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
     create_loriot_output: Option<Value>,
     /// The URL LORIOT pushes uplinks to.
+    #[schemars(with = "Option<String>")]
     http_endpoint: Option<Value>,
     /// Send downlinks, with `token`.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
     send_downlink: Option<Value>,
     /// The application access token (TEXT secret).
-    token: Option<Value>,
+    token: Option<TemplateText>,
     /// Default `{base}/1/rest`.
+    #[schemars(with = "Option<String>")]
     loriot_downlink_url: Option<Value>,
     /// Check `headersFilter` on every uplink.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
     enable_security: Option<Value>,
     /// Header name to the value every uplink must carry (TEXT secrets allowed).
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     headers_filter: Option<Value>,
 }
 
+/// The LORIOT servers.
+#[derive(Debug, Clone, Copy, JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum LoriotServer {
+    Eu1,
+    Us1,
+    As1,
+    Eu2,
+    Ap1,
+}
+
+impl LoriotServer {
+    const ALL: [(&'static str, Self); 5] =
+        [("eu1", Self::Eu1), ("us1", Self::Us1), ("as1", Self::As1), ("eu2", Self::Eu2), ("ap1", Self::Ap1)];
+
+    /// The server named `name`, as its name (`server` of the API's host name).
+    fn named(name: &str) -> Option<&'static str> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
+    }
+}
+
 /// `credentials` of `LORIOT`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code, reason = "the shape of the configuration: build reads the values with their own checks")]
-struct LoriotCredentials {
-    /// `basic` (log in) or `token`.
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    /// `basic`: the account's user name (TEXT secret allowed).
-    username: Option<Value>,
-    /// `basic`: the account's password (TEXT secret).
-    password: Option<Value>,
-    /// `token`: an API token (TEXT secret).
-    token: Option<Value>,
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+enum LoriotCredentials {
+    /// Log in with the account's user name and password.
+    #[serde(rename = "basic")]
+    Basic(LoriotLogin),
+    /// An API token.
+    #[serde(rename = "token")]
+    Token(LoriotToken),
+}
+
+/// `basic` credentials of `LORIOT`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LoriotLogin {
+    /// The account's user name (TEXT secret allowed).
+    username: Option<TemplateText>,
+    /// The account's password (TEXT secret).
+    password: Option<TemplateText>,
+}
+
+/// `token` credentials of `LORIOT`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LoriotToken {
+    /// An API token (TEXT secret).
+    token: Option<TemplateText>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
-    let _: LoriotConfig = ctx.parse(&config)?;
+    let settings: LoriotConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
-    let plain = config.plain();
-    let server = text(ctx, plain, "server", &mut problems).unwrap_or("eu1");
-    if !SERVERS.contains(&server) {
-        problems.push(ctx.problem("/server", format!("'{server}' is not one of {}", SERVERS.join(", "))));
+    let server = text(ctx, settings.server.as_ref(), "server", &mut problems).unwrap_or("eu1");
+    if LoriotServer::named(server).is_none() {
+        let names: Vec<&str> = LoriotServer::ALL.iter().map(|(n, _)| *n).collect();
+        problems.push(ctx.problem("/server", format!("'{server}' is not one of {}", names.join(", "))));
     }
-    let domain = text(ctx, plain, "domain", &mut problems).unwrap_or("loriot.io");
-    let base = match text(ctx, plain, "apiBaseUrl", &mut problems) {
+    let domain = text(ctx, settings.domain.as_ref(), "domain", &mut problems).unwrap_or("loriot.io");
+    let base = match text(ctx, settings.api_base_url.as_ref(), "apiBaseUrl", &mut problems) {
         Some(raw) => url(ctx, "/apiBaseUrl", raw, &mut problems),
         None => url(ctx, "/domain", &format!("https://{server}.{domain}"), &mut problems),
     };
-    let downlink_url = match text(ctx, plain, "loriotDownlinkUrl", &mut problems) {
-        Some(raw) => url(ctx, "/loriotDownlinkUrl", raw, &mut problems),
-        None => format!("{base}/1/rest"),
-    };
+    let downlink_url =
+        match text(ctx, settings.loriot_downlink_url.as_ref(), "loriotDownlinkUrl", &mut problems) {
+            Some(raw) => url(ctx, "/loriotDownlinkUrl", raw, &mut problems),
+            None => format!("{base}/1/rest"),
+        };
     // Where the secrets go: the account credentials (and the push auth an output is created
     // with) to the API, the application token to the downlink URL.
-    let base_pointer = if plain.get("apiBaseUrl").is_some() { "/apiBaseUrl" } else { "/server" };
+    let base_pointer = if settings.api_base_url.is_some() { "/apiBaseUrl" } else { "/server" };
     let sent = |prefixes: &[&str]| -> Vec<String> {
         config
             .secret_uses()
@@ -168,9 +212,10 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     };
     problems.extend(check_url(base_pointer, &base, sent(&["/credentials/", "/headersFilter/"])));
     problems.extend(check_url("/loriotDownlinkUrl", &downlink_url, sent(&["/token"])));
-    let create_output = flag(ctx, plain, "createLoriotOutput", false, &mut problems);
-    let send_downlink = flag(ctx, plain, "sendDownlink", false, &mut problems);
-    let app_id = text(ctx, plain, "appId", &mut problems).map(str::to_owned);
+    let create_output =
+        flag(ctx, settings.create_loriot_output.as_ref(), "createLoriotOutput", false, &mut problems);
+    let send_downlink = flag(ctx, settings.send_downlink.as_ref(), "sendDownlink", false, &mut problems);
+    let app_id = text(ctx, settings.app_id.as_ref(), "appId", &mut problems).map(str::to_owned);
     if let Some(id) = &app_id {
         if (!is_hex(id) || id.len() > 16) && !veil_core::mentions_placeholder(id) {
             problems.push(
@@ -180,7 +225,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     } else if create_output || send_downlink {
         problems.push(ctx.problem("/appId", "is required with createLoriotOutput or sendDownlink"));
     }
-    let http_endpoint = match text(ctx, plain, "httpEndpoint", &mut problems) {
+    let http_endpoint = match text(ctx, settings.http_endpoint.as_ref(), "httpEndpoint", &mut problems) {
         Some(raw) => Some(url(ctx, "/httpEndpoint", raw, &mut problems)),
         None if create_output => {
             problems.push(ctx.problem(
@@ -192,50 +237,35 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         None => None,
     };
     // LORIOT is logged in to (with these) only to create its output: then none may be empty.
-    let required = |pointer: &str, problems: &mut Vec<Problem>| match config.template(pointer) {
-        Some(_) if create_output && config.filled(pointer).is_none() => {
+    let required = |field: Option<&TemplateText>, pointer: &str, problems: &mut Vec<Problem>| match field {
+        Some(text) if create_output && text.is_blank() => {
             problems.push(ctx.problem(pointer, "is required with createLoriotOutput: it is empty"));
             None
         }
-        Some(t) => Some(t.clone()),
+        Some(_) => config.template(pointer).cloned(),
         None => {
             problems.push(ctx.problem(pointer, "is required"));
             None
         }
     };
-    let credentials = match plain.get("credentials") {
-        None | Some(Value::Null) => {
+    let credentials = match &settings.credentials {
+        None => {
             if create_output {
                 problems.push(ctx.problem("/credentials", "is required with createLoriotOutput"));
             }
             None
         }
-        Some(Value::Object(c)) => match c.get("type").and_then(Value::as_str) {
-            Some("basic") => {
-                let username = required("/credentials/username", &mut problems);
-                let password = required("/credentials/password", &mut problems);
-                username.zip(password).map(|(username, password)| Credentials::Basic { username, password })
-            }
-            Some("token") => {
-                required("/credentials/token", &mut problems).map(|token| Credentials::Token { token })
-            }
-            other => {
-                problems.push(ctx.problem(
-                    "/credentials/type",
-                    format!(
-                        "{} is not one of basic, token",
-                        other.map_or("nothing".to_owned(), |t| format!("'{t}'"))
-                    ),
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            problems.push(ctx.problem("/credentials", "must be an object {type, ...}"));
-            None
+        Some(LoriotCredentials::Basic(login)) => {
+            let username = required(login.username.as_ref(), "/credentials/username", &mut problems);
+            let password = required(login.password.as_ref(), "/credentials/password", &mut problems);
+            username.zip(password).map(|(username, password)| Credentials::Basic { username, password })
+        }
+        Some(LoriotCredentials::Token(token)) => {
+            required(token.token.as_ref(), "/credentials/token", &mut problems)
+                .map(|token| Credentials::Token { token })
         }
     };
-    let token = match config.template("/token") {
+    let token = match settings.token.as_ref().and(config.template("/token")) {
         Some(t) => Some(t.clone()),
         None if send_downlink => {
             problems
@@ -244,7 +274,13 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         }
         None => None,
     };
-    let security = HeaderSecurity::from_config(ctx, &config, &mut problems);
+    let security = HeaderSecurity::from_config(
+        ctx,
+        &config,
+        settings.enable_security.as_ref(),
+        settings.headers_filter.as_ref(),
+        &mut problems,
+    );
     // The output LORIOT is asked to create carries the push Authorization to httpEndpoint.
     if let (true, Some(endpoint)) = (create_output, &http_endpoint) {
         problems.extend(check_url("/httpEndpoint", endpoint, sent(&["/headersFilter/"])));

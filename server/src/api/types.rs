@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
-use veil_core::{Accepts, FieldSpec};
+use veil_core::{FieldSpec, FormField, accepts_name, form_fields};
 
 use crate::auth::AuthActor;
 use crate::host::Host;
@@ -25,6 +25,10 @@ pub(crate) struct TypeView {
     default_configuration: Value,
     /// Every field that takes secret placeholders and/or message templates.
     fields: Vec<FieldView>,
+    /// Every field of the configuration, as a form shows it: its kind (an enum with its values),
+    /// whether it is required, its default, its description and the variant it belongs to,
+    /// derived from the configuration's type.
+    form: Vec<FormField>,
 }
 
 /// One declared field of a configuration.
@@ -38,20 +42,12 @@ pub(crate) struct FieldView {
     template: bool,
 }
 
-fn accepts(accepts: Accepts) -> &'static str {
-    match accepts {
-        Accepts::Text => "TEXT",
-        Accepts::File => "FILE",
-        Accepts::Any => "ANY",
-    }
-}
-
 fn fields(specs: &[FieldSpec]) -> Vec<FieldView> {
     specs
         .iter()
         .map(|f| FieldView {
             pointer: f.pointer,
-            secret: f.secret.map(accepts),
+            secret: f.secret.map(accepts_name),
             template: f.message_template,
         })
         .collect()
@@ -63,8 +59,15 @@ fn view(
     description: &'static str,
     default_config: fn() -> Value,
     declared: &[FieldSpec],
+    schema: fn() -> Value,
 ) -> TypeView {
-    TypeView { type_name, description, default_configuration: default_config(), fields: fields(declared) }
+    TypeView {
+        type_name,
+        description,
+        default_configuration: default_config(),
+        fields: fields(declared),
+        form: form_fields(&schema(), declared),
+    }
 }
 
 /// `GET /api/node-types`: every node type rule chains may use.
@@ -72,7 +75,11 @@ pub(crate) async fn node_types(
     State(host): State<Arc<Host>>,
     AuthActor(_): AuthActor,
 ) -> Json<Vec<TypeView>> {
-    Json(host.node_types().map(|d| view(d.type_name, d.description, d.default_config, d.fields)).collect())
+    Json(
+        host.node_types()
+            .map(|d| view(d.type_name, d.description, d.default_config, d.fields, d.schema))
+            .collect(),
+    )
 }
 
 /// `GET /api/integration-types`: every integration type.
@@ -82,7 +89,7 @@ pub(crate) async fn integration_types(
 ) -> Json<Vec<TypeView>> {
     Json(
         host.integration_types()
-            .map(|d| view(d.type_name, d.description, d.default_config, d.fields))
+            .map(|d| view(d.type_name, d.description, d.default_config, d.fields, d.schema))
             .collect(),
     )
 }

@@ -1,0 +1,213 @@
+//! `credentials` of the nodes that authenticate (`rest_api_call`, `mqtt`): one tagged enum per
+//! node over the same variant types, so `type` picks the variant, an unknown key of that variant
+//! is refused at its pointer, and the descriptors say which fields each `type` has. Every
+//! credential text may be a secret placeholder; each is checked filled at build, with the same
+//! message whatever the node.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use veil_core::{BuildCtx, Problem, TemplateText, required_field};
+
+/// `anonymous`: nothing to send (and no other key).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Anonymous {}
+
+/// `basic`: a user name and a password.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Basic {
+    /// The user name (TEXT secret allowed).
+    pub(crate) username: Option<TemplateText>,
+    /// The password (TEXT secret).
+    pub(crate) password: Option<TemplateText>,
+}
+
+/// `bearer`: `Authorization: Bearer <token>`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bearer {
+    /// The token (TEXT secret).
+    pub(crate) token: Option<TemplateText>,
+}
+
+/// `apiKey`: the key in a header.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiKey {
+    /// The header's name (default `X-API-Key`).
+    pub(crate) header: Option<String>,
+    /// The key (TEXT secret).
+    pub(crate) value: Option<TemplateText>,
+}
+
+/// `cert.PEM`: mutual TLS with a client certificate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CertPem {
+    /// The CA certificate(s) the server's certificate must chain to (FILE secret).
+    pub(crate) ca_cert: Option<TemplateText>,
+    /// The client certificate (FILE secret).
+    pub(crate) cert: Option<TemplateText>,
+    /// The client's private key (FILE secret).
+    pub(crate) private_key: Option<TemplateText>,
+    /// The private key's password, when it is encrypted (TEXT secret).
+    pub(crate) password: Option<TemplateText>,
+}
+
+/// `credentials` of `rest_api_call`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub(crate) enum RestCredentials {
+    /// No authentication.
+    #[serde(rename = "anonymous")]
+    Anonymous(Anonymous),
+    /// HTTP Basic authentication.
+    #[serde(rename = "basic")]
+    Basic(Basic),
+    /// A bearer token.
+    #[serde(rename = "bearer")]
+    Bearer(Bearer),
+    /// An API key in a header.
+    #[serde(rename = "apiKey")]
+    ApiKey(ApiKey),
+    /// A client certificate.
+    #[serde(rename = "cert.PEM")]
+    CertPem(CertPem),
+}
+
+/// `credentials` of `mqtt`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub(crate) enum MqttCredentials {
+    /// No authentication.
+    #[serde(rename = "anonymous")]
+    Anonymous(Anonymous),
+    /// A user name and a password in CONNECT.
+    #[serde(rename = "basic")]
+    Basic(Basic),
+    /// A client certificate (TLS).
+    #[serde(rename = "cert.PEM")]
+    CertPem(CertPem),
+}
+
+/// Checks that each `(field, value)` of the credentials of type `kind` is filled: a problem at
+/// `/credentials/{field}` for each that is not. True when all are.
+pub(crate) fn require(
+    ctx: &BuildCtx<'_>,
+    kind: &str,
+    fields: &[(&str, Option<&TemplateText>)],
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let mut all = true;
+    for (field, value) in fields {
+        if let Err(message) = required_field(*value, &format!(" for '{kind}' credentials")) {
+            problems.push(ctx.problem(&format!("/credentials/{field}"), message));
+            all = false;
+        }
+    }
+    all
+}
+
+impl Basic {
+    /// Both filled, or a problem for each that is not.
+    pub(crate) fn check(&self, ctx: &BuildCtx<'_>, problems: &mut Vec<Problem>) -> bool {
+        require(
+            ctx,
+            "basic",
+            &[("username", self.username.as_ref()), ("password", self.password.as_ref())],
+            problems,
+        )
+    }
+}
+
+impl CertPem {
+    /// The CA, certificate and key filled (and the key's password, when given, not blank), or a
+    /// problem for each that is not.
+    pub(crate) fn check(&self, ctx: &BuildCtx<'_>, problems: &mut Vec<Problem>) -> bool {
+        let password_blank = self.password.as_ref().is_some_and(TemplateText::is_blank);
+        if password_blank {
+            problems.push(ctx.problem(
+                "/credentials/password",
+                "is empty: give the private key's password, or leave the field out for a key without one",
+            ));
+        }
+        !password_blank
+            && require(
+                ctx,
+                "cert.PEM",
+                &[
+                    ("caCert", self.ca_cert.as_ref()),
+                    ("cert", self.cert.as_ref()),
+                    ("privateKey", self.private_key.as_ref()),
+                ],
+                problems,
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+    use veil_core::{FieldError, NodeDescriptor, form_fields, from_document};
+
+    /// The form of `descriptor` agrees with what its configuration type `T` accepts: every field
+    /// of every credentials variant is accepted with that variant, and a key the form does not
+    /// list is refused with exactly the form's fields as the expected ones.
+    fn form_agrees_with<T: DeserializeOwned + std::fmt::Debug>(descriptor: &NodeDescriptor) {
+        let form = form_fields(&(descriptor.schema)(), descriptor.fields);
+        let kinds =
+            &form.iter().find(|f| f.pointer == "/credentials/type").expect("a credentials type").values;
+        assert!(kinds.len() >= 3, "{kinds:?}");
+        for kind in kinds {
+            let listed: BTreeSet<&str> = form
+                .iter()
+                .filter(|f| f.variant.as_ref().is_some_and(|v| v.value == *kind))
+                .map(|f| f.pointer.trim_start_matches("/credentials/"))
+                .collect();
+            let mut credentials = json!({"type": kind});
+            for field in &listed {
+                credentials[*field] = json!("x");
+            }
+            from_document::<T>(&json!({"credentials": credentials}))
+                .unwrap_or_else(|e| panic!("{}: {kind} with {listed:?}: {e:?}", descriptor.type_name));
+            credentials["notAField"] = Value::Null;
+            match from_document::<T>(&json!({"credentials": credentials})) {
+                Err((_, FieldError::UnknownField { field, expected })) => {
+                    assert_eq!(field, "notAField");
+                    assert_eq!(expected.iter().copied().collect::<BTreeSet<_>>(), listed, "{kind}");
+                }
+                other => {
+                    panic!("{}: {kind}: an unknown key was not refused: {other:?}", descriptor.type_name)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_credentials_forms_agree_with_the_configuration_types() {
+        form_agrees_with::<crate::rest_api_call::RestConfig>(&crate::rest_api_call::DESCRIPTOR);
+        form_agrees_with::<crate::mqtt::MqttConfig>(&crate::mqtt::DESCRIPTOR);
+    }
+
+    #[test]
+    fn an_unknown_credentials_type_is_named_with_the_types_there_are() {
+        let problems = veil_core::parse_config::<crate::rest_api_call::RestConfig>(
+            &json!({"credentials": {"type": "oauth"}}),
+            "/nodes/0/configuration",
+        )
+        .unwrap_err();
+        let shown: Vec<(&str, &str)> =
+            problems.iter().map(|p| (p.path.as_str(), p.message.as_str())).collect();
+        assert_eq!(
+            shown,
+            [(
+                "/nodes/0/configuration/credentials/type",
+                "'oauth' is not one of anonymous, basic, bearer, apiKey, cert.PEM"
+            )]
+        );
+    }
+}
