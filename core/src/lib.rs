@@ -1,23 +1,31 @@
-//! veil-core: placeholders and templates, redaction, messages and the rule-chain engine.
+//! veil-core: the rule engine and everything that touches a secret's value on its way to a send.
 //!
-//! A configuration (a node's or an integration's) is a JSON tree whose declared fields may hold
-//! `$<secret:NAME>` placeholders and message templates. At deploy, [`compile`] turns it into a
-//! [`CompiledConfig`] — segments of literal text, secrets and message templates — and lists every
-//! [`SecretUse`] with its JSON pointer; [`deploy`] does that for a whole rule chain, checks every
-//! use against the store (exists, right type, USE permission) and builds the nodes through the
-//! explicit node [`Registry`]. At execution, [`NodeCtx::render`] resolves the secrets of the
-//! moment through the store and returns a zeroizing `SecretString`; message content is inserted
-//! as data and never scanned for placeholders. [`ChainRuntime`] routes [`Msg`]s between nodes and
-//! records debug events; a [`Redactor`] masks every value the chain's nodes could have used, in
-//! any common encoding, wherever text leaves the engine.
+//! **Configurations.** A node's or an integration's configuration is a JSON tree read into its
+//! typed form ([`parse_config`]: every unknown key and type error at its JSON pointer, told by
+//! [`FieldError`] kind); its declared fields ([`FieldSpec`]) may hold `$<secret:NAME>` placeholders
+//! and message templates. [`compile`] turns it into a [`CompiledConfig`] and lists every
+//! [`SecretUse`]; [`deploy`] does that for a whole rule chain, checks each use against the store
+//! (exists, right type, USE permission, allowed destinations known at save) and builds the nodes
+//! through the explicit node [`Registry`]. A descriptor's form ([`form_fields`]) is derived from the
+//! configuration type's JSON Schema: the chain editor and the guides read it.
 //!
-//! Everything a user can make the engine spend is bounded by [`Limits`], which the [`Registry`]
-//! carries into deployments: chain size at [`deploy`], fan-out and debug-event bytes in
-//! [`ChainRuntime`] (the latter shared per tenant through [`TenantBudgets`]), messages in flight
-//! through [`ChainRuntime::admit`]. Scripts ([`Script`]) share one sandboxed Rhai engine; a run
-//! starts on the caller's thread with a small budget and otherwise runs on a pool of script
-//! threads under a wall-clock limit ([`configure_scripts`]), and its value is depth-checked before
-//! it becomes JSON.
+//! **The `Secrets` capability.** A node or integration never holds the store: it gets a
+//! [`Secrets`] handle that resolves exactly the names its configuration declared, renders its
+//! templates with the values of the moment ([`NodeCtx::render`]), counts each resolve as a use by
+//! the running configuration, and checks every send against the secrets' `allowedDestinations`
+//! ([`Secrets::check_destination`]; a change not stored yet is checked with a [`Proposal`]).
+//!
+//! **Sealed values.** A script's `secret("name")` is a [`Sealed`] value scripts can combine and
+//! derive one-way values from, never read; in a message it travels as a marker only this
+//! process can open, and a secret-capable field opens it for the send ([`RenderCtx::render`]).
+//!
+//! **Running.** [`ChainRuntime`] routes [`Msg`]s between nodes under one [`RunBudget`] per message
+//! and records debug events; a [`Redactor`] masks every value the chain's nodes could have used, in
+//! any common encoding ([`masked_forms`]), wherever text leaves the engine. Everything a user can
+//! make the engine spend is bounded by [`Limits`], charged where it is spent: chain size at
+//! [`deploy`], fan-out and event bytes per tenant ([`TenantBudgets`]), messages in flight
+//! ([`ChainRuntime::admit`]), script time on a pool shared fairly between tenants
+//! ([`configure_scripts`]), template size, depth and work ([`MAX_TEMPLATE_BYTES`] …).
 
 mod budget;
 mod chain;
@@ -75,8 +83,6 @@ pub use crate::template::{
     MAX_TEMPLATE_WORK, Piece, RenderCtx, Rendered, SecretUse, Template, compile, escape,
     mentions_placeholder, parse, placeholder,
 };
-pub use rhai;
-/// The Rhai version scripts run on, for node crates.
 /// Whether a setting is a plain host name or IP address (broker hosts), as the destination
 /// checks read it.
 pub use veil_store::is_plain_host;

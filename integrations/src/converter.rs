@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use rhai::Scope;
 use serde_json::{Map, Value};
-use veil_core::rhai::Scope;
 use veil_core::{Msg, RunBudget, Script, from_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use rhai::{Dynamic, Map, Scope};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use veil_core::rhai::{Dynamic, Map, Scope};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
     Outputs, Problem, Script, Sealed, from_dynamic, limit_error, relation, to_dynamic,
@@ -156,14 +156,14 @@ fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
         Mode::Switch => {
             let sealed = result.is::<Sealed>()
                 || result
-                    .read_lock::<veil_core::rhai::Array>()
+                    .read_lock::<rhai::Array>()
                     .is_some_and(|items| items.iter().any(|i| i.is::<Sealed>()));
             if sealed {
                 return Err("a switch script's relation names cannot be Secrets".into());
             }
             let mut names: Vec<String> = if result.is_string() {
                 vec![result.to_string()]
-            } else if let Some(items) = result.clone().try_cast::<veil_core::rhai::Array>() {
+            } else if let Some(items) = result.clone().try_cast::<rhai::Array>() {
                 items.iter().map(ToString::to_string).collect()
             } else {
                 return Err(format!(
