@@ -1,7 +1,7 @@
 use uuid::Uuid;
 use veil_store::{
-    Actor, AuditQuery, Grant, NewUser, Operation, Owner, OwnerType, Resource, Role, SecretRef, StoreError,
-    UseContext, UserRecord,
+    Actor, AuditQuery, Database, Grant, NewUser, Operation, Owner, OwnerType, Resource, Role, SecretRef,
+    SecretUpdate, SecretValue, Store, StoreError, UseContext, UserRecord,
 };
 use veil_tests::{TempStore, assert_no_leak, text_secret};
 
@@ -270,5 +270,60 @@ backend_tests! {
             Owner { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: "late".into(), customer_id: None };
         let e = t.store.save_owner(&admin, &chain, &serde_json::json!({}), &[]).await;
         assert!(matches!(e, Err(StoreError::NotFound { kind: "tenant", .. })), "{e:?}");
+    }
+}
+
+/// Makes the database refuse every new audit row (a trigger), as a crash or a full disk would
+/// between a write and its record.
+async fn refuse_audit_rows(database: &Database) {
+    use sqlx::Connection as _;
+    match database {
+        Database::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        Database::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+backend_tests! {
+    /// A secret write and its audit row commit together: when the row cannot be written, nothing
+    /// is (before, the write committed and the missing record was only logged).
+    #[tokio::test]
+    async fn a_secret_write_and_its_audit_row_commit_together(t: TempStore) {
+        let kept = t.store.create(&t.admin, text_secret("kept", "value-1")).await.unwrap();
+        refuse_audit_rows(&t.database).await;
+        assert!(t.store.create(&t.admin, text_secret("unrecorded", "value-2")).await.is_err());
+        let update = SecretUpdate { value: Some(SecretValue::from("value-3")), ..Default::default() };
+        assert!(t.store.update(&t.admin, kept.id, update).await.is_err());
+        assert!(t.store.delete(&t.admin, kept.id).await.is_err());
+        // As this instance and a fresh one (from the database) see it: nothing of the three.
+        let check = |store: &Store| {
+            assert!(store.find(&t.admin, "unrecorded").is_none(), "a create without its record");
+            let now = store.find(&t.admin, "kept").expect("a delete without its record");
+            assert_eq!(now.version, 1, "an update without its record");
+        };
+        check(&t.store);
+        check(&t.open_instance().await);
     }
 }

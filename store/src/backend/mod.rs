@@ -329,18 +329,26 @@ impl Backend {
         dispatch!(self.load_secrets())
     }
     /// Inserts a secret, then checks `quotas` in the same transaction (see [`crate::quota`]).
-    pub(crate) async fn insert_secret(&self, row: &SecretRow, quotas: &[Quota]) -> Result<()> {
-        dispatch!(self.insert_secret(row, quotas))
+    /// Inserts a secret, checked against `quotas` and recorded by `audit`, in one transaction.
+    pub(crate) async fn insert_secret(
+        &self,
+        row: &SecretRow,
+        quotas: &[Quota],
+        audit: &[NewAuditEntry],
+    ) -> Result<()> {
+        dispatch!(self.insert_secret(row, quotas, audit))
     }
-    /// Changes a secret; a new value is checked against `quota` (bytes) in the same transaction.
+    /// Changes a secret; a new value is checked against `quota` (bytes), and the change recorded
+    /// by `audit`, in the same transaction.
     pub(crate) async fn update_secret(
         &self,
         row: &SecretRow,
         expected: impl Into<Expected>,
         quota: Option<Quota>,
+        audit: &[NewAuditEntry],
     ) -> Result<bool> {
         let expected = expected.into();
-        dispatch!(self.update_secret(row, expected, quota))
+        dispatch!(self.update_secret(row, expected, quota, audit))
     }
     /// The earlier values kept for a secret, newest first (from memory: loaded at open and kept
     /// in step with this process's commits).
@@ -350,8 +358,9 @@ impl Backend {
             Backend::Postgres(b) => b.earlier_values(id),
         }
     }
-    pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
-        dispatch!(self.delete_secret(id))
+    /// Deletes a secret unless it is in use; a delete is recorded by `audit` in its transaction.
+    pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {
+        dispatch!(self.delete_secret(id, audit))
     }
     pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         dispatch!(self.usages(id, customer))
@@ -476,15 +485,23 @@ impl Backend {
     pub(crate) async fn delete_role(&self, tenant: TenantId, id: Uuid) -> Result<bool> {
         dispatch!(self.delete_role(tenant, id))
     }
-    pub(crate) async fn insert_share(&self, secret: SecretId, customer: CustomerId) -> Result<()> {
-        dispatch!(self.insert_share(secret, customer))
+    /// Shares a secret with a customer, recorded by `audit` in the same transaction.
+    pub(crate) async fn insert_share(
+        &self,
+        secret: SecretId,
+        customer: CustomerId,
+        audit: &[NewAuditEntry],
+    ) -> Result<()> {
+        dispatch!(self.insert_share(secret, customer, audit))
     }
+    /// Stops sharing unless the customer uses the secret; recorded by `audit` in its transaction.
     pub(crate) async fn delete_share(
         &self,
         secret: SecretId,
         customer: CustomerId,
+        audit: &[NewAuditEntry],
     ) -> Result<Option<Usages>> {
-        dispatch!(self.delete_share(secret, customer))
+        dispatch!(self.delete_share(secret, customer, audit))
     }
     /// Deletes audit entries older than `before` (ms since the epoch); how many went.
     pub(crate) async fn delete_audit_before(&self, before: i64) -> Result<u64> {

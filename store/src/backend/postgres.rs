@@ -21,6 +21,9 @@ use uuid::Uuid;
 
 mod directory;
 
+use self::directory::audit_rows;
+use crate::audit::NewAuditEntry;
+
 use super::{
     DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, OwnerWrite,
     SecretRow, destinations_from, destinations_text,
@@ -553,7 +556,12 @@ impl PostgresBackend {
 
     /// Inserts a new secret; a name the tenant already has (on any instance) is
     /// [`StoreError::NameTaken`], by the unique constraint.
-    pub(crate) async fn insert_secret(&self, row: &SecretRow, quotas: &[Quota]) -> Result<()> {
+    pub(crate) async fn insert_secret(
+        &self,
+        row: &SecretRow,
+        quotas: &[Quota],
+        audit: &[NewAuditEntry],
+    ) -> Result<()> {
         let i = &row.info;
         let mut tx = self.db().begin().await?;
         tenant_alive(&mut tx, i.tenant_id).await?;
@@ -582,6 +590,7 @@ impl PostgresBackend {
                 for quota in quotas {
                     within(&mut tx, i.tenant_id, *quota).await?;
                 }
+                audit_rows(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -606,6 +615,7 @@ impl PostgresBackend {
         row: &SecretRow,
         expected: impl Into<Expected>,
         quota: Option<Quota>,
+        audit: &[NewAuditEntry],
     ) -> Result<bool> {
         let expected = expected.into();
         let expected_version = expected.version;
@@ -663,6 +673,7 @@ impl PostgresBackend {
             return Ok(false);
         }
         if !new_value {
+            audit_rows(&mut tx, audit).await?;
             tx.commit().await?;
             return Ok(true);
         }
@@ -688,6 +699,7 @@ impl PostgresBackend {
             .iter()
             .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
             .collect::<Result<Vec<_>>>()?;
+        audit_rows(&mut tx, audit).await?;
         tx.commit().await?;
         self.earlier.set(i.id, i.tenant_id, kept);
         Ok(true)
@@ -697,7 +709,7 @@ impl PostgresBackend {
     /// a save that references it either committed before (its references are seen) or waits
     /// for this transaction and then fails (the secret is gone). The RESTRICT foreign key is the
     /// last word either way.
-    pub(crate) async fn delete_secret(&self, id: SecretId) -> Result<DeleteOutcome> {
+    pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {
         let mut tx = self.db().begin().await?;
         sqlx::query("SELECT id FROM secrets WHERE id = $1 FOR UPDATE")
             .bind(id.0)
@@ -711,6 +723,7 @@ impl PostgresBackend {
         match result {
             Ok(_) => {
                 // The secret's shares and history rows go with it (ON DELETE CASCADE).
+                audit_rows(&mut tx, audit).await?;
                 tx.commit().await?;
                 self.earlier.remove(id);
                 Ok(DeleteOutcome::Deleted)
@@ -1158,15 +1171,15 @@ mod history_tests {
         b.migrate().await.unwrap();
         b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
         let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1), &[]).await.unwrap();
+        b.insert_secret(&row(id, tenant, 1), &[], &[]).await.unwrap();
         // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1, None).await.unwrap());
+        assert!(b.update_secret(&row(id, tenant, 1), 1, None, &[]).await.unwrap());
         assert!(history_rows(&b, id).await.is_empty());
         for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1, None).await.unwrap());
+            assert!(b.update_secret(&row(id, tenant, version), version - 1, None, &[]).await.unwrap());
         }
         // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3, None).await.unwrap());
+        assert!(!b.update_secret(&row(id, tenant, 9), 3, None, &[]).await.unwrap());
         let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
         assert_eq!(kept, [3, 4, 5, 6, 7]);
         for (version, ciphertext) in history_rows(&b, id).await {
@@ -1181,14 +1194,14 @@ mod history_tests {
         b.load_secrets().await.unwrap();
         let loaded: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
         assert_eq!(loaded, [7, 6, 5, 4, 3]);
-        assert!(matches!(b.delete_secret(id).await.unwrap(), DeleteOutcome::Deleted));
+        assert!(matches!(b.delete_secret(id, &[]).await.unwrap(), DeleteOutcome::Deleted));
         assert!(history_rows(&b, id).await.is_empty(), "deleted with the secret");
         assert!(b.earlier_values(id).is_empty());
 
         // Deleting a tenant takes its secrets' history too.
         let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1), &[]).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1, None).await.unwrap());
+        b.insert_secret(&row(other, tenant, 1), &[], &[]).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), 1, None, &[]).await.unwrap());
         assert_eq!(history_rows(&b, other).await.len(), 1);
         b.delete_tenant(tenant).await.unwrap();
         assert!(history_rows(&b, other).await.is_empty());

@@ -18,28 +18,16 @@ impl Store {
         }
     }
 
-    /// Records an action on a secret by a user.
-    pub(crate) async fn audit_secret(
+    /// Records a refused action on a secret by a user (nothing was written, so nothing to commit
+    /// it with).
+    pub(crate) async fn audit_refusal(
         &self,
         actor: &Actor,
         action: AuditAction,
         info: &SecretInfo,
-        success: bool,
         details: serde_json::Value,
     ) {
-        self.write_audit(vec![NewAuditEntry {
-            tenant_id: Some(info.tenant_id),
-            time: now_ms(),
-            actor_id: Some(actor.user_id.to_string()),
-            actor_name: actor.username.clone(),
-            action,
-            target_type: Some("SECRET"),
-            target_id: Some(info.id.to_string()),
-            target_name: Some(info.name.clone()),
-            success,
-            details,
-        }])
-        .await;
+        self.write_audit(vec![secret_entry(actor, action, info, false, details)]).await;
     }
 
     /// Records a send refused because `secret` may not go to `destination` (`host:port`): the
@@ -126,5 +114,27 @@ impl Store {
         // every other listing.
         let has_next = query.page.saturating_add(1) < total_pages;
         Ok(Page { data: entries, total_elements: total, total_pages, has_next })
+    }
+}
+
+/// The audit entry of an action on a secret by a user: a write passes it to its transaction.
+pub(crate) fn secret_entry(
+    actor: &Actor,
+    action: AuditAction,
+    info: &SecretInfo,
+    success: bool,
+    details: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        tenant_id: Some(info.tenant_id),
+        time: now_ms(),
+        actor_id: Some(actor.user_id.to_string()),
+        actor_name: actor.username.clone(),
+        action,
+        target_type: Some("SECRET"),
+        target_id: Some(info.id.to_string()),
+        target_name: Some(info.name.clone()),
+        success,
+        details,
     }
 }

@@ -1,6 +1,7 @@
 //! Secrets: create, read, list, update, delete, share, and resolve a value for a running
 //! configuration. Every call checks the actor's permissions here.
 
+use super::audit::secret_entry;
 use super::{ListQuery, Page, Store};
 use crate::access::{Actor, Operation};
 use crate::audit::AuditAction;
@@ -52,12 +53,12 @@ impl Store {
             Quota::Secrets(limits.max_secrets_per_tenant),
             Quota::SecretBytes(limits.max_secret_bytes_per_tenant),
         ];
-        self.inner.backend.insert_secret(&row, &quotas).await?;
+        let details = serde_json::json!({ "type": info.kind, "version": info.version });
+        let audit = [secret_entry(actor, AuditAction::Create, &info, true, details)];
+        self.inner.backend.insert_secret(&row, &quotas, &audit).await?;
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
         self.publish(&info, ChangeKind::Created);
-        let details = serde_json::json!({ "type": info.kind, "version": info.version });
-        self.audit_secret(actor, AuditAction::Create, &info, true, details).await;
         Ok(info)
     }
 
@@ -150,25 +151,34 @@ impl Store {
         };
         let quota =
             req.value.is_some().then_some(Quota::SecretBytes(self.inner.limits.max_secret_bytes_per_tenant));
-        if !self.inner.backend.update_secret(&row, expected, quota).await? {
+        let mut audit = Vec::new();
+        if req.value.is_some() {
+            let details = serde_json::json!({ "version": info.version });
+            audit.push(secret_entry(actor, AuditAction::ValueChange, &info, true, details));
+        }
+        if description_changed {
+            audit.push(secret_entry(
+                actor,
+                AuditAction::DescriptionChange,
+                &info,
+                true,
+                serde_json::json!({}),
+            ));
+        }
+        if destinations_changed {
+            let details = serde_json::json!({ "allowedDestinations": info.allowed_destinations });
+            audit.push(secret_entry(actor, AuditAction::DestinationsChange, &info, true, details));
+        }
+        if !self.inner.backend.update_secret(&row, expected, quota, &audit).await? {
             return Err(StoreError::Conflict(info.name));
         }
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, version = info.version, actor = %actor.username, "secret updated");
         if req.value.is_some() {
             self.publish(&info, ChangeKind::ValueUpdated(info.version));
-            let details = serde_json::json!({ "version": info.version });
-            self.audit_secret(actor, AuditAction::ValueChange, &info, true, details).await;
         }
-        if description_changed {
+        if description_changed || destinations_changed {
             self.publish(&info, ChangeKind::DescriptionUpdated);
-            self.audit_secret(actor, AuditAction::DescriptionChange, &info, true, serde_json::json!({}))
-                .await;
-        }
-        if destinations_changed {
-            self.publish(&info, ChangeKind::DescriptionUpdated);
-            let details = serde_json::json!({ "allowedDestinations": info.allowed_destinations });
-            self.audit_secret(actor, AuditAction::DestinationsChange, &info, true, details).await;
         }
         Ok(info)
     }
@@ -184,10 +194,12 @@ impl Store {
         actor.require(Operation::Delete)?;
         let _guard = self.inner.write.lock().await;
         let current = self.visible(actor, id)?;
-        match self.inner.backend.delete_secret(id).await? {
+        let details = serde_json::json!({ "version": current.info.version });
+        let audit = [secret_entry(actor, AuditAction::Delete, &current.info, true, details)];
+        match self.inner.backend.delete_secret(id, &audit).await? {
             DeleteOutcome::InUse(usages) => {
                 let details = serde_json::json!({ "references": usages });
-                self.audit_secret(actor, AuditAction::DeleteRefused, &current.info, false, details).await;
+                self.audit_refusal(actor, AuditAction::DeleteRefused, &current.info, details).await;
                 Err(StoreError::InUse {
                     name: current.info.name.clone(),
                     usages: self.visible_usages(actor, usages),
@@ -197,8 +209,6 @@ impl Store {
                 self.inner.index.remove(&current.info);
                 tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
                 self.publish(&current.info, ChangeKind::Deleted);
-                let details = serde_json::json!({ "version": current.info.version });
-                self.audit_secret(actor, AuditAction::Delete, &current.info, true, details).await;
                 Ok(())
             }
         }
@@ -334,22 +344,22 @@ impl Store {
         let current = self.visible(actor, id)?;
         let mut info = current.info.clone();
         let details = serde_json::json!({ "customerId": c.id, "customerName": c.name });
+        let action = if share { AuditAction::Share } else { AuditAction::Unshare };
+        let audit = [secret_entry(actor, action, &info, true, details.clone())];
         if share {
-            self.inner.backend.insert_share(id, customer).await?;
+            self.inner.backend.insert_share(id, customer, &audit).await?;
             if !info.shared_with.contains(&customer) {
                 info.shared_with.push(customer);
                 info.shared_with.sort();
             }
         } else {
-            if let Some(usages) = self.inner.backend.delete_share(id, customer).await? {
-                self.audit_secret(actor, AuditAction::UnshareRefused, &info, false, details).await;
+            if let Some(usages) = self.inner.backend.delete_share(id, customer, &audit).await? {
+                self.audit_refusal(actor, AuditAction::UnshareRefused, &info, details).await;
                 return Err(StoreError::InUse { name: info.name.clone(), usages });
             }
             info.shared_with.retain(|c| *c != customer);
         }
         self.inner.index.insert(super::SecretRow { info: info.clone(), sealed: current.sealed.clone() });
-        let action = if share { AuditAction::Share } else { AuditAction::Unshare };
-        self.audit_secret(actor, action, &info, true, details).await;
         Ok(info)
     }
 }

@@ -288,14 +288,22 @@ impl PostgresBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_share(&self, secret: SecretId, customer: CustomerId) -> Result<()> {
+    pub(crate) async fn insert_share(
+        &self,
+        secret: SecretId,
+        customer: CustomerId,
+        audit: &[NewAuditEntry],
+    ) -> Result<()> {
+        let mut tx = self.db().begin().await?;
         sqlx::query(
             "INSERT INTO secret_shares (secret_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(secret.0)
         .bind(customer.0)
-        .execute(self.db())
+        .execute(&mut *tx)
         .await?;
+        audit_rows(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -306,6 +314,7 @@ impl PostgresBackend {
         &self,
         secret: SecretId,
         customer: CustomerId,
+        audit: &[NewAuditEntry],
     ) -> Result<Option<Usages>> {
         let mut tx = self.db().begin().await?;
         sqlx::query("SELECT id FROM secrets WHERE id = $1 FOR UPDATE")
@@ -321,6 +330,7 @@ impl PostgresBackend {
             .bind(customer.0)
             .execute(&mut *tx)
             .await?;
+        audit_rows(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(None)
     }
@@ -335,28 +345,7 @@ impl PostgresBackend {
 
     pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
         let mut tx = self.db().begin().await?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, time, actor_id, actor_name, action, target_type, \
-                 target_id, target_name, outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (tenant_id, actor_id, target_id, time) WHERE action = 'USE' DO UPDATE \
-                 SET details = jsonb_set(audit_log.details::jsonb, '{count}', to_jsonb( \
-                 COALESCE((audit_log.details::jsonb ->> 'count')::bigint, 0) \
-                 + COALESCE((excluded.details::jsonb ->> 'count')::bigint, 0)))::text",
-            )
-            .bind(e.tenant_id.map(|t| t.0))
-            .bind(e.time)
-            .bind(&e.actor_id)
-            .bind(&e.actor_name)
-            .bind(e.action.as_str())
-            .bind(e.target_type)
-            .bind(&e.target_id)
-            .bind(&e.target_name)
-            .bind(if e.success { "SUCCESS" } else { "FAILURE" })
-            .bind(e.details.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+        audit_rows(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -395,4 +384,32 @@ impl PostgresBackend {
             .await?;
         Ok((rows.iter().map(audit_from).collect::<Result<_>>()?, total))
     }
+}
+
+/// Appends audit entries inside `tx` (the write they record commits with them, or neither does); a
+/// use of a secret by an owner in a minute already recorded (by any instance) adds its count.
+pub(super) async fn audit_rows(tx: &mut sqlx::PgConnection, entries: &[NewAuditEntry]) -> Result<()> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, time, actor_id, actor_name, action, target_type, \
+                 target_id, target_name, outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (tenant_id, actor_id, target_id, time) WHERE action = 'USE' DO UPDATE \
+                 SET details = jsonb_set(audit_log.details::jsonb, '{count}', to_jsonb( \
+                 COALESCE((audit_log.details::jsonb ->> 'count')::bigint, 0) \
+                 + COALESCE((excluded.details::jsonb ->> 'count')::bigint, 0)))::text",
+        )
+        .bind(e.tenant_id.map(|t| t.0))
+        .bind(e.time)
+        .bind(&e.actor_id)
+        .bind(&e.actor_name)
+        .bind(e.action.as_str())
+        .bind(e.target_type)
+        .bind(&e.target_id)
+        .bind(&e.target_name)
+        .bind(if e.success { "SUCCESS" } else { "FAILURE" })
+        .bind(e.details.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -264,14 +264,23 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_share(&self, secret: SecretId, customer: CustomerId) -> Result<()> {
+    pub(crate) async fn insert_share(
+        &self,
+        secret: SecretId,
+        customer: CustomerId,
+        audit: &[NewAuditEntry],
+    ) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO secret_shares (secret_id, customer_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(secret.to_string())
         .bind(customer.to_string())
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await?;
+        audit_rows(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -280,6 +289,7 @@ impl SqliteBackend {
         &self,
         secret: SecretId,
         customer: CustomerId,
+        audit: &[NewAuditEntry],
     ) -> Result<Option<Usages>> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
@@ -292,6 +302,7 @@ impl SqliteBackend {
             .bind(customer.to_string())
             .execute(&mut *tx)
             .await?;
+        audit_rows(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(None)
     }
@@ -308,41 +319,7 @@ impl SqliteBackend {
     pub(crate) async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        for e in entries {
-            if e.action == AuditAction::Use {
-                let count = e.details.get("count").and_then(serde_json::Value::as_i64).unwrap_or(0);
-                let merged = sqlx::query(
-                    "UPDATE audit_log SET details = json_set(details, '$.count', json_extract(details, '$.count') + ?) \
-                     WHERE action = 'USE' AND tenant_id IS ? AND actor_id IS ? AND target_id IS ? AND time = ?",
-                )
-                .bind(count)
-                .bind(e.tenant_id.map(|t| t.to_string()))
-                .bind(&e.actor_id)
-                .bind(&e.target_id)
-                .bind(e.time)
-                .execute(&mut *tx)
-                .await?;
-                if merged.rows_affected() > 0 {
-                    continue;
-                }
-            }
-            sqlx::query(
-                "INSERT INTO audit_log (tenant_id, time, actor_id, actor_name, action, target_type, target_id, \
-                 target_name, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.tenant_id.map(|t| t.to_string()))
-            .bind(e.time)
-            .bind(&e.actor_id)
-            .bind(&e.actor_name)
-            .bind(e.action.as_str())
-            .bind(e.target_type)
-            .bind(&e.target_id)
-            .bind(&e.target_name)
-            .bind(if e.success { "SUCCESS" } else { "FAILURE" })
-            .bind(e.details.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+        audit_rows(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -391,4 +368,45 @@ impl SqliteBackend {
             .await?;
         Ok((rows.iter().map(audit_from).collect::<Result<_>>()?, total))
     }
+}
+
+/// Appends audit entries inside `tx` (the write they record commits with them, or neither does); a
+/// use of a secret by an owner in a minute already recorded adds its count.
+pub(super) async fn audit_rows(tx: &mut sqlx::SqliteConnection, entries: &[NewAuditEntry]) -> Result<()> {
+    for e in entries {
+        if e.action == AuditAction::Use {
+            let count = e.details.get("count").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let merged = sqlx::query(
+                    "UPDATE audit_log SET details = json_set(details, '$.count', json_extract(details, '$.count') + ?) \
+                     WHERE action = 'USE' AND tenant_id IS ? AND actor_id IS ? AND target_id IS ? AND time = ?",
+                )
+                .bind(count)
+                .bind(e.tenant_id.map(|t| t.to_string()))
+                .bind(&e.actor_id)
+                .bind(&e.target_id)
+                .bind(e.time)
+                .execute(&mut *tx)
+                .await?;
+            if merged.rows_affected() > 0 {
+                continue;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (tenant_id, time, actor_id, actor_name, action, target_type, target_id, \
+                 target_name, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.tenant_id.map(|t| t.to_string()))
+        .bind(e.time)
+        .bind(&e.actor_id)
+        .bind(&e.actor_name)
+        .bind(e.action.as_str())
+        .bind(e.target_type)
+        .bind(&e.target_id)
+        .bind(&e.target_name)
+        .bind(if e.success { "SUCCESS" } else { "FAILURE" })
+        .bind(e.details.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
