@@ -1,19 +1,32 @@
-//! veil-store: Veil's encrypted secret store.
+//! veil-store: Veil's encrypted secret store, and the directory and configurations around it.
 //!
-//! A [`Store`] keeps secrets (TEXT or FILE) per tenant. Values are encrypted with AES-256-GCM under
-//! data keys; the data keys are kept in the database wrapped by a master key that never touches the
-//! database ([`MasterKeySource`]). Each ciphertext's associated data binds it to its tenant, secret
-//! id and version, so a ciphertext copied to another row fails to decrypt.
-//!
-//! Writes go to the database first (a [`Database`] backend: SQLite by default) and then to an
-//! in-memory index of metadata and ciphertext, so [`Store::resolve`] — the one call that decrypts —
-//! never touches the database. Configurations that use secrets are saved with
-//! [`Store::save_owner`], which replaces their references atomically; the database refuses to
-//! delete a referenced secret. Every call takes an [`Actor`] and checks its permissions here, so
-//! every entry point enforces the same rules. Committed changes are published as [`SecretEvent`]s.
-//!
+//! **Secrets.** A [`Store`] keeps secrets (TEXT or FILE) per tenant. Values are encrypted with
+//! AES-256-GCM under data keys; the data keys are kept in the database wrapped by a master key that
+//! never touches the database ([`MasterKeySource`]). Each ciphertext's associated data binds it to
+//! its tenant, secret id and version, so a ciphertext copied to another row fails to decrypt.
 //! Plaintext lives only in [`SecretValue`] (zeroized on drop, `Debug` prints `[REDACTED]`, no
 //! `Serialize`).
+//!
+//! **Reads from memory, writes to the database first.** Writes commit in the database (a
+//! [`Database`]: a SQLite file by default, PostgreSQL for several instances) — each in one
+//! transaction with what it checks and its audit row — and then update an in-memory index of
+//! metadata and ciphertext, so [`Store::resolve`] (the one call that decrypts) and every read on the
+//! message path never touch the database. Committed changes are published as [`SecretEvent`]s.
+//!
+//! **Access.** Every call takes an [`Actor`] and checks its permissions here, so every entry point
+//! enforces the same rules; another tenant's object is "not found". Tenants, customers, users and
+//! custom roles, sharing with customers and the audit log live here too, and so do the
+//! destinations a secret may be sent to ([`normalize_destinations`], [`destination_allowed`]).
+//!
+//! **Configurations.** Rule chains and integrations that use secrets are saved with
+//! [`Store::save_owner`], which replaces their references atomically; the database refuses to
+//! delete a referenced secret, and [`Store::usages`] says who uses it.
+//!
+//! **Several instances** share one PostgreSQL database: the database keeps every invariant
+//! (unique names, references, versions, quotas), a change feed carries each instance's commits to
+//! the others ([`Store::subscribe_owners`] for configurations), and a [`Lease`] lets one instance
+//! do a piece of work for the whole cluster. [`migrate_to_postgres`] copies a SQLite store into
+//! PostgreSQL (`veil migrate`).
 
 mod access;
 mod audit;
@@ -25,6 +38,7 @@ mod directory;
 mod error;
 mod events;
 mod feed;
+mod ids;
 mod lease;
 mod model;
 mod quota;

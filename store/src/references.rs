@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{CustomerId, SecretId};
+use crate::ids::{CustomerId, SecretId};
 
 /// The kinds of configuration that can reference secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,4 +1,23 @@
-//! Persistence: a closed set of backends, one file each, with the same operations.
+//! Persistence: a closed set of backends (SQLite, PostgreSQL), one file each with its SQL and
+//! bindings, and one list of operations, [`Backend`]'s, forwarded to both from here. What every
+//! operation guarantees, whichever backend runs it:
+//!
+//! - **One transaction per write.** A write and everything it checks commit together or not at
+//!   all: a secret with its quota counts and its audit row; a configuration with its references,
+//!   links and quota count; a delete with the check that nothing references the secret (a
+//!   foreign key is the last word); a value change with the replaced value moved to
+//!   `secret_history` (the last [`EARLIER_VALUES_KEPT`] kept).
+//! - **Optimistic versions.** An update names the version (and time) it was based on ([`Expected`]);
+//!   a stale one changes nothing and says so (`false`), so two writers never overwrite each other.
+//! - **Row locks where instances race** (PostgreSQL): a delete or an unshare locks the secret's row
+//!   before counting its users, and a save holds the secrets it references `FOR KEY SHARE`, so a
+//!   delete on one instance and a save on another never leave a dangling reference. SQLite has one
+//!   writer process: its transactions are serial.
+//! - **Unique names and routing keys** are database constraints: a race is a clear `NameTaken`.
+//! - **Ordering.** Reads return rows in a stable order (secrets by name, audit entries newest
+//!   first); the change feed ([`ChangeFeed`], PostgreSQL only) announces changes by key in commit
+//!   order, and the reader reads the row back as committed.
+//! - **Tenants being deleted** refuse writes (`NotFound`) from any instance.
 
 mod postgres;
 mod sqlite;
@@ -16,10 +35,47 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
 use crate::feed::FeedItem;
-use crate::lease::{Held, Recorded};
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
+
+/// What the last holder of a lease recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) fingerprint: String,
+    /// `None`: the work succeeded.
+    pub(crate) failure: Option<String>,
+    /// Milliseconds since the epoch.
+    pub(crate) done_time: i64,
+}
+
+impl Recorded {
+    /// A `cluster_work` row (either backend).
+    pub(crate) fn from_row<R: sqlx::Row>(r: &R) -> Result<Self>
+    where
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+        for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            fingerprint: r.try_get("fingerprint")?,
+            failure: r.try_get::<Option<String>, _>("failure")?,
+            done_time: r.try_get("done_time")?,
+        })
+    }
+}
+
+/// How a lease is held: dropping it releases the lease.
+pub(crate) enum Held {
+    /// SQLite: one process, an in-process lock per piece of work.
+    Local(
+        #[allow(dead_code, reason = "held for its drop, which releases the lease")]
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
+    /// PostgreSQL: a transaction holding `pg_advisory_xact_lock`, and one of the instance's
+    /// lease permits (leases never take more than a few of the pool's connections).
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>, tokio::sync::OwnedSemaphorePermit),
+}
 
 /// A configuration to save, with everything its transaction checks and writes.
 #[derive(Clone, Copy)]
@@ -242,6 +298,22 @@ pub(crate) enum Backend {
     Postgres(PostgresBackend),
 }
 
+/// A backend's change feed: other instances' committed changes, announced by key, and the rows
+/// they name read back as committed. A capability only a shared backend has.
+pub(crate) struct ChangeFeed<'a>(&'a PostgresBackend);
+
+impl ChangeFeed<'_> {
+    /// Starts listening: every change committed from now on is sent, in commit order per key.
+    pub(crate) async fn listen(&self) -> Result<tokio::sync::mpsc::UnboundedReceiver<FeedItem>> {
+        self.0.listen().await
+    }
+
+    /// One secret as committed now (`None`: deleted).
+    pub(crate) async fn reload_secret(&self, id: SecretId) -> Result<Option<SecretRow>> {
+        self.0.reload_secret(id).await
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
@@ -284,22 +356,12 @@ impl Backend {
         dispatch!(self.close())
     }
 
-    /// Other instances' changes, on a backend several instances share (PostgreSQL); `None` for
-    /// SQLite, whose one process applies its own writes as it makes them.
-    pub(crate) async fn listen(&self) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<FeedItem>>> {
+    /// The change feed, on a backend several instances share (PostgreSQL); `None` for SQLite,
+    /// whose one process applies its own writes as it makes them.
+    pub(crate) fn change_feed(&self) -> Option<ChangeFeed<'_>> {
         match self {
-            Self::Sqlite(_) => Ok(None),
-            Self::Postgres(b) => b.listen().await.map(Some),
-        }
-    }
-
-    /// One secret as committed now (`None`: deleted), for the change feed.
-    pub(crate) async fn reload_secret(&self, id: SecretId) -> Result<Option<SecretRow>> {
-        match self {
-            Self::Sqlite(_) => {
-                Err(crate::error::StoreError::Internal("reload_secret: SQLite has no change feed".into()))
-            }
-            Self::Postgres(b) => b.reload_secret(id).await,
+            Self::Sqlite(_) => None,
+            Self::Postgres(b) => Some(ChangeFeed(b)),
         }
     }
     pub(crate) async fn migrate(&self) -> Result<()> {

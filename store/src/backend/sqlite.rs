@@ -21,13 +21,13 @@ use self::directory::audit_rows;
 use crate::audit::NewAuditEntry;
 
 use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, OwnerRecord, OwnerWrite,
-    SecretRow, destinations_from, destinations_text,
+    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, Held, OwnerRecord, OwnerWrite,
+    Recorded, SecretRow, destinations_from, destinations_text,
 };
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{NameConflict, NeededKind, Result, StoreError};
-use crate::lease::{Held, Recorded};
+
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerType, SecretRef, Usages};

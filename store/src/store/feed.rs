@@ -16,7 +16,8 @@ impl Store {
     /// Applies other instances' committed changes as they come (PostgreSQL), until the store
     /// closes. Listening has begun when this returns: what commits later is seen.
     pub(super) async fn follow_feed(&self) -> Result<()> {
-        let Some(mut feed) = self.inner.backend.listen().await? else { return Ok(()) };
+        let Some(feed) = self.inner.backend.change_feed() else { return Ok(()) };
+        let mut feed = feed.listen().await?;
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             // What committed between loading at open and listening was announced to nobody here:
@@ -67,7 +68,9 @@ impl Store {
     async fn reload_secret(&self, id: SecretId) -> Result<()> {
         // Under the write lock: a write of this process commits and updates the index as one step.
         let _guard = self.inner.write.lock().await;
-        let now = self.inner.backend.reload_secret(id).await?;
+        // Only a backend with a change feed announces other instances' changes.
+        let Some(feed) = self.inner.backend.change_feed() else { return Ok(()) };
+        let now = feed.reload_secret(id).await?;
         let before = self.inner.index.by_id(id);
         self.replace_row(before.as_deref(), now);
         Ok(())
