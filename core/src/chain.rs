@@ -236,6 +236,7 @@ pub fn deploy_proposed(
         let ctx = BuildCtx::new(store, actor.tenant_id, &base, &node.name)
             .with_services(registry.services())
             .with_limits(*registry.limits())
+            .with_scripts(registry.scripts())
             .with_proposal(proposal)
             .for_customer(actor.customer_id);
         let built = (descriptor.build)(&ctx, compiled);

@@ -261,7 +261,7 @@ impl ChainRuntime {
     }
 
     async fn run(&self, msg: Msg) -> Vec<TraceStep> {
-        let budget = RunBudget::new(self.tenant, &self.stopped);
+        let budget = RunBudget::new(self.tenant, &self.stopped, &self.limits);
         let mut trace = Vec::new();
         // Each waiting message with its size, when known: sizes are taken once a message would
         // wait beside another (a message alone in the queue is the one just made from the last).

@@ -24,8 +24,8 @@
 //! any common encoding ([`masked_forms`]), wherever text leaves the engine. Everything a user can
 //! make the engine spend is bounded by [`Limits`], charged where it is spent: chain size at
 //! [`deploy`], fan-out and event bytes per tenant ([`TenantBudgets`]), messages in flight
-//! ([`ChainRuntime::admit`]), script time on a pool shared fairly between tenants
-//! ([`configure_scripts`]), template size, depth and work ([`MAX_TEMPLATE_BYTES`] …).
+//! ([`ChainRuntime::admit`]), script time on the registry's script threads ([`Scripts`]), shared
+//! fairly between tenants, template size, depth and work ([`MAX_TEMPLATE_BYTES`] …).
 
 mod budget;
 mod chain;
@@ -71,8 +71,8 @@ pub use crate::node::{
 pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::run::RunBudget;
 pub use crate::script::{
-    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, configure_scripts, from_dynamic,
-    sandbox_engine, to_dynamic,
+    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine,
+    to_dynamic,
 };
 pub use crate::sealed::{
     MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
+use crate::script::Scripts;
 use crate::secrets::{Proposal, Secrets};
 
 use crate::budget::TenantBudgets;
@@ -94,8 +95,9 @@ impl<'a> NodeCtx<'a> {
 
     /// What the incoming message may still spend: pass it to [`crate::Script::run`].
     pub fn budget(&self) -> &RunBudget<'a> {
-        self.budget
-            .unwrap_or_else(|| self.own_budget.get_or_init(|| RunBudget::detached(self.secrets.tenant())))
+        self.budget.unwrap_or_else(|| {
+            self.own_budget.get_or_init(|| RunBudget::detached(self.secrets.tenant(), &Limits::default()))
+        })
     }
 
     /// The same context masking with `redactor` (the chain's).
@@ -191,6 +193,7 @@ pub struct BuildCtx<'a> {
     pub customer_id: Option<veil_store::CustomerId>,
     services: Option<&'a Services>,
     limits: Limits,
+    scripts: Option<Arc<Scripts>>,
     proposal: Option<&'a Proposal>,
     extra_uses: Mutex<Vec<SecretUse>>,
     links: Mutex<Vec<(OwnerType, uuid::Uuid, String)>>,
@@ -208,6 +211,7 @@ impl<'a> BuildCtx<'a> {
             customer_id: None,
             services: None,
             limits: Limits::default(),
+            scripts: None,
             proposal: None,
             extra_uses: Mutex::new(Vec::new()),
             links: Mutex::new(Vec::new()),
@@ -240,6 +244,18 @@ impl<'a> BuildCtx<'a> {
     pub fn with_proposal(mut self, proposal: Option<&'a Proposal>) -> Self {
         self.proposal = proposal;
         self
+    }
+
+    /// The same context compiling scripts for `scripts` (the registry's sandbox).
+    pub fn with_scripts(mut self, scripts: &Arc<Scripts>) -> Self {
+        self.scripts = Some(Arc::clone(scripts));
+        self
+    }
+
+    /// The script sandbox scripts are compiled for: the registry's, or (for a context made
+    /// without one, in tests) a sandbox under this context's limits.
+    pub fn scripts(&self) -> Arc<Scripts> {
+        self.scripts.clone().unwrap_or_else(|| Scripts::new(&self.limits))
     }
 
     /// The limits the node runs under (e.g. the largest response body it reads).
@@ -382,6 +398,8 @@ pub struct Registry {
     services: Services,
     limits: Limits,
     budgets: Arc<TenantBudgets>,
+    /// The script sandbox its scripts compile for and run in (under `limits`).
+    scripts: Arc<Scripts>,
 }
 
 impl Registry {
@@ -413,6 +431,7 @@ impl Registry {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self.budgets = Arc::new(TenantBudgets::new(limits));
+        self.scripts = Scripts::new(&limits);
         self
     }
 
@@ -424,6 +443,11 @@ impl Registry {
     /// The limits deployments and their runtimes are held to.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The script sandbox of its deployments (integrations share it, see the host).
+    pub fn scripts(&self) -> &Arc<Scripts> {
+        &self.scripts
     }
 
     /// A node type by name.

@@ -4,7 +4,7 @@
 //! waits at most for the runs already started — one run's time limit.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use veil_store::TenantId;
 
@@ -16,36 +16,46 @@ struct Queues {
     waiting: HashMap<TenantId, VecDeque<Job>>,
     /// Tenants with waiting runs, in the order they are served.
     turns: VecDeque<TenantId>,
+    /// Set when the pool's owner is gone: the threads finish what waits, then end.
+    closed: bool,
 }
 
-/// Threads with large stacks that run jobs by tenant, in turn.
+/// Threads with large stacks that run jobs by tenant, in turn. Dropping the pool ends its
+/// threads once the runs already queued are done.
 pub(crate) struct FairPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
 }
 
+impl Drop for FairPool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
 impl FairPool {
     /// Starts `threads` threads of `stack` bytes named `veil-script-N`.
-    pub(crate) fn start(threads: usize, stack: usize) -> &'static Self {
-        let pool: &'static Self =
-            Box::leak(Box::new(Self { queues: Mutex::default(), ready: Condvar::new() }));
+    pub(crate) fn start(threads: usize, stack: usize) -> Self {
+        let shared = Arc::new(Shared { queues: Mutex::default(), ready: Condvar::new() });
         for i in 0..threads.max(1) {
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("veil-script-{i}"))
                 .stack_size(stack)
-                .spawn(move || pool.serve())
+                .spawn(move || shared.serve())
                 .expect("the script threads start");
         }
-        pool
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+        Self { shared }
     }
 
     /// Queues `job` behind the tenant's other waiting runs.
     pub(crate) fn spawn(&self, tenant: TenantId, job: impl FnOnce() + Send + 'static) {
-        let mut queues = self.lock();
+        let mut queues = self.shared.lock();
         let waiting = queues.waiting.entry(tenant).or_default();
         let first = waiting.is_empty();
         waiting.push_back(Box::new(job));
@@ -53,10 +63,17 @@ impl FairPool {
             queues.turns.push_back(tenant);
         }
         drop(queues);
-        self.ready.notify_one();
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs waiting jobs, one tenant's at a time in turn, forever.
+    /// Runs waiting jobs, one tenant's at a time in turn, until the pool is dropped and nothing
+    /// waits.
     fn serve(&self) {
         loop {
             let job = {
@@ -72,6 +89,9 @@ impl FairPool {
                             queues.turns.push_back(tenant);
                         }
                         break job;
+                    }
+                    if queues.closed {
+                        return;
                     }
                     queues = self.ready.wait(queues).unwrap_or_else(|e| e.into_inner());
                 }

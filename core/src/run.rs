@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use veil_store::TenantId;
 
-use crate::limits::limit_error;
+use crate::limits::{Limits, limit_error};
 
 /// What one incoming message may still spend. It lives with the message (on the stack of the
 /// task that processes it); the script threads get only its chain's stop flag and report the
@@ -45,23 +45,25 @@ impl StopFlag<'_> {
 
 impl<'a> RunBudget<'a> {
     /// A budget for one message of `tenant` in a rule chain whose stop flag is `stopped`, under
-    /// the process's script limits (see [`crate::configure_scripts`]).
-    pub fn new(tenant: TenantId, stopped: &'a Arc<AtomicBool>) -> Self {
-        Self::with(tenant, StopFlag::Chain(stopped))
+    /// the script limits of `limits` (the chain's registry's).
+    pub fn new(tenant: TenantId, stopped: &'a Arc<AtomicBool>, limits: &Limits) -> Self {
+        Self::with(tenant, StopFlag::Chain(stopped), limits)
     }
 
-    fn with(tenant: TenantId, stopped: StopFlag<'a>) -> Self {
+    fn with(tenant: TenantId, stopped: StopFlag<'a>, limits: &Limits) -> Self {
         Self {
             tenant,
             script_micros: AtomicU64::new(0),
-            max_script: crate::script::max_script_time_per_message(),
+            // A message may always take one whole run.
+            max_script: limits.max_script_time_per_message.max(limits.script_timeout),
             stopped,
         }
     }
 
-    /// A budget for one message of `tenant` outside any rule chain (an uplink's conversion).
-    pub fn detached(tenant: TenantId) -> RunBudget<'static> {
-        RunBudget::with(tenant, StopFlag::Own(Arc::default()))
+    /// A budget for one message of `tenant` outside any rule chain (an uplink's conversion), under
+    /// the script limits of `limits`.
+    pub fn detached(tenant: TenantId, limits: &Limits) -> RunBudget<'static> {
+        RunBudget::with(tenant, StopFlag::Own(Arc::default()), limits)
     }
 
     /// The flag that tells a run on the script threads its message's chain was stopped.

@@ -61,27 +61,48 @@ impl From<&Limits> for Settings {
     }
 }
 
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
-static ENGINE: OnceLock<Engine> = OnceLock::new();
-static POOL: OnceLock<&'static FairPool> = OnceLock::new();
-
-/// Sets the script limits (time per run, threads, data depth) for this process. Call it once at
-/// start, before the first script compiles; false when they were already set.
-pub fn configure_scripts(limits: &Limits) -> bool {
-    SETTINGS.set(Settings::from(limits)).is_ok()
+/// A registry's script sandbox: its limits (time per run and per message, threads, data depth),
+/// its sandboxed engine and its script threads (started on first use, ended when the last script
+/// compiled with it is gone). Each registry owns one, so registries with different limits run
+/// side by side in one process.
+pub struct Scripts {
+    settings: Settings,
+    engine: Engine,
+    pool: OnceLock<FairPool>,
 }
 
-fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| Settings::from(&Limits::default()))
+impl std::fmt::Debug for Scripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripts").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
-/// The script time one incoming message may take on the script threads.
-pub(crate) fn max_script_time_per_message() -> Duration {
-    settings().per_message
+impl Default for Scripts {
+    /// A sandbox under the default limits.
+    fn default() -> Self {
+        Self { settings: Settings::from(&Limits::default()), engine: sandbox_engine(), pool: OnceLock::new() }
+    }
 }
 
-fn pool() -> &'static FairPool {
-    POOL.get_or_init(|| FairPool::start(settings().threads, SCRIPT_STACK_BYTES))
+impl Scripts {
+    /// A sandbox under the script limits of `limits`.
+    pub fn new(limits: &Limits) -> Arc<Self> {
+        Arc::new(Self { settings: Settings::from(limits), engine: sandbox_engine(), pool: OnceLock::new() })
+    }
+
+    /// The script time one incoming message may take on the script threads.
+    pub fn time_per_message(&self) -> Duration {
+        self.settings.per_message
+    }
+
+    /// How deep a script's value may nest (`maxDataDepth`).
+    pub fn max_data_depth(&self) -> usize {
+        self.settings.max_data_depth
+    }
+
+    fn pool(&self) -> &FairPool {
+        self.pool.get_or_init(|| FairPool::start(self.settings.threads, SCRIPT_STACK_BYTES))
+    }
 }
 
 /// The state of the run on this thread: who resolves, which names, until when, what it printed.
@@ -221,14 +242,9 @@ impl Halt {
 
 const STOPPED_TEXT: &str = "its rule chain was deleted or redeployed while it ran";
 
-/// The sandbox: limits on operations, call depth, expression depth, string/array/map sizes and
-/// time; no `eval`; no file or network access (Rhai has none); helpers a script author needs with
-/// secrets. Built once per process.
-fn engine() -> &'static Engine {
-    ENGINE.get_or_init(sandbox_engine)
-}
-
-/// A new sandboxed engine, as every script runs in (the process shares one).
+/// A new sandboxed engine, as every script runs in: limits on operations, call depth, expression
+/// depth, string/array/map sizes and time; no `eval`; no file or network access (Rhai has none);
+/// helpers a script author needs with secrets. Each [`Scripts`] has one.
 pub fn sandbox_engine() -> Engine {
     let mut engine = Engine::new();
     engine
@@ -300,6 +316,8 @@ pub struct Script {
     ast: Arc<AST>,
     secrets: Arc<[String]>,
     handle: Secrets,
+    /// The sandbox it was compiled for and runs in.
+    scripts: Arc<Scripts>,
 }
 
 impl std::fmt::Debug for Script {
@@ -338,11 +356,11 @@ fn inspect(value: &Dynamic, depth: usize, sealed: &mut usize) -> bool {
     false
 }
 
-/// A script's value as JSON, or why it has none (too deep for `maxDataDepth`, or not JSON-shaped).
+/// A script's value as JSON, or why it has none (nesting deeper than `depth`, its sandbox's
+/// [`Scripts::max_data_depth`], or not JSON-shaped).
 /// Sealed values become markers (see [`crate::Sealed`]): they travel in the message, never
 /// their value.
-pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
-    let depth = settings().max_data_depth;
+pub fn from_dynamic(value: &Dynamic, depth: usize) -> Result<serde_json::Value, String> {
     let mut sealed_bytes = 0;
     if inspect(value, depth, &mut sealed_bytes) {
         return Err(limit_error("maxDataDepth", depth, "the script's value nests arrays and maps deeper"));
@@ -367,12 +385,18 @@ pub fn from_dynamic(value: &Dynamic) -> Result<serde_json::Value, String> {
 impl Script {
     /// Compiles `source` under full optimization with `inputs` as known variables, and finds every
     /// `secret("name")` call. A call with anything but a string literal is a problem.
-    pub fn compile(secrets: &Secrets, source: &str, inputs: &[&str]) -> Result<Self, Vec<ScriptProblem>> {
+    pub fn compile(
+        scripts: &Arc<Scripts>,
+        secrets: &Secrets,
+        source: &str,
+        inputs: &[&str],
+    ) -> Result<Self, Vec<ScriptProblem>> {
         let mut scope = Scope::new();
         for input in inputs {
             scope.push_dynamic(*input, Dynamic::UNIT);
         }
-        let ast = engine()
+        let ast = scripts
+            .engine
             .compile_with_scope(&scope, source)
             .map_err(|e| vec![problem_at(e.1, e.0.to_string())])?;
         let mut names = BTreeSet::new();
@@ -405,7 +429,17 @@ impl Script {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Self { ast: Arc::new(ast), secrets: names.into_iter().collect(), handle: secrets.clone() })
+        Ok(Self {
+            ast: Arc::new(ast),
+            secrets: names.into_iter().collect(),
+            handle: secrets.clone(),
+            scripts: Arc::clone(scripts),
+        })
+    }
+
+    /// How deep the script's value may nest (see [`from_dynamic`]).
+    pub fn max_data_depth(&self) -> usize {
+        self.scripts.max_data_depth()
     }
 
     /// The names `secret(...)` is called with.
@@ -455,12 +489,13 @@ impl Script {
             ast: Arc::clone(&self.ast),
             secrets: Arc::clone(&self.secrets),
             handle: self.handle.clone(),
+            scripts: Arc::clone(&self.scripts),
         };
         let input = input.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = budget.stop_flag();
         let time_error = budget.script_time_error();
-        pool().spawn(budget.tenant(), move || {
+        self.scripts.pool().spawn(budget.tenant(), move || {
             let started = Instant::now();
             let job =
                 || match this.execute(&|scope| fill(&input, scope), None, Some((stop, left, time_error))) {
@@ -494,7 +529,7 @@ impl Script {
         inline: Option<(u64, Duration)>,
         pooled: Option<(Arc<std::sync::atomic::AtomicBool>, Duration, String)>,
     ) -> Attempt {
-        let per_run = settings().timeout;
+        let per_run = self.scripts.settings.timeout;
         let timeout = pooled.as_ref().map_or(per_run, |(_, left, _)| (*left).min(per_run));
         let secrets = (!self.secrets.is_empty()).then(|| (self.handle.clone(), Arc::clone(&self.secrets)));
         let state = RunState {
@@ -520,7 +555,7 @@ impl Script {
                 }
             }
         }
-        let result = engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
+        let result = self.scripts.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         drop(scope);
         let (notes, failed) =
             RUN.with(|r| r.borrow_mut().take()).map(|run| (run.notes, run.failed)).unwrap_or_default();
@@ -589,7 +624,7 @@ mod tests {
 
     #[test]
     fn curry_is_not_available() {
-        assert!(engine().compile("let f = Fn(\"x\"); f = f.curry(f); true").is_err());
-        assert!(engine().compile("let f = Fn(\"x\"); f = curry(f, 1); true").is_err());
+        assert!(sandbox_engine().compile("let f = Fn(\"x\"); f = f.curry(f); true").is_err());
+        assert!(sandbox_engine().compile("let f = Fn(\"x\"); f = curry(f, 1); true").is_err());
     }
 }

@@ -33,8 +33,9 @@ pub(crate) async fn uplink(
     }
     let base = metadata.clone();
     let input = (payload, metadata.clone());
+    let depth = script.max_data_depth();
     let run = script
-        .run(budget, &input, fill, move |out| from_dynamic(&out).and_then(|out| messages(out, &base)))
+        .run(budget, &input, fill, move |out| from_dynamic(&out, depth).and_then(|out| messages(out, &base)))
         .await;
     Converted { result: run.result, notes: run.notes }
 }
@@ -46,7 +47,8 @@ pub(crate) async fn downlink(script: &Script, budget: &RunBudget<'_>, msg: &Msg)
         scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
         scope.push("msgType", msg.msg_type.clone());
     }
-    let run = script.run(budget, msg, fill, |out| from_dynamic(&out)).await;
+    let depth = script.max_data_depth();
+    let run = script.run(budget, msg, fill, move |out| from_dynamic(&out, depth)).await;
     Converted { result: run.result, notes: run.notes }
 }
 

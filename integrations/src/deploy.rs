@@ -1,11 +1,14 @@
 //! Integration objects and deploying one: parse, compile the configuration against the type's
 //! secret-capable fields, compile the converters, check every secret use, build the integration.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 use veil_core::{
-    Accepts, BuildCtx, Problem, Proposal, Script, SecretUse, Secrets, check_secret_uses, compile, parse_doc,
+    Accepts, BuildCtx, Limits, Problem, Proposal, Script, Scripts, SecretUse, Secrets, check_secret_uses,
+    compile, parse_doc,
 };
 use veil_store::{Actor, SecretRef, Store};
 
@@ -66,6 +69,8 @@ pub struct IntegrationDeployment {
     pub(crate) downlink: Option<Script>,
     pub(crate) secret_names: Vec<String>,
     pub(crate) secrets: Secrets,
+    /// The limits of the registry it was deployed with (its converters' script time per message).
+    pub(crate) limits: Limits,
 }
 
 impl std::fmt::Debug for IntegrationDeployment {
@@ -88,6 +93,7 @@ fn check_routing_key(key: &str) -> Result<(), String> {
 }
 
 fn converter(
+    scripts: &Arc<Scripts>,
     secrets: &Secrets,
     source: Option<&str>,
     pointer: &str,
@@ -96,7 +102,7 @@ fn converter(
     problems: &mut Vec<Problem>,
 ) -> Option<Script> {
     let source = source.filter(|s| !s.trim().is_empty())?;
-    match Script::compile(secrets, source, inputs) {
+    match Script::compile(scripts, secrets, source, inputs) {
         Ok(script) => {
             uses.extend(script.secrets().iter().map(|name| SecretUse {
                 name: name.clone(),
@@ -158,7 +164,10 @@ pub fn deploy_integration_proposed(
     let mut config_uses = Vec::new();
     let mut built = None;
     // The integration's secrets (configuration and converters): fixed once everything is built.
-    let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name).with_proposal(proposal);
+    let ctx = BuildCtx::new(store, actor.tenant_id, "/configuration", &def.name)
+        .with_limits(*registry.limits())
+        .with_scripts(registry.scripts())
+        .with_proposal(proposal);
     let secrets = ctx.secrets();
     // What the converters seal is for the chain the integration feeds.
     secrets.set_scope(def.rule_chain_id);
@@ -176,6 +185,7 @@ pub fn deploy_integration_proposed(
     check_secret_uses(store, actor, "/configuration", &config_uses, &mut problems);
     let mut script_uses = Vec::new();
     let uplink = converter(
+        registry.scripts(),
         &secrets,
         def.uplink_converter.as_deref(),
         "/uplinkConverter",
@@ -190,6 +200,7 @@ pub fn deploy_integration_proposed(
         ));
     }
     let downlink = converter(
+        registry.scripts(),
         &secrets,
         def.downlink_converter.as_deref(),
         "/downlinkConverter",
@@ -229,6 +240,7 @@ pub fn deploy_integration_proposed(
             downlink,
             secret_names,
             secrets,
+            limits: *registry.limits(),
         }),
         _ => Err(problems),
     }

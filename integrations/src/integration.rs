@@ -2,11 +2,13 @@
 //! fields) and a factory that builds an [`Integration`] from its compiled configuration, listed in an
 //! explicit [`IntegrationRegistry`] — the same shape as rule nodes.
 
+use std::sync::Arc;
+
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use veil_core::{
-    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Redactor, RenderError, Rendered, Secrets,
-    Template,
+    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Limits, Problem, Redactor, RenderError, Rendered,
+    Scripts, Secrets, Template,
 };
 
 use crate::error::{IntegrationError, UplinkError};
@@ -93,6 +95,9 @@ impl std::fmt::Debug for IntegrationDescriptor {
 #[derive(Debug, Default, Clone)]
 pub struct IntegrationRegistry {
     types: Vec<&'static IntegrationDescriptor>,
+    limits: Limits,
+    /// The script sandbox its converters compile for and run in.
+    scripts: Arc<Scripts>,
 }
 
 impl IntegrationRegistry {
@@ -116,6 +121,25 @@ impl IntegrationRegistry {
     /// A type by its uplink path segment (`loriot`).
     pub fn by_uplink_path(&self, path: &str) -> Option<&'static IntegrationDescriptor> {
         self.types.iter().copied().find(|d| d.uplink_path == path)
+    }
+
+    /// Every registered type.
+    /// The same registry under `limits`, its converters in `scripts` (the host shares the node
+    /// registry's sandbox, so scripts and converters take turns on the same threads).
+    pub fn with_scripts(mut self, limits: Limits, scripts: &Arc<Scripts>) -> Self {
+        self.limits = limits;
+        self.scripts = Arc::clone(scripts);
+        self
+    }
+
+    /// The limits its deployments run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The script sandbox of its converters.
+    pub fn scripts(&self) -> &Arc<Scripts> {
+        &self.scripts
     }
 
     /// Every registered type.

@@ -11,7 +11,7 @@ use dashmap::mapref::entry::Entry;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Msg, Redactor, RunBudget, Script, Secrets};
+use veil_core::{Limits, Msg, Redactor, RunBudget, Script, Secrets};
 use veil_store::{OwnerRecord, Store, TenantId};
 
 use crate::converter;
@@ -66,6 +66,8 @@ pub struct IntegrationRuntime {
     uplink: Option<Script>,
     downlink: Option<Script>,
     secret_names: Vec<String>,
+    /// The limits it was deployed under (its converters' script time per message).
+    limits: Limits,
     redactor: Redactor,
     status: Mutex<Status>,
     /// Uplinks refused for their authorization, and the last one's reason and time.
@@ -97,6 +99,7 @@ impl IntegrationRuntime {
             downlink,
             secret_names,
             secrets,
+            limits,
             ..
         } = deployment;
         // Every secret it (and its converters) resolves is counted as used by this integration.
@@ -120,6 +123,7 @@ impl IntegrationRuntime {
             uplink,
             downlink,
             secret_names,
+            limits,
             redactor,
             status: Mutex::new(status),
             refused: AtomicU64::new(0),
@@ -135,7 +139,13 @@ impl IntegrationRuntime {
         self.id
     }
 
-    /// Its tenant.
+    /// A budget for one message of this integration outside any rule chain (an uplink, a
+    /// downlink sent through the API), under the limits it was deployed with.
+    pub fn budget(&self) -> RunBudget<'static> {
+        RunBudget::detached(self.tenant, &self.limits)
+    }
+
+    /// The tenant it belongs to.
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }
@@ -288,8 +298,7 @@ impl IntegrationRuntime {
         let mut metadata = BTreeMap::new();
         metadata.insert("integrationName".to_owned(), self.def.name.clone());
         metadata.insert("integrationType".to_owned(), self.def.integration_type.clone());
-        let converted =
-            converter::uplink(script, &RunBudget::detached(self.tenant), payload, &metadata).await;
+        let converted = converter::uplink(script, &self.budget(), payload, &metadata).await;
         for note in converted.notes {
             tracing::debug!(integration = %self.def.name, "uplink converter: {}", self.redactor.mask(&note));
         }

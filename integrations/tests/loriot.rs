@@ -150,7 +150,7 @@ async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_it
 
     let msg =
         Msg::new("DOWNLINK", "thermometer-1", json!({"fan": true})).with_metadata("EUI", "0004A30B001C0530");
-    let sent = runtime.downlink(&veil_core::RunBudget::detached(runtime.tenant()), &msg).await.unwrap();
+    let sent = runtime.downlink(&runtime.budget(), &msg).await.unwrap();
     assert_eq!(sent["status"], 200);
     let downlinks = emulator.downlinks();
     assert_eq!(downlinks.len(), 1);
@@ -165,7 +165,7 @@ async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_it
 
     emulator.set_app_token("app-token-2");
     env.rotate("loriot-app-token", "app-token-2").await;
-    runtime.downlink(&veil_core::RunBudget::detached(runtime.tenant()), &msg).await.unwrap();
+    runtime.downlink(&runtime.budget(), &msg).await.unwrap();
     assert_eq!(emulator.downlinks()[1].authorization, "Bearer app-token-2");
 }
 
@@ -196,13 +196,8 @@ async fn invalid_downlinks_fail_with_the_field_named_and_send_nothing() {
         (json!("01"), "downlink: expected an object {EUI, port, data, confirmed?}"),
     ];
     for (data, expected) in cases {
-        let err = runtime
-            .downlink(
-                &veil_core::RunBudget::detached(runtime.tenant()),
-                &Msg::new("DOWNLINK", "d", data.clone()),
-            )
-            .await
-            .unwrap_err();
+        let err =
+            runtime.downlink(&runtime.budget(), &Msg::new("DOWNLINK", "d", data.clone())).await.unwrap_err();
         assert_eq!(err.to_string(), expected, "{data}");
     }
     assert!(emulator.downlinks().is_empty());

@@ -72,7 +72,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         }
     };
     let script = match settings.script.as_deref() {
-        Some(source) => match Script::compile(&ctx.secrets(), source, INPUTS) {
+        Some(source) => match Script::compile(&ctx.scripts(), &ctx.secrets(), source, INPUTS) {
             Ok(script) if ctx.customer_id.is_some() && !script.secrets().is_empty() => {
                 // A script's one-way helpers give a hash of the value for any data it picks,
                 // which would let a customer test guesses: customers use secrets, they never
@@ -116,7 +116,7 @@ enum Decision {
     Switch(Vec<String>),
 }
 
-fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
+fn decide(mode: Mode, result: Dynamic, depth: usize) -> Result<Decision, String> {
     match mode {
         Mode::Filter => match result.as_bool() {
             Ok(b) => Ok(Decision::Filter(b)),
@@ -126,8 +126,8 @@ fn decide(mode: Mode, result: Dynamic) -> Result<Decision, String> {
             let Some(map) = result.try_cast::<Map>() else {
                 return Err("a transform script must return #{msg: ..., metadata: ..., msgType: ...}".into());
             };
-            let data = map.get("msg").map(from_dynamic).transpose()?;
-            let metadata = match map.get("metadata").map(from_dynamic).transpose()? {
+            let data = map.get("msg").map(|v| from_dynamic(v, depth)).transpose()?;
+            let metadata = match map.get("metadata").map(|v| from_dynamic(v, depth)).transpose()? {
                 None => None,
                 Some(Value::Object(entries)) => Some(
                     entries
@@ -223,7 +223,9 @@ impl Node for ScriptNode {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(async move {
             let mode = self.mode;
-            let run = self.script.run(ctx.budget(), &msg, fill, move |result| decide(mode, result)).await;
+            let depth = self.script.max_data_depth();
+            let run =
+                self.script.run(ctx.budget(), &msg, fill, move |result| decide(mode, result, depth)).await;
             for line in run.notes {
                 ctx.note(line);
             }

@@ -137,6 +137,7 @@ async fn the_optimizer_never_bakes_a_value_into_the_ast() {
         r#"if secret("k") == "baked-canary-31337" { 1 } else { 2 }"#,
     ] {
         let script = Script::compile(
+            env.registry().scripts(),
             &Secrets::for_names(&env.store, env.admin.tenant_id, ["k".to_owned()]),
             source,
             &["msg", "metadata", "msgType"],
@@ -184,4 +185,29 @@ async fn relation_names_from_scripts_cannot_be_secrets() {
     assert_eq!(trace[0].error.as_deref(), Some("a switch script's relation names cannot be Secrets"));
     let events = serde_json::to_string(&runtime.debug_events()).unwrap();
     assert_no_leak(&events, &["relation-canary-777"]);
+}
+
+/// Each registry owns its script sandbox: two registries with different script limits run side
+/// by side in one process, each script held to its own registry's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_with_different_script_limits_run_side_by_side() {
+    let env = TempStore::new().await;
+    let limits = |timeout_ms: u64| veil_core::Limits {
+        script_timeout: std::time::Duration::from_millis(timeout_ms),
+        max_script_time_per_message: std::time::Duration::from_millis(timeout_ms),
+        ..veil_core::Limits::default()
+    };
+    // A few hundred milliseconds of work in few operations (each pass copies 300 KB).
+    let slow = r#"let s = ""; s.pad(300000, "a"); for i in 0..400 { let u = s.to_upper(); } true"#;
+    let strict = env.registry().with_limits(limits(50));
+    let patient = env.registry().with_limits(limits(60_000));
+    let strict_chain = env.deploy_chain_with(&strict, &script_chain("filter", slow)).await.unwrap();
+    let patient_chain = env.deploy_chain_with(&patient, &script_chain("filter", slow)).await.unwrap();
+    let (strict_trace, patient_trace) =
+        tokio::join!(run(&strict_chain, json!({})), run(&patient_chain, json!({})));
+    assert_eq!(strict_trace[0].relation, ["Failure"], "{strict_trace:?}");
+    let error = strict_trace[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("scriptTimeoutMs (50)"), "{error}");
+    assert_eq!(patient_trace[0].relation, ["True"], "{patient_trace:?}");
+    assert!(patient_trace[0].error.is_none(), "{patient_trace:?}");
 }

@@ -203,7 +203,6 @@ async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
     let limits = args.limits.limits();
-    veil_core::configure_scripts(&limits);
     tracing::info!(?limits, "limits");
     let host = Arc::new(Host::new(store, limits));
     host.start_all().await?;

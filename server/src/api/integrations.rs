@@ -136,7 +136,7 @@ pub(crate) async fn downlink(
     let msg = message_from(json_body(body)?)?;
     let runtime =
         host.running_integration(actor.tenant_id, id).ok_or(HostError::IntegrationNotRunning(id))?;
-    match runtime.downlink(&veil_core::RunBudget::detached(actor.tenant_id), &msg).await {
+    match runtime.downlink(&runtime.budget(), &msg).await {
         Ok(result) => Ok(Json(result)),
         Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "downlink_failed", e.to_string())),
     }

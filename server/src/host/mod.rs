@@ -70,10 +70,13 @@ impl Host {
             .with(&veil_integrations::DOWNLINK_NODE)
             .with_service(Arc::clone(&integrations))
             .with_limits(limits);
+        // Converters run in the same sandbox as the chains' scripts: one pool of script threads,
+        // shared fairly by tenants.
+        let integration_types = veil_integrations::registry().with_scripts(limits, node_types.scripts());
         Self {
             store,
             node_types,
-            integration_types: veil_integrations::registry(),
+            integration_types,
             chains: Chains::default(),
             integrations,
             integration_writes: tokio::sync::Mutex::new(()),
