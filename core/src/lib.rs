@@ -69,10 +69,9 @@ pub use crate::node::{
     Relation, Services, relation,
 };
 pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
-pub use crate::run::RunBudget;
+pub use crate::run::{MAX_NOTE_BYTES, MAX_NOTES, RunBudget};
 pub use crate::script::{
-    MAX_NOTE_BYTES, MAX_NOTES, MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine,
-    to_dynamic,
+    MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine, to_dynamic,
 };
 pub use crate::sealed::{
     MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,

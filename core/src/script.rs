@@ -9,7 +9,6 @@
 //! deploy and tracked like placeholders; at run time only those names resolve (the run's state is
 //! thread-local to the pool thread). `print`/`debug` go to the run's notes (redacted later).
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,16 +24,12 @@ use veil_store::validate_name;
 use crate::error::ScriptProblem;
 use crate::limits::{Limits, limit_error};
 use crate::pool::FairPool;
-use crate::run::RunBudget;
+use crate::run::{Halt, RUN, RunBudget, RunState, note};
 use crate::sealed::{self, Sealed};
 use crate::secrets::Secrets;
 
 /// Operations one run may take (a runaway loop stops here).
 pub const MAX_OPERATIONS: u64 = 200_000;
-/// At most this many printed lines per run are kept, each cut to [`MAX_NOTE_BYTES`].
-pub const MAX_NOTES: usize = 100;
-/// The longest printed line kept.
-pub const MAX_NOTE_BYTES: usize = 4096;
 /// Stack of each script thread. Rhai walks values recursively (dropping, size checks), and the
 /// sandbox's size limits still allow values nested thousands deep; the pages are only touched
 /// when used.
@@ -105,27 +100,6 @@ impl Scripts {
     }
 }
 
-/// The state of the run on this thread: who resolves, which names, until when, what it printed.
-struct RunState {
-    /// Where `secret()` resolves (the node's or integration's handle), for the names the script
-    /// declared (none: nothing to resolve).
-    secrets: Option<(Secrets, Arc<[String]>)>,
-    timeout: Duration,
-    /// The stop flag of the message's chain: the run stops when it is set.
-    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// A first attempt on the caller's thread gives up (to go to the script threads) after this
-    /// many operations or this long.
-    inline: Option<(u64, Duration)>,
-    /// The run's time limit and the first attempt's, set at the first read of the clock.
-    deadlines: Option<(Instant, Instant)>,
-    notes: Vec<String>,
-    /// Bytes (by their bounds) of the Secrets this run built.
-    sealed_bytes: usize,
-    /// Set when something failed in a way that depends on a secret's value: the run fails with
-    /// this, whatever the script did after (a swallowed error must not let it go on).
-    failed: Option<&'static str>,
-}
-
 /// Most operations a run may take on the caller's (async) thread before it moves to the script
 /// threads: enough for the usual filter or transform, too few to build deep values.
 const INLINE_OPERATIONS: u64 = 2_000;
@@ -133,64 +107,6 @@ const INLINE_OPERATIONS: u64 = 2_000;
 const CLOCK_EVERY: u64 = 4;
 /// Longest a run may take on the caller's thread before it moves to the script threads.
 const INLINE_TIME: Duration = Duration::from_micros(500);
-
-thread_local! {
-    static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
-}
-
-fn note(mut line: String) {
-    RUN.with(|r| {
-        let mut run = r.borrow_mut();
-        let Some(run) = run.as_mut() else { return };
-        if run.notes.len() < MAX_NOTES {
-            if line.len() > MAX_NOTE_BYTES {
-                let mut cut = MAX_NOTE_BYTES;
-                while !line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.truncate(cut);
-                line.push_str(" [cut]");
-            }
-            run.notes.push(line);
-        }
-    });
-}
-
-/// Counts `bytes` of a new Secret against the run's [`crate::sealed::MAX_SEALED_BYTES`].
-pub(crate) fn charge_sealed(bytes: usize) -> Result<(), Box<EvalAltResult>> {
-    let max = crate::sealed::MAX_SEALED_BYTES;
-    RUN.with(|r| {
-        let mut run = r.borrow_mut();
-        let Some(run) = run.as_mut() else { return Ok(()) };
-        run.sealed_bytes = run.sealed_bytes.saturating_add(bytes);
-        if run.sealed_bytes > max {
-            return Err(format!("the Secrets this run built could hold more than {max} bytes").into());
-        }
-        Ok(())
-    })
-}
-
-/// Whether a value computed from the secrets `names` must stay sealed: one of them may be sent
-/// only to some destinations, or the tenant requires destinations for every secret (or the run
-/// cannot tell: then yes).
-pub(crate) fn restricted(names: &[String]) -> bool {
-    RUN.with(|r| {
-        let run = r.borrow();
-        let Some((secrets, _)) = run.as_ref().and_then(|run| run.secrets.as_ref()) else { return true };
-        let (store, tenant) = (secrets.store(), secrets.tenant());
-        store.destinations_required(tenant)
-            || names.iter().any(|n| store.allowed_destinations(tenant, n).is_none_or(|list| !list.is_empty()))
-    })
-}
-
-/// Fails the current run with `reason` whatever it returns (see [`RunState::failed`]).
-pub(crate) fn fail_run(reason: &'static str) {
-    RUN.with(|r| {
-        if let Some(run) = r.borrow_mut().as_mut() {
-            run.failed.get_or_insert(reason);
-        }
-    });
-}
 
 /// `secret(name)` inside a run: only the names the script declared, for the run's tenant.
 fn secret(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
@@ -217,27 +133,6 @@ static CLOCK_ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Ins
 fn coarse_now() -> Instant {
     let origin = *CLOCK_ORIGIN;
     origin + Duration::from_millis(u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Why a run was ended where the script cannot catch it: the token of Rhai's `ErrorTerminated`,
-/// typed, so the end is told by its kind and never by a text.
-#[derive(Debug, Clone)]
-pub(crate) enum Halt {
-    /// It ran out of time.
-    TimedOut,
-    /// A first attempt took too long for the caller's thread: start again on the script threads.
-    MoveToPool,
-    /// Its rule chain was stopped.
-    Stopped,
-    /// A failure that depends on a secret decides the run (its text).
-    Failed(&'static str),
-}
-
-impl Halt {
-    /// Ends the run here.
-    pub(crate) fn error(self) -> Box<EvalAltResult> {
-        Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(self), Position::NONE))
-    }
 }
 
 const STOPPED_TEXT: &str = "its rule chain was deleted or redeployed while it ran";

@@ -105,8 +105,8 @@ fn one_way(inputs: &[&Dynamic], output: Vec<u8>, text: bool) -> ScriptResult<Dyn
     names.sort();
     names.dedup();
     match sealed.first() {
-        Some(first) if crate::script::restricted(&names) => {
-            crate::script::charge_sealed(output.len())?;
+        Some(first) if crate::run::restricted(&names) => {
+            crate::run::charge_sealed(output.len())?;
             let inner = Inner {
                 tenant: first.0.tenant,
                 scope: first.0.scope,
@@ -230,8 +230,8 @@ fn aes_gcm_decrypt(key: &Dynamic, nonce: &Dynamic, ciphertext: &Dynamic, aad: &[
     });
     match plain {
         Err(_) if sealed_key => {
-            crate::script::fail_run(SEALED_KEY_FAILED);
-            Err(crate::script::Halt::Failed(SEALED_KEY_FAILED).error())
+            crate::run::fail_run(SEALED_KEY_FAILED);
+            Err(crate::run::Halt::Failed(SEALED_KEY_FAILED).error())
         }
         other => other,
     }

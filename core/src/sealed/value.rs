@@ -21,9 +21,6 @@ const PADDING: usize = 64;
 /// The longest a Secret built in a script may be (by its bound).
 pub const MAX_SEALED_VALUE: usize = 4 * 1024 * 1024;
 
-/// The most bytes (by their bounds) of Secrets one script run may build.
-pub const MAX_SEALED_BYTES: usize = 16 * 1024 * 1024;
-
 /// The key markers are encrypted with: random, made once per process, never written anywhere.
 static KEY: LazyLock<Aes256Gcm> = LazyLock::new(|| Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng)));
 
@@ -93,7 +90,7 @@ impl Sealed {
             )
             .into());
         }
-        crate::script::charge_sealed(bound)?;
+        crate::run::charge_sealed(bound)?;
         let mut names = self.0.names.clone();
         if let Some(other) = other {
             names.extend(other.0.names.iter().cloned());
