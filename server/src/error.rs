@@ -195,6 +195,8 @@ impl From<HostError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "chain_not_running", message)
             }
             HostError::UplinkBusy(busy) => Self::busy(StatusCode::SERVICE_UNAVAILABLE, &busy),
+            HostError::ChainBusy(busy) => Self::busy(StatusCode::TOO_MANY_REQUESTS, &busy),
+            HostError::MessageTooLarge(_) => Self::bad_request(message),
             HostError::Uplink(e) => {
                 use veil_integrations::UplinkErrorKind as Kind;
                 let (status, code) = match e.kind {

@@ -18,10 +18,10 @@ use uuid::Uuid;
 use veil_core::{EventPage, MAX_EVENT_PAGE, MAX_EVENT_READERS_PER_TENANT, limit_error};
 use veil_store::{Operation, OwnerRecord, OwnerType, Page, Resource, Store};
 
-use super::request::{ListParams, check_depth, json_body, message_from, parse_id};
+use super::request::{ListParams, json_body, message_from, parse_id};
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
-use crate::host::{self, Host};
+use crate::host::{Host, Sent};
 
 /// The API's view of a stored chain: its definition plus id and times.
 fn view(record: &OwnerRecord) -> Value {
@@ -108,23 +108,18 @@ pub(crate) async fn send_message(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<axum::response::Response> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let runtime = host.running_chain(&actor, parse_id::<Uuid>(&id)?, Operation::Write).await?;
+    let id = parse_id::<Uuid>(&id)?;
     let wait = params.wait.unwrap_or(false);
-    if wait {
-        host.check_may_watch(&actor, &runtime, "the trace")?;
-    }
+    // Who may send (and watch) is checked before the body is read.
+    let sender = host.sender(&actor, id, wait).await?;
     let msg = message_from(json_body(body)?)?;
-    check_depth(host.limits(), "data", &msg.data)?;
-    let admission =
-        runtime.admit().await.map_err(|busy| ApiError::busy(StatusCode::TOO_MANY_REQUESTS, &busy))?;
-    let msg_id = msg.id;
-    if wait {
-        let trace = runtime.process(msg).await;
-        drop(admission);
-        Ok(Json(json!({ "msgId": msg_id, "trace": trace })).into_response())
-    } else {
-        host::dispatch(runtime, vec![msg], admission);
-        Ok((StatusCode::ACCEPTED, Json(json!({ "msgId": msg_id }))).into_response())
+    match sender.send(msg).await? {
+        Sent::Traced { msg_id, trace } => {
+            Ok(Json(json!({ "msgId": msg_id, "trace": trace })).into_response())
+        }
+        Sent::Accepted { msg_id } => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "msgId": msg_id }))).into_response())
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use veil_core::{Limits, Msg};
+use veil_core::Msg;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -95,16 +95,4 @@ pub(super) fn message_from(doc: Value) -> ApiResult<Msg> {
         )));
     }
     Ok(msg)
-}
-
-/// A message's data may nest at most `maxDataDepth` arrays and objects.
-pub(super) fn check_depth(limits: &Limits, field: &str, value: &Value) -> ApiResult<()> {
-    let max = limits.max_data_depth;
-    if veil_core::deeper_than(value, max) {
-        return Err(ApiError::bad_request(format!(
-            "{field}: {}",
-            veil_core::limit_error("maxDataDepth", max, "it nests arrays and objects deeper")
-        )));
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Admission, ChainRuntime, Msg, Problem, deploy};
+use veil_core::{Admission, ChainRuntime, Msg, Problem, TraceStep, deploy};
 use veil_store::{
     Actor, CustomerId, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Resource, StoreError, TenantId,
 };
@@ -261,4 +261,62 @@ impl Host {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// A sender of messages to the rule chain `id` for `actor`, who needs RULE_CHAIN:WRITE (and,
+    /// to `wait` for the trace, the right to watch it): checked before any message is read.
+    pub(crate) async fn sender(&self, actor: &Actor, id: Uuid, wait: bool) -> HostResult<ChainSender> {
+        let runtime = self.running_chain(actor, id, Operation::Write).await?;
+        if wait {
+            self.check_may_watch(actor, &runtime, "the trace")?;
+        }
+        Ok(ChainSender { runtime, wait, max_data_depth: self.limits().max_data_depth })
+    }
+}
+
+/// Sends one message to a running chain the actor may send to (see [`Host::sender`]).
+pub(crate) struct ChainSender {
+    runtime: Arc<ChainRuntime>,
+    wait: bool,
+    max_data_depth: usize,
+}
+
+impl ChainSender {
+    /// Admits `msg` under the chain's in-flight bound, then runs it to the end (the trace) or
+    /// hands it to the chain's workers (only its id).
+    pub(crate) async fn send(self, msg: Msg) -> HostResult<Sent> {
+        if veil_core::deeper_than(&msg.data, self.max_data_depth) {
+            let why = veil_core::limit_error(
+                "maxDataDepth",
+                self.max_data_depth,
+                "it nests arrays and objects deeper",
+            );
+            return Err(HostError::MessageTooLarge(format!("data: {why}")));
+        }
+        let admission = self.runtime.admit().await.map_err(HostError::ChainBusy)?;
+        let msg_id = msg.id;
+        if self.wait {
+            let trace = self.runtime.process(msg).await;
+            drop(admission);
+            Ok(Sent::Traced { msg_id, trace })
+        } else {
+            dispatch(self.runtime, vec![msg], admission);
+            Ok(Sent::Accepted { msg_id })
+        }
+    }
+}
+
+/// What a message sent to a rule chain through the API got.
+pub(crate) enum Sent {
+    /// It ran to the end: what every node did.
+    Traced {
+        /// Its id.
+        msg_id: Uuid,
+        /// Each node's step.
+        trace: Vec<TraceStep>,
+    },
+    /// It was admitted and runs on.
+    Accepted {
+        /// Its id.
+        msg_id: Uuid,
+    },
 }

@@ -40,6 +40,12 @@ pub(crate) enum HostError {
     /// The rule chain an uplink feeds is not running.
     #[error("the integration's rule chain '{0}' is not running")]
     UplinkChainNotRunning(Uuid),
+    /// The rule chain has too many messages in flight for one more sent through the API.
+    #[error("{0}")]
+    ChainBusy(Busy),
+    /// A message's content goes past a limit (its text names it).
+    #[error("{0}")]
+    MessageTooLarge(String),
     /// The rule chain an uplink feeds has too many messages in flight.
     #[error("{0}")]
     UplinkBusy(Busy),

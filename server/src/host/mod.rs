@@ -18,7 +18,7 @@ mod destinations;
 mod error;
 mod integrations;
 
-pub(crate) use self::chains::{Chains, dispatch};
+pub(crate) use self::chains::{Chains, Sent, dispatch};
 pub(crate) use self::error::{HostError, HostResult};
 
 /// The store and what runs over it.
