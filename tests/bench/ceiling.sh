@@ -1,14 +1,14 @@
 #!/bin/bash
-# The machine's ceiling for the side-by-side scenario (../shared/bench/side_by_side.sh), in one run:
+# The machine's ceiling for the side-by-side scenario (tests/bench/side-by-side/side_by_side.sh), in one run:
 #   sink-direct      wrk straight at the sink (POST with the basic-auth header): what loopback, wrk and the
 #                    Node.js sink manage on this machine with nothing in between;
 #   veil-*-nocall    Veil with a chain that answers without calling out (the same filter, no REST call);
 #   veil-*           the full scenario (filter -> POST to the sink with the secret's basic auth).
 # Veil's full paths can be no faster than the slower of the sink alone and Veil alone: this shows how close
 # they are to that. Run from the repository root after `cargo build --release`.
-# env: BENCH_DIR (default ../shared/bench), VEIL_BIN (default target/release/veil), DUR, REPS, CONC, OUT_DIR
+# env: BENCH_DIR (default tests/bench/side-by-side), VEIL_BIN (default target/release/veil), DUR, REPS, CONC, OUT_DIR
 set -e
-BENCH_DIR=$(readlink -f "${BENCH_DIR:-../shared/bench}")
+BENCH_DIR=$(readlink -f "${BENCH_DIR:-tests/bench/side-by-side}")
 VEIL_BIN=$(readlink -f "${VEIL_BIN:-target/release/veil}")
 D=${OUT_DIR:-$(mktemp -d -t veil-ceiling.XXXX)}; mkdir -p "$D"; cd "$D"
 command -v wrk >/dev/null || { apt-get update; apt-get install -y wrk; }
