@@ -9,7 +9,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
-use veil_store::{Database, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
+use veil_store::{Bootstrap, Database, MasterKeySource, Role, Store, StoreConfig, UserId, UserRecord};
 
 use crate::api;
 use crate::auth::{PublicHosts, TokenKeys, hash_password};
@@ -91,7 +91,7 @@ fn initial_password(var: &str) -> (SecretString, bool) {
 
 /// Creates a user whose password comes from `var` or is generated and printed once.
 async fn first_user(
-    store: &Store,
+    first_start: &Bootstrap,
     tenant: &veil_store::TenantRecord,
     username: &str,
     role: Role,
@@ -104,7 +104,7 @@ async fn first_user(
             .await
             .map_err(|e| io_error(format!("hashing the {username} password"))(std::io::Error::other(e)))?
     };
-    store
+    first_start
         .create_user(&UserRecord {
             id: UserId::new_random(),
             tenant_id: tenant.id,
@@ -129,14 +129,14 @@ async fn first_user(
 /// administrator `sysadmin` (also added to data directories made before it existed). One
 /// instance at a time (a cluster-wide lease): instances starting together on an empty database
 /// make one of each, and one prints the generated password.
-async fn bootstrap(store: &Store) -> Result<(), ServerError> {
+async fn bootstrap(store: &Store, first_start: &Bootstrap) -> Result<(), ServerError> {
     let _one_instance_at_a_time = store.lease(uuid::Uuid::nil(), "first start").await?;
     if store.count_users().await? == 0 {
         let tenant = match store.tenant_by_name("Default").await? {
             Some(t) => t,
-            None => store.create_tenant("Default").await?,
+            None => first_start.create_tenant("Default").await?,
         };
-        first_user(store, &tenant, "admin", Role::TenantAdmin, "VEIL_ADMIN_PASSWORD").await?;
+        first_user(first_start, &tenant, "admin", Role::TenantAdmin, "VEIL_ADMIN_PASSWORD").await?;
     }
     store.ensure_system_tenant().await?;
     match store.user_by_name("sysadmin").await? {
@@ -151,7 +151,7 @@ async fn bootstrap(store: &Store) -> Result<(), ServerError> {
                 created_time: veil_store::now_ms(),
                 destinations_required: false,
             };
-            first_user(store, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
+            first_user(first_start, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
         }
     }
     Ok(())
@@ -186,20 +186,20 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
         None => Database::Sqlite(args.data_dir.join("veil.db")),
     };
     let shown = database.to_string();
-    let store = Store::open(StoreConfig {
+    let (store, first_start) = Store::open_for_startup(StoreConfig {
         database,
         master_key: master_key_source(&args),
         limits: args.limits.store_limits(),
     })
     .await?;
     tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");
-    let served = serve(&args, store.clone()).await;
+    let served = serve(&args, store.clone(), first_start).await;
     store.close().await;
     served
 }
 
-async fn serve(args: &ServeArgs, store: Store) -> Result<(), ServerError> {
-    bootstrap(&store).await?;
+async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result<(), ServerError> {
+    bootstrap(&store, &first_start).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
     let limits = args.limits.limits();

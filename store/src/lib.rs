@@ -65,4 +65,4 @@ pub use crate::model::{
 };
 pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
 pub use crate::sessions::{SESSION_TTL, Session};
-pub use crate::store::{ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};
+pub use crate::store::{Bootstrap, ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};

@@ -7,7 +7,7 @@ use veil_tests::{TempStore, assert_no_leak, text_secret};
 
 /// `t` with a real tenant row (customers and users need one) and its administrator.
 async fn tenant_store(t: TempStore) -> (TempStore, Actor) {
-    let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+    let tenant = t.bootstrap.create_tenant("Acme Corp").await.unwrap();
     let admin = Actor::tenant_admin(tenant.id, veil_store::UserId::new_random(), "admin");
     (t, admin)
 }

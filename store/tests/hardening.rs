@@ -156,7 +156,7 @@ fn new_user(name: &str, role: &str) -> NewUser {
 backend_tests! {
     #[tokio::test]
     async fn user_role_and_customer_names_follow_the_same_rules_and_lookalikes_are_refused(t: TempStore) {
-        let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+        let tenant = t.bootstrap.create_tenant("Acme Corp").await.unwrap();
         let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
         t.store.create_user_as(&admin, new_user("admin", "TENANT_ADMIN")).await.unwrap();
 
@@ -172,7 +172,7 @@ backend_tests! {
         assert_eq!(field, "username");
         assert!(message.contains("U+200B"), "{message}");
         // User names are global, but another tenant's user is not named.
-        let other_tenant = t.store.create_tenant("Globex").await.unwrap();
+        let other_tenant = t.bootstrap.create_tenant("Globex").await.unwrap();
         let other = Actor::tenant_admin(other_tenant.id, UserId::new_random(), "other-admin");
         let e = t.store.create_user_as(&other, new_user("adm\u{456}n", "SECRET_MANAGER")).await.unwrap_err();
         let message = confusable(e);
@@ -192,7 +192,7 @@ backend_tests! {
             tokens_valid_after: 0,
         };
         assert!(matches!(
-            t.store.create_user(&record).await,
+            t.bootstrap.create_user(&record).await,
             Err(StoreError::NameUnavailable { conflict: veil_store::NameConflict::Lookalike, .. })
         ));
         assert!(t.store.user_by_name("\u{430}dmin").await.unwrap().is_none());
@@ -227,7 +227,7 @@ backend_tests! {
 backend_tests! {
     #[tokio::test]
     async fn changing_your_own_password_needs_the_current_one_resetting_someone_elses_does_not(t: TempStore) {
-        let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+        let tenant = t.bootstrap.create_tenant("Acme Corp").await.unwrap();
         let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
         let dana = t.store.create_user_as(&admin, new_user("dana", "SECRET_MANAGER")).await.unwrap();
         let dana_actor =

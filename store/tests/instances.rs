@@ -30,7 +30,7 @@ fn gone<T>(r: &Result<T, StoreError>) -> bool {
 
 /// A store with a real tenant row and its administrator, and a system administrator.
 async fn tenant_store(t: &TempStore) -> (Actor, Actor) {
-    let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+    let tenant = t.bootstrap.create_tenant("Acme Corp").await.unwrap();
     let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
     t.store.ensure_system_tenant().await.unwrap();
     let sys = Actor { tenant_id: SYSTEM_TENANT, permissions: Role::SysAdmin.permissions(), ..admin.clone() };

@@ -29,7 +29,7 @@ fn reference(secret: &str) -> SecretRef {
 #[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
 async fn a_sqlite_store_copied_to_postgres_is_the_same_store() {
     let t = TempStore::sqlite().await;
-    let tenant = t.store.create_tenant("Acme Corp").await.unwrap();
+    let tenant = t.bootstrap.create_tenant("Acme Corp").await.unwrap();
     let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
     let token = t.store.create(&admin, text_secret("api-token", "v1")).await.unwrap();
     for v in ["v2", "v3"] {

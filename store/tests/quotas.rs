@@ -59,7 +59,7 @@ backend_tests! {
     async fn concurrent_creates_stop_exactly_at_each_quota(t: TempStore) {
         let (a, b) = (t.open_instance_with(limits()).await, t.open_instance_with(limits()).await);
         // A tenant with its row (customers, users and roles belong to one).
-        let tenant = t.store.create_tenant("Quota Corp").await.unwrap();
+        let tenant = t.bootstrap.create_tenant("Quota Corp").await.unwrap();
         let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
 
         let actor = admin.clone();
@@ -164,7 +164,7 @@ backend_tests! {
 backend_tests! {
     #[tokio::test]
     async fn ended_sessions_kept_per_account_are_bounded(t: TempStore) {
-        let tenant = t.store.create_tenant("Sessions Corp").await.unwrap();
+        let tenant = t.bootstrap.create_tenant("Sessions Corp").await.unwrap();
         let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
         let user = NewUser {
             username: format!("lou-{}", Uuid::new_v4().simple()),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use veil_integrations::Integrations;
 use veil_store::{
-    Actor, Database, Limits, MasterKeySource, NewSecret, SecretInfo, SecretType, SecretUpdate, SecretValue,
-    Store, StoreConfig, TenantId, UserId,
+    Actor, Bootstrap, Database, Limits, MasterKeySource, NewSecret, SecretInfo, SecretType, SecretUpdate,
+    SecretValue, Store, StoreConfig, TenantId, UserId,
 };
 
 /// The environment variable naming the PostgreSQL server the PostgreSQL variants of tests use, as
@@ -33,6 +33,9 @@ pub struct TempStore {
     pub dir: tempfile::TempDir,
     /// The open store.
     pub store: Store,
+    /// What the server's start-up makes the first tenant and users with (see
+    /// [`veil_store::Bootstrap`]): the kit plays the start-up.
+    pub bootstrap: Bootstrap,
     /// The administrator of the tenant the test works in.
     pub admin: Actor,
     /// The running integrations, as the server keeps them (the `integration_downlink` node reaches
@@ -194,9 +197,22 @@ impl TempStore {
                 (database, Some(made))
             }
         };
-        let store = open_with(database.clone(), generated_key(dir.path())).await.unwrap();
+        let config = StoreConfig {
+            database: database.clone(),
+            master_key: generated_key(dir.path()),
+            limits: Limits::default(),
+        };
+        let (store, bootstrap) = Store::open_for_startup(config).await.unwrap();
         let admin = admin_of(TenantId::new_random());
-        Self { dir, store, admin, integrations: Arc::new(Integrations::new()), database, _postgres: postgres }
+        Self {
+            dir,
+            store,
+            bootstrap,
+            admin,
+            integrations: Arc::new(Integrations::new()),
+            database,
+            _postgres: postgres,
+        }
     }
 
     /// Which database the store keeps its data in.
@@ -211,8 +227,13 @@ impl TempStore {
     /// running).
     pub async fn reopen(self) -> Self {
         self.store.close().await;
-        let store = open_with(self.database.clone(), generated_key(self.dir.path())).await.unwrap();
-        Self { store, integrations: Arc::new(Integrations::new()), ..self }
+        let config = StoreConfig {
+            database: self.database.clone(),
+            master_key: generated_key(self.dir.path()),
+            limits: Limits::default(),
+        };
+        let (store, bootstrap) = Store::open_for_startup(config).await.unwrap();
+        Self { store, bootstrap, integrations: Arc::new(Integrations::new()), ..self }
     }
 
     /// Another store on the same database and master key, as a second `veil` instance would

@@ -174,7 +174,7 @@ pub(crate) async fn create_tenant(
             created_time: tenant.created_time,
             tokens_valid_after: 0,
         };
-        if let Err(e) = store.create_user(&user).await {
+        if let Err(e) = store.create_tenant_admin_as(&actor, &user).await {
             // Taken in the meantime: take the tenant back rather than leave it without an admin.
             let _ = store.delete_tenant(&actor, tenant.id).await;
             return Err(e.into());

@@ -1,5 +1,6 @@
-//! What the server's start-up needs before any user exists: system secrets, the first tenant
-//! and user, and look-ups by name for signing in.
+//! What the server's start-up needs before any user exists: system secrets, look-ups by name
+//! for signing in, and — through [`Bootstrap`], which only the opener of a store receives
+//! ([`Store::open_for_startup`]) — the first tenant and user, made without an acting user.
 
 use super::Store;
 use crate::crypto::random_bytes;
@@ -27,8 +28,15 @@ impl Store {
             .ok_or_else(|| StoreError::Integrity(format!("system:{name}")))
     }
 
-    /// Creates a tenant.
-    pub async fn create_tenant(&self, name: &str) -> Result<TenantRecord> {
+    /// Opens a store as the server's start-up does: with the [`Bootstrap`] that makes the first
+    /// tenant and user. Nothing else hands one out.
+    pub async fn open_for_startup(config: super::StoreConfig) -> Result<(Self, Bootstrap)> {
+        let store = Self::open(config).await?;
+        Ok((store.clone(), Bootstrap(store)))
+    }
+
+    /// Creates a tenant (unchecked: callers check the actor first).
+    pub(super) async fn insert_tenant(&self, name: &str) -> Result<TenantRecord> {
         let t = TenantRecord {
             id: TenantId::new_random(),
             name: name.to_owned(),
@@ -44,9 +52,10 @@ impl Store {
         self.inner.backend.tenant_by_name(name).await
     }
 
-    /// Creates a user (the caller hashes the password). The user name must follow the name rules
-    /// and not look like another user's (see [`Store::check_new_username`]).
-    pub async fn create_user(&self, user: &UserRecord) -> Result<()> {
+    /// Creates a user (the caller hashes the password; unchecked: callers check the actor first).
+    /// The user name must follow the name rules and not look like another user's (see
+    /// [`Store::check_new_username`]).
+    pub(super) async fn insert_user(&self, user: &UserRecord) -> Result<()> {
         let _guard = self.inner.write.lock().await;
         let _changed = self.directory_write();
         if self.check_new_username(user.tenant_id, &user.username).await? != user.username {
@@ -68,5 +77,23 @@ impl Store {
     /// How many users exist (0 on a fresh database).
     pub async fn count_users(&self) -> Result<i64> {
         self.inner.backend.count_users().await
+    }
+}
+
+/// Makes what exists before anyone can act: the first tenant and its first users, without an
+/// acting user's permissions. Only the opener of a store gets one ([`Store::open_for_startup`]):
+/// the server's start-up (and the test kit, which plays it).
+#[derive(Debug, Clone)]
+pub struct Bootstrap(Store);
+
+impl Bootstrap {
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantRecord> {
+        self.0.insert_tenant(name).await
+    }
+
+    /// Creates a user (the caller hashes the password), under the same name rules as any.
+    pub async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        self.0.insert_user(user).await
     }
 }

@@ -149,7 +149,21 @@ impl Store {
         }
         let tenants = self.inner.backend.tenants().await?;
         refuse_lookalike("name", "tenant", &name, tenants.iter().map(|t| t.name.as_str()))?;
-        self.create_tenant(&name).await
+        self.insert_tenant(&name).await
+    }
+
+    /// Creates the first administrator of a tenant just made by `actor` (who may create tenants:
+    /// a system administrator). `user` must be a tenant administrator of a tenant that exists,
+    /// with no customer; its name follows the rules of every user name.
+    pub async fn create_tenant_admin_as(&self, actor: &Actor, user: &UserRecord) -> Result<()> {
+        actor.require_on(Resource::Tenant, Operation::Create)?;
+        if user.customer_id.is_some() || user.roles != [Role::TenantAdmin.as_str()] {
+            return Err(StoreError::input("admin.roles", "a tenant's first user is its TENANT_ADMIN"));
+        }
+        if self.inner.backend.tenant_by_id(user.tenant_id).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "tenant", id: user.tenant_id.to_string() });
+        }
+        self.insert_user(user).await
     }
 
     /// Creates the system tenant (idempotent); system administrators belong to it.

@@ -15,6 +15,7 @@ mod index;
 mod secrets;
 mod sessions;
 
+pub use self::bootstrap::Bootstrap;
 pub use self::directory::{MAX_DIRECTORY_NAME, NewUser};
 use self::index::Index;
 use crate::access::Actor;
