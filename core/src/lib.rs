@@ -85,3 +85,26 @@ pub use crate::template::{
 /// Whether a setting is a plain host name or IP address (broker hosts), as the destination
 /// checks read it.
 pub use veil_store::is_plain_host;
+
+/// What the fuzz targets (`core/fuzz`) reach of the internals; only in fuzzing builds.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use veil_store::TenantId;
+    use zeroize::Zeroizing;
+
+    /// The byte ranges of the markers found in `text` (each starts with the marker prefix and lies
+    /// on character boundaries).
+    pub fn marker_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+        crate::sealed::marker_ranges(text)
+    }
+
+    /// Opens the markers of `text` for `tenant` (no rule chain): the text with values, or why not.
+    pub fn unseal(text: &str, tenant: TenantId) -> Result<String, String> {
+        let mut out = Zeroizing::new(String::new());
+        let mut names = Vec::new();
+        crate::sealed::unseal_into(text, (tenant, None), crate::template::Escape::None, &mut out, &mut names)
+            .map(|()| out.to_string())
+            .map_err(|e| e.to_string())
+    }
+}

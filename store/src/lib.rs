@@ -66,3 +66,13 @@ pub use crate::model::{
 pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
 pub use crate::sessions::{SESSION_TTL, Session};
 pub use crate::store::{Bootstrap, ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};
+
+/// What the fuzz targets (`store/fuzz`) reach of the internals; only in fuzzing builds.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads a change-feed payload as a listening instance `own` does: whether it is a change.
+    pub fn feed_change(payload: &str, own: &str) -> bool {
+        crate::feed::parse(payload, own).is_some()
+    }
+}

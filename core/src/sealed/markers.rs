@@ -42,6 +42,12 @@ pub(super) fn markers(text: &str) -> impl Iterator<Item = (std::ops::Range<usize
     })
 }
 
+/// The byte ranges of the markers of `text` (for the fuzz targets).
+#[cfg(fuzzing)]
+pub(crate) fn marker_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    markers(text).map(|(range, _)| range).collect()
+}
+
 /// Writes `text` into `out` with each marker replaced by what `each` writes for it (given the
 /// marker and its payload); stops at `each`'s first error.
 pub(super) fn each_marker<E>(

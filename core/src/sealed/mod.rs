@@ -17,6 +17,8 @@ mod markers;
 mod rhai;
 mod value;
 
+#[cfg(fuzzing)]
+pub(crate) use self::markers::marker_ranges;
 pub(crate) use self::markers::{Handles, any_sealed, may_hold_markers, outside_markers, unseal_into};
 pub use self::markers::{MARKER_START, mask_sealed, mask_sealed_json};
 pub(crate) use self::rhai::{error_text, markers_for_output, register, reseal_input};

@@ -19,6 +19,7 @@
 //!   order, and the reader reads the row back as committed.
 //! - **Tenants being deleted** refuse writes (`NotFound`) from any instance.
 
+mod lease;
 mod postgres;
 mod sqlite;
 
@@ -28,6 +29,7 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
+pub(crate) use self::lease::{Held, Recorded};
 pub(crate) use self::postgres::PostgresBackend;
 pub(crate) use self::sqlite::SqliteBackend;
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
@@ -38,44 +40,6 @@ use crate::feed::FeedItem;
 use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
-
-/// What the last holder of a lease recorded.
-#[derive(Debug, Clone)]
-pub(crate) struct Recorded {
-    pub(crate) fingerprint: String,
-    /// `None`: the work succeeded.
-    pub(crate) failure: Option<String>,
-    /// Milliseconds since the epoch.
-    pub(crate) done_time: i64,
-}
-
-impl Recorded {
-    /// A `cluster_work` row (either backend).
-    pub(crate) fn from_row<R: sqlx::Row>(r: &R) -> Result<Self>
-    where
-        for<'c> &'c str: sqlx::ColumnIndex<R>,
-        for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
-        for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
-    {
-        Ok(Self {
-            fingerprint: r.try_get("fingerprint")?,
-            failure: r.try_get::<Option<String>, _>("failure")?,
-            done_time: r.try_get("done_time")?,
-        })
-    }
-}
-
-/// How a lease is held: dropping it releases the lease.
-pub(crate) enum Held {
-    /// SQLite: one process, an in-process lock per piece of work.
-    Local(
-        #[allow(dead_code, reason = "held for its drop, which releases the lease")]
-        tokio::sync::OwnedMutexGuard<()>,
-    ),
-    /// PostgreSQL: a transaction holding `pg_advisory_xact_lock`, and one of the instance's
-    /// lease permits (leases never take more than a few of the pool's connections).
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>, tokio::sync::OwnedSemaphorePermit),
-}
 
 /// A configuration to save, with everything its transaction checks and writes.
 #[derive(Clone, Copy)]
