@@ -89,6 +89,7 @@ fn kind_of(unexpected: &Unexpected<'_>) -> String {
         Unexpected::Bytes(_) => "bytes".to_owned(),
         Unexpected::Signed(_) | Unexpected::Unsigned(_) => "an integer".to_owned(),
         Unexpected::Float(_) => "a number".to_owned(),
+        Unexpected::Unit => "null".to_owned(),
         other => other.to_string(),
     }
 }
@@ -153,7 +154,19 @@ pub fn parse_doc<T: DeserializeOwned>(doc: &Value) -> Result<T, Vec<Problem>> {
 /// misspelt key is a problem at its own pointer (`/nodes/0/configuration/readTimeoutMS`), all of
 /// them at once, and then the first type error, all under `base`.
 pub fn parse_config<T: DeserializeOwned>(doc: &Value, base: &str) -> Result<T, Vec<Problem>> {
+    parse_config_with(doc, base, |_| {})
+}
+
+/// [`parse_config`] of the document as `prepare` leaves it (a copy: the configuration stored is
+/// the one written), for what a type reads differently from its JSON (a tagged enum's default
+/// variant, say).
+pub fn parse_config_with<T: DeserializeOwned>(
+    doc: &Value,
+    base: &str,
+    prepare: impl FnOnce(&mut Value),
+) -> Result<T, Vec<Problem>> {
     let mut doc = doc.clone();
+    prepare(&mut doc);
     let mut problems = Vec::new();
     // Each round takes one unknown key out (serde stops at the first); a configuration has far
     // fewer keys than this.
@@ -173,6 +186,11 @@ pub fn parse_config<T: DeserializeOwned>(doc: &Value, base: &str) -> Result<T, V
                 problems.push(Problem::new(format!("{base}{parent}/{escaped}"), error.to_string()));
                 continue;
             }
+        }
+        if let FieldError::MissingField(field) = &error {
+            // At the field's own pointer, where a form shows it.
+            problems.push(Problem::new(format!("{base}{path}/{}", escape_pointer(field)), "is required"));
+            return Err(problems);
         }
         problems.push(Problem::new(format!("{base}{path}"), error.to_string()));
         return Err(problems);

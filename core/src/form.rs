@@ -215,6 +215,48 @@ impl Walker<'_> {
     }
 }
 
+/// The keys of each variant of the tagged enum whose tag is at `tag_pointer` (e.g.
+/// `/credentials/type`), as `form` lists them: `(variant, keys)`, every variant of the tag.
+pub fn variant_keys(form: &[FormField], tag_pointer: &str) -> Vec<(String, Vec<String>)> {
+    let Some(tag) = form.iter().find(|f| f.pointer == tag_pointer) else { return Vec::new() };
+    let parent = tag_pointer.rsplit_once('/').map_or("", |(parent, _)| parent);
+    tag.values
+        .iter()
+        .map(|value| {
+            let keys = form
+                .iter()
+                .filter(|f| f.variant.as_ref().is_some_and(|v| v.pointer == tag_pointer && v.value == *value))
+                .filter_map(|f| f.pointer.strip_prefix(parent)?.strip_prefix('/').map(str::to_owned))
+                .collect();
+            (value.clone(), keys)
+        })
+        .collect()
+}
+
+/// Reads the object holding the tag at `tag_pointer` as configurations have always been read:
+/// without a tag it is the `default` variant (when there is one), and keys that belong only to
+/// other variants (a form that switched variants leaves them) are dropped from this copy. Keys of
+/// no variant stay, to be refused at their pointer.
+pub fn settle_variant(
+    doc: &mut Value,
+    tag_pointer: &str,
+    variants: &[(String, Vec<String>)],
+    default: Option<&str>,
+) {
+    let Some((parent, tag)) = tag_pointer.rsplit_once('/') else { return };
+    let Some(Value::Object(object)) = doc.pointer_mut(parent) else { return };
+    if !object.contains_key(tag)
+        && let Some(default) = default
+    {
+        object.insert(tag.to_owned(), Value::String(default.to_owned()));
+    }
+    let Some(chosen) = object.get(tag).and_then(Value::as_str).map(str::to_owned) else { return };
+    let Some((_, own)) = variants.iter().find(|(value, _)| *value == chosen) else { return };
+    let others: Vec<&String> =
+        variants.iter().flat_map(|(_, keys)| keys).filter(|key| !own.contains(key)).collect();
+    object.retain(|key, _| !others.contains(&key));
+}
+
 /// The property every alternative names its variant by (`type`), when `choices` are a tagged
 /// enum's variants.
 fn tagged(choices: &[&Value]) -> Option<String> {

@@ -53,13 +53,17 @@ pub use crate::budget::{
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, deploy_proposed, parse_chain,
 };
-pub use crate::config::{FieldError, TemplateText, from_document, parse_config, parse_doc, required_field};
+pub use crate::config::{
+    FieldError, TemplateText, from_document, parse_config, parse_config_with, parse_doc, required_field,
+};
 pub use crate::engine::{ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, TraceStep};
 pub use crate::error::{
     Busy, ForeignMarker, InvalidHeader, NodeError, PlaceholderError, Problem, ProblemKind, RenderError,
     ScriptProblem,
 };
-pub use crate::form::{FieldKind, FormField, Variant, accepts_name, empty_schema, form_fields};
+pub use crate::form::{
+    FieldKind, FormField, Variant, accepts_name, empty_schema, form_fields, settle_variant, variant_keys,
+};
 pub use crate::forms::MASK;
 pub use crate::limits::{Limits, limit_error};
 pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, masked_forms, shared_masks};

@@ -315,6 +315,15 @@ impl<'a> BuildCtx<'a> {
         crate::config::parse_config(config.plain(), self.base)
     }
 
+    /// [`BuildCtx::parse`] of the configuration as `prepare` leaves a copy of it.
+    pub fn parse_with<T: serde::de::DeserializeOwned>(
+        &self,
+        config: &CompiledConfig,
+        prepare: impl FnOnce(&mut Value),
+    ) -> Result<T, Vec<Problem>> {
+        crate::config::parse_config_with(config.plain(), self.base, prepare)
+    }
+
     /// For a destination known at save (a literal URL, a broker's host): a problem at `pointer`
     /// when one of `names` may not be sent to `host:port`.
     pub fn check_destination<'n>(

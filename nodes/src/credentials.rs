@@ -18,8 +18,10 @@ pub(crate) struct Anonymous {}
 #[serde(deny_unknown_fields)]
 pub(crate) struct Basic {
     /// The user name (TEXT secret allowed).
+    #[schemars(required)]
     pub(crate) username: Option<TemplateText>,
     /// The password (TEXT secret).
+    #[schemars(required)]
     pub(crate) password: Option<TemplateText>,
 }
 
@@ -28,6 +30,7 @@ pub(crate) struct Basic {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Bearer {
     /// The token (TEXT secret).
+    #[schemars(required)]
     pub(crate) token: Option<TemplateText>,
 }
 
@@ -38,6 +41,7 @@ pub(crate) struct ApiKey {
     /// The header's name (default `X-API-Key`).
     pub(crate) header: Option<String>,
     /// The key (TEXT secret).
+    #[schemars(required)]
     pub(crate) value: Option<TemplateText>,
 }
 
@@ -46,10 +50,13 @@ pub(crate) struct ApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CertPem {
     /// The CA certificate(s) the server's certificate must chain to (FILE secret).
+    #[schemars(required)]
     pub(crate) ca_cert: Option<TemplateText>,
     /// The client certificate (FILE secret).
+    #[schemars(required)]
     pub(crate) cert: Option<TemplateText>,
     /// The client's private key (FILE secret).
+    #[schemars(required)]
     pub(crate) private_key: Option<TemplateText>,
     /// The private key's password, when it is encrypted (TEXT secret).
     pub(crate) password: Option<TemplateText>,
@@ -89,6 +96,20 @@ pub(crate) enum MqttCredentials {
     /// A client certificate (TLS).
     #[serde(rename = "cert.PEM")]
     CertPem(CertPem),
+}
+
+/// Reads `credentials` of a node's configuration (whose type is `T`) as the nodes always have:
+/// without `type` it is `anonymous`, and keys that belong only to other types (a form that
+/// switched types leaves them) are ignored; any other key is still refused at its pointer.
+pub(crate) fn settle<T: JsonSchema>(
+    doc: &mut serde_json::Value,
+    keys: &std::sync::OnceLock<Vec<(String, Vec<String>)>>,
+) {
+    let keys = keys.get_or_init(|| {
+        let form = veil_core::form_fields(&schemars::schema_for!(T).to_value(), &[]);
+        veil_core::variant_keys(&form, "/credentials/type")
+    });
+    veil_core::settle_variant(doc, "/credentials/type", keys, Some("anonymous"));
 }
 
 /// Checks that each `(field, value)` of the credentials of type `kind` is filled: a problem at
@@ -209,5 +230,30 @@ mod tests {
                 "'oauth' is not one of anonymous, basic, bearer, apiKey, cert.PEM"
             )]
         );
+    }
+
+    #[test]
+    fn credentials_read_as_they_always_were_a_typo_is_still_refused() {
+        use crate::rest_api_call::RestConfig;
+        static KEYS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+        let parse = |credentials: Value| {
+            veil_core::parse_config_with::<RestConfig>(&json!({ "credentials": credentials }), "", |doc| {
+                super::settle::<RestConfig>(doc, &KEYS)
+            })
+        };
+        // No type: anonymous, as ThingsBoard reads it.
+        let config = parse(json!({"token": "x"})).unwrap();
+        assert!(matches!(config.credentials, Some(super::RestCredentials::Anonymous(_))), "{config:?}");
+        // Keys a form left from another type are ignored.
+        let config =
+            parse(json!({"type": "bearer", "token": "t", "username": "alice", "password": ""})).unwrap();
+        assert!(matches!(config.credentials, Some(super::RestCredentials::Bearer(_))), "{config:?}");
+        // A key of no type is refused at its pointer.
+        let problems = parse(json!({"type": "bearer", "tokn": "t"})).unwrap_err();
+        assert_eq!(problems[0].path, "/credentials/tokn", "{problems:?}");
+        assert_eq!(problems[0].message, "unknown field (expected token)");
+        // A wrong type keeps its message.
+        let problems = parse(json!({"type": "oauth"})).unwrap_err();
+        assert_eq!(problems[0].path, "/credentials/type", "{problems:?}");
     }
 }

@@ -122,7 +122,9 @@ pub(crate) struct MqttConfig {
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
-    let settings: MqttConfig = ctx.parse(&config)?;
+    static KEYS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    let settings: MqttConfig =
+        ctx.parse_with(&config, |doc| crate::credentials::settle::<MqttConfig>(doc, &KEYS))?;
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 1883, &mut problems);
     if settings.topic_pattern.is_none() {

@@ -108,7 +108,7 @@ pub(crate) struct RestConfig {
     #[schemars(extend("default" = 0))]
     read_timeout_ms: Option<u64>,
     /// How the request authenticates.
-    credentials: Option<RestCredentials>,
+    pub(crate) credentials: Option<RestCredentials>,
     /// The body as a handlebars template (JSON-escaped); absent: the message data.
     body_template: Option<TemplateText>,
 }
@@ -168,7 +168,9 @@ impl Method {
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Vec<Problem>> {
-    let settings: RestConfig = ctx.parse(&config)?;
+    static KEYS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    let settings: RestConfig =
+        ctx.parse_with(&config, |doc| credentials::settle::<RestConfig>(doc, &KEYS))?;
     let mut problems = Vec::new();
     match settings.rest_endpoint_url_pattern.as_ref().and(config.template("/restEndpointUrlPattern")) {
         None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),

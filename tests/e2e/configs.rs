@@ -36,3 +36,28 @@ async fn a_misspelt_key_is_refused_where_it_is() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["problems"][0]["path"], "/configuration/sendDownlnk", "{body}");
 }
+
+/// Directory bodies name an unknown or missing field once, at its place, and a form's leftover
+/// credentials of another type still save.
+#[tokio::test]
+async fn directory_bodies_name_the_field_and_leftover_credentials_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let (status, body) = api.post("/api/customers", json!({"nmae": "Acme"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "nmae: unknown field (expected name)");
+    let (status, body) = api.post("/api/customers", json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "name: is required");
+    // A form that switched from basic to bearer leaves the user name behind; no type is anonymous.
+    let chain = json!({"name": "leftovers", "nodes": [
+        {"type": "rest_api_call", "name": "Bearer", "configuration": {
+            "restEndpointUrlPattern": "http://127.0.0.1:9/x",
+            "credentials": {"type": "bearer", "token": "t", "username": "alice"}}},
+        {"type": "rest_api_call", "name": "Untyped", "configuration": {
+            "restEndpointUrlPattern": "http://127.0.0.1:9/x", "credentials": {}}}
+    ]});
+    let (status, body) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -162,8 +162,10 @@ enum LoriotCredentials {
 #[serde(deny_unknown_fields)]
 struct LoriotLogin {
     /// The account's user name (TEXT secret allowed).
+    #[schemars(required)]
     username: Option<TemplateText>,
     /// The account's password (TEXT secret).
+    #[schemars(required)]
     password: Option<TemplateText>,
 }
 
@@ -172,11 +174,20 @@ struct LoriotLogin {
 #[serde(deny_unknown_fields)]
 struct LoriotToken {
     /// An API token (TEXT secret).
+    #[schemars(required)]
     token: Option<TemplateText>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {
-    let settings: LoriotConfig = ctx.parse(&config)?;
+    static KEYS: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    let settings: LoriotConfig = ctx.parse_with(&config, |doc| {
+        // Keys of the other credentials type are ignored, as they always were.
+        let keys = KEYS.get_or_init(|| {
+            let form = veil_core::form_fields(&schemars::schema_for!(LoriotConfig).to_value(), &[]);
+            veil_core::variant_keys(&form, "/credentials/type")
+        });
+        veil_core::settle_variant(doc, "/credentials/type", keys, None);
+    })?;
     let mut problems = Vec::new();
     let server = text(ctx, settings.server.as_ref(), "server", &mut problems).unwrap_or("eu1");
     if LoriotServer::named(server).is_none() {

@@ -110,7 +110,7 @@ pub(crate) async fn send_message(
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id::<Uuid>(&id)?;
     let wait = params.wait.unwrap_or(false);
-    // Who may send (and watch) is checked before the body is read.
+    // Who may send (and watch) is checked before the body is parsed.
     let sender = host.sender(&actor, id, wait).await?;
     let msg = message_from(json_body(body)?)?;
     match sender.send(msg).await? {

@@ -34,8 +34,18 @@ fn body<T: DeserializeOwned>(raw: Result<Bytes, axum::extract::rejection::BytesR
     let doc: serde_json::Value =
         serde_json::from_slice(&raw).map_err(|_| invalid("body: invalid JSON".to_owned()))?;
     veil_core::from_document(&doc).map_err(|(path, e)| {
-        let at =
-            |name: &str| if path.is_empty() { name.to_owned() } else { format!("{}/{name}", &path[1..]) };
+        // `a/b` for the pointer `/a/b`; a field's name is added unless the path already ends with
+        // it (serde names an unknown key in the path, a missing one not).
+        let at = |name: &str| {
+            let path = path.strip_prefix('/').unwrap_or(&path);
+            if path.is_empty() {
+                name.to_owned()
+            } else if path == name || path.ends_with(&format!("/{name}")) {
+                path.to_owned()
+            } else {
+                format!("{path}/{name}")
+            }
+        };
         invalid(match e {
             FieldError::UnknownField { ref field, .. } => format!("{}: {e}", at(field)),
             FieldError::MissingField(field) => format!("{}: is required", at(field)),

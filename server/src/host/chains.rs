@@ -263,7 +263,7 @@ impl Host {
     }
 
     /// A sender of messages to the rule chain `id` for `actor`, who needs RULE_CHAIN:WRITE (and,
-    /// to `wait` for the trace, the right to watch it): checked before any message is read.
+    /// to `wait` for the trace, the right to watch it): checked before a message is parsed.
     pub(crate) async fn sender(&self, actor: &Actor, id: Uuid, wait: bool) -> HostResult<ChainSender> {
         let runtime = self.running_chain(actor, id, Operation::Write).await?;
         if wait {

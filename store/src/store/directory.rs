@@ -153,15 +153,24 @@ impl Store {
     }
 
     /// Creates the first administrator of a tenant just made by `actor` (who may create tenants:
-    /// a system administrator). `user` must be a tenant administrator of a tenant that exists,
-    /// with no customer; its name follows the rules of every user name.
+    /// a system administrator). `user` must be a tenant administrator, with no customer, of a
+    /// tenant that exists and has no user yet (not the system tenant); its name follows the rules
+    /// of every user name.
     pub async fn create_tenant_admin_as(&self, actor: &Actor, user: &UserRecord) -> Result<()> {
         actor.require_on(Resource::Tenant, Operation::Create)?;
         if user.customer_id.is_some() || user.roles != [Role::TenantAdmin.as_str()] {
             return Err(StoreError::input("admin.roles", "a tenant's first user is its TENANT_ADMIN"));
         }
-        if self.inner.backend.tenant_by_id(user.tenant_id).await?.is_none() {
-            return Err(StoreError::NotFound { kind: "tenant", id: user.tenant_id.to_string() });
+        let missing = || StoreError::NotFound { kind: "tenant", id: user.tenant_id.to_string() };
+        if user.tenant_id == SYSTEM_TENANT || self.inner.backend.tenant_by_id(user.tenant_id).await?.is_none()
+        {
+            return Err(missing());
+        }
+        if !self.inner.backend.users(user.tenant_id).await?.is_empty() {
+            return Err(StoreError::input(
+                "admin",
+                "the tenant has users already: its administrators add more",
+            ));
         }
         self.insert_user(user).await
     }
