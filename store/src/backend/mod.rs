@@ -21,6 +21,7 @@
 
 mod lease;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::collections::HashMap;

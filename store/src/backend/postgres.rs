@@ -24,6 +24,7 @@ mod directory;
 use self::directory::audit_rows;
 use crate::audit::NewAuditEntry;
 
+use super::rows::{Columns, decode_err, owner_from, sealed_from, tenant_from, user_from};
 use super::{
     DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, Held, OwnerRecord, OwnerWrite,
     Recorded, SecretRow, destinations_from, destinations_text,
@@ -35,7 +36,7 @@ use crate::feed::{self, FeedItem};
 
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{Owner, OwnerType, SecretRef, Usages};
+use crate::references::{OwnerType, SecretRef, Usages};
 
 /// Connections kept open at most by one instance.
 const MAX_CONNECTIONS: u32 = 8;
@@ -114,62 +115,30 @@ fn migrator() -> Migrator {
     }
 }
 
-fn decode_err(what: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(what.to_owned().into()))
+/// PostgreSQL keeps ids as `uuid`.
+impl Columns for PgRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(col)?)
+    }
 }
 
 fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
-}
-
-fn sealed_from(row: &PgRow) -> Result<Sealed> {
-    let nonce: Vec<u8> = row.try_get("nonce")?;
-    Ok(Sealed {
-        key_id: row.try_get("key_id")?,
-        nonce: nonce.as_slice().try_into().map_err(|_| decode_err("nonce is not 12 bytes"))?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
-}
-
-fn user_from(row: &PgRow) -> Result<UserRecord> {
-    let roles: String = row.try_get("roles")?;
-    let roles: Vec<String> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
-    Ok(UserRecord {
-        id: UserId(row.try_get("id")?),
-        tenant_id: TenantId(row.try_get("tenant_id")?),
-        customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId),
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        roles,
-        created_time: row.try_get("created_time")?,
-        tokens_valid_after: row.try_get("tokens_valid_after")?,
-    })
-}
-
-fn owner_from(row: &PgRow) -> Result<OwnerRecord> {
-    let kind: String = row.try_get("type")?;
-    let body: String = row.try_get("body")?;
-    Ok(OwnerRecord {
-        owner: Owner {
-            kind: OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId),
-        },
-        tenant_id: TenantId(row.try_get("tenant_id")?),
-        body: serde_json::from_str(&body).map_err(|_| decode_err("owners.body"))?,
-        created_time: row.try_get("created_time")?,
-        updated_time: row.try_get("updated_time")?,
-    })
-}
-
-fn tenant_from(r: &PgRow) -> Result<TenantRecord> {
-    Ok(TenantRecord {
-        id: TenantId(r.try_get("id")?),
-        name: r.try_get("name")?,
-        created_time: r.try_get("created_time")?,
-        destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
-    })
 }
 
 /// The columns of [`owner_from`]. Listings sort text `COLLATE "C"` (byte-wise, as SQLite's BINARY

@@ -20,6 +20,7 @@ mod directory;
 use self::directory::audit_rows;
 use crate::audit::NewAuditEntry;
 
+use super::rows::{Columns, decode_err, owner_from, sealed_from, user_from};
 use super::{
     DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, Held, OwnerRecord, OwnerWrite,
     Recorded, SecretRow, destinations_from, destinations_text,
@@ -30,7 +31,7 @@ use crate::error::{NameConflict, NeededKind, Result, StoreError};
 
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{Owner, OwnerType, SecretRef, Usages};
+use crate::references::{OwnerType, SecretRef, Usages};
 
 /// The in-process lock of one leased piece of work.
 type LeaseLock = std::sync::Arc<Mutex<()>>;
@@ -126,69 +127,37 @@ fn migrator() -> Migrator {
     }
 }
 
+/// An id kept as text.
 fn parse_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
     let text: String = row.try_get(col)?;
-    text.parse().map_err(|_| {
-        StoreError::Database(sqlx::Error::Decode(format!("column {col}: bad id '{text}'").into()))
-    })
+    text.parse().map_err(|_| decode_err(&format!("column {col}: bad id '{text}'")))
 }
 
 fn parse_opt_id<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>> {
     let text: Option<String> = row.try_get(col)?;
-    text.map(|t| {
-        t.parse().map_err(|_| {
-            StoreError::Database(sqlx::Error::Decode(format!("column {col}: bad id '{t}'").into()))
-        })
-    })
-    .transpose()
+    text.map(|t| t.parse().map_err(|_| decode_err(&format!("column {col}: bad id '{t}'")))).transpose()
 }
 
-fn sealed_from(row: &SqliteRow) -> Result<Sealed> {
-    let nonce: Vec<u8> = row.try_get("nonce")?;
-    Ok(Sealed {
-        key_id: row.try_get("key_id")?,
-        nonce: nonce
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Database(sqlx::Error::Decode("nonce is not 12 bytes".into())))?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
-}
-
-fn decode_err(what: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(what.to_owned().into()))
-}
-
-fn user_from(row: &SqliteRow) -> Result<UserRecord> {
-    let roles: String = row.try_get("roles")?;
-    let roles: Vec<String> = serde_json::from_str(&roles).map_err(|_| decode_err("users.roles"))?;
-    Ok(UserRecord {
-        id: parse_id(row, "id")?,
-        tenant_id: parse_id(row, "tenant_id")?,
-        customer_id: parse_opt_id(row, "customer_id")?,
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        roles,
-        created_time: row.try_get("created_time")?,
-        tokens_valid_after: row.try_get("tokens_valid_after")?,
-    })
-}
-
-fn owner_from(row: &SqliteRow) -> Result<OwnerRecord> {
-    let kind: String = row.try_get("type")?;
-    let body: String = row.try_get("body")?;
-    Ok(OwnerRecord {
-        owner: Owner {
-            kind: OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
-            id: parse_id(row, "id")?,
-            name: row.try_get("name")?,
-            customer_id: parse_opt_id(row, "customer_id")?,
-        },
-        tenant_id: parse_id(row, "tenant_id")?,
-        body: serde_json::from_str(&body).map_err(|_| decode_err("owners.body"))?,
-        created_time: row.try_get("created_time")?,
-        updated_time: row.try_get("updated_time")?,
-    })
+/// SQLite keeps ids as text.
+impl Columns for SqliteRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        parse_id(self, col)
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        parse_opt_id(self, col)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(col)?)
+    }
 }
 
 fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {

@@ -1,56 +1,18 @@
 //! Tenants, customers, users, custom roles, shares and the audit log in PostgreSQL.
 
 use sqlx::Row;
-use sqlx::postgres::{PgQueryResult, PgRow};
+use sqlx::postgres::PgQueryResult;
 use uuid::Uuid;
 
-use super::{PostgresBackend, decode_err, is_kind, tenant_from, usages_in, user_from};
-use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
+use super::{PostgresBackend, decode_err, is_kind, usages_in};
+use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
-use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
+use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId, now_ms};
 use crate::quota::Quota;
 use crate::references::Usages;
-
-fn customer_from(r: &PgRow) -> Result<CustomerRecord> {
-    Ok(CustomerRecord {
-        id: CustomerId(r.try_get("id")?),
-        tenant_id: TenantId(r.try_get("tenant_id")?),
-        name: r.try_get("name")?,
-        created_time: r.try_get("created_time")?,
-    })
-}
-
-fn role_from(r: &PgRow) -> Result<RoleRecord> {
-    let permissions: String = r.try_get("permissions")?;
-    Ok(RoleRecord {
-        id: r.try_get("id")?,
-        tenant_id: TenantId(r.try_get("tenant_id")?),
-        name: r.try_get("name")?,
-        permissions: serde_json::from_str::<Vec<Grant>>(&permissions)
-            .map_err(|_| decode_err("roles.permissions"))?,
-        created_time: r.try_get("created_time")?,
-    })
-}
-
-fn audit_from(r: &PgRow) -> Result<AuditEntry> {
-    let action: String = r.try_get("action")?;
-    let details: String = r.try_get("details")?;
-    Ok(AuditEntry {
-        id: r.try_get("id")?,
-        tenant_id: r.try_get::<Option<Uuid>, _>("tenant_id")?.map(TenantId),
-        time: r.try_get("time")?,
-        actor_id: r.try_get("actor_id")?,
-        actor_name: r.try_get("actor_name")?,
-        action: AuditAction::parse(&action).ok_or_else(|| decode_err("audit_log.action"))?,
-        target_type: r.try_get("target_type")?,
-        target_id: r.try_get("target_id")?,
-        target_name: r.try_get("target_name")?,
-        outcome: r.try_get("outcome")?,
-        details: serde_json::from_str(&details).map_err(|_| decode_err("audit_log.details"))?,
-    })
-}
 
 /// An insert whose unique name may be taken: a clear error naming the field.
 fn unique_name(

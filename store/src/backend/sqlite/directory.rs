@@ -1,65 +1,17 @@
 //! Tenants, customers, users, custom roles, shares and the audit log in SQLite.
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use super::{SqliteBackend, decode_err, is_kind, parse_id, parse_opt_id, usages_in, user_from};
+use super::{SqliteBackend, decode_err, is_kind, parse_id, usages_in};
 use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
-use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
+use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::Usages;
-
-fn tenant_from(r: &SqliteRow) -> Result<TenantRecord> {
-    Ok(TenantRecord {
-        id: parse_id(r, "id")?,
-        name: r.try_get("name")?,
-        created_time: r.try_get("created_time")?,
-        destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
-    })
-}
-
-fn customer_from(r: &SqliteRow) -> Result<CustomerRecord> {
-    Ok(CustomerRecord {
-        id: parse_id(r, "id")?,
-        tenant_id: parse_id(r, "tenant_id")?,
-        name: r.try_get("name")?,
-        created_time: r.try_get("created_time")?,
-    })
-}
-
-fn role_from(r: &SqliteRow) -> Result<RoleRecord> {
-    let permissions: String = r.try_get("permissions")?;
-    Ok(RoleRecord {
-        id: parse_id(r, "id")?,
-        tenant_id: parse_id(r, "tenant_id")?,
-        name: r.try_get("name")?,
-        permissions: serde_json::from_str::<Vec<Grant>>(&permissions)
-            .map_err(|_| decode_err("roles.permissions"))?,
-        created_time: r.try_get("created_time")?,
-    })
-}
-
-fn audit_from(r: &SqliteRow) -> Result<AuditEntry> {
-    let action: String = r.try_get("action")?;
-    let details: String = r.try_get("details")?;
-    Ok(AuditEntry {
-        id: r.try_get("id")?,
-        tenant_id: parse_opt_id(r, "tenant_id")?,
-        time: r.try_get("time")?,
-        actor_id: r.try_get("actor_id")?,
-        actor_name: r.try_get("actor_name")?,
-        action: AuditAction::parse(&action).ok_or_else(|| decode_err("audit_log.action"))?,
-        target_type: r.try_get("target_type")?,
-        target_id: r.try_get("target_id")?,
-        target_name: r.try_get("target_name")?,
-        outcome: r.try_get("outcome")?,
-        details: serde_json::from_str(&details).map_err(|_| decode_err("audit_log.details"))?,
-    })
-}
 
 /// An insert whose unique name may be taken: a clear error naming the field.
 fn unique_name(

@@ -1,0 +1,121 @@
+//! Row decoders written once for both backends. A [`Columns`] row reads ids as the backend keeps
+//! them (`uuid` in PostgreSQL, text in SQLite); every other column has one type on both (bigint,
+//! text holding JSON, bytes), so each record is decoded by one function.
+
+use uuid::Uuid;
+
+use super::OwnerRecord;
+use crate::audit::{AuditAction, AuditEntry};
+use crate::crypto::Sealed;
+use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
+use crate::error::{Result, StoreError};
+use crate::model::{CustomerId, TenantId, UserId};
+use crate::references::{Owner, OwnerType};
+
+/// A row of either backend, read the same way.
+pub(crate) trait Columns {
+    /// An id column.
+    fn uuid(&self, col: &str) -> Result<Uuid>;
+    /// An id column that may be NULL.
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
+    /// A bigint column.
+    fn int(&self, col: &str) -> Result<i64>;
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String>;
+    /// A text column that may be NULL.
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    /// A bytes column.
+    fn bytes(&self, col: &str) -> Result<Vec<u8>>;
+}
+
+/// A column that does not hold what the schema says.
+pub(crate) fn decode_err(what: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.to_owned().into()))
+}
+
+/// JSON kept as text.
+fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, col: &str, what: &str) -> Result<T> {
+    serde_json::from_str(&row.text(col)?).map_err(|_| decode_err(what))
+}
+
+/// A ciphertext with its data key and nonce.
+pub(crate) fn sealed_from(row: &impl Columns) -> Result<Sealed> {
+    let nonce = row.bytes("nonce")?;
+    Ok(Sealed {
+        key_id: row.int("key_id")?,
+        nonce: nonce.as_slice().try_into().map_err(|_| decode_err("nonce is not 12 bytes"))?,
+        ciphertext: row.bytes("ciphertext")?,
+    })
+}
+
+pub(crate) fn user_from(row: &impl Columns) -> Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(row.uuid("id")?),
+        tenant_id: TenantId(row.uuid("tenant_id")?),
+        customer_id: row.opt_uuid("customer_id")?.map(CustomerId),
+        username: row.text("username")?,
+        password_hash: row.text("password_hash")?,
+        roles: json(row, "roles", "users.roles")?,
+        created_time: row.int("created_time")?,
+        tokens_valid_after: row.int("tokens_valid_after")?,
+    })
+}
+
+pub(crate) fn owner_from(row: &impl Columns) -> Result<OwnerRecord> {
+    Ok(OwnerRecord {
+        owner: Owner {
+            kind: OwnerType::parse(&row.text("type")?).ok_or_else(|| decode_err("owners.type"))?,
+            id: row.uuid("id")?,
+            name: row.text("name")?,
+            customer_id: row.opt_uuid("customer_id")?.map(CustomerId),
+        },
+        tenant_id: TenantId(row.uuid("tenant_id")?),
+        body: json(row, "body", "owners.body")?,
+        created_time: row.int("created_time")?,
+        updated_time: row.int("updated_time")?,
+    })
+}
+
+pub(crate) fn tenant_from(row: &impl Columns) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: TenantId(row.uuid("id")?),
+        name: row.text("name")?,
+        created_time: row.int("created_time")?,
+        destinations_required: row.int("destinations_required")? != 0,
+    })
+}
+
+pub(crate) fn customer_from(row: &impl Columns) -> Result<CustomerRecord> {
+    Ok(CustomerRecord {
+        id: CustomerId(row.uuid("id")?),
+        tenant_id: TenantId(row.uuid("tenant_id")?),
+        name: row.text("name")?,
+        created_time: row.int("created_time")?,
+    })
+}
+
+pub(crate) fn role_from(row: &impl Columns) -> Result<RoleRecord> {
+    Ok(RoleRecord {
+        id: row.uuid("id")?,
+        tenant_id: TenantId(row.uuid("tenant_id")?),
+        name: row.text("name")?,
+        permissions: json::<Vec<Grant>>(row, "permissions", "roles.permissions")?,
+        created_time: row.int("created_time")?,
+    })
+}
+
+pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.int("id")?,
+        tenant_id: row.opt_uuid("tenant_id")?.map(TenantId),
+        time: row.int("time")?,
+        actor_id: row.opt_text("actor_id")?,
+        actor_name: row.text("actor_name")?,
+        action: AuditAction::parse(&row.text("action")?).ok_or_else(|| decode_err("audit_log.action"))?,
+        target_type: row.opt_text("target_type")?,
+        target_id: row.opt_text("target_id")?,
+        target_name: row.opt_text("target_name")?,
+        outcome: row.text("outcome")?,
+        details: json(row, "details", "audit_log.details")?,
+    })
+}
