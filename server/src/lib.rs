@@ -32,12 +32,34 @@ struct Cli {
     global: cli::Global,
 }
 
+/// What `veil` does: run the server, work on its data directly, or be a client of its API.
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Server(ServerCommand),
+    /// Print the reference of the node or integration types built into this program (Markdown;
+    /// no server needed): what nodes/README.md and integrations/README.md hold.
+    Docs {
+        /// Which reference.
+        #[arg(value_enum)]
+        which: Reference,
+    },
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that run the server or work on its data (logging, a multi-threaded runtime).
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
     /// Run the server: REST API over the embedded SQLite store (or PostgreSQL with --database).
     Serve(Box<serve::ServeArgs>),
     /// Copy a SQLite data directory into a PostgreSQL database, then check the copy.
     Migrate(migrate::MigrateArgs),
+}
+
+/// The commands that talk to a running server.
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
     /// Log in and keep the token (in the config directory, mode 0600).
     Login(cli::LoginArgs),
     /// End this session at the server and forget the saved token (--everywhere: every session of the account).
@@ -65,13 +87,6 @@ enum Command {
     IntegrationTypes,
     /// Your tenant's settings (`--destinations-required true|false` to change it).
     Settings(cli::SettingsArgs),
-    /// Print the reference of the node or integration types built into this program (Markdown;
-    /// no server needed): what nodes/README.md and integrations/README.md hold.
-    Docs {
-        /// Which reference.
-        #[arg(value_enum)]
-        which: Reference,
-    },
 }
 
 /// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
@@ -112,23 +127,20 @@ where
 }
 
 /// Runs a client command; errors print on stderr with their exit code.
-fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: Command) -> ExitCode {
+fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: ClientCommand) -> ExitCode {
     let result = runtime.block_on(async {
         match command {
-            Command::Login(args) => cli::login(global, args).await,
-            Command::Logout(args) => cli::logout(global, &args).await,
-            Command::Secret(cmd) => cli::secret(global, cmd).await,
-            Command::Chain(cmd) => cli::documents(global, cmd, cli::DocKind::RuleChain).await,
-            Command::Integration(cmd) => cli::documents(global, cmd, cli::DocKind::Integration).await,
-            Command::User(cmd) => cli::user(global, cmd).await,
-            Command::Customer(cmd) => cli::customer(global, cmd).await,
-            Command::Audit(args) => cli::audit(global, args).await,
-            Command::NodeTypes => cli::types(global, cli::DocKind::RuleChain).await,
-            Command::IntegrationTypes => cli::types(global, cli::DocKind::Integration).await,
-            Command::Settings(args) => cli::settings(global, args).await,
-            Command::Serve(_) | Command::Migrate(_) | Command::Docs { .. } => {
-                unreachable!("not a client command")
-            }
+            ClientCommand::Login(args) => cli::login(global, args).await,
+            ClientCommand::Logout(args) => cli::logout(global, &args).await,
+            ClientCommand::Secret(cmd) => cli::secret(global, cmd).await,
+            ClientCommand::Chain(cmd) => cli::documents(global, cmd, cli::DocKind::RuleChain).await,
+            ClientCommand::Integration(cmd) => cli::documents(global, cmd, cli::DocKind::Integration).await,
+            ClientCommand::User(cmd) => cli::user(global, cmd).await,
+            ClientCommand::Customer(cmd) => cli::customer(global, cmd).await,
+            ClientCommand::Audit(args) => cli::audit(global, args).await,
+            ClientCommand::NodeTypes => cli::types(global, cli::DocKind::RuleChain).await,
+            ClientCommand::IntegrationTypes => cli::types(global, cli::DocKind::Integration).await,
+            ClientCommand::Settings(args) => cli::settings(global, args).await,
         }
     });
     match result {
@@ -143,19 +155,22 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
 /// Parses the command line and runs the command: the whole `veil` program.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Docs { which } = cli.command {
-        print!("{}", reference(which));
-        return ExitCode::SUCCESS;
-    }
-    if !matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) {
-        return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => run_client(&rt, &cli.global, cli.command),
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
+    let server_command = match cli.command {
+        Command::Docs { which } => {
+            print!("{}", reference(which));
+            return ExitCode::SUCCESS;
+        }
+        Command::Client(command) => {
+            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => run_client(&rt, &cli.global, command),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Server(command) => command,
+    };
     {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
@@ -180,10 +195,9 @@ pub fn run() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Migrate(args) => migrate::run(args).await,
-            _ => unreachable!("client commands returned above"),
+        match server_command {
+            ServerCommand::Serve(args) => serve::run(*args).await,
+            ServerCommand::Migrate(args) => migrate::run(args).await,
         }
     });
     match result {
