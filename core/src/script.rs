@@ -1,6 +1,7 @@
-//! Sandboxed Rhai for scripted nodes and converters. One shared engine sets every limit
-//! (operations, call depth, string/array/map sizes, wall-clock time per run); each node keeps only
-//! its compiled AST. Runs happen on a small pool of threads with large stacks, off the async
+//! Sandboxed Rhai for scripted nodes and converters. A registry's sandbox ([`Scripts`]) has one
+//! engine that sets every limit (operations, call depth, string/array/map sizes, wall-clock time
+//! per run); each node keeps only its compiled AST. Runs happen on a small pool of threads with
+//! large stacks, off the async
 //! workers, so a slow script cannot stall the API and deep data cannot overflow a worker's stack;
 //! a script's value is turned into JSON there, with its depth checked first.
 //!
@@ -62,7 +63,8 @@ impl From<&Limits> for Settings {
 /// side by side in one process.
 pub struct Scripts {
     settings: Settings,
-    engine: Engine,
+    /// Built on first use: a registry replaced by one with other limits never builds its own.
+    engine: OnceLock<Engine>,
     pool: OnceLock<FairPool>,
 }
 
@@ -75,14 +77,14 @@ impl std::fmt::Debug for Scripts {
 impl Default for Scripts {
     /// A sandbox under the default limits.
     fn default() -> Self {
-        Self { settings: Settings::from(&Limits::default()), engine: sandbox_engine(), pool: OnceLock::new() }
+        Self { settings: Settings::from(&Limits::default()), engine: OnceLock::new(), pool: OnceLock::new() }
     }
 }
 
 impl Scripts {
     /// A sandbox under the script limits of `limits`.
     pub fn new(limits: &Limits) -> Arc<Self> {
-        Arc::new(Self { settings: Settings::from(limits), engine: sandbox_engine(), pool: OnceLock::new() })
+        Arc::new(Self { settings: Settings::from(limits), engine: OnceLock::new(), pool: OnceLock::new() })
     }
 
     /// The script time one incoming message may take on the script threads.
@@ -93,6 +95,10 @@ impl Scripts {
     /// How deep a script's value may nest (`maxDataDepth`).
     pub fn max_data_depth(&self) -> usize {
         self.settings.max_data_depth
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.get_or_init(sandbox_engine)
     }
 
     fn pool(&self) -> &FairPool {
@@ -291,7 +297,7 @@ impl Script {
             scope.push_dynamic(*input, Dynamic::UNIT);
         }
         let ast = scripts
-            .engine
+            .engine()
             .compile_with_scope(&scope, source)
             .map_err(|e| vec![problem_at(e.1, e.0.to_string())])?;
         let mut names = BTreeSet::new();
@@ -450,7 +456,7 @@ impl Script {
                 }
             }
         }
-        let result = self.scripts.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
+        let result = self.scripts.engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
         drop(scope);
         let (notes, failed) =
             RUN.with(|r| r.borrow_mut().take()).map(|run| (run.notes, run.failed)).unwrap_or_default();

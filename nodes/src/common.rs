@@ -255,7 +255,7 @@ pub(crate) fn is_x509_v1(der: &[u8]) -> bool {
 /// A host name that did not resolve: the resolver's error, typed so a send's failure is told by
 /// its kind rather than by a message's words.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot resolve the host name: {0}")]
+#[error("{0}")]
 pub(crate) struct DnsFailed(std::io::Error);
 
 /// Resolves with the system's resolver (as reqwest's default does), failing with [`DnsFailed`].

@@ -197,8 +197,8 @@ async fn registries_with_different_script_limits_run_side_by_side() {
         max_script_time_per_message: std::time::Duration::from_millis(timeout_ms),
         ..veil_core::Limits::default()
     };
-    // A few hundred milliseconds of work in few operations (each pass copies 300 KB).
-    let slow = r#"let s = ""; s.pad(300000, "a"); for i in 0..400 { let u = s.to_upper(); } true"#;
+    // 300 ms of wall-clock work on any machine, in few operations (each pass copies 1 MB).
+    let slow = r#"let s = ""; s.pad(1000000, "a"); let t = timestamp(); while t.elapsed() < 0.3 { let u = s.to_upper(); } true"#;
     let strict = env.registry().with_limits(limits(50));
     let patient = env.registry().with_limits(limits(60_000));
     let strict_chain = env.deploy_chain_with(&strict, &script_chain("filter", slow)).await.unwrap();

@@ -139,9 +139,9 @@ impl LoriotServer {
     const ALL: [(&'static str, Self); 5] =
         [("eu1", Self::Eu1), ("us1", Self::Us1), ("as1", Self::As1), ("eu2", Self::Eu2), ("ap1", Self::Ap1)];
 
-    /// The server named `name`, as its name (`server` of the API's host name).
-    fn named(name: &str) -> Option<&'static str> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
+    /// Whether `name` is a LORIOT server (`server` of the API's host name).
+    fn is_known(name: &str) -> bool {
+        Self::ALL.iter().any(|(n, _)| *n == name)
     }
 }
 
@@ -190,7 +190,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     })?;
     let mut problems = Vec::new();
     let server = text(ctx, settings.server.as_ref(), "server", &mut problems).unwrap_or("eu1");
-    if LoriotServer::named(server).is_none() {
+    if !LoriotServer::is_known(server) {
         let names: Vec<&str> = LoriotServer::ALL.iter().map(|(n, _)| *n).collect();
         problems.push(ctx.problem("/server", format!("'{server}' is not one of {}", names.join(", "))));
     }
