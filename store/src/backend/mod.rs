@@ -1,5 +1,7 @@
 //! Persistence: a closed set of backends (SQLite, PostgreSQL), one file each with its SQL and
-//! bindings, and one list of operations, [`Backend`]'s, forwarded to both from here. What every
+//! bindings, and one list of operations, [`Backend`]'s, forwarded to both from here. The writes'
+//! choreographies (which statements, in which order, what a refusal means) are written once in
+//! `writes.rs` over each backend's statements; rows are decoded once in `rows.rs`. What every
 //! operation guarantees, whichever backend runs it:
 //!
 //! - **One transaction per write.** A write and everything it checks commit together or not at
@@ -23,6 +25,7 @@ mod lease;
 mod postgres;
 mod rows;
 mod sqlite;
+mod writes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -355,7 +358,6 @@ impl Backend {
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
         dispatch!(self.load_secrets())
     }
-    /// Inserts a secret, then checks `quotas` in the same transaction (see [`crate::quota`]).
     /// Inserts a secret, checked against `quotas` and recorded by `audit`, in one transaction.
     pub(crate) async fn insert_secret(
         &self,

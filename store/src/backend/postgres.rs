@@ -20,23 +20,18 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 mod directory;
+mod writes;
 
-use self::directory::audit_rows;
-use crate::audit::NewAuditEntry;
-
-use super::rows::{Columns, decode_err, owner_from, sealed_from, tenant_from, user_from};
-use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, Held, OwnerRecord, OwnerWrite,
-    Recorded, SecretRow, destinations_from, destinations_text,
-};
+use super::rows::{Columns, decode_err, owner_from, sealed_from, tenant_from, usage_from, user_from};
+use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow, destinations_from};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
-use crate::error::{NameConflict, NeededKind, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::feed::{self, FeedItem};
 
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{OwnerType, SecretRef, Usages};
+use crate::references::{OwnerType, Usages};
 
 /// Connections kept open at most by one instance.
 const MAX_CONNECTIONS: u32 = 8;
@@ -137,10 +132,6 @@ impl Columns for PgRow {
     }
 }
 
-fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
-}
-
 /// The columns of [`owner_from`]. Listings sort text `COLLATE "C"` (byte-wise, as SQLite's BINARY
 /// does), whatever the database's collation: both backends list in the same order.
 const OWNER_COLUMNS: &str = "id, tenant_id, type, name, customer_id, body, created_time, updated_time";
@@ -157,21 +148,7 @@ async fn usages_in(conn: &mut PgConnection, id: SecretId, customer: Option<Custo
     .bind(customer.map(|c| c.0))
     .fetch_all(&mut *conn)
     .await?;
-    let mut grouped = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let kind: String = row.try_get("type")?;
-        grouped.push((
-            OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
-            row.try_get::<Uuid, _>("id")?,
-            row.try_get::<String, _>("name")?,
-            SecretRef {
-                secret_name: String::new(),
-                node_id: row.try_get("node_id")?,
-                node_name: row.try_get("node_name")?,
-                pointer: row.try_get("pointer")?,
-            },
-        ));
-    }
+    let grouped = rows.iter().map(usage_from).collect::<Result<Vec<_>>>()?;
     Ok(Usages::group(grouped))
 }
 
@@ -523,326 +500,13 @@ impl PostgresBackend {
         Ok(out)
     }
 
-    /// Inserts a new secret; a name the tenant already has (on any instance) is
-    /// [`StoreError::NameTaken`], by the unique constraint.
-    pub(crate) async fn insert_secret(
-        &self,
-        row: &SecretRow,
-        quotas: &[Quota],
-        audit: &[NewAuditEntry],
-    ) -> Result<()> {
-        let i = &row.info;
-        let mut tx = self.db().begin().await?;
-        tenant_alive(&mut tx, i.tenant_id).await?;
-        let result = sqlx::query(
-            "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(i.id.0)
-        .bind(i.tenant_id.0)
-        .bind(&i.name)
-        .bind(i.kind.as_str())
-        .bind(&i.description)
-        .bind(&i.file_name)
-        .bind(i.version)
-        .bind(i.created_time)
-        .bind(i.updated_time)
-        .bind(row.sealed.key_id)
-        .bind(row.sealed.nonce.as_slice())
-        .bind(&row.sealed.ciphertext)
-        .bind(destinations_text(&i.allowed_destinations))
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(_) => {
-                for quota in quotas {
-                    within(&mut tx, i.tenant_id, *quota).await?;
-                }
-                audit_rows(&mut tx, audit).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::NameTaken(i.name.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
         self.earlier.get(id)
-    }
-
-    /// Changes a secret's row if it is still at `expected_version` (false otherwise: another
-    /// writer, maybe another instance, got there first). The row is locked first, so the value
-    /// moved to `secret_history` is exactly the one replaced (`FOR NO KEY UPDATE`: saves that
-    /// reference the secret need not wait); history then keeps the last
-    /// [`EARLIER_VALUES_KEPT`] of that secret. All in one transaction.
-    pub(crate) async fn update_secret(
-        &self,
-        row: &SecretRow,
-        expected: impl Into<Expected>,
-        quota: Option<Quota>,
-        audit: &[NewAuditEntry],
-    ) -> Result<bool> {
-        let expected = expected.into();
-        let expected_version = expected.version;
-        let i = &row.info;
-        let mut tx = self.db().begin().await?;
-        let current = sqlx::query(
-            "SELECT key_id, nonce, ciphertext FROM secrets WHERE id = $1 AND version = $2 \
-             AND ($3::bigint IS NULL OR updated_time = $3) FOR NO KEY UPDATE",
-        )
-        .bind(i.id.0)
-        .bind(expected_version)
-        .bind(expected.updated_time)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(current) = current else {
-            return Ok(false);
-        };
-        let new_value = i.version != expected_version;
-        if new_value {
-            let replaced = sealed_from(&current)?;
-            sqlx::query(
-                "INSERT INTO secret_history (secret_id, version, key_id, nonce, ciphertext, replaced_time) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (secret_id, version) DO UPDATE SET key_id = excluded.key_id, \
-                 nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
-                 replaced_time = excluded.replaced_time",
-            )
-            .bind(i.id.0)
-            .bind(expected_version)
-            .bind(replaced.key_id)
-            .bind(replaced.nonce.as_slice())
-            .bind(&replaced.ciphertext)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let done = sqlx::query(
-            "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
-             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8 WHERE id = $9 AND version = $10",
-        )
-        .bind(&i.description)
-        .bind(&i.file_name)
-        .bind(i.version)
-        .bind(i.updated_time)
-        .bind(row.sealed.key_id)
-        .bind(row.sealed.nonce.as_slice())
-        .bind(&row.sealed.ciphertext)
-        .bind(destinations_text(&i.allowed_destinations))
-        .bind(i.id.0)
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            // Cannot happen under the row lock; dropping the transaction rolls everything back.
-            return Ok(false);
-        }
-        if !new_value {
-            audit_rows(&mut tx, audit).await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-        if let Some(quota) = quota {
-            within(&mut tx, i.tenant_id, quota).await?;
-        }
-        sqlx::query(
-            "DELETE FROM secret_history WHERE secret_id = $1 AND version NOT IN \
-             (SELECT version FROM secret_history WHERE secret_id = $1 ORDER BY version DESC LIMIT $2)",
-        )
-        .bind(i.id.0)
-        .bind(EARLIER_VALUES_KEPT)
-        .execute(&mut *tx)
-        .await?;
-        let kept = sqlx::query(
-            "SELECT version, key_id, nonce, ciphertext FROM secret_history \
-             WHERE secret_id = $1 ORDER BY version DESC",
-        )
-        .bind(i.id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let kept = kept
-            .iter()
-            .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
-            .collect::<Result<Vec<_>>>()?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.earlier.set(i.id, i.tenant_id, kept);
-        Ok(true)
-    }
-
-    /// Deletes a secret unless a configuration references it. The secret's row is locked first:
-    /// a save that references it either committed before (its references are seen) or waits
-    /// for this transaction and then fails (the secret is gone). The RESTRICT foreign key is the
-    /// last word either way.
-    pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {
-        let mut tx = self.db().begin().await?;
-        sqlx::query("SELECT id FROM secrets WHERE id = $1 FOR UPDATE")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let usages = usages_in(&mut tx, id, None).await?;
-        if !usages.is_empty() {
-            return Ok(DeleteOutcome::InUse(usages));
-        }
-        let result = sqlx::query("DELETE FROM secrets WHERE id = $1").bind(id.0).execute(&mut *tx).await;
-        match result {
-            Ok(_) => {
-                // The secret's shares and history rows go with it (ON DELETE CASCADE).
-                audit_rows(&mut tx, audit).await?;
-                tx.commit().await?;
-                self.earlier.remove(id);
-                Ok(DeleteOutcome::Deleted)
-            }
-            // A reference committed between the read and the delete.
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                drop(tx);
-                let mut conn = self.pool.acquire().await?;
-                Ok(DeleteOutcome::InUse(usages_in(&mut conn, id, None).await?))
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         let mut conn = self.db().acquire().await?;
         usages_in(&mut conn, id, customer).await
-    }
-
-    /// Saves a configuration and replaces its references and links, in one transaction. False
-    /// when the id belongs to another tenant's or another kind's configuration. With
-    /// `visible_to` (a customer user saves), every referenced secret must be shared with that
-    /// customer.
-    pub(crate) async fn save_owner(&self, write: OwnerWrite<'_>) -> Result<bool> {
-        let OwnerWrite { tenant, visible_to, owner, body, refs, links, quota } = write;
-        let now = now_ms();
-        let mut tx = self.db().begin().await?;
-        tenant_alive(&mut tx, tenant).await?;
-        if let Some(customer) = owner.customer_id
-            && !customer_alive(&mut tx, customer).await?
-        {
-            return Err(StoreError::NotFound { kind: "customer", id: customer.to_string() });
-        }
-        // The referenced secrets stay until this transaction ends (a delete or an unshare waits,
-        // then sees the references); one that is gone already was deleted by another writer, one
-        // no longer shared with the saving customer was unshared by another writer.
-        let mut wanted: Vec<Uuid> = refs.iter().map(|r| r.secret_id.0).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if !wanted.is_empty() {
-            let mut present: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM secrets WHERE id = ANY($1) AND tenant_id = $2 ORDER BY id FOR KEY SHARE",
-            )
-            .bind(&wanted)
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some(customer) = visible_to {
-                present = sqlx::query_scalar(
-                    "SELECT secret_id FROM secret_shares WHERE customer_id = $1 AND secret_id = ANY($2)",
-                )
-                .bind(customer.0)
-                .bind(&present)
-                .fetch_all(&mut *tx)
-                .await?;
-            }
-            if present.len() != wanted.len() {
-                let mut missing: Vec<String> = refs
-                    .iter()
-                    .filter(|r| !present.contains(&r.secret_id.0))
-                    .map(|r| r.reference.secret_name.clone())
-                    .collect();
-                missing.sort();
-                missing.dedup();
-                return Err(StoreError::UnknownSecrets(missing));
-            }
-        }
-        let saved = sqlx::query(
-            "INSERT INTO owners (id, tenant_id, type, name, customer_id, body, created_time, updated_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body, \
-             updated_time = excluded.updated_time \
-             WHERE owners.tenant_id = excluded.tenant_id AND owners.type = excluded.type",
-        )
-        .bind(owner.id)
-        .bind(tenant.0)
-        .bind(owner.kind.as_str())
-        .bind(&owner.name)
-        .bind(owner.customer_id.map(|c| c.0))
-        .bind(body.to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| super::owner_write_error(e, body))?;
-        if saved.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(quota) = quota {
-            within(&mut tx, tenant, quota).await?;
-        }
-        sqlx::query("DELETE FROM secret_refs WHERE owner_id = $1").bind(owner.id).execute(&mut *tx).await?;
-        if !refs.is_empty() {
-            let secret_ids: Vec<Uuid> = refs.iter().map(|r| r.secret_id.0).collect();
-            let node_ids: Vec<Option<String>> = refs.iter().map(|r| r.reference.node_id.clone()).collect();
-            let node_names: Vec<Option<String>> =
-                refs.iter().map(|r| r.reference.node_name.clone()).collect();
-            let pointers: Vec<String> = refs.iter().map(|r| r.reference.pointer.clone()).collect();
-            let inserted = sqlx::query(
-                "INSERT INTO secret_refs (secret_id, owner_id, node_id, node_name, pointer) \
-                 SELECT s, $1, n, nn, p \
-                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS r(s, n, nn, p)",
-            )
-            .bind(owner.id)
-            .bind(&secret_ids)
-            .bind(&node_ids)
-            .bind(&node_names)
-            .bind(&pointers)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                // Locked above, so only if the secret went between that read and this insert.
-                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                    let mut names: Vec<String> =
-                        refs.iter().map(|r| r.reference.secret_name.clone()).collect();
-                    names.sort();
-                    names.dedup();
-                    return Err(StoreError::UnknownSecrets(names));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        sqlx::query("DELETE FROM owner_links WHERE owner_id = $1").bind(owner.id).execute(&mut *tx).await?;
-        for link in links {
-            let inserted = sqlx::query(
-                "INSERT INTO owner_links (owner_id, target_id, node_id, node_name, pointer) \
-                 SELECT $1, id, $2, $3, $4 FROM owners WHERE id = $5 AND tenant_id = $6 AND type = $7",
-            )
-            .bind(owner.id)
-            .bind(&link.node_id)
-            .bind(&link.node_name)
-            .bind(&link.pointer)
-            .bind(link.target)
-            .bind(tenant.0)
-            .bind(link.kind.as_str())
-            .execute(&mut *tx)
-            .await;
-            let missing = match inserted {
-                Ok(done) => done.rows_affected() == 0,
-                // Deleted by another writer after the read above.
-                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => true,
-                Err(e) => return Err(e.into()),
-            };
-            if missing {
-                return Err(StoreError::NotFound { kind: "integration", id: link.target.to_string() });
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The configurations whose nodes use `id`: (owner name, node name).
@@ -866,15 +530,9 @@ impl PostgresBackend {
             .bind(tenant.0)
             .bind(kind.as_str())
             .execute(self.db())
-            .await;
-        match done {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => Err(StoreError::Needed {
-                kind: NeededKind::Integration,
-                message: format!("{} '{id}' is used by a rule chain", kind.as_str()),
-            }),
-            Err(e) => Err(e.into()),
-        }
+            .await
+            .map(|done| done.rows_affected());
+        super::writes::owner_deleted(done, kind, id)
     }
 
     pub(crate) async fn owner(
@@ -998,46 +656,6 @@ impl PostgresBackend {
             .await?)
     }
 
-    pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
-        let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
-        let mut tx = self.db().begin().await?;
-        tenant_alive(&mut tx, u.tenant_id).await?;
-        if let Some(customer) = u.customer_id
-            && !customer_alive(&mut tx, customer).await?
-        {
-            return Err(StoreError::input("customerId", format!("customer '{customer}' does not exist")));
-        }
-        let result = sqlx::query(
-            "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(u.id.0)
-        .bind(u.tenant_id.0)
-        .bind(u.customer_id.map(|c| c.0))
-        .bind(&u.username)
-        .bind(&u.password_hash)
-        .bind(roles)
-        .bind(u.created_time)
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(_) => {
-                if let Some(quota) = quota {
-                    within(&mut tx, u.tenant_id, quota).await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::NameUnavailable {
-                    conflict: NameConflict::Taken,
-                    message: format!("username: '{}' is already taken", u.username),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
@@ -1054,127 +672,5 @@ impl PostgresBackend {
 
     pub(crate) async fn count_users(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.db()).await?)
-    }
-}
-
-#[cfg(test)]
-mod history_tests {
-    use sqlx::Connection as _;
-
-    use super::*;
-
-    /// A fresh database on the server `VEIL_TEST_POSTGRES` names, dropped on drop.
-    struct TestDatabase {
-        server: String,
-        name: String,
-    }
-
-    impl TestDatabase {
-        async fn create() -> Self {
-            let server = std::env::var("VEIL_TEST_POSTGRES")
-                .expect("VEIL_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432)");
-            let server = server.trim_end_matches('/').to_owned();
-            let name = format!("veil_unit_{}", Uuid::new_v4().simple());
-            let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
-            admin.close().await.unwrap();
-            Self { server, name }
-        }
-
-        fn url(&self) -> String {
-            format!("{}/{}", self.server, self.name)
-        }
-    }
-
-    impl Drop for TestDatabase {
-        fn drop(&mut self) {
-            let (admin, name) = (format!("{}/postgres", self.server), self.name.clone());
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let mut admin = PgConnection::connect(&admin).await.unwrap();
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    sqlx::query(&sql).execute(&mut admin).await.unwrap();
-                })
-            })
-            .join();
-            if dropped.is_err() {
-                eprintln!("could not drop the test database {}", self.name);
-            }
-        }
-    }
-
-    fn row(id: SecretId, tenant: TenantId, version: i64) -> SecretRow {
-        let info = SecretInfo {
-            id,
-            tenant_id: tenant,
-            name: "s".into(),
-            kind: SecretType::Text,
-            description: String::new(),
-            file_name: None,
-            version,
-            created_time: 0,
-            updated_time: 0,
-            shared_with: Vec::new(),
-            allowed_destinations: Vec::new(),
-        };
-        // The backend never looks inside a ciphertext: the version in it is enough here.
-        let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
-        SecretRow { info, sealed }
-    }
-
-    async fn history_rows(b: &PostgresBackend, id: SecretId) -> Vec<(i64, Vec<u8>)> {
-        sqlx::query_as("SELECT version, ciphertext FROM secret_history WHERE secret_id = $1 ORDER BY version")
-            .bind(id.0)
-            .fetch_all(&b.pool)
-            .await
-            .unwrap()
-    }
-
-    /// The SQLite backend's history test, on PostgreSQL.
-    #[tokio::test]
-    #[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
-    async fn a_value_change_keeps_the_last_five_earlier_values_until_the_secret_is_deleted() {
-        let db = TestDatabase::create().await;
-        let b = PostgresBackend::connect(&db.url()).await.unwrap();
-        b.migrate().await.unwrap();
-        b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
-        let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1), &[], &[]).await.unwrap();
-        // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1, None, &[]).await.unwrap());
-        assert!(history_rows(&b, id).await.is_empty());
-        for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1, None, &[]).await.unwrap());
-        }
-        // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3, None, &[]).await.unwrap());
-        let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
-        assert_eq!(kept, [3, 4, 5, 6, 7]);
-        for (version, ciphertext) in history_rows(&b, id).await {
-            assert_eq!(ciphertext, version.to_be_bytes(), "the ciphertext the row held at that version");
-        }
-        let in_memory: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
-        assert_eq!(in_memory, [7, 6, 5, 4, 3]);
-        b.close().await;
-
-        // Reopened: loaded with the secrets.
-        let b = PostgresBackend::connect(&db.url()).await.unwrap();
-        b.load_secrets().await.unwrap();
-        let loaded: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
-        assert_eq!(loaded, [7, 6, 5, 4, 3]);
-        assert!(matches!(b.delete_secret(id, &[]).await.unwrap(), DeleteOutcome::Deleted));
-        assert!(history_rows(&b, id).await.is_empty(), "deleted with the secret");
-        assert!(b.earlier_values(id).is_empty());
-
-        // Deleting a tenant takes its secrets' history too.
-        let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1), &[], &[]).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1, None, &[]).await.unwrap());
-        assert_eq!(history_rows(&b, other).await.len(), 1);
-        b.delete_tenant(tenant).await.unwrap();
-        assert!(history_rows(&b, other).await.is_empty());
-        assert!(b.earlier_values(other).is_empty());
-        b.close().await;
     }
 }

@@ -10,7 +10,7 @@ use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::model::{CustomerId, TenantId, UserId};
-use crate::references::{Owner, OwnerType};
+use crate::references::{Owner, OwnerType, SecretRef};
 
 /// A row of either backend, read the same way.
 pub(crate) trait Columns {
@@ -118,4 +118,19 @@ pub(crate) fn audit_from(row: &impl Columns) -> Result<AuditEntry> {
         outcome: row.text("outcome")?,
         details: json(row, "details", "audit_log.details")?,
     })
+}
+
+/// One use of a secret: the configuration's kind, id and name, and where in it.
+pub(crate) fn usage_from(row: &impl Columns) -> Result<(OwnerType, Uuid, String, SecretRef)> {
+    Ok((
+        OwnerType::parse(&row.text("type")?).ok_or_else(|| decode_err("owners.type"))?,
+        row.uuid("id")?,
+        row.text("name")?,
+        SecretRef {
+            secret_name: String::new(),
+            node_id: row.opt_text("node_id")?,
+            node_name: row.opt_text("node_name")?,
+            pointer: row.text("pointer")?,
+        },
+    ))
 }

@@ -16,22 +16,17 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use uuid::Uuid;
 
 mod directory;
+mod writes;
 
-use self::directory::audit_rows;
-use crate::audit::NewAuditEntry;
-
-use super::rows::{Columns, decode_err, owner_from, sealed_from, user_from};
-use super::{
-    DeleteOutcome, EARLIER_VALUES_KEPT, EarlierValue, EarlierValues, Expected, Held, OwnerRecord, OwnerWrite,
-    Recorded, SecretRow, destinations_from, destinations_text,
-};
+use super::rows::{Columns, decode_err, owner_from, sealed_from, usage_from, user_from};
+use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow, destinations_from};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
-use crate::error::{NameConflict, NeededKind, Result, StoreError};
+use crate::error::{Result, StoreError};
 
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
 use crate::quota::Quota;
-use crate::references::{OwnerType, SecretRef, Usages};
+use crate::references::{OwnerType, Usages};
 
 /// The in-process lock of one leased piece of work.
 type LeaseLock = std::sync::Arc<Mutex<()>>;
@@ -160,10 +155,6 @@ impl Columns for SqliteRow {
     }
 }
 
-fn is_kind(e: &sqlx::Error, kind: sqlx::error::ErrorKind) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
-}
-
 /// The configurations that use a secret; with `customer`, only that customer's.
 async fn usages_in(
     tx: &mut Transaction<'_, Sqlite>,
@@ -181,21 +172,7 @@ async fn usages_in(
     .bind(&customer)
     .fetch_all(&mut **tx)
     .await?;
-    let mut grouped = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let kind: String = row.try_get("type")?;
-        grouped.push((
-            OwnerType::parse(&kind).ok_or_else(|| decode_err("owners.type"))?,
-            parse_id::<Uuid>(row, "id")?,
-            row.try_get::<String, _>("name")?,
-            SecretRef {
-                secret_name: String::new(),
-                node_id: row.try_get("node_id")?,
-                node_name: row.try_get("node_name")?,
-                pointer: row.try_get("pointer")?,
-            },
-        ));
-    }
+    let grouped = rows.iter().map(usage_from).collect::<Result<Vec<_>>>()?;
     Ok(Usages::group(grouped))
 }
 
@@ -428,50 +405,6 @@ impl SqliteBackend {
         Ok(out)
     }
 
-    pub(crate) async fn insert_secret(
-        &self,
-        row: &SecretRow,
-        quotas: &[Quota],
-        audit: &[NewAuditEntry],
-    ) -> Result<()> {
-        let i = &row.info;
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(i.id.to_string())
-        .bind(i.tenant_id.to_string())
-        .bind(&i.name)
-        .bind(i.kind.as_str())
-        .bind(&i.description)
-        .bind(&i.file_name)
-        .bind(i.version)
-        .bind(i.created_time)
-        .bind(i.updated_time)
-        .bind(row.sealed.key_id)
-        .bind(row.sealed.nonce.as_slice())
-        .bind(&row.sealed.ciphertext)
-        .bind(destinations_text(&i.allowed_destinations))
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                return Err(StoreError::NameTaken(i.name.clone()));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        for quota in quotas {
-            within(&mut tx, i.tenant_id, *quota).await?;
-        }
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
         self.earlier.get(id)
     }
@@ -481,204 +414,10 @@ impl SqliteBackend {
         self.earlier.forget_tenant(tenant);
     }
 
-    /// Changes a secret's row if it is still at `expected_version`. When the version moves (a new
-    /// value), the value it replaces goes to `secret_history` in the same transaction, which then
-    /// keeps the last [`EARLIER_VALUES_KEPT`] of that secret.
-    pub(crate) async fn update_secret(
-        &self,
-        row: &SecretRow,
-        expected: impl Into<Expected>,
-        quota: Option<Quota>,
-        audit: &[NewAuditEntry],
-    ) -> Result<bool> {
-        let expected = expected.into();
-        let expected_version = expected.version;
-        let i = &row.info;
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let new_value = i.version != expected_version;
-        if new_value {
-            sqlx::query(
-                "INSERT OR REPLACE INTO secret_history \
-                 (secret_id, version, key_id, nonce, ciphertext, replaced_time) \
-                 SELECT id, version, key_id, nonce, ciphertext, ? FROM secrets WHERE id = ? AND version = ?",
-            )
-            .bind(now_ms())
-            .bind(i.id.to_string())
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let done = sqlx::query(
-            "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
-             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ? WHERE id = ? AND version = ? \
-             AND (? IS NULL OR updated_time = ?)",
-        )
-        .bind(&i.description)
-        .bind(&i.file_name)
-        .bind(i.version)
-        .bind(i.updated_time)
-        .bind(row.sealed.key_id)
-        .bind(row.sealed.nonce.as_slice())
-        .bind(&row.sealed.ciphertext)
-        .bind(destinations_text(&i.allowed_destinations))
-        .bind(i.id.to_string())
-        .bind(expected_version)
-        .bind(expected.updated_time)
-        .bind(expected.updated_time)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            // Dropping the transaction rolls the history row back too.
-            return Ok(false);
-        }
-        if !new_value {
-            audit_rows(&mut tx, audit).await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-        if let Some(quota) = quota {
-            within(&mut tx, i.tenant_id, quota).await?;
-        }
-        sqlx::query(
-            "DELETE FROM secret_history WHERE secret_id = ? AND version NOT IN \
-             (SELECT version FROM secret_history WHERE secret_id = ? ORDER BY version DESC LIMIT ?)",
-        )
-        .bind(i.id.to_string())
-        .bind(i.id.to_string())
-        .bind(EARLIER_VALUES_KEPT)
-        .execute(&mut *tx)
-        .await?;
-        let kept = sqlx::query(
-            "SELECT version, key_id, nonce, ciphertext FROM secret_history \
-             WHERE secret_id = ? ORDER BY version DESC",
-        )
-        .bind(i.id.to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let kept = kept
-            .iter()
-            .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
-            .collect::<Result<Vec<_>>>()?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.earlier.set(i.id, i.tenant_id, kept);
-        Ok(true)
-    }
-
-    pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let usages = usages_in(&mut tx, id, None).await?;
-        if !usages.is_empty() {
-            return Ok(DeleteOutcome::InUse(usages));
-        }
-        let result =
-            sqlx::query("DELETE FROM secrets WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await;
-        match result {
-            Ok(_) => {
-                // The secret's history rows go with it (ON DELETE CASCADE).
-                audit_rows(&mut tx, audit).await?;
-                tx.commit().await?;
-                self.earlier.remove(id);
-                Ok(DeleteOutcome::Deleted)
-            }
-            // A reference committed between our read and the delete (another instance).
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                drop(tx);
-                let mut tx = conn.begin().await?;
-                Ok(DeleteOutcome::InUse(usages_in(&mut tx, id, None).await?))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub(crate) async fn usages(&self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         usages_in(&mut tx, id, customer).await
-    }
-
-    /// Saves a configuration and replaces its references and links, in one transaction.
-    /// `_visible_to` needs no check here: the store's index, which already checked it, is the
-    /// whole truth when one process writes.
-    pub(crate) async fn save_owner(&self, write: OwnerWrite<'_>) -> Result<bool> {
-        let OwnerWrite { tenant, visible_to: _visible_to, owner, body, refs, links, quota } = write;
-        let now = now_ms();
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let saved = sqlx::query(
-            "INSERT INTO owners (id, tenant_id, type, name, customer_id, body, created_time, updated_time) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body, \
-             updated_time = excluded.updated_time \
-             WHERE owners.tenant_id = excluded.tenant_id AND owners.type = excluded.type",
-        )
-        .bind(owner.id.to_string())
-        .bind(tenant.to_string())
-        .bind(owner.kind.as_str())
-        .bind(&owner.name)
-        .bind(owner.customer_id.map(|c| c.to_string()))
-        .bind(body.to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| super::owner_write_error(e, body))?;
-        if saved.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(quota) = quota {
-            within(&mut tx, tenant, quota).await?;
-        }
-        sqlx::query("DELETE FROM secret_refs WHERE owner_id = ?")
-            .bind(owner.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for r in refs {
-            let inserted = sqlx::query(
-                "INSERT INTO secret_refs (secret_id, owner_id, node_id, node_name, pointer) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(r.secret_id.to_string())
-            .bind(owner.id.to_string())
-            .bind(&r.reference.node_id)
-            .bind(&r.reference.node_name)
-            .bind(&r.reference.pointer)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => {
-                    return Err(StoreError::UnknownSecrets(vec![r.reference.secret_name.clone()]));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        sqlx::query("DELETE FROM owner_links WHERE owner_id = ?")
-            .bind(owner.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for link in links {
-            let inserted = sqlx::query(
-                "INSERT INTO owner_links (owner_id, target_id, node_id, node_name, pointer) \
-                 SELECT ?, id, ?, ?, ? FROM owners WHERE id = ? AND tenant_id = ? AND type = ?",
-            )
-            .bind(owner.id.to_string())
-            .bind(&link.node_id)
-            .bind(&link.node_name)
-            .bind(&link.pointer)
-            .bind(link.target.to_string())
-            .bind(tenant.to_string())
-            .bind(link.kind.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::NotFound { kind: "integration", id: link.target.to_string() });
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The configurations whose nodes use `id`: (owner name, node name).
@@ -701,15 +440,9 @@ impl SqliteBackend {
             .bind(tenant.to_string())
             .bind(kind.as_str())
             .execute(&mut *self.conn().await?)
-            .await;
-        match done {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::ForeignKeyViolation) => Err(StoreError::Needed {
-                kind: NeededKind::Integration,
-                message: format!("{} '{id}' is used by a rule chain", kind.as_str()),
-            }),
-            Err(e) => Err(e.into()),
-        }
+            .await
+            .map(|done| done.rows_affected());
+        super::writes::owner_deleted(done, kind, id)
     }
 
     pub(crate) async fn owner(
@@ -841,41 +574,6 @@ impl SqliteBackend {
             .await?)
     }
 
-    pub(crate) async fn insert_user(&self, u: &UserRecord, quota: Option<Quota>) -> Result<()> {
-        let roles = serde_json::to_string(&u.roles).map_err(|_| decode_err("roles"))?;
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO users (id, tenant_id, customer_id, username, password_hash, roles, created_time) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.to_string())
-        .bind(u.tenant_id.to_string())
-        .bind(u.customer_id.map(|c| c.to_string()))
-        .bind(&u.username)
-        .bind(&u.password_hash)
-        .bind(roles)
-        .bind(u.created_time)
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(_) => {
-                if let Some(quota) = quota {
-                    within(&mut tx, u.tenant_id, quota).await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-            Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => {
-                Err(StoreError::NameUnavailable {
-                    conflict: NameConflict::Taken,
-                    message: format!("username: '{}' is already taken", u.username),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE username = ?")
             .bind(username)
@@ -903,82 +601,4 @@ async fn within(conn: &mut sqlx::SqliteConnection, tenant: TenantId, quota: Quot
     let used: i64 =
         sqlx::query_scalar(quota.count_sql()).bind(tenant.to_string()).fetch_one(&mut *conn).await?;
     quota.check(used)
-}
-
-#[cfg(test)]
-mod history_tests {
-    use super::*;
-
-    fn row(id: SecretId, tenant: TenantId, version: i64) -> SecretRow {
-        let info = SecretInfo {
-            id,
-            tenant_id: tenant,
-            name: "s".into(),
-            kind: SecretType::Text,
-            description: String::new(),
-            file_name: None,
-            version,
-            created_time: 0,
-            updated_time: 0,
-            shared_with: Vec::new(),
-            allowed_destinations: Vec::new(),
-        };
-        // The backend never looks inside a ciphertext: the version in it is enough here.
-        let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
-        SecretRow { info, sealed }
-    }
-
-    async fn history_rows(b: &SqliteBackend, id: SecretId) -> Vec<(i64, Vec<u8>)> {
-        sqlx::query_as("SELECT version, ciphertext FROM secret_history WHERE secret_id = ? ORDER BY version")
-            .bind(id.to_string())
-            .fetch_all(&mut *b.conn().await.unwrap())
-            .await
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_value_change_keeps_the_last_five_earlier_values_until_the_secret_is_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("veil.db");
-        let b = SqliteBackend::connect(&path).await.unwrap();
-        b.migrate().await.unwrap();
-        b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
-        let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1), &[], &[]).await.unwrap();
-        // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1, None, &[]).await.unwrap());
-        assert!(history_rows(&b, id).await.is_empty());
-        for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1, None, &[]).await.unwrap());
-        }
-        // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3, None, &[]).await.unwrap());
-        let kept: Vec<i64> = history_rows(&b, id).await.iter().map(|(v, _)| *v).collect();
-        assert_eq!(kept, [3, 4, 5, 6, 7]);
-        for (version, ciphertext) in history_rows(&b, id).await {
-            assert_eq!(ciphertext, version.to_be_bytes(), "the ciphertext the row held at that version");
-        }
-        let in_memory: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
-        assert_eq!(in_memory, [7, 6, 5, 4, 3]);
-        b.close().await;
-
-        // Reopened: loaded with the secrets.
-        let b = SqliteBackend::connect(&path).await.unwrap();
-        b.load_secrets().await.unwrap();
-        let loaded: Vec<i64> = b.earlier_values(id).iter().map(|e| e.version).collect();
-        assert_eq!(loaded, [7, 6, 5, 4, 3]);
-        assert!(matches!(b.delete_secret(id, &[]).await.unwrap(), DeleteOutcome::Deleted));
-        assert!(history_rows(&b, id).await.is_empty(), "deleted with the secret");
-        assert!(b.earlier_values(id).is_empty());
-
-        // Deleting a tenant takes its secrets' history too.
-        let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1), &[], &[]).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1, None, &[]).await.unwrap());
-        assert_eq!(history_rows(&b, other).await.len(), 1);
-        b.delete_tenant(tenant).await.unwrap();
-        assert!(history_rows(&b, other).await.is_empty());
-        assert!(b.earlier_values(other).is_empty());
-        b.close().await;
-    }
 }

@@ -1,34 +1,15 @@
 //! Tenants, customers, users, custom roles, shares and the audit log in PostgreSQL.
 
 use sqlx::Row;
-use sqlx::postgres::PgQueryResult;
 use uuid::Uuid;
 
-use super::{PostgresBackend, decode_err, is_kind, usages_in};
+use super::{PostgresBackend, decode_err};
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
 use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
-use crate::error::{NameConflict, Result, StoreError};
-use crate::model::{CustomerId, SecretId, TenantId, UserId, now_ms};
-use crate::quota::Quota;
-use crate::references::Usages;
-
-/// An insert whose unique name may be taken: a clear error naming the field.
-fn unique_name(
-    result: std::result::Result<PgQueryResult, sqlx::Error>,
-    what: &str,
-    name: &str,
-) -> Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::NameUnavailable {
-            conflict: NameConflict::Taken,
-            message: format!("name: a {what} named '{name}' already exists"),
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
+use crate::error::Result;
+use crate::model::{CustomerId, TenantId, UserId, now_ms};
 
 /// The audit log's filter: `$1` tenant, `$2` target, `$3` actor, `$4` from, `$5` to.
 const AUDIT_FILTER: &str = "tenant_id = $1 AND ($2::text IS NULL OR target_id = $2) \
@@ -101,22 +82,6 @@ impl PostgresBackend {
         // secret_history rows went with the secrets (ON DELETE CASCADE).
         self.earlier.forget_tenant(id);
         Ok(gone.rows_affected() == 1)
-    }
-
-    pub(crate) async fn insert_customer(&self, c: &CustomerRecord, quota: Quota) -> Result<()> {
-        let mut tx = self.db().begin().await?;
-        let result =
-            sqlx::query("INSERT INTO customers (id, tenant_id, name, created_time) VALUES ($1, $2, $3, $4)")
-                .bind(c.id.0)
-                .bind(c.tenant_id.0)
-                .bind(&c.name)
-                .bind(c.created_time)
-                .execute(&mut *tx)
-                .await;
-        unique_name(result, "customer", &c.name)?;
-        super::within(&mut tx, c.tenant_id, quota).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
@@ -211,25 +176,6 @@ impl PostgresBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_role(&self, r: &RoleRecord, quota: Quota) -> Result<()> {
-        let permissions = serde_json::to_string(&r.permissions).map_err(|_| decode_err("permissions"))?;
-        let mut tx = self.db().begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO roles (id, tenant_id, name, permissions, created_time) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(r.id)
-        .bind(r.tenant_id.0)
-        .bind(&r.name)
-        .bind(permissions)
-        .bind(r.created_time)
-        .execute(&mut *tx)
-        .await;
-        unique_name(result, "role", &r.name)?;
-        super::within(&mut tx, r.tenant_id, quota).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, name, permissions, created_time FROM roles WHERE tenant_id = $1 \
@@ -248,53 +194,6 @@ impl PostgresBackend {
             .execute(self.db())
             .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    pub(crate) async fn insert_share(
-        &self,
-        secret: SecretId,
-        customer: CustomerId,
-        audit: &[NewAuditEntry],
-    ) -> Result<()> {
-        let mut tx = self.db().begin().await?;
-        sqlx::query(
-            "INSERT INTO secret_shares (secret_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(secret.0)
-        .bind(customer.0)
-        .execute(&mut *tx)
-        .await?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Removes a share unless the customer's configurations use the secret (then their usages).
-    /// The secret's row is locked first, so a save of the customer that references it (and holds
-    /// it `FOR KEY SHARE`) is either counted here or checks the share after this commits.
-    pub(crate) async fn delete_share(
-        &self,
-        secret: SecretId,
-        customer: CustomerId,
-        audit: &[NewAuditEntry],
-    ) -> Result<Option<Usages>> {
-        let mut tx = self.db().begin().await?;
-        sqlx::query("SELECT id FROM secrets WHERE id = $1 FOR UPDATE")
-            .bind(secret.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let usages = usages_in(&mut tx, secret, Some(customer)).await?;
-        if !usages.is_empty() {
-            return Ok(Some(usages));
-        }
-        sqlx::query("DELETE FROM secret_shares WHERE secret_id = $1 AND customer_id = $2")
-            .bind(secret.0)
-            .bind(customer.0)
-            .execute(&mut *tx)
-            .await?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(None)
     }
 
     /// Appends entries; a use of a secret by an owner in a minute already recorded (by any

@@ -3,31 +3,13 @@
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use super::{SqliteBackend, decode_err, is_kind, parse_id, usages_in};
+use super::{SqliteBackend, decode_err, parse_id};
 use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
 use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
-use crate::error::{NameConflict, Result, StoreError};
-use crate::model::{CustomerId, SecretId, TenantId, UserId};
-use crate::quota::Quota;
-use crate::references::Usages;
-
-/// An insert whose unique name may be taken: a clear error naming the field.
-fn unique_name(
-    result: std::result::Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
-    what: &str,
-    name: &str,
-) -> Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_kind(&e, sqlx::error::ErrorKind::UniqueViolation) => Err(StoreError::NameUnavailable {
-            conflict: NameConflict::Taken,
-            message: format!("name: a {what} named '{name}' already exists"),
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
+use crate::error::Result;
+use crate::model::{CustomerId, TenantId, UserId};
 
 impl SqliteBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
@@ -77,23 +59,6 @@ impl SqliteBackend {
         // secret_history rows went with the secrets (ON DELETE CASCADE).
         self.forget_earlier_values_of(id);
         Ok(gone.rows_affected() == 1)
-    }
-
-    pub(crate) async fn insert_customer(&self, c: &CustomerRecord, quota: Quota) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let result =
-            sqlx::query("INSERT INTO customers (id, tenant_id, name, created_time) VALUES (?, ?, ?, ?)")
-                .bind(c.id.to_string())
-                .bind(c.tenant_id.to_string())
-                .bind(&c.name)
-                .bind(c.created_time)
-                .execute(&mut *tx)
-                .await;
-        unique_name(result, "customer", &c.name)?;
-        super::within(&mut tx, c.tenant_id, quota).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(crate) async fn customers(&self, tenant: TenantId) -> Result<Vec<CustomerRecord>> {
@@ -179,26 +144,6 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(crate) async fn insert_role(&self, r: &RoleRecord, quota: Quota) -> Result<()> {
-        let permissions = serde_json::to_string(&r.permissions).map_err(|_| decode_err("permissions"))?;
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO roles (id, tenant_id, name, permissions, created_time) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.tenant_id.to_string())
-        .bind(&r.name)
-        .bind(permissions)
-        .bind(r.created_time)
-        .execute(&mut *tx)
-        .await;
-        unique_name(result, "role", &r.name)?;
-        super::within(&mut tx, r.tenant_id, quota).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(crate) async fn roles(&self, tenant: TenantId) -> Result<Vec<RoleRecord>> {
         let rows = sqlx::query("SELECT * FROM roles WHERE tenant_id = ? ORDER BY name")
             .bind(tenant.to_string())
@@ -214,49 +159,6 @@ impl SqliteBackend {
             .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    pub(crate) async fn insert_share(
-        &self,
-        secret: SecretId,
-        customer: CustomerId,
-        audit: &[NewAuditEntry],
-    ) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query(
-            "INSERT INTO secret_shares (secret_id, customer_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(secret.to_string())
-        .bind(customer.to_string())
-        .execute(&mut *tx)
-        .await?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Removes a share unless the customer's configurations use the secret (then their usages).
-    pub(crate) async fn delete_share(
-        &self,
-        secret: SecretId,
-        customer: CustomerId,
-        audit: &[NewAuditEntry],
-    ) -> Result<Option<Usages>> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
-        let usages = usages_in(&mut tx, secret, Some(customer)).await?;
-        if !usages.is_empty() {
-            return Ok(Some(usages));
-        }
-        sqlx::query("DELETE FROM secret_shares WHERE secret_id = ? AND customer_id = ?")
-            .bind(secret.to_string())
-            .bind(customer.to_string())
-            .execute(&mut *tx)
-            .await?;
-        audit_rows(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(None)
     }
 
     /// Appends entries; a use of a secret by an owner in a minute already recorded adds its count.
