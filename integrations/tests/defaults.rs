@@ -4,7 +4,6 @@
 //! refers to (its secrets, a rule chain to feed, an integration to send through).
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 use veil_core::{Accepts, FieldSpec};
 use veil_tests::TempStore;
 
@@ -31,8 +30,9 @@ async fn create_secrets(temp: &TempStore, config: &Value, fields: &[FieldSpec]) 
 async fn every_node_type_deploys_with_its_default_configuration() {
     let temp = TempStore::new().await;
     // `integration_downlink` sends through an integration of the tenant.
+    let chain = temp.chain_to_feed().await;
     let target = json!({
-        "name": "Target", "type": "HTTP", "ruleChainId": Uuid::new_v4(), "uplinkConverter": UPLINK_CONVERTER
+        "name": "Target", "type": "HTTP", "ruleChainId": chain, "uplinkConverter": UPLINK_CONVERTER
     });
     let integration_id = temp.deploy_integration(&target).await.unwrap().id();
 

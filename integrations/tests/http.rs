@@ -7,11 +7,11 @@ use crate::support::{headers, settled};
 
 const TOKEN: &str = "Bearer uplink-\"token\"-1";
 
-fn integration(security: bool) -> serde_json::Value {
+fn integration(chain: Uuid, security: bool) -> serde_json::Value {
     json!({
         "name": "Webhook",
         "type": "HTTP",
-        "ruleChainId": Uuid::new_v4(),
+        "ruleChainId": chain,
         "configuration": {"enableSecurity": security, "headersFilter": {"Authorization": "$<secret:http-token>"}},
         "uplinkConverter": r#"
             if type_of(payload) == "string" {
@@ -27,7 +27,7 @@ fn integration(security: bool) -> serde_json::Value {
 async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret() {
     let env = TempStore::new().await;
     env.text("http-token", TOKEN).await;
-    let runtime = env.deploy_integration(&integration(true)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(env.chain_to_feed().await, true)).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
     assert_eq!(runtime.routing_key().len(), 32, "{}", runtime.routing_key());
     assert!(runtime.def().routing_key.is_some());
@@ -59,7 +59,7 @@ async fn a_routing_key_is_generated_and_uplinks_need_the_header_from_the_secret(
 async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
     let env = TempStore::new().await;
     env.text("http-token", TOKEN).await;
-    let runtime = env.deploy_integration(&integration(false)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(env.chain_to_feed().await, false)).await.unwrap();
     let msgs = runtime
         .uplink(&headers(&[("content-type", "text/plain")]), "t=21.5 \"quoted\" \\".as_bytes())
         .await
@@ -79,7 +79,7 @@ async fn text_bodies_reach_the_converter_as_strings_and_binary_is_refused() {
 async fn a_disabled_integration_accepts_nothing_and_shows_disabled() {
     let env = TempStore::new().await;
     env.text("http-token", TOKEN).await;
-    let mut doc = integration(false);
+    let mut doc = integration(env.chain_to_feed().await, false);
     doc["enabled"] = json!(false);
     let runtime = env.deploy_integration(&doc).await.unwrap();
     assert_eq!(runtime.status(), Status::Disabled);

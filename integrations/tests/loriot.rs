@@ -24,9 +24,9 @@ async fn env_with_secrets(password: &str) -> TempStore {
     env
 }
 
-/// The example integration pointed at the emulator.
-fn integration(emulator: &Emulator) -> Value {
-    let mut doc = veil_examples::loriot_integration(&Uuid::new_v4().to_string());
+/// The example integration pointed at the emulator, feeding a chain of `env`.
+async fn integration(env: &TempStore, emulator: &Emulator) -> Value {
+    let mut doc = veil_examples::loriot_integration(&env.chain_to_feed().await.to_string());
     let key = format!("loriot-{}", Uuid::new_v4().simple());
     doc["routingKey"] = json!(key);
     let config = &mut doc["configuration"];
@@ -47,7 +47,7 @@ fn uplink(data: &str) -> Value {
 async fn logs_in_with_the_password_from_the_secret_and_creates_the_output_once() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let doc = integration(&emulator);
+    let doc = integration(&env, &emulator).await;
     let id = Uuid::new_v4();
     let runtime = env.deploy_integration_as(id, &doc).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
@@ -82,7 +82,7 @@ async fn a_wrong_password_is_a_clear_error_status_and_a_fixed_secret_clears_it()
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let wrong = r#"wrong"pass\word"#;
     let env = env_with_secrets(wrong).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     let Status::Error(reason) = settled(&runtime).await else { panic!("expected an error status") };
     assert!(
         reason
@@ -108,7 +108,7 @@ async fn a_wrong_password_is_a_clear_error_status_and_a_fixed_secret_clears_it()
 async fn an_expired_session_is_refused_with_403_and_the_integration_logs_in_again() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
     assert_eq!(emulator.logins().len(), 1);
 
@@ -128,7 +128,7 @@ async fn an_expired_session_is_refused_with_403_and_the_integration_logs_in_agai
 async fn a_rotated_password_is_used_from_the_next_login_without_redeploy() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
 
     let rotated = "rotated-Pässword-2";
@@ -145,7 +145,7 @@ async fn a_rotated_password_is_used_from_the_next_login_without_redeploy() {
 async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_its_rotation() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
 
     let msg =
@@ -173,7 +173,7 @@ async fn a_downlink_reaches_loriot_with_the_token_from_the_secret_and_follows_it
 async fn invalid_downlinks_fail_with_the_field_named_and_send_nothing() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let mut doc = integration(&emulator);
+    let mut doc = integration(&env, &emulator).await;
     doc["downlinkConverter"] = json!("msg");
     let runtime = env.deploy_integration(&doc).await.unwrap();
     assert_eq!(settled(&runtime).await, Status::Active);
@@ -207,7 +207,7 @@ async fn invalid_downlinks_fail_with_the_field_named_and_send_nothing() {
 async fn an_uplink_becomes_telemetry_and_attribute_messages_with_decoded_values() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     let body = uplink("FF9C028F").to_string();
     let msgs = runtime.uplink(&headers(&[("authorization", PUSH_AUTH)]), body.as_bytes()).await.unwrap();
     assert_eq!(msgs.len(), 2);
@@ -228,7 +228,7 @@ async fn an_uplink_becomes_telemetry_and_attribute_messages_with_decoded_values(
 async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     let good = headers(&[("authorization", PUSH_AUTH)]);
     let mut missing_eui = uplink("00E7028F");
     missing_eui.as_object_mut().unwrap().remove("EUI");
@@ -278,10 +278,11 @@ async fn bad_uplinks_are_refused_with_a_status_and_the_problem_named() {
 #[tokio::test]
 async fn configuration_problems_are_reported_together_with_their_paths() {
     let env = TempStore::new().await;
+    let chain = env.chain_to_feed().await;
     let doc = json!({
         "name": "",
         "type": "LORIOT",
-        "ruleChainId": Uuid::new_v4(),
+        "ruleChainId": chain,
         "routingKey": "has space",
         "configuration": {
             "server": "xx1",
@@ -312,11 +313,10 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
     );
     assert!(problems[7].message.contains("secret 'missing' does not exist"), "{problems:#?}");
 
-    let unknown =
-        json!({"name": "x", "type": "KAFKA", "ruleChainId": Uuid::new_v4(), "uplinkConverter": "1"});
+    let unknown = json!({"name": "x", "type": "KAFKA", "ruleChainId": chain, "uplinkConverter": "1"});
     let problems = env.deploy_integration(&unknown).await.unwrap_err();
     assert_eq!(problems[0].message, "unknown integration type 'KAFKA' (known: LORIOT, HTTP)");
-    let typo = json!({"name": "x", "type": "HTTP", "ruleChainId": Uuid::new_v4(), "uplinkConvertor": "1"});
+    let typo = json!({"name": "x", "type": "HTTP", "ruleChainId": chain, "uplinkConvertor": "1"});
     let problems = env.deploy_integration(&typo).await.unwrap_err();
     assert_eq!(paths(&problems), ["/uplinkConvertor"], "{problems:#?}");
 }
@@ -325,12 +325,12 @@ async fn configuration_problems_are_reported_together_with_their_paths() {
 async fn starts_racing_each_other_create_one_output() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let runtime = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let runtime = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     runtime.secret_changed("loriot-app-token");
     runtime.secret_changed("loriot-push-auth");
     assert_eq!(settled(&runtime).await, Status::Active);
     // A replacement runtime for the same integration (a PUT) while the first may still run.
-    let again = env.deploy_integration(&integration(&emulator)).await.unwrap();
+    let again = env.deploy_integration(&integration(&env, &emulator).await).await.unwrap();
     assert_eq!(settled(&again).await, Status::Active);
     let endpoints: Vec<Value> = emulator.outputs().iter().map(|o| o["osetup"]["url"].clone()).collect();
     let mut unique = endpoints.clone();
@@ -343,7 +343,7 @@ async fn a_secret_read_by_the_uplink_converter_reaches_the_chain_sealed() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
     env.text("signing-key", "sk-\"live\"-42").await;
-    let mut doc = integration(&emulator);
+    let mut doc = integration(&env, &emulator).await;
     doc["uplinkConverter"] = json!(
         r#"#{ deviceName: "d-" + payload.EUI, telemetry: #{ key: secret("signing-key"), t: 1 }, metadata: #{ k: secret("signing-key") } }"#
     );
@@ -368,7 +368,7 @@ async fn a_secret_read_by_the_uplink_converter_reaches_the_chain_sealed() {
 async fn an_output_with_security_needs_the_authorization_header_loriot_sends() {
     let emulator = Emulator::start(emulator_config()).await.unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let mut doc = integration(&emulator);
+    let mut doc = integration(&env, &emulator).await;
     doc["configuration"]["headersFilter"] = json!({"X-Token": "$<secret:loriot-push-auth>"});
     let problems = env.deploy_integration(&doc).await.unwrap_err();
     assert_eq!(paths(&problems), ["/configuration/headersFilter"]);
@@ -380,7 +380,7 @@ async fn an_unreachable_loriot_is_retried_until_it_answers() {
     // A free port with nobody listening yet.
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let env = env_with_secrets(PASSWORD).await;
-    let mut doc = veil_examples::loriot_integration(&Uuid::new_v4().to_string());
+    let mut doc = veil_examples::loriot_integration(&env.chain_to_feed().await.to_string());
     doc["routingKey"] = json!(format!("loriot-{}", Uuid::new_v4().simple()));
     doc["configuration"]["apiBaseUrl"] = json!(format!("http://{addr}"));
     doc["configuration"]["httpEndpoint"] = json!("http://127.0.0.1:8080/api/v1/integrations/loriot/x");

@@ -63,15 +63,14 @@ async fn endless_server() -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
 #[tokio::test]
 async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
     let env = TempStore::new().await;
-    let registry =
-        veil_nodes::registry().with_limits(Limits { max_response_bytes: 1000, ..Default::default() });
+    let limits = Limits { max_response_bytes: 1000, ..Default::default() };
     let receiver = Receiver::start().await;
     let expected = "limit maxResponseBytes (1000) exceeded: the response body is larger";
 
     for (n, ok) in [(999, true), (1000, true), (1001, false), (5_000_000, false)] {
         receiver.answer_text("x".repeat(n));
         let runtime =
-            env.deploy_chain_with(&registry, &get(&format!("{}/bytes", receiver.url))).await.unwrap();
+            env.deploy_chain_with(limits.clone(), &get(&format!("{}/bytes", receiver.url))).await.unwrap();
         let trace = run(&runtime, json!({})).await;
         if ok {
             assert_eq!(trace[0].relation, ["Success"], "{n}: {trace:?}");
@@ -87,7 +86,7 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
     // No Content-Length: the body is counted as it streams and the connection dropped at the
     // limit, with the server still sending.
     let (endless, written, stopped) = endless_server().await;
-    let runtime = env.deploy_chain_with(&registry, &get(&format!("{endless}/stream"))).await.unwrap();
+    let runtime = env.deploy_chain_with(limits.clone(), &get(&format!("{endless}/stream"))).await.unwrap();
     let started = Instant::now();
     let trace = run(&runtime, json!({})).await;
     assert_eq!(error(&trace), expected);

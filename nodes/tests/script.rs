@@ -187,10 +187,10 @@ async fn relation_names_from_scripts_cannot_be_secrets() {
     assert_no_leak(&events, &["relation-canary-777"]);
 }
 
-/// Each registry owns its script sandbox: two registries with different script limits run side
-/// by side in one process, each script held to its own registry's limits.
+/// Each host owns its script sandbox: two hosts with different script limits run side by side in
+/// one process, each script held to its own host's limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registries_with_different_script_limits_run_side_by_side() {
+async fn hosts_with_different_script_limits_run_side_by_side() {
     let env = TempStore::new().await;
     let limits = |timeout_ms: u64| veil_core::Limits {
         script_timeout: std::time::Duration::from_millis(timeout_ms),
@@ -199,10 +199,8 @@ async fn registries_with_different_script_limits_run_side_by_side() {
     };
     // 300 ms of wall-clock work on any machine, in few operations (each pass copies 1 MB).
     let slow = r#"let s = ""; s.pad(1000000, "a"); let t = timestamp(); while t.elapsed() < 0.3 { let u = s.to_upper(); } true"#;
-    let strict = env.registry().with_limits(limits(50));
-    let patient = env.registry().with_limits(limits(60_000));
-    let strict_chain = env.deploy_chain_with(&strict, &script_chain("filter", slow)).await.unwrap();
-    let patient_chain = env.deploy_chain_with(&patient, &script_chain("filter", slow)).await.unwrap();
+    let strict_chain = env.deploy_chain_with(limits(50), &script_chain("filter", slow)).await.unwrap();
+    let patient_chain = env.deploy_chain_with(limits(60_000), &script_chain("filter", slow)).await.unwrap();
     let (strict_trace, patient_trace) =
         tokio::join!(run(&strict_chain, json!({})), run(&patient_chain, json!({})));
     assert_eq!(strict_trace[0].relation, ["Failure"], "{strict_trace:?}");

@@ -1,7 +1,8 @@
 //! veil-server: the `veil` program. `veil serve` runs the HTTP API, the rule engine and the
 //! integrations over the secret store; the other subcommands are a client of that API. The
-//! library's one entry point, [`run`], is what the `veil` binary (and the test suite's copy of it,
-//! `veil-e2e` in `tests/`) calls.
+//! library's entry point, [`run`], is what the `veil` binary (and the test suite's copy of it,
+//! `veil-e2e` in `tests/`) calls; [`Host`] is what runs over a store without HTTP (the test kit
+//! deploys through it).
 
 mod api;
 mod auth;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::host::{BrokenConfig, Host, HostError, HostResult};
 pub use crate::reference::{Reference, reference};
 
 /// Veil: a rule engine whose configurations take credentials from an encrypted secret store.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use veil_integrations::Integrations;
+use veil_server::Host;
 use veil_store::{
     Actor, Bootstrap, Database, Limits, MasterKeySource, NewSecret, SecretInfo, SecretType, SecretUpdate,
     SecretValue, Store, StoreConfig, TenantId, UserId,
@@ -38,9 +38,10 @@ pub struct TempStore {
     pub bootstrap: Bootstrap,
     /// The administrator of the tenant the test works in.
     pub admin: Actor,
-    /// The running integrations, as the server keeps them (the `integration_downlink` node reaches
-    /// them here).
-    pub integrations: Arc<Integrations>,
+    /// The server's host over this store, with the built-in node and integration types and
+    /// default limits: what [`TempStore::deploy_chain`] and [`TempStore::deploy_integration`]
+    /// deploy through.
+    pub host: Arc<Host>,
     /// Where the store keeps its data ([`TempStore::reopen`] and [`TempStore::open_instance`]
     /// open it again).
     pub database: Database,
@@ -204,15 +205,8 @@ impl TempStore {
         };
         let (store, bootstrap) = Store::open_for_startup(config).await.unwrap();
         let admin = admin_of(TenantId::new_random());
-        Self {
-            dir,
-            store,
-            bootstrap,
-            admin,
-            integrations: Arc::new(Integrations::new()),
-            database,
-            _postgres: postgres,
-        }
+        let host = Arc::new(Host::new(store.clone(), veil_core::Limits::default()));
+        Self { dir, store, bootstrap, admin, host, database, _postgres: postgres }
     }
 
     /// Which database the store keeps its data in.
@@ -233,7 +227,8 @@ impl TempStore {
             limits: Limits::default(),
         };
         let (store, bootstrap) = Store::open_for_startup(config).await.unwrap();
-        Self { store, bootstrap, integrations: Arc::new(Integrations::new()), ..self }
+        let host = Arc::new(Host::new(store.clone(), veil_core::Limits::default()));
+        Self { store, bootstrap, host, ..self }
     }
 
     /// Another store on the same database and master key, as a second `veil` instance would

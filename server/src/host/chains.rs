@@ -118,7 +118,7 @@ impl Host {
     }
 
     /// Validates, persists (with references and links, in one transaction) and starts a chain.
-    pub(crate) async fn save_chain(&self, actor: &Actor, id: Uuid, doc: &Value) -> HostResult<OwnerRecord> {
+    pub async fn save_chain(&self, actor: &Actor, id: Uuid, doc: &Value) -> HostResult<OwnerRecord> {
         // A customer's chain stays the customer's and is validated as the customer's, whoever
         // edits it: a tenant user cannot put a secret that is not shared with the customer into it.
         let customer = match self.store.owner_visible(actor, OwnerType::RuleChain, id).await {
@@ -194,6 +194,12 @@ impl Host {
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(HostError::Invalid(problems)) }
+    }
+
+    /// The running chain `id`, whoever may see it (for programs that embed the host; the API
+    /// checks the actor first).
+    pub fn chain(&self, id: Uuid) -> Option<Arc<ChainRuntime>> {
+        self.chains.get(id)
     }
 
     /// Deletes a chain (its references go with it) and stops it.

@@ -12,16 +12,16 @@ use super::{Host, HostError, HostResult, owner_actor, system_actor};
 /// A configuration a change would break, and where: its sends of a secret to a destination the
 /// change would refuse.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct BrokenConfig {
+pub struct BrokenConfig {
     /// Rule chain or integration.
     #[serde(rename = "type")]
-    pub(crate) kind: OwnerType,
+    pub kind: OwnerType,
     /// Its id.
-    pub(crate) id: Uuid,
+    pub id: Uuid,
     /// Its name.
-    pub(crate) name: String,
+    pub name: String,
     /// The refused sends, each at its pointer.
-    pub(crate) problems: Vec<Problem>,
+    pub problems: Vec<Problem>,
 }
 
 /// `Ok` when nothing broke; otherwise the 409 naming each configuration and its fields.

@@ -8,7 +8,7 @@ use veil_store::StoreError;
 /// Why the host refused or failed. The API maps each kind to a status and a code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum HostError {
+pub enum HostError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,4 +58,4 @@ pub(crate) enum HostError {
 }
 
 /// Result of a host operation.
-pub(crate) type HostResult<T> = Result<T, HostError>;
+pub type HostResult<T> = Result<T, HostError>;

@@ -36,12 +36,7 @@ impl Host {
     /// Validates, persists (with references, in one transaction) and starts an integration. The
     /// fields the API adds to its view are dropped; an update without a routing key keeps the
     /// stored one. The routing key is reserved before the save and given back when it fails.
-    pub(crate) async fn save_integration(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        mut doc: Value,
-    ) -> HostResult<OwnerRecord> {
+    pub async fn save_integration(&self, actor: &Actor, id: Uuid, mut doc: Value) -> HostResult<OwnerRecord> {
         // One save or delete of integrations at a time: routing keys and runtimes follow the database.
         let _one_at_a_time = self.integration_writes.lock().await;
         let stored = match self.store.owner_visible(actor, OwnerType::Integration, id).await {
@@ -122,7 +117,7 @@ impl Host {
     }
 
     /// The running integration `id` of `tenant`, if it runs.
-    pub(crate) fn running_integration(&self, tenant: TenantId, id: Uuid) -> Option<Arc<IntegrationRuntime>> {
+    pub fn running_integration(&self, tenant: TenantId, id: Uuid) -> Option<Arc<IntegrationRuntime>> {
         self.integrations.get(tenant, id)
     }
 

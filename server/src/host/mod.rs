@@ -19,10 +19,13 @@ mod error;
 mod integrations;
 
 pub(crate) use self::chains::{Chains, Sent, dispatch};
-pub(crate) use self::error::{HostError, HostResult};
+pub use self::destinations::BrokenConfig;
+pub use self::error::{HostError, HostResult};
 
-/// The store and what runs over it.
-pub(crate) struct Host {
+/// The store and what runs over it: the server's whole lifecycle of rule chains and integrations,
+/// without HTTP. `veil serve` makes one; the test kit makes its own over a test's store, so tests
+/// deploy through the same checks, persistence and start-up as the API.
+pub struct Host {
     store: Store,
     /// The node types chains may use.
     node_types: Registry,
@@ -64,7 +67,7 @@ fn owner_actor(record: &OwnerRecord) -> Actor {
 
 impl Host {
     /// A host over `store` with the built-in node and integration types, nothing running yet.
-    pub(crate) fn new(store: Store, limits: Limits) -> Self {
+    pub fn new(store: Store, limits: Limits) -> Self {
         let integrations = Arc::new(Integrations::new());
         let node_types = veil_nodes::registry()
             .with(&veil_integrations::DOWNLINK_NODE)
@@ -84,8 +87,14 @@ impl Host {
     }
 
     /// The secret store.
-    pub(crate) fn store(&self) -> &Store {
+    pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The node types chains may use, with this host's limits and script sandbox (and the
+    /// `integration_downlink` node, which reaches this host's integrations).
+    pub fn node_registry(&self) -> &Registry {
+        &self.node_types
     }
 
     /// The limits chains, integrations and messages are held to.
