@@ -10,24 +10,118 @@ use serde_json::Value;
 
 use crate::error::Problem;
 
-/// The text of a field that holds a template (secret placeholders, message templates) as
-/// written; the compiled template is the configuration's, at the field's pointer. Typed so that a
-/// configuration type says which of its fields are templates, and can tell a blank one.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
-#[serde(transparent)]
-#[schemars(transparent)]
-pub struct TemplateText(String);
+/// A field that holds a template (secret placeholders, message templates): its text as written
+/// and where it stood. Read by [`crate::BuildCtx::parse`], it is bound to its compiled template,
+/// which [`crate::CompiledConfig::bound`] returns: a configuration type says which of its fields
+/// are templates, and a node takes each field's template from the field itself (no pointer is
+/// written twice). Its JSON form, and its schema, is a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateText {
+    text: String,
+    /// The pointer of the compiled template (relative to the configuration); `None` when read
+    /// without one (a plain JSON document).
+    at: Option<String>,
+}
 
 impl TemplateText {
     /// Whether it holds nothing but white space (a required credential left blank would be sent
     /// as nothing, e.g. `Authorization: Bearer `). A placeholder is never blank.
     pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
+        self.text.trim().is_empty()
     }
 
     /// The text as written.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// Where its compiled template is, when it was read bound to one.
+    pub(crate) fn pointer(&self) -> Option<&str> {
+        self.at.as_deref()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TemplateText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TemplateText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TemplateText, E> {
+                Ok(TemplateText { text: text.to_owned(), at: None })
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<TemplateText, E> {
+                Ok(TemplateText { text, at: None })
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<TemplateText, D::Error> {
+                let (text, at) = <(String, String) as serde::Deserialize>::deserialize(d)?;
+                Ok(TemplateText { text, at: Some(at) })
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+impl schemars::JsonSchema for TemplateText {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "String".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
+/// The tree serde reads, with every string at one of `templates` (pointers relative to the
+/// tree's root) handed over with its pointer: a newtype wrapping `(text, pointer)`, a shape no
+/// JSON document makes, so a configuration cannot claim another field's template.
+fn bind_templates(
+    value: serde_value::Value,
+    pointer: &mut String,
+    templates: &dyn Fn(&str) -> bool,
+) -> serde_value::Value {
+    use serde_value::Value as V;
+    match value {
+        V::String(text) if templates(pointer) => {
+            V::Newtype(Box::new(V::Seq(vec![V::String(text), V::String(pointer.clone())])))
+        }
+        V::Map(map) => V::Map(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let len = pointer.len();
+                    if let V::String(k) = &key {
+                        pointer.push('/');
+                        pointer.push_str(&escape_pointer(k));
+                    }
+                    let value = bind_templates(value, pointer, templates);
+                    pointer.truncate(len);
+                    (key, value)
+                })
+                .collect(),
+        ),
+        V::Seq(items) => V::Seq(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    let value = bind_templates(value, pointer, templates);
+                    pointer.truncate(len);
+                    value
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -138,9 +232,19 @@ impl serde::de::Error for FieldError {
 
 /// Deserializes `doc` as `T`: the value, or the first failure with the pointer where it happened.
 pub fn from_document<T: DeserializeOwned>(doc: &Value) -> Result<T, (String, FieldError)> {
+    from_document_bound(doc, &|_| false)
+}
+
+/// [`from_document`], with the [`TemplateText`] fields at the pointers `templates` accepts bound
+/// to them.
+fn from_document_bound<T: DeserializeOwned>(
+    doc: &Value,
+    templates: &dyn Fn(&str) -> bool,
+) -> Result<T, (String, FieldError)> {
     // serde_json's own deserializer has serde_json's error type; a serde-value tree lets serde
     // report through ours.
     let tree = serde_value::to_value(doc).map_err(|e| (String::new(), FieldError::Other(e.to_string())))?;
+    let tree = bind_templates(tree, &mut String::new(), templates);
     let de = serde_value::ValueDeserializer::<FieldError>::new(tree);
     serde_path_to_error::deserialize(de).map_err(|e| (pointer_of(e.path()), e.into_inner()))
 }
@@ -157,6 +261,16 @@ pub fn parse_config<T: DeserializeOwned>(doc: &Value, base: &str) -> Result<T, V
     parse_config_with(doc, base, |_| {})
 }
 
+/// [`parse_config_with`] of a compiled configuration: its [`TemplateText`] fields come bound to
+/// their compiled templates.
+pub(crate) fn parse_compiled<T: DeserializeOwned>(
+    config: &crate::CompiledConfig,
+    base: &str,
+    prepare: impl FnOnce(&mut Value),
+) -> Result<T, Vec<Problem>> {
+    parse_document(config.plain(), base, prepare, &|pointer| config.template(pointer).is_some())
+}
+
 /// [`parse_config`] of the document as `prepare` leaves it (a copy: the configuration stored is
 /// the one written), for what a type reads differently from its JSON (a tagged enum's default
 /// variant, say).
@@ -165,13 +279,22 @@ pub fn parse_config_with<T: DeserializeOwned>(
     base: &str,
     prepare: impl FnOnce(&mut Value),
 ) -> Result<T, Vec<Problem>> {
+    parse_document(doc, base, prepare, &|_| false)
+}
+
+fn parse_document<T: DeserializeOwned>(
+    doc: &Value,
+    base: &str,
+    prepare: impl FnOnce(&mut Value),
+    templates: &dyn Fn(&str) -> bool,
+) -> Result<T, Vec<Problem>> {
     let mut doc = doc.clone();
     prepare(&mut doc);
     let mut problems = Vec::new();
     // Each round takes one unknown key out (serde stops at the first); a configuration has far
     // fewer keys than this.
     for _ in 0..256 {
-        let (path, error) = match from_document::<T>(&doc) {
+        let (path, error) = match from_document_bound::<T>(&doc, templates) {
             Ok(value) if problems.is_empty() => return Ok(value),
             Ok(_) => return Err(problems),
             Err(e) => e,

@@ -311,8 +311,10 @@ impl<'a> BuildCtx<'a> {
 
     /// The configuration in its typed form (`#[serde(deny_unknown_fields)]`, ThingsBoard's names):
     /// an unknown or misspelt key, or a value of the wrong type, is a problem at its pointer.
+    /// Its [`crate::TemplateText`] fields come bound to their compiled templates
+    /// ([`CompiledConfig::bound`]).
     pub fn parse<T: serde::de::DeserializeOwned>(&self, config: &CompiledConfig) -> Result<T, Vec<Problem>> {
-        crate::config::parse_config(config.plain(), self.base)
+        crate::config::parse_compiled(config, self.base, |_| {})
     }
 
     /// [`BuildCtx::parse`] of the configuration as `prepare` leaves a copy of it.
@@ -321,7 +323,7 @@ impl<'a> BuildCtx<'a> {
         config: &CompiledConfig,
         prepare: impl FnOnce(&mut Value),
     ) -> Result<T, Vec<Problem>> {
-        crate::config::parse_config_with(config.plain(), self.base, prepare)
+        crate::config::parse_compiled(config, self.base, prepare)
     }
 
     /// For a destination known at save (a literal URL, a broker's host): a problem at `pointer`

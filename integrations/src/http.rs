@@ -34,8 +34,7 @@ struct HttpConfig {
     #[schemars(with = "Option<bool>", extend("default" = false))]
     enable_security: Option<Value>,
     /// Header name to the value every uplink must carry (TEXT secrets allowed).
-    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
-    headers_filter: Option<Value>,
+    headers_filter: Option<std::collections::BTreeMap<String, veil_core::TemplateText>>,
 }
 
 fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::Integration>, Vec<Problem>> {

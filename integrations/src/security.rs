@@ -5,8 +5,10 @@ use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
-use veil_core::{BuildCtx, CompiledConfig, Problem, Template};
+
+use veil_core::{BuildCtx, CompiledConfig, Problem, Template, TemplateText};
 
 use crate::error::{UplinkError, UplinkErrorKind};
 use crate::integration::IntegrationCtx;
@@ -17,43 +19,31 @@ pub(crate) struct HeaderSecurity {
 }
 
 impl HeaderSecurity {
-    /// Reads `enableSecurity` and `headersFilter` from a compiled configuration.
+    /// Reads `enableSecurity` and `headersFilter` (header name to its expected value, bound to
+    /// its compiled template) of a compiled configuration.
     pub(crate) fn from_config(
         ctx: &BuildCtx<'_>,
         config: &CompiledConfig,
         enable_security: Option<&Value>,
-        headers_filter: Option<&Value>,
+        headers_filter: Option<&BTreeMap<String, TemplateText>>,
         problems: &mut Vec<Problem>,
     ) -> Self {
         let enabled = flag(ctx, enable_security, "enableSecurity", false, problems);
-        match headers_filter {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(map)) => {
-                for (name, value) in map {
-                    if !value.is_string() {
-                        problems.push(ctx.problem(
-                            &format!("/headersFilter/{}", name.replace('~', "~0").replace('/', "~1")),
-                            "must be a string (the expected header value)",
-                        ));
-                    } else if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                        problems.push(ctx.problem(
-                            &format!("/headersFilter/{}", name.replace('~', "~0").replace('/', "~1")),
-                            "is not a valid HTTP header name",
-                        ));
-                    }
-                }
+        let mut filters = Vec::new();
+        for (name, value) in headers_filter.into_iter().flatten() {
+            let pointer = format!("/headersFilter/{}", name.replace('~', "~0").replace('/', "~1"));
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                problems.push(ctx.problem(&pointer, "is not a valid HTTP header name"));
+                continue;
             }
-            Some(_) => {
-                problems.push(ctx.problem("/headersFilter", "must be an object {header: expected value}"))
+            match config.bound(value) {
+                Some(template) => filters.push((name.to_ascii_lowercase(), template.clone())),
+                None => problems.push(ctx.problem(&pointer, "is not a declared template field (a bug)")),
             }
         }
         if !enabled {
             return Self { filters: Vec::new() };
         }
-        let filters: Vec<(String, Template)> = config
-            .templates_under("/headersFilter")
-            .map(|(name, template)| (name.to_ascii_lowercase(), template.clone()))
-            .collect();
         if filters.is_empty() {
             problems.push(ctx.problem(
                 "/headersFilter",

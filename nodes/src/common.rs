@@ -5,23 +5,31 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use veil_core::{
-    BuildCtx, CompiledConfig, Failed, Msg, NodeError, NodeResult, Problem, Secrets, Template, relation,
+    BuildCtx, CompiledConfig, Failed, Msg, NodeError, NodeResult, Problem, Secrets, Template, TemplateText,
+    relation,
 };
 
-/// A declared field's template; its absence is a bug in the node's factory, reported, not a panic.
-pub(crate) fn template<'c>(config: &'c CompiledConfig, pointer: &str) -> Result<&'c Template, NodeError> {
-    config
-        .template(pointer)
-        .ok_or_else(|| NodeError::new(format!("{pointer}: missing from the compiled configuration")))
+/// The template a field of the typed configuration is bound to, for the node to keep; a field
+/// its type declares as a template but its descriptor does not is a bug of the node type,
+/// reported as a problem of the configuration, not a panic.
+pub(crate) fn bound(
+    ctx: &BuildCtx<'_>,
+    config: &CompiledConfig,
+    field: &TemplateText,
+    problems: &mut Vec<Problem>,
+) -> Option<Template> {
+    let template = config.bound(field).cloned();
+    if template.is_none() {
+        problems.push(
+            ctx.problem("", "a template field the node type does not declare (a bug of the node type)"),
+        );
+    }
+    template
 }
 
 /// A connection setting rendered without a message: the credentials of this moment.
-pub(crate) fn setting(
-    secrets: &Secrets,
-    config: &CompiledConfig,
-    pointer: &str,
-) -> Result<SecretString, NodeError> {
-    Ok(secrets.render(template(config, pointer)?, None)?.into_owned())
+pub(crate) fn setting(secrets: &Secrets, template: &Template) -> Result<SecretString, NodeError> {
+    Ok(secrets.render(template, None)?.into_owned())
 }
 
 /// A broker's `host` and `port` (`default_port` when absent), checked at save: the host is a
@@ -86,19 +94,17 @@ pub(crate) fn pass_on(result: Result<(), NodeError>, msg: Msg) -> NodeResult {
 }
 
 /// A client private key as PEM rustls can load: an `ENCRYPTED PRIVATE KEY` (PKCS#8) is decrypted
-/// with the configuration's `/credentials/password` (rendered only then); other keys pass through
-/// unchanged.
+/// with the credentials' `password` (rendered only then); other keys pass through unchanged.
 pub(crate) fn private_key_pem(
     secrets: &Secrets,
-    config: &CompiledConfig,
+    password: Option<&Template>,
     pem: Vec<u8>,
 ) -> Result<Vec<u8>, NodeError> {
     let text = std::str::from_utf8(&pem).map_err(|_| NodeError::new("privateKey: not PEM text"))?;
     if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         return Ok(pem);
     }
-    let password = config
-        .template("/credentials/password")
+    let password = password
         .ok_or_else(|| NodeError::new("privateKey is encrypted: set credentials/password to its password"))?;
     let password = secrets.render(password, None)?;
     let password = password.expose_secret();

@@ -6,7 +6,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use veil_core::{BuildCtx, Problem, TemplateText, required_field};
+use veil_core::{BuildCtx, CompiledConfig, Problem, Template, TemplateText, required_field};
 
 /// `anonymous`: nothing to send (and no other key).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,58 +112,76 @@ pub(crate) fn settle<T: JsonSchema>(
     veil_core::settle_variant(doc, "/credentials/type", keys, Some("anonymous"));
 }
 
-/// Checks that each `(field, value)` of the credentials of type `kind` is filled: a problem at
-/// `/credentials/{field}` for each that is not. True when all are.
-pub(crate) fn require(
+/// A user name and a password, bound to their templates.
+pub(crate) struct UserPassword {
+    pub(crate) username: Template,
+    pub(crate) password: Template,
+}
+
+/// A client certificate's templates: the CA the server must chain to, the certificate, its key
+/// and, for an encrypted key, the key's password.
+pub(crate) struct ClientCert {
+    pub(crate) ca: Template,
+    pub(crate) cert: Template,
+    pub(crate) key: Template,
+    pub(crate) password: Option<Template>,
+}
+
+/// The template of credential `field` (of credentials of type `kind`), filled: otherwise a
+/// problem at `/credentials/{field}`.
+pub(crate) fn filled(
     ctx: &BuildCtx<'_>,
+    config: &CompiledConfig,
     kind: &str,
-    fields: &[(&str, Option<&TemplateText>)],
+    (field, value): (&str, Option<&TemplateText>),
     problems: &mut Vec<Problem>,
-) -> bool {
-    let mut all = true;
-    for (field, value) in fields {
-        if let Err(message) = required_field(*value, &format!(" for '{kind}' credentials")) {
-            problems.push(ctx.problem(&format!("/credentials/{field}"), message));
-            all = false;
-        }
+) -> Option<Template> {
+    if let Err(message) = required_field(value, &format!(" for '{kind}' credentials")) {
+        problems.push(ctx.problem(&format!("/credentials/{field}"), message));
+        return None;
     }
-    all
+    crate::common::bound(ctx, config, value?, problems)
 }
 
 impl Basic {
-    /// Both filled, or a problem for each that is not.
-    pub(crate) fn check(&self, ctx: &BuildCtx<'_>, problems: &mut Vec<Problem>) -> bool {
-        require(
-            ctx,
-            "basic",
-            &[("username", self.username.as_ref()), ("password", self.password.as_ref())],
-            problems,
-        )
+    /// Both bound and filled, or a problem for each that is not.
+    pub(crate) fn bind(
+        &self,
+        ctx: &BuildCtx<'_>,
+        config: &CompiledConfig,
+        problems: &mut Vec<Problem>,
+    ) -> Option<UserPassword> {
+        let username = filled(ctx, config, "basic", ("username", self.username.as_ref()), problems);
+        let password = filled(ctx, config, "basic", ("password", self.password.as_ref()), problems);
+        Some(UserPassword { username: username?, password: password? })
     }
 }
 
 impl CertPem {
-    /// The CA, certificate and key filled (and the key's password, when given, not blank), or a
-    /// problem for each that is not.
-    pub(crate) fn check(&self, ctx: &BuildCtx<'_>, problems: &mut Vec<Problem>) -> bool {
-        let password_blank = self.password.as_ref().is_some_and(TemplateText::is_blank);
-        if password_blank {
-            problems.push(ctx.problem(
-                "/credentials/password",
-                "is empty: give the private key's password, or leave the field out for a key without one",
-            ));
-        }
-        !password_blank
-            && require(
-                ctx,
-                "cert.PEM",
-                &[
-                    ("caCert", self.ca_cert.as_ref()),
-                    ("cert", self.cert.as_ref()),
-                    ("privateKey", self.private_key.as_ref()),
-                ],
-                problems,
-            )
+    /// The CA, certificate and key bound and filled (and the key's password, when given, not
+    /// blank), or a problem for each that is not.
+    pub(crate) fn bind(
+        &self,
+        ctx: &BuildCtx<'_>,
+        config: &CompiledConfig,
+        problems: &mut Vec<Problem>,
+    ) -> Option<ClientCert> {
+        let password = match &self.password {
+            Some(text) if text.is_blank() => {
+                problems.push(ctx.problem(
+                    "/credentials/password",
+                    "is empty: give the private key's password, or leave the field out for a key without one",
+                ));
+                return None;
+            }
+            Some(text) => Some(crate::common::bound(ctx, config, text, problems)?),
+            None => None,
+        };
+        let kind = "cert.PEM";
+        let ca = filled(ctx, config, kind, ("caCert", self.ca_cert.as_ref()), problems);
+        let cert = filled(ctx, config, kind, ("cert", self.cert.as_ref()), problems);
+        let key = filled(ctx, config, kind, ("privateKey", self.private_key.as_ref()), problems);
+        Some(ClientCert { ca: ca?, cert: cert?, key: key?, password })
     }
 }
 

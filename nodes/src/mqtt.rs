@@ -15,11 +15,11 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
-    NodeResult, Problem, Secrets, TemplateText,
+    NodeResult, Problem, Secrets, Template, TemplateText,
 };
 
 use crate::common::{self, Reconnect};
-use crate::credentials::MqttCredentials;
+use crate::credentials::{ClientCert, MqttCredentials, UserPassword};
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "mqtt",
@@ -51,9 +51,9 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
 
 enum Credentials {
     Anonymous,
-    Basic,
+    Basic(UserPassword),
     /// Mutual TLS: CA, client certificate and key (FILE secrets or literal PEM).
-    CertPem,
+    CertPem(ClientCert),
 }
 
 struct Settings {
@@ -86,7 +86,7 @@ impl Drop for Connection {
 struct MqttNode {
     secrets: Secrets,
     settings: Settings,
-    config: CompiledConfig,
+    topic: Template,
     connection: Reconnect<Connection>,
 }
 
@@ -127,49 +127,57 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         ctx.parse_with(&config, |doc| crate::credentials::settle::<MqttConfig>(doc, &KEYS))?;
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 1883, &mut problems);
-    if settings.topic_pattern.is_none() {
-        problems.push(ctx.problem("/topicPattern", "is required"));
-    }
+    let topic = match &settings.topic_pattern {
+        None => {
+            problems.push(ctx.problem("/topicPattern", "is required"));
+            None
+        }
+        Some(text) => common::bound(ctx, &config, text, &mut problems),
+    };
     let credentials = match &settings.credentials {
         None | Some(MqttCredentials::Anonymous(_)) => Some(Credentials::Anonymous),
-        Some(MqttCredentials::Basic(basic)) => basic.check(ctx, &mut problems).then_some(Credentials::Basic),
+        Some(MqttCredentials::Basic(basic)) => {
+            basic.bind(ctx, &config, &mut problems).map(Credentials::Basic)
+        }
         Some(MqttCredentials::CertPem(cert)) => {
-            cert.check(ctx, &mut problems).then_some(Credentials::CertPem)
+            cert.bind(ctx, &config, &mut problems).map(Credentials::CertPem)
         }
     };
     let client_id = settings.client_id.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| {
         format!("veil-{}", ctx.node_name.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
     });
     let connect_timeout = Duration::from_secs(settings.connect_timeout_sec.unwrap_or(10).max(1));
-    let ssl = settings.ssl.unwrap_or(false) || matches!(credentials, Some(Credentials::CertPem));
-    match (broker, credentials) {
-        (Some((host, port)), Some(credentials)) if problems.is_empty() => Ok(Box::new(MqttNode {
-            secrets: ctx.secrets(),
-            settings: Settings {
-                host,
-                port,
-                client_id,
-                clean_session: settings.clean_session.unwrap_or(true),
-                retain: settings.retained_message.unwrap_or(false),
-                ssl,
-                connect_timeout,
-                credentials,
-            },
-            config,
-            connection: Reconnect::new(),
-        })),
+    let ssl = settings.ssl.unwrap_or(false) || matches!(credentials, Some(Credentials::CertPem(_)));
+    match (broker, credentials, topic) {
+        (Some((host, port)), Some(credentials), Some(topic)) if problems.is_empty() => {
+            Ok(Box::new(MqttNode {
+                secrets: ctx.secrets(),
+                settings: Settings {
+                    host,
+                    port,
+                    client_id,
+                    clean_session: settings.clean_session.unwrap_or(true),
+                    retain: settings.retained_message.unwrap_or(false),
+                    ssl,
+                    connect_timeout,
+                    credentials,
+                },
+                topic,
+                connection: Reconnect::new(),
+            }))
+        }
         _ => Err(problems),
     }
 }
 
 impl MqttNode {
-    fn pem(&self, pointer: &str) -> Result<Vec<u8>, NodeError> {
-        common::pem(&self.secrets, common::template(&self.config, pointer)?)
+    fn pem(&self, template: &Template) -> Result<Vec<u8>, NodeError> {
+        common::pem(&self.secrets, template)
     }
 
     /// The client key, decrypted with `credentials/password` when it is an encrypted PKCS#8 key.
-    fn private_key(&self) -> Result<Vec<u8>, NodeError> {
-        common::private_key_pem(&self.secrets, &self.config, self.pem("/credentials/privateKey")?)
+    fn private_key(&self, cert: &ClientCert) -> Result<Vec<u8>, NodeError> {
+        common::private_key_pem(&self.secrets, cert.password.as_ref(), self.pem(&cert.key)?)
     }
 
     /// Connects with the credentials of this moment and waits for the broker's answer.
@@ -177,22 +185,22 @@ impl MqttNode {
         let s = &self.settings;
         let mut options = MqttOptions::new(&s.client_id, &s.host, s.port);
         options.set_keep_alive(Duration::from_secs(30)).set_clean_session(s.clean_session);
-        match s.credentials {
+        match &s.credentials {
             Credentials::Anonymous => {}
-            Credentials::Basic => {
-                let username = common::setting(&self.secrets, &self.config, "/credentials/username")?;
-                let password = common::setting(&self.secrets, &self.config, "/credentials/password")?;
+            Credentials::Basic(basic) => {
+                let username = common::setting(&self.secrets, &basic.username)?;
+                let password = common::setting(&self.secrets, &basic.password)?;
                 options.set_credentials(username.expose_secret(), password.expose_secret());
             }
-            Credentials::CertPem => {
+            Credentials::CertPem(cert) => {
                 options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                    ca: self.pem("/credentials/caCert")?,
+                    ca: self.pem(&cert.ca)?,
                     alpn: None,
-                    client_auth: Some((self.pem("/credentials/cert")?, self.private_key()?)),
+                    client_auth: Some((self.pem(&cert.cert)?, self.private_key(cert)?)),
                 }));
             }
         }
-        if s.ssl && !matches!(s.credentials, Credentials::CertPem) {
+        if s.ssl && !matches!(s.credentials, Credentials::CertPem(_)) {
             // The platform's trusted roots.
             options.set_transport(Transport::tls_with_config(TlsConfiguration::default()));
         }
@@ -243,10 +251,7 @@ impl MqttNode {
     }
 
     async fn publish(&self, ctx: &NodeCtx<'_>, msg: &Msg) -> Result<(), NodeError> {
-        let topic = ctx.render(
-            self.config.template("/topicPattern").ok_or_else(|| NodeError::new("topicPattern: missing"))?,
-            msg,
-        )?;
+        let topic = ctx.render(&self.topic, msg)?;
         let payload = common::payload(msg);
         let mut connection = self.connection.lock(&self.secrets, |c| !c.broken.load(Ordering::SeqCst)).await;
         if let Some(old) = connection.retired.take() {

@@ -18,6 +18,7 @@ use veil_core::{
 };
 
 use crate::common::{self, Reconnect};
+use crate::credentials::UserPassword;
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     type_name: "rabbitmq",
@@ -66,7 +67,8 @@ struct RabbitMq {
     exchange: Option<Template>,
     /// `routingKeyPattern` (absent: empty).
     routing_key: Option<Template>,
-    config: CompiledConfig,
+    /// The user name and password (TEXT secrets allowed).
+    login: UserPassword,
     open: Reconnect<Open>,
 }
 
@@ -151,11 +153,17 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let settings: RabbitMqConfig = ctx.parse(&config)?;
     let mut problems = Vec::new();
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 5672, &mut problems);
-    for (field, value) in [("/username", &settings.username), ("/password", &settings.password)] {
-        if let Err(message) = veil_core::required_field(value.as_ref(), "") {
-            problems.push(ctx.problem(field, message));
+    let login = |field: &str, value: Option<&TemplateText>, problems: &mut Vec<Problem>| {
+        match veil_core::required_field(value, "") {
+            Ok(()) => common::bound(ctx, &config, value?, problems),
+            Err(message) => {
+                problems.push(ctx.problem(field, message));
+                None
+            }
         }
-    }
+    };
+    let username = login("/username", settings.username.as_ref(), &mut problems);
+    let password = login("/password", settings.password.as_ref(), &mut problems);
     let props = match settings.message_properties.as_deref() {
         None => BasicProperties::default(),
         Some(name) => {
@@ -168,30 +176,31 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             })
         }
     };
-    // The templates of the two message fields, bound now (absent: empty).
-    let bound =
-        |text: &Option<TemplateText>, pointer: &str| text.as_ref().and(config.template(pointer)).cloned();
-    let exchange = bound(&settings.exchange_name_pattern, "/exchangeNamePattern");
-    let routing_key = bound(&settings.routing_key_pattern, "/routingKeyPattern");
+    // The templates of the two message fields (absent: empty).
+    let mut bound = |text: &Option<TemplateText>| {
+        text.as_ref().and_then(|text| common::bound(ctx, &config, text, &mut problems))
+    };
+    let exchange = bound(&settings.exchange_name_pattern);
+    let routing_key = bound(&settings.routing_key_pattern);
     let vhost = settings.virtual_host.unwrap_or_else(|| "/".to_owned());
     let timeout = Duration::from_millis(settings.connection_timeout.unwrap_or(60_000).max(100));
-    match broker {
-        Some((host, port)) if problems.is_empty() => Ok(Box::new(RabbitMq {
-            secrets: ctx.secrets(),
-            settings: Settings { host, port, vhost, timeout, properties: props },
-            exchange,
-            routing_key,
-            config,
-            open: Reconnect::new(),
-        })),
+    match (broker, username, password) {
+        (Some((host, port)), Some(username), Some(password)) if problems.is_empty() => {
+            Ok(Box::new(RabbitMq {
+                secrets: ctx.secrets(),
+                settings: Settings { host, port, vhost, timeout, properties: props },
+                exchange,
+                routing_key,
+                login: UserPassword { username, password },
+                open: Reconnect::new(),
+            }))
+        }
         _ => Err(problems),
     }
 }
 
 impl RabbitMq {
-    fn render(&self, pointer: &str) -> Result<String, NodeError> {
-        let template =
-            self.config.template(pointer).ok_or_else(|| NodeError::new(format!("{pointer}: missing")))?;
+    fn render(&self, template: &Template) -> Result<String, NodeError> {
         Ok(self.secrets.render(template, None)?.expose_secret().to_owned())
     }
 
@@ -202,8 +211,8 @@ impl RabbitMq {
             scheme: AMQPScheme::AMQP,
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
-                    username: self.render("/username")?,
-                    password: self.render("/password")?,
+                    username: self.render(&self.login.username)?,
+                    password: self.render(&self.login.password)?,
                 },
                 host: s.host.clone(),
                 port: s.port,

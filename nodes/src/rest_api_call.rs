@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::common::{self, Reconnect};
-use crate::credentials::{self, RestCredentials};
+use crate::credentials::{self, ClientCert, RestCredentials, UserPassword};
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, Rendered, Secrets, TemplateText, limit_error, relation,
+    NodeError, NodeResult, Problem, Rendered, Secrets, Template, TemplateText, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -54,23 +54,16 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Credentials {
     Anonymous,
-    Basic {
-        username: String,
-        password: String,
-    },
+    Basic(UserPassword),
     Bearer {
-        token: String,
+        token: Template,
     },
     ApiKey {
         header: HeaderName,
-        value: String,
+        value: Template,
     },
-    /// Mutual TLS: pointers of the CA, client certificate and key (FILE secrets).
-    CertPem {
-        ca: String,
-        cert: String,
-        key: String,
-    },
+    /// Mutual TLS: the CA, client certificate and key (FILE secrets).
+    CertPem(ClientCert),
 }
 
 struct RestApiCall {
@@ -80,11 +73,11 @@ struct RestApiCall {
     /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
     tls_client: Reconnect<reqwest::Client>,
     method: reqwest::Method,
-    /// Template pointers; the templates themselves live in `config`.
-    headers: Vec<(HeaderName, String)>,
+    url: Template,
+    headers: Vec<(HeaderName, Template)>,
     credentials: Credentials,
-    body_template: bool,
-    config: CompiledConfig,
+    /// Absent: the message data is the body.
+    body: Option<Template>,
     /// The node's name, for the audit log of a blocked send.
     node_name: String,
     /// The `maxResponseBytes` limit of the deployment.
@@ -172,22 +165,25 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let settings: RestConfig =
         ctx.parse_with(&config, |doc| credentials::settle::<RestConfig>(doc, &KEYS))?;
     let mut problems = Vec::new();
-    match settings.rest_endpoint_url_pattern.as_ref().and(config.template("/restEndpointUrlPattern")) {
-        None => problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)")),
-        Some(t) => {
-            if let Some(url) = t.literal() {
-                match reqwest::Url::parse(url) {
-                    Err(e) => problems
-                        .push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}"))),
-                    // Known at save: every secret the node sends must be allowed there.
-                    Ok(url) => problems.extend(ctx.check_destination(
-                        "/restEndpointUrlPattern",
-                        config.secret_uses().iter().map(|u| u.name.as_str()),
-                        url.host_str().unwrap_or_default(),
-                        url.port_or_known_default().unwrap_or(0),
-                    )),
-                }
+    let url = match &settings.rest_endpoint_url_pattern {
+        None => {
+            problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)"));
+            None
+        }
+        Some(text) => common::bound(ctx, &config, text, &mut problems),
+    };
+    if let Some(literal) = url.as_ref().and_then(|t| t.literal()) {
+        match reqwest::Url::parse(literal) {
+            Err(e) => {
+                problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")))
             }
+            // Known at save: every secret the node sends must be allowed there.
+            Ok(url) => problems.extend(ctx.check_destination(
+                "/restEndpointUrlPattern",
+                config.secret_uses().iter().map(|u| u.name.as_str()),
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or(0),
+            )),
         }
     }
     let method_name = settings.request_method.as_deref().unwrap_or("POST");
@@ -203,28 +199,33 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         Some(ms) => Duration::from_millis(ms),
     };
     let mut headers = Vec::new();
-    for name in settings.headers.iter().flat_map(BTreeMap::keys) {
-        let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
+    for (name, value) in settings.headers.iter().flatten() {
         match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(header) => headers.push((header, pointer)),
-            Err(_) => problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name"))),
+            Ok(header) => {
+                headers.extend(common::bound(ctx, &config, value, &mut problems).map(|t| (header, t)))
+            }
+            Err(_) => {
+                let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
+                problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name")))
+            }
         }
     }
-    let credentials = credentials(ctx, settings.credentials.as_ref(), &mut problems);
-    let body_template = settings.body_template.is_some();
+    let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
+    let body =
+        settings.body_template.as_ref().and_then(|text| common::bound(ctx, &config, text, &mut problems));
     let client = common::http_client(timeout)
         .build()
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
-    match (method, problems.is_empty()) {
-        (Some(method), true) => Ok(Box::new(RestApiCall {
+    match (method, url, credentials, problems.is_empty()) {
+        (Some(method), Some(url), Some(credentials), true) => Ok(Box::new(RestApiCall {
             client,
             timeout,
             tls_client: Reconnect::new(),
             method,
+            url,
             headers,
-            credentials: credentials.unwrap_or(Credentials::Anonymous),
-            body_template,
-            config,
+            credentials,
+            body,
             node_name: ctx.node_name.to_owned(),
             max_response_bytes: ctx.limits().max_response_bytes,
         })),
@@ -234,29 +235,23 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 
 fn credentials(
     ctx: &BuildCtx<'_>,
+    config: &CompiledConfig,
     creds: Option<&RestCredentials>,
     problems: &mut Vec<Problem>,
 ) -> Option<Credentials> {
-    let pointer = |field: &str| format!("/credentials/{field}");
     match creds {
         None | Some(RestCredentials::Anonymous(_)) => Some(Credentials::Anonymous),
-        Some(RestCredentials::Basic(basic)) => basic
-            .check(ctx, problems)
-            .then(|| Credentials::Basic { username: pointer("username"), password: pointer("password") }),
+        Some(RestCredentials::Basic(basic)) => basic.bind(ctx, config, problems).map(Credentials::Basic),
         Some(RestCredentials::Bearer(bearer)) => {
-            credentials::require(ctx, "bearer", &[("token", bearer.token.as_ref())], problems)
-                .then(|| Credentials::Bearer { token: pointer("token") })
+            credentials::filled(ctx, config, "bearer", ("token", bearer.token.as_ref()), problems)
+                .map(|token| Credentials::Bearer { token })
         }
-        Some(RestCredentials::CertPem(cert)) => cert.check(ctx, problems).then(|| Credentials::CertPem {
-            ca: pointer("caCert"),
-            cert: pointer("cert"),
-            key: pointer("privateKey"),
-        }),
+        Some(RestCredentials::CertPem(cert)) => cert.bind(ctx, config, problems).map(Credentials::CertPem),
         Some(RestCredentials::ApiKey(key)) => {
-            let filled = credentials::require(ctx, "apiKey", &[("value", key.value.as_ref())], problems);
+            let value = credentials::filled(ctx, config, "apiKey", ("value", key.value.as_ref()), problems);
             let header = key.header.as_deref().unwrap_or("X-API-Key");
             match HeaderName::from_bytes(header.as_bytes()) {
-                Ok(header) => filled.then(|| Credentials::ApiKey { header, value: pointer("value") }),
+                Ok(header) => value.map(|value| Credentials::ApiKey { header, value }),
                 Err(_) => {
                     problems.push(
                         ctx.problem("/credentials/header", format!("'{header}' is not a valid header name")),
@@ -276,42 +271,29 @@ fn sensitive_header(value: &impl ExposeSecret<str>, what: &str) -> Result<Header
 impl RestApiCall {
     /// The mutual-TLS client, built from the certificates of the moment on first use and after a
     /// change (connections are pooled per client, so a new certificate means a new client).
-    async fn tls_client(
-        &self,
-        secrets: &Secrets,
-        ca: &str,
-        cert: &str,
-        key: &str,
-    ) -> Result<reqwest::Client, NodeError> {
+    async fn tls_client(&self, secrets: &Secrets, cert: &ClientCert) -> Result<reqwest::Client, NodeError> {
         let mut cached = self.tls_client.lock(secrets, |_| true).await;
-        let client =
-            cached.get_or_connect(secrets, async { self.build_tls_client(secrets, ca, cert, key) }).await?;
+        let client = cached.get_or_connect(secrets, async { self.build_tls_client(secrets, cert) }).await?;
         Ok(client.clone())
     }
 
-    fn build_tls_client(
-        &self,
-        secrets: &Secrets,
-        ca: &str,
-        cert: &str,
-        key: &str,
-    ) -> Result<reqwest::Client, NodeError> {
-        let pem = |pointer: &str| common::pem(secrets, common::template(&self.config, pointer)?);
+    fn build_tls_client(&self, secrets: &Secrets, tls: &ClientCert) -> Result<reqwest::Client, NodeError> {
+        let pem = |template: &Template| common::pem(secrets, template);
         // Parsed here: reqwest accepts any bytes as a PEM CA and fails only at the handshake.
         let mut roots = Vec::new();
-        for der in common::pem_certificates(&pem(ca)?, "credentials/caCert")? {
+        for der in common::pem_certificates(&pem(&tls.ca)?, "credentials/caCert")? {
             roots.push(
                 reqwest::Certificate::from_der(der.as_ref())
                     .map_err(|_| NodeError::new("credentials/caCert: not a valid certificate"))?,
             );
         }
-        let client_cert = pem(cert)?;
+        let client_cert = pem(&tls.cert)?;
         let client_v1 = common::pem_certificates(&client_cert, "credentials/cert")?
             .first()
             .is_some_and(|der| common::is_x509_v1(der.as_ref()));
         let mut identity = client_cert;
         identity.push(b'\n');
-        identity.extend_from_slice(&common::private_key_pem(secrets, &self.config, pem(key)?)?);
+        identity.extend_from_slice(&common::private_key_pem(secrets, tls.password.as_ref(), pem(&tls.key)?)?);
         let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
@@ -334,14 +316,19 @@ impl RestApiCall {
         Ok(client)
     }
 
-    fn render<'s>(&'s self, ctx: &NodeCtx<'_>, pointer: &str, msg: &Msg) -> Result<Rendered<'s>, NodeError> {
-        Ok(ctx.render(common::template(&self.config, pointer)?, msg)?)
+    fn render<'s>(
+        &'s self,
+        ctx: &NodeCtx<'_>,
+        template: &'s Template,
+        msg: &Msg,
+    ) -> Result<Rendered<'s>, NodeError> {
+        Ok(ctx.render(template, msg)?)
     }
 
     /// The URL for this message; the secrets of sealed values opened into it are added to
     /// `sealed`.
     fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<reqwest::Url, NodeError> {
-        let url = self.render(ctx, "/restEndpointUrlPattern", msg)?;
+        let url = self.render(ctx, &self.url, msg)?;
         sealed.extend_from_slice(url.sealed_secrets());
         reqwest::Url::parse(url.expose_secret()).map_err(|e| {
             if url.sealed_secrets().is_empty() {
@@ -366,14 +353,14 @@ impl RestApiCall {
         sealed: &mut Vec<String>,
     ) -> Result<reqwest::RequestBuilder, NodeError> {
         let mut request = client.request(self.method.clone(), url);
-        for (name, pointer) in &self.headers {
-            let value = self.render(ctx, pointer, msg)?;
+        for (name, template) in &self.headers {
+            let value = self.render(ctx, template, msg)?;
             sealed.extend_from_slice(value.sealed_secrets());
             request = request.header(name, sensitive_header(&value, &format!("header '{name}'"))?);
         }
         request = match &self.credentials {
             Credentials::Anonymous => request,
-            Credentials::Basic { username, password } => {
+            Credentials::Basic(UserPassword { username, password }) => {
                 let (user, pass) = (self.render(ctx, username, msg)?, self.render(ctx, password, msg)?);
                 // `Basic base64(user:password)`: the base64 of a short password inside it is not
                 // a form of the password alone, so the redactor learns the whole composite.
@@ -391,13 +378,13 @@ impl RestApiCall {
                 let value = self.render(ctx, value, msg)?;
                 request.header(header, sensitive_header(&value, "API key")?)
             }
-            Credentials::CertPem { .. } => request,
+            Credentials::CertPem(_) => request,
         };
         if matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
             return Ok(request);
         }
-        let body = if self.body_template {
-            let body = self.render(ctx, "/bodyTemplate", msg)?;
+        let body = if let Some(template) = &self.body {
+            let body = self.render(ctx, template, msg)?;
             sealed.extend_from_slice(body.sealed_secrets());
             body.expose_secret().to_owned()
         } else {
@@ -408,12 +395,10 @@ impl RestApiCall {
 
     async fn call(&self, ctx: &NodeCtx<'_>, msg: Msg) -> NodeResult {
         let client = match &self.credentials {
-            Credentials::CertPem { ca, cert, key } => {
-                match self.tls_client(ctx.secrets(), ca, cert, key).await {
-                    Ok(client) => client,
-                    Err(e) => return Err(Failed::new(msg, e)),
-                }
-            }
+            Credentials::CertPem(cert) => match self.tls_client(ctx.secrets(), cert).await {
+                Ok(client) => client,
+                Err(e) => return Err(Failed::new(msg, e)),
+            },
             _ => self.client.clone(),
         };
         let mut sealed = Vec::new();

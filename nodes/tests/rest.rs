@@ -69,8 +69,7 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
 
     for (n, ok) in [(999, true), (1000, true), (1001, false), (5_000_000, false)] {
         receiver.answer_text("x".repeat(n));
-        let runtime =
-            env.deploy_chain_with(limits.clone(), &get(&format!("{}/bytes", receiver.url))).await.unwrap();
+        let runtime = env.deploy_chain_with(limits, &get(&format!("{}/bytes", receiver.url))).await.unwrap();
         let trace = run(&runtime, json!({})).await;
         if ok {
             assert_eq!(trace[0].relation, ["Success"], "{n}: {trace:?}");
@@ -86,7 +85,7 @@ async fn a_response_over_max_response_bytes_goes_to_failure_naming_the_limit() {
     // No Content-Length: the body is counted as it streams and the connection dropped at the
     // limit, with the server still sending.
     let (endless, written, stopped) = endless_server().await;
-    let runtime = env.deploy_chain_with(limits.clone(), &get(&format!("{endless}/stream"))).await.unwrap();
+    let runtime = env.deploy_chain_with(limits, &get(&format!("{endless}/stream"))).await.unwrap();
     let started = Instant::now();
     let trace = run(&runtime, json!({})).await;
     assert_eq!(error(&trace), expected);

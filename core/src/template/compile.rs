@@ -185,11 +185,10 @@ impl CompiledConfig {
         self.templates.get(pointer)
     }
 
-    /// The compiled template of a declared field that holds something: `None` when the field is
-    /// absent or its text is empty or blank (a required credential left empty would be sent as
-    /// nothing, e.g. `Authorization: Bearer `).
-    pub fn filled(&self, pointer: &str) -> Option<&Template> {
-        self.templates.get(pointer).filter(|t| t.literal().is_none_or(|text| !text.trim().is_empty()))
+    /// The compiled template a field read by [`crate::BuildCtx::parse`] is bound to: `None` for
+    /// a field read without one (the configuration declares no template there).
+    pub fn bound(&self, field: &crate::TemplateText) -> Option<&Template> {
+        self.templates.get(field.pointer()?)
     }
 
     /// Templates whose pointer starts with `prefix/`, with the rest of the pointer (unescaped
@@ -423,6 +422,40 @@ mod tests {
         FieldSpec::secret("/credentials/password", Accepts::Text),
         FieldSpec::template("/topic"),
     ];
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Typed {
+        url: crate::TemplateText,
+        headers: std::collections::BTreeMap<String, crate::TemplateText>,
+        note: Option<crate::TemplateText>,
+    }
+
+    /// A typed configuration's template fields come bound to their own compiled templates; a
+    /// field the declarations do not name is bound to none, and no document can claim another
+    /// field's template (a template field is a string, nothing else).
+    #[test]
+    fn typed_template_fields_are_bound_to_their_own_templates() {
+        let config = json!({
+            "url": "http://h/$<secret:api-key>",
+            "headers": {"A/b": "Bearer $<secret:api-token>", "X": "{{msg.a}}"},
+            "note": "plain"
+        });
+        let c = compile(&config, FIELDS, "", &mut Vec::new());
+        let typed: Typed = crate::config::parse_compiled(&c, "", |_| {}).unwrap();
+        assert_eq!(c.bound(&typed.url).map(|t| t.secret_names().collect::<Vec<_>>()), Some(vec!["api-key"]));
+        let header = |name: &str| c.bound(&typed.headers[name]).map(|t| t.secret_names().count());
+        assert_eq!((header("A/b"), header("X")), (Some(1), Some(0)));
+        assert!(c.bound(typed.note.as_ref().unwrap()).is_none(), "not declared: no template");
+        let plain: Typed = crate::config::from_document(&config).unwrap();
+        assert!(c.bound(&plain.url).is_none(), "read without the compiled configuration: unbound");
+
+        let forged = json!({"url": ["x", "/headers/A~1b"], "headers": {}});
+        let c = compile(&forged, FIELDS, "", &mut Vec::new());
+        let problems = crate::config::parse_compiled::<Typed>(&c, "/c", |_| {}).unwrap_err();
+        assert_eq!(problems[0].path, "/c/url");
+        assert!(problems[0].message.contains("expected a string"), "{problems:?}");
+    }
 
     #[test]
     fn compiles_fields_by_declaration_and_reports_every_problem() {

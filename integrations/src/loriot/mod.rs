@@ -120,8 +120,7 @@ struct LoriotConfig {
     #[schemars(with = "Option<bool>", extend("default" = false))]
     enable_security: Option<Value>,
     /// Header name to the value every uplink must carry (TEXT secrets allowed).
-    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
-    headers_filter: Option<Value>,
+    headers_filter: Option<std::collections::BTreeMap<String, veil_core::TemplateText>>,
 }
 
 /// The LORIOT servers.
@@ -247,13 +246,21 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         }
         None => None,
     };
+    // Each template field's compiled template; one the type does not declare is a bug of the type.
+    let bound = |field: &TemplateText, problems: &mut Vec<Problem>| {
+        let template = config.bound(field).cloned();
+        if template.is_none() {
+            problems.push(ctx.problem("", "a template field the integration type does not declare (a bug)"));
+        }
+        template
+    };
     // LORIOT is logged in to (with these) only to create its output: then none may be empty.
     let required = |field: Option<&TemplateText>, pointer: &str, problems: &mut Vec<Problem>| match field {
         Some(text) if create_output && text.is_blank() => {
             problems.push(ctx.problem(pointer, "is required with createLoriotOutput: it is empty"));
             None
         }
-        Some(_) => config.template(pointer).cloned(),
+        Some(text) => bound(text, problems),
         None => {
             problems.push(ctx.problem(pointer, "is required"));
             None
@@ -276,8 +283,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
                 .map(|token| Credentials::Token { token })
         }
     };
-    let token = match settings.token.as_ref().and(config.template("/token")) {
-        Some(t) => Some(t.clone()),
+    let token = match &settings.token {
+        Some(text) => bound(text, &mut problems),
         None if send_downlink => {
             problems
                 .push(ctx.problem("/token", "is required with sendDownlink (the application access token)"));
