@@ -46,6 +46,30 @@ mod sealed;
 mod secrets;
 mod template;
 
+// The exports, by who uses them.
+
+// Node and integration types: a configuration's typed form and declared fields, the build, the
+// node's run and what it renders (veil-nodes, veil-integrations).
+pub use crate::config::{
+    FieldError, TemplateText, from_document, parse_config, parse_config_with, parse_doc, required_field,
+};
+pub use crate::form::{
+    FieldKind, FormField, Variant, accepts_name, empty_schema, form_fields, settle_variant, variant_keys,
+};
+pub use crate::message::Msg;
+pub use crate::node::{
+    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs, Registry,
+    Relation, Services, relation,
+};
+pub use crate::template::{
+    Accepts, CompiledConfig, Escape, FieldSpec, Piece, RenderCtx, Rendered, SecretUse, Template, compile,
+    escape, mentions_placeholder, parse, placeholder,
+};
+/// Whether a setting is a plain host name or IP address (broker hosts), as the destination
+/// checks read it.
+pub use veil_store::is_plain_host;
+
+// Hosts: deploying rule chains, running them and reading what they did (veil-server).
 pub use crate::budget::{
     Admission, DebugEvent, DebugOutput, EventPage, MAX_EVENT_PAGE, MAX_EVENT_PAGE_BYTES,
     MAX_EVENT_READERS_PER_TENANT, TenantBudgets, deeper_than,
@@ -53,42 +77,30 @@ pub use crate::budget::{
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, deploy_proposed, parse_chain,
 };
-pub use crate::config::{
-    FieldError, TemplateText, from_document, parse_config, parse_config_with, parse_doc, required_field,
-};
 pub use crate::engine::{ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, TraceStep};
-pub use crate::error::{
-    Busy, ForeignMarker, InvalidHeader, NodeError, PlaceholderError, Problem, ProblemKind, RenderError,
-    ScriptProblem,
-};
-pub use crate::form::{
-    FieldKind, FormField, Variant, accepts_name, empty_schema, form_fields, settle_variant, variant_keys,
-};
-pub use crate::forms::MASK;
-pub use crate::limits::{Limits, limit_error};
-pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, masked_forms, shared_masks};
-pub use crate::message::Msg;
-pub use crate::node::{
-    BoxFuture, BuildCtx, Factory, Failed, Node, NodeCtx, NodeDescriptor, NodeResult, Outputs, Registry,
-    Relation, Services, relation,
-};
-pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::run::{MAX_NOTE_BYTES, MAX_NOTES, RunBudget};
-pub use crate::script::{
-    MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine, to_dynamic,
-};
+
+// Secrets on their way to a send: the capability, sealed values, masking.
+pub use crate::forms::MASK;
+pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, masked_forms, shared_masks};
+pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::sealed::{
     MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
 };
 pub use crate::secrets::{DestinationRefused, Proposal, Secrets, destination, sensitive_header};
-pub use crate::template::{
-    Accepts, CompiledConfig, Escape, FieldSpec, MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH,
-    MAX_TEMPLATE_WORK, Piece, RenderCtx, Rendered, SecretUse, Template, compile, escape,
-    mentions_placeholder, parse, placeholder,
+
+// Scripts: the sandbox chains and converters share.
+pub use crate::script::{
+    MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine, to_dynamic,
 };
-/// Whether a setting is a plain host name or IP address (broker hosts), as the destination
-/// checks read it.
-pub use veil_store::is_plain_host;
+
+// Bounds and what a refusal says.
+pub use crate::error::{
+    Busy, ForeignMarker, InvalidHeader, NodeError, PlaceholderError, Problem, ProblemKind, RenderError,
+    ScriptProblem,
+};
+pub use crate::limits::{Limits, limit_error};
+pub use crate::template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_WORK};
 
 /// What the fuzz targets (`core/fuzz`) reach of the internals; only in fuzzing builds.
 #[cfg(fuzzing)]

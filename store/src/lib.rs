@@ -46,26 +46,42 @@ mod references;
 mod sessions;
 mod store;
 
-pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
-pub use crate::audit::{AuditAction, AuditEntry, AuditQuery, UseContext};
-pub use crate::backend::{Database, OwnerRecord};
+// The exports, by who uses them.
+
+// Opening and running a store (the server's start-up, `veil migrate`, the test kit).
+pub use crate::backend::Database;
 pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;
+pub use crate::lease::Lease;
+pub use crate::model::{Limits, now_ms};
+pub use crate::store::{Bootstrap, Store, StoreConfig};
+
+// Secrets: their records, values, changes and where they may go (the API, the engine).
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
+pub use crate::events::{ChangeKind, SecretEvent};
+pub use crate::model::{
+    MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType, SecretUpdate,
+    SecretValue, validate_label, validate_name,
+};
+pub use crate::store::{ListQuery, Page};
+
+// Configurations that use secrets: rule chains and integrations, their references and links.
+pub use crate::backend::OwnerRecord;
+pub use crate::feed::OwnerChange;
+pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
+
+// Who may do what: tenants, customers, users, roles, sessions and the audit log.
+pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
+pub use crate::audit::{AuditAction, AuditEntry, AuditQuery, UseContext};
 pub use crate::directory::{
     CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
 };
-pub use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
-pub use crate::events::{ChangeKind, SecretEvent};
-pub use crate::feed::OwnerChange;
-pub use crate::lease::Lease;
-pub use crate::model::{
-    CustomerId, Limits, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType,
-    SecretUpdate, SecretValue, TenantId, UserId, now_ms, validate_label, validate_name,
-};
-pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, SecretRef, Usages};
+pub use crate::model::{CustomerId, TenantId, UserId};
 pub use crate::sessions::{SESSION_TTL, Session};
-pub use crate::store::{Bootstrap, ListQuery, MAX_DIRECTORY_NAME, NewUser, Page, Store, StoreConfig};
+pub use crate::store::{MAX_DIRECTORY_NAME, NewUser};
+
+// What went wrong, by kind.
+pub use crate::error::{FieldProblem, NameConflict, NeededKind, Result, StoreError};
 
 /// What the fuzz targets (`store/fuzz`) reach of the internals; only in fuzzing builds.
 #[cfg(fuzzing)]
