@@ -50,6 +50,39 @@ pub struct NodeDef {
     /// Record debug events for this node.
     #[serde(default)]
     pub debug_mode: bool,
+    /// Where and how the editor shows the node, in ThingsBoard's shape: `layoutX`, `layoutY`
+    /// (numbers), `description` (text); other keys are kept as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_info: Option<serde_json::Map<String, Value>>,
+}
+
+/// Problems of a node's `additionalInfo` at `base`: the layout is a pair of finite numbers, the
+/// description text, and the whole of it as shallow as `max_depth`.
+fn additional_info_problems(
+    info: &serde_json::Map<String, Value>,
+    base: &str,
+    max_depth: usize,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for key in ["layoutX", "layoutY"] {
+        if let Some(value) = info.get(key).filter(|v| !v.is_null())
+            && !value.as_f64().is_some_and(f64::is_finite)
+        {
+            problems.push(Problem::new(format!("{base}/{key}"), "must be a number (the node's position)"));
+        }
+    }
+    if let Some(value) = info.get("description").filter(|v| !v.is_null())
+        && !value.is_string()
+    {
+        problems.push(Problem::new(format!("{base}/description"), "must be text"));
+    }
+    if info.values().any(|v| deeper_than(v, max_depth)) {
+        problems.push(Problem::new(
+            base.to_owned(),
+            limit_error("maxDataDepth", max_depth, "additionalInfo nests arrays and objects deeper"),
+        ));
+    }
+    problems
 }
 
 fn empty_object() -> Value {
@@ -207,6 +240,10 @@ pub fn deploy_proposed(
             problems.push(Problem::new(format!("/nodes/{i}/name"), "must not be empty"));
         }
         label_problem(&format!("/nodes/{i}/name"), &node.name, &mut problems);
+        if let Some(info) = &node.additional_info {
+            let base = format!("/nodes/{i}/additionalInfo");
+            problems.extend(additional_info_problems(info, &base, limits.max_data_depth));
+        }
         let Some(descriptor) = registry.get(&node.node_type) else {
             let known: Vec<&str> = registry.types().map(|d| d.type_name).collect();
             problems.push(Problem::new(

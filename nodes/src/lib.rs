@@ -9,6 +9,7 @@ mod common;
 mod credentials;
 mod log;
 mod mqtt;
+mod placeholder;
 mod rabbitmq;
 mod rest_api_call;
 mod script;
@@ -23,4 +24,5 @@ pub fn registry() -> Registry {
         .with(&mqtt::DESCRIPTOR)
         .with(&rabbitmq::DESCRIPTOR)
         .with(&log::DESCRIPTOR)
+        .with(&placeholder::DESCRIPTOR)
 }

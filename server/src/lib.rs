@@ -15,6 +15,7 @@ mod migrate;
 mod reference;
 mod serve;
 mod state;
+mod thingsboard;
 mod ui;
 
 use std::process::ExitCode;
@@ -71,7 +72,7 @@ enum ClientCommand {
     Secret(cli::SecretCmd),
     /// Rule chains.
     #[command(subcommand)]
-    Chain(cli::DocCmd),
+    Chain(cli::ChainCmd),
     /// Integrations (`send` sends a downlink).
     #[command(subcommand)]
     Integration(cli::DocCmd),
@@ -135,7 +136,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             ClientCommand::Login(args) => cli::login(global, args).await,
             ClientCommand::Logout(args) => cli::logout(global, &args).await,
             ClientCommand::Secret(cmd) => cli::secret(global, cmd).await,
-            ClientCommand::Chain(cmd) => cli::documents(global, cmd, cli::DocKind::RuleChain).await,
+            ClientCommand::Chain(cmd) => cli::chain(global, cmd).await,
             ClientCommand::Integration(cmd) => cli::documents(global, cmd, cli::DocKind::Integration).await,
             ClientCommand::User(cmd) => cli::user(global, cmd).await,
             ClientCommand::Customer(cmd) => cli::customer(global, cmd).await,

@@ -415,3 +415,52 @@ async fn the_cli_sets_allowed_destinations_and_the_tenant_setting() {
     let on = spawn_run(&config, &server, &["settings", "--destinations-required", "true"], "").await;
     assert!(field_line(ok(&on), "destinationsRequired", "true"), "{}", on.stdout);
 }
+
+#[tokio::test]
+async fn the_cli_imports_a_thingsboard_export_reports_it_saves_and_exports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/thingsboard/telemetry-forwarder.json");
+
+    // Converted and printed, not stored; the report on stderr names what to do.
+    let r = spawn_run(&config, &server, &["chain", "import", file], "").await;
+    let chain: Value = serde_json::from_str(ok(&r)).unwrap();
+    assert_eq!(chain["nodes"].as_array().unwrap().len(), 3, "{chain}");
+    let report: Vec<&str> = r.stderr.lines().collect();
+    assert!(report.contains(&"node 'Post to the API' (org.thingsboard.rule.engine.rest.TbRestApiCallNode): imported as rest_api_call"), "{}", r.stderr);
+    assert!(
+        report.contains(&"node 'Save timeseries' (org.thingsboard.rule.engine.telemetry.TbMsgTimeseriesNode): left out: Veil has no node that does what it does"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        report.contains(&"missing secret 'mqtt-password' (TEXT): create it before saving (veil secret create mqtt-password --type TEXT)"),
+        "{}",
+        r.stderr
+    );
+    let r = spawn_run(&config, &server, &["chain", "list"], "").await;
+    assert!(!ok(&r).contains("Telemetry forwarder"), "nothing stored: {}", r.stdout);
+
+    // --save needs the secrets; with them it creates the chain, placeholders kept.
+    let r = spawn_run(&config, &server, &["chain", "import", file, "--save"], "").await;
+    assert_eq!(r.code, 6, "the server refused the input: {}", r.stderr);
+    assert!(r.stderr.contains("secret 'api-token' does not exist"), "{}", r.stderr);
+    for name in ["api-token", "mqtt-password"] {
+        ok(&spawn_run(&config, &server, &["secret", "create", name], "value-of-it").await);
+    }
+    let r = spawn_run(&config, &server, &["chain", "import", file, "--keep-unsupported", "--save"], "").await;
+    let line = ok(&r).trim().to_owned();
+    assert!(line.starts_with("Created rule chain 'Telemetry forwarder' with id "), "{line}");
+    let id = line.rsplit(' ').next().unwrap();
+    let r = spawn_run(&config, &server, &["chain", "export", id], "").await;
+    let exported: Value = serde_json::from_str(ok(&r)).unwrap();
+    assert_eq!(exported["metadata"]["nodes"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        exported["metadata"]["nodes"][2]["configuration"]["credentials"]["password"],
+        "${secret:mqtt-password;type:TEXT}"
+    );
+    assert_no_leak(&format!("{}{}", r.stdout, r.stderr), &["value-of-it"]);
+}

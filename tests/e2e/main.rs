@@ -35,5 +35,7 @@ mod sealed;
 mod attacks;
 // The hostile-input generator (VEIL_HOSTILE_SECS): random chains, converters and messages.
 mod hostile;
+// ThingsBoard rule chain exports in and out; node positions.
+mod thingsboard;
 // The guides: links resolve, every `veil` command line parses.
 mod docs;

@@ -94,6 +94,40 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?keepUnsupported=` of an import.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ImportParams {
+    keep_unsupported: Option<bool>,
+}
+
+/// `POST /api/rule-chains/import`: a ThingsBoard rule chain export converted into a Veil rule
+/// chain, answered with the report of what became of each node; nothing is stored (the editor,
+/// or `veil chain import --save`, saves it).
+pub(crate) async fn import(
+    State(host): State<Arc<Host>>,
+    AuthActor(actor): AuthActor,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    actor.require_on(Resource::RuleChain, Operation::Create)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let doc = json_body(body)?;
+    let imported = crate::thingsboard::import(&host, &actor, &doc, params.keep_unsupported.unwrap_or(false))
+        .map_err(ApiError::invalid_config)?;
+    Ok(Json(json!({"chain": imported.chain, "report": imported.report})))
+}
+
+/// `GET /api/rule-chains/{id}/export`: the chain as a ThingsBoard export.
+pub(crate) async fn export(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let record = store.owner(&actor, OwnerType::RuleChain, parse_id::<Uuid>(&id)?).await?;
+    Ok(Json(crate::thingsboard::export(&store, &actor, &record)))
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessageParams {
     wait: Option<bool>,

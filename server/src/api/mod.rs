@@ -79,6 +79,8 @@ fn authenticated() -> Router<AppState> {
         .route("/api/node-types", get(types::node_types))
         .route("/api/integration-types", get(types::integration_types))
         .route("/api/rule-chains", get(chains::list).post(chains::create))
+        .route("/api/rule-chains/import", post(chains::import))
+        .route("/api/rule-chains/{id}/export", get(chains::export))
         .route("/api/rule-chains/{id}", get(chains::get).put(chains::update).delete(chains::delete))
         .route("/api/rule-chains/{id}/messages", post(chains::send_message))
         .route("/api/rule-chains/{id}/events", get(chains::events))

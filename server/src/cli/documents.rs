@@ -59,6 +59,97 @@ pub(crate) enum DocCmd {
     },
 }
 
+/// `veil chain ...`: the document commands, and ThingsBoard's export format in and out.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChainCmd {
+    #[command(flatten)]
+    Doc(DocCmd),
+    /// Convert a ThingsBoard rule chain export (JSON file, `-` for stdin): prints the Veil chain
+    /// (the report of what became of each node goes to stderr); --save creates it too.
+    Import {
+        /// The export.
+        file: PathBuf,
+        /// Keep nodes Veil cannot run as `placeholder` nodes (the chain keeps its shape).
+        #[arg(long)]
+        keep_unsupported: bool,
+        /// Create the rule chain (its secrets must exist).
+        #[arg(long)]
+        save: bool,
+    },
+    /// Print a rule chain as a ThingsBoard export.
+    Export {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// `veil chain ...`.
+pub(crate) async fn chain(global: &Global, cmd: ChainCmd) -> CliResult<()> {
+    let (file, keep_unsupported, save) = match cmd {
+        ChainCmd::Doc(cmd) => return documents(global, cmd, DocKind::RuleChain).await,
+        ChainCmd::Export { id } => {
+            let client = Client::authenticated(global.url.as_deref())?;
+            output::json(&client.get(&format!("/api/rule-chains/{id}/export")).await?);
+            return Ok(());
+        }
+        ChainCmd::Import { file, keep_unsupported, save } => (file, keep_unsupported, save),
+    };
+    let client = Client::authenticated(global.url.as_deref())?;
+    let bytes = read_file(&file)?;
+    let export: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::usage(format!("{}: not JSON ({e})", file.display())))?;
+    let path = format!("/api/rule-chains/import?keepUnsupported={keep_unsupported}");
+    let mut answer = client.post(&path, &export).await?;
+    if global.output == output::Format::Table {
+        for line in report_lines(&answer["report"]) {
+            eprintln!("{}", output::escape(&line));
+        }
+    }
+    if !save {
+        match global.output {
+            output::Format::Json => output::json(&answer),
+            output::Format::Table => output::json(&answer["chain"]),
+        }
+        return Ok(());
+    }
+    let created = client.post("/api/rule-chains", &answer["chain"]).await?;
+    let line = format!("Created rule chain '{}' with id {}", text(&created["name"]), text(&created["id"]));
+    answer["saved"] = created;
+    output::done(global.output, &answer, &line);
+    Ok(())
+}
+
+/// The import report as lines a person reads.
+fn report_lines(report: &Value) -> Vec<String> {
+    let empty = Vec::new();
+    let list = |key: &str| report[key].as_array().unwrap_or(&empty).clone();
+    let mut lines = Vec::new();
+    for node in list("nodes") {
+        let what = match node["outcome"].as_str() {
+            Some("imported") => format!("imported as {}", text(&node["veilType"])),
+            Some("placeholder") => format!("kept as a placeholder: {}", text(&node["reason"])),
+            _ => format!("left out: {}", text(&node["reason"])),
+        };
+        lines.push(format!("node '{}' ({}): {what}", text(&node["name"]), text(&node["thingsboardType"])));
+        let ignored: Vec<String> =
+            node["ignoredSettings"].as_array().unwrap_or(&empty).iter().map(text).collect();
+        if !ignored.is_empty() {
+            lines.push(format!("  settings Veil's node does not have, left out: {}", ignored.join(", ")));
+        }
+    }
+    lines.extend(list("leftOut").iter().map(|l| format!("left out: {}", text(l))));
+    for secret in list("missingSecrets") {
+        lines.push(format!(
+            "missing secret '{}' ({}): create it before saving (veil secret create {} --type {})",
+            text(&secret["name"]),
+            text(&secret["type"]),
+            text(&secret["name"]),
+            text(&secret["type"]),
+        ));
+    }
+    lines
+}
+
 /// Which kind of configuration a command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DocKind {

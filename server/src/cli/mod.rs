@@ -22,7 +22,7 @@ use self::output::text;
 
 pub(crate) use self::audit::{AuditArgs, audit};
 pub(crate) use self::customer::{CustomerCmd, customer};
-pub(crate) use self::documents::{DocCmd, DocKind, documents};
+pub(crate) use self::documents::{ChainCmd, DocCmd, DocKind, chain, documents};
 pub(crate) use self::secret::{SecretCmd, secret};
 pub(crate) use self::types::types;
 pub(crate) use self::user::{UserCmd, user};
