@@ -268,7 +268,7 @@ pub(crate) fn parse_compiled<T: DeserializeOwned>(
     base: &str,
     prepare: impl FnOnce(&mut Value),
 ) -> Result<T, Vec<Problem>> {
-    parse_document(config.plain(), base, prepare, &|pointer| config.template(pointer).is_some())
+    parse_document(config.plain(), base, prepare, &|pointer| config.is_declared(pointer))
 }
 
 /// [`parse_config`] of the document as `prepare` leaves it (a copy: the configuration stored is

@@ -160,7 +160,7 @@ async fn validation_reports_every_problem_with_its_path() {
         ("/nodes/0/configuration/restEndpointUrlPattern", "secret 'missing' does not exist"),
         (
             "/nodes/1/type",
-            "unknown node type 'no_such_node' (known: rest_api_call, script, mqtt, rabbitmq, log, integration_downlink)",
+            "unknown node type 'no_such_node' (known: rest_api_call, script, mqtt, rabbitmq, log, placeholder, integration_downlink)",
         ),
     ];
     let expected: Vec<(String, String)> =

@@ -170,6 +170,8 @@ pub struct SecretUse {
 pub struct CompiledConfig {
     plain: Value,
     templates: BTreeMap<String, Template>,
+    /// Every string at a declared field, compiled or not (one that did not compile has a problem).
+    declared: std::collections::BTreeSet<String>,
     uses: Vec<SecretUse>,
 }
 
@@ -186,9 +188,21 @@ impl CompiledConfig {
     }
 
     /// The compiled template a field read by [`crate::BuildCtx::parse`] is bound to: `None` for
-    /// a field read without one (the configuration declares no template there).
+    /// one that did not compile (its problem is reported already) or that no declaration names
+    /// (see [`CompiledConfig::declares`]).
     pub fn bound(&self, field: &crate::TemplateText) -> Option<&Template> {
         self.templates.get(field.pointer()?)
+    }
+
+    /// Whether the type's declarations name the field: `false` is a bug of the type (a
+    /// [`crate::TemplateText`] field without its [`FieldSpec`]).
+    pub fn declares(&self, field: &crate::TemplateText) -> bool {
+        field.pointer().is_some()
+    }
+
+    /// Whether the string at `pointer` is a declared field.
+    pub(crate) fn is_declared(&self, pointer: &str) -> bool {
+        self.declared.contains(pointer)
     }
 
     /// Templates whose pointer starts with `prefix/`, with the rest of the pointer (unescaped
@@ -222,7 +236,12 @@ pub fn compile(
     base: &str,
     problems: &mut Vec<Problem>,
 ) -> CompiledConfig {
-    let mut compiled = CompiledConfig { plain: Value::Null, templates: BTreeMap::new(), uses: Vec::new() };
+    let mut compiled = CompiledConfig {
+        plain: Value::Null,
+        templates: BTreeMap::new(),
+        declared: Default::default(),
+        uses: Vec::new(),
+    };
     compiled.plain = walk(config, "", fields, base, problems, &mut compiled);
     compiled
 }
@@ -265,6 +284,9 @@ fn compile_string(
     out: &mut CompiledConfig,
 ) -> Value {
     let path = format!("{base}{pointer}");
+    if fields.iter().any(|f| f.matches(pointer)) {
+        out.declared.insert(pointer.to_owned());
+    }
     let pieces = match parse(s) {
         Ok(p) => p,
         Err(e) => {
@@ -449,6 +471,15 @@ mod tests {
         assert!(c.bound(typed.note.as_ref().unwrap()).is_none(), "not declared: no template");
         let plain: Typed = crate::config::from_document(&config).unwrap();
         assert!(c.bound(&plain.url).is_none(), "read without the compiled configuration: unbound");
+        assert!(!c.declares(&plain.url) && !c.declares(typed.note.as_ref().unwrap()) && c.declares(&typed.url));
+
+        // A declared field that does not compile is declared, with no template (its problem is reported).
+        let broken = json!({"url": "$<secret:>", "headers": {}});
+        let mut problems = Vec::new();
+        let c = compile(&broken, FIELDS, "", &mut problems);
+        let typed: Typed = crate::config::parse_compiled(&c, "", |_| {}).unwrap();
+        assert_eq!((c.declares(&typed.url), c.bound(&typed.url).is_none()), (true, true));
+        assert_eq!(problems[0].path, "/url");
 
         let forged = json!({"url": ["x", "/headers/A~1b"], "headers": {}});
         let c = compile(&forged, FIELDS, "", &mut Vec::new());

@@ -249,7 +249,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
     // Each template field's compiled template; one the type does not declare is a bug of the type.
     let bound = |field: &TemplateText, problems: &mut Vec<Problem>| {
         let template = config.bound(field).cloned();
-        if template.is_none() {
+        if !config.declares(field) {
             problems.push(ctx.problem("", "a template field the integration type does not declare (a bug)"));
         }
         template
