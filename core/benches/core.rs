@@ -185,6 +185,8 @@ static PASS: NodeDescriptor = NodeDescriptor {
     default_config: || json!({}),
     fields: &[],
     schema: veil_core::empty_schema,
+    relations: &["Success"],
+    named_relations: false,
     build: build_pass,
 };
 
@@ -207,6 +209,8 @@ static SWITCH: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "field": "zone" }),
     fields: &[],
     schema: veil_core::empty_schema,
+    relations: &["Success"],
+    named_relations: true,
     build: build_switch,
 };
 
@@ -241,6 +245,8 @@ static SINK: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "headers": { "Authorization": "Bearer $<secret:api-token>" } }),
     fields: &[FieldSpec::secret_template("/headers/*")],
     schema: veil_core::empty_schema,
+    relations: &["Success"],
+    named_relations: false,
     build: build_sink,
 };
 

@@ -68,6 +68,37 @@ pub struct FormField {
     pub secret: Option<&'static str>,
     /// Whether message templates are expanded in it.
     pub template: bool,
+    /// What a person calls it: the type's `title`, or its key in words (`readTimeoutMs` →
+    /// `Read timeout ms`).
+    pub label: String,
+    /// A number's least value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// A number's greatest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    /// Source code in this language (`rhai`, `handlebars`): edited in a code editor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// A key in words: `readTimeoutMs` → `Read timeout ms`.
+fn words(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut previous_lower = false;
+    for c in key.chars() {
+        if c.is_uppercase() && previous_lower {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else if c == '_' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+    }
+    let mut chars = out.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The name of a secret type as the API shows it.
@@ -155,7 +186,16 @@ impl Walker<'_> {
                 .find_map(|c| c.pointer(&format!("/properties/{tag}/description")).and_then(Value::as_str))
                 .map(str::to_owned)
                 .or(description);
-            self.push(&tag_pointer, FieldKind::Enum, values, required, default, tag_description, variant);
+            self.push(
+                &tag_pointer,
+                FieldKind::Enum,
+                values,
+                required,
+                default,
+                tag_description,
+                variant,
+                None,
+            );
             for choice in choices {
                 let Some(value) = tag_value(choice, &tag) else { continue };
                 let own = Variant { pointer: tag_pointer.clone(), value };
@@ -179,13 +219,13 @@ impl Walker<'_> {
             self.object(schema, pointer, variant);
             return;
         }
-        self.push(pointer, kind, values, required, default, description, variant);
+        self.push(pointer, kind, values, required, default, description, variant, Some(property));
         if kind == FieldKind::Map
             && let Some(items) = schema.get("additionalProperties").filter(|v| v.is_object())
         {
             let (kind, values) = kind_of(resolve(self.defs, items));
             let key = format!("{pointer}/*");
-            self.push(&key, kind, values, false, None, None, variant);
+            self.push(&key, kind, values, false, None, None, variant, None);
         }
     }
 
@@ -199,9 +239,23 @@ impl Walker<'_> {
         default: Option<Value>,
         description: Option<String>,
         variant: Option<&Variant>,
+        property: Option<&Value>,
     ) {
         let spec = self.specs.iter().find(|s| s.pointer == pointer);
+        // What the property says of itself, or of the one alternative an `Option` wraps.
+        let own = |key: &str| {
+            property.and_then(|p| {
+                p.get(key).or_else(|| alternatives(self.defs, p).first().and_then(|a| a.get(key))).cloned()
+            })
+        };
+        let key = pointer.rsplit('/').next().unwrap_or_default().replace("~1", "/").replace("~0", "~");
+        let label = own("title").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_else(|| words(&key));
         self.out.push(FormField {
+            label,
+            minimum: own("minimum").and_then(|v| v.as_f64()),
+            maximum: own("maximum").and_then(|v| v.as_f64()),
+            code: own("format")
+                .and_then(|v| v.as_str().filter(|f| matches!(*f, "rhai" | "handlebars")).map(str::to_owned)),
             pointer: pointer.to_owned(),
             kind,
             values,

@@ -373,6 +373,10 @@ pub struct NodeDescriptor {
     pub fields: &'static [FieldSpec],
     /// The configuration's JSON Schema, derived from its typed form (see [`crate::form_fields`]).
     pub schema: fn() -> Value,
+    /// The relations a node of this type answers with (the editor offers them when connecting).
+    pub relations: &'static [&'static str],
+    /// Whether it also answers relations its configuration names (a switch script's).
+    pub named_relations: bool,
     /// The factory.
     pub build: Factory,
 }

@@ -21,6 +21,8 @@ static PROBER: NodeDescriptor = NodeDescriptor {
     default_config: || json!({"token": "", "other": ""}),
     fields: &[FieldSpec::secret("/token", Accepts::Text)],
     schema: veil_core::empty_schema,
+    relations: &["Success"],
+    named_relations: false,
     build: |ctx: &BuildCtx<'_>, config: CompiledConfig| -> Result<Box<dyn Node>, Vec<Problem>> {
         let other = config.plain()["other"].as_str().unwrap_or_default().to_owned();
         Ok(Box::new(Prober { kept: ctx.secrets(), other }))

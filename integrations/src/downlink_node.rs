@@ -22,6 +22,8 @@ pub static DOWNLINK_NODE: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "integrationId": "" }),
     fields: &[],
     schema: || schemars::schema_for!(DownlinkConfig).to_value(),
+    relations: &["Success", "Failure"],
+    named_relations: false,
     build,
 };
 

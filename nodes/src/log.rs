@@ -13,6 +13,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "prefix": "" }),
     fields: &[],
     schema: || schemars::schema_for!(LogConfig).to_value(),
+    relations: &["Success"],
+    named_relations: false,
     build,
 };
 

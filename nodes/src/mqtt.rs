@@ -46,6 +46,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/credentials/cert", Accepts::File),
         FieldSpec::secret("/credentials/privateKey", Accepts::File),
     ],
+    relations: &["Success", "Failure"],
+    named_relations: false,
     build,
 };
 

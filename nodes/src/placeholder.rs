@@ -17,6 +17,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "originalType": "an imported node", "reason": "" }),
     fields: &[],
     schema: || schemars::schema_for!(PlaceholderConfig).to_value(),
+    relations: &["Failure"],
+    named_relations: false,
     build,
 };
 

@@ -43,6 +43,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/username", Accepts::Text),
         FieldSpec::secret("/password", Accepts::Text),
     ],
+    relations: &["Success", "Failure"],
+    named_relations: false,
     build,
 };
 

@@ -46,6 +46,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/credentials/privateKey", Accepts::File),
         FieldSpec::secret_template("/bodyTemplate").json_escaped(),
     ],
+    relations: &["Success", "Failure"],
+    named_relations: false,
     build,
 };
 
@@ -103,6 +105,7 @@ pub(crate) struct RestConfig {
     /// How the request authenticates.
     pub(crate) credentials: Option<RestCredentials>,
     /// The body as a handlebars template (JSON-escaped); absent: the message data.
+    #[schemars(extend("format" = "handlebars"))]
     body_template: Option<TemplateText>,
 }
 

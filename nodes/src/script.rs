@@ -19,6 +19,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
     default_config: || json!({ "mode": "filter", "script": "msg.temperature > 20" }),
     fields: &[],
     schema: || schemars::schema_for!(ScriptConfig).to_value(),
+    relations: &["Success", "True", "False", "Failure"],
+    named_relations: true,
     build,
 };
 
@@ -42,7 +44,7 @@ struct ScriptConfig {
     #[schemars(with = "Option<Mode>", required)]
     mode: Option<String>,
     /// The Rhai source.
-    #[schemars(required)]
+    #[schemars(required, extend("format" = "rhai"))]
     script: Option<String>,
 }
 

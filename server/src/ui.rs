@@ -17,6 +17,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("secrets.js", "text/javascript; charset=utf-8", include_bytes!("../ui/secrets.js")),
     ("config-form.js", "text/javascript; charset=utf-8", include_bytes!("../ui/config-form.js")),
     ("chains.js", "text/javascript; charset=utf-8", include_bytes!("../ui/chains.js")),
+    ("canvas.js", "text/javascript; charset=utf-8", include_bytes!("../ui/canvas.js")),
     ("integrations.js", "text/javascript; charset=utf-8", include_bytes!("../ui/integrations.js")),
     ("directory.js", "text/javascript; charset=utf-8", include_bytes!("../ui/directory.js")),
     ("audit.js", "text/javascript; charset=utf-8", include_bytes!("../ui/audit.js")),

@@ -1,11 +1,22 @@
-// Rule chains: the list, and the editor — a form per node generated from the node types'
-// descriptors (the key icon on exactly the secret-capable fields), connections, a JSON view,
-// a test message with its trace, and the debug events.
+// Rule chains: the list (with ThingsBoard import), and the editor — a canvas of nodes and
+// connections (canvas.js), a palette of node types, a side panel with the form of the node
+// opened (config-form.js, generated from the descriptors), a JSON view, and a test message whose
+// path lights up on the canvas.
 
-import { api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, saveButton, toast, when } from "./dom.js";
+import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, showErrors, toast, when } from "./dom.js";
 import { configForm } from "./config-form.js";
+import { autoLayout, chainCanvas, relationDialog, relationsOf } from "./canvas.js";
+import { addSecretDialog } from "./secrets.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime"];
+const GROUPS = [
+  ["External", ["rest_api_call", "mqtt", "rabbitmq", "integration_downlink"]],
+  ["Scripts", ["script"]],
+  ["Action", ["log"]],
+];
+
+/** A chain imported and not saved yet, for the editor at `#/chains/new`. */
+let imported = null;
 
 /** `#/chains` */
 export async function chainsPage() {
@@ -29,7 +40,7 @@ export async function chainsPage() {
               } catch (error) {
                 toast(error.message, true);
               }
-            }) : null))) : el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No rule chains yet.")))),
+            }, { class: "icon danger" }) : null))) : el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No rule chains yet.")))),
       pager(page, 50, result, (p) => {
         page = p;
         load();
@@ -37,8 +48,53 @@ export async function chainsPage() {
     );
   };
   await load();
+  const create = can("RULE_CHAIN", "CREATE");
   return el("section", {}, pageHeader("Rule chains",
-    can("RULE_CHAIN", "CREATE") ? iconButton("+", "Add rule chain", () => (location.hash = "#/chains/new"), { class: "icon add" }) : null), body);
+    create ? el("button", { type: "button", id: "import-chain", onclick: importDialog }, "Import") : null,
+    create ? iconButton("+", "Add rule chain", () => (location.hash = "#/chains/new"), { class: "icon add" }) : null), body);
+}
+
+/** Import a ThingsBoard export: the report, then the chain in the editor, not saved yet. */
+async function importDialog() {
+  const file = el("input", { type: "file", name: "export", accept: ".json,application/json" });
+  const keep = el("input", { type: "checkbox", name: "keepUnsupported", checked: true });
+  const answer = await dialog("Import a ThingsBoard rule chain", el("div", {},
+    field("Export (JSON)", file),
+    el("label", { class: "field check" }, keep, el("span", {}, "Keep nodes Veil cannot run as placeholders (the chain keeps its shape)"))), {
+    submit: "Import",
+    id: "import-dialog",
+    onsubmit: async () => {
+      if (!file.files.length) throw new Error("Choose the export file");
+      let doc;
+      try {
+        doc = JSON.parse(await file.files[0].text());
+      } catch {
+        throw new Error("The file is not JSON");
+      }
+      return api("POST", `/api/rule-chains/import?keepUnsupported=${keep.checked}`, doc);
+    },
+  });
+  if (!answer) return;
+  imported = answer;
+  location.hash = "#/chains/new";
+}
+
+/** What the import did, per node, with "Create" for every missing secret. */
+function importReport(report) {
+  const missing = el("ul", { class: "missing-secrets" }, report.missingSecrets.map((s) => el("li", { dataset: { secret: s.name } },
+    `Secret '${s.name}' (${s.type}) does not exist `,
+    can("SECRET", "CREATE") ? el("button", { type: "button", class: "link", onclick: async (e) => {
+      const created = await addSecretDialog({ accepts: s.type, suggestedName: s.name });
+      if (created) e.target.closest("li").replaceChildren(`Secret '${s.name}' created`);
+    } }, "Create") : null)));
+  return el("section", { class: "card import-report", id: "import-report" },
+    el("h2", {}, "Import report"),
+    el("table", {}, el("tbody", {}, report.nodes.map((n) => el("tr", { dataset: { outcome: n.outcome } },
+      el("td", {}, n.name), el("td", {}, el("code", {}, n.thingsboardType)),
+      el("td", {}, n.outcome === "imported" ? `imported as ${n.veilType}` : n.outcome === "placeholder" ? `placeholder: ${n.reason}` : `left out: ${n.reason}`),
+      el("td", { class: "details" }, (n.ignoredSettings || []).length ? `settings left out: ${n.ignoredSettings.join(", ")}` : ""))))),
+    report.leftOut.length ? el("ul", {}, report.leftOut.map((l) => el("li", {}, l))) : null,
+    report.missingSecrets.length ? el("div", {}, el("h3", {}, "Secrets to create before saving"), missing) : null);
 }
 
 /** `#/chains/new` and `#/chains/<id>` */
@@ -46,113 +102,283 @@ export async function chainPage(id) {
   const types = await api("GET", "/api/node-types");
   const descriptor = (type) => types.find((t) => t.type === type);
   const isNew = id === "new";
-  const doc = isNew ? { name: "", firstNodeIndex: 0, nodes: [], connections: [] } : await api("GET", `/api/rule-chains/${id}`);
+  const report = isNew && imported ? imported.report : null;
+  const doc = isNew ? (imported ? imported.chain : { name: "", firstNodeIndex: 0, nodes: [], connections: [] }) : await api("GET", `/api/rule-chains/${id}`);
+  imported = null;
   for (const f of VIEW_FIELDS) delete doc[f];
   doc.connections = doc.connections || [];
+  doc.firstNodeIndex = doc.firstNodeIndex || 0;
   const editable = isNew ? can("RULE_CHAIN", "CREATE") : can("RULE_CHAIN", "WRITE");
-  let forms = [];
+  let dirty = isNew && doc.nodes.length > 0;
+  let problems = [];
 
-  const name = el("input", { name: "name", value: doc.name, dataset: { pointer: "/name" }, oninput: (e) => (doc.name = e.target.value) });
-  const nodesHolder = el("div", { class: "nodes" });
-  const connectionsHolder = el("div", { class: "connections" });
-  const formView = el("div", {}, field("Name", name), el("h2", {}, "Nodes"), nodesHolder, el("h2", {}, "Connections"), connectionsHolder);
-  const editor = el("form", { class: "chain-form", onsubmit: (e) => e.preventDefault() }, el("div", { class: "form-errors", role: "alert" }), formView);
+  const errors = el("div", { class: "form-errors", role: "alert" });
+  const name = el("input", { name: "name", value: doc.name, placeholder: "Rule chain name", dataset: { pointer: "/name" }, disabled: !editable, oninput: (e) => {
+    doc.name = e.target.value;
+    markDirty();
+  } });
+  const panel = el("aside", { class: "node-panel", hidden: true, "aria-label": "Node" });
+  const canvasHolder = el("div", { class: "canvas-holder" });
+  let canvas;
+  let openIndex = null;
 
-  /** The document as the form has it now. */
-  const fromForm = () => {
-    doc.nodes.forEach((node, i) => (node.configuration = forms[i].value()));
-    return doc;
+  const markDirty = () => {
+    dirty = true;
+    saveButton.classList.add("unsaved");
   };
 
-  const renderNodes = () => {
-    forms = doc.nodes.map((node, i) => configForm(descriptor(node.type), node.configuration, `/nodes/${i}/configuration`));
-    fill(nodesHolder, doc.nodes.map((node, i) => el("div", { class: "node card", dataset: { index: i, type: node.type } },
-      el("div", { class: "node-head" },
-        el("strong", {}, `#${i} ${node.type}`),
-        editable ? iconButton("🗑", `Remove node ${node.name || i}`, () => {
-          fromForm();
-          doc.nodes.splice(i, 1);
-          doc.connections = doc.connections
-            .filter((c) => c.fromIndex !== i && c.toIndex !== i)
-            .map((c) => ({ ...c, fromIndex: c.fromIndex > i ? c.fromIndex - 1 : c.fromIndex, toIndex: c.toIndex > i ? c.toIndex - 1 : c.toIndex }));
-          renderNodes();
-        }) : null),
-      field("Node name", el("input", { value: node.name, dataset: { pointer: `/nodes/${i}/name` }, oninput: (e) => (node.name = e.target.value) })),
-      el("label", { class: "field check" }, el("input", { type: "checkbox", checked: node.debugMode, onchange: (e) => (node.debugMode = e.target.checked) }), el("span", { class: "label" }, "Debug mode")),
-      forms[i].element)));
-    if (editable) {
-      const typeSelect = el("select", { "aria-label": "Node type", name: "node-type" }, types.map((t) => el("option", { value: t.type, title: t.description }, t.type)));
-      nodesHolder.append(el("div", { class: "add-node" }, typeSelect, el("button", {
-        type: "button",
-        onclick: () => {
-          fromForm();
-          const t = descriptor(typeSelect.value);
-          doc.nodes.push({ type: t.type, name: `${t.type} ${doc.nodes.length}`, debugMode: false, configuration: structuredClone(t.defaultConfiguration) });
-          renderNodes();
-        },
-      }, "Add node")));
-    }
-    renderConnections();
+  const makeCanvas = () => {
+    canvas = chainCanvas({
+      doc,
+      types,
+      editable,
+      onOpen: openNode,
+      onChange: () => {
+        markDirty();
+        if (openIndex !== null && openIndex >= doc.nodes.length) closePanel();
+      },
+      askRelation: (from, to) => relationDialog(doc.nodes[from], doc.nodes[to], relationsOf(descriptor(doc.nodes[from].type), doc.nodes[from])),
+    });
+    fill(canvasHolder, canvas.element);
+    canvas.markProblems(problemNodes());
+    requestAnimationFrame(() => canvas.fit());
   };
 
-  const renderConnections = () => {
-    const nodeOptions = (selected) => doc.nodes.map((n, i) => el("option", { value: i, selected: i === selected }, `#${i} ${n.name}`));
-    const rows = doc.connections.map((c, k) => el("div", { class: "connection" },
-      el("select", { "aria-label": "From", onchange: (e) => (c.fromIndex = Number(e.target.value)) }, nodeOptions(c.fromIndex)),
-      el("input", { value: c.type, "aria-label": "Relation", dataset: { pointer: `/connections/${k}/type` }, oninput: (e) => (c.type = e.target.value) }),
-      el("select", { "aria-label": "To", onchange: (e) => (c.toIndex = Number(e.target.value)) }, nodeOptions(c.toIndex)),
-      editable ? iconButton("×", "Remove connection", () => {
-        doc.connections.splice(k, 1);
-        renderConnections();
-      }) : null));
-    fill(connectionsHolder, rows.length ? rows : el("p", { class: "empty" }, "No connections: messages stop after the first node."),
-      editable && doc.nodes.length > 1 ? el("button", {
-        type: "button",
-        onclick: () => {
-          doc.connections.push({ fromIndex: 0, toIndex: 1, type: "Success" });
-          renderConnections();
-        },
-      }, "Add connection") : null);
-  };
+  const problemNodes = () => [...new Set(problems.map((p) => (p.path || "").match(/^\/nodes\/(\d+)/)).filter(Boolean).map((m) => Number(m[1])))];
 
-  const showForm = (parsed) => {
-    Object.assign(doc, parsed);
-    fill(formView, field("Name", name), el("h2", {}, "Nodes"), nodesHolder, el("h2", {}, "Connections"), connectionsHolder);
-    name.value = doc.name;
-    renderNodes();
-  };
-  const { toggle, current } = jsonView(editor, formView, "Rule chain JSON", fromForm, showForm);
+  function closePanel() {
+    openIndex = null;
+    panel.hidden = true;
+    panel.replaceChildren();
+  }
 
-  const save = saveButton(editor, current, {
-    path: "/api/rule-chains",
-    id: isNew ? null : id,
-    what: "Rule chain",
-    saved: (chain) => {
-      if (isNew) location.hash = `#/chains/${chain.id}`;
+  /** The side panel with the form of node `i`. */
+  function openNode(i) {
+    openIndex = i;
+    const node = doc.nodes[i];
+    const base = `/nodes/${i}`;
+    let timer = null;
+    const record = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => canvas.changed(), 400);
+    };
+    const form = configForm(descriptor(node.type), node.configuration, `${base}/configuration`, () => {
+      node.configuration = form.value();
+      canvas.render();
+      markDirty();
+      record();
+    });
+    const info = node.additionalInfo || {};
+    const description = el("textarea", { rows: 2, dataset: { pointer: `${base}/additionalInfo/description` }, disabled: !editable, oninput: (e) => {
+      node.additionalInfo = { ...(node.additionalInfo || {}), description: e.target.value };
+      markDirty();
+      record();
+    } });
+    description.value = info.description || "";
+    const first = el("button", { type: "button", id: "make-first", disabled: !editable || doc.firstNodeIndex === i, onclick: () => {
+      doc.firstNodeIndex = i;
+      canvas.changed();
+      openNode(i);
+    } }, doc.firstNodeIndex === i ? "Messages enter here" : "Make it the first node");
+    const t = descriptor(node.type);
+    fill(panel,
+      el("div", { class: "panel-head" }, el("h2", {}, node.name || node.type), iconButton("×", "Close", closePanel)),
+      el("p", { class: "help" }, t ? t.description : `Unknown node type ${node.type}`),
+      field("Name", el("input", { value: node.name, name: "node-name", dataset: { pointer: `${base}/name` }, disabled: !editable, oninput: (e) => {
+        node.name = e.target.value;
+        canvas.render();
+        markDirty();
+        record();
+      } })),
+      el("label", { class: "field switch" }, el("input", { type: "checkbox", role: "switch", name: "debugMode", checked: node.debugMode, disabled: !editable, onchange: (e) => {
+        node.debugMode = e.target.checked;
+        canvas.changed();
+      } }), el("span", { class: "slider", "aria-hidden": "true" }), el("span", { class: "label" }, "Debug mode")),
+      first,
+      form.element,
+      field("Description", description),
+    );
+    panel.hidden = false;
+    const mine = problems.filter((p) => (p.path || "").startsWith(`${base}/`) || p.path === base);
+    if (mine.length) showErrors(panel, { message: "", body: { problems: mine } });
+  }
+
+  // ---- the palette ----
+  const search = el("input", { type: "search", placeholder: "Search nodes", "aria-label": "Search nodes", oninput: () => drawPalette() });
+  const paletteList = el("div", { class: "palette-list" });
+  const drawPalette = () => {
+    const q = search.value.trim().toLowerCase();
+    const match = (t) => !q || t.type.includes(q) || t.description.toLowerCase().includes(q);
+    const listed = new Set(GROUPS.flatMap(([, names]) => names));
+    const groups = [...GROUPS, ["Other", types.map((t) => t.type).filter((n) => !listed.has(n) && n !== "placeholder")]];
+    fill(paletteList, groups.map(([title, names]) => {
+      const items = names.map(descriptor).filter((t) => t && match(t));
+      return items.length ? el("div", { class: "palette-group" }, el("h3", {}, title), items.map(paletteItem)) : null;
+    }));
+  };
+  const paletteItem = (t) => el("div", {
+    class: "palette-item",
+    tabindex: 0,
+    role: "button",
+    title: t.description,
+    dataset: { type: t.type },
+    onpointerdown: (e) => startDrag(e, t.type),
+    onkeydown: (e) => {
+      if (e.key === "Enter") {
+        const box = canvas.element.getBoundingClientRect();
+        canvas.addAt(t.type, { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2 });
+      }
     },
-  });
+  }, el("strong", {}, t.type), el("small", {}, t.description));
 
-  renderNodes();
-  return el("section", {},
-    pageHeader(isNew ? "New rule chain" : `Rule chain '${doc.name}'`, toggle, editable ? save : null),
-    editor,
-    isNew ? null : testPanel(id),
+  /** A palette item dragged onto the canvas (pointer events, so any pointer drives it). */
+  function startDrag(event, type) {
+    if (!editable) return;
+    event.preventDefault();
+    const ghost = el("div", { class: "drag-ghost" }, type);
+    document.body.append(ghost);
+    const move = (e) => {
+      ghost.style.left = `${e.clientX + 8}px`;
+      ghost.style.top = `${e.clientY + 8}px`;
+    };
+    const up = (e) => {
+      document.removeEventListener("pointermove", move);
+      document.removeEventListener("pointerup", up);
+      ghost.remove();
+      if (canvas.covers(e)) canvas.addAt(type, e);
+    };
+    move(event);
+    document.addEventListener("pointermove", move);
+    document.addEventListener("pointerup", up);
+  }
+
+  // ---- save, JSON view, leaving ----
+  const editor = el("div", { class: "chain-editor" }, el("div", { class: "palette", "aria-label": "Node types" }, search, paletteList), canvasHolder, panel);
+  const scope = el("form", { class: "chain-form", onsubmit: (e) => e.preventDefault() }, errors, editor);
+  const { toggle, current } = jsonView(scope, editor, "Rule chain JSON", () => doc, (parsed) => {
+    Object.assign(doc, parsed);
+    doc.connections = doc.connections || [];
+    if (doc.nodes.some((n) => !n.additionalInfo || !Number.isFinite(Number(n.additionalInfo.layoutX)))) autoLayout(doc);
+    fill(editor, el("div", { class: "palette" }, search, paletteList), canvasHolder, panel);
+    makeCanvas();
+    markDirty();
+  });
+  const saveButton = el("button", {
+    type: "button",
+    class: "primary",
+    dataset: { action: "save" },
+    disabled: !editable,
+    onclick: async () => {
+      clearErrors(scope);
+      let body;
+      try {
+        body = current();
+      } catch (error) {
+        return showErrors(scope, { message: error.message, body: {} });
+      }
+      try {
+        const saved = isNew ? await api("POST", "/api/rule-chains", body) : await api("PUT", `/api/rule-chains/${id}`, body);
+        toast(`Rule chain '${saved.name}' saved`);
+        problems = [];
+        dirty = false;
+        saveButton.classList.remove("unsaved");
+        if (isNew) location.hash = `#/chains/${saved.id}`;
+        else {
+          // Node ids assigned by the server, for the trace.
+          saved.nodes.forEach((n, i) => doc.nodes[i] && (doc.nodes[i].id = n.id));
+          canvas.markProblems([]);
+        }
+      } catch (error) {
+        problems = (error.body && error.body.problems) || [];
+        canvas.markProblems(problemNodes());
+        const general = problems.filter((p) => !/^\/nodes\/\d+/.test(p.path || ""));
+        showErrors(scope, { message: error.message, body: { problems: general } });
+        const nodeProblems = problems.filter((p) => /^\/nodes\/\d+/.test(p.path || ""));
+        if (nodeProblems.length) {
+          fill(errors, ...errors.childNodes, nodeProblems.map((p) => {
+            const i = Number(p.path.match(/^\/nodes\/(\d+)/)[1]);
+            return el("div", {}, el("button", { type: "button", class: "link", onclick: () => openNode(i) }, doc.nodes[i] ? doc.nodes[i].name : `node ${i}`), `: ${p.path.replace(/^\/nodes\/\d+/, "")} ${p.message}`);
+          }));
+        }
+        if (openIndex !== null) openNode(openIndex);
+      }
+    },
+  }, "Save");
+
+  // Leaving with unsaved changes asks (another page of the app, or the browser).
+  const beforeUnload = (e) => {
+    if (dirty) e.preventDefault();
+  };
+  window.addEventListener("beforeunload", beforeUnload);
+  const leave = (e) => {
+    if (!location.hash.startsWith("#/chains/") || location.hash === `#/chains/${id}`) {
+      if (dirty && !confirm("Leave the rule chain without saving your changes?")) {
+        e.stopImmediatePropagation();
+        history.replaceState(null, "", e.oldURL);
+        return;
+      }
+    }
+    if (location.hash !== `#/chains/${id}`) {
+      window.removeEventListener("hashchange", leave, true);
+      window.removeEventListener("beforeunload", beforeUnload);
+    }
+  };
+  window.addEventListener("hashchange", leave, true);
+
+  const toolbar = el("div", { class: "toolbar" },
+    iconButton("⤢", "Fit to screen", () => canvas.fit(), { id: "fit" }),
+    editable ? el("button", { type: "button", id: "auto-layout", onclick: () => canvas.layout() }, "Auto-layout") : null,
+    editable ? el("button", { type: "button", id: "undo", title: "Undo (Ctrl+Z)", onclick: () => canvas.undo() }, "Undo") : null,
+    editable ? el("button", { type: "button", id: "redo", title: "Redo (Ctrl+Shift+Z)", onclick: () => canvas.redo() }, "Redo") : null,
+    isNew ? null : el("button", { type: "button", id: "export-chain", onclick: () => exportChain(id, doc.name) }, "Export"),
+  );
+
+  drawPalette();
+  makeCanvas();
+  return el("section", { class: "chain-page" },
+    pageHeader(isNew ? "New rule chain" : `Rule chain '${doc.name}'`, toggle, saveButton),
+    el("div", { class: "chain-bar" }, field("Name", name), toolbar),
+    report ? importReport(report) : null,
+    scope,
+    isNew ? null : testPanel(id, () => canvas, doc),
   );
 }
 
-/** Send a test message and show its trace; show the debug events. */
-function testPanel(id) {
-  const data = el("textarea", { rows: 4, "aria-label": "Message data" });
-  data.value = '{"temperature": 22}';
-  const metadata = el("textarea", { rows: 2, "aria-label": "Message metadata" });
-  metadata.value = "{}";
+/** Downloads the chain as a ThingsBoard export. */
+async function exportChain(id, name) {
+  try {
+    const doc = await api("GET", `/api/rule-chains/${id}/export`);
+    const link = el("a", { href: URL.createObjectURL(new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" })), download: `${name || "rule-chain"}.json` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    toast(error.message, true);
+  }
+}
+
+/** Send a test message (data and metadata remembered per chain): the path it took lights up. */
+function testPanel(id, canvas, doc) {
+  const remembered = JSON.parse(localStorage.getItem(`veil.test.${id}`) || "null") || { data: '{"temperature": 22}', metadata: "{}" };
+  const data = el("textarea", { rows: 4, "aria-label": "Message data", class: "code" });
+  data.value = remembered.data;
+  const metadata = el("textarea", { rows: 2, "aria-label": "Message metadata", class: "code" });
+  metadata.value = remembered.metadata;
   const out = el("div", { class: "trace", id: "trace" });
   const send = async () => {
+    let message;
     try {
-      const result = await api("POST", `/api/rule-chains/${id}/messages?wait=true`, { data: JSON.parse(data.value), metadata: JSON.parse(metadata.value) });
+      message = { data: JSON.parse(data.value), metadata: JSON.parse(metadata.value) };
+    } catch (error) {
+      return fill(out, el("div", { class: "form-errors" }, `JSON: ${error.message}`));
+    }
+    localStorage.setItem(`veil.test.${id}`, JSON.stringify({ data: data.value, metadata: metadata.value }));
+    try {
+      const result = await api("POST", `/api/rule-chains/${id}/messages?wait=true`, message);
+      canvas().light(result.trace);
       fill(out, el("table", {},
         el("thead", {}, el("tr", {}, ["Node", "Relation", "Error"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, (result.trace || []).map((s) => el("tr", {}, el("td", {}, s.nodeName), el("td", {}, (s.relation || []).join(", ")), el("td", {}, s.error || ""))))));
+        el("tbody", {}, (result.trace || []).map((s) => el("tr", { dataset: { node: s.nodeId } }, el("td", {}, s.nodeName), el("td", {}, (s.relation || []).join(", ")), el("td", {}, s.error || ""))))));
     } catch (error) {
       fill(out, el("div", { class: "form-errors" }, error.message));
     }
@@ -160,13 +386,21 @@ function testPanel(id) {
   const events = async () => {
     try {
       const list = await api("GET", `/api/rule-chains/${id}/events`);
-      fill(out, list.length ? el("ol", { class: "events" }, list.map((e) => el("li", {}, el("pre", {}, JSON.stringify(e, null, 2))))) : el("p", { class: "empty" }, "No debug events (turn on Debug mode on a node)."));
+      const names = new Map(doc.nodes.map((n) => [n.id, n.name]));
+      fill(out, list.length ? el("table", { class: "events" },
+        el("thead", {}, el("tr", {}, ["Time", "Node", "Relation", "Error", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, [...list].reverse().map((e) => el("tr", {},
+          el("td", {}, when(e.time || e.ts)),
+          el("td", {}, names.get(e.nodeId) || e.nodeName || e.nodeId || ""),
+          el("td", {}, (e.outputs || []).map((o) => o.relation).join(", ")),
+          el("td", {}, e.error || ""),
+          el("td", {}, el("details", {}, el("summary", {}, "Input and output"), el("pre", {}, JSON.stringify({ input: e.input, outputs: e.outputs }, null, 2)))))))) : el("p", { class: "empty" }, "No debug events (turn on Debug mode on a node)."));
     } catch (error) {
       fill(out, el("div", { class: "form-errors" }, error.message));
     }
   };
   return el("section", { class: "card test-panel" }, el("h2", {}, "Test"),
-    field("Data (JSON)", data), field("Metadata (JSON)", metadata),
-    el("div", { class: "buttons" }, el("button", { type: "button", onclick: send }, "Send test message"), el("button", { type: "button", onclick: events }, "Debug events")),
+    el("div", { class: "test-inputs" }, field("Data (JSON)", data), field("Metadata (JSON)", metadata)),
+    el("div", { class: "buttons" }, el("button", { type: "button", class: "primary", onclick: send }, "Send test message"), el("button", { type: "button", onclick: events }, "Debug events")),
     out);
 }

@@ -67,6 +67,17 @@ async fn visit(browser: &Browser, base: &str, route: &str) {
     browser.ready().await;
 }
 
+/// The fields under `scope` that have a key icon, by pointer, sorted.
+async fn key_icons(browser: &Browser, scope: &str) -> Vec<String> {
+    let keys = browser.client.find_all(Locator::Css(&format!("{scope} button[data-key]"))).await.unwrap();
+    let mut keyed = Vec::new();
+    for k in &keys {
+        keyed.push(k.attr("data-key").await.unwrap().unwrap());
+    }
+    keyed.sort();
+    keyed
+}
+
 async fn select(browser: &Browser, css: &str, value: &str) {
     browser.find(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
 }
@@ -155,34 +166,31 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     screenshot(&browser, "secrets-storage").await;
     assert_nothing_exposed(&browser, &proxy, "changing a value").await;
 
-    // A rule chain with a rest_api_call node: the token through the key icon.
+    // A rule chain with a rest_api_call node, dragged from the palette onto the canvas; its form
+    // opens with a double click; the token through the key icon.
     visit(&browser, &base, "#/chains/new").await;
     browser.type_into("input[data-pointer='/name']", "Forward").await;
-    select(&browser, "select[name=node-type]", "rest_api_call").await;
-    browser.click(".add-node button").await;
-    browser.find("div.node[data-index='0']").await;
-    let keys =
-        browser.client.find_all(Locator::Css("div.node[data-index='0'] button[data-key]")).await.unwrap();
-    let mut keyed = Vec::new();
-    for k in &keys {
-        keyed.push(k.attr("data-key").await.unwrap().unwrap());
-    }
-    keyed.sort();
+    let item = browser.find(".palette-item[data-type='rest_api_call']").await;
+    let canvas = browser.find("svg.chain-canvas").await;
+    browser.drag(&item, (0.0, 0.0), &canvas, (0.0, 0.0)).await;
+    let node = browser.find("g.node[data-index='0']").await;
+    browser.double_click(&node).await;
+    browser.find(".node-panel input[data-pointer='/nodes/0/name']").await;
+    let keyed = key_icons(&browser, ".node-panel").await;
     assert_eq!(
         keyed,
         [
             "/nodes/0/configuration/bodyTemplate",
-            "/nodes/0/configuration/credentials/caCert",
-            "/nodes/0/configuration/credentials/cert",
-            "/nodes/0/configuration/credentials/password",
-            "/nodes/0/configuration/credentials/privateKey",
-            "/nodes/0/configuration/credentials/token",
-            "/nodes/0/configuration/credentials/username",
-            "/nodes/0/configuration/credentials/value",
             "/nodes/0/configuration/headers/Content-Type",
             "/nodes/0/configuration/restEndpointUrlPattern",
         ],
-        "the key icon is on exactly the secret-capable fields"
+        "the key icon is on exactly the secret-capable fields of the chosen credentials (anonymous)"
+    );
+    select(&browser, "select[data-pointer='/nodes/0/configuration/credentials/type']", "bearer").await;
+    assert_eq!(
+        key_icons(&browser, ".node-panel fieldset[data-pointer='/nodes/0/configuration/credentials']").await,
+        ["/nodes/0/configuration/credentials/token"],
+        "bearer credentials: the token, nothing else"
     );
     browser.type_into("input[data-pointer='/nodes/0/name']", "Call").await;
     browser
@@ -191,7 +199,6 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
             &format!("{}/ingest", receiver.url),
         )
         .await;
-    browser.type_into("input[data-pointer='/nodes/0/configuration/credentials/type']", "bearer").await;
     use_secret(&browser, "/nodes/0/configuration/credentials/token", "api-token", Some("key-icon-picker"))
         .await;
     screenshot(&browser, "chain-form").await;

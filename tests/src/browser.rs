@@ -134,6 +134,51 @@ impl Browser {
         input.send_keys(text).await.unwrap();
     }
 
+    /// Drags with the mouse (pointer events, as a person does) from `from` (offset from its
+    /// centre) to `to` (offset from its centre), in small steps.
+    pub async fn drag(
+        &self,
+        from: &fantoccini::elements::Element,
+        (fx, fy): (f64, f64),
+        to: &fantoccini::elements::Element,
+        (tx, ty): (f64, f64),
+    ) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let step = Some(Duration::from_millis(60));
+        let actions = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: from.clone(), duration: None, x: fx, y: fy })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::MoveToElement {
+                element: from.clone(),
+                duration: step,
+                x: fx + 12.0,
+                y: fy + 6.0,
+            })
+            .then(PointerAction::MoveToElement {
+                element: to.clone(),
+                duration: step,
+                x: tx - 6.0,
+                y: ty - 3.0,
+            })
+            .then(PointerAction::MoveToElement { element: to.clone(), duration: step, x: tx, y: ty })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        self.client.perform_actions(actions).await.unwrap();
+        self.client.release_actions().await.unwrap();
+    }
+
+    /// A double click on `element`.
+    pub async fn double_click(&self, element: &fantoccini::elements::Element) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let actions = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: element.clone(), duration: None, x: 0.0, y: 0.0 })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        self.client.perform_actions(actions).await.unwrap();
+        self.client.release_actions().await.unwrap();
+    }
+
     /// Everything the page holds that a value could leak into: its HTML, its cookies and its
     /// local and session storage.
     pub async fn exposed(&self) -> String {

@@ -471,7 +471,9 @@ mod tests {
         assert!(c.bound(typed.note.as_ref().unwrap()).is_none(), "not declared: no template");
         let plain: Typed = crate::config::from_document(&config).unwrap();
         assert!(c.bound(&plain.url).is_none(), "read without the compiled configuration: unbound");
-        assert!(!c.declares(&plain.url) && !c.declares(typed.note.as_ref().unwrap()) && c.declares(&typed.url));
+        assert!(
+            !c.declares(&plain.url) && !c.declares(typed.note.as_ref().unwrap()) && c.declares(&typed.url)
+        );
 
         // A declared field that does not compile is declared, with no template (its problem is reported).
         let broken = json!({"url": "$<secret:>", "headers": {}});

@@ -29,6 +29,12 @@ pub(crate) struct TypeView {
     /// whether it is required, its default, its description and the variant it belongs to,
     /// derived from the configuration's type.
     form: Vec<FormField>,
+    /// Node types: the relations a node answers with (what the editor offers when connecting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relations: Option<&'static [&'static str]>,
+    /// Node types: whether it also answers relations its configuration names (a switch script).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    named_relations: Option<bool>,
 }
 
 /// One declared field of a configuration.
@@ -67,6 +73,8 @@ fn view(
         default_configuration: default_config(),
         fields: fields(declared),
         form: form_fields(&schema(), declared),
+        relations: None,
+        named_relations: None,
     }
 }
 
@@ -77,7 +85,11 @@ pub(crate) async fn node_types(
 ) -> Json<Vec<TypeView>> {
     Json(
         host.node_types()
-            .map(|d| view(d.type_name, d.description, d.default_config, d.fields, d.schema))
+            .map(|d| TypeView {
+                relations: Some(d.relations),
+                named_relations: Some(d.named_relations),
+                ..view(d.type_name, d.description, d.default_config, d.fields, d.schema)
+            })
             .collect(),
     )
 }
