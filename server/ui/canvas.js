@@ -8,7 +8,7 @@
 // click an arrow to select it; Delete removes the selection (nodes after a confirmation);
 // Ctrl+Z / Ctrl+Shift+Z undo and redo; double-click a node to open its form.
 
-import { dialog, el, fill } from "./dom.js";
+import { dialog, el, fill, iconPath } from "./dom.js";
 
 const NS = "http://www.w3.org/2000/svg";
 export const NODE_W = 190;
@@ -167,6 +167,11 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
   }
 
   function render() {
+    renderEdges();
+    nodes.replaceChildren(...doc.nodes.map((node, i) => nodeItem(node, i)));
+  }
+
+  function renderEdges() {
     const edgeItems = [];
     const seen = new Map();
     doc.connections.forEach((c, k) => {
@@ -195,7 +200,6 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
       svg("text", { x: mx, y: my - 6 + nth * 14, class: "relation", "text-anchor": "middle" }, c.type)));
     });
     edges.replaceChildren(...edgeItems);
-    nodes.replaceChildren(...doc.nodes.map((node, i) => nodeItem(node, i)));
   }
 
   function nodeItem(node, i) {
@@ -209,8 +213,10 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
       step ? (step.error ? "lit failed" : "lit") : "",
       i === doc.firstNodeIndex ? "first" : ""].join(" ");
     const badges = [];
-    if (usesSecrets(node)) badges.push(svg("text", { x: NODE_W - 30, y: 20, class: "badge key" }, "🔑"));
-    if (node.debugMode) badges.push(svg("text", { x: NODE_W - 14, y: 20, class: "badge debug" }, "🐞"));
+    if (usesSecrets(node)) {
+      badges.push(svg("path", { d: iconPath("🔑"), class: "badge key", transform: `translate(${NODE_W - 40} 6) scale(0.7)` }, svg("title", {}, "Uses secrets")));
+    }
+    if (node.debugMode) badges.push(svg("circle", { cx: NODE_W - 14, cy: 14, r: 5, class: "badge debug" }, svg("title", {}, "Debug mode")));
     const group = svg("g", {
       class: classes,
       transform: `translate(${x} ${y})`,
@@ -231,6 +237,15 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
   // ---- pointer gestures ----
 
   let gesture = null;
+
+  /** Keeps the pointer's events on the canvas while a gesture lasts (when the pointer is real). */
+  const capture = (event) => {
+    try {
+      root.setPointerCapture(event.pointerId);
+    } catch {
+      // A synthetic pointer has nothing to capture.
+    }
+  };
 
   /** The selection's classes on the drawn nodes and arrows (nothing is drawn anew, so a
    * double click lands on the element its first click did). */
@@ -264,7 +279,7 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
     const start = toCanvas(event);
     const origins = new Map([...selected].map((j) => [j, position(doc.nodes[j])]));
     gesture = { kind: "move", start, origins, moved: false };
-    root.setPointerCapture(event.pointerId);
+    capture(event);
   }
 
   function portDown(event, i) {
@@ -273,7 +288,7 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
     const line = svg("path", { class: "draft" });
     overlay.append(line);
     gesture = { kind: "connect", from: i, line, start: p };
-    root.setPointerCapture(event.pointerId);
+    capture(event);
   }
 
   root.addEventListener("pointerdown", (event) => {
@@ -290,7 +305,7 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
       showSelection();
       gesture = { kind: "pan", sx: event.clientX, sy: event.clientY, vx: view.x, vy: view.y };
     }
-    root.setPointerCapture(event.pointerId);
+    capture(event);
   });
 
   root.addEventListener("pointermove", (event) => {
@@ -304,8 +319,13 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
       const dx = p.x - gesture.start.x;
       const dy = p.y - gesture.start.y;
       if (Math.abs(dx) + Math.abs(dy) > 2) gesture.moved = true;
-      for (const [j, o] of gesture.origins) place(doc.nodes[j], o.x + dx, o.y + dy);
-      render();
+      // The nodes drawn stay (a pointer on one keeps its target); only their places change.
+      for (const [j, o] of gesture.origins) {
+        place(doc.nodes[j], o.x + dx, o.y + dy);
+        const q = position(doc.nodes[j]);
+        nodes.children[j].setAttribute("transform", `translate(${q.x} ${q.y})`);
+      }
+      renderEdges();
     } else if (gesture.kind === "connect") {
       const from = position(doc.nodes[gesture.from]);
       const p = toCanvas(event);

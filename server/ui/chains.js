@@ -311,17 +311,14 @@ export async function chainPage(id) {
   };
   window.addEventListener("beforeunload", beforeUnload);
   const leave = (e) => {
-    if (!location.hash.startsWith("#/chains/") || location.hash === `#/chains/${id}`) {
-      if (dirty && !confirm("Leave the rule chain without saving your changes?")) {
-        e.stopImmediatePropagation();
-        history.replaceState(null, "", e.oldURL);
-        return;
-      }
+    if (location.hash === `#/chains/${id}`) return;
+    if (dirty && !confirm("Leave the rule chain without saving your changes?")) {
+      e.stopImmediatePropagation();
+      history.replaceState(null, "", e.oldURL);
+      return;
     }
-    if (location.hash !== `#/chains/${id}`) {
-      window.removeEventListener("hashchange", leave, true);
-      window.removeEventListener("beforeunload", beforeUnload);
-    }
+    window.removeEventListener("hashchange", leave, true);
+    window.removeEventListener("beforeunload", beforeUnload);
   };
   window.addEventListener("hashchange", leave, true);
 
@@ -388,11 +385,12 @@ function testPanel(id, canvas, doc) {
       const list = await api("GET", `/api/rule-chains/${id}/events`);
       const names = new Map(doc.nodes.map((n) => [n.id, n.name]));
       fill(out, list.length ? el("table", { class: "events" },
-        el("thead", {}, el("tr", {}, ["Time", "Node", "Relation", "Error", ""].map((h) => el("th", {}, h)))),
-        el("tbody", {}, [...list].reverse().map((e) => el("tr", {},
-          el("td", {}, when(e.time || e.ts)),
+        el("thead", {}, el("tr", {}, ["Time", "Node", "Relation", "Duration", "Error", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, [...list].reverse().map((e) => el("tr", { dataset: { seq: e.seq } },
+          el("td", {}, when(e.ts)),
           el("td", {}, names.get(e.nodeId) || e.nodeName || e.nodeId || ""),
           el("td", {}, (e.outputs || []).map((o) => o.relation).join(", ")),
+          el("td", { class: "num" }, `${((e.durationMicros || 0) / 1000).toFixed(1)} ms`),
           el("td", {}, e.error || ""),
           el("td", {}, el("details", {}, el("summary", {}, "Input and output"), el("pre", {}, JSON.stringify({ input: e.input, outputs: e.outputs }, null, 2)))))))) : el("p", { class: "empty" }, "No debug events (turn on Debug mode on a node)."));
     } catch (error) {

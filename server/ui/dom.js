@@ -44,6 +44,11 @@ const ICONS = {
   "×": "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
 };
 
+/** The SVG path of an icon of ICONS (24×24), for drawings that place it themselves. */
+export function iconPath(symbol) {
+  return ICONS[symbol];
+}
+
 /** An icon as inline SVG (`symbol` is a key of ICONS), or the symbol as text. */
 export function icon(symbol) {
   const path = ICONS[symbol];

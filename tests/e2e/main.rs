@@ -27,6 +27,8 @@ mod cluster;
 mod sessions;
 // The web UI in headless Chromium: flows, leaks, CSRF, page speed.
 mod ui;
+// The rule chain canvas in headless Chromium: dragging, forms, undo, test path, import, frame rate.
+mod canvas;
 // allowedDestinations: per message, at save, in the audit log.
 mod destinations;
 // Sealed secrets in scripts and converters: exfiltration attempts, signing, headers, decryption.

@@ -31,7 +31,7 @@ fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("VEIL_UI_SCREENSHOTS").map(Into::into)
 }
 
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     if let Some(dir) = screenshot_dir() {
         std::fs::create_dir_all(&dir).unwrap();
         browser.screenshot(&dir.join(format!("{name}.png"))).await;
@@ -46,7 +46,7 @@ async fn assert_nothing_exposed(browser: &Browser, proxy: &RecordingProxy, after
     assert!(!proxy.exchanges().is_empty(), "{after}: the proxy saw the browser's requests");
 }
 
-async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
+pub(crate) async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
     browser.client.goto(&format!("{base}/")).await.unwrap();
     browser.type_into("form.login input[name=username]", username).await;
     browser.type_into("form.login input[name=password]", password).await;
@@ -56,7 +56,7 @@ async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
 }
 
 /// Goes to a route of the single page and waits for it.
-async fn visit(browser: &Browser, base: &str, route: &str) {
+pub(crate) async fn visit(browser: &Browser, base: &str, route: &str) {
     browser.unready().await;
     let here = browser.client.current_url().await.unwrap();
     if here.fragment().map(|f| format!("#{f}")).as_deref() == Some(route) {
@@ -68,7 +68,7 @@ async fn visit(browser: &Browser, base: &str, route: &str) {
 }
 
 /// The fields under `scope` that have a key icon, by pointer, sorted.
-async fn key_icons(browser: &Browser, scope: &str) -> Vec<String> {
+pub(crate) async fn key_icons(browser: &Browser, scope: &str) -> Vec<String> {
     let keys = browser.client.find_all(Locator::Css(&format!("{scope} button[data-key]"))).await.unwrap();
     let mut keyed = Vec::new();
     for k in &keys {
@@ -78,12 +78,12 @@ async fn key_icons(browser: &Browser, scope: &str) -> Vec<String> {
     keyed
 }
 
-async fn select(browser: &Browser, css: &str, value: &str) {
+pub(crate) async fn select(browser: &Browser, css: &str, value: &str) {
     browser.find(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
 }
 
 /// Picks `secret` through the key icon of the field at `pointer`.
-async fn use_secret(browser: &Browser, pointer: &str, secret: &str, shot: Option<&str>) {
+pub(crate) async fn use_secret(browser: &Browser, pointer: &str, secret: &str, shot: Option<&str>) {
     browser.click(&format!("button[data-key='{pointer}']")).await;
     browser.find(".picker select option").await;
     select(browser, ".picker select", secret).await;

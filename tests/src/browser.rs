@@ -166,6 +166,20 @@ impl Browser {
         self.client.release_actions().await.unwrap();
     }
 
+    /// Drags `element` from its centre by (`dx`, `dy`) pixels.
+    pub async fn drag_by(&self, element: &fantoccini::elements::Element, dx: f64, dy: f64) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let step = Some(Duration::from_millis(60));
+        let actions = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: element.clone(), duration: None, x: 0.0, y: 0.0 })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::MoveBy { duration: step, x: dx / 2.0, y: dy / 2.0 })
+            .then(PointerAction::MoveBy { duration: step, x: dx - dx / 2.0, y: dy - dy / 2.0 })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        self.client.perform_actions(actions).await.unwrap();
+        self.client.release_actions().await.unwrap();
+    }
+
     /// A double click on `element`.
     pub async fn double_click(&self, element: &fantoccini::elements::Element) {
         use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
