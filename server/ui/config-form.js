@@ -6,7 +6,7 @@
 // storage": the secrets the user may use (and "Create new"); "Use" inserts `$<secret:name>` at
 // the cursor of a field that takes text around it, or fills the field (shown as a chip).
 
-import { api, can, el, fill, icon, iconButton } from "./dom.js";
+import { allPages, can, el, fill, icon, iconButton } from "./dom.js";
 import { addSecretDialog } from "./secrets.js";
 
 const PLACEHOLDER = /^\$<secret:([^>]+)>$/;
@@ -58,13 +58,7 @@ function parentOf(pointer) {
 
 /** The secrets the user may use, of the kinds a field accepts (every page of them). */
 async function usableSecrets(accepts) {
-  const all = [];
-  for (let page = 0; ; page++) {
-    const answer = await api("GET", `/api/secrets?pageSize=100&page=${page}`);
-    all.push(...answer.data);
-    if (!answer.hasNext) break;
-  }
-  return all.filter((s) => accepts === "ANY" || s.type === accepts);
+  return (await allPages("/api/secrets")).filter((s) => accepts === "ANY" || s.type === accepts);
 }
 
 /** A monospace editor with line numbers (a textarea and a gutter that follows it). */

@@ -1,6 +1,23 @@
 // Users, customers and roles of the tenant, for those allowed to see them.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, pageHeader, showErrors, toast, when } from "./dom.js";
+import { allPages, api, can, clearErrors, dialog, el, field, fill, iconButton, pageHeader, pager, showErrors, toast, when } from "./dom.js";
+
+const PAGE_SIZE = 50;
+
+/** A table that pages through `path` (`row(item)` per item), redrawn in place. */
+async function pagedTable(id, path, headers, row, empty) {
+  let page = 0;
+  const holder = el("div", {});
+  const load = async () => {
+    const result = await api("GET", `${path}${path.includes("?") ? "&" : "?"}page=${page}&pageSize=${PAGE_SIZE}`);
+    fill(holder, table(id, headers, result.data.map(row), empty), pager(page, PAGE_SIZE, result, (p) => {
+      page = p;
+      load();
+    }));
+  };
+  await load();
+  return holder;
+}
 
 const RESOURCES = ["SECRET", "RULE_CHAIN", "INTEGRATION", "CUSTOMER", "USER", "ROLE", "AUDIT_LOG"];
 const OPERATIONS = ["READ", "CREATE", "WRITE", "DELETE", "USE"];
@@ -26,13 +43,11 @@ function deleteButton(resource, label, path) {
 
 async function customerMap() {
   if (!can("CUSTOMER", "READ")) return new Map();
-  const page = await api("GET", "/api/customers?pageSize=1000");
-  return new Map(page.data.map((c) => [c.id, c.name]));
+  return new Map((await allPages("/api/customers")).map((c) => [c.id, c.name]));
 }
 
 /** `#/users` */
 export async function usersPage() {
-  const users = (await api("GET", "/api/users?pageSize=1000")).data;
   const customers = await customerMap();
   const roles = can("ROLE", "READ") ? (await api("GET", "/api/roles")).data.map((r) => r.name) : ["TENANT_ADMIN", "CUSTOMER_USER"];
   const add = async () => {
@@ -53,22 +68,21 @@ export async function usersPage() {
     if (created) location.reload();
   };
   return el("section", {}, pageHeader("Users", can("USER", "CREATE") ? iconButton("+", "Add user", add, { class: "icon add" }) : null),
-    table("users-table", ["Username", "Roles", "Customer", "Created", ""], users.map((u) => el("tr", { dataset: { name: u.username } },
+    await pagedTable("users-table", "/api/users", ["Username", "Roles", "Customer", "Created", ""], (u) => el("tr", { dataset: { name: u.username } },
       el("td", {}, u.username), el("td", {}, u.roles.join(", ")), el("td", {}, u.customerId ? customers.get(u.customerId) || u.customerId : ""),
-      el("td", {}, when(u.createdTime)), el("td", { class: "row-actions" }, deleteButton("USER", `user '${u.username}'`, `/api/users/${u.id}`)))), "No users."));
+      el("td", {}, when(u.createdTime)), el("td", { class: "row-actions" }, deleteButton("USER", `user '${u.username}'`, `/api/users/${u.id}`))), "No users."));
 }
 
 /** `#/customers` */
 export async function customersPage() {
-  const customers = (await api("GET", "/api/customers?pageSize=1000")).data;
   const add = async () => {
     const name = el("input", { name: "name", required: true, dataset: { field: "name" } });
     const created = await dialog("Add customer", field("Name", name), { submit: "Add", onsubmit: () => api("POST", "/api/customers", { name: name.value }) });
     if (created) location.reload();
   };
   return el("section", {}, pageHeader("Customers", can("CUSTOMER", "CREATE") ? iconButton("+", "Add customer", add, { class: "icon add" }) : null),
-    table("customers-table", ["Name", "Created", ""], customers.map((c) => el("tr", { dataset: { name: c.name } },
-      el("td", {}, c.name), el("td", {}, when(c.createdTime)), el("td", { class: "row-actions" }, deleteButton("CUSTOMER", `customer '${c.name}'`, `/api/customers/${c.id}`)))), "No customers yet."));
+    await pagedTable("customers-table", "/api/customers", ["Name", "Created", ""], (c) => el("tr", { dataset: { name: c.name } },
+      el("td", {}, c.name), el("td", {}, when(c.createdTime)), el("td", { class: "row-actions" }, deleteButton("CUSTOMER", `customer '${c.name}'`, `/api/customers/${c.id}`))), "No customers yet."));
 }
 
 /** `#/roles`: built-in roles and custom ones (a grid of resources × operations). */

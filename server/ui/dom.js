@@ -79,6 +79,17 @@ export class ApiError extends Error {
   }
 }
 
+/** Every item of a paged listing (`path` may have a query), page by page: lists never stop at a page. */
+export async function allPages(path) {
+  const items = [];
+  const join = path.includes("?") ? "&" : "?";
+  for (let page = 0; ; page++) {
+    const answer = await api("GET", `${path}${join}pageSize=200&page=${page}`);
+    items.push(...answer.data);
+    if (!answer.hasNext || !answer.data.length) return items;
+  }
+}
+
 /** Calls the API. `body` is JSON, or a FormData sent as multipart. */
 export async function api(method, path, body) {
   const headers = {};

@@ -1,7 +1,7 @@
 // Integrations: the list with status and uplink URL, and the editor — LORIOT and HTTP forms from
 // their descriptors, with the key icon on the secret-capable fields.
 
-import { api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, saveButton, toast } from "./dom.js";
+import { allPages, api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, saveButton, toast } from "./dom.js";
 import { configForm } from "./config-form.js";
 
 const VIEW_FIELDS = ["id", "createdTime", "updatedTime", "status", "uplinkPath", "uplinkUrl"];
@@ -23,8 +23,23 @@ function copyButton(text) {
 
 /** `#/integrations` */
 export async function integrationsPage() {
-  const result = await api("GET", "/api/integrations?pageSize=1000");
-  const body = el("table", { id: "integrations-table" },
+  let page = 0;
+  const holder = el("div", {});
+  const load = async () => {
+    const result = await api("GET", `/api/integrations?page=${page}&pageSize=50`);
+    fill(holder, listTable(result), pager(page, 50, result, (p) => {
+      page = p;
+      load();
+    }));
+  };
+  await load();
+  return el("section", {}, pageHeader("Integrations",
+    can("INTEGRATION", "CREATE") ? iconButton("+", "Add integration", () => (location.hash = "#/integrations/new"), { class: "icon add" }) : null), holder);
+}
+
+/** One page of integrations as a table. */
+function listTable(result) {
+  return el("table", { id: "integrations-table" },
     el("thead", {}, el("tr", {}, ["Name", "Type", "Status", "Uplink URL", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, result.data.length ? result.data.map((i) => el("tr", { dataset: { name: i.name } },
       el("td", {}, el("a", { href: `#/integrations/${i.id}` }, i.name)),
@@ -40,14 +55,12 @@ export async function integrationsPage() {
           toast(error.message, true);
         }
       }) : null))) : el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No integrations yet."))));
-  return el("section", {}, pageHeader("Integrations",
-    can("INTEGRATION", "CREATE") ? iconButton("+", "Add integration", () => (location.hash = "#/integrations/new"), { class: "icon add" }) : null), body);
 }
 
 /** `#/integrations/new` and `#/integrations/<id>` */
 export async function integrationPage(id) {
   const types = await api("GET", "/api/integration-types");
-  const chains = can("RULE_CHAIN", "READ") ? (await api("GET", "/api/rule-chains?pageSize=1000")).data : [];
+  const chains = can("RULE_CHAIN", "READ") ? await allPages("/api/rule-chains") : [];
   const isNew = id === "new";
   const doc = isNew
     ? { name: "", type: types[0].type, enabled: true, ruleChainId: chains[0] ? chains[0].id : "", configuration: structuredClone(types[0].defaultConfiguration) }

@@ -3,7 +3,7 @@
 // audit trail. Values go in through password inputs that are never prefilled; none comes back.
 
 import {
-  api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, toast, when,
+  allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, toast, when,
 } from "./dom.js";
 
 const PAGE_SIZE = 50;
@@ -12,8 +12,7 @@ const PAGE_SIZE = 50;
 async function customerNames() {
   if (!can("CUSTOMER", "READ")) return new Map();
   try {
-    const page = await api("GET", "/api/customers?pageSize=1000");
-    return new Map(page.data.map((c) => [c.id, c.name]));
+    return new Map((await allPages("/api/customers")).map((c) => [c.id, c.name]));
   } catch {
     return new Map();
   }

@@ -16,6 +16,8 @@ struct Expected {
     description: &'static str,
     default_configuration: Value,
     fields: Vec<Value>,
+    /// Node types: the relations they answer, and whether they answer names of their own too.
+    relations: Option<(Vec<&'static str>, bool)>,
 }
 
 fn accepts(a: Accepts) -> &'static str {
@@ -39,13 +41,21 @@ fn expected(
     default_config: fn() -> Value,
     declared: &[FieldSpec],
 ) -> (&'static str, Expected) {
-    (type_name, Expected { description, default_configuration: default_config(), fields: fields(declared) })
+    let default_configuration = default_config();
+    (type_name, Expected { description, default_configuration, fields: fields(declared), relations: None })
 }
 
 /// The node types the server registers: every node of `veil_nodes` and `integration_downlink`.
 fn expected_node_types() -> BTreeMap<&'static str, Expected> {
     let registry = veil_nodes::registry().with(&veil_integrations::DOWNLINK_NODE);
-    registry.types().map(|d| expected(d.type_name, d.description, d.default_config, d.fields)).collect()
+    registry
+        .types()
+        .map(|d| {
+            let (name, mut want) = expected(d.type_name, d.description, d.default_config, d.fields);
+            want.relations = Some((d.relations.to_vec(), d.named_relations));
+            (name, want)
+        })
+        .collect()
 }
 
 /// Every integration type of `veil_integrations`.
@@ -80,11 +90,22 @@ fn check_listing(answer: &Value, expected: &BTreeMap<&'static str, Expected>, wh
         let name = item["type"].as_str().unwrap();
         let want = &expected[name];
         let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys.len(),
-            5,
-            "{what} {name}: exactly type, description, defaultConfiguration, fields, form"
-        );
+        match &want.relations {
+            Some((relations, named)) => {
+                assert_eq!(
+                    keys.len(),
+                    7,
+                    "{what} {name}: type, description, defaultConfiguration, fields, form, relations, namedRelations"
+                );
+                assert_eq!(item["relations"], json!(relations), "{what} {name}: relations");
+                assert_eq!(item["namedRelations"], json!(named), "{what} {name}: namedRelations");
+            }
+            None => assert_eq!(
+                keys.len(),
+                5,
+                "{what} {name}: exactly type, description, defaultConfiguration, fields, form"
+            ),
+        }
         // Every declared field is in the form, taking the same secrets and templates.
         let form = item["form"].as_array().unwrap_or_else(|| panic!("{what} {name}: a form"));
         for field in &want.fields {

@@ -205,6 +205,27 @@ impl Client {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// Every page of a listing (`path` may have a query): the first page's answer with `data`
+    /// holding every item.
+    pub(crate) async fn get_all(&self, path: &str) -> CliResult<Value> {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut first = self.get(&format!("{path}{join}pageSize=200&page=0")).await?;
+        let mut page = 0;
+        while first["hasNext"].as_bool() == Some(true) {
+            page += 1;
+            let next = self.get(&format!("{path}{join}pageSize=200&page={page}")).await?;
+            let items = next["data"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                break;
+            }
+            if let Some(all) = first["data"].as_array_mut() {
+                all.extend(items);
+            }
+            first["hasNext"] = next["hasNext"].clone();
+        }
+        Ok(first)
+    }
+
     pub(crate) async fn post(&self, path: &str, body: &Value) -> CliResult<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }

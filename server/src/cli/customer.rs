@@ -38,7 +38,7 @@ pub(crate) async fn customer(global: &Global, cmd: CustomerCmd) -> CliResult<()>
             );
         }
         CustomerCmd::List => {
-            let answer = client.get("/api/customers?pageSize=1000").await?;
+            let answer = client.get_all("/api/customers").await?;
             output::page(
                 out,
                 &answer,

@@ -179,7 +179,7 @@ pub(crate) async fn documents(global: &Global, cmd: DocCmd, kind: DocKind) -> Cl
             output::done(out, &created, &line);
         }
         DocCmd::List => {
-            let answer = client.get(&format!("{base}?pageSize=1000")).await?;
+            let answer = client.get_all(base).await?;
             let mut columns = vec![Column { heading: "NAME", read: |v| text(&v["name"]) }];
             if integrations {
                 columns.push(Column { heading: "TYPE", read: |v| text(&v["type"]) });

@@ -83,7 +83,7 @@ pub(super) async fn id_in(
     if is_uuid(wanted) {
         return Ok(wanted.to_owned());
     }
-    let page = client.get(&format!("{listing}?pageSize=1000")).await?;
+    let page = client.get_all(listing).await?;
     page["data"]
         .as_array()
         .and_then(|items| items.iter().find(|i| i[key] == wanted))

@@ -120,7 +120,7 @@ pub(super) async fn secret_id(client: &Client, secret: &str) -> CliResult<String
     if is_uuid(secret) {
         return Ok(secret.to_owned());
     }
-    let page = client.get(&format!("/api/secrets?pageSize=1000&textSearch={}", query(secret))).await?;
+    let page = client.get_all(&format!("/api/secrets?textSearch={}", query(secret))).await?;
     page["data"]
         .as_array()
         .and_then(|items| items.iter().find(|s| s["name"] == secret))

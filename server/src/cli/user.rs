@@ -110,7 +110,7 @@ pub(crate) async fn user(global: &Global, cmd: UserCmd) -> CliResult<()> {
             output::object(out, &created, USER_FIELDS);
         }
         UserCmd::List => {
-            let answer = client.get("/api/users?pageSize=1000").await?;
+            let answer = client.get_all("/api/users").await?;
             output::page(
                 out,
                 &answer,
