@@ -108,7 +108,7 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
 
   const edges = svg("g", { class: "edges" });
   const nodes = svg("g", { class: "nodes" });
-  const overlay = svg("g", { class: "overlay" });
+  const overlay = svg("g", { class: "drafts" });
   const viewport = svg("g", { class: "viewport" }, edges, nodes, overlay);
   const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
     svg("path", { d: "M0 0L10 5L0 10z", class: "arrow-head" })));

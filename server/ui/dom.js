@@ -100,7 +100,12 @@ export async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, { error: "unreachable", message: "Cannot reach the Veil server: check that it is running, then try again" });
+  }
   const text = await response.text();
   let parsed = null;
   try {
@@ -126,12 +131,19 @@ export function can(resource, op) {
 export function dialog(title, body, { submit = "OK", cancel = "Cancel", onsubmit, id } = {}) {
   return new Promise((resolve) => {
     const errors = el("div", { class: "form-errors", role: "alert" });
+    // Navigating (a link inside it, Back) closes it: a dialog never outlives its page.
+    const onNavigate = () => close(null);
     const close = (result) => {
+      window.removeEventListener("hashchange", onNavigate);
+      window.removeEventListener("popstate", onNavigate);
       overlay.remove();
       resolve(result);
     };
+    window.addEventListener("hashchange", onNavigate);
+    window.addEventListener("popstate", onNavigate);
+    const destructive = /^(Delete|Remove|Stop sharing)/.test(submit || "");
     const submitButton = submit
-      ? el("button", { type: "submit", class: "primary", dataset: { action: "submit" } }, submit)
+      ? el("button", { type: "submit", class: destructive ? "primary danger" : "primary", dataset: { action: "submit" } }, submit)
       : null;
     const form = el(
       "form",
@@ -172,7 +184,21 @@ export function dialog(title, body, { submit = "OK", cancel = "Cancel", onsubmit
       event.target.classList.remove("invalid");
     });
     const overlay = el("div", { class: "overlay" }, form);
-    overlay.addEventListener("keydown", (event) => event.key === "Escape" && close(null));
+    overlay.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") return close(null);
+      if (event.key !== "Tab") return;
+      // Focus stays inside the dialog.
+      const items = [...form.querySelectorAll("input, select, textarea, button, a[href]")].filter((x) => !x.disabled && x.offsetParent !== null);
+      if (!items.length) return;
+      const [first, last] = [items[0], items[items.length - 1]];
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault();
+        last.focus();
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault();
+        first.focus();
+      }
+    });
     document.body.append(overlay);
     const first = form.querySelector("input:not([disabled]), select, textarea, button.primary");
     if (first) first.focus();
@@ -214,7 +240,9 @@ export function showErrors(scope, error) {
 
 /** A short message at the bottom of the page. */
 export function toast(message, isError = false) {
+  document.querySelectorAll(".toast").forEach((t) => t.remove());
   const note = el("div", { class: isError ? "toast error" : "toast", role: "status" }, message);
+  window.addEventListener("hashchange", () => note.remove(), { once: true });
   document.body.append(note);
   setTimeout(() => note.remove(), 4000);
 }

@@ -18,18 +18,20 @@ async function customerNames() {
   }
 }
 
-/** The allowed destinations input: patterns separated by commas or spaces. */
+/** The allowed destinations input: one host pattern per line. */
 function destinationsInput(current = []) {
-  return el("input", {
+  const area = el("textarea", {
     name: "allowedDestinations",
-    value: current.join(", "),
-    placeholder: "anywhere — or e.g. api.example.com, *.loriot.io, 10.0.0.5:8443",
+    rows: 3,
+    placeholder: "anywhere — or one per line: api.example.com, *.loriot.io, 10.0.0.5:8443",
     dataset: { field: "allowedDestinations" },
   });
+  area.value = current.join("\n");
+  return area;
 }
 
 function destinationsOf(input) {
-  return input.value.split(/[\s,]+/).map((p) => p.trim()).filter(Boolean);
+  return input.value.split("\n").map((p) => p.trim()).filter(Boolean);
 }
 
 /** The value input of a secret form: a password field for TEXT, a file chooser for FILE. */
@@ -235,9 +237,15 @@ export async function secretsPage() {
         el(
           "td",
           { class: "row-actions" },
-          can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => (await changeDialog(s)) && load()) : null,
+          can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => {
+            const changed = await changeDialog(s);
+            if (changed) {
+              toast(`Secret '${s.name}' changed`);
+              load();
+            }
+          }) : null,
           can("SECRET", "WRITE") && customers.size ? iconButton("⇄", "Share", async () => { await shareDialog(s, customers); load(); }) : null,
-          can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(s)) && load()) : null,
+          can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(s)) && load(), { class: "icon danger" }) : null,
         ),
       ),
     );
@@ -276,7 +284,13 @@ export async function secretsPage() {
     pageHeader(
       "Secrets storage",
       searchInput,
-      can("SECRET", "CREATE") ? iconButton("+", "Add secret", async () => (await addSecretDialog()) && load(), { class: "icon add" }) : null,
+      can("SECRET", "CREATE") ? iconButton("+", "Add secret", async () => {
+        const added = await addSecretDialog();
+        if (added) {
+          toast(`Secret '${added.name}' added`);
+          load();
+        }
+      }, { class: "icon add" }) : null,
     ),
     body,
   );

@@ -44,6 +44,14 @@ fn normalize(raw: &str) -> Result<String, String> {
     if p.is_empty() {
         return Err("must not be empty".into());
     }
+    if let Some((_, rest)) = p.split_once("://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        return Err(format!(
+            "'{}' is a URL: write the host (and port), not a URL, e.g. '{host}'",
+            raw.trim()
+        ));
+    }
     if p.len() > MAX_PATTERN {
         return Err(format!("is longer than {MAX_PATTERN} characters"));
     }
@@ -156,6 +164,14 @@ mod tests {
         assert_eq!(errors.len(), 9, "{errors:?}");
         assert!(errors[0].starts_with("allowedDestinations/0: must not be empty"), "{errors:?}");
         assert!(errors[2].contains("port '0' is not 1..65535"), "{errors:?}");
+        let url = valid(&["https://user@API.example.com:8443/v1?x"]).unwrap_err();
+        assert_eq!(
+            url,
+            [
+                "allowedDestinations/0: 'https://user@API.example.com:8443/v1?x' is a URL: write the host (and port), \
+              not a URL, e.g. 'api.example.com:8443'"
+            ]
+        );
     }
 
     #[test]

@@ -124,15 +124,21 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
         browser.find("#add-secret input[name=value]").await.attr("type").await.unwrap().as_deref(),
         Some("password")
     );
-    // Where it may be sent: a bad pattern is shown next to the field, the dialog stays.
-    browser.type_into("#add-secret input[name=allowedDestinations]", "bad_host!, 127.0.0.1").await;
+    // Where it may be sent, one pattern per line: a bad pattern is shown next to the field, the
+    // dialog stays; a URL is told to be a host.
+    browser.type_into("#add-secret textarea[name=allowedDestinations]", "bad_host!\n127.0.0.1").await;
     browser.click("#add-secret button[data-action=submit]").await;
     let problem = browser.text_of("#add-secret .field-error", "is not a host name").await;
     assert!(problem.contains("'bad_host!'"), "{problem}");
-    browser.type_into("#add-secret input[name=allowedDestinations]", "127.0.0.1, *.loriot.io").await;
+    browser.type_into("#add-secret textarea[name=allowedDestinations]", "https://api.example.com/v1").await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    let problem = browser.text_of("#add-secret .field-error", "is a URL").await;
+    assert!(problem.contains("write the host (and port), not a URL, e.g. 'api.example.com'"), "{problem}");
+    browser.type_into("#add-secret textarea[name=allowedDestinations]", "127.0.0.1\n*.loriot.io").await;
     screenshot(&browser, "add-secret").await;
     browser.click("#add-secret button[data-action=submit]").await;
     browser.gone("#add-secret").await;
+    browser.text_of(".toast", "Secret 'api-token' added").await;
     let row = browser.text_of("tr[data-name='api-token']", "REST API token").await;
     let (_, listed) = api.get("/api/secrets?textSearch=api-token").await;
     assert_eq!(listed["data"][0]["allowedDestinations"], json!(["127.0.0.1", "*.loriot.io"]));
@@ -272,14 +278,32 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     assert_eq!(integration["configuration"]["credentials"]["username"], "$<secret:loriot-user>");
     assert_eq!(integration["configuration"]["apiBaseUrl"], json!(receiver.url));
 
-    // Deleting the secret is refused with a dialog listing both users.
+    // The integrations list shows each uplink URL.
+    visit(&browser, &base, "#/integrations").await;
+    browser.text_of("tr[data-name='LORIOT'] code", "/api/v1/integrations/loriot/").await;
+
+    // Deleting the secret is refused with a dialog listing both users (the delete button is red).
     visit(&browser, &base, "#/secrets").await;
     browser.click("tr[data-name='api-token'] button[title='Delete']").await;
+    browser.find("#confirm-delete button.danger[data-action=submit]").await;
     browser.click("#confirm-delete button[data-action=submit]").await;
     let listed = browser.text_of("#in-use", "Forward").await;
     assert!(listed.contains("node 'Call'") && listed.contains("Integration LORIOT"), "{listed}");
     screenshot(&browser, "blocked-delete").await;
-    browser.click("#in-use button[data-action=cancel]").await;
+    // A link in the dialog goes to the chain, and the dialog goes with the page it was on; so
+    // does one the browser's Back leaves.
+    browser.unready().await;
+    browser.click("#in-use a[href^='#/chains/']").await;
+    browser.ready().await;
+    browser.gone(".overlay").await;
+    browser.text_of("main h1", "Rule chain 'Forward'").await;
+    visit(&browser, &base, "#/secrets").await;
+    browser.click("tr[data-name='api-token'] button[title='Delete']").await;
+    browser.click("#confirm-delete button[data-action=submit]").await;
+    browser.find("#in-use").await;
+    browser.client.back().await.unwrap();
+    browser.gone(".overlay").await;
+    visit(&browser, &base, "#/secrets").await;
     browser.find("tr[data-name='api-token']").await;
     assert_nothing_exposed(&browser, &proxy, "the blocked delete").await;
 

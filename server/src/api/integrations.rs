@@ -105,6 +105,7 @@ pub(crate) async fn list(
             "type": pick("type"),
             "enabled": pick("enabled"),
             "status": pick("status"),
+            "uplinkPath": pick("uplinkPath"),
             "createdTime": r.created_time,
             "updatedTime": r.updated_time,
         })
