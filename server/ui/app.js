@@ -27,20 +27,20 @@ const routes = [
 
 function navigation() {
   const link = (href, label, show = true) => (show ? el("a", { href, class: location.hash.startsWith(href) ? "active" : null }, label) : null);
+  // A heading only above the pages the role has.
+  const group = (title, ...links) => (links.some(Boolean) ? [el("div", { class: "group" }, title), ...links] : []);
   return el(
     "nav",
     { class: "sidebar", "aria-label": "Main" },
     el("div", { class: "brand" }, "Veil"),
     link("#/chains", "Rule chains", can("RULE_CHAIN", "READ")),
     link("#/integrations", "Integrations", can("INTEGRATION", "READ")),
-    el("div", { class: "group" }, "Security"),
-    link("#/secrets", "Secrets storage", can("SECRET", "READ")),
-    link("#/audit", "Audit log", can("AUDIT_LOG", "READ")),
-    el("div", { class: "group" }, "Access"),
-    link("#/users", "Users", can("USER", "READ")),
-    link("#/customers", "Customers", can("CUSTOMER", "READ")),
-    link("#/roles", "Roles", can("ROLE", "READ")),
-    link("#/settings", "Settings", can("ROLE", "READ")),
+    group("Security", link("#/secrets", "Secrets storage", can("SECRET", "READ")), link("#/audit", "Audit log", can("AUDIT_LOG", "READ"))),
+    group("Access",
+      link("#/users", "Users", can("USER", "READ")),
+      link("#/customers", "Customers", can("CUSTOMER", "READ")),
+      link("#/roles", "Roles", can("ROLE", "READ")),
+      link("#/settings", "Settings", can("ROLE", "READ"))),
     el(
       "div",
       { class: "who" },

@@ -3,14 +3,15 @@
 // audit trail. Values go in through password inputs that are never prefilled; none comes back.
 
 import {
-  allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, toast, when,
+  allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, session, toast, when,
 } from "./dom.js";
 
 const PAGE_SIZE = 50;
 
 /** Customers by id (empty when the caller may not list them). */
 async function customerNames() {
-  if (!can("CUSTOMER", "READ")) return new Map();
+  const own = session.user.customerId ? new Map([[session.user.customerId, session.user.customerName]]) : new Map();
+  if (!can("CUSTOMER", "READ")) return own;
   try {
     return new Map((await allPages("/api/customers")).map((c) => [c.id, c.name]));
   } catch {

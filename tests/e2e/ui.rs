@@ -46,6 +46,23 @@ async fn assert_nothing_exposed(browser: &Browser, proxy: &RecordingProxy, after
     assert!(!proxy.exchanges().is_empty(), "{after}: the proxy saw the browser's requests");
 }
 
+/// A path the server has no page for: a page for the browser, JSON for an API client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium (VEIL_TEST_CHROMEDRIVER)"]
+async fn an_unknown_address_shows_a_page_in_the_browser_and_json_to_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{}/no-such-page", server.base)).await.unwrap();
+    browser.text_of("main.not-found h1", "Not found").await;
+    browser.find("main.not-found a[href='/']").await;
+    let answer = reqwest::get(format!("{}/no-such-page", server.base)).await.unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    browser.close().await;
+}
+
 pub(crate) async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
     browser.client.goto(&format!("{base}/")).await.unwrap();
     browser.type_into("form.login input[name=username]", username).await;
@@ -369,7 +386,11 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     browser.find("form.login").await;
     log_in(&browser, &base, "acme-user", CUSTOMER_PASSWORD).await;
     visit(&browser, &base, "#/secrets").await;
-    browser.text_of("tr[data-name='ca-cert']", "File").await;
+    let row = browser.text_of("tr[data-name='ca-cert']", "File").await;
+    assert!(row.contains("Acme"), "the customer by name, not its id: {row}");
+    // Headings only above pages the role has: a customer user has no Access pages.
+    let menu = browser.find("nav.sidebar").await.text().await.unwrap();
+    assert!(!menu.contains("ACCESS") && !menu.contains("Access"), "{menu}");
     for absent in [
         "button[title='Add secret']",
         "button[title='Change value']",
@@ -381,6 +402,15 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
             "{absent} shown to a customer user"
         );
     }
+    // At 800 pixels the table fits: nothing scrolls sideways, the row's buttons stay in view.
+    browser.client.set_window_size(800, 900).await.unwrap();
+    let fits: Value = browser
+        .client
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth", vec![])
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "the secrets page scrolls sideways at 800 px");
+    browser.client.set_window_size(1280, 900).await.unwrap();
     browser.click("tr[data-name='ca-cert'] a").await;
     browser.text_of("main h1", "ca-cert").await;
     browser.text_of("dl.facts", "ca.pem").await;

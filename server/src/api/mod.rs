@@ -100,12 +100,27 @@ async fn health(State(store): State<Store>) -> axum::Json<serde_json::Value> {
     }))
 }
 
-async fn not_found(req: Request) -> ApiError {
+/// No route: a page for a browser (it asks for HTML, outside `/api/`), JSON for API clients.
+async fn not_found(req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let wants_html = req
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !req.uri().path().starts_with("/api/") {
+        let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found — Veil</title>\
+                    <link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main class=\"not-found\">\
+                    <h1>Not found</h1><p>There is no page at this address.</p><p><a href=\"/\">Go to Veil</a></p>\
+                    </main></body></html>";
+        return (StatusCode::NOT_FOUND, axum::response::Html(page)).into_response();
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for {} {}", req.method(), req.uri().path()),
     )
+    .into_response()
 }
 
 /// Reads and discards a body, up to [`MAX_DRAINED_BYTES`].

@@ -48,7 +48,7 @@ pub(crate) async fn open_session(
     let token = state.tokens.issue(user.id)?;
     let actor = state.host.store().actor_for(&user).await?;
     let cookie = session_cookie(Some(&token), over_https(&headers));
-    let view = session_view(&actor, state.tokens.csrf_token(&token));
+    let view = session_view(state.host.store(), &actor, state.tokens.csrf_token(&token)).await;
     Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
 
@@ -60,10 +60,20 @@ pub(crate) async fn session(
     AuthActor(actor): AuthActor,
 ) -> Json<serde_json::Value> {
     let csrf = crate::auth::cookie_token(&headers).map(|t| state.tokens.csrf_token(&t)).unwrap_or_default();
-    Json(session_view(&actor, csrf))
+    Json(session_view(state.host.store(), &actor, csrf).await)
 }
 
-fn session_view(actor: &veil_store::Actor, csrf: String) -> serde_json::Value {
+/// Who the session is, what they may do, and its CSRF token; a customer user's customer by
+/// name too (pages show names, not ids).
+async fn session_view(
+    store: &veil_store::Store,
+    actor: &veil_store::Actor,
+    csrf: String,
+) -> serde_json::Value {
+    let customer_name = match actor.customer_id {
+        Some(id) => store.customer(actor, id).await.ok().map(|c| c.name),
+        None => None,
+    };
     let permissions: serde_json::Map<String, serde_json::Value> = actor
         .permissions
         .grants()
@@ -76,6 +86,7 @@ fn session_view(actor: &veil_store::Actor, csrf: String) -> serde_json::Value {
         "username": actor.username,
         "tenantId": actor.tenant_id,
         "customerId": actor.customer_id,
+        "customerName": customer_name,
         "permissions": permissions,
         "csrfToken": csrf,
     })
