@@ -215,6 +215,12 @@ async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
         .await);
     let r = spawn_run(&other, &server, &["secret", "list", "--output", "json"], "").await;
     assert_eq!(serde_json::from_str::<Value>(ok(&r)).unwrap()["totalElements"], 1);
+    // Customers by name, for the customer user and the administrator alike (JSON keeps the ids).
+    let r = spawn_run(&other, &server, &["secret", "show", "api-token"], "").await;
+    assert!(field_line(ok(&r), "sharedWith", "Acme"), "{}", r.stdout);
+    let r = spawn_run(&config, &server, &["secret", "list"], "").await;
+    let row = ok(&r).lines().find(|l| l.contains("api-token")).unwrap_or_default().to_owned();
+    assert!(row.contains("Acme"), "{}", r.stdout);
     let r = spawn_run(&other, &server, &["secret", "update", "api-token", "--stdin"], "stolen").await;
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("missing permission SECRET:WRITE"), "{}", r.stderr);

@@ -128,6 +128,33 @@ pub(super) async fn secret_id(client: &Client, secret: &str) -> CliResult<String
         .ok_or_else(|| CliError::not_found(format!("secret '{secret}' not found (not_found)")))
 }
 
+/// The names of the customers the caller can see (a customer user: its own), by id.
+async fn customer_names(client: &Client) -> std::collections::HashMap<String, String> {
+    let mut names = std::collections::HashMap::new();
+    if let Ok(all) = client.get_all("/api/customers").await {
+        for c in all["data"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(name)) = (c["id"].as_str(), c["name"].as_str()) {
+                names.insert(id.to_owned(), name.to_owned());
+            }
+        }
+    }
+    if let Ok(me) = client.get("/api/auth/session").await
+        && let (Some(id), Some(name)) = (me["customerId"].as_str(), me["customerName"].as_str())
+    {
+        names.insert(id.to_owned(), name.to_owned());
+    }
+    names
+}
+
+/// A secret's `sharedWith` by customer name, for a table (`--output json` keeps the API's ids).
+fn name_shares(secret: &mut serde_json::Value, names: &std::collections::HashMap<String, String>) {
+    for share in secret["sharedWith"].as_array_mut().into_iter().flatten() {
+        if let Some(name) = share.as_str().and_then(|id| names.get(id)) {
+            *share = json!(name);
+        }
+    }
+}
+
 pub(super) const SECRET_FIELDS: &[Field] = &[
     ("name", |v| text(&v["name"])),
     ("type", |v| text(&v["type"])),
@@ -185,7 +212,11 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             if let Some(s) = search {
                 path.push_str(&format!("&textSearch={}", query(&s)));
             }
-            let answer = client.get(&path).await?;
+            let mut answer = client.get(&path).await?;
+            if out == output::Format::Table {
+                let names = customer_names(&client).await;
+                answer["data"].as_array_mut().into_iter().flatten().for_each(|s| name_shares(s, &names));
+            }
             output::page(
                 out,
                 &answer,
@@ -201,7 +232,11 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
         }
         SecretCmd::Show { secret } => {
             let id = secret_id(&client, &secret).await?;
-            output::object(out, &client.get(&format!("/api/secrets/{id}")).await?, SECRET_FIELDS);
+            let mut shown = client.get(&format!("/api/secrets/{id}")).await?;
+            if out == output::Format::Table {
+                name_shares(&mut shown, &customer_names(&client).await);
+            }
+            output::object(out, &shown, SECRET_FIELDS);
         }
         SecretCmd::Update { secret, description, stdin, file, allow_hosts, allow_any_host, .. } => {
             let id = secret_id(&client, &secret).await?;
