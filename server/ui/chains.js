@@ -3,7 +3,7 @@
 // opened (config-form.js, generated from the descriptors), a JSON view, and a test message whose
 // path lights up on the canvas.
 
-import { api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, showErrors, toast, when } from "./dom.js";
+import { allPages, api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, session, showErrors, toast, when } from "./dom.js";
 import { configForm } from "./config-form.js";
 import { autoLayout, chainCanvas, relationDialog, relationsOf } from "./canvas.js";
 import { addSecretDialog } from "./secrets.js";
@@ -22,15 +22,21 @@ let imported = null;
 export async function chainsPage() {
   let page = 0;
   const body = el("div", { id: "chains-table" });
+  // Names may repeat (as in ThingsBoard, and two imports of one export): the owner and the id
+  // tell chains apart.
+  const customers = new Map(session.user.customerId ? [[session.user.customerId, session.user.customerName]] : []);
+  if (can("CUSTOMER", "READ")) (await allPages("/api/customers")).forEach((c) => customers.set(c.id, c.name));
   const load = async () => {
     const result = await api("GET", `/api/rule-chains?page=${page}&pageSize=50`);
     fill(
       body,
       el("table", {},
-        el("thead", {}, el("tr", {}, ["Name", "Updated", ""].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ["Name", "Owner", "Id", "Updated", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, result.data.length ? result.data.map((c) =>
-          el("tr", { dataset: { name: c.name } },
+          el("tr", { dataset: { name: c.name, id: c.id } },
             el("td", {}, el("a", { href: `#/chains/${c.id}` }, c.name)),
+            el("td", { class: "owner" }, c.customerId ? `Customer ${customers.get(c.customerId) || c.customerId}` : "Tenant"),
+            el("td", {}, el("code", { title: c.id }, c.id.slice(0, 8))),
             el("td", {}, when(c.updatedTime)),
             el("td", { class: "row-actions" }, can("RULE_CHAIN", "DELETE") ? iconButton("🗑", "Delete", async () => {
               if (!(await dialog("Delete rule chain", el("p", {}, `Delete the rule chain '${c.name}'?`), { submit: "Delete" }))) return;
@@ -40,7 +46,7 @@ export async function chainsPage() {
               } catch (error) {
                 toast(error.message, true);
               }
-            }, { class: "icon danger" }) : null))) : el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No rule chains yet.")))),
+            }, { class: "icon danger" }) : null))) : el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No rule chains yet.")))),
       pager(page, 50, result, (p) => {
         page = p;
         load();

@@ -235,6 +235,23 @@ async fn a_chain_is_built_by_dragging_tested_on_the_canvas_and_imported_from_thi
     save(&browser).await;
     let (_, list) = api.get("/api/rule-chains?textSearch=Telemetry").await;
     assert!(list.to_string().contains("Telemetry forwarder"), "{list}");
+    // Two chains named alike are told apart by owner and id.
+    let (status, _) = api.post("/api/customers", json!({"name": "Acme"})).await;
+    assert_eq!(status, 201);
+    let (_, customers) = api.get("/api/customers").await;
+    let acme = customers["data"][0]["id"].clone();
+    let user = json!({"username": "acme-user", "password": "acme-password-7", "roles": ["CUSTOMER_USER"], "customerId": acme});
+    assert_eq!(api.post("/api/users", user).await.0, 201);
+    let acme_api = Api::as_user(&server, "acme-user", "acme-password-7").await;
+    let theirs = json!({"name": "Five", "nodes": [{"type": "log", "name": "L", "configuration": {}}]});
+    let (status, theirs) = acme_api.post("/api/rule-chains", theirs).await;
+    assert_eq!(status, 201, "{theirs}");
+    visit(&browser, &base, "#/chains").await;
+    let ours = browser.text_of(&format!("tr[data-id='{id}'] td.owner"), "Tenant").await;
+    let other =
+        browser.text_of(&format!("tr[data-id='{}'] td.owner", theirs["id"].as_str().unwrap()), "Acme").await;
+    assert_eq!((ours.as_str(), other.as_str()), ("Tenant", "Customer Acme"));
+
     let exposed = browser.exposed().await;
     assert_no_leak(&exposed, &[TOKEN, MQTT_PASSWORD]);
     assert_no_leak(&proxy.all_text(), &[TOKEN, MQTT_PASSWORD]);

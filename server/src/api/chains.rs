@@ -78,7 +78,13 @@ pub(crate) async fn list(
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let all = store.owner_summaries(&actor, OwnerType::RuleChain).await?;
     let items = all.iter().map(|r| {
-        json!({"id": r.owner.id, "name": r.owner.name, "createdTime": r.created_time, "updatedTime": r.updated_time})
+        json!({
+            "id": r.owner.id,
+            "name": r.owner.name,
+            "customerId": r.owner.customer_id,
+            "createdTime": r.created_time,
+            "updatedTime": r.updated_time,
+        })
     });
     let page = Page::of(items, p.page(), p.page_size()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(page))
