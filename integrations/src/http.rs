@@ -16,7 +16,9 @@ pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
     type_name: "HTTP",
     uplink_path: "http",
     description: "HTTP uplinks from devices or services, optionally authenticated by a header whose value is a secret",
-    default_config: || json!({ "enableSecurity": true, "headersFilter": { "Authorization": "Bearer $<secret:http-uplink-token>" } }),
+    // No secret named by default (one that does not exist would fail the first save): the form's
+    // key icon picks one for `headersFilter` when security is turned on.
+    default_config: || json!({ "enableSecurity": false, "headersFilter": {} }),
     fields: &[FieldSpec::secret("/headersFilter/*", Accepts::Text)],
     schema: || schemars::schema_for!(HttpConfig).to_value(),
     build,

@@ -57,13 +57,26 @@ function listTable(result) {
       }) : null))) : el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No integrations yet."))));
 }
 
+/** What a new integration's uplink converter starts with: a working example for its type. */
+const CONVERTER_TEMPLATES = {
+  LORIOT: `// payload: LORIOT's uplink ({EUI, port, data (hex), ...}); the result: one message or a list.
+// A 4-byte payload: temperature (int16, 0.1 °C) then humidity (uint16, 0.1 %).
+let bytes = payload.data;
+let t = parse_int(bytes.sub_string(0, 4), 16);
+if t > 32767 { t -= 65536; }
+let h = parse_int(bytes.sub_string(4, 4), 16);
+#{ deviceName: "loriot-" + payload.EUI, telemetry: #{ temperature: t / 10.0, humidity: h / 10.0 } }`,
+  HTTP: `// payload: the request body (JSON when it parses, else text); the result: one message or a list.
+#{ deviceName: payload.device, telemetry: payload.values }`,
+};
+
 /** `#/integrations/new` and `#/integrations/<id>` */
 export async function integrationPage(id) {
   const types = await api("GET", "/api/integration-types");
   const chains = can("RULE_CHAIN", "READ") ? await allPages("/api/rule-chains") : [];
   const isNew = id === "new";
   const doc = isNew
-    ? { name: "", type: types[0].type, enabled: true, ruleChainId: chains[0] ? chains[0].id : "", configuration: structuredClone(types[0].defaultConfiguration) }
+    ? { name: "", type: types[0].type, enabled: true, ruleChainId: chains[0] ? chains[0].id : "", configuration: structuredClone(types[0].defaultConfiguration), uplinkConverter: CONVERTER_TEMPLATES[types[0].type] }
     : await api("GET", `/api/integrations/${id}`);
   const status = doc.status;
   const url = uplinkUrl(doc);
@@ -81,8 +94,14 @@ export async function integrationPage(id) {
     disabled: !isNew,
     dataset: { pointer: "/type" },
     onchange: (e) => {
+      const untouched = !doc.uplinkConverter || Object.values(CONVERTER_TEMPLATES).includes(doc.uplinkConverter);
       doc.type = e.target.value;
       doc.configuration = structuredClone(types.find((t) => t.type === doc.type).defaultConfiguration);
+      if (untouched) {
+        doc.uplinkConverter = CONVERTER_TEMPLATES[doc.type];
+        const area = formBody.querySelector("textarea[name=uplinkConverter]");
+        if (area) area.value = doc.uplinkConverter || "";
+      }
       renderConfig();
     },
   }, types.map((t) => el("option", { value: t.type, selected: t.type === doc.type }, t.type)));

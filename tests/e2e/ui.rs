@@ -260,8 +260,15 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     );
     browser.click(".picker button.primary").await;
     browser.text_of(".chip[data-pointer='/configuration/credentials/username']", "loriot-user").await;
-    // The default configuration's placeholder shows as a chip; replace it through the picker.
-    browser.click(".chip[data-pointer='/configuration/credentials/password'] button").await;
+    // A new integration names no secret of its own (one that does not exist would fail the first
+    // save): the password comes through the picker; the uplink converter starts as an example.
+    assert!(
+        browser.client.find_all(Locator::Css(".chip")).await.unwrap().len() == 1,
+        "only the user name chosen"
+    );
+    let converter =
+        browser.find("textarea[name=uplinkConverter]").await.prop("value").await.unwrap().unwrap();
+    assert!(converter.contains("payload.EUI"), "{converter}");
     use_secret(&browser, "/configuration/credentials/password", "api-token", None).await;
     // The JSON view shows the whole document; a key the form lacks (apiBaseUrl) is added there.
     browser.click("button.json-toggle").await;
@@ -274,6 +281,7 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     browser.find(".chip[data-pointer='/configuration/credentials/password']").await;
     browser.find("input[data-pointer='/configuration/apiBaseUrl']").await;
     // A problem the API reports appears next to the field its pointer names.
+    browser.type_into("textarea[name=uplinkConverter]", " ").await;
     browser.click("button[data-action=save]").await;
     let problem =
         browser.text_of("textarea[data-pointer='/uplinkConverter'] + .field-error", "is required").await;

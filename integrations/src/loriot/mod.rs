@@ -34,7 +34,7 @@ pub(crate) static DESCRIPTOR: IntegrationDescriptor = IntegrationDescriptor {
             "appId": "",
             "createLoriotOutput": false,
             "sendDownlink": false,
-            "credentials": { "type": "basic", "username": "", "password": "$<secret:loriot-password>" },
+            "credentials": { "type": "basic", "username": "", "password": "" },
             "httpEndpoint": "",
             "enableSecurity": false,
             "headersFilter": {}
