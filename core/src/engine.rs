@@ -40,7 +40,7 @@ pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 pub const DEBUG_EVENTS_KEPT: usize = 1000;
 
 /// One node execution, as `?wait=true` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceStep {
     /// The node's id.
@@ -52,12 +52,26 @@ pub struct TraceStep {
     /// The redacted error, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A watched run ([`ChainRuntime::process_watched`]): the message the node got, masked and
+    /// cut as debug events are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// A watched run: what it sent on, masked and cut as debug events are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<DebugOutput>>,
 }
 
 impl TraceStep {
     /// The step where a message was stopped, at `slot`'s node, with why.
     fn stopped(slot: &Slot, error: String) -> Self {
-        Self { node_id: slot.id.clone(), node_name: slot.name.clone(), relation: vec![], error: Some(error) }
+        Self {
+            node_id: slot.id.clone(),
+            node_name: slot.name.clone(),
+            relation: vec![],
+            error: Some(error),
+            input: None,
+            outputs: None,
+        }
     }
 }
 
@@ -257,10 +271,16 @@ impl ChainRuntime {
 
     /// Processes one message to the end and returns what every node did.
     pub async fn process(&self, msg: Msg) -> Vec<TraceStep> {
-        self.run(msg).await
+        self.run(msg, false).await
     }
 
-    async fn run(&self, msg: Msg) -> Vec<TraceStep> {
+    /// [`ChainRuntime::process`], with each step's input and outputs in the trace (masked and
+    /// cut as debug events are): what a chain author watches a test message do.
+    pub async fn process_watched(&self, msg: Msg) -> Vec<TraceStep> {
+        self.run(msg, true).await
+    }
+
+    async fn run(&self, msg: Msg, watch: bool) -> Vec<TraceStep> {
         let budget = RunBudget::new(self.tenant, &self.stopped, &self.limits);
         let mut trace = Vec::new();
         // Each waiting message with its size, when known: sizes are taken once a message would
@@ -287,7 +307,7 @@ impl ChainRuntime {
                 trace.push(TraceStep::stopped(slot, error));
                 break;
             }
-            let input = slot.debug.then(|| to_json(&msg));
+            let input = (slot.debug || watch).then(|| to_json(&msg));
             // Clock reads only for debug events: they are a visible share of a fast node's cost.
             let started = slot.debug.then(|| (Instant::now(), msg_now()));
             let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor).with_budget(&budget);
@@ -312,14 +332,31 @@ impl ChainRuntime {
                     break;
                 }
             };
-            if let (Some(mut input), Some((started, ts))) = (input, started) {
-                self.record(slot, ts, &mut input, &outputs, ctx.take_notes(), error.clone(), started);
+            // What the node got and sent, as debug events and watched traces show it.
+            let shown = input.map(|input| {
+                let sent: Vec<DebugOutput> = outputs
+                    .iter()
+                    .map(|(rel, m)| DebugOutput {
+                        relation: self.shown_relation(slot, rel),
+                        msg: self.shown_msg(to_json(m)),
+                    })
+                    .collect();
+                (self.shown_msg(input), sent)
+            });
+            if let (Some((input, sent)), Some((started, ts))) = (&shown, started) {
+                self.record(slot, ts, input.clone(), sent.clone(), ctx.take_notes(), error.clone(), started);
             }
+            let (input, sent) = match shown.filter(|_| watch) {
+                Some((input, sent)) => (Some(input), Some(sent)),
+                None => (None, None),
+            };
             trace.push(TraceStep {
                 node_id: slot.id.clone(),
                 node_name: slot.name.clone(),
                 relation: outputs.iter().map(|(r, _)| self.shown_relation(slot, r)).collect(),
                 error,
+                input,
+                outputs: sent,
             });
             // Every copy that waits beside another is charged, whatever node made it and on
             // whichever relation (a switch's names, fan-out, loops). A single copy on its own
@@ -390,25 +427,18 @@ impl ChainRuntime {
         json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] })
     }
 
+    /// Records a debug event of `slot` from what it got and sent, already shown (masked, cut).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         slot: &Slot,
         ts: i64,
-        input: &mut Value,
-        outputs: &[(crate::node::Relation, Msg)],
+        input: Value,
+        outputs: Vec<DebugOutput>,
         notes: Vec<String>,
         error: Option<String>,
         started: Instant,
     ) {
-        let input = self.shown_msg(std::mem::take(input));
-        let outputs = outputs
-            .iter()
-            .map(|(rel, m)| DebugOutput {
-                relation: self.shown_relation(slot, rel),
-                msg: self.shown_msg(to_json(m)),
-            })
-            .collect();
         let notes: Vec<String> = notes.iter().map(|n| self.redactor.mask(n)).collect();
         let event = DebugEvent {
             seq: 0,

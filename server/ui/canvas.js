@@ -91,11 +91,12 @@ export function autoLayout(doc) {
 
 /**
  * The canvas over `doc` (the chain document, changed in place). `types`: the node types;
- * `editable`: whether the user may change it; `onOpen(i)`: a node double-clicked; `onChange()`:
+ * `editable`: whether the user may change it; `onOpen(i)`: a node double-clicked; `onInspect(i,
+ * step)`: a node of the lit path clicked, with its step of the trace; `onChange()`:
  * after every change (for the unsaved marker); `askRelation(from, to)`: resolves with the
  * relation for a new connection, or null.
  */
-export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelation }) {
+export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelation, onInspect = () => {} }) {
   const descriptor = (type) => types.find((t) => t.type === type);
   if (doc.nodes.some((n) => !hasPosition(n))) autoLayout(doc);
   const view = { x: 0, y: 0, k: 1 };
@@ -110,7 +111,7 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
   const nodes = svg("g", { class: "nodes" });
   const overlay = svg("g", { class: "drafts" });
   const viewport = svg("g", { class: "viewport" }, edges, nodes, overlay);
-  const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" },
+  const defs = svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 10, markerHeight: 10, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
     svg("path", { d: "M0 0L10 5L0 10z", class: "arrow-head" })));
   const root = svg("svg", { class: "chain-canvas", tabindex: 0, role: "application", "aria-label": "Rule chain canvas" }, defs, viewport);
 
@@ -275,6 +276,8 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
       selected = new Set([i]);
     }
     showSelection();
+    // A node the last test message went through: what it got and sent.
+    if (lit && lit.nodes.has(i)) onInspect(i, lit.nodes.get(i));
     if (!editable) return;
     const start = toCanvas(event);
     const origins = new Map([...selected].map((j) => [j, position(doc.nodes[j])]));

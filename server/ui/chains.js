@@ -124,6 +124,7 @@ export async function chainPage(id) {
     markDirty();
   } });
   const panel = el("aside", { class: "node-panel", hidden: true, "aria-label": "Node" });
+  const stepHolder = el("div", { id: "step-io", class: "step-io" });
   const canvasHolder = el("div", { class: "canvas-holder" });
   let canvas;
   let openIndex = null;
@@ -143,6 +144,7 @@ export async function chainPage(id) {
         markDirty();
         if (openIndex !== null && openIndex >= doc.nodes.length) closePanel();
       },
+      onInspect: (i, step) => showStep(stepHolder, doc.nodes[i], step),
       askRelation: (from, to) => relationDialog(doc.nodes[from], doc.nodes[to], relationsOf(descriptor(doc.nodes[from].type), doc.nodes[from])),
     });
     fill(canvasHolder, canvas.element);
@@ -343,7 +345,7 @@ export async function chainPage(id) {
     el("div", { class: "chain-bar" }, field("Name", name), toolbar),
     report ? importReport(report) : null,
     scope,
-    isNew ? null : testPanel(id, () => canvas, doc),
+    isNew ? null : testPanel(id, () => canvas, doc, stepHolder),
   );
 }
 
@@ -360,8 +362,19 @@ async function exportChain(id, name) {
   }
 }
 
-/** Send a test message (data and metadata remembered per chain): the path it took lights up. */
-function testPanel(id, canvas, doc) {
+/** What a node of the lit path got and sent (masked and cut as debug events are). */
+function showStep(holder, node, step) {
+  const json = (v) => el("pre", { class: "json" }, JSON.stringify(v, null, 2));
+  fill(holder,
+    el("h3", {}, `${node ? node.name : step.nodeName}: ${(step.relation || []).join(", ") || "—"}${step.error ? ` — ${step.error}` : ""}`),
+    el("div", { class: "test-inputs" },
+      el("div", { class: "step-input" }, el("strong", {}, "Input"), json(step.input)),
+      el("div", { class: "step-outputs" }, el("strong", {}, "Output"), (step.outputs || []).map((o) => el("div", {}, el("span", { class: "help" }, o.relation), json(o.msg))))));
+}
+
+/** Send a test message (data and metadata remembered per chain): the path it took lights up;
+ * clicking a node of it shows what the node got and sent. */
+function testPanel(id, canvas, doc, stepHolder) {
   const remembered = JSON.parse(localStorage.getItem(`veil.test.${id}`) || "null") || { data: '{"temperature": 22}', metadata: "{}" };
   const data = el("textarea", { rows: 4, "aria-label": "Message data", class: "code" });
   data.value = remembered.data;
@@ -379,6 +392,7 @@ function testPanel(id, canvas, doc) {
     try {
       const result = await api("POST", `/api/rule-chains/${id}/messages?wait=true`, message);
       canvas().light(result.trace);
+      fill(stepHolder, el("p", { class: "help" }, "Click a node of the lit path to see what it got and sent."));
       fill(out, el("table", {},
         el("thead", {}, el("tr", {}, ["Node", "Relation", "Error"].map((h) => el("th", {}, h)))),
         el("tbody", {}, (result.trace || []).map((s) => el("tr", { dataset: { node: s.nodeId } }, el("td", {}, s.nodeName), el("td", {}, (s.relation || []).join(", ")), el("td", {}, s.error || ""))))));
@@ -406,5 +420,6 @@ function testPanel(id, canvas, doc) {
   return el("section", { class: "card test-panel" }, el("h2", {}, "Test"),
     el("div", { class: "test-inputs" }, field("Data (JSON)", data), field("Metadata (JSON)", metadata)),
     el("div", { class: "buttons" }, el("button", { type: "button", class: "primary", onclick: send }, "Send test message"), el("button", { type: "button", onclick: events }, "Debug events")),
+    stepHolder,
     out);
 }

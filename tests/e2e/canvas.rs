@@ -204,6 +204,11 @@ async fn a_chain_is_built_by_dragging_tested_on_the_canvas_and_imported_from_thi
     }
     assert!(browser.client.find_all(Locator::Css("g.node[data-index='3'].lit")).await.unwrap().is_empty());
     assert_eq!(receiver.requests().last().unwrap().headers["authorization"], format!("Bearer {TOKEN}"));
+    // A node of the path, clicked: what it got and what it sent.
+    browser.find("g.node[data-index='1']").await.click().await.unwrap();
+    let step = browser.text_of("#step-io", "Post: Success").await;
+    assert!(step.contains("\"temperature\": 30"), "the input: {step}");
+    assert!(step.contains("\"statusCode\": \"200\""), "the output's metadata: {step}");
     screenshot(&browser, "canvas-test-path").await;
 
     // A ThingsBoard export: the report, placeholders greyed out, the missing secret created there.

@@ -60,13 +60,23 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
     let (status, result) =
         api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), message.clone()).await;
     assert_eq!(status, 200, "{result}");
+    let steps: Vec<Value> = result["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!({"nodeId": s["nodeId"], "nodeName": s["nodeName"], "relation": s["relation"]}))
+        .collect();
     assert_eq!(
-        result["trace"],
-        json!([
-            {"nodeId": node_id, "nodeName": "Notify", "relation": ["Success"]},
-            {"nodeId": chain["nodes"][1]["id"], "nodeName": "Log", "relation": ["Success"]}
-        ])
+        steps,
+        [
+            json!({"nodeId": node_id, "nodeName": "Notify", "relation": ["Success"]}),
+            json!({"nodeId": chain["nodes"][1]["id"], "nodeName": "Log", "relation": ["Success"]})
+        ]
     );
+    // Each step's message in and out, as the chain author watches it: masked, the value never.
+    assert_eq!(result["trace"][0]["input"]["data"]["temperature"], 21.5);
+    assert_eq!(result["trace"][0]["outputs"][0]["relation"], "Success");
+    assert_no_leak(&result.to_string(), &[TOKEN_V1]);
     let first = &receiver.requests()[0];
     assert_eq!((first.method.as_str(), first.uri.as_str()), ("POST", "/ingest/sensor-1"));
     assert_eq!(

@@ -301,7 +301,7 @@ impl ChainSender {
         let admission = self.runtime.admit().await.map_err(HostError::ChainBusy)?;
         let msg_id = msg.id;
         if self.wait {
-            let trace = self.runtime.process(msg).await;
+            let trace = self.runtime.process_watched(msg).await;
             drop(admission);
             Ok(Sent::Traced { msg_id, trace })
         } else {
