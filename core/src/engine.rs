@@ -39,6 +39,10 @@ pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 /// Debug events kept per chain (oldest dropped first).
 pub const DEBUG_EVENTS_KEPT: usize = 1000;
 
+/// How many bytes of messages a watched trace shows ([`ChainRuntime::process_watched`]): the
+/// steps after them show their relation and error only.
+pub const MAX_WATCHED_BYTES: usize = 256 * 1024;
+
 /// One node execution, as `?wait=true` reports it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -288,6 +292,9 @@ impl ChainRuntime {
         let mut queue: VecDeque<(usize, Msg, usize)> = VecDeque::from([(self.first, msg, 0)]);
         let mut queued_bytes = 0usize;
         let mut steps = 0;
+        // A watched trace shows messages until they add up to MAX_WATCHED_BYTES; later steps show
+        // their relation and error only.
+        let mut watched_bytes = 0usize;
         while let Some((index, msg, bytes)) = queue.pop_front() {
             queued_bytes = queued_bytes.saturating_sub(bytes);
             steps += 1;
@@ -307,7 +314,8 @@ impl ChainRuntime {
                 trace.push(TraceStep::stopped(slot, error));
                 break;
             }
-            let input = (slot.debug || watch).then(|| to_json(&msg));
+            let watching = watch && watched_bytes < MAX_WATCHED_BYTES;
+            let input = (slot.debug || watching).then(|| to_json(&msg));
             // Clock reads only for debug events: they are a visible share of a fast node's cost.
             let started = slot.debug.then(|| (Instant::now(), msg_now()));
             let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor).with_budget(&budget);
@@ -334,19 +342,24 @@ impl ChainRuntime {
             };
             // What the node got and sent, as debug events and watched traces show it.
             let shown = input.map(|input| {
+                let (input, mut bytes) = self.shown_sized(input);
                 let sent: Vec<DebugOutput> = outputs
                     .iter()
-                    .map(|(rel, m)| DebugOutput {
-                        relation: self.shown_relation(slot, rel),
-                        msg: self.shown_msg(to_json(m)),
+                    .map(|(rel, m)| {
+                        let (msg, size) = self.shown_sized(to_json(m));
+                        bytes += size;
+                        DebugOutput { relation: self.shown_relation(slot, rel), msg }
                     })
                     .collect();
-                (self.shown_msg(input), sent)
+                if watching {
+                    watched_bytes += bytes;
+                }
+                (input, sent)
             });
             if let (Some((input, sent)), Some((started, ts))) = (&shown, started) {
                 self.record(slot, ts, input.clone(), sent.clone(), ctx.take_notes(), error.clone(), started);
             }
-            let (input, sent) = match shown.filter(|_| watch) {
+            let (input, sent) = match shown.filter(|_| watching) {
                 Some((input, sent)) => (Some(input), Some(sent)),
                 None => (None, None),
             };
@@ -412,19 +425,19 @@ impl ChainRuntime {
     }
 
     /// A message as a debug event shows it: masked, then cut to `maxEventMessageBytes` (masking
-    /// first, so a cut never leaves part of a value unmasked).
-    fn shown_msg(&self, mut value: Value) -> Value {
+    /// first, so a cut never leaves part of a value unmasked); with the size of its JSON text.
+    fn shown_sized(&self, mut value: Value) -> (Value, usize) {
         self.redactor.mask_json(&mut value);
         let text = serde_json::to_string(&value).unwrap_or_default();
         let max = self.limits.max_event_message_bytes;
         if text.len() <= max {
-            return value;
+            return (value, text.len());
         }
         let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
-        json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] })
+        (json!({ "truncated": true, "bytes": text.len(), "preview": &text[..cut] }), cut + 48)
     }
 
     /// Records a debug event of `slot` from what it got and sent, already shown (masked, cut).

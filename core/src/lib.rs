@@ -77,7 +77,9 @@ pub use crate::budget::{
 pub use crate::chain::{
     ConnectionDef, Deployment, NodeDef, RuleChainDef, check_secret_uses, deploy, deploy_proposed, parse_chain,
 };
-pub use crate::engine::{ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, TraceStep};
+pub use crate::engine::{
+    ADMISSION_WAIT, ChainRuntime, DEBUG_EVENTS_KEPT, MAX_STEPS, MAX_WATCHED_BYTES, TraceStep,
+};
 pub use crate::run::{MAX_NOTE_BYTES, MAX_NOTES, RunBudget};
 
 // Secrets on their way to a send: the capability, sealed values, masking.

@@ -209,3 +209,35 @@ async fn hosts_with_different_script_limits_run_side_by_side() {
     assert_eq!(patient_trace[0].relation, ["True"], "{patient_trace:?}");
     assert!(patient_trace[0].error.is_none(), "{patient_trace:?}");
 }
+
+/// A watched run (a test message with `?wait=true`) shows each step's messages until they add up
+/// to `MAX_WATCHED_BYTES`; later steps show their relation only, however long the chain and large
+/// the message.
+#[tokio::test]
+async fn a_watched_trace_shows_messages_up_to_its_bound() {
+    let env = TempStore::new().await;
+    let nodes: Vec<Value> =
+        (0..40).map(|i| json!({"type": "log", "name": format!("L{i}"), "configuration": {}})).collect();
+    let connections: Vec<Value> =
+        (0..39).map(|i| json!({"fromIndex": i, "toIndex": i + 1, "type": "Success"})).collect();
+    let chain = json!({"name": "Long", "nodes": nodes, "connections": connections});
+    let runtime = env.deploy_chain(&chain).await.unwrap();
+    let msg = veil_core::Msg::new("POST_TELEMETRY_REQUEST", "d", json!({"blob": "x".repeat(40_000)}));
+    let trace = runtime.process_watched(msg).await;
+    assert_eq!(trace.len(), 40);
+    let shown: Vec<usize> = trace
+        .iter()
+        .filter(|s| s.input.is_some())
+        .map(|s| {
+            serde_json::to_string(&s.input).unwrap().len() + serde_json::to_string(&s.outputs).unwrap().len()
+        })
+        .collect();
+    assert!(trace[0].input.is_some() && trace[39].input.is_none(), "{shown:?}");
+    let total: usize = shown.iter().sum();
+    let one_step = shown[0];
+    assert!(total <= veil_core::MAX_WATCHED_BYTES + one_step, "{total} bytes shown");
+    assert!(trace.iter().all(|s| s.relation == ["Success"]), "every step still says what it did");
+    // An unwatched run carries no messages.
+    let msg = veil_core::Msg::new("POST_TELEMETRY_REQUEST", "d", json!({"t": 1}));
+    assert!(runtime.process(msg).await.iter().all(|s| s.input.is_none() && s.outputs.is_none()));
+}

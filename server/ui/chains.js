@@ -3,7 +3,7 @@
 // opened (config-form.js, generated from the descriptors), a JSON view, and a test message whose
 // path lights up on the canvas.
 
-import { allPages, api, can, clearErrors, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, session, showErrors, toast, when } from "./dom.js";
+import { allPages, api, can, dialog, el, field, fill, iconButton, jsonView, pageHeader, pager, saveButton as makeSaveButton, session, showErrors, toast, when } from "./dom.js";
 import { configForm } from "./config-form.js";
 import { autoLayout, chainCanvas, relationDialog, relationsOf } from "./canvas.js";
 import { addSecretDialog } from "./secrets.js";
@@ -271,47 +271,37 @@ export async function chainPage(id) {
     makeCanvas();
     markDirty();
   });
-  const saveButton = el("button", {
-    type: "button",
-    class: "primary",
-    dataset: { action: "save" },
-    disabled: !editable,
-    onclick: async () => {
-      clearErrors(scope);
-      let body;
-      try {
-        body = current();
-      } catch (error) {
-        return showErrors(scope, { message: error.message, body: {} });
-      }
-      try {
-        const saved = isNew ? await api("POST", "/api/rule-chains", body) : await api("PUT", `/api/rule-chains/${id}`, body);
-        toast(`Rule chain '${saved.name}' saved`);
-        problems = [];
-        dirty = false;
-        saveButton.classList.remove("unsaved");
-        if (isNew) location.hash = `#/chains/${saved.id}`;
-        else {
-          // Node ids assigned by the server, for the trace.
-          saved.nodes.forEach((n, i) => doc.nodes[i] && (doc.nodes[i].id = n.id));
-          canvas.markProblems([]);
-        }
-      } catch (error) {
-        problems = (error.body && error.body.problems) || [];
-        canvas.markProblems(problemNodes());
-        const general = problems.filter((p) => !/^\/nodes\/\d+/.test(p.path || ""));
-        showErrors(scope, { message: error.message, body: { problems: general } });
-        const nodeProblems = problems.filter((p) => /^\/nodes\/\d+/.test(p.path || ""));
-        if (nodeProblems.length) {
-          fill(errors, ...errors.childNodes, nodeProblems.map((p) => {
-            const i = Number(p.path.match(/^\/nodes\/(\d+)/)[1]);
-            return el("div", {}, el("button", { type: "button", class: "link", onclick: () => openNode(i) }, doc.nodes[i] ? doc.nodes[i].name : `node ${i}`), `: ${p.path.replace(/^\/nodes\/\d+/, "")} ${p.message}`);
-          }));
-        }
-        if (openIndex !== null) openNode(openIndex);
+  const saveButton = makeSaveButton(scope, current, {
+    path: "/api/rule-chains",
+    id: isNew ? null : id,
+    what: "Rule chain",
+    saved: (saved) => {
+      problems = [];
+      dirty = false;
+      saveButton.classList.remove("unsaved");
+      if (isNew) location.hash = `#/chains/${saved.id}`;
+      else {
+        // Node ids assigned by the server, for the trace.
+        saved.nodes.forEach((n, i) => doc.nodes[i] && (doc.nodes[i].id = n.id));
+        canvas.markProblems([]);
       }
     },
-  }, "Save");
+    failed: (error) => {
+      problems = (error.body && error.body.problems) || [];
+      canvas.markProblems(problemNodes());
+      const general = problems.filter((p) => !/^\/nodes\/\d+/.test(p.path || ""));
+      showErrors(scope, { message: error.message, body: { problems: general } });
+      const nodeProblems = problems.filter((p) => /^\/nodes\/\d+/.test(p.path || ""));
+      if (nodeProblems.length) {
+        fill(errors, ...errors.childNodes, nodeProblems.map((p) => {
+          const i = Number(p.path.match(/^\/nodes\/(\d+)/)[1]);
+          return el("div", {}, el("button", { type: "button", class: "link", onclick: () => openNode(i) }, doc.nodes[i] ? doc.nodes[i].name : `node ${i}`), `: ${p.path.replace(/^\/nodes\/\d+/, "")} ${p.message}`);
+        }));
+      }
+      if (openIndex !== null) openNode(openIndex);
+    },
+  });
+  saveButton.disabled = !editable;
 
   // Leaving with unsaved changes asks (another page of the app, or the browser).
   const beforeUnload = (e) => {

@@ -322,9 +322,10 @@ export function jsonView(scope, holder, label, fromForm, toForm) {
 /**
  * The Save button of an editor: `current()` (the form or its JSON view) is created at `path`
  * (POST) or replaces `${path}/${id}` (PUT); problems show at their fields in `scope`.
- * `saved(result)` runs after a save, with a toast naming `what`.
+ * `saved(result)` runs after a save, with a toast naming `what`; `failed(error)`, when given,
+ * shows a refusal instead.
  */
-export function saveButton(scope, current, { path, id, what, saved }) {
+export function saveButton(scope, current, { path, id, what, saved, failed }) {
   return el("button", {
     type: "button",
     class: "primary",
@@ -342,7 +343,8 @@ export function saveButton(scope, current, { path, id, what, saved }) {
         toast(`${what} '${result.name}' saved`);
         saved(result);
       } catch (error) {
-        showErrors(scope, error);
+        if (failed) failed(error);
+        else showErrors(scope, error);
       }
     },
   }, "Save");
