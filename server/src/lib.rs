@@ -82,6 +82,9 @@ enum ClientCommand {
     /// Customers of your tenant.
     #[command(subcommand)]
     Customer(cli::CustomerCmd),
+    /// Tenants (the system administrator).
+    #[command(subcommand)]
+    Tenant(cli::TenantCmd),
     /// The audit log.
     Audit(cli::AuditArgs),
     /// Node types rule chains may use, and which of their fields take secrets.
@@ -140,6 +143,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             ClientCommand::Integration(cmd) => cli::documents(global, cmd, cli::DocKind::Integration).await,
             ClientCommand::User(cmd) => cli::user(global, cmd).await,
             ClientCommand::Customer(cmd) => cli::customer(global, cmd).await,
+            ClientCommand::Tenant(cmd) => cli::tenant(global, cmd).await,
             ClientCommand::Audit(args) => cli::audit(global, args).await,
             ClientCommand::NodeTypes => cli::types(global, cli::DocKind::RuleChain).await,
             ClientCommand::IntegrationTypes => cli::types(global, cli::DocKind::Integration).await,

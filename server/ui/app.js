@@ -6,7 +6,7 @@ import { api, can, el, field, fill, session, showErrors, clearErrors } from "./d
 import { secretsPage, secretPage } from "./secrets.js";
 import { chainsPage, chainPage } from "./chains.js";
 import { integrationsPage, integrationPage } from "./integrations.js";
-import { usersPage, customersPage, rolesPage, settingsPage } from "./directory.js";
+import { usersPage, customersPage, rolesPage, settingsPage, tenantsPage } from "./directory.js";
 import { auditPage } from "./audit.js";
 
 const root = document.getElementById("app");
@@ -23,6 +23,7 @@ const routes = [
   [/^#\/roles$/, () => rolesPage()],
   [/^#\/audit$/, () => auditPage()],
   [/^#\/settings$/, () => settingsPage()],
+  [/^#\/tenants$/, () => tenantsPage()],
 ];
 
 function navigation() {
@@ -41,6 +42,7 @@ function navigation() {
       link("#/customers", "Customers", can("CUSTOMER", "READ")),
       link("#/roles", "Roles", can("ROLE", "READ")),
       link("#/settings", "Settings", can("ROLE", "READ"))),
+    group("System", link("#/tenants", "Tenants", can("TENANT", "READ"))),
     el(
       "div",
       { class: "who" },
@@ -53,6 +55,14 @@ function navigation() {
       ),
     ),
   );
+}
+
+/** The first page the role has: secrets, rule chains, or (the system administrator) tenants. */
+function homePage() {
+  if (can("SECRET", "READ")) return "#/secrets";
+  if (can("RULE_CHAIN", "READ")) return "#/chains";
+  if (can("TENANT", "READ")) return "#/tenants";
+  return "#/chains";
 }
 
 async function logout(everywhere) {
@@ -77,7 +87,7 @@ function loginPage() {
         try {
           session.user = await api("POST", "/api/auth/session", { username: username.value, password: password.value });
           password.value = "";
-          const home = can("SECRET", "READ") ? "#/secrets" : "#/chains";
+          const home = homePage();
           if (location.hash === home) route();
           else location.hash = home;
         } catch (error) {
@@ -105,7 +115,7 @@ async function route() {
     }
   }
   if (location.hash === "#/login" || location.hash === "" || location.hash === "#/") {
-    location.hash = can("SECRET", "READ") ? "#/secrets" : "#/chains";
+    location.hash = homePage();
     return;
   }
   const main = el("main", { id: "page" });

@@ -31,14 +31,14 @@ function table(id, headers, rows, empty) {
 function deleteButton(resource, label, path) {
   if (!can(resource, "DELETE")) return null;
   return iconButton("🗑", `Delete ${label}`, async () => {
-    if (!(await dialog("Delete", el("p", {}, `Delete ${label}?`), { submit: "Delete" }))) return;
+    if (!(await dialog("Delete", el("p", {}, `Delete ${label}?`), { submit: "Delete", id: "confirm-delete" }))) return;
     try {
       await api("DELETE", path);
       location.reload();
     } catch (error) {
       toast(error.message, true);
     }
-  });
+  }, { class: "icon danger" });
 }
 
 async function customerMap() {
@@ -71,6 +71,34 @@ export async function usersPage() {
     await pagedTable("users-table", "/api/users", ["Username", "Roles", "Customer", "Created", ""], (u) => el("tr", { dataset: { name: u.username } },
       el("td", {}, u.username), el("td", {}, u.roles.join(", ")), el("td", {}, u.customerId ? customers.get(u.customerId) || u.customerId : ""),
       el("td", {}, when(u.createdTime)), el("td", { class: "row-actions" }, deleteButton("USER", `user '${u.username}'`, `/api/users/${u.id}`))), "No users."));
+}
+
+/** `#/tenants`: the system administrator's tenants, each created with its first administrator. */
+export async function tenantsPage() {
+  const add = async () => {
+    const name = el("input", { name: "name", required: true, dataset: { field: "name" } });
+    const username = el("input", { name: "admin-username", autocomplete: "off", dataset: { field: "admin.username" } });
+    const password = el("input", { name: "admin-password", type: "password", autocomplete: "new-password", dataset: { field: "admin.password" } });
+    const created = await dialog("Add tenant", el("div", {}, field("Name", name),
+      el("fieldset", {}, el("legend", {}, "Its first administrator (optional)"), field("Username", username), field("Password", password))), {
+      submit: "Add",
+      id: "add-tenant",
+      onsubmit: async () => {
+        const body = { name: name.value };
+        if (username.value) body.admin = { username: username.value, password: password.value };
+        password.value = "";
+        return api("POST", "/api/tenants", body);
+      },
+    });
+    if (created) {
+      toast(`Tenant '${created.name}' added`);
+      location.reload();
+    }
+  };
+  return el("section", {}, pageHeader("Tenants", can("TENANT", "CREATE") ? iconButton("+", "Add tenant", add, { class: "icon add" }) : null),
+    await pagedTable("tenants-table", "/api/tenants", ["Name", "Created", ""], (t) => el("tr", { dataset: { name: t.name } },
+      el("td", {}, t.name), el("td", {}, when(t.createdTime)),
+      el("td", { class: "row-actions" }, deleteButton("TENANT", `tenant '${t.name}' and everything in it`, `/api/tenants/${t.id}`))), "No tenants yet."));
 }
 
 /** `#/customers` */

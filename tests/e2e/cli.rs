@@ -377,6 +377,52 @@ fn field_line(shown: &str, key: &str, value: &str) -> bool {
     shown.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [key, value])
 }
 
+/// The system administrator's `veil tenant create/list/delete`; the password only from stdin.
+#[tokio::test]
+async fn the_system_administrator_manages_tenants_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "sysadmin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{}\n", crate::support::SYSADMIN_PASSWORD)).await);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["tenant", "create", "Globex", "--admin", "globex-admin", "p4ss-arg"],
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 2, "a password argument is refused: {}", r.stderr);
+    assert!(!r.stderr.contains("p4ss-arg"), "{}", r.stderr);
+    let r = spawn_run(
+        &config,
+        &server,
+        &["tenant", "create", "Globex", "--admin", "globex-admin", "--stdin"],
+        "globex password 42\n",
+    )
+    .await;
+    assert!(
+        ok(&r).starts_with("Created tenant 'Globex' and administrator 'globex-admin' with id "),
+        "{}",
+        r.stdout
+    );
+    let r = spawn_run(&config, &server, &["tenant", "list"], "").await;
+    assert!(ok(&r).lines().any(|l| l.trim_start().starts_with("Globex ")), "{}", r.stdout);
+    // The new administrator logs in to the new tenant.
+    let theirs = dir.path().join("config-globex");
+    ok(&spawn_run(
+        &theirs,
+        &server,
+        &["login", "-u", "globex-admin", "--password-stdin"],
+        "globex password 42\n",
+    )
+    .await);
+    let r = spawn_run(&config, &server, &["tenant", "delete", "Globex"], "").await;
+    assert_eq!(ok(&r).trim(), "Deleted tenant 'Globex'");
+    let r = spawn_run(&config, &server, &["tenant", "list"], "").await;
+    assert!(!ok(&r).contains("Globex"), "{}", r.stdout);
+}
+
 /// `--allow-host` on create and update, `--allow-any-host`, and `veil settings`.
 #[tokio::test]
 async fn the_cli_sets_allowed_destinations_and_the_tenant_setting() {

@@ -46,6 +46,39 @@ async fn assert_nothing_exposed(browser: &Browser, proxy: &RecordingProxy, after
     assert!(!proxy.exchanges().is_empty(), "{after}: the proxy saw the browser's requests");
 }
 
+/// The system administrator lands on the tenants page, adds a tenant with its administrator, who
+/// then logs in to an empty tenant; the menu shows only what each has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium (VEIL_TEST_CHROMEDRIVER)"]
+async fn the_system_administrator_manages_tenants_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &server.base, "sysadmin", crate::support::SYSADMIN_PASSWORD).await;
+    browser.text_of("main h1", "Tenants").await;
+    let menu = browser.find("nav.sidebar").await.text().await.unwrap();
+    assert!(
+        menu.contains("Tenants") && !menu.contains("Secrets storage") && !menu.contains("Rule chains"),
+        "{menu}"
+    );
+    browser.click("button[title='Add tenant']").await;
+    browser.type_into("#add-tenant input[name=name]", "Globex").await;
+    browser.type_into("#add-tenant input[name=admin-username]", "globex-admin").await;
+    browser.type_into("#add-tenant input[name=admin-password]", "globex password 42").await;
+    browser.unready().await;
+    browser.click("#add-tenant button[data-action=submit]").await;
+    browser.ready().await;
+    browser.find("tr[data-name='Globex']").await;
+    browser.find("tr[data-name='Globex'] button.danger[title^='Delete']").await;
+    browser.click(".who button").await;
+    browser.find("form.login").await;
+    log_in(&browser, &server.base, "globex-admin", "globex password 42").await;
+    browser.text_of("main h1", "Secrets storage").await;
+    let menu = browser.find("nav.sidebar").await.text().await.unwrap();
+    assert!(!menu.contains("Tenants"), "{menu}");
+    browser.close().await;
+}
+
 /// A path the server has no page for: a page for the browser, JSON for an API client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium (VEIL_TEST_CHROMEDRIVER)"]

@@ -9,6 +9,7 @@ mod documents;
 mod input;
 mod output;
 mod secret;
+mod tenant;
 mod types;
 mod user;
 
@@ -24,6 +25,7 @@ pub(crate) use self::audit::{AuditArgs, audit};
 pub(crate) use self::customer::{CustomerCmd, customer};
 pub(crate) use self::documents::{ChainCmd, DocCmd, DocKind, chain, documents};
 pub(crate) use self::secret::{SecretCmd, secret};
+pub(crate) use self::tenant::{TenantCmd, tenant};
 pub(crate) use self::types::types;
 pub(crate) use self::user::{UserCmd, user};
 
