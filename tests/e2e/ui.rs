@@ -363,6 +363,14 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
     browser.gone(".overlay").await;
     visit(&browser, &base, "#/secrets").await;
     browser.find("tr[data-name='api-token']").await;
+    // The audit log says what happened in words, with names; the JSON is behind a toggle.
+    visit(&browser, &base, "#/audit").await;
+    browser.type_into("input[name=secret]", "api-token").await;
+    browser.click("form.filters button[type=submit]").await;
+    let refused = browser.text_of("tr[data-action='DELETE_REFUSED'] .sentence", "Not deleted").await;
+    assert_eq!(refused, "Not deleted: used by rule chain 'Forward' (node 'Call'), integration 'LORIOT'");
+    browser.text_of("tr[data-action='CREATE'] .sentence", "Created a TEXT secret (version 1)").await;
+    browser.find("tr[data-action='DELETE_REFUSED'] details summary").await;
     assert_nothing_exposed(&browser, &proxy, "the blocked delete").await;
 
     // Remove the uses (delete the integration, then the chain), then the delete goes through.
