@@ -217,7 +217,17 @@ export function chainCanvas({ doc, types, editable, onOpen, onChange, askRelatio
     if (usesSecrets(node)) {
       badges.push(svg("path", { d: iconPath("🔑"), class: "badge key", transform: `translate(${NODE_W - 40} 6) scale(0.7)` }, svg("title", {}, "Uses secrets")));
     }
-    if (node.debugMode) badges.push(svg("circle", { cx: NODE_W - 14, cy: 14, r: 5, class: "badge debug" }, svg("title", {}, "Debug mode")));
+    // Debug mode is a toggle on the node itself (saved with the chain).
+    badges.push(svg("g", {
+      class: node.debugMode ? "debug-toggle on" : "debug-toggle",
+      dataset: { debug: i },
+      onpointerdown: (e) => {
+        e.stopPropagation();
+        if (!editable) return;
+        node.debugMode = !node.debugMode;
+        changed();
+      },
+    }, svg("circle", { cx: NODE_W - 14, cy: 14, r: 6 }), svg("title", {}, node.debugMode ? "Debug mode on: click to turn it off" : "Debug mode off: click to turn it on")));
     const group = svg("g", {
       class: classes,
       transform: `translate(${x} ${y})`,

@@ -390,11 +390,14 @@ function testPanel(id, canvas, doc, stepHolder) {
       fill(out, el("div", { class: "form-errors" }, error.message));
     }
   };
+  // Debug events, newest first, refreshed every 2 s while the page shows them.
+  const eventsHolder = el("div", { id: "events", class: "events-live" });
+  let timer = null;
   const events = async () => {
     try {
       const list = await api("GET", `/api/rule-chains/${id}/events`);
       const names = new Map(doc.nodes.map((n) => [n.id, n.name]));
-      fill(out, list.length ? el("table", { class: "events" },
+      fill(eventsHolder, list.length ? el("table", { class: "events" },
         el("thead", {}, el("tr", {}, ["Time", "Node", "Relation", "Duration", "Error", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, [...list].reverse().map((e) => el("tr", { dataset: { seq: e.seq } },
           el("td", {}, when(e.ts)),
@@ -402,14 +405,27 @@ function testPanel(id, canvas, doc, stepHolder) {
           el("td", {}, (e.outputs || []).map((o) => o.relation).join(", ")),
           el("td", { class: "num" }, `${((e.durationMicros || 0) / 1000).toFixed(1)} ms`),
           el("td", {}, e.error || ""),
-          el("td", {}, el("details", {}, el("summary", {}, "Input and output"), el("pre", {}, JSON.stringify({ input: e.input, outputs: e.outputs }, null, 2)))))))) : el("p", { class: "empty" }, "No debug events (turn on Debug mode on a node)."));
+          el("td", {}, el("details", {}, el("summary", {}, "Input and output"), el("pre", {}, JSON.stringify({ input: e.input, outputs: e.outputs }, null, 2)))))))) : el("p", { class: "empty" }, "No debug events yet (turn on debug mode with the dot on a node, then save)."));
     } catch (error) {
-      fill(out, el("div", { class: "form-errors" }, error.message));
+      fill(eventsHolder, el("div", { class: "form-errors" }, error.message));
     }
+  };
+  const live = () => {
+    events();
+    if (timer) return;
+    timer = setInterval(() => {
+      if (!document.body.contains(eventsHolder)) {
+        clearInterval(timer);
+        timer = null;
+        return;
+      }
+      events();
+    }, 2000);
   };
   return el("section", { class: "card test-panel" }, el("h2", {}, "Test"),
     el("div", { class: "test-inputs" }, field("Data (JSON)", data), field("Metadata (JSON)", metadata)),
-    el("div", { class: "buttons" }, el("button", { type: "button", class: "primary", onclick: send }, "Send test message"), el("button", { type: "button", onclick: events }, "Debug events")),
+    el("div", { class: "buttons" }, el("button", { type: "button", class: "primary", onclick: send }, "Send test message"), el("button", { type: "button", id: "show-events", onclick: live }, "Debug events")),
     stepHolder,
-    out);
+    out,
+    eventsHolder);
 }

@@ -211,6 +211,17 @@ async fn a_chain_is_built_by_dragging_tested_on_the_canvas_and_imported_from_thi
     assert!(step.contains("\"statusCode\": \"200\""), "the output's metadata: {step}");
     screenshot(&browser, "canvas-test-path").await;
 
+    // Debug mode is a toggle on the node; its events show live under the canvas.
+    browser.click("#fit").await;
+    browser.find("g.node[data-index='2'] g.debug-toggle").await.click().await.unwrap();
+    browser.find("g.node[data-index='2'] g.debug-toggle.on").await;
+    save(&browser).await;
+    browser.click("#show-events").await;
+    browser.text_of("#events", "No debug events yet").await;
+    browser.click(".test-panel button.primary").await;
+    let row = browser.text_of("#events tbody tr", "log 3").await;
+    assert!(row.contains("Success"), "{row}");
+
     // A ThingsBoard export: the report, placeholders greyed out, the missing secret created there.
     visit(&browser, &base, "#/chains").await;
     browser.click("#import-chain").await;
