@@ -4,8 +4,8 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliResult, Client};
-use super::output::{self, Column, text, time};
-use super::{Global, id_in};
+use super::output::{self, text};
+use super::{Global, NAMED_COLUMNS, delete_named};
 
 /// `veil customer ...`
 #[derive(Debug, Subcommand)]
@@ -37,22 +37,9 @@ pub(crate) async fn customer(global: &Global, cmd: CustomerCmd) -> CliResult<()>
                 &format!("Created customer '{name}' with id {}", text(&created["id"])),
             );
         }
-        CustomerCmd::List => {
-            let answer = client.get_all("/api/customers").await?;
-            output::page(
-                out,
-                &answer,
-                &[
-                    Column { heading: "NAME", read: |v| text(&v["name"]) },
-                    Column { heading: "CREATED", read: |v| time(&v["createdTime"]) },
-                    Column { heading: "ID", read: |v| text(&v["id"]) },
-                ],
-            );
-        }
+        CustomerCmd::List => output::page(out, &client.get_all("/api/customers").await?, NAMED_COLUMNS),
         CustomerCmd::Delete { customer } => {
-            let id = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
-            let answer = client.delete(&format!("/api/customers/{id}")).await?;
-            output::done(out, &answer, &format!("Deleted customer '{customer}'"));
+            delete_named(&client, out, "/api/customers", "customer", &customer).await?;
         }
     }
     Ok(())

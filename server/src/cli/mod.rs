@@ -74,6 +74,27 @@ pub(super) fn is_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
+/// The columns of a listing of named things (customers, tenants): name, created, id.
+pub(super) const NAMED_COLUMNS: &[output::Column] = &[
+    output::Column { heading: "NAME", read: |v| text(&v["name"]) },
+    output::Column { heading: "CREATED", read: |v| output::time(&v["createdTime"]) },
+    output::Column { heading: "ID", read: |v| text(&v["id"]) },
+];
+
+/// Deletes the `what` (a customer, a tenant) given by name or id in `listing`, saying so.
+pub(super) async fn delete_named(
+    client: &Client,
+    out: Format,
+    listing: &str,
+    what: &str,
+    wanted: &str,
+) -> CliResult<()> {
+    let id = id_in(client, listing, "name", what, wanted).await?;
+    let answer = client.delete(&format!("{listing}/{id}")).await?;
+    output::done(out, &answer, &format!("Deleted {what} '{wanted}'"));
+    Ok(())
+}
+
 /// The id of a customer, user ... given by name or id, from a listing.
 pub(super) async fn id_in(
     client: &Client,

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::client::{CliError, CliResult, Client};
 use super::input::password;
-use super::output::{self, Column, text, time};
-use super::{Global, id_in};
+use super::output::{self, text};
+use super::{Global, NAMED_COLUMNS, delete_named};
 
 /// `veil tenant ...`
 #[derive(Debug, Subcommand)]
@@ -64,23 +64,8 @@ pub(crate) async fn tenant(global: &Global, cmd: TenantCmd) -> CliResult<()> {
                 &format!("Created tenant '{name}'{with} with id {}", text(&created["id"])),
             );
         }
-        TenantCmd::List => {
-            let answer = client.get_all("/api/tenants").await?;
-            output::page(
-                out,
-                &answer,
-                &[
-                    Column { heading: "NAME", read: |v| text(&v["name"]) },
-                    Column { heading: "CREATED", read: |v| time(&v["createdTime"]) },
-                    Column { heading: "ID", read: |v| text(&v["id"]) },
-                ],
-            );
-        }
-        TenantCmd::Delete { tenant } => {
-            let id = id_in(&client, "/api/tenants", "name", "tenant", &tenant).await?;
-            let answer = client.delete(&format!("/api/tenants/{id}")).await?;
-            output::done(out, &answer, &format!("Deleted tenant '{tenant}'"));
-        }
+        TenantCmd::List => output::page(out, &client.get_all("/api/tenants").await?, NAMED_COLUMNS),
+        TenantCmd::Delete { tenant } => delete_named(&client, out, "/api/tenants", "tenant", &tenant).await?,
     }
     Ok(())
 }
