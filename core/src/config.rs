@@ -232,19 +232,23 @@ impl serde::de::Error for FieldError {
 
 /// Deserializes `doc` as `T`: the value, or the first failure with the pointer where it happened.
 pub fn from_document<T: DeserializeOwned>(doc: &Value) -> Result<T, (String, FieldError)> {
-    from_document_bound(doc, &|_| false)
+    from_document_bound(doc, None)
 }
 
-/// [`from_document`], with the [`TemplateText`] fields at the pointers `templates` accepts bound
-/// to them.
+/// [`from_document`], with the [`TemplateText`] fields at the pointers `templates` accepts (if
+/// any) bound to them.
 fn from_document_bound<T: DeserializeOwned>(
     doc: &Value,
-    templates: &dyn Fn(&str) -> bool,
+    templates: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<T, (String, FieldError)> {
     // serde_json's own deserializer has serde_json's error type; a serde-value tree lets serde
     // report through ours.
     let tree = serde_value::to_value(doc).map_err(|e| (String::new(), FieldError::Other(e.to_string())))?;
-    let tree = bind_templates(tree, &mut String::new(), templates);
+    // Only a compiled configuration has templates to bind: any other document is read as it is.
+    let tree = match templates {
+        Some(templates) => bind_templates(tree, &mut String::new(), templates),
+        None => tree,
+    };
     let de = serde_value::ValueDeserializer::<FieldError>::new(tree);
     serde_path_to_error::deserialize(de).map_err(|e| (pointer_of(e.path()), e.into_inner()))
 }
@@ -268,7 +272,7 @@ pub(crate) fn parse_compiled<T: DeserializeOwned>(
     base: &str,
     prepare: impl FnOnce(&mut Value),
 ) -> Result<T, Vec<Problem>> {
-    parse_document(config.plain(), base, prepare, &|pointer| config.is_declared(pointer))
+    parse_document(config.plain(), base, prepare, Some(&|pointer| config.is_declared(pointer)))
 }
 
 /// [`parse_config`] of the document as `prepare` leaves it (a copy: the configuration stored is
@@ -279,14 +283,14 @@ pub fn parse_config_with<T: DeserializeOwned>(
     base: &str,
     prepare: impl FnOnce(&mut Value),
 ) -> Result<T, Vec<Problem>> {
-    parse_document(doc, base, prepare, &|_| false)
+    parse_document(doc, base, prepare, None)
 }
 
 fn parse_document<T: DeserializeOwned>(
     doc: &Value,
     base: &str,
     prepare: impl FnOnce(&mut Value),
-    templates: &dyn Fn(&str) -> bool,
+    templates: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<T, Vec<Problem>> {
     let mut doc = doc.clone();
     prepare(&mut doc);

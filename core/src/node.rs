@@ -352,6 +352,22 @@ impl<'a> BuildCtx<'a> {
         })
     }
 
+    /// The compiled template a typed configuration's `field` is bound to, for the node or
+    /// integration to keep. `None` when it did not compile (its problem is reported already);
+    /// a field its type declares as a template but its descriptor does not is a bug of the type,
+    /// reported as a problem of the configuration, not a panic.
+    pub fn bound(
+        &self,
+        config: &CompiledConfig,
+        field: &crate::TemplateText,
+        problems: &mut Vec<Problem>,
+    ) -> Option<crate::Template> {
+        if !config.declares(field) {
+            problems.push(self.problem("", "a template field its type does not declare (a bug of the type)"));
+        }
+        config.bound(field).cloned()
+    }
+
     /// A problem at a pointer relative to the configuration.
     pub fn problem(&self, pointer: &str, message: impl Into<String>) -> Problem {
         Problem::new(format!("{}{pointer}", self.base), message)

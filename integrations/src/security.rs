@@ -36,13 +36,8 @@ impl HeaderSecurity {
                 problems.push(ctx.problem(&pointer, "is not a valid HTTP header name"));
                 continue;
             }
-            match config.bound(value) {
-                Some(template) => filters.push((name.to_ascii_lowercase(), template.clone())),
-                None if !config.declares(value) => {
-                    problems.push(ctx.problem(&pointer, "is not a declared template field (a bug)"))
-                }
-                // It did not compile: its problem is reported.
-                None => {}
+            if let Some(template) = ctx.bound(config, value, problems) {
+                filters.push((name.to_ascii_lowercase(), template));
             }
         }
         if !enabled {

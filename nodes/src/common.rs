@@ -5,27 +5,8 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use veil_core::{
-    BuildCtx, CompiledConfig, Failed, Msg, NodeError, NodeResult, Problem, Secrets, Template, TemplateText,
-    relation,
+    BuildCtx, CompiledConfig, Failed, Msg, NodeError, NodeResult, Problem, Secrets, Template, relation,
 };
-
-/// The template a field of the typed configuration is bound to, for the node to keep; a field
-/// its type declares as a template but its descriptor does not is a bug of the node type,
-/// reported as a problem of the configuration, not a panic.
-pub(crate) fn bound(
-    ctx: &BuildCtx<'_>,
-    config: &CompiledConfig,
-    field: &TemplateText,
-    problems: &mut Vec<Problem>,
-) -> Option<Template> {
-    let template = config.bound(field).cloned();
-    if template.is_none() {
-        problems.push(
-            ctx.problem("", "a template field the node type does not declare (a bug of the node type)"),
-        );
-    }
-    template
-}
 
 /// A connection setting rendered without a message: the credentials of this moment.
 pub(crate) fn setting(secrets: &Secrets, template: &Template) -> Result<SecretString, NodeError> {

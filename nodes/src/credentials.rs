@@ -140,7 +140,7 @@ pub(crate) fn filled(
         problems.push(ctx.problem(&format!("/credentials/{field}"), message));
         return None;
     }
-    crate::common::bound(ctx, config, value?, problems)
+    ctx.bound(config, value?, problems)
 }
 
 impl Basic {
@@ -174,7 +174,7 @@ impl CertPem {
                 ));
                 return None;
             }
-            Some(text) => Some(crate::common::bound(ctx, config, text, problems)?),
+            Some(text) => Some(ctx.bound(config, text, problems)?),
             None => None,
         };
         let kind = "cert.PEM";

@@ -134,7 +134,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             problems.push(ctx.problem("/topicPattern", "is required"));
             None
         }
-        Some(text) => common::bound(ctx, &config, text, &mut problems),
+        Some(text) => ctx.bound(&config, text, &mut problems),
     };
     let credentials = match &settings.credentials {
         None | Some(MqttCredentials::Anonymous(_)) => Some(Credentials::Anonymous),

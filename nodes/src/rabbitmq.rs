@@ -157,7 +157,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let broker = common::broker(ctx, &config, settings.host.as_deref(), settings.port, 5672, &mut problems);
     let login = |field: &str, value: Option<&TemplateText>, problems: &mut Vec<Problem>| {
         match veil_core::required_field(value, "") {
-            Ok(()) => common::bound(ctx, &config, value?, problems),
+            Ok(()) => ctx.bound(&config, value?, problems),
             Err(message) => {
                 problems.push(ctx.problem(field, message));
                 None
@@ -179,9 +179,8 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         }
     };
     // The templates of the two message fields (absent: empty).
-    let mut bound = |text: &Option<TemplateText>| {
-        text.as_ref().and_then(|text| common::bound(ctx, &config, text, &mut problems))
-    };
+    let mut bound =
+        |text: &Option<TemplateText>| text.as_ref().and_then(|text| ctx.bound(&config, text, &mut problems));
     let exchange = bound(&settings.exchange_name_pattern);
     let routing_key = bound(&settings.routing_key_pattern);
     let vhost = settings.virtual_host.unwrap_or_else(|| "/".to_owned());

@@ -173,7 +173,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             problems.push(ctx.problem("/restEndpointUrlPattern", "is required (a URL)"));
             None
         }
-        Some(text) => common::bound(ctx, &config, text, &mut problems),
+        Some(text) => ctx.bound(&config, text, &mut problems),
     };
     if let Some(literal) = url.as_ref().and_then(|t| t.literal()) {
         match reqwest::Url::parse(literal) {
@@ -204,9 +204,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     let mut headers = Vec::new();
     for (name, value) in settings.headers.iter().flatten() {
         match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(header) => {
-                headers.extend(common::bound(ctx, &config, value, &mut problems).map(|t| (header, t)))
-            }
+            Ok(header) => headers.extend(ctx.bound(&config, value, &mut problems).map(|t| (header, t))),
             Err(_) => {
                 let pointer = format!("/headers/{}", name.replace('~', "~0").replace('/', "~1"));
                 problems.push(ctx.problem(&pointer, format!("'{name}' is not a valid header name")))
@@ -214,8 +212,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         }
     }
     let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
-    let body =
-        settings.body_template.as_ref().and_then(|text| common::bound(ctx, &config, text, &mut problems));
+    let body = settings.body_template.as_ref().and_then(|text| ctx.bound(&config, text, &mut problems));
     let client = common::http_client(timeout)
         .build()
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;

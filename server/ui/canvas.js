@@ -8,11 +8,11 @@
 // click an arrow to select it; Delete removes the selection (nodes after a confirmation);
 // Ctrl+Z / Ctrl+Shift+Z undo and redo; double-click a node to open its form.
 
-import { dialog, el, fill, iconPath } from "./dom.js";
+import { dialog, el, iconPath } from "./dom.js";
 
 const NS = "http://www.w3.org/2000/svg";
-export const NODE_W = 190;
-export const NODE_H = 52;
+const NODE_W = 190;
+const NODE_H = 52;
 const GRID_X = 250;
 const GRID_Y = 100;
 
@@ -533,9 +533,4 @@ export function relationDialog(from, to, relations) {
       return checked ? checked.value : null;
     },
   });
-}
-
-/** Empties `holder` and puts the canvas with its toolbar into it. */
-export function mountCanvas(holder, canvas, toolbar) {
-  fill(holder, toolbar, canvas.element);
 }

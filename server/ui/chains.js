@@ -98,7 +98,8 @@ function importReport(report) {
     el("table", {}, el("tbody", {}, report.nodes.map((n) => el("tr", { dataset: { outcome: n.outcome } },
       el("td", {}, n.name), el("td", {}, el("code", {}, n.thingsboardType)),
       el("td", {}, n.outcome === "imported" ? `imported as ${n.veilType}` : n.outcome === "placeholder" ? `placeholder: ${n.reason}` : `left out: ${n.reason}`),
-      el("td", { class: "details" }, (n.ignoredSettings || []).length ? `settings left out: ${n.ignoredSettings.join(", ")}` : ""))))),
+      el("td", { class: "details" }, (n.ignoredSettings || []).length ? `settings left out: ${n.ignoredSettings.join(", ")}` : "",
+        (n.writtenOutCredentials || []).length ? el("div", { class: "written-out" }, `credentials written out, not secrets (move them into secrets): ${n.writtenOutCredentials.join(", ")}`) : null))))),
     report.leftOut.length ? el("ul", {}, report.leftOut.map((l) => el("li", {}, l))) : null,
     report.missingSecrets.length ? el("div", {}, el("h3", {}, "Secrets to create before saving"), missing) : null);
 }

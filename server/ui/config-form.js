@@ -27,7 +27,7 @@ function isObject(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-export function get(root, pointer) {
+function get(root, pointer) {
   let node = root;
   for (const s of segments(pointer)) {
     if (!isObject(node) && !Array.isArray(node)) return undefined;

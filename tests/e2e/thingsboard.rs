@@ -107,6 +107,9 @@ async fn a_thingsboard_export_imports_with_positions_secrets_and_a_report_and_ex
     assert!(ignored.contains(&json!("/useSimpleClientHttpFactory")), "{ignored:?}");
     assert!(!ignored.contains(&json!("/proxyHost")), "nulls are absent values, not settings: {ignored:?}");
     assert_eq!(report["nodes"][2]["ignoredSettings"], json!(["/appendClientIdSuffix", "/parseToPlainText"]));
+    // The broker's user name is written out in the export, not a secret: said, to be moved.
+    assert_eq!(report["nodes"][2]["writtenOutCredentials"], json!(["/credentials/username"]));
+    assert!(report["nodes"][1].get("writtenOutCredentials").is_none(), "placeholders only: {report}");
     assert_eq!(
         report["leftOut"],
         json!([

@@ -246,14 +246,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn crate::In
         }
         None => None,
     };
-    // Each template field's compiled template; one the type does not declare is a bug of the type.
-    let bound = |field: &TemplateText, problems: &mut Vec<Problem>| {
-        let template = config.bound(field).cloned();
-        if !config.declares(field) {
-            problems.push(ctx.problem("", "a template field the integration type does not declare (a bug)"));
-        }
-        template
-    };
+    let bound = |field: &TemplateText, problems: &mut Vec<Problem>| ctx.bound(&config, field, problems);
     // LORIOT is logged in to (with these) only to create its output: then none may be empty.
     let required = |field: Option<&TemplateText>, pointer: &str, problems: &mut Vec<Problem>| match field {
         Some(text) if create_output && text.is_blank() => {

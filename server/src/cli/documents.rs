@@ -136,6 +136,14 @@ fn report_lines(report: &Value) -> Vec<String> {
         if !ignored.is_empty() {
             lines.push(format!("  settings Veil's node does not have, left out: {}", ignored.join(", ")));
         }
+        let written: Vec<String> =
+            node["writtenOutCredentials"].as_array().unwrap_or(&empty).iter().map(text).collect();
+        if !written.is_empty() {
+            lines.push(format!(
+                "  credentials written out, not secrets (move them into secrets): {}",
+                written.join(", ")
+            ));
+        }
     }
     lines.extend(list("leftOut").iter().map(|l| format!("left out: {}", text(l))));
     for secret in list("missingSecrets") {

@@ -79,6 +79,10 @@ pub(crate) struct NodeOutcome {
     /// Settings of its configuration Veil's node does not have (pointers), left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) ignored_settings: Vec<String>,
+    /// Credentials the export holds written out rather than as secrets (pointers): imported as
+    /// they are, to be moved into secrets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) written_out_credentials: Vec<String>,
 }
 
 /// What became of a node.
@@ -106,7 +110,7 @@ pub(crate) struct Imported {
 
 /// A node converted, or why it could not be.
 enum Converted {
-    Node { node: Value, veil_type: String, ignored: Vec<String> },
+    Node { node: Value, veil_type: String, ignored: Vec<String>, written_out: Vec<String> },
     Unsupported { reason: String, ignored: Vec<String> },
 }
 
@@ -145,11 +149,13 @@ pub(crate) fn import(
             veil_type: None,
             reason: None,
             ignored_settings: Vec::new(),
+            written_out_credentials: Vec::new(),
         };
         let mut node = match convert(host, actor, exported, &mut secrets) {
-            Converted::Node { node, veil_type, ignored } => {
+            Converted::Node { node, veil_type, ignored, written_out } => {
                 outcome.veil_type = Some(veil_type);
                 outcome.ignored_settings = ignored;
+                outcome.written_out_credentials = written_out;
                 node
             }
             Converted::Unsupported { reason, ignored } => {
@@ -237,6 +243,7 @@ fn convert(
         Some(Value::Object(map)) => map.clone(),
         _ => Map::new(),
     };
+    let mut written_out = Vec::new();
     let (mut configuration, ignored) = match (*veil_type, mode) {
         ("script", Some(mode)) => {
             let (script, ignored) = script_of(&config);
@@ -262,8 +269,19 @@ fn convert(
             let form = veil_core::form_fields(&(descriptor.schema)(), descriptor.fields);
             let root = Value::Object(config.clone());
             let mut ignored = Vec::new();
-            let kept = keep_known(&config, "", &form, &root, &mut ignored);
-            (Value::Object(kept), ignored)
+            let kept = Value::Object(keep_known(&config, "", &form, &root, &mut ignored));
+            // A credential field (secret-capable, no message templates) holding a value rather
+            // than a ThingsBoard secret placeholder.
+            for f in form.iter().filter(|f| f.secret.is_some() && !f.template && !f.pointer.contains('*')) {
+                let value = kept.pointer(&f.pointer).and_then(Value::as_str).unwrap_or_default();
+                if !value.trim().is_empty()
+                    && !value.contains(super::TB_SECRET)
+                    && !written_out.contains(&f.pointer)
+                {
+                    written_out.push(f.pointer.clone());
+                }
+            }
+            (kept, ignored)
         }
     };
     value_secrets_to_veil(&mut configuration, secrets);
@@ -271,6 +289,7 @@ fn convert(
         node: json!({"type": veil_type, "name": exported.name, "configuration": configuration}),
         veil_type: (*veil_type).to_owned(),
         ignored,
+        written_out,
     }
 }
 
