@@ -389,17 +389,18 @@ mod tests {
         let form = form_fields(&schema, &specs);
         let shown: Vec<(&str, FieldKind, bool)> =
             form.iter().map(|f| (f.pointer.as_str(), f.kind, f.required)).collect();
-        // In the schema's (sorted) key order; each variant's fields after the tag.
+        // In the schema's key order (the declaration's: serde_json keeps it); each variant's
+        // fields after the tag.
         assert_eq!(
             shown,
             [
-                ("/credentials/type", FieldKind::Enum, false),
-                ("/credentials/password", FieldKind::Text, false),
-                ("/credentials/username", FieldKind::Text, false),
+                ("/url", FieldKind::Text, true),
+                ("/method", FieldKind::Enum, false),
                 ("/headers", FieldKind::Map, false),
                 ("/headers/*", FieldKind::Text, false),
-                ("/method", FieldKind::Enum, false),
-                ("/url", FieldKind::Text, true),
+                ("/credentials/type", FieldKind::Enum, false),
+                ("/credentials/username", FieldKind::Text, false),
+                ("/credentials/password", FieldKind::Text, false),
             ]
         );
         let field = |pointer: &str| form.iter().find(|f| f.pointer == pointer).unwrap();

@@ -31,7 +31,7 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    extra: Option<(&'static str, Value)>,
+    extra: Option<Box<(&'static str, Value)>>,
     retry_after: Option<u64>,
 }
 
@@ -105,7 +105,7 @@ impl ApiError {
     }
 
     fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.extra = Some((key, value));
+        self.extra = Some(Box::new((key, value)));
         self
     }
 }
@@ -218,7 +218,8 @@ impl From<HostError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code, "message": self.message });
-        if let (Some((key, value)), Some(map)) = (self.extra, body.as_object_mut()) {
+        if let (Some(extra), Some(map)) = (self.extra, body.as_object_mut()) {
+            let (key, value) = *extra;
             map.insert(key.to_owned(), value);
         }
         let mut response = (self.status, Json(body)).into_response();

@@ -73,6 +73,39 @@ async fn save(browser: &Browser) {
 }
 
 /// The view's zoom: screen pixels per canvas unit.
+/// The pointers under `base` in the open node panel (fields, their groups and rows), in the
+/// order they are shown.
+async fn form_order(browser: &Browser, base: &str) -> Vec<String> {
+    let inputs =
+        browser.client.find_all(Locator::Css(".node-panel .config-form [data-pointer]")).await.unwrap();
+    let mut shown = Vec::new();
+    for input in &inputs {
+        let pointer = input.attr("data-pointer").await.unwrap().unwrap();
+        if let Some(field) = pointer.strip_prefix(base)
+            && !shown.iter().any(|s| s == field)
+        {
+            shown.push(field.to_owned());
+        }
+    }
+    shown
+}
+
+/// rest_api_call's fields as `GET /api/node-types` declares them, for credentials of `variant`
+/// (a map's entries are rows under it, not fields of their own).
+async fn descriptor_order(api: &Api<'_>, variant: &str) -> Vec<String> {
+    let (_, types) = api.get("/api/node-types").await;
+    let rest = types.as_array().unwrap().iter().find(|t| t["type"] == "rest_api_call").unwrap();
+    let mut fields: Vec<String> = Vec::new();
+    for f in rest["form"].as_array().unwrap() {
+        let pointer = f["pointer"].as_str().unwrap();
+        let of_variant = f["variant"].is_null() || f["variant"]["value"] == variant;
+        if of_variant && !pointer.contains('*') && !fields.iter().any(|p| p == pointer) {
+            fields.push(pointer.to_owned());
+        }
+    }
+    fields
+}
+
 async fn zoom(browser: &Browser) -> f64 {
     let transform = browser.find("g.viewport").await.attr("transform").await.unwrap().unwrap();
     transform.rsplit("scale(").next().unwrap().trim_end_matches(')').parse().unwrap()
@@ -162,9 +195,17 @@ async fn a_chain_is_built_by_dragging_tested_on_the_canvas_and_imported_from_thi
         })
         .collect();
 
-    // Reloaded: the same positions.
+    // Reloaded: the same positions, and the form's fields in the descriptor's order (the order
+    // the type declares them), not the alphabet of the saved document.
     visit(&browser, &base, &format!("#/chains/{id}")).await;
     assert_eq!(drawn_positions(&browser).await, saved);
+    open_node(&browser, 1).await;
+    let declared = descriptor_order(&api, "bearer").await;
+    let mut shown = form_order(&browser, "/nodes/1/configuration").await;
+    shown.retain(|pointer| declared.contains(pointer));
+    assert_eq!(shown, declared);
+    assert_eq!(declared[..2], ["/restEndpointUrlPattern", "/requestMethod"]);
+    browser.click(".node-panel button[aria-label='Close']").await;
 
     // Move a node, undo, redo.
     let node = browser.find("g.node[data-index='2']").await;

@@ -509,16 +509,16 @@ mod tests {
             paths,
             [
                 (
-                    "/nodes/0/configuration/bad",
-                    "malformed placeholder at character 0: unterminated placeholder (missing '>')"
-                ),
-                (
                     "/nodes/0/configuration/credentials/username",
                     "secret placeholders are not allowed in this field (it is not secret-capable)"
                 ),
                 (
                     "/nodes/0/configuration/topic",
                     "secret placeholders are not allowed in this field (it is not secret-capable)"
+                ),
+                (
+                    "/nodes/0/configuration/bad",
+                    "malformed placeholder at character 0: unterminated placeholder (missing '>')"
                 ),
             ]
         );
@@ -527,10 +527,10 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("pw", "/credentials/password"),
-                ("api-token", "/headers/Authorization"),
-                ("nope", "/topic"),
                 ("api-key", "/url"),
+                ("api-token", "/headers/Authorization"),
+                ("pw", "/credentials/password"),
+                ("nope", "/topic"),
             ]
         );
         assert_eq!(c.plain()["note"], "cost $<secret: is escaped");
