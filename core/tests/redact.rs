@@ -31,14 +31,7 @@ impl Env {
     }
 
     async fn set(&self, id: SecretId, value: &str) {
-        let req = SecretUpdate {
-            value: Some(SecretValue::from(value)),
-            description: None,
-            file_name: None,
-            name: None,
-            kind: None,
-            allowed_destinations: None,
-        };
+        let req = SecretUpdate { value: Some(SecretValue::from(value)), ..SecretUpdate::default() };
         self.store.update(&self.admin, id, req).await.unwrap();
     }
 
@@ -66,16 +59,17 @@ async fn a_rotated_out_value_stays_masked_after_a_restart_and_for_later_configur
 }
 
 #[tokio::test]
-async fn the_last_five_earlier_values_are_kept_and_deleting_the_secret_forgets_them() {
+async fn the_values_of_the_kept_versions_are_masked_and_deleting_the_secret_forgets_them() {
     let env = Env::new().await;
     let value = |v: u32| format!("rotating-value-{v:02}-xyz");
     let id = env.secret("r", &value(1)).await;
-    for v in 2..=8 {
+    for v in 2..=12 {
         env.set(id, &value(v)).await;
     }
     let env = env.restart().await;
     let redactor = env.redactor(&["r"]);
-    for v in 1..=8 {
+    // The default keeps the values of the last 10 versions (3..=12); 1 and 2 are destroyed.
+    for v in 1..=12 {
         let expected = if v >= 3 { "***".to_owned() } else { value(v) };
         assert_eq!(redactor.mask(&value(v)), expected, "value {v}");
     }
@@ -85,7 +79,7 @@ async fn the_last_five_earlier_values_are_kept_and_deleting_the_secret_forgets_t
     let env = env.restart().await;
     let redactor = env.redactor(&["r"]);
     assert_eq!(redactor.mask("a-new-secret-same-name"), "***");
-    assert_eq!(redactor.mask(&value(8)), value(8), "the deleted secret's values are gone");
+    assert_eq!(redactor.mask(&value(12)), value(12), "the deleted secret's values are gone");
 }
 
 #[tokio::test]

@@ -135,6 +135,13 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "secret_in_use", message).with("references", json!(usages))
             }
             StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            StoreError::VersionMismatch { current, .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", message)
+                    .with("currentVersion", json!(current))
+            }
+            StoreError::VersionDestroyed { .. } => {
+                Self::new(StatusCode::CONFLICT, "version_destroyed", message)
+            }
             StoreError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
             StoreError::Integrity(_) => {
                 tracing::error!("{message}");

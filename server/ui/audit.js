@@ -27,6 +27,9 @@ function describe(e, names) {
   switch (e.action) {
     case "CREATE": return `Created a ${d.type || ""} secret (version ${d.version})`;
     case "VALUE_CHANGE": return `Changed the value (now version ${d.version})`;
+    case "ROLLBACK": return `Rolled back to the value of version ${d.fromVersion} (now version ${d.version})`;
+    case "VERIFY": return d.matches ? `Checked a value: it is version ${d.version}'s` : "Checked a value: it matches no version";
+    case "MAX_VERSIONS_CHANGE": return `Keeps the values of the last ${d.maxVersions} versions`;
     case "DESCRIPTION_CHANGE": return "Changed the description";
     case "DESTINATIONS_CHANGE": return `May be sent to: ${(d.allowedDestinations || []).join(", ") || "anywhere"}`;
     case "DELETE": return `Deleted (it was at version ${d.version})`;

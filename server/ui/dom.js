@@ -41,6 +41,7 @@ const ICONS = {
   "🔑": "M12.65 10A6 6 0 0 0 7 6a6 6 0 1 0 5.65 8H17v4h4v-4h2v-4H12.65zM7 14a2 2 0 1 1 0-4 2 2 0 0 1 0 4z",
   "⇄": "M18 16.1c-.8 0-1.4.3-2 .8l-7.1-4.2c.1-.2.1-.5.1-.7s0-.5-.1-.7L16 7.2A3 3 0 1 0 15 5c0 .2 0 .5.1.7L8 9.8A3 3 0 1 0 8 14.2l7.2 4.2c-.1.2-.1.4-.1.6a2.9 2.9 0 1 0 2.9-2.9z",
   "⧉": "M16 1H4a2 2 0 0 0-2 2v14h2V3h12V1zm3 4H8a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h11a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm0 16H8V7h11v14z",
+  "✓": "M9 16.17 4.83 12l-1.42 1.41L9 19 21 7l-1.41-1.41z",
   "×": "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
 };
 
@@ -91,8 +92,8 @@ export async function allPages(path) {
 }
 
 /** Calls the API. `body` is JSON, or a FormData sent as multipart. */
-export async function api(method, path, body) {
-  const headers = {};
+export async function api(method, path, body, extraHeaders = {}) {
+  const headers = { ...extraHeaders };
   if (method !== "GET" && session.user) headers["X-CSRF-Token"] = session.user.csrfToken;
   let payload;
   if (body instanceof FormData) payload = body;
@@ -127,6 +128,9 @@ export function can(resource, op) {
   return Boolean(ops && ops.includes(op));
 }
 
+/** What a dialog's `onsubmit` returns to stay open (it showed its answer inside). */
+export const KEEP_OPEN = Symbol("keep the dialog open");
+
 /** A modal dialog; resolves with what `onsubmit` returns, or null when cancelled. */
 export function dialog(title, body, { submit = "OK", cancel = "Cancel", onsubmit, id } = {}) {
   return new Promise((resolve) => {
@@ -159,7 +163,8 @@ export function dialog(title, body, { submit = "OK", cancel = "Cancel", onsubmit
           if (!onsubmit) return close(true);
           if (submitButton) submitButton.disabled = true;
           try {
-            close(await onsubmit(form));
+            const result = await onsubmit(form);
+            if (result !== KEEP_OPEN) close(result);
           } catch (error) {
             showErrors(form, error);
           } finally {

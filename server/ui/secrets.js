@@ -1,9 +1,11 @@
 // Secrets storage: the list (search, paging), add (Text or File), change value / description,
-// share, delete (blocked by a dialog listing the users), and a secret's page with its usages and
-// audit trail. Values go in through password inputs that are never prefilled; none comes back.
+// share, delete (blocked by a dialog listing the users), and a secret's page with its versions
+// (rollback, verify), usages and audit trail. Values go in through password inputs that are never
+// prefilled; none comes back.
 
 import {
-  allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, session, toast, when,
+  KEEP_OPEN, allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, session, toast,
+  when,
 } from "./dom.js";
 
 const PAGE_SIZE = 50;
@@ -120,12 +122,19 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
   );
 }
 
+/** Check-and-set: a change based on `secret` as it was read (someone else's change in between is
+ *  refused with 412, shown in the dialog, instead of being overwritten). */
+function basedOn(secret) {
+  return { "If-Match": `"${secret.version}"` };
+}
+
 /** Change value (and description): the name is shown but cannot be changed. */
 async function changeDialog(secret) {
   const name = el("input", { name: "name", value: secret.name, disabled: true, "aria-readonly": "true" });
   const description = el("input", { name: "description", value: secret.description || "", dataset: { field: "description" } });
   const value = valueInput(secret.type, false);
   const destinations = destinationsInput(secret.allowedDestinations || []);
+  const maxVersions = el("input", { type: "number", name: "maxVersions", min: 1, max: 100, value: secret.maxVersions, dataset: { field: "maxVersions" } });
   return dialog(
     `Change secret '${secret.name}'`,
     el(
@@ -135,6 +144,7 @@ async function changeDialog(secret) {
       field("Description", description),
       field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
       field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
+      field("Versions kept", maxVersions, "How many versions keep their value (1–100), the current one included."),
     ),
     {
       submit: "Save",
@@ -148,9 +158,10 @@ async function changeDialog(secret) {
         } else if (secret.type === "TEXT" && value.input.value) body.value = value.input.value;
         const allowed = destinationsOf(destinations);
         if (allowed.join(",") !== (secret.allowedDestinations || []).join(",")) body.allowedDestinations = allowed;
+        if (Number(maxVersions.value) !== secret.maxVersions) body.maxVersions = Number(maxVersions.value);
         value.input.value = "";
         if (!Object.keys(body).length) return null;
-        return api("PATCH", `/api/secrets/${secret.id}`, body);
+        return api("PATCH", `/api/secrets/${secret.id}`, body, basedOn(secret));
       },
     },
   );
@@ -297,11 +308,73 @@ export async function secretsPage() {
   );
 }
 
-/** `#/secrets/<id>`: a secret, what uses it, and its audit trail. */
+/** Asks before bringing version `version`'s value back; resolves with the secret after it. */
+function rollbackDialog(secret, version) {
+  return dialog(
+    `Roll back '${secret.name}'`,
+    el("p", {}, `Version ${version.version}'s value (fingerprint ${version.fingerprint || "—"}) becomes version ${secret.version + 1}. Every chain and integration that uses the secret uses it from its next message on.`),
+    {
+      submit: "Roll back",
+      id: "rollback-secret",
+      onsubmit: () => api("POST", `/api/secrets/${secret.id}/rollback`, { version: version.version }, basedOn(secret)),
+    },
+  );
+}
+
+/** Checks a candidate value against the versions; shows which one had it. */
+function verifyDialog(secret) {
+  const value = valueInput(secret.type, true);
+  const answer = el("p", { id: "verify-answer", role: "status" });
+  return dialog(
+    `Check a value of '${secret.name}'`,
+    el("div", {}, field(secret.type === "FILE" ? "File" : "Value", value.element, "Compared by fingerprint; nothing is shown or stored."), answer),
+    {
+      submit: "Check",
+      cancel: "Close",
+      id: "verify-secret",
+      onsubmit: async () => {
+        const candidate = secret.type === "FILE" ? await base64File(value.input.files[0]) : value.input.value;
+        value.input.value = "";
+        const result = await api("POST", `/api/secrets/${secret.id}/verify`, { value: candidate });
+        fill(answer, result.matches ? `It is the value of version ${result.version}.` : "It matches no version of this secret.");
+        return KEEP_OPEN;
+      },
+    },
+  );
+}
+
+/** The versions table of a secret's page (newest first, paged), with Roll back on kept ones. */
+async function versionsTable(secret) {
+  const versions = await allPages(`/api/secrets/${secret.id}/versions`);
+  const label = { CURRENT: "Current", PREVIOUS: "Kept", DESTROYED: "Destroyed" };
+  return el(
+    "table",
+    { id: "secret-versions" },
+    el("thead", {}, el("tr", {}, ["Version", "State", "Created", "By", "Fingerprint", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, versions.map((v) =>
+      el("tr", { dataset: { version: v.version, state: v.state } },
+        el("td", {}, v.version),
+        el("td", {}, label[v.state] || v.state),
+        el("td", {}, when(v.createdTime)),
+        el("td", {}, v.createdBy || "—"),
+        el("td", {}, el("code", {}, v.fingerprint || "—")),
+        el("td", {}, v.state === "PREVIOUS" && can("SECRET", "WRITE")
+          ? el("button", { type: "button", dataset: { action: "rollback" }, onclick: async () => {
+            if (await rollbackDialog(secret, v)) {
+              toast(`Rolled back to version ${v.version}'s value`);
+              location.reload();
+            }
+          } }, "Roll back")
+          : null)))),
+  );
+}
+
+/** `#/secrets/<id>`: a secret, its versions, what uses it, and its audit trail. */
 export async function secretPage(id) {
   const secret = await api("GET", `/api/secrets/${id}`);
   const customers = await customerNames();
   const usages = await api("GET", `/api/secrets/${id}/usages`);
+  const versions = await versionsTable(secret);
   let trail = null;
   if (can("AUDIT_LOG", "READ")) {
     const page = await api("GET", `/api/audit-logs?secretId=${id}&pageSize=50`);
@@ -320,6 +393,7 @@ export async function secretPage(id) {
     pageHeader(
       `Secret '${secret.name}'`,
       can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => (await changeDialog(secret)) && (location.hash = `#/secrets/${id}`, location.reload())) : null,
+      can("SECRET", "WRITE") && !session.user.customerId ? iconButton("✓", "Check a value", () => verifyDialog(secret)) : null,
       can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(secret)) && (location.hash = "#/secrets")) : null,
     ),
     el(
@@ -327,13 +401,16 @@ export async function secretPage(id) {
       { class: "facts" },
       el("dt", {}, "Type"), el("dd", {}, secret.type === "FILE" ? `File${secret.fileName ? ` (${secret.fileName})` : ""}` : "Text"),
       el("dt", {}, "Description"), el("dd", {}, secret.description || ""),
-      el("dt", {}, "Version"), el("dd", {}, secret.version),
+      el("dt", {}, "Version"), el("dd", { id: "secret-version" }, secret.version),
+      el("dt", {}, "Versions kept"), el("dd", {}, secret.maxVersions),
       el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
       el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
       el("dt", {}, "Shared with"), el("dd", {}, (secret.sharedWith || []).map((c) => customers.get(c) || c).join(", ") || "—"),
       el("dt", {}, "Allowed destinations"), el("dd", { id: "allowed-destinations" }, (secret.allowedDestinations || []).join(", ") || "anywhere"),
       el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),
     ),
+    el("h2", {}, "Versions"),
+    versions,
     el("h2", {}, "Used by"),
     empty ? el("p", { class: "empty" }, "No rule chain or integration uses this secret.") : usageList(usages),
     trail ? el("h2", {}, "Audit trail") : null,

@@ -34,6 +34,7 @@ async fn fill(store: &Store, actor: &Actor, count: usize) {
             value: SecretValue::from(format!("{i:0>32}")),
             file_name: None,
             allowed_destinations: Vec::new(),
+            max_versions: None,
         };
         store.create(actor, req).await.expect("create");
     }

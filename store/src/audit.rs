@@ -41,6 +41,12 @@ pub enum AuditAction {
     DestinationsChange,
     /// A send was refused: a secret it carried may not go to that destination.
     BlockedDestination,
+    /// A secret was rolled back: a new version with an earlier version's value.
+    Rollback,
+    /// A candidate value was compared with a secret's versions (the answer is in the details).
+    Verify,
+    /// The number of versions a secret keeps changed.
+    MaxVersionsChange,
 }
 
 impl AuditAction {
@@ -60,6 +66,9 @@ impl AuditAction {
             Self::LoginFailed => "LOGIN_FAILED",
             Self::DestinationsChange => "DESTINATIONS_CHANGE",
             Self::BlockedDestination => "BLOCKED_DESTINATION",
+            Self::Rollback => "ROLLBACK",
+            Self::Verify => "VERIFY",
+            Self::MaxVersionsChange => "MAX_VERSIONS_CHANGE",
         }
     }
 
@@ -78,6 +87,9 @@ impl AuditAction {
             Self::LoginFailed,
             Self::DestinationsChange,
             Self::BlockedDestination,
+            Self::Rollback,
+            Self::Verify,
+            Self::MaxVersionsChange,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

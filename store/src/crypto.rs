@@ -257,6 +257,46 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     v
 }
 
+/// The name of the system secret fingerprint keys are derived from.
+pub(crate) const FINGERPRINT_ROOT: &str = "fingerprint-root";
+
+/// Keyed fingerprints of values: HMAC-SHA-256 under a per-tenant key, itself HMAC-SHA-256 of the
+/// tenant's id under a root key kept encrypted in the store (a system secret). Equal values of a
+/// tenant fingerprint alike; without the key nobody can test a guess offline, and one tenant's
+/// fingerprints say nothing about another's.
+pub(crate) struct Fingerprinter(SecretBox<[u8; 32]>);
+
+/// Hex characters of a fingerprint shown (48 bits).
+const FINGERPRINT_CHARS: usize = 12;
+
+impl Fingerprinter {
+    pub(crate) fn new(root: &SecretValue) -> Option<Self> {
+        let bytes: [u8; 32] = root.expose_bytes().try_into().ok()?;
+        Some(Self(SecretBox::new(Box::new(bytes))))
+    }
+
+    fn tenant_key(&self, tenant: TenantId) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.0.expose_secret())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"veil:fingerprint-key:");
+        mac.update(tenant.0.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
+    /// The fingerprint of `value` for `tenant`: 12 lowercase hex characters.
+    pub(crate) fn fingerprint(&self, tenant: TenantId, value: &[u8]) -> String {
+        use hmac::Mac as _;
+        let key = self.tenant_key(tenant);
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(value);
+        let mut text = hex::encode(mac.finalize().into_bytes());
+        text.truncate(FINGERPRINT_CHARS);
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +333,20 @@ mod tests {
         assert!(e.contains("VEIL_MASTER_KEY") && e.contains("base64"), "{e}");
         let e = MasterKey::parse(&STANDARD.encode([1u8; 16]), "VEIL_MASTER_KEY").err().unwrap();
         assert!(e.to_string().contains("16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_value_the_tenant_and_the_key() {
+        let root = Fingerprinter::new(&SecretValue::new(vec![7; 32])).unwrap();
+        let other_root = Fingerprinter::new(&SecretValue::new(vec![8; 32])).unwrap();
+        let (a, b) = (TenantId(uuid::Uuid::new_v4()), TenantId(uuid::Uuid::new_v4()));
+        let fp = root.fingerprint(a, b"hunter2");
+        assert_eq!(fp.len(), 12);
+        assert!(fp.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{fp}");
+        assert_eq!(root.fingerprint(a, b"hunter2"), fp, "equal values, equal fingerprints");
+        assert_ne!(root.fingerprint(a, b"hunter3"), fp);
+        assert_ne!(root.fingerprint(b, b"hunter2"), fp, "another tenant");
+        assert_ne!(other_root.fingerprint(a, b"hunter2"), fp, "another key");
+        assert!(Fingerprinter::new(&SecretValue::new(vec![7; 31])).is_none());
     }
 }

@@ -137,6 +137,25 @@ pub enum StoreError {
     /// saved it).
     #[error("routingKey: '{0}' is used by another integration")]
     RoutingKeyTaken(String),
+    /// Check-and-set: the change was based on a version that is no longer the current one;
+    /// nothing changed.
+    #[error("secret '{name}' is at version {current}, not {expected}: read it again and retry")]
+    VersionMismatch {
+        /// The secret's name.
+        name: String,
+        /// The version the change was based on.
+        expected: i64,
+        /// The current version.
+        current: i64,
+    },
+    /// A version whose value is gone (beyond the secret's `maxVersions`) cannot be brought back.
+    #[error("secret '{name}': version {version} is destroyed (its value is no longer kept)")]
+    VersionDestroyed {
+        /// The secret's name.
+        name: String,
+        /// The version asked for.
+        version: i64,
+    },
     /// Two writers changed the same secret at once; the caller may retry.
     #[error("secret '{0}' was changed concurrently, try again")]
     Conflict(String),

@@ -60,10 +60,11 @@ pub use crate::store::{Bootstrap, Store, StoreConfig};
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
-    MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, NewSecret, SecretId, SecretInfo, SecretType, SecretUpdate,
-    SecretValue, validate_label, validate_name,
+    DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret, SecretId,
+    SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion, VersionState, validate_label,
+    validate_name,
 };
-pub use crate::store::{ListQuery, Page};
+pub use crate::store::{ListQuery, Page, Verification};
 
 // Configurations that use secrets: rule chains and integrations, their references and links.
 pub use crate::backend::OwnerRecord;

@@ -74,6 +74,44 @@ pub struct SecretInfo {
     pub shared_with: Vec<CustomerId>,
     /// Where its value may be sent (host patterns with optional port); empty: anywhere.
     pub allowed_destinations: Vec<String>,
+    /// How many versions keep their value (the current one included); older ones are destroyed.
+    pub max_versions: i64,
+}
+
+/// The default of [`SecretInfo::max_versions`].
+pub const DEFAULT_MAX_VERSIONS: i64 = 10;
+/// The most versions a secret may keep with their values.
+pub const MAX_MAX_VERSIONS: i64 = 100;
+
+/// Where a version stands: the value in use, one kept (masked, available to a rollback), or one
+/// whose value is gone (its metadata stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VersionState {
+    /// The value every consumer uses.
+    Current,
+    /// An earlier value, kept encrypted: still masked, and a rollback may bring it back.
+    Previous,
+    /// An earlier value beyond the secret's `maxVersions`: its ciphertext is removed.
+    Destroyed,
+}
+
+/// One value a secret has had, without the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVersion {
+    /// 1 at creation, +1 for every new value.
+    pub version: i64,
+    /// When it was written (milliseconds since the epoch).
+    pub created_time: i64,
+    /// Who wrote it (a user name); `null` for values written before versions were recorded.
+    pub created_by: Option<String>,
+    /// Where it stands.
+    pub state: VersionState,
+    /// The first 12 hex characters of HMAC-SHA-256 of the value under the tenant's fingerprint
+    /// key: equal values show equal fingerprints, and nobody can compute one from a guess
+    /// without the key. `null` only for a destroyed value written before versions were recorded.
+    pub fingerprint: Option<String>,
 }
 
 /// A secret's plaintext, held in zeroizing memory. `Debug` prints `[REDACTED]`; it has no `Serialize`.
@@ -139,6 +177,8 @@ pub struct NewSecret {
     pub file_name: Option<String>,
     /// Where its value may be sent (see [`SecretInfo::allowed_destinations`]).
     pub allowed_destinations: Vec<String>,
+    /// How many versions keep their value (1..100; absent: [`DEFAULT_MAX_VERSIONS`]).
+    pub max_versions: Option<i64>,
 }
 
 /// A request to change a secret. `name` and `kind` are there only so a change can be refused.
@@ -156,6 +196,11 @@ pub struct SecretUpdate {
     pub kind: Option<String>,
     /// A new list of allowed destinations (empty: anywhere).
     pub allowed_destinations: Option<Vec<String>>,
+    /// A new number of versions kept with their values (1..100).
+    pub max_versions: Option<i64>,
+    /// Check-and-set: the version the change was based on. When it is no longer the current
+    /// one, nothing changes ([`crate::StoreError::VersionMismatch`]).
+    pub expected_version: Option<i64>,
 }
 
 /// Size limits for values.
@@ -386,6 +431,15 @@ pub(crate) struct ValidNewSecret {
     pub(crate) description: String,
     pub(crate) file_name: Option<String>,
     pub(crate) allowed_destinations: Vec<String>,
+    pub(crate) max_versions: i64,
+}
+
+/// Checks a number of versions to keep.
+fn validate_max_versions(max: i64, problems: &mut Vec<FieldProblem>) -> i64 {
+    if !(1..=MAX_MAX_VERSIONS).contains(&max) {
+        problems.push(FieldProblem::new("maxVersions", format!("must be 1..{MAX_MAX_VERSIONS}, got {max}")));
+    }
+    max
 }
 
 pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewSecret> {
@@ -408,8 +462,9 @@ pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewS
     validate_value(req.kind, &req.value, limits, &mut problems)?;
     let allowed_destinations =
         crate::destinations::validate_destinations(&req.allowed_destinations, &mut problems);
+    let max_versions = validate_max_versions(req.max_versions.unwrap_or(DEFAULT_MAX_VERSIONS), &mut problems);
     if problems.is_empty() {
-        Ok(ValidNewSecret { name, description, file_name, allowed_destinations })
+        Ok(ValidNewSecret { name, description, file_name, allowed_destinations, max_versions })
     } else {
         Err(StoreError::Invalid(problems))
     }
@@ -420,6 +475,7 @@ pub(crate) struct ValidUpdate {
     pub(crate) description: Option<String>,
     pub(crate) file_name: Option<String>,
     pub(crate) allowed_destinations: Option<Vec<String>>,
+    pub(crate) max_versions: Option<i64>,
 }
 
 /// Validates an update against the current metadata.
@@ -457,18 +513,25 @@ pub(crate) fn validate_update(
         .allowed_destinations
         .as_ref()
         .map(|list| crate::destinations::validate_destinations(list, &mut problems));
+    let max_versions = req.max_versions.map(|max| validate_max_versions(max, &mut problems));
     if req.value.is_none()
         && req.description.is_none()
         && req.file_name.is_none()
         && req.allowed_destinations.is_none()
+        && req.max_versions.is_none()
     {
         problems.push(FieldProblem::new(
             "value",
-            "nothing to change: send a value, a description, a fileName or allowedDestinations",
+            "nothing to change: send a value, a description, a fileName, allowedDestinations or maxVersions",
         ));
     }
     if problems.is_empty() {
-        Ok(ValidUpdate { description: req.description.clone(), file_name, allowed_destinations })
+        Ok(ValidUpdate {
+            description: req.description.clone(),
+            file_name,
+            allowed_destinations,
+            max_versions,
+        })
     } else {
         Err(StoreError::Invalid(problems))
     }
@@ -497,6 +560,7 @@ mod tests {
             value: SecretValue::from("hunter2"),
             file_name: None,
             allowed_destinations: Vec::new(),
+            max_versions: None,
         };
         assert!(!format!("{req:?}").contains("hunter2"));
         let upd = SecretUpdate { value: Some("hunter2".into()), ..Default::default() };

@@ -17,7 +17,7 @@ pub(crate) enum Quota {
     Integrations(usize),
     /// Secrets.
     Secrets(usize),
-    /// Bytes of the secrets' current values (their ciphertexts).
+    /// Bytes of the secrets' kept values, current and earlier versions (their ciphertexts).
     SecretBytes(usize),
     /// Users, customer users included.
     Users(usize),
@@ -45,7 +45,9 @@ impl Quota {
             }
             Self::Secrets(_) => "SELECT COUNT(*) FROM secrets WHERE tenant_id = $1",
             Self::SecretBytes(_) => {
-                "SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM secrets WHERE tenant_id = $1"
+                "SELECT (SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM secrets WHERE tenant_id = $1) + \
+                 (SELECT COALESCE(SUM(LENGTH(h.ciphertext)), 0) FROM secret_history h \
+                 JOIN secrets s ON s.id = h.secret_id WHERE s.tenant_id = $1)"
             }
             Self::Users(_) => "SELECT COUNT(*) FROM users WHERE tenant_id = $1",
             Self::Roles(_) => "SELECT COUNT(*) FROM roles WHERE tenant_id = $1",

@@ -58,7 +58,7 @@ async fn no_value_in_any_form_the_redactor_masks_anywhere_in_the_data_directory(
 
 /// Rewrites rows of the closed store's database with the test's own SQL, in the dialect of its
 /// backend.
-async fn tamper(t: &TempStore, sqlite: &str, postgres: &str) {
+pub(crate) async fn tamper(t: &TempStore, sqlite: &str, postgres: &str) {
     match &t.database {
         Database::Sqlite(path) => {
             let mut conn =

@@ -386,3 +386,53 @@ async fn changes_through_one_instance_reach_the_other() {
     assert!(matches!(b.get(&t.admin, info.id), Err(StoreError::NotFound { .. })));
     b.close().await;
 }
+
+/// Check-and-set across instances: in each round 20 writers, ten on each instance, change the
+/// secret based on the version they read. Exactly one wins per round; every other one is told
+/// the version moved on (never a generic conflict); no version number is used twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_check_and_set_lets_one_writer_win_per_version_across_instances() {
+    const ROUNDS: i64 = 5;
+    let t = TempStore::postgres().await;
+    let info = t.text("api-token", "v1").await;
+    let stores = [t.store.clone(), t.open_instance().await];
+    for round in 1..=ROUNDS {
+        // The writers read the version on the first instance; the second may not have heard of
+        // it yet (it asks the database before refusing).
+        let (store, admin) = (stores[0].clone(), t.admin.clone());
+        veil_tests::eventually("the version to reach the first instance", async || {
+            (store.get(&admin, info.id).unwrap().version == round).then_some(())
+        })
+        .await;
+        let mut writers = Vec::new();
+        for writer in 0..20 {
+            let (store, admin) = (stores[writer % 2].clone(), t.admin.clone());
+            writers.push(tokio::spawn(async move {
+                let update = SecretUpdate {
+                    value: Some(format!("round-{round}-writer-{writer}").as_str().into()),
+                    expected_version: Some(round),
+                    ..Default::default()
+                };
+                store.update(&admin, info.id, update).await
+            }));
+        }
+        let mut won = 0;
+        for writer in writers {
+            match writer.await.unwrap() {
+                Ok(info) => {
+                    assert_eq!(info.version, round + 1);
+                    won += 1;
+                }
+                Err(StoreError::VersionMismatch { expected, current, .. }) => {
+                    assert_eq!((expected, current), (round, round + 1));
+                }
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+    let versions = t.store.versions(&t.admin, info.id, 0, 100).await.unwrap();
+    let numbers: Vec<i64> = versions.data.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, (1..=ROUNDS + 1).rev().collect::<Vec<_>>());
+}

@@ -158,6 +158,13 @@ backend_tests! {
         let err = a.update(&admin, info.id, bigger).await.unwrap_err();
         assert!(matches!(err, StoreError::LimitReached(_)), "{err}");
         assert_eq!(a.resolve(admin.tenant_id, &info.name).unwrap().expose_bytes(), vec![b'x'; 100_000].as_slice());
+        // A value of the same size keeps the old one as an earlier version, which counts too.
+        let same = || SecretValue::new(vec![b'z'; 100_000]);
+        let err = a.update(&admin, info.id, SecretUpdate { value: Some(same()), ..Default::default() }).await;
+        assert!(matches!(err, Err(StoreError::LimitReached(_))), "{err:?}");
+        // Keeping only the current version makes room.
+        let one = SecretUpdate { value: Some(same()), max_versions: Some(1), ..Default::default() };
+        assert_eq!(a.update(&admin, info.id, one).await.unwrap().version, 2);
     }
 }
 

@@ -53,3 +53,5 @@ mod listing;
 mod quotas;
 // `veil migrate`'s copy from SQLite into PostgreSQL, checked by what a user sees.
 mod migrate;
+// Versions, fingerprints, verify, rollback and check-and-set.
+mod versions;

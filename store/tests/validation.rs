@@ -101,6 +101,7 @@ backend_tests! {
             value: SecretValue::new(Vec::new()),
             file_name: None,
             allowed_destinations: Vec::new(),
+            max_versions: None,
         };
         let fields: Vec<String> =
             problems(t.store.create(&t.admin, many).await.unwrap_err()).into_iter().map(|p| p.0).collect();

@@ -10,10 +10,10 @@ use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, assert_no_leak, veil
 const TOKEN: &str = "cli-\"tok\"\\en-2";
 
 /// What one `veil` run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// `veil ARGS` against the server at `base`, with its own config directory, `stdin` piped in.
@@ -39,13 +39,13 @@ fn run_with(config: &Path, base: &str, args: &[String], stdin: &str) -> Run {
 }
 
 /// Runs the CLI off the async runtime (the server under test shares it).
-async fn spawn_run(config: &Path, server: &Server, args: &[&str], stdin: &str) -> Run {
+pub(crate) async fn spawn_run(config: &Path, server: &Server, args: &[&str], stdin: &str) -> Run {
     let (config, base, stdin) = (config.to_owned(), server.base.clone(), stdin.to_owned());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || run_with(&config, &base, &args, &stdin)).await.unwrap()
 }
 
-fn ok(r: &Run) -> &str {
+pub(crate) fn ok(r: &Run) -> &str {
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     &r.stdout
 }

@@ -41,3 +41,5 @@ mod hostile;
 mod thingsboard;
 // The guides: links resolve, every `veil` command line parses.
 mod docs;
+// Versions, check-and-set, verify and rollback through the API and the CLI.
+mod versions;

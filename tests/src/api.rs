@@ -5,11 +5,12 @@ use serde_json::Value;
 use crate::Server;
 
 /// The keys of a secret as the API shows it, sorted: metadata only, never a value.
-pub const SECRET_INFO_KEYS: [&str; 10] = [
+pub const SECRET_INFO_KEYS: [&str; 11] = [
     "allowedDestinations",
     "createdTime",
     "description",
     "id",
+    "maxVersions",
     "name",
     "sharedWith",
     "tenantId",

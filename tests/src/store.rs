@@ -155,6 +155,7 @@ pub fn text_secret(name: &str, value: &str) -> NewSecret {
         value: SecretValue::from(value),
         file_name: None,
         allowed_destinations: Vec::new(),
+        max_versions: None,
     }
 }
 
@@ -167,6 +168,7 @@ pub fn file_secret(name: &str, bytes: impl Into<Vec<u8>>) -> NewSecret {
         value: SecretValue::new(bytes.into()),
         file_name: Some(format!("{name}.pem")),
         allowed_destinations: Vec::new(),
+        max_versions: None,
     }
 }
 

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use std::sync::LazyLock;
+
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -11,11 +13,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use veil_store::{
     CustomerId, ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
-    Store,
+    SecretVersion, Store, Verification,
 };
 
 use super::request::{body_error, parse_id};
-use crate::auth::AuthActor;
+use crate::auth::{AuthActor, LoginLimiter};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Deserialize)]
@@ -41,13 +43,104 @@ pub(crate) async fn list(
     Ok(Json(store.list(&actor, &query)?))
 }
 
-/// `GET /api/secrets/{id}`
+/// `GET /api/secrets/{id}`, with `ETag: "<version>"` for check-and-set.
 pub(crate) async fn get(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
-) -> ApiResult<Json<SecretInfo>> {
-    Ok(Json(store.get(&actor, parse_id::<SecretId>(&id)?)?))
+) -> ApiResult<impl IntoResponse> {
+    let info = store.get(&actor, parse_id::<SecretId>(&id)?)?;
+    Ok(with_etag(info))
+}
+
+/// A secret's metadata with its version as the entity tag.
+fn with_etag(info: SecretInfo) -> impl IntoResponse {
+    ([(header::ETAG, format!("\"{}\"", info.version))], Json(info))
+}
+
+/// The version an `If-Match` header names (`"7"`, `7` or `W/"7"`): check-and-set. `*` or no
+/// header: none.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let bad = || ApiError::bad_request("If-Match: expected the secret's version as its ETag, e.g. \"3\"");
+    let text = raw.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    text.parse::<i64>().map(Some).map_err(|_| bad())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageParams {
+    page: Option<usize>,
+    page_size: Option<usize>,
+}
+
+/// `GET /api/secrets/{id}/versions?page=&pageSize=`: newest first, never a value.
+pub(crate) async fn versions(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<SecretVersion>>> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id = parse_id::<SecretId>(&id)?;
+    Ok(Json(store.versions(&actor, id, p.page.unwrap_or(0), p.page_size.unwrap_or(20)).await?))
+}
+
+/// Guesses of a secret's value through `verify`, slowed down like password guesses (per user
+/// and secret).
+static VERIFY_GUESSES: LazyLock<LoginLimiter> = LazyLock::new(LoginLimiter::default);
+
+/// `POST /api/secrets/{id}/verify {"value"}` (base64 for a FILE secret): whether a version had
+/// this value, compared by keyed fingerprint. SECRET:WRITE; audited as VERIFY.
+pub(crate) async fn verify(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Verification>> {
+    let id = parse_id::<SecretId>(&id)?;
+    let mut fields = json_object(&body.map_err(body_error)?)?;
+    let current = store.get(&actor, id)?;
+    let candidate = take_value(&mut fields, current.kind)?
+        .ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
+    reject_unknown(&fields, "value", &[])?;
+    let key = format!("verify:{}:{}", actor.user_id, id);
+    VERIFY_GUESSES.attempt(std::slice::from_ref(&key)).map_err(|wait| {
+        ApiError::too_many(format!("too many checks of this secret's value; try again in {wait} s"), wait)
+    })?;
+    let verification = store.verify(&actor, id, candidate).await?;
+    if verification.matches {
+        VERIFY_GUESSES.succeeded(&key, "");
+    }
+    Ok(Json(verification))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RollbackRequest {
+    version: i64,
+}
+
+/// `POST /api/secrets/{id}/rollback {"version": N}` (`If-Match` optional): a new current version
+/// with version N's value.
+pub(crate) async fn rollback(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id::<SecretId>(&id)?;
+    let expected = if_match(&headers)?;
+    let body = body.map_err(body_error)?;
+    let req: RollbackRequest = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("body: expected {\"version\": <the version to bring back>}"))?;
+    Ok(with_etag(store.rollback(&actor, id, req.version, expected).await?))
 }
 
 /// `GET /api/secrets/{id}/usages`
@@ -98,9 +191,11 @@ pub(crate) async fn update(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Json<SecretInfo>> {
+) -> ApiResult<impl IntoResponse> {
     let id = parse_id::<SecretId>(&id)?;
+    let expected_version = if_match(&headers)?;
     let mut fields = json_object(&body.map_err(body_error)?)?;
     // Decoding a FILE value needs the type, which the caller may not send.
     let current = store.get(&actor, id)?;
@@ -111,12 +206,27 @@ pub(crate) async fn update(
         file_name: take_string(&mut fields, "fileName")?,
         value: take_value(&mut fields, current.kind)?,
         allowed_destinations: take_strings(&mut fields, "allowedDestinations")?,
+        max_versions: take_int(&mut fields, "maxVersions")?,
+        expected_version,
     };
-    reject_unknown(&fields, "value, description, fileName, allowedDestinations", READ_ONLY_FIELDS)?;
+    reject_unknown(
+        &fields,
+        "value, description, fileName, allowedDestinations, maxVersions",
+        READ_ONLY_FIELDS,
+    )?;
     if let Some(list) = &update.allowed_destinations {
         host.check_destinations_change(&actor, id, list).await?;
     }
-    Ok(Json(store.update(&actor, id, update).await?))
+    Ok(with_etag(store.update(&actor, id, update).await?))
+}
+
+/// Takes an optional integer field; the error names the field.
+fn take_int(fields: &mut Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
+    match fields.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+        Some(_) => Err(ApiError::invalid_secret(key, "must be a whole number")),
+    }
 }
 
 /// Parses a JSON object. serde_json's syntax errors name a position, never the content.
@@ -187,6 +297,26 @@ fn reject_unknown(fields: &Map<String, Value>, expected: &str, ignored: &[&str])
 
 const READ_ONLY_FIELDS: &[&str] = &["id", "tenantId", "version", "createdTime", "updatedTime", "sharedWith"];
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_an_etag_in_any_usual_spelling() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_MATCH, v.parse().unwrap());
+            if_match(&h)
+        };
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(with("\"7\"").unwrap(), Some(7));
+        assert_eq!(with("W/\"7\"").unwrap(), Some(7));
+        assert_eq!(with("7").unwrap(), Some(7));
+        assert_eq!(with("*").unwrap(), None);
+        assert!(with("\"seven\"").is_err());
+    }
+}
+
 fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     let kind = parse_type(take_string(&mut fields, "type")?)?
         .ok_or_else(|| ApiError::invalid_secret("type", "is required (TEXT or FILE)"))?;
@@ -197,8 +327,13 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     let description = take_string(&mut fields, "description")?;
     let file_name = take_string(&mut fields, "fileName")?;
     let allowed_destinations = take_strings(&mut fields, "allowedDestinations")?.unwrap_or_default();
-    reject_unknown(&fields, "name, type, description, value, fileName, allowedDestinations", &[])?;
-    Ok(NewSecret { name, kind, description, value, file_name, allowed_destinations })
+    let max_versions = take_int(&mut fields, "maxVersions")?;
+    reject_unknown(
+        &fields,
+        "name, type, description, value, fileName, allowedDestinations, maxVersions",
+        &[],
+    )?;
+    Ok(NewSecret { name, kind, description, value, file_name, allowed_destinations, max_versions })
 }
 
 /// A text part of a form: UTF-8 or refused, naming the field. (axum's `Field::text` guesses the
@@ -211,6 +346,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
     let (mut name, mut kind, mut description, mut file_name, mut value) =
         (None, None, None, None, None::<SecretValue>);
     let mut allowed_destinations = Vec::new();
+    let mut max_versions = None;
     let form_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("request body is larger than the server accepts")
@@ -237,9 +373,17 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
             "allowedDestinations" => {
                 allowed_destinations.push(utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?)
             }
+            "maxVersions" => {
+                let text = utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?;
+                let max = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::invalid_secret("maxVersions", "must be a whole number"))?;
+                max_versions = Some(max);
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file, allowedDestinations)"
+                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file, allowedDestinations, maxVersions)"
                 )));
             }
         }
@@ -251,6 +395,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
         value: value.ok_or_else(|| ApiError::invalid_secret("file", "is required"))?,
         file_name,
         allowed_destinations,
+        max_versions,
     })
 }
 

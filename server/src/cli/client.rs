@@ -162,9 +162,24 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> CliResult<Value> {
+        self.call_if_match(method, path, body, None).await
+    }
+
+    /// [`Client::call`] with check-and-set: `If-Match: "<version>"` when `version` is given (the
+    /// server answers 412 when that is no longer the current version).
+    pub(crate) async fn call_if_match(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        version: Option<i64>,
+    ) -> CliResult<Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(version) = version {
+            request = request.header(reqwest::header::IF_MATCH, format!("\"{version}\""));
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -194,7 +209,7 @@ impl Client {
         let code = match status {
             401 | 403 => exit::AUTH,
             404 => exit::NOT_FOUND,
-            409 => exit::CONFLICT,
+            409 | 412 => exit::CONFLICT,
             400 | 413 | 422 => exit::INVALID,
             _ => exit::FAILURE,
         };

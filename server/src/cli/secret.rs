@@ -1,4 +1,5 @@
-//! `veil secret …`: create, list, show, update, delete, usages, share and unshare.
+//! `veil secret …`: create, list, show, update, delete, usages, share and unshare; versions,
+//! verify and rollback.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,9 @@ pub(crate) enum SecretCmd {
         /// none: anywhere).
         #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
         allow_hosts: Vec<String>,
+        /// How many versions keep their value, the current one included (1..100, default 10).
+        #[arg(long, value_name = "N")]
+        max_versions: Option<i64>,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -80,6 +84,12 @@ pub(crate) enum SecretCmd {
         /// Allow every destination again (clears the list).
         #[arg(long, conflicts_with = "allow_hosts")]
         allow_any_host: bool,
+        /// How many versions keep their value, the current one included (1..100).
+        #[arg(long, value_name = "N")]
+        max_versions: Option<i64>,
+        /// Check-and-set: change nothing unless version N is still the current one.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<i64>,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -96,6 +106,34 @@ pub(crate) enum SecretCmd {
     Usages {
         /// Name or id.
         secret: String,
+    },
+    /// A secret's versions, newest first: state, author and fingerprint (never a value).
+    Versions {
+        /// Name or id.
+        secret: String,
+    },
+    /// Check whether a value (from stdin, a prompt or --file) is one of a secret's versions,
+    /// without showing any value.
+    Verify {
+        /// Name or id.
+        secret: String,
+        /// Read the candidate from this file (FILE secrets).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Read the candidate from stdin (a pipe is read without it too).
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Bring back an earlier version's value as a new current version.
+    Rollback {
+        /// Name or id.
+        secret: String,
+        /// The version whose value comes back.
+        #[arg(long)]
+        version: i64,
+        /// Check-and-set: change nothing unless version N is still the current one.
+        #[arg(long, value_name = "N")]
+        expect_version: Option<i64>,
     },
     /// Let a customer's users use a secret (never read it).
     Share {
@@ -163,6 +201,7 @@ pub(super) const SECRET_FIELDS: &[Field] = &[
     ("fileName", |v| text(&v["fileName"])),
     ("sharedWith", |v| text(&v["sharedWith"])),
     ("allowedDestinations", |v| text(&v["allowedDestinations"])),
+    ("maxVersions", |v| text(&v["maxVersions"])),
     ("created", |v| time(&v["createdTime"])),
     ("updated", |v| time(&v["updatedTime"])),
     ("id", |v| text(&v["id"])),
@@ -187,9 +226,22 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
     let client = Client::authenticated(global.url.as_deref())?;
     let out = global.output;
     match cmd {
-        SecretCmd::Create { name, kind, description, file, file_name, allow_hosts, stdin, .. } => {
+        SecretCmd::Create {
+            name,
+            kind,
+            description,
+            file,
+            file_name,
+            allow_hosts,
+            max_versions,
+            stdin,
+            ..
+        } => {
             let kind = kind.to_uppercase();
             let mut body = json!({"name": name, "type": kind, "description": description});
+            if let Some(max) = max_versions {
+                body["maxVersions"] = json!(max);
+            }
             if !allow_hosts.is_empty() {
                 body["allowedDestinations"] = json!(allow_hosts);
             }
@@ -238,7 +290,17 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             }
             output::object(out, &shown, SECRET_FIELDS);
         }
-        SecretCmd::Update { secret, description, stdin, file, allow_hosts, allow_any_host, .. } => {
+        SecretCmd::Update {
+            secret,
+            description,
+            stdin,
+            file,
+            allow_hosts,
+            allow_any_host,
+            max_versions,
+            expect_version,
+            ..
+        } => {
             let id = secret_id(&client, &secret).await?;
             let current = client.get(&format!("/api/secrets/{id}")).await?;
             let mut body = json!({});
@@ -248,16 +310,20 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             if !allow_hosts.is_empty() || allow_any_host {
                 body["allowedDestinations"] = json!(allow_hosts);
             }
+            if let Some(max) = max_versions {
+                body["maxVersions"] = json!(max);
+            }
             if file.is_some() || stdin {
                 body["value"] = new_value(file.as_ref(), current["type"] == "FILE", stdin)?;
             }
             if body.as_object().is_some_and(|m| m.is_empty()) {
                 return Err(CliError::usage(
-                    "nothing to change: give --description, --stdin, --file, --allow-host or --allow-any-host",
+                    "nothing to change: give --description, --stdin, --file, --allow-host, --allow-any-host or --max-versions",
                 ));
             }
+            let path = format!("/api/secrets/{id}");
             let updated =
-                client.call(reqwest::Method::PATCH, &format!("/api/secrets/{id}"), Some(&body)).await?;
+                client.call_if_match(reqwest::Method::PATCH, &path, Some(&body), expect_version).await?;
             output::object(out, &updated, SECRET_FIELDS);
         }
         SecretCmd::Delete { secret } => {
@@ -291,6 +357,48 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                     Column { heading: "ID", read: |v| text(&v["id"]) },
                 ],
             );
+        }
+        SecretCmd::Versions { secret } => {
+            let id = secret_id(&client, &secret).await?;
+            let answer = client.get_all(&format!("/api/secrets/{id}/versions")).await?;
+            output::page(
+                out,
+                &answer,
+                &[
+                    Column { heading: "VERSION", read: |v| text(&v["version"]) },
+                    Column { heading: "STATE", read: |v| text(&v["state"]) },
+                    Column { heading: "CREATED", read: |v| time(&v["createdTime"]) },
+                    Column { heading: "BY", read: |v| text(&v["createdBy"]) },
+                    Column { heading: "FINGERPRINT", read: |v| text(&v["fingerprint"]) },
+                ],
+            );
+        }
+        SecretCmd::Verify { secret, file, stdin } => {
+            let id = secret_id(&client, &secret).await?;
+            let current = client.get(&format!("/api/secrets/{id}")).await?;
+            let candidate = new_value(file.as_ref(), current["type"] == "FILE", stdin)?;
+            let answer =
+                client.post(&format!("/api/secrets/{id}/verify"), &json!({"value": candidate})).await?;
+            // No match exits with 1, so a script can branch on it.
+            match answer["version"].as_i64() {
+                Some(v) if answer["matches"] == true => {
+                    output::done(out, &answer, &format!("The value matches version {v} of '{secret}'"))
+                }
+                _ => {
+                    if out == output::Format::Json {
+                        output::done(out, &answer, "");
+                    }
+                    return Err(CliError::failure(format!("the value matches no version of '{secret}'")));
+                }
+            }
+        }
+        SecretCmd::Rollback { secret, version, expect_version } => {
+            let id = secret_id(&client, &secret).await?;
+            let path = format!("/api/secrets/{id}/rollback");
+            let body = json!({"version": version});
+            let rolled =
+                client.call_if_match(reqwest::Method::POST, &path, Some(&body), expect_version).await?;
+            output::object(out, &rolled, SECRET_FIELDS);
         }
         SecretCmd::Share { secret, customer } => {
             let id = secret_id(&client, &secret).await?;

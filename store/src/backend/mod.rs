@@ -8,7 +8,7 @@
 //!   all: a secret with its quota counts and its audit row; a configuration with its references,
 //!   links and quota count; a delete with the check that nothing references the secret (a
 //!   foreign key is the last word); a value change with the replaced value moved to
-//!   `secret_history` (the last [`EARLIER_VALUES_KEPT`] kept).
+//!   `secret_history` and recorded as a version (the values of the last `maxVersions` kept).
 //! - **Optimistic versions.** An update names the version (and time) it was based on ([`Expected`]);
 //!   a stale one changes nothing and says so (`false`), so two writers never overwrite each other.
 //! - **Row locks where instances race** (PostgreSQL): a delete or an unshare locks the secret's row
@@ -41,7 +41,7 @@ use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
 use crate::error::Result;
 use crate::feed::FeedItem;
-use crate::model::{CustomerId, SecretId, SecretInfo, TenantId, UserId};
+use crate::model::{CustomerId, SecretId, SecretInfo, SecretVersion, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 
@@ -129,20 +129,6 @@ pub(crate) fn destinations_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
-/// `secrets.allowed_destinations` read back.
-pub(crate) fn destinations_from<R: sqlx::Row>(row: &R) -> Result<Vec<String>>
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let text: String = row.try_get("allowed_destinations")?;
-    serde_json::from_str(&text).map_err(|_| {
-        crate::error::StoreError::Database(sqlx::Error::Decode(
-            "column allowed_destinations: not a JSON array".into(),
-        ))
-    })
-}
-
 /// What an update expects the stored row to be: the version it read and, from the store, the
 /// time of its last change (a list or description change keeps the version, so the version alone
 /// would let another instance's stale write put the old list back).
@@ -173,8 +159,13 @@ pub(crate) struct EarlierValue {
     pub(crate) sealed: Sealed,
 }
 
-/// How many earlier values are kept per secret.
-pub(crate) const EARLIER_VALUES_KEPT: i64 = 5;
+/// A new version's metadata, written in the transaction that makes its value current.
+pub(crate) struct NewVersion {
+    pub(crate) version: i64,
+    pub(crate) created_time: i64,
+    pub(crate) created_by: String,
+    pub(crate) fingerprint: String,
+}
 
 /// `secret_history` in memory, so the redactor's synchronous look-ups never touch the database:
 /// loaded with the secrets, replaced per secret after each commit that changes it. Earlier values
@@ -362,22 +353,41 @@ impl Backend {
     pub(crate) async fn insert_secret(
         &self,
         row: &SecretRow,
+        version: &NewVersion,
         quotas: &[Quota],
         audit: &[NewAuditEntry],
     ) -> Result<()> {
-        dispatch!(self.insert_secret(row, quotas, audit))
+        dispatch!(self.insert_secret(row, version, quotas, audit))
     }
-    /// Changes a secret; a new value is checked against `quota` (bytes), and the change recorded
-    /// by `audit`, in the same transaction.
+    /// Changes a secret; a new value (`version`) is checked against `quota` (bytes), and the
+    /// change recorded by `audit`, in the same transaction.
     pub(crate) async fn update_secret(
         &self,
         row: &SecretRow,
+        version: Option<&NewVersion>,
         expected: impl Into<Expected>,
         quota: Option<Quota>,
         audit: &[NewAuditEntry],
     ) -> Result<bool> {
         let expected = expected.into();
-        dispatch!(self.update_secret(row, expected, quota, audit))
+        dispatch!(self.update_secret(row, version, expected, quota, audit))
+    }
+    /// A page of a secret's versions, newest first, and how many there are.
+    pub(crate) async fn versions(
+        &self,
+        id: SecretId,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SecretVersion>, i64)> {
+        dispatch!(self.versions(id, limit, offset))
+    }
+    /// The versions written before fingerprints were recorded that still have a value: `(secret,
+    /// version)`, for [`Backend::set_fingerprint`].
+    pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {
+        dispatch!(self.versions_without_fingerprint())
+    }
+    pub(crate) async fn set_fingerprint(&self, id: SecretId, version: i64, fingerprint: &str) -> Result<()> {
+        dispatch!(self.set_fingerprint(id, version, fingerprint))
     }
     /// The earlier values kept for a secret, newest first (from memory: loaded at open and kept
     /// in step with this process's commits).

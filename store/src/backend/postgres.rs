@@ -22,14 +22,17 @@ use uuid::Uuid;
 mod directory;
 mod writes;
 
-use super::rows::{Columns, decode_err, owner_from, sealed_from, tenant_from, usage_from, user_from};
-use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow, destinations_from};
+use super::rows::{
+    Columns, SECRET_COLUMNS, VERSIONS_SQL, decode_err, owner_from, sealed_from, secret_info_from,
+    tenant_from, usage_from, user_from, version_from,
+};
+use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::feed::{self, FeedItem};
 
-use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::model::{CustomerId, SecretId, SecretVersion, TenantId, UserId, now_ms};
 use crate::quota::Quota;
 use crate::references::{OwnerType, Usages};
 
@@ -103,6 +106,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("revoked sessions"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/postgres/0007_revoked_sessions.sql")),
+                false,
+            ),
+            Migration::new(
+                8,
+                Cow::Borrowed("secret versions"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0008_secret_versions.sql")),
                 false,
             ),
         ]),
@@ -427,13 +437,11 @@ impl PostgresBackend {
         let only = only.map(|id| id.0);
         let mut tx = self.db().begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
-             updated_time, allowed_destinations, key_id, nonce, ciphertext FROM secrets WHERE $1::uuid IS NULL OR id = $1",
-        )
-        .bind(only)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE $1::uuid IS NULL OR id = $1"))
+                .bind(only)
+                .fetch_all(&mut *tx)
+                .await?;
         let shares = sqlx::query(
             "SELECT secret_id, customer_id FROM secret_shares WHERE $1::uuid IS NULL OR secret_id = $1 \
              ORDER BY customer_id",
@@ -459,21 +467,8 @@ impl PostgresBackend {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = SecretId(row.try_get("id")?);
-            let kind: String = row.try_get("type")?;
             out.push(SecretRow {
-                info: SecretInfo {
-                    id,
-                    tenant_id: TenantId(row.try_get("tenant_id")?),
-                    name: row.try_get("name")?,
-                    kind: SecretType::parse(&kind).ok_or_else(|| decode_err("secrets.type"))?,
-                    description: row.try_get("description")?,
-                    file_name: row.try_get("file_name")?,
-                    version: row.try_get("version")?,
-                    created_time: row.try_get("created_time")?,
-                    updated_time: row.try_get("updated_time")?,
-                    shared_with: shared.remove(&id).unwrap_or_default(),
-                    allowed_destinations: destinations_from(row)?,
-                },
+                info: secret_info_from(row, shared.remove(&id).unwrap_or_default())?,
                 sealed: sealed_from(row)?,
             });
         }
@@ -498,6 +493,37 @@ impl PostgresBackend {
             },
         }
         Ok(out)
+    }
+
+    pub(crate) async fn versions(
+        &self,
+        id: SecretId,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SecretVersion>, i64)> {
+        let rows = sqlx::query(VERSIONS_SQL).bind(id.0).bind(limit).bind(offset).fetch_all(self.db()).await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions WHERE secret_id = $1")
+            .bind(id.0)
+            .fetch_one(self.db())
+            .await?;
+        Ok((rows.iter().map(version_from).collect::<Result<_>>()?, total))
+    }
+
+    pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {
+        let rows = sqlx::query("SELECT secret_id, version FROM secret_versions WHERE fingerprint IS NULL")
+            .fetch_all(self.db())
+            .await?;
+        rows.iter().map(|r| Ok((SecretId(r.try_get("secret_id")?), r.try_get("version")?))).collect()
+    }
+
+    pub(crate) async fn set_fingerprint(&self, id: SecretId, version: i64, fingerprint: &str) -> Result<()> {
+        sqlx::query("UPDATE secret_versions SET fingerprint = $1 WHERE secret_id = $2 AND version = $3")
+            .bind(fingerprint)
+            .bind(id.0)
+            .bind(version)
+            .execute(self.db())
+            .await?;
+        Ok(())
     }
 
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {

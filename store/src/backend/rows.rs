@@ -9,7 +9,9 @@ use crate::audit::{AuditAction, AuditEntry};
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, Grant, RoleRecord, TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
-use crate::model::{CustomerId, TenantId, UserId};
+use crate::model::{
+    CustomerId, SecretId, SecretInfo, SecretType, SecretVersion, TenantId, UserId, VersionState,
+};
 use crate::references::{Owner, OwnerType, SecretRef};
 
 /// A row of either backend, read the same way.
@@ -36,6 +38,54 @@ pub(crate) fn decode_err(what: &str) -> StoreError {
 /// JSON kept as text.
 fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, col: &str, what: &str) -> Result<T> {
     serde_json::from_str(&row.text(col)?).map_err(|_| decode_err(what))
+}
+
+/// A secret's metadata (the columns of `secrets` but its value), with its shares.
+pub(crate) fn secret_info_from(row: &impl Columns, shared_with: Vec<CustomerId>) -> Result<SecretInfo> {
+    Ok(SecretInfo {
+        id: SecretId(row.uuid("id")?),
+        tenant_id: TenantId(row.uuid("tenant_id")?),
+        name: row.text("name")?,
+        kind: SecretType::parse(&row.text("type")?).ok_or_else(|| decode_err("secrets.type"))?,
+        description: row.text("description")?,
+        file_name: row.opt_text("file_name")?,
+        version: row.int("version")?,
+        created_time: row.int("created_time")?,
+        updated_time: row.int("updated_time")?,
+        shared_with,
+        allowed_destinations: json(row, "allowed_destinations", "secrets.allowed_destinations")?,
+        max_versions: row.int("max_versions")?,
+    })
+}
+
+/// The columns [`secret_info_from`] and [`sealed_from`] read, for a `SELECT` from `secrets`.
+pub(crate) const SECRET_COLUMNS: &str = "id, tenant_id, name, type, description, file_name, version, \
+     created_time, updated_time, allowed_destinations, max_versions, key_id, nonce, ciphertext";
+
+/// The listing of a secret's versions, newest first: the state follows from where the value is
+/// (in `secrets`: current; in `secret_history`: kept; nowhere: destroyed). `$1` the secret,
+/// `$2` and `$3` limit and offset.
+pub(crate) const VERSIONS_SQL: &str = "SELECT v.version, v.created_time, v.created_by, v.fingerprint, \
+     CASE WHEN v.version = s.version THEN 'CURRENT' WHEN h.version IS NOT NULL THEN 'PREVIOUS' \
+     ELSE 'DESTROYED' END AS state \
+     FROM secret_versions v JOIN secrets s ON s.id = v.secret_id \
+     LEFT JOIN secret_history h ON h.secret_id = v.secret_id AND h.version = v.version \
+     WHERE v.secret_id = $1 ORDER BY v.version DESC LIMIT $2 OFFSET $3";
+
+/// A row of [`VERSIONS_SQL`].
+pub(crate) fn version_from(row: &impl Columns) -> Result<SecretVersion> {
+    let state = match row.text("state")?.as_str() {
+        "CURRENT" => VersionState::Current,
+        "PREVIOUS" => VersionState::Previous,
+        _ => VersionState::Destroyed,
+    };
+    Ok(SecretVersion {
+        version: row.int("version")?,
+        created_time: row.int("created_time")?,
+        created_by: row.opt_text("created_by")?,
+        state,
+        fingerprint: row.opt_text("fingerprint")?,
+    })
 }
 
 /// A ciphertext with its data key and nonce.

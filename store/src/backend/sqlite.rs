@@ -18,13 +18,16 @@ use uuid::Uuid;
 mod directory;
 mod writes;
 
-use super::rows::{Columns, decode_err, owner_from, sealed_from, usage_from, user_from};
-use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow, destinations_from};
+use super::rows::{
+    Columns, SECRET_COLUMNS, VERSIONS_SQL, decode_err, owner_from, sealed_from, secret_info_from, usage_from,
+    user_from, version_from,
+};
+use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{TenantRecord, UserRecord};
 use crate::error::{Result, StoreError};
 
-use crate::model::{CustomerId, SecretId, SecretInfo, SecretType, TenantId, UserId, now_ms};
+use crate::model::{CustomerId, SecretId, SecretVersion, TenantId, UserId, now_ms};
 use crate::quota::Quota;
 use crate::references::{OwnerType, Usages};
 
@@ -115,6 +118,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("revoked sessions"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0010_revoked_sessions.sql")),
+                false,
+            ),
+            Migration::new(
+                11,
+                Cow::Borrowed("secret versions"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0011_secret_versions.sql")),
                 false,
             ),
         ]),
@@ -352,12 +362,9 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, name, type, description, file_name, version, created_time, \
-             updated_time, allowed_destinations, key_id, nonce, ciphertext FROM secrets",
-        )
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {SECRET_COLUMNS} FROM secrets"))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         let shares = sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
             .fetch_all(&mut *self.conn().await?)
             .await?;
@@ -368,21 +375,8 @@ impl SqliteBackend {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: SecretId = parse_id(row, "id")?;
-            let kind: String = row.try_get("type")?;
             out.push(SecretRow {
-                info: SecretInfo {
-                    id,
-                    tenant_id: parse_id(row, "tenant_id")?,
-                    name: row.try_get("name")?,
-                    kind: SecretType::parse(&kind).ok_or_else(|| decode_err("secrets.type"))?,
-                    description: row.try_get("description")?,
-                    file_name: row.try_get("file_name")?,
-                    version: row.try_get("version")?,
-                    created_time: row.try_get("created_time")?,
-                    updated_time: row.try_get("updated_time")?,
-                    shared_with: shared.remove(&id).unwrap_or_default(),
-                    allowed_destinations: destinations_from(row)?,
-                },
+                info: secret_info_from(row, shared.remove(&id).unwrap_or_default())?,
                 sealed: sealed_from(row)?,
             });
         }
@@ -407,6 +401,43 @@ impl SqliteBackend {
 
     pub(crate) fn earlier_values(&self, id: SecretId) -> Vec<EarlierValue> {
         self.earlier.get(id)
+    }
+
+    pub(crate) async fn versions(
+        &self,
+        id: SecretId,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SecretVersion>, i64)> {
+        let mut conn = self.conn().await?;
+        let rows = sqlx::query(VERSIONS_SQL)
+            .bind(id.to_string())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *conn)
+            .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions WHERE secret_id = ?")
+            .bind(id.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok((rows.iter().map(version_from).collect::<Result<_>>()?, total))
+    }
+
+    pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {
+        let rows = sqlx::query("SELECT secret_id, version FROM secret_versions WHERE fingerprint IS NULL")
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(|r| Ok((parse_id(r, "secret_id")?, r.try_get("version")?))).collect()
+    }
+
+    pub(crate) async fn set_fingerprint(&self, id: SecretId, version: i64, fingerprint: &str) -> Result<()> {
+        sqlx::query("UPDATE secret_versions SET fingerprint = ? WHERE secret_id = ? AND version = ?")
+            .bind(fingerprint)
+            .bind(id.to_string())
+            .bind(version)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     /// Forgets the earlier values of a tenant's secrets (the rows went with the secrets).

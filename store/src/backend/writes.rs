@@ -9,7 +9,7 @@
 use uuid::Uuid;
 
 use super::rows::decode_err;
-use super::{DeleteOutcome, EarlierValue, EarlierValues, Expected, OwnerWrite, SecretRow};
+use super::{DeleteOutcome, EarlierValue, EarlierValues, Expected, NewVersion, OwnerWrite, SecretRow};
 use crate::audit::NewAuditEntry;
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, RoleRecord, UserRecord};
@@ -46,6 +46,8 @@ pub(crate) trait WriteTx: Sized {
     async fn keep_earlier(&mut self, id: SecretId, version: i64, sealed: &Sealed) -> Result<()>;
     /// Drops all but the last `kept` earlier values of `id`; the remaining ones, newest first.
     async fn trim_earlier(&mut self, id: SecretId, kept: i64) -> Result<Vec<EarlierValue>>;
+    /// Records a new version's metadata.
+    async fn insert_version(&mut self, id: SecretId, version: &NewVersion) -> Result<()>;
     /// The configurations that use a secret; with `customer`, only that customer's.
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages>;
 
@@ -116,6 +118,7 @@ pub(crate) fn owner_deleted(done: sqlx::Result<u64>, kind: OwnerType, id: Uuid) 
 pub(crate) async fn insert_secret(
     mut tx: impl WriteTx,
     row: &SecretRow,
+    version: &NewVersion,
     quotas: &[Quota],
     audit: &[NewAuditEntry],
 ) -> Result<()> {
@@ -128,6 +131,7 @@ pub(crate) async fn insert_secret(
         }
         Err(e) => return Err(e.into()),
     }
+    tx.insert_version(i.id, version).await?;
     for quota in quotas {
         tx.within(i.tenant_id, *quota).await?;
     }
@@ -137,11 +141,13 @@ pub(crate) async fn insert_secret(
 
 /// Changes a secret's row if it is still as `expected` (false otherwise: another writer got there
 /// first). The row is locked first, so the value moved to `secret_history` is exactly the one
-/// replaced; history then keeps the last [`super::EARLIER_VALUES_KEPT`], and `earlier` follows
-/// after the commit.
+/// replaced; a new value (`version`) is recorded as a version; history then keeps the values of
+/// the last `maxVersions` versions (the current one included: older ones are destroyed), the
+/// quota counts what is kept, and `earlier` follows after the commit.
 pub(crate) async fn update_secret(
     mut tx: impl WriteTx,
     row: &SecretRow,
+    version: Option<&NewVersion>,
     expected: Expected,
     quota: Option<Quota>,
     audit: &[NewAuditEntry],
@@ -151,23 +157,18 @@ pub(crate) async fn update_secret(
     let Some(replaced) = tx.value_as(i.id, expected).await? else {
         return Ok(false);
     };
-    let new_value = i.version != expected.version;
-    if new_value {
+    if let Some(version) = version {
         tx.keep_earlier(i.id, expected.version, &replaced).await?;
+        tx.insert_version(i.id, version).await?;
     }
     if !tx.update_secret_row(row, expected.version).await? {
         // Cannot happen under the lock; dropping the transaction rolls everything back.
         return Ok(false);
     }
-    if !new_value {
-        tx.audit(audit).await?;
-        tx.commit().await?;
-        return Ok(true);
-    }
+    let kept = tx.trim_earlier(i.id, i.max_versions.max(1) - 1).await?;
     if let Some(quota) = quota {
         tx.within(i.tenant_id, quota).await?;
     }
-    let kept = tx.trim_earlier(i.id, super::EARLIER_VALUES_KEPT).await?;
     tx.audit(audit).await?;
     tx.commit().await?;
     earlier.set(i.id, i.tenant_id, kept);
@@ -365,10 +366,20 @@ mod tests {
             updated_time: 0,
             shared_with: Vec::new(),
             allowed_destinations: Vec::new(),
+            max_versions: 6,
         };
         // The backend never looks inside a ciphertext: the version in it is enough here.
         let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };
         SecretRow { info, sealed }
+    }
+
+    fn new_version(version: i64) -> NewVersion {
+        NewVersion {
+            version,
+            created_time: version,
+            created_by: "test".into(),
+            fingerprint: format!("fp{version}"),
+        }
     }
 
     /// The earlier values of `id` a backend opened afresh on `db` loads (what its rows hold).
@@ -389,15 +400,25 @@ mod tests {
         b.migrate().await.unwrap();
         b.insert_data_key(&WrappedKey { id: 1, wrapped: vec![0; 60] }).await.unwrap();
         let (id, tenant) = (SecretId::new_random(), TenantId::new_random());
-        b.insert_secret(&row(id, tenant, 1), &[], &[]).await.unwrap();
+        b.insert_secret(&row(id, tenant, 1), &new_version(1), &[], &[]).await.unwrap();
         // A description change (same version) keeps nothing.
-        assert!(b.update_secret(&row(id, tenant, 1), 1, None, &[]).await.unwrap());
+        assert!(b.update_secret(&row(id, tenant, 1), None, 1, None, &[]).await.unwrap());
         assert!(stored_earlier(&db, id).await.is_empty());
         for version in 2..=8 {
-            assert!(b.update_secret(&row(id, tenant, version), version - 1, None, &[]).await.unwrap());
+            assert!(
+                b.update_secret(
+                    &row(id, tenant, version),
+                    Some(&new_version(version)),
+                    version - 1,
+                    None,
+                    &[]
+                )
+                .await
+                .unwrap()
+            );
         }
         // A stale update changes nothing, history included.
-        assert!(!b.update_secret(&row(id, tenant, 9), 3, None, &[]).await.unwrap());
+        assert!(!b.update_secret(&row(id, tenant, 9), Some(&new_version(9)), 3, None, &[]).await.unwrap());
         assert_eq!(versions(&b, id), [7, 6, 5, 4, 3]);
         let stored = stored_earlier(&db, id).await;
         assert_eq!(stored.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [7, 6, 5, 4, 3]);
@@ -411,8 +432,8 @@ mod tests {
 
         // Deleting a tenant takes its secrets' history too.
         let other = SecretId::new_random();
-        b.insert_secret(&row(other, tenant, 1), &[], &[]).await.unwrap();
-        assert!(b.update_secret(&row(other, tenant, 2), 1, None, &[]).await.unwrap());
+        b.insert_secret(&row(other, tenant, 1), &new_version(1), &[], &[]).await.unwrap();
+        assert!(b.update_secret(&row(other, tenant, 2), Some(&new_version(2)), 1, None, &[]).await.unwrap());
         assert_eq!(stored_earlier(&db, other).await.len(), 1);
         b.delete_tenant(tenant).await.unwrap();
         assert!(stored_earlier(&db, other).await.is_empty());

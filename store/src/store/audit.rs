@@ -9,7 +9,7 @@ use crate::error::{Result, StoreError};
 use crate::model::{SecretInfo, TenantId, now_ms};
 
 impl Store {
-    async fn write_audit(&self, entries: Vec<NewAuditEntry>) {
+    pub(super) async fn write_audit(&self, entries: Vec<NewAuditEntry>) {
         if entries.is_empty() {
             return;
         }

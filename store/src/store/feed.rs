@@ -77,7 +77,7 @@ impl Store {
     }
 
     /// Puts `now` in the index in place of `before`, announcing the difference.
-    fn replace_row(&self, before: Option<&SecretRow>, now: Option<SecretRow>) {
+    pub(super) fn replace_row(&self, before: Option<&SecretRow>, now: Option<SecretRow>) {
         match (before, now) {
             (None, None) => {}
             (Some(old), None) => {

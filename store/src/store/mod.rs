@@ -14,10 +14,12 @@ mod feed;
 mod index;
 mod secrets;
 mod sessions;
+mod versions;
 
 pub use self::bootstrap::Bootstrap;
 pub use self::directory::{MAX_DIRECTORY_NAME, NewUser};
 use self::index::Index;
+pub use self::versions::Verification;
 use crate::access::Actor;
 use crate::audit::UseCounter;
 use crate::backend::{Backend, Database, SecretRow};
@@ -104,6 +106,8 @@ struct Inner {
     /// Tenants whose secrets must name their allowed destinations (from `tenants`, kept current
     /// like the index: read on the message path, never from the database).
     destinations_required: RwLock<std::collections::HashSet<TenantId>>,
+    /// The keys of versions' fingerprints (set once the store is open).
+    fingerprints: std::sync::OnceLock<crate::crypto::Fingerprinter>,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -150,9 +154,14 @@ impl Store {
                         deleted_tenants: Default::default(),
                         sessions: SessionCache::default(),
                         destinations_required: Default::default(),
+                        fingerprints: Default::default(),
                     }),
                 };
                 if let Err(e) = store.load_destinations_required().await {
+                    store.close().await;
+                    return Err(e);
+                }
+                if let Err(e) = store.load_fingerprints().await {
                     store.close().await;
                     return Err(e);
                 }

@@ -45,8 +45,10 @@ impl Store {
             updated_time: now,
             shared_with: Vec::new(),
             allowed_destinations: valid.allowed_destinations,
+            max_versions: valid.max_versions,
         };
         let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
+        let version = self.new_version(actor, &info, &req.value);
         let row = SecretRow { info: info.clone(), sealed };
         let limits = self.inner.limits;
         let quotas = [
@@ -55,7 +57,7 @@ impl Store {
         ];
         let details = serde_json::json!({ "type": info.kind, "version": info.version });
         let audit = [secret_entry(actor, AuditAction::Create, &info, true, details)];
-        self.inner.backend.insert_secret(&row, &quotas, &audit).await?;
+        self.inner.backend.insert_secret(&row, &version, &quotas, &audit).await?;
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
         self.publish(&info, ChangeKind::Created);
@@ -110,17 +112,51 @@ impl Store {
         Page::of(matches.into_iter(), query.page, query.page_size)
     }
 
-    /// Changes value and/or description. A new value increments the version.
+    /// Changes value and/or description. A new value is a new version; with
+    /// `expected_version` (check-and-set) nothing changes unless that is still the current one.
     pub async fn update(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
-        let actor = actor.clone();
-        self.detached(move |s| async move { s.update_inner(&actor, id, req).await }).await
+        self.change(actor, id, req, None).await
     }
 
-    async fn update_inner(&self, actor: &Actor, id: SecretId, req: SecretUpdate) -> Result<SecretInfo> {
+    /// [`Store::update`], with the value change audited as `value_action` (a rollback) instead.
+    pub(super) async fn change(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        req: SecretUpdate,
+        value_action: Option<(AuditAction, serde_json::Value)>,
+    ) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.update_inner(&actor, id, req, value_action).await }).await
+    }
+
+    async fn update_inner(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        req: SecretUpdate,
+        value_action: Option<(AuditAction, serde_json::Value)>,
+    ) -> Result<SecretInfo> {
         self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let _guard = self.inner.write.lock().await;
-        let current = self.visible(actor, id)?;
+        let mut current = self.visible(actor, id)?;
+        if let Some(expected) = req.expected_version
+            && expected != current.info.version
+        {
+            // The caller may have read a version another instance wrote that this one has not
+            // heard of yet: ask the database before refusing.
+            if expected > current.info.version
+                && let Some(feed) = self.inner.backend.change_feed()
+            {
+                let now = feed.reload_secret(id).await?;
+                self.replace_row(Some(&current), now);
+                current = self.visible(actor, id)?;
+            }
+            if expected != current.info.version {
+                return Err(self.version_mismatch(&current.info, expected));
+            }
+        }
         let valid = validate_update(&current.info, &req, &self.inner.limits)?;
         let mut info = current.info.clone();
         let description_changed = valid.description.as_ref().is_some_and(|d| *d != info.description)
@@ -136,12 +172,17 @@ impl Store {
         if let Some(list) = valid.allowed_destinations {
             info.allowed_destinations = list;
         }
-        let sealed = match &req.value {
+        let max_versions_changed = valid.max_versions.is_some_and(|m| m != info.max_versions);
+        if let Some(max) = valid.max_versions {
+            info.max_versions = max;
+        }
+        let (sealed, version) = match &req.value {
             Some(value) => {
                 info.version += 1;
-                self.keyring().seal(info.tenant_id, info.id, info.version, value)
+                let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, value);
+                (sealed, Some(self.new_version(actor, &info, value)))
             }
-            None => current.sealed.clone(),
+            None => (current.sealed.clone(), None),
         };
         info.updated_time = now_ms();
         let row = SecretRow { info: info.clone(), sealed };
@@ -153,8 +194,16 @@ impl Store {
             req.value.is_some().then_some(Quota::SecretBytes(self.inner.limits.max_secret_bytes_per_tenant));
         let mut audit = Vec::new();
         if req.value.is_some() {
-            let details = serde_json::json!({ "version": info.version });
-            audit.push(secret_entry(actor, AuditAction::ValueChange, &info, true, details));
+            let (action, mut details) =
+                value_action.unwrap_or((AuditAction::ValueChange, serde_json::json!({})));
+            if let Some(map) = details.as_object_mut() {
+                map.insert("version".into(), info.version.into());
+            }
+            audit.push(secret_entry(actor, action, &info, true, details));
+        }
+        if max_versions_changed {
+            let details = serde_json::json!({ "maxVersions": info.max_versions });
+            audit.push(secret_entry(actor, AuditAction::MaxVersionsChange, &info, true, details));
         }
         if description_changed {
             audit.push(secret_entry(
@@ -169,7 +218,14 @@ impl Store {
             let details = serde_json::json!({ "allowedDestinations": info.allowed_destinations });
             audit.push(secret_entry(actor, AuditAction::DestinationsChange, &info, true, details));
         }
-        if !self.inner.backend.update_secret(&row, expected, quota, &audit).await? {
+        if !self.inner.backend.update_secret(&row, version.as_ref(), expected, quota, &audit).await? {
+            // Another instance changed it first (this one's index has not heard yet).
+            if let Some(expected) = req.expected_version
+                && let Some(feed) = self.inner.backend.change_feed()
+                && let Some(now) = feed.reload_secret(id).await?
+            {
+                return Err(self.version_mismatch(&now.info, expected));
+            }
             return Err(StoreError::Conflict(info.name));
         }
         self.inner.index.insert(row);
@@ -181,6 +237,10 @@ impl Store {
             self.publish(&info, ChangeKind::DescriptionUpdated);
         }
         Ok(info)
+    }
+
+    fn version_mismatch(&self, current: &SecretInfo, expected: i64) -> StoreError {
+        StoreError::VersionMismatch { name: current.name.clone(), expected, current: current.version }
     }
 
     /// Deletes a secret; refused with the list of users while any configuration references it.
@@ -252,7 +312,7 @@ impl Store {
     }
 
     /// Every value of a secret that must stay masked: the current one first, then the earlier
-    /// values the store keeps (the last 5, newest first), so that a rotated-out value is masked
+    /// values the store keeps (of the last `maxVersions` versions, newest first), so that a rotated-out value is masked
     /// after a restart and by configurations created after the rotation. For the redactor only:
     /// never returned through any API; not counted as a use. An earlier value that no longer
     /// decrypts is skipped.

@@ -9,7 +9,9 @@ use super::{PostgresBackend, customer_alive, tenant_alive, usages_in, within};
 use crate::audit::NewAuditEntry;
 use crate::backend::rows::sealed_from;
 use crate::backend::writes::{self, Deleting, WriteTx};
-use crate::backend::{DeleteOutcome, EarlierValue, Expected, OwnerWrite, SecretRow, destinations_text};
+use crate::backend::{
+    DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
+};
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, RoleRecord, UserRecord};
 use crate::error::Result;
@@ -82,8 +84,8 @@ impl WriteTx for Tx {
         let i = &row.info;
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(i.id.0)
         .bind(i.tenant_id.0)
@@ -98,6 +100,7 @@ impl WriteTx for Tx {
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
+        .bind(i.max_versions)
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -107,7 +110,8 @@ impl WriteTx for Tx {
         let i = &row.info;
         let done = sqlx::query(
             "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
-             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8 WHERE id = $9 AND version = $10",
+             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8, max_versions = $9 \
+             WHERE id = $10 AND version = $11",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -117,6 +121,7 @@ impl WriteTx for Tx {
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
+        .bind(i.max_versions)
         .bind(i.id.0)
         .bind(version)
         .execute(&mut *self.0)
@@ -167,6 +172,21 @@ impl WriteTx for Tx {
         rows.iter()
             .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
             .collect()
+    }
+
+    async fn insert_version(&mut self, id: SecretId, v: &NewVersion) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secret_versions (secret_id, version, created_time, created_by, fingerprint) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.0)
+        .bind(v.version)
+        .bind(v.created_time)
+        .bind(&v.created_by)
+        .bind(&v.fingerprint)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
@@ -330,20 +350,23 @@ impl PostgresBackend {
     pub(crate) async fn insert_secret(
         &self,
         row: &SecretRow,
+        version: &NewVersion,
         quotas: &[Quota],
         audit: &[NewAuditEntry],
     ) -> Result<()> {
-        writes::insert_secret(self.begin_write().await?, row, quotas, audit).await
+        writes::insert_secret(self.begin_write().await?, row, version, quotas, audit).await
     }
 
     pub(crate) async fn update_secret(
         &self,
         row: &SecretRow,
+        version: Option<&NewVersion>,
         expected: Expected,
         quota: Option<Quota>,
         audit: &[NewAuditEntry],
     ) -> Result<bool> {
-        writes::update_secret(self.begin_write().await?, row, expected, quota, audit, &self.earlier).await
+        let tx = self.begin_write().await?;
+        writes::update_secret(tx, row, version, expected, quota, audit, &self.earlier).await
     }
 
     pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {

@@ -9,7 +9,9 @@ use super::{SqliteBackend, usages_in, within};
 use crate::audit::NewAuditEntry;
 use crate::backend::rows::sealed_from;
 use crate::backend::writes::{self, Deleting, WriteTx};
-use crate::backend::{DeleteOutcome, EarlierValue, Expected, OwnerWrite, SecretRow, destinations_text};
+use crate::backend::{
+    DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
+};
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, RoleRecord, UserRecord};
 use crate::error::Result;
@@ -61,8 +63,8 @@ impl WriteTx for Tx<'_> {
         let i = &row.info;
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.id.to_string())
         .bind(i.tenant_id.to_string())
@@ -77,6 +79,7 @@ impl WriteTx for Tx<'_> {
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
+        .bind(i.max_versions)
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -86,7 +89,8 @@ impl WriteTx for Tx<'_> {
         let i = &row.info;
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
-             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ? WHERE id = ? AND version = ?",
+             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ?, max_versions = ? \
+             WHERE id = ? AND version = ?",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -96,6 +100,7 @@ impl WriteTx for Tx<'_> {
         .bind(row.sealed.nonce.as_slice())
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
+        .bind(i.max_versions)
         .bind(i.id.to_string())
         .bind(version)
         .execute(&mut *self.0)
@@ -144,6 +149,21 @@ impl WriteTx for Tx<'_> {
         rows.iter()
             .map(|r| Ok(EarlierValue { version: r.try_get("version")?, sealed: sealed_from(r)? }))
             .collect()
+    }
+
+    async fn insert_version(&mut self, id: SecretId, v: &NewVersion) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secret_versions (secret_id, version, created_time, created_by, fingerprint) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(v.version)
+        .bind(v.created_time)
+        .bind(&v.created_by)
+        .bind(&v.fingerprint)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
@@ -302,22 +322,25 @@ impl SqliteBackend {
     pub(crate) async fn insert_secret(
         &self,
         row: &SecretRow,
+        version: &NewVersion,
         quotas: &[Quota],
         audit: &[NewAuditEntry],
     ) -> Result<()> {
         let mut conn = self.conn().await?;
-        writes::insert_secret(Tx(conn.begin().await?), row, quotas, audit).await
+        writes::insert_secret(Tx(conn.begin().await?), row, version, quotas, audit).await
     }
 
     pub(crate) async fn update_secret(
         &self,
         row: &SecretRow,
+        version: Option<&NewVersion>,
         expected: Expected,
         quota: Option<Quota>,
         audit: &[NewAuditEntry],
     ) -> Result<bool> {
         let mut conn = self.conn().await?;
-        writes::update_secret(Tx(conn.begin().await?), row, expected, quota, audit, &self.earlier).await
+        let tx = Tx(conn.begin().await?);
+        writes::update_secret(tx, row, version, expected, quota, audit, &self.earlier).await
     }
 
     pub(crate) async fn delete_secret(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<DeleteOutcome> {

@@ -1,0 +1,247 @@
+//! A secret's versions through the real binary: ETag and If-Match, the versions list, verify
+//! (SECRET:WRITE, slowed down like logins), rollback reaching a running chain, and the CLI.
+
+use serde_json::{Value, json};
+
+use crate::cli::{ok, spawn_run};
+use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, assert_no_leak};
+
+const V1: &str = "tok-v1-9a8b7c";
+const V2: &str = "tok-v2-mistyped";
+
+fn bearer_chain(url: &str) -> Value {
+    json!({
+        "name": "Forward",
+        "firstNodeIndex": 0,
+        "nodes": [{
+            "type": "rest_api_call",
+            "name": "Post",
+            "configuration": {
+                "restEndpointUrlPattern": format!("{url}/in"),
+                "credentials": {"type": "bearer", "token": "$<secret:api-token>"}
+            }
+        }],
+        "connections": []
+    })
+}
+
+/// What the receiver saw in the last request's Authorization header, after one message.
+async fn sent_token(api: &Api<'_>, chain: &str, receiver: &Receiver) -> String {
+    let (status, answer) =
+        api.post(&format!("/api/rule-chains/{chain}/messages?wait=true"), json!({"data": {"t": 1}})).await;
+    assert_eq!(status, 200, "{answer}");
+    receiver.requests().last().unwrap().headers["authorization"].trim_start_matches("Bearer ").to_owned()
+}
+
+#[tokio::test]
+async fn versions_check_and_set_verify_and_rollback_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let (status, secret) = api
+        .post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": V1, "maxVersions": 3}))
+        .await;
+    assert_eq!(status, 201, "{secret}");
+    assert_eq!(secret["maxVersions"], 3);
+    let id = secret["id"].as_str().unwrap().to_owned();
+    let (_, chain) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
+    let chain = chain["id"].as_str().unwrap().to_owned();
+    assert_eq!(sent_token(&api, &chain, &receiver).await, V1);
+
+    // GET answers the version as its ETag; a PATCH based on it wins, a second one based on the
+    // same version gets 412 naming the current one, and changes nothing.
+    let resp = api.req(reqwest::Method::GET, &format!("/api/secrets/{id}")).send().await.unwrap();
+    assert_eq!(resp.headers()["etag"], "\"1\"");
+    let patch = |version: &str, value: &str| {
+        api.req(reqwest::Method::PATCH, &format!("/api/secrets/{id}"))
+            .header("If-Match", version)
+            .json(&json!({"value": value}))
+    };
+    let resp = patch("\"1\"", V2).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.headers()["etag"].to_str().unwrap()), (200, "\"2\""));
+    let (status, refused) = api.send(patch("\"1\"", "tok-v3-lost")).await;
+    assert_eq!(status, 412, "{refused}");
+    assert_eq!(refused["error"], "precondition_failed");
+    assert_eq!(refused["currentVersion"], 2);
+    assert_eq!(refused["message"], "secret 'api-token' is at version 2, not 1: read it again and retry");
+    let (status, bad) = api.send(patch("soon", "x")).await;
+    assert_eq!(
+        (status, bad["message"].as_str().unwrap()),
+        (400, "If-Match: expected the secret's version as its ETag, e.g. \"3\"")
+    );
+    assert_eq!(sent_token(&api, &chain, &receiver).await, V2, "the next message uses version 2");
+
+    // The versions: newest first, fingerprints, never a value.
+    for v in ["tok-v3", "tok-v4"] {
+        assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": v})).await.0, 200);
+    }
+    let (status, versions) = api.get(&format!("/api/secrets/{id}/versions")).await;
+    assert_eq!(status, 200, "{versions}");
+    let rows: Vec<(i64, &str)> = versions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [(4, "CURRENT"), (3, "PREVIOUS"), (2, "PREVIOUS"), (1, "DESTROYED")]);
+    assert_eq!(versions["data"][0]["createdBy"], "admin");
+    assert_eq!(versions["data"][0]["fingerprint"].as_str().unwrap().len(), 12);
+
+    // Verify: which version had a value, by fingerprint (a destroyed one too).
+    let (status, answer) = api.post(&format!("/api/secrets/{id}/verify"), json!({"value": V1})).await;
+    assert_eq!((status, answer), (200, json!({"matches": true, "version": 1})));
+    let (_, answer) = api.post(&format!("/api/secrets/{id}/verify"), json!({"value": "nope"})).await;
+    assert_eq!(answer, json!({"matches": false, "version": null}));
+    // Guessing is slowed down like logins: after five misses the next guess must wait.
+    for _ in 0..4 {
+        api.post(&format!("/api/secrets/{id}/verify"), json!({"value": "guess"})).await;
+    }
+    let resp = api
+        .req(reqwest::Method::POST, &format!("/api/secrets/{id}/verify"))
+        .json(&json!({"value": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+
+    // Rollback: version 2's value comes back as version 5, and the chain's next message uses it.
+    let (status, rolled) = api.post(&format!("/api/secrets/{id}/rollback"), json!({"version": 2})).await;
+    assert_eq!((status, rolled["version"].as_i64()), (200, Some(5)), "{rolled}");
+    assert_eq!(sent_token(&api, &chain, &receiver).await, V2);
+    let (status, refused) = api.post(&format!("/api/secrets/{id}/rollback"), json!({"version": 1})).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("version_destroyed")), "{refused}");
+    let (status, _) = api.post(&format!("/api/secrets/{id}/rollback"), json!({"version": 99})).await;
+    assert_eq!(status, 404);
+    let (status, refused) = api
+        .send(
+            api.req(reqwest::Method::POST, &format!("/api/secrets/{id}/rollback"))
+                .header("If-Match", "\"4\"")
+                .json(&json!({"version": 3})),
+        )
+        .await;
+    assert_eq!((status, refused["currentVersion"].as_i64()), (412, Some(5)));
+
+    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={id}&pageSize=100")).await;
+    let actions: Vec<&str> =
+        audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"ROLLBACK") && actions.contains(&"VERIFY"), "{actions:?}");
+    let seen = format!("{versions}{audit}{}", server.logs());
+    assert_no_leak(&seen, &[V1, V2, "tok-v3", "tok-v4"]);
+}
+
+#[tokio::test]
+async fn the_cli_lists_versions_verifies_rolls_back_and_checks_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let create = ["secret", "create", "api-token", "--max-versions", "5"];
+    ok(&spawn_run(&config, &server, &create, &format!("{V1}\n")).await);
+    ok(&spawn_run(
+        &config,
+        &server,
+        &["secret", "update", "api-token", "--stdin", "--expect-version", "1"],
+        V2,
+    )
+    .await);
+    // Based on version 1 again: refused (conflict exit code), nothing changes.
+    let stale = spawn_run(
+        &config,
+        &server,
+        &["secret", "update", "api-token", "--stdin", "--expect-version", "1"],
+        "x",
+    )
+    .await;
+    assert_eq!(stale.code, 4, "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains("is at version 2, not 1") && stale.stderr.contains("precondition_failed"),
+        "{}",
+        stale.stderr
+    );
+
+    let versions =
+        ok(&spawn_run(&config, &server, &["secret", "versions", "api-token"], "").await).to_owned();
+    let lines: Vec<&str> = versions.lines().map(str::trim_start).collect();
+    assert!(lines[0].starts_with("VERSION") && lines[0].contains("FINGERPRINT"), "{versions}");
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].contains("CURRENT") && lines[1].contains("admin"),
+        "{versions}"
+    );
+    assert!(lines[2].starts_with("1 ") && lines[2].contains("PREVIOUS"), "{versions}");
+
+    let matched = spawn_run(&config, &server, &["secret", "verify", "api-token"], &format!("{V1}\n")).await;
+    assert_eq!(ok(&matched).trim(), "The value matches version 1 of 'api-token'");
+    let missed = spawn_run(&config, &server, &["secret", "verify", "api-token"], "nope\n").await;
+    assert_eq!(
+        (missed.code, missed.stderr.trim()),
+        (1, "error: the value matches no version of 'api-token'")
+    );
+
+    let rolled =
+        spawn_run(&config, &server, &["secret", "rollback", "api-token", "--version", "1"], "").await;
+    let shown = ok(&rolled);
+    assert!(
+        shown.lines().any(|l| l.trim_start().starts_with("version") && l.trim_end().ends_with('3')),
+        "{shown}"
+    );
+    let api = Api::new(&server).await;
+    let (_, list) = api.get("/api/secrets").await;
+    assert_eq!(list["data"][0]["version"], 3);
+    let all = format!("{versions}{shown}{}{}", matched.stdout, missed.stderr);
+    assert_no_leak(&all, &[V1, V2]);
+}
+
+#[tokio::test]
+#[ignore = "needs chromedriver (VEIL_TEST_CHROMEDRIVER)"]
+async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_stale_change() {
+    use crate::support::{Browser, RecordingProxy};
+    use crate::ui::{log_in, screenshot, visit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let proxy = RecordingProxy::start(&server.base).await;
+    let browser = Browser::start().await;
+    let api = Api::new(&server).await;
+    let (_, secret) =
+        api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": V1})).await;
+    let id = secret["id"].as_str().unwrap().to_owned();
+    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": V2})).await.0, 200);
+    log_in(&browser, &proxy.url, "admin", ADMIN_PASSWORD).await;
+
+    // The versions, newest first; Roll back on the kept one.
+    visit(&browser, &proxy.url, &format!("#/secrets/{id}")).await;
+    browser.text_of("#secret-versions tr[data-version='2']", "Current").await;
+    let kept = browser.text_of("#secret-versions tr[data-version='1']", "Kept").await;
+    assert!(kept.contains("admin") && kept.contains("Roll back"), "{kept}");
+    screenshot(&browser, "secret-versions").await;
+    browser.click("#secret-versions tr[data-version='1'] button[data-action=rollback]").await;
+    browser.text_of("#rollback-secret", "becomes version 3").await;
+    browser.click("#rollback-secret button[data-action=submit]").await;
+    browser.text_of("#secret-version", "3").await;
+    browser.text_of("#secret-versions tr[data-version='3']", "Current").await;
+    let (_, versions) = api.get(&format!("/api/secrets/{id}/versions")).await;
+    assert_eq!(versions["data"][0]["fingerprint"], versions["data"][2]["fingerprint"], "version 1's value");
+
+    // Check a value: which version had it.
+    browser.click("button[title='Check a value']").await;
+    browser.type_into("#verify-secret input[name=value]", V2).await;
+    browser.click("#verify-secret button[data-action=submit]").await;
+    browser.text_of("#verify-answer", "It is the value of version 2.").await;
+    browser.click("#verify-secret button[data-action=cancel]").await;
+
+    // Someone else changes the value while the dialog is open: Save is refused, nothing lost.
+    browser.click("button[title='Change value']").await;
+    browser.type_into("#change-secret input[name=value]", "tok-from-the-browser").await;
+    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": "tok-from-elsewhere"})).await.0, 200);
+    browser.click("#change-secret button[data-action=submit]").await;
+    browser.text_of("#change-secret .form-errors", "is at version 4, not 3").await;
+    let (_, now) = api.get(&format!("/api/secrets/{id}")).await;
+    assert_eq!(now["version"], 4);
+    let (_, check) =
+        api.post(&format!("/api/secrets/{id}/verify"), json!({"value": "tok-from-elsewhere"})).await;
+    assert_eq!(check, json!({"matches": true, "version": 4}));
+    assert_no_leak(&browser.exposed().await, &[V1, V2, "tok-from-elsewhere"]);
+}
