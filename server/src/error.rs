@@ -139,6 +139,10 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", message)
                     .with("currentVersion", json!(current))
             }
+            StoreError::VersionRequired { current, .. } => {
+                Self::new(StatusCode::PRECONDITION_REQUIRED, "precondition_required", message)
+                    .with("currentVersion", json!(current))
+            }
             StoreError::VersionDestroyed { .. } => {
                 Self::new(StatusCode::CONFLICT, "version_destroyed", message)
             }

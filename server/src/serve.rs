@@ -150,6 +150,8 @@ async fn bootstrap(store: &Store, first_start: &Bootstrap) -> Result<(), ServerE
                 name: "System".into(),
                 created_time: veil_store::now_ms(),
                 destinations_required: false,
+                cas_required: false,
+                strict_values: false,
             };
             first_user(first_start, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
         }

@@ -147,24 +147,31 @@ export async function rolesPage() {
 export async function settingsPage() {
   const settings = await api("GET", "/api/tenant-settings");
   const editable = can("ROLE", "WRITE");
-  const required = el("input", { type: "checkbox", name: "destinationsRequired", checked: settings.destinationsRequired, disabled: !editable });
+  const options = [
+    ["destinationsRequired", "Every secret must name its allowed destinations", "A secret without allowed destinations is then sent nowhere. Refused while a configuration would break."],
+    ["casRequired", "A value change must name the version it is based on", "Changes without If-Match are refused (428), so nobody overwrites a change they have not seen."],
+    ["strictValues", "Refuse suspicious values", "Values with surrounding spaces or quotes, a trailing newline, or too short to mask are refused instead of accepted with a warning."],
+  ];
+  const boxes = new Map(options.map(([key]) => [key, el("input", { type: "checkbox", name: key, checked: settings[key], disabled: !editable })]));
   const form = el("form", {
     class: "card settings",
     onsubmit: async (event) => {
       event.preventDefault();
       clearErrors(form);
       try {
-        const saved = await api("PUT", "/api/tenant-settings", { destinationsRequired: required.checked });
-        required.checked = saved.destinationsRequired;
+        const saved = await api("PUT", "/api/tenant-settings", Object.fromEntries([...boxes].map(([key, box]) => [key, box.checked])));
+        for (const [key, box] of boxes) box.checked = saved[key];
         toast("Settings saved");
       } catch (error) {
-        required.checked = !required.checked;
+        for (const [key, box] of boxes) box.checked = settings[key];
         showErrors(form, error);
       }
     },
   },
-  el("label", { class: "field check" }, required, el("span", { class: "label" }, "Every secret must name its allowed destinations")),
-  el("small", {}, "A secret without allowed destinations is then sent nowhere. Refused while a configuration would break."),
+  options.map(([key, label, help]) => [
+    el("label", { class: "field check" }, boxes.get(key), el("span", { class: "label" }, label)),
+    el("small", {}, help),
+  ]),
   el("div", { class: "form-errors", role: "alert" }),
   editable ? el("div", { class: "buttons" }, el("button", { type: "submit", class: "primary", dataset: { action: "save" } }, "Save")) : null);
   return el("section", {}, pageHeader("Settings"), form);

@@ -122,6 +122,13 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
   );
 }
 
+/** A toast for a saved secret, with what looks wrong with the value it was sent (`warnings`). */
+function savedToast(message, saved) {
+  const warnings = (saved && saved.warnings) || [];
+  if (!warnings.length) return toast(message);
+  toast(`${message}. Check the value: it ${warnings.map((w) => w.message).join("; it ")}.`, true);
+}
+
 /** Check-and-set: a change based on `secret` as it was read (someone else's change in between is
  *  refused with 412, shown in the dialog, instead of being overwritten). */
 function basedOn(secret) {
@@ -252,7 +259,7 @@ export async function secretsPage() {
           can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => {
             const changed = await changeDialog(s);
             if (changed) {
-              toast(`Secret '${s.name}' changed`);
+              savedToast(`Secret '${s.name}' changed`, changed);
               load();
             }
           }) : null,
@@ -299,7 +306,7 @@ export async function secretsPage() {
       can("SECRET", "CREATE") ? iconButton("+", "Add secret", async () => {
         const added = await addSecretDialog();
         if (added) {
-          toast(`Secret '${added.name}' added`);
+          savedToast(`Secret '${added.name}' added`, added);
           load();
         }
       }, { class: "icon add" }) : null,

@@ -22,6 +22,34 @@ pub struct TenantRecord {
     pub created_time: i64,
     /// Every secret must name its allowed destinations: one with an empty list is sent nowhere.
     pub destinations_required: bool,
+    /// Every value change must name the version it is based on (`If-Match`).
+    pub cas_required: bool,
+    /// Values with leading or trailing whitespace, a trailing newline, surrounding quotes or
+    /// shorter than the masking minimum are refused instead of accepted with a warning.
+    pub strict_values: bool,
+}
+
+impl TenantRecord {
+    /// Its settings.
+    pub fn settings(&self) -> TenantSettings {
+        TenantSettings {
+            destinations_required: self.destinations_required,
+            cas_required: self.cas_required,
+            strict_values: self.strict_values,
+        }
+    }
+}
+
+/// What a tenant administrator decides for the whole tenant (`GET/PUT /api/tenant-settings`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSettings {
+    /// See [`TenantRecord::destinations_required`].
+    pub destinations_required: bool,
+    /// See [`TenantRecord::cas_required`].
+    pub cas_required: bool,
+    /// See [`TenantRecord::strict_values`].
+    pub strict_values: bool,
 }
 
 /// A customer of a tenant: its users use secrets shared with it, never read them.

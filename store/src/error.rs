@@ -148,6 +148,17 @@ pub enum StoreError {
         /// The current version.
         current: i64,
     },
+    /// The tenant requires value changes to name the version they are based on, and this one
+    /// did not.
+    #[error(
+        "secret '{name}': this tenant requires the version a value change is based on (send If-Match: \"<version>\", e.g. \"{current}\")"
+    )]
+    VersionRequired {
+        /// The secret's name.
+        name: String,
+        /// The current version.
+        current: i64,
+    },
     /// A version whose value is gone (beyond the secret's `maxVersions`) cannot be brought back.
     #[error("secret '{name}': version {version} is destroyed (its value is no longer kept)")]
     VersionDestroyed {

@@ -60,9 +60,9 @@ pub use crate::store::{Bootstrap, Store, StoreConfig};
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::model::{
-    DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret, SecretId,
-    SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion, VersionState, validate_label,
-    validate_name,
+    DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret,
+    SHORT_VALUE_CHARS, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion,
+    VersionState, validate_label, validate_name, value_warnings,
 };
 pub use crate::store::{ListQuery, Page, Verification};
 
@@ -75,7 +75,8 @@ pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, 
 pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
 pub use crate::audit::{AuditAction, AuditEntry, AuditQuery, UseContext};
 pub use crate::directory::{
-    CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, UserInfo, UserRecord, UserUpdate,
+    CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, TenantSettings, UserInfo, UserRecord,
+    UserUpdate,
 };
 pub use crate::model::{CustomerId, TenantId, UserId};
 pub use crate::sessions::{SESSION_TTL, Session};

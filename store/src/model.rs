@@ -537,6 +537,44 @@ pub(crate) fn validate_update(
     }
 }
 
+/// TEXT values shorter than this many characters get a warning: they are masked wherever those
+/// characters appear (in every log line and debug event), and they are easy to guess.
+pub const SHORT_VALUE_CHARS: usize = 8;
+
+/// What looks wrong with a TEXT value that is valid (typically a copy-and-paste slip): leading or
+/// trailing whitespace, a trailing newline, surrounding quotes, a value shorter than
+/// [`SHORT_VALUE_CHARS`]. Each names the field (`value`) and never quotes the value. FILE values
+/// (certificates, keys: whitespace and newlines belong there) get none.
+pub fn value_warnings(kind: SecretType, value: &SecretValue) -> Vec<FieldProblem> {
+    let Some(text) = value.expose_text().filter(|_| kind == SecretType::Text) else { return Vec::new() };
+    let mut warnings = Vec::new();
+    if text.ends_with('\n') || text.ends_with('\r') {
+        warnings.push(FieldProblem::new("value", "ends with a newline (often pasted by accident)"));
+    } else if text.ends_with(char::is_whitespace) {
+        warnings.push(FieldProblem::new("value", "ends with whitespace"));
+    }
+    if text.starts_with(char::is_whitespace) {
+        warnings.push(FieldProblem::new("value", "starts with whitespace"));
+    }
+    let trimmed = text.trim();
+    let quoted = ['"', '\'', '`']
+        .iter()
+        .any(|q| trimmed.len() >= 2 && trimmed.starts_with(*q) && trimmed.ends_with(*q));
+    if quoted {
+        warnings.push(FieldProblem::new("value", "is surrounded by quotes (they become part of the value)"));
+    }
+    let chars = text.chars().count();
+    if chars < SHORT_VALUE_CHARS {
+        warnings.push(FieldProblem::new(
+            "value",
+            format!(
+                "is {chars} characters: values shorter than {SHORT_VALUE_CHARS} are masked wherever those characters appear, and are easy to guess"
+            ),
+        ));
+    }
+    warnings
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

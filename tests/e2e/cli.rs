@@ -466,6 +466,10 @@ async fn the_cli_sets_allowed_destinations_and_the_tenant_setting() {
     assert!(field_line(ok(&settings), "destinationsRequired", "false"), "{}", settings.stdout);
     let on = spawn_run(&config, &server, &["settings", "--destinations-required", "true"], "").await;
     assert!(field_line(ok(&on), "destinationsRequired", "true"), "{}", on.stdout);
+    let cas = spawn_run(&config, &server, &["settings", "--cas-required", "true"], "").await;
+    assert!(field_line(ok(&cas), "casRequired", "true"), "{}", cas.stdout);
+    assert!(field_line(ok(&cas), "destinationsRequired", "true"), "the others stay: {}", cas.stdout);
+    assert!(field_line(ok(&cas), "strictValues", "false"), "{}", cas.stdout);
 }
 
 #[tokio::test]

@@ -232,10 +232,23 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
     browser.text_of("#verify-answer", "It is the value of version 2.").await;
     browser.click("#verify-secret button[data-action=cancel]").await;
 
+    // The tenant requires check-and-set from now on (the settings page); the pages send the
+    // version they showed anyway.
+    visit(&browser, &proxy.url, "#/settings").await;
+    browser.click("input[name=casRequired]").await;
+    browser.click("button[data-action=save]").await;
+    browser.text_of(".toast", "Settings saved").await;
+    assert_eq!(api.get("/api/tenant-settings").await.1["casRequired"], true);
+    visit(&browser, &proxy.url, &format!("#/secrets/{id}")).await;
+
     // Someone else changes the value while the dialog is open: Save is refused, nothing lost.
     browser.click("button[title='Change value']").await;
     browser.type_into("#change-secret input[name=value]", "tok-from-the-browser").await;
-    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": "tok-from-elsewhere"})).await.0, 200);
+    let elsewhere = api
+        .req(reqwest::Method::PATCH, &format!("/api/secrets/{id}"))
+        .header("If-Match", "\"3\"")
+        .json(&json!({"value": "tok-from-elsewhere"}));
+    assert_eq!(api.send(elsewhere).await.0, 200);
     browser.click("#change-secret button[data-action=submit]").await;
     browser.text_of("#change-secret .form-errors", "is at version 4, not 3").await;
     let (_, now) = api.get(&format!("/api/secrets/{id}")).await;
@@ -244,4 +257,87 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
         api.post(&format!("/api/secrets/{id}/verify"), json!({"value": "tok-from-elsewhere"})).await;
     assert_eq!(check, json!({"matches": true, "version": 4}));
     assert_no_leak(&browser.exposed().await, &[V1, V2, "tok-from-elsewhere"]);
+}
+
+#[tokio::test]
+async fn tenant_settings_require_check_and_set_and_refuse_suspicious_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+
+    // A value pasted with a newline and a space: created, with warnings naming the value, never
+    // quoting it.
+    let (status, created) = api
+        .post("/api/secrets", json!({"name": "pasted", "type": "TEXT", "value": " tok-pasted-77\n"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let warnings: Vec<&str> =
+        created["warnings"].as_array().unwrap().iter().map(|w| w["message"].as_str().unwrap()).collect();
+    assert_eq!(warnings, ["ends with a newline (often pasted by accident)", "starts with whitespace"]);
+    assert!(created["warnings"].as_array().unwrap().iter().all(|w| w["field"] == "value"));
+    let (_, quoted) = api
+        .post("/api/secrets", json!({"name": "quoted", "type": "TEXT", "value": "\"tok-quoted-88\""}))
+        .await;
+    assert_eq!(quoted["warnings"][0]["message"], "is surrounded by quotes (they become part of the value)");
+    let (_, short) = api.post("/api/secrets", json!({"name": "short", "type": "TEXT", "value": "abc"})).await;
+    assert!(short["warnings"][0]["message"].as_str().unwrap().starts_with("is 3 characters"), "{short}");
+    let (_, clean) =
+        api.post("/api/secrets", json!({"name": "clean", "type": "TEXT", "value": "tok-clean-99"})).await;
+    assert!(clean.get("warnings").is_none(), "{clean}");
+    // FILE values keep their whitespace: no warnings.
+    let (_, file) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "cert", "type": "FILE", "fileName": "c.pem", "value": "IC0tLS0tQkVHSU4KCg=="}),
+        )
+        .await;
+    assert!(file.get("warnings").is_none(), "{file}");
+
+    // ?strict=true refuses instead, naming every problem; nothing is created or changed.
+    let (status, refused) = api
+        .post(
+            "/api/secrets?strict=true",
+            json!({"name": "strict", "type": "TEXT", "value": "tok-strict-11 "}),
+        )
+        .await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_secret")), "{refused}");
+    assert_eq!(refused["problems"], json!([{"field": "value", "message": "ends with whitespace"}]));
+    assert_eq!(api.get("/api/secrets?textSearch=strict").await.1["totalElements"], 0);
+
+    // The tenant's settings: strict values and check-and-set for every value change.
+    let (status, settings) =
+        api.put("/api/tenant-settings", json!({"casRequired": true, "strictValues": true})).await;
+    assert_eq!(
+        (status, settings),
+        (200, json!({"destinationsRequired": false, "casRequired": true, "strictValues": true}))
+    );
+    let id = clean["id"].as_str().unwrap();
+    let (status, refused) =
+        api.patch(&format!("/api/secrets/{id}"), json!({"value": "tok-clean-100\n"})).await;
+    assert_eq!(status, 400, "strict for the tenant: {refused}");
+    let (status, refused) = api.patch(&format!("/api/secrets/{id}"), json!({"value": "tok-clean-100"})).await;
+    assert_eq!(
+        (status, refused["error"].as_str(), refused["currentVersion"].as_i64()),
+        (428, Some("precondition_required"), Some(1))
+    );
+    assert_eq!(
+        refused["message"],
+        "secret 'clean': this tenant requires the version a value change is based on (send If-Match: \"<version>\", e.g. \"1\")"
+    );
+    let (status, _) = api.post(&format!("/api/secrets/{id}/rollback"), json!({"version": 1})).await;
+    assert_eq!(status, 428, "a rollback is a value change too");
+    // A description needs no version; a value with If-Match goes through.
+    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"description": "d"})).await.0, 200);
+    let (status, changed) = api
+        .send(
+            api.req(reqwest::Method::PATCH, &format!("/api/secrets/{id}"))
+                .header("If-Match", "\"1\"")
+                .json(&json!({"value": "tok-clean-100"})),
+        )
+        .await;
+    assert_eq!((status, changed["version"].as_i64()), (200, Some(2)), "{changed}");
+    assert_no_leak(
+        &format!("{created}{quoted}{short}{refused}"),
+        &["tok-pasted-77", "tok-quoted-88", "tok-strict-11"],
+    );
 }

@@ -429,27 +429,24 @@ pub(crate) async fn delete_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /api/tenant-settings`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct TenantSettings {
-    destinations_required: bool,
+/// `GET /api/tenant-settings`: the caller's tenant's settings (`destinationsRequired`,
+/// `casRequired`, `strictValues`).
+pub(crate) async fn tenant_settings(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+) -> Json<veil_store::TenantSettings> {
+    Json(store.tenant_settings(actor.tenant_id))
 }
 
-/// `GET /api/tenant-settings`: the caller's tenant's settings (`destinationsRequired`).
-pub(crate) async fn tenant_settings(State(store): State<Store>, AuthActor(actor): AuthActor) -> Json<Value> {
-    Json(json!({ "destinationsRequired": store.destinations_required(actor.tenant_id) }))
-}
-
-/// `PUT /api/tenant-settings {destinationsRequired}`: tenant administrators (ROLE:WRITE). Turning
-/// it on is refused (409 `destinations_in_use`) while a configuration sends a secret without
-/// allowed destinations to a destination known at save.
+/// `PUT /api/tenant-settings {destinationsRequired?, casRequired?, strictValues?}`: tenant
+/// administrators (ROLE:WRITE); the settings not sent stay. Turning destinations required on is
+/// refused (409 `destinations_in_use`) while a configuration sends a secret without allowed
+/// destinations to a destination known at save.
 pub(crate) async fn update_tenant_settings(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let settings: TenantSettings = body(raw)?;
-    let on = host.set_destinations_required(&actor, settings.destinations_required).await?;
-    Ok(Json(json!({ "destinationsRequired": on })))
+) -> ApiResult<Json<veil_store::TenantSettings>> {
+    let change: crate::host::SettingsChange = body(raw)?;
+    Ok(Json(host.update_tenant_settings(&actor, change).await?))
 }

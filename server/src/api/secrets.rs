@@ -12,8 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use veil_store::{
-    CustomerId, ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue,
-    SecretVersion, Store, Verification,
+    CustomerId, FieldProblem, ListQuery, NewSecret, Page, SecretId, SecretInfo, SecretType, SecretUpdate,
+    SecretValue, SecretVersion, Store, Verification,
 };
 
 use super::request::{body_error, parse_id};
@@ -54,8 +54,41 @@ pub(crate) async fn get(
 }
 
 /// A secret's metadata with its version as the entity tag.
-fn with_etag(info: SecretInfo) -> impl IntoResponse {
-    ([(header::ETAG, format!("\"{}\"", info.version))], Json(info))
+fn with_etag(info: SecretInfo) -> axum::response::Response {
+    with_warnings(info, Vec::new())
+}
+
+/// A secret's metadata with its version as the entity tag, and `warnings` about the value sent
+/// (when there are any).
+fn with_warnings(info: SecretInfo, warnings: Vec<FieldProblem>) -> axum::response::Response {
+    let etag = format!("\"{}\"", info.version);
+    let mut body = serde_json::to_value(&info).unwrap_or_default();
+    if !warnings.is_empty() {
+        body["warnings"] = serde_json::json!(warnings);
+    }
+    ([(header::ETAG, etag)], Json(body)).into_response()
+}
+
+/// What looks wrong with a new value: refused (400 naming each problem) when the request asks
+/// for `?strict=true` or the tenant refuses suspicious values, otherwise returned as warnings.
+fn value_hygiene(
+    store: &Store,
+    actor: &veil_store::Actor,
+    query: Option<&str>,
+    kind: SecretType,
+    value: Option<&SecretValue>,
+) -> ApiResult<Vec<FieldProblem>> {
+    let strict = match query.into_iter().flat_map(|q| q.split('&')).find_map(|p| p.strip_prefix("strict=")) {
+        None => store.tenant_settings(actor.tenant_id).strict_values,
+        Some("true") => true,
+        Some("false") => store.tenant_settings(actor.tenant_id).strict_values,
+        Some(_) => return Err(ApiError::bad_request("strict: expected true or false")),
+    };
+    let warnings = value.map(|v| veil_store::value_warnings(kind, v)).unwrap_or_default();
+    if strict && !warnings.is_empty() {
+        return Err(veil_store::StoreError::Invalid(warnings).into());
+    }
+    Ok(warnings)
 }
 
 /// The version an `If-Match` header names (`"7"`, `7` or `W/"7"`): check-and-set. `*` or no
@@ -168,6 +201,7 @@ pub(crate) async fn create(
     AuthActor(actor): AuthActor,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
+    let query = req.uri().query().map(str::to_owned);
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -181,8 +215,9 @@ pub(crate) async fn create(
         let body = Bytes::from_request(req, &()).await.map_err(body_error)?;
         read_json_create(json_object(&body)?)?
     };
+    let warnings = value_hygiene(&store, &actor, query.as_deref(), new.kind, Some(&new.value))?;
     let info = store.create(&actor, new).await?;
-    Ok((StatusCode::CREATED, Json(info)))
+    Ok((StatusCode::CREATED, with_warnings(info, warnings)))
 }
 
 /// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?, allowedDestinations?}`.
@@ -191,6 +226,7 @@ pub(crate) async fn update(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
@@ -214,10 +250,11 @@ pub(crate) async fn update(
         "value, description, fileName, allowedDestinations, maxVersions",
         READ_ONLY_FIELDS,
     )?;
+    let warnings = value_hygiene(&store, &actor, uri.query(), current.kind, update.value.as_ref())?;
     if let Some(list) = &update.allowed_destinations {
         host.check_destinations_change(&actor, id, list).await?;
     }
-    Ok(with_etag(store.update(&actor, id, update).await?))
+    Ok(with_warnings(store.update(&actor, id, update).await?, warnings))
 }
 
 /// Takes an optional integer field; the error names the field.

@@ -68,6 +68,13 @@ pub(crate) struct SettingsArgs {
     /// Require every secret to name its allowed destinations (`true`), or not (`false`).
     #[arg(long, value_name = "true|false")]
     destinations_required: Option<bool>,
+    /// Require every value change to name the version it is based on (If-Match).
+    #[arg(long, value_name = "true|false")]
+    cas_required: Option<bool>,
+    /// Refuse values with surrounding whitespace or quotes, a trailing newline, or too short to
+    /// mask, instead of accepting them with a warning.
+    #[arg(long, value_name = "true|false")]
+    strict_values: Option<bool>,
 }
 
 pub(super) fn is_uuid(s: &str) -> bool {
@@ -158,13 +165,29 @@ pub(crate) async fn logout(global: &Global, args: &LogoutArgs) -> CliResult<()> 
 /// `veil settings`: shows the tenant's settings, or changes them.
 pub(crate) async fn settings(global: &Global, args: SettingsArgs) -> CliResult<()> {
     let client = Client::authenticated(global.url.as_deref())?;
-    let answer = match args.destinations_required {
-        Some(on) => {
-            let body = json!({ "destinationsRequired": on });
-            client.call(reqwest::Method::PUT, "/api/tenant-settings", Some(&body)).await?
+    let mut change = serde_json::Map::new();
+    for (key, value) in [
+        ("destinationsRequired", args.destinations_required),
+        ("casRequired", args.cas_required),
+        ("strictValues", args.strict_values),
+    ] {
+        if let Some(on) = value {
+            change.insert(key.into(), json!(on));
         }
-        None => client.get("/api/tenant-settings").await?,
+    }
+    let answer = if change.is_empty() {
+        client.get("/api/tenant-settings").await?
+    } else {
+        client.call(reqwest::Method::PUT, "/api/tenant-settings", Some(&change.into())).await?
     };
-    output::object(global.output, &answer, &[("destinationsRequired", |v| text(&v["destinationsRequired"]))]);
+    output::object(
+        global.output,
+        &answer,
+        &[
+            ("destinationsRequired", |v| text(&v["destinationsRequired"])),
+            ("casRequired", |v| text(&v["casRequired"])),
+            ("strictValues", |v| text(&v["strictValues"])),
+        ],
+    );
     Ok(())
 }

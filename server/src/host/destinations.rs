@@ -76,12 +76,22 @@ impl Host {
         )
     }
 
-    /// Turns the tenant's "destinations required" on or off. Turning it on first deploys every
-    /// configuration of the tenant again as if it were on: one that sends a secret without a
-    /// list to a destination known at save makes it a 409 listing them.
-    pub(crate) async fn set_destinations_required(&self, actor: &Actor, on: bool) -> HostResult<bool> {
+    /// Changes the tenant's settings (those `change` names). Turning "destinations required" on
+    /// first deploys every configuration of the tenant again as if it were on: one that sends a
+    /// secret without a list to a destination known at save makes it a 409 listing them.
+    pub(crate) async fn update_tenant_settings(
+        &self,
+        actor: &Actor,
+        change: SettingsChange,
+    ) -> HostResult<veil_store::TenantSettings> {
         actor.require_on(Resource::Role, Operation::Write)?;
-        if on {
+        let mut settings = self.store.tenant_settings(actor.tenant_id);
+        let turned_on = change.destinations_required == Some(true) && !settings.destinations_required;
+        settings.destinations_required =
+            change.destinations_required.unwrap_or(settings.destinations_required);
+        settings.cas_required = change.cas_required.unwrap_or(settings.cas_required);
+        settings.strict_values = change.strict_values.unwrap_or(settings.strict_values);
+        if turned_on {
             let system = system_actor(actor.tenant_id);
             let mut records = self.store.owners(&system, OwnerType::RuleChain).await?;
             records.extend(self.store.owners(&system, OwnerType::Integration).await?);
@@ -91,7 +101,7 @@ impl Host {
                 broken,
             )?;
         }
-        Ok(self.store.set_destinations_required(actor, on).await?)
+        Ok(self.store.set_tenant_settings(actor, settings).await?)
     }
 
     /// Deploys each configuration (not started) as if `proposal` were stored and keeps, per
@@ -142,4 +152,13 @@ impl Host {
             problems: refused,
         })
     }
+}
+
+/// A change of tenant settings: the ones given change, the others stay.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct SettingsChange {
+    pub(crate) destinations_required: Option<bool>,
+    pub(crate) cas_required: Option<bool>,
+    pub(crate) strict_values: Option<bool>,
 }

@@ -20,6 +20,7 @@ mod integrations;
 
 pub(crate) use self::chains::{Chains, Sent, dispatch};
 pub use self::destinations::BrokenConfig;
+pub(crate) use self::destinations::SettingsChange;
 pub use self::error::{HostError, HostResult};
 
 /// The store and what runs over it: the server's whole lifecycle of rule chains and integrations,

@@ -38,7 +38,7 @@ pub(crate) use self::postgres::PostgresBackend;
 pub(crate) use self::sqlite::SqliteBackend;
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::crypto::{Sealed, WrappedKey};
-use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, TenantSettings, UserRecord};
 use crate::error::Result;
 use crate::feed::FeedItem;
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretVersion, TenantId, UserId};
@@ -481,8 +481,8 @@ impl Backend {
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         dispatch!(self.tenants())
     }
-    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
-        dispatch!(self.set_destinations_required(id, on))
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, settings: TenantSettings) -> Result<()> {
+        dispatch!(self.set_tenant_settings(id, settings))
     }
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {
         dispatch!(self.delete_tenant(id))

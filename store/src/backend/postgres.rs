@@ -115,6 +115,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0008_secret_versions.sql")),
                 false,
             ),
+            Migration::new(
+                9,
+                Cow::Borrowed("tenant settings"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0009_tenant_settings.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -630,7 +637,7 @@ impl PostgresBackend {
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE name = $1")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE name = $1")
                 .bind(name)
                 .fetch_optional(self.db())
                 .await?;

@@ -132,6 +132,8 @@ pub(crate) fn tenant_from(row: &impl Columns) -> Result<TenantRecord> {
         name: row.text("name")?,
         created_time: row.int("created_time")?,
         destinations_required: row.int("destinations_required")? != 0,
+        cas_required: row.int("cas_required")? != 0,
+        strict_values: row.int("strict_values")? != 0,
     })
 }
 

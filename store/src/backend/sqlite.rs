@@ -19,8 +19,8 @@ mod directory;
 mod writes;
 
 use super::rows::{
-    Columns, SECRET_COLUMNS, VERSIONS_SQL, decode_err, owner_from, sealed_from, secret_info_from, usage_from,
-    user_from, version_from,
+    Columns, SECRET_COLUMNS, VERSIONS_SQL, decode_err, owner_from, sealed_from, secret_info_from,
+    tenant_from, usage_from, user_from, version_from,
 };
 use super::{EarlierValue, EarlierValues, Held, OwnerRecord, Recorded, SecretRow};
 use crate::crypto::{Sealed, WrappedKey};
@@ -125,6 +125,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("secret versions"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0011_secret_versions.sql")),
+                false,
+            ),
+            Migration::new(
+                12,
+                Cow::Borrowed("tenant settings"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0012_tenant_settings.sql")),
                 false,
             ),
         ]),
@@ -547,19 +554,11 @@ impl SqliteBackend {
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE name = ?")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE name = ?")
                 .bind(name)
                 .fetch_optional(&mut *self.conn().await?)
                 .await?;
-        row.map(|r| {
-            Ok(TenantRecord {
-                id: parse_id(&r, "id")?,
-                name: r.try_get("name")?,
-                created_time: r.try_get("created_time")?,
-                destinations_required: r.try_get::<i64, _>("destinations_required")? != 0,
-            })
-        })
-        .transpose()
+        row.as_ref().map(tenant_from).transpose()
     }
 
     pub(crate) async fn revoke_session(

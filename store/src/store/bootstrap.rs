@@ -42,6 +42,8 @@ impl Store {
             name: name.to_owned(),
             created_time: now_ms(),
             destinations_required: false,
+            cas_required: false,
+            strict_values: false,
         };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(t)

@@ -3,6 +3,7 @@
 
 use super::Store;
 use crate::access::{Actor, Operation};
+use crate::directory::TenantSettings;
 use crate::error::Result;
 use crate::model::TenantId;
 
@@ -49,39 +50,50 @@ impl Store {
 
     /// Whether `tenant` requires every secret to name its allowed destinations.
     pub fn destinations_required(&self, tenant: TenantId) -> bool {
-        self.inner.destinations_required.read().unwrap_or_else(|e| e.into_inner()).contains(&tenant)
+        self.tenant_settings(tenant).destinations_required
     }
 
-    pub(super) fn remember_destinations_required(&self, tenant: TenantId, on: bool) {
-        let mut set = self.inner.destinations_required.write().unwrap_or_else(|e| e.into_inner());
-        if on {
-            set.insert(tenant);
-        } else {
-            set.remove(&tenant);
-        }
+    /// The settings of `tenant` (from memory, kept current like the index: read on the message
+    /// and request paths, never from the database).
+    pub fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
+        let settings = self.inner.settings.read().unwrap_or_else(|e| e.into_inner());
+        settings.get(&tenant).copied().unwrap_or_default()
     }
 
-    pub(super) async fn load_destinations_required(&self) -> Result<()> {
-        let on: std::collections::HashSet<TenantId> = self
+    pub(super) fn remember_settings(&self, tenant: TenantId, now: Option<TenantSettings>) {
+        let mut settings = self.inner.settings.write().unwrap_or_else(|e| e.into_inner());
+        match now {
+            Some(s) if s != TenantSettings::default() => settings.insert(tenant, s),
+            _ => settings.remove(&tenant),
+        };
+    }
+
+    pub(super) async fn load_settings(&self) -> Result<()> {
+        let now: std::collections::HashMap<TenantId, TenantSettings> = self
             .inner
             .backend
             .tenants()
             .await?
             .into_iter()
-            .filter(|t| t.destinations_required)
-            .map(|t| t.id)
+            .map(|t| (t.id, t.settings()))
+            .filter(|(_, s)| *s != TenantSettings::default())
             .collect();
-        *self.inner.destinations_required.write().unwrap_or_else(|e| e.into_inner()) = on;
+        *self.inner.settings.write().unwrap_or_else(|e| e.into_inner()) = now;
         Ok(())
     }
 
-    /// Turns the actor's tenant's "destinations required" on or off (tenant administrators: it
-    /// takes `ROLE:WRITE`, what manages access). The caller checks the configurations first.
-    pub async fn set_destinations_required(&self, actor: &Actor, on: bool) -> Result<bool> {
+    /// Changes the actor's tenant's settings (tenant administrators: it takes `ROLE:WRITE`, what
+    /// manages access). The caller checks the configurations first when destinations become
+    /// required.
+    pub async fn set_tenant_settings(
+        &self,
+        actor: &Actor,
+        settings: TenantSettings,
+    ) -> Result<TenantSettings> {
         actor.require_on(crate::access::Resource::Role, Operation::Write)?;
-        self.inner.backend.set_destinations_required(actor.tenant_id, on).await?;
-        self.remember_destinations_required(actor.tenant_id, on);
-        tracing::info!(tenant = %actor.tenant_id, on, actor = %actor.username, "destinations required changed");
-        Ok(on)
+        self.inner.backend.set_tenant_settings(actor.tenant_id, settings).await?;
+        self.remember_settings(actor.tenant_id, Some(settings));
+        tracing::info!(tenant = %actor.tenant_id, ?settings, actor = %actor.username, "tenant settings changed");
+        Ok(settings)
     }
 }

@@ -185,6 +185,8 @@ impl Store {
             name: "System".to_owned(),
             created_time: now_ms(),
             destinations_required: false,
+            cas_required: false,
+            strict_values: false,
         };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(true)

@@ -107,7 +107,7 @@ impl Store {
     async fn reload_tenant(&self, id: TenantId) -> Result<()> {
         self.inner.sessions.clear();
         let tenant = self.inner.backend.tenant_by_id(id).await?;
-        self.remember_destinations_required(id, tenant.as_ref().is_some_and(|t| t.destinations_required));
+        self.remember_settings(id, tenant.as_ref().map(|t| t.settings()));
         if tenant.is_none() {
             let _guard = self.inner.write.lock().await;
             self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
@@ -135,7 +135,7 @@ impl Store {
     }
 
     async fn resync_once(&self) -> Result<()> {
-        self.load_destinations_required().await?;
+        self.load_settings().await?;
         let _guard = self.inner.write.lock().await;
         let rows = self.inner.backend.load_secrets().await?;
         let mut gone: std::collections::HashMap<SecretId, Arc<SecretRow>> =

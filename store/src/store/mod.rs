@@ -103,9 +103,9 @@ struct Inner {
     deleted_tenants: std::sync::Mutex<std::collections::HashSet<TenantId>>,
     /// Verified users' actors, so authenticating a request reads no database.
     sessions: SessionCache,
-    /// Tenants whose secrets must name their allowed destinations (from `tenants`, kept current
-    /// like the index: read on the message path, never from the database).
-    destinations_required: RwLock<std::collections::HashSet<TenantId>>,
+    /// The tenants' settings other than the defaults (from `tenants`, kept current like the
+    /// index: read on the message path, never from the database).
+    settings: RwLock<std::collections::HashMap<TenantId, crate::directory::TenantSettings>>,
     /// The keys of versions' fingerprints (set once the store is open).
     fingerprints: std::sync::OnceLock<crate::crypto::Fingerprinter>,
 }
@@ -153,11 +153,11 @@ impl Store {
                         blocked: Default::default(),
                         deleted_tenants: Default::default(),
                         sessions: SessionCache::default(),
-                        destinations_required: Default::default(),
+                        settings: Default::default(),
                         fingerprints: Default::default(),
                     }),
                 };
-                if let Err(e) = store.load_destinations_required().await {
+                if let Err(e) = store.load_settings().await {
                     store.close().await;
                     return Err(e);
                 }

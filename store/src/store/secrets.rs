@@ -141,6 +141,15 @@ impl Store {
         actor.require(Operation::Write)?;
         let _guard = self.inner.write.lock().await;
         let mut current = self.visible(actor, id)?;
+        if req.value.is_some()
+            && req.expected_version.is_none()
+            && self.tenant_settings(actor.tenant_id).cas_required
+        {
+            return Err(StoreError::VersionRequired {
+                name: current.info.name.clone(),
+                current: current.info.version,
+            });
+        }
         if let Some(expected) = req.expected_version
             && expected != current.info.version
         {

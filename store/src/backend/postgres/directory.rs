@@ -7,7 +7,7 @@ use super::{PostgresBackend, decode_err};
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
 use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
-use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, TenantSettings, UserRecord};
 use crate::error::Result;
 use crate::model::{CustomerId, TenantId, UserId, now_ms};
 
@@ -19,16 +19,18 @@ const AUDIT_FILTER: &str = "tenant_id = $1 AND ($2::text IS NULL OR target_id = 
 impl PostgresBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE id = $1")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(self.db())
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
-        sqlx::query("UPDATE tenants SET destinations_required = $1 WHERE id = $2")
-            .bind(i64::from(on))
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: TenantSettings) -> Result<()> {
+        sqlx::query("UPDATE tenants SET destinations_required = $1, cas_required = $2, strict_values = $3 WHERE id = $4")
+            .bind(i64::from(s.destinations_required))
+            .bind(i64::from(s.cas_required))
+            .bind(i64::from(s.strict_values))
             .bind(id.0)
             .execute(self.db())
             .await?;
@@ -37,7 +39,7 @@ impl PostgresBackend {
 
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         let rows = sqlx::query(
-            "SELECT id, name, created_time, destinations_required FROM tenants ORDER BY name COLLATE \"C\"",
+            "SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants ORDER BY name COLLATE \"C\"",
         )
         .fetch_all(self.db())
         .await?;

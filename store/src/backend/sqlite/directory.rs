@@ -7,32 +7,36 @@ use super::{SqliteBackend, decode_err, parse_id};
 use crate::audit::{AuditAction, AuditEntry, AuditQuery, NewAuditEntry};
 use crate::backend::CustomerUse;
 use crate::backend::rows::{audit_from, customer_from, role_from, tenant_from, user_from};
-use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, UserRecord};
+use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, TenantSettings, UserRecord};
 use crate::error::Result;
 use crate::model::{CustomerId, TenantId, UserId};
 
 impl SqliteBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants WHERE id = ?")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE id = ?")
                 .bind(id.to_string())
                 .fetch_optional(&mut *self.conn().await?)
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn set_destinations_required(&self, id: TenantId, on: bool) -> Result<()> {
-        sqlx::query("UPDATE tenants SET destinations_required = ? WHERE id = ?")
-            .bind(i64::from(on))
-            .bind(id.to_string())
-            .execute(&mut *self.conn().await?)
-            .await?;
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: TenantSettings) -> Result<()> {
+        sqlx::query(
+            "UPDATE tenants SET destinations_required = ?, cas_required = ?, strict_values = ? WHERE id = ?",
+        )
+        .bind(i64::from(s.destinations_required))
+        .bind(i64::from(s.cas_required))
+        .bind(i64::from(s.strict_values))
+        .bind(id.to_string())
+        .execute(&mut *self.conn().await?)
+        .await?;
         Ok(())
     }
 
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         let rows =
-            sqlx::query("SELECT id, name, created_time, destinations_required FROM tenants ORDER BY name")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants ORDER BY name")
                 .fetch_all(&mut *self.conn().await?)
                 .await?;
         rows.iter().map(tenant_from).collect()
