@@ -175,15 +175,21 @@ async function changeDialog(secret) {
 }
 
 /** What uses a secret, as links to the chain (and node) or integration. */
+/** " · last used …" for a configuration in a usage list (nothing when the answer has no time). */
+function lastUsed(owner) {
+  if (!("lastUsedTime" in owner)) return null;
+  return el("small", { class: "last-used" }, ` · last used ${owner.lastUsedTime ? when(owner.lastUsedTime) : "never"}`);
+}
+
 export function usageList(usages) {
   const items = [];
   for (const chain of usages.RULE_CHAIN || []) {
     const nodes = (chain.nodes || []).map((n) => n.name || n.id).filter(Boolean);
     items.push(el("li", {}, "Rule chain ", el("a", { href: `#/chains/${chain.id}` }, chain.name),
-      nodes.length ? ` — node ${nodes.map((n) => `'${n}'`).join(", ")}` : ""));
+      nodes.length ? ` — node ${nodes.map((n) => `'${n}'`).join(", ")}` : "", lastUsed(chain)));
   }
   for (const integration of usages.INTEGRATION || []) {
-    items.push(el("li", {}, "Integration ", el("a", { href: `#/integrations/${integration.id}` }, integration.name)));
+    items.push(el("li", {}, "Integration ", el("a", { href: `#/integrations/${integration.id}` }, integration.name), lastUsed(integration)));
   }
   return el("ul", { class: "usages" }, items);
 }
@@ -252,6 +258,7 @@ export async function secretsPage() {
         el("td", {}, s.description || ""),
         el("td", { class: "num" }, s.version),
         el("td", {}, when(s.updatedTime)),
+        el("td", { class: "last-used" }, s.lastUsedTime ? when(s.lastUsedTime) : "never"),
         el("td", {}, (s.sharedWith || []).map((id) => customers.get(id) || id).join(", ")),
         el(
           "td",
@@ -273,8 +280,8 @@ export async function secretsPage() {
       el(
         "table",
         {},
-        el("thead", {}, el("tr", {}, ["Name", "Type", "Description", "Version", "Updated", "Shared with", ""].map((h) => el("th", {}, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "empty" }, search ? "No secret matches." : "No secrets yet."))),
+        el("thead", {}, el("tr", {}, ["Name", "Type", "Description", "Version", "Updated", "Last used", "Shared with", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8, class: "empty" }, search ? "No secret matches." : "No secrets yet."))),
       ),
       pager(page, PAGE_SIZE, result, (p) => {
         page = p;
@@ -412,6 +419,7 @@ export async function secretPage(id) {
       el("dt", {}, "Versions kept"), el("dd", {}, secret.maxVersions),
       el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
       el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
+      el("dt", {}, "Last used"), el("dd", { id: "last-used" }, secret.lastUsedTime ? when(secret.lastUsedTime) : "never"),
       el("dt", {}, "Shared with"), el("dd", {}, (secret.sharedWith || []).map((c) => customers.get(c) || c).join(", ") || "—"),
       el("dt", {}, "Allowed destinations"), el("dd", { id: "allowed-destinations" }, (secret.allowedDestinations || []).join(", ") || "anywhere"),
       el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),

@@ -100,6 +100,9 @@ pub struct OwnerUsage {
     /// The nodes (rule chains only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeUsage>,
+    /// When it last used the secret (the start of that minute; absent: not yet).
+    #[serde(rename = "lastUsedTime", skip_serializing_if = "Option::is_none")]
+    pub last_used_time: Option<i64>,
 }
 
 /// Every user of a secret, grouped by owner type: `{RULE_CHAIN: [...], INTEGRATION: [...]}`.
@@ -130,7 +133,7 @@ impl Usages {
             let entry = match list.iter_mut().position(|o| o.id == id) {
                 Some(i) => &mut list[i],
                 None => {
-                    list.push(OwnerUsage { id, name, nodes: Vec::new() });
+                    list.push(OwnerUsage { id, name, nodes: Vec::new(), last_used_time: None });
                     list.last_mut().expect("just pushed")
                 }
             };

@@ -32,7 +32,9 @@ async fn secrets_crud_as_a_client_sees_it() {
     assert_eq!(sorted_keys(&created), SECRET_INFO_KEYS, "metadata only");
     assert_eq!((created["name"].as_str(), created["version"].as_i64()), (Some("api-token"), Some(1)));
 
-    let (status, got) = api.get(&format!("/api/secrets/{id}")).await;
+    let (status, mut got) = api.get(&format!("/api/secrets/{id}")).await;
+    // GET adds when a configuration last used it: never, yet.
+    assert_eq!(got.as_object_mut().unwrap().remove("lastUsedTime"), Some(Value::Null));
     assert_eq!((status, &got), (200, &created));
 
     let (status, patched) = api.patch(&format!("/api/secrets/{id}"), json!({"value": "rotated"})).await;

@@ -113,7 +113,10 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
         json!([{"id": chain_id, "name": "Uplink", "nodes": [
             {"id": node_id, "name": "Notify", "path": "/nodes/0/configuration/credentials/token"}]}])
     );
-    let (_, usages) = api.get(&format!("/api/secrets/{secret_id}/usages")).await;
+    let (_, mut usages) = api.get(&format!("/api/secrets/{secret_id}/usages")).await;
+    // The usages also say when the chain last used it (the refusal does not).
+    let used = usages["RULE_CHAIN"][0].as_object_mut().unwrap().remove("lastUsedTime");
+    assert!(used.is_some_and(|t| t.is_i64()), "{usages}");
     assert_eq!(usages, refused["references"]);
     assert_eq!(api.delete(&format!("/api/rule-chains/{chain_id}")).await.0, 204);
     assert_eq!(api.delete(&format!("/api/secrets/{secret_id}")).await.0, 204);

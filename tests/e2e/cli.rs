@@ -123,6 +123,8 @@ async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
             "DESCRIPTION",
             "SHARED",
             "WITH",
+            "LAST",
+            "USED",
             "ID"
         ]),
         "{table}"

@@ -341,3 +341,57 @@ async fn tenant_settings_require_check_and_set_and_refuse_suspicious_values() {
         &["tok-pasted-77", "tok-quoted-88", "tok-strict-11"],
     );
 }
+
+#[tokio::test]
+async fn last_use_is_shown_per_secret_and_per_consumer_and_unused_secrets_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    for name in ["api-token", "forgotten"] {
+        let (status, _) = api.post("/api/secrets", json!({"name": name, "type": "TEXT", "value": V1})).await;
+        assert_eq!(status, 201);
+    }
+    let (_, chain) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
+    let chain_id = chain["id"].as_str().unwrap().to_owned();
+    let (_, listed) = api.get("/api/secrets").await;
+    assert!(listed["data"].as_array().unwrap().iter().all(|s| s["lastUsedTime"].is_null()), "{listed}");
+
+    let before = veil_store::now_ms() / 60_000 * 60_000;
+    assert_eq!(sent_token(&api, &chain_id, &receiver).await, V1);
+    let (_, listed) = api.get("/api/secrets").await;
+    let used =
+        |name: &str| listed["data"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+    let at = used("api-token")["lastUsedTime"].as_i64().expect("a time");
+    assert!(at >= before && at <= veil_store::now_ms(), "the minute of the message: {at}");
+    assert!(used("forgotten")["lastUsedTime"].is_null());
+    let id = used("api-token")["id"].as_str().unwrap().to_owned();
+    let (_, one) = api.get(&format!("/api/secrets/{id}")).await;
+    assert_eq!(one["lastUsedTime"], at);
+    let (_, usages) = api.get(&format!("/api/secrets/{id}/usages")).await;
+    assert_eq!(usages["RULE_CHAIN"][0]["lastUsedTime"], at, "{usages}");
+
+    // Unused for a day: only the one nothing used.
+    let (_, unused) = api.get("/api/secrets?unusedForDays=1").await;
+    let names: Vec<&str> =
+        unused["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!((names, unused["totalElements"].as_i64()), (vec!["forgotten"], Some(1)));
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let run = spawn_run(&config, &server, &["secret", "list", "--unused", "90"], "").await;
+    let table = ok(&run);
+    assert!(
+        table.contains("LAST USED") && table.contains("forgotten") && !table.contains("api-token"),
+        "{table}"
+    );
+
+    // After a restart the times stay (they outlive the audit retention too: their own table).
+    drop(api);
+    let mut server = server;
+    server.terminate();
+    let server = Server::start(&dir.path().join("data")).await;
+    let api = Api::new(&server).await;
+    let (_, one) = api.get(&format!("/api/secrets/{id}")).await;
+    assert_eq!(one["lastUsedTime"], at);
+}

@@ -26,31 +26,62 @@ pub(crate) struct ListParams {
     page: Option<usize>,
     page_size: Option<usize>,
     text_search: Option<String>,
+    unused_for_days: Option<u32>,
 }
 
-/// `GET /api/secrets?page=&pageSize=&textSearch=`
+/// A secret as listed: its metadata and when a configuration last used it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Listed {
+    #[serde(flatten)]
+    info: SecretInfo,
+    last_used_time: Option<i64>,
+}
+
+/// `GET /api/secrets?page=&pageSize=&textSearch=&unusedForDays=`: `unusedForDays=N` keeps the
+/// secrets no configuration used in the last N days (or ever).
 pub(crate) async fn list(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Page<SecretInfo>>> {
+) -> ApiResult<Json<Page<Listed>>> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let query = ListQuery {
         page: p.page.unwrap_or(0),
         page_size: p.page_size.unwrap_or(20),
         text_search: p.text_search,
     };
-    Ok(Json(store.list(&actor, &query)?))
+    let used = store.last_used(&actor).await?;
+    let page = match p.unused_for_days {
+        None => store.list(&actor, &query)?,
+        Some(days) => {
+            let since = veil_store::now_ms() - i64::from(days) * 86_400_000;
+            store.list_where(&actor, &query, |s| used.get(&s.id).is_none_or(|t| *t < since))?
+        }
+    };
+    let data = page
+        .data
+        .into_iter()
+        .map(|info| Listed { last_used_time: used.get(&info.id).copied(), info })
+        .collect();
+    Ok(Json(Page {
+        data,
+        total_elements: page.total_elements,
+        total_pages: page.total_pages,
+        has_next: page.has_next,
+    }))
 }
 
-/// `GET /api/secrets/{id}`, with `ETag: "<version>"` for check-and-set.
+/// `GET /api/secrets/{id}`, with `ETag: "<version>"` for check-and-set, and `lastUsedTime`.
 pub(crate) async fn get(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let info = store.get(&actor, parse_id::<SecretId>(&id)?)?;
-    Ok(with_etag(info))
+    let last_used_time = store.last_used(&actor).await?.get(&info.id).copied();
+    let etag = format!("\"{}\"", info.version);
+    Ok(([(header::ETAG, etag)], Json(Listed { info, last_used_time })))
 }
 
 /// A secret's metadata with its version as the entity tag.

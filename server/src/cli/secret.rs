@@ -59,6 +59,9 @@ pub(crate) enum SecretCmd {
         /// Secrets per page.
         #[arg(long, default_value_t = 100)]
         page_size: usize,
+        /// Only secrets no rule chain or integration used in the last DAYS days (or ever).
+        #[arg(long, value_name = "DAYS")]
+        unused: Option<u32>,
     },
     /// Show one secret's metadata.
     Show {
@@ -202,6 +205,7 @@ pub(super) const SECRET_FIELDS: &[Field] = &[
     ("sharedWith", |v| text(&v["sharedWith"])),
     ("allowedDestinations", |v| text(&v["allowedDestinations"])),
     ("maxVersions", |v| text(&v["maxVersions"])),
+    ("lastUsed", |v| time(&v["lastUsedTime"])),
     ("created", |v| time(&v["createdTime"])),
     ("updated", |v| time(&v["updatedTime"])),
     ("id", |v| text(&v["id"])),
@@ -259,10 +263,13 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             let created = client.post("/api/secrets", &body).await?;
             output::object(out, &created, SECRET_FIELDS);
         }
-        SecretCmd::List { search, page, page_size } => {
+        SecretCmd::List { search, page, page_size, unused } => {
             let mut path = format!("/api/secrets?page={page}&pageSize={page_size}");
             if let Some(s) = search {
                 path.push_str(&format!("&textSearch={}", query(&s)));
+            }
+            if let Some(days) = unused {
+                path.push_str(&format!("&unusedForDays={days}"));
             }
             let mut answer = client.get(&path).await?;
             if out == output::Format::Table {
@@ -278,6 +285,7 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                     Column { heading: "VERSION", read: |v| text(&v["version"]) },
                     Column { heading: "DESCRIPTION", read: |v| text(&v["description"]) },
                     Column { heading: "SHARED WITH", read: |v| text(&v["sharedWith"]) },
+                    Column { heading: "LAST USED", read: |v| time(&v["lastUsedTime"]) },
                     Column { heading: "ID", read: |v| text(&v["id"]) },
                 ],
             );

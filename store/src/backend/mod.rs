@@ -381,6 +381,18 @@ impl Backend {
     ) -> Result<(Vec<SecretVersion>, i64)> {
         dispatch!(self.versions(id, limit, offset))
     }
+    /// Records `(secret, configuration, minute)` uses: each pair keeps its latest.
+    pub(crate) async fn record_uses(&self, uses: &[(SecretId, Uuid, i64)]) -> Result<()> {
+        dispatch!(self.record_uses(uses))
+    }
+    /// When each configuration last used each secret of `tenant` (or only `secret`).
+    pub(crate) async fn last_used(
+        &self,
+        tenant: TenantId,
+        secret: Option<SecretId>,
+    ) -> Result<Vec<(SecretId, Uuid, i64)>> {
+        dispatch!(self.last_used(tenant, secret))
+    }
     /// The versions written before fingerprints were recorded that still have a value: `(secret,
     /// version)`, for [`Backend::set_fingerprint`].
     pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {

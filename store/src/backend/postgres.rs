@@ -122,6 +122,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0009_tenant_settings.sql")),
                 false,
             ),
+            Migration::new(
+                10,
+                Cow::Borrowed("secret uses"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0010_secret_uses.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -514,6 +521,45 @@ impl PostgresBackend {
             .fetch_one(self.db())
             .await?;
         Ok((rows.iter().map(version_from).collect::<Result<_>>()?, total))
+    }
+
+    pub(crate) async fn record_uses(&self, uses: &[(SecretId, Uuid, i64)]) -> Result<()> {
+        let mut tx = self.db().begin().await?;
+        for (secret, owner, time) in uses {
+            sqlx::query(
+                "INSERT INTO secret_uses (secret_id, owner_id, last_used_time) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM secrets WHERE id = $1) \
+                 ON CONFLICT (secret_id, owner_id) DO UPDATE SET \
+                 last_used_time = GREATEST(secret_uses.last_used_time, excluded.last_used_time)",
+            )
+            .bind(secret.0)
+            .bind(owner)
+            .bind(time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn last_used(
+        &self,
+        tenant: TenantId,
+        secret: Option<SecretId>,
+    ) -> Result<Vec<(SecretId, Uuid, i64)>> {
+        let rows = sqlx::query(
+            "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+             JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR u.secret_id = $2)",
+        )
+        .bind(tenant.0)
+        .bind(secret.map(|s| s.0))
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((SecretId(r.try_get("secret_id")?), r.try_get("owner_id")?, r.try_get("last_used_time")?))
+            })
+            .collect()
     }
 
     pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {

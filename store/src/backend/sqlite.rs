@@ -134,6 +134,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0012_tenant_settings.sql")),
                 false,
             ),
+            Migration::new(
+                13,
+                Cow::Borrowed("secret uses"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0013_secret_uses.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -428,6 +435,44 @@ impl SqliteBackend {
             .fetch_one(&mut *conn)
             .await?;
         Ok((rows.iter().map(version_from).collect::<Result<_>>()?, total))
+    }
+
+    pub(crate) async fn record_uses(&self, uses: &[(SecretId, Uuid, i64)]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        for (secret, owner, time) in uses {
+            sqlx::query(
+                "INSERT INTO secret_uses (secret_id, owner_id, last_used_time) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM secrets WHERE id = ?1) \
+                 ON CONFLICT (secret_id, owner_id) DO UPDATE SET \
+                 last_used_time = MAX(last_used_time, excluded.last_used_time)",
+            )
+            .bind(secret.to_string())
+            .bind(owner.to_string())
+            .bind(time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn last_used(
+        &self,
+        tenant: TenantId,
+        secret: Option<SecretId>,
+    ) -> Result<Vec<(SecretId, Uuid, i64)>> {
+        let rows = sqlx::query(
+            "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+             JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ?1 AND (?2 IS NULL OR u.secret_id = ?2)",
+        )
+        .bind(tenant.to_string())
+        .bind(secret.map(|s| s.to_string()))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((parse_id(r, "secret_id")?, parse_id(r, "owner_id")?, r.try_get("last_used_time")?)))
+            .collect()
     }
 
     pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {

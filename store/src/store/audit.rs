@@ -77,6 +77,7 @@ impl Store {
     /// Writes the use counts gathered so far (all of them, the current minute's too).
     pub async fn flush_uses(&self) {
         let mut entries = self.inner.uses.drain(true);
+        self.record_last_uses(&entries).await;
         entries.extend(self.inner.blocked.drain(true));
         self.write_audit(entries).await;
     }
@@ -84,6 +85,7 @@ impl Store {
     /// Writes the use counts of finished minutes; the store calls this periodically.
     pub(crate) async fn flush_finished_uses(&self) {
         let mut entries = self.inner.uses.drain(false);
+        self.record_last_uses(&entries).await;
         entries.extend(self.inner.blocked.drain(false));
         self.write_audit(entries).await;
     }

@@ -14,6 +14,7 @@ mod feed;
 mod index;
 mod secrets;
 mod sessions;
+mod usage;
 mod versions;
 
 pub use self::bootstrap::Bootstrap;

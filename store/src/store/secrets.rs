@@ -97,6 +97,16 @@ impl Store {
 
     /// One page of the actor's secrets, sorted by name.
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
+        self.list_where(actor, query, |_| true)
+    }
+
+    /// [`Store::list`] of the secrets `keep` keeps (before paging).
+    pub fn list_where(
+        &self,
+        actor: &Actor,
+        query: &ListQuery,
+        keep: impl Fn(&SecretInfo) -> bool,
+    ) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
         let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
@@ -104,6 +114,7 @@ impl Store {
                 .iter()
                 .filter(|e| actor.can_see(&e.value().info))
                 .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
+                .filter(|e| keep(&e.value().info))
                 .map(|e| shown(actor, &e.value().info))
                 .collect(),
             None => Vec::new(),
@@ -287,7 +298,12 @@ impl Store {
     pub async fn usages(&self, actor: &Actor, id: SecretId) -> Result<Usages> {
         self.visible(actor, id)?;
         actor.require(Operation::Read)?;
-        self.inner.backend.usages(id, actor.customer_id).await
+        let mut usages = self.inner.backend.usages(id, actor.customer_id).await?;
+        let used = self.last_used_by(actor, id).await?;
+        for owner in usages.rule_chains.iter_mut().chain(usages.integrations.iter_mut()) {
+            owner.last_used_time = used.get(&owner.id).copied();
+        }
+        Ok(usages)
     }
 
     /// What a refused delete may show the actor: tenant users see every use; customer users never

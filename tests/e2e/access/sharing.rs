@@ -84,14 +84,20 @@ async fn a_customer_uses_a_shared_secret_without_ever_reading_it() {
     // No route gives cust-a the value: metadata, listing, usages, the chain, its debug events.
     let (status, got) = cust_a.get(&format!("/api/secrets/{secret_id}")).await;
     assert_eq!(status, 200, "{got}");
-    assert_eq!(sorted_keys(&got), SECRET_INFO_KEYS, "metadata only");
+    let mut keys = SECRET_INFO_KEYS.to_vec();
+    keys.insert(4, "lastUsedTime");
+    assert_eq!(sorted_keys(&got), keys, "metadata only (and when it was last used: never, for a customer)");
+    assert!(got["lastUsedTime"].is_null());
     let (status, page) = cust_a.get("/api/secrets").await;
     assert_eq!(status, 200);
     let names: Vec<&str> =
         page["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["api-token"], "only the shared secret is listed");
-    let (status, usages) = cust_a.get(&format!("/api/secrets/{secret_id}/usages")).await;
+    let (status, mut usages) = cust_a.get(&format!("/api/secrets/{secret_id}/usages")).await;
     assert_eq!(status, 200, "{usages}");
+    // Its own chain used it: when is shown to its customer.
+    let used = usages["RULE_CHAIN"][0].as_object_mut().unwrap().remove("lastUsedTime");
+    assert!(used.is_some_and(|t| t.is_i64()), "{usages}");
     let references = json!([{"id": chain_id, "name": "Customer uplink", "nodes": [
         {"id": node_id, "name": "Call", "path": "/nodes/0/configuration/credentials/token"}]}]);
     assert_eq!(usages["RULE_CHAIN"], references);

@@ -1,0 +1,58 @@
+//! When secrets were last used: per secret and per configuration, from the use counts (the start
+//! of the minute of the last use), kept apart from the audit log so that it outlives the audit
+//! retention, and read from the database so that every instance's uses count.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::Store;
+use crate::access::{Actor, Operation};
+use crate::audit::{AuditAction, NewAuditEntry};
+use crate::error::Result;
+use crate::model::SecretId;
+
+impl Store {
+    /// Records the last uses among `entries` (the use counts being written to the audit log).
+    pub(super) async fn record_last_uses(&self, entries: &[NewAuditEntry]) {
+        let uses: Vec<(SecretId, Uuid, i64)> = entries
+            .iter()
+            .filter(|e| e.action == AuditAction::Use)
+            .filter_map(|e| {
+                let secret = e.target_id.as_deref()?.parse().ok()?;
+                let owner = e.actor_id.as_deref()?.parse().ok()?;
+                Some((secret, owner, e.time))
+            })
+            .collect();
+        if uses.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.backend.record_uses(&uses).await {
+            tracing::warn!("recording when secrets were last used failed: {e}");
+        }
+    }
+
+    /// When each of the actor's tenant's secrets was last used by any configuration (absent:
+    /// never, as far as the use counts tell). Counts not yet written are written first. A
+    /// customer user learns nothing of the tenant's uses: an empty map.
+    pub async fn last_used(&self, actor: &Actor) -> Result<HashMap<SecretId, i64>> {
+        actor.require(Operation::Read)?;
+        if actor.customer_id.is_some() {
+            return Ok(HashMap::new());
+        }
+        self.flush_uses().await;
+        let mut latest: HashMap<SecretId, i64> = HashMap::new();
+        for (secret, _, time) in self.inner.backend.last_used(actor.tenant_id, None).await? {
+            let at = latest.entry(secret).or_insert(time);
+            *at = (*at).max(time);
+        }
+        Ok(latest)
+    }
+
+    /// When each configuration last used the secret `id`.
+    pub(super) async fn last_used_by(&self, actor: &Actor, id: SecretId) -> Result<HashMap<Uuid, i64>> {
+        self.flush_uses().await;
+        let uses = self.inner.backend.last_used(actor.tenant_id, Some(id)).await?;
+        Ok(uses.into_iter().map(|(_, owner, time)| (owner, time)).collect())
+    }
+}
