@@ -29,6 +29,7 @@ function describe(e, names) {
     case "VALUE_CHANGE": return `Changed the value (now version ${d.version})`;
     case "ROLLBACK": return `Rolled back to the value of version ${d.fromVersion} (now version ${d.version})`;
     case "VERIFY": return d.matches ? `Checked a value: it is version ${d.version}'s` : "Checked a value: it matches no version";
+    case "EXPIRY_CHANGE": return d.expiresAt ? `Expires ${new Date(d.expiresAt).toLocaleString()}` : "No longer has an expiry";
     case "MAX_VERSIONS_CHANGE": return `Keeps the values of the last ${d.maxVersions} versions`;
     case "DESCRIPTION_CHANGE": return "Changed the description";
     case "DESTINATIONS_CHANGE": return `May be sent to: ${(d.allowedDestinations || []).join(", ") || "anywhere"}`;

@@ -122,6 +122,26 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
   );
 }
 
+/** When a secret expires: `expiresAt`, else its certificate's `notAfter`. */
+function expiry(secret) {
+  return secret.expiresAt || (secret.certificate && secret.certificate.notAfter) || null;
+}
+
+/** `expired` or `expiring` (within 30 days) for the expiry cell, so it stands out. */
+function expiryClass(secret) {
+  const at = expiry(secret);
+  if (!at) return "expires";
+  if (at <= Date.now()) return "expires expired";
+  return at - Date.now() < 30 * 86_400_000 ? "expires expiring" : "expires";
+}
+
+/** A time as the value of a datetime-local input (local time), or "". */
+function localInput(ms) {
+  if (!ms) return "";
+  const d = new Date(ms);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+
 /** A toast for a saved secret, with what looks wrong with the value it was sent (`warnings`). */
 function savedToast(message, saved) {
   const warnings = (saved && saved.warnings) || [];
@@ -142,6 +162,7 @@ async function changeDialog(secret) {
   const value = valueInput(secret.type, false);
   const destinations = destinationsInput(secret.allowedDestinations || []);
   const maxVersions = el("input", { type: "number", name: "maxVersions", min: 1, max: 100, value: secret.maxVersions, dataset: { field: "maxVersions" } });
+  const expiresAt = el("input", { type: "datetime-local", name: "expiresAt", value: localInput(secret.expiresAt), dataset: { field: "expiresAt" } });
   return dialog(
     `Change secret '${secret.name}'`,
     el(
@@ -152,6 +173,7 @@ async function changeDialog(secret) {
       field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
       field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
       field("Versions kept", maxVersions, "How many versions keep their value (1–100), the current one included."),
+      field("Expires", expiresAt, "When the value stops working (a token's known expiry); empty: never, or the certificate's end."),
     ),
     {
       submit: "Save",
@@ -166,6 +188,7 @@ async function changeDialog(secret) {
         const allowed = destinationsOf(destinations);
         if (allowed.join(",") !== (secret.allowedDestinations || []).join(",")) body.allowedDestinations = allowed;
         if (Number(maxVersions.value) !== secret.maxVersions) body.maxVersions = Number(maxVersions.value);
+        if (expiresAt.value !== localInput(secret.expiresAt)) body.expiresAt = expiresAt.value ? new Date(expiresAt.value).getTime() : null;
         value.input.value = "";
         if (!Object.keys(body).length) return null;
         return api("PATCH", `/api/secrets/${secret.id}`, body, basedOn(secret));
@@ -259,6 +282,7 @@ export async function secretsPage() {
         el("td", { class: "num" }, s.version),
         el("td", {}, when(s.updatedTime)),
         el("td", { class: "last-used" }, s.lastUsedTime ? when(s.lastUsedTime) : "never"),
+        el("td", { class: expiryClass(s) }, expiry(s) ? when(expiry(s)) : ""),
         el("td", {}, (s.sharedWith || []).map((id) => customers.get(id) || id).join(", ")),
         el(
           "td",
@@ -280,8 +304,8 @@ export async function secretsPage() {
       el(
         "table",
         {},
-        el("thead", {}, el("tr", {}, ["Name", "Type", "Description", "Version", "Updated", "Last used", "Shared with", ""].map((h) => el("th", {}, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8, class: "empty" }, search ? "No secret matches." : "No secrets yet."))),
+        el("thead", {}, el("tr", {}, ["Name", "Type", "Description", "Version", "Updated", "Last used", "Expires", "Shared with", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 9, class: "empty" }, search ? "No secret matches." : "No secrets yet."))),
       ),
       pager(page, PAGE_SIZE, result, (p) => {
         page = p;
@@ -420,6 +444,12 @@ export async function secretPage(id) {
       el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
       el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
       el("dt", {}, "Last used"), el("dd", { id: "last-used" }, secret.lastUsedTime ? when(secret.lastUsedTime) : "never"),
+      el("dt", {}, "Expires"), el("dd", { id: "expires", class: expiryClass(secret) }, expiry(secret) ? when(expiry(secret)) : "never"),
+      secret.certificate ? [el("dt", {}, "Certificate"), el("dd", { id: "certificate" },
+        `${secret.certificate.subject} — issued by ${secret.certificate.issuer}, valid ${when(secret.certificate.notBefore)} to ${when(secret.certificate.notAfter)}`,
+        secret.certificate.certificates > 1 ? ` (${secret.certificate.certificates} certificates in the file)` : "",
+        el("br"), el("small", {}, `SHA-256 ${secret.certificate.sha256Fingerprint}`))] : null,
+      secret.privateKey ? [el("dt", {}, "Private key"), el("dd", { id: "private-key" }, `${secret.privateKey.algorithm}${secret.privateKey.encrypted ? ", encrypted" : ""}`)] : null,
       el("dt", {}, "Shared with"), el("dd", {}, (secret.sharedWith || []).map((c) => customers.get(c) || c).join(", ") || "—"),
       el("dt", {}, "Allowed destinations"), el("dd", { id: "allowed-destinations" }, (secret.allowedDestinations || []).join(", ") || "anywhere"),
       el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),

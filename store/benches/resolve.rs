@@ -35,6 +35,7 @@ async fn fill(store: &Store, actor: &Actor, count: usize) {
             file_name: None,
             allowed_destinations: Vec::new(),
             max_versions: None,
+            expires_at: None,
         };
         store.create(actor, req).await.expect("create");
     }

@@ -47,6 +47,8 @@ pub enum AuditAction {
     Verify,
     /// The number of versions a secret keeps changed.
     MaxVersionsChange,
+    /// A secret's expiry (`expiresAt`) was set or cleared.
+    ExpiryChange,
 }
 
 impl AuditAction {
@@ -69,6 +71,7 @@ impl AuditAction {
             Self::Rollback => "ROLLBACK",
             Self::Verify => "VERIFY",
             Self::MaxVersionsChange => "MAX_VERSIONS_CHANGE",
+            Self::ExpiryChange => "EXPIRY_CHANGE",
         }
     }
 
@@ -90,6 +93,7 @@ impl AuditAction {
             Self::Rollback,
             Self::Verify,
             Self::MaxVersionsChange,
+            Self::ExpiryChange,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

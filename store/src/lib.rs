@@ -39,6 +39,7 @@ mod error;
 mod events;
 mod feed;
 mod ids;
+mod inspect;
 mod lease;
 mod model;
 mod quota;
@@ -59,6 +60,7 @@ pub use crate::store::{Bootstrap, Store, StoreConfig};
 // Secrets: their records, values, changes and where they may go (the API, the engine).
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::events::{ChangeKind, SecretEvent};
+pub use crate::inspect::{CertificateInfo, PrivateKeyInfo};
 pub use crate::model::{
     DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret,
     SHORT_VALUE_CHARS, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion,

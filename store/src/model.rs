@@ -76,6 +76,23 @@ pub struct SecretInfo {
     pub allowed_destinations: Vec<String>,
     /// How many versions keep their value (the current one included); older ones are destroyed.
     pub max_versions: i64,
+    /// When it expires (milliseconds since the epoch), as its owner set it (a token's known
+    /// expiry); a certificate's `notAfter` counts when this is not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// FILE values holding a PEM certificate: the first one's metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<crate::inspect::CertificateInfo>,
+    /// FILE values holding a PEM private key: its algorithm and whether it is encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<crate::inspect::PrivateKeyInfo>,
+}
+
+impl SecretInfo {
+    /// When it expires: `expiresAt`, else its certificate's `notAfter`.
+    pub fn expiry(&self) -> Option<i64> {
+        self.expires_at.or(self.certificate.as_ref().map(|c| c.not_after))
+    }
 }
 
 /// The default of [`SecretInfo::max_versions`].
@@ -179,6 +196,8 @@ pub struct NewSecret {
     pub allowed_destinations: Vec<String>,
     /// How many versions keep their value (1..100; absent: [`DEFAULT_MAX_VERSIONS`]).
     pub max_versions: Option<i64>,
+    /// When it expires (milliseconds since the epoch).
+    pub expires_at: Option<i64>,
 }
 
 /// A request to change a secret. `name` and `kind` are there only so a change can be refused.
@@ -198,6 +217,8 @@ pub struct SecretUpdate {
     pub allowed_destinations: Option<Vec<String>>,
     /// A new number of versions kept with their values (1..100).
     pub max_versions: Option<i64>,
+    /// A new expiry: `Some(None)` clears it.
+    pub expires_at: Option<Option<i64>>,
     /// Check-and-set: the version the change was based on. When it is no longer the current
     /// one, nothing changes ([`crate::StoreError::VersionMismatch`]).
     pub expected_version: Option<i64>,
@@ -432,6 +453,22 @@ pub(crate) struct ValidNewSecret {
     pub(crate) file_name: Option<String>,
     pub(crate) allowed_destinations: Vec<String>,
     pub(crate) max_versions: i64,
+    pub(crate) expires_at: Option<i64>,
+}
+
+/// Latest expiry accepted (the year 9999), in milliseconds since the epoch.
+const MAX_EXPIRES_AT: i64 = 253_402_300_799_000;
+
+fn validate_expires_at(at: Option<i64>, problems: &mut Vec<FieldProblem>) -> Option<i64> {
+    if let Some(at) = at
+        && !(1..=MAX_EXPIRES_AT).contains(&at)
+    {
+        problems.push(FieldProblem::new(
+            "expiresAt",
+            "must be a time in milliseconds since 1970 (before the year 10000)",
+        ));
+    }
+    at
 }
 
 /// Checks a number of versions to keep.
@@ -463,8 +500,9 @@ pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewS
     let allowed_destinations =
         crate::destinations::validate_destinations(&req.allowed_destinations, &mut problems);
     let max_versions = validate_max_versions(req.max_versions.unwrap_or(DEFAULT_MAX_VERSIONS), &mut problems);
+    let expires_at = validate_expires_at(req.expires_at, &mut problems);
     if problems.is_empty() {
-        Ok(ValidNewSecret { name, description, file_name, allowed_destinations, max_versions })
+        Ok(ValidNewSecret { name, description, file_name, allowed_destinations, max_versions, expires_at })
     } else {
         Err(StoreError::Invalid(problems))
     }
@@ -514,15 +552,19 @@ pub(crate) fn validate_update(
         .as_ref()
         .map(|list| crate::destinations::validate_destinations(list, &mut problems));
     let max_versions = req.max_versions.map(|max| validate_max_versions(max, &mut problems));
+    if let Some(at) = req.expires_at {
+        validate_expires_at(at, &mut problems);
+    }
     if req.value.is_none()
         && req.description.is_none()
         && req.file_name.is_none()
         && req.allowed_destinations.is_none()
         && req.max_versions.is_none()
+        && req.expires_at.is_none()
     {
         problems.push(FieldProblem::new(
             "value",
-            "nothing to change: send a value, a description, a fileName, allowedDestinations or maxVersions",
+            "nothing to change: send a value, a description, a fileName, allowedDestinations, maxVersions or expiresAt",
         ));
     }
     if problems.is_empty() {
@@ -599,6 +641,7 @@ mod tests {
             file_name: None,
             allowed_destinations: Vec::new(),
             max_versions: None,
+            expires_at: None,
         };
         assert!(!format!("{req:?}").contains("hunter2"));
         let upd = SecretUpdate { value: Some("hunter2".into()), ..Default::default() };

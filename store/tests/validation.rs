@@ -102,6 +102,7 @@ backend_tests! {
             file_name: None,
             allowed_destinations: Vec::new(),
             max_versions: None,
+            expires_at: None,
         };
         let fields: Vec<String> =
             problems(t.store.create(&t.admin, many).await.unwrap_err()).into_iter().map(|p| p.0).collect();

@@ -125,6 +125,7 @@ async fn the_cli_manages_secrets_chains_and_users_with_clear_exit_codes() {
             "WITH",
             "LAST",
             "USED",
+            "EXPIRES",
             "ID"
         ]),
         "{table}"

@@ -209,7 +209,13 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
         api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": V1})).await;
     let id = secret["id"].as_str().unwrap().to_owned();
     assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": V2})).await.0, 200);
+    let in_five_days = veil_store::now_ms() + 5 * 86_400_000;
+    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"expiresAt": in_five_days})).await.0, 200);
     log_in(&browser, &proxy.url, "admin", ADMIN_PASSWORD).await;
+
+    // The list: the expiry within 30 days stands out.
+    visit(&browser, &proxy.url, "#/secrets").await;
+    browser.find("tr[data-name='api-token'] td.expires.expiring").await;
 
     // The versions, newest first; Roll back on the kept one.
     visit(&browser, &proxy.url, &format!("#/secrets/{id}")).await;
@@ -394,4 +400,125 @@ async fn last_use_is_shown_per_secret_and_per_consumer_and_unused_secrets_are_li
     let api = Api::new(&server).await;
     let (_, one) = api.get(&format!("/api/secrets/{id}")).await;
     assert_eq!(one["lastUsedTime"], at);
+}
+
+/// A certificate for `cn` valid until `days` from now, signed by a fresh CA; the bundle holds it
+/// and the CA's certificate. With the leaf's private key (PKCS#8 PEM).
+fn bundle(cn: &str, days: i64) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "Test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec![cn.to_owned()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    leaf.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let cert = leaf.signed_by(&key, &Issuer::from_params(&ca, &ca_key)).unwrap();
+    (format!("{}{}", cert.pem(), ca_cert.pem()), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn certificates_and_keys_are_described_and_expiring_secrets_are_listed() {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let api = Api::new(&server).await;
+    let (pem, key) = bundle("device-7.example.com", 10);
+    let (status, cert) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "device-cert", "type": "FILE", "fileName": "d.pem", "value": b64(&pem)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cert}");
+    let info = &cert["certificate"];
+    assert_eq!(
+        (info["subject"].as_str(), info["issuer"].as_str()),
+        (Some("CN=device-7.example.com"), Some("CN=Test CA"))
+    );
+    assert_eq!(info["certificates"], 2, "the leaf and its CA");
+    let days_left = (info["notAfter"].as_i64().unwrap() - veil_store::now_ms()) / 86_400_000;
+    assert!((9..=10).contains(&days_left), "{info}");
+    assert_eq!(info["sha256Fingerprint"].as_str().unwrap().len(), 64);
+    let (_, key_secret) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "device-key", "type": "FILE", "fileName": "k.pem", "value": b64(&key)}),
+        )
+        .await;
+    assert_eq!(key_secret["privateKey"], json!({"algorithm": "EC", "encrypted": false}));
+    assert!(key_secret.get("certificate").is_none());
+
+    // A token with a known expiry in five days, one without.
+    let in_five_days = veil_store::now_ms() + 5 * 86_400_000;
+    let (status, token) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "api-token", "type": "TEXT", "value": V1, "expiresAt": in_five_days}),
+        )
+        .await;
+    assert_eq!((status, token["expiresAt"].as_i64()), (201, Some(in_five_days)), "{token}");
+    api.post("/api/secrets", json!({"name": "forever", "type": "TEXT", "value": V2})).await;
+    let (status, bad) = api
+        .post("/api/secrets", json!({"name": "x", "type": "TEXT", "value": V2, "expiresAt": "soon"}))
+        .await;
+    assert_eq!(
+        (status, bad["message"].as_str()),
+        (400, Some("expiresAt: must be a time in milliseconds since 1970"))
+    );
+
+    let expiring = |days: u32| {
+        let api = &api;
+        async move {
+            let (_, page) = api.get(&format!("/api/secrets?expiringWithinDays={days}")).await;
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(expiring(30).await, ["api-token", "device-cert"]);
+    assert_eq!(expiring(7).await, ["api-token"]);
+    assert!(expiring(1).await.is_empty());
+    // Clearing the token's expiry takes it off the list.
+    let id = token["id"].as_str().unwrap();
+    let (status, cleared) = api.patch(&format!("/api/secrets/{id}"), json!({"expiresAt": null})).await;
+    assert!(status == 200 && cleared.get("expiresAt").is_none(), "{cleared}");
+    assert_eq!(expiring(30).await, ["device-cert"]);
+
+    // The CLI: --expiring, and the certificate in `secret show`.
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let run = spawn_run(&config, &server, &["secret", "list", "--expiring", "30"], "").await;
+    let table = ok(&run);
+    assert!(
+        table.contains("EXPIRES") && table.contains("device-cert") && !table.contains("forever"),
+        "{table}"
+    );
+    let run = spawn_run(
+        &config,
+        &server,
+        &["secret", "update", "api-token", "--expires-at", "2030-01-31T00:00:00Z"],
+        "",
+    )
+    .await;
+    assert!(ok(&run).contains("2030-01-31T00:00:00Z"), "{}", run.stdout);
+    let run = spawn_run(&config, &server, &["secret", "show", "device-cert"], "").await;
+    let shown = ok(&run);
+    assert!(
+        shown.contains("CN=device-7.example.com (issuer CN=Test CA") && shown.contains("2 in the file"),
+        "{shown}"
+    );
+    let run = spawn_run(&config, &server, &["secret", "show", "device-key"], "").await;
+    assert!(
+        ok(&run).lines().any(|l| l.trim_start().starts_with("privateKey") && l.trim_end().ends_with("EC")),
+        "{}",
+        run.stdout
+    );
 }

@@ -156,6 +156,7 @@ pub fn text_secret(name: &str, value: &str) -> NewSecret {
         file_name: None,
         allowed_destinations: Vec::new(),
         max_versions: None,
+        expires_at: None,
     }
 }
 
@@ -169,6 +170,7 @@ pub fn file_secret(name: &str, bytes: impl Into<Vec<u8>>) -> NewSecret {
         file_name: Some(format!("{name}.pem")),
         allowed_destinations: Vec::new(),
         max_versions: None,
+        expires_at: None,
     }
 }
 

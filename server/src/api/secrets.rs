@@ -27,6 +27,7 @@ pub(crate) struct ListParams {
     page_size: Option<usize>,
     text_search: Option<String>,
     unused_for_days: Option<u32>,
+    expiring_within_days: Option<u32>,
 }
 
 /// A secret as listed: its metadata and when a configuration last used it.
@@ -38,8 +39,10 @@ pub(crate) struct Listed {
     last_used_time: Option<i64>,
 }
 
-/// `GET /api/secrets?page=&pageSize=&textSearch=&unusedForDays=`: `unusedForDays=N` keeps the
-/// secrets no configuration used in the last N days (or ever).
+/// `GET /api/secrets?page=&pageSize=&textSearch=&unusedForDays=&expiringWithinDays=`:
+/// `unusedForDays=N` keeps the secrets no configuration used in the last N days (or ever);
+/// `expiringWithinDays=N` those that expire within N days (or have expired): by `expiresAt`, else
+/// their certificate's `notAfter`.
 pub(crate) async fn list(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -52,13 +55,14 @@ pub(crate) async fn list(
         text_search: p.text_search,
     };
     let used = store.last_used(&actor).await?;
-    let page = match p.unused_for_days {
-        None => store.list(&actor, &query)?,
-        Some(days) => {
-            let since = veil_store::now_ms() - i64::from(days) * 86_400_000;
-            store.list_where(&actor, &query, |s| used.get(&s.id).is_none_or(|t| *t < since))?
-        }
-    };
+    let now = veil_store::now_ms();
+    let since = p.unused_for_days.map(|days| now - i64::from(days) * 86_400_000);
+    let until = p.expiring_within_days.map(|days| now + i64::from(days) * 86_400_000);
+    let page = store.list_where(&actor, &query, |s| {
+        let unused = since.is_none_or(|since| used.get(&s.id).is_none_or(|t| *t < since));
+        let expiring = until.is_none_or(|until| s.expiry().is_some_and(|at| at <= until));
+        unused && expiring
+    })?;
     let data = page
         .data
         .into_iter()
@@ -274,11 +278,16 @@ pub(crate) async fn update(
         value: take_value(&mut fields, current.kind)?,
         allowed_destinations: take_strings(&mut fields, "allowedDestinations")?,
         max_versions: take_int(&mut fields, "maxVersions")?,
+        expires_at: match fields.remove("expiresAt") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => Some(Some(expires_at(v)?)),
+        },
         expected_version,
     };
     reject_unknown(
         &fields,
-        "value, description, fileName, allowedDestinations, maxVersions",
+        "value, description, fileName, allowedDestinations, maxVersions, expiresAt",
         READ_ONLY_FIELDS,
     )?;
     let warnings = value_hygiene(&store, &actor, uri.query(), current.kind, update.value.as_ref())?;
@@ -286,6 +295,13 @@ pub(crate) async fn update(
         host.check_destinations_change(&actor, id, list).await?;
     }
     Ok(with_warnings(store.update(&actor, id, update).await?, warnings))
+}
+
+/// An `expiresAt`: milliseconds since the epoch.
+fn expires_at(value: Value) -> ApiResult<i64> {
+    value
+        .as_i64()
+        .ok_or_else(|| ApiError::invalid_secret("expiresAt", "must be a time in milliseconds since 1970"))
 }
 
 /// Takes an optional integer field; the error names the field.
@@ -396,12 +412,22 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     let file_name = take_string(&mut fields, "fileName")?;
     let allowed_destinations = take_strings(&mut fields, "allowedDestinations")?.unwrap_or_default();
     let max_versions = take_int(&mut fields, "maxVersions")?;
+    let expires_at = fields.remove("expiresAt").filter(|v| !v.is_null()).map(expires_at).transpose()?;
     reject_unknown(
         &fields,
-        "name, type, description, value, fileName, allowedDestinations, maxVersions",
+        "name, type, description, value, fileName, allowedDestinations, maxVersions, expiresAt",
         &[],
     )?;
-    Ok(NewSecret { name, kind, description, value, file_name, allowed_destinations, max_versions })
+    Ok(NewSecret {
+        name,
+        kind,
+        description,
+        value,
+        file_name,
+        allowed_destinations,
+        max_versions,
+        expires_at,
+    })
 }
 
 /// A text part of a form: UTF-8 or refused, naming the field. (axum's `Field::text` guesses the
@@ -415,6 +441,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
         (None, None, None, None, None::<SecretValue>);
     let mut allowed_destinations = Vec::new();
     let mut max_versions = None;
+    let mut expires = None;
     let form_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("request body is larger than the server accepts")
@@ -449,9 +476,13 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
                     .map_err(|_| ApiError::invalid_secret("maxVersions", "must be a whole number"))?;
                 max_versions = Some(max);
             }
+            "expiresAt" => {
+                let text = utf8_text(&field_name, field.bytes().await.map_err(form_error)?)?;
+                expires = Some(expires_at(serde_json::from_str(text.trim()).unwrap_or(Value::Null))?);
+            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file, allowedDestinations, maxVersions)"
+                    "multipart form: unknown field '{other}' (expected name, type, description, fileName, file, allowedDestinations, maxVersions, expiresAt)"
                 )));
             }
         }
@@ -464,6 +495,7 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<NewSecret> {
         file_name,
         allowed_destinations,
         max_versions,
+        expires_at: expires,
     })
 }
 

@@ -41,6 +41,9 @@ pub(crate) enum SecretCmd {
         /// How many versions keep their value, the current one included (1..100, default 10).
         #[arg(long, value_name = "N")]
         max_versions: Option<i64>,
+        /// When it expires (RFC 3339, e.g. 2027-01-31T00:00:00Z), e.g. a token's known expiry.
+        #[arg(long, value_name = "TIME", value_parser = rfc3339_ms)]
+        expires_at: Option<i64>,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -62,6 +65,9 @@ pub(crate) enum SecretCmd {
         /// Only secrets no rule chain or integration used in the last DAYS days (or ever).
         #[arg(long, value_name = "DAYS")]
         unused: Option<u32>,
+        /// Only secrets that expire within DAYS days (or have expired).
+        #[arg(long, value_name = "DAYS")]
+        expiring: Option<u32>,
     },
     /// Show one secret's metadata.
     Show {
@@ -93,6 +99,12 @@ pub(crate) enum SecretCmd {
         /// Check-and-set: change nothing unless version N is still the current one.
         #[arg(long, value_name = "N")]
         expect_version: Option<i64>,
+        /// When it expires (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339_ms, conflicts_with = "no_expiry")]
+        expires_at: Option<i64>,
+        /// Forget the expiry set with --expires-at.
+        #[arg(long)]
+        no_expiry: bool,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
@@ -206,10 +218,50 @@ pub(super) const SECRET_FIELDS: &[Field] = &[
     ("allowedDestinations", |v| text(&v["allowedDestinations"])),
     ("maxVersions", |v| text(&v["maxVersions"])),
     ("lastUsed", |v| time(&v["lastUsedTime"])),
+    ("expires", |v| time(expiry(v))),
+    ("certificate", |v| certificate(&v["certificate"])),
+    ("privateKey", |v| private_key(&v["privateKey"])),
     ("created", |v| time(&v["createdTime"])),
     ("updated", |v| time(&v["updatedTime"])),
     ("id", |v| text(&v["id"])),
 ];
+
+/// An RFC 3339 time as milliseconds since the epoch (for `--expires-at`).
+fn rfc3339_ms(text: &str) -> Result<i64, String> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("'{text}' is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"))?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("'{text}' is out of range"))
+}
+
+/// When a secret expires: `expiresAt`, else its certificate's `notAfter`.
+fn expiry(v: &serde_json::Value) -> &serde_json::Value {
+    if v["expiresAt"].is_null() { &v["certificate"]["notAfter"] } else { &v["expiresAt"] }
+}
+
+/// A certificate's metadata on one line.
+fn certificate(c: &serde_json::Value) -> String {
+    if c.is_null() {
+        return String::new();
+    }
+    format!(
+        "{} (issuer {}, valid {} to {}, {} in the file, SHA-256 {})",
+        text(&c["subject"]),
+        text(&c["issuer"]),
+        time(&c["notBefore"]),
+        time(&c["notAfter"]),
+        text(&c["certificates"]),
+        text(&c["sha256Fingerprint"])
+    )
+}
+
+/// A private key's metadata on one line.
+fn private_key(k: &serde_json::Value) -> String {
+    if k.is_null() {
+        return String::new();
+    }
+    let encrypted = if k["encrypted"] == true { ", encrypted" } else { "" };
+    format!("{}{encrypted}", text(&k["algorithm"]))
+}
 
 /// A value on the command line is refused before anything else happens (and never echoed).
 pub(super) fn refuse_value_arguments(cmd: &SecretCmd) -> CliResult<()> {
@@ -238,6 +290,7 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             file_name,
             allow_hosts,
             max_versions,
+            expires_at,
             stdin,
             ..
         } => {
@@ -245,6 +298,9 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             let mut body = json!({"name": name, "type": kind, "description": description});
             if let Some(max) = max_versions {
                 body["maxVersions"] = json!(max);
+            }
+            if let Some(at) = expires_at {
+                body["expiresAt"] = json!(at);
             }
             if !allow_hosts.is_empty() {
                 body["allowedDestinations"] = json!(allow_hosts);
@@ -263,13 +319,16 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             let created = client.post("/api/secrets", &body).await?;
             output::object(out, &created, SECRET_FIELDS);
         }
-        SecretCmd::List { search, page, page_size, unused } => {
+        SecretCmd::List { search, page, page_size, unused, expiring } => {
             let mut path = format!("/api/secrets?page={page}&pageSize={page_size}");
             if let Some(s) = search {
                 path.push_str(&format!("&textSearch={}", query(&s)));
             }
             if let Some(days) = unused {
                 path.push_str(&format!("&unusedForDays={days}"));
+            }
+            if let Some(days) = expiring {
+                path.push_str(&format!("&expiringWithinDays={days}"));
             }
             let mut answer = client.get(&path).await?;
             if out == output::Format::Table {
@@ -286,6 +345,7 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                     Column { heading: "DESCRIPTION", read: |v| text(&v["description"]) },
                     Column { heading: "SHARED WITH", read: |v| text(&v["sharedWith"]) },
                     Column { heading: "LAST USED", read: |v| time(&v["lastUsedTime"]) },
+                    Column { heading: "EXPIRES", read: |v| time(expiry(v)) },
                     Column { heading: "ID", read: |v| text(&v["id"]) },
                 ],
             );
@@ -307,6 +367,8 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             allow_any_host,
             max_versions,
             expect_version,
+            expires_at,
+            no_expiry,
             ..
         } => {
             let id = secret_id(&client, &secret).await?;
@@ -321,12 +383,18 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             if let Some(max) = max_versions {
                 body["maxVersions"] = json!(max);
             }
+            if let Some(at) = expires_at {
+                body["expiresAt"] = json!(at);
+            }
+            if no_expiry {
+                body["expiresAt"] = serde_json::Value::Null;
+            }
             if file.is_some() || stdin {
                 body["value"] = new_value(file.as_ref(), current["type"] == "FILE", stdin)?;
             }
             if body.as_object().is_some_and(|m| m.is_empty()) {
                 return Err(CliError::usage(
-                    "nothing to change: give --description, --stdin, --file, --allow-host, --allow-any-host or --max-versions",
+                    "nothing to change: give --description, --stdin, --file, --allow-host, --allow-any-host, --max-versions, --expires-at or --no-expiry",
                 ));
             }
             let path = format!("/api/secrets/{id}");

@@ -129,6 +129,11 @@ pub(crate) fn destinations_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
+/// A value's certificate or key metadata as kept (JSON text; NULL when there is none).
+pub(crate) fn metadata_text<T: serde::Serialize>(metadata: &Option<T>) -> Option<String> {
+    metadata.as_ref().and_then(|m| serde_json::to_string(m).ok())
+}
+
 /// What an update expects the stored row to be: the version it read and, from the store, the
 /// time of its last change (a list or description change keeps the version, so the version alone
 /// would let another instance's stale write put the old list back).

@@ -129,6 +129,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0010_secret_uses.sql")),
                 false,
             ),
+            Migration::new(
+                11,
+                Cow::Borrowed("secret expiry"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0011_secret_expiry.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -143,6 +150,9 @@ impl Columns for PgRow {
         Ok(self.try_get(col)?)
     }
     fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
         Ok(self.try_get(col)?)
     }
     fn text(&self, col: &str) -> Result<String> {

@@ -22,6 +22,8 @@ pub(crate) trait Columns {
     fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
     /// A bigint column.
     fn int(&self, col: &str) -> Result<i64>;
+    /// A bigint column that may be NULL.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
     /// A text column.
     fn text(&self, col: &str) -> Result<String>;
     /// A text column that may be NULL.
@@ -55,12 +57,21 @@ pub(crate) fn secret_info_from(row: &impl Columns, shared_with: Vec<CustomerId>)
         shared_with,
         allowed_destinations: json(row, "allowed_destinations", "secrets.allowed_destinations")?,
         max_versions: row.int("max_versions")?,
+        expires_at: row.opt_int("expires_at")?,
+        certificate: opt_json(row, "certificate", "secrets.certificate")?,
+        private_key: opt_json(row, "private_key", "secrets.private_key")?,
     })
+}
+
+/// JSON kept as text that may be NULL.
+fn opt_json<T: serde::de::DeserializeOwned>(row: &impl Columns, col: &str, what: &str) -> Result<Option<T>> {
+    row.opt_text(col)?.map(|text| serde_json::from_str(&text).map_err(|_| decode_err(what))).transpose()
 }
 
 /// The columns [`secret_info_from`] and [`sealed_from`] read, for a `SELECT` from `secrets`.
 pub(crate) const SECRET_COLUMNS: &str = "id, tenant_id, name, type, description, file_name, version, \
-     created_time, updated_time, allowed_destinations, max_versions, key_id, nonce, ciphertext";
+     created_time, updated_time, allowed_destinations, max_versions, expires_at, certificate, private_key, \
+     key_id, nonce, ciphertext";
 
 /// The listing of a secret's versions, newest first: the state follows from where the value is
 /// (in `secrets`: current; in `secret_history`: kept; nowhere: destroyed). `$1` the secret,

@@ -141,6 +141,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0013_secret_uses.sql")),
                 false,
             ),
+            Migration::new(
+                14,
+                Cow::Borrowed("secret expiry"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0014_secret_expiry.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -166,6 +173,9 @@ impl Columns for SqliteRow {
         parse_opt_id(self, col)
     }
     fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
         Ok(self.try_get(col)?)
     }
     fn text(&self, col: &str) -> Result<String> {

@@ -367,6 +367,9 @@ mod tests {
             shared_with: Vec::new(),
             allowed_destinations: Vec::new(),
             max_versions: 6,
+            expires_at: None,
+            certificate: None,
+            private_key: None,
         };
         // The backend never looks inside a ciphertext: the version in it is enough here.
         let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };

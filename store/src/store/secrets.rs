@@ -33,7 +33,7 @@ impl Store {
         }
         self.refuse_lookalike_secret(actor.tenant_id, &valid.name)?;
         let now = now_ms();
-        let info = SecretInfo {
+        let mut info = SecretInfo {
             id: SecretId::new_random(),
             tenant_id: actor.tenant_id,
             name: valid.name,
@@ -46,7 +46,11 @@ impl Store {
             shared_with: Vec::new(),
             allowed_destinations: valid.allowed_destinations,
             max_versions: valid.max_versions,
+            expires_at: valid.expires_at,
+            certificate: None,
+            private_key: None,
         };
+        describe_value(&mut info, &req.value);
         let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
         let version = self.new_version(actor, &info, &req.value);
         let row = SecretRow { info: info.clone(), sealed };
@@ -196,6 +200,13 @@ impl Store {
         if let Some(max) = valid.max_versions {
             info.max_versions = max;
         }
+        let expiry_changed = req.expires_at.is_some_and(|at| at != info.expires_at);
+        if let Some(at) = req.expires_at {
+            info.expires_at = at;
+        }
+        if let Some(value) = &req.value {
+            describe_value(&mut info, value);
+        }
         let (sealed, version) = match &req.value {
             Some(value) => {
                 info.version += 1;
@@ -220,6 +231,10 @@ impl Store {
                 map.insert("version".into(), info.version.into());
             }
             audit.push(secret_entry(actor, action, &info, true, details));
+        }
+        if expiry_changed {
+            let details = serde_json::json!({ "expiresAt": info.expires_at });
+            audit.push(secret_entry(actor, AuditAction::ExpiryChange, &info, true, details));
         }
         if max_versions_changed {
             let details = serde_json::json!({ "maxVersions": info.max_versions });
@@ -253,7 +268,7 @@ impl Store {
         if req.value.is_some() {
             self.publish(&info, ChangeKind::ValueUpdated(info.version));
         }
-        if description_changed || destinations_changed {
+        if description_changed || destinations_changed || expiry_changed || max_versions_changed {
             self.publish(&info, ChangeKind::DescriptionUpdated);
         }
         Ok(info)
@@ -447,6 +462,14 @@ impl Store {
         self.inner.index.insert(super::SecretRow { info: info.clone(), sealed: current.sealed.clone() });
         Ok(info)
     }
+}
+
+/// What a FILE value is (its certificate and key metadata), kept with the secret's metadata.
+fn describe_value(info: &mut SecretInfo, value: &SecretValue) {
+    (info.certificate, info.private_key) = match info.kind {
+        crate::SecretType::File => crate::inspect::inspect(value.expose_bytes()),
+        crate::SecretType::Text => (None, None),
+    };
 }
 
 /// A secret's metadata as `actor` may see it: a customer learns of no other customer.

@@ -11,6 +11,7 @@ use crate::backend::rows::sealed_from;
 use crate::backend::writes::{self, Deleting, WriteTx};
 use crate::backend::{
     DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
+    metadata_text,
 };
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, RoleRecord, UserRecord};
@@ -84,8 +85,9 @@ impl WriteTx for Tx {
         let i = &row.info;
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions, \
+             expires_at, certificate, private_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(i.id.0)
         .bind(i.tenant_id.0)
@@ -101,6 +103,9 @@ impl WriteTx for Tx {
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
         .bind(i.max_versions)
+        .bind(i.expires_at)
+        .bind(metadata_text(&i.certificate))
+        .bind(metadata_text(&i.private_key))
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -110,8 +115,8 @@ impl WriteTx for Tx {
         let i = &row.info;
         let done = sqlx::query(
             "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
-             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8, max_versions = $9 \
-             WHERE id = $10 AND version = $11",
+             key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8, max_versions = $9, \
+             expires_at = $10, certificate = $11, private_key = $12 WHERE id = $13 AND version = $14",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -122,6 +127,9 @@ impl WriteTx for Tx {
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
         .bind(i.max_versions)
+        .bind(i.expires_at)
+        .bind(metadata_text(&i.certificate))
+        .bind(metadata_text(&i.private_key))
         .bind(i.id.0)
         .bind(version)
         .execute(&mut *self.0)

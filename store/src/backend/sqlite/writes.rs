@@ -11,6 +11,7 @@ use crate::backend::rows::sealed_from;
 use crate::backend::writes::{self, Deleting, WriteTx};
 use crate::backend::{
     DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
+    metadata_text,
 };
 use crate::crypto::Sealed;
 use crate::directory::{CustomerRecord, RoleRecord, UserRecord};
@@ -63,8 +64,8 @@ impl WriteTx for Tx<'_> {
         let i = &row.info;
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
-             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions, \
+             expires_at, certificate, private_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.id.to_string())
         .bind(i.tenant_id.to_string())
@@ -80,6 +81,9 @@ impl WriteTx for Tx<'_> {
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
         .bind(i.max_versions)
+        .bind(i.expires_at)
+        .bind(metadata_text(&i.certificate))
+        .bind(metadata_text(&i.private_key))
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -89,8 +93,8 @@ impl WriteTx for Tx<'_> {
         let i = &row.info;
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
-             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ?, max_versions = ? \
-             WHERE id = ? AND version = ?",
+             key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ?, max_versions = ?, \
+             expires_at = ?, certificate = ?, private_key = ? WHERE id = ? AND version = ?",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -101,6 +105,9 @@ impl WriteTx for Tx<'_> {
         .bind(&row.sealed.ciphertext)
         .bind(destinations_text(&i.allowed_destinations))
         .bind(i.max_versions)
+        .bind(i.expires_at)
+        .bind(metadata_text(&i.certificate))
+        .bind(metadata_text(&i.private_key))
         .bind(i.id.to_string())
         .bind(version)
         .execute(&mut *self.0)

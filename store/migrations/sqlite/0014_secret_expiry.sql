@@ -1,0 +1,5 @@
+-- When a secret expires (set by its owner, e.g. a token's known expiry), and what a FILE value is:
+-- its first certificate and its private key, as JSON metadata read at upload (never key material).
+ALTER TABLE secrets ADD COLUMN expires_at INTEGER;
+ALTER TABLE secrets ADD COLUMN certificate TEXT;
+ALTER TABLE secrets ADD COLUMN private_key TEXT;
