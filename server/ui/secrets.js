@@ -149,6 +149,28 @@ function savedToast(message, saved) {
   toast(`${message}. Check the value: it ${warnings.map((w) => w.message).join("; it ")}.`, true);
 }
 
+/** What a change of `secret` reaches (GET …/impact), as a short list; nothing when the user
+ *  may not change it or nothing uses it. */
+async function impactOf(secret) {
+  if (!can("SECRET", "WRITE") || session.user.customerId) return null;
+  let impact;
+  try {
+    impact = await api("GET", `/api/secrets/${secret.id}/impact`);
+  } catch {
+    return null;
+  }
+  const rows = impact.consumers.map((c) => el("li", { dataset: { reconnects: c.reconnects } },
+    c.type === "RULE_CHAIN" ? "Rule chain " : "Integration ", el("strong", {}, c.name),
+    c.node ? ` — node '${c.node}'` : "", el("code", {}, ` ${c.field}`),
+    c.reconnects ? el("span", { class: "badge" }, " reconnects") : "",
+    el("small", {}, ` · ${c.messagesPerMinute.toFixed(1)}/min in the last hour`)));
+  const shared = impact.customers.length ? el("p", {}, `Shared with ${impact.customers.map((c) => c.name).join(", ")}.`) : null;
+  if (!rows.length && !shared) return el("p", { class: "impact", id: "impact" }, "Nothing uses this secret.");
+  return el("div", { class: "impact", id: "impact" },
+    rows.length ? el("p", {}, `A new value reaches ${rows.length} place${rows.length === 1 ? "" : "s"}${impact.reconnecting ? `, ${impact.reconnecting} of them reconnect` : ""}:`) : null,
+    rows.length ? el("ul", {}, rows) : null, shared);
+}
+
 /** Check-and-set: a change based on `secret` as it was read (someone else's change in between is
  *  refused with 412, shown in the dialog, instead of being overwritten). */
 function basedOn(secret) {
@@ -172,6 +194,7 @@ async function changeDialog(secret) {
       field("Description", description),
       field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
       field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
+      await impactOf(secret),
       field("Versions kept", maxVersions, "How many versions keep their value (1–100), the current one included."),
       field("Expires", expiresAt, "When the value stops working (a token's known expiry); empty: never, or the certificate's end."),
     ),
@@ -219,7 +242,7 @@ export function usageList(usages) {
 
 /** Confirms and deletes; when the secret is in use, shows what uses it instead. True when deleted. */
 export async function deleteSecret(secret) {
-  const confirmed = await dialog("Delete secret", el("p", {}, `Delete the secret '${secret.name}'? This cannot be undone.`), {
+  const confirmed = await dialog("Delete secret", el("div", {}, el("p", {}, `Delete the secret '${secret.name}'? This cannot be undone.`), await impactOf(secret)), {
     submit: "Delete",
     id: "confirm-delete",
   });

@@ -249,6 +249,8 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
 
     // Someone else changes the value while the dialog is open: Save is refused, nothing lost.
     browser.click("button[title='Change value']").await;
+    // What the change reaches is shown before it is confirmed.
+    browser.text_of("#change-secret #impact", "Nothing uses this secret.").await;
     browser.type_into("#change-secret input[name=value]", "tok-from-the-browser").await;
     let elsewhere = api
         .req(reqwest::Method::PATCH, &format!("/api/secrets/{id}"))
@@ -521,4 +523,69 @@ async fn certificates_and_keys_are_described_and_expiring_secrets_are_listed() {
         "{}",
         run.stdout
     );
+}
+
+#[tokio::test]
+async fn the_impact_of_a_change_names_every_consumer_what_reconnects_and_how_often_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) =
+        api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": V1})).await;
+    let id = secret["id"].as_str().unwrap().to_owned();
+    let (_, bearer) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
+    let mqtt = json!({"name": "Broker", "nodes": [{"type": "mqtt", "name": "Publish", "configuration": {
+        "topicPattern": "t", "host": "127.0.0.1", "port": 9,
+        "credentials": {"type": "basic", "username": "veil", "password": "$<secret:api-token>"}}}]});
+    let (status, mqtt) = api.post("/api/rule-chains", mqtt).await;
+    assert_eq!(status, 201, "{mqtt}");
+    let (_, customer) = api.post("/api/customers", json!({"name": "Acme"})).await;
+    let shared = json!({"customerId": customer["id"]});
+    assert_eq!(api.post(&format!("/api/secrets/{id}/shares"), shared).await.0, 200);
+    for _ in 0..3 {
+        sent_token(&api, bearer["id"].as_str().unwrap(), &receiver).await;
+    }
+
+    let (status, impact) = api.get(&format!("/api/secrets/{id}/impact")).await;
+    assert_eq!(status, 200, "{impact}");
+    let rows: Vec<(&str, &str, &str, bool)> = impact["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["node"].as_str().unwrap(),
+                c["field"].as_str().unwrap(),
+                c["reconnects"] == true,
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("Forward", "Post", "/nodes/0/configuration/credentials/token", false)),
+        "{impact}"
+    );
+    assert!(
+        rows.contains(&("Broker", "Publish", "/nodes/0/configuration/credentials/password", true)),
+        "{impact}"
+    );
+    assert_eq!(impact["reconnecting"], 1);
+    let forward = impact["consumers"].as_array().unwrap().iter().find(|c| c["name"] == "Forward").unwrap();
+    assert_eq!(forward["messagesPerMinute"], 0.05, "3 uses in the last hour: {forward}");
+    assert!(forward["lastUsedTime"].is_i64());
+    assert_eq!(impact["customers"], json!([{"id": customer["id"], "name": "Acme"}]));
+
+    // Only someone who may change the value sees what a change touches.
+    let grants = json!([{"resource": "SECRET", "operations": ["READ"]}]);
+    assert_eq!(api.post("/api/roles", json!({"name": "Readers", "permissions": grants})).await.0, 201);
+    let (status, _) = api
+        .post(
+            "/api/users",
+            json!({"username": "reader", "password": "reader-password-1", "roles": ["Readers"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let reader = Api::as_user(&server, "reader", "reader-password-1").await;
+    assert_eq!(reader.get(&format!("/api/secrets/{id}/impact")).await.0, 403);
 }

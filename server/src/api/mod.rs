@@ -62,6 +62,7 @@ fn authenticated() -> Router<AppState> {
         .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
         .route("/api/secrets/{id}/usages", get(secrets::usages))
         .route("/api/secrets/{id}/versions", get(secrets::versions))
+        .route("/api/secrets/{id}/impact", get(secrets::impact))
         .route("/api/secrets/{id}/verify", post(secrets::verify))
         .route("/api/secrets/{id}/rollback", post(secrets::rollback))
         .route("/api/secrets/{id}/shares", post(secrets::share))

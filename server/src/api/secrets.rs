@@ -188,6 +188,17 @@ pub(crate) async fn verify(
     Ok(Json(verification))
 }
 
+/// `GET /api/secrets/{id}/impact` (SECRET:WRITE): every configuration and field a change of the
+/// value would reach, which of them reconnect, how often each used it in the last hour, and the
+/// customers it is shared with.
+pub(crate) async fn impact(
+    State(host): State<std::sync::Arc<crate::host::Host>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(host.impact(&actor, parse_id::<SecretId>(&id)?).await?))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct RollbackRequest {

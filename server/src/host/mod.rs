@@ -16,6 +16,7 @@ use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, Store, TenantId};
 mod chains;
 mod destinations;
 mod error;
+mod impact;
 mod integrations;
 
 pub(crate) use self::chains::{Chains, Sent, dispatch};

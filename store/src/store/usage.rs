@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::access::{Actor, Operation};
-use crate::audit::{AuditAction, NewAuditEntry};
+use crate::audit::{AuditAction, AuditQuery, NewAuditEntry};
 use crate::error::Result;
 use crate::model::SecretId;
 
@@ -54,5 +54,34 @@ impl Store {
         self.flush_uses().await;
         let uses = self.inner.backend.last_used(actor.tenant_id, Some(id)).await?;
         Ok(uses.into_iter().map(|(_, owner, time)| (owner, time)).collect())
+    }
+
+    /// How many times each configuration used the secret `id` since `since` (from the use counts
+    /// of the audit log). Needs SECRET:WRITE: it is what a change of the value would touch.
+    pub async fn uses_since(&self, actor: &Actor, id: SecretId, since: i64) -> Result<HashMap<Uuid, u64>> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        self.flush_uses().await;
+        let mut uses: HashMap<Uuid, u64> = HashMap::new();
+        for page in 0.. {
+            let query = AuditQuery {
+                secret_id: Some(id),
+                from: Some(since),
+                page,
+                page_size: 1000,
+                ..Default::default()
+            };
+            let (entries, total) = self.inner.backend.audit_logs(actor.tenant_id, &query).await?;
+            for entry in entries.iter().filter(|e| e.action == AuditAction::Use) {
+                let owner = entry.actor_id.as_deref().and_then(|o| o.parse().ok());
+                if let Some(owner) = owner {
+                    *uses.entry(owner).or_default() += entry.details["count"].as_u64().unwrap_or(0);
+                }
+            }
+            if (page + 1) * 1000 >= usize::try_from(total).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
+        Ok(uses)
     }
 }
