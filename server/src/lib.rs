@@ -10,6 +10,7 @@ mod cli;
 mod edge;
 mod error;
 mod host;
+mod key;
 mod limits;
 mod migrate;
 mod reference;
@@ -58,6 +59,9 @@ enum ServerCommand {
     Serve(Box<serve::ServeArgs>),
     /// Copy a SQLite data directory into a PostgreSQL database, then check the copy.
     Migrate(migrate::MigrateArgs),
+    /// The master key: generate a new one, or rekey a stopped store under it.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 /// The commands that talk to a running server.
@@ -205,6 +209,7 @@ pub fn run() -> ExitCode {
         match server_command {
             ServerCommand::Serve(args) => serve::run(*args).await,
             ServerCommand::Migrate(args) => migrate::run(args).await,
+            ServerCommand::Key(cmd) => key::run(cmd).await,
         }
     });
     match result {

@@ -105,6 +105,12 @@ impl MasterKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.expose_secret().into())
     }
+
+    /// Whether both are the same key (compared in constant time).
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.expose_secret().ct_eq(other.0.expose_secret()).into()
+    }
 }
 
 /// An encrypted value: which data key, the nonce, the ciphertext with its tag.
@@ -173,6 +179,38 @@ impl Keyring {
         }
         let active = stored.iter().map(|k| k.id).max().unwrap_or(0);
         Ok(Self { keys, active })
+    }
+
+    /// The stored keys wrapped again under `new` (same ids, same associated data), after
+    /// unwrapping each with `current` (any failure: the current key is wrong).
+    pub(crate) fn rewrap_all(
+        current: &MasterKey,
+        new: &MasterKey,
+        stored: &[WrappedKey],
+    ) -> Result<Vec<WrappedKey>> {
+        let (old_kek, new_kek) = (current.cipher(), new.cipher());
+        stored
+            .iter()
+            .map(|k| {
+                if k.wrapped.len() < 12 {
+                    return Err(StoreError::WrongMasterKey);
+                }
+                let (nonce, ct) = k.wrapped.split_at(12);
+                let aad = key_aad(k.id);
+                let plain = Zeroizing::new(
+                    old_kek
+                        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+                        .map_err(|_| StoreError::WrongMasterKey)?,
+                );
+                let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+                let ct = new_kek
+                    .encrypt(&nonce, Payload { msg: plain.as_slice(), aad: &aad })
+                    .expect("AES-GCM encryption of 32 bytes cannot fail");
+                let mut wrapped = nonce.to_vec();
+                wrapped.extend_from_slice(&ct);
+                Ok(WrappedKey { id: k.id, wrapped })
+            })
+            .collect()
     }
 
     /// Creates a new random data key wrapped by the master key.

@@ -44,6 +44,7 @@ mod lease;
 mod model;
 mod quota;
 mod references;
+mod rekey;
 mod sessions;
 mod store;
 
@@ -55,6 +56,7 @@ pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;
 pub use crate::lease::Lease;
 pub use crate::model::{Limits, now_ms};
+pub use crate::rekey::{RekeyReport, generate_master_key, rekey};
 pub use crate::store::{Bootstrap, Store, StoreConfig};
 
 // Secrets: their records, values, changes and where they may go (the API, the engine).

@@ -151,3 +151,33 @@ backend_tests! {
         assert_eq!(listed(&t, info.id).await.len(), 2);
     }
 }
+
+backend_tests! {
+    #[tokio::test]
+    async fn a_rekey_moves_the_keyring_to_a_new_master_key_and_the_old_one_is_refused(t: TempStore) {
+        let info = t.text("api-token", "one").await;
+        t.store.update(&t.admin, info.id, value("two")).await.unwrap();
+        t.store.close().await;
+        let (old, new) = (t.dir.path().join("master.key"), t.dir.path().join("new.key"));
+        veil_store::generate_master_key(&new).unwrap();
+        let e = veil_store::generate_master_key(&new).unwrap_err();
+        assert!(e.to_string().contains("cannot write master key file"), "never overwritten: {e}");
+        let file = veil_store::MasterKeySource::File;
+        // The wrong current key, or the same key twice: refused, nothing changed.
+        let e = veil_store::rekey(&t.database, &file(new.clone()), &file(old.clone())).await.unwrap_err();
+        assert!(matches!(e, StoreError::WrongMasterKey), "{e:?}");
+        let e = veil_store::rekey(&t.database, &file(old.clone()), &file(old.clone())).await.unwrap_err();
+        assert_eq!(e.to_string(), "master key: the new master key is the current one; nothing to do");
+
+        let report = veil_store::rekey(&t.database, &file(old.clone()), &file(new.clone())).await.unwrap();
+        assert_eq!(report.data_keys, 1);
+        let e = veil_tests::open_with(t.database.clone(), file(old)).await.unwrap_err();
+        assert!(matches!(e, StoreError::WrongMasterKey), "the old key is refused: {e:?}");
+        let store = veil_tests::open_with(t.database.clone(), file(new)).await.unwrap();
+        assert_eq!(store.resolve(t.admin.tenant_id, "api-token").unwrap().expose_text(), Some("two"));
+        let masked = store.values_for_masking(t.admin.tenant_id, "api-token").unwrap();
+        let masked: Vec<&str> = masked.iter().map(|v| v.expose_text().unwrap()).collect();
+        assert_eq!(masked, ["two", "one"], "earlier versions decrypt too");
+        store.close().await;
+    }
+}

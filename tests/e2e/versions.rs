@@ -589,3 +589,51 @@ async fn the_impact_of_a_change_names_every_consumer_what_reconnects_and_how_oft
     let reader = Api::as_user(&server, "reader", "reader-password-1").await;
     assert_eq!(reader.get(&format!("/api/secrets/{id}/impact")).await.0, 403);
 }
+
+#[tokio::test]
+async fn veil_key_rekey_moves_a_stopped_store_to_a_new_master_key() {
+    use std::process::Stdio;
+
+    use crate::support::{serve_command, veil};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": V1})).await;
+    let (_, chain) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
+    let chain = chain["id"].as_str().unwrap().to_owned();
+    drop(api);
+    assert!(server.terminate().success());
+
+    let new_key = dir.path().join("new.key");
+    let out = veil().arg("key").arg("generate").arg(&new_key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&new_key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let out = veil()
+        .args(["key", "rekey", "--data-dir"])
+        .arg(&data)
+        .arg("--new-master-key-file")
+        .arg(&new_key)
+        .env_remove("VEIL_MASTER_KEY")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with("Wrapped 1 data key(s) under the new master key."), "{said}");
+
+    // The old key (still <data>/master.key) is refused with the usual clear error.
+    let mut old = serve_command(&data);
+    old.stdout(Stdio::null());
+    let out = old.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: the master key does not match this database"), "{stderr}");
+    // The new one opens everything: the chain sends the same token.
+    let mut cmd = serve_command(&data);
+    cmd.arg("--master-key-file").arg(&new_key);
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    assert_eq!(sent_token(&api, &chain, &receiver).await, V1);
+}

@@ -345,6 +345,10 @@ impl Backend {
     pub(crate) async fn insert_data_key(&self, key: &WrappedKey) -> Result<()> {
         dispatch!(self.insert_data_key(key))
     }
+    /// Replaces the wrapped form of every data key, in one transaction.
+    pub(crate) async fn rewrap_data_keys(&self, keys: &[WrappedKey]) -> Result<()> {
+        dispatch!(self.rewrap_data_keys(keys))
+    }
     pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
         dispatch!(self.system_secret(name))
     }

@@ -485,6 +485,23 @@ impl SqliteBackend {
             .collect()
     }
 
+    pub(crate) async fn rewrap_data_keys(&self, keys: &[WrappedKey]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        for key in keys {
+            let done = sqlx::query("UPDATE data_keys SET wrapped = ? WHERE id = ?")
+                .bind(&key.wrapped)
+                .bind(key.id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Internal(format!("data key {} changed during the rekey", key.id)));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {
         let rows = sqlx::query("SELECT secret_id, version FROM secret_versions WHERE fingerprint IS NULL")
             .fetch_all(&mut *self.conn().await?)
