@@ -19,7 +19,7 @@ async fn instance(database: &str, dir: &std::path::Path) -> Server {
     Server::start_with(cmd).await
 }
 
-fn bearer_chain(url: &str) -> Value {
+pub(crate) fn bearer_chain(url: &str) -> Value {
     json!({
         "name": "Forward",
         "firstNodeIndex": 0,

@@ -1,29 +1,14 @@
 //! A secret's versions through the real binary: ETag and If-Match, the versions list, verify
 //! (SECRET:WRITE, slowed down like logins), rollback reaching a running chain, and the CLI.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::{ok, spawn_run};
+use crate::cluster::bearer_chain;
 use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, assert_no_leak};
 
 const V1: &str = "tok-v1-9a8b7c";
 const V2: &str = "tok-v2-mistyped";
-
-fn bearer_chain(url: &str) -> Value {
-    json!({
-        "name": "Forward",
-        "firstNodeIndex": 0,
-        "nodes": [{
-            "type": "rest_api_call",
-            "name": "Post",
-            "configuration": {
-                "restEndpointUrlPattern": format!("{url}/in"),
-                "credentials": {"type": "bearer", "token": "$<secret:api-token>"}
-            }
-        }],
-        "connections": []
-    })
-}
 
 /// What the receiver saw in the last request's Authorization header, after one message.
 async fn sent_token(api: &Api<'_>, chain: &str, receiver: &Receiver) -> String {
@@ -563,7 +548,7 @@ async fn the_impact_of_a_change_names_every_consumer_what_reconnects_and_how_oft
         })
         .collect();
     assert!(
-        rows.contains(&("Forward", "Post", "/nodes/0/configuration/credentials/token", false)),
+        rows.contains(&("Forward", "Call", "/nodes/0/configuration/credentials/token", false)),
         "{impact}"
     );
     assert!(
