@@ -152,6 +152,7 @@ async fn bootstrap(store: &Store, first_start: &Bootstrap) -> Result<(), ServerE
                 destinations_required: false,
                 cas_required: false,
                 strict_values: false,
+                expiry_notices: None,
             };
             first_user(first_start, &system, "sysadmin", Role::SysAdmin, "VEIL_SYSADMIN_PASSWORD").await?;
         }
@@ -208,6 +209,16 @@ async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result
     tracing::info!(?limits, "limits");
     let host = Arc::new(Host::new(store, limits));
     host.start_all().await?;
+    // Expiry notices: at start-up, then every hour, while the server runs.
+    let notices = Arc::downgrade(&host);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::host::EXPIRY_CHECK_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(host) = notices.upgrade() else { break };
+            host.send_expiry_notices().await;
+        }
+    });
     host.follow_secret_changes();
     host.follow_owner_changes();
     let state = AppState {

@@ -153,13 +153,25 @@ export async function settingsPage() {
     ["strictValues", "Refuse suspicious values", "Values with surrounding spaces or quotes, a trailing newline, or too short to mask are refused instead of accepted with a warning."],
   ];
   const boxes = new Map(options.map(([key]) => [key, el("input", { type: "checkbox", name: key, checked: settings[key], disabled: !editable })]));
+  // Expiry notices: a chain (by name) and the thresholds in days.
+  const chains = can("RULE_CHAIN", "READ") ? await allPages("/api/rule-chains") : [];
+  const notices = settings.expiryNotices;
+  const noticeChain = el("select", { name: "expiryChain", disabled: !editable, dataset: { pointer: "/expiryNotices/ruleChainId" } },
+    el("option", { value: "" }, "— no notices —"),
+    chains.map((c) => el("option", { value: c.id, selected: notices && notices.ruleChainId === c.id }, c.name)));
+  const noticeDays = el("input", { name: "expiryDays", value: notices ? notices.daysBefore.join(", ") : "30, 7, 1", disabled: !editable, dataset: { pointer: "/expiryNotices/daysBefore" } });
+  const noticesValue = () => noticeChain.value
+    ? { ruleChainId: noticeChain.value, daysBefore: noticeDays.value.split(",").map((d) => d.trim()).filter(Boolean).map(Number) }
+    : null;
   const form = el("form", {
     class: "card settings",
     onsubmit: async (event) => {
       event.preventDefault();
       clearErrors(form);
       try {
-        const saved = await api("PUT", "/api/tenant-settings", Object.fromEntries([...boxes].map(([key, box]) => [key, box.checked])));
+        const change = Object.fromEntries([...boxes].map(([key, box]) => [key, box.checked]));
+        change.expiryNotices = noticesValue();
+        const saved = await api("PUT", "/api/tenant-settings", change);
         for (const [key, box] of boxes) box.checked = saved[key];
         toast("Settings saved");
       } catch (error) {
@@ -172,6 +184,9 @@ export async function settingsPage() {
     el("label", { class: "field check" }, boxes.get(key), el("span", { class: "label" }, label)),
     el("small", {}, help),
   ]),
+  el("label", { class: "field" }, el("span", { class: "label" }, "Expiry notices go to"), noticeChain,
+    el("small", {}, "A SECRET_EXPIRY message (secret, version, days left; never a value) goes into this rule chain as a secret nears its expiry.")),
+  el("label", { class: "field" }, el("span", { class: "label" }, "Days before the expiry"), noticeDays),
   el("div", { class: "form-errors", role: "alert" }),
   editable ? el("div", { class: "buttons" }, el("button", { type: "submit", class: "primary", dataset: { action: "save" } }, "Save")) : null);
   return el("section", {}, pageHeader("Settings"), form);

@@ -27,6 +27,20 @@ pub struct TenantRecord {
     /// Values with leading or trailing whitespace, a trailing newline, surrounding quotes or
     /// shorter than the masking minimum are refused instead of accepted with a warning.
     pub strict_values: bool,
+    /// Where to send a message when a secret is about to expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry_notices: Option<ExpiryNotices>,
+}
+
+/// A `SECRET_EXPIRY` message goes into the rule chain `rule_chain_id` when a secret's version
+/// comes within each of `days_before` days of its expiry (once per threshold per version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpiryNotices {
+    /// The rule chain that receives them.
+    pub rule_chain_id: uuid::Uuid,
+    /// How many days before the expiry (each 1..365).
+    pub days_before: Vec<u32>,
 }
 
 impl TenantRecord {
@@ -36,12 +50,13 @@ impl TenantRecord {
             destinations_required: self.destinations_required,
             cas_required: self.cas_required,
             strict_values: self.strict_values,
+            expiry_notices: self.expiry_notices.clone(),
         }
     }
 }
 
 /// What a tenant administrator decides for the whole tenant (`GET/PUT /api/tenant-settings`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSettings {
     /// See [`TenantRecord::destinations_required`].
@@ -50,6 +65,8 @@ pub struct TenantSettings {
     pub cas_required: bool,
     /// See [`TenantRecord::strict_values`].
     pub strict_values: bool,
+    /// See [`TenantRecord::expiry_notices`] (`null`: none).
+    pub expiry_notices: Option<ExpiryNotices>,
 }
 
 /// A customer of a tenant: its users use secrets shared with it, never read them.

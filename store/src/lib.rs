@@ -79,8 +79,8 @@ pub use crate::references::{NodeUsage, Owner, OwnerLink, OwnerType, OwnerUsage, 
 pub use crate::access::{Actor, Operation, Permissions, Resource, Role};
 pub use crate::audit::{AuditAction, AuditEntry, AuditQuery, UseContext};
 pub use crate::directory::{
-    CustomerRecord, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, TenantSettings, UserInfo, UserRecord,
-    UserUpdate,
+    CustomerRecord, ExpiryNotices, Grant, RoleRecord, SYSTEM_TENANT, TenantRecord, TenantSettings, UserInfo,
+    UserRecord, UserUpdate,
 };
 pub use crate::model::{CustomerId, TenantId, UserId};
 pub use crate::sessions::{SESSION_TTL, Session};

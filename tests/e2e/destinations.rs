@@ -182,7 +182,10 @@ async fn a_secret_goes_only_where_its_destinations_allow() {
 
     // "Destinations required": a secret without a list goes nowhere.
     let (_, settings) = api.get("/api/tenant-settings").await;
-    assert_eq!(settings, json!({"destinationsRequired": false, "casRequired": false, "strictValues": false}));
+    assert_eq!(
+        settings,
+        json!({"destinationsRequired": false, "casRequired": false, "strictValues": false, "expiryNotices": null})
+    );
     let (status, _) =
         api.post("/api/secrets", json!({"name": "open-token", "type": "TEXT", "value": TOKEN})).await;
     assert_eq!(status, 201);

@@ -302,7 +302,10 @@ async fn tenant_settings_require_check_and_set_and_refuse_suspicious_values() {
         api.put("/api/tenant-settings", json!({"casRequired": true, "strictValues": true})).await;
     assert_eq!(
         (status, settings),
-        (200, json!({"destinationsRequired": false, "casRequired": true, "strictValues": true}))
+        (
+            200,
+            json!({"destinationsRequired": false, "casRequired": true, "strictValues": true, "expiryNotices": null})
+        )
     );
     let id = clean["id"].as_str().unwrap();
     let (status, refused) =
@@ -621,4 +624,110 @@ async fn veil_key_rekey_moves_a_stopped_store_to_a_new_master_key() {
     let server = Server::start_with(cmd).await;
     let api = Api::new(&server).await;
     assert_eq!(sent_token(&api, &chain, &receiver).await, V1);
+}
+
+/// The expiry notices the chain's debug events show: (secret, version, days left, threshold).
+async fn notices_seen(api: &Api<'_>, chain_id: &str) -> Vec<(String, i64, i64, i64)> {
+    let (_, events) = api.get(&format!("/api/rule-chains/{chain_id}/events")).await;
+    let mut seen: Vec<(String, i64, i64, i64)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let d = &e["input"]["data"];
+            assert_eq!(e["input"]["type"], "SECRET_EXPIRY", "{e}");
+            let name = d["name"].as_str().unwrap().to_owned();
+            (
+                name,
+                d["version"].as_i64().unwrap(),
+                d["daysLeft"].as_i64().unwrap(),
+                d["threshold"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[tokio::test]
+async fn expiry_notices_go_into_the_chosen_chain_once_per_threshold_and_version() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data).await;
+    let api = Api::new(&server).await;
+    let chain = json!({"name": "Expiry", "nodes": [
+        {"type": "log", "name": "Log", "debugMode": true, "configuration": {"prefix": "EXPIRY "}}]});
+    let (_, chain) = api.post("/api/rule-chains", chain).await;
+    let chain_id = chain["id"].as_str().unwrap().to_owned();
+    let in_five_days = veil_store::now_ms() + 5 * 86_400_000 - 60_000;
+    let (_, token) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "api-token", "type": "TEXT", "value": V1, "expiresAt": in_five_days}),
+        )
+        .await;
+    let (pem, _) = bundle("device-7.example.com", 10);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&pem);
+    api.post(
+        "/api/secrets",
+        json!({"name": "device-cert", "type": "FILE", "fileName": "d.pem", "value": b64}),
+    )
+    .await;
+    api.post("/api/secrets", json!({"name": "forever", "type": "TEXT", "value": V2})).await;
+
+    // Bad settings name their field.
+    let bad = json!({"expiryNotices": {"ruleChainId": chain_id, "daysBefore": [30, 0]}});
+    let (status, refused) = api.put("/api/tenant-settings", bad).await;
+    assert_eq!(
+        (status, refused["problems"][0]["path"].as_str()),
+        (400, Some("/expiryNotices/daysBefore/1")),
+        "{refused}"
+    );
+    let nowhere = json!({"expiryNotices": {"ruleChainId": uuid::Uuid::new_v4(), "daysBefore": [7]}});
+    let (status, refused) = api.put("/api/tenant-settings", nowhere).await;
+    assert_eq!((status, refused["problems"][0]["path"].as_str()), (400, Some("/expiryNotices/ruleChainId")));
+
+    let notices = json!({"expiryNotices": {"ruleChainId": chain_id, "daysBefore": [30, 7, 1]}});
+    let (status, settings) = api.put("/api/tenant-settings", notices.clone()).await;
+    assert_eq!(
+        (status, settings["expiryNotices"]["daysBefore"].clone()),
+        (200, json!([30, 7, 1])),
+        "{settings}"
+    );
+    let first = crate::support::eventually("two notices", async || {
+        let seen = notices_seen(&api, &chain_id).await;
+        (seen.len() >= 2).then_some(seen)
+    })
+    .await;
+    assert_eq!(first, [("api-token".into(), 1, 5, 7), ("device-cert".into(), 1, 10, 30)]);
+
+    // Saved again: nothing new. A new version of the token: its own notice.
+    assert_eq!(api.put("/api/tenant-settings", notices.clone()).await.0, 200);
+    let id = token["id"].as_str().unwrap();
+    assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": "tok-v2-rotated"})).await.0, 200);
+    assert_eq!(api.put("/api/tenant-settings", notices).await.0, 200);
+    let seen = notices_seen(&api, &chain_id).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.contains(&("api-token".into(), 2, 5, 7)), "{seen:?}");
+    assert_no_leak(&server.logs(), &[V1, "tok-v2-rotated"]);
+
+    // After a restart (the start-up check runs) nothing is sent twice.
+    drop(api);
+    server.terminate();
+    let server = Server::start(&data).await;
+    let api = Api::new(&server).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(notices_seen(&api, &chain_id).await.is_empty(), "no notice sent twice");
+
+    // The CLI shows and changes them.
+    let config = dir.path().join("config");
+    let login = ["login", "-u", "admin", "--password-stdin"];
+    ok(&spawn_run(&config, &server, &login, &format!("{ADMIN_PASSWORD}\n")).await);
+    let args = ["settings", "--expiry-notices", &chain_id, "--expiry-days", "14,3"];
+    let run = spawn_run(&config, &server, &args, "").await;
+    assert!(ok(&run).contains(&format!("rule chain {chain_id} at 14, 3 days")), "{}", run.stdout);
+    let run = spawn_run(&config, &server, &["settings", "--no-expiry-notices"], "").await;
+    assert!(ok(&run).lines().any(|l| l.trim() == "expiryNotices"), "{}", run.stdout);
+    assert!(api.get("/api/tenant-settings").await.1["expiryNotices"].is_null());
 }

@@ -75,6 +75,15 @@ pub(crate) struct SettingsArgs {
     /// mask, instead of accepting them with a warning.
     #[arg(long, value_name = "true|false")]
     strict_values: Option<bool>,
+    /// Send a SECRET_EXPIRY message into this rule chain (id) as secrets near their expiry.
+    #[arg(long, value_name = "CHAIN_ID", requires = "expiry_days", conflicts_with = "no_expiry_notices")]
+    expiry_notices: Option<String>,
+    /// With --expiry-notices: how many days before (comma-separated, e.g. 30,7,1).
+    #[arg(long, value_name = "DAYS", value_delimiter = ',')]
+    expiry_days: Vec<u32>,
+    /// Send no expiry notices any more.
+    #[arg(long)]
+    no_expiry_notices: bool,
 }
 
 pub(super) fn is_uuid(s: &str) -> bool {
@@ -175,6 +184,12 @@ pub(crate) async fn settings(global: &Global, args: SettingsArgs) -> CliResult<(
             change.insert(key.into(), json!(on));
         }
     }
+    if let Some(chain) = args.expiry_notices {
+        change.insert("expiryNotices".into(), json!({"ruleChainId": chain, "daysBefore": args.expiry_days}));
+    }
+    if args.no_expiry_notices {
+        change.insert("expiryNotices".into(), serde_json::Value::Null);
+    }
     let answer = if change.is_empty() {
         client.get("/api/tenant-settings").await?
     } else {
@@ -187,6 +202,15 @@ pub(crate) async fn settings(global: &Global, args: SettingsArgs) -> CliResult<(
             ("destinationsRequired", |v| text(&v["destinationsRequired"])),
             ("casRequired", |v| text(&v["casRequired"])),
             ("strictValues", |v| text(&v["strictValues"])),
+            ("expiryNotices", |v| {
+                let n = &v["expiryNotices"];
+                if n.is_null() {
+                    return String::new();
+                }
+                let days: Vec<String> =
+                    n["daysBefore"].as_array().into_iter().flatten().map(|d| d.to_string()).collect();
+                format!("rule chain {} at {} days", text(&n["ruleChainId"]), days.join(", "))
+            }),
         ],
     );
     Ok(())

@@ -91,6 +91,12 @@ impl Host {
             change.destinations_required.unwrap_or(settings.destinations_required);
         settings.cas_required = change.cas_required.unwrap_or(settings.cas_required);
         settings.strict_values = change.strict_values.unwrap_or(settings.strict_values);
+        if let Some(notices) = change.expiry_notices {
+            if let Some(n) = &notices {
+                self.check_expiry_notices(actor.tenant_id, n).await?;
+            }
+            settings.expiry_notices = notices;
+        }
         if turned_on {
             let system = system_actor(actor.tenant_id);
             let mut records = self.store.owners(&system, OwnerType::RuleChain).await?;
@@ -101,7 +107,14 @@ impl Host {
                 broken,
             )?;
         }
-        Ok(self.store.set_tenant_settings(actor, settings).await?)
+        let saved = self.store.set_tenant_settings(actor, settings).await?;
+        // Notices already due go now, not at the next hourly check.
+        if let Some(notices) = &saved.expiry_notices
+            && let Err(e) = self.send_notices_of(actor.tenant_id, notices).await
+        {
+            tracing::warn!(tenant = %actor.tenant_id, error = %e, "expiry notices could not be sent; trying again at the next check");
+        }
+        Ok(saved)
     }
 
     /// Deploys each configuration (not started) as if `proposal` were stored and keeps, per
@@ -155,10 +168,22 @@ impl Host {
 }
 
 /// A change of tenant settings: the ones given change, the others stay.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct SettingsChange {
     pub(crate) destinations_required: Option<bool>,
     pub(crate) cas_required: Option<bool>,
     pub(crate) strict_values: Option<bool>,
+    /// Absent: unchanged; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) expiry_notices: Option<Option<veil_store::ExpiryNotices>>,
+}
+
+/// A field that was sent, `null` included.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
 }

@@ -16,6 +16,7 @@ use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, Store, TenantId};
 mod chains;
 mod destinations;
 mod error;
+mod expiry;
 mod impact;
 mod integrations;
 
@@ -23,6 +24,7 @@ pub(crate) use self::chains::{Chains, Sent, dispatch};
 pub use self::destinations::BrokenConfig;
 pub(crate) use self::destinations::SettingsChange;
 pub use self::error::{HostError, HostResult};
+pub(crate) use self::expiry::EXPIRY_CHECK_EVERY;
 
 /// The store and what runs over it: the server's whole lifecycle of rule chains and integrations,
 /// without HTTP. `veil serve` makes one; the test kit makes its own over a test's store, so tests

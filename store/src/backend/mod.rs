@@ -502,7 +502,7 @@ impl Backend {
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         dispatch!(self.tenants())
     }
-    pub(crate) async fn set_tenant_settings(&self, id: TenantId, settings: TenantSettings) -> Result<()> {
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, settings: &TenantSettings) -> Result<()> {
         dispatch!(self.set_tenant_settings(id, settings))
     }
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool> {

@@ -136,6 +136,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0011_secret_expiry.sql")),
                 false,
             ),
+            Migration::new(
+                12,
+                Cow::Borrowed("expiry notices"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0012_expiry_notices.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -709,7 +716,7 @@ impl PostgresBackend {
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE name = $1")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE name = $1")
                 .bind(name)
                 .fetch_optional(self.db())
                 .await?;

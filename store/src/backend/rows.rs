@@ -145,6 +145,7 @@ pub(crate) fn tenant_from(row: &impl Columns) -> Result<TenantRecord> {
         destinations_required: row.int("destinations_required")? != 0,
         cas_required: row.int("cas_required")? != 0,
         strict_values: row.int("strict_values")? != 0,
+        expiry_notices: opt_json(row, "expiry_notices", "tenants.expiry_notices")?,
     })
 }
 

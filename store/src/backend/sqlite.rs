@@ -148,6 +148,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0014_secret_expiry.sql")),
                 false,
             ),
+            Migration::new(
+                15,
+                Cow::Borrowed("expiry notices"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0015_expiry_notices.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -626,7 +633,7 @@ impl SqliteBackend {
 
     pub(crate) async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE name = ?")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE name = ?")
                 .bind(name)
                 .fetch_optional(&mut *self.conn().await?)
                 .await?;

@@ -50,14 +50,21 @@ impl Store {
 
     /// Whether `tenant` requires every secret to name its allowed destinations.
     pub fn destinations_required(&self, tenant: TenantId) -> bool {
-        self.tenant_settings(tenant).destinations_required
+        let settings = self.inner.settings.read().unwrap_or_else(|e| e.into_inner());
+        settings.get(&tenant).is_some_and(|s| s.destinations_required)
+    }
+
+    /// The tenants that want expiry notices, with where and when.
+    pub fn expiry_notices(&self) -> Vec<(TenantId, crate::directory::ExpiryNotices)> {
+        let settings = self.inner.settings.read().unwrap_or_else(|e| e.into_inner());
+        settings.iter().filter_map(|(t, s)| Some((*t, s.expiry_notices.clone()?))).collect()
     }
 
     /// The settings of `tenant` (from memory, kept current like the index: read on the message
     /// and request paths, never from the database).
     pub fn tenant_settings(&self, tenant: TenantId) -> TenantSettings {
         let settings = self.inner.settings.read().unwrap_or_else(|e| e.into_inner());
-        settings.get(&tenant).copied().unwrap_or_default()
+        settings.get(&tenant).cloned().unwrap_or_default()
     }
 
     pub(super) fn remember_settings(&self, tenant: TenantId, now: Option<TenantSettings>) {
@@ -91,8 +98,8 @@ impl Store {
         settings: TenantSettings,
     ) -> Result<TenantSettings> {
         actor.require_on(crate::access::Resource::Role, Operation::Write)?;
-        self.inner.backend.set_tenant_settings(actor.tenant_id, settings).await?;
-        self.remember_settings(actor.tenant_id, Some(settings));
+        self.inner.backend.set_tenant_settings(actor.tenant_id, &settings).await?;
+        self.remember_settings(actor.tenant_id, Some(settings.clone()));
         tracing::info!(tenant = %actor.tenant_id, ?settings, actor = %actor.username, "tenant settings changed");
         Ok(settings)
     }

@@ -187,6 +187,7 @@ impl Store {
             destinations_required: false,
             cas_required: false,
             strict_values: false,
+            expiry_notices: None,
         };
         self.inner.backend.insert_tenant(&t).await?;
         Ok(true)

@@ -19,27 +19,31 @@ const AUDIT_FILTER: &str = "tenant_id = $1 AND ($2::text IS NULL OR target_id = 
 impl PostgresBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE id = $1")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(self.db())
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: TenantSettings) -> Result<()> {
-        sqlx::query("UPDATE tenants SET destinations_required = $1, cas_required = $2, strict_values = $3 WHERE id = $4")
-            .bind(i64::from(s.destinations_required))
-            .bind(i64::from(s.cas_required))
-            .bind(i64::from(s.strict_values))
-            .bind(id.0)
-            .execute(self.db())
-            .await?;
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: &TenantSettings) -> Result<()> {
+        sqlx::query(
+            "UPDATE tenants SET destinations_required = $1, cas_required = $2, strict_values = $3, \
+             expiry_notices = $4 WHERE id = $5",
+        )
+        .bind(i64::from(s.destinations_required))
+        .bind(i64::from(s.cas_required))
+        .bind(i64::from(s.strict_values))
+        .bind(crate::backend::metadata_text(&s.expiry_notices))
+        .bind(id.0)
+        .execute(self.db())
+        .await?;
         Ok(())
     }
 
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         let rows = sqlx::query(
-            "SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants ORDER BY name COLLATE \"C\"",
+            "SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants ORDER BY name COLLATE \"C\"",
         )
         .fetch_all(self.db())
         .await?;

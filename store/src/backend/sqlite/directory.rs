@@ -14,20 +14,22 @@ use crate::model::{CustomerId, TenantId, UserId};
 impl SqliteBackend {
     pub(crate) async fn tenant_by_id(&self, id: TenantId) -> Result<Option<TenantRecord>> {
         let row =
-            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants WHERE id = ?")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE id = ?")
                 .bind(id.to_string())
                 .fetch_optional(&mut *self.conn().await?)
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
-    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: TenantSettings) -> Result<()> {
+    pub(crate) async fn set_tenant_settings(&self, id: TenantId, s: &TenantSettings) -> Result<()> {
         sqlx::query(
-            "UPDATE tenants SET destinations_required = ?, cas_required = ?, strict_values = ? WHERE id = ?",
+            "UPDATE tenants SET destinations_required = ?, cas_required = ?, strict_values = ?, \
+             expiry_notices = ? WHERE id = ?",
         )
         .bind(i64::from(s.destinations_required))
         .bind(i64::from(s.cas_required))
         .bind(i64::from(s.strict_values))
+        .bind(crate::backend::metadata_text(&s.expiry_notices))
         .bind(id.to_string())
         .execute(&mut *self.conn().await?)
         .await?;
@@ -36,7 +38,7 @@ impl SqliteBackend {
 
     pub(crate) async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         let rows =
-            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values FROM tenants ORDER BY name")
+            sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants ORDER BY name")
                 .fetch_all(&mut *self.conn().await?)
                 .await?;
         rows.iter().map(tenant_from).collect()
