@@ -155,6 +155,15 @@ pub fn check_secret_uses(
                     u.accepts.describe()
                 ),
             )),
+            Some(info) if u.accepts.content_problem(&info).is_some() => problems.push(Problem::new(
+                path,
+                format!(
+                    "secret '{}' {}; this field accepts {}",
+                    u.name,
+                    u.accepts.content_problem(&info).unwrap_or_default(),
+                    u.accepts.describe()
+                ),
+            )),
             Some(_) => {
                 if actor.require(Operation::Use).is_err() {
                     problems.push(Problem::permission(

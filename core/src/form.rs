@@ -105,7 +105,7 @@ fn words(key: &str) -> String {
 pub fn accepts_name(accepts: Accepts) -> &'static str {
     match accepts {
         Accepts::Text => "TEXT",
-        Accepts::File => "FILE",
+        Accepts::File | Accepts::Certificate | Accepts::PrivateKey => "FILE",
         Accepts::Any => "ANY",
     }
 }

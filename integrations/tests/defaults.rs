@@ -20,7 +20,9 @@ async fn create_secrets(temp: &TempStore, config: &Value, fields: &[FieldSpec]) 
             continue;
         }
         match used.accepts {
-            Accepts::File => temp.file(&used.name, "-----BEGIN CERTIFICATE-----\n").await,
+            Accepts::File | Accepts::Certificate | Accepts::PrivateKey => {
+                temp.file(&used.name, "-----BEGIN CERTIFICATE-----\n").await
+            }
             Accepts::Text | Accepts::Any => temp.text(&used.name, "default-config-value").await,
         };
     }

@@ -238,5 +238,8 @@ async fn mutual_tls_with_certificates_from_file_secrets() {
     env.text("text", "not a file").await;
     let wrong = json!({"type": "cert.PEM", "caCert": "$<secret:text>", "cert": "$<secret:mqtt-cert>", "privateKey": "$<secret:mqtt-key>"});
     let problems = env.deploy_chain(&mqtt_chain(broker.port, wrong)).await.unwrap_err();
-    assert_eq!(problems[0].message, "secret 'text' is a TEXT secret; this field accepts FILE");
+    assert_eq!(
+        problems[0].message,
+        "secret 'text' is a TEXT secret; this field accepts FILE (a PEM certificate)"
+    );
 }

@@ -189,22 +189,40 @@ fn mtls_chain(port: u16, ca: &str, cert: &str, key: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_ca_cert_without_a_pem_certificate_is_refused_before_connecting() {
+async fn a_ca_cert_without_a_pem_certificate_is_refused_at_save_and_before_connecting() {
     let env = TempStore::new().await;
     let pki = new_pki();
     env.file("client-cert", &pki.client_cert).await;
     env.file("client-key", &pki.client_key).await;
     env.file("not-pem", "this is not a certificate at all\n").await;
     env.file("key-not-cert", &pki.client_key).await;
-    // Nothing listens: the error must come from building the client, before any connection.
     let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-    for ca in ["$<secret:not-pem>", "$<secret:key-not-cert>"] {
-        let runtime = env
-            .deploy_chain(&mtls_chain(port, ca, "$<secret:client-cert>", "$<secret:client-key>"))
-            .await
-            .unwrap();
-        assert_eq!(error(&run(&runtime, json!({})).await), "credentials/caCert: no PEM certificate found");
+    // At save: the secret's metadata says it holds no certificate (or no key), naming the field.
+    for (ca, cert, key, field, what) in [
+        ("not-pem", "client-cert", "client-key", "caCert", "holds no PEM certificate"),
+        ("key-not-cert", "client-cert", "client-key", "caCert", "holds no PEM certificate"),
+        ("client-cert", "client-key", "client-key", "cert", "holds no PEM certificate"),
+        ("client-cert", "client-cert", "client-cert", "privateKey", "holds no PEM private key"),
+    ] {
+        let chain = mtls_chain(
+            port,
+            &format!("$<secret:{ca}>"),
+            &format!("$<secret:{cert}>"),
+            &format!("$<secret:{key}>"),
+        );
+        let problems = format!("{:?}", env.deploy_chain(&chain).await.unwrap_err());
+        assert!(problems.contains(&format!("/nodes/0/configuration/credentials/{field}")), "{problems}");
+        assert!(problems.contains(what), "{problems}");
     }
+    // A value changed afterwards is caught before connecting (nothing listens: the error comes
+    // from building the client).
+    env.file("ca", &pki.ca).await;
+    let runtime = env
+        .deploy_chain(&mtls_chain(port, "$<secret:ca>", "$<secret:client-cert>", "$<secret:client-key>"))
+        .await
+        .unwrap();
+    env.rotate("ca", "this is not a certificate at all\n").await;
+    assert_eq!(error(&run(&runtime, json!({})).await), "credentials/caCert: no PEM certificate found");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ struct Expected {
 fn accepts(a: Accepts) -> &'static str {
     match a {
         Accepts::Text => "TEXT",
-        Accepts::File => "FILE",
+        Accepts::File | Accepts::Certificate | Accepts::PrivateKey => "FILE",
         Accepts::Any => "ANY",
     }
 }

@@ -15,6 +15,10 @@ pub enum Accepts {
     Text,
     /// FILE secrets only.
     File,
+    /// FILE secrets holding a PEM certificate (a CA or client certificate field).
+    Certificate,
+    /// FILE secrets holding a PEM private key.
+    PrivateKey,
     /// Either.
     Any,
 }
@@ -26,8 +30,18 @@ impl Accepts {
             (self, kind),
             (Self::Any, _)
                 | (Self::Text, veil_store::SecretType::Text)
-                | (Self::File, veil_store::SecretType::File)
+                | (Self::File | Self::Certificate | Self::PrivateKey, veil_store::SecretType::File)
         )
+    }
+
+    /// What the value of an allowed secret must hold, when the type alone does not say: a PEM
+    /// certificate or private key, read from the secret's metadata (no value is decrypted).
+    pub fn content_problem(self, info: &veil_store::SecretInfo) -> Option<&'static str> {
+        match self {
+            Self::Certificate if info.certificate.is_none() => Some("holds no PEM certificate"),
+            Self::PrivateKey if info.private_key.is_none() => Some("holds no PEM private key"),
+            _ => None,
+        }
     }
 
     /// For messages: `TEXT`, `FILE` or `TEXT or FILE`.
@@ -35,6 +49,8 @@ impl Accepts {
         match self {
             Self::Text => "TEXT",
             Self::File => "FILE",
+            Self::Certificate => "FILE (a PEM certificate)",
+            Self::PrivateKey => "FILE (a PEM private key)",
             Self::Any => "TEXT or FILE",
         }
     }

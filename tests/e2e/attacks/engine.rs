@@ -437,7 +437,26 @@ fn pem_bundle(bytes: usize, seed: u64) -> String {
         .collect();
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    // A real certificate and key follow, so the bundle may stand in caCert, cert and privateKey
+    // fields (saving checks that it holds both).
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n{}",
+        lines.join("\n"),
+        real_cert_and_key()
+    )
+}
+
+/// One certificate and its private key (PEM), the same for the whole run.
+fn real_cert_and_key() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["bundle.example.com".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    })
 }
 
 /// G5: one mask per secret version per process, shared by every chain using the secret, bounded
