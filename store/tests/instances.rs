@@ -436,3 +436,35 @@ async fn postgres_check_and_set_lets_one_writer_win_per_version_across_instances
     let numbers: Vec<i64> = versions.data.iter().map(|v| v.version).collect();
     assert_eq!(numbers, (1..=ROUNDS + 1).rev().collect::<Vec<_>>());
 }
+
+/// A rollback on one instance is what the other one resolves next (the change feed), and both
+/// list the same versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn postgres_a_rollback_on_one_instance_reaches_the_other() {
+    let t = TempStore::postgres().await;
+    let info = t.text("api-token", "one").await;
+    let other = t.open_instance().await;
+    let value = |v: &str| SecretUpdate { value: Some(v.into()), ..Default::default() };
+    t.store.update(&t.admin, info.id, value("two")).await.unwrap();
+    let tenant = t.admin.tenant_id;
+    veil_tests::eventually("version 2 on the other instance", async || {
+        (other.resolve(tenant, "api-token").unwrap().expose_text() == Some("two")).then_some(())
+    })
+    .await;
+    // Rolled back on the other instance, based on the version it has.
+    let rolled = other.rollback(&t.admin, info.id, 1, Some(2)).await.unwrap();
+    assert_eq!(rolled.version, 3);
+    veil_tests::eventually("the rollback on the first instance", async || {
+        (t.store.resolve(tenant, "api-token").unwrap().expose_text() == Some("one")).then_some(())
+    })
+    .await;
+    let here = t.store.versions(&t.admin, info.id, 0, 10).await.unwrap();
+    let there = other.versions(&t.admin, info.id, 0, 10).await.unwrap();
+    assert_eq!(here.data, there.data);
+    assert_eq!(here.data[0].fingerprint, here.data[2].fingerprint, "version 3 holds version 1's value");
+    // Masking on the first instance covers every kept value, the rolled-back-from one too.
+    let masked = t.store.values_for_masking(tenant, "api-token").unwrap();
+    let masked: Vec<&str> = masked.iter().map(|v| v.expose_text().unwrap()).collect();
+    assert_eq!(masked, ["one", "two", "one"]);
+}
