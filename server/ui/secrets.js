@@ -194,9 +194,9 @@ async function changeDialog(secret) {
       field("Description", description),
       field(secret.type === "FILE" ? "New file" : "New value", value.element, "Leave empty to keep the current value."),
       field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
-      await impactOf(secret),
       field("Versions kept", maxVersions, "How many versions keep their value (1–100), the current one included."),
       field("Expires", expiresAt, "When the value stops working (a token's known expiry); empty: never, or the certificate's end."),
+      await impactOf(secret),
     ),
     {
       submit: "Save",

@@ -196,6 +196,7 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
     assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"value": V2})).await.0, 200);
     let in_five_days = veil_store::now_ms() + 5 * 86_400_000;
     assert_eq!(api.patch(&format!("/api/secrets/{id}"), json!({"expiresAt": in_five_days})).await.0, 200);
+    assert_eq!(api.post("/api/rule-chains", bearer_chain("http://127.0.0.1:9")).await.0, 201);
     log_in(&browser, &proxy.url, "admin", ADMIN_PASSWORD).await;
 
     // The list: the expiry within 30 days stands out.
@@ -235,7 +236,13 @@ async fn a_secret_page_lists_versions_rolls_back_checks_a_value_and_refuses_a_st
     // Someone else changes the value while the dialog is open: Save is refused, nothing lost.
     browser.click("button[title='Change value']").await;
     // What the change reaches is shown before it is confirmed.
-    browser.text_of("#change-secret #impact", "Nothing uses this secret.").await;
+    let impact = browser.text_of("#change-secret #impact", "A new value reaches 1 place:").await;
+    assert!(
+        impact.contains("Forward") && impact.contains("/nodes/0/configuration/credentials/token"),
+        "{impact}"
+    );
+    browser.client.execute("document.querySelector('#impact').scrollIntoView()", vec![]).await.unwrap();
+    screenshot(&browser, "secret-change-impact").await;
     browser.type_into("#change-secret input[name=value]", "tok-from-the-browser").await;
     let elsewhere = api
         .req(reqwest::Method::PATCH, &format!("/api/secrets/{id}"))
