@@ -191,6 +191,7 @@ async fn g7_template_compile_is_linear_and_bounded() {
         let started = Instant::now();
         let doc = json!({"name": format!("max {i}"), "nodes": [rest_node(url, &allowed)]});
         created(&admin, "/api/rule-chains", doc).await;
+        eprintln!("save {i} of a chain with the largest template: {:?}", started.elapsed());
         assert!(started.elapsed() < Duration::from_secs(1), "save {i}: {:?}", started.elapsed());
     }
     server.terminate();
