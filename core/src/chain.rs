@@ -155,17 +155,12 @@ pub fn check_secret_uses(
                     u.accepts.describe()
                 ),
             )),
-            Some(info) if u.accepts.content_problem(&info).is_some() => problems.push(Problem::new(
-                path,
-                format!(
-                    "secret '{}' {}; this field accepts {}",
-                    u.name,
-                    u.accepts.content_problem(&info).unwrap_or_default(),
-                    u.accepts.describe()
-                ),
-            )),
-            Some(_) => {
-                if actor.require(Operation::Use).is_err() {
+            Some(info) => {
+                if let Some(problem) = u.accepts.content_problem(&info) {
+                    let message =
+                        format!("secret '{}' {problem}; this field accepts {}", u.name, u.accepts.describe());
+                    problems.push(Problem::new(path, message));
+                } else if actor.require(Operation::Use).is_err() {
                     problems.push(Problem::permission(
                         path,
                         format!("missing permission SECRET:USE to reference secret '{}'", u.name),

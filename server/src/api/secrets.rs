@@ -83,9 +83,13 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let info = store.get(&actor, parse_id::<SecretId>(&id)?)?;
-    let last_used_time = store.last_used(&actor).await?.get(&info.id).copied();
-    let etag = format!("\"{}\"", info.version);
-    Ok(([(header::ETAG, etag)], Json(Listed { info, last_used_time })))
+    let last_used_time = store.last_used_of(&actor, info.id).await?;
+    Ok(([etag(&info)], Json(Listed { info, last_used_time })))
+}
+
+/// The `ETag` of a secret: its version.
+fn etag(info: &SecretInfo) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{}\"", info.version))
 }
 
 /// A secret's metadata with its version as the entity tag.
@@ -96,12 +100,12 @@ fn with_etag(info: SecretInfo) -> axum::response::Response {
 /// A secret's metadata with its version as the entity tag, and `warnings` about the value sent
 /// (when there are any).
 fn with_warnings(info: SecretInfo, warnings: Vec<FieldProblem>) -> axum::response::Response {
-    let etag = format!("\"{}\"", info.version);
+    let etag = etag(&info);
     let mut body = serde_json::to_value(&info).unwrap_or_default();
     if !warnings.is_empty() {
         body["warnings"] = serde_json::json!(warnings);
     }
-    ([(header::ETAG, etag)], Json(body)).into_response()
+    ([etag], Json(body)).into_response()
 }
 
 /// What looks wrong with a new value: refused (400 naming each problem) when the request asks

@@ -49,6 +49,17 @@ impl Store {
         Ok(latest)
     }
 
+    /// When any configuration last used the secret `id` (one secret's rows, not the tenant's; a
+    /// customer user learns nothing: `None`).
+    pub async fn last_used_of(&self, actor: &Actor, id: SecretId) -> Result<Option<i64>> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Read)?;
+        if actor.customer_id.is_some() {
+            return Ok(None);
+        }
+        Ok(self.last_used_by(actor, id).await?.into_values().max())
+    }
+
     /// When each configuration last used the secret `id`.
     pub(super) async fn last_used_by(&self, actor: &Actor, id: SecretId) -> Result<HashMap<Uuid, i64>> {
         self.flush_uses().await;
