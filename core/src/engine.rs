@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
-use veil_store::{Store, TenantId};
+use veil_store::{SecretValue, Store, TenantId};
 
 use crate::budget::{
     Admission, ChainEvents, DebugEvent, DebugOutput, EventPage, TenantBudget, approx_msg_bytes,
@@ -28,6 +28,7 @@ use crate::error::Busy;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
 use crate::node::{Failed, Node, NodeCtx, relation};
+use crate::probe::Probe;
 use crate::redact::Redactor;
 use crate::run::{RunBudget, stopped_error};
 use crate::secrets::Secrets;
@@ -250,6 +251,25 @@ impl ChainRuntime {
         } else {
             self.redactor.mask(relation)
         }
+    }
+
+    /// Probes every node that references `name` with `value` in its place (a staged rotation's
+    /// pending value), concurrently, each under [`crate::PROBE_TIMEOUT`]: (node id, node name,
+    /// what it found), in the chain's node order. Nothing is sent through the chain.
+    pub async fn probe(&self, name: &str, value: &SecretValue) -> Vec<(String, String, Probe)> {
+        let probes = self.slots.iter().filter(|slot| slot.secret_names.iter().any(|n| n == name)).map(
+            |slot| async move {
+                let secrets = slot.secrets.with_value(name, SecretValue::new(value.expose_bytes().to_vec()));
+                let found = crate::probe::bounded(slot.node.probe(&secrets, name)).await;
+                (slot.id.clone(), slot.name.clone(), found)
+            },
+        );
+        futures_util::future::join_all(probes).await
+    }
+
+    /// Whether the node `id` holds a connection that a change of its secrets reconnects.
+    pub fn node_reconnects(&self, id: &str) -> bool {
+        self.slots.iter().any(|slot| slot.id == id && slot.node.reconnects())
     }
 
     /// Tells the nodes that reference `name` that it changed.

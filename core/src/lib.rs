@@ -39,6 +39,7 @@ mod mask;
 mod message;
 mod node;
 mod pool;
+mod probe;
 mod redact;
 mod run;
 mod script;
@@ -89,6 +90,7 @@ pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::sealed::{
     MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
 };
+pub use crate::probe::{PROBE_TIMEOUT, Probe, ProbeResult, bounded as bounded_probe};
 pub use crate::secrets::{DestinationRefused, Proposal, Secrets, destination, sensitive_header};
 
 // Scripts: the sandbox chains and converters share.

@@ -13,6 +13,7 @@ use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
 use crate::script::Scripts;
+use crate::probe::Probe;
 use crate::secrets::{Proposal, Secrets};
 
 use crate::budget::TenantBudgets;
@@ -178,6 +179,20 @@ pub trait Node: Send + Sync + 'static {
 
     /// A secret this node references changed; connection-oriented nodes reconnect.
     fn secret_changed(&self, _name: &str) {}
+
+    /// Whether the node holds a connection its secrets open (a broker connection, TLS sessions
+    /// with a client certificate), which a change of one of them closes and opens again.
+    fn reconnects(&self) -> bool {
+        false
+    }
+
+    /// Tests `secrets` — the node's own, one of them holding a pending value
+    /// ([`Secrets::with_value`]) — against the service the node talks to, without sending a
+    /// message: connect and authenticate, then disconnect. Nodes with nothing to test answer
+    /// [`Probe::NotProbed`].
+    fn probe<'a>(&'a self, _secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(async { Probe::not_probed("this node type has nothing to test a value against") })
+    }
 }
 
 /// What a factory gets besides the configuration.

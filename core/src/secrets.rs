@@ -33,6 +33,8 @@ struct Inner {
     scope: OnceLock<uuid::Uuid>,
     /// The running configuration every resolve is counted as a use by. Set once, when it starts.
     user: OnceLock<UseContext>,
+    /// A probe's handle: this secret resolves to this (pending) value instead of the store's.
+    overlay: Option<(String, SecretValue)>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -56,6 +58,23 @@ impl Secrets {
             opens_sealed,
             scope: OnceLock::new(),
             user: OnceLock::new(),
+            overlay: None,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A copy of this handle in which the declared secret `name` resolves to `value` (a pending
+    /// value being probed) and every other one as before. Resolves through it are not counted as
+    /// uses, and it opens no sealed values.
+    pub fn with_value(&self, name: &str, value: SecretValue) -> Self {
+        let inner = Inner {
+            store: self.inner.store.clone(),
+            tenant: self.inner.tenant,
+            declared: self.inner.declared.clone(),
+            opens_sealed: false,
+            scope: OnceLock::new(),
+            user: OnceLock::new(),
+            overlay: Some((name.to_owned(), value)),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -121,6 +140,11 @@ impl Secrets {
     pub fn resolve(&self, name: &str) -> Result<SecretValue, RenderError> {
         if self.declared().binary_search_by(|n| n.as_str().cmp(name)).is_err() {
             return Err(RenderError::Undeclared(name.to_owned()));
+        }
+        if let Some((overlaid, value)) = &self.inner.overlay
+            && overlaid == name
+        {
+            return Ok(SecretValue::new(value.expose_bytes().to_vec()));
         }
         self.inner
             .store

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use veil_core::{
-    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Limits, Problem, Redactor, RenderError, Rendered,
+    BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Limits, Probe, Problem, Redactor, RenderError, Rendered,
     Scripts, Secrets, Template,
 };
 
@@ -55,6 +55,19 @@ pub trait Integration: Send + Sync + 'static {
 
     /// A secret the integration uses changed: drop sessions or connections made with the old value.
     fn secret_changed(&self, _name: &str) {}
+
+    /// Whether it holds a session or connection its secrets open, which a change of one of them
+    /// closes and opens again.
+    fn reconnects(&self) -> bool {
+        false
+    }
+
+    /// Tests `ctx`'s secrets — one of them, `name`, holding a pending value — against the outside
+    /// service (a login), without sending or receiving anything else. Integrations with nothing to
+    /// test answer [`Probe::NotProbed`].
+    fn probe<'a>(&'a self, _ctx: &'a IntegrationCtx<'a>, _name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(async { Probe::not_probed("an incoming credential is tested by the devices that send it") })
+    }
 
     /// The integration was deleted: remove what [`Integration::start`] created at the outside
     /// service (LORIOT's HTTP push output). Called once, by the instance that deleted it.

@@ -11,8 +11,8 @@ use dashmap::mapref::entry::Entry;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_core::{Limits, Msg, Redactor, RunBudget, Script, Secrets};
-use veil_store::{OwnerRecord, Store, TenantId};
+use veil_core::{Limits, Msg, Probe, Redactor, RunBudget, Script, Secrets};
+use veil_store::{OwnerRecord, SecretValue, Store, TenantId};
 
 use crate::converter;
 use crate::deploy::{IntegrationDef, IntegrationDeployment};
@@ -406,6 +406,22 @@ impl IntegrationRuntime {
             hash.update(version.unwrap_or(-1).to_le_bytes());
         }
         hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Probes the integration with `value` in place of the secret `name` (a staged rotation's
+    /// pending value), under [`veil_core::PROBE_TIMEOUT`]; `None` when it does not use `name`.
+    pub async fn probe(&self, name: &str, value: &SecretValue) -> Option<Probe> {
+        if !self.secret_names.iter().any(|n| n == name) {
+            return None;
+        }
+        let secrets = self.secrets.with_value(name, SecretValue::new(value.expose_bytes().to_vec()));
+        let ctx = IntegrationCtx { secrets: &secrets, name: &self.def.name, redactor: &self.redactor };
+        Some(veil_core::bounded_probe(self.integration.probe(&ctx, name)).await)
+    }
+
+    /// Whether it holds a session or connection that a change of its secrets reconnects.
+    pub fn reconnects(&self) -> bool {
+        self.integration.reconnects()
     }
 
     /// A secret changed: learn its value for masking and, when the integration uses it, drop

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use schemars::JsonSchema;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError, Probe,
     NodeResult, Problem, Secrets, Template, TemplateText,
 };
 
@@ -173,32 +173,29 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 }
 
 impl MqttNode {
-    fn pem(&self, template: &Template) -> Result<Vec<u8>, NodeError> {
-        common::pem(&self.secrets, template)
-    }
-
     /// The client key, decrypted with `credentials/password` when it is an encrypted PKCS#8 key.
-    fn private_key(&self, cert: &ClientCert) -> Result<Vec<u8>, NodeError> {
-        common::private_key_pem(&self.secrets, cert.password.as_ref(), self.pem(&cert.key)?)
+    fn private_key(secrets: &Secrets, cert: &ClientCert) -> Result<Vec<u8>, NodeError> {
+        common::private_key_pem(secrets, cert.password.as_ref(), common::pem(secrets, &cert.key)?)
     }
 
-    /// Connects with the credentials of this moment and waits for the broker's answer.
-    async fn connect(&self) -> Result<Connection, NodeError> {
+    /// Connects as `client_id` with the credentials `secrets` hold now and waits for the
+    /// broker's answer.
+    async fn open(&self, secrets: &Secrets, client_id: &str) -> Result<(AsyncClient, EventLoop), NodeError> {
         let s = &self.settings;
-        let mut options = MqttOptions::new(&s.client_id, &s.host, s.port);
+        let mut options = MqttOptions::new(client_id, &s.host, s.port);
         options.set_keep_alive(Duration::from_secs(30)).set_clean_session(s.clean_session);
         match &s.credentials {
             Credentials::Anonymous => {}
             Credentials::Basic(basic) => {
-                let username = common::setting(&self.secrets, &basic.username)?;
-                let password = common::setting(&self.secrets, &basic.password)?;
+                let username = common::setting(secrets, &basic.username)?;
+                let password = common::setting(secrets, &basic.password)?;
                 options.set_credentials(username.expose_secret(), password.expose_secret());
             }
             Credentials::CertPem(cert) => {
                 options.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-                    ca: self.pem(&cert.ca)?,
+                    ca: common::pem(secrets, &cert.ca)?,
                     alpn: None,
-                    client_auth: Some((self.pem(&cert.cert)?, self.private_key(cert)?)),
+                    client_auth: Some((common::pem(secrets, &cert.cert)?, Self::private_key(secrets, cert)?)),
                 }));
             }
         }
@@ -231,6 +228,13 @@ impl MqttNode {
             Ok(Err(e)) => return Err(NodeError::new(format!("MQTT connection to {target} failed: {e}"))),
             Err(_) => return Err(NodeError::new(format!("MQTT connection to {target} timed out"))),
         }
+        Ok((client, events))
+    }
+
+    /// Connects with the node's credentials of this moment and keeps the connection polled.
+    async fn connect(&self) -> Result<Connection, NodeError> {
+        let (client, mut events) = self.open(&self.secrets, &self.settings.client_id).await?;
+        let target = format!("{}:{}", self.settings.host, self.settings.port);
         let broken = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&broken);
         let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
@@ -289,5 +293,25 @@ impl Node for MqttNode {
 
     fn secret_changed(&self, _name: &str) {
         self.connection.invalidate();
+    }
+
+    fn reconnects(&self) -> bool {
+        true
+    }
+
+    fn probe<'a>(&'a self, secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(async move {
+            // Its own client id: the broker would close the node's connection for a second one
+            // under the same id.
+            let client_id = format!("{}-probe", self.settings.client_id);
+            match self.open(secrets, &client_id).await {
+                Ok((client, mut events)) => {
+                    let _ = client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
+                    Probe::Ok(format!("connected to {}:{} and authenticated", self.settings.host, self.settings.port))
+                }
+                Err(e) => Probe::Failed(e.to_string()),
+            }
+        })
     }
 }

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError, Probe,
     NodeResult, Problem, Secrets, Template, TemplateText,
 };
 
@@ -201,19 +201,23 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
 }
 
 impl RabbitMq {
-    fn render(&self, template: &Template) -> Result<String, NodeError> {
-        Ok(self.secrets.render(template, None)?.expose_secret().to_owned())
+    /// Connects with the node's credentials of this moment.
+    async fn connect(&self) -> Result<Open, NodeError> {
+        self.connect_with(&self.secrets).await
     }
 
-    /// Connects with the credentials of this moment (passed as a structure, never as URL text).
-    async fn connect(&self) -> Result<Open, NodeError> {
+    /// Connects with the credentials `secrets` hold now (passed as a structure, never as URL text).
+    async fn connect_with(&self, secrets: &Secrets) -> Result<Open, NodeError> {
+        let render = |template: &Template| -> Result<String, NodeError> {
+            Ok(secrets.render(template, None)?.expose_secret().to_owned())
+        };
         let s = &self.settings;
         let uri = AMQPUri {
             scheme: AMQPScheme::AMQP,
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
-                    username: self.render(&self.login.username)?,
-                    password: self.render(&self.login.password)?,
+                    username: render(&self.login.username)?,
+                    password: render(&self.login.password)?,
                 },
                 host: s.host.clone(),
                 port: s.port,
@@ -298,5 +302,22 @@ impl Node for RabbitMq {
 
     fn secret_changed(&self, _name: &str) {
         self.open.invalidate();
+    }
+
+    fn reconnects(&self) -> bool {
+        true
+    }
+
+    fn probe<'a>(&'a self, secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(async move {
+            match self.connect_with(secrets).await {
+                Ok(Open { connection, .. }) => {
+                    let _ = tokio::time::timeout(self.settings.timeout, connection.close(200, "probe".into())).await;
+                    let s = &self.settings;
+                    Probe::Ok(format!("connected to {}:{} (vhost {}) and authenticated", s.host, s.port, s.vhost))
+                }
+                Err(e) => Probe::Failed(e.to_string()),
+            }
+        })
     }
 }

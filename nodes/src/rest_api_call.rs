@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor,
-    NodeError, NodeResult, Problem, Rendered, Secrets, Template, TemplateText, limit_error, relation,
+    NodeError, NodeResult, Probe, Problem, Rendered, Secrets, Template, TemplateText, limit_error, relation,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -45,6 +45,7 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/credentials/cert", Accepts::Certificate),
         FieldSpec::secret("/credentials/privateKey", Accepts::PrivateKey),
         FieldSpec::secret_template("/bodyTemplate").json_escaped(),
+        FieldSpec::secret_template("/probe/url"),
     ],
     relations: &["Success", "Failure"],
     named_relations: false,
@@ -84,6 +85,8 @@ struct RestApiCall {
     node_name: String,
     /// The `maxResponseBytes` limit of the deployment.
     max_response_bytes: usize,
+    /// The request a staged rotation tests the credentials with.
+    probe: Option<(reqwest::Method, Template)>,
 }
 
 /// `rest_api_call` configuration (ThingsBoard's names). Fields that may hold secrets or message
@@ -107,6 +110,29 @@ pub(crate) struct RestConfig {
     /// The body as a handlebars template (JSON-escaped); absent: the message data.
     #[schemars(extend("format" = "handlebars"))]
     body_template: Option<TemplateText>,
+    /// A request that tests the credentials without a message (a staged rotation sends it with
+    /// the pending value; its answer must be 2xx). Without it, only mutual TLS is tested.
+    probe: Option<RestProbe>,
+}
+
+/// The request a staged rotation tests a `rest_api_call`'s credentials with: the node's headers
+/// and credentials, no body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RestProbe {
+    /// GET or HEAD.
+    method: ProbeMethod,
+    /// The URL; secrets allowed, message data not (there is no message).
+    #[schemars(required)]
+    url: Option<TemplateText>,
+}
+
+/// The methods a probe may use: ones that change nothing.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[allow(clippy::upper_case_acronyms, reason = "the methods as HTTP spells them")]
+enum ProbeMethod {
+    GET,
+    HEAD,
 }
 
 /// The HTTP methods a `rest_api_call` sends with.
@@ -213,6 +239,33 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     }
     let credentials = credentials(ctx, &config, settings.credentials.as_ref(), &mut problems);
     let body = settings.body_template.as_ref().and_then(|text| ctx.bound(&config, text, &mut problems));
+    let probe = settings.probe.as_ref().and_then(|probe| {
+        let Some(text) = &probe.url else {
+            problems.push(ctx.problem("/probe/url", "is required (the URL the probe requests)"));
+            return None;
+        };
+        let url = ctx.bound(&config, text, &mut problems)?;
+        if url.uses_message() {
+            problems.push(ctx.problem("/probe/url", "may not use message data (a probe has no message)"));
+            return None;
+        }
+        if let Some(literal) = url.literal() {
+            match reqwest::Url::parse(literal) {
+                Err(e) => problems.push(ctx.problem("/probe/url", format!("is not a valid URL: {e}"))),
+                Ok(parsed) => problems.extend(ctx.check_destination(
+                    "/probe/url",
+                    config.secret_uses().iter().map(|u| u.name.as_str()),
+                    parsed.host_str().unwrap_or_default(),
+                    parsed.port_or_known_default().unwrap_or(0),
+                )),
+            }
+        }
+        let method = match probe.method {
+            ProbeMethod::GET => reqwest::Method::GET,
+            ProbeMethod::HEAD => reqwest::Method::HEAD,
+        };
+        Some((method, url))
+    });
     let client = common::http_client(timeout)
         .build()
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
@@ -228,6 +281,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             body,
             node_name: ctx.node_name.to_owned(),
             max_response_bytes: ctx.limits().max_response_bytes,
+            probe,
         })),
         _ => Err(problems),
     }
@@ -543,5 +597,81 @@ impl Node for RestApiCall {
 
     fn secret_changed(&self, _name: &str) {
         self.tls_client.invalidate();
+    }
+
+    fn reconnects(&self) -> bool {
+        matches!(self.credentials, Credentials::CertPem(_))
+    }
+
+    fn probe<'a>(&'a self, secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(self.probe_with(secrets))
+    }
+}
+
+impl RestApiCall {
+    /// Sends the configured probe (or, for mutual TLS without one, a HEAD to the node's URL) with
+    /// `secrets`' credentials: a fresh client, the node's headers, no body.
+    async fn probe_with(&self, secrets: &Secrets) -> Probe {
+        let tls = match &self.credentials {
+            Credentials::CertPem(cert) => Some(cert),
+            _ => None,
+        };
+        let (method, url_template) = match (&self.probe, tls) {
+            (Some((method, url)), _) => (method.clone(), url),
+            (None, Some(_)) if !self.url.uses_message() => (reqwest::Method::HEAD, &self.url),
+            (None, Some(_)) => {
+                return Probe::not_probed(
+                    "restEndpointUrlPattern uses message data: name a URL in /probe to test the certificate",
+                );
+            }
+            (None, None) => {
+                return Probe::not_probed("no probe is configured: name a request in /probe to test credentials");
+            }
+        };
+        let client = match tls {
+            Some(cert) => match self.build_tls_client(secrets, cert) {
+                Ok(client) => client,
+                Err(e) => return Probe::Failed(e.to_string()),
+            },
+            None => self.client.clone(),
+        };
+        let ctx = NodeCtx::new(secrets);
+        let msg = Msg::new("PROBE", "veil", Value::Object(Default::default()));
+        let mut sealed = Vec::new();
+        let url = match ctx.render(url_template, &msg).map(|url| reqwest::Url::parse(url.expose_secret())) {
+            Ok(Ok(url)) => url,
+            Ok(Err(e)) => return Probe::Failed(format!("the probe URL is not valid: {e}")),
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        let (host, port) = (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        let shown = |destination: &str| destination.to_owned();
+        if let Err(refused) = secrets.check_destination(&host, port, Some(&self.node_name), &[], &shown).await {
+            return Probe::Failed(refused.to_string());
+        }
+        // The node's headers and credentials; the probe's method and no body.
+        let (client, request) = match self.request(&ctx, client, url, &msg, &mut sealed) {
+            Ok(request) => request.build_split(),
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        let mut request = match request {
+            Ok(request) => request,
+            Err(e) => return Probe::Failed(format!("cannot build the probe request: {}", self.describe(e))),
+        };
+        *request.method_mut() = method.clone();
+        *request.body_mut() = None;
+        let status = match client.execute(request).await {
+            Ok(response) => response.status(),
+            Err(e) => return Probe::Failed(format!("request failed: {}", self.describe(e))),
+        };
+        let to = format!("{method} {host}:{port}");
+        match (&self.probe, status.is_success()) {
+            (Some(_), true) => Probe::Ok(format!("{to} answered HTTP {}", status.as_u16())),
+            (Some(_), false) => Probe::Failed(format!("{to} answered HTTP {}", status.as_u16())),
+            // Mutual TLS without a probe: any answer means the handshake was accepted.
+            (None, _) => Probe::Ok(format!(
+                "TLS handshake with the client certificate accepted by {host}:{port} (HTTP {})",
+                status.as_u16()
+            )),
+        }
     }
 }

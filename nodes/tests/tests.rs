@@ -6,6 +6,8 @@ mod support;
 mod script;
 // Sealed secrets in scripts: the table of exfiltration attempts, a header built in a script.
 mod sealed;
+// Probes of pending values: a TLS handshake, a named request, nothing for a script.
+mod probe;
 // rest_api_call with mutual TLS against a TLS server of the test's own.
 mod rest_tls;
 // rest_api_call against HTTP servers of the test's own: size limit, errors, masking of what it sends.

@@ -146,6 +146,9 @@ impl From<StoreError> for ApiError {
             StoreError::VersionDestroyed { .. } => {
                 Self::new(StatusCode::CONFLICT, "version_destroyed", message)
             }
+            StoreError::RotationPending { version, .. } => {
+                Self::new(StatusCode::CONFLICT, "rotation_pending", message).with("pendingVersion", json!(version))
+            }
             StoreError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
             StoreError::Integrity(_) => {
                 tracing::error!("{message}");
@@ -200,6 +203,9 @@ impl From<HostError> for ApiError {
             HostError::DestinationsInUse(_, users) => {
                 let users = serde_json::to_value(users).unwrap_or_default();
                 Self::new(StatusCode::CONFLICT, "destinations_in_use", message).with("references", users)
+            }
+            HostError::ProbesFailed { consumers, .. } => {
+                Self::new(StatusCode::CONFLICT, "probes_failed", message).with("consumers", consumers.clone())
             }
             HostError::NoUplinkTarget(_) => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             HostError::UplinkChainNotRunning(_) => {

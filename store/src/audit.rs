@@ -49,6 +49,12 @@ pub enum AuditAction {
     MaxVersionsChange,
     /// A secret's expiry (`expiresAt`) was set or cleared.
     ExpiryChange,
+    /// A pending value was staged for a rotation (its probes start).
+    PendingValue,
+    /// A pending value was promoted: the new current version.
+    Promote,
+    /// A pending value was dropped.
+    PendingDropped,
 }
 
 impl AuditAction {
@@ -72,6 +78,9 @@ impl AuditAction {
             Self::Verify => "VERIFY",
             Self::MaxVersionsChange => "MAX_VERSIONS_CHANGE",
             Self::ExpiryChange => "EXPIRY_CHANGE",
+            Self::PendingValue => "PENDING_VALUE",
+            Self::Promote => "PROMOTE",
+            Self::PendingDropped => "PENDING_DROPPED",
         }
     }
 
@@ -94,6 +103,9 @@ impl AuditAction {
             Self::Verify,
             Self::MaxVersionsChange,
             Self::ExpiryChange,
+            Self::PendingValue,
+            Self::Promote,
+            Self::PendingDropped,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

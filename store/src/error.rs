@@ -167,6 +167,16 @@ pub enum StoreError {
         /// The version asked for.
         version: i64,
     },
+    /// A secret has a pending value: promote or drop it before another value change.
+    #[error(
+        "secret '{name}' has a pending value (version {version}): promote it or drop it before changing the value"
+    )]
+    RotationPending {
+        /// The secret's name.
+        name: String,
+        /// The pending version.
+        version: i64,
+    },
     /// Two writers changed the same secret at once; the caller may retry.
     #[error("secret '{0}' was changed concurrently, try again")]
     Conflict(String),

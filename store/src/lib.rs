@@ -45,6 +45,7 @@ mod model;
 mod quota;
 mod references;
 mod rekey;
+mod rotation;
 mod sessions;
 mod store;
 
@@ -63,6 +64,7 @@ pub use crate::store::{Bootstrap, Store, StoreConfig};
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::inspect::{CertificateInfo, PrivateKeyInfo};
+pub use crate::rotation::{PendingVersion, ProbeRecord};
 pub use crate::model::{
     DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret,
     SHORT_VALUE_CHARS, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion,

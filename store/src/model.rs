@@ -105,6 +105,8 @@ pub const MAX_MAX_VERSIONS: i64 = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VersionState {
+    /// A staged value waiting to be promoted: consumers are probed with it, none uses it.
+    Pending,
     /// The value every consumer uses.
     Current,
     /// An earlier value, kept encrypted: still masked, and a rollback may bring it back.

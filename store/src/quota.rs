@@ -47,7 +47,9 @@ impl Quota {
             Self::SecretBytes(_) => {
                 "SELECT (SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM secrets WHERE tenant_id = $1) + \
                  (SELECT COALESCE(SUM(LENGTH(h.ciphertext)), 0) FROM secret_history h \
-                 JOIN secrets s ON s.id = h.secret_id WHERE s.tenant_id = $1)"
+                 JOIN secrets s ON s.id = h.secret_id WHERE s.tenant_id = $1) + \
+                 (SELECT COALESCE(SUM(LENGTH(p.ciphertext)), 0) FROM secret_pending p \
+                 JOIN secrets s ON s.id = p.secret_id WHERE s.tenant_id = $1)"
             }
             Self::Users(_) => "SELECT COUNT(*) FROM users WHERE tenant_id = $1",
             Self::Roles(_) => "SELECT COUNT(*) FROM roles WHERE tenant_id = $1",

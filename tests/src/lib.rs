@@ -14,6 +14,7 @@
 //! | `sealed` | [`sealed::ATTEMPTS`]: the table of attempts to turn a sealed secret into data, [`sealed::derived_forms`] of a value |
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
 //! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
+//! | `tls` | [`tls::Pki`]: a fresh CA, server and client certificates; [`tls::MutualTls`]: an HTTPS listener that requires client certificates and records each one |
 //!
 //! The program under test is the `veil-e2e` binary of this package (the same entry point as
 //! `veil`), which cargo builds before this package's tests run; [`veil_binary`] finds it, or
@@ -31,6 +32,7 @@ mod receiver;
 pub mod sealed;
 mod server;
 mod store;
+pub mod tls;
 
 pub use crate::api::{Api, SECRET_INFO_KEYS, sorted_keys};
 pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};

@@ -11,7 +11,9 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use veil_core::{Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Problem, Template, TemplateText};
+use veil_core::{
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Probe, Problem, Template, TemplateText,
+};
 
 use crate::error::{IntegrationError, UplinkError};
 use crate::integration::{Integration, IntegrationCtx, IntegrationDescriptor};
@@ -404,6 +406,34 @@ impl Integration for Loriot {
                 )));
             }
             Ok(json!({ "sent": tx, "status": status.as_u16() }))
+        })
+    }
+
+    fn reconnects(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a IntegrationCtx<'a>, name: &'a str) -> BoxFuture<'a, Probe> {
+        Box::pin(async move {
+            let found = match &self.credentials {
+                Some(Credentials::Basic { username, password }) if self.login_secrets.iter().any(|n| n == name) => {
+                    self.login(ctx, username, password).await.map(|_| format!("logged in at {}", self.base))
+                }
+                Some(Credentials::Token { token }) if token.secret_names().any(|n| n == name) => {
+                    let Some(app_id) = &self.app_id else {
+                        return Probe::not_probed("an API token is tested through an application: set appId");
+                    };
+                    let app_url = format!("{}/1/nwk/app/{app_id}", self.base);
+                    self.call(ctx, Method::GET, &app_url, None)
+                        .await
+                        .map(|_| format!("read application {app_id} at {}", self.base))
+                }
+                _ => return Probe::not_probed("only the account credentials (login or API token) are tested"),
+            };
+            match found {
+                Ok(detail) => Probe::Ok(detail),
+                Err(e) => Probe::Failed(e.to_string()),
+            }
         })
     }
 

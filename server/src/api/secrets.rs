@@ -285,6 +285,9 @@ pub(crate) async fn update(
     let mut fields = json_object(&body.map_err(body_error)?)?;
     // Decoding a FILE value needs the type, which the caller may not send.
     let current = store.get(&actor, id)?;
+    if fields.contains_key("pendingValue") {
+        return stage(&store, &host, &actor, &current, uri.query(), fields, expected_version).await;
+    }
     let update = SecretUpdate {
         name: take_string(&mut fields, "name")?,
         kind: take_string(&mut fields, "type")?,
@@ -310,6 +313,90 @@ pub(crate) async fn update(
         host.check_destinations_change(&actor, id, list).await?;
     }
     Ok(with_warnings(store.update(&actor, id, update).await?, warnings))
+}
+
+/// `PATCH /api/secrets/{id}` with `{"pendingValue", "fileName"?}`: stages a pending value (202)
+/// and starts probing every consumer with it; `GET …/rotation` shows how they answer.
+async fn stage(
+    store: &Store,
+    host: &std::sync::Arc<crate::host::Host>,
+    actor: &veil_store::Actor,
+    current: &SecretInfo,
+    query: Option<&str>,
+    mut fields: Map<String, Value>,
+    expected_version: Option<i64>,
+) -> ApiResult<axum::response::Response> {
+    let value = take_value_of(&mut fields, "pendingValue", current.kind)?
+        .ok_or_else(|| ApiError::invalid_secret("pendingValue", "must be a string"))?;
+    let file_name = take_string(&mut fields, "fileName")?;
+    reject_unknown(&fields, "pendingValue alone, with fileName for a FILE secret", READ_ONLY_FIELDS)?;
+    let warnings = value_hygiene(store, actor, query, current.kind, Some(&value))?;
+    let pending = host.stage_rotation(actor, current.id, value, file_name, expected_version).await?;
+    let mut body = serde_json::json!({
+        "pending": pending,
+        "rotation": format!("/api/secrets/{}/rotation", current.id),
+    });
+    if !warnings.is_empty() {
+        body["warnings"] = serde_json::json!(warnings);
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /api/secrets/{id}/rotation`: the pending version and one probe row per consumer.
+pub(crate) async fn rotation(
+    State(host): State<std::sync::Arc<crate::host::Host>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(host.rotation(&actor, parse_id::<SecretId>(&id)?).await?))
+}
+
+/// `DELETE /api/secrets/{id}/rotation`: drops the pending value.
+pub(crate) async fn drop_rotation(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    store.drop_pending(&actor, parse_id::<SecretId>(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/secrets/{id}/rotation/probe`: tests the pending value on every consumer again.
+pub(crate) async fn probe_again(
+    State(host): State<std::sync::Arc<crate::host::Host>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    host.probe_again(&actor, parse_id::<SecretId>(&id)?).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PromoteRequest {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /api/secrets/{id}/rotation/promote` (`{"force": true}` optional, `If-Match` optional):
+/// the pending value becomes the current version on every instance; refused (409
+/// `probes_failed`) while a consumer's probe failed or runs, unless forced.
+pub(crate) async fn promote(
+    State(host): State<std::sync::Arc<crate::host::Host>>,
+    AuthActor(actor): AuthActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = parse_id::<SecretId>(&id)?;
+    let expected = if_match(&headers)?;
+    let body = body.map_err(body_error)?;
+    let req: PromoteRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PromoteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("body: expected {\"force\": true|false} or nothing"))?
+    };
+    Ok(with_etag(host.promote(&actor, id, req.force, expected).await?))
 }
 
 /// An `expiresAt`: milliseconds since the epoch.
@@ -364,7 +451,12 @@ fn take_strings(fields: &mut Map<String, Value>, key: &str) -> ApiResult<Option<
 }
 
 fn take_value(fields: &mut Map<String, Value>, kind: SecretType) -> ApiResult<Option<SecretValue>> {
-    let Some(raw) = take_string(fields, "value")? else {
+    take_value_of(fields, "value", kind)
+}
+
+/// A value from the field `key`: text for TEXT, base64 for FILE.
+fn take_value_of(fields: &mut Map<String, Value>, key: &str, kind: SecretType) -> ApiResult<Option<SecretValue>> {
+    let Some(raw) = take_string(fields, key)? else {
         return Ok(None);
     };
     let raw = SecretValue::from(raw);
@@ -375,7 +467,7 @@ fn take_value(fields: &mut Map<String, Value>, kind: SecretType) -> ApiResult<Op
             STANDARD
                 .decode(text.trim())
                 .map(|bytes| Some(SecretValue::new(bytes)))
-                .map_err(|_| ApiError::invalid_secret("value", "must be base64 for a FILE secret"))
+                .map_err(|_| ApiError::invalid_secret(key, "must be base64 for a FILE secret"))
         }
     }
 }

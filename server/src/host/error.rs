@@ -52,6 +52,14 @@ pub enum HostError {
     /// The integration refused or could not convert an uplink.
     #[error("{}", .0.message)]
     Uplink(UplinkError),
+    /// A promote refused: a consumer's probe failed or is still running; the rows.
+    #[error("{message}")]
+    ProbesFailed {
+        /// Which consumers, and what they said.
+        message: String,
+        /// Their probe rows.
+        consumers: serde_json::Value,
+    },
     /// A bug; the details go to the log only.
     #[error("{0}")]
     Internal(String),

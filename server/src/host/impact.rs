@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use veil_store::{Actor, CustomerId, OwnerType, OwnerUsage, SecretId};
+use veil_store::{Actor, CustomerId, OwnerType, OwnerUsage, SecretId, TenantId};
 
 use super::{Host, HostResult, system_actor};
 
@@ -52,24 +52,40 @@ pub(crate) struct SharedWith {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// One field of one configuration that uses a secret.
+pub(super) struct Place {
+    pub(super) kind: OwnerType,
+    pub(super) owner: OwnerUsage,
+    /// The node's id and name (rule chains).
+    pub(super) node_id: Option<String>,
+    pub(super) node: Option<String>,
+    /// The field's JSON pointer.
+    pub(super) field: String,
+}
+
 impl Host {
     /// What changing or deleting the secret `id` would touch (SECRET:WRITE).
     pub(crate) async fn impact(&self, actor: &Actor, id: SecretId) -> HostResult<Impact> {
         let info = self.store.get(actor, id)?;
         let uses = self.store.uses_since(actor, id, veil_store::now_ms() - HOUR_MS).await?;
-        let usages = self.store.usages(actor, id).await?;
-        let system = system_actor(actor.tenant_id);
-        let mut consumers = Vec::new();
-        for (kind, owners) in
-            [(OwnerType::RuleChain, &usages.rule_chains), (OwnerType::Integration, &usages.integrations)]
-        {
-            for owner in owners {
-                let body =
-                    self.store.owner(&system, kind, owner.id).await.map(|r| r.body).unwrap_or_default();
-                let used = uses.get(&owner.id).copied().unwrap_or(0);
-                consumers.extend(places(kind, owner, &body, &info.name, used));
-            }
-        }
+        let consumers = self
+            .places(actor, id, &info.name)
+            .await?
+            .into_iter()
+            .map(|place| {
+                let used = uses.get(&place.owner.id).copied().unwrap_or(0);
+                Consumer {
+                    kind: place.kind,
+                    id: place.owner.id,
+                    reconnects: self.reconnects(actor.tenant_id, &place),
+                    name: place.owner.name,
+                    node: place.node,
+                    field: place.field,
+                    last_used_time: place.owner.last_used_time,
+                    messages_per_minute: used as f64 / 60.0,
+                }
+            })
+            .collect::<Vec<_>>();
         let mut customers = Vec::new();
         for customer in &info.shared_with {
             if let Ok(c) = self.store.customer(actor, *customer).await {
@@ -79,44 +95,63 @@ impl Host {
         let reconnecting = consumers.iter().filter(|c| c.reconnects).count();
         Ok(Impact { consumers, reconnecting, customers })
     }
-}
 
-/// The rows of one configuration: a rule chain's nodes, or an integration's fields.
-fn places(
-    kind: OwnerType,
-    owner: &OwnerUsage,
-    body: &Value,
-    secret: &str,
-    uses_last_hour: u64,
-) -> Vec<Consumer> {
-    let row = |node: Option<String>, field: String, reconnects: bool| Consumer {
-        kind,
-        id: owner.id,
-        name: owner.name.clone(),
-        node,
-        field,
-        reconnects,
-        last_used_time: owner.last_used_time,
-        messages_per_minute: uses_last_hour as f64 / 60.0,
-    };
-    match kind {
-        OwnerType::RuleChain => owner
-            .nodes
-            .iter()
-            .map(|n| {
-                let node = body["nodes"].as_array().and_then(|nodes| {
-                    nodes.iter().find(|x| n.id.is_some() && x["id"].as_str() == n.id.as_deref())
+    /// Every field of every configuration that uses the secret `name` (`id`): a rule chain's
+    /// node fields, an integration's fields (where its document names the secret).
+    pub(super) async fn places(&self, actor: &Actor, id: SecretId, name: &str) -> HostResult<Vec<Place>> {
+        let usages = self.store.usages(actor, id).await?;
+        let mut places = Vec::new();
+        for owner in usages.rule_chains {
+            for node in &owner.nodes {
+                places.push(Place {
+                    kind: OwnerType::RuleChain,
+                    owner: owner.clone(),
+                    node_id: node.id.clone(),
+                    node: node.name.clone(),
+                    field: node.path.clone(),
                 });
-                let reconnects = node.is_some_and(|x| node_reconnects(&x["type"], &x["configuration"]));
-                row(n.name.clone(), n.path.clone(), reconnects)
-            })
-            .collect(),
-        OwnerType::Integration => {
-            // Its fields: where its document names the secret.
-            let reconnects = body["type"] == "LORIOT";
+            }
+        }
+        let system = system_actor(actor.tenant_id);
+        for owner in usages.integrations {
+            let body = self
+                .store
+                .owner(&system, OwnerType::Integration, owner.id)
+                .await
+                .map(|r| r.body)
+                .unwrap_or_default();
             let mut fields = Vec::new();
-            pointers_naming(body, &format!("$<secret:{secret}>"), String::new(), &mut fields);
-            fields.into_iter().map(|field| row(None, field, reconnects)).collect()
+            pointers_naming(&body, &format!("$<secret:{name}>"), String::new(), &mut fields);
+            if fields.is_empty() {
+                // A converter's secret("...") call.
+                fields.push(String::new());
+            }
+            for field in fields {
+                places.push(Place {
+                    kind: OwnerType::Integration,
+                    owner: owner.clone(),
+                    node_id: None,
+                    node: None,
+                    field,
+                });
+            }
+        }
+        Ok(places)
+    }
+
+    /// Whether the running node or integration of `place` holds a connection its secrets open
+    /// (each type says so itself).
+    pub(super) fn reconnects(&self, tenant: TenantId, place: &Place) -> bool {
+        match place.kind {
+            OwnerType::RuleChain => self
+                .chains
+                .get(place.owner.id)
+                .zip(place.node_id.as_deref())
+                .is_some_and(|(chain, node)| chain.node_reconnects(node)),
+            OwnerType::Integration => self
+                .integrations
+                .get(tenant, place.owner.id)
+                .is_some_and(|integration| integration.reconnects()),
         }
     }
 }
@@ -137,16 +172,5 @@ fn pointers_naming(value: &Value, placeholder: &str, at: String, out: &mut Vec<S
             }
         }
         _ => {}
-    }
-}
-
-/// Whether a node of this type and configuration holds a connection its secrets open: MQTT and
-/// RabbitMQ keep one to their broker, a `rest_api_call` with client certificates keeps TLS
-/// sessions made with them.
-fn node_reconnects(node_type: &Value, configuration: &Value) -> bool {
-    match node_type.as_str() {
-        Some("mqtt" | "rabbitmq") => true,
-        Some("rest_api_call") => configuration["credentials"]["type"] == "cert.PEM",
-        _ => false,
     }
 }

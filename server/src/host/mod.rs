@@ -18,6 +18,7 @@ mod destinations;
 mod error;
 mod expiry;
 mod impact;
+mod rotation;
 mod integrations;
 
 pub(crate) use self::chains::{Chains, Sent, dispatch};

@@ -44,6 +44,8 @@ use crate::feed::FeedItem;
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretVersion, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
+use crate::rotation::{PendingRow, ProbeRecord};
+pub(crate) use self::writes::Staged;
 
 /// A configuration to save, with everything its transaction checks and writes.
 #[derive(Clone, Copy)]
@@ -380,6 +382,35 @@ impl Backend {
     ) -> Result<bool> {
         let expected = expected.into();
         dispatch!(self.update_secret(row, version, expected, quota, audit))
+    }
+    /// Stages a pending value for a secret still at `expected`, within the bytes `quota`.
+    pub(crate) async fn stage_pending(
+        &self,
+        id: SecretId,
+        tenant: TenantId,
+        row: &PendingRow,
+        expected: impl Into<Expected>,
+        quota: Quota,
+        audit: &[NewAuditEntry],
+    ) -> Result<Staged> {
+        let expected = expected.into();
+        dispatch!(self.stage_pending(id, tenant, row, expected, quota, audit))
+    }
+    /// Drops a secret's pending value (and its probe results); false when there was none.
+    pub(crate) async fn drop_pending(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<bool> {
+        dispatch!(self.drop_pending(id, audit))
+    }
+    /// A secret's pending value, as committed now.
+    pub(crate) async fn pending(&self, id: SecretId) -> Result<Option<PendingRow>> {
+        dispatch!(self.pending(id))
+    }
+    /// Records probe results for the pending `version` (ignored once it is gone).
+    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+        dispatch!(self.record_probes(id, version, probes))
+    }
+    /// The probe results recorded for the pending `version`.
+    pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
+        dispatch!(self.probes(id, version))
     }
     /// A page of a secret's versions, newest first, and how many there are.
     pub(crate) async fn versions(

@@ -143,6 +143,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0012_expiry_notices.sql")),
                 false,
             ),
+            Migration::new(
+                13,
+                Cow::Borrowed("pending values"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0013_pending_values.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

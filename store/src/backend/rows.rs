@@ -13,6 +13,7 @@ use crate::model::{
     CustomerId, SecretId, SecretInfo, SecretType, SecretVersion, TenantId, UserId, VersionState,
 };
 use crate::references::{Owner, OwnerType, SecretRef};
+use crate::rotation::{PendingRow, PendingVersion, ProbeRecord};
 
 /// A row of either backend, read the same way.
 pub(crate) trait Columns {
@@ -96,6 +97,55 @@ pub(crate) fn version_from(row: &impl Columns) -> Result<SecretVersion> {
         created_by: row.opt_text("created_by")?,
         state,
         fingerprint: row.opt_text("fingerprint")?,
+    })
+}
+
+/// The columns of `secret_pending`, for [`pending_from`]. `$1` the secret.
+pub(crate) const PENDING_SQL: &str = "SELECT version, key_id, nonce, ciphertext, file_name, created_time, \
+     created_by, fingerprint FROM secret_pending WHERE secret_id = $1";
+
+/// A pending value with its ciphertext.
+pub(crate) fn pending_from(row: &impl Columns) -> Result<PendingRow> {
+    Ok(PendingRow {
+        info: PendingVersion {
+            version: row.int("version")?,
+            created_time: row.int("created_time")?,
+            created_by: row.opt_text("created_by")?,
+            fingerprint: row.text("fingerprint")?,
+            file_name: row.opt_text("file_name")?,
+        },
+        sealed: sealed_from(row)?,
+    })
+}
+
+/// Records one consumer's probe result, while the pending value of that version is there.
+/// `$1` secret, `$2` version, then owner type, id, name, node id, node name, field, result,
+/// reason, time.
+pub(crate) const RECORD_PROBE_SQL: &str = "INSERT INTO secret_probes (secret_id, version, owner_type, \
+     owner_id, owner_name, node_id, node_name, field, result, reason, time) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+     WHERE EXISTS (SELECT 1 FROM secret_pending WHERE secret_id = $1 AND version = $2) \
+     ON CONFLICT (secret_id, owner_id, node_id, field) DO UPDATE SET version = excluded.version, \
+     owner_name = excluded.owner_name, node_name = excluded.node_name, result = excluded.result, \
+     reason = excluded.reason, time = excluded.time";
+
+/// The probe results for a pending version, in a stable order. `$1` secret, `$2` version.
+pub(crate) const PROBES_SQL: &str = "SELECT owner_type, owner_id, owner_name, node_id, node_name, field, \
+     result, reason, time FROM secret_probes WHERE secret_id = $1 AND version = $2 \
+     ORDER BY owner_type DESC, owner_name, owner_id, node_name, node_id, field";
+
+pub(crate) fn probe_from(row: &impl Columns) -> Result<ProbeRecord> {
+    Ok(ProbeRecord {
+        owner_type: OwnerType::parse(&row.text("owner_type")?)
+            .ok_or_else(|| decode_err("secret_probes.owner_type"))?,
+        id: row.uuid("owner_id")?,
+        name: row.text("owner_name")?,
+        node_id: row.text("node_id")?,
+        node: row.opt_text("node_name")?,
+        field: row.text("field")?,
+        result: row.text("result")?,
+        reason: row.text("reason")?,
+        time: row.int("time")?,
     })
 }
 

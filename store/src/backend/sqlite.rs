@@ -155,6 +155,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0015_expiry_notices.sql")),
                 false,
             ),
+            Migration::new(
+                16,
+                Cow::Borrowed("pending values"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0016_pending_values.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

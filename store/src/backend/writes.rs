@@ -17,6 +17,7 @@ use crate::error::{NameConflict, NeededKind, Result, StoreError};
 use crate::model::{CustomerId, SecretId, TenantId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
+use crate::rotation::PendingRow;
 
 /// The statements of one write transaction of a backend. Each runs inside the transaction;
 /// [`WriteTx::commit`] ends it, dropping it rolls everything back.
@@ -48,6 +49,11 @@ pub(crate) trait WriteTx: Sized {
     async fn trim_earlier(&mut self, id: SecretId, kept: i64) -> Result<Vec<EarlierValue>>;
     /// Records a new version's metadata.
     async fn insert_version(&mut self, id: SecretId, version: &NewVersion) -> Result<()>;
+    /// Stores a pending value unless one is pending for the same version already (false); one
+    /// staged on an older version is replaced.
+    async fn put_pending(&mut self, id: SecretId, row: &PendingRow) -> Result<bool>;
+    /// Deletes a secret's pending value and its probe results; whether there was one.
+    async fn drop_pending(&mut self, id: SecretId) -> Result<bool>;
     /// The configurations that use a secret; with `customer`, only that customer's.
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages>;
 
@@ -160,6 +166,9 @@ pub(crate) async fn update_secret(
     if let Some(version) = version {
         tx.keep_earlier(i.id, expected.version, &replaced).await?;
         tx.insert_version(i.id, version).await?;
+        // A pending value never outlives the version it was staged on (a promote is this
+        // change with the pending value).
+        tx.drop_pending(i.id).await?;
     }
     if !tx.update_secret_row(row, expected.version).await? {
         // Cannot happen under the lock; dropping the transaction rolls everything back.
@@ -172,6 +181,48 @@ pub(crate) async fn update_secret(
     tx.audit(audit).await?;
     tx.commit().await?;
     earlier.set(i.id, i.tenant_id, kept);
+    Ok(true)
+}
+
+/// What staging a pending value came to.
+pub(crate) enum Staged {
+    Done,
+    /// The secret is no longer at the expected version (another writer got there first).
+    Moved,
+    /// A value is pending for this version already.
+    Pending,
+}
+
+/// Stages a pending value for a secret still at `expected` (locked for it, so no value change
+/// slips between), within the tenant's bytes `quota`, recorded by `audit`.
+pub(crate) async fn stage_pending(
+    mut tx: impl WriteTx,
+    id: SecretId,
+    tenant: TenantId,
+    row: &PendingRow,
+    expected: Expected,
+    quota: Quota,
+    audit: &[NewAuditEntry],
+) -> Result<Staged> {
+    if tx.value_as(id, expected).await?.is_none() {
+        return Ok(Staged::Moved);
+    }
+    if !tx.put_pending(id, row).await? {
+        return Ok(Staged::Pending);
+    }
+    tx.within(tenant, quota).await?;
+    tx.audit(audit).await?;
+    tx.commit().await?;
+    Ok(Staged::Done)
+}
+
+/// Drops a secret's pending value, recorded by `audit`; false when there was none.
+pub(crate) async fn drop_pending(mut tx: impl WriteTx, id: SecretId, audit: &[NewAuditEntry]) -> Result<bool> {
+    if !tx.drop_pending(id).await? {
+        return Ok(false);
+    }
+    tx.audit(audit).await?;
+    tx.commit().await?;
     Ok(true)
 }
 

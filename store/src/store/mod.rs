@@ -15,6 +15,7 @@ mod index;
 mod secrets;
 mod sessions;
 mod usage;
+mod rotation;
 mod versions;
 
 pub use self::bootstrap::Bootstrap;

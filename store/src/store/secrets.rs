@@ -1,6 +1,8 @@
 //! Secrets: create, read, list, update, delete, share, and resolve a value for a running
 //! configuration. Every call checks the actor's permissions here.
 
+use std::sync::Arc;
+
 use super::audit::secret_entry;
 use super::{ListQuery, Page, Store};
 use crate::access::{Actor, Operation};
@@ -155,31 +157,9 @@ impl Store {
         self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let _guard = self.inner.write.lock().await;
-        let mut current = self.visible(actor, id)?;
-        if req.value.is_some()
-            && req.expected_version.is_none()
-            && self.tenant_settings(actor.tenant_id).cas_required
-        {
-            return Err(StoreError::VersionRequired {
-                name: current.info.name.clone(),
-                current: current.info.version,
-            });
-        }
-        if let Some(expected) = req.expected_version
-            && expected != current.info.version
-        {
-            // The caller may have read a version another instance wrote that this one has not
-            // heard of yet: ask the database before refusing.
-            if expected > current.info.version
-                && let Some(feed) = self.inner.backend.change_feed()
-            {
-                let now = feed.reload_secret(id).await?;
-                self.replace_row(Some(&current), now);
-                current = self.visible(actor, id)?;
-            }
-            if expected != current.info.version {
-                return Err(self.version_mismatch(&current.info, expected));
-            }
+        let current = self.at_expected(actor, id, req.expected_version, req.value.is_some()).await?;
+        if req.value.is_some() && !matches!(value_action, Some((AuditAction::Promote, _))) {
+            self.refuse_if_pending(&current.info).await?;
         }
         let valid = validate_update(&current.info, &req, &self.inner.limits)?;
         let mut info = current.info.clone();
@@ -274,7 +254,43 @@ impl Store {
         Ok(info)
     }
 
-    fn version_mismatch(&self, current: &SecretInfo, expected: i64) -> StoreError {
+    /// The secret as the caller expects it: with `expected` (check-and-set), only while that is
+    /// its current version (asking the database first when another instance may have written
+    /// it); a value change without one is refused when the tenant requires check-and-set.
+    pub(super) async fn at_expected(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        expected: Option<i64>,
+        value_change: bool,
+    ) -> Result<Arc<SecretRow>> {
+        let mut current = self.visible(actor, id)?;
+        if value_change && expected.is_none() && self.tenant_settings(actor.tenant_id).cas_required {
+            return Err(StoreError::VersionRequired {
+                name: current.info.name.clone(),
+                current: current.info.version,
+            });
+        }
+        if let Some(expected) = expected
+            && expected != current.info.version
+        {
+            // The caller may have read a version another instance wrote that this one has not
+            // heard of yet: ask the database before refusing.
+            if expected > current.info.version
+                && let Some(feed) = self.inner.backend.change_feed()
+            {
+                let now = feed.reload_secret(id).await?;
+                self.replace_row(Some(&current), now);
+                current = self.visible(actor, id)?;
+            }
+            if expected != current.info.version {
+                return Err(self.version_mismatch(&current.info, expected));
+            }
+        }
+        Ok(current)
+    }
+
+    pub(super) fn version_mismatch(&self, current: &SecretInfo, expected: i64) -> StoreError {
         StoreError::VersionMismatch { name: current.name.clone(), expected, current: current.version }
     }
 

@@ -8,7 +8,8 @@ use crate::audit::AuditAction;
 use crate::backend::NewVersion;
 use crate::crypto::{FINGERPRINT_ROOT, Fingerprinter};
 use crate::error::{Result, StoreError};
-use crate::model::{SecretId, SecretInfo, SecretUpdate, SecretValue, SecretVersion, TenantId, now_ms};
+use crate::model::{SecretId, SecretInfo, SecretUpdate, SecretValue, SecretVersion, TenantId, VersionState, now_ms,
+};
 
 /// What a candidate value is, among a secret's versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -77,15 +78,35 @@ impl Store {
         page: usize,
         page_size: usize,
     ) -> Result<Page<SecretVersion>> {
-        self.visible(actor, id)?;
+        let row = self.visible(actor, id)?;
         actor.require(Operation::Read)?;
         if !(1..=1000).contains(&page_size) {
             return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
         }
+        // A pending version is the newest: it heads the first page.
+        let pending = match actor.customer_id {
+            None => self.pending_row(&row.info).await?.map(|p| p.info),
+            Some(_) => None,
+        };
+        let shift = i64::from(pending.is_some());
         let limit = i64::try_from(page_size).unwrap_or(1000);
         let offset = i64::try_from(page.saturating_mul(page_size)).unwrap_or(i64::MAX);
-        let (data, total) = self.inner.backend.versions(id, limit, offset).await?;
-        let total = usize::try_from(total).unwrap_or(0);
+        let (db_limit, db_offset) = if page == 0 { (limit - shift, 0) } else { (limit, offset - shift) };
+        let (mut data, total) = self.inner.backend.versions(id, db_limit, db_offset).await?;
+        if page == 0
+            && let Some(p) = pending
+        {
+            let created_by = p.created_by;
+            let version = SecretVersion {
+                version: p.version,
+                created_time: p.created_time,
+                created_by,
+                state: VersionState::Pending,
+                fingerprint: Some(p.fingerprint),
+            };
+            data.insert(0, version);
+        }
+        let total = usize::try_from(total + shift).unwrap_or(0);
         let total_pages = total.div_ceil(page_size);
         Ok(Page { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages })
     }

@@ -7,8 +7,10 @@ use uuid::Uuid;
 use super::directory::audit_rows;
 use super::{PostgresBackend, customer_alive, tenant_alive, usages_in, within};
 use crate::audit::NewAuditEntry;
-use crate::backend::rows::sealed_from;
-use crate::backend::writes::{self, Deleting, WriteTx};
+use crate::backend::rows::{
+    PENDING_SQL, PROBES_SQL, RECORD_PROBE_SQL, pending_from, probe_from, sealed_from,
+};
+use crate::backend::writes::{self, Deleting, Staged, WriteTx};
 use crate::backend::{
     DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
     metadata_text,
@@ -19,6 +21,7 @@ use crate::error::Result;
 use crate::model::{CustomerId, SecretId, TenantId, now_ms};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, ResolvedRef, Usages};
+use crate::rotation::{PendingRow, ProbeRecord};
 
 /// A write transaction on a connection of the pool.
 pub(super) struct Tx(Transaction<'static, Postgres>);
@@ -197,6 +200,39 @@ impl WriteTx for Tx {
         Ok(())
     }
 
+    async fn put_pending(&mut self, id: SecretId, row: &PendingRow) -> Result<bool> {
+        sqlx::query("DELETE FROM secret_pending WHERE secret_id = $1 AND version <> $2")
+            .bind(id.0)
+            .bind(row.info.version)
+            .execute(&mut *self.0)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO secret_pending (secret_id, version, key_id, nonce, ciphertext, file_name, \
+             created_time, created_by, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (secret_id) DO NOTHING",
+        )
+        .bind(id.0)
+        .bind(row.info.version)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .bind(&row.info.file_name)
+        .bind(row.info.created_time)
+        .bind(&row.info.created_by)
+        .bind(&row.info.fingerprint)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn drop_pending(&mut self, id: SecretId) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM secret_pending WHERE secret_id = $1")
+            .bind(id.0)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
         usages_in(&mut self.0, id, customer).await
     }
@@ -351,6 +387,54 @@ impl WriteTx for Tx {
 }
 
 impl PostgresBackend {
+    pub(crate) async fn stage_pending(
+        &self,
+        id: SecretId,
+        tenant: TenantId,
+        row: &PendingRow,
+        expected: Expected,
+        quota: Quota,
+        audit: &[NewAuditEntry],
+    ) -> Result<Staged> {
+        let tx = self.begin_write().await?;
+        writes::stage_pending(tx, id, tenant, row, expected, quota, audit).await
+    }
+
+    pub(crate) async fn drop_pending(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<bool> {
+        let tx = self.begin_write().await?;
+        writes::drop_pending(tx, id, audit).await
+    }
+
+    pub(crate) async fn pending(&self, id: SecretId) -> Result<Option<PendingRow>> {
+        let row = sqlx::query(PENDING_SQL).bind(id.0).fetch_optional(self.db()).await?;
+        row.as_ref().map(pending_from).transpose()
+    }
+
+    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+        for p in probes {
+            sqlx::query(RECORD_PROBE_SQL)
+                .bind(id.0)
+                .bind(version)
+                .bind(p.owner_type.as_str())
+                .bind(p.id)
+                .bind(&p.name)
+                .bind(&p.node_id)
+                .bind(&p.node)
+                .bind(&p.field)
+                .bind(&p.result)
+                .bind(&p.reason)
+                .bind(p.time)
+                .execute(self.db())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
+        let rows = sqlx::query(PROBES_SQL).bind(id.0).bind(version).fetch_all(self.db()).await?;
+        rows.iter().map(probe_from).collect()
+    }
+
     async fn begin_write(&self) -> Result<Tx> {
         Ok(Tx(self.db().begin().await?))
     }

@@ -7,8 +7,10 @@ use uuid::Uuid;
 use super::directory::audit_rows;
 use super::{SqliteBackend, usages_in, within};
 use crate::audit::NewAuditEntry;
-use crate::backend::rows::sealed_from;
-use crate::backend::writes::{self, Deleting, WriteTx};
+use crate::backend::rows::{
+    PENDING_SQL, PROBES_SQL, RECORD_PROBE_SQL, pending_from, probe_from, sealed_from,
+};
+use crate::backend::writes::{self, Deleting, Staged, WriteTx};
 use crate::backend::{
     DeleteOutcome, EarlierValue, Expected, NewVersion, OwnerWrite, SecretRow, destinations_text,
     metadata_text,
@@ -19,6 +21,7 @@ use crate::error::Result;
 use crate::model::{CustomerId, SecretId, TenantId, now_ms};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, ResolvedRef, Usages};
+use crate::rotation::{PendingRow, ProbeRecord};
 
 /// A write transaction on the one connection.
 pub(super) struct Tx<'c>(Transaction<'c, Sqlite>);
@@ -171,6 +174,39 @@ impl WriteTx for Tx<'_> {
         .execute(&mut *self.0)
         .await?;
         Ok(())
+    }
+
+    async fn put_pending(&mut self, id: SecretId, row: &PendingRow) -> Result<bool> {
+        sqlx::query("DELETE FROM secret_pending WHERE secret_id = $1 AND version <> $2")
+            .bind(id.to_string())
+            .bind(row.info.version)
+            .execute(&mut *self.0)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO secret_pending (secret_id, version, key_id, nonce, ciphertext, file_name, \
+             created_time, created_by, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (secret_id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(row.info.version)
+        .bind(row.sealed.key_id)
+        .bind(row.sealed.nonce.as_slice())
+        .bind(&row.sealed.ciphertext)
+        .bind(&row.info.file_name)
+        .bind(row.info.created_time)
+        .bind(&row.info.created_by)
+        .bind(&row.info.fingerprint)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn drop_pending(&mut self, id: SecretId) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM secret_pending WHERE secret_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *self.0)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     async fn usages(&mut self, id: SecretId, customer: Option<CustomerId>) -> Result<Usages> {
@@ -326,6 +362,56 @@ impl WriteTx for Tx<'_> {
 }
 
 impl SqliteBackend {
+    pub(crate) async fn stage_pending(
+        &self,
+        id: SecretId,
+        tenant: TenantId,
+        row: &PendingRow,
+        expected: Expected,
+        quota: Quota,
+        audit: &[NewAuditEntry],
+    ) -> Result<Staged> {
+        let mut conn = self.conn().await?;
+        let tx = Tx(conn.begin().await?);
+        writes::stage_pending(tx, id, tenant, row, expected, quota, audit).await
+    }
+
+    pub(crate) async fn drop_pending(&self, id: SecretId, audit: &[NewAuditEntry]) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let tx = Tx(conn.begin().await?);
+        writes::drop_pending(tx, id, audit).await
+    }
+
+    pub(crate) async fn pending(&self, id: SecretId) -> Result<Option<PendingRow>> {
+        let row = sqlx::query(PENDING_SQL).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
+        row.as_ref().map(pending_from).transpose()
+    }
+
+    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+        for p in probes {
+            sqlx::query(RECORD_PROBE_SQL)
+                .bind(id.to_string())
+                .bind(version)
+                .bind(p.owner_type.as_str())
+                .bind(p.id.to_string())
+                .bind(&p.name)
+                .bind(&p.node_id)
+                .bind(&p.node)
+                .bind(&p.field)
+                .bind(&p.result)
+                .bind(&p.reason)
+                .bind(p.time)
+                .execute(&mut *self.conn().await?)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
+        let rows = sqlx::query(PROBES_SQL).bind(id.to_string()).bind(version).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(probe_from).collect()
+    }
+
     pub(crate) async fn insert_secret(
         &self,
         row: &SecretRow,
