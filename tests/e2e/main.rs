@@ -43,3 +43,5 @@ mod thingsboard;
 mod docs;
 // Versions, check-and-set, verify and rollback through the API and the CLI.
 mod versions;
+// Staged rotation: a pending value probed on MQTT, LORIOT and mutual TLS, then promoted.
+mod rotation;

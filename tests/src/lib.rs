@@ -14,6 +14,7 @@
 //! | `sealed` | [`sealed::ATTEMPTS`]: the table of attempts to turn a sealed secret into data, [`sealed::derived_forms`] of a value |
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
 //! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
+//! | `mqtt` | [`mqtt::Broker`]: a mosquitto of the test's own with a password file and a listener to watch |
 //! | `tls` | [`tls::Pki`]: a fresh CA, server and client certificates; [`tls::MutualTls`]: an HTTPS listener that requires client certificates and records each one |
 //!
 //! The program under test is the `veil-e2e` binary of this package (the same entry point as
@@ -27,6 +28,7 @@ mod browser;
 mod deploy;
 mod files;
 mod leak;
+pub mod mqtt;
 mod poll;
 mod receiver;
 pub mod sealed;
