@@ -10,7 +10,9 @@ use veil_examples::loriot::{Emulator, EmulatorConfig};
 
 use crate::support::mqtt::Broker;
 use crate::support::tls::{MutualTls, Pki, der};
-use crate::support::{Api, Server, assert_no_leak, eventually};
+use crate::cli::{ok, spawn_run};
+use crate::cluster::bearer_chain;
+use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, assert_no_leak, eventually};
 
 const OLD: &str = "shared-pass-0ld-111";
 const WRONG: &str = "shared-pass-wr0ng-222";
@@ -213,4 +215,57 @@ async fn a_pending_value_is_tested_on_mqtt_loriot_and_mutual_tls_before_it_is_pr
     }
     assert_no_leak(&audit.to_string(), &[OLD, WRONG, NEW]);
     assert_no_leak(&server.logs(), &[OLD, WRONG, NEW]);
+}
+
+#[tokio::test]
+async fn the_cli_stages_shows_promotes_and_drops_a_pending_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let config = dir.path().join("config");
+    let receiver = Receiver::start().await;
+    let run = async |args: &[&str], stdin: &str| spawn_run(&config, &server, args, stdin).await;
+    ok(&run(&["login", "-u", "admin", "--password-stdin"], &format!("{ADMIN_PASSWORD}\n")).await);
+    ok(&run(&["secret", "create", "api-token"], "token-cli-current-1\n").await);
+    // A rest_api_call whose bearer token is tested with a GET of /whoami.
+    let api = Api::new(&server).await;
+    let mut chain = bearer_chain(&receiver.url);
+    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
+    let (status, body) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Staged and waited for: the table names the chain and node, OK; exit 0.
+    let staged = run(&["secret", "stage", "api-token", "--stdin", "--wait"], "token-cli-pending-2\n").await;
+    let table = ok(&staged).to_owned();
+    let row = table.lines().find(|l| l.contains("Forward")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("RULE_CHAIN") && row.contains("Call") && row.contains("OK") && row.contains("HTTP 200"), "{table}");
+    assert!(table.contains("pending version 2 (fingerprint "), "{table}");
+    let probe = receiver.requests().into_iter().find(|r| r.uri == "/whoami").unwrap();
+    assert_eq!(probe.headers["authorization"], "Bearer token-cli-pending-2");
+
+    // The service now refuses it: tested again, FAILED, exit 1; promote refused (conflict, 4).
+    receiver.answer_with(401);
+    let again = run(&["secret", "rotation", "api-token", "--again"], "").await;
+    assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("FAILED") && again.stdout.contains("HTTP 401"), "{}", again.stdout);
+    let refused = run(&["secret", "promote", "api-token"], "").await;
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(refused.stderr.contains("rule chain 'Forward' node 'Call': FAILED"), "{}", refused.stderr);
+    // Forced: version 2 is current, and the chain sends it.
+    receiver.answer_with(200);
+    let promoted = run(&["secret", "promote", "api-token", "--force", "--expect-version", "1"], "").await;
+    assert!(ok(&promoted).lines().any(|l| l.trim_start().starts_with("version") && l.trim_end().ends_with('2')));
+    let chain_id = body["id"].as_str().unwrap();
+    let (status, sent) = api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), json!({"data": {}})).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(receiver.requests().last().unwrap().headers["authorization"], "Bearer token-cli-pending-2");
+
+    // Staged and dropped; dropping again: not found (3).
+    ok(&run(&["secret", "stage", "api-token", "--stdin"], "token-cli-pending-3\n").await);
+    let dropped = run(&["secret", "drop-pending", "api-token"], "").await;
+    assert_eq!(ok(&dropped).trim(), "Dropped the pending value of 'api-token'");
+    assert_eq!(run(&["secret", "drop-pending", "api-token"], "").await.code, 3);
+    let versions = ok(&run(&["secret", "versions", "api-token"], "").await).to_owned();
+    assert!(!versions.contains("PENDING"), "{versions}");
+    let all = format!("{table}{}{}{versions}", again.stdout, refused.stderr);
+    assert_no_leak(&all, &["token-cli-current-1", "token-cli-pending-2", "token-cli-pending-3"]);
 }

@@ -8,6 +8,7 @@ mod customer;
 mod documents;
 mod input;
 mod output;
+mod rotation;
 mod secret;
 mod tenant;
 mod types;

@@ -63,7 +63,7 @@ fn escape_json(json: &str) -> String {
 }
 
 /// Prints a line on stdout; a closed pipe (`veil ... | head`) is not an error.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }

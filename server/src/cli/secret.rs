@@ -1,5 +1,5 @@
 //! `veil secret …`: create, list, show, update, delete, usages, share and unshare; versions,
-//! verify and rollback.
+//! verify and rollback (staged rotation in `rotation.rs`).
 
 use std::path::PathBuf;
 
@@ -149,6 +149,19 @@ pub(crate) enum SecretCmd {
         /// Check-and-set: change nothing unless version N is still the current one.
         #[arg(long, value_name = "N")]
         expect_version: Option<i64>,
+    },
+    /// Stage a pending value (from stdin or --file): every rule chain node and integration that
+    /// uses the secret tests it (connect, log in, a TLS handshake) while they keep the current one.
+    Stage(super::rotation::Stage),
+    /// The pending value's probe results, one row per consumer.
+    Rotation(super::rotation::Show),
+    /// Make the pending value the current version everywhere (refused while a probe failed,
+    /// unless --force).
+    Promote(super::rotation::Promote),
+    /// Drop the pending value.
+    DropPending {
+        /// Name or id.
+        secret: String,
     },
     /// Let a customer's users use a secret (never read it).
     Share {
@@ -476,6 +489,10 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
                 client.call_if_match(reqwest::Method::POST, &path, Some(&body), expect_version).await?;
             output::object(out, &rolled, SECRET_FIELDS);
         }
+        SecretCmd::Stage(cmd) => super::rotation::stage(&client, out, cmd).await?,
+        SecretCmd::Rotation(cmd) => super::rotation::rotation(&client, out, cmd).await?,
+        SecretCmd::Promote(cmd) => super::rotation::promote(&client, out, cmd).await?,
+        SecretCmd::DropPending { secret } => super::rotation::drop_pending(&client, out, &secret).await?,
         SecretCmd::Share { secret, customer } => {
             let id = secret_id(&client, &secret).await?;
             let c = id_in(&client, "/api/customers", "name", "customer", &customer).await?;
