@@ -11,7 +11,7 @@ use crate::support::{Api, PostgresDatabase, Receiver, Server, serve_command};
 /// One master key for the cluster (each instance has a data directory of its own).
 const MASTER_KEY: [u8; 32] = [42; 32];
 
-async fn instance(database: &str, dir: &std::path::Path) -> Server {
+pub(crate) async fn instance(database: &str, dir: &std::path::Path) -> Server {
     let mut cmd = serve_command(dir);
     cmd.arg("--database")
         .arg(database)

@@ -11,8 +11,8 @@ use veil_examples::loriot::{Emulator, EmulatorConfig};
 use crate::support::mqtt::Broker;
 use crate::support::tls::{MutualTls, Pki, der};
 use crate::cli::{ok, spawn_run};
-use crate::cluster::bearer_chain;
-use crate::support::{ADMIN_PASSWORD, Api, Receiver, Server, assert_no_leak, eventually};
+use crate::cluster::{bearer_chain, instance};
+use crate::support::{ADMIN_PASSWORD, Api, PostgresDatabase, Receiver, Server, assert_no_leak, eventually};
 
 const OLD: &str = "shared-pass-0ld-111";
 const WRONG: &str = "shared-pass-wr0ng-222";
@@ -268,4 +268,56 @@ async fn the_cli_stages_shows_promotes_and_drops_a_pending_value() {
     assert!(!versions.contains("PENDING"), "{versions}");
     let all = format!("{table}{}{}{versions}", again.stdout, refused.stderr);
     assert_no_leak(&all, &["token-cli-current-1", "token-cli-pending-2", "token-cli-pending-3"]);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn a_value_staged_on_one_instance_is_seen_and_promoted_on_the_other() {
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(database) = database else { unreachable!("a PostgreSQL database") };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = instance(&database, dir_a.path()).await;
+    let b = instance(&database, dir_b.path()).await;
+    let (api_a, api_b) = (Api::new(&a).await, Api::new(&b).await);
+    let receiver = Receiver::start().await;
+    let (status, secret) =
+        api_a.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "cluster-token-1"})).await;
+    assert_eq!(status, 201, "{secret}");
+    let secret = format!("/api/secrets/{}", secret["id"].as_str().unwrap());
+    let mut chain = bearer_chain(&receiver.url);
+    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "HEAD", "url": format!("{}/whoami", receiver.url)});
+    let (status, chain) = api_a.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let messages = format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap());
+    let sent_by = async |api: &Api<'_>| {
+        eventually("the chain to run", async || (api.post(&messages, json!({"data": {}})).await.0 == 200).then_some(()))
+            .await;
+        receiver.requests().last().unwrap().headers["authorization"].clone()
+    };
+    assert_eq!(sent_by(&api_b).await, "Bearer cluster-token-1");
+
+    // Staged through A: B shows the same pending version and probe rows; a value change through
+    // B waits for it.
+    let (status, staged) = api_a.patch(&secret, json!({"pendingValue": "cluster-token-2"})).await;
+    assert_eq!(status, 202, "{staged}");
+    let on_a = probed(&api_a, &secret["/api/secrets/".len()..]).await;
+    let (status, on_b) = api_b.get(&format!("{secret}/rotation")).await;
+    assert_eq!(status, 200, "{on_b}");
+    assert_eq!(on_a, on_b);
+    assert_eq!(rows(&on_b)[0].3, "OK", "{on_b}");
+    let (status, body) = api_b.patch(&secret, json!({"value": "cluster-token-x"})).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("rotation_pending")), "{body}");
+    assert_eq!(sent_by(&api_a).await, "Bearer cluster-token-1", "pending is never sent");
+
+    // Promoted through B: the next message on A sends it.
+    let (status, promoted) = api_b.post(&format!("{secret}/rotation/promote"), json!({})).await;
+    assert_eq!(status, 200, "{promoted}");
+    eventually("A to send the promoted value", async || {
+        (sent_by(&api_a).await == "Bearer cluster-token-2").then_some(())
+    })
+    .await;
+    assert_eq!(api_a.get(&format!("{secret}/rotation")).await.0, 404);
+    let (_, versions) = api_a.get(&format!("{secret}/versions")).await;
+    assert_eq!(versions["data"][0]["state"], "CURRENT");
+    assert_eq!(versions["data"][0]["fingerprint"], staged["pending"]["fingerprint"]);
 }
