@@ -1,5 +1,6 @@
 //! `veil key …`: work on the master key with every server stopped. `generate` writes a new key
 //! file; `rekey` wraps the data keys again under a new master key (the values stay as they are).
+//! `rotate` and `status` talk to a running server instead (`cli/keys.rs`).
 
 use std::path::PathBuf;
 
@@ -20,6 +21,12 @@ pub(crate) enum KeyCommand {
     /// serve` on the database first). Afterwards the old key is refused and the new one opens
     /// everything.
     Rekey(RekeyArgs),
+    /// Rotate the data key of a running server (SYS_ADMIN, after `veil login`): a new key seals
+    /// new values at once, every stored value is sealed again under it in the background, then
+    /// the older keys are retired.
+    Rotate(crate::cli::RotateArgs),
+    /// The data keys of a running server, the values each seals, and the latest rotation.
+    Status,
 }
 
 /// Options of `veil key rekey`.
@@ -43,6 +50,9 @@ pub(crate) struct RekeyArgs {
 
 pub(crate) async fn run(cmd: KeyCommand) -> Result<(), ServerError> {
     match cmd {
+        KeyCommand::Rotate(_) | KeyCommand::Status => {
+            unreachable!("run as client commands (lib.rs): they talk to a running server")
+        }
         KeyCommand::Generate { file } => {
             veil_store::generate_master_key(&file)?;
             println!(

@@ -138,7 +138,7 @@ where
 
 /// Runs a client command; errors print on stderr with their exit code.
 fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: ClientCommand) -> ExitCode {
-    let result = runtime.block_on(async {
+    client_exit(runtime.block_on(async {
         match command {
             ClientCommand::Login(args) => cli::login(global, args).await,
             ClientCommand::Logout(args) => cli::logout(global, &args).await,
@@ -153,12 +153,27 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
             ClientCommand::IntegrationTypes => cli::types(global, cli::DocKind::Integration).await,
             ClientCommand::Settings(args) => cli::settings(global, args).await,
         }
-    });
+    }))
+}
+
+/// The exit code of a client command, its error printed.
+fn client_exit(result: Result<(), cli::CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.message);
             e.exit_code()
+        }
+    }
+}
+
+/// Runs a client command on a single-threaded runtime.
+fn client_runtime(run: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => run(&rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -172,13 +187,14 @@ pub fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Client(command) => {
-            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => run_client(&rt, &cli.global, command),
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    ExitCode::FAILURE
-                }
-            };
+            return client_runtime(|rt| run_client(rt, &cli.global, command));
+        }
+        // `veil key rotate|status` talk to a running server, like the client commands.
+        Command::Server(ServerCommand::Key(key::KeyCommand::Rotate(args))) => {
+            return client_runtime(|rt| client_exit(rt.block_on(cli::rotate_keys(&cli.global, args))));
+        }
+        Command::Server(ServerCommand::Key(key::KeyCommand::Status)) => {
+            return client_runtime(|rt| client_exit(rt.block_on(cli::key_status(&cli.global))));
         }
         Command::Server(command) => command,
     };

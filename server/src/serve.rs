@@ -201,6 +201,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     served
 }
 
+/// How often an instance looks for a data key rotation to take over.
+const KEY_ROTATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result<(), ServerError> {
     bootstrap(&store, &first_start).await?;
     let tokens = TokenKeys::load(&store).await?;
@@ -217,6 +220,19 @@ async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result
             tick.tick().await;
             let Some(host) = notices.upgrade() else { break };
             host.send_expiry_notices().await;
+        }
+    });
+    // A data key rotation left unfinished (its instance died): taken over at start-up, then
+    // checked for every few seconds.
+    let rotations = Arc::downgrade(&host);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_ROTATION_CHECK_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(host) = rotations.upgrade() else { break };
+            let store = host.store().clone();
+            drop(host);
+            crate::api::run_key_rotation(&store).await;
         }
     });
     host.follow_secret_changes();

@@ -15,6 +15,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../ui/app.js")),
     ("app.css", "text/css; charset=utf-8", include_bytes!("../ui/app.css")),
     ("secrets.js", "text/javascript; charset=utf-8", include_bytes!("../ui/secrets.js")),
+    ("rotation.js", "text/javascript; charset=utf-8", include_bytes!("../ui/rotation.js")),
     ("config-form.js", "text/javascript; charset=utf-8", include_bytes!("../ui/config-form.js")),
     ("chains.js", "text/javascript; charset=utf-8", include_bytes!("../ui/chains.js")),
     ("canvas.js", "text/javascript; charset=utf-8", include_bytes!("../ui/canvas.js")),

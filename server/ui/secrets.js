@@ -3,6 +3,7 @@
 // (rollback, verify), usages and audit trail. Values go in through password inputs that are never
 // prefilled; none comes back.
 
+import { rotationPanel, stagePending } from "./rotation.js";
 import {
   KEEP_OPEN, allPages, api, base64File, can, dialog, el, field, fill, iconButton, pageHeader, pager, session, toast,
   when,
@@ -185,7 +186,14 @@ async function changeDialog(secret) {
   const destinations = destinationsInput(secret.allowedDestinations || []);
   const maxVersions = el("input", { type: "number", name: "maxVersions", min: 1, max: 100, value: secret.maxVersions, dataset: { field: "maxVersions" } });
   const expiresAt = el("input", { type: "datetime-local", name: "expiresAt", value: localInput(secret.expiresAt), dataset: { field: "expiresAt" } });
-  return dialog(
+  // "Test first": the new value becomes a pending one, tried on every consumer before promotion.
+  let testFirst = false;
+  // A plain button (Enter still means "Change now"), which submits the form marked as a test.
+  const testButton = el("button", { type: "button", dataset: { action: "test-first" }, onclick: (event) => {
+    testFirst = true;
+    event.target.closest("form").requestSubmit();
+  } }, "Test first");
+  const staged = await dialog(
     `Change secret '${secret.name}'`,
     el(
       "div",
@@ -197,11 +205,15 @@ async function changeDialog(secret) {
       field("Versions kept", maxVersions, "How many versions keep their value (1–100), the current one included."),
       field("Expires", expiresAt, "When the value stops working (a token's known expiry); empty: never, or the certificate's end."),
       await impactOf(secret),
+      el("p", { class: "hint" }, "Change now: every consumer uses the new value from its next message on. Test first: every consumer tries it (connect, log in, a TLS handshake) while keeping the current one; you promote it from the secret's page."),
+      testButton,
     ),
     {
-      submit: "Save",
+      submit: "Change now",
       id: "change-secret",
       onsubmit: async () => {
+        const first = testFirst;
+        testFirst = false;
         const body = {};
         if (description.value !== (secret.description || "")) body.description = description.value;
         if (secret.type === "FILE" && value.input.files[0]) {
@@ -213,11 +225,20 @@ async function changeDialog(secret) {
         if (Number(maxVersions.value) !== secret.maxVersions) body.maxVersions = Number(maxVersions.value);
         if (expiresAt.value !== localInput(secret.expiresAt)) body.expiresAt = expiresAt.value ? new Date(expiresAt.value).getTime() : null;
         value.input.value = "";
+        if (first) return { staged: await stagePending(secret, body) };
         if (!Object.keys(body).length) return null;
         return api("PATCH", `/api/secrets/${secret.id}`, body, basedOn(secret));
       },
     },
   );
+  if (staged && staged.staged) {
+    toast(`Version ${staged.staged.pending.version} is being tested on every consumer`);
+    const page = `#/secrets/${secret.id}`;
+    if (location.hash === page) location.reload();
+    else location.hash = page;
+    return null;
+  }
+  return staged;
 }
 
 /** What uses a secret, as links to the chain (and node) or integration. */
@@ -407,7 +428,7 @@ function verifyDialog(secret) {
 /** The versions table of a secret's page (newest first, paged), with Roll back on kept ones. */
 async function versionsTable(secret) {
   const versions = await allPages(`/api/secrets/${secret.id}/versions`);
-  const label = { CURRENT: "Current", PREVIOUS: "Kept", DESTROYED: "Destroyed" };
+  const label = { PENDING: "Pending", CURRENT: "Current", PREVIOUS: "Kept", DESTROYED: "Destroyed" };
   return el(
     "table",
     { id: "secret-versions" },
@@ -436,6 +457,7 @@ export async function secretPage(id) {
   const customers = await customerNames();
   const usages = await api("GET", `/api/secrets/${id}/usages`);
   const versions = await versionsTable(secret);
+  const rotation = await rotationPanel(secret);
   let trail = null;
   if (can("AUDIT_LOG", "READ")) {
     const page = await api("GET", `/api/audit-logs?secretId=${id}&pageSize=50`);
@@ -477,6 +499,7 @@ export async function secretPage(id) {
       el("dt", {}, "Allowed destinations"), el("dd", { id: "allowed-destinations" }, (secret.allowedDestinations || []).join(", ") || "anywhere"),
       el("dt", {}, "Placeholder"), el("dd", {}, el("code", {}, `$<secret:${secret.name}>`)),
     ),
+    rotation,
     el("h2", {}, "Versions"),
     versions,
     el("h2", {}, "Used by"),

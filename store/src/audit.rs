@@ -55,6 +55,10 @@ pub enum AuditAction {
     Promote,
     /// A pending value was dropped.
     PendingDropped,
+    /// A data key rotation began (a new key seals new values).
+    KeyRotationStart,
+    /// A data key rotation ended: every value sealed with the new key, the older keys retired.
+    KeyRotationDone,
 }
 
 impl AuditAction {
@@ -81,6 +85,8 @@ impl AuditAction {
             Self::PendingValue => "PENDING_VALUE",
             Self::Promote => "PROMOTE",
             Self::PendingDropped => "PENDING_DROPPED",
+            Self::KeyRotationStart => "KEY_ROTATION_START",
+            Self::KeyRotationDone => "KEY_ROTATION_DONE",
         }
     }
 
@@ -106,6 +112,8 @@ impl AuditAction {
             Self::PendingValue,
             Self::Promote,
             Self::PendingDropped,
+            Self::KeyRotationStart,
+            Self::KeyRotationDone,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

@@ -157,6 +157,21 @@ fn system_aad(name: &str) -> Vec<u8> {
     format!("veil:system:{name}").into_bytes()
 }
 
+/// What a stored value's ciphertext is bound to: a secret's version, or a system value's name.
+pub(crate) enum ValueAad {
+    Secret { tenant: TenantId, id: SecretId, version: i64 },
+    System(String),
+}
+
+impl ValueAad {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Secret { tenant, id, version } => secret_aad(*tenant, *id, *version).to_vec(),
+            Self::System(name) => system_aad(name),
+        }
+    }
+}
+
 impl Keyring {
     /// Unwraps every stored key; any failure means the master key is wrong.
     pub(crate) fn unwrap_all(master: &MasterKey, stored: &[WrappedKey]) -> Result<Self> {
@@ -229,6 +244,40 @@ impl Keyring {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The key new values are sealed with.
+    pub(crate) fn active(&self) -> i64 {
+        self.active
+    }
+
+    /// Whether the key `id` is in the keyring.
+    pub(crate) fn knows(&self, id: i64) -> bool {
+        self.cipher(id).is_some()
+    }
+
+    /// Adds the keys of `other` this keyring lacks and takes its active key: a key retired from
+    /// the database stays usable in memory, for ciphertexts this process still holds.
+    pub(crate) fn merge(&mut self, other: Keyring) {
+        for (id, cipher) in other.keys {
+            if !self.knows(id) {
+                self.keys.push((id, cipher));
+            }
+        }
+        self.active = self.active.max(other.active);
+    }
+
+    /// `sealed` (a stored value with its associated data) sealed again under the active key;
+    /// `None` when it does not decrypt.
+    pub(crate) fn reseal(&self, sealed: &Sealed, aad: &ValueAad) -> Option<Sealed> {
+        let aad = aad.bytes();
+        let plain = self.open_with_aad(sealed, &aad)?;
+        Some(self.seal_with_aad(plain.expose_bytes(), &aad))
+    }
+
+    /// Whether `sealed` decrypts with its associated data.
+    pub(crate) fn opens(&self, sealed: &Sealed, aad: &ValueAad) -> bool {
+        self.open_with_aad(sealed, &aad.bytes()).is_some()
     }
 
     fn cipher(&self, id: i64) -> Option<&Aes256Gcm> {

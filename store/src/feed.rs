@@ -23,6 +23,8 @@ pub(crate) enum Change {
     Tenant(TenantId),
     /// Users, roles or customers changed: sessions must be verified again.
     Directory,
+    /// A data key was added (a key rotation began) or retired.
+    DataKeys,
 }
 
 /// What the feed delivers.
@@ -84,6 +86,7 @@ pub(crate) fn parse(payload: &str, own_instance: &str) -> Option<Change> {
         },
         "tenants" => Change::Tenant(TenantId(uuid(p.key.as_ref())?)),
         "users" | "roles" | "customers" | "revoked_sessions" => Change::Directory,
+        "data_keys" => Change::DataKeys,
         other => {
             tracing::warn!(table = other, "change feed: notification for an unknown table ignored");
             return None;

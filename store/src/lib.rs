@@ -40,6 +40,7 @@ mod events;
 mod feed;
 mod ids;
 mod inspect;
+mod keys;
 mod lease;
 mod model;
 mod quota;
@@ -65,12 +66,13 @@ pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_ho
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::inspect::{CertificateInfo, PrivateKeyInfo};
 pub use crate::rotation::{PendingVersion, ProbeRecord};
+pub use crate::keys::{DataKeyInfo, KeyRotation, KeyStatus};
 pub use crate::model::{
     DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret,
     SHORT_VALUE_CHARS, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion,
     VersionState, validate_label, validate_name, value_warnings,
 };
-pub use crate::store::{ListQuery, Page, Verification};
+pub use crate::store::{KeyRotationReport, ListQuery, Page, Verification};
 
 // Configurations that use secrets: rule chains and integrations, their references and links.
 pub use crate::backend::OwnerRecord;

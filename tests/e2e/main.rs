@@ -45,3 +45,5 @@ mod docs;
 mod versions;
 // Staged rotation: a pending value probed on MQTT, LORIOT and mutual TLS, then promoted.
 mod rotation;
+// Data key rotation: every stored value sealed again, resumed by another instance after kill -9.
+mod keys;

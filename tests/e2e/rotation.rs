@@ -321,3 +321,60 @@ async fn a_value_staged_on_one_instance_is_seen_and_promoted_on_the_other() {
     assert_eq!(versions["data"][0]["state"], "CURRENT");
     assert_eq!(versions["data"][0]["fingerprint"], staged["pending"]["fingerprint"]);
 }
+
+#[tokio::test]
+#[ignore = "needs chromedriver (VEIL_TEST_CHROMEDRIVER)"]
+async fn a_secret_page_tests_a_new_value_first_shows_each_consumer_and_promotes_it() {
+    use crate::support::{Browser, RecordingProxy};
+    use crate::ui::{log_in, screenshot, visit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let proxy = RecordingProxy::start(&server.base).await;
+    let browser = Browser::start().await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) =
+        api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-ui-current-1"})).await;
+    let id = secret["id"].as_str().unwrap().to_owned();
+    let mut chain = bearer_chain(&receiver.url);
+    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
+    assert_eq!(api.post("/api/rule-chains", chain).await.0, 201);
+    log_in(&browser, &proxy.url, "admin", ADMIN_PASSWORD).await;
+
+    // Change value → Test first: the secret page shows the pending version and each consumer.
+    receiver.answer_with(401);
+    visit(&browser, &proxy.url, &format!("#/secrets/{id}")).await;
+    browser.click("button[title='Change value']").await;
+    browser.type_into("#change-secret input[name=value]", "tok-ui-pending-2").await;
+    browser.click("#change-secret button[data-action=test-first]").await;
+    let failed = browser.text_of("#rotation-probes tr[data-result='FAILED']", "HTTP 401").await;
+    assert!(failed.contains("Forward") && failed.contains("Call"), "{failed}");
+    browser.text_of("#rotation-summary", "0 OK, 1 failed").await;
+    browser.text_of("#secret-versions tr[data-version='2']", "Pending").await;
+    // Promote while it failed: asked first; not promoted.
+    browser.click("#rotation button[data-action=promote]").await;
+    browser.text_of("#promote-anyway", "rule chain 'Forward' node 'Call': FAILED").await;
+    browser.click("#promote-anyway button[data-action=cancel]").await;
+    assert_eq!(api.get(&format!("/api/secrets/{id}")).await.1["version"], 1);
+
+    // The service accepts it now: Test again turns the row OK; Promote makes it current.
+    receiver.answer_with(200);
+    browser.click("#rotation button[data-action=probe-again]").await;
+    browser.text_of("#rotation-probes tr[data-result='OK']", "HTTP 200").await;
+    browser.text_of("#rotation-summary", "1 OK, 0 failed").await;
+    screenshot(&browser, "secret-staged-rotation").await;
+    browser.click("#rotation button[data-action=promote]").await;
+    browser.text_of("#secret-version", "2").await;
+    browser.gone("#rotation").await;
+    browser.text_of("#secret-versions tr[data-version='2']", "Current").await;
+    let (_, sent) = api.post(&format!("/api/rule-chains/{}/messages?wait=true", first_chain(&api).await), json!({"data": {}})).await;
+    assert_eq!(sent["trace"][0]["relation"], json!(["Success"]), "{sent}");
+    assert_eq!(receiver.requests().last().unwrap().headers["authorization"], "Bearer tok-ui-pending-2");
+    assert_no_leak(&browser.exposed().await, &["tok-ui-current-1", "tok-ui-pending-2"]);
+}
+
+async fn first_chain(api: &Api<'_>) -> String {
+    let (_, chains) = api.get("/api/rule-chains").await;
+    chains["data"][0]["id"].as_str().unwrap().to_owned()
+}

@@ -2,6 +2,9 @@
 //! logging and the body limits. Handlers parse, call the host or the store, and shape answers.
 
 mod audit;
+mod keys;
+
+pub(crate) use self::keys::run_rotation as run_key_rotation;
 mod chains;
 mod directory;
 mod integrations;
@@ -71,6 +74,8 @@ fn authenticated() -> Router<AppState> {
         .route("/api/secrets/{id}/shares", post(secrets::share))
         .route("/api/secrets/{id}/shares/{customer_id}", delete(secrets::unshare))
         .route("/api/tenants", get(directory::tenants).post(directory::create_tenant))
+        .route("/api/system/keys", get(keys::status))
+        .route("/api/system/keys/rotate", post(keys::rotate))
         .route("/api/tenants/{id}", get(directory::tenant).delete(directory::delete_tenant))
         .route("/api/customers", get(directory::customers).post(directory::create_customer))
         .route("/api/customers/{id}", get(directory::customer).delete(directory::delete_customer))

@@ -7,6 +7,7 @@ mod client;
 mod customer;
 mod documents;
 mod input;
+mod keys;
 mod output;
 mod rotation;
 mod secret;
@@ -24,6 +25,7 @@ use self::output::text;
 
 pub(crate) use self::audit::{AuditArgs, audit};
 pub(crate) use self::customer::{CustomerCmd, customer};
+pub(crate) use self::keys::{RotateArgs, key_status, rotate_keys};
 pub(crate) use self::documents::{ChainCmd, DocCmd, DocKind, chain, documents};
 pub(crate) use self::secret::{SecretCmd, secret};
 pub(crate) use self::tenant::{TenantCmd, tenant};

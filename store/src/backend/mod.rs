@@ -23,7 +23,7 @@
 
 mod lease;
 mod postgres;
-mod rows;
+pub(crate) mod rows;
 mod sqlite;
 mod writes;
 
@@ -45,6 +45,7 @@ use crate::model::{CustomerId, SecretId, SecretInfo, SecretVersion, TenantId, Us
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 use crate::rotation::{PendingRow, ProbeRecord};
+use crate::keys::{DataKeyInfo, KeyRotation, StoredValue, ValueTable};
 pub(crate) use self::writes::Staged;
 
 /// A configuration to save, with everything its transaction checks and writes.
@@ -411,6 +412,41 @@ impl Backend {
     /// The probe results recorded for the pending `version`.
     pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
         dispatch!(self.probes(id, version))
+    }
+    /// Adds `key` and a rotation to it, unless a rotation is running (`None`).
+    pub(crate) async fn start_key_rotation(
+        &self,
+        key: &WrappedKey,
+        started_by: &str,
+        audit: &[NewAuditEntry],
+    ) -> Result<Option<KeyRotation>> {
+        dispatch!(self.start_key_rotation(key, started_by, audit))
+    }
+    /// The latest key rotation.
+    pub(crate) async fn key_rotation(&self) -> Result<Option<KeyRotation>> {
+        dispatch!(self.key_rotation())
+    }
+    /// Every data key with how many values it seals.
+    pub(crate) async fn data_keys_info(&self) -> Result<Vec<DataKeyInfo>> {
+        dispatch!(self.data_keys_info())
+    }
+    /// Stored values of `table` (only those not sealed with `not_under`, when given).
+    pub(crate) async fn stored_values(
+        &self,
+        table: ValueTable,
+        not_under: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredValue>> {
+        dispatch!(self.stored_values(table, not_under, offset, limit))
+    }
+    /// Writes values sealed again, counted as done for `rotation`.
+    pub(crate) async fn reseal_values(&self, rotation: i64, changes: &[(StoredValue, Sealed)]) -> Result<u64> {
+        dispatch!(self.reseal_values(rotation, changes))
+    }
+    /// Retires the older keys and ends `rotation`; false while a value still uses another key.
+    pub(crate) async fn finish_key_rotation(&self, rotation: i64, audit: &[NewAuditEntry]) -> Result<bool> {
+        dispatch!(self.finish_key_rotation(rotation, audit))
     }
     /// A page of a secret's versions, newest first, and how many there are.
     pub(crate) async fn versions(

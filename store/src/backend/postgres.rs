@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 mod directory;
+mod keys;
 mod writes;
 
 use super::rows::{
@@ -148,6 +149,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("pending values"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/postgres/0013_pending_values.sql")),
+                false,
+            ),
+            Migration::new(
+                14,
+                Cow::Borrowed("key rotation"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0014_key_rotation.sql")),
                 false,
             ),
         ]),

@@ -16,6 +16,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use uuid::Uuid;
 
 mod directory;
+mod keys;
 mod writes;
 
 use super::rows::{
@@ -160,6 +161,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed("pending values"),
                 MigrationType::Simple,
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0016_pending_values.sql")),
+                false,
+            ),
+            Migration::new(
+                17,
+                Cow::Borrowed("key rotation"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0017_key_rotation.sql")),
                 false,
             ),
         ]),

@@ -57,6 +57,7 @@ impl Store {
                 self.inner.sessions.clear();
                 Ok(())
             }
+            Change::DataKeys => self.reload_keys().await,
         };
         if let Err(e) = applied {
             tracing::warn!(error = %e, "change feed: a change could not be read; reloading everything");
@@ -71,6 +72,9 @@ impl Store {
         // Only a backend with a change feed announces other instances' changes.
         let Some(feed) = self.inner.backend.change_feed() else { return Ok(()) };
         let now = feed.reload_secret(id).await?;
+        if let Some(row) = &now {
+            self.ensure_key(row.sealed.key_id).await?;
+        }
         let before = self.inner.index.by_id(id);
         self.replace_row(before.as_deref(), now);
         Ok(())
@@ -136,6 +140,7 @@ impl Store {
 
     async fn resync_once(&self) -> Result<()> {
         self.load_settings().await?;
+        self.reload_keys().await?;
         let _guard = self.inner.write.lock().await;
         let rows = self.inner.backend.load_secrets().await?;
         let mut gone: std::collections::HashMap<SecretId, Arc<SecretRow>> =

@@ -15,12 +15,14 @@ mod index;
 mod secrets;
 mod sessions;
 mod usage;
+mod keys;
 mod rotation;
 mod versions;
 
 pub use self::bootstrap::Bootstrap;
 pub use self::directory::{MAX_DIRECTORY_NAME, NewUser};
 use self::index::Index;
+pub use self::keys::KeyRotationReport;
 pub use self::versions::Verification;
 use crate::access::Actor;
 use crate::audit::UseCounter;
@@ -110,6 +112,9 @@ struct Inner {
     settings: RwLock<std::collections::HashMap<TenantId, crate::directory::TenantSettings>>,
     /// The keys of versions' fingerprints (set once the store is open).
     fingerprints: std::sync::OnceLock<crate::crypto::Fingerprinter>,
+    /// The master key: data keys added by a rotation (here or on another instance) are wrapped
+    /// and unwrapped with it.
+    master: MasterKey,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -135,7 +140,7 @@ impl Store {
         let master = MasterKey::load(&config.master_key)?;
         let backend = Backend::connect(&config.database).await?;
         match Self::init(&backend, master, &config.master_key).await {
-            Ok((keyring, rows)) => {
+            Ok((keyring, rows, master)) => {
                 let index = Index::default();
                 for row in rows {
                     index.insert(row);
@@ -157,6 +162,7 @@ impl Store {
                         sessions: SessionCache::default(),
                         settings: Default::default(),
                         fingerprints: Default::default(),
+                        master,
                     }),
                 };
                 if let Err(e) = store.load_settings().await {
@@ -185,7 +191,7 @@ impl Store {
         backend: &Backend,
         master: Option<MasterKey>,
         source: &MasterKeySource,
-    ) -> Result<(Keyring, Vec<SecretRow>)> {
+    ) -> Result<(Keyring, Vec<SecretRow>, MasterKey)> {
         let stored = backend.load_data_keys().await?;
         let master = match (master, source) {
             (Some(m), _) => m,
@@ -220,7 +226,7 @@ impl Store {
         };
         debug_assert!(!keyring.is_empty());
         let rows = backend.load_secrets().await?;
-        Ok((keyring, rows))
+        Ok((keyring, rows, master))
     }
 
     /// Writes finished minutes of use counts every few seconds while the store is alive.

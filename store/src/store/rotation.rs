@@ -43,7 +43,7 @@ impl Store {
         };
         let row = PendingRow { info: pending.clone(), sealed: self.keyring().seal(info.tenant_id, id, version, &value) };
         drop(value);
-        let details = serde_json::json!({ "version": version, "fingerprint": pending.fingerprint });
+        let details = serde_json::json!({ "version": version });
         let audit = [secret_entry(actor, AuditAction::PendingValue, info, true, details)];
         let quota = Quota::SecretBytes(self.inner.limits.max_secret_bytes_per_tenant);
         match self.inner.backend.stage_pending(id, info.tenant_id, &row, info.version, quota, &audit).await? {
@@ -81,6 +81,7 @@ impl Store {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let Some(pending) = self.pending_row(&row.info).await? else { return Ok(None) };
+        self.ensure_key(pending.sealed.key_id).await?;
         let value = self
             .keyring()
             .open(row.info.tenant_id, id, pending.info.version, &pending.sealed)
