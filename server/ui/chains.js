@@ -381,7 +381,7 @@ function testPanel(id, canvas, doc, stepHolder) {
     }
     localStorage.setItem(`veil.test.${id}`, JSON.stringify({ data: data.value, metadata: metadata.value }));
     try {
-      const result = await api("POST", `/api/rule-chains/${id}/messages?wait=true`, message);
+      const result = await api("POST", `/api/rule-chains/${id}/messages?wait=true&messages=true`, message);
       canvas().light(result.trace);
       fill(stepHolder, el("p", { class: "help" }, "Click a node of the lit path to see what it got and sent."));
       fill(out, el("table", {},

@@ -137,9 +137,11 @@ pub(crate) async fn export(
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessageParams {
     wait: Option<bool>,
+    /// With `wait`: each step of the trace carries its message in and out (the editor's test).
+    messages: Option<bool>,
 }
 
-/// `POST /api/rule-chains/{id}/messages[?wait=true]`
+/// `POST /api/rule-chains/{id}/messages[?wait=true[&messages=true]]`
 pub(crate) async fn send_message(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -150,8 +152,12 @@ pub(crate) async fn send_message(
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id::<Uuid>(&id)?;
     let wait = params.wait.unwrap_or(false);
+    let messages = params.messages.unwrap_or(false);
+    if messages && !wait {
+        return Err(ApiError::bad_request("messages: only with wait=true (the trace carries the messages)"));
+    }
     // Who may send (and watch) is checked before the body is parsed.
-    let sender = host.sender(&actor, id, wait).await?;
+    let sender = host.sender(&actor, id, wait, messages).await?;
     let msg = message_from(json_body(body)?)?;
     match sender.send(msg).await? {
         Sent::Traced { msg_id, trace } => {

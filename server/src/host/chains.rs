@@ -270,12 +270,18 @@ impl Host {
 
     /// A sender of messages to the rule chain `id` for `actor`, who needs RULE_CHAIN:WRITE (and,
     /// to `wait` for the trace, the right to watch it): checked before a message is parsed.
-    pub(crate) async fn sender(&self, actor: &Actor, id: Uuid, wait: bool) -> HostResult<ChainSender> {
+    pub(crate) async fn sender(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        wait: bool,
+        messages: bool,
+    ) -> HostResult<ChainSender> {
         let runtime = self.running_chain(actor, id, Operation::Write).await?;
         if wait {
             self.check_may_watch(actor, &runtime, "the trace")?;
         }
-        Ok(ChainSender { runtime, wait, max_data_depth: self.limits().max_data_depth })
+        Ok(ChainSender { runtime, wait, messages, max_data_depth: self.limits().max_data_depth })
     }
 }
 
@@ -283,6 +289,8 @@ impl Host {
 pub(crate) struct ChainSender {
     runtime: Arc<ChainRuntime>,
     wait: bool,
+    /// The trace carries each step's message in and out (costs a masked copy per step).
+    messages: bool,
     max_data_depth: usize,
 }
 
@@ -301,7 +309,11 @@ impl ChainSender {
         let admission = self.runtime.admit().await.map_err(HostError::ChainBusy)?;
         let msg_id = msg.id;
         if self.wait {
-            let trace = self.runtime.process_watched(msg).await;
+            let trace = if self.messages {
+                self.runtime.process_watched(msg).await
+            } else {
+                self.runtime.process(msg).await
+            };
             drop(admission);
             Ok(Sent::Traced { msg_id, trace })
         } else {

@@ -109,7 +109,7 @@ impl Host {
             "secretId": secret.id, "name": secret.name, "version": secret.version,
             "expiresAt": expires, "daysLeft": days_left, "threshold": threshold,
         });
-        let sender = self.sender(&system_actor(tenant), chain, false).await?;
+        let sender = self.sender(&system_actor(tenant), chain, false, false).await?;
         sender.send(Msg::new("SECRET_EXPIRY", secret.name.clone(), data)).await?;
         lease.record(SENT, None).await?;
         tracing::info!(%tenant, secret = %secret.name, version = secret.version, days_left, "expiry notice sent");
