@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use veil_store::{OwnerType, SecretValue, Store, TenantId};
 
-use crate::script::Scripts;
 use crate::probe::Probe;
+use crate::script::Scripts;
 use crate::secrets::{Proposal, Secrets};
 
 use crate::budget::TenantBudgets;

@@ -69,7 +69,7 @@ pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15
 
 /// Runs `probe` under [`PROBE_TIMEOUT`].
 pub async fn bounded(probe: impl std::future::Future<Output = Probe>) -> Probe {
-    tokio::time::timeout(PROBE_TIMEOUT, probe).await.unwrap_or_else(|_| {
-        Probe::Failed(format!("no answer within {} s", PROBE_TIMEOUT.as_secs()))
-    })
+    tokio::time::timeout(PROBE_TIMEOUT, probe)
+        .await
+        .unwrap_or_else(|_| Probe::Failed(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())))
 }

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use schemars::JsonSchema;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError, Probe,
-    NodeResult, Problem, Secrets, Template, TemplateText,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    NodeResult, Probe, Problem, Secrets, Template, TemplateText,
 };
 
 use crate::common::{self, Reconnect};
@@ -308,7 +310,10 @@ impl Node for MqttNode {
                 Ok((client, mut events)) => {
                     let _ = client.try_disconnect();
                     let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
-                    Probe::Ok(format!("connected to {}:{} and authenticated", self.settings.host, self.settings.port))
+                    Probe::Ok(format!(
+                        "connected to {}:{} and authenticated",
+                        self.settings.host, self.settings.port
+                    ))
                 }
                 Err(e) => Probe::Failed(e.to_string()),
             }

@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use veil_core::{
-    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError, Probe,
-    NodeResult, Problem, Secrets, Template, TemplateText,
+    Accepts, BoxFuture, BuildCtx, CompiledConfig, FieldSpec, Msg, Node, NodeCtx, NodeDescriptor, NodeError,
+    NodeResult, Probe, Problem, Secrets, Template, TemplateText,
 };
 
 use crate::common::{self, Reconnect};
@@ -312,9 +312,14 @@ impl Node for RabbitMq {
         Box::pin(async move {
             match self.connect_with(secrets).await {
                 Ok(Open { connection, .. }) => {
-                    let _ = tokio::time::timeout(self.settings.timeout, connection.close(200, "probe".into())).await;
+                    let _ =
+                        tokio::time::timeout(self.settings.timeout, connection.close(200, "probe".into()))
+                            .await;
                     let s = &self.settings;
-                    Probe::Ok(format!("connected to {}:{} (vhost {}) and authenticated", s.host, s.port, s.vhost))
+                    Probe::Ok(format!(
+                        "connected to {}:{} (vhost {}) and authenticated",
+                        s.host, s.port, s.vhost
+                    ))
                 }
                 Err(e) => Probe::Failed(e.to_string()),
             }

@@ -625,7 +625,9 @@ impl RestApiCall {
                 );
             }
             (None, None) => {
-                return Probe::not_probed("no probe is configured: name a request in /probe to test credentials");
+                return Probe::not_probed(
+                    "no probe is configured: name a request in /probe to test credentials",
+                );
             }
         };
         let client = match tls {
@@ -643,9 +645,11 @@ impl RestApiCall {
             Ok(Err(e)) => return Probe::Failed(format!("the probe URL is not valid: {e}")),
             Err(e) => return Probe::Failed(e.to_string()),
         };
-        let (host, port) = (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        let (host, port) =
+            (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
         let shown = |destination: &str| destination.to_owned();
-        if let Err(refused) = secrets.check_destination(&host, port, Some(&self.node_name), &[], &shown).await {
+        if let Err(refused) = secrets.check_destination(&host, port, Some(&self.node_name), &[], &shown).await
+        {
             return Probe::Failed(refused.to_string());
         }
         // The node's headers and credentials; the probe's method and no body.

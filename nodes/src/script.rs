@@ -237,7 +237,11 @@ impl Node for ScriptNode {
             }
         })
     }
-    fn probe<'a>(&'a self, _secrets: &'a veil_core::Secrets, _name: &'a str) -> BoxFuture<'a, veil_core::Probe> {
+    fn probe<'a>(
+        &'a self,
+        _secrets: &'a veil_core::Secrets,
+        _name: &'a str,
+    ) -> BoxFuture<'a, veil_core::Probe> {
         Box::pin(async {
             veil_core::Probe::not_probed("a script's use of a secret can only be tested by a message")
         })

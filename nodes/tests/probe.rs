@@ -38,7 +38,9 @@ async fn a_pending_client_certificate_is_tried_in_a_handshake_of_its_own() {
     let found = only(runtime.probe("client-cert", &SecretValue::from(renewed.as_str())).await);
     assert_eq!(
         found,
-        Probe::Ok(format!("TLS handshake with the client certificate accepted by localhost:{port} (HTTP 200)"))
+        Probe::Ok(format!(
+            "TLS handshake with the client certificate accepted by localhost:{port} (HTTP 200)"
+        ))
     );
     assert_eq!(seen.lock().unwrap().clients.last(), Some(&der(&renewed)));
 
@@ -76,7 +78,9 @@ async fn bearer_credentials_are_probed_only_through_a_named_request() {
 
     // Without a probe: nothing is sent, and the row says how to get one.
     let plain = env.deploy_chain(&node(None)).await.unwrap();
-    assert!(matches!(only(plain.probe("api-token", &pending).await), Probe::NotProbed(r) if r.contains("/probe")));
+    assert!(
+        matches!(only(plain.probe("api-token", &pending).await), Probe::NotProbed(r) if r.contains("/probe"))
+    );
     assert!(receiver.requests().is_empty());
 
     // With one: a GET with the pending token and no body; 2xx is OK, anything else FAILED.
@@ -102,7 +106,8 @@ async fn bearer_credentials_are_probed_only_through_a_named_request() {
         (json!({"method": "POST", "url": "http://127.0.0.1/"}), "/probe/method", ""),
     ] {
         let problems = env.deploy_chain(&node(Some(probe))).await.unwrap_err();
-        let problem = problems.iter().find(|p| p.path.ends_with(pointer)).unwrap_or_else(|| panic!("{problems:?}"));
+        let problem =
+            problems.iter().find(|p| p.path.ends_with(pointer)).unwrap_or_else(|| panic!("{problems:?}"));
         assert!(problem.message.contains(says), "{problem:?}");
     }
 }

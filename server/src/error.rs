@@ -147,7 +147,8 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "version_destroyed", message)
             }
             StoreError::RotationPending { version, .. } => {
-                Self::new(StatusCode::CONFLICT, "rotation_pending", message).with("pendingVersion", json!(version))
+                Self::new(StatusCode::CONFLICT, "rotation_pending", message)
+                    .with("pendingVersion", json!(version))
             }
             StoreError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
             StoreError::Integrity(_) => {

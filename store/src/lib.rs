@@ -65,13 +65,13 @@ pub use crate::store::{Bootstrap, Store, StoreConfig};
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};
 pub use crate::events::{ChangeKind, SecretEvent};
 pub use crate::inspect::{CertificateInfo, PrivateKeyInfo};
-pub use crate::rotation::{PendingVersion, ProbeRecord};
 pub use crate::keys::{DataKeyInfo, KeyRotation, KeyStatus};
 pub use crate::model::{
     DEFAULT_MAX_VERSIONS, MAX_DESCRIPTION_CHARS, MAX_MAX_VERSIONS, MAX_NAME_CHARS, NewSecret,
     SHORT_VALUE_CHARS, SecretId, SecretInfo, SecretType, SecretUpdate, SecretValue, SecretVersion,
     VersionState, validate_label, validate_name, value_warnings,
 };
+pub use crate::rotation::{PendingVersion, ProbeRecord};
 pub use crate::store::{KeyRotationReport, ListQuery, Page, Verification};
 
 // Configurations that use secrets: rule chains and integrations, their references and links.

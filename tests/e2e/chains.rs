@@ -57,8 +57,9 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
         "metadata": {"deviceName": "sensor-1"},
         "data": {"temperature": 21.5, "note": "$<secret:api-token>"}
     });
-    let (status, result) =
-        api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true&messages=true"), message.clone()).await;
+    let (status, result) = api
+        .post(&format!("/api/rule-chains/{chain_id}/messages?wait=true&messages=true"), message.clone())
+        .await;
     assert_eq!(status, 200, "{result}");
     let steps: Vec<Value> = result["trace"]
         .as_array()
@@ -103,12 +104,17 @@ async fn a_bearer_token_from_a_secret_reaches_the_service_and_a_rotation_applies
     assert_eq!(events[0]["outputs"][0]["msg"]["metadata"]["statusCode"], "200");
     assert_no_leak(&events.to_string(), &[TOKEN_V1, TOKEN_V2]);
     // Without messages=true the trace is the path alone (what a program sending data needs).
-    let (status, lean) = api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), message.clone()).await;
+    let (status, lean) =
+        api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), message.clone()).await;
     assert_eq!(status, 200, "{lean}");
     assert_eq!(lean["trace"][0]["relation"], json!(["Success"]));
     assert!(lean["trace"][0].get("input").is_none() && lean["trace"][0].get("outputs").is_none(), "{lean}");
-    let (status, refused) = api.post(&format!("/api/rule-chains/{chain_id}/messages?messages=true"), message.clone()).await;
-    assert_eq!((status, refused["message"].as_str()), (400, Some("messages: only with wait=true (the trace carries the messages)")));
+    let (status, refused) =
+        api.post(&format!("/api/rule-chains/{chain_id}/messages?messages=true"), message.clone()).await;
+    assert_eq!(
+        (status, refused["message"].as_str()),
+        (400, Some("messages: only with wait=true (the trace carries the messages)"))
+    );
 
     // In use: deleting the secret is refused naming chain and node; deleting the chain frees it.
     let (status, refused) = api.delete(&format!("/api/secrets/{secret_id}")).await;

@@ -12,8 +12,8 @@ use veil_store::{Actor, Store, UserId};
 use crate::cli::{ok, spawn_run};
 use crate::cluster::{bearer_chain, instance};
 use crate::support::{
-    Api, PostgresDatabase, Receiver, SYSADMIN_PASSWORD, Server, eventually, explicit_key, generated_key, open_with,
-    text_secret,
+    Api, PostgresDatabase, Receiver, SYSADMIN_PASSWORD, Server, eventually, explicit_key, generated_key,
+    open_with, text_secret,
 };
 
 /// Writes `count` secrets `device-NNNNN` with three versions each (`value-N-1` … `value-N-3`)
@@ -22,13 +22,23 @@ async fn fill(store: &Store, count: usize) -> Actor {
     let tenant = store.tenant_by_name("Default").await.unwrap().unwrap();
     let admin = Actor::tenant_admin(tenant.id, UserId::new_random(), "admin");
     for i in 0..count {
-        let info = store.create(&admin, text_secret(&format!("device-{i:05}"), &format!("value-{i}-1"))).await.unwrap();
+        let info = store
+            .create(&admin, text_secret(&format!("device-{i:05}"), &format!("value-{i}-1")))
+            .await
+            .unwrap();
         for v in 2..=3 {
-            let update = veil_store::SecretUpdate { value: Some(format!("value-{i}-{v}").into()), ..Default::default() };
+            let update = veil_store::SecretUpdate {
+                value: Some(format!("value-{i}-{v}").into()),
+                ..Default::default()
+            };
             store.update(&admin, info.id, update).await.unwrap();
         }
     }
-    let first = store.list(&admin, &veil_store::ListQuery { text_search: Some("device-00000".into()), ..Default::default() })
+    let first = store
+        .list(
+            &admin,
+            &veil_store::ListQuery { text_search: Some("device-00000".into()), ..Default::default() },
+        )
         .unwrap()
         .data[0]
         .id;
@@ -44,7 +54,11 @@ async fn check_values(store: &Store, admin: &Actor, count: usize) {
         let values: Vec<String> = values.iter().map(|v| v.expose_text().unwrap().to_owned()).collect();
         assert_eq!(values, [format!("value-{i}-3"), format!("value-{i}-2"), format!("value-{i}-1")]);
     }
-    let first = store.list(admin, &veil_store::ListQuery { text_search: Some("device-00000".into()), ..Default::default() })
+    let first = store
+        .list(
+            admin,
+            &veil_store::ListQuery { text_search: Some("device-00000".into()), ..Default::default() },
+        )
         .unwrap()
         .data[0]
         .id;
@@ -53,8 +67,13 @@ async fn check_values(store: &Store, admin: &Actor, count: usize) {
 }
 
 /// Sends messages through `chain` of `server` until `stop`: (sent, not answered 200 Success).
-async fn keep_sending(server: &Server, chain: &str, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
-    let (url, token) = (server.url(&format!("/api/rule-chains/{chain}/messages?wait=true")), server.login().await);
+async fn keep_sending(
+    server: &Server,
+    chain: &str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    let (url, token) =
+        (server.url(&format!("/api/rule-chains/{chain}/messages?wait=true")), server.login().await);
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         let (sent, failed) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -98,8 +117,9 @@ async fn veil_key_rotate_seals_every_version_of_every_secret_again_while_message
     let chain_id = {
         let mut server = Server::start(dir.path()).await;
         let api = Api::new(&server).await;
-        let (status, body) =
-            api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-keys-1"})).await;
+        let (status, body) = api
+            .post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-keys-1"}))
+            .await;
         assert_eq!(status, 201, "{body}");
         let (status, chain) = api.post("/api/rule-chains", bearer_chain(&receiver.url)).await;
         assert_eq!(status, 201, "{chain}");
@@ -115,7 +135,13 @@ async fn veil_key_rotate_seals_every_version_of_every_secret_again_while_message
 
     let mut server = Server::start(dir.path()).await;
     let config = dir.path().join("config");
-    ok(&spawn_run(&config, &server, &["login", "-u", "sysadmin", "--password-stdin"], &format!("{SYSADMIN_PASSWORD}\n")).await);
+    ok(&spawn_run(
+        &config,
+        &server,
+        &["login", "-u", "sysadmin", "--password-stdin"],
+        &format!("{SYSADMIN_PASSWORD}\n"),
+    )
+    .await);
     // Only the system administrator manages keys.
     let tenant_admin = Api::new(&server).await;
     assert_eq!(tenant_admin.post("/api/system/keys/rotate", json!({})).await.0, 403);
@@ -134,7 +160,10 @@ async fn veil_key_rotate_seals_every_version_of_every_secret_again_while_message
     let (sent, failed) = sender.await.unwrap();
     let said = ok(&rotated).trim().to_owned();
     println!("{said}; {sent} messages sent during it, {failed} failed");
-    assert!(said.starts_with(&format!("Data key 2 seals every value: {values} values sealed again in ")), "{said}");
+    assert!(
+        said.starts_with(&format!("Data key 2 seals every value: {values} values sealed again in ")),
+        "{said}"
+    );
     assert!(said.contains(" values/s); older keys retired"), "{said}");
     assert!(sent > 0 && failed == 0, "{sent} sent, {failed} failed");
 
@@ -157,11 +186,12 @@ async fn veil_key_rotate_seals_every_version_of_every_secret_again_while_message
     ))
     .await
     .unwrap();
-    let audited: Vec<(String, String)> =
-        sqlx::query_as("SELECT action, actor_name FROM audit_log WHERE action LIKE 'KEY_ROTATION%' ORDER BY id")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor_name FROM audit_log WHERE action LIKE 'KEY_ROTATION%' ORDER BY id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
     let expected = [("KEY_ROTATION_START", "sysadmin"), ("KEY_ROTATION_DONE", "system")];
     assert_eq!(audited, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
     drop(db);
@@ -187,8 +217,10 @@ async fn a_key_rotation_killed_halfway_is_finished_by_the_other_instance() {
         store.close().await;
         admin
     };
-    let (sys_a, sys_b) =
-        (Api::as_user(&a, "sysadmin", SYSADMIN_PASSWORD).await, Api::as_user(&b, "sysadmin", SYSADMIN_PASSWORD).await);
+    let (sys_a, sys_b) = (
+        Api::as_user(&a, "sysadmin", SYSADMIN_PASSWORD).await,
+        Api::as_user(&b, "sysadmin", SYSADMIN_PASSWORD).await,
+    );
     let (status, started) = sys_a.post("/api/system/keys/rotate", json!({})).await;
     assert_eq!(status, 202, "{started}");
     let total = started["rotation"]["total"].as_i64().unwrap();
@@ -212,7 +244,10 @@ async fn a_key_rotation_killed_halfway_is_finished_by_the_other_instance() {
     assert_eq!(finished["activeKey"], 2);
     assert_eq!(finished["keys"].as_array().unwrap().len(), 1, "{finished}");
     assert_eq!(finished["keys"][0]["values"], total, "{finished}");
-    println!("rotation of {total} values: {} done when A was killed, finished by B", halfway["rotation"]["done"]);
+    println!(
+        "rotation of {total} values: {} done when A was killed, finished by B",
+        halfway["rotation"]["done"]
+    );
 
     let store = open_with(database, explicit_key(42)).await.unwrap();
     check_values(&store, &admin, SECRETS).await;

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use veil_examples::loriot::{Emulator, EmulatorConfig};
 
-use crate::support::mqtt::Broker;
-use crate::support::tls::{MutualTls, Pki, der};
 use crate::cli::{ok, spawn_run};
 use crate::cluster::{bearer_chain, instance};
+use crate::support::mqtt::Broker;
+use crate::support::tls::{MutualTls, Pki, der};
 use crate::support::{ADMIN_PASSWORD, Api, PostgresDatabase, Receiver, Server, assert_no_leak, eventually};
 
 const OLD: &str = "shared-pass-0ld-111";
@@ -124,9 +124,15 @@ async fn a_pending_value_is_tested_on_mqtt_loriot_and_mutual_tls_before_it_is_pr
     let found = rows(&rotation);
     assert_eq!(found.len(), 2, "{rotation}");
     let (mqtt, loriot) = (&found[0], &found[1]);
-    assert_eq!((mqtt.0.as_str(), mqtt.1.as_str(), mqtt.2.as_str(), mqtt.3.as_str()), ("RULE_CHAIN", "Rotation", "Publish", "FAILED"));
+    assert_eq!(
+        (mqtt.0.as_str(), mqtt.1.as_str(), mqtt.2.as_str(), mqtt.3.as_str()),
+        ("RULE_CHAIN", "Rotation", "Publish", "FAILED")
+    );
     assert!(mqtt.4.contains("refused the connection"), "{rotation}");
-    assert_eq!((loriot.0.as_str(), loriot.1.as_str(), loriot.3.as_str()), ("INTEGRATION", "Thermometers", "FAILED"));
+    assert_eq!(
+        (loriot.0.as_str(), loriot.1.as_str(), loriot.3.as_str()),
+        ("INTEGRATION", "Thermometers", "FAILED")
+    );
     assert!(loriot.4.contains("LORIOT login") && loriot.4.contains("401"), "{rotation}");
     assert_no_leak(&rotation.to_string(), &[WRONG, OLD]);
     assert_eq!(rotation["summary"], json!({"ok": 0, "failed": 2, "notProbed": 0, "probing": 0}));
@@ -150,13 +156,19 @@ async fn a_pending_value_is_tested_on_mqtt_loriot_and_mutual_tls_before_it_is_pr
     // consumer says OK, the versions list shows it PENDING, and the running ones still use OLD.
     broker.set_password("veil", NEW);
     emulator.set_password(NEW);
-    let stage = api.req(reqwest::Method::PATCH, &password).header("If-Match", "\"1\"").json(&json!({"pendingValue": NEW}));
+    let stage = api
+        .req(reqwest::Method::PATCH, &password)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"pendingValue": NEW}));
     let (status, staged) = api.send(stage).await;
     assert_eq!(status, 202, "{staged}");
     let rotation = probed(&api, &ids["shared-password"]).await;
     let found = rows(&rotation);
     assert!(found.iter().all(|r| r.3 == "OK"), "{rotation}");
-    assert!(found[0].4.starts_with("connected to 127.0.0.1:") && found[0].4.ends_with("and authenticated"), "{rotation}");
+    assert!(
+        found[0].4.starts_with("connected to 127.0.0.1:") && found[0].4.ends_with("and authenticated"),
+        "{rotation}"
+    );
     assert!(found[1].4.starts_with("logged in at http://127.0.0.1:"), "{rotation}");
     assert!(emulator.logins().iter().any(|l| l.password == NEW && l.ok));
     let (_, versions) = api.get(&format!("{password}/versions")).await;
@@ -197,7 +209,8 @@ async fn a_pending_value_is_tested_on_mqtt_loriot_and_mutual_tls_before_it_is_pr
     assert_eq!(api.patch(&cert, json!({"pendingValue": file(&renewed)})).await.0, 202);
     let rotation = probed(&api, &ids["client-cert"]).await;
     assert_eq!(rows(&rotation)[0].3, "OK", "{rotation}");
-    let presented = |cert: &str| handshakes.lock().unwrap().clients.iter().filter(|c| **c == der(cert)).count();
+    let presented =
+        |cert: &str| handshakes.lock().unwrap().clients.iter().filter(|c| **c == der(cert)).count();
     assert_eq!(presented(&renewed), 1, "the probe's handshake");
     send(&api, &chain_id, json!({"deviceName": "t1", "n": 4})).await;
     assert_eq!(presented(&renewed), 1, "the node still presents the current certificate");
@@ -208,8 +221,10 @@ async fn a_pending_value_is_tested_on_mqtt_loriot_and_mutual_tls_before_it_is_pr
     assert_eq!(handshakes.lock().unwrap().clients.last(), Some(&der(&renewed)));
 
     // Audited: staged, dropped, promoted; never a value.
-    let (_, audit) = api.get(&format!("/api/audit-logs?secretId={}&pageSize=50", ids["shared-password"])).await;
-    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    let (_, audit) =
+        api.get(&format!("/api/audit-logs?secretId={}&pageSize=50", ids["shared-password"])).await;
+    let actions: Vec<&str> =
+        audit["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     for action in ["PENDING_VALUE", "PENDING_DROPPED", "PROMOTE"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
@@ -229,7 +244,8 @@ async fn the_cli_stages_shows_promotes_and_drops_a_pending_value() {
     // A rest_api_call whose bearer token is tested with a GET of /whoami.
     let api = Api::new(&server).await;
     let mut chain = bearer_chain(&receiver.url);
-    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
+    chain["nodes"][0]["configuration"]["probe"] =
+        json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
     let (status, body) = api.post("/api/rule-chains", chain).await;
     assert_eq!(status, 201, "{body}");
 
@@ -237,7 +253,10 @@ async fn the_cli_stages_shows_promotes_and_drops_a_pending_value() {
     let staged = run(&["secret", "stage", "api-token", "--stdin", "--wait"], "token-cli-pending-2\n").await;
     let table = ok(&staged).to_owned();
     let row = table.lines().find(|l| l.contains("Forward")).unwrap_or_else(|| panic!("{table}"));
-    assert!(row.contains("RULE_CHAIN") && row.contains("Call") && row.contains("OK") && row.contains("HTTP 200"), "{table}");
+    assert!(
+        row.contains("RULE_CHAIN") && row.contains("Call") && row.contains("OK") && row.contains("HTTP 200"),
+        "{table}"
+    );
     assert!(table.contains("pending version 2 (fingerprint "), "{table}");
     let probe = receiver.requests().into_iter().find(|r| r.uri == "/whoami").unwrap();
     assert_eq!(probe.headers["authorization"], "Bearer token-cli-pending-2");
@@ -253,9 +272,12 @@ async fn the_cli_stages_shows_promotes_and_drops_a_pending_value() {
     // Forced: version 2 is current, and the chain sends it.
     receiver.answer_with(200);
     let promoted = run(&["secret", "promote", "api-token", "--force", "--expect-version", "1"], "").await;
-    assert!(ok(&promoted).lines().any(|l| l.trim_start().starts_with("version") && l.trim_end().ends_with('2')));
+    assert!(
+        ok(&promoted).lines().any(|l| l.trim_start().starts_with("version") && l.trim_end().ends_with('2'))
+    );
     let chain_id = body["id"].as_str().unwrap();
-    let (status, sent) = api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), json!({"data": {}})).await;
+    let (status, sent) =
+        api.post(&format!("/api/rule-chains/{chain_id}/messages?wait=true"), json!({"data": {}})).await;
     assert_eq!(status, 200, "{sent}");
     assert_eq!(receiver.requests().last().unwrap().headers["authorization"], "Bearer token-cli-pending-2");
 
@@ -280,18 +302,22 @@ async fn a_value_staged_on_one_instance_is_seen_and_promoted_on_the_other() {
     let b = instance(&database, dir_b.path()).await;
     let (api_a, api_b) = (Api::new(&a).await, Api::new(&b).await);
     let receiver = Receiver::start().await;
-    let (status, secret) =
-        api_a.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "cluster-token-1"})).await;
+    let (status, secret) = api_a
+        .post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "cluster-token-1"}))
+        .await;
     assert_eq!(status, 201, "{secret}");
     let secret = format!("/api/secrets/{}", secret["id"].as_str().unwrap());
     let mut chain = bearer_chain(&receiver.url);
-    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "HEAD", "url": format!("{}/whoami", receiver.url)});
+    chain["nodes"][0]["configuration"]["probe"] =
+        json!({"method": "HEAD", "url": format!("{}/whoami", receiver.url)});
     let (status, chain) = api_a.post("/api/rule-chains", chain).await;
     assert_eq!(status, 201, "{chain}");
     let messages = format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap());
     let sent_by = async |api: &Api<'_>| {
-        eventually("the chain to run", async || (api.post(&messages, json!({"data": {}})).await.0 == 200).then_some(()))
-            .await;
+        eventually("the chain to run", async || {
+            (api.post(&messages, json!({"data": {}})).await.0 == 200).then_some(())
+        })
+        .await;
         receiver.requests().last().unwrap().headers["authorization"].clone()
     };
     assert_eq!(sent_by(&api_b).await, "Bearer cluster-token-1");
@@ -334,11 +360,13 @@ async fn a_secret_page_tests_a_new_value_first_shows_each_consumer_and_promotes_
     let browser = Browser::start().await;
     let api = Api::new(&server).await;
     let receiver = Receiver::start().await;
-    let (_, secret) =
-        api.post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-ui-current-1"})).await;
+    let (_, secret) = api
+        .post("/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": "tok-ui-current-1"}))
+        .await;
     let id = secret["id"].as_str().unwrap().to_owned();
     let mut chain = bearer_chain(&receiver.url);
-    chain["nodes"][0]["configuration"]["probe"] = json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
+    chain["nodes"][0]["configuration"]["probe"] =
+        json!({"method": "GET", "url": format!("{}/whoami", receiver.url)});
     assert_eq!(api.post("/api/rule-chains", chain).await.0, 201);
     log_in(&browser, &proxy.url, "admin", ADMIN_PASSWORD).await;
 
@@ -368,7 +396,12 @@ async fn a_secret_page_tests_a_new_value_first_shows_each_consumer_and_promotes_
     browser.text_of("#secret-version", "2").await;
     browser.gone("#rotation").await;
     browser.text_of("#secret-versions tr[data-version='2']", "Current").await;
-    let (_, sent) = api.post(&format!("/api/rule-chains/{}/messages?wait=true", first_chain(&api).await), json!({"data": {}})).await;
+    let (_, sent) = api
+        .post(
+            &format!("/api/rule-chains/{}/messages?wait=true", first_chain(&api).await),
+            json!({"data": {}}),
+        )
+        .await;
     assert_eq!(sent["trace"][0]["relation"], json!(["Success"]), "{sent}");
     assert_eq!(receiver.requests().last().unwrap().headers["authorization"], "Bearer tok-ui-pending-2");
     assert_no_leak(&browser.exposed().await, &["tok-ui-current-1", "tok-ui-pending-2"]);

@@ -133,4 +133,3 @@ impl Drop for Broker {
         let _ = self.child.wait();
     }
 }
-

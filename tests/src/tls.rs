@@ -43,7 +43,8 @@ impl Pki {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let issuer = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let server_key = KeyPair::generate().unwrap();
-        let server = params(&["localhost", "127.0.0.1"], "localhost").signed_by(&server_key, &issuer).unwrap();
+        let server =
+            params(&["localhost", "127.0.0.1"], "localhost").signed_by(&server_key, &issuer).unwrap();
         let client_key = KeyPair::generate().unwrap();
         let client = params(&[], "veil-client").signed_by(&client_key, &issuer).unwrap();
         Self {
@@ -134,7 +135,8 @@ impl axum::serve::Listener for MutualTls {
             let Ok((stream, addr)) = self.tcp.accept().await else { continue };
             match self.acceptor.accept(stream).await {
                 Ok(tls) => {
-                    let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                    let leaf =
+                        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
                     self.seen.lock().unwrap().clients.extend(leaf);
                     return (tls, addr);
                 }

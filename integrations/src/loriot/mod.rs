@@ -416,7 +416,9 @@ impl Integration for Loriot {
     fn probe<'a>(&'a self, ctx: &'a IntegrationCtx<'a>, name: &'a str) -> BoxFuture<'a, Probe> {
         Box::pin(async move {
             let found = match &self.credentials {
-                Some(Credentials::Basic { username, password }) if self.login_secrets.iter().any(|n| n == name) => {
+                Some(Credentials::Basic { username, password })
+                    if self.login_secrets.iter().any(|n| n == name) =>
+                {
                     self.login(ctx, username, password).await.map(|_| format!("logged in at {}", self.base))
                 }
                 Some(Credentials::Token { token }) if token.secret_names().any(|n| n == name) => {
@@ -428,7 +430,9 @@ impl Integration for Loriot {
                         .await
                         .map(|_| format!("read application {app_id} at {}", self.base))
                 }
-                _ => return Probe::not_probed("only the account credentials (login or API token) are tested"),
+                _ => {
+                    return Probe::not_probed("only the account credentials (login or API token) are tested");
+                }
             };
             match found {
                 Ok(detail) => Probe::Ok(detail),

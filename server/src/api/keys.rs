@@ -11,14 +11,20 @@ use crate::auth::AuthActor;
 use crate::error::ApiResult;
 
 /// `GET /api/system/keys`: `{activeKey, keys: [{id, created, values}], rotation}`.
-pub(crate) async fn status(State(store): State<Store>, AuthActor(actor): AuthActor) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn status(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(store.key_status(&actor).await?))
 }
 
 /// `POST /api/system/keys/rotate`: a new data key seals new values at once (every instance);
 /// every stored value is sealed again under it in the background. 202 with the status; 409 while
 /// a rotation runs.
-pub(crate) async fn rotate(State(store): State<Store>, AuthActor(actor): AuthActor) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn rotate(
+    State(store): State<Store>,
+    AuthActor(actor): AuthActor,
+) -> ApiResult<impl IntoResponse> {
     store.start_key_rotation(&actor).await?;
     let job = store.clone();
     tokio::spawn(async move { run_rotation(&job).await });

@@ -394,7 +394,8 @@ pub(crate) async fn promote(
     let req: PromoteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PromoteRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("body: expected {\"force\": true|false} or nothing"))?
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("body: expected {\"force\": true|false} or nothing"))?
     };
     Ok(with_etag(host.promote(&actor, id, req.force, expected).await?))
 }
@@ -455,7 +456,11 @@ fn take_value(fields: &mut Map<String, Value>, kind: SecretType) -> ApiResult<Op
 }
 
 /// A value from the field `key`: text for TEXT, base64 for FILE.
-fn take_value_of(fields: &mut Map<String, Value>, key: &str, kind: SecretType) -> ApiResult<Option<SecretValue>> {
+fn take_value_of(
+    fields: &mut Map<String, Value>,
+    key: &str,
+    kind: SecretType,
+) -> ApiResult<Option<SecretValue>> {
     let Some(raw) = take_string(fields, key)? else {
         return Ok(None);
     };

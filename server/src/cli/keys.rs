@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::Global;
 use super::client::{CliError, CliResult, Client};
 use super::output::{self, Column, text, time};
-use super::Global;
 
 /// How long `--wait` waits without progress before it gives up (the rotation goes on).
 const STALLED: Duration = Duration::from_secs(120);
@@ -38,9 +38,11 @@ pub(crate) async fn rotate_keys(global: &Global, args: RotateArgs) -> CliResult<
         return Ok(());
     }
     let bar = indicatif::ProgressBar::new(started["rotation"]["total"].as_u64().unwrap_or(0)).with_style(
-        indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message("sealing");
     let (mut last_done, mut last_change) = (-1, std::time::Instant::now());
@@ -68,8 +70,8 @@ pub(crate) async fn rotate_keys(global: &Global, args: RotateArgs) -> CliResult<
     };
     bar.finish_and_clear();
     let rotation = &status["rotation"];
-    let seconds = (rotation["finishedTime"].as_i64().unwrap_or(0) - rotation["startedTime"].as_i64().unwrap_or(0))
-        as f64
+    let seconds = (rotation["finishedTime"].as_i64().unwrap_or(0)
+        - rotation["startedTime"].as_i64().unwrap_or(0)) as f64
         / 1000.0;
     let done = rotation["done"].as_f64().unwrap_or(0.0);
     output::done(
@@ -88,16 +90,25 @@ pub(crate) async fn key_status(global: &Global) -> CliResult<()> {
     let client = Client::authenticated(global.url.as_deref())?;
     let status = client.get("/api/system/keys").await?;
     let keys: Vec<Value> = status["keys"].as_array().cloned().unwrap_or_default();
-    output::list(global.output, &status, &keys, &[
-        Column { heading: "KEY", read: |v| text(&v["id"]) },
-        Column { heading: "CREATED", read: |v| time(&v["created"]) },
-        Column { heading: "VALUES", read: |v| text(&v["values"]) },
-    ]);
+    output::list(
+        global.output,
+        &status,
+        &keys,
+        &[
+            Column { heading: "KEY", read: |v| text(&v["id"]) },
+            Column { heading: "CREATED", read: |v| time(&v["created"]) },
+            Column { heading: "VALUES", read: |v| text(&v["values"]) },
+        ],
+    );
     if global.output == output::Format::Table {
         output::say(&format!("active key: {}", text(&status["activeKey"])));
         let r = &status["rotation"];
         if !r.is_null() {
-            let state = if r["finishedTime"].is_null() { "running".to_owned() } else { format!("finished {}", time(&r["finishedTime"])) };
+            let state = if r["finishedTime"].is_null() {
+                "running".to_owned()
+            } else {
+                format!("finished {}", time(&r["finishedTime"]))
+            };
             output::say(&format!(
                 "rotation to key {}: {}/{} values, started {} by {}, {state}",
                 text(&r["keyId"]),

@@ -25,8 +25,8 @@ use self::output::text;
 
 pub(crate) use self::audit::{AuditArgs, audit};
 pub(crate) use self::customer::{CustomerCmd, customer};
-pub(crate) use self::keys::{RotateArgs, key_status, rotate_keys};
 pub(crate) use self::documents::{ChainCmd, DocCmd, DocKind, chain, documents};
+pub(crate) use self::keys::{RotateArgs, key_status, rotate_keys};
 pub(crate) use self::secret::{SecretCmd, secret};
 pub(crate) use self::tenant::{TenantCmd, tenant};
 pub(crate) use self::types::types;

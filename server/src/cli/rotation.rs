@@ -69,9 +69,9 @@ pub(super) async fn stage(client: &Client, out: output::Format, cmd: Stage) -> C
     let is_file = current["type"] == "FILE";
     let mut body = json!({"pendingValue": new_value(cmd.file.as_ref(), is_file, cmd.stdin)?});
     if is_file {
-        let name = cmd
-            .file_name
-            .or_else(|| cmd.file.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()));
+        let name = cmd.file_name.or_else(|| {
+            cmd.file.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())
+        });
         if let Some(name) = name {
             body["fileName"] = json!(name);
         }
@@ -119,15 +119,20 @@ async fn show(client: &Client, out: output::Format, id: &str, wait: bool) -> Cli
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let rows = answer["consumers"].as_array().cloned().unwrap_or_default();
-    output::list(out, &answer, &rows, &[
-        Column { heading: "USED BY", read: |v| text(&v["type"]) },
-        Column { heading: "NAME", read: |v| text(&v["name"]) },
-        Column { heading: "NODE", read: |v| text(&v["node"]) },
-        Column { heading: "FIELD", read: |v| text(&v["field"]) },
-        Column { heading: "RESULT", read: |v| text(&v["result"]) },
-        Column { heading: "REASON", read: |v| text(&v["reason"]) },
-        Column { heading: "TIME", read: |v| time(&v["time"]) },
-    ]);
+    output::list(
+        out,
+        &answer,
+        &rows,
+        &[
+            Column { heading: "USED BY", read: |v| text(&v["type"]) },
+            Column { heading: "NAME", read: |v| text(&v["name"]) },
+            Column { heading: "NODE", read: |v| text(&v["node"]) },
+            Column { heading: "FIELD", read: |v| text(&v["field"]) },
+            Column { heading: "RESULT", read: |v| text(&v["result"]) },
+            Column { heading: "REASON", read: |v| text(&v["reason"]) },
+            Column { heading: "TIME", read: |v| time(&v["time"]) },
+        ],
+    );
     if out == output::Format::Table {
         let p = &answer["pending"];
         output::say(&format!(
@@ -139,7 +144,9 @@ async fn show(client: &Client, out: output::Format, id: &str, wait: bool) -> Cli
         ));
     }
     match answer["summary"]["failed"].as_u64() {
-        Some(failed) if wait && failed > 0 => Err(CliError::failure(format!("{failed} consumer(s) refused the pending value"))),
+        Some(failed) if wait && failed > 0 => {
+            Err(CliError::failure(format!("{failed} consumer(s) refused the pending value")))
+        }
         _ => Ok(()),
     }
 }
@@ -148,7 +155,8 @@ pub(super) async fn promote(client: &Client, out: output::Format, cmd: Promote) 
     let id = secret_id(client, &cmd.secret).await?;
     let path = format!("/api/secrets/{id}/rotation/promote");
     let body: Value = json!({"force": cmd.force});
-    let promoted = client.call_if_match(reqwest::Method::POST, &path, Some(&body), cmd.expect_version).await?;
+    let promoted =
+        client.call_if_match(reqwest::Method::POST, &path, Some(&body), cmd.expect_version).await?;
     output::object(out, &promoted, SECRET_FIELDS);
     Ok(())
 }

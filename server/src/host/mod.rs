@@ -18,8 +18,8 @@ mod destinations;
 mod error;
 mod expiry;
 mod impact;
-mod rotation;
 mod integrations;
+mod rotation;
 
 pub(crate) use self::chains::{Chains, Sent, dispatch};
 pub use self::destinations::BrokenConfig;

@@ -77,7 +77,8 @@ impl Host {
             return Err(no_pending(&info));
         };
         let places = self.places(actor, id, &info.name).await?;
-        let rows: Vec<ProbeRecord> = places.iter().map(|p| record(p, ProbeResult::Probing, String::new())).collect();
+        let rows: Vec<ProbeRecord> =
+            places.iter().map(|p| record(p, ProbeResult::Probing, String::new())).collect();
         self.store.record_probes(id, pending.version, &rows).await?;
         let host = Arc::clone(self);
         tokio::spawn(async move { host.run_probes(info, pending.version, value, places).await });
@@ -108,7 +109,12 @@ impl Host {
     }
 
     /// Probes one configuration (all its nodes at once) and makes its rows.
-    async fn probe_owner(&self, info: &SecretInfo, value: &SecretValue, places: Vec<Place>) -> Vec<ProbeRecord> {
+    async fn probe_owner(
+        &self,
+        info: &SecretInfo,
+        value: &SecretValue,
+        places: Vec<Place>,
+    ) -> Vec<ProbeRecord> {
         let first = &places[0];
         let not_running = || Probe::Failed("it is not running on this instance".into());
         let masked = |reason: &str, redactor: &veil_core::Redactor| {
@@ -127,7 +133,9 @@ impl Host {
                             .iter()
                             .find(|(node, _, _)| Some(node.as_str()) == place.node_id.as_deref())
                             .map(|(_, _, probe)| probe.clone())
-                            .unwrap_or_else(|| Probe::not_probed("the node does not use the secret any more"));
+                            .unwrap_or_else(|| {
+                                Probe::not_probed("the node does not use the secret any more")
+                            });
                         probed(place, probe, |r| masked(r, chain.redactor()))
                     })
                     .collect()
@@ -140,7 +148,10 @@ impl Host {
                     .probe(&info.name, value)
                     .await
                     .unwrap_or_else(|| Probe::not_probed("it does not use the secret any more"));
-                places.iter().map(|p| probed(p, probe.clone(), |r| masked(r, integration.redactor()))).collect()
+                places
+                    .iter()
+                    .map(|p| probed(p, probe.clone(), |r| masked(r, integration.redactor())))
+                    .collect()
             }
         }
     }
@@ -170,13 +181,17 @@ impl Host {
             let blocking: Vec<&ProbeRecord> = rotation
                 .consumers
                 .iter()
-                .filter(|r| matches!(ProbeResult::named(&r.result), Some(ProbeResult::Failed | ProbeResult::Probing)))
+                .filter(|r| {
+                    matches!(ProbeResult::named(&r.result), Some(ProbeResult::Failed | ProbeResult::Probing))
+                })
                 .collect();
             if !blocking.is_empty() {
                 let names: Vec<String> = blocking
                     .iter()
                     .map(|r| match &r.node {
-                        Some(node) => format!("{} '{}' node '{}': {}", kind_name(r.owner_type), r.name, node, r.result),
+                        Some(node) => {
+                            format!("{} '{}' node '{}': {}", kind_name(r.owner_type), r.name, node, r.result)
+                        }
                         None => format!("{} '{}': {}", kind_name(r.owner_type), r.name, r.result),
                     })
                     .collect();
@@ -201,7 +216,8 @@ fn kind_name(kind: OwnerType) -> &'static str {
 }
 
 fn no_pending(info: &SecretInfo) -> HostError {
-    veil_store::StoreError::NotFound { kind: "pending value", id: format!("of secret '{}'", info.name) }.into()
+    veil_store::StoreError::NotFound { kind: "pending value", id: format!("of secret '{}'", info.name) }
+        .into()
 }
 
 /// A row for `place` with `result`.

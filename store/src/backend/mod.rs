@@ -36,17 +36,17 @@ use uuid::Uuid;
 pub(crate) use self::lease::{Held, Recorded};
 pub(crate) use self::postgres::PostgresBackend;
 pub(crate) use self::sqlite::SqliteBackend;
+pub(crate) use self::writes::Staged;
 use crate::audit::{AuditEntry, AuditQuery, NewAuditEntry};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::directory::{CustomerRecord, RoleRecord, TenantRecord, TenantSettings, UserRecord};
 use crate::error::Result;
 use crate::feed::FeedItem;
+use crate::keys::{DataKeyInfo, KeyRotation, StoredValue, ValueTable};
 use crate::model::{CustomerId, SecretId, SecretInfo, SecretVersion, TenantId, UserId};
 use crate::quota::Quota;
 use crate::references::{Owner, OwnerLink, OwnerType, ResolvedRef, Usages};
 use crate::rotation::{PendingRow, ProbeRecord};
-use crate::keys::{DataKeyInfo, KeyRotation, StoredValue, ValueTable};
-pub(crate) use self::writes::Staged;
 
 /// A configuration to save, with everything its transaction checks and writes.
 #[derive(Clone, Copy)]
@@ -406,7 +406,12 @@ impl Backend {
         dispatch!(self.pending(id))
     }
     /// Records probe results for the pending `version` (ignored once it is gone).
-    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+    pub(crate) async fn record_probes(
+        &self,
+        id: SecretId,
+        version: i64,
+        probes: &[ProbeRecord],
+    ) -> Result<()> {
         dispatch!(self.record_probes(id, version, probes))
     }
     /// The probe results recorded for the pending `version`.
@@ -441,7 +446,11 @@ impl Backend {
         dispatch!(self.stored_values(table, not_under, offset, limit))
     }
     /// Writes values sealed again, counted as done for `rotation`.
-    pub(crate) async fn reseal_values(&self, rotation: i64, changes: &[(StoredValue, Sealed)]) -> Result<u64> {
+    pub(crate) async fn reseal_values(
+        &self,
+        rotation: i64,
+        changes: &[(StoredValue, Sealed)],
+    ) -> Result<u64> {
         dispatch!(self.reseal_values(rotation, changes))
     }
     /// Retires the older keys and ends `rotation`; false while a value still uses another key.

@@ -217,7 +217,11 @@ pub(crate) async fn stage_pending(
 }
 
 /// Drops a secret's pending value, recorded by `audit`; false when there was none.
-pub(crate) async fn drop_pending(mut tx: impl WriteTx, id: SecretId, audit: &[NewAuditEntry]) -> Result<bool> {
+pub(crate) async fn drop_pending(
+    mut tx: impl WriteTx,
+    id: SecretId,
+    audit: &[NewAuditEntry],
+) -> Result<bool> {
     if !tx.drop_pending(id).await? {
         return Ok(false);
     }

@@ -56,12 +56,10 @@ impl Store {
         let id = stored.max(active) + 1;
         let key = Keyring::new_wrapped_key(&self.inner.master, id);
         let audit = [key_entry(actor, AuditAction::KeyRotationStart, id, serde_json::json!({ "keyId": id }))];
-        let rotation = self
-            .inner
-            .backend
-            .start_key_rotation(&key, &actor.username, &audit)
-            .await?
-            .ok_or_else(|| StoreError::Conflict("a key rotation is running; wait for it to finish".into()))?;
+        let rotation =
+            self.inner.backend.start_key_rotation(&key, &actor.username, &audit).await?.ok_or_else(|| {
+                StoreError::Conflict("a key rotation is running; wait for it to finish".into())
+            })?;
         self.reload_keys().await?;
         tracing::info!(key = id, values = rotation.total, actor = %actor.username, "data key rotation started");
         Ok(rotation)
@@ -94,7 +92,8 @@ impl Store {
         }
         let lease = self.lease(LEASE_OWNER, LEASE_WORK).await?;
         // Read again under the lease: the last holder may have finished it.
-        let Some(rotation) = self.inner.backend.key_rotation().await?.filter(|r| r.finished_time.is_none()) else {
+        let Some(rotation) = self.inner.backend.key_rotation().await?.filter(|r| r.finished_time.is_none())
+        else {
             drop(lease);
             return Ok(None);
         };
@@ -114,7 +113,13 @@ impl Store {
             )];
             if self.inner.backend.finish_key_rotation(key, &audit).await? {
                 drop(lease);
-                tracing::info!(key, resealed, checked, secs = started.elapsed().as_secs_f64(), "data key rotation finished");
+                tracing::info!(
+                    key,
+                    resealed,
+                    checked,
+                    secs = started.elapsed().as_secs_f64(),
+                    "data key rotation finished"
+                );
                 return Ok(Some(KeyRotationReport { key_id: key, resealed, checked }));
             }
             // A value was sealed with an older key meanwhile (by an instance that had not heard

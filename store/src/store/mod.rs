@@ -12,11 +12,11 @@ mod destinations;
 mod directory;
 mod feed;
 mod index;
+mod keys;
+mod rotation;
 mod secrets;
 mod sessions;
 mod usage;
-mod keys;
-mod rotation;
 mod versions;
 
 pub use self::bootstrap::Bootstrap;

@@ -41,7 +41,10 @@ impl Store {
             fingerprint: self.fingerprint(info.tenant_id, &value),
             file_name: valid.file_name,
         };
-        let row = PendingRow { info: pending.clone(), sealed: self.keyring().seal(info.tenant_id, id, version, &value) };
+        let row = PendingRow {
+            info: pending.clone(),
+            sealed: self.keyring().seal(info.tenant_id, id, version, &value),
+        };
         drop(value);
         let details = serde_json::json!({ "version": version });
         let audit = [secret_entry(actor, AuditAction::PendingValue, info, true, details)];
@@ -77,7 +80,11 @@ impl Store {
 
     /// The pending value itself, for the host that probes consumers with it (after checking
     /// the caller with [`Store::pending`]). Never shown to anyone.
-    pub async fn open_pending(&self, actor: &Actor, id: SecretId) -> Result<Option<(PendingVersion, SecretValue)>> {
+    pub async fn open_pending(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+    ) -> Result<Option<(PendingVersion, SecretValue)>> {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let Some(pending) = self.pending_row(&row.info).await? else { return Ok(None) };
@@ -113,10 +120,18 @@ impl Store {
     /// Makes the pending value the current version (the current one becomes PREVIOUS): every
     /// consumer's next message uses it, on every instance. With `expected_version`, only while
     /// that is still current.
-    pub async fn promote(&self, actor: &Actor, id: SecretId, expected_version: Option<i64>) -> Result<SecretInfo> {
+    pub async fn promote(
+        &self,
+        actor: &Actor,
+        id: SecretId,
+        expected_version: Option<i64>,
+    ) -> Result<SecretInfo> {
         let row = self.visible(actor, id)?;
         let Some((pending, value)) = self.open_pending(actor, id).await? else {
-            return Err(StoreError::NotFound { kind: "pending value", id: format!("of secret '{}'", row.info.name) });
+            return Err(StoreError::NotFound {
+                kind: "pending value",
+                id: format!("of secret '{}'", row.info.name),
+            });
         };
         let update = SecretUpdate {
             value: Some(value),
@@ -133,12 +148,18 @@ impl Store {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Write)?;
         let Some(pending) = self.pending(actor, id).await? else {
-            return Err(StoreError::NotFound { kind: "pending value", id: format!("of secret '{}'", row.info.name) });
+            return Err(StoreError::NotFound {
+                kind: "pending value",
+                id: format!("of secret '{}'", row.info.name),
+            });
         };
         let details = serde_json::json!({ "version": pending.version });
         let audit = [secret_entry(actor, AuditAction::PendingDropped, &row.info, true, details)];
         if !self.inner.backend.drop_pending(id, &audit).await? {
-            return Err(StoreError::NotFound { kind: "pending value", id: format!("of secret '{}'", row.info.name) });
+            return Err(StoreError::NotFound {
+                kind: "pending value",
+                id: format!("of secret '{}'", row.info.name),
+            });
         }
         tracing::info!(secret = %row.info.name, version = pending.version, actor = %actor.username, "pending value dropped");
         Ok(())
@@ -148,12 +169,20 @@ impl Store {
 /// Value problems of a pending value name the field it came in.
 fn pending_field(error: StoreError) -> StoreError {
     match error {
-        StoreError::Invalid(problems) => StoreError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| if p.field == "value" { FieldProblem { field: "pendingValue".into(), ..p } } else { p })
-                .collect(),
-        ),
+        StoreError::Invalid(problems) => {
+            StoreError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| {
+                        if p.field == "value" {
+                            FieldProblem { field: "pendingValue".into(), ..p }
+                        } else {
+                            p
+                        }
+                    })
+                    .collect(),
+            )
+        }
         other => other,
     }
 }

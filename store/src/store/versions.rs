@@ -8,7 +8,8 @@ use crate::audit::AuditAction;
 use crate::backend::NewVersion;
 use crate::crypto::{FINGERPRINT_ROOT, Fingerprinter};
 use crate::error::{Result, StoreError};
-use crate::model::{SecretId, SecretInfo, SecretUpdate, SecretValue, SecretVersion, TenantId, VersionState, now_ms,
+use crate::model::{
+    SecretId, SecretInfo, SecretUpdate, SecretValue, SecretVersion, TenantId, VersionState, now_ms,
 };
 
 /// What a candidate value is, among a secret's versions.

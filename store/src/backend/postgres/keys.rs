@@ -1,30 +1,38 @@
 //! Data key rotation's statements for PostgreSQL: the new key and its rotation row, the
 //! values still sealed with other keys (in batches), their new ciphertexts, and retiring old keys.
 
-use sqlx::{Row};
+use sqlx::Row;
 use uuid::Uuid;
 
-use super::directory::audit_rows;
 use super::PostgresBackend;
+use super::directory::audit_rows;
 use crate::audit::NewAuditEntry;
 use crate::backend::rows::{Columns, decode_err, sealed_from};
 use crate::crypto::{Sealed, WrappedKey};
 use crate::error::Result;
 use crate::keys::{
-    DataKeyInfo, KEYS_SQL, KeyRotation, OTHER_KEY_COUNT_SQL, RETIRE_SQL, ROTATION_SQL, StoredValue, ValueTable,
-    rotation_from,
+    DataKeyInfo, KEYS_SQL, KeyRotation, OTHER_KEY_COUNT_SQL, RETIRE_SQL, ROTATION_SQL, StoredValue,
+    ValueTable, rotation_from,
 };
 use crate::model::now_ms;
 
 /// The `SELECT` of a table's values with the columns [`StoredValue`] needs.
 fn select(table: ValueTable) -> &'static str {
     match table {
-        ValueTable::Secrets => "SELECT id::text AS k, tenant_id::text AS t, version, key_id, nonce, ciphertext FROM secrets",
-        ValueTable::History => "SELECT h.secret_id::text AS k, s.tenant_id::text AS t, h.version, h.key_id, h.nonce, h.ciphertext \
-             FROM secret_history h JOIN secrets s ON s.id = h.secret_id",
-        ValueTable::Pending => "SELECT p.secret_id::text AS k, s.tenant_id::text AS t, p.version, p.key_id, p.nonce, p.ciphertext \
-             FROM secret_pending p JOIN secrets s ON s.id = p.secret_id",
-        ValueTable::System => "SELECT name AS k, NULL::text AS t, 0::bigint AS version, key_id, nonce, ciphertext FROM system_secrets",
+        ValueTable::Secrets => {
+            "SELECT id::text AS k, tenant_id::text AS t, version, key_id, nonce, ciphertext FROM secrets"
+        }
+        ValueTable::History => {
+            "SELECT h.secret_id::text AS k, s.tenant_id::text AS t, h.version, h.key_id, h.nonce, h.ciphertext \
+             FROM secret_history h JOIN secrets s ON s.id = h.secret_id"
+        }
+        ValueTable::Pending => {
+            "SELECT p.secret_id::text AS k, s.tenant_id::text AS t, p.version, p.key_id, p.nonce, p.ciphertext \
+             FROM secret_pending p JOIN secrets s ON s.id = p.secret_id"
+        }
+        ValueTable::System => {
+            "SELECT name AS k, NULL::text AS t, 0::bigint AS version, key_id, nonce, ciphertext FROM system_secrets"
+        }
     }
 }
 
@@ -50,9 +58,10 @@ impl PostgresBackend {
         let mut tx = self.db().begin().await?;
         // One rotation at a time, across instances.
         sqlx::query("LOCK TABLE key_rotations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_rotations WHERE finished_time IS NULL")
-            .fetch_one(&mut *tx)
-            .await?;
+        let running: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM key_rotations WHERE finished_time IS NULL")
+                .fetch_one(&mut *tx)
+                .await?;
         if running > 0 {
             return Ok(None);
         }
@@ -64,13 +73,15 @@ impl PostgresBackend {
             .execute(&mut *tx)
             .await?;
         let total: i64 = sqlx::query_scalar(OTHER_KEY_COUNT_SQL).bind(key.id).fetch_one(&mut *tx).await?;
-        sqlx::query("INSERT INTO key_rotations (key_id, started_time, started_by, total) VALUES ($1, $2, $3, $4)")
-            .bind(key.id)
-            .bind(now)
-            .bind(started_by)
-            .bind(total)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO key_rotations (key_id, started_time, started_by, total) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(key.id)
+        .bind(now)
+        .bind(started_by)
+        .bind(total)
+        .execute(&mut *tx)
+        .await?;
         audit_rows(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(Some(KeyRotation {
@@ -93,7 +104,9 @@ impl PostgresBackend {
     pub(crate) async fn data_keys_info(&self) -> Result<Vec<DataKeyInfo>> {
         let rows = sqlx::query(KEYS_SQL).fetch_all(self.db()).await?;
         rows.iter()
-            .map(|r| Ok(DataKeyInfo { id: r.int("id")?, created: r.int("created_time")?, values: r.int("used")? }))
+            .map(|r| {
+                Ok(DataKeyInfo { id: r.int("id")?, created: r.int("created_time")?, values: r.int("used")? })
+            })
             .collect()
     }
 
@@ -131,19 +144,31 @@ impl PostgresBackend {
 
     /// Writes the new ciphertexts of values still as they were read (a value changed meanwhile
     /// is left to its writer) and counts them as done for `rotation`; how many were written.
-    pub(crate) async fn reseal_values(&self, rotation: i64, changes: &[(StoredValue, Sealed)]) -> Result<u64> {
+    pub(crate) async fn reseal_values(
+        &self,
+        rotation: i64,
+        changes: &[(StoredValue, Sealed)],
+    ) -> Result<u64> {
         let mut tx = self.db().begin().await?;
         let mut written = 0;
         for (old, new) in changes {
             let sql = match old.table {
-                ValueTable::Secrets => "UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
-                     WHERE id = $4 AND key_id = $5 AND nonce = $6 AND version = $7",
-                ValueTable::History => "UPDATE secret_history SET key_id = $1, nonce = $2, ciphertext = $3 \
-                     WHERE secret_id = $4 AND key_id = $5 AND nonce = $6 AND version = $7",
-                ValueTable::Pending => "UPDATE secret_pending SET key_id = $1, nonce = $2, ciphertext = $3 \
-                     WHERE secret_id = $4 AND key_id = $5 AND nonce = $6 AND version = $7",
-                ValueTable::System => "UPDATE system_secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
-                     WHERE name = $4 AND key_id = $5 AND nonce = $6 AND 0 = $7",
+                ValueTable::Secrets => {
+                    "UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
+                     WHERE id = $4 AND key_id = $5 AND nonce = $6 AND version = $7"
+                }
+                ValueTable::History => {
+                    "UPDATE secret_history SET key_id = $1, nonce = $2, ciphertext = $3 \
+                     WHERE secret_id = $4 AND key_id = $5 AND nonce = $6 AND version = $7"
+                }
+                ValueTable::Pending => {
+                    "UPDATE secret_pending SET key_id = $1, nonce = $2, ciphertext = $3 \
+                     WHERE secret_id = $4 AND key_id = $5 AND nonce = $6 AND version = $7"
+                }
+                ValueTable::System => {
+                    "UPDATE system_secrets SET key_id = $1, nonce = $2, ciphertext = $3 \
+                     WHERE name = $4 AND key_id = $5 AND nonce = $6 AND 0 = $7"
+                }
             };
             let query = sqlx::query(sql).bind(new.key_id).bind(new.nonce.as_slice()).bind(&new.ciphertext);
             let query = if old.table == ValueTable::System {

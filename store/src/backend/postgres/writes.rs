@@ -410,7 +410,12 @@ impl PostgresBackend {
         row.as_ref().map(pending_from).transpose()
     }
 
-    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+    pub(crate) async fn record_probes(
+        &self,
+        id: SecretId,
+        version: i64,
+        probes: &[ProbeRecord],
+    ) -> Result<()> {
         for p in probes {
             sqlx::query(RECORD_PROBE_SQL)
                 .bind(id.0)

@@ -383,11 +383,17 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn pending(&self, id: SecretId) -> Result<Option<PendingRow>> {
-        let row = sqlx::query(PENDING_SQL).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
+        let row =
+            sqlx::query(PENDING_SQL).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
         row.as_ref().map(pending_from).transpose()
     }
 
-    pub(crate) async fn record_probes(&self, id: SecretId, version: i64, probes: &[ProbeRecord]) -> Result<()> {
+    pub(crate) async fn record_probes(
+        &self,
+        id: SecretId,
+        version: i64,
+        probes: &[ProbeRecord],
+    ) -> Result<()> {
         for p in probes {
             sqlx::query(RECORD_PROBE_SQL)
                 .bind(id.to_string())
@@ -408,7 +414,11 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
-        let rows = sqlx::query(PROBES_SQL).bind(id.to_string()).bind(version).fetch_all(&mut *self.conn().await?).await?;
+        let rows = sqlx::query(PROBES_SQL)
+            .bind(id.to_string())
+            .bind(version)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         rows.iter().map(probe_from).collect()
     }
 
