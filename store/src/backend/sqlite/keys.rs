@@ -170,11 +170,8 @@ impl SqliteBackend {
                 }
             };
             let query = sqlx::query(sql).bind(new.key_id).bind(new.nonce.as_slice()).bind(&new.ciphertext);
-            let query = if old.table == ValueTable::System {
-                query.bind(old.key.clone())
-            } else {
-                query.bind(old.key.clone())
-            };
+            // Ids and names are both text here.
+            let query = query.bind(old.key.clone());
             let done = query
                 .bind(old.sealed.key_id)
                 .bind(old.sealed.nonce.as_slice())
