@@ -38,6 +38,29 @@ async fn a_sqlite_store_copied_to_postgres_is_the_same_store() {
     }
     let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_vec();
     t.store.create(&admin, file_secret("ca-cert", pem.clone())).await.unwrap();
+    // A staged rotation with a probe result, and a data key rotation, travel too.
+    t.store.stage(&admin, token.id, "v4-pending".into(), None, None).await.unwrap();
+    let probe = veil_store::ProbeRecord {
+        owner_type: OwnerType::RuleChain,
+        id: uuid::Uuid::new_v4(),
+        name: "Forward".into(),
+        node_id: "n1".into(),
+        node: Some("Call".into()),
+        field: "/nodes/0/configuration/credentials/token".into(),
+        result: "OK".into(),
+        reason: "GET 127.0.0.1:1 answered HTTP 200".into(),
+        time: 1,
+    };
+    t.store.record_probes(token.id, 4, std::slice::from_ref(&probe)).await.unwrap();
+    let sysadmin = Actor {
+        user_id: UserId::new_random(),
+        username: "sysadmin".into(),
+        tenant_id: veil_store::SYSTEM_TENANT,
+        customer_id: None,
+        permissions: veil_store::Role::SysAdmin.permissions(),
+    };
+    t.store.start_key_rotation(&sysadmin).await.unwrap();
+    t.store.continue_key_rotation().await.unwrap().unwrap();
     let acme = t.store.create_customer(&admin, "Customer A").await.unwrap();
     t.store.share(&admin, token.id, acme.id).await.unwrap();
     let integration = owner(OwnerType::Integration, "LORIOT");
@@ -81,9 +104,13 @@ async fn a_sqlite_store_copied_to_postgres_is_the_same_store() {
             report.rows("secrets"),
             report.rows("secret_history"),
             report.rows("secret_refs"),
-            report.rows("owner_links")
+            report.rows("owner_links"),
+            report.rows("secret_pending"),
+            report.rows("secret_probes"),
+            report.rows("key_rotations"),
+            report.rows("data_keys")
         ),
-        (2, 2, 1, 1)
+        (2, 2, 1, 1, 1, 1, 1, 1)
     );
     assert_eq!((report.secrets, report.values), (2, 4), "current and earlier values compared");
     assert!(steps.first().unwrap().starts_with("Counted"), "{steps:?}");
@@ -95,6 +122,10 @@ async fn a_sqlite_store_copied_to_postgres_is_the_same_store() {
     assert_eq!(copy.resolve(tenant.id, "api-token").unwrap().expose_text(), Some("v3"));
     assert_eq!(copy.resolve(tenant.id, "ca-cert").unwrap().expose_bytes(), pem.as_slice());
     assert_eq!(copy.get(&admin, token.id).unwrap().version, 3);
+    let (pending, value) = copy.open_pending(&admin, token.id).await.unwrap().unwrap();
+    assert_eq!((pending.version, value.expose_text()), (4, Some("v4-pending")));
+    assert_eq!(copy.probe_results(&admin, token.id, 4).await.unwrap(), [probe]);
+    assert_eq!(copy.key_status(&sysadmin).await.unwrap().active_key, 2);
     assert_eq!(copy.usages(&admin, token.id).await.unwrap(), t.store.usages(&admin, token.id).await.unwrap());
     let e = copy.delete(&admin, token.id).await.unwrap_err();
     assert!(matches!(e, StoreError::InUse { .. }), "the delete guard holds in the copy: {e:?}");

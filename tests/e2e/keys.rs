@@ -152,14 +152,25 @@ async fn veil_key_rotate_seals_every_version_of_every_secret_again_while_message
     let values = before["keys"][0]["values"].as_i64().unwrap();
     assert!(values > 3 * secrets as i64, "{before}");
 
-    // Rotated while a chain sends a message after another.
+    // Messages one after another for two seconds without a rotation, then during one.
     let stop = Arc::new(AtomicBool::new(false));
     let sender = keep_sending(&server, &chain_id, Arc::clone(&stop)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (alone, _) = sender.await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = keep_sending(&server, &chain_id, Arc::clone(&stop)).await;
+    let started = std::time::Instant::now();
     let rotated = spawn_run(&config, &server, &["key", "rotate", "--wait"], "").await;
+    let took = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
     let (sent, failed) = sender.await.unwrap();
     let said = ok(&rotated).trim().to_owned();
-    println!("{said}; {sent} messages sent during it, {failed} failed");
+    println!(
+        "{said}; messages one after another: {:.0}/s without a rotation, {:.0}/s during it ({sent} sent, {failed} failed)",
+        alone as f64 / 2.0,
+        sent as f64 / took
+    );
     assert!(
         said.starts_with(&format!("Data key 2 seals every value: {values} values sealed again in ")),
         "{said}"
