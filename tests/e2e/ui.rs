@@ -238,9 +238,10 @@ async fn secrets_storage_picker_and_blocked_delete_in_the_browser() {
         [
             "/nodes/0/configuration/bodyTemplate",
             "/nodes/0/configuration/headers/Content-Type",
+            "/nodes/0/configuration/probe/url",
             "/nodes/0/configuration/restEndpointUrlPattern",
         ],
-        "the key icon is on exactly the secret-capable fields of the chosen credentials (anonymous)"
+        "the key icon is on exactly the secret-capable fields of the chosen credentials (anonymous), and the probe's URL"
     );
     select(&browser, "select[data-pointer='/nodes/0/configuration/credentials/type']", "bearer").await;
     assert_eq!(

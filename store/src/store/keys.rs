@@ -55,7 +55,8 @@ impl Store {
         let active = self.keyring().active();
         let id = stored.max(active) + 1;
         let key = Keyring::new_wrapped_key(&self.inner.master, id);
-        let audit = [key_entry(actor, AuditAction::KeyRotationStart, id, serde_json::json!({ "keyId": id }))];
+        let audit =
+            [key_entry(Some(actor), AuditAction::KeyRotationStart, id, serde_json::json!({ "keyId": id }))];
         let rotation =
             self.inner.backend.start_key_rotation(&key, &actor.username, &audit).await?.ok_or_else(|| {
                 StoreError::Conflict("a key rotation is running; wait for it to finish".into())
@@ -106,7 +107,8 @@ impl Store {
                 resealed += self.reseal_table(table, key).await?;
             }
             let checked = self.check_every_value().await?;
-            let audit = [system_key_entry(
+            let audit = [key_entry(
+                None,
                 AuditAction::KeyRotationDone,
                 key,
                 serde_json::json!({ "keyId": key, "values": checked, "seconds": started.elapsed().as_secs_f64() }),
@@ -197,29 +199,18 @@ impl Store {
     }
 }
 
-/// The audit entry of a key action by a user.
-fn key_entry(actor: &Actor, action: AuditAction, key: i64, details: serde_json::Value) -> NewAuditEntry {
+/// The audit entry of a key action by a user, or (`None`) by the rotation job.
+fn key_entry(
+    actor: Option<&Actor>,
+    action: AuditAction,
+    key: i64,
+    details: serde_json::Value,
+) -> NewAuditEntry {
     NewAuditEntry {
         tenant_id: None,
         time: now_ms(),
-        actor_id: Some(actor.user_id.to_string()),
-        actor_name: actor.username.clone(),
-        action,
-        target_type: Some("DATA_KEY"),
-        target_id: Some(key.to_string()),
-        target_name: None,
-        success: true,
-        details,
-    }
-}
-
-/// The audit entry of a key action by the rotation job.
-fn system_key_entry(action: AuditAction, key: i64, details: serde_json::Value) -> NewAuditEntry {
-    NewAuditEntry {
-        tenant_id: None,
-        time: now_ms(),
-        actor_id: None,
-        actor_name: "system".into(),
+        actor_id: actor.map(|a| a.user_id.to_string()),
+        actor_name: actor.map_or_else(|| "system".to_owned(), |a| a.username.clone()),
         action,
         target_type: Some("DATA_KEY"),
         target_id: Some(key.to_string()),
