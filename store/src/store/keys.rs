@@ -133,6 +133,7 @@ impl Store {
     async fn reseal_table(&self, table: ValueTable, key: i64) -> Result<u64> {
         let mut total = 0;
         loop {
+            let batch_started = Instant::now();
             let batch = self.inner.backend.stored_values(table, Some(key), 0, BATCH).await?;
             if batch.is_empty() {
                 return Ok(total);
@@ -152,12 +153,15 @@ impl Store {
                 changes.push((value, new));
             }
             // Under the write lock: this process's own writes and the index stay in step.
-            let _guard = self.inner.write.lock().await;
+            let guard = self.inner.write.lock().await;
             let written = self.inner.backend.reseal_values(key, &changes).await?;
             total += written;
             if table == ValueTable::Secrets {
                 self.follow_resealed(&changes);
             }
+            drop(guard);
+            // At most half of one core: messages keep their pace while a rotation runs.
+            tokio::time::sleep(batch_started.elapsed()).await;
         }
     }
 
