@@ -15,6 +15,8 @@ use crate::error::{Result, StoreError};
 use crate::keys::{KeyRotation, KeyStatus, StoredValue, ValueTable};
 use crate::model::{SecretId, now_ms};
 
+/// Passes over every table before a job gives up for now (the next check tries again).
+const MAX_PASSES: usize = 5;
 /// Values sealed again per transaction.
 const BATCH: i64 = 500;
 /// The lease's owner and work: one rotation job in the cluster at a time.
@@ -102,7 +104,7 @@ impl Store {
         self.reload_keys().await?;
         let key = rotation.key_id;
         let mut resealed = 0;
-        loop {
+        for _ in 0..MAX_PASSES {
             for table in ValueTable::ALL {
                 resealed += self.reseal_table(table, key).await?;
             }
@@ -127,6 +129,10 @@ impl Store {
             // A value was sealed with an older key meanwhile (by an instance that had not heard
             // of the new one yet): another pass.
         }
+        drop(lease);
+        Err(StoreError::Conflict(format!(
+            "data key rotation to key {key}: older keys still in use after {MAX_PASSES} passes; it is tried again"
+        )))
     }
 
     /// Seals every value of `table` not sealed with `key` again under it; how many.

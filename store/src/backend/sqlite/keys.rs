@@ -199,6 +199,15 @@ impl SqliteBackend {
             return Ok(false);
         }
         sqlx::query(RETIRE_SQL).bind(rotation).execute(&mut *tx).await?;
+        // Finished means retired: a key still there (a value sealed with it since the count)
+        // leaves the rotation open for another pass.
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE id <> $1")
+            .bind(rotation)
+            .fetch_one(&mut *tx)
+            .await?;
+        if kept > 0 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE key_rotations SET finished_time = $1 WHERE key_id = $2")
             .bind(now_ms())
             .bind(rotation)
