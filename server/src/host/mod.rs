@@ -11,7 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use veil_core::{Limits, NodeDescriptor, Registry};
 use veil_integrations::{IntegrationDescriptor, IntegrationRegistry, Integrations};
-use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, Store, TenantId};
+use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, SecretId, Store, TenantId};
 
 mod chains;
 mod destinations;
@@ -42,6 +42,8 @@ pub struct Host {
     integrations: Arc<Integrations>,
     /// Serializes saves and deletes of integrations: routing keys and runtimes follow the database.
     integration_writes: tokio::sync::Mutex<()>,
+    /// Secrets whose pending value is being probed here: one run per secret at a time.
+    probing: std::sync::Mutex<std::collections::HashSet<SecretId>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -88,6 +90,7 @@ impl Host {
             chains: Chains::default(),
             integrations,
             integration_writes: tokio::sync::Mutex::new(()),
+            probing: Default::default(),
         }
     }
 

@@ -76,12 +76,34 @@ impl Host {
         let Some((pending, value)) = self.store.open_pending(actor, id).await? else {
             return Err(no_pending(&info));
         };
-        let places = self.places(actor, id, &info.name).await?;
-        let rows: Vec<ProbeRecord> =
-            places.iter().map(|p| record(p, ProbeResult::Probing, String::new())).collect();
-        self.store.record_probes(id, pending.version, &rows).await?;
+        // One run per secret at a time: asking again while one runs starts nothing more (each
+        // run opens connections to every consumer's service).
+        if !self.probing.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+            return Err(veil_store::StoreError::Conflict(format!(
+                "the pending value of '{}' is being tested; wait for its results",
+                info.name
+            ))
+            .into());
+        }
+        let started = async {
+            let places = self.places(actor, id, &info.name).await?;
+            let rows: Vec<ProbeRecord> =
+                places.iter().map(|p| record(p, ProbeResult::Probing, String::new())).collect();
+            self.store.record_probes(id, pending.version, &rows).await?;
+            HostResult::Ok(places)
+        };
+        let places = match started.await {
+            Ok(places) => places,
+            Err(e) => {
+                self.probing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                return Err(e);
+            }
+        };
         let host = Arc::clone(self);
-        tokio::spawn(async move { host.run_probes(info, pending.version, value, places).await });
+        tokio::spawn(async move {
+            host.run_probes(info, pending.version, value, places).await;
+            host.probing.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
         Ok(())
     }
 
