@@ -17,6 +17,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 use uuid::Uuid;
 use veil_store::{SecretValue, Store, TenantId};
 
@@ -295,13 +296,21 @@ impl ChainRuntime {
 
     /// Processes one message to the end and returns what every node did.
     pub async fn process(&self, msg: Msg) -> Vec<TraceStep> {
-        self.run(msg, false).await
+        let span = self.message_span(&msg);
+        self.run(msg, false).instrument(span).await
     }
 
     /// [`ChainRuntime::process`], with each step's input and outputs in the trace (masked and
     /// cut as debug events are): what a chain author watches a test message do.
     pub async fn process_watched(&self, msg: Msg) -> Vec<TraceStep> {
-        self.run(msg, true).await
+        let span = self.message_span(&msg);
+        self.run(msg, true).instrument(span).await
+    }
+
+    /// The span of one incoming message's path through the chain: what a node logs while it
+    /// handles the message (or any message made from it) carries the chain and the message id.
+    fn message_span(&self, msg: &Msg) -> tracing::Span {
+        tracing::info_span!("message", chain = %self.id, id = %msg.id)
     }
 
     async fn run(&self, msg: Msg, watch: bool) -> Vec<TraceStep> {

@@ -12,6 +12,7 @@ mod error;
 mod host;
 mod key;
 mod limits;
+mod logs;
 mod migrate;
 mod reference;
 mod serve;
@@ -99,33 +100,6 @@ enum ClientCommand {
     Settings(cli::SettingsArgs),
 }
 
-/// Clients whose debug/trace output carries what Veil injected from secrets: broker protocol
-/// frames (AMQP's SASL response, MQTT's CONNECT) and HTTP/TLS connection details (a secret in a
-/// URL host, lowercased). Events and spans from targets starting with these names pass only at
-/// INFO or above, whatever `VEIL_LOG` asks: the cap is a second filter that every event must also
-/// pass, so a more specific directive (`lapin::io_loop=trace`) cannot lift it.
-const CREDENTIAL_FRAME_LOGGERS: &[&str] =
-    &["lapin", "amq_protocol", "rumqttc", "reqwest", "hyper", "hyper_util", "h2", "rustls"];
-
-/// Whether the log cap lets an event or span of this target and level through.
-fn under_log_cap(metadata: &tracing::Metadata<'_>) -> bool {
-    *metadata.level() <= tracing::Level::INFO
-        || !CREDENTIAL_FRAME_LOGGERS.iter().any(|prefix| metadata.target().starts_with(prefix))
-}
-
-/// `VEIL_LOG` (or `RUST_LOG`, default `info`; `info` when it does not parse), and the cap.
-fn log_filter<S>() -> impl tracing_subscriber::layer::Filter<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    use tracing_subscriber::filter::FilterExt as _;
-    let wanted =
-        std::env::var("VEIL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let env = tracing_subscriber::EnvFilter::try_new(wanted)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    env.and(tracing_subscriber::filter::filter_fn(under_log_cap))
-}
-
 /// Parses a `veil` command line as the program does, without running it (the docs test checks every
 /// command line the guides show with it).
 pub fn parse_command_line<I, T>(args: I) -> Result<(), clap::Error>
@@ -198,15 +172,9 @@ pub fn run() -> ExitCode {
         }
         Command::Server(command) => command,
     };
-    {
-        use tracing_subscriber::Layer as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        let logs = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_filter(log_filter());
-        tracing_subscriber::registry().with(logs).init();
+    match &server_command {
+        ServerCommand::Serve(args) => logs::init(&args.logs),
+        _ => logs::init(&logs::LogArgs::default()),
     }
     // Short scripts run on these threads (longer ones move to the script threads): a stack with
     // room to spare for what they may build within their small budget.

@@ -17,6 +17,7 @@ use crate::edge::{self, EdgeArgs};
 use crate::error::ServerError;
 use crate::host::Host;
 use crate::limits::LimitArgs;
+use crate::logs::LogArgs;
 use crate::state::AppState;
 
 /// Options of `veil serve`.
@@ -44,6 +45,8 @@ pub(crate) struct ServeArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) edge: EdgeArgs,
+    #[command(flatten)]
+    pub(crate) logs: LogArgs,
 }
 
 /// Accepts a PostgreSQL URL; the error never repeats the URL (it may hold a password).

@@ -15,11 +15,41 @@ fn key(byte: u8) -> String {
     STANDARD.encode([byte; 32])
 }
 
+/// The log formats: every leak test of the logs runs with each.
+const LOG_FORMATS: [&str; 2] = ["text", "json"];
+
+/// Each log line's level and target, as `--log-format` wrote them (every JSON line must parse).
+fn levels_and_targets<'a>(logs: &'a str, format: &str) -> Vec<(String, String, &'a str)> {
+    logs.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| match format {
+            "json" => {
+                let v: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                Some((v["level"].as_str()?.to_owned(), v["target"].as_str()?.to_owned(), line))
+            }
+            _ => {
+                let mut words = line.split_whitespace().skip(1);
+                let level = words.next()?.to_owned();
+                // After the level come the spans (`message{chain=… id=…}:`), then `target:`.
+                let target = words.find(|w| w.ends_with(':') && !w.ends_with("}:"))?;
+                Some((level, target.trim_end_matches(':').to_owned(), line))
+            }
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn trace_level_logs_and_stdout_never_contain_a_value() {
+    for format in LOG_FORMATS {
+        trace_level_logs_never_contain_a_value(format).await;
+    }
+}
+
+async fn trace_level_logs_never_contain_a_value(format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = serve_command(dir.path());
-    cmd.env("VEIL_LOG", "trace");
+    cmd.env("VEIL_LOG", "trace").args(["--log-format", format]);
     let mut server = Server::start_with(cmd).await;
     let api = Api::new(&server).await;
     let values = [
@@ -45,7 +75,9 @@ async fn trace_level_logs_and_stdout_never_contain_a_value() {
     assert_eq!(status, 409);
     assert!(server.terminate().success());
     let output = format!("{}{}", server.logs(), server.stdout());
-    assert!(output.contains("TRACE"), "trace level was on");
+    let logs = server.logs();
+    let lines = levels_and_targets(&logs, format);
+    assert!(lines.iter().any(|(level, _, _)| level == "TRACE"), "trace level was on ({format}):\n{output}");
     assert!(output.lines().count() > 20, "{output}");
     assert_no_leak(&output, &values);
 }
@@ -180,8 +212,15 @@ async fn first_start_prints_a_generated_admin_password_once_and_sigterm_stops_cl
 /// broker clients log nothing below INFO whatever the directives say; other targets still follow them.
 #[tokio::test]
 async fn per_target_log_directives_cannot_lift_the_cap_on_http_tls_and_broker_clients() {
+    for format in LOG_FORMATS {
+        the_cap_holds(format).await;
+    }
+}
+
+async fn the_cap_holds(format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = serve_command(dir.path());
+    cmd.args(["--log-format", format]);
     let capped = ["lapin", "amq_protocol", "rumqttc", "reqwest", "hyper", "hyper_util", "h2", "rustls"];
     let directives: Vec<String> = capped.iter().map(|t| format!("{t}=trace")).collect();
     cmd.env(
@@ -220,13 +259,26 @@ async fn per_target_log_directives_cannot_lift_the_cap_on_http_tls_and_broker_cl
     assert!(server.terminate().success());
 
     let logs = server.logs();
-    let verbose: Vec<&str> =
-        logs.lines().filter(|l| l.contains(" TRACE ") || l.contains(" DEBUG ")).collect();
-    assert!(verbose.iter().any(|l| l.contains("sqlx::query")), "other targets follow VEIL_LOG:\n{logs}");
-    for line in verbose {
-        for target in capped {
-            assert!(!line.contains(&format!(" {target}")), "capped target below INFO: {line}");
-        }
+    let lines = levels_and_targets(&logs, format);
+    let verbose: Vec<_> = lines.iter().filter(|(level, _, _)| level == "TRACE" || level == "DEBUG").collect();
+    assert!(
+        verbose.iter().any(|(_, target, _)| target.starts_with("sqlx::query")),
+        "other targets follow VEIL_LOG ({format}):\n{logs}"
+    );
+    for (_, target, line) in verbose {
+        assert!(!capped.iter().any(|c| target.starts_with(c)), "capped target below INFO: {line}");
+    }
+    // The failed step's warning is logged inside the message's span: its chain and message id.
+    let failed = lines.iter().find(|(level, _, line)| level == "WARN" && line.contains("node failed"));
+    let (_, _, failed) = failed.unwrap_or_else(|| panic!("the failed step is logged ({format}):\n{logs}"));
+    assert!(failed.contains(id), "the chain's id is in the line ({format}): {failed}");
+    if format == "json" {
+        let line: serde_json::Value = serde_json::from_str(failed).unwrap();
+        assert_eq!(line["span"]["name"], "message", "{line}");
+        assert_eq!(line["span"]["chain"], id, "{line}");
+        assert!(uuid::Uuid::parse_str(line["span"]["id"].as_str().unwrap()).is_ok(), "{line}");
+        assert!(line["fields"]["message"].as_str().unwrap().contains("node failed"), "{line}");
+        assert!(line["timestamp"].is_string(), "{line}");
     }
     assert_no_leak(&logs, &[value]);
 }

@@ -68,6 +68,8 @@ fn collect(
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
             if let (Some(tx), Some(addr)) = (&ready, line.split("veil listening on ").nth(1)) {
+                // A text line ends with the address; a JSON line closes its string after it.
+                let addr = addr.split('"').next().unwrap_or_default();
                 let _ = tx.send(addr.trim().to_owned());
             }
             let mut s = sink.lock().unwrap();
