@@ -268,6 +268,13 @@ impl ChainRuntime {
         futures_util::future::join_all(probes).await
     }
 
+    /// Stops the chain (see [`ChainRuntime::stop`]) and lets every node close its connections
+    /// cleanly ([`Node::shutdown`]), all at once: the server is stopping.
+    pub async fn shutdown(&self) {
+        self.stop();
+        futures_util::future::join_all(self.slots.iter().map(|slot| slot.node.shutdown())).await;
+    }
+
     /// Whether the node `id` holds a connection that a change of its secrets reconnects.
     pub fn node_reconnects(&self, id: &str) -> bool {
         self.slots.iter().any(|slot| slot.id == id && slot.node.reconnects())

@@ -193,6 +193,12 @@ pub trait Node: Send + Sync + 'static {
     fn probe<'a>(&'a self, _secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
         Box::pin(async { Probe::not_probed("this node type has nothing to test a value against") })
     }
+
+    /// The server is stopping and no message is left for this node: close what it holds open
+    /// (a broker connection) the way its protocol asks, so the service sees a clean disconnect.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a factory gets besides the configuration.

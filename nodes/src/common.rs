@@ -128,6 +128,11 @@ impl<C> Reconnect<C> {
         self.stale.store(true, Ordering::SeqCst);
     }
 
+    /// Takes the connection out (the node is shutting down), waiting for a use in progress.
+    pub(crate) async fn take(&self) -> Option<C> {
+        self.slot.lock().await.take().map(|(c, _)| c)
+    }
+
     /// Locks the slot, setting aside a connection that is out of date or not `usable`.
     pub(crate) async fn lock(&self, secrets: &Secrets, usable: impl Fn(&C) -> bool) -> Locked<'_, C> {
         let mut slot = self.slot.lock().await;

@@ -246,6 +246,8 @@ impl MqttNode {
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         let _ = ack_tx.send(());
                     }
+                    // Sent at shutdown: the connection ends here, cleanly.
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(broker = %target, "MQTT connection lost: {e}");
@@ -295,6 +297,17 @@ impl Node for MqttNode {
 
     fn secret_changed(&self, _name: &str) {
         self.connection.invalidate();
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(mut open) = self.connection.take().await {
+                // DISCONNECT goes out through the event loop, which then ends.
+                if open.client.disconnect().await.is_ok() {
+                    let _ = tokio::time::timeout(self.settings.connect_timeout, &mut open.poller).await;
+                }
+            }
+        })
     }
 
     fn reconnects(&self) -> bool {

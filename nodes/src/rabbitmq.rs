@@ -304,6 +304,15 @@ impl Node for RabbitMq {
         self.open.invalidate();
     }
 
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(Open { connection, .. }) = self.open.take().await {
+                let closing = connection.close(200, "server shutting down".into());
+                let _ = tokio::time::timeout(self.settings.timeout, closing).await;
+            }
+        })
+    }
+
     fn reconnects(&self) -> bool {
         true
     }

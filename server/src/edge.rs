@@ -2,19 +2,22 @@
 //! unauthenticated client cannot go around. Connections are capped in all and per client address
 //! (past a cap a new connection is closed at once); a connection that does not send a request's
 //! headers in time — a half-sent request line, or a kept-alive connection left idle — is closed;
-//! a request not answered in time gets `408`. On shutdown no new connection is accepted, the open
-//! ones finish the request in hand, and the server waits for them (up to [`DRAIN`]).
+//! a request not answered in time gets `408`. When told to stop, the open connections finish the
+//! request in hand and close, and the server waits for them: with the listener closed first (no
+//! new connection) at shutdown, or kept for what is served next after start-up.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
 use dashmap::DashMap;
 use hyper::body::Incoming;
@@ -26,8 +29,60 @@ use veil_core::limit_error;
 
 use crate::error::ApiError;
 
-/// Longest wait at shutdown for open connections to finish.
-const DRAIN: Duration = Duration::from_secs(30);
+/// What [`serve`] does with its listener when told to stop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AtStop {
+    /// Keep it (start-up is over: the full API is served on it next); connections get
+    /// [`STARTING_DRAIN`] to finish.
+    KeepListening,
+    /// Close it at once (shutdown), then give the open connections up to `grace` to finish.
+    Close {
+        /// The longest wait.
+        grace: Duration,
+    },
+}
+
+/// Longest wait for the connections served while starting (probes) to finish.
+const STARTING_DRAIN: Duration = Duration::from_secs(2);
+
+/// When stopping, a connection with no request in hand for this long is closed. A busy one closes
+/// after its next answer (sent with `Connection: close`): closing a connection the moment a
+/// client sends on it would lose that request, so connections in use are left to end themselves.
+const IDLE_BEFORE_CLOSE: Duration = Duration::from_millis(250);
+
+/// One connection's requests in hand and when it last answered, for a stop that closes only idle
+/// connections.
+struct Activity {
+    opened: std::time::Instant,
+    busy: AtomicUsize,
+    /// Milliseconds after `opened` of the last answer (or of the opening).
+    last_answer_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: std::time::Instant::now(),
+            busy: AtomicUsize::new(0),
+            last_answer_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.last_answer_ms.store(self.opened.elapsed().as_millis() as u64, Ordering::SeqCst);
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// No request in hand, and none answered for `quiet`.
+    fn idle_for(&self, quiet: Duration) -> bool {
+        let since = self.opened.elapsed().as_millis() as u64 - self.last_answer_ms.load(Ordering::SeqCst);
+        self.busy.load(Ordering::SeqCst) == 0 && since >= quiet.as_millis() as u64
+    }
+}
 
 /// `veil serve` settings of the network edge.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,22 +130,26 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains the open connections.
+/// Serves `router` on `listener` until `stop` completes, then drains the open connections; returns
+/// the listener when it was kept ([`AtStop`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     edge: &EdgeArgs,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+    stop: impl Future<Output = ()>,
+    at_stop: AtStop,
+) -> Option<TcpListener> {
     let connections = Arc::new(Semaphore::new(edge.max_connections as usize));
     let per_address: Arc<DashMap<IpAddr, u32>> = Arc::default();
     let (closing, closed) = watch::channel(false);
+    // Read by every answer: while stopping, each says `Connection: close`.
+    let stopping = Arc::new(AtomicBool::new(false));
     let header_timeout = Duration::from_secs(edge.header_timeout_secs);
     let request_timeout = Duration::from_secs(edge.request_timeout_secs);
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, remote) = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -114,10 +173,24 @@ pub(crate) async fn serve(
         tracing::trace!(%remote, "connection accepted");
         let router = router.clone();
         let mut closed = closed.clone();
+        let stopping = Arc::clone(&stopping);
         tokio::spawn(async move {
             let _held = (permit, slot);
+            let activity = Arc::new(Activity::new());
+            let seen = Arc::clone(&activity);
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                answer(router.clone(), remote, request, request_timeout)
+                let (router, activity, stopping) = (router.clone(), Arc::clone(&seen), Arc::clone(&stopping));
+                async move {
+                    activity.begin();
+                    let mut answered = answer(router, remote, request, request_timeout).await;
+                    if stopping.load(Ordering::SeqCst)
+                        && let Ok(response) = &mut answered
+                    {
+                        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    activity.end();
+                    answered
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
@@ -130,20 +203,37 @@ pub(crate) async fn serve(
                     }
                 }
                 _ = async { closed.wait_for(|closing| *closing).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    // Busy: it ends after its next answer. Idle: closed once it stays so.
+                    let mut check = tokio::time::interval(IDLE_BEFORE_CLOSE / 5);
+                    loop {
+                        tokio::select! {
+                            _ = connection.as_mut() => break,
+                            _ = check.tick() => if activity.idle_for(IDLE_BEFORE_CLOSE) {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = connection.await;
+                                break;
+                            },
+                        }
+                    }
                 }
             }
         });
     }
-    drop(listener);
+    let (kept, drain) = match at_stop {
+        AtStop::KeepListening => (Some(listener), STARTING_DRAIN),
+        AtStop::Close { grace } => {
+            drop(listener);
+            (None, grace)
+        }
+    };
+    stopping.store(true, Ordering::SeqCst);
     let _ = closing.send(true);
     // Every connection holds a place: all places free means all connections done.
     let all = edge.max_connections;
-    if tokio::time::timeout(DRAIN, connections.acquire_many(all)).await.is_err() {
-        tracing::warn!("connections still open after {} s; stopping anyway", DRAIN.as_secs());
+    if tokio::time::timeout(drain, connections.acquire_many(all)).await.is_err() {
+        tracing::warn!("connections still open after {} s; closing them", drain.as_secs());
     }
-    Ok(())
+    kept
 }
 
 /// Answers one request through the router, with its client address, within `timeout`.

@@ -11,6 +11,7 @@ mod edge;
 mod error;
 mod host;
 mod key;
+mod lifecycle;
 mod limits;
 mod logs;
 mod migrate;

@@ -1,9 +1,11 @@
-//! `veil serve`: open the store, make sure an administrator exists, start the host (the stored
-//! rule chains and integrations), serve the API until SIGTERM/Ctrl-C.
+//! `veil serve`: listen (answering `503` while starting), open the store, make sure an
+//! administrator exists, start the host (the stored rule chains and integrations), serve the API
+//! until SIGTERM/Ctrl-C, then stop gracefully (see [`crate::lifecycle`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine as _;
@@ -13,9 +15,10 @@ use veil_store::{Bootstrap, Database, MasterKeySource, Role, Store, StoreConfig,
 
 use crate::api;
 use crate::auth::{PublicHosts, TokenKeys, hash_password};
-use crate::edge::{self, EdgeArgs};
+use crate::edge::{self, AtStop, EdgeArgs};
 use crate::error::ServerError;
 use crate::host::Host;
+use crate::lifecycle;
 use crate::limits::LimitArgs;
 use crate::logs::LogArgs;
 use crate::state::AppState;
@@ -41,6 +44,10 @@ pub(crate) struct ServeArgs {
     /// localhost (a page of another site pointed at this address gets none).
     #[arg(long, env = "VEIL_PUBLIC_HOSTS", value_delimiter = ',', value_name = "HOST")]
     pub(crate) public_host: Vec<String>,
+    /// Seconds a shutdown waits for the requests and messages in hand before it stops anyway
+    /// [default: 10].
+    #[arg(long, env = "VEIL_SHUTDOWN_GRACE", value_name = "SECS", default_value_t = 10)]
+    pub(crate) shutdown_grace: u64,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
@@ -163,30 +170,72 @@ async fn bootstrap(store: &Store, first_start: &Bootstrap) -> Result<(), ServerE
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
-/// future is first polled, so a signal that arrives right after "listening" is not lost.
-fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
-    #[cfg(unix)]
-    let (mut term, mut int) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        let install = |kind| signal(kind).map_err(io_error("installing signal handlers".into()));
-        (install(SignalKind::terminate())?, install(SignalKind::interrupt())?)
-    };
-    Ok(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-}
-
-/// Runs the server until a shutdown signal.
+/// Runs the server until a shutdown signal: listens at once (every request but liveness answers
+/// `503` until the server is ready), opens the store and starts everything, serves the API, and
+/// at the first signal stops within `--shutdown-grace`.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     create_data_dir(&args.data_dir)?;
+    let stopping = lifecycle::on_signals()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(io_error(format!("cannot listen on {}", args.listen)))?;
+    let addr = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
+    tracing::info!("veil listening on http://{addr}");
+    let (started, until_started) = tokio::sync::oneshot::channel::<()>();
+    let starting = edge::serve(
+        listener,
+        lifecycle::starting_router(),
+        &args.edge,
+        async {
+            tokio::select! {
+                _ = until_started => {},
+                () = stopping.wait() => {},
+            }
+        },
+        AtStop::KeepListening,
+    );
+    // A signal during start-up stops it where it is: no request was taken in yet.
+    let start = async {
+        let opened = tokio::select! {
+            opened = start(&args) => Some(opened),
+            () = stopping.wait() => None,
+        };
+        drop(started);
+        opened
+    };
+    let (listener, opened) = tokio::join!(starting, start);
+    let Some(opened) = opened else {
+        tracing::info!("stopped while starting");
+        return Ok(());
+    };
+    let (store, host, state) = opened?;
+    let served = match listener {
+        Some(listener) if !stopping.is_set() => {
+            tracing::info!("veil ready");
+            let grace = Duration::from_secs(args.shutdown_grace);
+            let deadline = tokio::time::Instant::now() + grace;
+            let router = api::router(state, stopping.clone());
+            edge::serve(listener, router, &args.edge, stopping.wait(), AtStop::Close { grace }).await;
+            host.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
+            Ok(())
+        }
+        _ => {
+            host.shutdown(Duration::ZERO).await;
+            Ok(())
+        }
+    };
+    drop(host);
+    store.close().await;
+    tracing::info!("stopped");
+    served
+}
+
+/// How often an instance looks for a data key rotation to take over.
+const KEY_ROTATION_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens the store, makes the first users, starts the host and its background tasks: what the
+/// API is served over.
+async fn start(args: &ServeArgs) -> Result<(Store, Arc<Host>, AppState), ServerError> {
     let database = match &args.database {
         Some(url) => Database::Postgres(url.clone()),
         None => Database::Sqlite(args.data_dir.join("veil.db")),
@@ -194,20 +243,25 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     let shown = database.to_string();
     let (store, first_start) = Store::open_for_startup(StoreConfig {
         database,
-        master_key: master_key_source(&args),
+        master_key: master_key_source(args),
         limits: args.limits.store_limits(),
     })
     .await?;
     tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");
-    let served = serve(&args, store.clone(), first_start).await;
-    store.close().await;
-    served
+    match start_host(args, store.clone(), first_start).await {
+        Ok((host, state)) => Ok((store, host, state)),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
 }
 
-/// How often an instance looks for a data key rotation to take over.
-const KEY_ROTATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result<(), ServerError> {
+async fn start_host(
+    args: &ServeArgs,
+    store: Store,
+    first_start: Bootstrap,
+) -> Result<(Arc<Host>, AppState), ServerError> {
     bootstrap(&store, &first_start).await?;
     let tokens = TokenKeys::load(&store).await?;
     let dummy_hash = hash_password(&SecretString::from("not a real password"));
@@ -241,19 +295,11 @@ async fn serve(args: &ServeArgs, store: Store, first_start: Bootstrap) -> Result
     host.follow_secret_changes();
     host.follow_owner_changes();
     let state = AppState {
-        host,
+        host: Arc::clone(&host),
         tokens,
         login_limiter: Default::default(),
         dummy_hash: Arc::from(dummy_hash),
         public_hosts: PublicHosts::new(&args.public_host),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(io_error(format!("cannot listen on {}", args.listen)))?;
-    let addr = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
-    let shutdown = shutdown_signal()?;
-    tracing::info!("veil listening on http://{addr}");
-    edge::serve(listener, api::router(state), &args.edge, shutdown)
-        .await
-        .map_err(io_error("serving HTTP".into()))
+    Ok((host, state))
 }

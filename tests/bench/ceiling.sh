@@ -19,7 +19,7 @@ wait_url() { for _ in $(seq 120); do curl -sf -o /dev/null "$1" && return 0; sle
 node sink.js > sink.log 2>&1 & echo $! > sink.pid
 export VEIL_ADMIN_PASSWORD=ceiling-admin
 VEIL_LOG=warn "$VEIL_BIN" serve --listen 127.0.0.1:8080 --data-dir "$D/veil-data" > veil.log 2>&1 & echo $! > veil.pid
-wait_url 127.0.0.1:9000/stats; wait_url 127.0.0.1:8080/api/health
+wait_url 127.0.0.1:9000/stats; wait_url 127.0.0.1:8080/api/ready
 python3 setup_veil.py; set -a; . ./veil.env; set +a
 # The same filter alone, and an HTTP integration feeding it.
 python3 - <<'EOF'

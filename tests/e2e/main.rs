@@ -13,6 +13,8 @@ mod integrations;
 mod cli;
 // The process: logs, master key, crash safety, shutdown, first start.
 mod process;
+// Starting (503), ready, and a graceful SIGTERM under load.
+mod lifecycle;
 // Roles, customers, sharing and the audit log, route by route.
 mod access;
 // Limits: hostile chains, scripts and messages against the real binary.

@@ -38,9 +38,10 @@ impl Broker {
         let passwd = dir.path().join("passwd");
         std::fs::write(&passwd, "").unwrap();
         let config = format!(
-            "per_listener_settings true\nuser root\npersistence false\nlog_dest stderr\n\
+            "per_listener_settings true\nuser root\npersistence false\nlog_dest file {}\n\
              {}\n\
              listener {watch_port} 127.0.0.1\nallow_anonymous true\n",
+            dir.path().join("mosquitto.log").display(),
             main_listener(dir.path(), port)
         );
         let conf = dir.path().join("mosquitto.conf");
@@ -72,6 +73,12 @@ impl Broker {
                 dir.join("passwd").display()
             )
         })
+    }
+
+    /// What the broker logged so far (connections and disconnections: `Client … disconnected.`
+    /// for a clean DISCONNECT, `Client … closed its connection.` for a dropped one).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// Its password file.

@@ -37,6 +37,8 @@ enum Answer {
 struct Behaviour {
     status: StatusCode,
     answer: Answer,
+    /// How long each answer waits (a slow service).
+    delay: std::time::Duration,
 }
 
 /// A real HTTP service on loopback that records every request (bodies up to 1 MiB) and answers
@@ -52,7 +54,11 @@ impl Receiver {
     /// Starts it on a free port; it answers `200 {"received": true}` until told otherwise.
     pub async fn start() -> Self {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let behaviour = Arc::new(Mutex::new(Behaviour { status: StatusCode::OK, answer: Answer::Received }));
+        let behaviour = Arc::new(Mutex::new(Behaviour {
+            status: StatusCode::OK,
+            answer: Answer::Received,
+            delay: std::time::Duration::ZERO,
+        }));
         let (r, b) = (Arc::clone(&requests), Arc::clone(&behaviour));
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let (r, b) = (Arc::clone(&r), Arc::clone(&b));
@@ -65,9 +71,9 @@ impl Receiver {
                     headers: text_headers(&parts.headers),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 };
-                let (status, answer) = {
+                let (status, answer, delay) = {
                     let b = b.lock().unwrap();
-                    (b.status, b.answer.clone())
+                    (b.status, b.answer.clone(), b.delay)
                 };
                 let response: Response = match answer {
                     Answer::Received => axum::Json(json!({"received": true})).into_response(),
@@ -80,6 +86,8 @@ impl Receiver {
                     Answer::Html(page) => axum::response::Html(page.to_string()).into_response(),
                 };
                 r.lock().unwrap().push(recorded);
+                // Recorded as it arrived; answered after the delay.
+                tokio::time::sleep(delay).await;
                 (status, response)
             }
         });
@@ -92,6 +100,11 @@ impl Receiver {
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Answers every later request only after `delay` (a slow service).
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.behaviour.lock().unwrap().delay = delay;
     }
 
     /// Answers every later request with `status`.

@@ -85,8 +85,17 @@ impl Server {
         Self::start_with(serve_command(data_dir)).await
     }
 
-    /// Starts a prepared [`serve_command`] (extra flags or environment) and waits until it listens.
-    pub async fn start_with(mut cmd: Command) -> Self {
+    /// Starts a prepared [`serve_command`] (extra flags or environment) and waits until it is
+    /// ready (`GET /api/ready`).
+    pub async fn start_with(cmd: Command) -> Self {
+        let mut server = Self::start_listening(cmd).await;
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts a prepared [`serve_command`] and waits only until it listens (it answers `503`
+    /// while it starts).
+    pub async fn start_listening(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().expect("spawn veil");
         let logs = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
@@ -103,6 +112,25 @@ impl Server {
             }
         };
         Self { child, base, client: reqwest::Client::new(), logs, stdout }
+    }
+
+    /// Waits until `GET /api/ready` answers 200 (the server listens before it is ready).
+    async fn wait_ready(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self.client.get(self.url("/api/ready")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("veil exited ({status}) before it was ready; log:\n{}", self.logs());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("veil was not ready within 60 s; log:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The URL of `path` on this server.
@@ -193,6 +221,29 @@ impl Server {
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM (or another signal: `"-INT"`, …) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (without blocking the runtime) up to `within` for the process to exit: its status,
+    /// or `None` when it still runs.
+    pub async fn exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// SIGTERM, then wait for the exit.

@@ -28,12 +28,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The whole API.
-pub(crate) fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState, stopping: crate::lifecycle::Stopping) -> Router {
     let limits = state.host.store().limits();
     // A FILE value arrives base64-encoded (4/3 larger) inside JSON, or raw in a multipart form.
     let body_limit = limits.max_file_bytes.max(limits.max_text_bytes) / 3 * 4 + 64 * 1024;
     Router::new()
-        .merge(public())
+        .merge(public(stopping))
         .merge(authenticated())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -45,8 +45,10 @@ pub(crate) fn router(state: AppState) -> Router {
 
 /// Routes anyone can call: health, logging in, and uplinks (the routing key and the
 /// integration's header security identify the sender).
-fn public() -> Router<AppState> {
+fn public(stopping: crate::lifecycle::Stopping) -> Router<AppState> {
+    let ready = move |store: State<Store>| crate::lifecycle::ready(store, State(stopping.clone()));
     Router::new()
+        .route("/api/ready", get(ready))
         .route("/", get(crate::ui::index))
         .route("/ui/{file}", get(crate::ui::asset))
         .route("/api/health", get(health))

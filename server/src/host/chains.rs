@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde_json::Value;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 use veil_core::{Admission, ChainRuntime, Msg, Problem, TraceStep, deploy};
 use veil_store::{
@@ -20,6 +21,9 @@ pub(crate) struct Chains {
     /// The customer each chain belongs to (`None`: the tenant's), for visibility checks that
     /// need no database read.
     customers: DashMap<Uuid, Option<CustomerId>>,
+    /// The messages running in the background (uplinks, messages sent without `wait`): a
+    /// shutdown waits for them.
+    work: TaskTracker,
 }
 
 impl Chains {
@@ -73,6 +77,30 @@ impl Chains {
         self.by_id.len()
     }
 
+    /// Waits up to `grace` for the messages running in the background; false when some were
+    /// still running then.
+    pub(super) async fn finish_work(&self, grace: std::time::Duration) -> bool {
+        self.work.close();
+        tokio::time::timeout(grace, self.work.wait()).await.is_ok()
+    }
+
+    /// How many messages run in the background now.
+    pub(super) fn work_in_progress(&self) -> usize {
+        self.work.len()
+    }
+
+    /// Stops every chain and lets its nodes close their connections.
+    pub(super) async fn shutdown(&self) {
+        let chains: Vec<Arc<ChainRuntime>> = self.by_id.iter().map(|c| Arc::clone(c.value())).collect();
+        futures_util::future::join_all(chains.iter().map(|c| c.shutdown())).await;
+    }
+
+    /// Runs `messages` through `chain` in order, in the background; the admission is held until
+    /// the last one is done.
+    pub(crate) fn dispatch(&self, chain: Arc<ChainRuntime>, messages: Vec<Msg>, admission: Admission) {
+        dispatch(&self.work, chain, messages, admission);
+    }
+
     /// Tells the chains of `tenant` that `name` changed.
     pub(super) fn secret_changed(&self, tenant: TenantId, name: &str) {
         for chain in self.by_id.iter().filter(|c| c.tenant() == tenant) {
@@ -88,10 +116,10 @@ impl Chains {
     }
 }
 
-/// Runs `messages` through `chain` in order, in the background; the admission is held until the
-/// last one is done.
-pub(crate) fn dispatch(chain: Arc<ChainRuntime>, messages: Vec<Msg>, admission: Admission) {
-    tokio::spawn(async move {
+/// Runs `messages` through `chain` in order, in the background (tracked by `work`); the admission
+/// is held until the last one is done.
+fn dispatch(work: &TaskTracker, chain: Arc<ChainRuntime>, messages: Vec<Msg>, admission: Admission) {
+    work.spawn(async move {
         for msg in messages {
             chain.process(msg).await;
         }
@@ -281,7 +309,8 @@ impl Host {
         if wait {
             self.check_may_watch(actor, &runtime, "the trace")?;
         }
-        Ok(ChainSender { runtime, wait, messages, max_data_depth: self.limits().max_data_depth })
+        let work = self.chains.work.clone();
+        Ok(ChainSender { runtime, wait, messages, max_data_depth: self.limits().max_data_depth, work })
     }
 }
 
@@ -292,6 +321,8 @@ pub(crate) struct ChainSender {
     /// The trace carries each step's message in and out (costs a masked copy per step).
     messages: bool,
     max_data_depth: usize,
+    /// Where a message sent without `wait` runs (see [`Chains`]).
+    work: TaskTracker,
 }
 
 impl ChainSender {
@@ -317,7 +348,7 @@ impl ChainSender {
             drop(admission);
             Ok(Sent::Traced { msg_id, trace })
         } else {
-            dispatch(self.runtime, vec![msg], admission);
+            dispatch(&self.work, self.runtime, vec![msg], admission);
             Ok(Sent::Accepted { msg_id })
         }
     }

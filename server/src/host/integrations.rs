@@ -9,7 +9,7 @@ use uuid::Uuid;
 use veil_integrations::{IntegrationRuntime, deploy_integration};
 use veil_store::{Actor, Owner, OwnerRecord, OwnerType, StoreError, TenantId};
 
-use super::{Host, HostError, HostResult, dispatch, owner_actor};
+use super::{Host, HostError, HostResult, owner_actor};
 
 /// Fields the API adds to an integration; a document read with GET may be sent back with PUT.
 const INTEGRATION_VIEW_FIELDS: &[&str] = &["id", "createdTime", "updatedTime", "status", "uplinkPath"];
@@ -145,7 +145,7 @@ impl Host {
         let admission = chain.admit().await.map_err(HostError::UplinkBusy)?;
         let messages = runtime.uplink(headers, body).await.map_err(HostError::Uplink)?;
         let count = messages.len();
-        dispatch(chain, messages, admission);
+        self.chains.dispatch(chain, messages, admission);
         Ok(count)
     }
 }

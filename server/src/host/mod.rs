@@ -21,7 +21,7 @@ mod impact;
 mod integrations;
 mod rotation;
 
-pub(crate) use self::chains::{Chains, Sent, dispatch};
+pub(crate) use self::chains::{Chains, Sent};
 pub use self::destinations::BrokenConfig;
 pub(crate) use self::destinations::SettingsChange;
 pub use self::error::{HostError, HostResult};
@@ -134,6 +134,29 @@ impl Host {
         }
         tracing::info!(integrations = self.integrations.len(), "integrations started");
         Ok(())
+    }
+
+    /// The server is stopping: waits up to `grace` for the messages running in the background
+    /// to finish, then stops every integration (no more uplinks) and every chain, whose nodes
+    /// close their broker connections cleanly.
+    pub(crate) async fn shutdown(&self, grace: std::time::Duration) {
+        if !self.chains.finish_work(grace).await {
+            tracing::warn!(
+                messages = self.chains.work_in_progress(),
+                "messages still in progress after the shutdown grace period; stopping anyway"
+            );
+        }
+        for id in self.integrations.ids() {
+            self.integrations.remove(id);
+        }
+        // Closing connections politely may wait for a broker: bounded, the process exits anyway.
+        if tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), self.chains.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some broker connections did not close in time");
+        }
+        tracing::info!("rule chains and integrations stopped");
     }
 
     /// Follows rule chains and integrations saved or deleted through other instances sharing

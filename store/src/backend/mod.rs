@@ -275,6 +275,11 @@ impl ChangeFeed<'_> {
         self.0.listen().await
     }
 
+    /// Whether it listens now (false while a lost connection is made again).
+    pub(crate) fn listening(&self) -> bool {
+        self.0.feed_up()
+    }
+
     /// One secret as committed now (`None`: deleted).
     pub(crate) async fn reload_secret(&self, id: SecretId) -> Result<Option<SecretRow>> {
         self.0.reload_secret(id).await

@@ -55,6 +55,8 @@ pub(crate) struct PostgresBackend {
     queries: AtomicU64,
     /// Permits to hold a lease (see [`MAX_LEASES`]).
     leases: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whether the change feed's connection is up (false from its loss until it listens again).
+    feed_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn migrator() -> Migrator {
@@ -289,6 +291,7 @@ impl PostgresBackend {
             earlier: Default::default(),
             queries: Default::default(),
             leases: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_LEASES)),
+            feed_up: Default::default(),
         })
     }
 
@@ -378,8 +381,10 @@ impl PostgresBackend {
     /// announced meanwhile is gone). Listening has begun when this returns.
     pub(crate) async fn listen(&self) -> Result<mpsc::UnboundedReceiver<FeedItem>> {
         let mut listener = subscribe(&self.pool).await?;
+        self.feed_up.store(true, Ordering::SeqCst);
         let (tx, rx) = mpsc::unbounded_channel();
         let (pool, instance) = (self.pool.clone(), self.instance.clone());
+        let up = std::sync::Arc::clone(&self.feed_up);
         let task = tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
@@ -393,6 +398,7 @@ impl PostgresBackend {
                     // on a new one first, then resync, so nothing falls between the two.
                     Ok(None) | Err(_) => {
                         tracing::warn!("change feed: the listening connection was lost; reconnecting");
+                        up.store(false, Ordering::SeqCst);
                         listener = loop {
                             match subscribe(&pool).await {
                                 Ok(l) => break l,
@@ -402,6 +408,7 @@ impl PostgresBackend {
                                 }
                             }
                         };
+                        up.store(true, Ordering::SeqCst);
                         if tx.send(FeedItem::Resync).is_err() {
                             return;
                         }
@@ -411,6 +418,11 @@ impl PostgresBackend {
         });
         *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(rx)
+    }
+
+    /// Whether the change feed listens now (false while its lost connection is made again).
+    pub(crate) fn feed_up(&self) -> bool {
+        self.feed_up.load(Ordering::SeqCst)
     }
 
     /// One secret as it is now, with its shares, its earlier values brought up to date in memory;

@@ -271,6 +271,12 @@ impl Store {
         self.inner.backend.queries()
     }
 
+    /// Whether this instance hears the other instances' changes now: always with SQLite (there
+    /// are none); with PostgreSQL, while the change feed's connection listens.
+    pub fn feed_listening(&self) -> bool {
+        self.inner.backend.change_feed().is_none_or(|feed| feed.listening())
+    }
+
     /// The configured value limits.
     pub fn limits(&self) -> Limits {
         self.inner.limits
