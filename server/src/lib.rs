@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod cli;
+mod config;
 mod edge;
 mod error;
 mod host;
@@ -64,6 +65,9 @@ enum ServerCommand {
     /// The master key: generate a new one, or rekey a stopped store under it.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// The configuration `veil serve` would run with: check it, or show it.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// The commands that talk to a running server.
@@ -155,7 +159,23 @@ fn client_runtime(run: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> Exi
 
 /// Parses the command line and runs the command: the whole `veil` program.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let command = Cli::command();
+    let completed = match config::with_file(&command, std::env::args_os().collect()) {
+        Ok(completed) => completed,
+        Err(config::Refused::CommandLine(e)) => e.exit(),
+        Err(config::Refused::File(problems)) => {
+            for problem in problems {
+                eprintln!("error: {problem}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli =
+        match command.clone().try_get_matches_from(&completed.argv).and_then(|m| Cli::from_arg_matches(&m)) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
     let server_command = match cli.command {
         Command::Docs { which } => {
             print!("{}", reference(which));
@@ -170,6 +190,21 @@ pub fn run() -> ExitCode {
         }
         Command::Server(ServerCommand::Key(key::KeyCommand::Status)) => {
             return client_runtime(|rt| client_exit(rt.block_on(cli::key_status(&cli.global))));
+        }
+        Command::Server(ServerCommand::Config(config::ConfigCommand::Check(args))) => {
+            let problems = config::check(&args);
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            if problems.is_empty() {
+                println!("the configuration is valid");
+                return ExitCode::SUCCESS;
+            }
+            return ExitCode::FAILURE;
+        }
+        Command::Server(ServerCommand::Config(config::ConfigCommand::Show(_))) => {
+            print!("{}", config::show(&command, &completed.argv, &completed.from_file));
+            return ExitCode::SUCCESS;
         }
         Command::Server(command) => command,
     };
@@ -195,6 +230,7 @@ pub fn run() -> ExitCode {
             ServerCommand::Serve(args) => serve::run(*args).await,
             ServerCommand::Migrate(args) => migrate::run(args).await,
             ServerCommand::Key(cmd) => key::run(cmd).await,
+            ServerCommand::Config(_) => Ok(()),
         }
     });
     match result {

@@ -54,6 +54,8 @@ pub(crate) struct ServeArgs {
     pub(crate) edge: EdgeArgs,
     #[command(flatten)]
     pub(crate) logs: LogArgs,
+    #[command(flatten)]
+    pub(crate) config: crate::config::ConfigArg,
 }
 
 /// Accepts a PostgreSQL URL; the error never repeats the URL (it may hold a password).

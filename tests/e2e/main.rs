@@ -15,6 +15,8 @@ mod cli;
 mod process;
 // Starting (503), ready, and a graceful SIGTERM under load.
 mod lifecycle;
+// veil.toml: precedence, unknown keys, veil config check and show.
+mod config_file;
 // Roles, customers, sharing and the audit log, route by route.
 mod access;
 // Limits: hostile chains, scripts and messages against the real binary.
