@@ -28,6 +28,7 @@ use crate::chain::Deployment;
 use crate::error::Busy;
 use crate::limits::{Limits, limit_error};
 use crate::message::Msg;
+use crate::metrics::{ChainMetrics, NodeMetrics};
 use crate::node::{Failed, Node, NodeCtx, relation};
 use crate::probe::Probe;
 use crate::redact::Redactor;
@@ -89,6 +90,7 @@ struct Slot {
     secret_names: Vec<String>,
     secrets: Secrets,
     routes: HashMap<String, Vec<usize>>,
+    metrics: NodeMetrics,
 }
 
 /// A deployed chain, ready to process messages.
@@ -109,6 +111,7 @@ pub struct ChainRuntime {
     waiting: Arc<Semaphore>,
     /// Set by [`ChainRuntime::stop`]: the messages still running stop at their next step.
     stopped: Arc<AtomicBool>,
+    metrics: ChainMetrics,
 }
 
 impl std::fmt::Debug for ChainRuntime {
@@ -127,11 +130,23 @@ impl ChainRuntime {
         let Deployment { def, nodes, references, budgets, .. } = deployment;
         let limits = *budgets.limits();
         let budget = budgets.tenant(tenant);
+        let chain_label = id.to_string();
         let mut slots: Vec<Slot> = def
             .nodes
             .iter()
             .zip(nodes)
-            .map(|(d, built)| Slot {
+            .enumerate()
+            .map(|(index, (d, built))| Slot {
+                metrics: {
+                    let relations: Vec<&str> = def
+                        .connections
+                        .iter()
+                        .filter(|c| c.from_index == index)
+                        .map(|c| c.relation.as_str())
+                        .collect();
+                    let node = d.id.clone().filter(|id| !id.is_empty()).unwrap_or_else(|| index.to_string());
+                    NodeMetrics::new(&chain_label, node, &d.name, &d.node_type, &relations)
+                },
                 id: d.id.clone().unwrap_or_default(),
                 name: d.name.clone(),
                 debug: d.debug_mode,
@@ -159,7 +174,9 @@ impl ChainRuntime {
         let redactor = Redactor::new(store.clone(), tenant, secret_names.iter().cloned());
         // Learn the values now: one replaced before anything was masked must still be masked.
         redactor.learn();
+        let metrics = ChainMetrics::new(&chain_label, &tenant.to_string(), &def.name);
         Self {
+            metrics,
             id,
             name: def.name,
             tenant,
@@ -275,6 +292,25 @@ impl ChainRuntime {
         futures_util::future::join_all(self.slots.iter().map(|slot| slot.node.shutdown())).await;
     }
 
+    /// Publishes how many messages the chain runs now (`veil_chain_in_flight`).
+    pub fn publish_in_flight(&self) {
+        let running = self.limits.max_in_flight_per_chain.saturating_sub(self.in_flight.available_permits());
+        self.metrics.set_in_flight(running as i64);
+    }
+
+    /// Removes the chain's metric series: all of them when it was deleted, those `replacement`
+    /// no longer has when it was redeployed.
+    pub fn remove_metrics(&self, replacement: Option<&ChainRuntime>) {
+        let nodes = self.slots.iter().map(|s| &s.metrics);
+        match replacement {
+            Some(new) => {
+                let kept: Vec<&NodeMetrics> = new.slots.iter().map(|s| &s.metrics).collect();
+                self.metrics.remove(nodes, Some((&new.metrics, &kept)));
+            }
+            None => self.metrics.remove(nodes, None),
+        }
+    }
+
     /// Whether the node `id` holds a connection that a change of its secrets reconnects.
     pub fn node_reconnects(&self, id: &str) -> bool {
         self.slots.iter().any(|slot| slot.id == id && slot.node.reconnects())
@@ -321,6 +357,7 @@ impl ChainRuntime {
     }
 
     async fn run(&self, msg: Msg, watch: bool) -> Vec<TraceStep> {
+        self.metrics.messages.inc();
         let budget = RunBudget::new(self.tenant, &self.stopped, &self.limits);
         let mut trace = Vec::new();
         // Each waiting message with its size, when known: sizes are taken once a message would
@@ -352,12 +389,18 @@ impl ChainRuntime {
             }
             let watching = watch && watched_bytes < MAX_WATCHED_BYTES;
             let input = (slot.debug || watching).then(|| to_json(&msg));
-            // Clock reads only for debug events: they are a visible share of a fast node's cost.
-            let started = slot.debug.then(|| (Instant::now(), msg_now()));
+            let began = Instant::now();
+            // The wall clock only for debug events.
+            let started = slot.debug.then(|| (began, msg_now()));
+            slot.metrics.messages_in.inc();
             let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor).with_budget(&budget);
             // A panic in a node (a bug) ends this message with the step failed; the process and
             // the chain's other messages go on.
             let processed = std::panic::AssertUnwindSafe(slot.node.process(&ctx, msg)).catch_unwind().await;
+            slot.metrics.seconds.observe(began.elapsed().as_secs_f64());
+            if !matches!(processed, Ok(Ok(_))) {
+                slot.metrics.failures.inc();
+            }
             let (outputs, error) = match processed {
                 Ok(Ok(outputs)) => (outputs, None),
                 Ok(Err(Failed { msg, error })) => {
@@ -412,6 +455,7 @@ impl ChainRuntime {
             // (the usual step) is not measured: it replaces the message that made it.
             let beside = outputs.len() > 1 || !queue.is_empty();
             for (rel, out) in outputs {
+                slot.metrics.sent(&rel);
                 let Some(targets) = slot.routes.get(rel.as_ref()) else { continue };
                 let sized = beside || targets.len() > 1;
                 let bytes = if sized { approx_msg_bytes(&out) } else { 0 };
@@ -514,10 +558,14 @@ async fn take(
     if let Ok(permit) = Arc::clone(budget).try_acquire_owned() {
         return Ok(permit);
     }
-    let Ok(_waiting) = waiting.try_acquire() else { return Err(busy) };
+    let refused = |busy: Busy| {
+        crate::metrics::count_refusal(busy.limit);
+        Err(busy)
+    };
+    let Ok(_waiting) = waiting.try_acquire() else { return refused(busy) };
     match tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
-        _ => Err(busy),
+        _ => refused(busy),
     }
 }
 

@@ -5,8 +5,6 @@
 use serde::Serialize;
 use veil_store::StoreError;
 
-use crate::limits::limit_error;
-
 /// What kind of problem a [`Problem`] is: the API chooses its status by it, and a host picks the
 /// problems it asked about by it (never by the message's words).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -183,7 +181,7 @@ pub struct Busy {
 
 impl std::fmt::Display for Busy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&limit_error(
+        f.write_str(&crate::limits::limit_message(
             self.limit,
             self.value,
             "too many messages are being processed; retry later",

@@ -37,6 +37,7 @@ mod forms;
 mod limits;
 mod mask;
 mod message;
+pub mod metrics;
 mod node;
 mod pool;
 mod probe;

@@ -62,7 +62,18 @@ impl Default for Limits {
     }
 }
 
-/// The text of an error for a limit that was reached: its setting's name and value first.
+/// The text of an error for a limit that was reached: its setting's name and value first. Counts
+/// one refusal by the limit (`veil_limit_refusals_total`): call it once per refusal.
 pub fn limit_error(name: &str, value: impl std::fmt::Display, what: impl std::fmt::Display) -> String {
+    crate::metrics::count_refusal(name);
+    limit_message(name, value, what)
+}
+
+/// [`limit_error`]'s text, counting nothing (an error shown again).
+pub(crate) fn limit_message(
+    name: &str,
+    value: impl std::fmt::Display,
+    what: impl std::fmt::Display,
+) -> String {
     format!("limit {name} ({value}) exceeded: {what}")
 }

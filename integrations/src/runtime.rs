@@ -502,6 +502,11 @@ impl Integrations {
         self.by_id.get(&id).filter(|r| r.tenant() == tenant).map(|r| Arc::clone(r.value()))
     }
 
+    /// Every running integration.
+    pub fn all(&self) -> Vec<Arc<IntegrationRuntime>> {
+        self.by_id.iter().map(|r| Arc::clone(r.value())).collect()
+    }
+
     /// The integration an uplink URL addresses.
     pub fn by_routing_key(&self, uplink_path: &str, key: &str) -> Option<Arc<IntegrationRuntime>> {
         let id = *self.keys.get(key)?;

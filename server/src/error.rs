@@ -36,6 +36,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// The status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), extra: None, retry_after: None }
     }

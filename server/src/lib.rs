@@ -15,6 +15,7 @@ mod key;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod migrate;
 mod reference;
 mod serve;

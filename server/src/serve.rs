@@ -55,6 +55,8 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) logs: LogArgs,
     #[command(flatten)]
+    pub(crate) metrics: crate::metrics::MetricsArgs,
+    #[command(flatten)]
     pub(crate) config: crate::config::ConfigArg,
 }
 
@@ -217,7 +219,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
             let grace = Duration::from_secs(args.shutdown_grace);
             let deadline = tokio::time::Instant::now() + grace;
             let router = api::router(state, stopping.clone());
+            let metrics = match args.metrics.metrics_listen {
+                Some(addr) => Some(serve_metrics(addr, &host, &args.edge, &stopping, grace).await?),
+                None => None,
+            };
             edge::serve(listener, router, &args.edge, stopping.wait(), AtStop::Close { grace }).await;
+            if let Some(metrics) = metrics {
+                let _ = metrics.await;
+            }
             host.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
             Ok(())
         }
@@ -230,6 +239,26 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     store.close().await;
     tracing::info!("stopped");
     served
+}
+
+/// Serves `/metrics` on `addr` (without a token) until the server stops.
+async fn serve_metrics(
+    addr: SocketAddr,
+    host: &Arc<Host>,
+    edge: &EdgeArgs,
+    stopping: &lifecycle::Stopping,
+    grace: Duration,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(io_error(format!("cannot listen on {addr} for metrics")))?;
+    let bound = listener.local_addr().map_err(io_error("reading the bound address".into()))?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    let (router, edge, stopping) =
+        (crate::metrics::separate_router(Arc::clone(host)), edge.clone(), stopping.clone());
+    Ok(tokio::spawn(async move {
+        edge::serve(listener, router, &edge, stopping.wait(), AtStop::Close { grace }).await;
+    }))
 }
 
 /// How often an instance looks for a data key rotation to take over.
@@ -302,6 +331,7 @@ async fn start_host(
         login_limiter: Default::default(),
         dummy_hash: Arc::from(dummy_hash),
         public_hosts: PublicHosts::new(&args.public_host),
+        metrics: crate::metrics::MetricsAccess::new(&args.metrics),
     };
     Ok((host, state))
 }

@@ -23,6 +23,14 @@ pub(crate) struct AppState {
     pub(crate) dummy_hash: Arc<str>,
     /// The host names browser sessions are served for.
     pub(crate) public_hosts: PublicHosts,
+    /// Who may read `/metrics` here.
+    pub(crate) metrics: crate::metrics::MetricsAccess,
+}
+
+impl FromRef<AppState> for crate::metrics::MetricsAccess {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 impl FromRef<AppState> for PublicHosts {

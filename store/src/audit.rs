@@ -213,6 +213,8 @@ struct UseCount {
     count: u64,
     secret_name: String,
     owner_name: String,
+    /// `veil_secret_resolves_total` of the secret (looked up once a minute per key).
+    resolves: prometheus_client::metrics::counter::Counter,
 }
 
 /// Uses counted since the last flush.
@@ -235,14 +237,19 @@ impl UseCounter {
                 minute: now_ms() / MINUTE_MS * MINUTE_MS,
             };
             let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            counts
-                .entry(key)
-                .or_insert_with(|| UseCount {
-                    count: 0,
-                    secret_name: secret_name.to_owned(),
-                    owner_name: owner.name.clone(),
-                })
-                .count += 1;
+            let entry = counts.entry(key).or_insert_with(|| UseCount {
+                count: 0,
+                secret_name: secret_name.to_owned(),
+                owner_name: owner.name.clone(),
+                resolves: crate::metrics::STORE.secret_resolves.get_or_create_owned(
+                    &crate::metrics::SecretLabels {
+                        tenant: tenant.0.to_string(),
+                        secret: secret_name.to_owned(),
+                    },
+                ),
+            });
+            entry.count += 1;
+            entry.resolves.inc();
         }
     }
 
@@ -328,6 +335,13 @@ impl BlockedCounter {
         secret_id: Option<String>,
         owner_name: Option<String>,
     ) -> bool {
+        crate::metrics::STORE
+            .destinations_blocked
+            .get_or_create(&crate::metrics::SecretLabels {
+                tenant: key.tenant.0.to_string(),
+                secret: key.secret.clone(),
+            })
+            .inc();
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if counts.len() >= MAX_BLOCKED_KEYS && !counts.contains_key(&key) {
             key.destination = "(other destinations)".to_owned();

@@ -61,6 +61,8 @@ struct Payload<'a> {
     #[serde(rename = "type")]
     kind: Option<String>,
     origin: Option<String>,
+    /// When the change was made (ms since the epoch, the database's clock).
+    at: Option<i64>,
 }
 
 /// Reads a notification's payload; `None` for this instance's own changes and for anything it
@@ -75,6 +77,10 @@ pub(crate) fn parse(payload: &str, own_instance: &str) -> Option<Change> {
     };
     if p.origin.as_deref() == Some(own_instance) {
         return None;
+    }
+    if let Some(at) = p.at {
+        let lag_ms = crate::now_ms().saturating_sub(at).max(0);
+        crate::metrics::STORE.feed_lag.observe(lag_ms as f64 / 1000.0);
     }
     let uuid = |text: Option<&String>| text.and_then(|t| t.parse::<Uuid>().ok());
     let change = match p.table {

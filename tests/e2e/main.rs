@@ -17,6 +17,8 @@ mod process;
 mod lifecycle;
 // veil.toml: precedence, unknown keys, veil config check and show.
 mod config_file;
+// GET /metrics: exact counts after a known workload; the metrics token.
+mod metrics;
 // Roles, customers, sharing and the audit log, route by route.
 mod access;
 // Limits: hostile chains, scripts and messages against the real binary.

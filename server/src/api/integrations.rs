@@ -177,7 +177,15 @@ pub(crate) async fn uplink(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let body = uplink_body(&headers, body).await?;
-    let count = host.uplink(&kind, &key, &headers, &body).await?;
-    Ok(Json(json!({ "messages": count })))
+    let integration = host.uplink_target(&kind, &key);
+    let answered = async {
+        let body = uplink_body(&headers, body).await?;
+        Ok(host.uplink(&kind, &key, &headers, &body).await?)
+    };
+    let answered: ApiResult<usize> = answered.await;
+    crate::metrics::count_uplink(
+        integration,
+        answered.as_ref().map_or_else(ApiError::status, |_| StatusCode::OK),
+    );
+    Ok(Json(json!({ "messages": answered? })))
 }

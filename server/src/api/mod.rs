@@ -52,6 +52,7 @@ fn public(stopping: crate::lifecycle::Stopping) -> Router<AppState> {
         .route("/", get(crate::ui::index))
         .route("/ui/{file}", get(crate::ui::asset))
         .route("/api/health", get(health))
+        .route("/metrics", get(crate::metrics::on_main_listener))
         .route("/api/auth/login", post(session::login))
         .route("/api/auth/session", post(session::open_session))
         .route("/api/v1/integrations/{kind}/{routing_key}", post(integrations::uplink))

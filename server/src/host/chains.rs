@@ -30,8 +30,10 @@ impl Chains {
     /// Runs `runtime` (of `customer`, or the tenant's) in place of the chain with the same id.
     pub(super) fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
         self.customers.insert(runtime.id(), customer);
-        if let Some(old) = self.by_id.insert(runtime.id(), Arc::new(runtime)) {
+        let runtime = Arc::new(runtime);
+        if let Some(old) = self.by_id.insert(runtime.id(), Arc::clone(&runtime)) {
             old.stop();
+            old.remove_metrics(Some(&runtime));
         }
     }
 
@@ -44,6 +46,7 @@ impl Chains {
     pub(super) fn remove(&self, id: Uuid) {
         if let Some((_, old)) = self.by_id.remove(&id) {
             old.stop();
+            old.remove_metrics(None);
         }
         self.customers.remove(&id);
     }
@@ -54,6 +57,7 @@ impl Chains {
             let keep = c.tenant() != tenant;
             if !keep {
                 c.stop();
+                c.remove_metrics(None);
             }
             keep
         });
@@ -75,6 +79,13 @@ impl Chains {
     /// How many run.
     pub(super) fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Publishes what each chain runs now (for a scrape of the metrics).
+    pub(super) fn publish_in_flight(&self) {
+        for chain in self.by_id.iter() {
+            chain.publish_in_flight();
+        }
     }
 
     /// Waits up to `grace` for the messages running in the background; false when some were

@@ -121,6 +121,16 @@ impl Host {
         self.integrations.get(tenant, id)
     }
 
+    /// The id of the integration an uplink URL addresses, if any.
+    pub(crate) fn uplink_target(&self, uplink_path: &str, key: &str) -> Option<Uuid> {
+        self.integrations.by_routing_key(uplink_path, key).map(|r| r.id())
+    }
+
+    /// Every running integration.
+    pub(crate) fn integration_runtimes(&self) -> Vec<Arc<IntegrationRuntime>> {
+        self.integrations.all()
+    }
+
     /// An uplink to the integration of type `uplink_path` with routing key `key`: admitted into
     /// its rule chain before the converter runs (a full chain costs the sender nothing but the
     /// answer), converted, and processed in order in the background. Returns how many messages

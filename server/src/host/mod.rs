@@ -136,6 +136,11 @@ impl Host {
         Ok(())
     }
 
+    /// Publishes what each chain runs now (before a scrape of the metrics).
+    pub(crate) fn publish_in_flight(&self) {
+        self.chains.publish_in_flight();
+    }
+
     /// The server is stopping: waits up to `grace` for the messages running in the background
     /// to finish, then stops every integration (no more uplinks) and every chain, whose nodes
     /// close their broker connections cleanly.

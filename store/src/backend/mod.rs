@@ -303,6 +303,14 @@ impl Backend {
         }
     }
 
+    /// Open and idle connections (SQLite: its one connection, idle when not in use).
+    pub(crate) fn pool_use(&self) -> (u32, usize) {
+        match self {
+            Self::Sqlite(b) => (1, usize::from(b.idle())),
+            Self::Postgres(b) => b.pool_use(),
+        }
+    }
+
     pub(crate) fn queries(&self) -> u64 {
         match self {
             Self::Sqlite(b) => b.queries(),

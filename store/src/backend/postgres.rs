@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::metrics::Timed;
 use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -299,7 +300,7 @@ impl PostgresBackend {
     /// starting together migrate once). Runs after the master key was checked against the
     /// keyring, so a refused start never changes the schema.
     pub(crate) async fn migrate(&self) -> Result<()> {
-        migrator().run(self.db()).await?;
+        migrator().run(&*self.db()).await?;
         Ok(())
     }
 
@@ -354,10 +355,16 @@ impl PostgresBackend {
         &self.pool
     }
 
-    /// The pool, counting one use of the database.
-    fn db(&self) -> &PgPool {
+    /// The pool, counting one use of the database and timing it until the returned guard is
+    /// dropped (the end of the statement that uses it).
+    fn db(&self) -> Timed<&PgPool> {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        &self.pool
+        Timed::new(&self.pool, "postgres")
+    }
+
+    /// Open and idle connections of the pool (for the metrics).
+    pub(crate) fn pool_use(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// How many times the database was used so far.
@@ -437,12 +444,13 @@ impl PostgresBackend {
             "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
              WHERE table_schema = current_schema() AND table_name = 'data_keys')",
         )
-        .fetch_one(self.db())
+        .fetch_one(&*self.db())
         .await?;
         if !schema {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id").fetch_all(self.db()).await?;
+        let rows =
+            sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id").fetch_all(&*self.db()).await?;
         rows.iter().map(|r| Ok(WrappedKey { id: r.try_get("id")?, wrapped: r.try_get("wrapped")? })).collect()
     }
 
@@ -455,7 +463,7 @@ impl PostgresBackend {
             .bind(key.id)
             .bind(&key.wrapped)
             .bind(now_ms())
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(())
     }
@@ -463,7 +471,7 @@ impl PostgresBackend {
     pub(crate) async fn system_secret(&self, name: &str) -> Result<Option<Sealed>> {
         let row = sqlx::query("SELECT key_id, nonce, ciphertext FROM system_secrets WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.db())
+            .fetch_optional(&*self.db())
             .await?;
         row.as_ref().map(sealed_from).transpose()
     }
@@ -478,7 +486,7 @@ impl PostgresBackend {
         .bind(sealed.key_id)
         .bind(sealed.nonce.as_slice())
         .bind(&sealed.ciphertext)
-        .execute(self.db())
+        .execute(&*self.db())
         .await?;
         Ok(())
     }
@@ -559,10 +567,11 @@ impl PostgresBackend {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<SecretVersion>, i64)> {
-        let rows = sqlx::query(VERSIONS_SQL).bind(id.0).bind(limit).bind(offset).fetch_all(self.db()).await?;
+        let rows =
+            sqlx::query(VERSIONS_SQL).bind(id.0).bind(limit).bind(offset).fetch_all(&*self.db()).await?;
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions WHERE secret_id = $1")
             .bind(id.0)
-            .fetch_one(self.db())
+            .fetch_one(&*self.db())
             .await?;
         Ok((rows.iter().map(version_from).collect::<Result<_>>()?, total))
     }
@@ -597,7 +606,7 @@ impl PostgresBackend {
         )
         .bind(tenant.0)
         .bind(secret.map(|s| s.0))
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter()
             .map(|r| {
@@ -624,7 +633,7 @@ impl PostgresBackend {
 
     pub(crate) async fn versions_without_fingerprint(&self) -> Result<Vec<(SecretId, i64)>> {
         let rows = sqlx::query("SELECT secret_id, version FROM secret_versions WHERE fingerprint IS NULL")
-            .fetch_all(self.db())
+            .fetch_all(&*self.db())
             .await?;
         rows.iter().map(|r| Ok((SecretId(r.try_get("secret_id")?), r.try_get("version")?))).collect()
     }
@@ -634,7 +643,7 @@ impl PostgresBackend {
             .bind(fingerprint)
             .bind(id.0)
             .bind(version)
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(())
     }
@@ -656,7 +665,7 @@ impl PostgresBackend {
              ORDER BY o.name COLLATE \"C\", l.node_name COLLATE \"C\"",
         )
         .bind(id)
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter().map(|r| Ok((r.try_get("owner_name")?, r.try_get("node_name")?))).collect()
     }
@@ -668,7 +677,7 @@ impl PostgresBackend {
             .bind(id)
             .bind(tenant.0)
             .bind(kind.as_str())
-            .execute(self.db())
+            .execute(&*self.db())
             .await
             .map(|done| done.rows_affected());
         super::writes::owner_deleted(done, kind, id)
@@ -683,7 +692,7 @@ impl PostgresBackend {
         let sql =
             format!("SELECT {OWNER_COLUMNS} FROM owners WHERE id = $1 AND tenant_id = $2 AND type = $3");
         let row =
-            sqlx::query(&sql).bind(id).bind(tenant.0).bind(kind.as_str()).fetch_optional(self.db()).await?;
+            sqlx::query(&sql).bind(id).bind(tenant.0).bind(kind.as_str()).fetch_optional(&*self.db()).await?;
         row.as_ref().map(owner_from).transpose()
     }
 
@@ -692,7 +701,7 @@ impl PostgresBackend {
             "SELECT {OWNER_COLUMNS} FROM owners WHERE tenant_id = $1 AND type = $2 \
              ORDER BY name COLLATE \"C\", id"
         );
-        let rows = sqlx::query(&sql).bind(tenant.0).bind(kind.as_str()).fetch_all(self.db()).await?;
+        let rows = sqlx::query(&sql).bind(tenant.0).bind(kind.as_str()).fetch_all(&*self.db()).await?;
         rows.iter().map(owner_from).collect()
     }
 
@@ -708,7 +717,7 @@ impl PostgresBackend {
         )
         .bind(tenant.0)
         .bind(kind.as_str())
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter().map(owner_from).collect()
     }
@@ -717,7 +726,7 @@ impl PostgresBackend {
         let sql = format!(
             "SELECT {OWNER_COLUMNS} FROM owners WHERE type = $1 ORDER BY tenant_id, name COLLATE \"C\", id"
         );
-        let rows = sqlx::query(&sql).bind(kind.as_str()).fetch_all(self.db()).await?;
+        let rows = sqlx::query(&sql).bind(kind.as_str()).fetch_all(&*self.db()).await?;
         rows.iter().map(owner_from).collect()
     }
 
@@ -726,7 +735,7 @@ impl PostgresBackend {
             "SELECT COUNT(*) FROM secret_refs r LEFT JOIN secrets s ON s.id = r.secret_id \
              WHERE s.id IS NULL",
         )
-        .fetch_one(self.db())
+        .fetch_one(&*self.db())
         .await?;
         Ok(n)
     }
@@ -736,7 +745,7 @@ impl PostgresBackend {
             .bind(t.id.0)
             .bind(&t.name)
             .bind(t.created_time)
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(())
     }
@@ -745,7 +754,7 @@ impl PostgresBackend {
         let row =
             sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE name = $1")
                 .bind(name)
-                .fetch_optional(self.db())
+                .fetch_optional(&*self.db())
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
@@ -791,25 +800,25 @@ impl PostgresBackend {
         Ok(sqlx::query_scalar("SELECT sid FROM revoked_sessions WHERE user_id = $1 AND expires_time >= $2")
             .bind(user.0)
             .bind(now_ms())
-            .fetch_all(self.db())
+            .fetch_all(&*self.db())
             .await?)
     }
 
     pub(crate) async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
-            .fetch_optional(self.db())
+            .fetch_optional(&*self.db())
             .await?;
         row.as_ref().map(user_from).transpose()
     }
 
     pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
         let row =
-            sqlx::query("SELECT * FROM users WHERE id = $1").bind(id.0).fetch_optional(self.db()).await?;
+            sqlx::query("SELECT * FROM users WHERE id = $1").bind(id.0).fetch_optional(&*self.db()).await?;
         row.as_ref().map(user_from).transpose()
     }
 
     pub(crate) async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.db()).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&*self.db()).await?)
     }
 }

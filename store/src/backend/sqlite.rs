@@ -9,6 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::metrics::Timed;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
@@ -299,9 +300,18 @@ impl SqliteBackend {
         Ok(())
     }
 
-    async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
+    /// Whether the connection is free now.
+    pub(crate) fn idle(&self) -> bool {
+        self.conn.try_lock().is_ok()
+    }
+
+    /// The connection, counting one use of the database and timing it (waiting for the
+    /// connection included) until the returned guard is dropped.
+    async fn conn(&self) -> Result<Timed<MappedMutexGuard<'_, SqliteConnection>>> {
         self.queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
         MutexGuard::try_map(self.conn.lock().await, Option::as_mut)
+            .map(|conn| Timed::since(conn, "sqlite", started))
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))
     }
 

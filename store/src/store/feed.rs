@@ -46,6 +46,7 @@ impl Store {
             FeedItem::Change(change) => change,
             FeedItem::Resync => return self.resync().await,
         };
+        crate::metrics::STORE.feed_changes.inc();
         let applied = match change {
             Change::Secret(id) => self.reload_secret(id).await,
             Change::Owner { kind, id, tenant } => {
@@ -124,6 +125,7 @@ impl Store {
     /// and the host told to compare what runs with the database. Retries until the database
     /// answers.
     async fn resync(&self) {
+        crate::metrics::STORE.feed_resyncs.inc();
         loop {
             match self.resync_once().await {
                 Ok(()) => break,

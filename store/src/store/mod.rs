@@ -271,6 +271,17 @@ impl Store {
         self.inner.backend.queries()
     }
 
+    /// Sets the gauges read when the metrics are scraped: the database pool's connections and
+    /// whether the change feed listens.
+    pub fn publish_metrics(&self) {
+        let m = &*crate::metrics::STORE;
+        let backend = crate::metrics::BackendLabels { backend: self.backend_kind().to_owned() };
+        let (open, idle) = self.inner.backend.pool_use();
+        m.db_connections.get_or_create(&backend).set(i64::from(open));
+        m.db_idle_connections.get_or_create(&backend).set(idle as i64);
+        m.feed_listening.set(i64::from(self.feed_listening()));
+    }
+
     /// Whether this instance hears the other instances' changes now: always with SQLite (there
     /// are none); with PostgreSQL, while the change feed's connection listens.
     pub fn feed_listening(&self) -> bool {

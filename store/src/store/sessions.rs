@@ -30,8 +30,10 @@ impl Store {
     /// read); `None` when the user does not exist. Directory writes clear what is kept.
     pub async fn session(&self, id: UserId) -> Result<Option<Session>> {
         if let Some(session) = self.inner.sessions.get(id) {
+            crate::metrics::STORE.sessions_from_memory.inc();
             return Ok(Some(session));
         }
+        crate::metrics::STORE.sessions_from_database.inc();
         let generation = self.inner.sessions.generation();
         let Some(user) = self.inner.backend.user_by_id(id).await? else {
             return Ok(None);

@@ -21,7 +21,7 @@ impl PostgresBackend {
         let row =
             sqlx::query("SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants WHERE id = $1")
                 .bind(id.0)
-                .fetch_optional(self.db())
+                .fetch_optional(&*self.db())
                 .await?;
         row.as_ref().map(tenant_from).transpose()
     }
@@ -36,7 +36,7 @@ impl PostgresBackend {
         .bind(i64::from(s.strict_values))
         .bind(crate::backend::metadata_text(&s.expiry_notices))
         .bind(id.0)
-        .execute(self.db())
+        .execute(&*self.db())
         .await?;
         Ok(())
     }
@@ -45,7 +45,7 @@ impl PostgresBackend {
         let rows = sqlx::query(
             "SELECT id, name, created_time, destinations_required, cas_required, strict_values, expiry_notices FROM tenants ORDER BY name COLLATE \"C\"",
         )
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter().map(tenant_from).collect()
     }
@@ -96,7 +96,7 @@ impl PostgresBackend {
              ORDER BY name COLLATE \"C\"",
         )
         .bind(tenant.0)
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter().map(customer_from).collect()
     }
@@ -107,7 +107,7 @@ impl PostgresBackend {
         )
         .bind(tenant.0)
         .bind(id.0)
-        .fetch_optional(self.db())
+        .fetch_optional(&*self.db())
         .await?;
         row.as_ref().map(customer_from).transpose()
     }
@@ -150,14 +150,14 @@ impl PostgresBackend {
     pub(crate) async fn users(&self, tenant: TenantId) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY username COLLATE \"C\"")
             .bind(tenant.0)
-            .fetch_all(self.db())
+            .fetch_all(&*self.db())
             .await?;
         rows.iter().map(user_from).collect()
     }
 
     /// Every user name with its tenant (user names are unique across tenants).
     pub(crate) async fn usernames(&self) -> Result<Vec<(TenantId, String)>> {
-        let rows = sqlx::query("SELECT tenant_id, username FROM users").fetch_all(self.db()).await?;
+        let rows = sqlx::query("SELECT tenant_id, username FROM users").fetch_all(&*self.db()).await?;
         rows.iter().map(|r| Ok((TenantId(r.try_get("tenant_id")?), r.try_get("username")?))).collect()
     }
 
@@ -168,7 +168,7 @@ impl PostgresBackend {
             .bind(roles)
             .bind(u.tokens_valid_after)
             .bind(u.id.0)
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(())
     }
@@ -177,7 +177,7 @@ impl PostgresBackend {
         let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)
             .bind(id.0)
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -188,7 +188,7 @@ impl PostgresBackend {
              ORDER BY name COLLATE \"C\"",
         )
         .bind(tenant.0)
-        .fetch_all(self.db())
+        .fetch_all(&*self.db())
         .await?;
         rows.iter().map(role_from).collect()
     }
@@ -197,7 +197,7 @@ impl PostgresBackend {
         let done = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)
             .bind(id)
-            .execute(self.db())
+            .execute(&*self.db())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -206,7 +206,7 @@ impl PostgresBackend {
     /// instance) adds its count to that entry.
     pub(crate) async fn delete_audit_before(&self, before: i64) -> Result<u64> {
         let done =
-            sqlx::query("DELETE FROM audit_log WHERE time < $1").bind(before).execute(self.db()).await?;
+            sqlx::query("DELETE FROM audit_log WHERE time < $1").bind(before).execute(&*self.db()).await?;
         Ok(done.rows_affected())
     }
 
@@ -231,7 +231,7 @@ impl PostgresBackend {
             .bind(&q.actor)
             .bind(q.from)
             .bind(q.to)
-            .fetch_one(self.db())
+            .fetch_one(&*self.db())
             .await?;
         let page_sql = format!(
             "SELECT id, tenant_id, time, actor_id, actor_name, action, target_type, target_id, \
@@ -247,7 +247,7 @@ impl PostgresBackend {
             .bind(i64::try_from(q.page_size).unwrap_or(i64::MAX))
             // A page past i64::MAX entries is past the end: an empty page, never a wrapped offset.
             .bind(i64::try_from(q.page.saturating_mul(q.page_size)).unwrap_or(i64::MAX))
-            .fetch_all(self.db())
+            .fetch_all(&*self.db())
             .await?;
         Ok((rows.iter().map(audit_from).collect::<Result<_>>()?, total))
     }

@@ -96,13 +96,13 @@ impl PostgresBackend {
 
     /// The latest rotation.
     pub(crate) async fn key_rotation(&self) -> Result<Option<KeyRotation>> {
-        let row = sqlx::query(ROTATION_SQL).fetch_optional(self.db()).await?;
+        let row = sqlx::query(ROTATION_SQL).fetch_optional(&*self.db()).await?;
         row.as_ref().map(rotation_from).transpose()
     }
 
     /// Every data key, with how many values it seals.
     pub(crate) async fn data_keys_info(&self) -> Result<Vec<DataKeyInfo>> {
-        let rows = sqlx::query(KEYS_SQL).fetch_all(self.db()).await?;
+        let rows = sqlx::query(KEYS_SQL).fetch_all(&*self.db()).await?;
         rows.iter()
             .map(|r| {
                 Ok(DataKeyInfo { id: r.int("id")?, created: r.int("created_time")?, values: r.int("used")? })
@@ -126,7 +126,7 @@ impl PostgresBackend {
             .bind(not_under.unwrap_or(-1))
             .bind(limit)
             .bind(offset)
-            .fetch_all(self.db())
+            .fetch_all(&*self.db())
             .await?;
         rows.iter()
             .map(|r| {

@@ -406,7 +406,7 @@ impl PostgresBackend {
     }
 
     pub(crate) async fn pending(&self, id: SecretId) -> Result<Option<PendingRow>> {
-        let row = sqlx::query(PENDING_SQL).bind(id.0).fetch_optional(self.db()).await?;
+        let row = sqlx::query(PENDING_SQL).bind(id.0).fetch_optional(&*self.db()).await?;
         row.as_ref().map(pending_from).transpose()
     }
 
@@ -429,14 +429,14 @@ impl PostgresBackend {
                 .bind(&p.result)
                 .bind(&p.reason)
                 .bind(p.time)
-                .execute(self.db())
+                .execute(&*self.db())
                 .await?;
         }
         Ok(())
     }
 
     pub(crate) async fn probes(&self, id: SecretId, version: i64) -> Result<Vec<ProbeRecord>> {
-        let rows = sqlx::query(PROBES_SQL).bind(id.0).bind(version).fetch_all(self.db()).await?;
+        let rows = sqlx::query(PROBES_SQL).bind(id.0).bind(version).fetch_all(&*self.db()).await?;
         rows.iter().map(probe_from).collect()
     }
 
