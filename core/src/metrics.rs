@@ -1,7 +1,7 @@
 //! The engine's metrics (Prometheus): messages into and out of every node by relation, each
 //! node's time, failures by node type, messages refused by each limit, and what runs per chain.
 //! Labels are ids, node types, relation and limit names: never message data. A chain's series go
-//! when the chain is deleted ([`ChainMetrics::remove`]); names are joined from the `*_info`
+//! when the chain is deleted (`ChainMetrics::remove`); names are joined from the `*_info`
 //! series.
 //!
 //! The families are process-wide ([`ENGINE`]); the server registers them ([`register`]) and
