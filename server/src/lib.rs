@@ -52,6 +52,9 @@ enum Command {
         #[arg(value_enum)]
         which: Reference,
     },
+    /// Print the OpenAPI 3.1 document of the REST API (JSON; no server needed): what
+    /// `GET /api/openapi.json` serves.
+    Openapi,
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -180,6 +183,12 @@ pub fn run() -> ExitCode {
     let server_command = match cli.command {
         Command::Docs { which } => {
             print!("{}", reference(which));
+            return ExitCode::SUCCESS;
+        }
+        Command::Openapi => {
+            use std::io::Write as _;
+            // A closed pipe (`veil openapi | head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{}", api::openapi_document());
             return ExitCode::SUCCESS;
         }
         Command::Client(command) => {

@@ -76,6 +76,17 @@ pub(crate) fn on_signals() -> Result<Stopping, ServerError> {
 /// `GET /api/ready`: `200` when this instance serves (store open, keyring unwrapped, chains and
 /// integrations started — the full API is served only then — and, on PostgreSQL, the change feed
 /// listening); `503` naming what is missing otherwise.
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    tag = "system",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "`{status: \"ready\"}`", body = serde_json::Value),
+        (status = 503, description = "Not ready (starting, the change feed reconnecting, stopping); `Retry-After: 1`", body = crate::api::ErrorBody),
+    ),
+    security(())
+)]
 pub(crate) async fn ready(State(store): State<Store>, State(stopping): State<Stopping>) -> Response {
     if stopping.is_set() {
         return not_ready("the server is shutting down");

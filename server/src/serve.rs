@@ -201,7 +201,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
     // A signal during start-up stops it where it is: no request was taken in yet.
     let start = async {
         let opened = tokio::select! {
-            opened = start(&args) => Some(opened),
+            opened = start(&args, &stopping) => Some(opened),
             () = stopping.wait() => None,
         };
         drop(started);
@@ -218,7 +218,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
             tracing::info!("veil ready");
             let grace = Duration::from_secs(args.shutdown_grace);
             let deadline = tokio::time::Instant::now() + grace;
-            let router = api::router(state, stopping.clone());
+            let router = api::router(state);
             let metrics = match args.metrics.metrics_listen {
                 Some(addr) => Some(serve_metrics(addr, &host, &args.edge, &stopping, grace).await?),
                 None => None,
@@ -266,7 +266,10 @@ const KEY_ROTATION_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Opens the store, makes the first users, starts the host and its background tasks: what the
 /// API is served over.
-async fn start(args: &ServeArgs) -> Result<(Store, Arc<Host>, AppState), ServerError> {
+async fn start(
+    args: &ServeArgs,
+    stopping: &lifecycle::Stopping,
+) -> Result<(Store, Arc<Host>, AppState), ServerError> {
     let database = match &args.database {
         Some(url) => Database::Postgres(url.clone()),
         None => Database::Sqlite(args.data_dir.join("veil.db")),
@@ -279,7 +282,7 @@ async fn start(args: &ServeArgs) -> Result<(Store, Arc<Host>, AppState), ServerE
     })
     .await?;
     tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");
-    match start_host(args, store.clone(), first_start).await {
+    match start_host(args, store.clone(), first_start, stopping.clone()).await {
         Ok((host, state)) => Ok((store, host, state)),
         Err(e) => {
             store.close().await;
@@ -292,6 +295,7 @@ async fn start_host(
     args: &ServeArgs,
     store: Store,
     first_start: Bootstrap,
+    stopping: lifecycle::Stopping,
 ) -> Result<(Arc<Host>, AppState), ServerError> {
     bootstrap(&store, &first_start).await?;
     let tokens = TokenKeys::load(&store).await?;
@@ -332,6 +336,7 @@ async fn start_host(
         dummy_hash: Arc::from(dummy_hash),
         public_hosts: PublicHosts::new(&args.public_host),
         metrics: crate::metrics::MetricsAccess::new(&args.metrics),
+        stopping,
     };
     Ok((host, state))
 }

@@ -25,6 +25,14 @@ pub(crate) struct AppState {
     pub(crate) public_hosts: PublicHosts,
     /// Who may read `/metrics` here.
     pub(crate) metrics: crate::metrics::MetricsAccess,
+    /// Set when the server stops (`/api/ready` answers 503).
+    pub(crate) stopping: crate::lifecycle::Stopping,
+}
+
+impl FromRef<AppState> for crate::lifecycle::Stopping {
+    fn from_ref(state: &AppState) -> Self {
+        state.stopping.clone()
+    }
 }
 
 impl FromRef<AppState> for crate::metrics::MetricsAccess {

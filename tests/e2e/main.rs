@@ -19,6 +19,8 @@ mod lifecycle;
 mod config_file;
 // GET /metrics: exact counts after a known workload; the metrics token.
 mod metrics;
+// The OpenAPI document: served, printed, and every operation a real route.
+mod openapi;
 // Roles, customers, sharing and the audit log, route by route.
 mod access;
 // Limits: hostile chains, scripts and messages against the real binary.

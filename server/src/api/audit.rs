@@ -9,8 +9,9 @@ use super::request::parse_id;
 use crate::auth::AuthActor;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     secret_id: Option<String>,
     actor: Option<String>,
@@ -21,6 +22,14 @@ pub(crate) struct AuditParams {
 }
 
 /// `GET /api/audit-logs?secretId=&actor=&from=&to=&page=&pageSize=` (times in ms), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit-logs",
+    tag = "audit",
+    operation_id = "audit_list",
+    params(AuditParams),
+    responses((status = 200, description = "A page of audit entries, newest first", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn list(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,

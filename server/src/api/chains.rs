@@ -36,6 +36,14 @@ fn view(record: &OwnerRecord) -> Value {
 }
 
 /// `POST /api/rule-chains`
+#[utoipa::path(
+    post,
+    path = "/api/rule-chains",
+    tag = "rule-chains",
+    operation_id = "chains_create",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "A rule chain: `{name, nodes: [{type, name, configuration, debugMode?}], connections: [{fromIndex, toIndex, type}], firstNodeIndex?}`"),
+    responses((status = 201, description = "Saved and running", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -48,6 +56,15 @@ pub(crate) async fn create(
 }
 
 /// `PUT /api/rule-chains/{id}`
+#[utoipa::path(
+    put,
+    path = "/api/rule-chains/{id}",
+    tag = "rule-chains",
+    operation_id = "chains_update",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The whole rule chain, as for create"),
+    responses((status = 200, description = "Saved and redeployed", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn update(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -61,6 +78,14 @@ pub(crate) async fn update(
 }
 
 /// `GET /api/rule-chains/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/rule-chains/{id}",
+    tag = "rule-chains",
+    operation_id = "chains_get",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)")),
+    responses((status = 200, description = "The rule chain (placeholders, never values)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn get(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -70,6 +95,14 @@ pub(crate) async fn get(
 }
 
 /// `GET /api/rule-chains?page=&pageSize=`: ids, names and times.
+#[utoipa::path(
+    get,
+    path = "/api/rule-chains",
+    tag = "rule-chains",
+    operation_id = "chains_list",
+    params(ListParams),
+    responses((status = 200, description = "A page of rule chains: ids, names, times", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn list(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -91,6 +124,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/rule-chains/{id}`: the chain and its references go together; it stops.
+#[utoipa::path(
+    delete,
+    path = "/api/rule-chains/{id}",
+    tag = "rule-chains",
+    operation_id = "chains_delete",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)")),
+    responses((status = 204, description = "Deleted and stopped"), super::doc::Errors)
+)]
 pub(crate) async fn delete(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -101,8 +142,9 @@ pub(crate) async fn delete(
 }
 
 /// `?keepUnsupported=` of an import.
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ImportParams {
     keep_unsupported: Option<bool>,
 }
@@ -110,6 +152,15 @@ pub(crate) struct ImportParams {
 /// `POST /api/rule-chains/import`: a ThingsBoard rule chain export converted into a Veil rule
 /// chain, answered with the report of what became of each node; nothing is stored (the editor,
 /// or `veil chain import --save`, saves it).
+#[utoipa::path(
+    post,
+    path = "/api/rule-chains/import",
+    tag = "rule-chains",
+    operation_id = "chains_import",
+    params(ImportParams),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "A ThingsBoard rule chain export"),
+    responses((status = 200, description = "The Veil rule chain and what became of each node (nothing is stored)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn import(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -125,6 +176,14 @@ pub(crate) async fn import(
 }
 
 /// `GET /api/rule-chains/{id}/export`: the chain as a ThingsBoard export.
+#[utoipa::path(
+    get,
+    path = "/api/rule-chains/{id}/export",
+    tag = "rule-chains",
+    operation_id = "chains_export",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)")),
+    responses((status = 200, description = "The chain as a ThingsBoard export (placeholders, never values)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn export(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -134,7 +193,8 @@ pub(crate) async fn export(
     Ok(Json(crate::thingsboard::export(&store, &actor, &record)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct MessageParams {
     wait: Option<bool>,
     /// With `wait`: each step of the trace carries its message in and out (the editor's test).
@@ -142,6 +202,15 @@ pub(crate) struct MessageParams {
 }
 
 /// `POST /api/rule-chains/{id}/messages[?wait=true[&messages=true]]`
+#[utoipa::path(
+    post,
+    path = "/api/rule-chains/{id}/messages",
+    tag = "rule-chains",
+    operation_id = "chains_send_message",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)"), MessageParams),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{type?, originator?, metadata?, data}`"),
+    responses((status = 200, description = "With `wait=true`: the message ran; the trace of every step", body = serde_json::Value), (status = 202, description = "Admitted: the message runs on", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn send_message(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -170,7 +239,8 @@ pub(crate) async fn send_message(
 }
 
 /// `?limit=&before=` of `GET /api/rule-chains/{id}/events`.
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventParams {
     limit: Option<usize>,
     before: Option<u64>,
@@ -183,6 +253,14 @@ const DEFAULT_EVENT_PAGE: usize = 100;
 /// redacted, oldest first: the newest `limit` (default 100, at most 1,000, and at most 4 MiB)
 /// whose `seq` is below `before`. The page is streamed from the events the chain keeps (shared,
 /// not copied); a tenant's pages being read at once are bounded (429 beyond).
+#[utoipa::path(
+    get,
+    path = "/api/rule-chains/{id}/events",
+    tag = "rule-chains",
+    operation_id = "chains_events",
+    params(("id" = String, Path, description = "The rule chain's id (a UUID)"), EventParams),
+    responses((status = 200, description = "Debug events of nodes in debug mode, redacted, oldest first", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn events(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,

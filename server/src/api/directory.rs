@@ -139,6 +139,14 @@ pub(crate) struct NewTenant {
 }
 
 /// `POST /api/tenants {name, admin?: {username, password}}`
+#[utoipa::path(
+    post,
+    path = "/api/tenants",
+    tag = "directory",
+    operation_id = "directory_create_tenant",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{name, admin?: {username, password}}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create_tenant(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -196,6 +204,14 @@ pub(crate) async fn create_tenant(
 }
 
 /// `GET /api/tenants`
+#[utoipa::path(
+    get,
+    path = "/api/tenants",
+    tag = "directory",
+    operation_id = "directory_tenants",
+    params(ListParams),
+    responses((status = 200, description = "A page of tenants (the system administrator)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn tenants(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -206,6 +222,14 @@ pub(crate) async fn tenants(
 }
 
 /// `GET /api/tenants/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/tenants/{id}",
+    tag = "directory",
+    operation_id = "directory_tenant",
+    params(("id" = String, Path, description = "The tenant's id (a UUID)")),
+    responses((status = 200, description = "The tenant", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn tenant(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -215,6 +239,14 @@ pub(crate) async fn tenant(
 }
 
 /// `DELETE /api/tenants/{id}`: everything in it goes; its chains and integrations stop.
+#[utoipa::path(
+    delete,
+    path = "/api/tenants/{id}",
+    tag = "directory",
+    operation_id = "directory_delete_tenant",
+    params(("id" = String, Path, description = "The tenant's id (a UUID)")),
+    responses((status = 204, description = "Deleted with everything in it"), super::doc::Errors)
+)]
 pub(crate) async fn delete_tenant(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -233,6 +265,14 @@ pub(crate) struct NewCustomer {
 }
 
 /// `POST /api/customers {name}`
+#[utoipa::path(
+    post,
+    path = "/api/customers",
+    tag = "directory",
+    operation_id = "directory_create_customer",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{name}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create_customer(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -243,6 +283,14 @@ pub(crate) async fn create_customer(
 }
 
 /// `GET /api/customers`
+#[utoipa::path(
+    get,
+    path = "/api/customers",
+    tag = "directory",
+    operation_id = "directory_customers",
+    params(ListParams),
+    responses((status = 200, description = "A page of customers", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn customers(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -253,6 +301,14 @@ pub(crate) async fn customers(
 }
 
 /// `GET /api/customers/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/customers/{id}",
+    tag = "directory",
+    operation_id = "directory_customer",
+    params(("id" = String, Path, description = "The customer's id (a UUID)")),
+    responses((status = 200, description = "The customer", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn customer(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -265,6 +321,14 @@ pub(crate) async fn customer(
 }
 
 /// `DELETE /api/customers/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/customers/{id}",
+    tag = "directory",
+    operation_id = "directory_delete_customer",
+    params(("id" = String, Path, description = "The customer's id (a UUID)")),
+    responses((status = 204, description = "Deleted"), super::doc::Errors)
+)]
 pub(crate) async fn delete_customer(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -295,6 +359,14 @@ pub(crate) struct UserPatch {
 }
 
 /// `POST /api/users {username, password, customerId?, roles}`
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "directory",
+    operation_id = "directory_create_user",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{username, password, customerId?, roles}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create_user(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -309,6 +381,14 @@ pub(crate) async fn create_user(
 }
 
 /// `GET /api/users`
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "directory",
+    operation_id = "directory_users",
+    params(ListParams),
+    responses((status = 200, description = "A page of users", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn users(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -319,6 +399,14 @@ pub(crate) async fn users(
 }
 
 /// `GET /api/users/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}",
+    tag = "directory",
+    operation_id = "directory_user",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses((status = 200, description = "The user", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn user(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -329,6 +417,15 @@ pub(crate) async fn user(
 
 /// `PATCH /api/users/{id} {password?, currentPassword?, roles?}`: users changing their own
 /// password send the current one too; an administrator resetting someone else's does not.
+#[utoipa::path(
+    patch,
+    path = "/api/users/{id}",
+    tag = "directory",
+    operation_id = "directory_update_user",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{password?, currentPassword?, roles?}`"),
+    responses((status = 200, description = "Changed", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn update_user(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -370,6 +467,14 @@ pub(crate) async fn update_user(
 }
 
 /// `DELETE /api/users/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/users/{id}",
+    tag = "directory",
+    operation_id = "directory_delete_user",
+    params(("id" = String, Path, description = "The user's id (a UUID)")),
+    responses((status = 204, description = "Deleted"), super::doc::Errors)
+)]
 pub(crate) async fn delete_user(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -393,6 +498,13 @@ fn role_view(r: &RoleRecord) -> Value {
 }
 
 /// `GET /api/roles`: the built-in roles and the tenant's custom ones, with what they grant.
+#[utoipa::path(
+    get,
+    path = "/api/roles",
+    tag = "directory",
+    operation_id = "directory_roles",
+    responses((status = 200, description = "The built-in roles and the tenant's custom ones, with what they grant", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn roles(State(store): State<Store>, AuthActor(actor): AuthActor) -> ApiResult<Json<Value>> {
     let custom = store.roles(&actor).await?;
     let built_in = Role::ALL.iter().filter(|r| **r != Role::SysAdmin).map(|r| {
@@ -409,6 +521,14 @@ pub(crate) async fn roles(State(store): State<Store>, AuthActor(actor): AuthActo
 }
 
 /// `POST /api/roles {name, permissions: [{resource, operations}]}`
+#[utoipa::path(
+    post,
+    path = "/api/roles",
+    tag = "directory",
+    operation_id = "directory_create_role",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{name, permissions: [{resource, operations}]}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create_role(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -420,6 +540,14 @@ pub(crate) async fn create_role(
 }
 
 /// `DELETE /api/roles/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/roles/{id}",
+    tag = "directory",
+    operation_id = "directory_delete_role",
+    params(("id" = String, Path, description = "The role's id (a UUID)")),
+    responses((status = 204, description = "Deleted"), super::doc::Errors)
+)]
 pub(crate) async fn delete_role(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -431,6 +559,13 @@ pub(crate) async fn delete_role(
 
 /// `GET /api/tenant-settings`: the caller's tenant's settings (`destinationsRequired`,
 /// `casRequired`, `strictValues`).
+#[utoipa::path(
+    get,
+    path = "/api/tenant-settings",
+    tag = "directory",
+    operation_id = "directory_tenant_settings",
+    responses((status = 200, description = "The caller's tenant's settings", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn tenant_settings(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -442,6 +577,14 @@ pub(crate) async fn tenant_settings(
 /// administrators (ROLE:WRITE); the settings not sent stay. Turning destinations required on is
 /// refused (409 `destinations_in_use`) while a configuration sends a secret without allowed
 /// destinations to a destination known at save.
+#[utoipa::path(
+    put,
+    path = "/api/tenant-settings",
+    tag = "directory",
+    operation_id = "directory_update_tenant_settings",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{destinationsRequired?, casRequired?, strictValues?, expiryNotices?}`"),
+    responses((status = 200, description = "Changed", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn update_tenant_settings(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,

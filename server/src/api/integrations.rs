@@ -53,6 +53,14 @@ fn view(host: &Host, record: &OwnerRecord) -> Value {
 }
 
 /// `POST /api/integrations`
+#[utoipa::path(
+    post,
+    path = "/api/integrations",
+    tag = "integrations",
+    operation_id = "integrations_create",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "An integration: `{name, type, ruleChainId, routingKey?, configuration, uplinkConverter?, downlinkConverter?, enabled?}`"),
+    responses((status = 201, description = "Saved and started", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -65,6 +73,15 @@ pub(crate) async fn create(
 }
 
 /// `PUT /api/integrations/{id}`
+#[utoipa::path(
+    put,
+    path = "/api/integrations/{id}",
+    tag = "integrations",
+    operation_id = "integrations_update",
+    params(("id" = String, Path, description = "The integration's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The whole integration, as for create"),
+    responses((status = 200, description = "Saved and restarted", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn update(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -79,6 +96,14 @@ pub(crate) async fn update(
 }
 
 /// `GET /api/integrations/{id}`: the definition (placeholders only) and the status.
+#[utoipa::path(
+    get,
+    path = "/api/integrations/{id}",
+    tag = "integrations",
+    operation_id = "integrations_get",
+    params(("id" = String, Path, description = "The integration's id (a UUID)")),
+    responses((status = 200, description = "The definition (placeholders only) and its status", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn get(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -89,6 +114,14 @@ pub(crate) async fn get(
 }
 
 /// `GET /api/integrations?page=&pageSize=`
+#[utoipa::path(
+    get,
+    path = "/api/integrations",
+    tag = "integrations",
+    operation_id = "integrations_list",
+    params(ListParams),
+    responses((status = 200, description = "A page of integrations", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn list(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -115,6 +148,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/integrations/{id}`: the integration stops; its references go with it.
+#[utoipa::path(
+    delete,
+    path = "/api/integrations/{id}",
+    tag = "integrations",
+    operation_id = "integrations_delete",
+    params(("id" = String, Path, description = "The integration's id (a UUID)")),
+    responses((status = 204, description = "Deleted and stopped"), super::doc::Errors)
+)]
 pub(crate) async fn delete(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -126,6 +167,15 @@ pub(crate) async fn delete(
 
 /// `POST /api/integrations/{id}/downlink {type?, originator?, metadata?, data}`: converts the
 /// message with the downlink converter and sends it; 502 `downlink_failed` with the redacted reason.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/{id}/downlink",
+    tag = "integrations",
+    operation_id = "integrations_downlink",
+    params(("id" = String, Path, description = "The integration's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{type?, originator?, metadata?, data}`"),
+    responses((status = 200, description = "Converted and sent to the outside service", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn downlink(
     State(host): State<Arc<Host>>,
     AuthActor(actor): AuthActor,
@@ -171,6 +221,16 @@ async fn uplink_body(headers: &HeaderMap, mut body: Body) -> ApiResult<Vec<u8>> 
 /// `POST /api/v1/integrations/{type}/{routingKey}`: an uplink. No token: the routing key and the
 /// integration's header security identify the sender. Converted messages go to the rule chain in
 /// order; the answer says how many.
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations/{kind}/{routing_key}",
+    tag = "integrations",
+    operation_id = "integrations_uplink",
+    params(("kind" = String, Path, description = "The integration type's uplink path (`loriot`, `http`)"), ("routing_key" = String, Path, description = "The integration's routing key")),
+    request_body(content = String, content_type = "application/json", description = "What the outside service sends (at most 1 MiB)"),
+    responses((status = 200, description = "Converted; how many messages went to the rule chain", body = serde_json::Value), super::doc::PublicErrors),
+    security(())
+)]
 pub(crate) async fn uplink(
     State(host): State<Arc<Host>>,
     Path((kind, key)): Path<(String, String)>,

@@ -11,6 +11,13 @@ use crate::auth::AuthActor;
 use crate::error::ApiResult;
 
 /// `GET /api/system/keys`: `{activeKey, keys: [{id, created, values}], rotation}`.
+#[utoipa::path(
+    get,
+    path = "/api/system/keys",
+    tag = "system",
+    operation_id = "keys_status",
+    responses((status = 200, description = "The data keys, how many values each seals, and the rotation in progress", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn status(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -21,6 +28,13 @@ pub(crate) async fn status(
 /// `POST /api/system/keys/rotate`: a new data key seals new values at once (every instance);
 /// every stored value is sealed again under it in the background. 202 with the status; 409 while
 /// a rotation runs.
+#[utoipa::path(
+    post,
+    path = "/api/system/keys/rotate",
+    tag = "system",
+    operation_id = "keys_rotate",
+    responses((status = 202, description = "A new data key seals new values; the old ones are sealed again in the background", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn rotate(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,

@@ -2,8 +2,10 @@
 //! logging and the body limits. Handlers parse, call the host or the store, and shape answers.
 
 mod audit;
+mod doc;
 mod keys;
 
+pub(crate) use self::doc::ErrorBody;
 pub(crate) use self::keys::run_rotation as run_key_rotation;
 mod chains;
 mod directory;
@@ -13,6 +15,7 @@ mod secrets;
 mod session;
 mod types;
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::Router;
@@ -20,21 +23,25 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use veil_store::Store;
 
 use self::request::{MAX_DRAINED_BYTES, content_length};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The whole API.
-pub(crate) fn router(state: AppState, stopping: crate::lifecycle::Stopping) -> Router {
+/// The whole API: the documented routes ([`documented`]), the web UI's pages, `/metrics`.
+pub(crate) fn router(state: AppState) -> Router {
     let limits = state.host.store().limits();
     // A FILE value arrives base64-encoded (4/3 larger) inside JSON, or raw in a multipart form.
     let body_limit = limits.max_file_bytes.max(limits.max_text_bytes) / 3 * 4 + 64 * 1024;
-    Router::new()
-        .merge(public(stopping))
-        .merge(authenticated())
+    let (api, _) = documented().split_for_parts();
+    api.route("/", get(crate::ui::index))
+        .route("/ui/{file}", get(crate::ui::asset))
+        .route("/metrics", get(crate::metrics::on_main_listener))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
@@ -43,70 +50,88 @@ pub(crate) fn router(state: AppState, stopping: crate::lifecycle::Stopping) -> R
         .with_state(state)
 }
 
-/// Routes anyone can call: health, logging in, and uplinks (the routing key and the
-/// integration's header security identify the sender).
-fn public(stopping: crate::lifecycle::Stopping) -> Router<AppState> {
-    let ready = move |store: State<Store>| crate::lifecycle::ready(store, State(stopping.clone()));
-    Router::new()
-        .route("/api/ready", get(ready))
-        .route("/", get(crate::ui::index))
-        .route("/ui/{file}", get(crate::ui::asset))
-        .route("/api/health", get(health))
-        .route("/metrics", get(crate::metrics::on_main_listener))
-        .route("/api/auth/login", post(session::login))
-        .route("/api/auth/session", post(session::open_session))
-        .route("/api/v1/integrations/{kind}/{routing_key}", post(integrations::uplink))
+/// Every route of the REST API with its description: a route is registered here, with the
+/// `#[utoipa::path]` of its handler, or not at all (`.ci/run` refuses a plain `.route("/api…`).
+/// Anyone may call health, readiness, the document, logging in and uplinks (the routing key and
+/// the integration's header security identify the sender); every other handler takes an
+/// [`AuthActor`](crate::auth::AuthActor), and the store checks what that actor may do.
+pub(crate) fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(crate::lifecycle::ready))
+        .routes(routes!(openapi_json))
+        .routes(routes!(session::login))
+        .routes(routes!(session::open_session, session::session))
+        .routes(routes!(session::logout))
+        .routes(routes!(integrations::uplink))
+        .routes(routes!(secrets::list, secrets::create))
+        .routes(routes!(secrets::get, secrets::update, secrets::delete))
+        .routes(routes!(secrets::usages))
+        .routes(routes!(secrets::versions))
+        .routes(routes!(secrets::impact))
+        .routes(routes!(secrets::verify))
+        .routes(routes!(secrets::rollback))
+        .routes(routes!(secrets::rotation, secrets::drop_rotation))
+        .routes(routes!(secrets::promote))
+        .routes(routes!(secrets::probe_again))
+        .routes(routes!(secrets::share))
+        .routes(routes!(secrets::unshare))
+        .routes(routes!(directory::tenants, directory::create_tenant))
+        .routes(routes!(directory::tenant, directory::delete_tenant))
+        .routes(routes!(keys::status))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(directory::customers, directory::create_customer))
+        .routes(routes!(directory::customer, directory::delete_customer))
+        .routes(routes!(directory::users, directory::create_user))
+        .routes(routes!(directory::user, directory::update_user, directory::delete_user))
+        .routes(routes!(directory::roles, directory::create_role))
+        .routes(routes!(directory::delete_role))
+        .routes(routes!(audit::list))
+        .routes(routes!(directory::tenant_settings, directory::update_tenant_settings))
+        .routes(routes!(types::node_types))
+        .routes(routes!(types::integration_types))
+        .routes(routes!(chains::list, chains::create))
+        .routes(routes!(chains::import))
+        .routes(routes!(chains::export))
+        .routes(routes!(chains::get, chains::update, chains::delete))
+        .routes(routes!(chains::send_message))
+        .routes(routes!(chains::events))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(integrations::get, integrations::update, integrations::delete))
+        .routes(routes!(integrations::downlink))
 }
 
-/// Routes that need `Authorization: Bearer <token>`: every handler takes an `AuthActor`, and the
-/// store checks what that actor may do.
-fn authenticated() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/logout", post(session::logout))
-        .route("/api/auth/session", get(session::session))
-        .route("/api/secrets", get(secrets::list).post(secrets::create))
-        .route("/api/secrets/{id}", get(secrets::get).patch(secrets::update).delete(secrets::delete))
-        .route("/api/secrets/{id}/usages", get(secrets::usages))
-        .route("/api/secrets/{id}/versions", get(secrets::versions))
-        .route("/api/secrets/{id}/impact", get(secrets::impact))
-        .route("/api/secrets/{id}/verify", post(secrets::verify))
-        .route("/api/secrets/{id}/rollback", post(secrets::rollback))
-        .route("/api/secrets/{id}/rotation", get(secrets::rotation).delete(secrets::drop_rotation))
-        .route("/api/secrets/{id}/rotation/promote", post(secrets::promote))
-        .route("/api/secrets/{id}/rotation/probe", post(secrets::probe_again))
-        .route("/api/secrets/{id}/shares", post(secrets::share))
-        .route("/api/secrets/{id}/shares/{customer_id}", delete(secrets::unshare))
-        .route("/api/tenants", get(directory::tenants).post(directory::create_tenant))
-        .route("/api/system/keys", get(keys::status))
-        .route("/api/system/keys/rotate", post(keys::rotate))
-        .route("/api/tenants/{id}", get(directory::tenant).delete(directory::delete_tenant))
-        .route("/api/customers", get(directory::customers).post(directory::create_customer))
-        .route("/api/customers/{id}", get(directory::customer).delete(directory::delete_customer))
-        .route("/api/users", get(directory::users).post(directory::create_user))
-        .route(
-            "/api/users/{id}",
-            get(directory::user).patch(directory::update_user).delete(directory::delete_user),
-        )
-        .route("/api/roles", get(directory::roles).post(directory::create_role))
-        .route("/api/roles/{id}", delete(directory::delete_role))
-        .route("/api/audit-logs", get(audit::list))
-        .route("/api/tenant-settings", get(directory::tenant_settings).put(directory::update_tenant_settings))
-        .route("/api/node-types", get(types::node_types))
-        .route("/api/integration-types", get(types::integration_types))
-        .route("/api/rule-chains", get(chains::list).post(chains::create))
-        .route("/api/rule-chains/import", post(chains::import))
-        .route("/api/rule-chains/{id}/export", get(chains::export))
-        .route("/api/rule-chains/{id}", get(chains::get).put(chains::update).delete(chains::delete))
-        .route("/api/rule-chains/{id}/messages", post(chains::send_message))
-        .route("/api/rule-chains/{id}/events", get(chains::events))
-        .route("/api/integrations", get(integrations::list).post(integrations::create))
-        .route(
-            "/api/integrations/{id}",
-            get(integrations::get).put(integrations::update).delete(integrations::delete),
-        )
-        .route("/api/integrations/{id}/downlink", post(integrations::downlink))
+/// The OpenAPI document, as `GET /api/openapi.json` serves it and `veil openapi` prints it.
+pub(crate) fn openapi_document() -> &'static str {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+        documented().into_openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    });
+    &DOCUMENT
 }
 
+/// `GET /api/openapi.json`: this API's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "system",
+    operation_id = "openapi_json",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = serde_json::Value)),
+    security(())
+)]
+async fn openapi_json() -> Response {
+    use axum::response::IntoResponse as _;
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_document()).into_response()
+}
+
+/// `GET /api/health`: liveness, the backend, and how often this process used the database.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "system",
+    operation_id = "health",
+    responses((status = 200, description = "`{status: \"ok\", backend, databaseQueries}`", body = serde_json::Value)),
+    security(())
+)]
 async fn health(State(store): State<Store>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "status": "ok",

@@ -42,8 +42,9 @@ pub(super) fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
 }
 
 /// `?page=&pageSize=` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     page: Option<usize>,
     page_size: Option<usize>,

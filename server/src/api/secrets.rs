@@ -20,14 +20,26 @@ use super::request::{body_error, parse_id};
 use crate::auth::{AuthActor, LoginLimiter};
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     page: Option<usize>,
     page_size: Option<usize>,
     text_search: Option<String>,
     unused_for_days: Option<u32>,
     expiring_within_days: Option<u32>,
+}
+
+/// `?strict=true`: a TEXT value that looks pasted by mistake (surrounding whitespace or quotes, a
+/// trailing newline, under 8 characters) is refused instead of stored with `warnings`. Read from
+/// the query as the body is parsed; declared here for the API's description.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct StrictParam {
+    /// Refuse a value that looks pasted by mistake.
+    strict: Option<bool>,
 }
 
 /// A secret as listed: its metadata and when a configuration last used it.
@@ -43,6 +55,14 @@ pub(crate) struct Listed {
 /// `unusedForDays=N` keeps the secrets no configuration used in the last N days (or ever);
 /// `expiringWithinDays=N` those that expire within N days (or have expired): by `expiresAt`, else
 /// their certificate's `notAfter`.
+#[utoipa::path(
+    get,
+    path = "/api/secrets",
+    tag = "secrets",
+    operation_id = "secrets_list",
+    params(ListParams),
+    responses((status = 200, description = "A page of secrets (metadata and lastUsedTime; never a value)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn list(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -77,6 +97,14 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/secrets/{id}`, with `ETag: "<version>"` for check-and-set, and `lastUsedTime`.
+#[utoipa::path(
+    get,
+    path = "/api/secrets/{id}",
+    tag = "secrets",
+    operation_id = "secrets_get",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 200, description = "The secret's metadata, with `ETag: \"<version>\"`", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn get(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -144,14 +172,23 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     text.parse::<i64>().map(Some).map_err(|_| bad())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
     page: Option<usize>,
     page_size: Option<usize>,
 }
 
 /// `GET /api/secrets/{id}/versions?page=&pageSize=`: newest first, never a value.
+#[utoipa::path(
+    get,
+    path = "/api/secrets/{id}/versions",
+    tag = "secrets",
+    operation_id = "secrets_versions",
+    params(("id" = String, Path, description = "The secret's id (a UUID)"), PageParams),
+    responses((status = 200, description = "A page of versions, newest first (never a value)", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn versions(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -169,6 +206,15 @@ static VERIFY_GUESSES: LazyLock<LoginLimiter> = LazyLock::new(LoginLimiter::defa
 
 /// `POST /api/secrets/{id}/verify {"value"}` (base64 for a FILE secret): whether a version had
 /// this value, compared by keyed fingerprint. SECRET:WRITE; audited as VERIFY.
+#[utoipa::path(
+    post,
+    path = "/api/secrets/{id}/verify",
+    tag = "secrets",
+    operation_id = "secrets_verify",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{value}` (base64 for a FILE secret)"),
+    responses((status = 200, description = "Whether a kept version had this value", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn verify(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -195,6 +241,14 @@ pub(crate) async fn verify(
 /// `GET /api/secrets/{id}/impact` (SECRET:WRITE): every configuration and field a change of the
 /// value would reach, which of them reconnect, how often each used it in the last hour, and the
 /// customers it is shared with.
+#[utoipa::path(
+    get,
+    path = "/api/secrets/{id}/impact",
+    tag = "secrets",
+    operation_id = "secrets_impact",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 200, description = "Every configuration and field a change of the value would reach", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn impact(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
@@ -211,6 +265,15 @@ pub(crate) struct RollbackRequest {
 
 /// `POST /api/secrets/{id}/rollback {"version": N}` (`If-Match` optional): a new current version
 /// with version N's value.
+#[utoipa::path(
+    post,
+    path = "/api/secrets/{id}/rollback",
+    tag = "secrets",
+    operation_id = "secrets_rollback",
+    params(("id" = String, Path, description = "The secret's id (a UUID)"), ("If-Match" = Option<String>, Header, description = "Check-and-set: the current version")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{version}`: the kept version whose value becomes a new current version"),
+    responses((status = 200, description = "Rolled back: the secret's metadata", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn rollback(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -227,6 +290,14 @@ pub(crate) async fn rollback(
 }
 
 /// `GET /api/secrets/{id}/usages`
+#[utoipa::path(
+    get,
+    path = "/api/secrets/{id}/usages",
+    tag = "secrets",
+    operation_id = "secrets_usages",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 200, description = "The rule chains and integrations that reference it, with their nodes", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn usages(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -236,6 +307,14 @@ pub(crate) async fn usages(
 }
 
 /// `DELETE /api/secrets/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/secrets/{id}",
+    tag = "secrets",
+    operation_id = "secrets_delete",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 204, description = "Deleted"), super::doc::Errors)
+)]
 pub(crate) async fn delete(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -246,6 +325,15 @@ pub(crate) async fn delete(
 }
 
 /// `POST /api/secrets`: JSON (`value` base64 for FILE) or a multipart form with a `file` part.
+#[utoipa::path(
+    post,
+    path = "/api/secrets",
+    tag = "secrets",
+    operation_id = "secrets_create",
+    params(StrictParam),
+    request_body(description = "`{name, type: TEXT|FILE, value, description?, fileName?, allowedDestinations?, maxVersions?, expires?}` (a FILE value base64), or a multipart form with a `file` part", content((serde_json::Value = "application/json"), (serde_json::Value = "multipart/form-data"))),
+    responses((status = 201, description = "Created: the secret's metadata", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn create(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -271,6 +359,15 @@ pub(crate) async fn create(
 }
 
 /// `PATCH /api/secrets/{id}` with `{value?, description?, fileName?, allowedDestinations?}`.
+#[utoipa::path(
+    patch,
+    path = "/api/secrets/{id}",
+    tag = "secrets",
+    operation_id = "secrets_update",
+    params(("id" = String, Path, description = "The secret's id (a UUID)"), StrictParam, ("If-Match" = Option<String>, Header, description = "Check-and-set: the version the change is made on (`\"3\"`)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{value?, description?, fileName?, allowedDestinations?, maxVersions?, expires?}`, or `{pendingValue, fileName?}` to stage a rotation"),
+    responses((status = 200, description = "Changed: the secret's metadata", body = serde_json::Value), (status = 202, description = "A pending value was staged and is being probed", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn update(
     State(store): State<Store>,
     State(host): State<std::sync::Arc<crate::host::Host>>,
@@ -343,6 +440,14 @@ async fn stage(
 }
 
 /// `GET /api/secrets/{id}/rotation`: the pending version and one probe row per consumer.
+#[utoipa::path(
+    get,
+    path = "/api/secrets/{id}/rotation",
+    tag = "secrets",
+    operation_id = "secrets_rotation",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 200, description = "The pending version and one probe row per consumer", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn rotation(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
@@ -352,6 +457,14 @@ pub(crate) async fn rotation(
 }
 
 /// `DELETE /api/secrets/{id}/rotation`: drops the pending value.
+#[utoipa::path(
+    delete,
+    path = "/api/secrets/{id}/rotation",
+    tag = "secrets",
+    operation_id = "secrets_drop_rotation",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 204, description = "The pending value was dropped"), super::doc::Errors)
+)]
 pub(crate) async fn drop_rotation(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -362,6 +475,14 @@ pub(crate) async fn drop_rotation(
 }
 
 /// `POST /api/secrets/{id}/rotation/probe`: tests the pending value on every consumer again.
+#[utoipa::path(
+    post,
+    path = "/api/secrets/{id}/rotation/probe",
+    tag = "secrets",
+    operation_id = "secrets_probe_again",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    responses((status = 202, description = "The pending value is being tested on every consumer again"), super::doc::Errors)
+)]
 pub(crate) async fn probe_again(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
@@ -381,6 +502,15 @@ pub(crate) struct PromoteRequest {
 /// `POST /api/secrets/{id}/rotation/promote` (`{"force": true}` optional, `If-Match` optional):
 /// the pending value becomes the current version on every instance; refused (409
 /// `probes_failed`) while a consumer's probe failed or runs, unless forced.
+#[utoipa::path(
+    post,
+    path = "/api/secrets/{id}/rotation/promote",
+    tag = "secrets",
+    operation_id = "secrets_promote",
+    params(("id" = String, Path, description = "The secret's id (a UUID)"), ("If-Match" = Option<String>, Header, description = "Check-and-set: the current version")),
+    request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "`{force: true}` promotes even after a failed probe"),
+    responses((status = 200, description = "The pending value is current", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn promote(
     State(host): State<std::sync::Arc<crate::host::Host>>,
     AuthActor(actor): AuthActor,
@@ -618,6 +748,15 @@ pub(crate) struct ShareRequest {
 }
 
 /// `POST /api/secrets/{id}/shares {customerId}`: the customer's users may use it, never read it.
+#[utoipa::path(
+    post,
+    path = "/api/secrets/{id}/shares",
+    tag = "secrets",
+    operation_id = "secrets_share",
+    params(("id" = String, Path, description = "The secret's id (a UUID)")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{customerId}`: the customer's users may use it, never read it"),
+    responses((status = 200, description = "Shared: the secret's metadata", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn share(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,
@@ -637,6 +776,14 @@ pub(crate) async fn share(
 
 /// `DELETE /api/secrets/{id}/shares/{customerId}`: refused (409, listing the uses) while the
 /// customer's configurations use the secret.
+#[utoipa::path(
+    delete,
+    path = "/api/secrets/{id}/shares/{customer_id}",
+    tag = "secrets",
+    operation_id = "secrets_unshare",
+    params(("id" = String, Path, description = "The secret's id (a UUID)"), ("customer_id" = String, Path, description = "The customer's id")),
+    responses((status = 204, description = "No longer shared"), super::doc::Errors)
+)]
 pub(crate) async fn unshare(
     State(store): State<Store>,
     AuthActor(actor): AuthActor,

@@ -22,6 +22,15 @@ pub(crate) struct LoginRequest {
 }
 
 /// `POST /api/auth/login`: `{"token", "expiresIn"}`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    operation_id = "session_login",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{username, password}`"),
+    responses((status = 200, description = "`{token, expiresIn}`", body = serde_json::Value), super::doc::PublicErrors),
+    security(())
+)]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
@@ -34,6 +43,15 @@ pub(crate) async fn login(
 
 /// `POST /api/auth/session`: logs in like `/api/auth/login`, but the token goes into the
 /// `veil_session` cookie; the answer is the session (who, what they may do, the CSRF token).
+#[utoipa::path(
+    post,
+    path = "/api/auth/session",
+    tag = "auth",
+    operation_id = "session_open_session",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "`{username, password}`"),
+    responses((status = 200, description = "The session (the token is in the `veil_session` cookie) and its CSRF token", body = serde_json::Value), super::doc::PublicErrors),
+    security(())
+)]
 pub(crate) async fn open_session(
     State(state): State<AppState>,
     ConnectInfo(address): ConnectInfo<std::net::SocketAddr>,
@@ -54,6 +72,13 @@ pub(crate) async fn open_session(
 
 /// `GET /api/auth/session`: the caller (by cookie or token), what they may do, and — for a
 /// cookie session — its CSRF token.
+#[utoipa::path(
+    get,
+    path = "/api/auth/session",
+    tag = "auth",
+    operation_id = "session_session",
+    responses((status = 200, description = "The caller, what they may do, and a cookie session's CSRF token", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,7 +169,8 @@ async fn authenticate(
 }
 
 /// `?everywhere=true` of `POST /api/auth/logout`.
-#[derive(Debug, Deserialize)]
+#[derive(utoipa::IntoParams, Debug, Deserialize)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LogoutParams {
     everywhere: Option<bool>,
 }
@@ -153,6 +179,14 @@ pub(crate) struct LogoutParams {
 /// cookie) belongs to — the account's other sessions (another browser, the CLI) go on — and clears
 /// a session cookie. With `everywhere=true` every token of the account stops working (as a
 /// password change does).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    operation_id = "session_logout",
+    params(LogoutParams),
+    responses((status = 204, description = "The session ended (with `everywhere=true`, every session of the account)"), super::doc::Errors)
+)]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -79,10 +79,14 @@ fn view(
 }
 
 /// `GET /api/node-types`: every node type rule chains may use.
-pub(crate) async fn node_types(
-    State(host): State<Arc<Host>>,
-    AuthActor(_): AuthActor,
-) -> Json<Vec<TypeView>> {
+#[utoipa::path(
+    get,
+    path = "/api/node-types",
+    tag = "types",
+    operation_id = "types_node_types",
+    responses((status = 200, description = "Every node type: fields, forms, relations", body = serde_json::Value), super::doc::Errors)
+)]
+pub(crate) async fn node_types(State(host): State<Arc<Host>>, _caller: AuthActor) -> Json<Vec<TypeView>> {
     Json(
         host.node_types()
             .map(|d| TypeView {
@@ -95,9 +99,16 @@ pub(crate) async fn node_types(
 }
 
 /// `GET /api/integration-types`: every integration type.
+#[utoipa::path(
+    get,
+    path = "/api/integration-types",
+    tag = "types",
+    operation_id = "types_integration_types",
+    responses((status = 200, description = "Every integration type: fields and forms", body = serde_json::Value), super::doc::Errors)
+)]
 pub(crate) async fn integration_types(
     State(host): State<Arc<Host>>,
-    AuthActor(_): AuthActor,
+    _caller: AuthActor,
 ) -> Json<Vec<TypeView>> {
     Json(
         host.integration_types()
