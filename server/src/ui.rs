@@ -23,9 +23,20 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("directory.js", "text/javascript; charset=utf-8", include_bytes!("../ui/directory.js")),
     ("audit.js", "text/javascript; charset=utf-8", include_bytes!("../ui/audit.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_bytes!("../ui/dom.js")),
+    ("api-docs.js", "text/javascript; charset=utf-8", include_bytes!("../ui/api-docs.js")),
+    ("api-docs.css", "text/css; charset=utf-8", include_bytes!("../ui/api-docs.css")),
+    // Swagger UI 5.36.0 (npm swagger-ui-dist, Apache-2.0: vendor/swagger-ui.LICENSE), for /api-docs.
+    (
+        "swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../ui/vendor/swagger-ui-bundle.js"),
+    ),
+    ("swagger-ui.css", "text/css; charset=utf-8", include_bytes!("../ui/vendor/swagger-ui.css")),
 ];
 
 const INDEX: &[u8] = include_bytes!("../ui/index.html");
+
+const API_DOCS: &[u8] = include_bytes!("../ui/api-docs.html");
 
 /// Scripts, styles and requests only from this server; no inline script or style, no frames, no
 /// plugins, forms post nowhere (the pages send requests from script).
@@ -35,6 +46,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// `GET /`: the single page.
 pub(crate) async fn index() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX)
+        .into_response()
+}
+
+/// `GET /api-docs`: the REST API's OpenAPI document, rendered (read-only).
+pub(crate) async fn api_docs() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], API_DOCS)
         .into_response()
 }
 

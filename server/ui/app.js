@@ -43,6 +43,7 @@ function navigation() {
       link("#/roles", "Roles", can("ROLE", "READ")),
       link("#/settings", "Settings", can("ROLE", "READ"))),
     group("System", link("#/tenants", "Tenants", can("TENANT", "READ"))),
+    group("Help", el("a", { href: "/api-docs", id: "api-docs-link" }, "REST API")),
     el(
       "div",
       { class: "who" },

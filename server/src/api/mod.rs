@@ -41,6 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let (api, _) = documented().split_for_parts();
     api.route("/", get(crate::ui::index))
         .route("/ui/{file}", get(crate::ui::asset))
+        .route("/api-docs", get(crate::ui::api_docs))
         .route("/metrics", get(crate::metrics::on_main_listener))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
