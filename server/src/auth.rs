@@ -289,13 +289,30 @@ pub(crate) fn cookie_token(headers: &axum::http::HeaderMap) -> Option<String> {
 /// The host names the web UI's cookie sessions are served for. A browser that reaches Veil under
 /// another name — a page of a site whose name was pointed at Veil's address (DNS rebinding) — gets
 /// no session: its `Host` must be an IP address, `localhost`, or a name given with `--public-host`.
+/// The session cookie is `Secure` when the browser came over HTTPS, or always with
+/// `--cookie-secure always`.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PublicHosts(Arc<[String]>);
+pub(crate) struct PublicHosts(Arc<[String]>, CookieSecure);
+
+/// When the session cookie is marked `Secure` (sent over HTTPS only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CookieSecure {
+    /// When the browser came over HTTPS (directly, or `X-Forwarded-Proto: https` from a proxy).
+    #[default]
+    Auto,
+    /// Always: browsers then keep the session only over HTTPS.
+    Always,
+}
 
 impl PublicHosts {
-    /// The names given with `--public-host` (with or without a port).
-    pub(crate) fn new(names: &[String]) -> Self {
-        Self(names.iter().map(|n| n.trim().to_ascii_lowercase()).collect())
+    /// The names given with `--public-host` (with or without a port), and `--cookie-secure`.
+    pub(crate) fn new(names: &[String], secure: CookieSecure) -> Self {
+        Self(names.iter().map(|n| n.trim().to_ascii_lowercase()).collect(), secure)
+    }
+
+    /// Whether the session cookie of a request with these headers is `Secure`.
+    pub(crate) fn secure_cookie(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.1 == CookieSecure::Always || over_https(headers)
     }
 
     /// Refuses a browser session under a host name that is not public.

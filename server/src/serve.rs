@@ -44,6 +44,10 @@ pub(crate) struct ServeArgs {
     /// localhost (a page of another site pointed at this address gets none).
     #[arg(long, env = "VEIL_PUBLIC_HOSTS", value_delimiter = ',', value_name = "HOST")]
     pub(crate) public_host: Vec<String>,
+    /// When the web UI's session cookie is `Secure`: `auto` (when the browser came over HTTPS,
+    /// directly or as `X-Forwarded-Proto: https` says) or `always` [default: auto].
+    #[arg(long, env = "VEIL_COOKIE_SECURE", value_enum, default_value_t = crate::auth::CookieSecure::Auto)]
+    pub(crate) cookie_secure: crate::auth::CookieSecure,
     /// Seconds a shutdown waits for the requests and messages in hand before it stops anyway
     /// [default: 10].
     #[arg(long, env = "VEIL_SHUTDOWN_GRACE", value_name = "SECS", default_value_t = 10)]
@@ -334,7 +338,7 @@ async fn start_host(
         tokens,
         login_limiter: Default::default(),
         dummy_hash: Arc::from(dummy_hash),
-        public_hosts: PublicHosts::new(&args.public_host),
+        public_hosts: PublicHosts::new(&args.public_host, args.cookie_secure),
         metrics: crate::metrics::MetricsAccess::new(&args.metrics),
         stopping,
     };

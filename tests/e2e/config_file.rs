@@ -108,7 +108,11 @@ fn flags_win_over_the_environment_which_wins_over_the_file() {
 #[tokio::test]
 async fn veil_serve_runs_with_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "veil.toml", "max-data-depth = 3\nlog-format = \"json\"\n");
+    let file = write(
+        dir.path(),
+        "veil.toml",
+        "max-data-depth = 3\nlog-format = \"json\"\ncookie-secure = \"always\"\n",
+    );
     let mut cmd = serve_command(&dir.path().join("data"));
     cmd.args(["--config", &file]);
     let mut server = Server::start_with(cmd).await;
@@ -120,6 +124,20 @@ async fn veil_serve_runs_with_the_file() {
     let (status, body) = api.post(&url, json!({"data": {"a": {"b": {"c": {"d": 1}}}}})).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("limit maxDataDepth (3)"), "{body}");
+    // cookie-secure = "always": the session cookie is Secure without a TLS proxy's word.
+    let session = server
+        .client
+        .post(server.url("/api/auth/session"))
+        .json(&json!({"username": "admin", "password": crate::support::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 200);
+    assert!(
+        session.headers()["set-cookie"].to_str().unwrap().contains("; Secure"),
+        "{:?}",
+        session.headers()
+    );
     assert!(server.terminate().success());
     for line in server.logs().lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::auth::{AuthActor, TOKEN_LIFETIME, check_origin, over_https, session_cookie, verify_password};
+use crate::auth::{AuthActor, TOKEN_LIFETIME, check_origin, session_cookie, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -65,7 +65,7 @@ pub(crate) async fn open_session(
     let user = authenticate(&state, address, body).await?;
     let token = state.tokens.issue(user.id)?;
     let actor = state.host.store().actor_for(&user).await?;
-    let cookie = session_cookie(Some(&token), over_https(&headers));
+    let cookie = session_cookie(Some(&token), state.public_hosts.secure_cookie(&headers));
     let view = session_view(state.host.store(), &actor, state.tokens.csrf_token(&token)).await;
     Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
@@ -206,6 +206,6 @@ pub(crate) async fn logout(
             tracing::info!(username = %actor.username, "logout everywhere");
         }
     }
-    let cleared = session_cookie(None, over_https(&headers));
+    let cleared = session_cookie(None, state.public_hosts.secure_cookie(&headers));
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }
