@@ -79,7 +79,8 @@ impl Activity {
 
     /// No request in hand, and none answered for `quiet`.
     fn idle_for(&self, quiet: Duration) -> bool {
-        let since = self.opened.elapsed().as_millis() as u64 - self.last_answer_ms.load(Ordering::SeqCst);
+        let since = (self.opened.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_answer_ms.load(Ordering::SeqCst));
         self.busy.load(Ordering::SeqCst) == 0 && since >= quiet.as_millis() as u64
     }
 }

@@ -22,12 +22,19 @@ use crate::error::{ApiError, ServerError};
 pub(crate) struct Stopping {
     flag: Arc<AtomicBool>,
     changed: watch::Receiver<bool>,
+    /// When the first signal came.
+    since: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl Stopping {
     /// Whether a signal asked the server to stop.
     pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// How long ago the first signal came (zero before it).
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
+        self.since.get().map_or(std::time::Duration::ZERO, std::time::Instant::elapsed)
     }
 
     /// Resolves once a signal asked the server to stop.
@@ -52,6 +59,8 @@ pub(crate) fn on_signals() -> Result<Stopping, ServerError> {
         (install(SignalKind::terminate())?, install(SignalKind::interrupt())?)
     };
     let set = Arc::clone(&flag);
+    let since: Arc<std::sync::OnceLock<std::time::Instant>> = Arc::default();
+    let at = Arc::clone(&since);
     tokio::spawn(async move {
         for nth in 0..2 {
             #[cfg(unix)]
@@ -63,6 +72,7 @@ pub(crate) fn on_signals() -> Result<Stopping, ServerError> {
             let _ = tokio::signal::ctrl_c().await;
             if nth == 0 {
                 tracing::info!("shutting down (a second SIGTERM or Ctrl-C stops at once)");
+                let _ = at.set(std::time::Instant::now());
                 set.store(true, Ordering::SeqCst);
                 let _ = tx.send(true);
             }
@@ -70,7 +80,7 @@ pub(crate) fn on_signals() -> Result<Stopping, ServerError> {
         eprintln!("second signal: stopping now, without waiting for the work in hand");
         std::process::exit(1);
     });
-    Ok(Stopping { flag, changed })
+    Ok(Stopping { flag, changed, since })
 }
 
 /// `GET /api/ready`: `200` when this instance serves (store open, keyring unwrapped, chains and

@@ -221,7 +221,6 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
         Some(listener) if !stopping.is_set() => {
             tracing::info!("veil ready");
             let grace = Duration::from_secs(args.shutdown_grace);
-            let deadline = tokio::time::Instant::now() + grace;
             let router = api::router(state);
             let metrics = match args.metrics.metrics_listen {
                 Some(addr) => Some(serve_metrics(addr, &host, &args.edge, &stopping, grace).await?),
@@ -231,7 +230,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), ServerError> {
             if let Some(metrics) = metrics {
                 let _ = metrics.await;
             }
-            host.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
+            // The grace period counts from the signal: what the connections took is gone from it.
+            host.shutdown(grace.saturating_sub(stopping.elapsed())).await;
             Ok(())
         }
         _ => {

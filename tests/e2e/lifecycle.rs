@@ -101,6 +101,45 @@ async fn sigterm_under_load(delay: Duration) {
     assert!(server.logs().contains("rule chains and integrations stopped"), "{}", server.logs());
 }
 
+/// Messages sent without `wait` run in the background: a SIGTERM waits for them (the grace period
+/// counts from the signal, however long the server ran before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_messages_running_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(dir.path());
+    cmd.args(["--shutdown-grace", "3"]);
+    let mut server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let (slow, last) = (Receiver::start().await, Receiver::start().await);
+    slow.delay(Duration::from_millis(1000));
+    let post = |name: &str, url: String| {
+        json!({"type": "rest_api_call", "name": name, "configuration": {
+            "restEndpointUrlPattern": url, "requestMethod": "POST", "readTimeoutMs": 10000}})
+    };
+    // Slow, then Last: Last is called only once Slow answered, a second after the message was sent.
+    let chain = json!({"name": "Background", "nodes": [post("Slow", format!("{}/a", slow.url)), post("Last", format!("{}/b", last.url))],
+        "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]});
+    let (status, chain) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    // Longer than the grace period before the signal.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let url = format!("/api/rule-chains/{}/messages", chain["id"].as_str().unwrap());
+    for n in 0..5 {
+        let (status, body) = api.post(&url, json!({"data": {"n": n}})).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    crate::support::eventually("the five messages to reach the slow service", async || {
+        (slow.requests().len() == 5).then_some(())
+    })
+    .await;
+    assert!(last.requests().is_empty());
+    server.signal("-TERM");
+    let status = server.exit_within(Duration::from_secs(6)).await.expect("stopped within the grace period");
+    assert!(status.success(), "{}", server.logs());
+    assert_eq!(last.requests().len(), 5, "every background message ran to its end:\n{}", server.logs());
+    assert!(!server.logs().contains("still in progress"), "{}", server.logs());
+}
+
 #[tokio::test]
 async fn while_starting_liveness_answers_everything_else_is_503_and_a_signal_stops_it() {
     // A "database" that accepts connections and never answers: the start-up waits on it.

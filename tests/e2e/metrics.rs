@@ -71,6 +71,12 @@ async fn a_scrape_after_a_known_workload_shows_its_exact_counts() {
     let (status, integration) = api.post("/api/integrations", integration).await;
     assert_eq!(status, 201, "{integration}");
     let integration_id = integration["id"].as_str().unwrap().to_owned();
+    // It starts in the background: active before it is counted as such.
+    crate::support::eventually("the integration to be active", async || {
+        let (_, body) = api.get(&format!("/api/integrations/{integration_id}")).await;
+        (body["status"] == "active").then_some(())
+    })
+    .await;
     let uplink = server.url(integration["uplinkPath"].as_str().unwrap());
     let sent = server
         .client
