@@ -39,11 +39,13 @@ impl Store {
     pub async fn key_status(&self, actor: &Actor) -> Result<KeyStatus> {
         actor.require_on(Resource::Tenant, Operation::Read)?;
         let active_key = self.keyring().active();
-        Ok(KeyStatus {
-            active_key,
-            keys: self.inner.backend.data_keys_info().await?,
-            rotation: self.inner.backend.key_rotation().await?,
-        })
+        // The rotation first, then the keys: two reads, not one snapshot. A rotation read as
+        // finished was committed with its retired keys deleted, so the keys read after it never
+        // show a retired one (read the other way round, a finish committing between the two reads
+        // showed a finished rotation beside the old key).
+        let rotation = self.inner.backend.key_rotation().await?;
+        let keys = self.inner.backend.data_keys_info().await?;
+        Ok(KeyStatus { active_key, keys, rotation })
     }
 
     /// Makes a new data key the one new values are sealed with, here at once and on the other
