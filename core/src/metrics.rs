@@ -145,6 +145,9 @@ pub fn count_refusal(name: &str) {
     ENGINE.limit_refusals.get_or_create(&LimitLabels { limit: name.to_owned() }).inc();
 }
 
+/// The relation label of messages sent on a relation the chain does not connect.
+const OTHER: &str = "other";
+
 /// One node's counters, resolved at deploy time.
 pub(crate) struct NodeMetrics {
     labels: NodeLabels,
@@ -167,7 +170,7 @@ impl NodeMetrics {
             node_type: node_type.to_owned(),
         };
         m.node_info.get_or_create(&info).set(1);
-        let mut known: Vec<&str> = vec!["Success", "Failure"];
+        let mut known: Vec<&str> = vec!["Success", "Failure", OTHER];
         known.extend(relations.iter().copied());
         known.sort_unstable();
         known.dedup();
@@ -198,15 +201,17 @@ impl NodeMetrics {
         }
     }
 
-    /// Counts one message sent on `relation`.
+    /// Counts one message sent on `relation`. A relation the chain does not connect (a switch
+    /// script's names come from its code, per message) counts as `other`: labels stay bounded by
+    /// the chain's own size, whatever a script answers.
     pub(crate) fn sent(&self, relation: &str) {
-        match self.outputs.iter().find(|(r, _)| r == relation) {
-            Some((_, counter)) => {
-                counter.inc();
-            }
-            None => {
-                ENGINE.node_messages_out.get_or_create(&Self::relation(&self.labels, relation)).inc();
-            }
+        let counter = self
+            .outputs
+            .iter()
+            .find(|(r, _)| r == relation)
+            .or_else(|| self.outputs.iter().find(|(r, _)| r == OTHER));
+        if let Some((_, counter)) = counter {
+            counter.inc();
         }
     }
 
@@ -274,5 +279,26 @@ impl ChainMetrics {
                 m.chain_info.remove(&self.info);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relations_a_chain_does_not_connect_count_as_other() {
+        let node = NodeMetrics::new("metrics-test-chain", "n1".into(), "Switch", "script", &["True"]);
+        for n in 0..100 {
+            node.sent(&format!("made-up-{n}"));
+        }
+        node.sent("True");
+        let value = |relation: &str| {
+            let labels = NodeMetrics::relation(&node.labels, relation);
+            ENGINE.node_messages_out.get(&labels).map(|c| c.get())
+        };
+        assert_eq!((value("other"), value("True"), value("made-up-7")), (Some(100), Some(1), None));
+        node.remove();
+        assert_eq!(value("other"), None, "removed with the node");
     }
 }

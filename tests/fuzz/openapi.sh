@@ -27,13 +27,14 @@ for _ in $(seq 1 100); do
 done
 eval "$(python3 tests/fuzz/openapi_setup.py "$base" "$admin_password")"
 export VEIL_FUZZ_SECRET_VALUES="$VALUES"
-export SCHEMATHESIS_HOOKS=veil_checks PYTHONPATH="tests/fuzz${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_HOOKS=veil_checks PYTHONPATH="$PWD/tests/fuzz${PYTHONPATH:+:$PYTHONPATH}"
 checks="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,no_secret_value"
 # Ends the session the run uses: last, on its own.
 ending=(--exclude-path /api/auth/logout --exclude-path-regex '^/api/users/\{id\}$')
 run() {
-  schemathesis run "$base/api/openapi.json" --checks "$checks" --seed "$seed" --workers 1 \
-    --request-timeout 30 --suppress-health-check all --warnings off "$@"
+  # From the scratch directory: schemathesis keeps its cache (.schemathesis/) where it runs.
+  (cd "$work" && schemathesis run "$base/api/openapi.json" --checks "$checks" --seed "$seed" --workers 1 \
+    --request-timeout 30 --suppress-health-check all --warnings off "$@")
 }
 echo "-- as a tenant administrator (${secs} s)"
 run -H "Authorization: Bearer $ADMIN_TOKEN" --max-time "$secs" "${ending[@]}"
