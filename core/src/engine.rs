@@ -199,6 +199,16 @@ impl ChainRuntime {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the chain was stopped (deleted or replaced).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// A message as this chain's debug events show one: masked, cut to `maxEventMessageBytes`.
+    pub fn shown_message(&self, msg: &Msg) -> Value {
+        self.shown_sized(serde_json::to_value(msg).unwrap_or_default()).0
+    }
+
     /// Takes a place for one message in the chain's and the tenant's in-flight budgets, waiting
     /// up to [`ADMISSION_WAIT`] for one, or says which stayed full. Hold the [`Admission`] until
     /// the message is processed.

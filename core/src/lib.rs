@@ -90,7 +90,8 @@ pub use crate::mask::{LARGE_VALUE_BYTES, WINDOW, masked_forms, shared_masks};
 pub use crate::probe::{PROBE_TIMEOUT, Probe, ProbeResult, bounded as bounded_probe};
 pub use crate::redact::{MAX_LATER_SECRETS, Redactor};
 pub use crate::sealed::{
-    MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, Sealed, mask_sealed, mask_sealed_json,
+    MARKER_START, MAX_SEALED_BYTES, MAX_SEALED_VALUE, PortableKey, QUEUED_START, Sealed, mask_sealed,
+    mask_sealed_json,
 };
 pub use crate::secrets::{DestinationRefused, Proposal, Secrets, destination, sensitive_header};
 

@@ -23,6 +23,9 @@ pub(crate) enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The message queue (`--queue`) could not be reached or set up.
+    #[error("the message queue: {0}")]
+    Queue(String),
 }
 
 /// An error answer of the REST API.
@@ -232,6 +235,18 @@ impl From<HostError> for ApiError {
                     _ => (StatusCode::BAD_REQUEST, "invalid_uplink"),
                 };
                 Self::new(status, code, e.message)
+            }
+            HostError::Queue(e) => {
+                use crate::queue::QueueError as Q;
+                let (status, code, retry) = match e {
+                    Q::Full(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_full", Some(1)),
+                    Q::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", Some(5)),
+                    Q::TooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", None),
+                    Q::NoQueue => (StatusCode::CONFLICT, "no_queue", None),
+                    Q::NoTrace(..) => (StatusCode::GATEWAY_TIMEOUT, "trace_timeout", None),
+                    Q::TraceLost(_) => (StatusCode::BAD_GATEWAY, "trace_lost", None),
+                };
+                Self { retry_after: retry, ..Self::new(status, code, message) }
             }
             HostError::Internal(detail) => Self::internal(detail),
         }

@@ -17,6 +17,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod migrate;
+mod queue;
 mod reference;
 mod serve;
 mod state;

@@ -61,6 +61,8 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) metrics: crate::metrics::MetricsArgs,
     #[command(flatten)]
+    pub(crate) queue: crate::queue::QueueArgs,
+    #[command(flatten)]
     pub(crate) config: crate::config::ConfigArg,
 }
 
@@ -308,6 +310,11 @@ async fn start_host(
     tracing::info!(?limits, "limits");
     let host = Arc::new(Host::new(store, limits));
     host.start_all().await?;
+    if args.queue.queue.is_some() {
+        let queue =
+            crate::queue::Queue::connect(&args.queue, host.store()).await.map_err(ServerError::Queue)?;
+        host.use_queue(queue);
+    }
     // Expiry notices: at start-up, then every hour, while the server runs.
     let notices = Arc::downgrade(&host);
     tokio::spawn(async move {

@@ -23,11 +23,20 @@ pub(super) static ANY_SEALED: AtomicBool = AtomicBool::new(false);
 
 /// The markers in `text`: (byte range, payload).
 pub(super) fn markers(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, &str)> {
+    markers_starting(text, MARKER_START)
+}
+
+/// The markers in `text` that begin with `begin` (a marker or a queued marker): (byte range,
+/// payload).
+pub(super) fn markers_starting<'t>(
+    text: &'t str,
+    begin: &'static str,
+) -> impl Iterator<Item = (std::ops::Range<usize>, &'t str)> {
     let mut from = 0;
     std::iter::from_fn(move || {
-        while let Some(offset) = text[from..].find(MARKER_START) {
+        while let Some(offset) = text[from..].find(begin) {
             let start = from + offset;
-            let body = start + MARKER_START.len();
+            let body = start + begin.len();
             let len = text[body..]
                 .bytes()
                 .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
@@ -53,10 +62,20 @@ pub(crate) fn marker_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
 pub(super) fn each_marker<E>(
     text: &str,
     out: &mut String,
+    each: impl FnMut(&mut String, &str, &str) -> Result<(), E>,
+) -> Result<(), E> {
+    each_marker_starting(text, MARKER_START, out, each)
+}
+
+/// [`each_marker`] for the markers that begin with `begin`.
+pub(super) fn each_marker_starting<E>(
+    text: &str,
+    begin: &'static str,
+    out: &mut String,
     mut each: impl FnMut(&mut String, &str, &str) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut last = 0;
-    for (range, payload) in markers(text) {
+    for (range, payload) in markers_starting(text, begin) {
         out.push_str(&text[last..range.start]);
         each(out, &text[range.clone()], payload)?;
         last = range.end;

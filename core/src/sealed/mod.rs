@@ -14,6 +14,7 @@
 //! secrets the marker names.
 
 mod markers;
+mod portable;
 mod rhai;
 mod value;
 
@@ -21,6 +22,7 @@ mod value;
 pub(crate) use self::markers::marker_ranges;
 pub(crate) use self::markers::{Handles, any_sealed, may_hold_markers, outside_markers, unseal_into};
 pub use self::markers::{MARKER_START, mask_sealed, mask_sealed_json};
+pub use self::portable::{PortableKey, QUEUED_START};
 pub(crate) use self::rhai::{error_text, markers_for_output, register, reseal_input};
 pub use self::value::{MAX_SEALED_VALUE, Sealed};
 pub use crate::run::MAX_SEALED_BYTES;

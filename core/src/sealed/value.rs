@@ -106,6 +106,19 @@ impl Sealed {
 
     /// The marker that stands for this value in a message.
     pub fn marker(&self) -> String {
+        let plain = self.plaintext();
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed =
+            KEY.encrypt(&nonce, Payload { msg: &plain, aad: AAD }).expect("AES-GCM seals any length");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        ANY_SEALED.store(true, Ordering::Relaxed);
+        format!("{MARKER_START}{}{MARKER_END}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// What a marker encrypts: tenant, scope, names, bound and value, padded so that its length
+    /// tells the value's only to within [`PADDING`] bytes.
+    pub(super) fn plaintext(&self) -> Zeroizing<Vec<u8>> {
         let inner = &self.0;
         let names: usize = inner.names.iter().map(|n| 2 + n.len()).sum();
         let len = 16 + 16 + 2 + names + 4 + 4 + inner.value.len();
@@ -120,16 +133,9 @@ impl Sealed {
         plain.extend_from_slice(&(inner.bound as u32).to_be_bytes());
         plain.extend_from_slice(&(inner.value.len() as u32).to_be_bytes());
         plain.extend_from_slice(&inner.value);
-        // Padded, so that a marker's length tells the value's only to within PADDING bytes.
         let padded = plain.len().next_multiple_of(PADDING);
         plain.resize(padded, 0);
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed =
-            KEY.encrypt(&nonce, Payload { msg: &plain, aad: AAD }).expect("AES-GCM seals any length");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
-        ANY_SEALED.store(true, Ordering::Relaxed);
-        format!("{MARKER_START}{}{MARKER_END}", URL_SAFE_NO_PAD.encode(bytes))
+        plain
     }
 
     /// The value a marker's payload stands for, if this process made it.
@@ -141,7 +147,12 @@ impl Sealed {
         let (nonce, sealed) = bytes.split_at(12);
         let plain =
             Zeroizing::new(KEY.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: AAD }).ok()?);
-        let mut rest: &[u8] = &plain;
+        Self::from_plaintext(&plain)
+    }
+
+    /// The value [`Sealed::plaintext`] made `plain` of.
+    pub(super) fn from_plaintext(plain: &[u8]) -> Option<Self> {
+        let mut rest: &[u8] = plain;
         let mut take = |n: usize| -> Option<&[u8]> {
             let (head, tail) = rest.split_at_checked(n)?;
             rest = tail;

@@ -8,6 +8,7 @@ mod keys;
 pub(crate) use self::doc::ErrorBody;
 pub(crate) use self::keys::run_rotation as run_key_rotation;
 mod chains;
+mod dead_letters;
 mod directory;
 mod integrations;
 mod request;
@@ -24,10 +25,12 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
+use std::sync::Arc;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use veil_store::Store;
+
+use crate::host::Host;
 
 use self::request::{MAX_DRAINED_BYTES, content_length};
 use crate::error::ApiError;
@@ -97,6 +100,8 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(chains::get, chains::update, chains::delete))
         .routes(routes!(chains::send_message))
         .routes(routes!(chains::events))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
         .routes(routes!(integrations::list, integrations::create))
         .routes(routes!(integrations::get, integrations::update, integrations::delete))
         .routes(routes!(integrations::downlink))
@@ -133,11 +138,17 @@ async fn openapi_json() -> Response {
     responses((status = 200, description = "`{status: \"ok\", backend, databaseQueries}`", body = serde_json::Value)),
     security(())
 )]
-async fn health(State(store): State<Store>) -> axum::Json<serde_json::Value> {
+async fn health(State(host): State<Arc<Host>>) -> axum::Json<serde_json::Value> {
+    let store = host.store();
+    let queue = match host.queue() {
+        Some(queue) => queue.health().await,
+        None => serde_json::json!({ "kind": "memory" }),
+    };
     axum::Json(serde_json::json!({
         "status": "ok",
         "backend": store.backend_kind(),
         "databaseQueries": store.database_queries(),
+        "queue": queue,
     }))
 }
 

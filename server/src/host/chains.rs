@@ -321,7 +321,8 @@ impl Host {
             self.check_may_watch(actor, &runtime, "the trace")?;
         }
         let work = self.chains.work.clone();
-        Ok(ChainSender { runtime, wait, messages, max_data_depth: self.limits().max_data_depth, work })
+        let queue = self.queue().cloned();
+        Ok(ChainSender { runtime, wait, messages, max_data_depth: self.limits().max_data_depth, work, queue })
     }
 }
 
@@ -334,6 +335,8 @@ pub(crate) struct ChainSender {
     max_data_depth: usize,
     /// Where a message sent without `wait` runs (see [`Chains`]).
     work: TaskTracker,
+    /// The message queue, when the server runs with one: the message is stored there first.
+    queue: Option<Arc<crate::queue::Queue>>,
 }
 
 impl ChainSender {
@@ -348,8 +351,17 @@ impl ChainSender {
             );
             return Err(HostError::MessageTooLarge(format!("data: {why}")));
         }
-        let admission = self.runtime.admit().await.map_err(HostError::ChainBusy)?;
         let msg_id = msg.id;
+        if let Some(queue) = &self.queue {
+            let (tenant, chain) = (self.runtime.tenant(), self.runtime.id());
+            if self.wait {
+                let trace = queue.publish_and_wait(tenant, chain, &msg, self.messages, TRACE_WAIT).await?;
+                return Ok(Sent::Traced { msg_id, trace: Trace::Json(trace) });
+            }
+            queue.publish(tenant, chain, std::slice::from_ref(&msg)).await?;
+            return Ok(Sent::Accepted { msg_id });
+        }
+        let admission = self.runtime.admit().await.map_err(HostError::ChainBusy)?;
         if self.wait {
             let trace = if self.messages {
                 self.runtime.process_watched(msg).await
@@ -357,12 +369,26 @@ impl ChainSender {
                 self.runtime.process(msg).await
             };
             drop(admission);
-            Ok(Sent::Traced { msg_id, trace })
+            Ok(Sent::Traced { msg_id, trace: Trace::Steps(trace) })
         } else {
             dispatch(&self.work, self.runtime, vec![msg], admission);
             Ok(Sent::Accepted { msg_id })
         }
     }
+}
+
+/// How long `?wait=true` waits for the trace of a queued message (the request's own timeout,
+/// `--request-timeout-secs`, may end it sooner).
+const TRACE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Each step of a message's run: from this process, or as JSON from the instance that ran it.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub(crate) enum Trace {
+    /// Run here.
+    Steps(Vec<TraceStep>),
+    /// Run by the instance that took it from the queue.
+    Json(Value),
 }
 
 /// What a message sent to a rule chain through the API got.
@@ -372,7 +398,7 @@ pub(crate) enum Sent {
         /// Its id.
         msg_id: Uuid,
         /// Each node's step.
-        trace: Vec<TraceStep>,
+        trace: Trace,
     },
     /// It was admitted and runs on.
     Accepted {

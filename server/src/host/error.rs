@@ -60,6 +60,9 @@ pub enum HostError {
         /// Their probe rows.
         consumers: serde_json::Value,
     },
+    /// The message queue refused or failed.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
     /// A bug; the details go to the log only.
     #[error("{0}")]
     Internal(String),

@@ -152,6 +152,12 @@ impl Host {
             .get(chain_id)
             .filter(|c| c.tenant() == runtime.tenant())
             .ok_or(HostError::UplinkChainNotRunning(chain_id))?;
+        if let Some(queue) = self.queue() {
+            // Stored before the answer; processed by whichever instance takes them.
+            let messages = runtime.uplink(headers, body).await.map_err(HostError::Uplink)?;
+            queue.publish(chain.tenant(), chain.id(), &messages).await?;
+            return Ok(messages.len());
+        }
         let admission = chain.admit().await.map_err(HostError::UplinkBusy)?;
         let messages = runtime.uplink(headers, body).await.map_err(HostError::Uplink)?;
         let count = messages.len();

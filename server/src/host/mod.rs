@@ -13,6 +13,8 @@ use veil_core::{Limits, NodeDescriptor, Registry};
 use veil_integrations::{IntegrationDescriptor, IntegrationRegistry, Integrations};
 use veil_store::{Actor, OwnerChange, OwnerRecord, OwnerType, SecretId, Store, TenantId};
 
+use crate::queue::Queue;
+
 mod chains;
 mod destinations;
 mod error;
@@ -44,6 +46,9 @@ pub struct Host {
     integration_writes: tokio::sync::Mutex<()>,
     /// Secrets whose pending value is being probed here: one run per secret at a time.
     probing: std::sync::Mutex<std::collections::HashSet<SecretId>>,
+    /// The message queue (`--queue`): messages are stored there before they are acknowledged
+    /// and processed by any instance. Without one, in memory.
+    queue: std::sync::OnceLock<Arc<Queue>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -91,7 +96,19 @@ impl Host {
             integrations,
             integration_writes: tokio::sync::Mutex::new(()),
             probing: Default::default(),
+            queue: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Processes messages through `queue` from now on, and starts this instance's consumers.
+    pub(crate) fn use_queue(self: &Arc<Self>, queue: Arc<Queue>) {
+        queue.start(self);
+        let _ = self.queue.set(queue);
+    }
+
+    /// The message queue, if the server runs with one.
+    pub(crate) fn queue(&self) -> Option<&Arc<Queue>> {
+        self.queue.get()
     }
 
     /// The secret store.
@@ -145,7 +162,20 @@ impl Host {
     /// to finish, then stops every integration (no more uplinks) and every chain, whose nodes
     /// close their broker connections cleanly.
     pub(crate) async fn shutdown(&self, grace: std::time::Duration) {
-        if !self.chains.finish_work(grace).await {
+        let queue = async {
+            match self.queue() {
+                Some(queue) => queue.stop(grace).await,
+                None => true,
+            }
+        };
+        let (finished, queue_finished) = tokio::join!(self.chains.finish_work(grace), queue);
+        if !queue_finished {
+            tracing::warn!(
+                "queued messages still in progress after the shutdown grace period: another instance \
+                 takes them after the ack wait"
+            );
+        }
+        if !finished {
             tracing::warn!(
                 messages = self.chains.work_in_progress(),
                 "messages still in progress after the shutdown grace period; stopping anyway"
