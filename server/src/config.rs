@@ -234,8 +234,12 @@ pub(crate) fn show(command: &Command, argv: &[OsString], from_file: &[String]) -
             .get_raw(id)
             .map(|values| values.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        let raw: Vec<String> =
-            if long == "database" { raw.iter().map(|url| redact_url(url)).collect() } else { raw };
+        let raw: Vec<String> = match long {
+            "database" => raw.iter().map(|url| redact_url(url)).collect(),
+            // A NATS URL's user info is a user and password, or a token alone.
+            "queue" => raw.iter().map(|url| crate::queue::shown_url(url)).collect(),
+            _ => raw,
+        };
         let line = match (raw.as_slice(), matches!(arg.get_action(), ArgAction::Append)) {
             ([], _) => match stated_default(arg) {
                 // A value (`64`, `info`), or words that describe one ("the number of CPUs").

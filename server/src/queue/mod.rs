@@ -99,7 +99,7 @@ fn parse_stream_name(name: &str) -> Result<String, String> {
 }
 
 /// The URL without its user and password, to show.
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://[REDACTED]@{host}"),
