@@ -55,3 +55,6 @@ mod versions;
 mod rotation;
 // Data key rotation: every stored value sealed again, resumed by another instance after kill -9.
 mod keys;
+
+// At-least-once processing on NATS JetStream: the stream, redeliveries, dead letters, a cluster losing an instance.
+mod queue;

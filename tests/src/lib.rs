@@ -15,6 +15,7 @@
 //! | `poll` | [`eventually`]: wait for a background state without timed assertions |
 //! | `files` | [`snapshot`] of a data directory, [`contains`] for bytes |
 //! | `mqtt` | [`mqtt::Broker`]: a mosquitto of the test's own with a password file and a listener to watch |
+//! | `nats` | [`Jetstream`]: a JetStream stream of the test's own on the NATS server [`NATS_ENV`] names, deleted at the end |
 //! | `tls` | [`tls::Pki`]: a fresh CA, server and client certificates; [`tls::MutualTls`]: an HTTPS listener that requires client certificates and records each one |
 //!
 //! The program under test is the `veil-e2e` binary of this package (the same entry point as
@@ -29,6 +30,7 @@ mod deploy;
 mod files;
 mod leak;
 pub mod mqtt;
+mod nats;
 mod poll;
 mod receiver;
 pub mod sealed;
@@ -40,6 +42,7 @@ pub use crate::api::{Api, SECRET_INFO_KEYS, sorted_keys};
 pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};
 pub use crate::files::{contains, snapshot};
 pub use crate::leak::{assert_no_leak, leaks};
+pub use crate::nats::{Jetstream, NATS_ENV};
 pub use crate::poll::{PATIENCE, eventually};
 pub use crate::receiver::{Receiver, Recorded};
 pub use crate::server::{

@@ -18,6 +18,8 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     /// The body, as text.
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// What the receiver answers.
@@ -70,6 +72,7 @@ impl Receiver {
                     uri: parts.uri.to_string(),
                     headers: text_headers(&parts.headers),
                     body: String::from_utf8_lossy(&body).into_owned(),
+                    at: std::time::Instant::now(),
                 };
                 let (status, answer, delay) = {
                     let b = b.lock().unwrap();

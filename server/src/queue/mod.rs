@@ -43,6 +43,19 @@ pub(crate) mod dead;
 /// same in every instance (a different number would break the order).
 pub(crate) const PARTITIONS: usize = 32;
 
+/// How often an instance reads the stream's size.
+const SIZE_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether a NATS server of `version` refuses a message past a stream's byte limit (with the
+/// discard policy "new"): before 2.10.5 it stored it and dropped the oldest instead
+/// (nats-server#4771).
+fn enforces_max_bytes(version: &str) -> bool {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) =
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor, patch) >= (2, 10, 5)
+}
+
 /// The name of the system secret queued sealed values are encrypted under.
 const PORTABLE_KEY_NAME: &str = "queue-sealing-key";
 
@@ -71,6 +84,10 @@ pub(crate) struct QueueArgs {
     /// answers 503 with Retry-After [default: 1073741824].
     #[arg(long, env = "VEIL_QUEUE_MAX_BYTES", value_name = "BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1..))]
     pub(crate) queue_max_bytes: i64,
+    /// Most messages waiting in the stream (and dead letters): when full, the same 503
+    /// [default: 1000000].
+    #[arg(long, env = "VEIL_QUEUE_MAX_MESSAGES", value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) queue_max_messages: i64,
     /// Longest a message (or a dead letter) is kept waiting, in seconds [default: 604800].
     #[arg(long, env = "VEIL_QUEUE_MAX_AGE", value_name = "SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) queue_max_age: u64,
@@ -147,6 +164,9 @@ pub(crate) struct Queue {
     next_reply: AtomicU64,
     /// This instance's reply subjects start with it.
     reply_prefix: String,
+    /// The stream's bytes as last read, and what this instance stored since (see [`Queue::room`]).
+    stored_bytes: AtomicU64,
+    published_bytes: AtomicU64,
     stop: CancellationToken,
     consumers: TaskTracker,
 }
@@ -184,13 +204,22 @@ impl Queue {
         let name = args.queue_stream.clone();
         let max_age = Duration::from_secs(args.queue_max_age);
         let max_payload = client.server_info().max_payload;
+        let enforces_bytes = enforces_max_bytes(&client.server_info().version);
+        if !enforces_bytes {
+            tracing::warn!(
+                version = %client.server_info().version,
+                "this NATS server drops old messages at a stream's byte limit instead of refusing new ones \
+                 (nats-server#4771, fixed in 2.10.5): Veil enforces --queue-max-bytes itself; upgrade NATS"
+            );
+        }
         js.create_or_update_stream(stream::Config {
             name: name.clone(),
             subjects: vec![format!("{name}.msg.>")],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::New,
-            max_bytes: args.queue_max_bytes,
+            max_bytes: if enforces_bytes { args.queue_max_bytes } else { -1 },
+            max_messages: args.queue_max_messages,
             max_age,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
@@ -204,6 +233,7 @@ impl Queue {
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
             max_bytes: args.queue_max_bytes,
+            max_messages: args.queue_max_messages,
             max_age,
             allow_direct: true,
             ..Default::default()
@@ -226,10 +256,13 @@ impl Queue {
             waiting: DashMap::new(),
             next_reply: AtomicU64::new(0),
             reply_prefix,
+            stored_bytes: AtomicU64::new(0),
+            published_bytes: AtomicU64::new(0),
             stop: CancellationToken::new(),
             consumers: TaskTracker::new(),
         });
         queue.listen_for_replies(replies);
+        queue.watch_size();
         tracing::info!(queue = %queue.shown, stream = %queue.name, partitions = PARTITIONS, "message queue connected");
         Ok(queue)
     }
@@ -254,6 +287,43 @@ impl Queue {
         });
     }
 
+    /// Reads the stream's size every [`SIZE_EVERY`] (for [`Queue::room`]).
+    fn watch_size(self: &Arc<Self>) {
+        let queue = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SIZE_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(queue) = queue.upgrade() else { break };
+                let info = async {
+                    let stream = queue.js.get_stream_no_info(&queue.name).await.ok()?;
+                    Some(stream.get_info().await.ok()?.state.bytes)
+                };
+                if let Ok(Some(bytes)) = tokio::time::timeout(SIZE_EVERY, info).await {
+                    queue.stored_bytes.store(bytes, Ordering::Relaxed);
+                    queue.published_bytes.store(0, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    /// Whether `bytes` more fit under `--queue-max-bytes`, by the stream's size as last read
+    /// plus what this instance stored since (instances storing at once may pass the limit by
+    /// what they store within [`SIZE_EVERY`]); counts them when they do.
+    fn room(&self, bytes: usize) -> Result<(), QueueError> {
+        let limit = u64::try_from(self.args.queue_max_bytes).unwrap_or(u64::MAX);
+        let stored = self.stored_bytes.load(Ordering::Relaxed);
+        let published = self.published_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if stored + published + bytes as u64 > limit {
+            self.published_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+            return Err(QueueError::Full(format!(
+                "the stream holds about {} of its {limit} bytes, --queue-max-bytes",
+                stored + published
+            )));
+        }
+        Ok(())
+    }
+
     /// The subject of a message of `tenant`'s chain `chain` from `originator`.
     fn subject(&self, tenant: TenantId, chain: Uuid, originator: &str) -> String {
         use sha2::Digest as _;
@@ -274,6 +344,8 @@ impl Queue {
         if text.len() + 512 > self.max_payload {
             return Err(QueueError::TooLarge(text.len(), self.max_payload.saturating_sub(512)));
         }
+        // What the stream stores per message besides the payload: subject, headers, sequence…
+        self.room(text.len() + 256)?;
         Ok(Bytes::from(text))
     }
 
@@ -421,6 +493,15 @@ mod tests {
         assert_eq!(shown_url("nats://user:pa55@127.0.0.1:4222"), "nats://[REDACTED]@127.0.0.1:4222");
         assert_eq!(shown_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
         assert!(parse_queue_url("http://x").unwrap_err().contains("nats://"));
+    }
+
+    #[test]
+    fn servers_before_2_10_5_do_not_enforce_a_byte_limit() {
+        assert!(!enforces_max_bytes("2.9.10"));
+        assert!(!enforces_max_bytes("2.10.4"));
+        assert!(enforces_max_bytes("2.10.5"));
+        assert!(enforces_max_bytes("2.11.0-beta.1"));
+        assert!(enforces_max_bytes("3.0.0"));
     }
 
     #[test]
