@@ -470,5 +470,14 @@ async fn thousands_of_queued_messages_are_processed_after_both_instances_restart
         "queue restart test: {pending} messages waiting at the restart; {} requests at the sink for {MESSAGES} messages",
         arrivals(&sink).len()
     );
+    // ?wait=true through A: the messages of some devices run on B, whose traces come back over NATS.
+    let api_a = Api::new(&a).await;
+    for dev in 0..20 {
+        let body = json!({"originator": format!("w-{dev}"), "metadata": {"token": "t"}, "data": {"dev": "w", "seq": -1}});
+        let (status, answer) = api_a.post(&format!("{messages}?wait=true"), body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["trace"][0]["relation"], json!(["Success"]), "{answer}");
+    }
+    drop(api_a);
     drop((a, b));
 }

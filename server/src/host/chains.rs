@@ -356,7 +356,7 @@ impl ChainSender {
             let (tenant, chain) = (self.runtime.tenant(), self.runtime.id());
             if self.wait {
                 let trace = queue.publish_and_wait(tenant, chain, &msg, self.messages, TRACE_WAIT).await?;
-                return Ok(Sent::Traced { msg_id, trace: Trace::Json(trace) });
+                return Ok(Sent::Traced { msg_id, trace });
             }
             queue.publish(tenant, chain, std::slice::from_ref(&msg)).await?;
             return Ok(Sent::Accepted { msg_id });

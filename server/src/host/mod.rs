@@ -23,7 +23,7 @@ mod impact;
 mod integrations;
 mod rotation;
 
-pub(crate) use self::chains::{Chains, Sent};
+pub(crate) use self::chains::{Chains, Sent, Trace};
 pub use self::destinations::BrokenConfig;
 pub(crate) use self::destinations::SettingsChange;
 pub use self::error::{HostError, HostResult};

@@ -178,8 +178,7 @@ impl Queue {
             return Outcome::Later;
         }
         if let Some(to) = reply {
-            let trace = serde_json::to_vec(&trace).map_err(|e| e.to_string());
-            self.reply(&to, trace).await;
+            self.reply(&to, Ok(trace)).await;
         }
         Outcome::Done
     }
@@ -238,4 +237,27 @@ pub(super) fn target(subject: &str) -> Option<(TenantId, Uuid)> {
     let chain = tokens.next()?.parse().ok()?;
     let tenant = tokens.next()?.parse().ok()?;
     Some((TenantId(tenant), chain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_names_its_tenant_and_chain() {
+        let (tenant, chain) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert_eq!(target(&format!("VEIL.msg.7.{tenant}.{chain}")), Some((TenantId(tenant), chain)));
+        assert_eq!(target(&format!("VEIL.dead.{tenant}.{chain}")), Some((TenantId(tenant), chain)));
+        assert_eq!(target("VEIL.msg.7.x.y"), None);
+        assert_eq!(target("VEIL"), None);
+    }
+
+    #[test]
+    fn a_stored_message_without_sealed_values_is_read_as_it_is() {
+        let key = veil_core::PortableKey::new(&[3; 32]).unwrap();
+        let msg = Msg::new("T", "dev-1", serde_json::json!({"n": 1, "s": "{veil-queued:AAAA}"}));
+        let stored = serde_json::to_vec(&msg).unwrap();
+        assert_eq!(open_message(&key, &stored), Some(msg), "text shaped like a queued value stays text");
+        assert_eq!(open_message(&key, b"not json"), None);
+    }
 }

@@ -59,7 +59,7 @@ fn enforces_max_bytes(version: &str) -> bool {
 /// The name of the system secret queued sealed values are encrypted under.
 const PORTABLE_KEY_NAME: &str = "queue-sealing-key";
 
-/// Header: the message's id, JetStream's de-duplication key.
+/// Header: JetStream's de-duplication key (a dead letter's and a replay's only).
 const MSG_ID: &str = "Nats-Msg-Id";
 /// Header: where the instance that waits for the trace (`?wait=true`) listens.
 const REPLY: &str = "Veil-Reply";
@@ -149,6 +149,16 @@ pub enum QueueError {
     TraceLost(String),
 }
 
+/// What a sender waiting for a trace gets.
+enum Reply {
+    /// The message ran here.
+    Steps(Vec<veil_core::TraceStep>),
+    /// The message ran on another instance: its trace as JSON.
+    Json(Bytes),
+    /// No trace: why.
+    Failed(String),
+}
+
 /// The connection to NATS JetStream and this instance's consumers.
 pub(crate) struct Queue {
     shown: String,
@@ -160,7 +170,7 @@ pub(crate) struct Queue {
     /// The largest message the server takes.
     max_payload: usize,
     /// Senders waiting for a trace (`?wait=true`), by reply number.
-    waiting: DashMap<u64, oneshot::Sender<Result<Bytes, String>>>,
+    waiting: DashMap<u64, oneshot::Sender<Reply>>,
     next_reply: AtomicU64,
     /// This instance's reply subjects start with it.
     reply_prefix: String,
@@ -279,8 +289,8 @@ impl Queue {
                     let error =
                         reply.headers.as_ref().and_then(|h| h.get(REPLY_ERROR)).map(|e| e.to_string());
                     let _ = waiting.send(match error {
-                        Some(error) => Err(error),
-                        None => Ok(reply.payload),
+                        Some(error) => Reply::Failed(error),
+                        None => Reply::Json(reply.payload),
                     });
                 }
             }
@@ -349,6 +359,26 @@ impl Queue {
         Ok(Bytes::from(text))
     }
 
+    /// Publishes `msg` of `tenant`'s chain `chain` with `headers` (the message's id is in its
+    /// JSON: JetStream's de-duplication by header is not used): the stream's acknowledgement to
+    /// wait for.
+    async fn send(
+        &self,
+        tenant: TenantId,
+        chain: Uuid,
+        msg: &Msg,
+        headers: HeaderMap,
+    ) -> Result<jetstream::context::PublishAckFuture, QueueError> {
+        let subject = self.subject(tenant, chain, &msg.originator);
+        let payload = self.payload(msg)?;
+        let ack = if headers.is_empty() {
+            self.js.publish(subject, payload).await
+        } else {
+            self.js.publish_with_headers(subject, headers, payload).await
+        };
+        ack.map_err(|e| publish_error(&e))
+    }
+
     /// Stores `messages` for `tenant`'s chain `chain`, in order; returns once the stream holds
     /// every one.
     pub(crate) async fn publish(
@@ -359,15 +389,7 @@ impl Queue {
     ) -> Result<(), QueueError> {
         let mut acks = Vec::with_capacity(messages.len());
         for msg in messages {
-            let mut headers = HeaderMap::new();
-            headers.insert(MSG_ID, msg.id.to_string().as_str());
-            let subject = self.subject(tenant, chain, &msg.originator);
-            let ack = self
-                .js
-                .publish_with_headers(subject, headers, self.payload(msg)?)
-                .await
-                .map_err(|e| publish_error(&e))?;
-            acks.push(ack);
+            acks.push(self.send(tenant, chain, msg, HeaderMap::new()).await?);
         }
         for ack in acks {
             ack.await.map_err(|e| publish_error(&e))?;
@@ -384,7 +406,7 @@ impl Queue {
         msg: &Msg,
         watch: bool,
         within: Duration,
-    ) -> Result<serde_json::Value, QueueError> {
+    ) -> Result<crate::host::Trace, QueueError> {
         let n = self.next_reply.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiting.insert(n, tx);
@@ -392,31 +414,39 @@ impl Queue {
             self.waiting.remove(&n);
         });
         let mut headers = HeaderMap::new();
-        headers.insert(MSG_ID, msg.id.to_string().as_str());
         headers.insert(REPLY, format!("{}.{n}", self.reply_prefix).as_str());
         if watch {
             headers.insert(WATCH, "1");
         }
-        let subject = self.subject(tenant, chain, &msg.originator);
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, self.payload(msg)?)
-            .await
-            .map_err(|e| publish_error(&e))?;
-        ack.await.map_err(|e| publish_error(&e))?;
+        self.send(tenant, chain, msg, headers).await?.await.map_err(|e| publish_error(&e))?;
         let reply = tokio::time::timeout(within, rx).await;
         drop(forget);
         match reply {
-            Ok(Ok(Ok(trace))) => {
-                serde_json::from_slice(&trace).map_err(|e| QueueError::TraceLost(e.to_string()))
-            }
-            Ok(Ok(Err(why))) => Err(QueueError::TraceLost(why)),
+            Ok(Ok(Reply::Steps(steps))) => Ok(crate::host::Trace::Steps(steps)),
+            Ok(Ok(Reply::Json(trace))) => serde_json::from_slice(&trace)
+                .map(crate::host::Trace::Json)
+                .map_err(|e| QueueError::TraceLost(e.to_string())),
+            Ok(Ok(Reply::Failed(why))) => Err(QueueError::TraceLost(why)),
             Ok(Err(_)) | Err(_) => Err(QueueError::NoTrace(msg.id, within.as_secs())),
         }
     }
 
-    /// Sends a trace (or why there is none) to the instance waiting at `to`.
-    async fn reply(&self, to: &str, trace: Result<Vec<u8>, String>) {
+    /// Sends a trace (or why there is none) to the instance waiting at `to`: in memory when it
+    /// waits here, else over NATS.
+    async fn reply(&self, to: &str, trace: Result<Vec<veil_core::TraceStep>, String>) {
+        let here = to
+            .strip_prefix(self.reply_prefix.as_str())
+            .and_then(|n| n.strip_prefix('.')?.parse::<u64>().ok());
+        if let Some(n) = here {
+            if let Some((_, waiting)) = self.waiting.remove(&n) {
+                let _ = waiting.send(match trace {
+                    Ok(steps) => Reply::Steps(steps),
+                    Err(why) => Reply::Failed(why),
+                });
+            }
+            return;
+        }
+        let trace = trace.and_then(|steps| serde_json::to_vec(&steps).map_err(|e| e.to_string()));
         let trace = match trace {
             Ok(bytes) if bytes.len() + 512 > self.max_payload => Err(format!(
                 "the trace is {} bytes, more than the queue carries ({}): send without messages=true",
