@@ -184,6 +184,32 @@ async fn a_full_stream_answers_503_with_retry_after_and_loses_nothing_it_accepte
 
 #[tokio::test]
 #[ignore = "needs NATS with JetStream (VEIL_TEST_NATS)"]
+async fn the_queued_messages_of_a_deleted_chain_are_dropped_without_holding_up_the_queue() {
+    let stream = Jetstream::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = queued(dir.path(), &stream, &[]).await;
+    let api = Api::new(&server).await;
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_secs(2));
+    let chain = created(&api, "/api/rule-chains", forward_chain(&receiver.url)).await;
+    let id = chain["id"].as_str().unwrap();
+    for n in 0..30 {
+        let body = json!({"originator": "dev-1", "metadata": {"token": "t"}, "data": {"n": n}});
+        assert_eq!(api.post(&format!("/api/rule-chains/{id}/messages"), body).await.0, 202);
+    }
+    let (status, _) = api.delete(&format!("/api/rule-chains/{id}")).await;
+    assert_eq!(status, 204);
+    eventually("an empty stream", async || {
+        let (_, health) = api.get("/api/health").await;
+        (health["queue"]["pending"] == 0).then_some(())
+    })
+    .await;
+    assert!(ns(&receiver).len() < 30, "{:?}", ns(&receiver));
+    assert!(server.logs().contains("a queued message of a deleted rule chain was dropped"));
+}
+
+#[tokio::test]
+#[ignore = "needs NATS with JetStream (VEIL_TEST_NATS)"]
 async fn a_message_outliving_its_process_is_redelivered_with_its_sealed_value_then_dead_lettered_and_replayed()
  {
     let stream = Jetstream::new();

@@ -9,7 +9,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt as _;
 use uuid::Uuid;
 use veil_core::{ChainRuntime, Msg};
-use veil_store::TenantId;
+use veil_store::{OwnerType, TenantId};
 
 use super::{PARTITIONS, Queue, REPLY, WATCH};
 use crate::host::Host;
@@ -146,6 +146,12 @@ impl Queue {
             return Outcome::Dead("not a message subject of this stream".into());
         };
         let Some(chain) = host.chain(chain_id).filter(|c| c.tenant() == tenant) else {
+            // Deleted: its messages go with it (nothing could list them), without holding up
+            // the partition's next messages.
+            if let Ok(None) = host.store().owner_record(tenant, OwnerType::RuleChain, chain_id).await {
+                tracing::warn!(chain = %chain_id, "a queued message of a deleted rule chain was dropped");
+                return Outcome::Done;
+            }
             // Not (yet) running here: another instance may run it, or this one soon.
             return if deliveries >= self.args.queue_max_deliveries {
                 Outcome::Dead(format!("rule chain '{chain_id}' was not running where it was delivered"))
