@@ -2,7 +2,9 @@
 //! the NATS server of `VEIL_TEST_NATS` (each test on a stream of its own): messages and uplinks
 //! stored before they are acknowledged, traces across the queue, a full stream, instances killed
 //! mid-chain (the message and its sealed value redelivered to another process), dead letters, a
-//! cluster losing an instance under load, and a restart with thousands of messages queued.
+//! cluster losing an instance under load, and a restart with thousands of messages queued. The
+//! two load tests (`queue::load_…`) keep both cores busy for a minute: CI runs them on their own,
+//! after the rest, so that they do not slow other tests' timed waits down.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -124,7 +126,12 @@ async fn messages_and_uplinks_go_through_the_stream_in_order_with_their_id_and_s
     })
     .await;
     assert_eq!(request.headers["authorization"], format!("Bearer {VALUE}"));
-    let (_, events) = api.get(&format!("/api/rule-chains/{id}/events")).await;
+    // The node's debug event is recorded once its call returned: after the receiver saw it.
+    let events = eventually("the uplink's debug event", async || {
+        let (_, events) = api.get(&format!("/api/rule-chains/{id}/events")).await;
+        events.to_string().contains(r#""n":100"#).then_some(events)
+    })
+    .await;
     assert!(events.to_string().contains(r#""token":"***""#), "{events}");
 
     eventually("an empty stream", async || {
@@ -325,7 +332,7 @@ fn arrivals(sink: &Receiver) -> Vec<(String, i64, Instant)> {
 
 #[tokio::test]
 #[ignore = "needs NATS with JetStream (VEIL_TEST_NATS) and PostgreSQL (VEIL_TEST_POSTGRES)"]
-async fn twenty_thousand_uplinks_from_fifty_devices_survive_a_kill_of_one_instance_in_order() {
+async fn load_twenty_thousand_uplinks_from_fifty_devices_survive_a_kill_of_one_instance_in_order() {
     const DEVICES: usize = 50;
     const PER_DEVICE: i64 = 400;
     let stream = Jetstream::new();
@@ -439,7 +446,7 @@ async fn twenty_thousand_uplinks_from_fifty_devices_survive_a_kill_of_one_instan
 
 #[tokio::test]
 #[ignore = "needs NATS with JetStream (VEIL_TEST_NATS) and PostgreSQL (VEIL_TEST_POSTGRES)"]
-async fn thousands_of_queued_messages_are_processed_after_both_instances_restart() {
+async fn load_thousands_of_queued_messages_are_processed_after_both_instances_restart() {
     const MESSAGES: i64 = 5000;
     let stream = Jetstream::new();
     let (_db, database) = crate::support::PostgresDatabase::create();
