@@ -206,6 +206,11 @@ async fn the_queued_messages_of_a_deleted_chain_are_dropped_without_holding_up_t
     }
     let (status, _) = api.delete(&format!("/api/rule-chains/{id}")).await;
     assert_eq!(status, 204);
+    // Health's count is read every 250 ms: wait for the drops first, then for an empty stream.
+    eventually("the drops", async || {
+        server.logs().contains("a queued message of a deleted rule chain was dropped").then_some(())
+    })
+    .await;
     eventually("an empty stream", async || {
         let (_, health) = api.get("/api/health").await;
         (health["queue"]["pending"] == 0).then_some(())

@@ -141,7 +141,7 @@ async fn openapi_json() -> Response {
 async fn health(State(host): State<Arc<Host>>) -> axum::Json<serde_json::Value> {
     let store = host.store();
     let queue = match host.queue() {
-        Some(queue) => queue.health().await,
+        Some(queue) => queue.health(),
         None => serde_json::json!({ "kind": "memory" }),
     };
     axum::Json(serde_json::json!({

@@ -176,6 +176,8 @@ pub(crate) struct Queue {
     reply_prefix: String,
     /// The stream's bytes as last read, and what this instance stored since (see [`Queue::room`]).
     stored_bytes: AtomicU64,
+    /// The stream's messages as last read (`u64::MAX`: not read yet), for `/api/health`.
+    stored_messages: AtomicU64,
     published_bytes: AtomicU64,
     stop: CancellationToken,
     consumers: TaskTracker,
@@ -267,6 +269,7 @@ impl Queue {
             next_reply: AtomicU64::new(0),
             reply_prefix,
             stored_bytes: AtomicU64::new(0),
+            stored_messages: AtomicU64::new(u64::MAX),
             published_bytes: AtomicU64::new(0),
             stop: CancellationToken::new(),
             consumers: TaskTracker::new(),
@@ -297,7 +300,8 @@ impl Queue {
         });
     }
 
-    /// Reads the stream's size every [`SIZE_EVERY`] (for [`Queue::room`]).
+    /// Reads the stream's size every [`SIZE_EVERY`] (for [`Queue::room`] and `/api/health`,
+    /// which is public: a request to it costs NATS nothing).
     fn watch_size(self: &Arc<Self>) {
         let queue = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -307,10 +311,11 @@ impl Queue {
                 let Some(queue) = queue.upgrade() else { break };
                 let info = async {
                     let stream = queue.js.get_stream_no_info(&queue.name).await.ok()?;
-                    Some(stream.get_info().await.ok()?.state.bytes)
+                    Some(stream.get_info().await.ok()?.state)
                 };
-                if let Ok(Some(bytes)) = tokio::time::timeout(SIZE_EVERY, info).await {
-                    queue.stored_bytes.store(bytes, Ordering::Relaxed);
+                if let Ok(Some(state)) = tokio::time::timeout(SIZE_EVERY, info).await {
+                    queue.stored_messages.store(state.messages, Ordering::Relaxed);
+                    queue.stored_bytes.store(state.bytes, Ordering::Relaxed);
                     queue.published_bytes.store(0, Ordering::Relaxed);
                 }
             }
@@ -469,17 +474,13 @@ impl Queue {
     }
 
     /// What `/api/health` shows: the server, its state, the stream and how many messages wait.
-    pub(crate) async fn health(&self) -> serde_json::Value {
+    pub(crate) fn health(&self) -> serde_json::Value {
         let state = match self.client.connection_state() {
             async_nats::connection::State::Connected => "connected",
             async_nats::connection::State::Pending => "connecting",
             async_nats::connection::State::Disconnected => "disconnected",
         };
-        let pending = async {
-            let mut stream = self.js.get_stream(&self.name).await.ok()?;
-            Some(stream.info().await.ok()?.state.messages)
-        };
-        let pending = tokio::time::timeout(Duration::from_secs(1), pending).await.ok().flatten();
+        let pending = Some(self.stored_messages.load(Ordering::Relaxed)).filter(|n| *n != u64::MAX);
         serde_json::json!({
             "kind": "nats-jetstream",
             "url": self.shown,
