@@ -149,7 +149,10 @@ impl Queue {
             // Deleted: its messages go with it (nothing could list them), without holding up
             // the partition's next messages.
             if let Ok(None) = host.store().owner_record(tenant, OwnerType::RuleChain, chain_id).await {
-                tracing::warn!(chain = %chain_id, "a queued message of a deleted rule chain was dropped");
+                // Said once per chain: a backlog of a million would flood the log.
+                if self.dropped_chains.insert(chain_id) {
+                    tracing::warn!(chain = %chain_id, "queued messages of a deleted rule chain are dropped");
+                }
                 return Outcome::Done;
             }
             // Not (yet) running here: another instance may run it, or this one soon.

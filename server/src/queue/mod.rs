@@ -179,6 +179,8 @@ pub(crate) struct Queue {
     /// The stream's messages as last read (`u64::MAX`: not read yet), for `/api/health`.
     stored_messages: AtomicU64,
     published_bytes: AtomicU64,
+    /// Deleted chains whose queued messages this instance dropped (said once each in the log).
+    dropped_chains: dashmap::DashSet<Uuid>,
     stop: CancellationToken,
     consumers: TaskTracker,
 }
@@ -271,6 +273,7 @@ impl Queue {
             stored_bytes: AtomicU64::new(0),
             stored_messages: AtomicU64::new(u64::MAX),
             published_bytes: AtomicU64::new(0),
+            dropped_chains: dashmap::DashSet::new(),
             stop: CancellationToken::new(),
             consumers: TaskTracker::new(),
         });
