@@ -13,9 +13,15 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
-use crate::support::{Api, Jetstream, Receiver, Server, assert_no_leak, eventually, serve_command};
+use crate::support::{
+    Api, Jetstream, Receiver, Server, assert_no_leak, eventually, eventually_within, serve_command,
+};
 
 const VALUE: &str = "Qv8-queue-Tk3-Wm7";
+
+/// How long a process takes over the partitions of one that died: its leases lapse (10 s), the
+/// next look (every 3 s), the ack wait (1 s here).
+const TAKE_OVER: Duration = Duration::from_secs(15);
 
 async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
     let (status, body) = api.post(path, doc).await;
@@ -249,9 +255,10 @@ async fn a_message_outliving_its_process_is_redelivered_with_its_sealed_value_th
     seen.push_str(&first.logs());
     receiver.delay(Duration::ZERO);
 
-    // Another process (another marker key) takes it after the ack wait and opens its value.
+    // Another process (another marker key) takes it once the first one's partition leases lapsed
+    // (10 s, looked at every 3 s) and the ack wait passed, and opens its value.
     let mut second = queued(dir.path(), &stream, &flags).await;
-    let again = eventually("the redelivery", async || {
+    let again = eventually_within(TAKE_OVER, "the redelivery", async || {
         let requests = receiver.requests();
         (requests.len() == 2).then(|| requests[1].clone())
     })
@@ -270,7 +277,7 @@ async fn a_message_outliving_its_process_is_redelivered_with_its_sealed_value_th
     receiver.delay(Duration::ZERO);
     let third = queued(dir.path(), &stream, &["--queue-ack-wait", "1", "--queue-max-deliveries", "1"]).await;
     let api = Api::new(&third).await;
-    let dead = eventually("the dead letter", async || {
+    let dead = eventually_within(TAKE_OVER, "the dead letter", async || {
         let (status, body) = api.get(&format!("/api/rule-chains/{id}/dead-letters")).await;
         assert_eq!(status, 200, "{body}");
         (body["deadLetters"].as_array().unwrap().len() == 1).then_some(body)

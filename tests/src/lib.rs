@@ -43,7 +43,7 @@ pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};
 pub use crate::files::{contains, snapshot};
 pub use crate::leak::{assert_no_leak, leaks};
 pub use crate::nats::{Jetstream, NATS_ENV};
-pub use crate::poll::{PATIENCE, eventually};
+pub use crate::poll::{PATIENCE, eventually, eventually_within};
 pub use crate::receiver::{Receiver, Recorded};
 pub use crate::server::{
     ADMIN_PASSWORD, HealthWatch, SYSADMIN_PASSWORD, Server, serve_command, veil, veil_binary,

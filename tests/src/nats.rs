@@ -1,5 +1,5 @@
 //! [`Jetstream`]: a JetStream stream of the test's own on the NATS server [`NATS_ENV`] names,
-//! deleted (with its dead letters) when the test ends.
+//! deleted (with its dead letters and partition leases) when the test ends.
 
 /// The environment variable with the NATS server's URL (`nats://127.0.0.1:4222`).
 pub const NATS_ENV: &str = "VEIL_TEST_NATS";
@@ -51,6 +51,7 @@ impl Drop for Jetstream {
                     let js = async_nats::jetstream::new(client);
                     let _ = js.delete_stream(&name).await;
                     let _ = js.delete_stream(format!("{name}_DEAD")).await;
+                    let _ = js.delete_key_value(format!("{name}_LEASES")).await;
                 }
             });
         })

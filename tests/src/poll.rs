@@ -11,13 +11,24 @@ const EVERY: Duration = Duration::from_millis(25);
 
 /// Asks `check` every 25 ms until it answers `Some`, and returns that; panics naming `what` after
 /// [`PATIENCE`]. A condition is `async || cond.then_some(())`.
-pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
+pub async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    eventually_within(PATIENCE, what, check).await
+}
+
+/// [`eventually`] for what the system under test is documented to take longer for (a lease that
+/// lapses, then an ack wait): `patience` on top of [`PATIENCE`].
+pub async fn eventually_within<T>(
+    patience: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let patience = patience + PATIENCE;
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(answer) = check().await {
             return answer;
         }
-        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out after {patience:?} waiting for {what}");
         tokio::time::sleep(EVERY).await;
     }
 }

@@ -6,9 +6,9 @@
 //!
 //! **Order per originator.** A message goes to one of [`PARTITIONS`] subjects chosen by a hash
 //! of its tenant, chain and originator (`<stream>.msg.<partition>.<tenant>.<chain>`). Each
-//! partition has one durable consumer shared by every instance, with at most one message
-//! unacknowledged (`max_ack_pending = 1`): a partition's messages run one at a time, in the order
-//! they were stored, whichever instance takes each. Different partitions run in parallel.
+//! partition has one durable consumer and is taken by one instance at a time (a lease:
+//! [`lease`]); the owner takes many of its messages at once and runs each originator's one at a
+//! time, in the order they were stored ([`consume`]).
 //!
 //! **Sealed values** (markers a converter put into a message) are encrypted under a key made per
 //! process; before a message is stored they are sealed again under a key every instance of the
@@ -37,6 +37,7 @@ use veil_store::{Store, TenantId};
 
 mod consume;
 pub(crate) mod dead;
+mod lease;
 
 /// How many partitions (subjects, consumers) the stream is split into: messages of one
 /// originator go to one, so at most this many messages run at once across the cluster. The
@@ -172,6 +173,8 @@ pub(crate) struct Queue {
     /// Senders waiting for a trace (`?wait=true`), by reply number.
     waiting: DashMap<u64, oneshot::Sender<Reply>>,
     next_reply: AtomicU64,
+    /// This instance's name in the partition leases.
+    instance: String,
     /// This instance's reply subjects start with it.
     reply_prefix: String,
     /// The stream's bytes as last read, and what this instance stored since (see [`Queue::room`]).
@@ -256,7 +259,8 @@ impl Queue {
         .map_err(|e| format!("{shown}: the stream {}: {e}", dead::stream_name(&name)))?;
         let secret = store.system_secret(PORTABLE_KEY_NAME, 32).await.map_err(|e| e.to_string())?;
         let key = PortableKey::new(secret.expose_bytes()).ok_or("the queue's sealing key is not 32 bytes")?;
-        let reply_prefix = format!("{name}.reply.{}", Uuid::new_v4().simple());
+        let instance = Uuid::new_v4().simple().to_string();
+        let reply_prefix = format!("{name}.reply.{instance}");
         let replies =
             client.subscribe(format!("{reply_prefix}.*")).await.map_err(|e| format!("{shown}: {e}"))?;
         let queue = Arc::new(Self {
@@ -269,6 +273,7 @@ impl Queue {
             max_payload,
             waiting: DashMap::new(),
             next_reply: AtomicU64::new(0),
+            instance,
             reply_prefix,
             stored_bytes: AtomicU64::new(0),
             stored_messages: AtomicU64::new(u64::MAX),
