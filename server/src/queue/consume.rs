@@ -280,7 +280,8 @@ impl Queue {
             let held = renewed.borrow().elapsed() + RENEW < LEASE;
             if batch.is_none() && !drain.is_cancelled() && room > 0 && work.bytes < IN_FLIGHT_BYTES && held {
                 let bytes = (IN_FLIGHT_BYTES - work.bytes).max(self.max_payload + (64 << 10));
-                match consumer.batch().max_messages(room).max_bytes(bytes).expires(PULL_WAIT).messages().await {
+                match consumer.batch().max_messages(room).max_bytes(bytes).expires(PULL_WAIT).messages().await
+                {
                     Ok(messages) => {
                         batch = Some(messages);
                         opened = Instant::now();
@@ -377,7 +378,9 @@ impl Queue {
                 }
                 waited += 1;
                 if waited > self.args.queue_max_deliveries {
-                    return Outcome::Dead(format!("rule chain '{chain_id}' was not running where it was delivered"));
+                    return Outcome::Dead(format!(
+                        "rule chain '{chain_id}' was not running where it was delivered"
+                    ));
                 }
                 tokio::time::sleep(RETRY_AFTER).await;
                 continue;
@@ -486,7 +489,8 @@ impl Work {
     /// Starts every originator's first message.
     fn release(&mut self) {
         self.hold_for = None;
-        let idle: Vec<Originator> = self.waiting.keys().filter(|k| !self.busy.contains(*k)).cloned().collect();
+        let idle: Vec<Originator> =
+            self.waiting.keys().filter(|k| !self.busy.contains(*k)).cloned().collect();
         for key in idle {
             self.start(&key);
         }
@@ -527,8 +531,7 @@ impl Work {
     /// confirmed each (it takes acknowledgements apart from requests for messages: a new owner's
     /// request could otherwise be served before the messages are back).
     async fn put_back(&mut self) -> bool {
-        let mut waiting: Vec<(u64, Taken)> =
-            self.waiting.values_mut().flat_map(std::mem::take).collect();
+        let mut waiting: Vec<(u64, Taken)> = self.waiting.values_mut().flat_map(std::mem::take).collect();
         self.waiting.retain(|key, _| self.busy.contains(key));
         waiting.sort_by_key(|(seq, _)| *seq);
         let mut confirmed = true;

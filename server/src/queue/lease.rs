@@ -92,7 +92,8 @@ impl Leases {
 
     /// Writes the lease of `partition` again (it was at `revision`): its new revision.
     pub(super) async fn renew(&self, partition: usize, revision: u64) -> Result<u64, Renewal> {
-        let written = self.kv.update(format!("p{partition}"), Bytes::from(self.instance.clone()), revision).await;
+        let written =
+            self.kv.update(format!("p{partition}"), Bytes::from(self.instance.clone()), revision).await;
         match written {
             Ok(revision) => Ok(revision),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(Renewal::Lost),
