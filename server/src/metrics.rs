@@ -50,13 +50,27 @@ struct StateLabels {
     state: String,
 }
 
+/// What became of a message taken from the queue.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 struct ServerMetrics {
     uplinks: Family<UplinkLabels, Counter>,
     integration_state: Family<StateLabels, Gauge>,
+    queue_messages: Family<OutcomeLabels, Counter>,
+    queue_redeliveries: Counter,
+    queue_partitions: Gauge,
 }
 
-static SERVER: LazyLock<ServerMetrics> =
-    LazyLock::new(|| ServerMetrics { uplinks: Family::default(), integration_state: Family::default() });
+static SERVER: LazyLock<ServerMetrics> = LazyLock::new(|| ServerMetrics {
+    uplinks: Family::default(),
+    integration_state: Family::default(),
+    queue_messages: Family::default(),
+    queue_redeliveries: Counter::default(),
+    queue_partitions: Gauge::default(),
+});
 
 /// Every family, registered once.
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
@@ -69,8 +83,39 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         "An integration's state: 1 for the current one (disabled, starting, active, error)",
         SERVER.integration_state.clone(),
     );
+    registry.register(
+        "queue_messages",
+        "Messages taken from the queue, by what became of them (done, dead_letter, dropped, put_back)",
+        SERVER.queue_messages.clone(),
+    );
+    registry.register(
+        "queue_redeliveries",
+        "Messages taken from the queue that had been delivered before",
+        SERVER.queue_redeliveries.clone(),
+    );
+    registry.register(
+        "queue_partitions_held",
+        "Queue partitions this instance holds the lease of",
+        SERVER.queue_partitions.clone(),
+    );
     registry
 });
+
+/// Counts a message taken from the queue: `done` (its chain ran), `dead_letter`, `dropped` (its
+/// chain was deleted), `put_back` (handed over to the partition's next owner).
+pub(crate) fn count_queued(outcome: &'static str) {
+    SERVER.queue_messages.get_or_create(&OutcomeLabels { outcome }).inc();
+}
+
+/// Counts a message taken from the queue that had been delivered before.
+pub(crate) fn count_redelivery() {
+    SERVER.queue_redeliveries.inc();
+}
+
+/// How many queue partitions this instance holds.
+pub(crate) fn set_partitions_held(n: usize) {
+    SERVER.queue_partitions.set(i64::try_from(n).unwrap_or(i64::MAX));
+}
 
 /// Counts an uplink answered with `status` (`integration`: its id, if the routing key named one).
 pub(crate) fn count_uplink(integration: Option<uuid::Uuid>, status: StatusCode) {

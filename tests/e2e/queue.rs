@@ -18,6 +18,7 @@ use crate::support::{
 };
 
 const VALUE: &str = "Qv8-queue-Tk3-Wm7";
+const METRICS_TOKEN: &str = "queue-metrics-token";
 
 /// How long a process takes over the partitions of one that died: its leases lapse (10 s), the
 /// next look (every 3 s), the ack wait (1 s here).
@@ -83,7 +84,7 @@ async fn without_a_queue_health_says_memory_and_there_are_no_dead_letters() {
 async fn messages_and_uplinks_go_through_the_stream_in_order_with_their_id_and_sealed_values() {
     let stream = Jetstream::new();
     let dir = tempfile::tempdir().unwrap();
-    let server = queued(dir.path(), &stream, &[]).await;
+    let server = queued(dir.path(), &stream, &["--metrics-token", METRICS_TOKEN]).await;
     let api = Api::new(&server).await;
     let receiver = Receiver::start().await;
     created(&api, "/api/secrets", json!({"name": "api-token", "type": "TEXT", "value": VALUE})).await;
@@ -147,6 +148,25 @@ async fn messages_and_uplinks_go_through_the_stream_in_order_with_their_id_and_s
     .await;
     let (status, dead) = api.get(&format!("/api/rule-chains/{id}/dead-letters")).await;
     assert_eq!((status, dead), (200, json!({"deadLetters": [], "next": null})));
+
+    // The queue's metrics: one instance holds every partition; 32 messages ran, none came twice.
+    let scrape = server
+        .client
+        .get(server.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line: &str| {
+        let found = scrape.lines().find_map(|l| l.strip_prefix(line)?.strip_prefix(' '));
+        found.unwrap_or_else(|| panic!("no {line} in {scrape}")).parse::<f64>().unwrap()
+    };
+    assert_eq!(value("veil_queue_partitions_held"), 32.0);
+    assert_eq!(value(r#"veil_queue_messages_total{outcome="done"}"#), 32.0);
+    assert_eq!(value("veil_queue_redeliveries_total"), 0.0);
     assert_no_leak(&format!("{}\n{events}", server.logs()), &[VALUE]);
 }
 

@@ -52,6 +52,8 @@ const PULL_SLACK: Duration = Duration::from_millis(250);
 /// What became of a message.
 enum Outcome {
     Done,
+    /// Its chain was deleted.
+    Dropped,
     Dead(String),
 }
 
@@ -186,6 +188,7 @@ impl Queue {
                     }
                 }
             }
+            crate::metrics::set_partitions_held(owned.len());
             if stopping && owned.is_empty() {
                 break;
             }
@@ -338,6 +341,11 @@ impl Queue {
         } else {
             self.in_progress(delivered, self.run(host, delivered, msg, deliveries)).await
         };
+        crate::metrics::count_queued(match &outcome {
+            Outcome::Done => "done",
+            Outcome::Dropped => "dropped",
+            Outcome::Dead(_) => "dead_letter",
+        });
         if let Outcome::Dead(reason) = outcome {
             while let Err(e) = self.to_dead_letters(delivered, &reason, deliveries).await {
                 tracing::warn!(seq, error = %e, "a message could not be moved to the dead letters; retrying");
@@ -374,7 +382,7 @@ impl Queue {
                     if self.dropped_chains.insert(chain_id) {
                         tracing::warn!(chain = %chain_id, "queued messages of a deleted rule chain are dropped");
                     }
-                    return Outcome::Done;
+                    return Outcome::Dropped;
                 }
                 waited += 1;
                 if waited > self.args.queue_max_deliveries {
@@ -469,7 +477,10 @@ impl Work {
     /// Runs `delivered` now, or after the messages of its originator stored before it.
     fn take(&mut self, delivered: Message) {
         let msg = self.queue.message(&delivered);
-        let seq = delivered.info().map_or(0, |i| i.stream_sequence);
+        let (seq, deliveries) = delivered.info().map_or((0, 1), |i| (i.stream_sequence, i.delivered));
+        if deliveries > 1 {
+            crate::metrics::count_redelivery();
+        }
         let key = match (&msg, target(&delivered.subject)) {
             (Some(msg), Some((_, chain))) => (chain, msg.originator.clone()),
             // Goes to the dead letters, on its own.
@@ -539,6 +550,7 @@ impl Work {
             self.taken -= 1;
             self.bytes -= taken.delivered.payload.len();
             confirmed &= taken.delivered.double_ack_with(AckKind::Nak(None)).await.is_ok();
+            crate::metrics::count_queued("put_back");
         }
         confirmed
     }
