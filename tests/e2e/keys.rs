@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use veil_store::{Actor, Store, UserId};
@@ -12,8 +13,8 @@ use veil_store::{Actor, Store, UserId};
 use crate::cli::{ok, spawn_run};
 use crate::cluster::{bearer_chain, instance};
 use crate::support::{
-    Api, PostgresDatabase, Receiver, SYSADMIN_PASSWORD, Server, eventually, explicit_key, generated_key,
-    open_with, text_secret,
+    Api, PostgresDatabase, Receiver, SYSADMIN_PASSWORD, Server, eventually, eventually_within, explicit_key,
+    generated_key, open_with, text_secret,
 };
 
 /// Writes `count` secrets `device-NNNNN` with three versions each (`value-N-1` … `value-N-3`)
@@ -248,15 +249,12 @@ async fn a_key_rotation_killed_halfway_is_finished_by_the_other_instance() {
 
     // B takes the job over where it stopped (it looks every 5 s) and finishes the thousands of
     // values left, in a debug build, while CI runs other tests: given a minute, not PATIENCE.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let finished: Value = loop {
-        let (_, status) = sys_b.get("/api/system/keys").await;
-        if !status["rotation"]["finishedTime"].is_null() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "B never finished the rotation: {status}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let finished: Value =
+        eventually_within(Duration::from_secs(50), "B to finish the rotation", async || {
+            let (_, status) = sys_b.get("/api/system/keys").await;
+            (!status["rotation"]["finishedTime"].is_null()).then_some(status)
+        })
+        .await;
     assert_eq!(finished["activeKey"], 2);
     assert_eq!(finished["keys"].as_array().unwrap().len(), 1, "{finished}");
     assert_eq!(finished["keys"][0]["values"], total, "{finished}");

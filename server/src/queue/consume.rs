@@ -38,7 +38,7 @@ pub(crate) const DELIVERY_COUNT_KEY: &str = "deliveryCount";
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Most messages of one partition an instance holds at once (taken, not yet acknowledged).
-pub(super) const IN_FLIGHT: usize = 64;
+const IN_FLIGHT: usize = 64;
 
 /// Most bytes of them, besides one message of the largest size the server takes.
 const IN_FLIGHT_BYTES: usize = 4 << 20;
@@ -48,6 +48,9 @@ const PULL_WAIT: Duration = Duration::from_secs(1);
 
 /// How long after its expiry a request for messages is given up when the server did not say.
 const PULL_SLACK: Duration = Duration::from_millis(250);
+
+/// Most deleted chains whose dropped messages an instance remembers having logged.
+const MAX_DROPPED_CHAINS: usize = 10_000;
 
 /// What became of a message.
 enum Outcome {
@@ -83,7 +86,6 @@ type Originator = (Uuid, String);
 struct Taken {
     delivered: Message,
     msg: Option<Msg>,
-    key: Originator,
 }
 
 impl Queue {
@@ -215,11 +217,19 @@ impl Queue {
         let stream = self.js.get_stream_no_info(&self.name).await.map_err(|e| e.to_string())?;
         let config = self.consumer_config(partition);
         let name = config.durable_name.clone().unwrap_or_default();
-        if let Ok(consumer) = stream.create_consumer(config.clone()).await {
-            return Ok(consumer);
+        let made = match stream.create_consumer(config.clone()).await {
+            Ok(consumer) => return Ok(consumer),
+            Err(e) => e.to_string(),
+        };
+        // Refused: made with other settings (an older version, another ack wait)? Then it is
+        // made again (what it held is redelivered by the new one); any other failure is retried
+        // as it is, never by deleting the consumer (its delivery counts go with it).
+        let existing =
+            stream.get_consumer::<pull::Config>(&name).await.map_err(|e| format!("{made}; {e}"))?;
+        let settings = &existing.cached_info().config;
+        if settings.max_ack_pending == config.max_ack_pending && settings.ack_wait == config.ack_wait {
+            return Err(made);
         }
-        // Made with other settings (an older version, another ack wait): what it held is
-        // redelivered by the new one.
         stream.delete_consumer(&name).await.map_err(|e| e.to_string())?;
         stream.create_consumer(config).await.map_err(|e| e.to_string())
     }
@@ -378,7 +388,11 @@ impl Queue {
             let Some(chain) = host.chain(chain_id).filter(|c| c.tenant() == tenant) else {
                 // Deleted: its messages go with it (nothing could list them).
                 if let Ok(None) = host.store().owner_record(tenant, OwnerType::RuleChain, chain_id).await {
-                    // Said once per chain: a backlog of a million would flood the log.
+                    // Said once per chain: a backlog of a million would flood the log. (The
+                    // set forgets past MAX_DROPPED_CHAINS: a chain is said again, nothing grows.)
+                    if self.dropped_chains.len() >= MAX_DROPPED_CHAINS {
+                        self.dropped_chains.clear();
+                    }
                     if self.dropped_chains.insert(chain_id) {
                         tracing::warn!(chain = %chain_id, "queued messages of a deleted rule chain are dropped");
                     }
@@ -488,7 +502,7 @@ impl Work {
         };
         self.taken += 1;
         self.bytes += delivered.payload.len();
-        self.waiting.entry(key.clone()).or_default().insert(seq, Taken { delivered, msg, key: key.clone() });
+        self.waiting.entry(key.clone()).or_default().insert(seq, Taken { delivered, msg });
         match self.hold_for {
             Some(n) if self.taken >= n => self.release(),
             Some(_) => {}
@@ -514,9 +528,9 @@ impl Work {
             return;
         };
         self.busy.insert(key.clone());
-        let (queue, host) = (Arc::clone(&self.queue), self.host.clone());
+        let (queue, host, key) = (Arc::clone(&self.queue), self.host.clone(), key.clone());
         self.running.spawn(async move {
-            let Taken { delivered, msg, key } = taken;
+            let Taken { delivered, msg } = taken;
             if let Some(host) = host.upgrade() {
                 let handled = AssertUnwindSafe(queue.handle(&host, &delivered, msg)).catch_unwind().await;
                 if handled.is_err() {
