@@ -406,7 +406,10 @@ impl ChainRuntime {
             let ctx = NodeCtx::new(&slot.secrets).with_redactor(&self.redactor).with_budget(&budget);
             // A panic in a node (a bug) ends this message with the step failed; the process and
             // the chain's other messages go on.
-            let processed = std::panic::AssertUnwindSafe(slot.node.process(&ctx, msg)).catch_unwind().await;
+            let processed = match slot.secrets.prepare().await {
+                Ok(()) => std::panic::AssertUnwindSafe(slot.node.process(&ctx, msg)).catch_unwind().await,
+                Err(e) => Ok(Err(Failed::new(msg, e))),
+            };
             slot.metrics.seconds.observe(began.elapsed().as_secs_f64());
             if !matches!(processed, Ok(Ok(_))) {
                 slot.metrics.failures.inc();

@@ -96,6 +96,9 @@ pub enum RenderError {
         /// Why.
         source: StoreError,
     },
+    /// A linked secret's value could not be fetched from its provider (names both; masked).
+    #[error("{0}")]
+    Linked(StoreError),
     /// A FILE secret that is not UTF-8 was used in a text field.
     #[error("secret '{0}' is not valid UTF-8 text and cannot be used in this field")]
     NotText(String),

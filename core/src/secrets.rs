@@ -25,6 +25,8 @@ struct Inner {
     tenant: TenantId,
     /// Sorted; set once, after the node was built.
     declared: OnceLock<Vec<String>>,
+    /// The linked ones among them (values from providers), set with them.
+    linked: OnceLock<Vec<String>>,
     /// Whether sealed values in messages open here (not in a customer's rule chain: customers use
     /// secrets, they never read them, and a sealed value names secrets not shared with them).
     opens_sealed: bool,
@@ -55,6 +57,7 @@ impl Secrets {
             store: store.clone(),
             tenant,
             declared: OnceLock::new(),
+            linked: OnceLock::new(),
             opens_sealed,
             scope: OnceLock::new(),
             user: OnceLock::new(),
@@ -71,6 +74,7 @@ impl Secrets {
             store: self.inner.store.clone(),
             tenant: self.inner.tenant,
             declared: self.inner.declared.clone(),
+            linked: self.inner.linked.clone(),
             opens_sealed: false,
             scope: OnceLock::new(),
             user: OnceLock::new(),
@@ -92,7 +96,24 @@ impl Secrets {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
         names.dedup();
-        let _ = self.inner.declared.set(names);
+        let linked =
+            names.iter().filter(|n| self.inner.store.is_linked(self.inner.tenant, n)).cloned().collect();
+        if self.inner.declared.set(names).is_ok() {
+            let _ = self.inner.linked.set(linked);
+        }
+    }
+
+    /// Makes sure the declared secrets that are linked to a provider have a value to use now:
+    /// those whose cache period is over are fetched (one fetch however many messages wait).
+    /// Call it before rendering or resolving; for stored secrets it does nothing. A failure
+    /// names the secret and the provider, with a masked reason.
+    pub async fn prepare(&self) -> Result<(), RenderError> {
+        match self.inner.linked.get() {
+            Some(linked) if !linked.is_empty() => {
+                self.inner.store.refresh_linked(self.inner.tenant, linked).await.map_err(RenderError::Linked)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn declared(&self) -> &[String] {

@@ -275,6 +275,14 @@ impl IntegrationRuntime {
 
     async fn convert_uplink(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Msg>, UplinkError> {
         self.check_running()?;
+        if let Err(e) = self.secrets.prepare().await {
+            // The sender is not authenticated: which secret and provider failed stays in the log.
+            tracing::warn!(integration = %self.def.name, "uplink refused: {}", self.redactor.mask(&e.to_string()));
+            return Err(UplinkError::new(
+                UplinkErrorKind::Unavailable,
+                "a secret the integration uses cannot be fetched from its provider now; try again later",
+            ));
+        }
         let ctx = self.ctx();
         let payload = match self.integration.accept_uplink(&ctx, headers, body) {
             Ok(payload) => payload,
@@ -336,6 +344,10 @@ impl IntegrationRuntime {
 
     async fn send_downlink(&self, budget: &RunBudget<'_>, msg: &Msg) -> Result<Value, IntegrationError> {
         self.check_running().map_err(|e| IntegrationError::new(e.message))?;
+        self.secrets
+            .prepare()
+            .await
+            .map_err(|e| IntegrationError::new(self.redactor.mask(&e.to_string())))?;
         let downlink = match &self.downlink {
             Some(script) => {
                 let converted = converter::downlink(script, budget, msg).await;
@@ -372,6 +384,11 @@ impl IntegrationRuntime {
     /// secret versions takes its outcome. A transient failure is not recorded: the next attempt,
     /// here or elsewhere, tries again.
     async fn start_once(&self) -> Result<(), IntegrationError> {
+        // A provider that cannot answer now may answer at the next attempt.
+        self.secrets
+            .prepare()
+            .await
+            .map_err(|e| IntegrationError::transient(self.redactor.mask(&e.to_string())))?;
         let lease = self.store.lease(self.id, "start").await.map_err(|e| {
             IntegrationError::transient(format!("cannot take the start lease in the database: {e}"))
         })?;

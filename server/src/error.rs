@@ -159,6 +159,9 @@ impl From<StoreError> for ApiError {
                     .with("pendingVersion", json!(version))
             }
             StoreError::RoutingKeyTaken(_) => Self::new(StatusCode::CONFLICT, "routing_key_taken", message),
+            StoreError::Provider { .. } | StoreError::Fetch { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_failed", message)
+            }
             StoreError::Integrity(_) => {
                 tracing::error!("{message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", message)
@@ -183,6 +186,7 @@ fn needed_code(kind: NeededKind) -> &'static str {
         NeededKind::Customer => "customer_in_use",
         NeededKind::Role => "role_in_use",
         NeededKind::Integration => "integration_in_use",
+        NeededKind::Provider => "provider_in_use",
         _ => "in_use",
     }
 }

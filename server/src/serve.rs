@@ -52,6 +52,14 @@ pub(crate) struct ServeArgs {
     /// [default: 10].
     #[arg(long, env = "VEIL_SHUTDOWN_GRACE", value_name = "SECS", default_value_t = 10)]
     pub(crate) shutdown_grace: u64,
+    /// A directory whose files `files` secret providers may read (a provider's directory must
+    /// lie under one); repeat for several. Without any, tenants cannot make `files` providers.
+    #[arg(long, env = "VEIL_PROVIDER_DIRS", value_delimiter = ',', value_name = "DIR")]
+    pub(crate) provider_dir: Vec<PathBuf>,
+    /// A program `exec` secret providers may run (its path); repeat for several. Without any,
+    /// tenants cannot make `exec` providers.
+    #[arg(long, env = "VEIL_PROVIDER_COMMANDS", value_delimiter = ',', value_name = "PATH")]
+    pub(crate) provider_command: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
@@ -288,6 +296,10 @@ async fn start(
     })
     .await?;
     tracing::info!(database = %shown, secrets = store.secret_count(), "store opened");
+    store.set_provider_policy(veil_store::ProviderPolicy {
+        file_roots: args.provider_dir.clone(),
+        commands: args.provider_command.clone(),
+    });
     match start_host(args, store.clone(), first_start, stopping.clone()).await {
         Ok((host, state)) => Ok((store, host, state)),
         Err(e) => {

@@ -26,11 +26,13 @@ pub enum Resource {
     AuditLog,
     /// Tenants (system administrators only).
     Tenant,
+    /// Secret providers (where linked secrets' values live).
+    SecretProvider,
 }
 
 impl Resource {
     /// Every resource.
-    pub const ALL: [Resource; 8] = [
+    pub const ALL: [Resource; 9] = [
         Self::Secret,
         Self::RuleChain,
         Self::Integration,
@@ -39,6 +41,7 @@ impl Resource {
         Self::Role,
         Self::AuditLog,
         Self::Tenant,
+        Self::SecretProvider,
     ];
 
     /// The API's spelling.
@@ -52,6 +55,7 @@ impl Resource {
             Self::Role => "ROLE",
             Self::AuditLog => "AUDIT_LOG",
             Self::Tenant => "TENANT",
+            Self::SecretProvider => "SECRET_PROVIDER",
         }
     }
 }
@@ -99,7 +103,7 @@ pub struct Permissions([u8; Resource::ALL.len()]);
 impl Permissions {
     /// Every operation on every resource of a tenant (not tenants themselves).
     pub const ALL: Permissions =
-        Permissions([0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0]);
+        Permissions([0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0b1_1111, 0, 0b1_1111]);
 
     /// The given operations on secrets.
     pub fn of(ops: &[Operation]) -> Self {

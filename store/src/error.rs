@@ -33,6 +33,8 @@ pub enum NeededKind {
     Role,
     /// An integration that rule chains still send downlinks through.
     Integration,
+    /// A secret provider that linked secrets still come from.
+    Provider,
 }
 
 /// Why a [`StoreError::NameUnavailable`] name was refused.
@@ -180,6 +182,25 @@ pub enum StoreError {
     /// Two writers changed the same secret at once; the caller may retry.
     #[error("secret '{0}' was changed concurrently, try again")]
     Conflict(String),
+    /// A linked secret's value could not be fetched from its provider (the reason is masked:
+    /// no value or credential is in it).
+    #[error("secret '{secret}' could not be fetched from provider '{provider}': {reason}")]
+    Fetch {
+        /// The secret's name.
+        secret: String,
+        /// The provider's name.
+        provider: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A provider did not answer a test or a listing as asked (masked reason).
+    #[error("provider '{provider}': {reason}")]
+    Provider {
+        /// The provider's name.
+        provider: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A bug or a crashed task; details are in the message.
     #[error("internal error: {0}")]
     Internal(String),

@@ -44,6 +44,7 @@ mod keys;
 mod lease;
 pub mod metrics;
 mod model;
+mod provider;
 mod quota;
 mod references;
 mod rekey;
@@ -59,8 +60,12 @@ pub use crate::copy::{MigrateProgress, MigrateReport, migrate_to_postgres};
 pub use crate::crypto::MasterKeySource;
 pub use crate::lease::Lease;
 pub use crate::model::{Limits, now_ms};
+pub use crate::provider::cache::LinkedStatus;
+pub use crate::provider::{
+    DEFAULT_CACHE_SECONDS, MAX_PROVIDERS_PER_TENANT, PROVIDER_TYPES, ProviderPolicy, Source,
+};
 pub use crate::rekey::{RekeyReport, generate_master_key, rekey};
-pub use crate::store::{Bootstrap, Store, StoreConfig};
+pub use crate::store::{Bootstrap, NewProvider, ProviderInfo, Store, StoreConfig};
 
 // Secrets: their records, values, changes and where they may go (the API, the engine).
 pub use crate::destinations::{MAX_DESTINATIONS, destination_allowed, is_plain_host, normalize_destinations};

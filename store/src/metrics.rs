@@ -62,6 +62,22 @@ pub struct StoreMetrics {
     pub db_connections: Family<BackendLabels, Gauge>,
     /// Idle connections of the pool (set when scraped).
     pub db_idle_connections: Family<BackendLabels, Gauge>,
+    /// Fetches of linked secrets' values from their providers, by outcome (`ok`, `failed`).
+    pub linked_fetches: Family<OutcomeLabels, Counter>,
+}
+
+/// The outcome of a fetch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+impl StoreMetrics {
+    /// Counts a linked secret's fetch.
+    pub(crate) fn linked_fetch(&self, ok: bool) {
+        self.linked_fetches.get_or_create(&OutcomeLabels { outcome: if ok { "ok" } else { "failed" } }).inc();
+    }
 }
 
 fn seconds() -> Histogram {
@@ -86,6 +102,7 @@ pub static STORE: LazyLock<StoreMetrics> = LazyLock::new(|| {
         db_operations: Family::new_with_constructor(seconds),
         db_connections: Family::default(),
         db_idle_connections: Family::default(),
+        linked_fetches: Family::default(),
     }
 });
 
@@ -129,6 +146,11 @@ pub fn register(registry: &mut Registry) {
         "db_idle_connections",
         "Idle connections of the database pool",
         m.db_idle_connections.clone(),
+    );
+    registry.register(
+        "linked_secret_fetches",
+        "Fetches of linked secrets' values from their providers, by outcome",
+        m.linked_fetches.clone(),
     );
 }
 

@@ -86,6 +86,13 @@ pub struct SecretInfo {
     /// FILE values holding a PEM private key: its algorithm and whether it is encrypted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<crate::inspect::PrivateKeyInfo>,
+    /// A linked secret's source: its value lives in that provider, never in Veil's database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::provider::Source>,
+    /// A linked secret's value on this instance: last fetch, values seen, last error. Filled when
+    /// it is shown, never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::provider::cache::LinkedStatus>,
 }
 
 impl SecretInfo {
@@ -481,7 +488,12 @@ fn validate_max_versions(max: i64, problems: &mut Vec<FieldProblem>) -> i64 {
     max
 }
 
-pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewSecret> {
+/// Checks a new secret; `with_value: false` for a linked secret, whose value is not Veil's.
+pub(crate) fn validate_new_secret(
+    req: &NewSecret,
+    limits: &Limits,
+    with_value: bool,
+) -> Result<ValidNewSecret> {
     let mut problems = Vec::new();
     let name = validate_name(&req.name).map_err(|p| problems.push(p)).unwrap_or_default();
     let description = req.description.clone().unwrap_or_default();
@@ -498,7 +510,9 @@ pub(crate) fn validate_new(req: &NewSecret, limits: &Limits) -> Result<ValidNewS
         }
         (SecretType::Text, None) => None,
     };
-    validate_value(req.kind, &req.value, limits, &mut problems)?;
+    if with_value {
+        validate_value(req.kind, &req.value, limits, &mut problems)?;
+    }
     let allowed_destinations =
         crate::destinations::validate_destinations(&req.allowed_destinations, &mut problems);
     let max_versions = validate_max_versions(req.max_versions.unwrap_or(DEFAULT_MAX_VERSIONS), &mut problems);

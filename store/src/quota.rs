@@ -25,6 +25,8 @@ pub(crate) enum Quota {
     Roles(usize),
     /// Customers.
     Customers(usize),
+    /// Secret providers.
+    Providers(usize),
 }
 
 impl Quota {
@@ -33,6 +35,7 @@ impl Quota {
         match kind {
             crate::OwnerType::RuleChain => Self::Chains(limits.max_chains_per_tenant),
             crate::OwnerType::Integration => Self::Integrations(limits.max_integrations_per_tenant),
+            crate::OwnerType::SecretProvider => Self::Providers(crate::provider::MAX_PROVIDERS_PER_TENANT),
         }
     }
 
@@ -54,6 +57,9 @@ impl Quota {
             Self::Users(_) => "SELECT COUNT(*) FROM users WHERE tenant_id = $1",
             Self::Roles(_) => "SELECT COUNT(*) FROM roles WHERE tenant_id = $1",
             Self::Customers(_) => "SELECT COUNT(*) FROM customers WHERE tenant_id = $1",
+            Self::Providers(_) => {
+                "SELECT COUNT(*) FROM owners WHERE tenant_id = $1 AND type = 'SECRET_PROVIDER'"
+            }
         }
     }
 
@@ -66,6 +72,7 @@ impl Quota {
             Self::Users(max) => ("maxUsersPerTenant", max, "users"),
             Self::Roles(max) => ("maxRolesPerTenant", max, "roles"),
             Self::Customers(max) => ("maxCustomersPerTenant", max, "customers"),
+            Self::Providers(max) => ("maxSecretProvidersPerTenant", max, "secret providers"),
         }
     }
 

@@ -14,6 +14,8 @@ pub enum OwnerType {
     RuleChain,
     /// An integration.
     Integration,
+    /// A secret provider (its credentials are secrets).
+    SecretProvider,
 }
 
 impl OwnerType {
@@ -22,6 +24,7 @@ impl OwnerType {
         match self {
             Self::RuleChain => "RULE_CHAIN",
             Self::Integration => "INTEGRATION",
+            Self::SecretProvider => "SECRET_PROVIDER",
         }
     }
 
@@ -29,6 +32,7 @@ impl OwnerType {
         match s {
             "RULE_CHAIN" => Some(Self::RuleChain),
             "INTEGRATION" => Some(Self::Integration),
+            "SECRET_PROVIDER" => Some(Self::SecretProvider),
             _ => None,
         }
     }
@@ -114,12 +118,15 @@ pub struct Usages {
     /// Integrations.
     #[serde(rename = "INTEGRATION")]
     pub integrations: Vec<OwnerUsage>,
+    /// Secret providers (whose credentials the secret is).
+    #[serde(rename = "SECRET_PROVIDER", skip_serializing_if = "Vec::is_empty")]
+    pub secret_providers: Vec<OwnerUsage>,
 }
 
 impl Usages {
     /// No users at all.
     pub fn is_empty(&self) -> bool {
-        self.rule_chains.is_empty() && self.integrations.is_empty()
+        self.rule_chains.is_empty() && self.integrations.is_empty() && self.secret_providers.is_empty()
     }
 
     /// Groups `(owner type, owner id, owner name, ref)` rows, keeping their order.
@@ -129,6 +136,7 @@ impl Usages {
             let list = match kind {
                 OwnerType::RuleChain => &mut usages.rule_chains,
                 OwnerType::Integration => &mut usages.integrations,
+                OwnerType::SecretProvider => &mut usages.secret_providers,
             };
             let entry = match list.iter_mut().position(|o| o.id == id) {
                 Some(i) => &mut list[i],
@@ -158,6 +166,9 @@ impl std::fmt::Display for Usages {
         }
         for integration in &self.integrations {
             parts.push(format!("integration '{}'", integration.name));
+        }
+        for provider in &self.secret_providers {
+            parts.push(format!("secret provider '{}'", provider.name));
         }
         f.write_str(&parts.join(", "))
     }

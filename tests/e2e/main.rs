@@ -58,3 +58,5 @@ mod keys;
 
 // At-least-once processing on NATS JetStream: the stream, redeliveries, dead letters, a cluster losing an instance.
 mod queue;
+// Linked secrets from providers (files, exec) and the guards around them.
+mod providers;

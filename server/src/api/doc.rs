@@ -158,6 +158,7 @@ impl Modify for Security {
         (name = "secrets", description = "The secret store: values in, never out."),
         (name = "rule-chains", description = "Rule chains: save, deploy, send messages, debug events."),
         (name = "integrations", description = "Integrations and their uplinks and downlinks."),
+        (name = "secret-providers", description = "Where linked secrets' values live: files, exec, AWS Secrets Manager, Vault KV v2."),
         (name = "directory", description = "Tenants, customers, users, roles and tenant settings."),
         (name = "audit", description = "The audit log."),
         (name = "types", description = "Node and integration types and their fields."),

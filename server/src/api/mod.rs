@@ -11,6 +11,7 @@ mod chains;
 mod dead_letters;
 mod directory;
 mod integrations;
+mod providers;
 mod request;
 mod secrets;
 mod session;
@@ -78,6 +79,10 @@ pub(crate) fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::rotation, secrets::drop_rotation))
         .routes(routes!(secrets::promote))
         .routes(routes!(secrets::probe_again))
+        .routes(routes!(providers::list, providers::create))
+        .routes(routes!(providers::get, providers::update, providers::delete))
+        .routes(routes!(providers::test))
+        .routes(routes!(providers::keys))
         .routes(routes!(secrets::share))
         .routes(routes!(secrets::unshare))
         .routes(routes!(directory::tenants, directory::create_tenant))

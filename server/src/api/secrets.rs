@@ -345,14 +345,18 @@ pub(crate) async fn create(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("multipart/form-data"));
-    let new = if is_multipart {
+    let (new, source) = if is_multipart {
         let multipart =
             Multipart::from_request(req, &()).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        read_multipart(multipart).await?
+        (read_multipart(multipart).await?, None)
     } else {
         let body = Bytes::from_request(req, &()).await.map_err(body_error)?;
         read_json_create(json_object(&body)?)?
     };
+    if let Some(source) = source {
+        let info = store.create_linked(&actor, new, source).await?;
+        return Ok((StatusCode::CREATED, with_warnings(info, Vec::new())));
+    }
     let warnings = value_hygiene(&store, &actor, query.as_deref(), new.kind, Some(&new.value))?;
     let info = store.create(&actor, new).await?;
     Ok((StatusCode::CREATED, with_warnings(info, warnings)))
@@ -385,6 +389,7 @@ pub(crate) async fn update(
     if fields.contains_key("pendingValue") {
         return stage(&store, &host, &actor, &current, uri.query(), fields, expected_version).await;
     }
+    let source = take_source(&mut fields)?;
     let update = SecretUpdate {
         name: take_string(&mut fields, "name")?,
         kind: take_string(&mut fields, "type")?,
@@ -402,14 +407,18 @@ pub(crate) async fn update(
     };
     reject_unknown(
         &fields,
-        "value, description, fileName, allowedDestinations, maxVersions, expiresAt",
+        "value, description, fileName, allowedDestinations, maxVersions, expiresAt, source (linked secrets)",
         READ_ONLY_FIELDS,
     )?;
     let warnings = value_hygiene(&store, &actor, uri.query(), current.kind, update.value.as_ref())?;
     if let Some(list) = &update.allowed_destinations {
         host.check_destinations_change(&actor, id, list).await?;
     }
-    Ok(with_warnings(store.update(&actor, id, update).await?, warnings))
+    let changed = store.update(&actor, id, update).await?;
+    match source {
+        Some(source) => Ok(with_warnings(store.relink(&actor, id, source).await?, warnings)),
+        None => Ok(with_warnings(changed, warnings)),
+    }
 }
 
 /// `PATCH /api/secrets/{id}` with `{"pendingValue", "fileName"?}`: stages a pending value (202)
@@ -621,7 +630,23 @@ fn reject_unknown(fields: &Map<String, Value>, expected: &str, ignored: &[&str])
     }
 }
 
-const READ_ONLY_FIELDS: &[&str] = &["id", "tenantId", "version", "createdTime", "updatedTime", "sharedWith"];
+const READ_ONLY_FIELDS: &[&str] =
+    &["id", "tenantId", "version", "createdTime", "updatedTime", "sharedWith", "status"];
+
+/// A linked secret's `source`, read as the store's type: a problem names `source` and the field.
+fn take_source(fields: &mut Map<String, Value>) -> ApiResult<Option<veil_store::Source>> {
+    match fields.remove("source") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value).map(Some).map_err(|e| {
+            ApiError::invalid_secret(
+                "source",
+                format!(
+                    "{e}; expected {{\"provider\": NAME, \"key\": KEY, \"field\"?, \"version\"?, \"stage\"?}}"
+                ),
+            )
+        }),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -643,13 +668,25 @@ mod tests {
     }
 }
 
-fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
+fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<(NewSecret, Option<veil_store::Source>)> {
     let kind = parse_type(take_string(&mut fields, "type")?)?
         .ok_or_else(|| ApiError::invalid_secret("type", "is required (TEXT or FILE)"))?;
     let name =
         take_string(&mut fields, "name")?.ok_or_else(|| ApiError::invalid_secret("name", "is required"))?;
-    let value =
-        take_value(&mut fields, kind)?.ok_or_else(|| ApiError::invalid_secret("value", "is required"))?;
+    let source = take_source(&mut fields)?;
+    let value = match (&source, take_value(&mut fields, kind)?) {
+        (None, Some(value)) => value,
+        (None, None) => {
+            return Err(ApiError::invalid_secret("value", "is required (or a source, for a linked secret)"));
+        }
+        (Some(_), None) => SecretValue::new(Vec::new()),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_secret(
+                "value",
+                "a linked secret has a source and no value: its value stays in the provider",
+            ));
+        }
+    };
     let description = take_string(&mut fields, "description")?;
     let file_name = take_string(&mut fields, "fileName")?;
     let allowed_destinations = take_strings(&mut fields, "allowedDestinations")?.unwrap_or_default();
@@ -657,10 +694,10 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
     let expires_at = fields.remove("expiresAt").filter(|v| !v.is_null()).map(expires_at).transpose()?;
     reject_unknown(
         &fields,
-        "name, type, description, value, fileName, allowedDestinations, maxVersions, expiresAt",
+        "name, type, description, value, source, fileName, allowedDestinations, maxVersions, expiresAt",
         &[],
     )?;
-    Ok(NewSecret {
+    let new = NewSecret {
         name,
         kind,
         description,
@@ -669,7 +706,8 @@ fn read_json_create(mut fields: Map<String, Value>) -> ApiResult<NewSecret> {
         allowed_destinations,
         max_versions,
         expires_at,
-    })
+    };
+    Ok((new, source))
 }
 
 /// A text part of a form: UTF-8 or refused, naming the field. (axum's `Field::text` guesses the

@@ -44,12 +44,32 @@ pub(crate) enum SecretCmd {
         /// When it expires (RFC 3339, e.g. 2027-01-31T00:00:00Z), e.g. a token's known expiry.
         #[arg(long, value_name = "TIME", value_parser = rfc3339_ms)]
         expires_at: Option<i64>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Refused: a value on the command line lands in shell history.
         #[arg(long, hide = true)]
         value: Option<String>,
         /// Refused: values given after the name (never echoed, however many).
         #[arg(hide = true, allow_hyphen_values = true)]
         stray: Vec<String>,
+    },
+    /// Create linked secrets for keys of a provider: `PREFIX` + key each (keys given, or --all of
+    /// what the provider lists; neither: show what it lists).
+    Import {
+        /// The provider's name or id.
+        #[arg(long)]
+        provider: String,
+        /// Put before each key to make the secret's name.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// TEXT or FILE.
+        #[arg(long = "type", default_value = "TEXT", value_parser = ["TEXT", "FILE", "text", "file"])]
+        kind: String,
+        /// Every key the provider lists.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+        /// The keys to link.
+        keys: Vec<String>,
     },
     /// List secrets (metadata only).
     List {
@@ -181,6 +201,39 @@ pub(crate) enum SecretCmd {
     },
 }
 
+/// Where a linked secret's value comes from (`veil secret create NAME --provider P --key K`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct SourceArgs {
+    /// Make a linked secret: its value comes from this provider (no value is read).
+    #[arg(long, requires = "key", conflicts_with_all = ["file", "stdin"])]
+    provider: Option<String>,
+    /// The key in the provider (a file name, a secret id or path).
+    #[arg(long, requires = "provider")]
+    key: Option<String>,
+    /// A field of the provider's secret (AWS: a key of a JSON SecretString; Vault: the field).
+    #[arg(long, requires = "provider")]
+    field: Option<String>,
+    /// A fixed version (AWS VersionId, Vault version number); default: the current one.
+    #[arg(long = "source-version", requires = "provider")]
+    version: Option<String>,
+    /// AWS version stage (default AWSCURRENT).
+    #[arg(long, requires = "provider")]
+    stage: Option<String>,
+}
+
+impl SourceArgs {
+    fn source(&self) -> Option<serde_json::Value> {
+        let provider = self.provider.as_ref()?;
+        let mut source = json!({ "provider": provider, "key": self.key });
+        for (name, value) in [("field", &self.field), ("version", &self.version), ("stage", &self.stage)] {
+            if let Some(value) = value {
+                source[name] = json!(value);
+            }
+        }
+        Some(source)
+    }
+}
+
 /// The id of a secret given by name or id.
 pub(super) async fn secret_id(client: &Client, secret: &str) -> CliResult<String> {
     if is_uuid(secret) {
@@ -232,6 +285,9 @@ pub(super) const SECRET_FIELDS: &[Field] = &[
     ("maxVersions", |v| text(&v["maxVersions"])),
     ("lastUsed", |v| time(&v["lastUsedTime"])),
     ("expires", |v| time(expiry(v))),
+    ("source", |v| if v["source"].is_null() { String::new() } else { v["source"].to_string() }),
+    ("lastFetched", |v| time(&v["status"]["lastFetchedTime"])),
+    ("fetchError", |v| text(&v["status"]["error"])),
     ("certificate", |v| certificate(&v["certificate"])),
     ("privateKey", |v| private_key(&v["privateKey"])),
     ("created", |v| time(&v["createdTime"])),
@@ -305,10 +361,12 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             max_versions,
             expires_at,
             stdin,
+            source,
             ..
         } => {
             let kind = kind.to_uppercase();
             let mut body = json!({"name": name, "type": kind, "description": description});
+            let source = source.source();
             if let Some(max) = max_versions {
                 body["maxVersions"] = json!(max);
             }
@@ -317,6 +375,15 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             }
             if !allow_hosts.is_empty() {
                 body["allowedDestinations"] = json!(allow_hosts);
+            }
+            if let Some(source) = source {
+                body["source"] = source;
+                if let Some(shown) = file_name {
+                    body["fileName"] = json!(shown);
+                }
+                let created = client.post("/api/secrets", &body).await?;
+                output::object(out, &created, SECRET_FIELDS);
+                return Ok(());
             }
             if kind == "FILE" {
                 let shown = file_name
@@ -331,6 +398,9 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
             body["value"] = new_value(file.as_ref(), kind == "FILE", stdin)?;
             let created = client.post("/api/secrets", &body).await?;
             output::object(out, &created, SECRET_FIELDS);
+        }
+        SecretCmd::Import { provider, prefix, kind, all, keys } => {
+            import(&client, out, &provider, &prefix, &kind.to_uppercase(), all, keys).await?;
         }
         SecretCmd::List { search, page, page_size, unused, expiring } => {
             let mut path = format!("/api/secrets?page={page}&pageSize={page_size}");
@@ -507,4 +577,63 @@ pub(crate) async fn secret(global: &Global, cmd: SecretCmd) -> CliResult<()> {
         }
     }
     Ok(())
+}
+
+/// `veil secret import`: linked secrets for keys of a provider, `prefix` + key each; with
+/// neither keys nor `all`, the keys the provider lists are shown and nothing is created.
+async fn import(
+    client: &Client,
+    out: output::Format,
+    provider: &str,
+    prefix: &str,
+    kind: &str,
+    all: bool,
+    keys: Vec<String>,
+) -> CliResult<()> {
+    let id = super::provider::provider_id(client, provider).await?;
+    let shown = client.get(&format!("/api/secret-providers/{id}")).await?;
+    let provider = shown["name"].as_str().unwrap_or(provider);
+    let keys = if keys.is_empty() {
+        let listed = client.get(&format!("/api/secret-providers/{id}/keys")).await?;
+        let listed: Vec<String> = listed["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        if !all {
+            output::say(&format!(
+                "provider '{provider}' lists {} key(s); name the ones to link, or --all:",
+                listed.len()
+            ));
+            for key in &listed {
+                output::say(&format!("  {}", output::escape(key)));
+            }
+            return Ok(());
+        }
+        listed
+    } else {
+        keys
+    };
+    let mut created = Vec::new();
+    let mut failed = Vec::new();
+    for key in keys {
+        let name = format!("{prefix}{key}");
+        let body = json!({ "name": name, "type": kind, "source": { "provider": provider, "key": key } });
+        match client.post("/api/secrets", &body).await {
+            Ok(info) => created.push(info),
+            Err(e) => failed.push(format!("{name}: {}", e.message)),
+        }
+    }
+    let answer = json!({ "created": created, "failed": failed });
+    output::done(
+        out,
+        &answer,
+        &format!("Created {} linked secret(s) from provider '{provider}'", created.len()),
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failure(format!("{} not created:\n  {}", failed.len(), failed.join("\n  "))))
+    }
 }

@@ -35,6 +35,7 @@ fn destinations_in_use(what: String, broken: Vec<BrokenConfig>) -> HostResult<()
             let kind = match b.kind {
                 OwnerType::RuleChain => "rule chain",
                 OwnerType::Integration => "integration",
+                OwnerType::SecretProvider => "secret provider",
             };
             let sends: Vec<&str> = b.problems.iter().map(|p| p.path.as_str()).collect();
             format!("{kind} '{}' ({})", b.name, sends.join(", "))
@@ -152,6 +153,8 @@ impl Host {
                 Some(proposal),
             )
             .err(),
+            // A provider's destination is checked by the store (see check_destinations_change).
+            OwnerType::SecretProvider => None,
         };
         let refused: Vec<Problem> = problems
             .unwrap_or_default()

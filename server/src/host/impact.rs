@@ -152,6 +152,7 @@ impl Host {
                 .integrations
                 .get(tenant, place.owner.id)
                 .is_some_and(|integration| integration.reconnects()),
+            OwnerType::SecretProvider => false,
         }
     }
 }

@@ -231,6 +231,8 @@ impl Host {
                 let _one_at_a_time = self.integration_writes.lock().await;
                 self.integrations.remove(id);
             }
+            // The store follows its providers itself.
+            (OwnerType::SecretProvider, _) => {}
         }
         Ok(())
     }

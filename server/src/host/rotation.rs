@@ -175,6 +175,12 @@ impl Host {
                     .map(|p| probed(p, probe.clone(), |r| masked(r, integration.redactor())))
                     .collect()
             }
+            OwnerType::SecretProvider => {
+                let probe = Probe::not_probed(
+                    "a secret provider is not probed with a pending value; test it after the promotion",
+                );
+                places.iter().map(|p| probe_row(p, probe.clone())).collect()
+            }
         }
     }
 
@@ -234,6 +240,7 @@ fn kind_name(kind: OwnerType) -> &'static str {
     match kind {
         OwnerType::RuleChain => "rule chain",
         OwnerType::Integration => "integration",
+        OwnerType::SecretProvider => "secret provider",
     }
 }
 

@@ -161,6 +161,20 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0014_key_rotation.sql")),
                 false,
             ),
+            Migration::new(
+                15,
+                Cow::Borrowed("feed time"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0015_feed_time.sql")),
+                false,
+            ),
+            Migration::new(
+                16,
+                Cow::Borrowed("linked secrets"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0016_linked_secrets.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

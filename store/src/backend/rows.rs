@@ -61,6 +61,8 @@ pub(crate) fn secret_info_from(row: &impl Columns, shared_with: Vec<CustomerId>)
         expires_at: row.opt_int("expires_at")?,
         certificate: opt_json(row, "certificate", "secrets.certificate")?,
         private_key: opt_json(row, "private_key", "secrets.private_key")?,
+        source: opt_json(row, "source", "secrets.source")?,
+        status: None,
     })
 }
 
@@ -72,7 +74,7 @@ fn opt_json<T: serde::de::DeserializeOwned>(row: &impl Columns, col: &str, what:
 /// The columns [`secret_info_from`] and [`sealed_from`] read, for a `SELECT` from `secrets`.
 pub(crate) const SECRET_COLUMNS: &str = "id, tenant_id, name, type, description, file_name, version, \
      created_time, updated_time, allowed_destinations, max_versions, expires_at, certificate, private_key, \
-     key_id, nonce, ciphertext";
+     source, key_id, nonce, ciphertext";
 
 /// The listing of a secret's versions, newest first: the state follows from where the value is
 /// (in `secrets`: current; in `secret_history`: kept; nowhere: destroyed). `$1` the secret,

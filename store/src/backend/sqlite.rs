@@ -171,6 +171,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0017_key_rotation.sql")),
                 false,
             ),
+            Migration::new(
+                18,
+                Cow::Borrowed("linked secrets"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0018_linked_secrets.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -425,6 +425,8 @@ mod tests {
             expires_at: None,
             certificate: None,
             private_key: None,
+            source: None,
+            status: None,
         };
         // The backend never looks inside a ciphertext: the version in it is enough here.
         let sealed = Sealed { key_id: 1, nonce: [0; 12], ciphertext: version.to_be_bytes().to_vec() };

@@ -219,12 +219,14 @@ fn owner_resource(kind: OwnerType) -> crate::access::Resource {
     match kind {
         OwnerType::RuleChain => crate::access::Resource::RuleChain,
         OwnerType::Integration => crate::access::Resource::Integration,
+        OwnerType::SecretProvider => crate::access::Resource::SecretProvider,
     }
 }
 
-fn owner_kind_name(kind: OwnerType) -> &'static str {
+pub(super) fn owner_kind_name(kind: OwnerType) -> &'static str {
     match kind {
         OwnerType::RuleChain => "rule chain",
         OwnerType::Integration => "integration",
+        OwnerType::SecretProvider => "secret provider",
     }
 }

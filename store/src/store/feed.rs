@@ -49,6 +49,9 @@ impl Store {
         crate::metrics::STORE.feed_changes.inc();
         let applied = match change {
             Change::Secret(id) => self.reload_secret(id).await,
+            Change::Owner { kind: crate::references::OwnerType::SecretProvider, id, tenant } => {
+                self.reload_provider(tenant, id).await
+            }
             Change::Owner { kind, id, tenant } => {
                 let _ = self.inner.owner_events.send(OwnerChange::Changed { kind, id, tenant });
                 Ok(())
@@ -87,10 +90,16 @@ impl Store {
             (None, None) => {}
             (Some(old), None) => {
                 self.inner.index.remove(&old.info);
+                self.inner.linked.remove(old.info.id);
                 self.publish(&old.info, ChangeKind::Deleted);
             }
             (old, Some(row)) => {
                 let info = row.info.clone();
+                if let Some(old) = old
+                    && old.info.source != info.source
+                {
+                    self.inner.linked.expire(info.id);
+                }
                 self.inner.index.insert(row);
                 match old {
                     None => self.publish(&info, ChangeKind::Created),
@@ -142,6 +151,7 @@ impl Store {
 
     async fn resync_once(&self) -> Result<()> {
         self.load_settings().await?;
+        self.load_providers().await?;
         self.reload_keys().await?;
         let _guard = self.inner.write.lock().await;
         let rows = self.inner.backend.load_secrets().await?;

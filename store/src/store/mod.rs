@@ -13,6 +13,7 @@ mod directory;
 mod feed;
 mod index;
 mod keys;
+mod providers;
 mod rotation;
 mod secrets;
 mod sessions;
@@ -23,6 +24,7 @@ pub use self::bootstrap::Bootstrap;
 pub use self::directory::{MAX_DIRECTORY_NAME, NewUser};
 use self::index::Index;
 pub use self::keys::KeyRotationReport;
+pub use self::providers::{NewProvider, ProviderInfo};
 pub use self::versions::Verification;
 use crate::access::Actor;
 use crate::audit::UseCounter;
@@ -115,6 +117,12 @@ struct Inner {
     /// The master key: data keys added by a rotation (here or on another instance) are wrapped
     /// and unwrapped with it.
     master: MasterKey,
+    /// Secret providers of every tenant, by tenant and name.
+    providers: self::providers::Registry,
+    /// What providers may reach on this machine.
+    provider_policy: RwLock<crate::provider::ProviderPolicy>,
+    /// Linked secrets' fetched values.
+    linked: crate::provider::cache::LinkedValues,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -163,6 +171,9 @@ impl Store {
                         settings: Default::default(),
                         fingerprints: Default::default(),
                         master,
+                        providers: Default::default(),
+                        provider_policy: Default::default(),
+                        linked: Default::default(),
                     }),
                 };
                 if let Err(e) = store.load_settings().await {
@@ -173,7 +184,12 @@ impl Store {
                     store.close().await;
                     return Err(e);
                 }
+                if let Err(e) = store.load_providers().await {
+                    store.close().await;
+                    return Err(e);
+                }
                 store.flush_uses_periodically();
+                store.sweep_linked_periodically();
                 if let Err(e) = store.follow_feed().await {
                     store.close().await;
                     return Err(e);

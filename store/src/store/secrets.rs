@@ -12,9 +12,9 @@ use crate::backend::{DeleteOutcome, SecretRow};
 use crate::error::{NameConflict, Result, StoreError};
 use crate::events::ChangeKind;
 use crate::model::{
-    CustomerId, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, now_ms, validate_new,
-    validate_update,
+    CustomerId, NewSecret, SecretId, SecretInfo, SecretUpdate, SecretValue, TenantId, now_ms, validate_update,
 };
+use crate::provider::Source;
 use crate::quota::Quota;
 use crate::references::Usages;
 
@@ -22,12 +22,80 @@ impl Store {
     /// Creates a secret (version 1).
     pub async fn create(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
         let actor = actor.clone();
-        self.detached(move |s| async move { s.create_inner(&actor, req).await }).await
+        self.detached(move |s| async move { s.create_inner(&actor, req, None).await }).await
     }
 
-    async fn create_inner(&self, actor: &Actor, req: NewSecret) -> Result<SecretInfo> {
+    /// Creates a linked secret: its value comes from `source` (a provider of the tenant) at
+    /// execution time and is never stored; `req.value` is ignored. A FILE secret without a file
+    /// name takes the key's last part.
+    pub async fn create_linked(
+        &self,
+        actor: &Actor,
+        mut req: NewSecret,
+        source: Source,
+    ) -> Result<SecretInfo> {
+        if req.kind == crate::SecretType::File && req.file_name.is_none() {
+            req.file_name = source.key.rsplit('/').next().map(str::to_owned);
+        }
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.create_inner(&actor, req, Some(source)).await }).await
+    }
+
+    /// Points a linked secret at another source (SECRET:WRITE): its next use fetches from there.
+    pub async fn relink(&self, actor: &Actor, id: SecretId, source: Source) -> Result<SecretInfo> {
+        let actor = actor.clone();
+        self.detached(move |s| async move { s.relink_inner(&actor, id, source).await }).await
+    }
+
+    async fn relink_inner(&self, actor: &Actor, id: SecretId, source: Source) -> Result<SecretInfo> {
+        self.visible(actor, id)?;
+        actor.require(Operation::Write)?;
+        let _guard = self.inner.write.lock().await;
+        let current = self.visible(actor, id)?;
+        if current.info.source.is_none() {
+            return Err(StoreError::invalid(
+                "source",
+                format!(
+                    "secret '{}' is stored in Veil; a stored secret cannot become a linked one",
+                    current.info.name
+                ),
+            ));
+        }
+        self.check_source(actor.tenant_id, &source)?;
+        let mut info = current.info.clone();
+        if info.source.as_ref() == Some(&source) {
+            return Ok(self.with_status(shown(actor, &info)));
+        }
+        let details = serde_json::json!({ "source": source });
+        info.source = Some(source);
+        info.updated_time = now_ms();
+        let row = SecretRow { info: info.clone(), sealed: current.sealed.clone() };
+        let expected = crate::backend::Expected {
+            version: current.info.version,
+            updated_time: Some(current.info.updated_time),
+        };
+        let audit = [secret_entry(actor, AuditAction::DescriptionChange, &info, true, details)];
+        if !self.inner.backend.update_secret(&row, None, expected, None, &audit).await? {
+            return Err(StoreError::Conflict(info.name));
+        }
+        self.inner.index.insert(row);
+        self.inner.linked.expire(info.id);
+        tracing::info!(secret = %info.name, actor = %actor.username, "linked secret's source changed");
+        self.publish(&info, ChangeKind::DescriptionUpdated);
+        Ok(self.with_status(shown(actor, &info)))
+    }
+
+    async fn create_inner(
+        &self,
+        actor: &Actor,
+        req: NewSecret,
+        source: Option<Source>,
+    ) -> Result<SecretInfo> {
         actor.require(Operation::Create)?;
-        let valid = validate_new(&req, &self.inner.limits)?;
+        let valid = crate::model::validate_new_secret(&req, &self.inner.limits, source.is_none())?;
+        if let Some(source) = &source {
+            self.check_source(actor.tenant_id, source)?;
+        }
         let _guard = self.inner.write.lock().await;
         self.tenant_alive(actor.tenant_id)?;
         if self.inner.index.by_name(actor.tenant_id, &valid.name).is_some() {
@@ -51,10 +119,17 @@ impl Store {
             expires_at: valid.expires_at,
             certificate: None,
             private_key: None,
+            source,
+            status: None,
         };
-        describe_value(&mut info, &req.value);
-        let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, &req.value);
-        let version = self.new_version(actor, &info, &req.value);
+        // A linked secret's row holds an encrypted empty value: its value is never Veil's.
+        let value = match info.source {
+            Some(_) => &SecretValue::new(Vec::new()),
+            None => &req.value,
+        };
+        describe_value(&mut info, value);
+        let sealed = self.keyring().seal(info.tenant_id, info.id, info.version, value);
+        let version = self.new_version(actor, &info, value);
         let row = SecretRow { info: info.clone(), sealed };
         let limits = self.inner.limits;
         let quotas = [
@@ -67,7 +142,7 @@ impl Store {
         self.inner.index.insert(row);
         tracing::info!(secret = %info.name, id = %info.id, actor = %actor.username, "secret created");
         self.publish(&info, ChangeKind::Created);
-        Ok(info)
+        Ok(self.with_status(info))
     }
 
     /// Refuses a new secret name that looks like (has the same UTS #39 skeleton as) another
@@ -89,7 +164,7 @@ impl Store {
     pub fn get(&self, actor: &Actor, id: SecretId) -> Result<SecretInfo> {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Read)?;
-        Ok(shown(actor, &row.info))
+        Ok(self.with_status(shown(actor, &row.info)))
     }
 
     /// Metadata of a secret by name, if the actor can see it (used to validate configurations).
@@ -121,7 +196,7 @@ impl Store {
                 .filter(|e| actor.can_see(&e.value().info))
                 .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
                 .filter(|e| keep(&e.value().info))
-                .map(|e| shown(actor, &e.value().info))
+                .map(|e| self.with_status(shown(actor, &e.value().info)))
                 .collect(),
             None => Vec::new(),
         };
@@ -265,6 +340,15 @@ impl Store {
         value_change: bool,
     ) -> Result<Arc<SecretRow>> {
         let mut current = self.visible(actor, id)?;
+        if value_change && let Some(source) = &current.info.source {
+            return Err(StoreError::invalid(
+                "value",
+                format!(
+                    "secret '{}' is linked to provider '{}': its value is changed there, not in Veil",
+                    current.info.name, source.provider
+                ),
+            ));
+        }
         if value_change && expected.is_none() && self.tenant_settings(actor.tenant_id).cas_required {
             return Err(StoreError::VersionRequired {
                 name: current.info.name.clone(),
@@ -318,6 +402,7 @@ impl Store {
             }
             DeleteOutcome::Deleted => {
                 self.inner.index.remove(&current.info);
+                self.inner.linked.remove(current.info.id);
                 tracing::info!(secret = %current.info.name, actor = %actor.username, "secret deleted");
                 self.publish(&current.info, ChangeKind::Deleted);
                 Ok(())
@@ -375,6 +460,9 @@ impl Store {
     pub fn values_for_masking(&self, tenant: TenantId, name: &str) -> Result<Vec<SecretValue>> {
         let row = self.inner.index.by_name(tenant, name).ok_or_else(|| StoreError::secret_not_found(name))?;
         let info = &row.info;
+        if info.source.is_some() {
+            return Ok(self.linked_masking(info));
+        }
         let keyring = self.keyring();
         let current = keyring
             .open(info.tenant_id, info.id, info.version, &row.sealed)
@@ -398,6 +486,9 @@ impl Store {
         if let Some(user) = user {
             self.inner.uses.count(tenant, info.id, name, user);
         }
+        if info.source.is_some() {
+            return self.linked_value(info);
+        }
         self.keyring()
             .open(info.tenant_id, info.id, info.version, &row.sealed)
             .ok_or_else(|| StoreError::Integrity(info.name.clone()))
@@ -417,13 +508,18 @@ impl Store {
     /// The current version of a secret, from the index (no decryption). Lets callers that cache
     /// something derived from a value notice a change.
     pub fn version(&self, tenant: TenantId, name: &str) -> Option<i64> {
-        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| row.info.version)
+        self.value_key(tenant, name).map(|(_, version)| version)
     }
 
     /// The id and current version of a secret: what identifies its values (a secret deleted and
     /// made again under the same name has another id).
+    /// For a linked secret the version is its generation on this instance: +1 for every
+    /// different value fetched.
     pub fn value_key(&self, tenant: TenantId, name: &str) -> Option<(SecretId, i64)> {
-        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| (row.info.id, row.info.version))
+        self.inner.index.by_name.get(&tenant)?.get(name).map(|row| match row.info.source {
+            Some(_) => (row.info.id, self.linked_generation(&row.info)),
+            None => (row.info.id, row.info.version),
+        })
     }
 
     /// Every secret's metadata, of every tenant (for checking a copy).

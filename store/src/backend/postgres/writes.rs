@@ -89,8 +89,8 @@ impl WriteTx for Tx {
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
              created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions, \
-             expires_at, certificate, private_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             expires_at, certificate, private_key, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(i.id.0)
         .bind(i.tenant_id.0)
@@ -109,6 +109,7 @@ impl WriteTx for Tx {
         .bind(i.expires_at)
         .bind(metadata_text(&i.certificate))
         .bind(metadata_text(&i.private_key))
+        .bind(metadata_text(&i.source))
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -119,7 +120,7 @@ impl WriteTx for Tx {
         let done = sqlx::query(
             "UPDATE secrets SET description = $1, file_name = $2, version = $3, updated_time = $4, \
              key_id = $5, nonce = $6, ciphertext = $7, allowed_destinations = $8, max_versions = $9, \
-             expires_at = $10, certificate = $11, private_key = $12 WHERE id = $13 AND version = $14",
+             expires_at = $10, certificate = $11, private_key = $12, source = $13 WHERE id = $14 AND version = $15",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -133,6 +134,7 @@ impl WriteTx for Tx {
         .bind(i.expires_at)
         .bind(metadata_text(&i.certificate))
         .bind(metadata_text(&i.private_key))
+        .bind(metadata_text(&i.source))
         .bind(i.id.0)
         .bind(version)
         .execute(&mut *self.0)

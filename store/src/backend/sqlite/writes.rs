@@ -68,7 +68,8 @@ impl WriteTx for Tx<'_> {
         sqlx::query(
             "INSERT INTO secrets (id, tenant_id, name, type, description, file_name, version, \
              created_time, updated_time, key_id, nonce, ciphertext, allowed_destinations, max_versions, \
-             expires_at, certificate, private_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, certificate, private_key, source) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(i.id.to_string())
         .bind(i.tenant_id.to_string())
@@ -87,6 +88,7 @@ impl WriteTx for Tx<'_> {
         .bind(i.expires_at)
         .bind(metadata_text(&i.certificate))
         .bind(metadata_text(&i.private_key))
+        .bind(metadata_text(&i.source))
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -97,7 +99,7 @@ impl WriteTx for Tx<'_> {
         let done = sqlx::query(
             "UPDATE secrets SET description = ?, file_name = ?, version = ?, updated_time = ?, \
              key_id = ?, nonce = ?, ciphertext = ?, allowed_destinations = ?, max_versions = ?, \
-             expires_at = ?, certificate = ?, private_key = ? WHERE id = ? AND version = ?",
+             expires_at = ?, certificate = ?, private_key = ?, source = ? WHERE id = ? AND version = ?",
         )
         .bind(&i.description)
         .bind(&i.file_name)
@@ -111,6 +113,7 @@ impl WriteTx for Tx<'_> {
         .bind(i.expires_at)
         .bind(metadata_text(&i.certificate))
         .bind(metadata_text(&i.private_key))
+        .bind(metadata_text(&i.source))
         .bind(i.id.to_string())
         .bind(version)
         .execute(&mut *self.0)

@@ -1,0 +1,491 @@
+//! Linked secrets from providers, against the real binary: a `files` provider on a temporary
+//! directory (values, a change upstream seen after the cache period, a path escape refused at
+//! save and a link out of the directory refused at fetch), an `exec` provider with a small script
+//! (Vector's JSON protocol and the argument one), the guards (a linked secret in use, a provider
+//! with linked secrets, a provider's credential secret), and no value in logs at trace level,
+//! debug events, traces or the audit log.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Api, Receiver, Server, assert_no_leak, serve_command};
+
+const FIRST: &str = "linked-Vq3-Hx8Rt";
+const SECOND: &str = "linked-Zp6-Mw2Kc";
+const FROM_COMMAND: &str = "exec-Lr5-Nd9Qy";
+
+async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
+    let (status, body) = api.post(path, doc).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// A chain whose one node sends the secret `name` as a bearer token to `url`, debug mode on.
+async fn forwarding_chain(api: &Api<'_>, name: &str, url: &str) -> String {
+    let chain = json!({"name": format!("Forward {name}"), "nodes": [{"type": "rest_api_call", "name": "Call",
+        "debugMode": true, "configuration": {"restEndpointUrlPattern": url, "requestMethod": "POST",
+        "credentials": {"type": "bearer", "token": format!("$<secret:{name}>")}}}]});
+    created(api, "/api/rule-chains", chain).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn send(api: &Api<'_>, chain: &str) -> Value {
+    let (status, answer) =
+        api.post(&format!("/api/rule-chains/{chain}/messages?wait=true"), json!({"data": {"t": 1}})).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["trace"][0].clone()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn a_files_provider_links_secrets_that_are_used_tracked_and_masked_like_stored_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounts = tempfile::tempdir().unwrap();
+    let secrets_dir = mounts.path().join("app");
+    std::fs::create_dir(&secrets_dir).unwrap();
+    write(&secrets_dir.join("api-token"), FIRST);
+    let outside = mounts.path().join("outside-value");
+    write(&outside, "outside-Ty7-Bq1Lm");
+    std::os::unix::fs::symlink(&outside, secrets_dir.join("escape")).unwrap();
+
+    let mut cmd = serve_command(dir.path());
+    cmd.env("VEIL_LOG", "trace").arg("--provider-dir").arg(mounts.path());
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let sink = Receiver::start().await;
+
+    // A directory outside the allowed ones is refused at save, naming the field.
+    let (status, body) = api
+        .post(
+            "/api/secret-providers",
+            json!({"name": "etc", "type": "files", "configuration": {"directory": "/etc"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["problems"][0]["field"], "configuration.directory", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not under a directory this server allows"), "{body}");
+
+    let provider = created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "mounted", "type": "files", "configuration": {"directory": secrets_dir}, "cacheSeconds": 1}),
+    )
+    .await;
+    assert_eq!((provider["type"].as_str(), provider["cacheSeconds"].as_u64()), (Some("files"), Some(1)));
+    let (status, test) = api
+        .post(&format!("/api/secret-providers/{}/test", provider["id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!((status, test["ok"].clone()), (200, json!(true)), "{test}");
+    let (_, keys) =
+        api.get(&format!("/api/secret-providers/{}/keys", provider["id"].as_str().unwrap())).await;
+    assert_eq!(keys["keys"], json!(["api-token"]), "a link out of the directory is not listed: {keys}");
+
+    // A key that is not a file name of the directory is refused at save.
+    for key in ["../outside-value", "/etc/passwd", ".hidden"] {
+        let (status, body) = api
+            .post(
+                "/api/secrets",
+                json!({"name": "bad", "type": "TEXT", "source": {"provider": "mounted", "key": key}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{key}: {body}");
+        assert_eq!(body["problems"][0]["field"], "source.key", "{body}");
+    }
+    let (status, body) = api
+        .post("/api/secrets", json!({"name": "x", "type": "TEXT", "value": "v", "source": {"provider": "mounted", "key": "api-token"}}))
+        .await;
+    assert_eq!(status, 400, "a value and a source: {body}");
+
+    let secret = created(
+        &api,
+        "/api/secrets",
+        json!({"name": "api-token", "type": "TEXT", "source": {"provider": "mounted", "key": "api-token"}}),
+    )
+    .await;
+    assert_eq!(secret["source"], json!({"provider": "mounted", "key": "api-token"}));
+    assert!(secret.get("value").is_none());
+    let chain = forwarding_chain(&api, "api-token", &sink.url).await;
+    let step = send(&api, &chain).await;
+    assert_eq!(step["relation"], json!(["Success"]), "{step}");
+    assert_eq!(sink.requests()[0].headers["authorization"], format!("Bearer {FIRST}"));
+    let (_, shown) = api.get(&format!("/api/secrets/{}", secret["id"].as_str().unwrap())).await;
+    assert!(shown["status"]["lastFetchedTime"].is_i64(), "{shown}");
+    assert_eq!(shown["status"]["fetchedValues"], 1, "{shown}");
+
+    // A change upstream is used once the cache period (1 s) is over.
+    write(&secrets_dir.join("api-token"), SECOND);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let step = send(&api, &chain).await;
+    assert_eq!(step["relation"], json!(["Success"]), "{step}");
+    assert_eq!(sink.requests()[1].headers["authorization"], format!("Bearer {SECOND}"));
+
+    // Its value cannot be changed in Veil, and it cannot be deleted while a chain uses it.
+    let id = secret["id"].as_str().unwrap();
+    let (status, body) = api.patch(&format!("/api/secrets/{id}"), json!({"value": "other"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("linked to provider 'mounted'"), "{body}");
+    let (status, body) = api.delete(&format!("/api/secrets/{id}")).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("secret_in_use")), "{body}");
+    // Nor its provider while the secret comes from it.
+    let (status, body) =
+        api.delete(&format!("/api/secret-providers/{}", provider["id"].as_str().unwrap())).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("provider_in_use")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("'api-token'"), "{body}");
+
+    // A link out of the directory fails at fetch: Failure, naming the secret and the provider.
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "escape", "type": "TEXT", "source": {"provider": "mounted", "key": "escape"}}),
+    )
+    .await;
+    let escaping = forwarding_chain(&api, "escape", &sink.url).await;
+    let step = send(&api, &escaping).await;
+    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
+    let error = step["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret 'escape' could not be fetched from provider 'mounted'")
+            && error.contains("leads out"),
+        "{error}"
+    );
+    assert_eq!(sink.requests().len(), 2, "nothing was sent");
+
+    // No value anywhere: server log at trace level, debug events, audit.
+    let (_, events) = api.get(&format!("/api/rule-chains/{chain}/events")).await;
+    let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
+    let values = [FIRST, SECOND, "outside-Ty7-Bq1Lm"];
+    assert_no_leak(&events.to_string(), &values);
+    assert_no_leak(&audit.to_string(), &values);
+    assert_no_leak(&server.logs(), &values);
+    assert_no_leak(&server.stdout(), &values);
+    let uses = audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == "USE").count();
+    assert!(uses >= 1, "uses of a linked secret are audited like a stored one's: {audit}");
+}
+
+#[tokio::test]
+async fn an_exec_provider_runs_an_allowed_program_without_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    // Vector's exec protocol: {"version", "secrets": [keys]} in, {key: {value, error}} out.
+    let json_script = tools.path().join("json-secrets");
+    write(
+        &json_script,
+        &format!(
+            "#!/bin/sh\nread -r request\ncase \"$request\" in\n  *'\"db\"'*) printf '{{\"db\": {{\"value\": \"{FROM_COMMAND}\", \"error\": null}}}}' ;;\n  *) printf '{{\"missing\": {{\"value\": null, \"error\": \"no such secret\"}}}}' ;;\nesac\n"
+        ),
+    );
+    let argument_script = tools.path().join("arg-secret");
+    write(&argument_script, "#!/bin/sh\necho \"value-of-$1\"\n");
+    for script in [&json_script, &argument_script] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = serve_command(dir.path());
+    cmd.env("VEIL_LOG", "trace")
+        .arg("--provider-command")
+        .arg(&json_script)
+        .arg("--provider-command")
+        .arg(&argument_script);
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let sink = Receiver::start().await;
+
+    // A program the operator did not allow is refused at save.
+    let (status, body) = api
+        .post(
+            "/api/secret-providers",
+            json!({"name": "sh", "type": "exec", "configuration": {"command": ["/bin/sh", "-c", "id"]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not a program this server allows"), "{body}");
+
+    created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "vault-cli", "type": "exec", "configuration": {"command": [json_script]}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "by-argument", "type": "exec", "configuration": {"command": [argument_script], "protocol": "argument"}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "db", "type": "TEXT", "source": {"provider": "vault-cli", "key": "db"}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "missing", "type": "TEXT", "source": {"provider": "vault-cli", "key": "missing"}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "arg", "type": "TEXT", "source": {"provider": "by-argument", "key": "k1"}}),
+    )
+    .await;
+
+    let chain = forwarding_chain(&api, "db", &sink.url).await;
+    assert_eq!(send(&api, &chain).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[0].headers["authorization"], format!("Bearer {FROM_COMMAND}"));
+    let by_argument = forwarding_chain(&api, "arg", &sink.url).await;
+    assert_eq!(send(&api, &by_argument).await["relation"], json!(["Success"]));
+    assert_eq!(
+        sink.requests()[1].headers["authorization"],
+        "Bearer value-of-k1",
+        "one trailing newline dropped"
+    );
+
+    let failing = forwarding_chain(&api, "missing", &sink.url).await;
+    let step = send(&api, &failing).await;
+    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
+    let error = step["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret 'missing' could not be fetched from provider 'vault-cli'")
+            && error.contains("no such secret"),
+        "{error}"
+    );
+    let (_, listed) = api.get("/api/secrets?textSearch=missing").await;
+    assert!(listed["data"][0]["status"]["error"].as_str().unwrap().contains("no such secret"), "{listed}");
+    assert_eq!(sink.requests().len(), 2);
+    assert_no_leak(&server.logs(), &[FROM_COMMAND]);
+}
+
+#[tokio::test]
+async fn a_providers_credentials_are_secrets_that_cannot_be_deleted_while_it_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let api = Api::new(&server).await;
+    let token = created(
+        &api,
+        "/api/secrets",
+        json!({"name": "vault-token", "type": "TEXT", "value": "hvs.Cred-Tk9", "allowedDestinations": ["vault.internal"]}),
+    )
+    .await;
+    // The token may go only to vault.internal: a provider at another address is refused at save.
+    let (status, body) = api
+        .post(
+            "/api/secret-providers",
+            json!({"name": "vault", "type": "vault-kv2", "configuration": {"address": "http://127.0.0.1:8200", "token": "$<secret:vault-token>"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["problems"][0]["field"], "configuration.token", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("may not be sent to 127.0.0.1:8200"), "{body}");
+    // A credential written into the configuration is refused: credentials are secrets.
+    let (status, body) = api
+        .post(
+            "/api/secret-providers",
+            json!({"name": "vault", "type": "vault-kv2", "configuration": {"address": "http://vault.internal:8200", "token": "hvs.plain"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("must name a secret as $<secret:NAME>"), "{body}");
+
+    let provider = created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "vault", "type": "vault-kv2", "configuration": {"address": "http://vault.internal:8200", "token": "$<secret:vault-token>"}}),
+    )
+    .await;
+    let (status, body) = api.delete(&format!("/api/secrets/{}", token["id"].as_str().unwrap())).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("secret_in_use")), "{body}");
+    assert_eq!(body["references"]["SECRET_PROVIDER"][0]["name"], "vault", "{body}");
+    // Names and types never change.
+    let mut renamed = provider.clone();
+    renamed["name"] = json!("other");
+    let (status, body) =
+        api.put(&format!("/api/secret-providers/{}", provider["id"].as_str().unwrap()), renamed).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("immutable_field")), "{body}");
+    // Once the provider is gone, so is the reference.
+    let (status, _) =
+        api.delete(&format!("/api/secret-providers/{}", provider["id"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    let (status, body) = api.delete(&format!("/api/secrets/{}", token["id"].as_str().unwrap())).await;
+    assert_eq!(status, 204, "{body}");
+}
+
+/// A stand-in for Vault's HTTP API, as documented: KV v2 read (`GET /v1/{mount}/data/{path}`,
+/// `?version=N`), list (`LIST /v1/{mount}/metadata/`) and token lookup
+/// (`GET /v1/auth/token/lookup-self`), each answering 403 `{"errors": ["permission denied"]}`
+/// to any other `X-Vault-Token`. `values` holds the current value of `app/db`'s `password`.
+async fn vault_stand_in(
+    token: &'static str,
+    values: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> String {
+    use axum::extract::{Path as UrlPath, Query};
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let authorized = move |headers: &HeaderMap| headers.get("x-vault-token").is_some_and(|t| t == token);
+    let denied =
+        || (StatusCode::FORBIDDEN, axum::Json(json!({"errors": ["permission denied"]}))).into_response();
+    let app = axum::Router::new()
+        .route(
+            "/v1/auth/token/lookup-self",
+            axum::routing::get(move |headers: HeaderMap| async move {
+                if !authorized(&headers) {
+                    return denied();
+                }
+                axum::Json(json!({"data": {"policies": ["default", "veil-read"]}})).into_response()
+            }),
+        )
+        .route(
+            "/v1/secret/data/{*path}",
+            axum::routing::get(
+                move |headers: HeaderMap,
+                      UrlPath(path): UrlPath<String>,
+                      Query(q): Query<std::collections::HashMap<String, String>>| {
+                    let values = values.clone();
+                    async move {
+                        if !authorized(&headers) {
+                            return denied();
+                        }
+                        let values = values.lock().unwrap().clone();
+                        let version =
+                            q.get("version").and_then(|v| v.parse::<usize>().ok()).unwrap_or(values.len());
+                        match (path.as_str(), values.get(version.wrapping_sub(1))) {
+                            ("app/db", Some(value)) => axum::Json(json!({"data": {
+                                "data": {"password": value, "user": "veil"},
+                                "metadata": {"version": version}}}))
+                            .into_response(),
+                            _ => (StatusCode::NOT_FOUND, axum::Json(json!({"errors": []}))).into_response(),
+                        }
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/secret/metadata/",
+            axum::routing::any(move |method: Method, headers: HeaderMap| async move {
+                if method.as_str() != "LIST" || !authorized(&headers) {
+                    return denied();
+                }
+                axum::Json(json!({"data": {"keys": ["app/", "db"]}})).into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test]
+async fn a_vault_kv2_provider_reads_a_field_sees_a_new_version_and_reports_a_refusal() {
+    const TOKEN: &str = "hvs.Stand-In-Tk4";
+    const V1: &str = "vault-Pw1-Gh5Ls";
+    const V2: &str = "vault-Pw2-Rk8Wd";
+    let values = std::sync::Arc::new(std::sync::Mutex::new(vec![V1.to_owned()]));
+    let address = vault_stand_in(TOKEN, values.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(dir.path());
+    cmd.env("VEIL_LOG", "trace");
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let sink = Receiver::start().await;
+    let host = address.trim_start_matches("http://").to_owned();
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "vault-token", "type": "TEXT", "value": TOKEN, "allowedDestinations": [host]}),
+    )
+    .await;
+    let provider = created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "vault", "type": "vault-kv2", "cacheSeconds": 1,
+               "configuration": {"address": address, "token": "$<secret:vault-token>"}}),
+    )
+    .await;
+    let provider_id = provider["id"].as_str().unwrap().to_owned();
+    let (_, test) = api.post(&format!("/api/secret-providers/{provider_id}/test"), json!({})).await;
+    assert_eq!(test["ok"], true, "{test}");
+    assert!(test["message"].as_str().unwrap().contains("veil-read"), "{test}");
+    let (_, keys) = api.get(&format!("/api/secret-providers/{provider_id}/keys")).await;
+    assert_eq!(keys["keys"], json!(["db"]), "folders are not keys: {keys}");
+
+    // Two fields: the one asked for is used; without one, the error lists them.
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "db-password", "type": "TEXT",
+        "source": {"provider": "vault", "key": "app/db", "field": "password"}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "db-first", "type": "TEXT",
+        "source": {"provider": "vault", "key": "app/db", "field": "password", "version": "1"}}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "db-any", "type": "TEXT",
+        "source": {"provider": "vault", "key": "app/db"}}),
+    )
+    .await;
+    let chain = forwarding_chain(&api, "db-password", &sink.url).await;
+    assert_eq!(send(&api, &chain).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[0].headers["authorization"], format!("Bearer {V1}"));
+
+    // A new version upstream, seen after the cache period; a fixed version keeps its value.
+    values.lock().unwrap().push(V2.to_owned());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(send(&api, &chain).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[1].headers["authorization"], format!("Bearer {V2}"));
+    let pinned = forwarding_chain(&api, "db-first", &sink.url).await;
+    assert_eq!(send(&api, &pinned).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[2].headers["authorization"], format!("Bearer {V1}"));
+
+    let ambiguous = forwarding_chain(&api, "db-any", &sink.url).await;
+    let step = send(&api, &ambiguous).await;
+    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
+    assert!(
+        step["error"].as_str().unwrap().contains("has 2 fields (password, user): set source.field"),
+        "{step}"
+    );
+
+    // A missing secret, then a token Vault refuses: Failure naming the secret and provider.
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "gone", "type": "TEXT", "source": {"provider": "vault", "key": "app/gone"}}),
+    )
+    .await;
+    let gone = forwarding_chain(&api, "gone", &sink.url).await;
+    let step = send(&api, &gone).await;
+    let error = step["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret 'gone' could not be fetched from provider 'vault'")
+            && error.contains("HTTP 404"),
+        "{error}"
+    );
+    let (status, _) = api
+        .patch(
+            &format!(
+                "/api/secrets/{}",
+                api.get("/api/secrets?textSearch=vault-token").await.1["data"][0]["id"].as_str().unwrap()
+            ),
+            json!({"value": "hvs.wrong-token"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, test) = api.post(&format!("/api/secret-providers/{provider_id}/test"), json!({})).await;
+    assert_eq!(test["ok"], false, "{test}");
+    assert!(test["message"].as_str().unwrap().contains("HTTP 403): permission denied"), "{test}");
+    assert_eq!(sink.requests().len(), 3);
+    assert_no_leak(&server.logs(), &[TOKEN, V1, V2, "hvs.wrong-token"]);
+    let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
+    assert_no_leak(&audit.to_string(), &[TOKEN, V1, V2]);
+}
