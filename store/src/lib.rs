@@ -42,6 +42,7 @@ mod ids;
 mod inspect;
 mod keys;
 mod lease;
+mod provider;
 pub mod metrics;
 mod model;
 mod quota;

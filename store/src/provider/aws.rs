@@ -1,0 +1,1 @@
+//! `aws-secrets-manager`: to be written (see the task).
