@@ -52,7 +52,10 @@ pub(crate) struct Exec {
 }
 
 impl Exec {
-    pub(super) fn build(configuration: &serde_json::Value, policy: &ProviderPolicy) -> Result<Self, Vec<FieldProblem>> {
+    pub(super) fn build(
+        configuration: &serde_json::Value,
+        policy: &ProviderPolicy,
+    ) -> Result<Self, Vec<FieldProblem>> {
         let config: Config = read_configuration(configuration)?;
         let mut problems = Vec::new();
         if !(1..=MAX_TIMEOUT_SECONDS).contains(&config.timeout_seconds) {
@@ -63,7 +66,10 @@ impl Exec {
         }
         let program = match config.command.first() {
             None => {
-                problems.push(FieldProblem::new("configuration.command", "must name a program: [\"/path/to/program\", args…]"));
+                problems.push(FieldProblem::new(
+                    "configuration.command",
+                    "must name a program: [\"/path/to/program\", args…]",
+                ));
                 None
             }
             Some(program) => match allowed(program, policy) {
@@ -75,7 +81,10 @@ impl Exec {
             },
         };
         if let Some(arg) = config.command.iter().find(|a| a.contains('\0')) {
-            problems.push(FieldProblem::new("configuration.command", format!("argument '{}' holds a NUL", arg.escape_debug())));
+            problems.push(FieldProblem::new(
+                "configuration.command",
+                format!("argument '{}' holds a NUL", arg.escape_debug()),
+            ));
         }
         match program {
             Some(program) if problems.is_empty() => Ok(Self {
@@ -93,9 +102,13 @@ impl Exec {
         if source.key.is_empty() || source.key.contains('\0') || source.key.len() > 1024 {
             problems.push(FieldProblem::new("source.key", "must be 1..1024 characters without NUL"));
         }
-        for (field, set) in [("field", &source.field), ("version", &source.version), ("stage", &source.stage)] {
+        for (field, set) in [("field", &source.field), ("version", &source.version), ("stage", &source.stage)]
+        {
             if set.is_some() {
-                problems.push(FieldProblem::new(&format!("source.{field}"), "an exec provider has no such setting"));
+                problems.push(FieldProblem::new(
+                    &format!("source.{field}"),
+                    "an exec provider has no such setting",
+                ));
             }
         }
         problems
@@ -116,7 +129,9 @@ impl Exec {
             command.arg(key);
         }
         let run = async {
-            let mut child = command.spawn().map_err(|e| FetchError::Failed(format!("the command cannot be started: {}", e.kind())))?;
+            let mut child = command
+                .spawn()
+                .map_err(|e| FetchError::Failed(format!("the command cannot be started: {}", e.kind())))?;
             let mut stdin = child.stdin.take().expect("piped");
             if let Protocol::Json = self.protocol {
                 let request = serde_json::json!({ "version": "1.0", "secrets": [key] });
@@ -126,20 +141,26 @@ impl Exec {
             drop(stdin);
             let mut out = Vec::new();
             let stdout = child.stdout.take().expect("piped");
-            stdout
-                .take(MAX_ANSWER_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .await
-                .map_err(|e| FetchError::Failed(format!("the command's output cannot be read: {}", e.kind())))?;
+            stdout.take(MAX_ANSWER_BYTES as u64 + 1).read_to_end(&mut out).await.map_err(|e| {
+                FetchError::Failed(format!("the command's output cannot be read: {}", e.kind()))
+            })?;
             if out.len() > MAX_ANSWER_BYTES {
                 zeroize::Zeroize::zeroize(&mut out);
-                return Err(FetchError::Failed(format!("the command printed more than {MAX_ANSWER_BYTES} bytes")));
+                return Err(FetchError::Failed(format!(
+                    "the command printed more than {MAX_ANSWER_BYTES} bytes"
+                )));
             }
-            let status = child.wait().await.map_err(|e| FetchError::Failed(format!("the command was lost: {}", e.kind())))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| FetchError::Failed(format!("the command was lost: {}", e.kind())))?;
             Ok((status, out))
         };
         let (status, mut out) = tokio::time::timeout(self.timeout, run).await.map_err(|_| {
-            FetchError::Failed(format!("the command did not finish within {} s (it was stopped)", self.timeout.as_secs()))
+            FetchError::Failed(format!(
+                "the command did not finish within {} s (it was stopped)",
+                self.timeout.as_secs()
+            ))
         })??;
         if !status.success() {
             zeroize::Zeroize::zeroize(&mut out);
@@ -190,9 +211,14 @@ fn allowed(program: &str, policy: &ProviderPolicy) -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    let path = std::fs::canonicalize(program).map_err(|e| format!("'{program}' cannot be found: {}", e.kind()))?;
+    let path =
+        std::fs::canonicalize(program).map_err(|e| format!("'{program}' cannot be found: {}", e.kind()))?;
     let ok = policy.commands.iter().filter_map(|c| std::fs::canonicalize(c).ok()).any(|c| c == path);
-    if ok { Ok(path) } else { Err(format!("'{program}' is not a program this server allows providers to run")) }
+    if ok {
+        Ok(path)
+    } else {
+        Err(format!("'{program}' is not a program this server allows providers to run"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -203,13 +229,17 @@ struct Entry {
 
 /// The value of `key` in a Vector-style answer.
 fn json_answer(out: &[u8], key: &str) -> Result<SecretValue, FetchError> {
-    let mut answer: std::collections::HashMap<String, Entry> = serde_json::from_slice(out)
-        .map_err(|_| FetchError::Failed("the command's output is not the JSON object of the exec protocol".into()))?;
+    let mut answer: std::collections::HashMap<String, Entry> = serde_json::from_slice(out).map_err(|_| {
+        FetchError::Failed("the command's output is not the JSON object of the exec protocol".into())
+    })?;
     let entry = answer
         .remove(key)
         .ok_or_else(|| FetchError::NotFound(format!("the command's answer has no entry for '{key}'")))?;
     if let Some(error) = entry.error {
-        return Err(FetchError::NotFound(format!("the command answered for '{key}': {}", excerpt(&error, 200))));
+        return Err(FetchError::NotFound(format!(
+            "the command answered for '{key}': {}",
+            excerpt(&error, 200)
+        )));
     }
     entry
         .value

@@ -24,7 +24,10 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    pub(super) fn build(configuration: &serde_json::Value, policy: &ProviderPolicy) -> Result<Self, Vec<FieldProblem>> {
+    pub(super) fn build(
+        configuration: &serde_json::Value,
+        policy: &ProviderPolicy,
+    ) -> Result<Self, Vec<FieldProblem>> {
         let config: Config = read_configuration(configuration)?;
         let problem = |m: String| vec![FieldProblem::new("configuration.directory", m)];
         if policy.file_roots.is_empty() {
@@ -61,9 +64,13 @@ impl Files {
         if let Err(message) = file_name(&source.key) {
             problems.push(FieldProblem::new("source.key", message));
         }
-        for (field, set) in [("field", &source.field), ("version", &source.version), ("stage", &source.stage)] {
+        for (field, set) in [("field", &source.field), ("version", &source.version), ("stage", &source.stage)]
+        {
             if set.is_some() {
-                problems.push(FieldProblem::new(&format!("source.{field}"), "a files provider has no such setting"));
+                problems.push(FieldProblem::new(
+                    &format!("source.{field}"),
+                    "a files provider has no such setting",
+                ));
             }
         }
         problems
@@ -84,7 +91,9 @@ impl Files {
                 .map_err(|e| FetchError::Failed(format!("the directory cannot be listed: {}", e.kind())))?;
             let mut keys: Vec<String> = entries
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|name| file_name(name).is_ok() && open_beneath(&directory, name).is_ok_and(|f| is_file(&f)))
+                .filter(|name| {
+                    file_name(name).is_ok() && open_beneath(&directory, name).is_ok_and(|f| is_file(&f))
+                })
                 .collect();
             keys.sort();
             Ok(keys)
@@ -103,7 +112,9 @@ impl Files {
 /// `..data` entries), no NUL.
 fn file_name(key: &str) -> Result<(), String> {
     if key.is_empty() || key.contains(['/', '\0']) || key.starts_with('.') || key.len() > 255 {
-        return Err(format!("'{key}' is not a file name in the provider's directory (no '/', no leading '.')"));
+        return Err(format!(
+            "'{key}' is not a file name in the provider's directory (no '/', no leading '.')"
+        ));
     }
     Ok(())
 }
@@ -115,7 +126,8 @@ fn is_file(file: &std::fs::File) -> bool {
 #[cfg(target_os = "linux")]
 fn open_beneath(directory: &Path, key: &str) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let dir = rustix::fs::open(directory, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir =
+        rustix::fs::open(directory, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let fd = rustix::fs::openat2(
         &dir,
         key,
@@ -138,7 +150,9 @@ fn open_beneath(directory: &Path, key: &str) -> std::io::Result<std::fs::File> {
 
 fn read_beneath(directory: &Path, key: &str) -> Result<SecretValue, FetchError> {
     let file = open_beneath(directory, key).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => FetchError::NotFound(format!("no file '{key}' in the provider's directory")),
+        std::io::ErrorKind::NotFound => {
+            FetchError::NotFound(format!("no file '{key}' in the provider's directory"))
+        }
         std::io::ErrorKind::PermissionDenied => FetchError::Denied(format!("file '{key}' may not be read")),
         _ if e.raw_os_error() == Some(18) => {
             FetchError::Denied(format!("'{key}' leads out of the provider's directory; refused"))

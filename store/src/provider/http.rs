@@ -23,15 +23,17 @@ pub(crate) struct Answer {
 impl Answer {
     /// The body as JSON, or a failure naming `what` was asked.
     pub(crate) fn json(&self, what: &str) -> Result<serde_json::Value, FetchError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|_| FetchError::Failed(format!("{what}: the answer (HTTP {}) is not JSON", self.status.as_u16())))
+        serde_json::from_slice(&self.body).map_err(|_| {
+            FetchError::Failed(format!("{what}: the answer (HTTP {}) is not JSON", self.status.as_u16()))
+        })
     }
 }
 
 /// Sends `request` and reads its answer, refusing one larger than [`MAX_ANSWER_BYTES`]. `what`
 /// names the request in errors (`AWS Secrets Manager at 127.0.0.1:4566`).
 pub(crate) async fn send(request: reqwest::RequestBuilder, what: &str) -> Result<Answer, FetchError> {
-    let mut response = request.send().await.map_err(|e| FetchError::Failed(format!("{what}: {}", reason(&e))))?;
+    let mut response =
+        request.send().await.map_err(|e| FetchError::Failed(format!("{what}: {}", reason(&e))))?;
     let status = response.status();
     if response.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
         return Err(too_large(what));

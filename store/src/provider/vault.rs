@@ -65,12 +65,15 @@ impl Vault {
         let address = http::host_port("configuration.address", config.address.trim_end_matches('/'))
             .map_err(|p| problems.push(p))
             .ok();
-        for (field, value) in [("configuration.mount", &config.mount), ("configuration.approleMount", &config.approle_mount)] {
+        for (field, value) in
+            [("configuration.mount", &config.mount), ("configuration.approleMount", &config.approle_mount)]
+        {
             if !path_ok(value) {
                 problems.push(FieldProblem::new(field, "must be a path of names separated by '/' (no '..')"));
             }
         }
-        let mut secret = |field: &str, text: &str| credential_secret(field, text).map_err(|p| problems.push(p)).ok();
+        let mut secret =
+            |field: &str, text: &str| credential_secret(field, text).map_err(|p| problems.push(p)).ok();
         let auth = match (&config.token, &config.role_id, &config.secret_id) {
             (Some(token), None, None) => secret("configuration.token", token).map(Auth::Token),
             (None, Some(role), Some(id)) => {
@@ -107,7 +110,9 @@ impl Vault {
     pub(super) fn credentials(&self) -> Vec<(&'static str, String)> {
         match &self.auth {
             Auth::Token(token) => vec![("token", token.clone())],
-            Auth::AppRole { role_id, secret_id, .. } => vec![("roleId", role_id.clone()), ("secretId", secret_id.clone())],
+            Auth::AppRole { role_id, secret_id, .. } => {
+                vec![("roleId", role_id.clone()), ("secretId", secret_id.clone())]
+            }
         }
     }
 
@@ -118,13 +123,17 @@ impl Vault {
     pub(super) fn check_source(&self, source: &Source) -> Vec<FieldProblem> {
         let mut problems = Vec::new();
         if !path_ok(&source.key) {
-            problems.push(FieldProblem::new("source.key", "must be a secret's path under the mount (names separated by '/', no '..')"));
+            problems.push(FieldProblem::new(
+                "source.key",
+                "must be a secret's path under the mount (names separated by '/', no '..')",
+            ));
         }
         if source.version.as_deref().is_some_and(|v| v.parse::<u64>().map_or(true, |n| n == 0)) {
             problems.push(FieldProblem::new("source.version", "must be a version number (1, 2, …)"));
         }
         if source.stage.is_some() {
-            problems.push(FieldProblem::new("source.stage", "a vault-kv2 provider has no stages (use version)"));
+            problems
+                .push(FieldProblem::new("source.stage", "a vault-kv2 provider has no stages (use version)"));
         }
         problems
     }
@@ -158,13 +167,15 @@ impl Vault {
                     "role_id": creds.text("roleId")?.unwrap_or_default(),
                     "secret_id": creds.text("secretId")?.unwrap_or_default(),
                 });
-                let request = self.with_namespace(self.client.post(self.url(&format!("auth/{mount}/login")))).json(&body);
+                let request = self
+                    .with_namespace(self.client.post(self.url(&format!("auth/{mount}/login"))))
+                    .json(&body);
                 let answer = http::send(request, &self.what()).await?;
                 let json = self.checked(answer, creds, "the AppRole login")?;
-                let token = json["auth"]["client_token"]
-                    .as_str()
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| FetchError::Failed("the AppRole login's answer has no auth.client_token".into()))?;
+                let token =
+                    json["auth"]["client_token"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| {
+                        FetchError::Failed("the AppRole login's answer has no auth.client_token".into())
+                    })?;
                 let lease = json["auth"]["lease_duration"].as_u64().unwrap_or(300);
                 // Log in again a little before the token's lease ends.
                 let until = Instant::now() + Duration::from_secs(lease.saturating_sub(lease / 10).max(1));
@@ -182,12 +193,19 @@ impl Vault {
         }
     }
 
-    async fn get(&self, creds: &Creds, method: reqwest::Method, path: &str, query: &[(&str, String)]) -> Result<Answer, FetchError> {
+    async fn get(
+        &self,
+        creds: &Creds,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Answer, FetchError> {
         let token = self.token(creds).await?;
         let mut header = reqwest::header::HeaderValue::from_bytes(token.expose_bytes())
             .map_err(|_| FetchError::Denied("the token is not a valid header value".into()))?;
         header.set_sensitive(true);
-        let request = self.client.request(method, self.url(path)).query(query).header("X-Vault-Token", header);
+        let request =
+            self.client.request(method, self.url(path)).query(query).header("X-Vault-Token", header);
         let answer = http::send(self.with_namespace(request), &self.what()).await?;
         if answer.status == reqwest::StatusCode::FORBIDDEN && matches!(self.auth, Auth::AppRole { .. }) {
             // The login's token may have been revoked: log in again next time.
@@ -204,7 +222,11 @@ impl Vault {
         }
         let errors = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
-            .and_then(|j| j["errors"].as_array().map(|e| e.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join("; ")))
+            .and_then(|j| {
+                j["errors"]
+                    .as_array()
+                    .map(|e| e.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+            })
             .filter(|e| !e.is_empty())
             .map(|e| format!(": {}", excerpt(&masked(&e, creds), 200)))
             .unwrap_or_default();
@@ -218,12 +240,16 @@ impl Vault {
 
     pub(super) async fn fetch(&self, creds: &Creds, source: &Source) -> Result<SecretValue, FetchError> {
         let query: Vec<(&str, String)> = source.version.iter().map(|v| ("version", v.clone())).collect();
-        let answer = self.get(creds, reqwest::Method::GET, &format!("{}/data/{}", self.mount, source.key), &query).await?;
+        let answer = self
+            .get(creds, reqwest::Method::GET, &format!("{}/data/{}", self.mount, source.key), &query)
+            .await?;
         let what = format!("secret '{}'", source.key);
         let mut json = self.checked(answer, creds, &format!("reading {what}"))?;
         let data = json["data"]["data"].take();
         let serde_json::Value::Object(mut fields) = data else {
-            return Err(FetchError::NotFound(format!("{what} has no data (deleted or destroyed in that version?)")));
+            return Err(FetchError::NotFound(format!(
+                "{what} has no data (deleted or destroyed in that version?)"
+            )));
         };
         let field = match &source.field {
             Some(field) => field.clone(),
@@ -241,8 +267,12 @@ impl Vault {
         };
         match fields.remove(&field) {
             Some(serde_json::Value::String(text)) if !text.is_empty() => Ok(SecretValue::from(text)),
-            Some(serde_json::Value::String(_)) => Err(FetchError::NotFound(format!("field '{field}' of {what} is empty"))),
-            Some(other @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(SecretValue::from(other.to_string())),
+            Some(serde_json::Value::String(_)) => {
+                Err(FetchError::NotFound(format!("field '{field}' of {what} is empty")))
+            }
+            Some(other @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                Ok(SecretValue::from(other.to_string()))
+            }
             Some(_) => Err(FetchError::Failed(format!("field '{field}' of {what} is not text"))),
             None => Err(FetchError::NotFound(format!("{what} has no field '{field}'"))),
         }
@@ -254,7 +284,9 @@ impl Vault {
         let json = self.checked(answer, creds, "listing the mount")?;
         let mut keys: Vec<String> = json["data"]["keys"]
             .as_array()
-            .map(|k| k.iter().filter_map(|k| k.as_str()).filter(|k| !k.ends_with('/')).map(str::to_owned).collect())
+            .map(|k| {
+                k.iter().filter_map(|k| k.as_str()).filter(|k| !k.ends_with('/')).map(str::to_owned).collect()
+            })
             .unwrap_or_default();
         keys.sort();
         Ok(keys)
