@@ -84,7 +84,7 @@ enum ClientCommand {
     Logout(cli::LogoutArgs),
     /// Secrets: values in from stdin or a file, never out.
     #[command(subcommand)]
-    Secret(cli::SecretCmd),
+    Secret(Box<cli::SecretCmd>),
     /// Secret providers: where linked secrets' values live (files, exec, AWS, Vault).
     #[command(subcommand)]
     Provider(cli::ProviderCmd),
@@ -129,7 +129,7 @@ fn run_client(runtime: &tokio::runtime::Runtime, global: &cli::Global, command: 
         match command {
             ClientCommand::Login(args) => cli::login(global, args).await,
             ClientCommand::Logout(args) => cli::logout(global, &args).await,
-            ClientCommand::Secret(cmd) => cli::secret(global, cmd).await,
+            ClientCommand::Secret(cmd) => cli::secret(global, *cmd).await,
             ClientCommand::Provider(cmd) => cli::provider(global, cmd).await,
             ClientCommand::Chain(cmd) => cli::chain(global, cmd).await,
             ClientCommand::Integration(cmd) => cli::documents(global, cmd, cli::DocKind::Integration).await,

@@ -120,8 +120,8 @@ pub enum StoreError {
     InUse {
         /// The secret's name.
         name: String,
-        /// Who references it.
-        usages: Usages,
+        /// Who references it (boxed: errors stay small on the paths that return them).
+        usages: Box<Usages>,
     },
     /// A ciphertext failed authentication: altered, moved to another row, or the wrong key.
     #[error("secret '{0}' failed its integrity check (ciphertext altered or moved); no value returned")]

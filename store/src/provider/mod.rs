@@ -9,6 +9,7 @@
 //! at save), `fetch` (one key's value), `keys` (what an import may choose from) and `test`
 //! (whether the provider answers with these credentials).
 
+mod aws;
 pub(crate) mod cache;
 mod exec;
 mod files;
@@ -26,7 +27,7 @@ use crate::error::FieldProblem;
 use crate::model::SecretValue;
 
 /// The kinds of provider, as the API spells them.
-pub const PROVIDER_TYPES: [&str; 3] = ["files", "exec", "vault-kv2"];
+pub const PROVIDER_TYPES: [&str; 4] = ["files", "exec", "aws-secrets-manager", "vault-kv2"];
 
 /// The most providers a tenant may have.
 pub const MAX_PROVIDERS_PER_TENANT: usize = 50;
@@ -122,7 +123,8 @@ impl Creds {
 pub(crate) enum Client {
     Files(files::Files),
     Exec(exec::Exec),
-    Vault(vault::Vault),
+    Aws(aws::Aws),
+    Vault(Box<vault::Vault>),
 }
 
 impl Client {
@@ -136,7 +138,8 @@ impl Client {
         match kind {
             "files" => files::Files::build(configuration, policy).map(Self::Files),
             "exec" => exec::Exec::build(configuration, policy).map(Self::Exec),
-            "vault-kv2" => vault::Vault::build(configuration).map(Self::Vault),
+            "aws-secrets-manager" => aws::Aws::build(configuration).map(Self::Aws),
+            "vault-kv2" => vault::Vault::build(configuration).map(|v| Self::Vault(Box::new(v))),
             other => Err(vec![FieldProblem::new(
                 "type",
                 format!("unknown provider type '{other}'; one of {}", PROVIDER_TYPES.join(", ")),
@@ -148,6 +151,7 @@ impl Client {
     pub(crate) fn credentials(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::Files(_) | Self::Exec(_) => Vec::new(),
+            Self::Aws(c) => c.credentials(),
             Self::Vault(c) => c.credentials(),
         }
     }
@@ -157,6 +161,7 @@ impl Client {
     pub(crate) fn destination(&self) -> Option<(String, u16)> {
         match self {
             Self::Files(_) | Self::Exec(_) => None,
+            Self::Aws(c) => Some(c.destination()),
             Self::Vault(c) => Some(c.destination()),
         }
     }
@@ -167,6 +172,7 @@ impl Client {
         match self {
             Self::Files(c) => c.check_source(source),
             Self::Exec(c) => c.check_source(source),
+            Self::Aws(c) => c.check_source(source),
             Self::Vault(c) => c.check_source(source),
         }
     }
@@ -176,6 +182,7 @@ impl Client {
         match self {
             Self::Files(c) => c.fetch(source).await,
             Self::Exec(c) => c.fetch(source).await,
+            Self::Aws(c) => c.fetch(creds, source).await,
             Self::Vault(c) => c.fetch(creds, source).await,
         }
     }
@@ -185,6 +192,7 @@ impl Client {
         match self {
             Self::Files(c) => c.keys().await,
             Self::Exec(_) => Err(FetchError::Failed("an exec provider cannot list its keys".into())),
+            Self::Aws(c) => c.keys(creds).await,
             Self::Vault(c) => c.keys(creds).await,
         }
     }
@@ -195,6 +203,7 @@ impl Client {
         match self {
             Self::Files(c) => c.test().await,
             Self::Exec(c) => c.test().await,
+            Self::Aws(c) => c.test(creds).await,
             Self::Vault(c) => c.test(creds).await,
         }
     }
@@ -213,19 +222,61 @@ pub(crate) fn credential_secret(field: &str, text: &str) -> Result<String, Field
     crate::model::validate_name(name).map_err(|p| FieldProblem::new(field, p.message))
 }
 
-/// The configuration object of a provider, read as `T`: unknown or mistyped fields are problems
-/// naming `configuration.<field>`.
+/// The configuration object of a provider, read as `T`: unknown, missing or mistyped fields are
+/// problems naming `configuration.<field>`. Told apart by serde's error kinds (through a
+/// serde-value tree, whose error type keeps them), never by the words of a message; a wrong value
+/// is never quoted (it may be a credential pasted in the wrong place).
 pub(crate) fn read_configuration<T: serde::de::DeserializeOwned>(
     configuration: &serde_json::Value,
 ) -> Result<T, Vec<FieldProblem>> {
-    T::deserialize(configuration).map_err(|e| {
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
-            .map_or_else(|| "configuration".to_owned(), |f| format!("configuration.{f}"));
-        vec![FieldProblem::new(&field, message)]
+    use serde_value::DeserializerError as E;
+    let problem = |field: &str, message: String| vec![FieldProblem::new(field, message)];
+    let tree = serde_value::to_value(configuration)
+        .map_err(|_| problem("configuration", "is not a JSON object".to_owned()))?;
+    let de = serde_value::ValueDeserializer::<E>::new(tree);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path: Vec<String> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+                serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        let at = |last: Option<&str>| {
+            let mut field = String::from("configuration");
+            for part in path.iter().map(String::as_str).chain(last) {
+                field.push('.');
+                field.push_str(part);
+            }
+            field
+        };
+        match e.into_inner() {
+            E::UnknownField(field, expected) => {
+                // The path ends with the key itself.
+                let field = if path.last() == Some(&field) { at(None) } else { at(Some(&field)) };
+                problem(
+                    &field,
+                    format!("is not a setting of this provider (its settings: {})", expected.join(", ")),
+                )
+            }
+            E::MissingField(field) => problem(&at(Some(field)), "is required".to_owned()),
+            E::DuplicateField(field) => problem(&at(Some(field)), "is set twice".to_owned()),
+            E::InvalidType(..) if path.is_empty() => {
+                problem("configuration", "must be a JSON object of the provider's settings".to_owned())
+            }
+            E::InvalidType(_, expected) | E::InvalidValue(_, expected) => {
+                problem(&at(None), format!("must be {expected}"))
+            }
+            E::UnknownVariant(variant, expected) => problem(
+                &at(None),
+                format!("'{}' is not one of {}", excerpt(&variant, 40), expected.join(", ")),
+            ),
+            E::InvalidLength(_, expected) => problem(&at(None), format!("must be {expected}")),
+            E::Custom(message) => problem(&at(None), message),
+        }
     })
 }
 
@@ -246,5 +297,51 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Settings {
+        address: String,
+        timeout_seconds: Option<u64>,
+        #[serde(default)]
+        command: Vec<String>,
+    }
+
+    fn problems(configuration: serde_json::Value) -> Vec<(String, String)> {
+        read_configuration::<Settings>(&configuration)
+            .expect_err("refused")
+            .into_iter()
+            .map(|p| (p.field, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn configuration_problems_name_their_field_and_never_quote_a_value() {
+        let read = read_configuration::<Settings>(
+            &json!({"address": "a", "timeoutSeconds": null, "command": ["x"]}),
+        )
+        .expect("reads");
+        assert_eq!((read.address.as_str(), read.timeout_seconds, read.command.len()), ("a", None, 1));
+        let unknown = problems(json!({"address": "a", "secretKey": "AKIA-PASTED"}));
+        assert_eq!(unknown[0].0, "configuration.secretKey");
+        assert!(unknown[0].1.contains("timeoutSeconds") && !unknown[0].1.contains("AKIA"), "{unknown:?}");
+        assert_eq!(problems(json!({})), [("configuration.address".to_owned(), "is required".to_owned())]);
+        let wrong = problems(json!({"address": "a", "timeoutSeconds": "hunter2-secret"}));
+        assert_eq!(wrong[0].0, "configuration.timeoutSeconds");
+        assert!(!wrong[0].1.contains("hunter2"), "{wrong:?}");
+        let negative = problems(json!({"address": "a", "timeoutSeconds": -5}));
+        assert_eq!(negative[0].0, "configuration.timeoutSeconds");
+        assert_eq!(problems(json!({"address": "a", "command": ["x", 7]}))[0].0, "configuration.command.1");
+        assert_eq!(problems(json!("just a string"))[0].0, "configuration");
     }
 }

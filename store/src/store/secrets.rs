@@ -397,7 +397,7 @@ impl Store {
                 self.audit_refusal(actor, AuditAction::DeleteRefused, &current.info, details).await;
                 Err(StoreError::InUse {
                     name: current.info.name.clone(),
-                    usages: self.visible_usages(actor, usages),
+                    usages: Box::new(self.visible_usages(actor, usages)),
                 })
             }
             DeleteOutcome::Deleted => {
@@ -567,7 +567,7 @@ impl Store {
         } else {
             if let Some(usages) = self.inner.backend.delete_share(id, customer, &audit).await? {
                 self.audit_refusal(actor, AuditAction::UnshareRefused, &info, details).await;
-                return Err(StoreError::InUse { name: info.name.clone(), usages });
+                return Err(StoreError::InUse { name: info.name.clone(), usages: Box::new(usages) });
             }
             info.shared_with.retain(|c| *c != customer);
         }
