@@ -294,6 +294,31 @@ impl Secrets {
         shown: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<(), DestinationRefused> {
         let names = self.declared().iter().chain(sealed).map(String::as_str);
+        self.refuse_or_allow(names, host, port, node, shown).await
+    }
+
+    /// [`Secrets::check_destination`] for a send that carries only some of the declared secrets,
+    /// `names` (the token request of `rest_api_call`'s `oauth2` credentials carries the client id
+    /// and secret, not the node's other secrets); refused and audited the same way.
+    pub async fn check_destination_of(
+        &self,
+        names: &[String],
+        host: &str,
+        port: u16,
+        node: Option<&str>,
+        shown: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), DestinationRefused> {
+        self.refuse_or_allow(names.iter().map(String::as_str), host, port, node, shown).await
+    }
+
+    async fn refuse_or_allow<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+        host: &str,
+        port: u16,
+        node: Option<&str>,
+        shown: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), DestinationRefused> {
         match destination_refused(&self.inner.store, self.inner.tenant, names, host, port, None) {
             None => Ok(()),
             Some(mut refused) => {

@@ -62,6 +62,58 @@ pub(crate) struct CertPem {
     pub(crate) password: Option<TemplateText>,
 }
 
+/// `oauth2`: an access token from an OAuth 2.0 token endpoint (client credentials grant), sent
+/// as `Authorization: Bearer <token>`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct OAuth2 {
+    /// The token endpoint's URL (http or https; no secrets, no message data). The client secret
+    /// (and a client id from a secret) must be allowed to go there.
+    #[schemars(required)]
+    pub(crate) token_url: Option<String>,
+    /// The client id (TEXT secret allowed).
+    #[schemars(required)]
+    pub(crate) client_id: Option<TemplateText>,
+    /// The client secret (TEXT secret).
+    #[schemars(required)]
+    pub(crate) client_secret: Option<TemplateText>,
+    /// The scope to ask for (space-separated); absent: none is sent.
+    pub(crate) scope: Option<String>,
+    /// The audience to ask for (some providers need it); absent: none is sent.
+    pub(crate) audience: Option<String>,
+    /// How the client authenticates to the token endpoint: `basic` (HTTP Basic, the default) or
+    /// `body` (`client_id` and `client_secret` form fields).
+    #[schemars(with = "Option<ClientAuthentication>", extend("default" = "basic"))]
+    pub(crate) client_authentication: Option<String>,
+}
+
+/// How an `oauth2` client authenticates to its token endpoint (RFC 6749 §2.3.1). Read from a
+/// string and checked when the node is built, so a wrong one is named at its own pointer (inside
+/// the tagged `credentials`, serde reports a wrong value at the object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub(crate) enum ClientAuthentication {
+    /// HTTP Basic with the form-urlencoded client id and secret.
+    #[serde(rename = "basic")]
+    Basic,
+    /// `client_id` and `client_secret` in the request body.
+    #[serde(rename = "body")]
+    Body,
+}
+
+impl ClientAuthentication {
+    /// The names, as the configuration writes them.
+    pub(crate) const NAMES: [&str; 2] = ["basic", "body"];
+
+    /// The way named `name`.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        match name {
+            "basic" => Some(Self::Basic),
+            "body" => Some(Self::Body),
+            _ => None,
+        }
+    }
+}
+
 /// `credentials` of `rest_api_call`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
@@ -81,6 +133,9 @@ pub(crate) enum RestCredentials {
     /// A client certificate.
     #[serde(rename = "cert.PEM")]
     CertPem(CertPem),
+    /// An OAuth 2.0 access token (client credentials grant).
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2),
 }
 
 /// `credentials` of `mqtt`.
@@ -202,14 +257,15 @@ mod tests {
             &form.iter().find(|f| f.pointer == "/credentials/type").expect("a credentials type").values;
         assert!(kinds.len() >= 3, "{kinds:?}");
         for kind in kinds {
-            let listed: BTreeSet<&str> = form
-                .iter()
-                .filter(|f| f.variant.as_ref().is_some_and(|v| v.value == *kind))
-                .map(|f| f.pointer.trim_start_matches("/credentials/"))
-                .collect();
+            let fields: Vec<_> =
+                form.iter().filter(|f| f.variant.as_ref().is_some_and(|v| v.value == *kind)).collect();
+            let listed: BTreeSet<&str> =
+                fields.iter().map(|f| f.pointer.trim_start_matches("/credentials/")).collect();
             let mut credentials = json!({"type": kind});
-            for field in &listed {
-                credentials[*field] = json!("x");
+            for field in &fields {
+                // Text, or an enum's first value.
+                let value = field.values.first().map_or("x", String::as_str);
+                credentials[field.pointer.trim_start_matches("/credentials/")] = json!(value);
             }
             from_document::<T>(&json!({"credentials": credentials}))
                 .unwrap_or_else(|e| panic!("{}: {kind} with {listed:?}: {e:?}", descriptor.type_name));
@@ -245,7 +301,7 @@ mod tests {
             shown,
             [(
                 "/nodes/0/configuration/credentials/type",
-                "'oauth' is not one of anonymous, basic, bearer, apiKey, cert.PEM"
+                "'oauth' is not one of anonymous, basic, bearer, apiKey, cert.PEM, oauth2"
             )]
         );
     }

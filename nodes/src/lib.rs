@@ -9,6 +9,7 @@ mod common;
 mod credentials;
 mod log;
 mod mqtt;
+mod oauth2;
 mod placeholder;
 mod rabbitmq;
 mod rest_api_call;

@@ -4,11 +4,14 @@
 //! The body is read in chunks up to the `maxResponseBytes` limit; a larger one (by its
 //! `Content-Length` or as it streams) routes the message to `Failure` with an error naming the
 //! limit. Errors say what happened (connection refused, timeout, TLS, DNS) with their cause chain.
+//! With `oauth2` credentials the request carries a token from the token endpoint
+//! ([`crate::oauth2`]); a 401 answer drops it and the request is sent once more with a new one.
 
 use std::time::Duration;
 
 use crate::common::{self, Reconnect};
 use crate::credentials::{self, ClientCert, RestCredentials, UserPassword};
+use crate::oauth2::TokenSource;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -44,6 +47,8 @@ pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
         FieldSpec::secret("/credentials/caCert", Accepts::Certificate),
         FieldSpec::secret("/credentials/cert", Accepts::Certificate),
         FieldSpec::secret("/credentials/privateKey", Accepts::PrivateKey),
+        FieldSpec::secret("/credentials/clientId", Accepts::Text),
+        FieldSpec::secret("/credentials/clientSecret", Accepts::Text),
         FieldSpec::secret_template("/bodyTemplate").json_escaped(),
         FieldSpec::secret_template("/probe/url"),
     ],
@@ -67,6 +72,8 @@ enum Credentials {
     },
     /// Mutual TLS: the CA, client certificate and key (FILE secrets).
     CertPem(ClientCert),
+    /// A token from an OAuth 2.0 token endpoint, held while it is fresh.
+    OAuth2(Box<TokenSource>),
 }
 
 struct RestApiCall {
@@ -301,6 +308,8 @@ fn credentials(
                 .map(|token| Credentials::Bearer { token })
         }
         Some(RestCredentials::CertPem(cert)) => cert.bind(ctx, config, problems).map(Credentials::CertPem),
+        Some(RestCredentials::OAuth2(oauth)) => TokenSource::bind(oauth, ctx, config, problems)
+            .map(|source| Credentials::OAuth2(Box::new(source))),
         Some(RestCredentials::ApiKey(key)) => {
             let value = credentials::filled(ctx, config, "apiKey", ("value", key.value.as_ref()), problems);
             let header = key.header.as_deref().unwrap_or("X-API-Key");
@@ -432,7 +441,8 @@ impl RestApiCall {
                 let value = self.render(ctx, value, msg)?;
                 request.header(header, sensitive_header(&value, "API key")?)
             }
-            Credentials::CertPem(_) => request,
+            // The token is added when the request is sent (a 401 sends it again with another).
+            Credentials::CertPem(_) | Credentials::OAuth2(_) => request,
         };
         if matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
             return Ok(request);
@@ -496,9 +506,13 @@ impl RestApiCall {
         {
             return Err(Failed::new(msg, NodeError::new(refused.to_string())));
         }
-        let mut response = match request.send().await {
+        let sent = match &self.credentials {
+            Credentials::OAuth2(source) => self.send_with_token(ctx, source, request).await,
+            _ => request.send().await.map_err(|e| self.request_failed(e)),
+        };
+        let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return Err(Failed::new(msg, format!("request failed: {}", self.describe(e)))),
+            Err(e) => return Err(Failed::new(msg, e)),
         };
         let status = response.status();
         let reason = status.canonical_reason().unwrap_or("");
@@ -538,6 +552,37 @@ impl RestApiCall {
         } else {
             Err(Failed::new(out, format!("HTTP {} {reason}", status.as_u16())))
         }
+    }
+
+    /// Sends `request` with the `oauth2` token. When the endpoint answers 401 the token is
+    /// dropped, a new one requested and the request sent once more; a second 401 is the answer.
+    async fn send_with_token(
+        &self,
+        ctx: &NodeCtx<'_>,
+        source: &TokenSource,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, NodeError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| self.request_failed(e))?;
+        let describe = |e: reqwest::Error| self.describe(e);
+        let mut retried = false;
+        loop {
+            let token = source.token(ctx, &self.client, &self.node_name, &describe).await?;
+            let mut attempt = request
+                .try_clone()
+                .ok_or_else(|| NodeError::new("request failed: the request body cannot be sent again"))?;
+            attempt.headers_mut().insert(reqwest::header::AUTHORIZATION, token.header.clone());
+            let response = client.execute(attempt).await.map_err(|e| self.request_failed(e))?;
+            if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried {
+                return Ok(response);
+            }
+            retried = true;
+            source.forget(&token).await;
+        }
+    }
+
+    fn request_failed(&self, error: reqwest::Error) -> NodeError {
+        NodeError::new(format!("request failed: {}", self.describe(error)))
     }
 
     /// What went wrong, then the error's cause chain; never the URL (it may hold a secret).
@@ -597,10 +642,13 @@ impl Node for RestApiCall {
 
     fn secret_changed(&self, _name: &str) {
         self.tls_client.invalidate();
+        if let Credentials::OAuth2(source) = &self.credentials {
+            source.invalidate();
+        }
     }
 
     fn reconnects(&self) -> bool {
-        matches!(self.credentials, Credentials::CertPem(_))
+        matches!(self.credentials, Credentials::CertPem(_) | Credentials::OAuth2(_))
     }
 
     fn probe<'a>(&'a self, secrets: &'a Secrets, _name: &'a str) -> BoxFuture<'a, Probe> {
@@ -610,11 +658,27 @@ impl Node for RestApiCall {
 
 impl RestApiCall {
     /// Sends the configured probe (or, for mutual TLS without one, a HEAD to the node's URL) with
-    /// `secrets`' credentials: a fresh client, the node's headers, no body.
+    /// `secrets`' credentials: a fresh client, the node's headers, no body. With `oauth2`, a token
+    /// requested with `secrets` is the test, and the probe is sent with it.
     async fn probe_with(&self, secrets: &Secrets) -> Probe {
         let tls = match &self.credentials {
             Credentials::CertPem(cert) => Some(cert),
             _ => None,
+        };
+        let ctx = NodeCtx::new(secrets);
+        let oauth = match &self.credentials {
+            Credentials::OAuth2(source) => Some(source),
+            _ => None,
+        };
+        let token = match oauth {
+            Some(source) => {
+                let describe = |e: reqwest::Error| self.describe(e);
+                match source.request(&ctx, &self.client, &self.node_name, &describe).await {
+                    Ok((_, header)) => Some(header),
+                    Err(e) => return Probe::Failed(e.to_string()),
+                }
+            }
+            None => None,
         };
         let (method, url_template) = match (&self.probe, tls) {
             (Some((method, url)), _) => (method.clone(), url),
@@ -625,9 +689,14 @@ impl RestApiCall {
                 );
             }
             (None, None) => {
-                return Probe::not_probed(
-                    "no probe is configured: name a request in /probe to test credentials",
-                );
+                return match oauth {
+                    Some(source) => {
+                        Probe::Ok(format!("the token endpoint {} issued an access token", source.endpoint()))
+                    }
+                    None => Probe::not_probed(
+                        "no probe is configured: name a request in /probe to test credentials",
+                    ),
+                };
             }
         };
         let client = match tls {
@@ -637,7 +706,6 @@ impl RestApiCall {
             },
             None => self.client.clone(),
         };
-        let ctx = NodeCtx::new(secrets);
         let msg = Msg::new("PROBE", "veil", Value::Object(Default::default()));
         let mut sealed = Vec::new();
         let url = match ctx.render(url_template, &msg).map(|url| reqwest::Url::parse(url.expose_secret())) {
@@ -663,6 +731,9 @@ impl RestApiCall {
         };
         *request.method_mut() = method.clone();
         *request.body_mut() = None;
+        if let Some(header) = token {
+            request.headers_mut().insert(reqwest::header::AUTHORIZATION, header);
+        }
         let status = match client.execute(request).await {
             Ok(response) => response.status(),
             Err(e) => return Probe::Failed(format!("request failed: {}", self.describe(e))),

@@ -12,6 +12,8 @@ mod probe;
 mod rest_tls;
 // rest_api_call against HTTP servers of the test's own: size limit, errors, masking of what it sends.
 mod rest;
+// rest_api_call with oauth2 credentials against a token endpoint of the test's own.
+mod oauth2;
 // The MQTT node against a mosquitto of the test's own (password file, mutual TLS).
 mod mqtt;
 // The RabbitMQ node against the machine's RabbitMQ, in a vhost and user of the test's own.

@@ -39,6 +39,8 @@ mod ui;
 mod canvas;
 // allowedDestinations: per message, at save, in the audit log.
 mod destinations;
+// rest_api_call with OAuth2 client credentials: one token for many messages, refresh, 401 retry, leaks.
+mod oauth2;
 // Sealed secrets in scripts and converters: exfiltration attempts, signing, headers, decryption.
 mod sealed;
 // The second attack pass (ATTACKS-2.md): one test per finding.

@@ -277,6 +277,12 @@ async fn node_types_name_each_fields_variant_and_each_enums_values() {
         ("caCert", vec!["cert.PEM"]),
         ("cert", vec!["cert.PEM"]),
         ("privateKey", vec!["cert.PEM"]),
+        ("tokenUrl", vec!["oauth2"]),
+        ("clientId", vec!["oauth2"]),
+        ("clientSecret", vec!["oauth2"]),
+        ("scope", vec!["oauth2"]),
+        ("audience", vec!["oauth2"]),
+        ("clientAuthentication", vec!["oauth2"]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
@@ -287,8 +293,17 @@ async fn node_types_name_each_fields_variant_and_each_enums_values() {
     assert_eq!(field("/credentials/type")["type"], "enum");
     assert_eq!(
         field("/credentials/type")["values"],
-        json!(["anonymous", "basic", "bearer", "apiKey", "cert.PEM"])
+        json!(["anonymous", "basic", "bearer", "apiKey", "cert.PEM", "oauth2"])
     );
+    assert_eq!(
+        (
+            field("/credentials/clientSecret")["secret"].as_str(),
+            field("/credentials/tokenUrl")["secret"].as_str()
+        ),
+        (Some("TEXT"), None)
+    );
+    assert_eq!(field("/credentials/clientAuthentication")["values"], json!(["basic", "body"]));
+    assert_eq!(field("/credentials/clientAuthentication")["default"], "basic");
     assert_eq!(
         field("/requestMethod")["values"],
         json!(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])

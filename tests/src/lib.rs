@@ -7,6 +7,7 @@
 //! | `server` | [`Server`]: the real `veil serve` on a free loopback port with a temporary data directory, its logs and stdout, [`Server::peak_rss`], [`Server::watch_health`], `kill -9`; [`veil`] and [`serve_command`] for the CLI and other flags |
 //! | `api` | [`Api`]: a client logged in as any user; [`SECRET_INFO_KEYS`] and [`sorted_keys`] for what a client sees of a secret |
 //! | `receiver` | [`Receiver`]: a real HTTP service on loopback that records every request and answers as told |
+//! | `oauth` | [`OAuthServer`]: an OAuth 2.0 token endpoint (client credentials, Basic or body client authentication) and an API that takes only its current token, counting both |
 //! | `store` | [`TempStore`]: a real store (SQLite in a temporary directory, or with [`TempStore::postgres`] a fresh PostgreSQL database on the server [`POSTGRES_ENV`] names) with a tenant administrator; [`open_at`], [`open_with`], [`explicit_key`], … to open one by hand |
 //! | `deploy` | [`TempStore::deploy_chain`], [`TempStore::deploy_integration`]: deploy, save with references and start, as the server does |
 //! | `leak` | [`assert_no_leak`] and [`leaks`]: the one definition of "a value leaked", exactly the forms the `Redactor` masks |
@@ -31,6 +32,7 @@ mod files;
 mod leak;
 pub mod mqtt;
 mod nats;
+mod oauth;
 mod poll;
 mod receiver;
 pub mod sealed;
@@ -43,6 +45,7 @@ pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};
 pub use crate::files::{contains, snapshot};
 pub use crate::leak::{assert_no_leak, leaks};
 pub use crate::nats::{Jetstream, NATS_ENV};
+pub use crate::oauth::{ApiRequest, OAuthServer, TokenRequest};
 pub use crate::poll::{PATIENCE, eventually, eventually_within};
 pub use crate::receiver::{Receiver, Recorded};
 pub use crate::server::{
