@@ -133,7 +133,7 @@ async fn bad_requests_get_clear_errors_naming_the_field() {
         &resp,
         400,
         "invalid_secret",
-        "fileNme: unknown field (expected name, type, description, value, fileName, allowedDestinations, maxVersions, expiresAt)",
+        "fileNme: unknown field (expected name, type, description, value, source, fileName, allowedDestinations, maxVersions, expiresAt)",
     );
     let resp = api.get("/api/secrets?page=18446744073709551615").await;
     assert_eq!((resp.0, resp.1["hasNext"].as_bool()), (200, Some(false)));
