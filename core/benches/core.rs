@@ -15,6 +15,11 @@
 //!   borrowed and a field that is exactly one secret hands over its decrypted buffer, so what
 //!   rendering adds to the decryptions is one assembled buffer per mixed field (about 70 ns each)
 //!   and some 10 ns per constant field.
+//! - `linked/stored-bearer` and `linked/linked-bearer`: a node's per-message work for a
+//!   `Bearer $<secret:…>` header — `Secrets::prepare` (which fetches a linked secret whose cache
+//!   period is over; nothing for a stored one) and the render — with a stored secret (one
+//!   decryption) and with a secret linked to a `files` provider whose cached value is warm (a copy
+//!   from memory). Target: the linked one within 10% of the stored one.
 //! - `engine/3-node-chain`: a deployed chain of three bench-local node types (pass-through, a
 //!   relation switch, a sink that renders a `Bearer $<secret:api-token>` header) processing
 //!   messages on a current-thread tokio runtime. Target: at least 250,000 messages/s.
@@ -346,12 +351,80 @@ fn engine_bench(c: &mut Criterion, store: &Store, actor: &Actor) {
     group.finish();
 }
 
+/// A stored and a linked secret of the same value, rendered into a bearer header as a node does
+/// per message (prepare, then render).
+fn linked_benches(c: &mut Criterion, rt: &tokio::runtime::Runtime, temp: &TempStore) {
+    use futures_util::FutureExt as _;
+    const VALUE: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsaW5rZWQifQ.c2lnbmF0dXJl";
+    let store = &temp.store;
+    let tenant = temp.admin.tenant_id;
+    let mounted = temp.dir.path().join("mounted");
+    std::fs::create_dir_all(&mounted).expect("provider directory");
+    std::fs::write(mounted.join("bearer"), VALUE).expect("provider file");
+    store.set_provider_policy(veil_store::ProviderPolicy {
+        file_roots: vec![mounted.clone()],
+        commands: vec![],
+    });
+    rt.block_on(async {
+        let provider = veil_store::NewProvider {
+            name: "mounted".into(),
+            kind: "files".into(),
+            configuration: json!({ "directory": mounted }),
+            cache_seconds: Some(86_400),
+        };
+        store.create_provider(&temp.admin, provider).await.expect("provider");
+        temp.text("stored-bearer", VALUE).await;
+        let linked = veil_store::NewSecret {
+            name: "linked-bearer".into(),
+            kind: veil_store::SecretType::Text,
+            description: None,
+            value: SecretValue::new(Vec::new()),
+            file_name: None,
+            allowed_destinations: Vec::new(),
+            max_versions: None,
+            expires_at: None,
+        };
+        let source = veil_store::Source {
+            provider: "mounted".into(),
+            key: "bearer".into(),
+            field: None,
+            version: None,
+            stage: None,
+        };
+        store.create_linked(&temp.admin, linked, source).await.expect("linked secret");
+    });
+    let msg = Msg::new("POST_TELEMETRY_REQUEST", "thermostat-17", json!({ "temperature": 21.5 }));
+    let mut group = c.benchmark_group("linked");
+    for name in ["stored-bearer", "linked-bearer"] {
+        let mut problems = Vec::new();
+        let config = json!({ "authorization": format!("Bearer $<secret:{name}>") });
+        let compiled =
+            veil_core::compile(&config, &[FieldSpec::secret_template("/authorization")], "", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let template = compiled.template("/authorization").expect("template");
+        let secrets = veil_core::Secrets::for_names(store, tenant, [name.to_owned()]);
+        // The first prepare fetches the linked value; from then on the cache is warm.
+        rt.block_on(secrets.prepare()).expect("prepare");
+        let rendered = secrets.render(template, Some(&msg)).expect("render");
+        assert_eq!(rendered.expose_secret(), format!("Bearer {VALUE}"));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // Nothing to wait for with a warm cache: a prepare that would wait is a bug here.
+                secrets.prepare().now_or_never().expect("a warm cache does not wait").expect("prepare");
+                black_box(secrets.render(black_box(template), Some(&msg)).expect("render"));
+            })
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let temp = rt.block_on(TempStore::new());
     rt.block_on(fill(&temp));
 
     render_benches(c, &temp.store, temp.admin.tenant_id);
+    linked_benches(c, &rt, &temp);
     engine_bench(c, &temp.store, &temp.admin);
 
     rt.block_on(temp.store.close());

@@ -301,6 +301,15 @@ async fn a_providers_credentials_are_secrets_that_cannot_be_deleted_while_it_nam
     let (status, body) = api.delete(&format!("/api/secrets/{}", token["id"].as_str().unwrap())).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("secret_in_use")), "{body}");
     assert_eq!(body["references"]["SECRET_PROVIDER"][0]["name"], "vault", "{body}");
+    // Nor can its allowedDestinations stop allowing where the provider sends it.
+    let (status, body) = api
+        .patch(
+            &format!("/api/secrets/{}", token["id"].as_str().unwrap()),
+            json!({"allowedDestinations": ["elsewhere.internal"]}),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("destinations_in_use")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("secret provider 'vault'"), "{body}");
     // Names and types never change.
     let mut renamed = provider.clone();
     renamed["name"] = json!("other");
@@ -488,4 +497,65 @@ async fn a_vault_kv2_provider_reads_a_field_sees_a_new_version_and_reports_a_ref
     assert_no_leak(&server.logs(), &[TOKEN, V1, V2, "hvs.wrong-token"]);
     let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
     assert_no_leak(&audit.to_string(), &[TOKEN, V1, V2]);
+}
+
+#[tokio::test]
+#[ignore = "needs mosquitto (VEIL_TEST_MOSQUITTO)"]
+async fn an_mqtt_node_with_a_linked_password_reconnects_when_the_value_changes_upstream() {
+    const OLD: &str = "mqtt-Old-Pw7Hd";
+    const NEW: &str = "mqtt-New-Pw2Qa";
+    let broker = crate::support::mqtt::Broker::with_passwords();
+    broker.set_password("veil", OLD);
+    let mut published = broker.watch("linked/#").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mounts = tempfile::tempdir().unwrap();
+    write(&mounts.path().join("mqtt-password"), OLD);
+    let mut cmd = serve_command(dir.path());
+    cmd.env("VEIL_LOG", "trace").arg("--provider-dir").arg(mounts.path());
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "mounted", "type": "files", "configuration": {"directory": mounts.path()}, "cacheSeconds": 1}),
+    )
+    .await;
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "mqtt-password", "type": "TEXT",
+        "source": {"provider": "mounted", "key": "mqtt-password"}}),
+    )
+    .await;
+    let chain = json!({"name": "Publish", "nodes": [{"type": "mqtt", "name": "Publish", "debugMode": true, "configuration": {
+        "topicPattern": "linked/${deviceName}", "host": "127.0.0.1", "port": broker.port, "connectTimeoutSec": 5,
+        "credentials": {"type": "basic", "username": "veil", "password": "$<secret:mqtt-password>"}}}]});
+    let chain = created(&api, "/api/rule-chains", chain).await["id"].as_str().unwrap().to_owned();
+    let message = |n: i64| json!({"metadata": {"deviceName": "sensor"}, "data": {"n": n}});
+    let path = format!("/api/rule-chains/{chain}/messages?wait=true");
+    let (status, answer) = api.post(&path, message(1)).await;
+    assert_eq!((status, answer["trace"][0]["relation"].clone()), (200, json!(["Success"])), "{answer}");
+    let (topic, payload) =
+        tokio::time::timeout(Duration::from_secs(10), published.recv()).await.unwrap().unwrap();
+    assert_eq!((topic.as_str(), payload["n"].as_i64()), ("linked/sensor", Some(1)));
+
+    // The password changes at the broker and upstream: after the cache period the node connects
+    // again with the new value (a new CONNECT in the broker's log), and the message goes out.
+    broker.set_password("veil", NEW);
+    write(&mounts.path().join("mqtt-password"), NEW);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let connects_before = broker.log().matches("u'veil'").count();
+    let (status, answer) = api.post(&path, message(2)).await;
+    assert_eq!((status, answer["trace"][0]["relation"].clone()), (200, json!(["Success"])), "{answer}");
+    let (_, payload) =
+        tokio::time::timeout(Duration::from_secs(10), published.recv()).await.unwrap().unwrap();
+    assert_eq!(payload["n"].as_i64(), Some(2));
+    crate::support::eventually("a new connection with the new password", async || {
+        (broker.log().matches("u'veil'").count() > connects_before).then_some(())
+    })
+    .await;
+    let (_, events) = api.get(&format!("/api/rule-chains/{chain}/events")).await;
+    let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
+    let seen = format!("{events}\n{audit}\n{}\n{}", server.logs(), server.stdout());
+    assert_no_leak(&seen, &[OLD, NEW]);
 }

@@ -17,8 +17,10 @@ const VALUE: &str = "Kq7-Zx4Wv-9Tn2Rb";
 /// `veil serve` logging everything at trace level (room for two chains and an integration per
 /// attempt of the table).
 async fn tracing_server(dir: &std::path::Path) -> Server {
+    let mounts = dir.join("mounts");
+    std::fs::create_dir_all(&mounts).unwrap();
     let mut cmd = serve_command(dir);
-    cmd.env("VEIL_LOG", "trace").args([
+    cmd.env("VEIL_LOG", "trace").arg("--provider-dir").arg(&mounts).args([
         "--max-chains-per-tenant",
         "500",
         "--max-integrations-per-tenant",
@@ -31,6 +33,36 @@ async fn created(api: &Api<'_>, path: &str, doc: Value) -> Value {
     let (status, body) = api.post(path, doc).await;
     assert_eq!(status, 201, "{body}");
     body
+}
+
+/// Makes the TEXT secret `name` holding `value` (with the fields of `extra`): stored, or linked
+/// to a `files` provider on `linked`'s `mounts` (the server's provider directory; the provider is
+/// made at the first linked secret):
+/// every test of this file runs with both, which must behave the same.
+async fn text_secret(
+    api: &Api<'_>,
+    linked: Option<&std::path::Path>,
+    name: &str,
+    value: &str,
+    extra: Value,
+) -> Value {
+    let mut doc = json!({"name": name, "type": "TEXT"});
+    if let Some(dir) = linked {
+        let mounts = dir.join("mounts");
+        let (_, providers) = api.get("/api/secret-providers").await;
+        if providers["data"].as_array().is_none_or(|p| p.is_empty()) {
+            let doc = json!({"name": "mounted", "type": "files", "configuration": {"directory": mounts}});
+            created(api, "/api/secret-providers", doc).await;
+        }
+        std::fs::write(mounts.join(name), value).unwrap();
+        doc["source"] = json!({"provider": "mounted", "key": name});
+    } else {
+        doc["value"] = json!(value);
+    }
+    for (key, field) in extra.as_object().into_iter().flatten() {
+        doc[key] = field.clone();
+    }
+    created(api, "/api/secrets", doc).await
 }
 
 /// An HTTP integration (no header security) feeding `chain` through `converter`: its uplink URL.
@@ -57,11 +89,19 @@ fn port_of(url: &str) -> u16 {
 
 #[tokio::test]
 async fn no_attempt_turns_a_sealed_secret_into_data_in_scripts_or_converters() {
+    no_attempt_turns_a_sealed_secret_into_data(false).await;
+}
+
+#[tokio::test]
+async fn no_attempt_turns_a_sealed_linked_secret_into_data_in_scripts_or_converters() {
+    no_attempt_turns_a_sealed_secret_into_data(true).await;
+}
+
+async fn no_attempt_turns_a_sealed_secret_into_data(linked: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = tracing_server(dir.path()).await;
     let api = Api::new(&server).await;
-    let secret =
-        created(&api, "/api/secrets", json!({"name": "canary", "type": "TEXT", "value": VALUE})).await;
+    let secret = text_secret(&api, linked.then_some(dir.path()), "canary", VALUE, json!({})).await;
     assert!(ATTEMPTS.len() >= 30, "{} attempts", ATTEMPTS.len());
     // Everything a user or an operator can see, collected as text.
     let mut seen = String::new();
@@ -176,6 +216,15 @@ fn ring_hmac_hex(key: &[u8], data: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_script_signs_and_builds_an_auth_header_that_only_its_destination_gets() {
+    a_script_signs_and_builds_an_auth_header(false).await;
+}
+
+#[tokio::test]
+async fn a_script_signs_with_linked_secrets_and_only_the_destination_gets_the_header() {
+    a_script_signs_and_builds_an_auth_header(true).await;
+}
+
+async fn a_script_signs_and_builds_an_auth_header(linked: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = tracing_server(dir.path()).await;
     let api = Api::new(&server).await;
@@ -183,13 +232,10 @@ async fn a_script_signs_and_builds_an_auth_header_that_only_its_destination_gets
     let allowed_host = format!("127.0.0.1:{}", port_of(&allowed.url));
     let other_host = format!("127.0.0.1:{}", port_of(&other.url));
     let signing_key = "sign-KEY-4f1d-\u{e9}";
-    created(&api, "/api/secrets", json!({"name": "signing-key", "type": "TEXT", "value": signing_key})).await;
-    let token = created(
-        &api,
-        "/api/secrets",
-        json!({"name": "api-token", "type": "TEXT", "value": VALUE, "allowedDestinations": [allowed_host]}),
-    )
-    .await;
+    let linked = linked.then_some(dir.path());
+    text_secret(&api, linked, "signing-key", signing_key, json!({})).await;
+    let token =
+        text_secret(&api, linked, "api-token", VALUE, json!({"allowedDestinations": [allowed_host]})).await;
     // The script reads a secret that has allowed destinations: what it builds stays sealed, and
     // the REST call that opens it is checked against that list.
     let script = r#"

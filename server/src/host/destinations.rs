@@ -69,8 +69,33 @@ impl Host {
                 }
             }
         }
-        let proposal = Proposal::destinations(&info.name, list);
-        let broken = self.refused_sends(&records, &proposal, |secret| secret == info.name);
+        let proposal = Proposal::destinations(&info.name, list.clone());
+        let mut broken = self.refused_sends(&records, &proposal, |secret| secret == info.name);
+        // Providers send their credentials to their address.
+        for user in &usages.secret_providers {
+            let Some((field, host, port)) = self.store.provider_send(actor.tenant_id, user.id, &info.name)
+            else {
+                continue;
+            };
+            if let Err(allowed) = self.store.list_allows(actor.tenant_id, &list, &host, port, None) {
+                let why = if allowed.is_empty() {
+                    "it would have no allowedDestinations and the tenant requires them".to_owned()
+                } else {
+                    format!("its allowedDestinations would be: {}", allowed.join(", "))
+                };
+                let message = format!(
+                    "secret '{}' may not be sent to {} ({why})",
+                    info.name,
+                    veil_core::destination(&host, port)
+                );
+                broken.push(BrokenConfig {
+                    kind: OwnerType::SecretProvider,
+                    id: user.id,
+                    name: user.name.clone(),
+                    problems: vec![Problem::new(format!("/configuration/{field}"), message)],
+                });
+            }
+        }
         destinations_in_use(
             format!("the new list would refuse where these configurations send '{}'", info.name),
             broken,

@@ -376,6 +376,21 @@ impl Store {
         Ok((client, creds))
     }
 
+    /// Where provider `id` sends the credential secret `secret`: its configuration field, host
+    /// and port (`None` when it does not, or sends nothing anywhere).
+    pub fn provider_send(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        secret: &str,
+    ) -> Option<(&'static str, String, u16)> {
+        let registered = self.registered_by_id(tenant, id).ok()?;
+        let client = registered.client(&self.provider_policy()).ok()?;
+        let (field, _) = client.credentials().into_iter().find(|(_, name)| name == secret)?;
+        let (host, port) = client.destination()?;
+        Some((field, host, port))
+    }
+
     /// Checks a linked secret's source against its provider (at create and change).
     pub(super) fn check_source(&self, tenant: TenantId, source: &Source) -> Result<()> {
         let Some(registered) = self.registered(tenant, &source.provider) else {
