@@ -559,3 +559,230 @@ async fn an_mqtt_node_with_a_linked_password_reconnects_when_the_value_changes_u
     let seen = format!("{events}\n{audit}\n{}\n{}", server.logs(), server.stdout());
     assert_no_leak(&seen, &[OLD, NEW]);
 }
+
+#[tokio::test]
+async fn the_cli_makes_providers_and_imports_linked_secrets() {
+    use crate::cli::{ok, spawn_run};
+    let dir = tempfile::tempdir().unwrap();
+    let mounts = tempfile::tempdir().unwrap();
+    for (key, value) in [("api-token", FIRST), ("mqtt-password", SECOND), ("broker-ca", "ca")] {
+        write(&mounts.path().join(key), value);
+    }
+    let mut cmd = serve_command(&dir.path().join("data"));
+    cmd.arg("--provider-dir").arg(mounts.path());
+    let server = Server::start_with(cmd).await;
+    let config = dir.path().join("config");
+    ok(&spawn_run(
+        &config,
+        &server,
+        &["login", "-u", "admin", "--password-stdin"],
+        &format!("{}\n", crate::support::ADMIN_PASSWORD),
+    )
+    .await);
+    let directory = mounts.path().to_str().unwrap();
+    let created = spawn_run(
+        &config,
+        &server,
+        &[
+            "provider",
+            "create",
+            "k8s",
+            "--type",
+            "files",
+            "--config",
+            &format!("{{\"directory\": \"{directory}\"}}"),
+            "--cache-seconds",
+            "30",
+        ],
+        "",
+    )
+    .await;
+    assert!(ok(&created).contains("k8s") && created.stdout.contains("30"), "{}", created.stdout);
+    let tested = spawn_run(&config, &server, &["provider", "test", "k8s"], "").await;
+    assert!(ok(&tested).contains("the directory can be read: 3 file(s)"), "{}", tested.stdout);
+    let keys = spawn_run(&config, &server, &["provider", "keys", "k8s"], "").await;
+    assert!(ok(&keys).contains("mqtt-password"), "{}", keys.stdout);
+
+    // Without keys or --all: what could be linked, nothing created.
+    let listed =
+        spawn_run(&config, &server, &["secret", "import", "--provider", "k8s", "--prefix", "app-"], "").await;
+    assert!(
+        ok(&listed).contains("lists 3 key(s)") && listed.stdout.contains("api-token"),
+        "{}",
+        listed.stdout
+    );
+    let api = Api::new(&server).await;
+    let (_, page) = api.get("/api/secrets").await;
+    assert_eq!(page["totalElements"], 0, "{page}");
+    let imported = spawn_run(
+        &config,
+        &server,
+        &["secret", "import", "--provider", "k8s", "--prefix", "app-", "api-token", "mqtt-password"],
+        "",
+    )
+    .await;
+    assert!(ok(&imported).contains("Created 2 linked secret(s) from provider 'k8s'"), "{}", imported.stdout);
+    let one = spawn_run(
+        &config,
+        &server,
+        &["secret", "create", "ca", "--provider", "k8s", "--key", "broker-ca"],
+        "",
+    )
+    .await;
+    ok(&one);
+    let (_, page) = api.get("/api/secrets").await;
+    let names: Vec<&str> =
+        page["data"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["app-api-token", "app-mqtt-password", "ca"], "{page}");
+    assert_eq!(page["data"][0]["source"], json!({"provider": "k8s", "key": "api-token"}));
+    // Importing the same keys again names each one that could not be created.
+    let again = spawn_run(
+        &config,
+        &server,
+        &["secret", "import", "--provider", "k8s", "--prefix", "app-", "api-token"],
+        "",
+    )
+    .await;
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("app-api-token: a secret named 'app-api-token' already exists"),
+        "{}",
+        again.stderr
+    );
+    let shown = spawn_run(&config, &server, &["secret", "show", "ca"], "").await;
+    assert!(ok(&shown).contains("\"provider\":\"k8s\""), "{}", shown.stdout);
+    for run in [&created, &tested, &keys, &listed, &imported, &one, &again, &shown] {
+        assert_no_leak(&format!("{}{}", run.stdout, run.stderr), &[FIRST, SECOND]);
+    }
+    // A provider still used by linked secrets is not deleted.
+    let refused = spawn_run(&config, &server, &["provider", "delete", "k8s"], "").await;
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("provider_in_use"), "{}", refused.stderr);
+}
+
+/// A moto server (AWS Secrets Manager stand-in) of the test's own on a free loopback port.
+struct Moto(std::process::Child, String);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Moto {
+    async fn start() -> Self {
+        let program = std::env::var("VEIL_TEST_MOTO")
+            .expect("VEIL_TEST_MOTO: the moto_server program (.ci/run sets it)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Self(child, format!("http://127.0.0.1:{port}"));
+        crate::support::eventually("moto answers", async || {
+            reqwest::get(format!("{}/moto-api/", moto.1)).await.ok().map(|_| ())
+        })
+        .await;
+        moto
+    }
+
+    /// One Secrets Manager call, as the test's administrator of moto (it checks no signature).
+    async fn call(&self, action: &str, body: Value) -> Value {
+        let answer = reqwest::Client::new()
+            .post(&self.1)
+            .header("X-Amz-Target", format!("secretsmanager.{action}"))
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20261207/eu-west-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{action}: {}", answer.status());
+        answer.json().await.unwrap()
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto (VEIL_TEST_MOTO)"]
+async fn an_aws_secrets_manager_provider_reads_values_sees_a_rotation_and_reports_a_missing_secret() {
+    const V1: &str = "aws-Pw1-Mk3Td";
+    const V2: &str = "aws-Pw2-Lq8Zs";
+    let moto = Moto::start().await;
+    moto.call(
+        "CreateSecret",
+        json!({"Name": "prod/db", "SecretString": json!({"password": V1, "user": "veil"}).to_string()}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve_command(dir.path());
+    cmd.env("VEIL_LOG", "trace");
+    let server = Server::start_with(cmd).await;
+    let api = Api::new(&server).await;
+    let sink = Receiver::start().await;
+    let host = moto.1.trim_start_matches("http://").to_owned();
+    created(&api, "/api/secrets", json!({"name": "aws-id", "type": "TEXT", "value": "AKIAVEILTEST0000001", "allowedDestinations": [host]})).await;
+    created(&api, "/api/secrets", json!({"name": "aws-key", "type": "TEXT", "value": "aws-Sk-Zq4Wm-Hn8Kd", "allowedDestinations": [host]})).await;
+    let provider = created(
+        &api,
+        "/api/secret-providers",
+        json!({"name": "aws", "type": "aws-secrets-manager", "cacheSeconds": 1, "configuration": {
+            "region": "eu-west-1", "endpointUrl": moto.1,
+            "accessKeyId": "$<secret:aws-id>", "secretAccessKey": "$<secret:aws-key>"}}),
+    )
+    .await;
+    let (_, test) = api
+        .post(&format!("/api/secret-providers/{}/test", provider["id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!(test["ok"], true, "{test}");
+    let (_, keys) =
+        api.get(&format!("/api/secret-providers/{}/keys", provider["id"].as_str().unwrap())).await;
+    assert_eq!(keys["keys"], json!(["prod/db"]), "{keys}");
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "db-password", "type": "TEXT",
+        "source": {"provider": "aws", "key": "prod/db", "field": "password"}}),
+    )
+    .await;
+    let chain = forwarding_chain(&api, "db-password", &sink.url).await;
+    assert_eq!(send(&api, &chain).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[0].headers["authorization"], format!("Bearer {V1}"));
+
+    // Rotated upstream: seen once the cache period is over.
+    moto.call(
+        "PutSecretValue",
+        json!({"SecretId": "prod/db", "SecretString": json!({"password": V2, "user": "veil"}).to_string()}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(send(&api, &chain).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[1].headers["authorization"], format!("Bearer {V2}"));
+
+    // A secret that does not exist there: Failure naming the secret and the provider.
+    created(
+        &api,
+        "/api/secrets",
+        json!({"name": "gone", "type": "TEXT", "source": {"provider": "aws", "key": "prod/gone"}}),
+    )
+    .await;
+    let gone = forwarding_chain(&api, "gone", &sink.url).await;
+    let step = send(&api, &gone).await;
+    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
+    let error = step["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret 'gone' could not be fetched from provider 'aws'")
+            && error.contains("ResourceNotFoundException"),
+        "{error}"
+    );
+    assert_eq!(sink.requests().len(), 2);
+    let (_, events) = api.get(&format!("/api/rule-chains/{chain}/events")).await;
+    let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
+    let seen = format!("{events}\n{audit}\n{}\n{}", server.logs(), server.stdout());
+    assert_no_leak(&seen, &[V1, V2, "aws-Sk-Zq4Wm-Hn8Kd"]);
+}
