@@ -55,3 +55,5 @@ mod quotas;
 mod migrate;
 // Versions, fingerprints, verify, rollback and check-and-set.
 mod versions;
+// Secret providers and linked secrets: fetch, cache, generations, guards, two instances.
+mod providers;

@@ -207,6 +207,7 @@ impl Store {
             return Err(StoreError::NotFound { kind: "tenant", id: id.to_string() });
         }
         self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        self.forget_tenant_providers(id);
         self.inner.index.remove_tenant(id);
         tracing::info!(tenant = %id, actor = %actor.username, "tenant deleted");
         Ok(())

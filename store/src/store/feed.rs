@@ -125,6 +125,7 @@ impl Store {
         if tenant.is_none() {
             let _guard = self.inner.write.lock().await;
             self.inner.deleted_tenants.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+            self.forget_tenant_providers(id);
             self.inner.index.remove_tenant(id);
         }
         Ok(())

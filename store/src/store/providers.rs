@@ -536,6 +536,16 @@ impl Store {
         }
     }
 
+    /// Forgets a deleted tenant's providers and its linked secrets' values (zeroized).
+    pub(super) fn forget_tenant_providers(&self, tenant: TenantId) {
+        self.inner.providers.retain(|(t, _), _| *t != tenant);
+        if let Some(names) = self.inner.index.by_name.get(&tenant) {
+            for row in names.iter().filter(|r| r.info.source.is_some()) {
+                self.inner.linked.remove(row.info.id);
+            }
+        }
+    }
+
     /// Drops cached values unused past their period, now and then, while the store lives.
     pub(super) fn sweep_linked_periodically(&self) {
         let weak = Arc::downgrade(&self.inner);
