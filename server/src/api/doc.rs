@@ -69,6 +69,9 @@ pub(crate) enum Errors {
     /// Too many attempts or messages: try again after `Retry-After` seconds.
     #[response(status = 429)]
     TooMany(ErrorBody),
+    /// An outside service (a secret provider) failed or refused what was asked of it.
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
     /// Not ready (starting, stopping) or an outside service is busy: try again after `Retry-After`.
     #[response(status = 503)]
     Unavailable(ErrorBody),
