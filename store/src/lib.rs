@@ -62,7 +62,8 @@ pub use crate::lease::Lease;
 pub use crate::model::{Limits, now_ms};
 pub use crate::provider::cache::LinkedStatus;
 pub use crate::provider::{
-    DEFAULT_CACHE_SECONDS, MAX_PROVIDERS_PER_TENANT, PROVIDER_TYPES, ProviderPolicy, Source,
+    DEFAULT_CACHE_SECONDS, MAX_FETCHES_PER_TENANT, MAX_PROVIDERS_PER_TENANT, PROVIDER_TYPES, ProviderPolicy,
+    Source,
 };
 pub use crate::rekey::{RekeyReport, generate_master_key, rekey};
 pub use crate::store::{Bootstrap, NewProvider, ProviderInfo, Store, StoreConfig};

@@ -94,6 +94,7 @@ impl Files {
                 .filter(|name| {
                     file_name(name).is_ok() && open_beneath(&directory, name).is_ok_and(|f| is_file(&f))
                 })
+                .take(super::MAX_KEYS)
                 .collect();
             keys.sort();
             Ok(keys)

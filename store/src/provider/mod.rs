@@ -29,6 +29,12 @@ use crate::model::SecretValue;
 /// The kinds of provider, as the API spells them.
 pub const PROVIDER_TYPES: [&str; 4] = ["files", "exec", "aws-secrets-manager", "vault-kv2"];
 
+/// The most fetches (and tests, and listings) a tenant's providers run at once: more wait for a
+/// slot, so that one tenant's many linked secrets cannot start an unbounded number of programs or
+/// requests.
+pub const MAX_FETCHES_PER_TENANT: usize = 8;
+/// The most keys a listing returns.
+pub(crate) const MAX_KEYS: usize = 10_000;
 /// The most providers a tenant may have.
 pub const MAX_PROVIDERS_PER_TENANT: usize = 50;
 /// How long a fetched value is used before it is fetched again, when the provider does not say.

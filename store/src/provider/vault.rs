@@ -289,6 +289,7 @@ impl Vault {
             })
             .unwrap_or_default();
         keys.sort();
+        keys.truncate(super::MAX_KEYS);
         Ok(keys)
     }
 

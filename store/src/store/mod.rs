@@ -123,6 +123,8 @@ struct Inner {
     provider_policy: RwLock<crate::provider::ProviderPolicy>,
     /// Linked secrets' fetched values.
     linked: crate::provider::cache::LinkedValues,
+    /// Per tenant, the slots of its providers' fetches running at once.
+    fetch_slots: dashmap::DashMap<TenantId, Arc<tokio::sync::Semaphore>>,
 }
 
 /// The encrypted secret store. Cheap to clone; all clones share one state.
@@ -174,6 +176,7 @@ impl Store {
                         providers: Default::default(),
                         provider_policy: Default::default(),
                         linked: Default::default(),
+                        fetch_slots: Default::default(),
                     }),
                 };
                 if let Err(e) = store.load_settings().await {

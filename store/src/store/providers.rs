@@ -342,6 +342,7 @@ impl Store {
         actor.require_on(Resource::SecretProvider, Operation::Read)?;
         let registered = self.registered_by_id(actor.tenant_id, id)?;
         let (client, creds) = self.provider_client(actor.tenant_id, &registered)?;
+        let _slot = self.fetch_slot(actor.tenant_id).await;
         client.test(&creds).await.map_err(|e| StoreError::Provider {
             provider: registered.info.name.clone(),
             reason: crate::provider::masked(&e.to_string(), &creds),
@@ -353,10 +354,22 @@ impl Store {
         actor.require_on(Resource::SecretProvider, Operation::Read)?;
         let registered = self.registered_by_id(actor.tenant_id, id)?;
         let (client, creds) = self.provider_client(actor.tenant_id, &registered)?;
+        let _slot = self.fetch_slot(actor.tenant_id).await;
         client.keys(&creds).await.map_err(|e| StoreError::Provider {
             provider: registered.info.name.clone(),
             reason: crate::provider::masked(&e.to_string(), &creds),
         })
+    }
+
+    /// Waits for one of the tenant's fetch slots ([`crate::provider::MAX_FETCHES_PER_TENANT`]).
+    async fn fetch_slot(&self, tenant: TenantId) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = self
+            .inner
+            .fetch_slots
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(crate::provider::MAX_FETCHES_PER_TENANT)))
+            .clone();
+        slots.acquire_owned().await.expect("the semaphore is never closed")
     }
 
     /// A provider's client and its credentials resolved now.
@@ -453,7 +466,10 @@ impl Store {
             Err(StoreError::Provider { reason, .. }) => return Err(failed(reason)),
             Err(e) => return Err(failed(e.to_string())),
         };
-        let value = match client.fetch(&creds, source).await {
+        let slot = self.fetch_slot(info.tenant_id).await;
+        let fetched = client.fetch(&creds, source).await;
+        drop(slot);
+        let value = match fetched {
             Ok(value) => value,
             Err(e) => return Err(failed(crate::provider::masked(&e.to_string(), &creds))),
         };
