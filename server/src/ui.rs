@@ -20,6 +20,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("chains.js", "text/javascript; charset=utf-8", include_bytes!("../ui/chains.js")),
     ("canvas.js", "text/javascript; charset=utf-8", include_bytes!("../ui/canvas.js")),
     ("integrations.js", "text/javascript; charset=utf-8", include_bytes!("../ui/integrations.js")),
+    ("providers.js", "text/javascript; charset=utf-8", include_bytes!("../ui/providers.js")),
     ("directory.js", "text/javascript; charset=utf-8", include_bytes!("../ui/directory.js")),
     ("audit.js", "text/javascript; charset=utf-8", include_bytes!("../ui/audit.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_bytes!("../ui/dom.js")),

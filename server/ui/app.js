@@ -1,11 +1,12 @@
 // The single page: session, navigation and routing (`#/secrets`, `#/secrets/<id>`, `#/chains`,
-// `#/chains/<id>`, `#/integrations`, `#/integrations/<id>`, `#/users`, `#/customers`, `#/roles`,
-// `#/audit`, `#/login`).
+// `#/chains/<id>`, `#/integrations`, `#/integrations/<id>`, `#/providers`, `#/providers/<id>`,
+// `#/users`, `#/customers`, `#/roles`, `#/audit`, `#/login`).
 
 import { api, can, el, field, fill, session, showErrors, clearErrors } from "./dom.js";
 import { secretsPage, secretPage } from "./secrets.js";
 import { chainsPage, chainPage } from "./chains.js";
 import { integrationsPage, integrationPage } from "./integrations.js";
+import { providersPage, providerPage } from "./providers.js";
 import { usersPage, customersPage, rolesPage, settingsPage, tenantsPage } from "./directory.js";
 import { auditPage } from "./audit.js";
 
@@ -18,6 +19,8 @@ const routes = [
   [/^#\/chains\/([\w-]+)$/, (id) => chainPage(id)],
   [/^#\/integrations$/, () => integrationsPage()],
   [/^#\/integrations\/([\w-]+)$/, (id) => integrationPage(id)],
+  [/^#\/providers$/, () => providersPage()],
+  [/^#\/providers\/([\w-]+)$/, (id) => providerPage(id)],
   [/^#\/users$/, () => usersPage()],
   [/^#\/customers$/, () => customersPage()],
   [/^#\/roles$/, () => rolesPage()],
@@ -36,7 +39,10 @@ function navigation() {
     el("div", { class: "brand" }, "Veil"),
     link("#/chains", "Rule chains", can("RULE_CHAIN", "READ")),
     link("#/integrations", "Integrations", can("INTEGRATION", "READ")),
-    group("Security", link("#/secrets", "Secrets storage", can("SECRET", "READ")), link("#/audit", "Audit log", can("AUDIT_LOG", "READ"))),
+    group("Security",
+      link("#/secrets", "Secrets storage", can("SECRET", "READ")),
+      link("#/providers", "Secret providers", can("SECRET_PROVIDER", "READ")),
+      link("#/audit", "Audit log", can("AUDIT_LOG", "READ"))),
     group("Access",
       link("#/users", "Users", can("USER", "READ")),
       link("#/customers", "Customers", can("CUSTOMER", "READ")),

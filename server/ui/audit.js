@@ -32,6 +32,7 @@ function describe(e, names) {
     case "EXPIRY_CHANGE": return d.expiresAt ? `Expires ${new Date(d.expiresAt).toLocaleString()}` : "No longer has an expiry";
     case "MAX_VERSIONS_CHANGE": return `Keeps the values of the last ${d.maxVersions} versions`;
     case "DESCRIPTION_CHANGE": return "Changed the description";
+    case "SOURCE_CHANGE": return d.source ? `Linked to provider '${d.source.provider}', key '${d.source.key}'` : "Changed the source";
     case "DESTINATIONS_CHANGE": return `May be sent to: ${(d.allowedDestinations || []).join(", ") || "anywhere"}`;
     case "DELETE": return `Deleted (it was at version ${d.version})`;
     case "DELETE_REFUSED": return `Not deleted: used by ${usedBy(d.references) || "a configuration"}`;

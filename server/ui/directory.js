@@ -19,7 +19,7 @@ async function pagedTable(id, path, headers, row, empty) {
   return holder;
 }
 
-const RESOURCES = ["SECRET", "RULE_CHAIN", "INTEGRATION", "CUSTOMER", "USER", "ROLE", "AUDIT_LOG"];
+const RESOURCES = ["SECRET", "RULE_CHAIN", "INTEGRATION", "CUSTOMER", "USER", "ROLE", "AUDIT_LOG", "SECRET_PROVIDER"];
 const OPERATIONS = ["READ", "CREATE", "WRITE", "DELETE", "USE"];
 
 function table(id, headers, rows, empty) {

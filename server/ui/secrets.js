@@ -1,7 +1,8 @@
-// Secrets storage: the list (search, paging), add (Text or File), change value / description,
-// share, delete (blocked by a dialog listing the users), and a secret's page with its versions
-// (rollback, verify), usages and audit trail. Values go in through password inputs that are never
-// prefilled; none comes back.
+// Secrets storage: the list (search, paging), add (Text or File; a stored value or linked to a
+// secret provider), change value / description (a linked secret: its source), share, delete
+// (blocked by a dialog listing the users), and a secret's page with its versions (rollback,
+// verify) or its source and fetch status, usages and audit trail. Values go in through password
+// inputs that are never prefilled; none comes back.
 
 import { rotationPanel, stagePending } from "./rotation.js";
 import {
@@ -61,20 +62,159 @@ function valueInput(kind, required) {
   return { element: input, input };
 }
 
-/** The Add secret dialog; resolves with the created secret, or null. */
-export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = {}) {
+/** The tenant's secret providers ([{id, name, type, …}]), or null when the user may not list them. */
+async function providerList() {
+  if (!can("SECRET_PROVIDER", "READ")) return null;
+  try {
+    return (await api("GET", "/api/secret-providers")).data;
+  } catch {
+    return null;
+  }
+}
+
+/** The settings of a source each provider type takes besides its key (unknown types: all). */
+const SOURCE_OPTIONS = {
+  files: [],
+  exec: [],
+  "aws-secrets-manager": ["field", "version", "stage"],
+  "vault-kv2": ["field", "version"],
+};
+
+const SOURCE_LABELS = {
+  field: ["Field", "A key of the secret's JSON (AWS) or data (Vault); empty: the whole value, or its only field."],
+  version: ["Version", "A fixed version (AWS VersionId, Vault version number); empty: the current one."],
+  stage: ["Stage", "AWS version stage; empty: AWSCURRENT."],
+};
+
+const KEY_HINTS = {
+  files: "A file name in the provider's directory.",
+  exec: "The key the program is asked for.",
+  "aws-secrets-manager": "A secret id or ARN.",
+  "vault-kv2": "The secret's path under the mount.",
+};
+
+let keyLists = 0;
+
+/**
+ * A linked secret's source: its provider (a select of `providers`; a text input when the user may
+ * not list them), its key (offering the keys the provider lists) and the settings the provider's
+ * type takes. `current`: the source shown first. Returns `{element, value()}`.
+ */
+function sourceFields(providers, current = {}) {
+  const provider = providers
+    ? el("select", { name: "provider", dataset: { field: "source.provider" } },
+      providers.map((p) => el("option", { value: p.name, selected: p.name === current.provider }, `${p.name} (${p.type})`)),
+      current.provider && !providers.some((p) => p.name === current.provider)
+        ? el("option", { value: current.provider, selected: true }, `${current.provider} (not found)`)
+        : null)
+    : el("input", { name: "provider", required: true, value: current.provider || "", autocomplete: "off", dataset: { field: "source.provider" } });
+  const listId = `source-keys-${++keyLists}`;
+  const offered = el("datalist", { id: listId });
+  const key = el("input", { name: "sourceKey", required: true, value: current.key || "", list: listId, autocomplete: "off", dataset: { field: "source.key" } });
+  const keyHint = el("small", {});
+  const extra = Object.fromEntries(Object.keys(SOURCE_LABELS).map((o) =>
+    [o, el("input", { name: `source${o[0].toUpperCase()}${o.slice(1)}`, value: current[o] || "", autocomplete: "off", dataset: { field: `source.${o}` } })]));
+  const extraHolder = el("div", {});
+  const chosen = () => (providers || []).find((p) => p.name === provider.value);
+  const options = () => {
+    const p = chosen();
+    return p && SOURCE_OPTIONS[p.type] ? SOURCE_OPTIONS[p.type] : Object.keys(SOURCE_LABELS);
+  };
+  const showExtra = () => {
+    const p = chosen();
+    fill(keyHint, (p && KEY_HINTS[p.type]) || "The value's name in the provider.");
+    fill(extraHolder, options().map((o) => field(SOURCE_LABELS[o][0], extra[o], SOURCE_LABELS[o][1])));
+  };
+  // The provider's keys, asked for once the key field is used (a listing may take a while).
+  let asked = null;
+  const offerKeys = async () => {
+    const p = chosen();
+    if (!p || asked === p.name) return;
+    asked = p.name;
+    fill(offered);
+    try {
+      const answer = await api("GET", `/api/secret-providers/${p.id}/keys`);
+      if (asked === p.name) fill(offered, (answer.keys || []).slice(0, 2000).map((k) => el("option", { value: k })));
+    } catch {
+      // No offer: the key is typed.
+    }
+  };
+  key.addEventListener("focus", offerKeys);
+  provider.addEventListener("change", () => {
+    showExtra();
+    asked = null;
+    fill(offered);
+  });
+  showExtra();
+  return {
+    element: el("div", { class: "source-fields" },
+      field("Provider", provider),
+      el("label", { class: "field" }, el("span", { class: "label" }, "Key"), key, keyHint),
+      offered,
+      extraHolder),
+    value() {
+      const source = { provider: provider.value, key: key.value };
+      for (const o of options()) if (extra[o].value !== "") source[o] = extra[o].value;
+      return source;
+    },
+  };
+}
+
+function sameSource(a, b) {
+  const keys = ["provider", "key", ...Object.keys(SOURCE_LABELS)];
+  return keys.every((k) => (a[k] ?? "") === (b[k] ?? ""));
+}
+
+/** A linked secret's source as one line of text: `k8s: api-token (field user)`. */
+function sourceText(source) {
+  const more = Object.keys(SOURCE_LABELS).filter((o) => source[o]).map((o) => `${o} ${source[o]}`);
+  return `${source.provider}: ${source.key}${more.length ? ` (${more.join(", ")})` : ""}`;
+}
+
+/**
+ * The Add secret dialog; resolves with the created secret, or null. `source` ({provider, key})
+ * opens it on "Linked to a provider"; `storedOnly` offers no link (a provider's credentials).
+ */
+export async function addSecretDialog({ accepts = "ANY", suggestedName = "", source = null, storedOnly = false } = {}) {
   const kinds = accepts === "ANY" ? ["TEXT", "FILE"] : [accepts];
   let kind = kinds[0];
   const name = el("input", { name: "name", required: true, value: suggestedName, dataset: { field: "name" } });
   const description = el("input", { name: "description", dataset: { field: "description" } });
   const destinations = destinationsInput();
+  const providers = storedOnly ? null : await providerList();
+  // Linking is offered to those who may see providers (or who came from one).
+  const linkable = !storedOnly && (providers !== null || source !== null);
+  let mode = linkable && source ? "linked" : "stored";
+  const linked = linkable && (providers === null || providers.length) ? sourceFields(providers, source || {}) : null;
+  const noProvider = el("p", { class: "empty", id: "no-provider" }, "No secret provider yet: ",
+    can("SECRET_PROVIDER", "READ") ? el("a", { href: "#/providers" }, "add one on the Secret providers page") : "ask a tenant administrator to add one", ".");
   const valueHolder = el("div", { class: "field" });
   let value;
   const showValue = () => {
+    if (mode === "linked") {
+      value = null;
+      fill(valueHolder, linked ? linked.element : noProvider);
+      return;
+    }
     value = valueInput(kind, true);
     fill(valueHolder, el("span", { class: "label" }, kind === "FILE" ? "File" : "Value"), value.element);
   };
   showValue();
+  const modeChoice = linkable ? el(
+    "div",
+    { class: "segmented", role: "radiogroup", "aria-label": "Where the value is" },
+    [["stored", "Stored value"], ["linked", "Linked to a provider"]].map(([m, label]) =>
+      el("label", {}, el("input", {
+        type: "radio",
+        name: "mode",
+        value: m,
+        checked: m === mode,
+        onchange: () => {
+          mode = m;
+          showValue();
+        },
+      }), label)),
+  ) : null;
   const typeChoice = el(
     "div",
     { class: "segmented", role: "radiogroup", "aria-label": "Type" },
@@ -86,20 +226,28 @@ export async function addSecretDialog({ accepts = "ANY", suggestedName = "" } = 
         checked: k === kind,
         onchange: () => {
           kind = k;
-          showValue();
+          if (mode === "stored") showValue();
         },
       }), k === "TEXT" ? "Text" : "File"),
     ),
   );
   return dialog(
     "Add secret",
-    el("div", {}, typeChoice, field("Name", name), field("Description", description), valueHolder,
+    el("div", {}, typeChoice, field("Name", name), field("Description", description), modeChoice, valueHolder,
       field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere.")),
     {
       submit: "Add",
       id: "add-secret",
       onsubmit: async () => {
         let created;
+        if (mode === "linked") {
+          if (!linked) throw new Error("Add a secret provider first");
+          const body = { name: name.value, type: kind, source: linked.value() };
+          if (description.value) body.description = description.value;
+          const allowed = destinationsOf(destinations);
+          if (allowed.length) body.allowedDestinations = allowed;
+          return api("POST", "/api/secrets", body);
+        }
         if (kind === "FILE") {
           const form = new FormData();
           form.append("name", name.value);
@@ -180,6 +328,7 @@ function basedOn(secret) {
 
 /** Change value (and description): the name is shown but cannot be changed. */
 async function changeDialog(secret) {
+  if (secret.source) return changeLinkedDialog(secret);
   const name = el("input", { name: "name", value: secret.name, disabled: true, "aria-readonly": "true" });
   const description = el("input", { name: "description", value: secret.description || "", dataset: { field: "description" } });
   const value = valueInput(secret.type, false);
@@ -239,6 +388,61 @@ async function changeDialog(secret) {
     return null;
   }
   return staged;
+}
+
+/** A linked secret's change: its source (another key or provider), description, destinations,
+ *  how many earlier values stay masked, expiry. Its value is changed in its provider, not here. */
+async function changeLinkedDialog(secret) {
+  const name = el("input", { name: "name", value: secret.name, disabled: true, "aria-readonly": "true" });
+  const description = el("input", { name: "description", value: secret.description || "", dataset: { field: "description" } });
+  const source = sourceFields(await providerList(), secret.source);
+  const destinations = destinationsInput(secret.allowedDestinations || []);
+  const maxVersions = el("input", { type: "number", name: "maxVersions", min: 1, max: 100, value: secret.maxVersions, dataset: { field: "maxVersions" } });
+  const expiresAt = el("input", { type: "datetime-local", name: "expiresAt", value: localInput(secret.expiresAt), dataset: { field: "expiresAt" } });
+  return dialog(
+    `Change secret '${secret.name}'`,
+    el(
+      "div",
+      {},
+      field("Name", name, "A secret's name cannot be changed: configurations refer to it by name."),
+      el("p", { class: "hint", id: "linked-note" }, `Its value stays in provider '${secret.source.provider}' and is changed there, not in Veil. Another key or provider here is fetched at the secret's next use.`),
+      source.element,
+      field("Description", description),
+      field("Allowed destinations", destinations, "Hosts this value may be sent to; empty: anywhere."),
+      field("Values kept masked", maxVersions, "How many fetched values (1–100), the current one included, stay masked in logs and debug events."),
+      field("Expires", expiresAt, "When the value stops working (a token's known expiry); empty: never, or the certificate's end."),
+      await impactOf(secret),
+    ),
+    {
+      submit: "Save",
+      id: "change-secret",
+      onsubmit: async () => {
+        const body = {};
+        const next = source.value();
+        if (!sameSource(next, secret.source)) body.source = next;
+        if (description.value !== (secret.description || "")) body.description = description.value;
+        const allowed = destinationsOf(destinations);
+        if (allowed.join(",") !== (secret.allowedDestinations || []).join(",")) body.allowedDestinations = allowed;
+        if (Number(maxVersions.value) !== secret.maxVersions) body.maxVersions = Number(maxVersions.value);
+        if (expiresAt.value !== localInput(secret.expiresAt)) body.expiresAt = expiresAt.value ? new Date(expiresAt.value).getTime() : null;
+        if (!Object.keys(body).length) return null;
+        // The server refuses a change of `source` alone ("nothing to change"): the description
+        // as it is goes with it (unchanged, it changes and audits nothing).
+        if (!("description" in body)) body.description = secret.description || "";
+        // No If-Match: a linked secret's version counts values fetched, not changes made here.
+        return api("PATCH", `/api/secrets/${secret.id}`, body);
+      },
+    },
+  );
+}
+
+/** A linked secret's source and fetch status in the list: `Linked to k8s: api-token · fetched …`. */
+function linkedLine(secret) {
+  const status = secret.status || {};
+  return el("div", { class: "linked-source", dataset: { provider: secret.source.provider } },
+    "Linked to ", sourceText(secret.source),
+    status.lastFetchedTime ? ` · fetched ${when(status.lastFetchedTime)}` : " · not fetched yet",
+    status.error ? el("div", { class: "fetch-error" }, `Last fetch failed: ${status.error}`) : null);
 }
 
 /** What uses a secret, as links to the chain (and node) or integration. */
@@ -320,7 +524,7 @@ export async function secretsPage() {
       el(
         "tr",
         { dataset: { name: s.name } },
-        el("td", {}, el("a", { href: `#/secrets/${s.id}` }, s.name)),
+        el("td", {}, el("a", { href: `#/secrets/${s.id}` }, s.name), s.source ? linkedLine(s) : null),
         el("td", {}, s.type === "FILE" ? "File" : "Text"),
         el("td", {}, s.description || ""),
         el("td", { class: "num" }, s.version),
@@ -331,7 +535,7 @@ export async function secretsPage() {
         el(
           "td",
           { class: "row-actions" },
-          can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => {
+          can("SECRET", "WRITE") ? iconButton("✎", s.source ? "Change source" : "Change value", async () => {
             const changed = await changeDialog(s);
             if (changed) {
               savedToast(`Secret '${s.name}' changed`, changed);
@@ -451,13 +655,35 @@ async function versionsTable(secret) {
   );
 }
 
+/** A linked secret's facts: its source (the provider linked to its page) and how its fetches went. */
+async function linkedFacts(secret) {
+  const providers = await providerList();
+  const provider = (providers || []).find((p) => p.name === secret.source.provider);
+  const status = secret.status || {};
+  const more = Object.keys(SOURCE_LABELS).filter((o) => secret.source[o]).map((o) => [`, ${o} `, el("code", {}, secret.source[o])]);
+  return [
+    el("dt", {}, "Source"),
+    el("dd", { id: "secret-source" }, "Provider ",
+      provider ? el("a", { href: `#/providers/${provider.id}` }, secret.source.provider) : secret.source.provider,
+      ", key ", el("code", {}, secret.source.key), more),
+    el("dt", {}, "Last fetched"),
+    el("dd", { id: "last-fetched" }, status.lastFetchedTime ? when(status.lastFetchedTime) : "not yet (it is fetched when a rule chain or an integration uses it)"),
+    el("dt", {}, "Fetched values"),
+    el("dd", { id: "fetched-values" }, status.fetchedValues ?? 0),
+    status.error ? [el("dt", {}, "Last fetch error"), el("dd", { id: "fetch-error", class: "status error" }, status.error)] : null,
+  ];
+}
+
 /** `#/secrets/<id>`: a secret, its versions, what uses it, and its audit trail. */
 export async function secretPage(id) {
   const secret = await api("GET", `/api/secrets/${id}`);
   const customers = await customerNames();
   const usages = await api("GET", `/api/secrets/${id}/usages`);
-  const versions = await versionsTable(secret);
-  const rotation = await rotationPanel(secret);
+  // A linked secret's value is changed in its provider: no versions to roll back to, nothing to stage.
+  const linked = Boolean(secret.source);
+  const versions = linked ? null : await versionsTable(secret);
+  const rotation = linked ? null : await rotationPanel(secret);
+  const sourceFacts = linked ? await linkedFacts(secret) : null;
   let trail = null;
   if (can("AUDIT_LOG", "READ")) {
     const page = await api("GET", `/api/audit-logs?secretId=${id}&pageSize=50`);
@@ -475,8 +701,8 @@ export async function secretPage(id) {
     {},
     pageHeader(
       `Secret '${secret.name}'`,
-      can("SECRET", "WRITE") ? iconButton("✎", "Change value", async () => (await changeDialog(secret)) && (location.hash = `#/secrets/${id}`, location.reload())) : null,
-      can("SECRET", "WRITE") && !session.user.customerId ? iconButton("✓", "Check a value", () => verifyDialog(secret)) : null,
+      can("SECRET", "WRITE") ? iconButton("✎", linked ? "Change source" : "Change value", async () => (await changeDialog(secret)) && (location.hash = `#/secrets/${id}`, location.reload())) : null,
+      can("SECRET", "WRITE") && !session.user.customerId && !linked ? iconButton("✓", "Check a value", () => verifyDialog(secret)) : null,
       can("SECRET", "DELETE") ? iconButton("🗑", "Delete", async () => (await deleteSecret(secret)) && (location.hash = "#/secrets")) : null,
     ),
     el(
@@ -484,8 +710,9 @@ export async function secretPage(id) {
       { class: "facts" },
       el("dt", {}, "Type"), el("dd", {}, secret.type === "FILE" ? `File${secret.fileName ? ` (${secret.fileName})` : ""}` : "Text"),
       el("dt", {}, "Description"), el("dd", {}, secret.description || ""),
+      sourceFacts,
       el("dt", {}, "Version"), el("dd", { id: "secret-version" }, secret.version),
-      el("dt", {}, "Versions kept"), el("dd", {}, secret.maxVersions),
+      el("dt", {}, linked ? "Values kept masked" : "Versions kept"), el("dd", {}, secret.maxVersions),
       el("dt", {}, "Created"), el("dd", {}, when(secret.createdTime)),
       el("dt", {}, "Updated"), el("dd", {}, when(secret.updatedTime)),
       el("dt", {}, "Last used"), el("dd", { id: "last-used" }, secret.lastUsedTime ? when(secret.lastUsedTime) : "never"),
@@ -501,7 +728,9 @@ export async function secretPage(id) {
     ),
     rotation,
     el("h2", {}, "Versions"),
-    versions,
+    linked
+      ? el("p", { class: "empty", id: "linked-versions" }, `Its value stays in provider '${secret.source.provider}' and is changed there: Veil keeps no copy, so it has no versions to roll back to and nothing to stage. A value changed there is used once the provider's cache period is over.`)
+      : versions,
     el("h2", {}, "Used by"),
     empty ? el("p", { class: "empty" }, "No rule chain or integration uses this secret.") : usageList(usages),
     trail ? el("h2", {}, "Audit trail") : null,

@@ -59,6 +59,8 @@ pub enum AuditAction {
     KeyRotationStart,
     /// A data key rotation ended: every value sealed with the new key, the older keys retired.
     KeyRotationDone,
+    /// A linked secret was pointed at another source (provider and key).
+    SourceChange,
 }
 
 impl AuditAction {
@@ -87,6 +89,7 @@ impl AuditAction {
             Self::PendingDropped => "PENDING_DROPPED",
             Self::KeyRotationStart => "KEY_ROTATION_START",
             Self::KeyRotationDone => "KEY_ROTATION_DONE",
+            Self::SourceChange => "SOURCE_CHANGE",
         }
     }
 
@@ -114,6 +117,7 @@ impl AuditAction {
             Self::PendingDropped,
             Self::KeyRotationStart,
             Self::KeyRotationDone,
+            Self::SourceChange,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

@@ -138,7 +138,7 @@ async fn a_files_provider_links_secrets_that_are_used_tracked_and_masked_like_st
     assert!(body["message"].as_str().unwrap().contains("'api-token'"), "{body}");
 
     // A link out of the directory fails at fetch: Failure, naming the secret and the provider.
-    created(
+    let escape = created(
         &api,
         "/api/secrets",
         json!({"name": "escape", "type": "TEXT", "source": {"provider": "mounted", "key": "escape"}}),
@@ -155,6 +155,17 @@ async fn a_files_provider_links_secrets_that_are_used_tracked_and_masked_like_st
     );
     assert_eq!(sink.requests().len(), 2, "nothing was sent");
 
+    // Pointed at another key, it works from the next message on; the change is audited.
+    let (status, relinked) = api
+        .patch(
+            &format!("/api/secrets/{}", escape["id"].as_str().unwrap()),
+            json!({"source": {"provider": "mounted", "key": "api-token"}}),
+        )
+        .await;
+    assert_eq!((status, relinked["source"]["key"].as_str()), (200, Some("api-token")), "{relinked}");
+    assert_eq!(send(&api, &escaping).await["relation"], json!(["Success"]));
+    assert_eq!(sink.requests()[2].headers["authorization"], format!("Bearer {SECOND}"));
+
     // No value anywhere: server log at trace level, debug events, audit.
     let (_, events) = api.get(&format!("/api/rule-chains/{chain}/events")).await;
     let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;
@@ -165,6 +176,8 @@ async fn a_files_provider_links_secrets_that_are_used_tracked_and_masked_like_st
     assert_no_leak(&server.stdout(), &values);
     let uses = audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == "USE").count();
     assert!(uses >= 1, "uses of a linked secret are audited like a stored one's: {audit}");
+    let relinked = audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "SOURCE_CHANGE");
+    assert_eq!(relinked.map(|e| e["details"]["source"]["key"].clone()), Some(json!("api-token")), "{audit}");
 }
 
 #[tokio::test]

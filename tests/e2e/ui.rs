@@ -1,16 +1,18 @@
 //! The web UI in Debian's headless Chromium against a live `veil serve`: the Secrets storage
 //! flows, the key-icon picker in a `rest_api_call` node and a LORIOT form, the blocked delete,
-//! a customer user's view; after each flow the page, every response the browser received, its
-//! cookies and storage hold none of the values. Also: CSRF refusals, and the Secrets page with
-//! 1,000 secrets. Screenshots go to `VEIL_UI_SCREENSHOTS` when set (server/README.md's are in
-//! `server/ui/screenshots/`).
+//! a customer user's view, secret providers and linked secrets; after each flow the page, every
+//! response the browser received, its cookies and storage hold none of the values. Also: CSRF
+//! refusals, and the Secrets page with 1,000 secrets. Screenshots go to `VEIL_UI_SCREENSHOTS` when
+//! set (server/README.md's are in `server/ui/screenshots/`).
 
 use std::time::Duration;
 
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_PASSWORD, Api, Browser, Receiver, RecordingProxy, Server, assert_no_leak};
+use crate::support::{
+    ADMIN_PASSWORD, Api, Browser, Receiver, RecordingProxy, Server, assert_no_leak, serve_command,
+};
 
 const TOKEN_1: &str = "tok-PLAIN-1-\"q\"";
 const TOKEN_2: &str = "tok-PLAIN-2-ü";
@@ -644,5 +646,283 @@ async fn the_secrets_page_with_1000_secrets_is_usable_within_a_second() {
     browser.double_click(&node).await;
     browser.click("button[data-key='/nodes/0/configuration/restEndpointUrlPattern']").await;
     browser.find(".picker select option[value='device-1004']").await;
+    browser.close().await;
+}
+
+/// What the `files` provider's directory holds (never shown anywhere in the browser).
+const LINKED_VALUE: &str = "mqtt-PLAIN-Kx4-Wr7";
+const LINKED_VALUE_2: &str = "apikey-PLAIN-Qe2-Zn5";
+/// A provider credential, stored in Veil.
+const AWS_KEY_ID: &str = "AKID-PLAIN-Vb8-Tq3";
+/// A file name that is HTML: the keys list shows it as text.
+const HTML_KEY: &str = "<img src=x onerror=alert(1)>";
+
+/// Secret providers and linked secrets: a `files` provider added through its form (a directory the
+/// operator does not allow is refused at its field), tested, its keys listed (a file named like
+/// HTML shows as text), a linked secret created from a key and another from the Add secret
+/// dialog; the list and the secret's page show the source and the fetch status, offer no value
+/// change, no rollback, no staging; a relink; the provider's delete refused while secrets come from
+/// it. No value reaches the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium (VEIL_TEST_CHROMEDRIVER)"]
+async fn secret_providers_and_linked_secrets_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounts = tempfile::tempdir().unwrap();
+    let app = mounts.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("mqtt-password"), LINKED_VALUE).unwrap();
+    std::fs::write(app.join("api-key"), LINKED_VALUE_2).unwrap();
+    std::fs::write(app.join(HTML_KEY), "x").unwrap();
+    let mut cmd = serve_command(dir.path());
+    cmd.arg("--provider-dir").arg(mounts.path());
+    let server = Server::start_with(cmd).await;
+    let proxy = RecordingProxy::start(&server.base).await;
+    let receiver = Receiver::start().await;
+    let browser = Browser::start().await;
+    let base = proxy.url.clone();
+    let api = Api::new(&server).await;
+    let values = [LINKED_VALUE, LINKED_VALUE_2, AWS_KEY_ID];
+    let nothing_exposed = async |after: &str| {
+        assert_no_leak(&browser.exposed().await, &values);
+        assert_no_leak(&proxy.all_text(), &values);
+        assert!(!proxy.exchanges().is_empty(), "{after}: the proxy saw the browser's requests");
+    };
+
+    // The menu leads to the page (a tenant administrator may manage providers).
+    log_in(&browser, &base, "admin", ADMIN_PASSWORD).await;
+    browser.unready().await;
+    browser.click("nav.sidebar a[href='#/providers']").await;
+    browser.ready().await;
+    browser.text_of("main h1", "Secret providers").await;
+    browser.text_of("#providers-table", "No secret providers yet.").await;
+
+    // A directory outside the allowed ones: the server's problem at the field, the dialog stays.
+    browser.click("button[title='Add provider']").await;
+    browser.type_into("#provider-form input[name=name]", "k8s").await;
+    assert_eq!(
+        browser.find("#provider-form select[name=type]").await.prop("value").await.unwrap().as_deref(),
+        Some("files")
+    );
+    browser.type_into("#provider-form input[name=directory]", "/etc").await;
+    browser.type_into("#provider-form input[name=cacheSeconds]", "30").await;
+    browser.click("#provider-form button[data-action=submit]").await;
+    let problem = browser
+        .text_of(
+            "#provider-form input[name=directory] ~ .field-error",
+            "not under a directory this server allows",
+        )
+        .await;
+    assert!(problem.contains("'/etc'"), "{problem}");
+    // Each type has its own form: AWS's credentials are secret pickers; back to files.
+    select(&browser, "#provider-form select[name=type]", "aws-secrets-manager").await;
+    browser.find("#provider-form select[name=accessKeyId][data-secret-picker]").await;
+    browser.find("#provider-form select[name=secretAccessKey][data-secret-picker]").await;
+    // "Create new" adds a stored secret (no link offered: a credential is stored) and picks it.
+    browser.click("#provider-form select[name=accessKeyId] + button[data-action=create-secret]").await;
+    browser.find("#add-secret").await;
+    assert!(
+        browser.client.find_all(Locator::Css("#add-secret input[name=mode]")).await.unwrap().is_empty(),
+        "a provider's credential cannot be a linked secret"
+    );
+    browser.type_into("#add-secret input[name=name]", "aws-id").await;
+    browser.type_into("#add-secret input[name=value]", AWS_KEY_ID).await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    browser.gone("#add-secret").await;
+    assert_eq!(
+        browser.find("#provider-form select[name=accessKeyId]").await.prop("value").await.unwrap().as_deref(),
+        Some("aws-id")
+    );
+    screenshot(&browser, "provider-form-aws").await;
+    select(&browser, "#provider-form select[name=type]", "vault-kv2").await;
+    browser.find("#provider-form select[name=token][data-secret-picker]").await;
+    browser.click("#provider-form input[name=vault-auth][value=approle]").await;
+    browser.find("#provider-form select[name=roleId][data-secret-picker]").await;
+    browser.find("#provider-form select[name=secretId][data-secret-picker]").await;
+    screenshot(&browser, "provider-form-vault").await;
+    select(&browser, "#provider-form select[name=type]", "exec").await;
+    browser.find("#provider-form textarea[name=command]").await;
+    select(&browser, "#provider-form select[name=type]", "files").await;
+    browser.type_into("#provider-form input[name=directory]", app.to_str().unwrap()).await;
+    screenshot(&browser, "provider-form").await;
+    browser.unready().await;
+    browser.click("#provider-form button[data-action=submit]").await;
+    browser.ready().await;
+    browser.gone("#provider-form").await;
+    browser.text_of("main h1", "Secret provider 'k8s'").await;
+    browser.text_of("#provider-configuration", app.to_str().unwrap()).await;
+    browser.text_of("#provider-facts", "30 seconds").await;
+    let (_, providers) = api.get("/api/secret-providers").await;
+    assert_eq!(providers["data"][0]["configuration"], json!({"directory": app}), "{providers}");
+    assert_eq!(providers["data"][0]["cacheSeconds"], 30, "{providers}");
+
+    // Test: the server's answer, as it said it.
+    browser.click("button[data-action=test]").await;
+    browser.text_of("#provider-test.ok", "OK: the directory can be read: 3 file(s)").await;
+    // Keys: each file, the one named like HTML as text (no element made of it).
+    browser.click("button[data-action=keys]").await;
+    let keys = browser.text_of("#provider-keys-table", "mqtt-password").await;
+    assert!(keys.contains("api-key") && keys.contains(HTML_KEY), "{keys}");
+    assert!(browser.client.find_all(Locator::Css("main img")).await.unwrap().is_empty(), "HTML was rendered");
+    screenshot(&browser, "provider-keys").await;
+
+    // A linked secret from a key: the dialog opens on "Linked to a provider", name and key filled.
+    browser.click("button[data-action=link][data-key='mqtt-password']").await;
+    browser.find("#add-secret").await;
+    let prop = async |css: &str| browser.find(css).await.prop("value").await.unwrap().unwrap_or_default();
+    assert_eq!(prop("#add-secret input[name=name]").await, "mqtt-password");
+    assert_eq!(prop("#add-secret select[name=provider]").await, "k8s");
+    assert_eq!(prop("#add-secret input[name=sourceKey]").await, "mqtt-password");
+    let linked = browser.find("#add-secret input[type=radio][value=linked]").await;
+    assert_eq!(linked.prop("checked").await.unwrap().as_deref(), Some("true"));
+    assert!(
+        browser.client.find_all(Locator::Css("#add-secret input[name=value]")).await.unwrap().is_empty(),
+        "a linked secret has no value field"
+    );
+    screenshot(&browser, "add-linked-secret").await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    browser.gone("#add-secret").await;
+    browser.text_of(".toast", "Secret 'mqtt-password' added").await;
+    browser.text_of("tr[data-key='mqtt-password'] .linked-as", "mqtt-password").await;
+    browser.text_of("#provider-linked", "mqtt-password").await;
+    let (_, listed) = api.get("/api/secrets?textSearch=mqtt-password").await;
+    assert_eq!(listed["data"][0]["source"], json!({"provider": "k8s", "key": "mqtt-password"}), "{listed}");
+
+    // Another from the Secrets page's Add secret: a key that is no file name is refused at its
+    // field, then the right one.
+    visit(&browser, &base, "#/secrets").await;
+    browser.click("button[title='Add secret']").await;
+    browser.type_into("#add-secret input[name=name]", "api-key").await;
+    browser.find("#add-secret input[name=value]").await;
+    browser.click("#add-secret input[type=radio][value=linked]").await;
+    select(&browser, "#add-secret select[name=provider]", "k8s").await;
+    browser.type_into("#add-secret input[name=sourceKey]", "../outside").await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    browser
+        .text_of(
+            "#add-secret input[name=sourceKey] ~ .field-error",
+            "is not a file name in the provider's directory",
+        )
+        .await;
+    browser.type_into("#add-secret input[name=sourceKey]", "api-key").await;
+    browser.click("#add-secret button[data-action=submit]").await;
+    browser.gone("#add-secret").await;
+
+    // The list: each linked secret's source and status; no "Change value" for them.
+    let row =
+        browser.text_of("tr[data-name='mqtt-password'] .linked-source", "Linked to k8s: mqtt-password").await;
+    assert!(row.contains("not fetched yet"), "{row}");
+    browser.text_of("tr[data-name='api-key'] .linked-source", "Linked to k8s: api-key").await;
+    browser.find("tr[data-name='mqtt-password'] button[title='Change source']").await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("tr[data-name='mqtt-password'] button[title='Change value']"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a linked secret's value cannot be changed in Veil"
+    );
+    screenshot(&browser, "linked-secrets").await;
+
+    // A chain uses it: the value is fetched; the secret's page shows when, and no value action.
+    let chain = json!({"name": "Forward", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": format!("{}/ingest", receiver.url), "requestMethod": "POST",
+        "credentials": {"type": "bearer", "token": "$<secret:mqtt-password>"}}}]});
+    let (status, chain) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let (status, answer) = api
+        .post(
+            &format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap()),
+            json!({"data": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(receiver.requests()[0].headers["authorization"], format!("Bearer {LINKED_VALUE}"));
+    browser.unready().await;
+    browser.click("tr[data-name='mqtt-password'] a").await;
+    browser.ready().await;
+    browser.text_of("main h1", "Secret 'mqtt-password'").await;
+    let source = browser.text_of("#secret-source", "Provider k8s, key mqtt-password").await;
+    assert!(source.contains("k8s"), "{source}");
+    browser.find("#secret-source a[href^='#/providers/']").await;
+    browser.text_of("#fetched-values", "1").await;
+    let fetched = browser.find("#last-fetched").await.text().await.unwrap();
+    assert!(!fetched.contains("not yet"), "{fetched}");
+    browser.text_of("#linked-versions", "no versions to roll back to").await;
+    for absent in [
+        "button[title='Check a value']",
+        "button[title='Change value']",
+        "#secret-versions",
+        "#rotation",
+        "[data-action=rollback]",
+    ] {
+        assert!(
+            browser.client.find_all(Locator::Css(absent)).await.unwrap().is_empty(),
+            "{absent} on a linked secret's page"
+        );
+    }
+    // Relinked to another key: the next use fetches from there.
+    browser.click("button[title='Change source']").await;
+    browser.text_of("#change-secret #linked-note", "changed there, not in Veil").await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css(
+                "#change-secret input[name=value], #change-secret [data-action=test-first]"
+            ))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no new value, no staging"
+    );
+    browser.type_into("#change-secret input[name=sourceKey]", "api-key").await;
+    browser.unready().await;
+    browser.click("#change-secret button[data-action=submit]").await;
+    browser.ready().await;
+    browser.text_of("#secret-source", "key api-key").await;
+    let (_, listed) = api.get("/api/secrets?textSearch=mqtt-password").await;
+    assert_eq!(listed["data"][0]["source"]["key"], "api-key", "{listed}");
+
+    // A key that is not there: the fetch fails, and the list and the page say why.
+    let (status, gone) = api
+        .post(
+            "/api/secrets",
+            json!({"name": "gone", "type": "TEXT", "source": {"provider": "k8s", "key": "no-such-file"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{gone}");
+    let chain = json!({"name": "Gone", "nodes": [{"type": "rest_api_call", "name": "Call", "configuration": {
+        "restEndpointUrlPattern": format!("{}/ingest", receiver.url),
+        "credentials": {"type": "bearer", "token": "$<secret:gone>"}}}]});
+    let (status, chain) = api.post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let (status, answer) = api
+        .post(
+            &format!("/api/rule-chains/{}/messages?wait=true", chain["id"].as_str().unwrap()),
+            json!({"data": {}}),
+        )
+        .await;
+    assert_eq!((status, answer["trace"][0]["relation"].clone()), (200, json!(["Failure"])), "{answer}");
+    visit(&browser, &base, "#/secrets").await;
+    let failed = browser.text_of("tr[data-name='gone'] .fetch-error", "Last fetch failed: ").await;
+    assert!(failed.contains("no-such-file"), "{failed}");
+    visit(&browser, &base, &format!("#/secrets/{}", gone["id"].as_str().unwrap())).await;
+    browser.text_of("#fetch-error", "no-such-file").await;
+    browser.text_of("#last-fetched", "not yet").await;
+    screenshot(&browser, "linked-secret-failed").await;
+    nothing_exposed("linked secrets").await;
+
+    // The provider cannot go while secrets come from it: the server's message, in a dialog.
+    visit(&browser, &base, "#/providers").await;
+    let row = browser.text_of("tr[data-name='k8s']", "Files").await;
+    assert!(row.contains("30 seconds"), "{row}");
+    browser.click("tr[data-name='k8s'] button[title='Delete']").await;
+    browser.click("#confirm-delete button[data-action=submit]").await;
+    let refused = browser.text_of("#provider-in-use", "is the source of 3 linked secret(s)").await;
+    assert!(refused.contains("'api-key'") && refused.contains("'mqtt-password'"), "{refused}");
+    browser.click("#provider-in-use button[data-action=cancel]").await;
+    browser.gone(".overlay").await;
+    browser.find("tr[data-name='k8s']").await;
+    nothing_exposed("the provider's delete").await;
     browser.close().await;
 }

@@ -414,11 +414,19 @@ pub(crate) async fn update(
     if let Some(list) = &update.allowed_destinations {
         host.check_destinations_change(&actor, id, list).await?;
     }
-    let changed = store.update(&actor, id, update).await?;
-    match source {
-        Some(source) => Ok(with_warnings(store.relink(&actor, id, source).await?, warnings)),
-        None => Ok(with_warnings(changed, warnings)),
+    let Some(source) = source else {
+        return Ok(with_warnings(store.update(&actor, id, update).await?, warnings));
+    };
+    let more = update.value.is_some()
+        || update.description.is_some()
+        || update.file_name.is_some()
+        || update.allowed_destinations.is_some()
+        || update.max_versions.is_some()
+        || update.expires_at.is_some();
+    if more {
+        store.update(&actor, id, update).await?;
     }
+    Ok(with_warnings(store.relink(&actor, id, source).await?, warnings))
 }
 
 /// `PATCH /api/secrets/{id}` with `{"pendingValue", "fileName"?}`: stages a pending value (202)

@@ -74,7 +74,7 @@ impl Store {
             version: current.info.version,
             updated_time: Some(current.info.updated_time),
         };
-        let audit = [secret_entry(actor, AuditAction::DescriptionChange, &info, true, details)];
+        let audit = [secret_entry(actor, AuditAction::SourceChange, &info, true, details)];
         if !self.inner.backend.update_secret(&row, None, expected, None, &audit).await? {
             return Err(StoreError::Conflict(info.name));
         }
