@@ -374,23 +374,7 @@ fn linked_benches(c: &mut Criterion, rt: &tokio::runtime::Runtime, temp: &TempSt
         };
         store.create_provider(&temp.admin, provider).await.expect("provider");
         temp.text("stored-bearer", VALUE).await;
-        let linked = veil_store::NewSecret {
-            name: "linked-bearer".into(),
-            kind: veil_store::SecretType::Text,
-            description: None,
-            value: SecretValue::new(Vec::new()),
-            file_name: None,
-            allowed_destinations: Vec::new(),
-            max_versions: None,
-            expires_at: None,
-        };
-        let source = veil_store::Source {
-            provider: "mounted".into(),
-            key: "bearer".into(),
-            field: None,
-            version: None,
-            stage: None,
-        };
+        let (linked, source) = veil_tests::linked_secret("linked-bearer", "mounted", "bearer");
         store.create_linked(&temp.admin, linked, source).await.expect("linked secret");
     });
     let msg = Msg::new("POST_TELEMETRY_REQUEST", "thermostat-17", json!({ "temperature": 21.5 }));

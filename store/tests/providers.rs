@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde_json::json;
-use veil_store::{NewProvider, NewSecret, ProviderPolicy, SecretType, SecretValue, Source, StoreError};
+use veil_store::{NewProvider, ProviderPolicy, SecretValue, StoreError};
 use veil_tests::TempStore;
 
 fn files_provider(directory: &Path, cache_seconds: u64) -> NewProvider {
@@ -17,21 +17,9 @@ fn files_provider(directory: &Path, cache_seconds: u64) -> NewProvider {
     }
 }
 
-fn linked(name: &str) -> NewSecret {
-    NewSecret {
-        name: name.into(),
-        kind: SecretType::Text,
-        description: None,
-        value: SecretValue::new(Vec::new()),
-        file_name: None,
-        allowed_destinations: Vec::new(),
-        max_versions: None,
-        expires_at: None,
-    }
-}
-
-fn source(key: &str) -> Source {
-    Source { provider: "mounted".into(), key: key.into(), field: None, version: None, stage: None }
+/// The secret `name` linked to `key` of the provider `mounted`.
+fn linked(name: &str, key: &str) -> (veil_store::NewSecret, veil_store::Source) {
+    veil_tests::linked_secret(name, "mounted", key)
 }
 
 fn texts(values: Vec<SecretValue>) -> Vec<String> {
@@ -50,8 +38,9 @@ backend_tests! {
         assert!(matches!(&e, StoreError::Invalid(p) if p[0].field == "configuration.directory"), "{e:?}");
         t.store.set_provider_policy(ProviderPolicy { file_roots: vec![mounts.clone()], commands: vec![] });
         t.store.create_provider(&t.admin, files_provider(&mounts, 0)).await.unwrap();
-        let info = t.store.create_linked(&t.admin, linked("token"), source("token")).await.unwrap();
-        assert_eq!(info.source, Some(source("token")));
+        let (secret, source) = linked("token", "token");
+        let info = t.store.create_linked(&t.admin, secret, source.clone()).await.unwrap();
+        assert_eq!(info.source, Some(source));
 
         // Nothing fetched yet: no value to use, version 0, nothing to mask.
         assert!(t.store.resolve(tenant, "token").is_err());
@@ -109,7 +98,8 @@ async fn a_provider_made_on_one_instance_serves_the_other() {
     other.set_provider_policy(policy.clone());
     t.store.set_provider_policy(policy);
     t.store.create_provider(&t.admin, files_provider(&mounts, 60)).await.unwrap();
-    t.store.create_linked(&t.admin, linked("token"), source("token")).await.unwrap();
+    let (secret, source) = linked("token", "token");
+    t.store.create_linked(&t.admin, secret, source).await.unwrap();
     let tenant = t.admin.tenant_id;
     veil_tests::eventually("the other instance to fetch the linked secret", async || {
         other.refresh_linked(tenant, &["token".into()]).await.ok()?;

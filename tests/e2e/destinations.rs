@@ -3,22 +3,14 @@
 //! `BLOCKED_DESTINATION`); destinations known at save (a literal URL, an MQTT or RabbitMQ broker,
 //! LORIOT's API) are refused at save, naming the field, the secret and the host.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Api, Receiver, Server, assert_no_leak};
+use crate::support::{Api, Receiver, Server, assert_no_leak, problem_at};
 
 const TOKEN: &str = "dest-token-PLAIN-5";
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
-}
-
-fn problem_at(body: &Value, path: &str) -> String {
-    body["problems"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["path"] == path))
-        .map(|p| p["message"].as_str().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("no problem at {path}: {body}"))
 }
 
 #[tokio::test]

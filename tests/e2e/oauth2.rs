@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
-use crate::support::{Api, OAuthServer, Receiver, Server, assert_no_leak, leaks, serve_command};
+use crate::support::{Api, OAuthServer, Receiver, Server, assert_no_leak, leaks, problem_at, serve_command};
 
 const CLIENT_ID: &str = "e2e-client";
 /// Needs form-urlencoding in the Basic header (RFC 6749 §2.3.1).
@@ -28,14 +28,6 @@ fn chain(name: &str, oauth: &OAuthServer, authentication: &str) -> Value {
                             "clientAuthentication": authentication}}},
         {"type": "log", "name": "Log", "debugMode": true, "configuration": {"prefix": "sent: "}}
     ], "connections": [{"fromIndex": 0, "toIndex": 1, "type": "Success"}]})
-}
-
-fn problem_at(body: &Value, path: &str) -> String {
-    body["problems"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["path"] == path))
-        .map(|p| p["message"].as_str().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("no problem at {path}: {body}"))
 }
 
 /// One message through the chain, waiting for its trace (with the messages).

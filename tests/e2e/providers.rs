@@ -38,6 +38,21 @@ async fn send(api: &Api<'_>, chain: &str) -> Value {
     answer["trace"][0].clone()
 }
 
+/// A chain sending the linked secret `name` fails at the fetch: `Failure`, naming the secret and
+/// `provider`, with `says` in the reason. The chain's id.
+async fn fails_to_fetch(api: &Api<'_>, url: &str, name: &str, provider: &str, says: &str) -> String {
+    let chain = forwarding_chain(api, name, url).await;
+    let step = send(api, &chain).await;
+    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
+    let error = step["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("secret '{name}' could not be fetched from provider '{provider}'"))
+            && error.contains(says),
+        "{error}"
+    );
+    chain
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -144,15 +159,7 @@ async fn a_files_provider_links_secrets_that_are_used_tracked_and_masked_like_st
         json!({"name": "escape", "type": "TEXT", "source": {"provider": "mounted", "key": "escape"}}),
     )
     .await;
-    let escaping = forwarding_chain(&api, "escape", &sink.url).await;
-    let step = send(&api, &escaping).await;
-    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
-    let error = step["error"].as_str().unwrap();
-    assert!(
-        error.contains("secret 'escape' could not be fetched from provider 'mounted'")
-            && error.contains("leads out"),
-        "{error}"
-    );
+    let escaping = fails_to_fetch(&api, &sink.url, "escape", "mounted", "leads out").await;
     assert_eq!(sink.requests().len(), 2, "nothing was sent");
 
     // Pointed at another key, it works from the next message on; the change is audited.
@@ -259,15 +266,7 @@ async fn an_exec_provider_runs_an_allowed_program_without_a_shell() {
         "one trailing newline dropped"
     );
 
-    let failing = forwarding_chain(&api, "missing", &sink.url).await;
-    let step = send(&api, &failing).await;
-    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
-    let error = step["error"].as_str().unwrap();
-    assert!(
-        error.contains("secret 'missing' could not be fetched from provider 'vault-cli'")
-            && error.contains("no such secret"),
-        "{error}"
-    );
+    fails_to_fetch(&api, &sink.url, "missing", "vault-cli", "no such secret").await;
     let (_, listed) = api.get("/api/secrets?textSearch=missing").await;
     assert!(listed["data"][0]["status"]["error"].as_str().unwrap().contains("no such secret"), "{listed}");
     assert_eq!(sink.requests().len(), 2);
@@ -485,14 +484,7 @@ async fn a_vault_kv2_provider_reads_a_field_sees_a_new_version_and_reports_a_ref
         json!({"name": "gone", "type": "TEXT", "source": {"provider": "vault", "key": "app/gone"}}),
     )
     .await;
-    let gone = forwarding_chain(&api, "gone", &sink.url).await;
-    let step = send(&api, &gone).await;
-    let error = step["error"].as_str().unwrap();
-    assert!(
-        error.contains("secret 'gone' could not be fetched from provider 'vault'")
-            && error.contains("HTTP 404"),
-        "{error}"
-    );
+    fails_to_fetch(&api, &sink.url, "gone", "vault", "HTTP 404").await;
     let (status, _) = api
         .patch(
             &format!(
@@ -784,15 +776,7 @@ async fn an_aws_secrets_manager_provider_reads_values_sees_a_rotation_and_report
         json!({"name": "gone", "type": "TEXT", "source": {"provider": "aws", "key": "prod/gone"}}),
     )
     .await;
-    let gone = forwarding_chain(&api, "gone", &sink.url).await;
-    let step = send(&api, &gone).await;
-    assert_eq!(step["relation"], json!(["Failure"]), "{step}");
-    let error = step["error"].as_str().unwrap();
-    assert!(
-        error.contains("secret 'gone' could not be fetched from provider 'aws'")
-            && error.contains("ResourceNotFoundException"),
-        "{error}"
-    );
+    fails_to_fetch(&api, &sink.url, "gone", "aws", "ResourceNotFoundException").await;
     assert_eq!(sink.requests().len(), 2);
     let (_, events) = api.get(&format!("/api/rule-chains/{chain}/events")).await;
     let (_, audit) = api.get("/api/audit-logs?pageSize=1000").await;

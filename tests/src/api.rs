@@ -19,6 +19,16 @@ pub const SECRET_INFO_KEYS: [&str; 11] = [
     "version",
 ];
 
+/// The message of the problem at JSON pointer `path` of a `400 invalid_config` answer (panics,
+/// showing the answer, when there is none there).
+pub fn problem_at(body: &Value, path: &str) -> String {
+    body["problems"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["path"] == path))
+        .map(|p| p["message"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no problem at {path}: {body}"))
+}
+
 /// The keys of a JSON object, sorted (none for anything else).
 pub fn sorted_keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> =

@@ -40,7 +40,7 @@ mod server;
 mod store;
 pub mod tls;
 
-pub use crate::api::{Api, SECRET_INFO_KEYS, sorted_keys};
+pub use crate::api::{Api, SECRET_INFO_KEYS, problem_at, sorted_keys};
 pub use crate::browser::{Browser, CHROMEDRIVER_ENV, Exchange, RecordingProxy};
 pub use crate::files::{contains, snapshot};
 pub use crate::leak::{assert_no_leak, leaks};
@@ -53,5 +53,5 @@ pub use crate::server::{
 };
 pub use crate::store::{
     POSTGRES_ENV, PostgresDatabase, StoreKind, TempStore, admin_of, db_path, explicit_key, file_secret,
-    generated_key, open_at, open_with, text_secret,
+    generated_key, linked_secret, open_at, open_with, text_secret,
 };

@@ -160,6 +160,19 @@ pub fn text_secret(name: &str, value: &str) -> NewSecret {
     }
 }
 
+/// A request for a TEXT secret linked to `key` of the provider `provider` (for
+/// [`Store::create_linked`]; its value stays in the provider).
+pub fn linked_secret(name: &str, provider: &str, key: &str) -> (NewSecret, veil_store::Source) {
+    let source = veil_store::Source {
+        provider: provider.into(),
+        key: key.into(),
+        field: None,
+        version: None,
+        stage: None,
+    };
+    (text_secret(name, ""), source)
+}
+
 /// A request for a FILE secret named `<name>.pem`.
 pub fn file_secret(name: &str, bytes: impl Into<Vec<u8>>) -> NewSecret {
     NewSecret {
