@@ -71,6 +71,10 @@ backend_tests! {
         let update = veil_store::SecretUpdate { value: Some("x".into()), ..Default::default() };
         let e = t.store.update(&t.admin, info.id, update).await.unwrap_err();
         assert!(e.to_string().contains("linked to provider 'mounted'"), "{e}");
+        let e = t.store.versions(&t.admin, info.id, 0, 20).await.unwrap_err();
+        assert!(e.to_string().contains("Veil keeps no versions of its value"), "{e}");
+        let e = t.store.verify(&t.admin, info.id, "first-Lk4".into()).await.unwrap_err();
+        assert!(e.to_string().contains("linked to provider 'mounted'"), "{e}");
         let provider = t.store.providers(&t.admin).unwrap().remove(0);
         let e = t.store.delete_provider(&t.admin, provider.id).await.unwrap_err();
         assert!(matches!(e, StoreError::Needed { .. }), "{e:?}");

@@ -419,6 +419,18 @@ impl Store {
         if problems.is_empty() { Ok(()) } else { Err(StoreError::Invalid(problems)) }
     }
 
+    /// Refuses what only a stored secret has (versions, a comparison) for a linked one: `400`
+    /// naming its provider and `why`.
+    pub(super) fn refuse_linked(&self, info: &SecretInfo, why: &str) -> Result<()> {
+        match &info.source {
+            Some(source) => Err(StoreError::invalid(
+                "source",
+                format!("secret '{}' is linked to provider '{}': {why}", info.name, source.provider),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the secret `name` of `tenant` is linked (its value comes from a provider).
     pub fn is_linked(&self, tenant: TenantId, name: &str) -> bool {
         self.inner

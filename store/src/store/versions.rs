@@ -81,6 +81,10 @@ impl Store {
     ) -> Result<Page<SecretVersion>> {
         let row = self.visible(actor, id)?;
         actor.require(Operation::Read)?;
+        self.refuse_linked(
+            &row.info,
+            "Veil keeps no versions of its value (its status counts the values fetched)",
+        )?;
         if !(1..=1000).contains(&page_size) {
             return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
         }
@@ -121,6 +125,7 @@ impl Store {
         if actor.customer_id.is_some() {
             return Err(StoreError::Forbidden("missing permission SECRET:WRITE".into()));
         }
+        self.refuse_linked(&row.info, "Veil keeps no value of it to compare with")?;
         let fingerprint = self.fingerprint(row.info.tenant_id, &candidate);
         drop(candidate);
         let mut found = None;
