@@ -122,3 +122,45 @@ async fn a_provider_made_on_one_instance_serves_the_other() {
     .await;
     other.close().await;
 }
+
+/// Messages that find a value stale together wait for one fetch and share its outcome, even with
+/// a cache period of 0 (an unauthenticated uplink flood must not run the provider once per
+/// message): 20 at once run an `exec` provider's program once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_together_share_one_fetch() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = TempStore::sqlite().await;
+    let tools = t.dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let runs = tools.join("runs");
+    let program = tools.join("slow-secret");
+    std::fs::write(
+        &program,
+        format!("#!/bin/sh\necho run >> {}\nsleep 0.3\necho \"value-of-$1\"\n", runs.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    t.store.set_provider_policy(ProviderPolicy { file_roots: vec![], commands: vec![program.clone()] });
+    let provider = NewProvider {
+        name: "mounted".into(),
+        kind: "exec".into(),
+        configuration: json!({ "command": [program], "protocol": "argument" }),
+        cache_seconds: Some(0),
+    };
+    t.store.create_provider(&t.admin, provider).await.unwrap();
+    let (secret, source) = linked("token", "k");
+    t.store.create_linked(&t.admin, secret, source).await.unwrap();
+    let tenant = t.admin.tenant_id;
+    let waiting: Vec<_> = (0..20)
+        .map(|_| {
+            let store = t.store.clone();
+            tokio::spawn(async move { store.refresh_linked(tenant, &["token".into()]).await })
+        })
+        .collect();
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    let ran = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!(ran <= 2, "the program ran {ran} times for 20 callers");
+    assert_eq!(t.store.resolve(tenant, "token").unwrap().expose_text(), Some("value-of-k"));
+}

@@ -46,6 +46,9 @@ pub(crate) struct Entry {
     /// Held while fetching, so that the messages that find the value stale at once wait for one
     /// fetch instead of each making their own.
     pub(crate) fetching: tokio::sync::Mutex<()>,
+    /// Fetches finished (either way): a caller that waited on [`Entry::fetching`] while one
+    /// finished takes its outcome instead of fetching again (with a cache period of 0 too).
+    finished: std::sync::atomic::AtomicU64,
 }
 
 impl Entry {
@@ -55,6 +58,21 @@ impl Entry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many fetches finished so far.
+    pub(crate) fn finished(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The last fetch's outcome: a value to use, or why there is none.
+    pub(crate) fn outcome(&self) -> Result<(), Option<String>> {
+        let state = self.read();
+        if state.current.is_some() { Ok(()) } else { Err(state.error.clone()) }
+    }
+
+    fn finish(&self) {
+        self.finished.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether a value is there to use now.
@@ -88,6 +106,7 @@ impl LinkedValues {
                             error: None,
                         }),
                         fetching: tokio::sync::Mutex::new(()),
+                        finished: std::sync::atomic::AtomicU64::new(0),
                     })
                 })
                 .value(),
@@ -138,6 +157,8 @@ impl LinkedValues {
         keep: usize,
     ) -> Option<i64> {
         let entry = self.entry(id);
+        // Waiters are held on `fetching` until the fetch returns: they see this state.
+        entry.finish();
         let mut state = entry.write();
         state.last_fetched = Some(now_ms());
         state.error = None;
@@ -167,6 +188,7 @@ impl LinkedValues {
     /// Records a failed fetch: the value in use is dropped (kept only to be masked).
     pub(crate) fn failed(&self, id: SecretId, error: String, keep: usize) {
         let entry = self.entry(id);
+        entry.finish();
         let mut state = entry.write();
         if let Some((old, _)) = state.current.take() {
             state.earlier.push_front(old);

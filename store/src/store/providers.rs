@@ -60,6 +60,8 @@ pub(super) struct Registered {
     info: ProviderInfo,
     /// Built at first use under the server's policy (again when the policy is set).
     client: OnceLock<std::result::Result<Arc<Client>, String>>,
+    /// Set while it is being deleted: no new secret may be linked to it meanwhile.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Providers by tenant and name.
@@ -67,7 +69,7 @@ pub(super) type Registry = dashmap::DashMap<(TenantId, String), Arc<Registered>>
 
 impl Registered {
     fn new(info: ProviderInfo) -> Arc<Self> {
-        Arc::new(Self { info, client: OnceLock::new() })
+        Arc::new(Self { info, client: OnceLock::new(), closing: Default::default() })
     }
 
     fn from_record(record: &OwnerRecord) -> Option<Arc<Self>> {
@@ -300,21 +302,34 @@ impl Store {
     pub async fn delete_provider(&self, actor: &Actor, id: Uuid) -> Result<()> {
         let registered = self.registered_by_id(actor.tenant_id, id)?;
         actor.require_on(Resource::SecretProvider, Operation::Delete)?;
-        let mut linked: Vec<String> = self
-            .inner
-            .index
-            .by_name
-            .get(&actor.tenant_id)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter(|r| {
-                        r.value().info.source.as_ref().is_some_and(|s| s.provider == registered.info.name)
-                    })
-                    .map(|r| r.value().info.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // No secret is linked to it from now on; one being created holds the write lock until it
+        // is in the index, so the look below (under that lock) sees it.
+        registered.closing.store(true, std::sync::atomic::Ordering::Release);
+        let deleted = self.delete_unlinked_provider(actor, &registered).await;
+        if deleted.is_err() {
+            registered.closing.store(false, std::sync::atomic::Ordering::Release);
+        }
+        deleted
+    }
+
+    async fn delete_unlinked_provider(&self, actor: &Actor, registered: &Registered) -> Result<()> {
+        let mut linked: Vec<String> = {
+            let _guard = self.inner.write.lock().await;
+            self.inner
+                .index
+                .by_name
+                .get(&actor.tenant_id)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter(|r| {
+                            r.value().info.source.as_ref().is_some_and(|s| s.provider == registered.info.name)
+                        })
+                        .map(|r| r.value().info.name.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         if !linked.is_empty() {
             linked.sort();
             let shown: Vec<String> = linked.iter().take(20).map(|n| format!("'{n}'")).collect();
@@ -330,7 +345,7 @@ impl Store {
                 ),
             });
         }
-        self.delete_owner(actor, OwnerType::SecretProvider, id).await?;
+        self.delete_owner(actor, OwnerType::SecretProvider, registered.info.id).await?;
         self.inner.providers.remove(&(actor.tenant_id, registered.info.name.clone()));
         tracing::info!(provider = %registered.info.name, actor = %actor.username, "secret provider deleted");
         Ok(())
@@ -406,7 +421,10 @@ impl Store {
 
     /// Checks a linked secret's source against its provider (at create and change).
     pub(super) fn check_source(&self, tenant: TenantId, source: &Source) -> Result<()> {
-        let Some(registered) = self.registered(tenant, &source.provider) else {
+        let registered = self
+            .registered(tenant, &source.provider)
+            .filter(|p| !p.closing.load(std::sync::atomic::Ordering::Acquire));
+        let Some(registered) = registered else {
             return Err(StoreError::invalid(
                 "source.provider",
                 format!("no secret provider named '{}'", source.provider),
@@ -459,9 +477,15 @@ impl Store {
 
     async fn fetch_linked(&self, info: &SecretInfo, source: &Source) -> Result<()> {
         let entry = self.inner.linked.entry(info.id);
+        let seen = entry.finished();
         let _fetching = entry.fetching.lock().await;
         if entry.fresh() {
             return Ok(());
+        }
+        if entry.finished() != seen {
+            // A fetch finished while this caller waited for it: its outcome is this one's too
+            // (however short the cache period: one fetch for the messages that came together).
+            return entry.outcome().map_err(|reason| not_fetched(info, reason));
         }
         let keep = usize::try_from(info.max_versions).unwrap_or(1);
         let failed = |reason: String| {
@@ -525,12 +549,7 @@ impl Store {
 
     /// The cached value of a linked secret, for `resolve`.
     pub(super) fn linked_value(&self, info: &SecretInfo) -> Result<SecretValue> {
-        let provider = info.source.as_ref().map(|s| s.provider.clone()).unwrap_or_default();
-        self.inner.linked.value(info.id).map_err(|error| StoreError::Fetch {
-            secret: info.name.clone(),
-            provider,
-            reason: error.unwrap_or_else(|| "its value has not been fetched yet".into()),
-        })
+        self.inner.linked.value(info.id).map_err(|error| not_fetched(info, error))
     }
 
     /// A linked secret's generation (its version on this instance).
@@ -585,5 +604,14 @@ impl Store {
                 inner.linked.sweep(Duration::from_secs(60));
             }
         });
+    }
+}
+
+/// Why a linked secret has no value to use: the last fetch's reason, or that there was none yet.
+fn not_fetched(info: &SecretInfo, reason: Option<String>) -> StoreError {
+    StoreError::Fetch {
+        secret: info.name.clone(),
+        provider: info.source.as_ref().map(|s| s.provider.clone()).unwrap_or_default(),
+        reason: reason.unwrap_or_else(|| "its value has not been fetched yet".into()),
     }
 }
