@@ -10,6 +10,7 @@
 //! It is never on the per-message render path; it masks a REST response before the next node
 //! gets it (an upstream may echo a value back), and text on its way out.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -56,8 +57,9 @@ impl Learned {
         self.also_automaton = crate::mask::automaton(&mut all);
     }
 
-    /// `text` with every range where a known value shows (in any form) replaced by `***`.
-    fn values(&self, text: &str) -> String {
+    /// `text` with every range where a known value shows (in any form) replaced by `***`
+    /// (borrowed when there is none: the common case, once per string of every message).
+    fn values<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut found = Vec::new();
         for held in self.held.iter().flatten() {
             if let Some(mask) = held.mask.get() {
@@ -68,7 +70,7 @@ impl Learned {
             found.extend(ac.find_iter(text).map(|m| m.range()));
         }
         if found.is_empty() {
-            return text.to_owned();
+            return Cow::Borrowed(text);
         }
         // The union of every match, each run replaced once (overlapping forms of different
         // secrets are masked whole).
@@ -91,56 +93,73 @@ impl Learned {
             push_masked(&mut out, text, &mut last, done);
         }
         out.push_str(&text[last..]);
-        out
+        Cow::Owned(out)
     }
 
     /// Masks the known values; sealed-value markers show as `***` too, or, with `keep_sealed`,
     /// stay as they are (for messages that travel on).
-    fn mask(&self, text: &str, keep_sealed: bool) -> String {
-        let values = |text: &str| self.values(text);
+    fn mask<'t>(&self, text: &'t str, keep_sealed: bool) -> Cow<'t, str> {
+        if !crate::sealed::may_hold_markers(text) {
+            return self.values(text);
+        }
         if keep_sealed {
-            crate::sealed::outside_markers(text, values)
+            Cow::Owned(crate::sealed::outside_markers(text, |t| self.values(t).into_owned()))
         } else {
             // Markers first: masking a short value inside one would leave its remains unmatched.
-            values(&crate::sealed::mask_sealed(text))
+            Cow::Owned(self.values(&crate::sealed::mask_sealed(text)).into_owned())
         }
     }
 
     fn mask_json(&self, value: &mut Value, keep_sealed: bool) {
         match value {
             Value::String(s) => {
-                let masked = self.mask(s, keep_sealed);
-                if masked != *s {
+                if let Cow::Owned(masked) = self.mask(s, keep_sealed) {
                     *s = masked;
                 }
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                let masked = self.mask(&text, keep_sealed);
-                if masked != text {
+                if let Cow::Owned(masked) = self.mask(&text, keep_sealed) {
                     *value = Value::String(masked);
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v, keep_sealed)),
             Value::Object(map) => {
+                map.values_mut().for_each(|v| self.mask_json(v, keep_sealed));
+                // The keys: the map is rebuilt only when one of them masks to another text.
+                let masked: Vec<Option<String>> =
+                    map.keys().map(|key| self.mask(key, keep_sealed).into_owned_if_changed()).collect();
+                if masked.iter().all(Option::is_none) {
+                    return;
+                }
                 let entries = std::mem::take(map);
-                for (key, mut v) in entries {
-                    self.mask_json(&mut v, keep_sealed);
-                    let masked = self.mask(&key, keep_sealed);
-                    // Two keys may mask to the same text (`x-a` and `x-b` with values `a`, `b`):
-                    // keep both entries, numbering the later one.
-                    let key = if map.contains_key(&masked) {
-                        (2..)
-                            .map(|n| format!("{masked} ({n})"))
-                            .find(|k| !map.contains_key(k))
-                            .unwrap_or(masked)
+                for ((key, v), masked) in entries.into_iter().zip(masked) {
+                    let key = masked.unwrap_or(key);
+                    // Two keys may mask to the same text (`x-a` and `x-b` with values `a`, `b`,
+                    // or a key that already reads `x-***`): keep both entries, numbering the later.
+                    let key = if map.contains_key(&key) {
+                        (2..).map(|n| format!("{key} ({n})")).find(|k| !map.contains_key(k)).unwrap_or(key)
                     } else {
-                        masked
+                        key
                     };
                     map.insert(key, v);
                 }
             }
             Value::Bool(_) | Value::Null => {}
+        }
+    }
+}
+
+/// A masked text as a new string when masking changed it.
+trait IfChanged {
+    fn into_owned_if_changed(self) -> Option<String>;
+}
+
+impl IfChanged for Cow<'_, str> {
+    fn into_owned_if_changed(self) -> Option<String> {
+        match self {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(text) => Some(text),
         }
     }
 }
@@ -262,7 +281,7 @@ impl Redactor {
     /// `text` with every known value (in any known form), and every sealed value, replaced by
     /// `***`.
     pub fn mask(&self, text: &str) -> String {
-        self.learned().mask(text, false)
+        self.learned().mask(text, false).into_owned()
     }
 
     /// Masks every string (keys too) in a JSON tree, in place. Keys that mask to the same text
@@ -273,7 +292,7 @@ impl Redactor {
 
     /// [`Redactor::mask`] for text that travels on in a message: sealed values stay sealed.
     pub fn mask_keep_sealed(&self, text: &str) -> String {
-        self.learned().mask(text, true)
+        self.learned().mask(text, true).into_owned()
     }
 
     /// [`Redactor::mask_json`] for a message that travels on: sealed values stay sealed.
