@@ -189,19 +189,31 @@ impl Store {
         keep: impl Fn(&SecretInfo) -> bool,
     ) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
+        let (page, size) = (query.page, query.page_size);
+        if !(1..=1000).contains(&size) {
+            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
+        }
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
-        let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
-            Some(names) => names
-                .iter()
-                .filter(|e| actor.can_see(&e.value().info))
-                .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
-                .filter(|e| keep(&e.value().info))
-                .map(|e| self.with_status(shown(actor, &e.value().info)))
-                .collect(),
-            None => Vec::new(),
-        };
-        matches.sort_by(|a, b| a.name.cmp(&b.name));
-        Page::of(matches.into_iter(), query.page, query.page_size)
+        // The tenant's secrets are kept in name order: count the matches and copy only the
+        // page's rows (the rest is looked at, never cloned or sorted).
+        let first = page.saturating_mul(size);
+        let mut total = 0usize;
+        let mut data = Vec::with_capacity(size);
+        self.inner.index.in_name_order(actor.tenant_id, |row| {
+            let info = &row.info;
+            if actor.can_see(info)
+                && needle.as_deref().is_none_or(|n| contains_folded(&info.name, n))
+                && keep(info)
+            {
+                if total >= first && data.len() < size {
+                    data.push(self.with_status(shown(actor, info)));
+                }
+                total += 1;
+            }
+            true
+        });
+        let total_pages = total.div_ceil(size);
+        Ok(Page { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages })
     }
 
     /// Changes value and/or description. A new value is a new version; with
@@ -582,6 +594,17 @@ fn describe_value(info: &mut SecretInfo, value: &SecretValue) {
         crate::SecretType::File => crate::inspect::inspect(value.expose_bytes()),
         crate::SecretType::Text => (None, None),
     };
+}
+
+/// Whether `name`, lowercased, contains `needle` (already lowercase): without lowercasing a copy
+/// of every ASCII name a search looks at.
+fn contains_folded(name: &str, needle: &str) -> bool {
+    if name.is_ascii() && needle.is_ascii() {
+        needle.is_empty()
+            || name.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        name.to_lowercase().contains(needle)
+    }
 }
 
 /// A secret's metadata as `actor` may see it: a customer learns of no other customer.
