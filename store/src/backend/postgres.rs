@@ -175,6 +175,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0016_linked_secrets.sql")),
                 false,
             ),
+            Migration::new(
+                17,
+                Cow::Borrowed("tenant usage"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0017_tenant_usage.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }

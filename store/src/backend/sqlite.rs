@@ -178,6 +178,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0018_linked_secrets.sql")),
                 false,
             ),
+            Migration::new(
+                19,
+                Cow::Borrowed("tenant usage"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0019_tenant_usage.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
