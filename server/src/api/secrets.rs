@@ -78,11 +78,15 @@ pub(crate) async fn list(
     let now = veil_store::now_ms();
     let since = p.unused_for_days.map(|days| now - i64::from(days) * 86_400_000);
     let until = p.expiring_within_days.map(|days| now + i64::from(days) * 86_400_000);
-    let page = store.list_where(&actor, &query, |s| {
-        let unused = since.is_none_or(|since| used.get(&s.id).is_none_or(|t| *t < since));
-        let expiring = until.is_none_or(|until| s.expiry().is_some_and(|at| at <= until));
-        unused && expiring
-    })?;
+    let page = if since.is_none() && until.is_none() {
+        store.list(&actor, &query)?
+    } else {
+        store.list_where(&actor, &query, |s| {
+            let unused = since.is_none_or(|since| used.get(&s.id).is_none_or(|t| *t < since));
+            let expiring = until.is_none_or(|until| s.expiry().is_some_and(|at| at <= until));
+            unused && expiring
+        })?
+    };
     let data = page
         .data
         .into_iter()

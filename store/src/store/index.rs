@@ -82,15 +82,36 @@ impl Index {
         self.by_skeleton.retain(|(t, _), _| *t != tenant);
     }
 
-    /// Calls `each` with the tenant's secrets in name order, under the tenant's read lock, until
-    /// it returns false.
-    pub(super) fn in_name_order(&self, tenant: TenantId, mut each: impl FnMut(&Arc<SecretRow>) -> bool) {
+    /// Calls `each` with the tenant's secrets (name and row) in name order, under the tenant's
+    /// read lock, until it returns false.
+    pub(super) fn in_name_order(
+        &self,
+        tenant: TenantId,
+        mut each: impl FnMut(&str, &Arc<SecretRow>) -> bool,
+    ) {
         if let Some(sorted) = self.sorted.get(&tenant) {
-            for row in sorted.read().unwrap_or_else(|e| e.into_inner()).values() {
-                if !each(row) {
+            for (name, row) in sorted.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                if !each(name, row) {
                     break;
                 }
             }
+        }
+    }
+
+    /// How many secrets the tenant has, and the rows `skip..skip + take` in name order: a page
+    /// found without looking at the rows before it.
+    pub(super) fn name_order_page(
+        &self,
+        tenant: TenantId,
+        skip: usize,
+        take: usize,
+    ) -> (usize, Vec<Arc<SecretRow>>) {
+        match self.sorted.get(&tenant) {
+            Some(sorted) => {
+                let sorted = sorted.read().unwrap_or_else(|e| e.into_inner());
+                (sorted.len(), sorted.values().skip(skip).take(take).cloned().collect())
+            }
+            None => (0, Vec::new()),
         }
     }
 

@@ -178,7 +178,17 @@ impl Store {
 
     /// One page of the actor's secrets, sorted by name.
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
-        self.list_where(actor, query, |_| true)
+        let searching = query.text_search.as_deref().is_some_and(|s| !s.is_empty());
+        if actor.customer_id.is_some() || searching {
+            return self.list_where(actor, query, |_| true);
+        }
+        // A tenant user sees every secret of the tenant: the page is found by position.
+        actor.require(Operation::Read)?;
+        let (page, size) = (query.page, check_page_size(query.page_size)?);
+        let (total, rows) =
+            self.inner.index.name_order_page(actor.tenant_id, page.saturating_mul(size), size);
+        let data = rows.iter().map(|row| self.with_status(shown(actor, &row.info))).collect();
+        Ok(Page::counted(data, total, page, size))
     }
 
     /// [`Store::list`] of the secrets `keep` keeps (before paging).
@@ -189,31 +199,26 @@ impl Store {
         keep: impl Fn(&SecretInfo) -> bool,
     ) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
-        let (page, size) = (query.page, query.page_size);
-        if !(1..=1000).contains(&size) {
-            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
-        }
+        let (page, size) = (query.page, check_page_size(query.page_size)?);
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
         // The tenant's secrets are kept in name order: count the matches and copy only the
-        // page's rows (the rest is looked at, never cloned or sorted).
+        // page's rows (a search looks at the names first, the rows of matching names only).
         let first = page.saturating_mul(size);
         let mut total = 0usize;
         let mut data = Vec::with_capacity(size);
-        self.inner.index.in_name_order(actor.tenant_id, |row| {
-            let info = &row.info;
-            if actor.can_see(info)
-                && needle.as_deref().is_none_or(|n| contains_folded(&info.name, n))
-                && keep(info)
+        self.inner.index.in_name_order(actor.tenant_id, |name, row| {
+            if needle.as_deref().is_none_or(|n| contains_folded(name, n))
+                && actor.can_see(&row.info)
+                && keep(&row.info)
             {
                 if total >= first && data.len() < size {
-                    data.push(self.with_status(shown(actor, info)));
+                    data.push(self.with_status(shown(actor, &row.info)));
                 }
                 total += 1;
             }
             true
         });
-        let total_pages = total.div_ceil(size);
-        Ok(Page { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages })
+        Ok(Page::counted(data, total, page, size))
     }
 
     /// Changes value and/or description. A new value is a new version; with
@@ -594,6 +599,15 @@ fn describe_value(info: &mut SecretInfo, value: &SecretValue) {
         crate::SecretType::File => crate::inspect::inspect(value.expose_bytes()),
         crate::SecretType::Text => (None, None),
     };
+}
+
+/// `size` when it is a page size the API allows (1..=1000).
+fn check_page_size(size: usize) -> Result<usize> {
+    if (1..=1000).contains(&size) {
+        Ok(size)
+    } else {
+        Err(StoreError::invalid("pageSize", "must be between 1 and 1000"))
+    }
 }
 
 /// Whether `name`, lowercased, contains `needle` (already lowercase): without lowercasing a copy
