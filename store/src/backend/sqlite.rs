@@ -185,6 +185,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0019_tenant_usage.sql")),
                 false,
             ),
+            Migration::new(
+                20,
+                Cow::Borrowed("audit uses index"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0020_audit_uses_index.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
