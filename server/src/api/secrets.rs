@@ -74,10 +74,14 @@ pub(crate) async fn list(
         page_size: p.page_size.unwrap_or(20),
         text_search: p.text_search,
     };
-    let used = store.last_used(&actor).await?;
     let now = veil_store::now_ms();
     let since = p.unused_for_days.map(|days| now - i64::from(days) * 86_400_000);
     let until = p.expiring_within_days.map(|days| now + i64::from(days) * 86_400_000);
+    // Every secret's last use only when the filter needs them; else the page's.
+    let mut used = match since {
+        Some(_) => store.last_used(&actor).await?,
+        None => Default::default(),
+    };
     let page = if since.is_none() && until.is_none() {
         store.list(&actor, &query)?
     } else {
@@ -87,6 +91,10 @@ pub(crate) async fn list(
             unused && expiring
         })?
     };
+    if since.is_none() {
+        let ids: Vec<SecretId> = page.data.iter().map(|s| s.id).collect();
+        used = store.last_used_among(&actor, &ids).await?;
+    }
     let data = page
         .data
         .into_iter()
