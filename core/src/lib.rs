@@ -30,6 +30,7 @@
 mod budget;
 mod chain;
 mod config;
+mod consumers;
 mod engine;
 mod error;
 mod form;
@@ -55,6 +56,7 @@ mod template;
 pub use crate::config::{
     FieldError, TemplateText, from_document, parse_config, parse_config_with, parse_doc, required_field,
 };
+pub use crate::consumers::Consumers;
 pub use crate::form::{
     FieldKind, FormField, Variant, accepts_name, empty_schema, form_fields, settle_variant, variant_keys,
 };

@@ -458,6 +458,10 @@ pub struct Integrations {
     by_id: DashMap<Uuid, Arc<IntegrationRuntime>>,
     /// Routing key → integration id; a key is reserved before its integration is saved.
     keys: DashMap<String, Uuid>,
+    /// The integrations that use each secret: a change is told to them only.
+    consumers: veil_core::Consumers,
+    /// The integrations that feed each rule chain (read on every watched message).
+    feeds: veil_core::Consumers<Uuid>,
 }
 
 impl Integrations {
@@ -485,12 +489,28 @@ impl Integrations {
     /// Runs `runtime` in place of the integration with the same id (stopped, its old key freed).
     pub fn insert(&self, runtime: Arc<IntegrationRuntime>) {
         self.keys.insert(runtime.routing_key().to_owned(), runtime.id());
+        self.consumers.add(runtime.tenant(), runtime.id(), &runtime.secret_names);
+        self.feeds.add(runtime.tenant(), runtime.id(), [&runtime.def().rule_chain_id]);
         if let Some(old) = self.by_id.insert(runtime.id(), Arc::clone(&runtime)) {
             old.stop();
             if old.routing_key() != runtime.routing_key() {
                 self.release_key(old.routing_key(), old.id());
             }
+            self.forget_consumer(&old);
         }
+    }
+
+    /// Forgets that `old` (stopped) uses its secrets, except those the integration running
+    /// under its id now uses.
+    fn forget_consumer(&self, old: &IntegrationRuntime) {
+        let current =
+            self.by_id.get(&old.id()).map(|r| Arc::clone(r.value())).filter(|r| r.tenant() == old.tenant());
+        self.consumers.remove(old.tenant(), old.id(), &old.secret_names, |name| {
+            current.as_ref().is_some_and(|c| c.secret_names.contains(name))
+        });
+        self.feeds.remove(old.tenant(), old.id(), [&old.def().rule_chain_id], |chain| {
+            current.as_ref().is_some_and(|c| c.def().rule_chain_id == *chain)
+        });
     }
 
     /// The ids of the running integrations.
@@ -511,6 +531,7 @@ impl Integrations {
         if let Some((_, old)) = self.by_id.remove(&id) {
             old.stop();
             self.release_key(old.routing_key(), id);
+            self.forget_consumer(&old);
         }
     }
 
@@ -532,11 +553,16 @@ impl Integrations {
 
     /// The integrations of `tenant` whose uplinks go to rule chain `chain`.
     pub fn feeding(&self, tenant: TenantId, chain: Uuid) -> Vec<Arc<IntegrationRuntime>> {
-        self.by_id
-            .iter()
-            .filter(|r| r.tenant() == tenant && r.def().rule_chain_id == chain)
-            .map(|r| Arc::clone(r.value()))
-            .collect()
+        let mut feeding: Vec<Arc<IntegrationRuntime>> = self
+            .feeds
+            .of(tenant, &chain)
+            .into_iter()
+            .filter_map(|id| self.get(tenant, id))
+            .filter(|r| r.def().rule_chain_id == chain)
+            .collect();
+        // In a stable order, as a listing by id would give.
+        feeding.sort_by_key(|r| r.id());
+        feeding
     }
 
     /// How many run.
@@ -552,7 +578,7 @@ impl Integrations {
     /// Tells the integrations of `tenant` that use `name` that it changed.
     pub fn secret_changed(&self, tenant: TenantId, name: &str) {
         let affected: Vec<_> =
-            self.by_id.iter().filter(|r| r.tenant() == tenant).map(|r| Arc::clone(r.value())).collect();
+            self.consumers.of(tenant, name).into_iter().filter_map(|id| self.get(tenant, id)).collect();
         for runtime in affected {
             runtime.secret_changed(name);
         }

@@ -275,3 +275,31 @@ pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilde
         .timeout(timeout)
         .dns_resolver(std::sync::Arc::new(SystemResolver))
 }
+
+/// The clients [`shared_http_client`] hands out, by tenant (its id) and timeout, while a node holds them.
+type SharedClients = std::collections::HashMap<(u128, std::time::Duration), std::sync::Weak<reqwest::Client>>;
+static SHARED_CLIENTS: std::sync::LazyLock<std::sync::Mutex<SharedClients>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// An [`http_client`] shared by the nodes of one tenant with the same timeout: a client (its TLS
+/// configuration and connection pool) costs some 17 KB, several times a whole chain otherwise,
+/// and connections to a destination are reused across the tenant's chains. Tenants never share
+/// one: a tenant's requests never travel on another tenant's connections. Freed when the last
+/// node holding it goes.
+pub(crate) fn shared_http_client(
+    tenant: u128,
+    timeout: std::time::Duration,
+) -> reqwest::Result<std::sync::Arc<reqwest::Client>> {
+    let mut clients = SHARED_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = clients.get(&(tenant, timeout)).and_then(std::sync::Weak::upgrade) {
+        return Ok(client);
+    }
+    // Forget clients no node holds any more, now and then (not on every new one: starting
+    // many chains would be quadratic).
+    if clients.len() % 64 == 63 {
+        clients.retain(|_, weak| weak.strong_count() > 0);
+    }
+    let client = std::sync::Arc::new(http_client(timeout).build()?);
+    clients.insert((tenant, timeout), std::sync::Arc::downgrade(&client));
+    Ok(client)
+}

@@ -77,8 +77,9 @@ enum Credentials {
 }
 
 struct RestApiCall {
-    /// The client without a client certificate (every credential type but `cert.PEM`).
-    client: reqwest::Client,
+    /// The client without a client certificate (every credential type but `cert.PEM`), shared
+    /// by the tenant's nodes with the same timeout.
+    client: std::sync::Arc<reqwest::Client>,
     timeout: Duration,
     /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
     tls_client: Reconnect<reqwest::Client>,
@@ -281,8 +282,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         };
         Some((method, url))
     });
-    let client = common::http_client(timeout)
-        .build()
+    let client = common::shared_http_client(ctx.tenant.0.as_u128(), timeout)
         .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
     match (method, url, credentials, problems.is_empty()) {
         (Some(method), Some(url), Some(credentials), true) => Ok(Box::new(RestApiCall {
@@ -479,7 +479,7 @@ impl RestApiCall {
                 Ok(client) => client,
                 Err(e) => return Err(Failed::new(msg, e)),
             },
-            _ => self.client.clone(),
+            _ => reqwest::Client::clone(&self.client),
         };
         let mut sealed = Vec::new();
         let url = match self.url(ctx, &msg, &mut sealed) {
@@ -720,7 +720,7 @@ impl RestApiCall {
                 Ok(client) => client,
                 Err(e) => return Probe::Failed(e.to_string()),
             },
-            None => self.client.clone(),
+            None => reqwest::Client::clone(&self.client),
         };
         let msg = Msg::new("PROBE", "veil", Value::Object(Default::default()));
         let mut sealed = Vec::new();

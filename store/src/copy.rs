@@ -41,7 +41,8 @@ const COPIED: &[&str] = &[
 ];
 
 /// Tables left behind: integration start-up records are redone by the instances.
-const NOT_COPIED: &[&str] = &["cluster_work"];
+/// `tenant_usage` is kept by the target's own triggers as the copied rows are inserted.
+const NOT_COPIED: &[&str] = &["cluster_work", "tenant_usage"];
 
 /// Tables emptied by `--replace` (PostgreSQL's own `deleted_tenants` too).
 const REPLACED: &[&str] = &[
@@ -66,6 +67,7 @@ const REPLACED: &[&str] = &[
     "owner_links",
     "audit_log",
     "cluster_work",
+    "tenant_usage",
 ];
 
 /// Rows per `INSERT` (PostgreSQL takes at most 65,535 parameters per statement).

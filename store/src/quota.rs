@@ -46,13 +46,11 @@ impl Quota {
             Self::Integrations(_) => {
                 "SELECT COUNT(*) FROM owners WHERE tenant_id = $1 AND type = 'INTEGRATION'"
             }
-            Self::Secrets(_) => "SELECT COUNT(*) FROM secrets WHERE tenant_id = $1",
+            // Kept by triggers in every write's transaction (migration `tenant_usage`): one row
+            // read, however many secrets the tenant holds.
+            Self::Secrets(_) => "SELECT COALESCE((SELECT secrets FROM tenant_usage WHERE tenant_id = $1), 0)",
             Self::SecretBytes(_) => {
-                "SELECT (SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM secrets WHERE tenant_id = $1) + \
-                 (SELECT COALESCE(SUM(LENGTH(h.ciphertext)), 0) FROM secret_history h \
-                 JOIN secrets s ON s.id = h.secret_id WHERE s.tenant_id = $1) + \
-                 (SELECT COALESCE(SUM(LENGTH(p.ciphertext)), 0) FROM secret_pending p \
-                 JOIN secrets s ON s.id = p.secret_id WHERE s.tenant_id = $1)"
+                "SELECT COALESCE((SELECT secret_bytes FROM tenant_usage WHERE tenant_id = $1), 0)"
             }
             Self::Users(_) => "SELECT COUNT(*) FROM users WHERE tenant_id = $1",
             Self::Roles(_) => "SELECT COUNT(*) FROM roles WHERE tenant_id = $1",

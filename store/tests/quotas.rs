@@ -200,4 +200,33 @@ backend_tests! {
         assert!(session.revoked.is_empty());
         assert!(session.tokens_valid_after > 0);
     }
+
+    #[tokio::test]
+    async fn a_deleted_secret_gives_back_exactly_its_bytes_and_its_place(t: TempStore) {
+        let limits = Limits { max_secret_bytes_per_tenant: 300_000, max_secrets_per_tenant: 4, ..Limits::default() };
+        let store = t.open_instance_with(limits).await;
+        let admin = t.admin.clone();
+        // Each value is kept encrypted: its bytes and a 16-byte tag (99,016 bytes here).
+        let file = |name: &str, len: usize| file_secret(name, vec![b'v'; len]);
+        let f0 = store.create(&admin, file("f0", 99_000)).await.unwrap();
+        // A second value keeps the first as an earlier version: two values kept.
+        let second = SecretUpdate { value: Some(SecretValue::new(vec![b'w'; 99_000])), ..Default::default() };
+        store.update(&admin, f0.id, second).await.unwrap();
+        store.create(&admin, file("f1", 99_000)).await.unwrap();
+        let err = store.create(&admin, file("f2", 99_000)).await.unwrap_err();
+        assert!(err.to_string().contains("maxSecretBytesPerTenant (300000)"), "{err}");
+        // f0 goes with its earlier value: exactly its two values are free again.
+        store.delete(&admin, f0.id).await.unwrap();
+        store.create(&admin, file("f2", 99_000)).await.unwrap();
+        store.create(&admin, file("f3", 99_000)).await.unwrap();
+        // 297,048 bytes kept: exactly 2,952 more fit (a 2,936-byte value and its tag), not one more.
+        let err = store.create(&admin, file("f4", 2_937)).await.unwrap_err();
+        assert!(err.to_string().contains("would have 300001 bytes"), "{err}");
+        store.create(&admin, file("f4", 2_936)).await.unwrap();
+        let err = store.create(&admin, text_secret("f5", "x")).await.unwrap_err();
+        assert!(err.to_string().contains("maxSecretsPerTenant (4)"), "{err}");
+        // Another tenant counts from zero.
+        let other = veil_tests::admin_of(veil_store::TenantId::new_random());
+        store.create(&other, file_secret("g0", vec![b'g'; 250_000])).await.unwrap();
+    }
 }

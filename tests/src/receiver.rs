@@ -105,6 +105,12 @@ impl Receiver {
         self.requests.lock().unwrap().clone()
     }
 
+    /// Every request since the last call (or since the start), in order, forgotten here: for long
+    /// runs (a load test) that would otherwise keep every request.
+    pub fn drain(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+
     /// Answers every later request only after `delay` (a slow service).
     pub fn delay(&self, delay: std::time::Duration) {
         self.behaviour.lock().unwrap().delay = delay;

@@ -74,15 +74,27 @@ pub(crate) async fn list(
         page_size: p.page_size.unwrap_or(20),
         text_search: p.text_search,
     };
-    let used = store.last_used(&actor).await?;
     let now = veil_store::now_ms();
     let since = p.unused_for_days.map(|days| now - i64::from(days) * 86_400_000);
     let until = p.expiring_within_days.map(|days| now + i64::from(days) * 86_400_000);
-    let page = store.list_where(&actor, &query, |s| {
-        let unused = since.is_none_or(|since| used.get(&s.id).is_none_or(|t| *t < since));
-        let expiring = until.is_none_or(|until| s.expiry().is_some_and(|at| at <= until));
-        unused && expiring
-    })?;
+    // Every secret's last use only when the filter needs them; else the page's.
+    let mut used = match since {
+        Some(_) => store.last_used(&actor).await?,
+        None => Default::default(),
+    };
+    let page = if since.is_none() && until.is_none() {
+        store.list(&actor, &query)?
+    } else {
+        store.list_where(&actor, &query, |s| {
+            let unused = since.is_none_or(|since| used.get(&s.id).is_none_or(|t| *t < since));
+            let expiring = until.is_none_or(|until| s.expiry().is_some_and(|at| at <= until));
+            unused && expiring
+        })?
+    };
+    if since.is_none() {
+        let ids: Vec<SecretId> = page.data.iter().map(|s| s.id).collect();
+        used = store.last_used_among(&actor, &ids).await?;
+    }
     let data = page
         .data
         .into_iter()

@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
-use veil_core::{Admission, ChainRuntime, Msg, Problem, TraceStep, deploy};
+use veil_core::{Admission, ChainRuntime, Consumers, Msg, Problem, TraceStep, deploy};
 use veil_store::{
     Actor, CustomerId, Operation, Owner, OwnerLink, OwnerRecord, OwnerType, Resource, StoreError, TenantId,
 };
@@ -21,6 +21,8 @@ pub(crate) struct Chains {
     /// The customer each chain belongs to (`None`: the tenant's), for visibility checks that
     /// need no database read.
     customers: DashMap<Uuid, Option<CustomerId>>,
+    /// The chains that reference each secret: a change is told to them only.
+    consumers: Consumers,
     /// The messages running in the background (uplinks, messages sent without `wait`): a
     /// shutdown waits for them.
     work: TaskTracker,
@@ -31,10 +33,21 @@ impl Chains {
     pub(super) fn insert(&self, runtime: ChainRuntime, customer: Option<CustomerId>) {
         self.customers.insert(runtime.id(), customer);
         let runtime = Arc::new(runtime);
+        self.consumers.add(runtime.tenant(), runtime.id(), runtime.secret_names());
         if let Some(old) = self.by_id.insert(runtime.id(), Arc::clone(&runtime)) {
             old.stop();
             old.remove_metrics(Some(&runtime));
+            self.forget_consumer(&old);
         }
+    }
+
+    /// Forgets that `old` (stopped) uses its secrets, except those the chain running under its
+    /// id now uses.
+    fn forget_consumer(&self, old: &ChainRuntime) {
+        let current = self.get(old.id()).filter(|c| c.tenant() == old.tenant());
+        self.consumers.remove(old.tenant(), old.id(), old.secret_names(), |name| {
+            current.as_ref().is_some_and(|c| c.secret_names().contains(name))
+        });
     }
 
     /// The ids of the running chains.
@@ -47,6 +60,7 @@ impl Chains {
         if let Some((_, old)) = self.by_id.remove(&id) {
             old.stop();
             old.remove_metrics(None);
+            self.forget_consumer(&old);
         }
         self.customers.remove(&id);
     }
@@ -62,6 +76,7 @@ impl Chains {
             keep
         });
         self.customers.retain(|id, _| self.by_id.contains_key(id));
+        self.consumers.remove_tenant(tenant);
     }
 
     /// A running chain `actor` can see (its tenant's; a customer user's only when its customer's).
@@ -112,10 +127,13 @@ impl Chains {
         dispatch(&self.work, chain, messages, admission);
     }
 
-    /// Tells the chains of `tenant` that `name` changed.
+    /// Tells the chains of `tenant` that reference `name` that it changed (the others learn it
+    /// when they next mask something: their redactors check versions then).
     pub(super) fn secret_changed(&self, tenant: TenantId, name: &str) {
-        for chain in self.by_id.iter().filter(|c| c.tenant() == tenant) {
-            chain.secret_changed(name);
+        for id in self.consumers.of(tenant, name) {
+            if let Some(chain) = self.get(id).filter(|c| c.tenant() == tenant) {
+                chain.secret_changed(name);
+            }
         }
     }
 

@@ -175,6 +175,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0016_linked_secrets.sql")),
                 false,
             ),
+            Migration::new(
+                17,
+                Cow::Borrowed("tenant usage"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0017_tenant_usage.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -614,10 +621,18 @@ impl PostgresBackend {
         tenant: TenantId,
         secret: Option<SecretId>,
     ) -> Result<Vec<(SecretId, Uuid, i64)>> {
-        let rows = sqlx::query(
-            "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-             JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND ($2::uuid IS NULL OR u.secret_id = $2)",
-        )
+        let rows = sqlx::query(match secret {
+            // One secret's uses by its index (a page of the secrets list asks for each of its
+            // secrets), not every use of the tenant.
+            Some(_) => {
+                "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND u.secret_id = $2"
+            }
+            None => {
+                "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND $2::uuid IS NULL"
+            }
+        })
         .bind(tenant.0)
         .bind(secret.map(|s| s.0))
         .fetch_all(&*self.db())

@@ -178,6 +178,20 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0018_linked_secrets.sql")),
                 false,
             ),
+            Migration::new(
+                19,
+                Cow::Borrowed("tenant usage"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0019_tenant_usage.sql")),
+                false,
+            ),
+            Migration::new(
+                20,
+                Cow::Borrowed("audit uses index"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0020_audit_uses_index.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -425,9 +439,7 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn load_secrets(&self) -> Result<Vec<SecretRow>> {
-        let rows = sqlx::query(&format!("SELECT {SECRET_COLUMNS} FROM secrets"))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        use futures_util::TryStreamExt as _;
         let shares = sqlx::query("SELECT secret_id, customer_id FROM secret_shares ORDER BY customer_id")
             .fetch_all(&mut *self.conn().await?)
             .await?;
@@ -435,28 +447,37 @@ impl SqliteBackend {
         for s in &shares {
             shared.entry(parse_id(s, "secret_id")?).or_default().push(parse_id(s, "customer_id")?);
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: SecretId = parse_id(row, "id")?;
-            out.push(SecretRow {
-                info: secret_info_from(row, shared.remove(&id).unwrap_or_default())?,
-                sealed: sealed_from(row)?,
-            });
+        // Row by row as they are read: a large store is never held twice (as rows, then as
+        // secrets), which kept start-up slower and its memory higher after it.
+        let mut out = Vec::new();
+        {
+            let mut conn = self.conn().await?;
+            let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets");
+            let mut rows = sqlx::query(&sql).fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
+                let id: SecretId = parse_id(&row, "id")?;
+                out.push(SecretRow {
+                    info: secret_info_from(&row, shared.remove(&id).unwrap_or_default())?,
+                    sealed: sealed_from(&row)?,
+                });
+            }
         }
-        let history = sqlx::query(
-            "SELECT secret_id, version, key_id, nonce, ciphertext FROM secret_history \
-             ORDER BY secret_id, version DESC",
-        )
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
         let tenants: std::collections::HashMap<SecretId, TenantId> =
             out.iter().map(|r| (r.info.id, r.info.tenant_id)).collect();
         let mut earlier: std::collections::HashMap<SecretId, Vec<EarlierValue>> = Default::default();
-        for row in &history {
-            earlier
-                .entry(parse_id(row, "secret_id")?)
-                .or_default()
-                .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(row)? });
+        {
+            let mut conn = self.conn().await?;
+            let mut history = sqlx::query(
+                "SELECT secret_id, version, key_id, nonce, ciphertext FROM secret_history \
+                 ORDER BY secret_id, version DESC",
+            )
+            .fetch(&mut *conn);
+            while let Some(row) = history.try_next().await? {
+                earlier
+                    .entry(parse_id(&row, "secret_id")?)
+                    .or_default()
+                    .push(EarlierValue { version: row.try_get("version")?, sealed: sealed_from(&row)? });
+            }
         }
         self.earlier.load(earlier, &tenants);
         Ok(out)
@@ -511,14 +532,24 @@ impl SqliteBackend {
         tenant: TenantId,
         secret: Option<SecretId>,
     ) -> Result<Vec<(SecretId, Uuid, i64)>> {
-        let rows = sqlx::query(
-            "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-             JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ?1 AND (?2 IS NULL OR u.secret_id = ?2)",
-        )
-        .bind(tenant.to_string())
-        .bind(secret.map(|s| s.to_string()))
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
+        // CROSS JOIN: SQLite reads the uses (of one secret, by its index) and looks each secret
+        // up, instead of walking every secret of the tenant for its uses (most secrets of a
+        // large tenant have none): the cost follows the uses, not the secrets.
+        let sql = match secret {
+            Some(_) => {
+                "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE u.secret_id = ?2 AND s.tenant_id = ?1"
+            }
+            None => {
+                "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ?1 AND ?2 IS NULL"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(tenant.to_string())
+            .bind(secret.map(|s| s.to_string()))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         rows.iter()
             .map(|r| Ok((parse_id(r, "secret_id")?, parse_id(r, "owner_id")?, r.try_get("last_used_time")?)))
             .collect()

@@ -1,7 +1,8 @@
 //! The in-memory index of every secret's metadata and ciphertext: what `resolve` and every read
 //! use, so the message path never touches the database.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 
@@ -20,6 +21,9 @@ pub(super) struct Index {
     /// like an existing one is found without scanning the tenant (several only in databases
     /// written before the rule).
     pub(super) by_skeleton: FastMap<(TenantId, String), Vec<String>>,
+    /// Each tenant's secrets sorted by name, for listing a page without sorting (or copying)
+    /// the whole tenant on every request.
+    pub(super) sorted: FastMap<TenantId, RwLock<BTreeMap<String, Arc<SecretRow>>>>,
 }
 
 impl Index {
@@ -27,6 +31,12 @@ impl Index {
         let row = Arc::new(row);
         let (tenant, name) = (row.info.tenant_id, row.info.name.clone());
         self.by_id.insert(row.info.id, Arc::clone(&row));
+        self.sorted
+            .entry(tenant)
+            .or_default()
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), Arc::clone(&row));
         let known = self.by_name.entry(tenant).or_default().insert(name.clone(), row).is_some();
         if !known {
             let mut names = self.by_skeleton.entry((tenant, skeleton(&name))).or_default();
@@ -40,6 +50,9 @@ impl Index {
         self.by_id.remove(&info.id);
         if let Some(names) = self.by_name.get(&info.tenant_id) {
             names.remove(&info.name);
+        }
+        if let Some(sorted) = self.sorted.get(&info.tenant_id) {
+            sorted.write().unwrap_or_else(|e| e.into_inner()).remove(&info.name);
         }
         let key = (info.tenant_id, skeleton(&info.name));
         if let Some(mut names) = self.by_skeleton.get_mut(&key) {
@@ -65,7 +78,41 @@ impl Index {
     pub(super) fn remove_tenant(&self, tenant: TenantId) {
         self.by_id.retain(|_, row| row.info.tenant_id != tenant);
         self.by_name.remove(&tenant);
+        self.sorted.remove(&tenant);
         self.by_skeleton.retain(|(t, _), _| *t != tenant);
+    }
+
+    /// Calls `each` with the tenant's secrets (name and row) in name order, under the tenant's
+    /// read lock, until it returns false.
+    pub(super) fn in_name_order(
+        &self,
+        tenant: TenantId,
+        mut each: impl FnMut(&str, &Arc<SecretRow>) -> bool,
+    ) {
+        if let Some(sorted) = self.sorted.get(&tenant) {
+            for (name, row) in sorted.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                if !each(name, row) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// How many secrets the tenant has, and the rows `skip..skip + take` in name order: a page
+    /// found without looking at the rows before it.
+    pub(super) fn name_order_page(
+        &self,
+        tenant: TenantId,
+        skip: usize,
+        take: usize,
+    ) -> (usize, Vec<Arc<SecretRow>>) {
+        match self.sorted.get(&tenant) {
+            Some(sorted) => {
+                let sorted = sorted.read().unwrap_or_else(|e| e.into_inner());
+                (sorted.len(), sorted.values().skip(skip).take(take).cloned().collect())
+            }
+            None => (0, Vec::new()),
+        }
     }
 
     pub(super) fn forget_customer(&self, tenant: TenantId, customer: CustomerId) {

@@ -72,6 +72,12 @@ impl<T> Page<T> {
         let data = items.skip(page.saturating_mul(page_size)).take(page_size).collect();
         Ok(Self { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages })
     }
+
+    /// Page `page` of `total` items at `page_size` (1..=1000) per page, holding `data`.
+    pub(crate) fn counted(data: Vec<T>, total: usize, page: usize, page_size: usize) -> Self {
+        let total_pages = total.div_ceil(page_size);
+        Self { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages }
+    }
 }
 
 /// Which page of secrets to list.

@@ -178,7 +178,17 @@ impl Store {
 
     /// One page of the actor's secrets, sorted by name.
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
-        self.list_where(actor, query, |_| true)
+        let searching = query.text_search.as_deref().is_some_and(|s| !s.is_empty());
+        if actor.customer_id.is_some() || searching {
+            return self.list_where(actor, query, |_| true);
+        }
+        // A tenant user sees every secret of the tenant: the page is found by position.
+        actor.require(Operation::Read)?;
+        let (page, size) = (query.page, check_page_size(query.page_size)?);
+        let (total, rows) =
+            self.inner.index.name_order_page(actor.tenant_id, page.saturating_mul(size), size);
+        let data = rows.iter().map(|row| self.with_status(shown(actor, &row.info))).collect();
+        Ok(Page::counted(data, total, page, size))
     }
 
     /// [`Store::list`] of the secrets `keep` keeps (before paging).
@@ -189,19 +199,26 @@ impl Store {
         keep: impl Fn(&SecretInfo) -> bool,
     ) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
+        let (page, size) = (query.page, check_page_size(query.page_size)?);
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
-        let mut matches: Vec<SecretInfo> = match self.inner.index.by_name.get(&actor.tenant_id) {
-            Some(names) => names
-                .iter()
-                .filter(|e| actor.can_see(&e.value().info))
-                .filter(|e| needle.as_deref().is_none_or(|n| e.value().info.name.to_lowercase().contains(n)))
-                .filter(|e| keep(&e.value().info))
-                .map(|e| self.with_status(shown(actor, &e.value().info)))
-                .collect(),
-            None => Vec::new(),
-        };
-        matches.sort_by(|a, b| a.name.cmp(&b.name));
-        Page::of(matches.into_iter(), query.page, query.page_size)
+        // The tenant's secrets are kept in name order: count the matches and copy only the
+        // page's rows (a search looks at the names first, the rows of matching names only).
+        let first = page.saturating_mul(size);
+        let mut total = 0usize;
+        let mut data = Vec::with_capacity(size);
+        self.inner.index.in_name_order(actor.tenant_id, |name, row| {
+            if needle.as_deref().is_none_or(|n| contains_folded(name, n))
+                && actor.can_see(&row.info)
+                && keep(&row.info)
+            {
+                if total >= first && data.len() < size {
+                    data.push(self.with_status(shown(actor, &row.info)));
+                }
+                total += 1;
+            }
+            true
+        });
+        Ok(Page::counted(data, total, page, size))
     }
 
     /// Changes value and/or description. A new value is a new version; with
@@ -582,6 +599,26 @@ fn describe_value(info: &mut SecretInfo, value: &SecretValue) {
         crate::SecretType::File => crate::inspect::inspect(value.expose_bytes()),
         crate::SecretType::Text => (None, None),
     };
+}
+
+/// `size` when it is a page size the API allows (1..=1000).
+fn check_page_size(size: usize) -> Result<usize> {
+    if (1..=1000).contains(&size) {
+        Ok(size)
+    } else {
+        Err(StoreError::invalid("pageSize", "must be between 1 and 1000"))
+    }
+}
+
+/// Whether `name`, lowercased, contains `needle` (already lowercase): without lowercasing a copy
+/// of every ASCII name a search looks at.
+fn contains_folded(name: &str, needle: &str) -> bool {
+    if name.is_ascii() && needle.is_ascii() {
+        needle.is_empty()
+            || name.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        name.to_lowercase().contains(needle)
+    }
 }
 
 /// A secret's metadata as `actor` may see it: a customer learns of no other customer.

@@ -49,6 +49,24 @@ impl Store {
         Ok(latest)
     }
 
+    /// When each of the secrets `ids` was last used (a page's secrets: the cost follows the page,
+    /// not the tenant's uses); a customer user learns nothing (empty).
+    pub async fn last_used_among(&self, actor: &Actor, ids: &[SecretId]) -> Result<HashMap<SecretId, i64>> {
+        actor.require(Operation::Read)?;
+        if actor.customer_id.is_some() {
+            return Ok(HashMap::new());
+        }
+        self.flush_uses().await;
+        let mut latest: HashMap<SecretId, i64> = HashMap::new();
+        for &id in ids {
+            for (secret, _, time) in self.inner.backend.last_used(actor.tenant_id, Some(id)).await? {
+                let at = latest.entry(secret).or_insert(time);
+                *at = (*at).max(time);
+            }
+        }
+        Ok(latest)
+    }
+
     /// When any configuration last used the secret `id` (one secret's rows, not the tenant's; a
     /// customer user learns nothing: `None`).
     pub async fn last_used_of(&self, actor: &Actor, id: SecretId) -> Result<Option<i64>> {

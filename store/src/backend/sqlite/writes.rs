@@ -128,8 +128,12 @@ impl WriteTx for Tx<'_> {
 
     async fn keep_earlier(&mut self, id: SecretId, version: i64, sealed: &Sealed) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO secret_history \
-             (secret_id, version, key_id, nonce, ciphertext, replaced_time) VALUES (?, ?, ?, ?, ?, ?)",
+            // An upsert, not INSERT OR REPLACE: a replaced row must fire the update trigger that
+            // keeps `tenant_usage` (a REPLACE deletes without firing delete triggers).
+            "INSERT INTO secret_history \
+             (secret_id, version, key_id, nonce, ciphertext, replaced_time) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (secret_id, version) DO UPDATE SET key_id = excluded.key_id, \
+             nonce = excluded.nonce, ciphertext = excluded.ciphertext, replaced_time = excluded.replaced_time",
         )
         .bind(id.to_string())
         .bind(version)
