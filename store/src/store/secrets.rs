@@ -206,8 +206,9 @@ impl Store {
         let first = page.saturating_mul(size);
         let mut total = 0usize;
         let mut data = Vec::with_capacity(size);
-        self.inner.index.in_name_order(actor.tenant_id, |name, row| {
-            if needle.as_deref().is_none_or(|n| contains_folded(name, n))
+        let finder = needle.as_deref().map(memchr::memmem::Finder::new);
+        self.inner.index.in_name_order(actor.tenant_id, |lowercase, row| {
+            if finder.as_ref().is_none_or(|f| f.find(lowercase.as_bytes()).is_some())
                 && actor.can_see(&row.info)
                 && keep(&row.info)
             {
@@ -607,17 +608,6 @@ fn check_page_size(size: usize) -> Result<usize> {
         Ok(size)
     } else {
         Err(StoreError::invalid("pageSize", "must be between 1 and 1000"))
-    }
-}
-
-/// Whether `name`, lowercased, contains `needle` (already lowercase): without lowercasing a copy
-/// of every ASCII name a search looks at.
-fn contains_folded(name: &str, needle: &str) -> bool {
-    if name.is_ascii() && needle.is_ascii() {
-        needle.is_empty()
-            || name.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    } else {
-        name.to_lowercase().contains(needle)
     }
 }
 
