@@ -99,7 +99,7 @@ pub use crate::secrets::{DestinationRefused, Proposal, Secrets, destination, sen
 
 // Scripts: the sandbox chains and converters share.
 pub use crate::script::{
-    MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, sandbox_engine, to_dynamic,
+    MAX_OPERATIONS, Script, ScriptRun, Scripts, from_dynamic, metadata_to_dynamic, sandbox_engine, to_dynamic,
 };
 
 // Bounds and what a refusal says.

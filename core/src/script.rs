@@ -236,9 +236,72 @@ pub struct ScriptRun<T> {
     pub notes: Vec<String>,
 }
 
-/// A JSON-shaped value as a Rhai value (for a script's inputs).
-pub fn to_dynamic(value: &impl serde::Serialize) -> Dynamic {
-    rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
+/// A JSON value as a Rhai value (for a script's inputs), as rhai's serde support makes it:
+/// integers that fit an `i64` stay integers, larger ones become floats; maps, arrays and strings
+/// become Rhai's own. Built directly, without serde's round of visitor calls per value.
+pub fn to_dynamic(value: &serde_json::Value) -> Dynamic {
+    use serde_json::Value;
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => rhai::ImmutableString::from(s.as_str()).into(),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(to_dynamic).collect()),
+        Value::Object(entries) => {
+            Dynamic::from_map(entries.iter().map(|(k, v)| (k.as_str().into(), to_dynamic(v))).collect())
+        }
+    }
+}
+
+/// A message's metadata (text to text) as a Rhai map of strings.
+pub fn metadata_to_dynamic(metadata: &std::collections::BTreeMap<String, String>) -> Dynamic {
+    Dynamic::from_map(
+        metadata
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), rhai::ImmutableString::from(v.as_str()).into()))
+            .collect(),
+    )
+}
+
+/// `value` as JSON when it holds only what JSON has (unit, booleans, integers, floats, characters,
+/// strings, arrays, maps): what rhai's serde support would give, built directly. `None` for
+/// anything else (a blob, a timestamp, a function pointer, a custom type), which takes the serde
+/// path and its error. The caller bounded the depth first ([`inspect`]).
+fn plain_json(value: &Dynamic) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if value.is_unit() {
+        return Some(Value::Null);
+    }
+    if let Ok(b) = value.as_bool() {
+        return Some(Value::Bool(b));
+    }
+    if let Ok(i) = value.as_int() {
+        return Some(Value::Number(i.into()));
+    }
+    if let Ok(f) = value.as_float() {
+        // As serde_json reads a float: NaN and the infinities are null.
+        return Some(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    if let Ok(c) = value.as_char() {
+        return Some(Value::String(c.to_string()));
+    }
+    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        return Some(Value::String(s.as_str().to_owned()));
+    }
+    if let Some(items) = value.read_lock::<Array>() {
+        return items.iter().map(plain_json).collect::<Option<Vec<_>>>().map(Value::Array);
+    }
+    if let Some(entries) = value.read_lock::<Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, v) in entries.iter() {
+            out.insert(k.to_string(), plain_json(v)?);
+        }
+        return Some(Value::Object(out));
+    }
+    None
 }
 
 /// Whether `value` nests arrays and maps more than `depth` deep (the walk stops at that depth,
@@ -273,12 +336,16 @@ pub fn from_dynamic(value: &Dynamic, depth: usize) -> Result<serde_json::Value, 
             sealed::MAX_SEALED_BYTES
         ));
     }
+    let convert = |value: &Dynamic| match plain_json(value) {
+        Some(json) => Ok(json),
+        None => rhai::serde::from_dynamic(value),
+    };
     let converted = if sealed_bytes > 0 {
         let mut owned = value.clone();
         sealed::markers_for_output(&mut owned);
-        rhai::serde::from_dynamic(&owned)
+        convert(&owned)
     } else {
-        rhai::serde::from_dynamic(value)
+        convert(value)
     };
     converted.map_err(|e| sealed::error_text(format!("cannot convert the script's value: {e}")))
 }
@@ -521,6 +588,75 @@ mod tests {
             let ms = span * 1000.0;
             assert!((ms - ms.round()).abs() < 1e-6, "{ms} ms is not a whole number of milliseconds");
         }
+    }
+
+    /// What rhai's serde support made of `value` before the direct conversions.
+    fn through_serde(value: &serde_json::Value) -> serde_json::Value {
+        rhai::serde::from_dynamic(&rhai::serde::to_dynamic(value).unwrap()).unwrap()
+    }
+
+    fn json_values() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON has no NaN", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn direct_conversions_give_what_serde_gave(value in json_values()) {
+            let direct = to_dynamic(&value);
+            let old = rhai::serde::to_dynamic(&value).unwrap();
+            proptest::prop_assert_eq!(format!("{direct:?}"), format!("{old:?}"));
+            proptest::prop_assert_eq!(direct.type_name(), old.type_name());
+            proptest::prop_assert_eq!(from_dynamic(&direct, 64).unwrap(), through_serde(&value));
+        }
+    }
+
+    #[test]
+    fn script_values_convert_as_serde_converted_them() {
+        let engine = sandbox_engine();
+        for script in [
+            "()",
+            "1.5",
+            "0.0 / 0.0",
+            "'x'",
+            "[1, 2.5, \"a\", 'c', true, (), #{n: -3}]",
+            "#{a: #{b: [#{c: 9223372036854775807}]}, \"\": 1}",
+            "let x = 1; let f = || x; x = 2; #{captured: x, f: f.call()}",
+        ] {
+            let value: Dynamic = engine.eval(script).unwrap_or_else(|e| panic!("{script}: {e}"));
+            assert_eq!(
+                from_dynamic(&value, 64).unwrap(),
+                rhai::serde::from_dynamic::<serde_json::Value>(&value).unwrap(),
+                "{script}"
+            );
+        }
+        // What JSON does not have still fails as it did.
+        for script in ["timestamp()", "blob(2)", "Fn(\"f\")"] {
+            let value: Dynamic = engine.eval(script).unwrap();
+            let ours = from_dynamic(&value, 64).unwrap_err();
+            let theirs = rhai::serde::from_dynamic::<serde_json::Value>(&value).unwrap_err().to_string();
+            assert!(ours.contains(&theirs), "{script}: {ours} / {theirs}");
+        }
+        let metadata = std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            format!("{:?}", metadata_to_dynamic(&metadata)),
+            format!("{:?}", rhai::serde::to_dynamic(&metadata).unwrap())
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rhai::Scope;
 use serde_json::{Map, Value};
-use veil_core::{Msg, RunBudget, Script, from_dynamic, to_dynamic};
+use veil_core::{Msg, RunBudget, Script, from_dynamic, metadata_to_dynamic, to_dynamic};
 
 /// Variables the uplink converter sees.
 pub(crate) const UPLINK_INPUTS: &[&str] = &["payload", "metadata"];
@@ -29,7 +29,7 @@ pub(crate) async fn uplink(
 ) -> Converted<Vec<Msg>> {
     fn fill((payload, metadata): &(Value, BTreeMap<String, String>), scope: &mut Scope<'static>) {
         scope.push_dynamic("payload", to_dynamic(payload));
-        scope.push_dynamic("metadata", to_dynamic(metadata));
+        scope.push_dynamic("metadata", metadata_to_dynamic(metadata));
     }
     let base = metadata.clone();
     let input = (payload, metadata.clone());
@@ -44,7 +44,7 @@ pub(crate) async fn uplink(
 pub(crate) async fn downlink(script: &Script, budget: &RunBudget<'_>, msg: &Msg) -> Converted<Value> {
     fn fill(msg: &Msg, scope: &mut Scope<'static>) {
         scope.push_dynamic("msg", to_dynamic(&msg.data));
-        scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
+        scope.push_dynamic("metadata", metadata_to_dynamic(&msg.metadata));
         scope.push("msgType", msg.msg_type.clone());
     }
     let depth = script.max_data_depth();

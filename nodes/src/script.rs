@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use veil_core::{
     Accepts, BoxFuture, BuildCtx, CompiledConfig, Failed, Msg, Node, NodeCtx, NodeDescriptor, NodeResult,
-    Outputs, Problem, Script, Sealed, from_dynamic, limit_error, relation, to_dynamic,
+    Outputs, Problem, Script, Sealed, from_dynamic, limit_error, metadata_to_dynamic, relation, to_dynamic,
 };
 
 pub(crate) static DESCRIPTOR: NodeDescriptor = NodeDescriptor {
@@ -217,7 +217,7 @@ fn outputs(decision: Decision, mut msg: Msg) -> Outputs {
 /// What a script node's script sees: `msg` (the data), `metadata` and `msgType`.
 fn fill(msg: &Msg, scope: &mut Scope<'static>) {
     scope.push_dynamic("msg", to_dynamic(&msg.data));
-    scope.push_dynamic("metadata", to_dynamic(&msg.metadata));
+    scope.push_dynamic("metadata", metadata_to_dynamic(&msg.metadata));
     scope.push("msgType", msg.msg_type.clone());
 }
 

@@ -31,6 +31,9 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Most checked tokens [`TokenKeys`] remembers.
 const CHECKED_TOKENS: usize = 4096;
+/// Seconds a token stays valid past its `exp`: jsonwebtoken's default leeway, so a remembered
+/// token expires when a checked one would (a test holds the two equal).
+const LEEWAY_SECS: u64 = 60;
 
 /// Signs and checks tokens. Clones share the keys.
 #[derive(Clone)]
@@ -110,7 +113,7 @@ impl TokenKeys {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         if let Some(claims) = self.0.checked.get(token).map(|c| Arc::clone(c.value())) {
             // jsonwebtoken's own rule (60 s of leeway), so a cached token expires when a checked one would.
-            if claims.exp.saturating_add(Validation::default().leeway) < now {
+            if claims.exp.saturating_add(LEEWAY_SECS) < now {
                 self.0.checked.remove(token);
                 return Err(ApiError::unauthorized("token expired; log in again"));
             }
@@ -265,6 +268,11 @@ mod token_tests {
             Ok(claims) => format!("ok {}", claims.sub),
             Err(e) => format!("{e:?}"),
         }
+    }
+
+    #[test]
+    fn remembered_tokens_expire_with_jsonwebtokens_leeway() {
+        assert_eq!(LEEWAY_SECS, Validation::default().leeway);
     }
 
     #[test]

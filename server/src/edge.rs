@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -131,11 +130,30 @@ impl Drop for AddressSlot {
     }
 }
 
+/// What [`serve`] answers requests with: a router with its middleware around it.
+pub(crate) trait App:
+    tower::Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` until `stop` completes, then drains the open connections; returns
 /// the listener when it was kept ([`AtStop`]).
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl App,
     edge: &EdgeArgs,
     stop: impl Future<Output = ()>,
     at_stop: AtStop,
@@ -239,11 +257,11 @@ pub(crate) async fn serve(
 
 /// Answers one request through the router, with its client address, within `timeout`.
 async fn answer(
-    router: Router,
+    router: impl App,
     remote: SocketAddr,
     mut request: Request<Incoming>,
     timeout: Duration,
-) -> Result<axum::response::Response, Infallible> {
+) -> Result<Response, Infallible> {
     request.extensions_mut().insert(ConnectInfo(remote));
     let request = request.map(Body::new);
     match tokio::time::timeout(timeout, router.oneshot(request)).await {

@@ -116,9 +116,9 @@ fn not_ready(message: &str) -> Response {
 
 /// What the server answers while it starts: liveness (`/api/health`: `200`, status
 /// `starting`), and `503` with `Retry-After` for everything else.
-pub(crate) fn starting_router() -> Router {
-    Router::new()
+pub(crate) fn starting_router() -> impl crate::edge::App {
+    let routes: Router = Router::new()
         .route("/api/health", get(|| async { axum::Json(json!({"status": "starting"})) }))
-        .fallback(|| async { not_ready("the server is starting") })
-        .layer(axum::middleware::from_fn(crate::ui::security_headers))
+        .fallback(|| async { not_ready("the server is starting") });
+    tower::ServiceBuilder::new().layer(axum::middleware::from_fn(crate::ui::security_headers)).service(routes)
 }

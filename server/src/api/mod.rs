@@ -37,22 +37,27 @@ use self::request::{MAX_DRAINED_BYTES, content_length};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The whole API: the documented routes ([`documented`]), the web UI's pages, `/metrics`.
-pub(crate) fn router(state: AppState) -> Router {
+/// The whole API: the documented routes ([`documented`]), the web UI's pages, `/metrics`, with
+/// the middleware (security headers, request log, body limits) around the router, not around
+/// each route: a route's layers are boxed services cloned on every request, these run once.
+pub(crate) fn router(state: AppState) -> impl crate::edge::App {
     let limits = state.host.store().limits();
     // A FILE value arrives base64-encoded (4/3 larger) inside JSON, or raw in a multipart form.
     let body_limit = limits.max_file_bytes.max(limits.max_text_bytes) / 3 * 4 + 64 * 1024;
     let (api, _) = documented().split_for_parts();
-    api.route("/", get(crate::ui::index))
+    let routes: Router = api
+        .route("/", get(crate::ui::index))
         .route("/ui/{file}", get(crate::ui::asset))
         .route("/api-docs", get(crate::ui::api_docs))
         .route("/metrics", get(crate::metrics::on_main_listener))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
-        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state);
+    tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn(crate::ui::security_headers))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(routes)
 }
 
 /// Every route of the REST API with its description: a route is registered here, with the
