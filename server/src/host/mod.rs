@@ -218,9 +218,9 @@ impl Host {
         });
     }
 
-    /// Starts, restarts or stops what changed elsewhere. A chain's record is read under the lock
-    /// its saves here hold: a save through this instance that commits after the change being
-    /// followed is what keeps running, not the change as read before it.
+    /// Starts, restarts or stops what changed elsewhere. The record is read under the lock the
+    /// configuration's saves here hold: a save through this instance that commits after the change
+    /// being followed is what keeps running, not the change as read before it.
     async fn reload_owner(&self, kind: OwnerType, id: Uuid, tenant: TenantId) -> veil_store::Result<()> {
         match kind {
             OwnerType::RuleChain => {
@@ -231,9 +231,8 @@ impl Host {
                 }
             }
             OwnerType::Integration => {
-                let record = self.store.owner_record(tenant, kind, id).await?;
                 let _one_at_a_time = self.integration_writes.lock().await;
-                match record {
+                match self.store.owner_record(tenant, kind, id).await? {
                     Some(record) => self.start_integration(&record),
                     None => self.integrations.remove(id),
                 }
@@ -258,9 +257,9 @@ impl Host {
                 self.start_chain(record);
             }
         }
+        let _one_at_a_time = self.integration_writes.lock().await;
         let integrations = self.store.all_owners(OwnerType::Integration).await?;
         let stored: std::collections::HashSet<Uuid> = integrations.iter().map(|r| r.owner.id).collect();
-        let _one_at_a_time = self.integration_writes.lock().await;
         for id in self.integrations.ids() {
             if !stored.contains(&id) {
                 self.integrations.remove(id);
