@@ -57,3 +57,5 @@ mod migrate;
 mod versions;
 // Secret providers and linked secrets: fetch, cache, generations, guards, two instances.
 mod providers;
+// tenant_usage: counted right for secrets kept before its migration, and under concurrent writers.
+mod usage;

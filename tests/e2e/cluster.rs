@@ -516,3 +516,110 @@ async fn kill_9_of_one_instance_during_writes_through_both_loses_nothing_and_it_
     })
     .await;
 }
+
+/// Saves of one rule chain racing through both instances, each after a random pause: whichever
+/// commits last is the chain GET shows, and both instances must end up running that one — the
+/// running chain is also what a secret's change is told to (its consumers), so a runtime left
+/// behind runs a configuration nobody can see and misses the rotations of the secrets the
+/// stored one uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn saves_of_one_chain_racing_over_two_instances_leave_both_running_the_stored_one() {
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = instance(&url, dir_a.path()).await;
+    let b = instance(&url, dir_b.path()).await;
+    let apis = [Api::new(&a).await, Api::new(&b).await];
+    let version = |name: &str| {
+        json!({
+            "name": "Versions",
+            "firstNodeIndex": 0,
+            "nodes": [{"type": "log", "name": name, "configuration": {}}],
+            "connections": []
+        })
+    };
+    let (status, chain) = apis[0].post("/api/rule-chains", version("first")).await;
+    assert_eq!(status, 201, "{chain}");
+    let path = format!("/api/rule-chains/{}", chain["id"].as_str().unwrap());
+    let messages = format!("{path}/messages?wait=true");
+    let running = async |api: &Api<'_>| {
+        let (status, trace) = api.post(&messages, json!({"data": {}})).await;
+        (status == 200).then(|| trace["trace"][0]["nodeName"].as_str().unwrap_or_default().to_owned())
+    };
+    for round in 0..150 {
+        let (apis, path) = (&apis, &path);
+        let put = |i: usize, pause: u64| {
+            let body = version(&format!("{}-{round}", ["a", "b"][i]));
+            async move {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                apis[i].send(apis[i].req(reqwest::Method::PUT, path).json(&body)).await
+            }
+        };
+        let ((sa, ba), (sb, bb)) = tokio::join!(put(0, random_below(3)), put(1, random_below(3)));
+        assert_eq!((sa, sb), (200, 200), "round {round}: {ba} {bb}");
+        let (_, stored) = apis[0].get(path).await;
+        let stored = stored["nodes"][0]["name"].as_str().unwrap().to_owned();
+        for (i, api) in apis.iter().enumerate() {
+            let what =
+                format!("round {round}: instance {} to run the stored chain '{stored}'", ["A", "B"][i]);
+            crate::support::eventually(&what, async || {
+                running(api).await.filter(|name| *name == stored).map(drop)
+            })
+            .await;
+        }
+    }
+}
+
+/// Saves of one HTTP integration racing through both instances, each with a routing key of its
+/// own: whichever commits last is what GET shows, and both instances end up taking uplinks at
+/// its routing key (the running integration is also what a secret's change is told to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
+async fn saves_of_one_integration_racing_over_two_instances_leave_both_running_the_stored_one() {
+    let (_db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = instance(&url, dir_a.path()).await;
+    let b = instance(&url, dir_b.path()).await;
+    let servers = [&a, &b];
+    let apis = [Api::new(&a).await, Api::new(&b).await];
+    let chain = json!({"name": "Sink", "nodes": [{"type": "log", "name": "Log", "configuration": {}}], "connections": []});
+    let (status, chain) = apis[0].post("/api/rule-chains", chain).await;
+    assert_eq!(status, 201, "{chain}");
+    let version = |key: &str| {
+        json!({"name": "hook", "type": "HTTP", "ruleChainId": chain["id"], "routingKey": key,
+               "configuration": {"enableSecurity": false},
+               "uplinkConverter": "#{deviceName: \"d\", telemetry: payload}"})
+    };
+    let (status, integration) = apis[0].post("/api/integrations", version("first")).await;
+    assert_eq!(status, 201, "{integration}");
+    let path = format!("/api/integrations/{}", integration["id"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    for round in 0..100 {
+        let (apis, path) = (&apis, &path);
+        let put = |i: usize, pause: u64| {
+            let body = version(&format!("{}-{round}", ["a", "b"][i]));
+            async move {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                apis[i].send(apis[i].req(reqwest::Method::PUT, path).json(&body)).await
+            }
+        };
+        let ((sa, ba), (sb, bb)) = tokio::join!(put(0, random_below(3)), put(1, random_below(3)));
+        assert_eq!((sa, sb), (200, 200), "round {round}: {ba} {bb}");
+        let (_, stored) = apis[0].get(path).await;
+        let key = stored["routingKey"].as_str().unwrap().to_owned();
+        for (i, server) in servers.iter().enumerate() {
+            let uplink = server.url(&format!("/api/v1/integrations/http/{key}"));
+            let what = format!(
+                "round {round}: instance {} to take uplinks at the stored key '{key}'",
+                ["A", "B"][i]
+            );
+            crate::support::eventually(&what, async || {
+                let answer = client.post(&uplink).json(&json!({"t": 1})).send().await.ok()?;
+                answer.status().is_success().then_some(())
+            })
+            .await;
+        }
+    }
+}

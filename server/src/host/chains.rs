@@ -14,6 +14,41 @@ use veil_store::{
 
 use super::{Host, HostError, HostResult, owner_actor};
 
+/// How many locks [`ChainWrites`] spreads the rule chains over.
+const WRITE_STRIPES: usize = 32;
+
+/// Saves, deletes and reloads of a rule chain, one at a time per chain (the chains spread over a
+/// few locks by id): a save commits and replaces the running chain under the lock, and a reload
+/// (a change made through another instance) reads the database under it. So the chain that runs
+/// is the one committed last, and so are its consumers of secrets — never one whose save raced a
+/// later one through this instance or another.
+#[derive(Debug)]
+pub(crate) struct ChainWrites([tokio::sync::Mutex<()>; WRITE_STRIPES]);
+
+impl Default for ChainWrites {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl ChainWrites {
+    /// The lock of the chain `id`.
+    pub(crate) async fn one(&self, id: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (id.as_u128() % WRITE_STRIPES as u128) as usize;
+        self.0[stripe].lock().await
+    }
+
+    /// The locks of every chain (taken in one order: two takers of all never wait for each other
+    /// crosswise, and a taker of one holds no other).
+    pub(crate) async fn all(&self) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut held = Vec::with_capacity(WRITE_STRIPES);
+        for stripe in &self.0 {
+            held.push(stripe.lock().await);
+        }
+        held
+    }
+}
+
 /// The running rule chains, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Chains {
@@ -26,6 +61,8 @@ pub(crate) struct Chains {
     /// The messages running in the background (uplinks, messages sent without `wait`): a
     /// shutdown waits for them.
     work: TaskTracker,
+    /// Saves, deletes and reloads of each chain, one at a time.
+    pub(super) writes: ChainWrites,
 }
 
 impl Chains {
@@ -195,8 +232,10 @@ impl Host {
             customer_id: customer,
         };
         let body = serde_json::to_value(&deployment.def).map_err(|e| HostError::Internal(e.to_string()))?;
+        let one_at_a_time = self.chains.writes.one(id).await;
         self.store.save_owner_linked(actor, &owner, &body, &deployment.references, &deployment.links).await?;
         self.chains.insert(ChainRuntime::new(id, actor.tenant_id, self.store.clone(), deployment), customer);
+        drop(one_at_a_time);
         tracing::info!(chain = %owner.name, %id, actor = %actor.username, "rule chain saved");
         Ok(self.store.owner_visible(actor, OwnerType::RuleChain, id).await?)
     }
@@ -261,6 +300,7 @@ impl Host {
 
     /// Deletes a chain (its references go with it) and stops it.
     pub(crate) async fn remove_chain(&self, actor: &Actor, id: Uuid) -> HostResult<()> {
+        let _one_at_a_time = self.chains.writes.one(id).await;
         self.store.delete_owner(actor, OwnerType::RuleChain, id).await?;
         self.chains.remove(id);
         Ok(())

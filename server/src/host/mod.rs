@@ -218,39 +218,48 @@ impl Host {
         });
     }
 
+    /// Starts, restarts or stops what changed elsewhere. The record is read under the lock the
+    /// configuration's saves here hold: a save through this instance that commits after the change
+    /// being followed is what keeps running, not the change as read before it.
     async fn reload_owner(&self, kind: OwnerType, id: Uuid, tenant: TenantId) -> veil_store::Result<()> {
-        let record = self.store.owner_record(tenant, kind, id).await?;
-        match (kind, record) {
-            (OwnerType::RuleChain, Some(record)) => self.start_chain(&record),
-            (OwnerType::RuleChain, None) => self.chains.remove(id),
-            (OwnerType::Integration, Some(record)) => {
-                let _one_at_a_time = self.integration_writes.lock().await;
-                self.start_integration(&record);
+        match kind {
+            OwnerType::RuleChain => {
+                let _one_at_a_time = self.chains.writes.one(id).await;
+                match self.store.owner_record(tenant, kind, id).await? {
+                    Some(record) => self.start_chain(&record),
+                    None => self.chains.remove(id),
+                }
             }
-            (OwnerType::Integration, None) => {
+            OwnerType::Integration => {
                 let _one_at_a_time = self.integration_writes.lock().await;
-                self.integrations.remove(id);
+                match self.store.owner_record(tenant, kind, id).await? {
+                    Some(record) => self.start_integration(&record),
+                    None => self.integrations.remove(id),
+                }
             }
             // The store follows its providers itself.
-            (OwnerType::SecretProvider, _) => {}
+            OwnerType::SecretProvider => {}
         }
         Ok(())
     }
 
     async fn reload_all_owners(&self) -> veil_store::Result<()> {
-        let chains = self.store.all_owners(OwnerType::RuleChain).await?;
-        let stored: std::collections::HashSet<Uuid> = chains.iter().map(|r| r.owner.id).collect();
-        for id in self.chains.ids() {
-            if !stored.contains(&id) {
-                self.chains.remove(id);
+        {
+            let _every_chain = self.chains.writes.all().await;
+            let chains = self.store.all_owners(OwnerType::RuleChain).await?;
+            let stored: std::collections::HashSet<Uuid> = chains.iter().map(|r| r.owner.id).collect();
+            for id in self.chains.ids() {
+                if !stored.contains(&id) {
+                    self.chains.remove(id);
+                }
+            }
+            for record in &chains {
+                self.start_chain(record);
             }
         }
-        for record in &chains {
-            self.start_chain(record);
-        }
+        let _one_at_a_time = self.integration_writes.lock().await;
         let integrations = self.store.all_owners(OwnerType::Integration).await?;
         let stored: std::collections::HashSet<Uuid> = integrations.iter().map(|r| r.owner.id).collect();
-        let _one_at_a_time = self.integration_writes.lock().await;
         for id in self.integrations.ids() {
             if !stored.contains(&id) {
                 self.integrations.remove(id);

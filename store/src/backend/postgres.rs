@@ -182,6 +182,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/postgres/0017_tenant_usage.sql")),
                 false,
             ),
+            Migration::new(
+                18,
+                Cow::Borrowed("tenant usage recount"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/postgres/0018_tenant_usage_recount.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
