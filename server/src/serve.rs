@@ -321,6 +321,9 @@ async fn start_host(
     let limits = args.limits.limits();
     tracing::info!(?limits, "limits");
     let host = Arc::new(Host::new(store, limits));
+    // Subscribed before the start: a chain, integration or secret changed through another
+    // instance while this one reads its configuration is followed, not lost until its next change.
+    let (secret_changes, owner_changes) = (host.store().subscribe(), host.store().subscribe_owners());
     host.start_all().await?;
     if args.queue.queue.is_some() {
         let queue =
@@ -350,8 +353,8 @@ async fn start_host(
             crate::api::run_key_rotation(&store).await;
         }
     });
-    host.follow_secret_changes();
-    host.follow_owner_changes();
+    host.follow_secret_changes(secret_changes);
+    host.follow_owner_changes(owner_changes);
     let state = AppState {
         host: Arc::clone(&host),
         tokens,

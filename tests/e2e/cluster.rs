@@ -517,6 +517,32 @@ async fn kill_9_of_one_instance_during_writes_through_both_loses_nothing_and_it_
     .await;
 }
 
+/// Two instances on one new PostgreSQL database; the database and the instances' data folders
+/// last as long as the first two values.
+async fn two_instances() -> (PostgresDatabase, [tempfile::TempDir; 2], Server, Server) {
+    let (db, database) = PostgresDatabase::create();
+    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a = instance(&url, dirs[0].path()).await;
+    let b = instance(&url, dirs[1].path()).await;
+    (db, dirs, a, b)
+}
+
+/// One round of racing saves: `PUT path` through each instance after a random pause of 0–2 ms,
+/// instance `i` sending `body(i)`; both are answered 200. Returns what GET shows after them.
+async fn racing_puts(apis: &[Api<'_>; 2], path: &str, round: usize, body: impl Fn(usize) -> Value) -> Value {
+    let put = |i: usize, pause: u64| {
+        let body = body(i);
+        async move {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            apis[i].send(apis[i].req(reqwest::Method::PUT, path).json(&body)).await
+        }
+    };
+    let ((sa, ba), (sb, bb)) = tokio::join!(put(0, random_below(3)), put(1, random_below(3)));
+    assert_eq!((sa, sb), (200, 200), "round {round}: {ba} {bb}");
+    apis[0].get(path).await.1
+}
+
 /// Saves of one rule chain racing through both instances, each after a random pause: whichever
 /// commits last is the chain GET shows, and both instances must end up running that one — the
 /// running chain is also what a secret's change is told to (its consumers), so a runtime left
@@ -525,11 +551,7 @@ async fn kill_9_of_one_instance_during_writes_through_both_loses_nothing_and_it_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
 async fn saves_of_one_chain_racing_over_two_instances_leave_both_running_the_stored_one() {
-    let (_db, database) = PostgresDatabase::create();
-    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = instance(&url, dir_a.path()).await;
-    let b = instance(&url, dir_b.path()).await;
+    let (_db, _dirs, a, b) = two_instances().await;
     let apis = [Api::new(&a).await, Api::new(&b).await];
     let version = |name: &str| {
         json!({
@@ -548,17 +570,8 @@ async fn saves_of_one_chain_racing_over_two_instances_leave_both_running_the_sto
         (status == 200).then(|| trace["trace"][0]["nodeName"].as_str().unwrap_or_default().to_owned())
     };
     for round in 0..150 {
-        let (apis, path) = (&apis, &path);
-        let put = |i: usize, pause: u64| {
-            let body = version(&format!("{}-{round}", ["a", "b"][i]));
-            async move {
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-                apis[i].send(apis[i].req(reqwest::Method::PUT, path).json(&body)).await
-            }
-        };
-        let ((sa, ba), (sb, bb)) = tokio::join!(put(0, random_below(3)), put(1, random_below(3)));
-        assert_eq!((sa, sb), (200, 200), "round {round}: {ba} {bb}");
-        let (_, stored) = apis[0].get(path).await;
+        let stored =
+            racing_puts(&apis, &path, round, |i| version(&format!("{}-{round}", ["a", "b"][i]))).await;
         let stored = stored["nodes"][0]["name"].as_str().unwrap().to_owned();
         for (i, api) in apis.iter().enumerate() {
             let what =
@@ -577,11 +590,7 @@ async fn saves_of_one_chain_racing_over_two_instances_leave_both_running_the_sto
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL (VEIL_TEST_POSTGRES)"]
 async fn saves_of_one_integration_racing_over_two_instances_leave_both_running_the_stored_one() {
-    let (_db, database) = PostgresDatabase::create();
-    let veil_store::Database::Postgres(url) = database else { unreachable!("a PostgreSQL database") };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = instance(&url, dir_a.path()).await;
-    let b = instance(&url, dir_b.path()).await;
+    let (_db, _dirs, a, b) = two_instances().await;
     let servers = [&a, &b];
     let apis = [Api::new(&a).await, Api::new(&b).await];
     let chain = json!({"name": "Sink", "nodes": [{"type": "log", "name": "Log", "configuration": {}}], "connections": []});
@@ -597,17 +606,8 @@ async fn saves_of_one_integration_racing_over_two_instances_leave_both_running_t
     let path = format!("/api/integrations/{}", integration["id"].as_str().unwrap());
     let client = reqwest::Client::new();
     for round in 0..100 {
-        let (apis, path) = (&apis, &path);
-        let put = |i: usize, pause: u64| {
-            let body = version(&format!("{}-{round}", ["a", "b"][i]));
-            async move {
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-                apis[i].send(apis[i].req(reqwest::Method::PUT, path).json(&body)).await
-            }
-        };
-        let ((sa, ba), (sb, bb)) = tokio::join!(put(0, random_below(3)), put(1, random_below(3)));
-        assert_eq!((sa, sb), (200, 200), "round {round}: {ba} {bb}");
-        let (_, stored) = apis[0].get(path).await;
+        let stored =
+            racing_puts(&apis, &path, round, |i| version(&format!("{}-{round}", ["a", "b"][i]))).await;
         let key = stored["routingKey"].as_str().unwrap().to_owned();
         for (i, server) in servers.iter().enumerate() {
             let uplink = server.url(&format!("/api/v1/integrations/http/{key}"));

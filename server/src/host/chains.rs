@@ -339,7 +339,7 @@ impl Host {
         names.sort_unstable();
         names.dedup();
         let missing: Vec<&str> =
-            names.into_iter().filter(|name| !may_use || self.store.find(actor, name).is_none()).collect();
+            names.into_iter().filter(|name| !may_use || !self.store.sees(actor, name)).collect();
         if missing.is_empty() {
             return Ok(());
         }

@@ -197,8 +197,10 @@ impl Host {
     /// Follows rule chains and integrations saved or deleted through other instances sharing
     /// the database (the store's change feed): each is started, restarted or stopped here too;
     /// after a lost feed connection everything that runs is compared with the database.
-    pub(crate) fn follow_owner_changes(self: &Arc<Self>) {
-        let mut changes = self.store.subscribe_owners();
+    pub(crate) fn follow_owner_changes(
+        self: &Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<OwnerChange>,
+    ) {
         let host = Arc::clone(self);
         tokio::spawn(async move {
             loop {
@@ -273,8 +275,10 @@ impl Host {
 
     /// Forwards secret changes to the running chains and integrations of the secret's tenant,
     /// until the store closes.
-    pub(crate) fn follow_secret_changes(self: &Arc<Self>) {
-        let mut events = self.store.subscribe();
+    pub(crate) fn follow_secret_changes(
+        self: &Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<veil_store::SecretEvent>,
+    ) {
         let host = Arc::clone(self);
         tokio::spawn(async move {
             loop {

@@ -176,6 +176,11 @@ impl Store {
             .map(|row| row.info.clone())
     }
 
+    /// Whether [`Store::find`] finds `name` for `actor`, without copying what it would give.
+    pub fn sees(&self, actor: &Actor, name: &str) -> bool {
+        self.inner.index.by_name(actor.tenant_id, name).is_some_and(|row| actor.can_see(&row.info))
+    }
+
     /// One page of the actor's secrets, sorted by name.
     pub fn list(&self, actor: &Actor, query: &ListQuery) -> Result<Page<SecretInfo>> {
         let searching = query.text_search.as_deref().is_some_and(|s| !s.is_empty());
