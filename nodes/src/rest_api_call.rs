@@ -244,7 +244,12 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
     for (name, value) in settings.headers.iter().flatten() {
         match HeaderName::from_bytes(name.as_bytes()) {
             Ok(header) => headers.extend(ctx.bound(&config, value, &mut problems).map(|t| {
-                let fixed = t.literal().and_then(|text| HeaderValue::from_str(text).ok());
+                // Marked sensitive like every rendered header: a value typed in may still be a
+                // credential, and HTTP libraries then never print it.
+                let fixed = t.literal().and_then(|text| HeaderValue::from_str(text).ok()).map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                });
                 (header, t, fixed)
             })),
             Err(_) => {

@@ -64,9 +64,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Page `page` (zero-based) of `items`, `page_size` (1..=1000) per page.
     pub fn of(items: impl ExactSizeIterator<Item = T>, page: usize, page_size: usize) -> Result<Self> {
-        if !(1..=1000).contains(&page_size) {
-            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
-        }
+        let page_size = checked_page_size(page_size)?;
         let total = items.len();
         let total_pages = total.div_ceil(page_size);
         let data = items.skip(page.saturating_mul(page_size)).take(page_size).collect();
@@ -77,6 +75,15 @@ impl<T> Page<T> {
     pub(crate) fn counted(data: Vec<T>, total: usize, page: usize, page_size: usize) -> Self {
         let total_pages = total.div_ceil(page_size);
         Self { data, total_elements: total, total_pages, has_next: page.saturating_add(1) < total_pages }
+    }
+}
+
+/// `size` when it is a page size the API allows (1..=1000).
+pub(crate) fn checked_page_size(size: usize) -> Result<usize> {
+    if (1..=1000).contains(&size) {
+        Ok(size)
+    } else {
+        Err(StoreError::invalid("pageSize", "must be between 1 and 1000"))
     }
 }
 

@@ -189,7 +189,7 @@ impl Store {
         }
         // A tenant user sees every secret of the tenant: the page is found by position.
         actor.require(Operation::Read)?;
-        let (page, size) = (query.page, check_page_size(query.page_size)?);
+        let (page, size) = (query.page, super::checked_page_size(query.page_size)?);
         let (total, rows) =
             self.inner.index.name_order_page(actor.tenant_id, page.saturating_mul(size), size);
         let data = rows.iter().map(|row| self.with_status(shown(actor, &row.info))).collect();
@@ -204,7 +204,7 @@ impl Store {
         keep: impl Fn(&SecretInfo) -> bool,
     ) -> Result<Page<SecretInfo>> {
         actor.require(Operation::Read)?;
-        let (page, size) = (query.page, check_page_size(query.page_size)?);
+        let (page, size) = (query.page, super::checked_page_size(query.page_size)?);
         let needle = query.text_search.as_deref().map(str::to_lowercase).filter(|s| !s.is_empty());
         // The tenant's secrets are kept in name order: count the matches and copy only the
         // page's rows (a search looks at the names first, the rows of matching names only).
@@ -605,15 +605,6 @@ fn describe_value(info: &mut SecretInfo, value: &SecretValue) {
         crate::SecretType::File => crate::inspect::inspect(value.expose_bytes()),
         crate::SecretType::Text => (None, None),
     };
-}
-
-/// `size` when it is a page size the API allows (1..=1000).
-fn check_page_size(size: usize) -> Result<usize> {
-    if (1..=1000).contains(&size) {
-        Ok(size)
-    } else {
-        Err(StoreError::invalid("pageSize", "must be between 1 and 1000"))
-    }
 }
 
 /// A secret's metadata as `actor` may see it: a customer learns of no other customer.

@@ -85,9 +85,7 @@ impl Store {
             &row.info,
             "Veil keeps no versions of its value (its status counts the values fetched)",
         )?;
-        if !(1..=1000).contains(&page_size) {
-            return Err(StoreError::invalid("pageSize", "must be between 1 and 1000"));
-        }
+        super::checked_page_size(page_size)?;
         // A pending version is the newest: it heads the first page.
         let pending = match actor.customer_id {
             None => self.pending_row(&row.info).await?.map(|p| p.info),
