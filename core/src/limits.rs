@@ -40,6 +40,11 @@ pub struct Limits {
     pub max_in_flight_per_tenant: usize,
 }
 
+/// The CPUs this process may use (at least 2): the default of `script_threads`. Asked once: each
+/// answer reads the cgroup files under /proc, and every node built starts from the defaults.
+static CPUS: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -52,7 +57,7 @@ impl Default for Limits {
             max_fanout_bytes: 64 * 1024 * 1024,
             script_timeout: Duration::from_millis(500),
             max_script_time_per_message: Duration::from_millis(2000),
-            script_threads: std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            script_threads: *CPUS,
             max_response_bytes: 10 * 1024 * 1024,
             max_event_message_bytes: 16 * 1024,
             max_event_bytes_per_tenant: 64 * 1024 * 1024,

@@ -267,11 +267,14 @@ impl reqwest::dns::Resolve for SystemResolver {
 /// An HTTP client as every send of a node needs it: never a proxy from the environment (HTTP_PROXY
 /// …: every send goes straight to the host its destination check allowed), no redirects (reqwest
 /// would carry secret headers to whatever host a redirect names; a 3xx is reported like any other
-/// non-2xx answer), `timeout` per request, and DNS failures as [`DnsFailed`].
+/// non-2xx answer), no retries by reqwest (it would retry only HTTP/2's refusals, and HTTP/2 is
+/// not built in, but it copies every request's headers to be able to), `timeout` per request,
+/// and DNS failures as [`DnsFailed`].
 pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .timeout(timeout)
         .dns_resolver(std::sync::Arc::new(SystemResolver))
 }

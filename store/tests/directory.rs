@@ -195,6 +195,46 @@ backend_tests! {
 
 backend_tests! {
     #[tokio::test]
+    async fn a_page_of_secrets_learns_the_last_use_of_each_of_its_secrets_and_of_no_other(t: TempStore) {
+        let (t, admin) = tenant_store(t).await;
+        let (other, other_admin) = {
+            let tenant = t.bootstrap.create_tenant("Other Corp").await.unwrap();
+            (tenant.id, Actor::tenant_admin(tenant.id, veil_store::UserId::new_random(), "other"))
+        };
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            ids.push(t.store.create(&admin, text_secret(name, "v")).await.unwrap().id);
+        }
+        let theirs = t.store.create(&other_admin, text_secret("a", "v")).await.unwrap().id;
+        let use_by = |tenant, name: &str| {
+            let context = UseContext { kind: OwnerType::RuleChain, id: Uuid::new_v4(), name: "Chain".into() };
+            t.store.resolve_used_by(tenant, name, Some(&context)).unwrap();
+        };
+        let before = veil_store::now_ms() / 60_000 * 60_000;
+        // Two chains use "a", one uses "c", one "d" (not on the page), nothing uses "b"; the other
+        // tenant uses its "a".
+        use_by(admin.tenant_id, "a");
+        use_by(admin.tenant_id, "a");
+        use_by(admin.tenant_id, "c");
+        use_by(admin.tenant_id, "d");
+        use_by(other, "a");
+        let used = t.store.last_used_among(&admin, &[ids[0], ids[1], ids[2], theirs]).await.unwrap();
+        let mut keys: Vec<_> = used.keys().copied().collect();
+        keys.sort_by_key(|id| ids.iter().position(|i| i == id));
+        assert_eq!(keys, [ids[0], ids[2]], "the used ones of the page, not the other tenant's: {used:?}");
+        assert!(used.values().all(|at| *at >= before && *at <= veil_store::now_ms()), "{used:?}");
+        assert!(t.store.last_used_among(&admin, &[]).await.unwrap().is_empty());
+        let all = t.store.last_used(&admin).await.unwrap();
+        let mut everywhere: Vec<_> = all.keys().copied().collect();
+        everywhere.sort_by_key(|id| ids.iter().position(|i| i == id));
+        assert_eq!(everywhere, [ids[0], ids[2], ids[3]], "the whole tenant: {all:?}");
+        assert_eq!(t.store.last_used_of(&admin, ids[1]).await.unwrap(), None);
+        assert_eq!(t.store.last_used_of(&admin, ids[2]).await.unwrap(), used.get(&ids[2]).copied());
+    }
+}
+
+backend_tests! {
+    #[tokio::test]
     async fn deleting_a_tenant_removes_its_secrets_and_only_a_system_administrator_may(t: TempStore) {
         let (t, admin) = tenant_store(t).await;
         t.store.create(&admin, text_secret("api-token", "v")).await.unwrap();

@@ -483,13 +483,13 @@ impl Backend {
     pub(crate) async fn record_uses(&self, uses: &[(SecretId, Uuid, i64)]) -> Result<()> {
         dispatch!(self.record_uses(uses))
     }
-    /// When each configuration last used each secret of `tenant` (or only `secret`).
+    /// When each configuration last used each secret of `tenant` (or only `secrets`).
     pub(crate) async fn last_used(
         &self,
         tenant: TenantId,
-        secret: Option<SecretId>,
+        secrets: Option<&[SecretId]>,
     ) -> Result<Vec<(SecretId, Uuid, i64)>> {
-        dispatch!(self.last_used(tenant, secret))
+        dispatch!(self.last_used(tenant, secrets))
     }
     /// The versions written before fingerprints were recorded that still have a value: `(secret,
     /// version)`, for [`Backend::set_fingerprint`].

@@ -626,22 +626,22 @@ impl PostgresBackend {
     pub(crate) async fn last_used(
         &self,
         tenant: TenantId,
-        secret: Option<SecretId>,
+        secrets: Option<&[SecretId]>,
     ) -> Result<Vec<(SecretId, Uuid, i64)>> {
-        let rows = sqlx::query(match secret {
-            // One secret's uses by its index (a page of the secrets list asks for each of its
-            // secrets), not every use of the tenant.
+        let rows = sqlx::query(match secrets {
+            // The uses of the secrets asked for by their index (a page of the secrets list),
+            // not every use of the tenant.
             Some(_) => {
                 "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND u.secret_id = $2"
+                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND u.secret_id = ANY($2)"
             }
             None => {
                 "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND $2::uuid IS NULL"
+                 JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = $1 AND $2::uuid[] IS NULL"
             }
         })
         .bind(tenant.0)
-        .bind(secret.map(|s| s.0))
+        .bind(secrets.map(|ids| ids.iter().map(|s| s.0).collect::<Vec<Uuid>>()))
         .fetch_all(&*self.db())
         .await?;
         rows.iter()

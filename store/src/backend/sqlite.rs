@@ -530,26 +530,27 @@ impl SqliteBackend {
     pub(crate) async fn last_used(
         &self,
         tenant: TenantId,
-        secret: Option<SecretId>,
+        secrets: Option<&[SecretId]>,
     ) -> Result<Vec<(SecretId, Uuid, i64)>> {
-        // CROSS JOIN: SQLite reads the uses (of one secret, by its index) and looks each secret
-        // up, instead of walking every secret of the tenant for its uses (most secrets of a
-        // large tenant have none): the cost follows the uses, not the secrets.
-        let sql = match secret {
-            Some(_) => {
+        // CROSS JOIN: SQLite reads the uses (of the secrets asked for, by its index) and looks
+        // each secret up, instead of walking every secret of the tenant for its uses (most
+        // secrets of a large tenant have none): the cost follows the uses, not the secrets.
+        let sql = match secrets {
+            Some([]) => return Ok(Vec::new()),
+            Some(ids) => format!(
                 "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE u.secret_id = ?2 AND s.tenant_id = ?1"
-            }
-            None => {
-                "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
-                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ?1 AND ?2 IS NULL"
-            }
+                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ? AND u.secret_id IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            ),
+            None => "SELECT u.secret_id, u.owner_id, u.last_used_time FROM secret_uses u \
+                 CROSS JOIN secrets s ON s.id = u.secret_id WHERE s.tenant_id = ?"
+                .to_owned(),
         };
-        let rows = sqlx::query(sql)
-            .bind(tenant.to_string())
-            .bind(secret.map(|s| s.to_string()))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(tenant.to_string());
+        for id in secrets.unwrap_or_default() {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(&mut *self.conn().await?).await?;
         rows.iter()
             .map(|r| Ok((parse_id(r, "secret_id")?, parse_id(r, "owner_id")?, r.try_get("last_used_time")?)))
             .collect()

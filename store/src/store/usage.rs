@@ -58,11 +58,9 @@ impl Store {
         }
         self.flush_uses().await;
         let mut latest: HashMap<SecretId, i64> = HashMap::new();
-        for &id in ids {
-            for (secret, _, time) in self.inner.backend.last_used(actor.tenant_id, Some(id)).await? {
-                let at = latest.entry(secret).or_insert(time);
-                *at = (*at).max(time);
-            }
+        for (secret, _, time) in self.inner.backend.last_used(actor.tenant_id, Some(ids)).await? {
+            let at = latest.entry(secret).or_insert(time);
+            *at = (*at).max(time);
         }
         Ok(latest)
     }
@@ -81,7 +79,7 @@ impl Store {
     /// When each configuration last used the secret `id`.
     pub(super) async fn last_used_by(&self, actor: &Actor, id: SecretId) -> Result<HashMap<Uuid, i64>> {
         self.flush_uses().await;
-        let uses = self.inner.backend.last_used(actor.tenant_id, Some(id)).await?;
+        let uses = self.inner.backend.last_used(actor.tenant_id, Some(&[id])).await?;
         Ok(uses.into_iter().map(|(_, owner, time)| (owner, time)).collect())
     }
 

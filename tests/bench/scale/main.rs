@@ -71,6 +71,10 @@ struct Opts {
     /// Chains of the target check.
     #[arg(long, default_value_t = 10_000)]
     target_chains: usize,
+    /// Also copy the target's data directory here (to profile a start-up on it:
+    /// `veil serve --data-dir DIR --max-secrets-per-tenant 1000000 --max-chains-per-tenant 1000000`).
+    #[arg(long)]
+    keep_target: Option<std::path::PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -942,6 +946,11 @@ async fn target_section(opts: &Opts, report: &mut Report, receiver: &Receiver, s
     ));
     seed.secrets_to(secrets).await;
     let took = seed.chains_to(chains, &receiver.url).await;
+    if let Some(keep) = &opts.keep_target {
+        seed.close().await;
+        std::fs::create_dir_all(keep).unwrap();
+        copy_dir(seed.dir.path(), keep);
+    }
     let run = start_on(seed, Backend::Sqlite).await;
     let api = Api::new(&run.server).await;
     let (first, page) = latency(&api, "/api/secrets?page=0&pageSize=20").await;
