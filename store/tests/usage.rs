@@ -28,7 +28,7 @@ fn last_before_usage(kind: StoreKind) -> i64 {
 }
 
 /// Takes a store's database back to [`last_before_usage`]: drops what the later migrations made
-/// (SQLite 0019 `tenant_usage` and 0020 `audit_uses_per_minute`; PostgreSQL 0017 `tenant_usage`
+/// (SQLite 0019 `tenant_usage`, 0020 `audit_uses_per_minute` and 0021 `owners_by_tenant`; PostgreSQL 0017 `tenant_usage`
 /// and 0018, its recount, which makes nothing) and their records. The schema left is checked against one that migrations up to that version build
 /// ([`schema`]), so a migration added later makes the test fail here until it is undone too.
 fn downgrade_sql(kind: StoreKind) -> &'static str {
@@ -45,6 +45,7 @@ fn downgrade_sql(kind: StoreKind) -> &'static str {
              DROP TRIGGER tenant_usage_pending_delete;
              DROP TABLE tenant_usage;
              DROP INDEX audit_uses_per_minute;
+             DROP INDEX owners_by_tenant;
              DELETE FROM _sqlx_migrations WHERE version > 18;"
         }
         StoreKind::Postgres => {

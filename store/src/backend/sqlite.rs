@@ -192,6 +192,13 @@ fn migrator() -> Migrator {
                 Cow::Borrowed(include_str!("../../migrations/sqlite/0020_audit_uses_index.sql")),
                 false,
             ),
+            Migration::new(
+                21,
+                Cow::Borrowed("owners by tenant"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../../migrations/sqlite/0021_owners_by_tenant.sql")),
+                false,
+            ),
         ]),
         ..Migrator::DEFAULT
     }
