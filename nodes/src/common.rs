@@ -168,9 +168,9 @@ impl<C> Locked<'_, C> {
     }
 }
 
-/// An error with its `source()` chain, each cause once: `error sending request: client error
+/// An error with its `source()` chain, each cause once: `client error
 /// (Connect): tcp connect error: Connection refused (os error 111)`. A cause whose text its
-/// parent already shows is skipped. The caller strips URLs first (reqwest's `without_url`).
+/// parent already shows is skipped. The caller makes sure no cause holds a URL.
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -248,61 +248,10 @@ pub(crate) fn is_x509_v1(der: &[u8]) -> bool {
 /// its kind rather than by a message's words.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct DnsFailed(std::io::Error);
+pub(crate) struct DnsFailed(pub(crate) std::io::Error);
 
-/// Resolves with the system's resolver (as reqwest's default does), failing with [`DnsFailed`].
-struct SystemResolver;
-
-impl reqwest::dns::Resolve for SystemResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        Box::pin(async move {
-            let addrs = tokio::net::lookup_host((name.as_str(), 0))
-                .await
-                .map_err(|e| Box::new(DnsFailed(e)) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(addrs.collect::<Vec<_>>().into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// An HTTP client as every send of a node needs it: never a proxy from the environment (HTTP_PROXY
-/// …: every send goes straight to the host its destination check allowed), no redirects (reqwest
-/// would carry secret headers to whatever host a redirect names; a 3xx is reported like any other
-/// non-2xx answer), no retries by reqwest (it would retry only HTTP/2's refusals, and HTTP/2 is
-/// not built in, but it copies every request's headers to be able to), `timeout` per request,
-/// and DNS failures as [`DnsFailed`].
-pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-        .timeout(timeout)
-        .dns_resolver(std::sync::Arc::new(SystemResolver))
-}
-
-/// The clients [`shared_http_client`] hands out, by tenant (its id) and timeout, while a node holds them.
-type SharedClients = std::collections::HashMap<(u128, std::time::Duration), std::sync::Weak<reqwest::Client>>;
-static SHARED_CLIENTS: std::sync::LazyLock<std::sync::Mutex<SharedClients>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// An [`http_client`] shared by the nodes of one tenant with the same timeout: a client (its TLS
-/// configuration and connection pool) costs some 17 KB, several times a whole chain otherwise,
-/// and connections to a destination are reused across the tenant's chains. Tenants never share
-/// one: a tenant's requests never travel on another tenant's connections. Freed when the last
-/// node holding it goes.
-pub(crate) fn shared_http_client(
-    tenant: u128,
-    timeout: std::time::Duration,
-) -> reqwest::Result<std::sync::Arc<reqwest::Client>> {
-    let mut clients = SHARED_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(client) = clients.get(&(tenant, timeout)).and_then(std::sync::Weak::upgrade) {
-        return Ok(client);
-    }
-    // Forget clients no node holds any more, now and then (not on every new one: starting
-    // many chains would be quadratic).
-    if clients.len() % 64 == 63 {
-        clients.retain(|_, weak| weak.strong_count() > 0);
-    }
-    let client = std::sync::Arc::new(http_client(timeout).build()?);
-    clients.insert((tenant, timeout), std::sync::Arc::downgrade(&client));
-    Ok(client)
+/// The addresses of `host` from the system's resolver (as hyper's default asks it).
+pub(crate) async fn lookup(host: &str) -> Result<std::vec::IntoIter<std::net::SocketAddr>, DnsFailed> {
+    let addrs = tokio::net::lookup_host((host, 0)).await.map_err(DnsFailed)?;
+    Ok(addrs.collect::<Vec<_>>().into_iter())
 }

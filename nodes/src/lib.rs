@@ -14,6 +14,7 @@ mod placeholder;
 mod rabbitmq;
 mod rest_api_call;
 mod script;
+mod transport;
 
 use veil_core::Registry;
 

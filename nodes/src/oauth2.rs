@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use veil_core::{BuildCtx, CompiledConfig, NodeCtx, NodeError, Problem, Secrets, Template};
 
 use crate::common;
 use crate::credentials::{self, ClientAuthentication, OAuth2};
+use crate::transport::{self, SendError, Transport};
 
 /// The largest token endpoint answer read (or `maxResponseBytes` when that is lower).
 pub(crate) const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
@@ -33,11 +34,11 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const MAX_EXCERPT_CHARS: usize = 256;
 
 /// Turns a send's error into words (the node's own: timeouts name `readTimeoutMs`).
-pub(crate) type Describe<'a> = &'a (dyn Fn(reqwest::Error) -> String + Sync);
+pub(crate) type Describe<'a> = &'a (dyn Fn(&SendError) -> String + Sync);
 
 /// The token endpoint of one node, and the token it holds.
 pub(crate) struct TokenSource {
-    token_url: reqwest::Url,
+    token_url: http::Uri,
     host: String,
     port: u16,
     client_id: Template,
@@ -194,7 +195,7 @@ impl TokenSource {
     pub(crate) async fn token(
         &self,
         ctx: &NodeCtx<'_>,
-        client: &reqwest::Client,
+        client: &Transport,
         node: &str,
         describe: Describe<'_>,
     ) -> Result<Token, NodeError> {
@@ -256,7 +257,7 @@ impl TokenSource {
     pub(crate) async fn request(
         &self,
         ctx: &NodeCtx<'_>,
-        client: &reqwest::Client,
+        client: &Transport,
         node: &str,
         describe: Describe<'_>,
     ) -> Result<(Issued, HeaderValue), NodeError> {
@@ -297,17 +298,19 @@ impl TokenSource {
             };
             (form.finish(), authorization)
         };
-        let mut request = client
-            .post(self.token_url.clone())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json");
+        let mut request = http::Request::new(transport::Body::from(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.token_url.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(authorization) = authorization {
-            request = request.header(AUTHORIZATION, authorization);
+            headers.insert(AUTHORIZATION, authorization);
         }
-        let mut response = request.body(body).send().await.map_err(|e| {
-            NodeError::new(format!("oauth2: the token request to {at} failed: {}", describe(e)))
+        let mut response = client.send(request).await.map_err(|e| {
+            NodeError::new(format!("oauth2: the token request to {at} failed: {}", describe(&e)))
         })?;
-        let status = response.status();
+        let status = response.status;
         let limit = self.max_response_bytes;
         let too_large = || {
             NodeError::new(format!(
@@ -327,7 +330,7 @@ impl TokenSource {
                 Err(e) => {
                     return Err(NodeError::new(format!(
                         "oauth2: reading the token endpoint {at}'s answer failed: {}",
-                        describe(e)
+                        describe(&e)
                     )));
                 }
             }
@@ -355,13 +358,13 @@ fn sensitive(value: &SecretString, what: &str) -> Result<HeaderValue, NodeError>
 }
 
 /// The token URL, its host and port: http or https, with a host, without user info.
-fn token_url(text: Option<&str>) -> Result<(reqwest::Url, String, u16), String> {
+fn token_url(text: Option<&str>) -> Result<(http::Uri, String, u16), String> {
     let text = match text.map(str::trim) {
         None => return Err("is required for 'oauth2' credentials (the token endpoint's URL)".into()),
         Some("") => return Err("is required for 'oauth2' credentials: it is empty".into()),
         Some(text) => text,
     };
-    let url = reqwest::Url::parse(text).map_err(|e| format!("is not a valid URL: {e}"))?;
+    let mut url = url::Url::parse(text).map_err(|e| format!("is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("must be an http or https URL, not {}:", url.scheme()));
     }
@@ -374,7 +377,10 @@ fn token_url(text: Option<&str>) -> Result<(reqwest::Url, String, u16), String> 
         _ => return Err("has no host".into()),
     };
     let port = url.port_or_known_default().unwrap_or(0);
-    Ok((url, host, port))
+    // A fragment never leaves the client.
+    url.set_fragment(None);
+    let uri = http::Uri::try_from(url.as_str()).map_err(|e| format!("is not a valid URL: {e}"))?;
+    Ok((uri, host, port))
 }
 
 /// `client_id:client_secret`, each form-urlencoded first (RFC 6749 §2.3.1), for HTTP Basic.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::common::{self, Reconnect};
 use crate::credentials::{self, ClientCert, RestCredentials, UserPassword};
 use crate::oauth2::TokenSource;
-use reqwest::header::{HeaderName, HeaderValue};
+use crate::transport::{self, Answer, SendError, Transport};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 
@@ -79,15 +80,15 @@ enum Credentials {
 struct RestApiCall {
     /// The client without a client certificate (every credential type but `cert.PEM`), shared
     /// by the tenant's nodes with the same timeout.
-    client: std::sync::Arc<reqwest::Client>,
+    client: std::sync::Arc<Transport>,
     timeout: Duration,
     /// `cert.PEM`: a client built with the certificates of the moment; dropped when one changes.
-    tls_client: Reconnect<reqwest::Client>,
-    method: reqwest::Method,
+    tls_client: Reconnect<Transport>,
+    method: http::Method,
     url: Template,
     /// The URL parsed once, when it has no placeholder and no message template (most nodes):
     /// parsing it for every message was 3% of a forwarded message's CPU.
-    fixed_url: Option<reqwest::Url>,
+    fixed_url: Option<Target>,
     /// Each header's template, with its value made once when it has no placeholder and no message
     /// template (`Content-Type: application/json`).
     headers: Vec<(HeaderName, Template, Option<HeaderValue>)>,
@@ -99,7 +100,41 @@ struct RestApiCall {
     /// The `maxResponseBytes` limit of the deployment.
     max_response_bytes: usize,
     /// The request a staged rotation tests the credentials with.
-    probe: Option<(reqwest::Method, Template)>,
+    probe: Option<(http::Method, Template)>,
+}
+
+/// Where a request goes, from a URL: what hyper sends to, the host and port the destination
+/// check judges, and the URL's user info (sent as basic credentials, as browsers do).
+#[derive(Clone)]
+struct Target {
+    uri: http::Uri,
+    host: String,
+    port: u16,
+    /// `user[:password]` of the URL, percent-decoded.
+    userinfo: Option<(SecretString, Option<SecretString>)>,
+}
+
+impl Target {
+    /// An http or https URL; the error says what is wrong with it (the text is not quoted).
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut url = url::Url::parse(text).map_err(|e| e.to_string())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("the scheme must be http or https, not {}", url.scheme()));
+        }
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or(0);
+        let decode = |part: &str| {
+            SecretString::from(percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned())
+        };
+        let userinfo = (!url.username().is_empty() || url.password().is_some())
+            .then(|| (decode(url.username()), url.password().map(decode)));
+        // Neither is sent in the request line; a fragment never leaves the client.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_fragment(None);
+        let uri = http::Uri::try_from(url.as_str()).map_err(|e| e.to_string())?;
+        Ok(Self { uri, host, port, userinfo })
+    }
 }
 
 /// `rest_api_call` configuration (ThingsBoard's names). Fields that may hold secrets or message
@@ -189,15 +224,15 @@ impl Method {
         }
     }
 
-    fn to_reqwest(self) -> reqwest::Method {
+    fn to_http(self) -> http::Method {
         match self {
-            Method::GET => reqwest::Method::GET,
-            Method::POST => reqwest::Method::POST,
-            Method::PUT => reqwest::Method::PUT,
-            Method::PATCH => reqwest::Method::PATCH,
-            Method::DELETE => reqwest::Method::DELETE,
-            Method::HEAD => reqwest::Method::HEAD,
-            Method::OPTIONS => reqwest::Method::OPTIONS,
+            Method::GET => http::Method::GET,
+            Method::POST => http::Method::POST,
+            Method::PUT => http::Method::PUT,
+            Method::PATCH => http::Method::PATCH,
+            Method::DELETE => http::Method::DELETE,
+            Method::HEAD => http::Method::HEAD,
+            Method::OPTIONS => http::Method::OPTIONS,
         }
     }
 }
@@ -215,7 +250,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         Some(text) => ctx.bound(&config, text, &mut problems),
     };
     if let Some(literal) = url.as_ref().and_then(|t| t.literal()) {
-        match reqwest::Url::parse(literal) {
+        match Target::parse(literal) {
             Err(e) => {
                 problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")))
             }
@@ -223,13 +258,13 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             Ok(url) => problems.extend(ctx.check_destination(
                 "/restEndpointUrlPattern",
                 config.secret_uses().iter().map(|u| u.name.as_str()),
-                url.host_str().unwrap_or_default(),
-                url.port_or_known_default().unwrap_or(0),
+                &url.host,
+                url.port,
             )),
         }
     }
     let method_name = settings.request_method.as_deref().unwrap_or("POST");
-    let method = Method::named(method_name).map(Method::to_reqwest);
+    let method = Method::named(method_name).map(Method::to_http);
     if method.is_none() {
         let names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
         problems.push(
@@ -271,31 +306,30 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             return None;
         }
         if let Some(literal) = url.literal() {
-            match reqwest::Url::parse(literal) {
+            match Target::parse(literal) {
                 Err(e) => problems.push(ctx.problem("/probe/url", format!("is not a valid URL: {e}"))),
                 Ok(parsed) => problems.extend(ctx.check_destination(
                     "/probe/url",
                     config.secret_uses().iter().map(|u| u.name.as_str()),
-                    parsed.host_str().unwrap_or_default(),
-                    parsed.port_or_known_default().unwrap_or(0),
+                    &parsed.host,
+                    parsed.port,
                 )),
             }
         }
         let method = match probe.method {
-            ProbeMethod::GET => reqwest::Method::GET,
-            ProbeMethod::HEAD => reqwest::Method::HEAD,
+            ProbeMethod::GET => http::Method::GET,
+            ProbeMethod::HEAD => http::Method::HEAD,
         };
         Some((method, url))
     });
-    let client = common::shared_http_client(ctx.tenant.0.as_u128(), timeout)
-        .map_err(|e| vec![ctx.problem("", format!("cannot create an HTTP client: {e}"))])?;
+    let client = transport::shared(ctx.tenant.0.as_u128(), timeout);
     match (method, url, credentials, problems.is_empty()) {
         (Some(method), Some(url), Some(credentials), true) => Ok(Box::new(RestApiCall {
             client,
             timeout,
             tls_client: Reconnect::new(),
             method,
-            fixed_url: url.literal().and_then(|text| reqwest::Url::parse(text).ok()),
+            fixed_url: url.literal().and_then(|text| Target::parse(text).ok()),
             url,
             headers,
             credentials,
@@ -348,49 +382,33 @@ fn sensitive_header(value: &impl ExposeSecret<str>, what: &str) -> Result<Header
 impl RestApiCall {
     /// The mutual-TLS client, built from the certificates of the moment on first use and after a
     /// change (connections are pooled per client, so a new certificate means a new client).
-    async fn tls_client(&self, secrets: &Secrets, cert: &ClientCert) -> Result<reqwest::Client, NodeError> {
+    async fn tls_client(&self, secrets: &Secrets, cert: &ClientCert) -> Result<Transport, NodeError> {
         let mut cached = self.tls_client.lock(secrets, |_| true).await;
         let client = cached.get_or_connect(secrets, async { self.build_tls_client(secrets, cert) }).await?;
         Ok(client.clone())
     }
 
-    fn build_tls_client(&self, secrets: &Secrets, tls: &ClientCert) -> Result<reqwest::Client, NodeError> {
+    fn build_tls_client(&self, secrets: &Secrets, tls: &ClientCert) -> Result<Transport, NodeError> {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject as _;
         let pem = |template: &Template| common::pem(secrets, template);
-        // Parsed here: reqwest accepts any bytes as a PEM CA and fails only at the handshake.
-        let mut roots = Vec::new();
-        for der in common::pem_certificates(&pem(&tls.ca)?, "credentials/caCert")? {
-            roots.push(
-                reqwest::Certificate::from_der(der.as_ref())
-                    .map_err(|_| NodeError::new("credentials/caCert: not a valid certificate"))?,
-            );
-        }
-        let client_cert = pem(&tls.cert)?;
-        let client_v1 = common::pem_certificates(&client_cert, "credentials/cert")?
-            .first()
-            .is_some_and(|der| common::is_x509_v1(der.as_ref()));
-        let mut identity = client_cert;
-        identity.push(b'\n');
-        identity.extend_from_slice(&common::private_key_pem(secrets, tls.password.as_ref(), pem(&tls.key)?)?);
-        let identity = reqwest::Identity::from_pem(&identity).map_err(|_| {
+        let roots = common::pem_certificates(&pem(&tls.ca)?, "credentials/caCert")?;
+        let chain = common::pem_certificates(&pem(&tls.cert)?, "credentials/cert")?;
+        let client_v1 = chain.first().is_some_and(|der| common::is_x509_v1(der.as_ref()));
+        let key = common::private_key_pem(secrets, tls.password.as_ref(), pem(&tls.key)?)?;
+        let key = PrivateKeyDer::from_pem_slice(&key).map_err(|_| {
             NodeError::new("credentials/cert, privateKey: not a PEM certificate and private key")
         })?;
-        let mut builder = common::http_client(self.timeout).use_rustls_tls().tls_built_in_root_certs(false);
-        for root in roots {
-            builder = builder.add_root_certificate(root);
-        }
-        let client = builder.identity(identity).build().map_err(|e| {
-            let chain = common::error_chain(&e);
-            if client_v1 {
-                NodeError::new(format!(
-                    "credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; \
-                     issue a v3 certificate (openssl x509 -req with -extfile or -copy_extensions) \
-                     ({chain})"
-                ))
-            } else {
-                NodeError::new(format!("cannot create the TLS client: {chain}"))
+        Transport::with_client_cert(self.timeout, roots, chain, key).map_err(|e| match e {
+            rustls::Error::InvalidCertificate(_) if client_v1 => NodeError::new(format!(
+                "credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; \
+                 issue a v3 certificate (openssl x509 -req with -extfile or -copy_extensions) ({e})"
+            )),
+            rustls::Error::InvalidCertificate(_) => {
+                NodeError::new(format!("credentials/caCert: not a valid certificate ({e})"))
             }
-        })?;
-        Ok(client)
+            _ => NodeError::new(format!("cannot create the TLS client: {e}")),
+        })
     }
 
     fn render<'s>(
@@ -402,15 +420,15 @@ impl RestApiCall {
         Ok(ctx.render(template, msg)?)
     }
 
-    /// The URL for this message; the secrets of sealed values opened into it are added to
+    /// Where this message goes; the secrets of sealed values opened into the URL are added to
     /// `sealed`.
-    fn url(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<reqwest::Url, NodeError> {
-        if let Some(url) = &self.fixed_url {
-            return Ok(url.clone());
+    fn target(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<Target, NodeError> {
+        if let Some(target) = &self.fixed_url {
+            return Ok(target.clone());
         }
         let url = self.render(ctx, &self.url, msg)?;
         sealed.extend_from_slice(url.sealed_secrets());
-        reqwest::Url::parse(url.expose_secret()).map_err(|e| {
+        Target::parse(url.expose_secret()).map_err(|e| {
             if url.sealed_secrets().is_empty() {
                 NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
             } else {
@@ -422,60 +440,65 @@ impl RestApiCall {
         })
     }
 
-    /// Builds the request to `url`; every secret is rendered now, for this message, and the
+    /// Builds the request to `target`; every secret is rendered now, for this message, and the
     /// secrets of sealed values opened into a header or the body are added to `sealed`.
     fn request(
         &self,
         ctx: &NodeCtx<'_>,
-        client: reqwest::Client,
-        url: reqwest::Url,
+        target: Target,
         msg: &Msg,
         sealed: &mut Vec<String>,
-    ) -> Result<reqwest::RequestBuilder, NodeError> {
-        let mut request = client.request(self.method.clone(), url);
+    ) -> Result<http::Request<transport::Body>, NodeError> {
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 2);
         for (name, template, fixed) in &self.headers {
             if let Some(value) = fixed {
-                request = request.header(name, value.clone());
+                headers.append(name, value.clone());
                 continue;
             }
             let value = self.render(ctx, template, msg)?;
             sealed.extend_from_slice(value.sealed_secrets());
-            request = request.header(name, sensitive_header(&value, &format!("header '{name}'"))?);
+            headers.append(name, sensitive_header(&value, &format!("header '{name}'"))?);
         }
-        request = match &self.credentials {
-            Credentials::Anonymous => request,
+        // Any media type is taken (the body becomes the message's data) unless the node says.
+        if !headers.contains_key(header::ACCEPT) {
+            headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        if let Some((user, pass)) = &target.userinfo {
+            headers.append(header::AUTHORIZATION, basic(ctx, user.expose_secret(), pass.as_ref())?);
+        }
+        match &self.credentials {
+            Credentials::Anonymous => {}
             Credentials::Basic(UserPassword { username, password }) => {
                 let (user, pass) = (self.render(ctx, username, msg)?, self.render(ctx, password, msg)?);
-                // `Basic base64(user:password)`: the base64 of a short password inside it is not
-                // a form of the password alone, so the redactor learns the whole composite.
-                let composite =
-                    SecretString::from(format!("{}:{}", user.expose_secret(), pass.expose_secret()));
-                ctx.also_mask(composite.expose_secret().as_bytes());
-                request.basic_auth(user.expose_secret(), Some(pass.expose_secret()))
+                let pass = SecretString::from(pass.expose_secret().to_owned());
+                headers.append(header::AUTHORIZATION, basic(ctx, user.expose_secret(), Some(&pass))?);
             }
             Credentials::Bearer { token } => {
                 let token = self.render(ctx, token, msg)?;
                 let value = SecretString::from(format!("Bearer {}", token.expose_secret()));
-                request.header(reqwest::header::AUTHORIZATION, sensitive_header(&value, "bearer token")?)
+                headers.append(header::AUTHORIZATION, sensitive_header(&value, "bearer token")?);
             }
             Credentials::ApiKey { header, value } => {
                 let value = self.render(ctx, value, msg)?;
-                request.header(header, sensitive_header(&value, "API key")?)
+                headers.append(header, sensitive_header(&value, "API key")?);
             }
             // The token is added when the request is sent (a 401 sends it again with another).
-            Credentials::CertPem(_) | Credentials::OAuth2(_) => request,
-        };
-        if matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
-            return Ok(request);
+            Credentials::CertPem(_) | Credentials::OAuth2(_) => {}
         }
-        let body = if let Some(template) = &self.body {
+        let body = if matches!(self.method, http::Method::GET | http::Method::HEAD) {
+            transport::Body::default()
+        } else if let Some(template) = &self.body {
             let body = self.render(ctx, template, msg)?;
             sealed.extend_from_slice(body.sealed_secrets());
-            body.expose_secret().to_owned()
+            transport::Body::from(body.expose_secret().to_owned())
         } else {
-            String::from_utf8(common::payload(msg)).unwrap_or_default()
+            transport::Body::from(common::payload(msg))
         };
-        Ok(request.body(body))
+        let mut request = http::Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = target.uri;
+        *request.headers_mut() = headers;
+        Ok(request)
     }
 
     async fn call(&self, ctx: &NodeCtx<'_>, msg: Msg) -> NodeResult {
@@ -484,18 +507,17 @@ impl RestApiCall {
                 Ok(client) => client,
                 Err(e) => return Err(Failed::new(msg, e)),
             },
-            _ => reqwest::Client::clone(&self.client),
+            _ => Transport::clone(&self.client),
         };
         let mut sealed = Vec::new();
-        let url = match self.url(ctx, &msg, &mut sealed) {
-            Ok(url) => url,
+        let target = match self.target(ctx, &msg, &mut sealed) {
+            Ok(target) => target,
             Err(e) => return Err(Failed::new(msg, e)),
         };
-        let (host, port) =
-            (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        let (host, port) = (target.host.clone(), target.port);
         // A host made from a sealed value is not shown (it may be the value in another form).
         let url_sealed = !sealed.is_empty();
-        let request = match self.request(ctx, client, url, &msg, &mut sealed) {
+        let request = match self.request(ctx, target, &msg, &mut sealed) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
@@ -528,14 +550,14 @@ impl RestApiCall {
             return Err(Failed::new(msg, NodeError::new(refused.to_string())));
         }
         let sent = match &self.credentials {
-            Credentials::OAuth2(source) => self.send_with_token(ctx, source, request).await,
-            _ => request.send().await.map_err(|e| self.request_failed(e)),
+            Credentials::OAuth2(source) => self.send_with_token(ctx, &client, source, request).await,
+            _ => client.send(request).await.map_err(|e| self.request_failed(e)),
         };
-        let mut response = match sent {
+        let mut answer = match sent {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
-        let status = response.status();
+        let status = answer.status;
         let reason = status.canonical_reason().unwrap_or("");
         let mut out = msg;
         out.metadata.insert("status".into(), reason.to_owned());
@@ -543,22 +565,22 @@ impl RestApiCall {
         out.metadata.insert("statusReason".into(), reason.to_owned());
         let limit = self.max_response_bytes;
         let too_large = || limit_error("maxResponseBytes", limit, "the response body is larger");
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        if answer.content_length().is_some_and(|n| n > limit as u64) {
             return Err(Failed::new(out, too_large()));
         }
         let mut body = Vec::new();
         loop {
-            match response.chunk().await {
+            match answer.chunk().await {
                 Ok(Some(chunk)) => {
                     if chunk.len() > limit - body.len() {
-                        // Dropping the response closes the connection; the rest is never read.
+                        // Dropping the answer closes the connection; the rest is never read.
                         return Err(Failed::new(out, too_large()));
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let error = format!("reading the response failed: {}", self.describe(e));
+                    let error = format!("reading the response failed: {}", self.describe(&e));
                     return Err(Failed::new(out, error));
                 }
             }
@@ -580,43 +602,39 @@ impl RestApiCall {
     async fn send_with_token(
         &self,
         ctx: &NodeCtx<'_>,
+        client: &Transport,
         source: &TokenSource,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, NodeError> {
-        let (client, request) = request.build_split();
-        let request = request.map_err(|e| self.request_failed(e))?;
-        let describe = |e: reqwest::Error| self.describe(e);
+        request: http::Request<transport::Body>,
+    ) -> Result<Answer, NodeError> {
+        let describe = |e: &SendError| self.describe(e);
         let mut retried = false;
         loop {
-            let token = source.token(ctx, &self.client, &self.node_name, &describe).await?;
-            let mut attempt = request
-                .try_clone()
-                .ok_or_else(|| NodeError::new("request failed: the request body cannot be sent again"))?;
-            attempt.headers_mut().insert(reqwest::header::AUTHORIZATION, token.header.clone());
-            let response = client.execute(attempt).await.map_err(|e| self.request_failed(e))?;
-            if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried {
-                return Ok(response);
+            let token = source.token(ctx, client, &self.node_name, &describe).await?;
+            let mut attempt = transport::copy(&request);
+            attempt.headers_mut().insert(header::AUTHORIZATION, token.header.clone());
+            let answer = client.send(attempt).await.map_err(|e| self.request_failed(e))?;
+            if answer.status != http::StatusCode::UNAUTHORIZED || retried {
+                return Ok(answer);
             }
             retried = true;
             source.forget(&token).await;
         }
     }
 
-    fn request_failed(&self, error: reqwest::Error) -> NodeError {
-        NodeError::new(format!("request failed: {}", self.describe(error)))
+    fn request_failed(&self, error: SendError) -> NodeError {
+        NodeError::new(format!("request failed: {}", self.describe(&error)))
     }
 
-    /// What went wrong, then the error's cause chain; never the URL (it may hold a secret).
-    fn describe(&self, error: reqwest::Error) -> String {
-        let error = error.without_url();
-        let chain = common::error_chain(&error);
-        match self.what_happened(&error) {
+    /// What went wrong, then the error's cause chain (hyper's errors never hold the URL).
+    fn describe(&self, error: &SendError) -> String {
+        let chain = common::error_chain(error);
+        match self.what_happened(error) {
             Some(what) => format!("{what} ({chain})"),
             None => chain,
         }
     }
 
-    fn what_happened(&self, error: &reqwest::Error) -> Option<String> {
+    fn what_happened(&self, error: &SendError) -> Option<String> {
         let timeout = || format!("no response within readTimeoutMs ({} ms)", self.timeout.as_millis());
         if error.is_timeout() {
             return Some(timeout());
@@ -656,6 +674,19 @@ impl RestApiCall {
     }
 }
 
+/// `Authorization: Basic base64(user:password)`. The base64 of a short password inside it is not
+/// a form of the password alone, so the redactor learns the whole composite.
+fn basic(ctx: &NodeCtx<'_>, user: &str, password: Option<&SecretString>) -> Result<HeaderValue, NodeError> {
+    use base64::Engine as _;
+    let composite = SecretString::from(match password {
+        Some(password) => format!("{user}:{}", password.expose_secret()),
+        None => format!("{user}:"),
+    });
+    ctx.also_mask(composite.expose_secret().as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(composite.expose_secret());
+    sensitive_header(&SecretString::from(format!("Basic {encoded}")), "basic credentials")
+}
+
 impl Node for RestApiCall {
     fn process<'a>(&'a self, ctx: &'a NodeCtx<'a>, msg: Msg) -> BoxFuture<'a, NodeResult> {
         Box::pin(self.call(ctx, msg))
@@ -693,7 +724,7 @@ impl RestApiCall {
         };
         let token = match oauth {
             Some(source) => {
-                let describe = |e: reqwest::Error| self.describe(e);
+                let describe = |e: &SendError| self.describe(e);
                 match source.request(&ctx, &self.client, &self.node_name, &describe).await {
                     Ok((_, header)) => Some(header),
                     Err(e) => return Probe::Failed(e.to_string()),
@@ -703,7 +734,7 @@ impl RestApiCall {
         };
         let (method, url_template) = match (&self.probe, tls) {
             (Some((method, url)), _) => (method.clone(), url),
-            (None, Some(_)) if !self.url.uses_message() => (reqwest::Method::HEAD, &self.url),
+            (None, Some(_)) if !self.url.uses_message() => (http::Method::HEAD, &self.url),
             (None, Some(_)) => {
                 return Probe::not_probed(
                     "restEndpointUrlPattern uses message data: name a URL in /probe to test the certificate",
@@ -725,39 +756,34 @@ impl RestApiCall {
                 Ok(client) => client,
                 Err(e) => return Probe::Failed(e.to_string()),
             },
-            None => reqwest::Client::clone(&self.client),
+            None => Transport::clone(&self.client),
         };
         let msg = Msg::new("PROBE", "veil", Value::Object(Default::default()));
         let mut sealed = Vec::new();
-        let url = match ctx.render(url_template, &msg).map(|url| reqwest::Url::parse(url.expose_secret())) {
-            Ok(Ok(url)) => url,
+        let target = match ctx.render(url_template, &msg).map(|url| Target::parse(url.expose_secret())) {
+            Ok(Ok(target)) => target,
             Ok(Err(e)) => return Probe::Failed(format!("the probe URL is not valid: {e}")),
             Err(e) => return Probe::Failed(e.to_string()),
         };
-        let (host, port) =
-            (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
+        let (host, port) = (target.host.clone(), target.port);
         let shown = |destination: &str| destination.to_owned();
         if let Err(refused) = secrets.check_destination(&host, port, Some(&self.node_name), &[], &shown).await
         {
             return Probe::Failed(refused.to_string());
         }
         // The node's headers and credentials; the probe's method and no body.
-        let (client, request) = match self.request(&ctx, client, url, &msg, &mut sealed) {
-            Ok(request) => request.build_split(),
+        let mut request = match self.request(&ctx, target, &msg, &mut sealed) {
+            Ok(request) => request,
             Err(e) => return Probe::Failed(e.to_string()),
         };
-        let mut request = match request {
-            Ok(request) => request,
-            Err(e) => return Probe::Failed(format!("cannot build the probe request: {}", self.describe(e))),
-        };
         *request.method_mut() = method.clone();
-        *request.body_mut() = None;
+        *request.body_mut() = transport::Body::default();
         if let Some(header) = token {
-            request.headers_mut().insert(reqwest::header::AUTHORIZATION, header);
+            request.headers_mut().insert(header::AUTHORIZATION, header);
         }
-        let status = match client.execute(request).await {
-            Ok(response) => response.status(),
-            Err(e) => return Probe::Failed(format!("request failed: {}", self.describe(e))),
+        let status = match client.send(request).await {
+            Ok(answer) => answer.status,
+            Err(e) => return Probe::Failed(format!("request failed: {}", self.describe(&e))),
         };
         let to = format!("{method} {host}:{port}");
         match (&self.probe, status.is_success()) {

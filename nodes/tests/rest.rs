@@ -282,12 +282,12 @@ async fn an_x509_v1_client_certificate_gets_a_clear_error() {
         .unwrap();
     let e = error(&run(&runtime, json!({})).await).to_owned();
     assert!(e.starts_with("credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; issue a v3 certificate"), "{e}");
-    assert!(e.contains("builder error: "), "with the cause chain: {e}");
+    assert!(e.contains("UnsupportedCertVersion"), "with the cause chain: {e}");
     assert!(!e.contains("PRIVATE KEY") && !e.contains("BEGIN"), "{e}");
 }
 
 #[tokio::test]
-async fn what_reqwest_sends_is_masked_in_debug_events_whatever_its_encoding() {
+async fn what_a_rest_call_sends_is_masked_in_debug_events_whatever_its_encoding() {
     let env = TempStore::new().await;
     env.text("urlish", "my-pass word.JULIET~9").await;
     env.text("short", "Zq4").await;
@@ -318,4 +318,49 @@ async fn what_reqwest_sends_is_masked_in_debug_events_whatever_its_encoding() {
     for part in ["JULIET", "juliet"] {
         assert!(!shown.contains(part), "{part} in {shown}");
     }
+}
+
+#[tokio::test]
+async fn user_info_in_the_url_is_sent_as_basic_credentials_never_in_the_request_line() {
+    let env = TempStore::new().await;
+    env.text("meter-password", "p@ss:w0rd").await;
+    let receiver = Receiver::start().await;
+    let authority = receiver.url.trim_start_matches("http://").to_owned();
+    let runtime = env
+        .deploy_chain(&call(json!({
+            // Percent-encoded in the URL as a browser would send it; decoded before encoding.
+            "restEndpointUrlPattern": format!("http://meter:$<secret:meter-password>@{authority}/in#part"),
+            "requestMethod": "POST",
+        })))
+        .await
+        .unwrap();
+    let trace = run(&runtime, json!({"t": 1})).await;
+    assert_eq!(trace[0].relation, ["Success"], "{trace:?}");
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode("meter:p@ss:w0rd");
+    assert_eq!(got[0].headers["authorization"], format!("Basic {expected}"));
+    // Neither the user info nor the fragment travels in the request line or the Host header.
+    assert_eq!(got[0].uri, "/in");
+    assert_eq!(got[0].headers["host"], authority);
+    assert_eq!(got[0].body, r#"{"t":1}"#);
+    // The debug event shows the credentials masked, the composite too.
+    let shown = serde_json::to_string(&runtime.debug_events()).unwrap();
+    assert_no_leak(&shown, &["p@ss:w0rd", &expected]);
+}
+
+#[tokio::test]
+async fn only_http_and_https_urls_are_sent_to_and_a_redirect_is_an_answer_not_followed() {
+    let env = TempStore::new().await;
+    let problems = format!("{:?}", env.deploy_chain(&get("ftp://127.0.0.1/file")).await.unwrap_err());
+    assert!(problems.contains("/nodes/0/configuration/restEndpointUrlPattern"), "{problems}");
+    assert!(problems.contains("is not a valid URL: the scheme must be http or https, not ftp"), "{problems}");
+    // A 302 (to wherever) goes to Failure as it came: the node never follows it.
+    let receiver = Receiver::start().await;
+    receiver.answer_with(302);
+    let runtime = env.deploy_chain(&get(&format!("{}/moved", receiver.url))).await.unwrap();
+    let trace = run(&runtime, json!({})).await;
+    assert_eq!(error(&trace), "HTTP 302 Found");
+    assert_eq!(receiver.requests().len(), 1);
 }
