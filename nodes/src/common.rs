@@ -248,7 +248,7 @@ pub(crate) fn is_x509_v1(der: &[u8]) -> bool {
 /// its kind rather than by a message's words.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct DnsFailed(pub(crate) std::io::Error);
+pub(crate) struct DnsFailed(std::io::Error);
 
 /// The addresses of `host` from the system's resolver (as hyper's default asks it).
 pub(crate) async fn lookup(host: &str) -> Result<std::vec::IntoIter<std::net::SocketAddr>, DnsFailed> {

@@ -7,6 +7,7 @@
 //! With `oauth2` credentials the request carries a token from the token endpoint
 //! ([`crate::oauth2`]); a 401 answer drops it and the request is sent once more with a new one.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::common::{self, Reconnect};
@@ -249,20 +250,23 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
         }
         Some(text) => ctx.bound(&config, text, &mut problems),
     };
-    if let Some(literal) = url.as_ref().and_then(|t| t.literal()) {
-        match Target::parse(literal) {
-            Err(e) => {
-                problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")))
-            }
-            // Known at save: every secret the node sends must be allowed there.
-            Ok(url) => problems.extend(ctx.check_destination(
+    let fixed_url = match url.as_ref().and_then(|t| t.literal()).map(Target::parse) {
+        Some(Err(e)) => {
+            problems.push(ctx.problem("/restEndpointUrlPattern", format!("is not a valid URL: {e}")));
+            None
+        }
+        // Known at save: every secret the node sends must be allowed there.
+        Some(Ok(target)) => {
+            problems.extend(ctx.check_destination(
                 "/restEndpointUrlPattern",
                 config.secret_uses().iter().map(|u| u.name.as_str()),
-                &url.host,
-                url.port,
-            )),
+                &target.host,
+                target.port,
+            ));
+            Some(target)
         }
-    }
+        None => None,
+    };
     let method_name = settings.request_method.as_deref().unwrap_or("POST");
     let method = Method::named(method_name).map(Method::to_http);
     if method.is_none() {
@@ -329,7 +333,7 @@ fn build(ctx: &BuildCtx<'_>, config: CompiledConfig) -> Result<Box<dyn Node>, Ve
             timeout,
             tls_client: Reconnect::new(),
             method,
-            fixed_url: url.literal().and_then(|text| Target::parse(text).ok()),
+            fixed_url,
             url,
             headers,
             credentials,
@@ -392,7 +396,10 @@ impl RestApiCall {
         use rustls::pki_types::PrivateKeyDer;
         use rustls::pki_types::pem::PemObject as _;
         let pem = |template: &Template| common::pem(secrets, template);
-        let roots = common::pem_certificates(&pem(&tls.ca)?, "credentials/caCert")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in common::pem_certificates(&pem(&tls.ca)?, "credentials/caCert")? {
+            roots.add(ca).map_err(|_| NodeError::new("credentials/caCert: not a valid certificate"))?;
+        }
         let chain = common::pem_certificates(&pem(&tls.cert)?, "credentials/cert")?;
         let client_v1 = chain.first().is_some_and(|der| common::is_x509_v1(der.as_ref()));
         let key = common::private_key_pem(secrets, tls.password.as_ref(), pem(&tls.key)?)?;
@@ -404,9 +411,6 @@ impl RestApiCall {
                 "credentials/cert: the client certificate is X.509 v1, which TLS (rustls) refuses; \
                  issue a v3 certificate (openssl x509 -req with -extfile or -copy_extensions) ({e})"
             )),
-            rustls::Error::InvalidCertificate(_) => {
-                NodeError::new(format!("credentials/caCert: not a valid certificate ({e})"))
-            }
             _ => NodeError::new(format!("cannot create the TLS client: {e}")),
         })
     }
@@ -422,13 +426,18 @@ impl RestApiCall {
 
     /// Where this message goes; the secrets of sealed values opened into the URL are added to
     /// `sealed`.
-    fn target(&self, ctx: &NodeCtx<'_>, msg: &Msg, sealed: &mut Vec<String>) -> Result<Target, NodeError> {
+    fn target(
+        &self,
+        ctx: &NodeCtx<'_>,
+        msg: &Msg,
+        sealed: &mut Vec<String>,
+    ) -> Result<Cow<'_, Target>, NodeError> {
         if let Some(target) = &self.fixed_url {
-            return Ok(target.clone());
+            return Ok(Cow::Borrowed(target));
         }
         let url = self.render(ctx, &self.url, msg)?;
         sealed.extend_from_slice(url.sealed_secrets());
-        Target::parse(url.expose_secret()).map_err(|e| {
+        Target::parse(url.expose_secret()).map(Cow::Owned).map_err(|e| {
             if url.sealed_secrets().is_empty() {
                 NodeError::new(format!("restEndpointUrlPattern: the rendered URL is not valid: {e}"))
             } else {
@@ -445,7 +454,7 @@ impl RestApiCall {
     fn request(
         &self,
         ctx: &NodeCtx<'_>,
-        target: Target,
+        target: &Target,
         msg: &Msg,
         sealed: &mut Vec<String>,
     ) -> Result<http::Request<transport::Body>, NodeError> {
@@ -464,14 +473,17 @@ impl RestApiCall {
             headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         }
         if let Some((user, pass)) = &target.userinfo {
-            headers.append(header::AUTHORIZATION, basic(ctx, user.expose_secret(), pass.as_ref())?);
+            let pass = pass.as_ref().map(ExposeSecret::expose_secret);
+            headers.append(header::AUTHORIZATION, basic(ctx, user.expose_secret(), pass)?);
         }
         match &self.credentials {
             Credentials::Anonymous => {}
             Credentials::Basic(UserPassword { username, password }) => {
                 let (user, pass) = (self.render(ctx, username, msg)?, self.render(ctx, password, msg)?);
-                let pass = SecretString::from(pass.expose_secret().to_owned());
-                headers.append(header::AUTHORIZATION, basic(ctx, user.expose_secret(), Some(&pass))?);
+                headers.append(
+                    header::AUTHORIZATION,
+                    basic(ctx, user.expose_secret(), Some(pass.expose_secret()))?,
+                );
             }
             Credentials::Bearer { token } => {
                 let token = self.render(ctx, token, msg)?;
@@ -496,7 +508,7 @@ impl RestApiCall {
         };
         let mut request = http::Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = target.uri;
+        *request.uri_mut() = target.uri.clone();
         *request.headers_mut() = headers;
         Ok(request)
     }
@@ -504,20 +516,21 @@ impl RestApiCall {
     async fn call(&self, ctx: &NodeCtx<'_>, msg: Msg) -> NodeResult {
         let client = match &self.credentials {
             Credentials::CertPem(cert) => match self.tls_client(ctx.secrets(), cert).await {
-                Ok(client) => client,
+                Ok(client) => Cow::Owned(client),
                 Err(e) => return Err(Failed::new(msg, e)),
             },
-            _ => Transport::clone(&self.client),
+            // Borrowed: a clone per message would copy the pool's and the connector's handles.
+            _ => Cow::Borrowed(&*self.client),
         };
         let mut sealed = Vec::new();
         let target = match self.target(ctx, &msg, &mut sealed) {
             Ok(target) => target,
             Err(e) => return Err(Failed::new(msg, e)),
         };
-        let (host, port) = (target.host.clone(), target.port);
+        let (host, port) = (target.host.as_str(), target.port);
         // A host made from a sealed value is not shown (it may be the value in another form).
         let url_sealed = !sealed.is_empty();
-        let request = match self.request(ctx, target, &msg, &mut sealed) {
+        let request = match self.request(ctx, &target, &msg, &mut sealed) {
             Ok(r) => r,
             Err(e) => return Err(Failed::new(msg, e)),
         };
@@ -545,7 +558,7 @@ impl RestApiCall {
             }
         };
         if let Err(refused) =
-            ctx.secrets().check_destination(&host, port, Some(&self.node_name), &sealed, &shown).await
+            ctx.secrets().check_destination(host, port, Some(&self.node_name), &sealed, &shown).await
         {
             return Err(Failed::new(msg, NodeError::new(refused.to_string())));
         }
@@ -676,15 +689,13 @@ impl RestApiCall {
 
 /// `Authorization: Basic base64(user:password)`. The base64 of a short password inside it is not
 /// a form of the password alone, so the redactor learns the whole composite.
-fn basic(ctx: &NodeCtx<'_>, user: &str, password: Option<&SecretString>) -> Result<HeaderValue, NodeError> {
+fn basic(ctx: &NodeCtx<'_>, user: &str, password: Option<&str>) -> Result<HeaderValue, NodeError> {
     use base64::Engine as _;
-    let composite = SecretString::from(match password {
-        Some(password) => format!("{user}:{}", password.expose_secret()),
-        None => format!("{user}:"),
-    });
+    let composite = SecretString::from(format!("{user}:{}", password.unwrap_or_default()));
     ctx.also_mask(composite.expose_secret().as_bytes());
-    let encoded = base64::engine::general_purpose::STANDARD.encode(composite.expose_secret());
-    sensitive_header(&SecretString::from(format!("Basic {encoded}")), "basic credentials")
+    let mut value = String::from("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(composite.expose_secret(), &mut value);
+    sensitive_header(&SecretString::from(value), "basic credentials")
 }
 
 impl Node for RestApiCall {
@@ -772,7 +783,7 @@ impl RestApiCall {
             return Probe::Failed(refused.to_string());
         }
         // The node's headers and credentials; the probe's method and no body.
-        let mut request = match self.request(&ctx, target, &msg, &mut sealed) {
+        let mut request = match self.request(&ctx, &target, &msg, &mut sealed) {
             Ok(request) => request,
             Err(e) => return Probe::Failed(e.to_string()),
         };

@@ -100,17 +100,14 @@ impl Transport {
         Self::with_tls(timeout, tls)
     }
 
-    /// Trusts only `cas` and presents `chain` with `key` (mutual TLS).
+    /// Trusts only `roots` and presents `chain` with `key` (mutual TLS); the error is rustls's
+    /// refusal of the certificate or the key.
     pub(crate) fn with_client_cert(
         timeout: Duration,
-        cas: Vec<CertificateDer<'static>>,
+        roots: rustls::RootCertStore,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, rustls::Error> {
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in cas {
-            roots.add(ca)?;
-        }
         let tls = config().with_root_certificates(roots).with_client_auth_cert(chain, key)?;
         Ok(Self::with_tls(timeout, tls))
     }
